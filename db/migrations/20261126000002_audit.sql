@@ -1,0 +1,53 @@
+-- migrate:up
+-- Append-only audit trail (F12, F19). It records who, what, when and counts; never a
+-- subject key or a PII value (subjects appear as keyed hashes only).
+
+create table pii.audit (
+  id bigint generated always as identity primary key,
+  at timestamptz not null default pg_catalog.clock_timestamp(),
+  actor name not null default session_user,
+  application text not null default pg_catalog.current_setting('application_name'),
+  action text not null,
+  request_id uuid,
+  subject_hash bytea,
+  details jsonb not null default '{}'::jsonb
+);
+create index audit_request_id_idx on pii.audit (request_id) where request_id is not null;
+create index audit_at_idx on pii.audit (at);
+comment on table pii.audit is 'Append-only audit trail: who (session user, application), what, when, counts per table. No raw subject keys, no PII values.';
+
+revoke all on pii.audit from public;
+grant select on pii.audit to pii_auditor;
+
+create function pii.audit_is_append_only() returns trigger
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  raise exception 'pii.audit is append-only: % is not allowed', tg_op
+    using errcode = '42501', hint = 'Audit rows are evidence; they are never changed or removed.';
+end
+$$;
+revoke execute on function pii.audit_is_append_only() from public;
+comment on function pii.audit_is_append_only() is 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit.';
+
+create trigger audit_no_update_delete before update or delete on pii.audit
+  for each row execute function pii.audit_is_append_only();
+create trigger audit_no_truncate before truncate on pii.audit
+  for each statement execute function pii.audit_is_append_only();
+
+create function pii.write_audit(action text, request_id uuid default null, details jsonb default '{}'::jsonb, subject_hash bytea default null)
+returns void
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  insert into pii.audit (action, request_id, details, subject_hash)
+  values (write_audit.action, write_audit.request_id, coalesce(write_audit.details, '{}'::jsonb), write_audit.subject_hash)
+$$;
+revoke execute on function pii.write_audit(text, uuid, jsonb, bytea) from public;
+comment on function pii.write_audit(text, uuid, jsonb, bytea) is 'Internal. Appends one audit row; callers pass counts and hashes, never keys or values.';
+
+-- migrate:down
+drop function pii.write_audit(text, uuid, jsonb, bytea);
+drop table pii.audit;
+drop function pii.audit_is_append_only();

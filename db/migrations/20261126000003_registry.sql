@@ -1,0 +1,665 @@
+-- migrate:up
+-- The PII registry (F1, F4, F21): which table holds the data subjects, which tables
+-- belong to a subject (directly or through a parent), and what happens to each PII
+-- column on erasure and in masked views. Rules are data; the engine reads them.
+-- Columns are stored by attnum so that renaming a column keeps its rule.
+
+create table pii.subject_table (
+  singleton boolean primary key default true check (singleton),
+  relid regclass not null unique,
+  key_attnum smallint not null,
+  scope_attnum smallint,
+  key_is_pii boolean not null default false,
+  registered_at timestamptz not null default pg_catalog.now()
+);
+comment on table pii.subject_table is 'The one table whose rows are data subjects (customers, contacts).';
+
+create table pii.tables (
+  relid regclass primary key,
+  subject_attnum smallint,
+  parent_relid regclass references pii.tables (relid),
+  parent_fk_attnum smallint,
+  parent_key_attnum smallint,
+  scope_attnum smallint,
+  on_erase text not null check (on_erase in ('anonymize', 'delete')),
+  guard_mode text not null default 'scrub' check (guard_mode in ('scrub', 'reject', 'skip', 'off')),
+  registered_at timestamptz not null default pg_catalog.now(),
+  check (
+    (subject_attnum is not null and parent_relid is null and parent_fk_attnum is null and parent_key_attnum is null)
+    or (subject_attnum is null and parent_relid is not null and parent_fk_attnum is not null and parent_key_attnum is not null)
+  )
+);
+create index tables_parent_relid_idx on pii.tables (parent_relid);
+comment on table pii.tables is 'Registered tables: linked to the subject by subject_attnum, or through a registered parent (parent_fk_attnum -> parent_key_attnum).';
+
+create table pii.columns (
+  relid regclass not null references pii.tables (relid) on delete cascade,
+  attnum smallint not null,
+  erase text not null,
+  mask text not null default 'hide',
+  category text not null default 'pii',
+  registered_at timestamptz not null default pg_catalog.now(),
+  primary key (relid, attnum)
+);
+comment on table pii.columns is 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.';
+
+revoke all on pii.subject_table, pii.tables, pii.columns from public;
+grant select on pii.subject_table, pii.tables, pii.columns to pii_admin, pii_operator, pii_auditor;
+
+---------------------------------------------------------------------------------------
+-- Small catalog helpers (internal)
+
+create function pii.qualified_name(tbl regclass) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format('%I.%I', n.nspname, c.relname)
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where c.oid = tbl
+$$;
+comment on function pii.qualified_name(regclass) is 'Internal. schema.table, each part quoted as an identifier.';
+
+create function pii.column_name(tbl regclass, col smallint) returns name
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select a.attname from pg_catalog.pg_attribute a
+  where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+$$;
+comment on function pii.column_name(regclass, smallint) is 'Internal. Name of a live column by attnum (NULL when dropped).';
+
+create function pii.column_type(tbl regclass, col smallint) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
+  where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+$$;
+comment on function pii.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
+
+-- Resolves a column by name, raising 42703 with the table named when it is missing.
+create function pii.column_attnum(tbl regclass, col name) returns smallint
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  n smallint;
+begin
+  if col is null then
+    raise exception 'column name must not be NULL (table %)', pii.qualified_name(tbl) using errcode = '22004';
+  end if;
+  select a.attnum into n from pg_catalog.pg_attribute a
+  where a.attrelid = tbl and a.attname = col and a.attnum > 0 and not a.attisdropped;
+  if n is null then
+    raise exception 'column "%" does not exist in table %', col, pii.qualified_name(tbl)
+      using errcode = '42703';
+  end if;
+  return n;
+end
+$$;
+comment on function pii.column_attnum(regclass, name) is 'Internal. attnum of a column by name; 42703 when it does not exist.';
+
+-- True when some valid index has the column as its leading key: lookups by subject use it.
+create function pii.has_leading_index(tbl regclass, col smallint) returns boolean
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (
+    select from pg_catalog.pg_index i
+    where i.indrelid = tbl and i.indkey[0] = col and i.indpred is null
+  )
+$$;
+comment on function pii.has_leading_index(regclass, smallint) is 'Internal. Whether an index leads with the column (subject lookups need one).';
+
+create function pii.is_text_type(tbl regclass, col smallint) returns boolean
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select t.typcategory = 'S'
+  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+  where a.attrelid = tbl and a.attnum = col
+$$;
+comment on function pii.is_text_type(regclass, smallint) is 'Internal. Whether a column is of a string type (text, varchar, char, citext).';
+
+-- Refuses tables Lethe must never touch and tables its owner cannot change.
+create function pii.check_registrable(tbl regclass) returns void
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  nsp name;
+  kind "char";
+begin
+  select n.nspname, c.relkind into nsp, kind
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
+  if nsp in ('pii', 'masked', 'graphile_worker', 'pg_catalog', 'information_schema') or nsp like 'pg\_toast%' then
+    raise exception 'table % is in schema %, which Lethe does not register', pii.qualified_name(tbl), nsp
+      using errcode = '42501';
+  end if;
+  if kind not in ('r', 'p') then
+    raise exception '% is not a table (relkind %): only ordinary and partitioned tables can be registered', pii.qualified_name(tbl), kind
+      using errcode = '42809';
+  end if;
+  if not pg_catalog.has_table_privilege(session_user, tbl, 'SELECT') then
+    raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii.qualified_name(tbl)
+      using errcode = '42501';
+  end if;
+  if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE') then
+    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE or DELETE on table %', current_user, pii.qualified_name(tbl)
+      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete on %s to %I', pii.qualified_name(tbl), current_user);
+  end if;
+end
+$$;
+comment on function pii.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.';
+
+---------------------------------------------------------------------------------------
+-- Strategy validation (internal). Each raises a precise error naming table, column and
+-- strategy, so a bad rule never reaches the registry.
+
+create function pii.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  where_ text := pg_catalog.format('%s.%I', pii.qualified_name(tbl), pii.column_name(tbl, col));
+  typ text := pii.column_type(tbl, col);
+  col_not_null boolean;
+  typmod integer;
+  typname name;
+  literal text;
+begin
+  select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
+  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+  where a.attrelid = tbl and a.attnum = col;
+
+  if strategy is null then
+    raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
+  elsif strategy = 'null' then
+    if col_not_null then
+      raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
+        using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+    end if;
+  elsif strategy like 'set:%' then
+    literal := pg_catalog.substr(strategy, 5);
+    begin
+      execute pg_catalog.format('select %L::%s', literal, typ);
+    exception when others then
+      raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
+        using errcode = '22P02';
+    end;
+  elsif strategy = 'pseudonym' then
+    if not (pii.is_text_type(tbl, col) or typname = 'uuid') then
+      raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
+        using errcode = '42804';
+    end if;
+    if typname in ('varchar', 'bpchar') and typmod <> -1 and typmod - 4 < 37 then
+      raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
+        using errcode = '22001';
+    end if;
+  elsif strategy like 'jsonb\_remove:%' then
+    if typname <> 'jsonb' then
+      raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
+        using errcode = '42804';
+    end if;
+    if exists (select from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k where pg_catalog.btrim(k) = '') then
+      raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
+        using errcode = '22023';
+    end if;
+  elsif strategy <> 'keep' then
+    raise exception 'unknown erase strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
+  end if;
+end
+$$;
+comment on function pii.check_erase_strategy(regclass, smallint, text) is 'Internal. Validates an erase strategy against the column it is for.';
+
+create function pii.check_mask_strategy(tbl regclass, col smallint, strategy text) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  where_ text := pg_catalog.format('%s.%I', pii.qualified_name(tbl), pii.column_name(tbl, col));
+  typ text := pii.column_type(tbl, col);
+  typname name;
+begin
+  select t.typname into typname
+  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+  where a.attrelid = tbl and a.attnum = col;
+
+  if strategy is null then
+    raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
+  elsif strategy in ('hide', 'hash', 'clear') then
+    null;
+  elsif strategy in ('email') or strategy like 'partial:%' then
+    if not pii.is_text_type(tbl, col) then
+      raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
+    end if;
+    if strategy like 'partial:%' and strategy !~ '^partial:[0-9]{1,4},[0-9]{1,4}$' then
+      raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
+        using errcode = '22023';
+    end if;
+  elsif strategy = 'year' then
+    if typname not in ('date', 'timestamp', 'timestamptz') then
+      raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
+    end if;
+  elsif strategy like 'set:%' then
+    begin
+      execute pg_catalog.format('select %L::%s', pg_catalog.substr(strategy, 5), typ);
+    exception when others then
+      raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
+    end;
+  else
+    raise exception 'unknown mask strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
+  end if;
+end
+$$;
+comment on function pii.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for.';
+
+revoke execute on all functions in schema pii from public;
+
+---------------------------------------------------------------------------------------
+-- Public registry API
+
+create function pii.register_subject_table(tbl regclass, key_column name, scope_column name default null, key_is_pii boolean default false)
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  key_n smallint;
+  scope_n smallint;
+  existing regclass;
+begin
+  if tbl is null then
+    raise exception 'table must not be NULL' using errcode = '22004';
+  end if;
+  perform pii.check_registrable(tbl);
+  key_n := pii.column_attnum(tbl, key_column);
+  if scope_column is not null then
+    scope_n := pii.column_attnum(tbl, scope_column);
+    if scope_n = key_n then
+      raise exception 'scope column and key column of % must differ', pii.qualified_name(tbl) using errcode = '22023';
+    end if;
+  end if;
+  if coalesce(key_is_pii, false) and not pii.is_text_type(tbl, key_n) then
+    raise exception 'key_is_pii needs a text key column; %.% is %', pii.qualified_name(tbl), key_column, pii.column_type(tbl, key_n)
+      using errcode = '42804', hint = 'A PII key (an email, a phone) is replaced by a text pseudonym on erasure.';
+  end if;
+
+  select s.relid into existing from pii.subject_table s;
+  if existing is not null and existing <> tbl then
+    raise exception 'a subject table is already registered (%); Lethe has one per install', pii.qualified_name(existing)
+      using errcode = '55000', hint = 'Call pii.unregister_subject_table() first.';
+  end if;
+  if existing is not null and exists (select from pii.tables t where t.relid <> tbl) then
+    raise exception 'subject table % cannot change while other tables are registered', pii.qualified_name(tbl)
+      using errcode = '55000';
+  end if;
+
+  insert into pii.subject_table (relid, key_attnum, scope_attnum, key_is_pii)
+  values (tbl, key_n, scope_n, coalesce(key_is_pii, false))
+  on conflict (singleton) do update
+    set key_attnum = excluded.key_attnum, scope_attnum = excluded.scope_attnum, key_is_pii = excluded.key_is_pii;
+
+  insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
+  values (tbl, key_n, scope_n, 'anonymize')
+  on conflict (relid) do update set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = 'anonymize';
+
+  if not pii.has_leading_index(tbl, coalesce(scope_n, key_n)) and not pii.has_leading_index(tbl, key_n) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii.qualified_name(tbl), key_column
+      using hint = pg_catalog.format('create index on %s (%I)', pii.qualified_name(tbl), key_column);
+  end if;
+  perform pii.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null));
+end
+$$;
+comment on function pii.register_subject_table(regclass, name, name, boolean) is
+$$Registers the table whose rows are data subjects (one per install). Its record is kept on erasure (anonymize).
+scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with a
+pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
+Example: select pii.register_subject_table('crm.customers', 'id', scope_column => 'brand_id');$$;
+
+create function pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name default null)
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  col_n smallint;
+  scope_n smallint;
+  fk record;
+begin
+  if tbl is null then
+    raise exception 'table must not be NULL' using errcode = '22004';
+  end if;
+  select * into subj from pii.subject_table;
+  if subj.relid is null then
+    raise exception 'no subject table is registered yet' using errcode = '55000',
+      hint = 'Call pii.register_subject_table(...) first.';
+  end if;
+  if tbl = subj.relid then
+    raise exception 'table % is the subject table; it is registered already', pii.qualified_name(tbl) using errcode = '55000';
+  end if;
+  perform pii.check_registrable(tbl);
+  if on_erase is null or on_erase not in ('anonymize', 'delete') then
+    raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii.qualified_name(tbl) using errcode = '22023';
+  end if;
+  col_n := pii.column_attnum(tbl, subject_column);
+
+  if subj.scope_attnum is null then
+    if scope_column is not null then
+      raise exception 'scope_column given for % but the subject table % is not scoped', pii.qualified_name(tbl), pii.qualified_name(subj.relid)
+        using errcode = '22023';
+    end if;
+  else
+    scope_n := pii.column_attnum(tbl, coalesce(scope_column, pii.column_name(subj.relid, subj.scope_attnum)));
+  end if;
+
+  if subj.key_is_pii then
+    -- The key is rewritten to a pseudonym in the subject table; a foreign key that
+    -- does not cascade that update would make every erasure fail.
+    for fk in
+      select c.conname, c.confupdtype from pg_catalog.pg_constraint c
+      where c.conrelid = tbl and c.contype = 'f' and c.confrelid = subj.relid and c.conkey = array[col_n]
+    loop
+      if fk.confupdtype <> 'c' then
+        raise exception 'foreign key % on % must be ON UPDATE CASCADE: the subject key is PII and is replaced by a pseudonym on erasure', fk.conname, pii.qualified_name(tbl)
+          using errcode = '55000';
+      end if;
+    end loop;
+  end if;
+
+  insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
+  values (tbl, col_n, scope_n, on_erase)
+  on conflict (relid) do update
+    set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = excluded.on_erase,
+        parent_relid = null, parent_fk_attnum = null, parent_key_attnum = null;
+
+  if not pii.has_leading_index(tbl, col_n) and (scope_n is null or not pii.has_leading_index(tbl, scope_n)) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii.qualified_name(tbl), subject_column
+      using hint = pg_catalog.format('create index on %s (%I)', pii.qualified_name(tbl), subject_column);
+  end if;
+  perform pii.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'on_erase', on_erase));
+end
+$$;
+comment on function pii.register_table(regclass, name, text, name) is
+$$Registers a table whose rows belong to a subject through subject_column. on_erase: anonymize (keep the row,
+apply column strategies) or delete (remove the rows: behavioural history). In a scoped install scope_column
+defaults to the subject table's scope column name. Warns when subject_column has no index.
+Example: select pii.register_table('crm.events', 'customer_id', 'delete');$$;
+
+create function pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text default 'delete', parent_column name default null)
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  fk_n smallint;
+  key_n smallint;
+  ancestor regclass;
+begin
+  if tbl is null or parent is null then
+    raise exception 'table and parent must not be NULL' using errcode = '22004';
+  end if;
+  perform pii.check_registrable(tbl);
+  if not exists (select from pii.tables t where t.relid = parent) then
+    raise exception 'no path from % to the subject: parent % is not registered', pii.qualified_name(tbl), pii.qualified_name(parent)
+      using errcode = '55000', hint = 'Register the parent first with pii.register_table or pii.register_child_table.';
+  end if;
+  if exists (select from pii.subject_table s where s.relid = tbl) then
+    raise exception 'table % is the subject table', pii.qualified_name(tbl) using errcode = '55000';
+  end if;
+  -- A table cannot be its own ancestor.
+  ancestor := parent;
+  while ancestor is not null loop
+    if ancestor = tbl then
+      raise exception 'registering % under % would make a cycle', pii.qualified_name(tbl), pii.qualified_name(parent) using errcode = '55000';
+    end if;
+    select t.parent_relid into ancestor from pii.tables t where t.relid = ancestor;
+  end loop;
+  if on_erase is null or on_erase not in ('anonymize', 'delete') then
+    raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii.qualified_name(tbl) using errcode = '22023';
+  end if;
+  fk_n := pii.column_attnum(tbl, fk_column);
+  if parent_column is not null then
+    key_n := pii.column_attnum(parent, parent_column);
+  else
+    -- The column the foreign key references, else the parent's one-column primary key.
+    select c.confkey[1] into key_n from pg_catalog.pg_constraint c
+    where c.conrelid = tbl and c.contype = 'f' and c.confrelid = parent and c.conkey = array[fk_n];
+    if key_n is null then
+      select c.conkey[1] into key_n from pg_catalog.pg_constraint c
+      where c.conrelid = parent and c.contype = 'p' and pg_catalog.array_length(c.conkey, 1) = 1;
+    end if;
+    if key_n is null then
+      raise exception 'cannot tell which column of % %.% refers to', pii.qualified_name(parent), pii.qualified_name(tbl), fk_column
+        using errcode = '55000', hint = 'Pass parent_column.';
+    end if;
+  end if;
+
+  insert into pii.tables (relid, parent_relid, parent_fk_attnum, parent_key_attnum, on_erase)
+  values (tbl, parent, fk_n, key_n, on_erase)
+  on conflict (relid) do update
+    set subject_attnum = null, scope_attnum = null, parent_relid = excluded.parent_relid,
+        parent_fk_attnum = excluded.parent_fk_attnum, parent_key_attnum = excluded.parent_key_attnum, on_erase = excluded.on_erase;
+
+  if not pii.has_leading_index(tbl, fk_n) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii.qualified_name(tbl), fk_column
+      using hint = pg_catalog.format('create index on %s (%I)', pii.qualified_name(tbl), fk_column);
+  end if;
+  perform pii.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'parent', pii.qualified_name(parent), 'on_erase', on_erase));
+end
+$$;
+comment on function pii.register_child_table(regclass, regclass, name, text, name) is
+$$Registers a table that reaches the subject only through a registered parent (order_items -> orders -> customers),
+any depth. Its rows follow the parent: when the parent's rows are deleted, so are these. parent_column defaults to
+the column fk_column references, else the parent's primary key.
+Example: select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize');$$;
+
+create function pii.register_column(tbl regclass, col name, erase text, mask text default 'hide', category text default 'pii')
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+  n smallint;
+  subj pii.subject_table;
+begin
+  if tbl is null then
+    raise exception 'table must not be NULL' using errcode = '22004';
+  end if;
+  select * into reg from pii.tables t where t.relid = tbl;
+  if reg.relid is null then
+    raise exception 'table % is not registered', pii.qualified_name(tbl)
+      using errcode = '55000', hint = 'Call pii.register_table (or register_subject_table / register_child_table) first.';
+  end if;
+  perform pii.check_registrable(tbl);
+  n := pii.column_attnum(tbl, col);
+  if category is null or pg_catalog.btrim(category) = '' then
+    raise exception 'category must not be empty (column %.%)', pii.qualified_name(tbl), col using errcode = '22023';
+  end if;
+  select * into subj from pii.subject_table;
+  if n in (reg.subject_attnum, reg.scope_attnum, reg.parent_fk_attnum) and erase <> 'keep' then
+    raise exception 'column %.% links rows to their subject; its erase strategy must be keep', pii.qualified_name(tbl), col
+      using errcode = '22023', hint = 'A key that is itself PII is handled by register_subject_table(..., key_is_pii => true).';
+  end if;
+  perform pii.check_erase_strategy(tbl, n, erase);
+  perform pii.check_mask_strategy(tbl, n, coalesce(mask, 'hide'));
+
+  insert into pii.columns (relid, attnum, erase, mask, category)
+  values (tbl, n, erase, coalesce(mask, 'hide'), category)
+  on conflict (relid, attnum) do update set erase = excluded.erase, mask = excluded.mask, category = excluded.category;
+  perform pii.write_audit('register_column', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'column', col, 'erase', erase, 'mask', coalesce(mask, 'hide'), 'category', category));
+end
+$$;
+comment on function pii.register_column(regclass, name, text, text, text) is
+$$Registers a PII column of a registered table.
+erase: null | set:<literal> (set:DEACTIVATED, set:true) | pseudonym (keyed HMAC, joinable) | jsonb_remove:<key>[,<key>…] | keep.
+mask (masked views): hide | email | partial:<first>,<last> | hash | year | set:<literal> | clear.
+Example: select pii.register_column('crm.customers', 'email', 'null', mask => 'email', category => 'contact');$$;
+
+create function pii.unregister_column(tbl regclass, col name) returns boolean
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  n smallint := pii.column_attnum(tbl, col);
+  found_ boolean;
+begin
+  delete from pii.columns c where c.relid = tbl and c.attnum = n;
+  found_ := found;
+  if found_ then
+    perform pii.write_audit('unregister_column', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'column', col));
+  end if;
+  return found_;
+end
+$$;
+comment on function pii.unregister_column(regclass, name) is 'Removes a column''s rule; returns false when it had none. Example: select pii.unregister_column(''crm.customers'', ''city'');';
+
+create function pii.unregister_table(tbl regclass) returns boolean
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if exists (select from pii.subject_table s where s.relid = tbl) then
+    raise exception 'table % is the subject table', pii.qualified_name(tbl) using errcode = '55000',
+      hint = 'Use pii.unregister_subject_table().';
+  end if;
+  if exists (select from pii.tables t where t.parent_relid = tbl) then
+    raise exception 'table % has registered child tables; unregister them first', pii.qualified_name(tbl) using errcode = '2BP01';
+  end if;
+  delete from pii.tables t where t.relid = tbl;
+  if not found then
+    return false;
+  end if;
+  perform pii.write_audit('unregister_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl)));
+  return true;
+end
+$$;
+comment on function pii.unregister_table(regclass) is 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');';
+
+create function pii.unregister_subject_table() returns boolean
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj regclass;
+begin
+  select s.relid into subj from pii.subject_table s;
+  if subj is null then
+    return false;
+  end if;
+  if exists (select from pii.tables t where t.relid <> subj) then
+    raise exception 'other tables are registered; unregister them first' using errcode = '2BP01';
+  end if;
+  delete from pii.tables t where t.relid = subj;
+  delete from pii.subject_table;
+  perform pii.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(subj)));
+  return true;
+end
+$$;
+comment on function pii.unregister_subject_table() is 'Removes the subject table registration (only when no other table is registered). Example: select pii.unregister_subject_table();';
+
+---------------------------------------------------------------------------------------
+-- Views over the registry (names, not attnums)
+
+create view pii.registered_tables with (security_barrier) as
+select
+  pii.qualified_name(t.relid) as table_name,
+  case when s.relid is not null then 'subject' when t.parent_relid is null then 'direct' else 'via parent' end as link,
+  pii.column_name(t.relid, t.subject_attnum) as subject_column,
+  pii.qualified_name(t.parent_relid) as parent_table,
+  pii.column_name(t.relid, t.parent_fk_attnum) as parent_fk_column,
+  pii.column_name(t.parent_relid, t.parent_key_attnum) as parent_key_column,
+  pii.column_name(t.relid, t.scope_attnum) as scope_column,
+  t.on_erase,
+  t.guard_mode,
+  coalesce(s.key_is_pii, false) as key_is_pii,
+  pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) as has_index,
+  (select pg_catalog.count(*) from pii.columns c where c.relid = t.relid) as pii_columns,
+  t.registered_at
+from pii.tables t
+left join pii.subject_table s on s.relid = t.relid;
+comment on view pii.registered_tables is 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.';
+
+create view pii.registered_columns with (security_barrier) as
+select
+  pii.qualified_name(c.relid) as table_name,
+  pii.column_name(c.relid, c.attnum) as column_name,
+  pii.column_type(c.relid, c.attnum) as data_type,
+  c.erase,
+  c.mask,
+  c.category,
+  c.registered_at
+from pii.columns c;
+comment on view pii.registered_columns is 'Registered PII columns with their erase and mask strategies and category.';
+
+revoke all on pii.registered_tables, pii.registered_columns from public;
+grant select on pii.registered_tables, pii.registered_columns to pii_admin, pii_operator, pii_auditor;
+
+-- Registry problems, for humans and for `lethe lint`.
+create function pii.lint()
+returns table (severity text, table_name text, column_name text, problem text, hint text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'warning', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
+         'no index leads with the subject column: erasure and guards scan the table',
+         pg_catalog.format('create index on %s (%I)', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)))
+  from pii.tables t
+  where not pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum))
+    and not (t.scope_attnum is not null and pii.has_leading_index(t.relid, t.scope_attnum))
+  union all
+  select 'error', pii.qualified_name(c.relid), null, 'a registered column was dropped (attnum ' || c.attnum || ')',
+         'select pii.apply_masking(); or re-register the column'
+  from pii.columns c
+  where pii.column_name(c.relid, c.attnum) is null
+  union all
+  select 'notice', pii.qualified_name(t.relid), null, 'anonymize table with no registered PII column: erasure leaves its rows unchanged',
+         'register its PII columns with pii.register_column, or make it on_erase => delete'
+  from pii.tables t
+  where t.on_erase = 'anonymize'
+    and not exists (select from pii.columns c where c.relid = t.relid)
+    and not exists (select from pii.subject_table s where s.relid = t.relid and s.key_is_pii)
+  union all
+  select 'error', pii.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE or DELETE on this table',
+         pg_catalog.format('grant select, update, delete on %s to %I', pii.qualified_name(t.relid), current_user)
+  from pii.tables t
+  where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE')
+  order by 1, 2, 3
+$$;
+comment on function pii.lint() is 'Lists registry problems: unindexed subject columns, dropped columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();';
+
+grant execute on function pii.register_subject_table(regclass, name, name, boolean), pii.register_table(regclass, name, text, name),
+  pii.register_child_table(regclass, regclass, name, text, name), pii.register_column(regclass, name, text, text, text),
+  pii.unregister_column(regclass, name), pii.unregister_table(regclass), pii.unregister_subject_table() to pii_admin;
+grant execute on function pii.lint() to pii_admin, pii_operator, pii_auditor;
+-- The registry views call these helpers with the caller's rights.
+grant execute on function pii.qualified_name(regclass), pii.column_name(regclass, smallint), pii.column_type(regclass, smallint),
+  pii.has_leading_index(regclass, smallint) to pii_admin, pii_operator, pii_auditor;
+
+-- migrate:down
+drop function pii.lint();
+drop view pii.registered_columns;
+drop view pii.registered_tables;
+drop function pii.unregister_subject_table();
+drop function pii.unregister_table(regclass);
+drop function pii.unregister_column(regclass, name);
+drop function pii.register_column(regclass, name, text, text, text);
+drop function pii.register_child_table(regclass, regclass, name, text, name);
+drop function pii.register_table(regclass, name, text, name);
+drop function pii.register_subject_table(regclass, name, name, boolean);
+drop function pii.check_mask_strategy(regclass, smallint, text);
+drop function pii.check_erase_strategy(regclass, smallint, text);
+drop function pii.check_registrable(regclass);
+drop function pii.is_text_type(regclass, smallint);
+drop function pii.has_leading_index(regclass, smallint);
+drop function pii.column_attnum(regclass, name);
+drop function pii.column_type(regclass, smallint);
+drop function pii.column_name(regclass, smallint);
+drop function pii.qualified_name(regclass);
+drop table pii.columns;
+drop table pii.tables;
+drop table pii.subject_table;

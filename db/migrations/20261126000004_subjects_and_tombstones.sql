@@ -1,0 +1,217 @@
+-- migrate:up
+-- Subject resolution (keys as given -> canonical keys + keyed hashes) and tombstones:
+-- the PII-free memory of who was erased (F11, F28).
+
+-- HMAC-SHA256 as SQL text over parameters $3 (inner key) and $4 (outer key), so that
+-- set-based statements hash in C without a function call per row.
+create function pii.hmac_sql(message_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'pg_catalog.sha256($4 operator(pg_catalog.||) pg_catalog.sha256($3 operator(pg_catalog.||) pg_catalog.convert_to('
+         || message_sql || ', ''UTF8'')))'
+$$;
+comment on function pii.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.';
+
+-- The subject hash (see pii.subject_hash) as SQL text over scope and key expressions.
+create function pii.subject_hash_sql(scope_sql text, key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii.hmac_sql('coalesce(' || scope_sql || ', '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || key_sql)
+$$;
+comment on function pii.subject_hash_sql(text, text) is 'Internal. SQL text computing pii.subject_hash(scope, key) with the install key bound as $3/$4.';
+
+-- The pseudonym of a value as SQL text: 'anon_' and 128 bits of its HMAC. Deterministic,
+-- so joins on pseudonymised columns survive; keyed, so it cannot be reversed by guessing.
+create function pii.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when as_uuid
+    then 'pg_catalog.left(pg_catalog.encode(' || pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') || ', ''hex''), 32)::uuid'
+    else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') || ', ''hex''), 32)'
+  end
+$$;
+comment on function pii.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a uuid) with the install key bound as $3/$4.';
+
+create table pii.tombstones (
+  subject_hash bytea primary key,
+  pseudonym text,
+  request_id uuid,
+  flagged_at timestamptz not null default pg_catalog.now(),
+  erased_at timestamptz
+);
+create index tombstones_pseudonym_idx on pii.tombstones (pseudonym) where pseudonym is not null;
+comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
+revoke all on pii.tombstones from public;
+
+-- Resolves keys (and scopes) as callers give them to canonical text (cast through the
+-- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
+-- subject), deduplicated, with their hashes. Validates everything first.
+create function pii.resolve_subjects(subject_keys text[], scopes text[] default null)
+returns table (scope text, subject_key text, subject_hash bytea, pseudonym text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
+  max_keys integer;
+  key_type text;
+  scope_type text;
+  bad integer;
+begin
+  select * into subj from pii.subject_table;
+  if subj.relid is null then
+    raise exception 'no subject table is registered yet' using errcode = '55000',
+      hint = 'Call pii.register_subject_table(...) first.';
+  end if;
+  if subject_keys is null then
+    raise exception 'subject_keys must not be NULL' using errcode = '22004';
+  end if;
+  select s.max_keys_per_call into max_keys from pii.settings s;
+  if n > max_keys then
+    raise exception '% subject keys in one call; the limit is %', n, max_keys using errcode = '54000',
+      hint = 'Split the batch, or use pii.request_erasure, which processes any size in chunks (pii.settings.max_keys_per_call).';
+  end if;
+  bad := pg_catalog.array_position(subject_keys, null);
+  if bad is not null then
+    raise exception 'subject key #% is NULL', bad using errcode = '22004';
+  end if;
+  if subj.scope_attnum is null then
+    if scopes is not null then
+      raise exception 'scopes given, but the subject table % is not scoped', pii.qualified_name(subj.relid) using errcode = '22023';
+    end if;
+  else
+    if scopes is null or pg_catalog.cardinality(scopes) = 0 then
+      raise exception 'the subject table % is scoped by %: scopes are required', pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.scope_attnum)
+        using errcode = '22023', hint = 'Pass one scope for all keys, or one per key.';
+    end if;
+    if pg_catalog.cardinality(scopes) not in (1, n) then
+      raise exception 'scopes has % elements; expected 1 or % (one per key)', pg_catalog.cardinality(scopes), n using errcode = '22023';
+    end if;
+    bad := pg_catalog.array_position(scopes, null);
+    if bad is not null then
+      raise exception 'scope #% is NULL', bad using errcode = '22004';
+    end if;
+    if pg_catalog.cardinality(scopes) = 1 and n > 1 then
+      scopes := pg_catalog.array_fill(scopes[1], array[n]);
+    end if;
+    scope_type := pii.column_type(subj.relid, subj.scope_attnum);
+  end if;
+  key_type := pii.column_type(subj.relid, subj.key_attnum);
+  select * into sec from pii.secret;
+
+  begin
+    return query execute pg_catalog.format(
+      $q$select r.s, r.k, %s, %s
+         from (select distinct %s as s, (u.k::%s)::text as k
+               from unnest($1, $2) as u (k, s)) r$q$,
+      pii.subject_hash_sql('r.s', 'r.k'),
+      case when subj.key_is_pii then pii.pseudonym_sql('r.k') else 'null::text' end,
+      case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
+      key_type)
+      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key;
+  exception when data_exception then
+    -- Name the position, never the value: keys are personal data.
+    if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
+      execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
+        into bad using subject_keys;
+    end if;
+    if bad is not null then
+      raise exception 'subject key #% is not a valid %', bad, key_type using errcode = '22P02';
+    elsif scope_type is not null then
+      raise exception 'subject keys must be valid % and scopes valid %', key_type, scope_type using errcode = '22P02';
+    else
+      raise exception 'subject keys must be valid %', key_type using errcode = '22P02';
+    end if;
+  end;
+end
+$$;
+comment on function pii.resolve_subjects(text[], text[]) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII).';
+
+-- Records subjects as asked-to-be-forgotten; guards act on them from now on.
+create function pii.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid default null)
+returns bigint
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with ins as (
+    insert into pii.tombstones as t (subject_hash, pseudonym, request_id)
+    select h, p, flag_subjects.request_id from unnest(hashes, pseudonyms) as u (h, p)
+    on conflict (subject_hash) do update
+      set request_id = coalesce(t.request_id, excluded.request_id)
+    returning 1
+  )
+  select pg_catalog.count(*) from ins
+$$;
+comment on function pii.flag_subjects(bytea[], text[], uuid) is 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.';
+
+create function pii.was_erased(subject_key text, scope text default null)
+returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query
+    select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
+    from pii.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
+    join pii.tombstones t on t.subject_hash = r.subject_hash;
+  if not found then
+    return query select false, null::timestamptz, null::timestamptz, null::uuid;
+  end if;
+end
+$$;
+comment on function pii.was_erased(text, text) is
+$$Answers "was this person erased?" from the keyed hash, never storing or returning the identity:
+erased (bool), when flagged, when erased, by which request. Example: select * from pii.was_erased('42');
+Scoped installs pass the scope: select * from pii.was_erased('pl-1', scope => '2');$$;
+
+create function pii.was_erased_hash(subject_hash text)
+returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
+  from pii.tombstones t where t.subject_hash = pg_catalog.decode(was_erased_hash.subject_hash, 'hex')
+$$;
+comment on function pii.was_erased_hash(text) is 'Looks a subject up by its hex keyed hash, as shown in request items, verification reports and audit rows. Example: select * from pii.was_erased_hash(''9f2c…'');';
+
+create function pii.allow_return(subject_key text, scope text default null)
+returns boolean
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  h bytea;
+begin
+  select r.subject_hash into h
+  from pii.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
+  delete from pii.tombstones t where t.subject_hash = h;
+  if not found then
+    return false;
+  end if;
+  perform pii.write_audit('allow_return', null, '{}'::jsonb, h);
+  return true;
+end
+$$;
+comment on function pii.allow_return(text, text) is
+$$Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
+Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return('42');$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.was_erased(text, text), pii.was_erased_hash(text) to pii_operator, pii_auditor;
+grant execute on function pii.allow_return(text, text) to pii_operator;
+
+-- migrate:down
+drop function pii.allow_return(text, text);
+drop function pii.was_erased_hash(text);
+drop function pii.was_erased(text, text);
+drop function pii.flag_subjects(bytea[], text[], uuid);
+drop function pii.resolve_subjects(text[], text[]);
+drop table pii.tombstones;
+drop function pii.pseudonym_sql(text, boolean);
+drop function pii.subject_hash_sql(text, text);
+drop function pii.hmac_sql(text);

@@ -1,0 +1,234 @@
+-- migrate:up
+-- The erasure engine (F2-F7): for a batch of subjects, one set-based statement per
+-- registered table, deepest child first, the subject table last. Statements are built
+-- from the registry with format('%I'/'%L') and bound to parameters:
+--   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the HMAC key.
+
+-- FROM-list and WHERE clause that select the rows of tbl (alias t) belonging to the
+-- batch's subjects, walking registered parents up to the table holding the subject key.
+create function pii.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+  cur regclass := tbl;
+  alias text := 't';
+  parent_alias text;
+  depth integer := 0;
+  conds text[] := '{}';
+  key_type text;
+begin
+  from_list := '';
+  loop
+    select * into reg from pii.tables r where r.relid = cur;
+    if reg.relid is null then
+      raise exception 'table % has no registered path to the subject', pii.qualified_name(tbl) using errcode = '55000';
+    end if;
+    exit when reg.parent_relid is null;
+    depth := depth + 1;
+    parent_alias := 'p' || depth;
+    from_list := from_list || case when depth > 1 then ', ' else '' end
+                 || pg_catalog.format('%s %I', pii.qualified_name(reg.parent_relid), parent_alias);
+    conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii.column_name(cur, reg.parent_fk_attnum),
+                                        parent_alias, pii.column_name(reg.parent_relid, reg.parent_key_attnum));
+    alias := parent_alias;
+    cur := reg.parent_relid;
+  end loop;
+
+  key_type := pii.column_type(cur, reg.subject_attnum);
+  conds := conds || pg_catalog.format('%I.%I = any ($1::%s[])', alias, pii.column_name(cur, reg.subject_attnum), key_type);
+  if reg.scope_attnum is not null then
+    -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
+    conds := conds || pg_catalog.format('(%I.%I, %I.%I) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                        alias, pii.column_name(cur, reg.scope_attnum), alias, pii.column_name(cur, reg.subject_attnum),
+                                        pii.column_type(cur, reg.scope_attnum), key_type);
+  end if;
+  where_sql := pg_catalog.array_to_string(conds, ' and ');
+end
+$$;
+comment on function pii.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
+
+-- The SQL expression a column takes on erasure (NULL when its rule is keep).
+create function pii.erase_expression(tbl regclass, col smallint, strategy text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case
+    when strategy = 'null' then 'null'
+    when strategy like 'set:%' then pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
+    when strategy = 'pseudonym' then
+      pii.pseudonym_sql(pg_catalog.format('t.%I', pii.column_name(tbl, col)),
+                        (select a.atttypid = 'uuid'::regtype from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col))
+    when strategy like 'jsonb\_remove:%' then
+      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii.column_name(tbl, col),
+                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+  end
+$$;
+comment on function pii.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
+
+-- SET list applying a table's erase rules (and the key's pseudonym when the key is PII
+-- and no foreign key cascades it from the subject table). NULL when nothing changes.
+create function pii.erase_set_list(tbl regclass) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.string_agg(pg_catalog.format('%I = %s', x.col, x.expr), ', ' order by x.col)
+  from (
+    select pii.column_name(c.relid, c.attnum) as col, pii.erase_expression(c.relid, c.attnum, c.erase) as expr
+    from pii.columns c
+    where c.relid = tbl and c.erase <> 'keep' and pii.column_name(c.relid, c.attnum) is not null
+    union all
+    select pii.column_name(t.relid, t.subject_attnum),
+           pii.pseudonym_sql(pg_catalog.format('t.%I', pii.column_name(t.relid, t.subject_attnum)))
+    from pii.tables t, pii.subject_table s
+    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+      and not exists (
+        select from pg_catalog.pg_constraint fk
+        where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+          and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+  ) x
+$$;
+comment on function pii.erase_set_list(regclass) is 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.';
+
+-- One statement per registered table, in execution order: deepest child first, the
+-- subject table last. A table whose ancestor's rows are deleted is deleted too.
+create function pii.erase_plan(mode text)
+returns table (relid regclass, table_name text, action text, depth integer, statement text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  r record;
+  rows_sql record;
+  set_list text;
+begin
+  for r in
+    with recursive tree as (
+      select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
+      from pii.tables t where t.parent_relid is null
+      union all
+      select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
+      from pii.tables c join tree on c.parent_relid = tree.relid
+    )
+    select tree.relid, tree.depth,
+           case when mode = 'delete' then 'delete'
+                when s.relid is not null then 'anonymize'
+                when tree.deletes then 'delete'
+                else 'anonymize' end as action,
+           s.relid is not null as is_subject
+    from tree left join pii.subject_table s on s.relid = tree.relid
+    order by s.relid is not null, tree.depth desc, tree.relid::oid
+  loop
+    rows_sql := pii.subject_rows_sql(r.relid);
+    if r.action = 'delete' then
+      relid := r.relid; table_name := pii.qualified_name(r.relid); action := r.action; depth := r.depth;
+      statement := pg_catalog.format('delete from %s as t%s where %s', pii.qualified_name(r.relid),
+                                     case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+      return next;
+    else
+      set_list := pii.erase_set_list(r.relid);
+      if set_list is not null then
+        relid := r.relid; table_name := pii.qualified_name(r.relid); action := r.action; depth := r.depth;
+        statement := pg_catalog.format('update %s as t set %s%s where %s', pii.qualified_name(r.relid), set_list,
+                                       case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql);
+        return next;
+      end if;
+    end if;
+  end loop;
+end
+$$;
+comment on function pii.erase_plan(text) is 'Internal. The statements an erasure runs, in order; select * from pii.erase_plan(''erase'') shows them.';
+
+-- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
+-- row counts in execution order and which subjects exist in the subject table
+-- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
+create function pii.erase_resolved(subject_keys text[], scopes text[], mode text,
+                                   out table_names text[], out rows_affected bigint[], out matched text[])
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  step record;
+  match record;
+  n bigint;
+begin
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+  table_names := '{}';
+  rows_affected := '{}';
+
+  match := pii.subject_rows_sql(subj.relid);
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
+                            case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii.column_name(subj.relid, subj.scope_attnum)) end,
+                            pii.column_name(subj.relid, subj.key_attnum), pii.qualified_name(subj.relid), match.where_sql)
+    into matched using subject_keys, scopes;
+
+  -- Our own writes are erasures: the re-ingestion guards must not re-process them.
+  perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
+  for step in select * from pii.erase_plan(mode) loop
+    execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
+    get diagnostics n = row_count;
+    table_names := table_names || step.table_name;
+    rows_affected := rows_affected || n;
+  end loop;
+  perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
+end
+$$;
+comment on function pii.erase_resolved(text[], text[], text) is 'Internal. Runs pii.erase_plan for canonical subjects; returns per-table counts and the subjects found.';
+
+create function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
+returns table (table_name text, rows_affected bigint)
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  keys text[];
+  scps text[];
+  hashes bytea[];
+  pseudonyms text[];
+  result record;
+begin
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+  select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
+         coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
+    into keys, scps, hashes, pseudonyms
+  from pii.resolve_subjects(subject_keys, scopes) r;
+
+  perform pii.flag_subjects(hashes, pseudonyms);
+  result := pii.erase_resolved(keys, scps, mode);
+  update pii.tombstones t set erased_at = pg_catalog.now() where t.subject_hash = any (hashes);
+
+  perform pii.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
+    'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
+    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+  raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
+    pg_catalog.cardinality(keys) - pg_catalog.cardinality(result.matched);
+
+  return query select u.t, u.n from unnest(result.table_names, result.rows_affected) as u (t, n);
+end
+$$;
+comment on function pii.erase_subjects(text[], text[], text) is
+$$Erases subjects now, set-based, in the caller's transaction: one statement per registered table (children first).
+mode erase: each table's on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
+registered row and the subject row go. Keys are cast to the key column's type; unknown keys are ignored and counted
+(NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
+Example: select * from pii.erase_subjects(array['42', '43']);$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.erase_subjects(text[], text[], text) to pii_operator;
+
+-- migrate:down
+drop function pii.erase_subjects(text[], text[], text);
+drop function pii.erase_resolved(text[], text[], text);
+drop function pii.erase_plan(text);
+drop function pii.erase_set_list(regclass);
+drop function pii.erase_expression(regclass, smallint, text);
+drop function pii.subject_rows_sql(regclass);
