@@ -144,9 +144,9 @@ begin
     raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii.qualified_name(tbl)
       using errcode = '42501';
   end if;
-  if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE') then
-    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE or DELETE on table %', current_user, pii.qualified_name(tbl)
-      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete on %s to %I', pii.qualified_name(tbl), current_user);
+  if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
+    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii.qualified_name(tbl)
+      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii.qualified_name(tbl), current_user);
   end if;
 end
 $$;

@@ -4,9 +4,11 @@
 -- from the registry with format('%I'/'%L') and bound to parameters:
 --   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the HMAC key.
 
--- FROM-list and WHERE clause that select the rows of tbl (alias t) belonging to the
--- batch's subjects, walking registered parents up to the table holding the subject key.
-create function pii.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+-- How the rows of tbl (alias t) reach their subject: the registered parents to join
+-- (FROM-list, aliases p1, p2, …), the join conditions, and the expressions holding the
+-- subject key and scope on the table that has the key.
+create function pii.subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
+                                    out scope_sql text, out key_type text, out scope_type text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -17,7 +19,6 @@ declare
   parent_alias text;
   depth integer := 0;
   conds text[] := '{}';
-  key_type text;
 begin
   from_list := '';
   loop
@@ -35,14 +36,34 @@ begin
     alias := parent_alias;
     cur := reg.parent_relid;
   end loop;
-
+  join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
+  key_sql := pg_catalog.format('%I.%I', alias, pii.column_name(cur, reg.subject_attnum));
   key_type := pii.column_type(cur, reg.subject_attnum);
-  conds := conds || pg_catalog.format('%I.%I = any ($1::%s[])', alias, pii.column_name(cur, reg.subject_attnum), key_type);
   if reg.scope_attnum is not null then
+    scope_sql := pg_catalog.format('%I.%I', alias, pii.column_name(cur, reg.scope_attnum));
+    scope_type := pii.column_type(cur, reg.scope_attnum);
+  end if;
+end
+$$;
+comment on function pii.subject_key_sql(regclass) is 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).';
+
+-- FROM-list and WHERE clause that select the rows of tbl (alias t) belonging to the
+-- subjects bound as $1 (keys) and $2 (scopes).
+create function pii.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  path record := pii.subject_key_sql(tbl);
+  conds text[];
+begin
+  from_list := path.from_list;
+  conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
+  conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+  if path.scope_sql is not null then
     -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-    conds := conds || pg_catalog.format('(%I.%I, %I.%I) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                        alias, pii.column_name(cur, reg.scope_attnum), alias, pii.column_name(cur, reg.subject_attnum),
-                                        pii.column_type(cur, reg.scope_attnum), key_type);
+    conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                        path.scope_sql, path.key_sql, path.scope_type, path.key_type);
   end if;
   where_sql := pg_catalog.array_to_string(conds, ' and ');
 end
@@ -232,3 +253,4 @@ drop function pii.erase_plan(text);
 drop function pii.erase_set_list(regclass);
 drop function pii.erase_expression(regclass, smallint, text);
 drop function pii.subject_rows_sql(regclass);
+drop function pii.subject_key_sql(regclass);

@@ -1,0 +1,205 @@
+-- migrate:up
+-- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
+-- Statement-level AFTER triggers with transition tables check a whole INSERT, UPDATE,
+-- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
+-- and probed against the tombstones; an empty tombstone table costs one probe.
+
+-- SQL predicate: column c of row t is in its erased state (NULL when nothing to check).
+create function pii.column_erased_sql(tbl regclass, col smallint, strategy text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case
+    when strategy = 'null' then pg_catalog.format('t.%I is null', pii.column_name(tbl, col))
+    when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
+    when strategy = 'pseudonym' and pii.is_text_type(tbl, col) then pg_catalog.format('(t.%I is null or t.%I::text like ''anon\_%%'')', pii.column_name(tbl, col), pii.column_name(tbl, col))
+    when strategy like 'jsonb\_remove:%' then
+      pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii.column_name(tbl, col), pii.column_name(tbl, col),
+                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+  end
+$$;
+comment on function pii.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL when it cannot be told: keep, uuid pseudonyms).';
+
+-- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
+-- rows are deleted on erasure: any row of an erased subject is a trace).
+create function pii.row_erased_sql(tbl regclass, action text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when action = 'delete' then 'false' else coalesce((
+    select pg_catalog.string_agg(x.pred, ' and ')
+    from (
+      select pii.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+      from pii.columns c
+      where c.relid = tbl and pii.column_name(c.relid, c.attnum) is not null
+      union all
+      select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(s.relid, s.key_attnum))
+      from pii.subject_table s where s.relid = tbl and s.key_is_pii
+    ) x where x.pred is not null), 'true') end
+$$;
+comment on function pii.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules.';
+
+-- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
+-- ancestor's rows are deleted.
+create function pii.erase_action(tbl regclass) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive chain as (
+    select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+    union all
+    select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+  )
+  select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+              when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+              else 'anonymize' end
+$$;
+comment on function pii.erase_action(regclass) is 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.';
+
+create function pii.guard_rows() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+  subj pii.subject_table;
+  sec pii.secret;
+  path record;
+  rows_sql record;
+  action text;
+  hit_keys text[];
+  hit_scopes text[];
+  pk_cols text;
+  stmt text;
+  mode text;
+  n bigint;
+begin
+  if pg_catalog.current_setting('lethe.guard_bypass', true) = 'on'
+     or not exists (select from pii.tombstones) then
+    return null;
+  end if;
+  select * into reg from pii.tables r where r.relid = tg_relid;
+  if reg.relid is null or reg.guard_mode = 'off' then
+    return null;
+  end if;
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+  action := pii.erase_action(tg_relid);
+  path := pii.subject_key_sql(tg_relid);
+
+  -- Distinct subjects among the new rows that carry PII, hashed once each.
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+       from (select distinct %s::text as s, (%s)::text as k
+             from lethe_new_rows as t%s
+             where %s and not (%s)) as h
+       join pii.tombstones as tb on tb.subject_hash = %s$q$,
+    coalesce(path.scope_sql, 'null'), path.key_sql,
+    case when path.from_list = '' then '' else ', ' || path.from_list end,
+    case when path.join_sql = '' then 'true' else path.join_sql end,
+    pii.row_erased_sql(tg_relid, action),
+    pii.subject_hash_sql('h.s', 'h.k'))
+    into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
+  if pg_catalog.cardinality(hit_keys) = 0 then
+    return null;
+  end if;
+
+  mode := reg.guard_mode;
+  if mode = 'reject' then
+    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(tg_relid), pg_catalog.lower(tg_op)
+      using errcode = 'PII01',
+            hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
+  end if;
+
+  rows_sql := pii.subject_rows_sql(tg_relid);
+  select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
+    into pk_cols
+  from pg_catalog.pg_constraint c
+  join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+  where c.conrelid = tg_relid and c.contype = 'p';
+
+  if tg_op = 'INSERT' and pk_cols is not null
+     and (mode = 'skip' or (subj.key_is_pii and tg_relid = subj.relid)) then
+    -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
+    stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
+                              pii.qualified_name(tg_relid),
+                              case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+                              pk_cols, rows_sql.where_sql);
+  else
+    -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
+    select p.statement into stmt from pii.erase_plan('erase') p where p.relid = tg_relid;
+  end if;
+
+  perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
+  execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
+  get diagnostics n = row_count;
+  perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
+
+  perform pii.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
+    'table', pii.qualified_name(tg_relid), 'operation', pg_catalog.lower(tg_op),
+    'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+  return null;
+end
+$$;
+comment on function pii.guard_rows() is 'Internal. Statement trigger on registered tables: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).';
+
+-- Keeps a registered table's guard triggers in line with its registry row.
+create function pii.sync_guard_triggers() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbl regclass := case when tg_op = 'DELETE' then old.relid else new.relid end;
+  name_ text;
+begin
+  if not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+    return null;
+  end if;
+  execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %s', pii.qualified_name(tbl));
+  execute pg_catalog.format('drop trigger if exists lethe_guard_update on %s', pii.qualified_name(tbl));
+  if tg_op <> 'DELETE' and new.guard_mode <> 'off' then
+    foreach name_ in array array['insert', 'update'] loop
+      execute pg_catalog.format(
+        'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
+        'lethe_guard_' || name_, name_, pii.qualified_name(tbl));
+    end loop;
+  end if;
+  return null;
+end
+$$;
+comment on function pii.sync_guard_triggers() is 'Internal. Creates or drops the lethe_guard_insert/update triggers when a table is registered, changes guard mode or is unregistered.';
+
+create trigger tables_sync_guards after insert or delete or update of guard_mode on pii.tables
+  for each row execute function pii.sync_guard_triggers();
+
+create function pii.set_guard(tbl regclass, mode text) returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if mode is null or mode not in ('scrub', 'reject', 'skip', 'off') then
+    raise exception 'guard mode must be scrub, reject, skip or off, not "%"', mode using errcode = '22023';
+  end if;
+  update pii.tables t set guard_mode = mode where t.relid = tbl;
+  if not found then
+    raise exception 'table % is not registered', pii.qualified_name(tbl) using errcode = '55000';
+  end if;
+  perform pii.write_audit('set_guard', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'mode', mode));
+end
+$$;
+comment on function pii.set_guard(regclass, text) is
+$$Sets what happens when rows carrying PII of an erased subject arrive (INSERT, UPDATE, upsert, COPY):
+scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
+skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard('crm.customers', 'reject');$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.set_guard(regclass, text) to pii_admin;
+
+-- migrate:down
+drop function pii.set_guard(regclass, text);
+drop trigger tables_sync_guards on pii.tables;
+drop function pii.sync_guard_triggers();
+drop function pii.guard_rows();
+drop function pii.erase_action(regclass);
+drop function pii.row_erased_sql(regclass, text);
+drop function pii.column_erased_sql(regclass, smallint, text);
