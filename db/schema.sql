@@ -55,10 +55,80 @@ table pii.columns owner <owner>
   grant SELECT to pii_operator
   comment 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.'
 
+table pii.import_rows owner <owner>
+  column import_id uuid not null
+  column row_number bigint not null
+  column subject_key text not null
+  column scope text
+  index CREATE INDEX import_rows_import_id_idx ON pii.import_rows USING btree (import_id, row_number)
+  grant INSERT to pii_operator
+  comment 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.'
+
 table pii.lethe_migrations owner <owner>
   column version character varying not null
   constraint lethe_migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX lethe_migrations_pkey ON pii.lethe_migrations USING btree (version)
+
+table pii.request_items owner <owner>
+  column request_id uuid not null
+  column subject_hash bytea not null
+  column subject_key text
+  column scope text
+  column pseudonym text
+  column source_row bigint
+  column matched boolean not null default false
+  column status text not null default 'pending'::text
+  column erased_by uuid
+  column error text
+  column processed_at timestamp with time zone
+  constraint request_items_check CHECK (((status <> 'done'::text) OR ((subject_key IS NULL) AND (scope IS NULL))))
+  constraint request_items_pkey PRIMARY KEY (request_id, subject_hash)
+  constraint request_items_request_id_fkey FOREIGN KEY (request_id) REFERENCES pii.requests(id) ON DELETE CASCADE
+  constraint request_items_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'done'::text, 'failed'::text])))
+  index CREATE INDEX request_items_pending_idx ON pii.request_items USING btree (request_id, subject_hash) WHERE (status = 'pending'::text)
+  index CREATE UNIQUE INDEX request_items_pkey ON pii.request_items USING btree (request_id, subject_hash)
+  comment 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).'
+
+table pii.request_residuals owner <owner>
+  column request_id uuid not null
+  column table_name text not null
+  column column_name text
+  column subject_hash bytea not null
+  column detail text not null
+  column found_at timestamp with time zone not null default now()
+  constraint request_residuals_request_id_fkey FOREIGN KEY (request_id) REFERENCES pii.requests(id) ON DELETE CASCADE
+  index CREATE INDEX request_residuals_request_id_idx ON pii.request_residuals USING btree (request_id)
+
+table pii.requests owner <owner>
+  column id uuid not null default gen_random_uuid()
+  column request_key_hash bytea
+  column source text not null
+  column mode text not null
+  column status text not null default 'queued'::text
+  column total bigint not null default 0
+  column duplicates bigint not null default 0
+  column matched bigint not null default 0
+  column erased bigint not null default 0
+  column failed bigint not null default 0
+  column rows_affected jsonb not null default '{}'::jsonb
+  column requested_by name not null default SESSION_USER
+  column requested_at timestamp with time zone not null default now()
+  column started_at timestamp with time zone
+  column finished_at timestamp with time zone
+  column due_at timestamp with time zone not null
+  column verified_at timestamp with time zone
+  column residual_count integer
+  column error text
+  constraint requests_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
+  constraint requests_pkey PRIMARY KEY (id)
+  constraint requests_request_key_hash_key UNIQUE (request_key_hash)
+  constraint requests_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'done'::text, 'failed'::text])))
+  index CREATE INDEX requests_open_idx ON pii.requests USING btree (due_at) WHERE (status = ANY (ARRAY['queued'::text, 'running'::text]))
+  index CREATE UNIQUE INDEX requests_pkey ON pii.requests USING btree (id)
+  index CREATE UNIQUE INDEX requests_request_key_hash_key ON pii.requests USING btree (request_key_hash)
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.'
 
 table pii.secret owner <owner>
   column singleton boolean not null default true
@@ -77,16 +147,18 @@ table pii.settings owner <owner>
   column default_due interval not null default '24:00:00'::interval
   column chunk_size integer not null default 5000
   column max_keys_per_call integer not null default 100000
+  column max_keys_per_request integer not null default 1000000
   column privacy_by_default boolean not null default true
   constraint settings_chunk_size_check CHECK (((chunk_size >= 1) AND (chunk_size <= 100000)))
   constraint settings_max_keys_per_call_check CHECK (((max_keys_per_call >= 1) AND (max_keys_per_call <= 10000000)))
+  constraint settings_max_keys_per_request_check CHECK (((max_keys_per_request >= 1) AND (max_keys_per_request <= 100000000)))
   constraint settings_pkey PRIMARY KEY (singleton)
   constraint settings_singleton_check CHECK (singleton)
   index CREATE UNIQUE INDEX settings_pkey ON pii.settings USING btree (singleton)
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'Install-wide settings: request due time, chunk size, per-call key limit, privacy by default for masked views'
+  comment 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views'
 
 table pii.subject_table owner <owner>
   column singleton boolean not null default true
@@ -122,6 +194,7 @@ table pii.tables owner <owner>
   constraint tables_pkey PRIMARY KEY (relid)
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
+  trigger CREATE TRIGGER tables_sync_guards AFTER INSERT OR DELETE OR UPDATE OF guard_mode ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii.sync_guard_triggers()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -139,6 +212,21 @@ table pii.tombstones owner <owner>
   comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
 
 -- views
+
+view pii.overdue_requests owner <owner> with (security_barrier=true) as
+     SELECT id AS request_id,
+        status,
+        source,
+        total,
+        erased,
+        requested_at,
+        due_at,
+        now() - due_at AS overdue_by
+       FROM pii.requests r
+      WHERE (status = ANY (ARRAY['queued'::text, 'running'::text])) AND due_at < now();
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Open requests past their due date (F27).'
 
 view pii.registered_columns owner <owner> with (security_barrier=true) as
      SELECT pii.qualified_name(relid) AS table_name,
@@ -183,6 +271,22 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
 
 -- functions
 
+function pii.add_row_counts(jsonb,jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.add_row_counts(a jsonb, b jsonb)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.jsonb_object_agg(x.key, x.total), '{}'::jsonb)
+      from (select e.key, pg_catalog.sum(e.value::bigint) as total
+            from (select * from pg_catalog.jsonb_each_text(coalesce(a, '{}'::jsonb))
+                  union all
+                  select * from pg_catalog.jsonb_each_text(coalesce(b, '{}'::jsonb))) e
+            group by e.key) x
+    $function$
+  comment 'Internal. Adds per-table row counts.'
+
 function pii.allow_return(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.allow_return(subject_key text, scope text DEFAULT NULL::text)
      RETURNS boolean
@@ -207,6 +311,20 @@ function pii.allow_return(text,text) owner <owner>
   comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
 Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return(''42'');'
 
+function pii.announce_request(pii.requests) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.announce_request(req pii.requests)
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.pg_notify('pii_erasure', p::text),
+             graphile_worker.add_job('erasure_completed', p, job_key => 'lethe:completed:' || req.id)
+      from (select pg_catalog.json_build_object('requestId', req.id, 'status', req.status, 'total', req.total,
+                                                'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
+                                                'residuals', req.residual_count) as p) x
+    $function$
+  comment 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).'
+
 function pii.audit_is_append_only() owner <owner>
     CREATE OR REPLACE FUNCTION pii.audit_is_append_only()
      RETURNS trigger
@@ -219,6 +337,52 @@ function pii.audit_is_append_only() owner <owner>
     end
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit.'
+
+function pii.capture_identifiers(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.capture_identifiers(subject_keys text[], scopes text[], OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      rows_sql record;
+      key_sql text;
+      scope_sql text;
+      value_list text;
+    begin
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+      key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+      select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii.column_name(c.relid, c.attnum)), ', ')
+        into value_list
+      from pii.columns c
+      where c.relid = subj.relid and pii.is_text_type(c.relid, c.attnum)
+        and (c.mask = 'email' or c.category in ('contact', 'identifier', 'email', 'phone'));
+      if subj.key_is_pii then
+        value_list := coalesce(value_list || ', ', '') || '(' || key_sql || ')';
+      end if;
+      current_keys := '{}'; current_scopes := '{}'; hashes := '{}'; identifiers := '{}';
+      if value_list is null then
+        return;
+      end if;
+      rows_sql := pii.subject_rows_sql(subj.relid);
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'),
+                  coalesce(pg_catalog.array_agg(x.h), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
+           from (select %s as k, %s as s, %s as h, v.v
+                 from %s as t cross join lateral (values %s) as v (v)
+                 where %s and pg_catalog.length(v.v) >= 5) x$q$,
+        case when subj.key_is_pii then pii.pseudonym_sql(key_sql) else key_sql end, scope_sql,
+        pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+        into current_keys, current_scopes, hashes, identifiers
+        using subject_keys, scopes, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  comment 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.'
 
 function pii.check_erase_strategy(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.check_erase_strategy(tbl regclass, col smallint, strategy text)
@@ -349,9 +513,9 @@ function pii.check_registrable(regclass) owner <owner>
         raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii.qualified_name(tbl)
           using errcode = '42501';
       end if;
-      if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE') then
-        raise exception 'Lethe''s owner role % lacks SELECT, UPDATE or DELETE on table %', current_user, pii.qualified_name(tbl)
-          using errcode = '42501', hint = pg_catalog.format('grant select, update, delete on %s to %I', pii.qualified_name(tbl), current_user);
+      if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
+        raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii.qualified_name(tbl)
+          using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii.qualified_name(tbl), current_user);
       end if;
     end
     $function$
@@ -380,6 +544,24 @@ function pii.column_attnum(regclass,name) owner <owner>
     end
     $function$
   comment 'Internal. attnum of a column by name; 42703 when it does not exist.'
+
+function pii.column_erased_sql(regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.column_erased_sql(tbl regclass, col smallint, strategy text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case
+        when strategy = 'null' then pg_catalog.format('t.%I is null', pii.column_name(tbl, col))
+        when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
+        when strategy = 'pseudonym' and pii.is_text_type(tbl, col) then pg_catalog.format('(t.%I is null or t.%I::text like ''anon\_%%'')', pii.column_name(tbl, col), pii.column_name(tbl, col))
+        when strategy like 'jsonb\_remove:%' then
+          pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii.column_name(tbl, col), pii.column_name(tbl, col),
+                            (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+      end
+    $function$
+  comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL when it cannot be told: keep, uuid pseudonyms).'
 
 function pii.column_name(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii.column_name(tbl regclass, col smallint)
@@ -410,6 +592,108 @@ function pii.column_type(regclass,smallint) owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).'
+
+function pii.create_request(text[],text[],bigint[],text,text,text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text, source text, mode text, due_at timestamp with time zone)
+     RETURNS uuid
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cfg pii.settings;
+      key_hash bytea;
+      rid uuid;
+      hashes bytea[];
+      keys text[];
+      scps text[];
+      pseudonyms text[];
+      rows_ bigint[];
+      matched text[];
+      n_matched bigint;
+    begin
+      if mode is null or mode not in ('erase', 'delete') then
+        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+      end if;
+      if source is null or pg_catalog.btrim(source) = '' then
+        raise exception 'source must not be empty' using errcode = '22023';
+      end if;
+      if request_key is not null then
+        key_hash := pii.hmac('request_key' || pg_catalog.chr(31) || request_key);
+        select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
+        if rid is not null then
+          return rid;
+        end if;
+      end if;
+      select * into cfg from pii.settings;
+
+      select coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash), '{}'),
+             coalesce(pg_catalog.array_agg(r.subject_key order by r.subject_hash), '{}'),
+             coalesce(pg_catalog.array_agg(r.scope order by r.subject_hash), '{}'),
+             coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
+             coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
+        into hashes, keys, scps, pseudonyms, rows_
+      from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request) r;
+      if pg_catalog.cardinality(hashes) = 0 then
+        raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
+      end if;
+
+      insert into pii.requests (request_key_hash, source, mode, due_at, total, duplicates)
+      values (key_hash, source, mode, coalesce(due_at, pg_catalog.now() + cfg.default_due),
+              pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
+      on conflict (request_key_hash) do nothing
+      returning id into rid;
+      if rid is null then
+        -- A concurrent call with the same key won the race.
+        select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
+        return rid;
+      end if;
+
+      matched := pii.matched_subjects(keys, scps);
+      insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
+      select rid, u.h, u.k, u.s, u.p, u.r, (coalesce(u.s, '') || pg_catalog.chr(31) || u.k) = any (matched)
+      from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r);
+      n_matched := pg_catalog.cardinality(matched);
+      update pii.requests r set matched = n_matched where r.id = rid;
+
+      -- Guards act from this moment; the job runs once this transaction commits.
+      perform pii.flag_subjects(hashes, pseudonyms, rid);
+      perform pii.enqueue_request_job(rid);
+      perform pii.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
+        'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
+        'duplicates', pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes)));
+      return rid;
+    end
+    $function$
+  comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
+
+function pii.enqueue_request_job(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.enqueue_request_job(request_id uuid)
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select from graphile_worker.add_job('lethe_process_request', pg_catalog.json_build_object('requestId', request_id),
+                                          job_key => 'lethe:request:' || request_id, max_attempts => 10)
+    $function$
+  comment 'Internal. Queues (or re-queues) the graphile-worker job that processes a request.'
+
+function pii.erase_action(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.erase_action(tbl regclass)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive chain as (
+        select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+        union all
+        select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+      )
+      select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                  when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                  else 'anonymize' end
+    $function$
+  comment 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.'
 
 function pii.erase_expression(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.erase_expression(tbl regclass, col smallint, strategy text)
@@ -490,7 +774,6 @@ function pii.erase_resolved(text[],text[],text) owner <owner>
       subj pii.subject_table;
       sec pii.secret;
       step record;
-      match record;
       n bigint;
     begin
       if mode is null or mode not in ('erase', 'delete') then
@@ -501,11 +784,7 @@ function pii.erase_resolved(text[],text[],text) owner <owner>
       table_names := '{}';
       rows_affected := '{}';
 
-      match := pii.subject_rows_sql(subj.relid);
-      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
-                                case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii.column_name(subj.relid, subj.scope_attnum)) end,
-                                pii.column_name(subj.relid, subj.key_attnum), pii.qualified_name(subj.relid), match.where_sql)
-        into matched using subject_keys, scopes;
+      matched := pii.matched_subjects(subject_keys, scopes);
 
       -- Our own writes are erasures: the re-ingestion guards must not re-process them.
       perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
@@ -587,6 +866,77 @@ registered row and the subject row go. Keys are cast to the key column''s type; 
 (NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
 Example: select * from pii.erase_subjects(array[''42'', ''43'']);'
 
+function pii.fail_request(uuid,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.fail_request(request_id uuid, error text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      req pii.requests;
+      -- Worker errors are Postgres messages (no DETAIL, which can echo values); keep them short.
+      msg text := pg_catalog.left(coalesce(error, 'unknown error'), 500);
+    begin
+      update pii.request_items i set status = 'failed', error = msg
+      where i.request_id = fail_request.request_id and i.status = 'pending';
+      update pii.requests r
+         set status = 'failed', error = msg, finished_at = pg_catalog.now(),
+             failed = (select pg_catalog.count(*) from pii.request_items i where i.request_id = r.id and i.status = 'failed')
+       where r.id = fail_request.request_id and r.status in ('queued', 'running')
+      returning * into req;
+      if req.id is null then
+        return;
+      end if;
+      perform pii.announce_request(req);
+      perform pii.write_audit('request_failed', req.id, pg_catalog.jsonb_build_object('failed', req.failed, 'error', msg));
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Worker step when a chunk fails for good: pending items and the request become failed, with the error. Example: select pii.fail_request(''…''::uuid, ''deadlock detected'');'
+
+function pii.finish_request(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.finish_request(request_id uuid)
+     RETURNS text
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      req pii.requests;
+      residuals integer;
+      failed_items bigint;
+    begin
+      select * into req from pii.requests r where r.id = finish_request.request_id for update;
+      if req.id is null then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+      end if;
+      if req.status in ('done', 'failed')
+         or exists (select from pii.request_items i where i.request_id = req.id and i.status = 'pending') then
+        return req.status;
+      end if;
+      select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id);
+      select pg_catalog.count(*) into failed_items from pii.request_items i where i.request_id = req.id and i.status = 'failed';
+      update pii.requests r
+         set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
+             finished_at = pg_catalog.now(), verified_at = pg_catalog.now(), residual_count = residuals, failed = failed_items,
+             started_at = coalesce(r.started_at, pg_catalog.now()),
+             error = case when failed_items > 0 then coalesce(r.error, failed_items || ' item(s) failed')
+                          when residuals > 0 then 'verification found ' || residuals || ' residual trace(s): see pii.verify_erasure' end
+       where r.id = req.id
+      returning * into req;
+      perform pii.announce_request(req);
+      perform pii.write_audit('request_finished', req.id, pg_catalog.jsonb_build_object(
+        'status', req.status, 'total', req.total, 'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
+        'residuals', residuals, 'rows', req.rows_affected));
+      return req.status;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Worker step after the last chunk: verifies the erasure (pii.verify_erasure), stores the result, sets the status
+(done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and queues an erasure_completed job.
+Idempotent; returns the status. Example: select pii.finish_request(''…''::uuid);'
+
 function pii.flag_subjects(bytea[],text[],uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
      RETURNS bigint
@@ -603,6 +953,96 @@ function pii.flag_subjects(bytea[],text[],uuid) owner <owner>
       select pg_catalog.count(*) from ins
     $function$
   comment 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.'
+
+function pii.guard_rows() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.guard_rows()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      subj pii.subject_table;
+      sec pii.secret;
+      path record;
+      rows_sql record;
+      action text;
+      hit_keys text[];
+      hit_scopes text[];
+      pk_cols text;
+      stmt text;
+      mode text;
+      n bigint;
+    begin
+      if pg_catalog.current_setting('lethe.guard_bypass', true) = 'on'
+         or not exists (select from pii.tombstones) then
+        return null;
+      end if;
+      select * into reg from pii.tables r where r.relid = tg_relid;
+      if reg.relid is null or reg.guard_mode = 'off' then
+        return null;
+      end if;
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+      action := pii.erase_action(tg_relid);
+      path := pii.subject_key_sql(tg_relid);
+
+      -- Distinct subjects among the new rows that carry PII, hashed once each.
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+           from (select distinct %s::text as s, (%s)::text as k
+                 from lethe_new_rows as t%s
+                 where %s and not (%s)) as h
+           join pii.tombstones as tb on tb.subject_hash = %s$q$,
+        coalesce(path.scope_sql, 'null'), path.key_sql,
+        case when path.from_list = '' then '' else ', ' || path.from_list end,
+        case when path.join_sql = '' then 'true' else path.join_sql end,
+        pii.row_erased_sql(tg_relid, action),
+        pii.subject_hash_sql('h.s', 'h.k'))
+        into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
+      if pg_catalog.cardinality(hit_keys) = 0 then
+        return null;
+      end if;
+
+      mode := reg.guard_mode;
+      if mode = 'reject' then
+        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(tg_relid), pg_catalog.lower(tg_op)
+          using errcode = 'PII01',
+                hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
+      end if;
+
+      rows_sql := pii.subject_rows_sql(tg_relid);
+      select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
+        into pk_cols
+      from pg_catalog.pg_constraint c
+      join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+      where c.conrelid = tg_relid and c.contype = 'p';
+
+      if tg_op = 'INSERT' and pk_cols is not null
+         and (mode = 'skip' or (subj.key_is_pii and tg_relid = subj.relid)) then
+        -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
+        stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
+                                  pii.qualified_name(tg_relid),
+                                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+                                  pk_cols, rows_sql.where_sql);
+      else
+        -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
+        select p.statement into stmt from pii.erase_plan('erase') p where p.relid = tg_relid;
+      end if;
+
+      perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
+      execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
+      get diagnostics n = row_count;
+      perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
+
+      perform pii.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
+        'table', pii.qualified_name(tg_relid), 'operation', pg_catalog.lower(tg_op),
+        'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+      return null;
+    end
+    $function$
+  comment 'Internal. Statement trigger on registered tables: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).'
 
 function pii.has_leading_index(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii.has_leading_index(tbl regclass, col smallint)
@@ -695,6 +1135,113 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_operator
   comment 'Lists registry problems: unindexed subject columns, dropped columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();'
 
+function pii.matched_subjects(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.matched_subjects(subject_keys text[], scopes text[])
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      match record;
+      matched text[];
+    begin
+      select * into subj from pii.subject_table;
+      match := pii.subject_rows_sql(subj.relid);
+      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
+                                case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii.column_name(subj.relid, subj.scope_attnum)) end,
+                                pii.column_name(subj.relid, subj.key_attnum), pii.qualified_name(subj.relid), match.where_sql)
+        into matched using subject_keys, scopes;
+      return matched;
+    end
+    $function$
+  comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
+
+function pii.process_request_chunk(uuid,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.process_request_chunk(request_id uuid, chunk_size integer DEFAULT NULL::integer)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      req pii.requests;
+      size_ integer;
+      claimed bytea[];
+      keys text[];
+      scps text[];
+      pseudonyms text[];
+      to_erase bytea[];
+      erase_keys text[];
+      erase_scopes text[];
+      idents record;
+      result record;
+    begin
+      select * into req from pii.requests r where r.id = process_request_chunk.request_id;
+      if req.id is null then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+      end if;
+      if req.status in ('done', 'failed') then
+        return 0;
+      end if;
+      select coalesce(process_request_chunk.chunk_size, s.chunk_size) into size_ from pii.settings s;
+      if size_ < 1 or size_ > 100000 then
+        raise exception 'chunk_size must be between 1 and 100000, not %', size_ using errcode = '22023';
+      end if;
+
+      select pg_catalog.array_agg(c.subject_hash order by c.subject_hash), pg_catalog.array_agg(c.subject_key order by c.subject_hash),
+             pg_catalog.array_agg(c.scope order by c.subject_hash), pg_catalog.array_agg(c.pseudonym order by c.subject_hash)
+        into claimed, keys, scps, pseudonyms
+      from (select i.subject_hash, i.subject_key, i.scope, i.pseudonym
+            from pii.request_items i
+            where i.request_id = process_request_chunk.request_id and i.status = 'pending'
+            order by i.subject_hash
+            limit size_
+            for update skip locked) c;
+      if claimed is null then
+        return 0;
+      end if;
+      update pii.requests r set status = 'running', started_at = coalesce(r.started_at, pg_catalog.now())
+      where r.id = req.id and r.status = 'queued';
+
+      -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
+      perform pii.flag_subjects(claimed, pseudonyms, req.id);
+      select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
+      from (select tb.subject_hash from pii.tombstones tb
+            where tb.subject_hash = any (claimed) and (tb.erased_at is null or tb.erased_at < req.requested_at)
+            order by tb.subject_hash
+            for update) t;
+      select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}')
+        into erase_keys, erase_scopes
+      from unnest(claimed, keys, scps) as u (h, k, s) where u.h = any (to_erase);
+
+      idents := pii.capture_identifiers(erase_keys, erase_scopes);
+      result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
+      perform pii.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
+
+      update pii.tombstones tb set erased_at = pg_catalog.now(), request_id = req.id where tb.subject_hash = any (to_erase);
+      update pii.request_items i
+         set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
+             matched = i.matched or (coalesce(i.scope, '') || pg_catalog.chr(31) || i.subject_key) = any (result.matched),
+             erased_by = tb.request_id
+        from pii.tombstones tb
+       where i.request_id = req.id and i.subject_hash = any (claimed) and tb.subject_hash = i.subject_hash;
+      update pii.requests r
+         set erased = r.erased + pg_catalog.cardinality(claimed),
+             rows_affected = pii.add_row_counts(r.rows_affected,
+               (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
+       where r.id = req.id;
+      perform pii.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
+        'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
+        'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+      return pg_catalog.cardinality(claimed);
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Worker step: erases up to chunk_size pending subjects of a request (FOR UPDATE SKIP LOCKED), set-based, all or
+nothing; returns how many items it processed (0: nothing left). Example: select pii.process_request_chunk(''…''::uuid);'
+
 function pii.pseudonym_sql(text,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii.pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
      RETURNS text
@@ -724,6 +1271,53 @@ function pii.qualified_name(regclass) owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Internal. schema.table, each part quoted as an identifier.'
+
+function pii.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[], hashes bytea[], identifiers text[])
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      t record;
+      path record;
+      rows_sql record;
+      value_list text;
+      n bigint;
+      total bigint := 0;
+    begin
+      if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
+        return 0;
+      end if;
+      for t in select r.* from pii.tables r where pii.erase_action(r.relid) = 'anonymize' order by r.relid::oid loop
+        select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
+          into value_list
+        from pg_catalog.pg_attribute a join pg_catalog.pg_type ty on ty.oid = a.atttypid
+        where a.attrelid = t.relid and a.attnum > 0 and not a.attisdropped
+          and (ty.typcategory = 'S' or ty.typname in ('json', 'jsonb'))
+          and a.attnum is distinct from t.subject_attnum and a.attnum is distinct from t.scope_attnum
+          and a.attnum is distinct from t.parent_fk_attnum
+          and not exists (select from pii.columns c where c.relid = t.relid and c.attnum = a.attnum);
+        continue when value_list is null;
+        path := pii.subject_key_sql(t.relid);
+        rows_sql := pii.subject_rows_sql(t.relid);
+        execute pg_catalog.format(
+          $q$insert into pii.request_residuals (request_id, table_name, column_name, subject_hash, detail)
+             select distinct $5, %L, x.col, l.h, 'identifier of the subject found in an unregistered column'
+             from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
+                  lateral (values %s) as x (col, val)
+             where %s and l.k = (%s)::text and l.s is not distinct from %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
+          pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          value_list, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
+          using current_keys, current_scopes, null::bytea, null::bytea, request_id, current_keys, current_scopes, hashes, identifiers;
+        get diagnostics n = row_count;
+        total := total + n;
+      end loop;
+      return total;
+    end
+    $function$
+  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier.'
 
 function pii.register_child_table(regclass,regclass,name,text,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name)
@@ -972,9 +1566,97 @@ apply column strategies) or delete (remove the rows: behavioural history). In a 
 defaults to the subject table''s scope column name. Warns when subject_column has no index.
 Example: select pii.register_table(''crm.events'', ''customer_id'', ''delete'');'
 
-function pii.resolve_subjects(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[])
-     RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text)
+function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+     RETURNS uuid
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Records an erasure request for any number of subjects and queues it (graphile-worker job lethe_process_request)
+in the caller''s transaction: rollback = no request, no job. Subjects are flagged at once (guards act from now).
+Idempotent on request_key: the same key returns the same id. due_at defaults to now() + pii.settings.default_due.
+Example: select pii.request_erasure(array[''42'', ''43''], request_key => ''ticket-1812'');'
+
+function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure_from_import(import_id uuid, request_key text DEFAULT NULL::text, source text DEFAULT 'csv'::text, mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+     RETURNS uuid
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      keys text[];
+      scps text[];
+      rows_ bigint[];
+      rid uuid;
+    begin
+      select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
+             pg_catalog.array_agg(i.row_number order by i.row_number)
+        into keys, scps, rows_
+      from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
+      if keys is null then
+        raise exception 'import % has no staged rows', import_id using errcode = '22023';
+      end if;
+      if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
+        raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
+      end if;
+      rid := pii.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
+      delete from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
+      return rid;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
+row; duplicates are counted) and removes the staged rows in the same transaction.
+Example: select pii.request_erasure_from_import(''2b1e…''::uuid, request_key => ''dpo-2026-11.csv'');'
+
+function pii.request_items(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_items(request_id uuid)
+     RETURNS TABLE(subject_hash text, source_row bigint, matched boolean, status text, erased_by uuid, error text)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+      from pii.request_items i where i.request_id = request_items.request_id
+      order by i.source_row nulls last, i.subject_hash
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'A request''s subjects by keyed hash (never the key), with their CSV row, whether they matched a subject row,
+status, and the request that erased them. Example: select * from pii.request_items(''…''::uuid) where not matched;'
+
+function pii.request_status(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_status(request_id uuid)
+     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text)
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return query
+        select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
+               case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
+               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error
+        from pii.requests r where r.id = request_status.request_id;
+      if not found then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+      end if;
+    end
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
+progress (0-1), timestamps, due date, verification result and rows changed per table.
+Example: select * from pii.request_status(''…''::uuid);'
+
+function pii.resolve_subjects(text[],text[],integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer)
+     RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
      LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -996,10 +1678,10 @@ function pii.resolve_subjects(text[],text[]) owner <owner>
       if subject_keys is null then
         raise exception 'subject_keys must not be NULL' using errcode = '22004';
       end if;
-      select s.max_keys_per_call into max_keys from pii.settings s;
+      select coalesce(key_limit, s.max_keys_per_call) into max_keys from pii.settings s;
       if n > max_keys then
         raise exception '% subject keys in one call; the limit is %', n, max_keys using errcode = '54000',
-          hint = 'Split the batch, or use pii.request_erasure, which processes any size in chunks (pii.settings.max_keys_per_call).';
+          hint = 'Split the batch (pii.settings.max_keys_per_call, max_keys_per_request); pii.request_erasure processes large requests in chunks.';
       end if;
       bad := pg_catalog.array_position(subject_keys, null);
       if bad is not null then
@@ -1031,9 +1713,11 @@ function pii.resolve_subjects(text[],text[]) owner <owner>
 
       begin
         return query execute pg_catalog.format(
-          $q$select r.s, r.k, %s, %s
-             from (select distinct %s as s, (u.k::%s)::text as k
-                   from unnest($1, $2) as u (k, s)) r$q$,
+          $q$select r.s, r.k, %s, %s, r.i
+             from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
+                   from (select %s as s, (u.k::%s)::text as k, u.i
+                         from unnest($1, $2) with ordinality as u (k, s, i)) c
+                   group by c.s, c.k) r$q$,
           pii.subject_hash_sql('r.s', 'r.k'),
           case when subj.key_is_pii then pii.pseudonym_sql('r.k') else 'null::text' end,
           case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
@@ -1055,7 +1739,87 @@ function pii.resolve_subjects(text[],text[]) owner <owner>
       end;
     end
     $function$
-  comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII).'
+  comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+
+function pii.resume_requests() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.resume_requests()
+     RETURNS integer
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with open_ as (
+        select r.id from pii.requests r where r.status in ('queued', 'running')
+      )
+      select pg_catalog.count(pii.enqueue_request_job(o.id))::integer from open_ o
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();'
+
+function pii.retry_request(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retry_request(request_id uuid)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      update pii.request_items i set status = 'pending', error = null
+      where i.request_id = retry_request.request_id and i.status = 'failed';
+      update pii.requests r set status = 'running', error = null, finished_at = null, failed = 0
+      where r.id = retry_request.request_id and r.status = 'failed';
+      if not found then
+        raise exception 'erasure request % is not failed', request_id using errcode = '55000';
+      end if;
+      perform pii.enqueue_request_job(request_id);
+      perform pii.write_audit('retry_request', request_id, '{}'::jsonb);
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Puts a failed request''s failed items back in the queue. Example: select pii.retry_request(''…''::uuid);'
+
+function pii.row_erased_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.row_erased_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then 'false' else coalesce((
+        select pg_catalog.string_agg(x.pred, ' and ')
+        from (
+          select pii.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+          from pii.columns c
+          where c.relid = tbl and pii.column_name(c.relid, c.attnum) is not null
+          union all
+          select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(s.relid, s.key_attnum))
+          from pii.subject_table s where s.relid = tbl and s.key_is_pii
+        ) x where x.pred is not null), 'true') end
+    $function$
+  comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules.'
+
+function pii.set_guard(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.set_guard(tbl regclass, mode text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if mode is null or mode not in ('scrub', 'reject', 'skip', 'off') then
+        raise exception 'guard mode must be scrub, reject, skip or off, not "%"', mode using errcode = '22023';
+      end if;
+      update pii.tables t set guard_mode = mode where t.relid = tbl;
+      if not found then
+        raise exception 'table % is not registered', pii.qualified_name(tbl) using errcode = '55000';
+      end if;
+      perform pii.write_audit('set_guard', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'mode', mode));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Sets what happens when rows carrying PII of an erased subject arrive (INSERT, UPDATE, upsert, COPY):
+scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
+skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard(''crm.customers'', ''reject'');'
 
 function pii.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.subject_hash(scope text, subject_key text)
@@ -1079,8 +1843,8 @@ function pii.subject_hash_sql(text,text) owner <owner>
     $function$
   comment 'Internal. SQL text computing pii.subject_hash(scope, key) with the install key bound as $3/$4.'
 
-function pii.subject_rows_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
+function pii.subject_key_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -1093,7 +1857,6 @@ function pii.subject_rows_sql(regclass) owner <owner>
       parent_alias text;
       depth integer := 0;
       conds text[] := '{}';
-      key_type text;
     begin
       from_list := '';
       loop
@@ -1111,19 +1874,68 @@ function pii.subject_rows_sql(regclass) owner <owner>
         alias := parent_alias;
         cur := reg.parent_relid;
       end loop;
-
+      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
+      key_sql := pg_catalog.format('%I.%I', alias, pii.column_name(cur, reg.subject_attnum));
       key_type := pii.column_type(cur, reg.subject_attnum);
-      conds := conds || pg_catalog.format('%I.%I = any ($1::%s[])', alias, pii.column_name(cur, reg.subject_attnum), key_type);
       if reg.scope_attnum is not null then
+        scope_sql := pg_catalog.format('%I.%I', alias, pii.column_name(cur, reg.scope_attnum));
+        scope_type := pii.column_type(cur, reg.scope_attnum);
+      end if;
+    end
+    $function$
+  comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
+
+function pii.subject_rows_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii.subject_key_sql(tbl);
+      conds text[];
+    begin
+      from_list := path.from_list;
+      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
+      conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+      if path.scope_sql is not null then
         -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-        conds := conds || pg_catalog.format('(%I.%I, %I.%I) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                            alias, pii.column_name(cur, reg.scope_attnum), alias, pii.column_name(cur, reg.subject_attnum),
-                                            pii.column_type(cur, reg.scope_attnum), key_type);
+        conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                            path.scope_sql, path.key_sql, path.scope_type, path.key_type);
       end if;
       where_sql := pg_catalog.array_to_string(conds, ' and ');
     end
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
+
+function pii.sync_guard_triggers() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.sync_guard_triggers()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl regclass := case when tg_op = 'DELETE' then old.relid else new.relid end;
+      name_ text;
+    begin
+      if not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+        return null;
+      end if;
+      execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %s', pii.qualified_name(tbl));
+      execute pg_catalog.format('drop trigger if exists lethe_guard_update on %s', pii.qualified_name(tbl));
+      if tg_op <> 'DELETE' and new.guard_mode <> 'off' then
+        foreach name_ in array array['insert', 'update'] loop
+          execute pg_catalog.format(
+            'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
+            'lethe_guard_' || name_, name_, pii.qualified_name(tbl));
+        end loop;
+      end if;
+      return null;
+    end
+    $function$
+  comment 'Internal. Creates or drops the lethe_guard_insert/update triggers when a table is registered, changes guard mode or is unregistered.'
 
 function pii.unregister_column(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.unregister_column(tbl regclass, col name)
@@ -1198,6 +2010,109 @@ function pii.unregister_table(regclass) owner <owner>
     $function$
   grant EXECUTE to pii_admin
   comment 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');'
+
+function pii.verify_erasure(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.verify_erasure(request_id uuid)
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      req pii.requests;
+      subj pii.subject_table;
+      sec pii.secret;
+      hashes bytea[];
+      pseudonyms text[];
+      keys text[];
+      scps text[];
+      found_hashes bytea[];
+      key_sql text;
+      scope_sql text;
+      t record;
+      path record;
+      rows_sql record;
+      action text;
+      checks text;
+    begin
+      select * into req from pii.requests r where r.id = verify_erasure.request_id;
+      if req.id is null then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+      end if;
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+
+      return query
+        select r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+        from pii.request_residuals r where r.request_id = req.id;
+
+      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
+        into hashes, pseudonyms
+      from pii.request_items i where i.request_id = req.id and i.status = 'done';
+      if hashes is null or subj.relid is null then
+        return;
+      end if;
+
+      -- Find the subjects again: hash every key of the subject table (the raw key may still
+      -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
+      key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
+           from (select %s as k, %s as s, %s as h from %s as t) x
+           join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
+        key_sql, scope_sql, pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid))
+        into keys, scps, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+      if subj.key_is_pii then
+        execute pg_catalog.format(
+          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
+             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
+          key_sql, scope_sql, pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.key_attnum))
+          into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
+      end if;
+      if pg_catalog.cardinality(keys) = 0 then
+        return;
+      end if;
+
+      -- Their rows in every registered table, against the erased state.
+      for t in select r.* from pii.tables r order by r.relid::oid loop
+        action := case when req.mode = 'delete' then 'delete' else pii.erase_action(t.relid) end;
+        if action = 'delete' then
+          checks := '(null::text, true, ''row not deleted'')';
+        else
+          select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+            into checks
+          from (
+            select pii.column_name(c.relid, c.attnum) as col, pii.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
+                   'not erased (erase strategy ' || c.erase || ')' as detail
+            from pii.columns c where c.relid = t.relid and pii.column_name(c.relid, c.attnum) is not null
+            union all
+            select pii.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(t.relid, t.subject_attnum)),
+                   'subject key not replaced by its pseudonym'
+            where subj.key_is_pii and t.subject_attnum is not null
+          ) x where x.pred is not null;
+          continue when checks is null;
+        end if;
+        path := pii.subject_key_sql(t.relid);
+        rows_sql := pii.subject_rows_sql(t.relid);
+        return query execute pg_catalog.format(
+          $q$select %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
+                  lateral (values %s) as x (col, bad, detail)
+             where %s and l.k = (%s)::text and l.s is not distinct from %s and x.bad$q$,
+          pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          checks, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
+          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes;
+      end loop;
+    end
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Every residual trace of a request''s erased subjects: a registered column not in its erased state, a row that
+should have been deleted, a PII key not replaced by its pseudonym, or (found during erasure) an identifier of the
+subject in an unregistered text/json column. Subjects appear as keyed hashes. Empty result = verified.
+Example: select * from pii.verify_erasure(''…''::uuid);'
 
 function pii.was_erased(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.was_erased(subject_key text, scope text DEFAULT NULL::text)

@@ -27,9 +27,8 @@ revoke all on schema masked from public;
 grant usage on schema pii to pii_admin, pii_operator, pii_auditor, pii_dispatcher;
 grant usage on schema masked to pii_masked_reader;
 
--- Nothing we create is executable by PUBLIC unless granted explicitly.
-alter default privileges in schema pii revoke execute on functions from public;
-alter default privileges in schema masked revoke execute on functions from public;
+-- Functions are executable by PUBLIC by default (a per-schema default cannot remove
+-- that), so every migration ends with an explicit revoke and grants what each group needs.
 
 -- The per-install HMAC key, stored as the two padded keys of RFC 2104
 -- (key xor ipad, key xor opad) so that HMAC-SHA256 is two pg_catalog.sha256 calls.
@@ -69,12 +68,13 @@ create table pii.settings (
   default_due interval not null default interval '24 hours',
   chunk_size integer not null default 5000 check (chunk_size between 1 and 100000),
   max_keys_per_call integer not null default 100000 check (max_keys_per_call between 1 and 10000000),
+  max_keys_per_request integer not null default 1000000 check (max_keys_per_request between 1 and 100000000),
   privacy_by_default boolean not null default true
 );
 insert into pii.settings default values;
 revoke all on pii.settings from public;
 grant select on pii.settings to pii_admin, pii_operator, pii_auditor;
-comment on table pii.settings is 'Install-wide settings: request due time, chunk size, per-call key limit, privacy by default for masked views';
+comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views';
 
 -- HMAC-SHA256 under the install key. Internal: callable only inside Lethe's own functions.
 create function pii.hmac(message text) returns bytea

@@ -49,8 +49,8 @@ revoke all on pii.tombstones from public;
 -- Resolves keys (and scopes) as callers give them to canonical text (cast through the
 -- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
 -- subject), deduplicated, with their hashes. Validates everything first.
-create function pii.resolve_subjects(subject_keys text[], scopes text[] default null)
-returns table (scope text, subject_key text, subject_hash bytea, pseudonym text)
+create function pii.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null)
+returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -71,10 +71,10 @@ begin
   if subject_keys is null then
     raise exception 'subject_keys must not be NULL' using errcode = '22004';
   end if;
-  select s.max_keys_per_call into max_keys from pii.settings s;
+  select coalesce(key_limit, s.max_keys_per_call) into max_keys from pii.settings s;
   if n > max_keys then
     raise exception '% subject keys in one call; the limit is %', n, max_keys using errcode = '54000',
-      hint = 'Split the batch, or use pii.request_erasure, which processes any size in chunks (pii.settings.max_keys_per_call).';
+      hint = 'Split the batch (pii.settings.max_keys_per_call, max_keys_per_request); pii.request_erasure processes large requests in chunks.';
   end if;
   bad := pg_catalog.array_position(subject_keys, null);
   if bad is not null then
@@ -106,9 +106,11 @@ begin
 
   begin
     return query execute pg_catalog.format(
-      $q$select r.s, r.k, %s, %s
-         from (select distinct %s as s, (u.k::%s)::text as k
-               from unnest($1, $2) as u (k, s)) r$q$,
+      $q$select r.s, r.k, %s, %s, r.i
+         from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
+               from (select %s as s, (u.k::%s)::text as k, u.i
+                     from unnest($1, $2) with ordinality as u (k, s, i)) c
+               group by c.s, c.k) r$q$,
       pii.subject_hash_sql('r.s', 'r.k'),
       case when subj.key_is_pii then pii.pseudonym_sql('r.k') else 'null::text' end,
       case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
@@ -130,7 +132,7 @@ begin
   end;
 end
 $$;
-comment on function pii.resolve_subjects(text[], text[]) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII).';
+comment on function pii.resolve_subjects(text[], text[], integer) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
 -- Records subjects as asked-to-be-forgotten; guards act on them from now on.
 create function pii.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid default null)
@@ -210,7 +212,7 @@ drop function pii.allow_return(text, text);
 drop function pii.was_erased_hash(text);
 drop function pii.was_erased(text, text);
 drop function pii.flag_subjects(bytea[], text[], uuid);
-drop function pii.resolve_subjects(text[], text[]);
+drop function pii.resolve_subjects(text[], text[], integer);
 drop table pii.tombstones;
 drop function pii.pseudonym_sql(text, boolean);
 drop function pii.subject_hash_sql(text, text);

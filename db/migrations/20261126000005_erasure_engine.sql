@@ -161,6 +161,28 @@ end
 $$;
 comment on function pii.erase_plan(text) is 'Internal. The statements an erasure runs, in order; select * from pii.erase_plan(''erase'') shows them.';
 
+-- Which of the (canonical) subjects exist in the subject table, as
+-- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
+create function pii.matched_subjects(subject_keys text[], scopes text[]) returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  match record;
+  matched text[];
+begin
+  select * into subj from pii.subject_table;
+  match := pii.subject_rows_sql(subj.relid);
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
+                            case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii.column_name(subj.relid, subj.scope_attnum)) end,
+                            pii.column_name(subj.relid, subj.key_attnum), pii.qualified_name(subj.relid), match.where_sql)
+    into matched using subject_keys, scopes;
+  return matched;
+end
+$$;
+comment on function pii.matched_subjects(text[], text[]) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.';
+
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
@@ -173,7 +195,6 @@ declare
   subj pii.subject_table;
   sec pii.secret;
   step record;
-  match record;
   n bigint;
 begin
   if mode is null or mode not in ('erase', 'delete') then
@@ -184,11 +205,7 @@ begin
   table_names := '{}';
   rows_affected := '{}';
 
-  match := pii.subject_rows_sql(subj.relid);
-  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
-                            case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii.column_name(subj.relid, subj.scope_attnum)) end,
-                            pii.column_name(subj.relid, subj.key_attnum), pii.qualified_name(subj.relid), match.where_sql)
-    into matched using subject_keys, scopes;
+  matched := pii.matched_subjects(subject_keys, scopes);
 
   -- Our own writes are erasures: the re-ingestion guards must not re-process them.
   perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
@@ -249,6 +266,7 @@ grant execute on function pii.erase_subjects(text[], text[], text) to pii_operat
 -- migrate:down
 drop function pii.erase_subjects(text[], text[], text);
 drop function pii.erase_resolved(text[], text[], text);
+drop function pii.matched_subjects(text[], text[]);
 drop function pii.erase_plan(text);
 drop function pii.erase_set_list(regclass);
 drop function pii.erase_expression(regclass, smallint, text);

@@ -1,0 +1,479 @@
+-- migrate:up
+-- Erasure requests (F7, F9, F10, F26, F27): recorded and queued in the caller's
+-- transaction, processed in chunks by graphile-worker jobs, followed by status,
+-- verified at the end. Raw keys live only in pending items; a processed item keeps
+-- its keyed hash.
+
+create table pii.requests (
+  id uuid primary key default pg_catalog.gen_random_uuid(),
+  request_key_hash bytea unique,
+  source text not null,
+  mode text not null check (mode in ('erase', 'delete')),
+  status text not null default 'queued' check (status in ('queued', 'running', 'done', 'failed')),
+  total bigint not null default 0,
+  duplicates bigint not null default 0,
+  matched bigint not null default 0,
+  erased bigint not null default 0,
+  failed bigint not null default 0,
+  rows_affected jsonb not null default '{}'::jsonb,
+  requested_by name not null default session_user,
+  requested_at timestamptz not null default pg_catalog.now(),
+  started_at timestamptz,
+  finished_at timestamptz,
+  due_at timestamptz not null,
+  verified_at timestamptz,
+  residual_count integer,
+  error text
+);
+create index requests_open_idx on pii.requests (due_at) where status in ('queued', 'running');
+comment on table pii.requests is 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.';
+
+create table pii.request_items (
+  request_id uuid not null references pii.requests (id) on delete cascade,
+  subject_hash bytea not null,
+  subject_key text,
+  scope text,
+  pseudonym text,
+  source_row bigint,
+  matched boolean not null default false,
+  status text not null default 'pending' check (status in ('pending', 'done', 'failed')),
+  erased_by uuid,
+  error text,
+  processed_at timestamptz,
+  primary key (request_id, subject_hash),
+  -- No raw key once the subject is erased.
+  check (status <> 'done' or (subject_key is null and scope is null))
+);
+create index request_items_pending_idx on pii.request_items (request_id, subject_hash) where status = 'pending';
+comment on table pii.request_items is 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).';
+
+-- Traces found at erasure time that only the raw identifiers could reveal (an email in
+-- an unregistered text column); pii.verify_erasure reports them with its live checks.
+create table pii.request_residuals (
+  request_id uuid not null references pii.requests (id) on delete cascade,
+  table_name text not null,
+  column_name text,
+  subject_hash bytea not null,
+  detail text not null,
+  found_at timestamptz not null default pg_catalog.now()
+);
+create index request_residuals_request_id_idx on pii.request_residuals (request_id);
+
+-- CSV staging: the importer COPYs rows here, then pii.request_erasure_from_import turns
+-- them into one request and deletes them in the same transaction.
+create unlogged table pii.import_rows (
+  import_id uuid not null,
+  row_number bigint not null,
+  subject_key text not null,
+  scope text
+);
+create index import_rows_import_id_idx on pii.import_rows (import_id, row_number);
+comment on table pii.import_rows is 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.';
+
+revoke all on pii.requests, pii.request_items, pii.request_residuals, pii.import_rows from public;
+grant select on pii.requests to pii_operator, pii_auditor;
+grant insert on pii.import_rows to pii_operator;
+
+create view pii.overdue_requests with (security_barrier) as
+select r.id as request_id, r.status, r.source, r.total, r.erased, r.requested_at, r.due_at,
+       pg_catalog.now() - r.due_at as overdue_by
+from pii.requests r
+where r.status in ('queued', 'running') and r.due_at < pg_catalog.now();
+comment on view pii.overdue_requests is 'Open requests past their due date (F27).';
+revoke all on pii.overdue_requests from public;
+grant select on pii.overdue_requests to pii_operator, pii_auditor;
+
+-- Sums two {table: rows} objects.
+create function pii.add_row_counts(a jsonb, b jsonb) returns jsonb
+language sql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.jsonb_object_agg(x.key, x.total), '{}'::jsonb)
+  from (select e.key, pg_catalog.sum(e.value::bigint) as total
+        from (select * from pg_catalog.jsonb_each_text(coalesce(a, '{}'::jsonb))
+              union all
+              select * from pg_catalog.jsonb_each_text(coalesce(b, '{}'::jsonb))) e
+        group by e.key) x
+$$;
+comment on function pii.add_row_counts(jsonb, jsonb) is 'Internal. Adds per-table row counts.';
+
+create function pii.enqueue_request_job(request_id uuid) returns void
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select from graphile_worker.add_job('lethe_process_request', pg_catalog.json_build_object('requestId', request_id),
+                                      job_key => 'lethe:request:' || request_id, max_attempts => 10)
+$$;
+comment on function pii.enqueue_request_job(uuid) is 'Internal. Queues (or re-queues) the graphile-worker job that processes a request.';
+
+create function pii.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text,
+                                   source text, mode text, due_at timestamptz)
+returns uuid
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  cfg pii.settings;
+  key_hash bytea;
+  rid uuid;
+  hashes bytea[];
+  keys text[];
+  scps text[];
+  pseudonyms text[];
+  rows_ bigint[];
+  matched text[];
+  n_matched bigint;
+begin
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+  if source is null or pg_catalog.btrim(source) = '' then
+    raise exception 'source must not be empty' using errcode = '22023';
+  end if;
+  if request_key is not null then
+    key_hash := pii.hmac('request_key' || pg_catalog.chr(31) || request_key);
+    select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
+    if rid is not null then
+      return rid;
+    end if;
+  end if;
+  select * into cfg from pii.settings;
+
+  select coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash), '{}'),
+         coalesce(pg_catalog.array_agg(r.subject_key order by r.subject_hash), '{}'),
+         coalesce(pg_catalog.array_agg(r.scope order by r.subject_hash), '{}'),
+         coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
+         coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
+    into hashes, keys, scps, pseudonyms, rows_
+  from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request) r;
+  if pg_catalog.cardinality(hashes) = 0 then
+    raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
+  end if;
+
+  insert into pii.requests (request_key_hash, source, mode, due_at, total, duplicates)
+  values (key_hash, source, mode, coalesce(due_at, pg_catalog.now() + cfg.default_due),
+          pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
+  on conflict (request_key_hash) do nothing
+  returning id into rid;
+  if rid is null then
+    -- A concurrent call with the same key won the race.
+    select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
+    return rid;
+  end if;
+
+  matched := pii.matched_subjects(keys, scps);
+  insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
+  select rid, u.h, u.k, u.s, u.p, u.r, (coalesce(u.s, '') || pg_catalog.chr(31) || u.k) = any (matched)
+  from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r);
+  n_matched := pg_catalog.cardinality(matched);
+  update pii.requests r set matched = n_matched where r.id = rid;
+
+  -- Guards act from this moment; the job runs once this transaction commits.
+  perform pii.flag_subjects(hashes, pseudonyms, rid);
+  perform pii.enqueue_request_job(rid);
+  perform pii.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
+    'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
+    'duplicates', pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes)));
+  return rid;
+end
+$$;
+comment on function pii.create_request(text[], text[], bigint[], text, text, text, timestamptz) is 'Internal. Records a request and its items, flags the subjects and queues the job.';
+
+create function pii.request_erasure(subject_keys text[], request_key text default null, source text default 'api',
+                                    scopes text[] default null, mode text default 'erase', due_at timestamptz default null)
+returns uuid
+language sql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
+$$;
+comment on function pii.request_erasure(text[], text, text, text[], text, timestamptz) is
+$$Records an erasure request for any number of subjects and queues it (graphile-worker job lethe_process_request)
+in the caller's transaction: rollback = no request, no job. Subjects are flagged at once (guards act from now).
+Idempotent on request_key: the same key returns the same id. due_at defaults to now() + pii.settings.default_due.
+Example: select pii.request_erasure(array['42', '43'], request_key => 'ticket-1812');$$;
+
+create function pii.request_erasure_from_import(import_id uuid, request_key text default null, source text default 'csv',
+                                                mode text default 'erase', due_at timestamptz default null)
+returns uuid
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  keys text[];
+  scps text[];
+  rows_ bigint[];
+  rid uuid;
+begin
+  select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
+         pg_catalog.array_agg(i.row_number order by i.row_number)
+    into keys, scps, rows_
+  from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
+  if keys is null then
+    raise exception 'import % has no staged rows', import_id using errcode = '22023';
+  end if;
+  if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
+    raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
+  end if;
+  rid := pii.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
+  delete from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
+  return rid;
+end
+$$;
+comment on function pii.request_erasure_from_import(uuid, text, text, text, timestamptz) is
+$$Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
+row; duplicates are counted) and removes the staged rows in the same transaction.
+Example: select pii.request_erasure_from_import('2b1e…'::uuid, request_key => 'dpo-2026-11.csv');$$;
+
+-- One chunk: claim pending items, erase the subjects not already erased since the
+-- request was made (each subject is erased once, however many requests name it),
+-- record residual identifiers, mark items done, drop their raw keys. One transaction.
+create function pii.process_request_chunk(request_id uuid, chunk_size integer default null)
+returns integer
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  req pii.requests;
+  size_ integer;
+  claimed bytea[];
+  keys text[];
+  scps text[];
+  pseudonyms text[];
+  to_erase bytea[];
+  erase_keys text[];
+  erase_scopes text[];
+  idents record;
+  result record;
+begin
+  select * into req from pii.requests r where r.id = process_request_chunk.request_id;
+  if req.id is null then
+    raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+  end if;
+  if req.status in ('done', 'failed') then
+    return 0;
+  end if;
+  select coalesce(process_request_chunk.chunk_size, s.chunk_size) into size_ from pii.settings s;
+  if size_ < 1 or size_ > 100000 then
+    raise exception 'chunk_size must be between 1 and 100000, not %', size_ using errcode = '22023';
+  end if;
+
+  select pg_catalog.array_agg(c.subject_hash order by c.subject_hash), pg_catalog.array_agg(c.subject_key order by c.subject_hash),
+         pg_catalog.array_agg(c.scope order by c.subject_hash), pg_catalog.array_agg(c.pseudonym order by c.subject_hash)
+    into claimed, keys, scps, pseudonyms
+  from (select i.subject_hash, i.subject_key, i.scope, i.pseudonym
+        from pii.request_items i
+        where i.request_id = process_request_chunk.request_id and i.status = 'pending'
+        order by i.subject_hash
+        limit size_
+        for update skip locked) c;
+  if claimed is null then
+    return 0;
+  end if;
+  update pii.requests r set status = 'running', started_at = coalesce(r.started_at, pg_catalog.now())
+  where r.id = req.id and r.status = 'queued';
+
+  -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
+  perform pii.flag_subjects(claimed, pseudonyms, req.id);
+  select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
+  from (select tb.subject_hash from pii.tombstones tb
+        where tb.subject_hash = any (claimed) and (tb.erased_at is null or tb.erased_at < req.requested_at)
+        order by tb.subject_hash
+        for update) t;
+  select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}')
+    into erase_keys, erase_scopes
+  from unnest(claimed, keys, scps) as u (h, k, s) where u.h = any (to_erase);
+
+  idents := pii.capture_identifiers(erase_keys, erase_scopes);
+  result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
+  perform pii.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
+
+  update pii.tombstones tb set erased_at = pg_catalog.now(), request_id = req.id where tb.subject_hash = any (to_erase);
+  update pii.request_items i
+     set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
+         matched = i.matched or (coalesce(i.scope, '') || pg_catalog.chr(31) || i.subject_key) = any (result.matched),
+         erased_by = tb.request_id
+    from pii.tombstones tb
+   where i.request_id = req.id and i.subject_hash = any (claimed) and tb.subject_hash = i.subject_hash;
+  update pii.requests r
+     set erased = r.erased + pg_catalog.cardinality(claimed),
+         rows_affected = pii.add_row_counts(r.rows_affected,
+           (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
+   where r.id = req.id;
+  perform pii.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
+    'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
+    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+  return pg_catalog.cardinality(claimed);
+end
+$$;
+comment on function pii.process_request_chunk(uuid, integer) is
+$$Worker step: erases up to chunk_size pending subjects of a request (FOR UPDATE SKIP LOCKED), set-based, all or
+nothing; returns how many items it processed (0: nothing left). Example: select pii.process_request_chunk('…'::uuid);$$;
+
+create function pii.announce_request(req pii.requests) returns void
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.pg_notify('pii_erasure', p::text),
+         graphile_worker.add_job('erasure_completed', p, job_key => 'lethe:completed:' || req.id)
+  from (select pg_catalog.json_build_object('requestId', req.id, 'status', req.status, 'total', req.total,
+                                            'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
+                                            'residuals', req.residual_count) as p) x
+$$;
+comment on function pii.announce_request(pii.requests) is 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).';
+
+create function pii.finish_request(request_id uuid) returns text
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  req pii.requests;
+  residuals integer;
+  failed_items bigint;
+begin
+  select * into req from pii.requests r where r.id = finish_request.request_id for update;
+  if req.id is null then
+    raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+  end if;
+  if req.status in ('done', 'failed')
+     or exists (select from pii.request_items i where i.request_id = req.id and i.status = 'pending') then
+    return req.status;
+  end if;
+  select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id);
+  select pg_catalog.count(*) into failed_items from pii.request_items i where i.request_id = req.id and i.status = 'failed';
+  update pii.requests r
+     set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
+         finished_at = pg_catalog.now(), verified_at = pg_catalog.now(), residual_count = residuals, failed = failed_items,
+         started_at = coalesce(r.started_at, pg_catalog.now()),
+         error = case when failed_items > 0 then coalesce(r.error, failed_items || ' item(s) failed')
+                      when residuals > 0 then 'verification found ' || residuals || ' residual trace(s): see pii.verify_erasure' end
+   where r.id = req.id
+  returning * into req;
+  perform pii.announce_request(req);
+  perform pii.write_audit('request_finished', req.id, pg_catalog.jsonb_build_object(
+    'status', req.status, 'total', req.total, 'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
+    'residuals', residuals, 'rows', req.rows_affected));
+  return req.status;
+end
+$$;
+comment on function pii.finish_request(uuid) is
+$$Worker step after the last chunk: verifies the erasure (pii.verify_erasure), stores the result, sets the status
+(done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and queues an erasure_completed job.
+Idempotent; returns the status. Example: select pii.finish_request('…'::uuid);$$;
+
+create function pii.fail_request(request_id uuid, error text) returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  req pii.requests;
+  -- Worker errors are Postgres messages (no DETAIL, which can echo values); keep them short.
+  msg text := pg_catalog.left(coalesce(error, 'unknown error'), 500);
+begin
+  update pii.request_items i set status = 'failed', error = msg
+  where i.request_id = fail_request.request_id and i.status = 'pending';
+  update pii.requests r
+     set status = 'failed', error = msg, finished_at = pg_catalog.now(),
+         failed = (select pg_catalog.count(*) from pii.request_items i where i.request_id = r.id and i.status = 'failed')
+   where r.id = fail_request.request_id and r.status in ('queued', 'running')
+  returning * into req;
+  if req.id is null then
+    return;
+  end if;
+  perform pii.announce_request(req);
+  perform pii.write_audit('request_failed', req.id, pg_catalog.jsonb_build_object('failed', req.failed, 'error', msg));
+end
+$$;
+comment on function pii.fail_request(uuid, text) is 'Worker step when a chunk fails for good: pending items and the request become failed, with the error. Example: select pii.fail_request(''…''::uuid, ''deadlock detected'');';
+
+create function pii.retry_request(request_id uuid) returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  update pii.request_items i set status = 'pending', error = null
+  where i.request_id = retry_request.request_id and i.status = 'failed';
+  update pii.requests r set status = 'running', error = null, finished_at = null, failed = 0
+  where r.id = retry_request.request_id and r.status = 'failed';
+  if not found then
+    raise exception 'erasure request % is not failed', request_id using errcode = '55000';
+  end if;
+  perform pii.enqueue_request_job(request_id);
+  perform pii.write_audit('retry_request', request_id, '{}'::jsonb);
+end
+$$;
+comment on function pii.retry_request(uuid) is 'Puts a failed request''s failed items back in the queue. Example: select pii.retry_request(''…''::uuid);';
+
+create function pii.resume_requests() returns integer
+language sql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with open_ as (
+    select r.id from pii.requests r where r.status in ('queued', 'running')
+  )
+  select pg_catalog.count(pii.enqueue_request_job(o.id))::integer from open_ o
+$$;
+comment on function pii.resume_requests() is 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();';
+
+create function pii.request_status(request_id uuid)
+returns table (id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint,
+               erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamptz,
+               started_at timestamptz, finished_at timestamptz, due_at timestamptz, verified_at timestamptz,
+               residual_count integer, rows_affected jsonb, error text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query
+    select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
+           case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
+           r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error
+    from pii.requests r where r.id = request_status.request_id;
+  if not found then
+    raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+  end if;
+end
+$$;
+comment on function pii.request_status(uuid) is
+$$Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
+progress (0-1), timestamps, due date, verification result and rows changed per table.
+Example: select * from pii.request_status('…'::uuid);$$;
+
+create function pii.request_items(request_id uuid)
+returns table (subject_hash text, source_row bigint, matched boolean, status text, erased_by uuid, error text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+  from pii.request_items i where i.request_id = request_items.request_id
+  order by i.source_row nulls last, i.subject_hash
+$$;
+comment on function pii.request_items(uuid) is
+$$A request's subjects by keyed hash (never the key), with their CSV row, whether they matched a subject row,
+status, and the request that erased them. Example: select * from pii.request_items('…'::uuid) where not matched;$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.request_erasure(text[], text, text, text[], text, timestamptz),
+  pii.request_erasure_from_import(uuid, text, text, text, timestamptz), pii.process_request_chunk(uuid, integer),
+  pii.finish_request(uuid), pii.fail_request(uuid, text), pii.retry_request(uuid), pii.resume_requests() to pii_operator;
+grant execute on function pii.request_status(uuid), pii.request_items(uuid) to pii_operator, pii_auditor;
+
+-- migrate:down
+drop function pii.request_items(uuid);
+drop function pii.request_status(uuid);
+drop function pii.resume_requests();
+drop function pii.retry_request(uuid);
+drop function pii.fail_request(uuid, text);
+drop function pii.finish_request(uuid);
+drop function pii.announce_request(pii.requests);
+drop function pii.process_request_chunk(uuid, integer);
+drop function pii.request_erasure_from_import(uuid, text, text, text, timestamptz);
+drop function pii.request_erasure(text[], text, text, text[], text, timestamptz);
+drop function pii.create_request(text[], text[], bigint[], text, text, text, timestamptz);
+drop function pii.enqueue_request_job(uuid);
+drop function pii.add_row_counts(jsonb, jsonb);
+drop view pii.overdue_requests;
+drop table pii.import_rows;
+drop table pii.request_residuals;
+drop table pii.request_items;
+drop table pii.requests;

@@ -1,0 +1,211 @@
+-- migrate:up
+-- Verification (F15): proof that a request's subjects left no trace. After erasure only
+-- keyed hashes remain, so subjects are found again by hashing the subject table's keys
+-- (or by their pseudonym when the key is PII); their rows in every registered table are
+-- then checked against the registry's erased state. Identifiers that only the raw values
+-- could reveal (an email in an unregistered text column) are looked for while the chunk
+-- still has them, and stored.
+
+-- Identifier values of subjects, captured before erasure: the key when it is PII, and
+-- the subject table's registered text columns that identify (mask email, or category
+-- contact/identifier/email/phone). Values shorter than 5 characters are ignored.
+create function pii.capture_identifiers(subject_keys text[], scopes text[],
+                                        out current_keys text[], out current_scopes text[], out hashes bytea[], out identifiers text[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  rows_sql record;
+  key_sql text;
+  scope_sql text;
+  value_list text;
+begin
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+  key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+  select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii.column_name(c.relid, c.attnum)), ', ')
+    into value_list
+  from pii.columns c
+  where c.relid = subj.relid and pii.is_text_type(c.relid, c.attnum)
+    and (c.mask = 'email' or c.category in ('contact', 'identifier', 'email', 'phone'));
+  if subj.key_is_pii then
+    value_list := coalesce(value_list || ', ', '') || '(' || key_sql || ')';
+  end if;
+  current_keys := '{}'; current_scopes := '{}'; hashes := '{}'; identifiers := '{}';
+  if value_list is null then
+    return;
+  end if;
+  rows_sql := pii.subject_rows_sql(subj.relid);
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'),
+              coalesce(pg_catalog.array_agg(x.h), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
+       from (select %s as k, %s as s, %s as h, v.v
+             from %s as t cross join lateral (values %s) as v (v)
+             where %s and pg_catalog.length(v.v) >= 5) x$q$,
+    case when subj.key_is_pii then pii.pseudonym_sql(key_sql) else key_sql end, scope_sql,
+    pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+    into current_keys, current_scopes, hashes, identifiers
+    using subject_keys, scopes, sec.inner_key, sec.outer_key;
+end
+$$;
+comment on function pii.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
+
+-- After erasure: stores every unregistered text/json column of an anonymized registered
+-- row that still contains one of the captured identifiers.
+create function pii.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[],
+                                                hashes bytea[], identifiers text[])
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  t record;
+  path record;
+  rows_sql record;
+  value_list text;
+  n bigint;
+  total bigint := 0;
+begin
+  if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
+    return 0;
+  end if;
+  for t in select r.* from pii.tables r where pii.erase_action(r.relid) = 'anonymize' order by r.relid::oid loop
+    select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
+      into value_list
+    from pg_catalog.pg_attribute a join pg_catalog.pg_type ty on ty.oid = a.atttypid
+    where a.attrelid = t.relid and a.attnum > 0 and not a.attisdropped
+      and (ty.typcategory = 'S' or ty.typname in ('json', 'jsonb'))
+      and a.attnum is distinct from t.subject_attnum and a.attnum is distinct from t.scope_attnum
+      and a.attnum is distinct from t.parent_fk_attnum
+      and not exists (select from pii.columns c where c.relid = t.relid and c.attnum = a.attnum);
+    continue when value_list is null;
+    path := pii.subject_key_sql(t.relid);
+    rows_sql := pii.subject_rows_sql(t.relid);
+    execute pg_catalog.format(
+      $q$insert into pii.request_residuals (request_id, table_name, column_name, subject_hash, detail)
+         select distinct $5, %L, x.col, l.h, 'identifier of the subject found in an unregistered column'
+         from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
+              lateral (values %s) as x (col, val)
+         where %s and l.k = (%s)::text and l.s is not distinct from %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
+      pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      value_list, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
+      using current_keys, current_scopes, null::bytea, null::bytea, request_id, current_keys, current_scopes, hashes, identifiers;
+    get diagnostics n = row_count;
+    total := total + n;
+  end loop;
+  return total;
+end
+$$;
+comment on function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier.';
+
+create function pii.verify_erasure(request_id uuid)
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  req pii.requests;
+  subj pii.subject_table;
+  sec pii.secret;
+  hashes bytea[];
+  pseudonyms text[];
+  keys text[];
+  scps text[];
+  found_hashes bytea[];
+  key_sql text;
+  scope_sql text;
+  t record;
+  path record;
+  rows_sql record;
+  action text;
+  checks text;
+begin
+  select * into req from pii.requests r where r.id = verify_erasure.request_id;
+  if req.id is null then
+    raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+  end if;
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+
+  return query
+    select r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+    from pii.request_residuals r where r.request_id = req.id;
+
+  select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
+    into hashes, pseudonyms
+  from pii.request_items i where i.request_id = req.id and i.status = 'done';
+  if hashes is null or subj.relid is null then
+    return;
+  end if;
+
+  -- Find the subjects again: hash every key of the subject table (the raw key may still
+  -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
+  key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
+       from (select %s as k, %s as s, %s as h from %s as t) x
+       join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
+    key_sql, scope_sql, pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid))
+    into keys, scps, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+  if subj.key_is_pii then
+    execute pg_catalog.format(
+      $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
+         from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
+      key_sql, scope_sql, pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.key_attnum))
+      into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
+  end if;
+  if pg_catalog.cardinality(keys) = 0 then
+    return;
+  end if;
+
+  -- Their rows in every registered table, against the erased state.
+  for t in select r.* from pii.tables r order by r.relid::oid loop
+    action := case when req.mode = 'delete' then 'delete' else pii.erase_action(t.relid) end;
+    if action = 'delete' then
+      checks := '(null::text, true, ''row not deleted'')';
+    else
+      select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+        into checks
+      from (
+        select pii.column_name(c.relid, c.attnum) as col, pii.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
+               'not erased (erase strategy ' || c.erase || ')' as detail
+        from pii.columns c where c.relid = t.relid and pii.column_name(c.relid, c.attnum) is not null
+        union all
+        select pii.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(t.relid, t.subject_attnum)),
+               'subject key not replaced by its pseudonym'
+        where subj.key_is_pii and t.subject_attnum is not null
+      ) x where x.pred is not null;
+      continue when checks is null;
+    end if;
+    path := pii.subject_key_sql(t.relid);
+    rows_sql := pii.subject_rows_sql(t.relid);
+    return query execute pg_catalog.format(
+      $q$select %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
+              lateral (values %s) as x (col, bad, detail)
+         where %s and l.k = (%s)::text and l.s is not distinct from %s and x.bad$q$,
+      pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      checks, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
+      using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes;
+  end loop;
+end
+$$;
+comment on function pii.verify_erasure(uuid) is
+$$Every residual trace of a request's erased subjects: a registered column not in its erased state, a row that
+should have been deleted, a PII key not replaced by its pseudonym, or (found during erasure) an identifier of the
+subject in an unregistered text/json column. Subjects appear as keyed hashes. Empty result = verified.
+Example: select * from pii.verify_erasure('…'::uuid);$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.verify_erasure(uuid) to pii_operator, pii_auditor;
+
+-- migrate:down
+drop function pii.verify_erasure(uuid);
+drop function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]);
+drop function pii.capture_identifiers(text[], text[]);
