@@ -555,13 +555,15 @@ function pii.column_erased_sql(regclass,smallint,text) owner <owner>
       select case
         when strategy = 'null' then pg_catalog.format('t.%I is null', pii.column_name(tbl, col))
         when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
-        when strategy = 'pseudonym' and pii.is_text_type(tbl, col) then pg_catalog.format('(t.%I is null or t.%I::text like ''anon\_%%'')', pii.column_name(tbl, col), pii.column_name(tbl, col))
+        when strategy = 'pseudonym' then
+          (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
+           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
         when strategy like 'jsonb\_remove:%' then
           pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii.column_name(tbl, col), pii.column_name(tbl, col),
                             (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
       end
     $function$
-  comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL when it cannot be told: keep, uuid pseudonyms).'
+  comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
 function pii.column_name(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii.column_name(tbl regclass, col smallint)
@@ -706,8 +708,10 @@ function pii.erase_expression(regclass,smallint,text) owner <owner>
         when strategy = 'null' then 'null'
         when strategy like 'set:%' then pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
         when strategy = 'pseudonym' then
-          pii.pseudonym_sql(pg_catalog.format('t.%I', pii.column_name(tbl, col)),
-                            (select a.atttypid = 'uuid'::regtype from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col))
+          (select pg_catalog.format('case when %s then t.%I else %s end',
+                                    pii.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
+                                    pii.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
+           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
         when strategy like 'jsonb\_remove:%' then
           pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii.column_name(tbl, col),
                             (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
@@ -1085,6 +1089,20 @@ function pii.hmac_sql(text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.'
 
+function pii.is_pseudonym_sql(text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.is_pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when as_uuid
+        then '(' || value_sql || ')::text like ''________-____-8%'''
+        else '(' || value_sql || ')::text like ''anon\_%'''
+      end
+    $function$
+  comment 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.'
+
 function pii.is_text_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii.is_text_type(tbl regclass, col smallint)
      RETURNS boolean
@@ -1250,11 +1268,12 @@ function pii.pseudonym_sql(text,boolean) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when as_uuid
-        then 'pg_catalog.left(pg_catalog.encode(' || pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') || ', ''hex''), 32)::uuid'
-        else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') || ', ''hex''), 32)'
+        then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
+        else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
       end
+      from (select pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
     $function$
-  comment 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a uuid) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.'
 
 function pii.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.qualified_name(tbl regclass)

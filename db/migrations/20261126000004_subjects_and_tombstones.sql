@@ -22,18 +22,32 @@ as $$
 $$;
 comment on function pii.subject_hash_sql(text, text) is 'Internal. SQL text computing pii.subject_hash(scope, key) with the install key bound as $3/$4.';
 
--- The pseudonym of a value as SQL text: 'anon_' and 128 bits of its HMAC. Deterministic,
--- so joins on pseudonymised columns survive; keyed, so it cannot be reversed by guessing.
+-- The pseudonym of a value as SQL text: 'anon_' and 128 bits of its HMAC (for uuid
+-- columns, those bits as a version-8 UUID). Deterministic, so joins on pseudonymised
+-- columns survive; keyed, so it cannot be reversed by guessing.
 create function pii.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when as_uuid
-    then 'pg_catalog.left(pg_catalog.encode(' || pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') || ', ''hex''), 32)::uuid'
-    else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') || ', ''hex''), 32)'
+    then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
+    else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
+  end
+  from (select pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
+$$;
+comment on function pii.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.';
+
+-- SQL predicate: the value already is a pseudonym (so erasing twice changes nothing).
+create function pii.is_pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when as_uuid
+    then '(' || value_sql || ')::text like ''________-____-8%'''
+    else '(' || value_sql || ')::text like ''anon\_%'''
   end
 $$;
-comment on function pii.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a uuid) with the install key bound as $3/$4.';
+comment on function pii.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.';
 
 create table pii.tombstones (
   subject_hash bytea primary key,
@@ -214,6 +228,7 @@ drop function pii.was_erased(text, text);
 drop function pii.flag_subjects(bytea[], text[], uuid);
 drop function pii.resolve_subjects(text[], text[], integer);
 drop table pii.tombstones;
+drop function pii.is_pseudonym_sql(text, boolean);
 drop function pii.pseudonym_sql(text, boolean);
 drop function pii.subject_hash_sql(text, text);
 drop function pii.hmac_sql(text);

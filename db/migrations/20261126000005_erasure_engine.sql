@@ -79,8 +79,10 @@ as $$
     when strategy = 'null' then 'null'
     when strategy like 'set:%' then pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
     when strategy = 'pseudonym' then
-      pii.pseudonym_sql(pg_catalog.format('t.%I', pii.column_name(tbl, col)),
-                        (select a.atttypid = 'uuid'::regtype from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col))
+      (select pg_catalog.format('case when %s then t.%I else %s end',
+                                pii.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
+                                pii.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
+       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
     when strategy like 'jsonb\_remove:%' then
       pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii.column_name(tbl, col),
                         (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))

@@ -12,13 +12,15 @@ as $$
   select case
     when strategy = 'null' then pg_catalog.format('t.%I is null', pii.column_name(tbl, col))
     when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
-    when strategy = 'pseudonym' and pii.is_text_type(tbl, col) then pg_catalog.format('(t.%I is null or t.%I::text like ''anon\_%%'')', pii.column_name(tbl, col), pii.column_name(tbl, col))
+    when strategy = 'pseudonym' then
+      (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
+       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
     when strategy like 'jsonb\_remove:%' then
       pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii.column_name(tbl, col), pii.column_name(tbl, col),
                         (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
   end
 $$;
-comment on function pii.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL when it cannot be told: keep, uuid pseudonyms).';
+comment on function pii.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
 -- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
 -- rows are deleted on erasure: any row of an erased subject is a trace).
