@@ -2065,9 +2065,13 @@ function pii.verify_erasure(uuid) owner <owner>
         select r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
         from pii.request_residuals r where r.request_id = req.id;
 
+      -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
+      -- present again: its new data is not a trace of this request.
       select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
         into hashes, pseudonyms
-      from pii.request_items i where i.request_id = req.id and i.status = 'done';
+      from pii.request_items i
+      where i.request_id = req.id and i.status = 'done'
+        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
       if hashes is null or subj.relid is null then
         return;
       end if;
@@ -2130,7 +2134,8 @@ function pii.verify_erasure(uuid) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Every residual trace of a request''s erased subjects: a registered column not in its erased state, a row that
 should have been deleted, a PII key not replaced by its pseudonym, or (found during erasure) an identifier of the
-subject in an unregistered text/json column. Subjects appear as keyed hashes. Empty result = verified.
+subject in an unregistered text/json column. Subjects appear as keyed hashes; subjects let back in with
+pii.allow_return are not checked. Empty result = verified.
 Example: select * from pii.verify_erasure(''…''::uuid);'
 
 function pii.was_erased(text,text) owner <owner>
