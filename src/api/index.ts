@@ -1,0 +1,23 @@
+// Lethe's public TypeScript API.
+//   const lethe = createLethe({ connectionString: process.env.DATABASE_URL! });
+//   const id = await lethe.requestErasure(['42'], { requestKey: 'ticket-1812' });
+//   const worker = await runWorker({ connectionString, concurrency: 2 });
+// The src/sql functions take any Kysely<DB> (or transaction), so a request can be made
+// inside the application's own transaction: requestErasure(trx, ['42']).
+export { createLethe, type Lethe, type LetheOptions, type Verification, type WaitOptions } from './createLethe.js';
+export { runWorker, type LetheWorker, type RunWorkerOptions } from '../worker/runWorker.js';
+export { ERASURE_COMPLETED_TASK, type ErasureCompletedPayload } from '../worker/tasks.js';
+export { PROCESS_REQUEST_TASK } from '../worker/processRequest.js';
+export { LetheError, SqlState } from '../sql/errors.js';
+export { createDb, type LetheDb } from '../sql/db.js';
+export { requestErasure, type ErasureMode, type RequestErasureOptions } from '../sql/requestErasure.js';
+export { requestStatus, type RequestState, type RequestStatus } from '../sql/requestStatus.js';
+export { requestItems, type RequestItem, type RequestItemsFilter } from '../sql/requestItems.js';
+export { verifyErasure, type Residual } from '../sql/verifyErasure.js';
+export { wasErased, wasErasedHash, type WasErased } from '../sql/wasErased.js';
+export { importCsv, CsvRejectedError, type ImportCsvOptions, type ImportReport } from '../csv/importCsv.js';
+export type { RowError } from '../csv/format.js';
+export type { AuditRow, AuditFilter } from '../sql/audit.js';
+export type { LintProblem } from '../sql/lint.js';
+export type { RegisteredColumn, RegisteredTable } from '../sql/registry.js';
+export type { DB } from '../db/types.js';

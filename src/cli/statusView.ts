@@ -1,0 +1,34 @@
+// How a request's status reads in a terminal.
+import type { RequestStatus } from '../sql/requestStatus.js';
+import { keyValues, percent } from './output.js';
+
+export function renderStatus(s: RequestStatus): string {
+  const rows: Array<readonly [string, string | number | Date | null]> = [
+    ['request', s.id],
+    ['status', s.status],
+    ['mode', s.mode],
+    ['source', s.source],
+    ['subjects', s.total],
+    ['matched', s.matched],
+    ['unmatched', s.unmatched],
+    ['duplicates', s.duplicates],
+    ['erased', s.erased],
+    ['failed', s.failed],
+    ['progress', percent(s.progress)],
+    ['requested at', s.requestedAt],
+    ['started at', s.startedAt],
+    ['finished at', s.finishedAt],
+    ['due at', s.dueAt],
+    ['verified at', s.verifiedAt],
+    ['residual traces', s.residualCount],
+  ];
+  if (s.error) rows.push(['error', s.error]);
+  let out = keyValues(rows);
+  const tables = Object.entries(s.rowsAffected).sort(([a], [b]) => a.localeCompare(b));
+  if (tables.length > 0) out += keyValues([['rows changed', null], ...tables.map(([t, n]) => [`  ${t}`, n] as const)]);
+  return out;
+}
+
+export function progressLabel(s: RequestStatus): string {
+  return `${s.status}: ${s.erased + s.failed}/${s.total} subjects`;
+}

@@ -1,0 +1,47 @@
+// lethe worker: runs the erasure jobs until SIGTERM/SIGINT, then finishes the chunk in
+// flight and exits 0. A second signal exits at once (the chunk rolls back, nothing is lost).
+import type { Command } from 'commander';
+import { action, databaseUrl, EXIT, positiveInt } from './context.js';
+
+interface WorkerOptions {
+  concurrency?: string;
+  chunkSize?: string;
+}
+
+export function addWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('process erasure requests (graphile-worker) until SIGTERM/SIGINT')
+    .option('-c, --concurrency <n>', 'requests processed at once', '1')
+    .option('--chunk-size <n>', 'subjects per chunk (default: pii.settings.chunk_size)')
+    .action(action(async (opts: WorkerOptions, cmd: Command) => {
+      // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+      const { runWorker } = await import('../worker/runWorker.js');
+      const worker = await runWorker({
+        connectionString: databaseUrl(cmd),
+        concurrency: positiveInt('--concurrency', opts.concurrency),
+        chunkSize: positiveInt('--chunk-size', opts.chunkSize),
+      });
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          process.stderr.write(`[lethe worker] ${signal} again: exiting now\n`);
+          process.exit(130);
+        }
+        process.stderr.write(`[lethe worker] ${signal}: finishing the chunk in flight, then stopping\n`);
+        void worker.stop();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      process.stderr.write(`[lethe worker] started (pid ${process.pid}, concurrency ${opts.concurrency}); ${worker.resumed} open request(s) re-queued\n`);
+      try {
+        await worker.promise;
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+      process.stderr.write('[lethe worker] stopped\n');
+      return EXIT.ok;
+    }));
+}

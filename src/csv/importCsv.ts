@@ -1,0 +1,282 @@
+// CSV → one erasure request, in one pass over the file:
+//   1. the header and the first PREVIEW_ROWS data rows are read and checked before
+//      anything touches the database (a wrong file fails in milliseconds, nothing queued);
+//   2. in one transaction, the whole file streams through csv-parse into COPY
+//      pii.import_rows (never an INSERT per row), every row checked on the way;
+//   3. a file with an invalid row is rolled back whole, unless skipInvalid; otherwise
+//      pii.request_erasure_from_import turns the staged rows into one request and the
+//      transaction commits: the request, its items and its job appear together.
+// The matched/unmatched/duplicate counts are the database's, read back afterwards.
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { copyImportRows, encodeCopyRow } from '../sql/copyImportRows.js';
+import { createDb, dbOnClient } from '../sql/db.js';
+import { LetheError, toLetheError } from '../sql/errors.js';
+import type { ErasureMode } from '../sql/requestErasure.js';
+import { requestErasureFromImport } from '../sql/requestErasureFromImport.js';
+import { requestItems } from '../sql/requestItems.js';
+import { type RequestState, requestStatus } from '../sql/requestStatus.js';
+import { checkRow, type CsvLayout, isBlankLine, parseHeader, PREVIEW_ROWS, type RowError } from './format.js';
+import { type CsvRecord, type CsvSource, CsvSyntaxError, openCsv } from './reader.js';
+
+export interface ImportCsvOptions {
+  /** Import the valid rows and report the others, instead of rejecting the file. */
+  skipInvalid?: boolean;
+  requestKey?: string;
+  /** Recorded on the request; 'csv' by default. */
+  source?: string;
+  mode?: ErasureMode;
+  dueAt?: Date;
+  /** How many unmatched and rejected rows the report lists (counts are always complete). Default 1000. */
+  listLimit?: number;
+  /** Called once the header and first rows are checked, before the database is touched. */
+  onPreview?: (preview: { rows: number; errors: RowError[] }) => void;
+  /** Called every few thousand rows while streaming. */
+  onProgress?: (progress: ImportProgress) => void;
+}
+
+export interface ImportProgress {
+  rowsRead: number;
+  bytesRead: number | undefined;
+  totalBytes: number | undefined;
+}
+
+export interface ImportReport {
+  requestId: string;
+  status: RequestState;
+  /** Data rows read (the header and blank lines are not rows). */
+  rowsRead: number;
+  /** Rows staged and turned into the request. */
+  rowsImported: number;
+  rejected: number;
+  rejectedRows: RowError[];
+  /** Distinct subjects in the request. */
+  subjects: number;
+  matched: number;
+  unmatched: number;
+  duplicates: number;
+  /** Unmatched subjects by CSV row and keyed hash (never the key), up to listLimit. */
+  unmatchedRows: Array<{ row: number | null; subjectHash: string }>;
+  /** Time from opening the file to the commit, and rows read per second over it. */
+  seconds: number;
+  rowsPerSecond: number;
+}
+
+/** The file was refused: nothing was queued. `rows` holds the reasons (up to listLimit). */
+export class CsvRejectedError extends Error {
+  override readonly name = 'CsvRejectedError';
+  constructor(
+    message: string,
+    readonly stage: 'header' | 'preview' | 'file',
+    readonly rows: RowError[],
+    readonly rejected: number,
+    readonly rowsRead: number,
+  ) {
+    super(message);
+  }
+}
+
+const PROGRESS_EVERY = 16_384;
+// COPY data is sent in chunks of about this many characters: one CopyData message per
+// row would cost more than parsing it.
+const COPY_CHUNK_CHARS = 256 * 1024;
+
+export async function importCsv(pool: pg.Pool, source: string | Readable, opts: ImportCsvOptions = {}): Promise<ImportReport> {
+  const started = performance.now();
+  const listLimit = opts.listLimit ?? 1000;
+  const csv = await openCsv(source);
+  try {
+    const { layout, head } = await readHead(csv, opts);
+    const state = new ImportState(listLimit);
+    for (const rec of head) state.check(rec, layout);
+    opts.onPreview?.({ rows: state.rowsRead, errors: [...state.rejectedRows] });
+    if (state.rejected > 0 && !opts.skipInvalid) {
+      throw new CsvRejectedError(
+        `the first ${PREVIEW_ROWS} rows have ${state.rejected} invalid row(s); nothing was imported`,
+        'preview', state.rejectedRows, state.rejected, state.rowsRead,
+      );
+    }
+    const requestId = await stageAndRequest(pool, csv, layout, head, state, opts);
+    const seconds = (performance.now() - started) / 1000;
+
+    // No db.destroy() afterwards: Kysely would end the pool, which is the caller's.
+    const db = createDb(pool);
+    const status = await requestStatus(db, requestId);
+    const unmatched = status.unmatched > 0 ? await requestItems(db, requestId, { matched: false, limit: listLimit }) : [];
+    return {
+      requestId,
+      status: status.status,
+      rowsRead: state.rowsRead,
+      rowsImported: state.staged,
+      rejected: state.rejected,
+      rejectedRows: state.rejectedRows,
+      subjects: status.total,
+      matched: status.matched,
+      unmatched: status.unmatched,
+      duplicates: status.duplicates,
+      unmatchedRows: unmatched.map((i) => ({ row: i.sourceRow, subjectHash: i.subjectHash })),
+      seconds,
+      rowsPerSecond: seconds > 0 ? Math.round(state.rowsRead / seconds) : state.rowsRead,
+    };
+  } finally {
+    csv.close();
+  }
+}
+
+/** Reads and checks the header, then buffers the first PREVIEW_ROWS data rows. */
+async function readHead(csv: CsvSource, opts: ImportCsvOptions): Promise<{ layout: CsvLayout; head: CsvRecord[] }> {
+  const first = await csv.records.next();
+  const header = parseHeader(first.done ? undefined : first.value.fields);
+  if (!header.ok) {
+    opts.onPreview?.({ rows: 0, errors: header.errors });
+    throw new CsvRejectedError('the header row is invalid; nothing was imported', 'header', header.errors, header.errors.length, 0);
+  }
+  const head: CsvRecord[] = [];
+  let dataRows = 0;
+  while (dataRows < PREVIEW_ROWS) {
+    const r = await csv.records.next();
+    if (r.done) break;
+    head.push(r.value);
+    if (!isBlankLine(r.value.fields)) dataRows++;
+  }
+  if (dataRows === 0) {
+    const errors = [{ row: 2, reason: 'no data rows after the header' }];
+    opts.onPreview?.({ rows: 0, errors });
+    throw new CsvRejectedError('the file has a header but no data rows; nothing was imported', 'preview', errors, 0, 0);
+  }
+  return { layout: header.layout, head };
+}
+
+/** Counters and the rows listed in the report. */
+class ImportState {
+  rowsRead = 0;
+  staged = 0;
+  rejected = 0;
+  rejectedRows: RowError[] = [];
+  /** Lines not staged (blank or rejected), ascending: maps a staged row's position back to its line. */
+  skippedLines: number[] = [];
+
+  constructor(private readonly listLimit: number) {}
+
+  /** Checks one record; returns the COPY line for it, or undefined when it is not staged. */
+  check(rec: CsvRecord, layout: CsvLayout, importId?: string): string | undefined {
+    if (isBlankLine(rec.fields)) {
+      this.skippedLines.push(rec.line);
+      return undefined;
+    }
+    this.rowsRead++;
+    const r = checkRow(rec.fields, layout);
+    if (!r.ok) {
+      this.rejected++;
+      this.skippedLines.push(rec.line);
+      if (this.rejectedRows.length < this.listLimit) this.rejectedRows.push({ row: rec.line, reason: r.reason });
+      return undefined;
+    }
+    this.staged++;
+    return importId === undefined ? undefined : encodeCopyRow(importId, rec.line, r.key, r.scope);
+  }
+
+  /** The file line of the n-th staged row (1-based), as the database numbers keys. */
+  lineOfStaged(n: number): number {
+    let line = n + 1; // + the header
+    for (const skipped of this.skippedLines) if (skipped <= line) line++;
+    return line;
+  }
+}
+
+async function stageAndRequest(
+  pool: pg.Pool,
+  csv: CsvSource,
+  layout: CsvLayout,
+  head: CsvRecord[],
+  state: ImportState,
+  opts: ImportCsvOptions,
+): Promise<string> {
+  const importId = randomUUID();
+  // The head was counted by the preview; recount it while staging.
+  state.rowsRead = state.staged = state.rejected = 0;
+  state.rejectedRows = [];
+  state.skippedLines = [];
+  const stopOnError = !opts.skipInvalid;
+
+  async function* copyLines(): AsyncGenerator<string> {
+    let chunk = '';
+    let sinceProgress = 0;
+    const take = (rec: CsvRecord) => {
+      const line = state.check(rec, layout, importId);
+      // Once the file is known to be rejected, keep reading (to report every bad row) but stop sending.
+      if (line !== undefined && !(stopOnError && state.rejected > 0)) chunk += line;
+    };
+    for (const rec of head) take(rec);
+    for (;;) {
+      const r = await csv.records.next();
+      if (r.done) break;
+      take(r.value);
+      if (chunk.length >= COPY_CHUNK_CHARS) {
+        yield chunk;
+        chunk = '';
+      }
+      if (++sinceProgress >= PROGRESS_EVERY) {
+        sinceProgress = 0;
+        opts.onProgress?.({ rowsRead: state.rowsRead, bytesRead: csv.bytesRead(), totalBytes: csv.totalBytes });
+      }
+    }
+    if (chunk) yield chunk;
+    opts.onProgress?.({ rowsRead: state.rowsRead, bytesRead: csv.bytesRead(), totalBytes: csv.totalBytes });
+  }
+
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('begin');
+    try {
+      await pipeline(Readable.from(copyLines(), { objectMode: false }), copyImportRows(client));
+    } catch (err) {
+      // A CSV syntax error ends the COPY mid-stream; the connection is fine once rolled back.
+      throw err instanceof CsvSyntaxError
+        ? new CsvRejectedError(`${err.message}; nothing was imported`, 'file', [{ row: err.line ?? 0, reason: err.message }], state.rejected + 1, state.rowsRead)
+        : toLetheError(err);
+    }
+    if (state.rejected > 0 && stopOnError) {
+      throw new CsvRejectedError(
+        `${state.rejected} of ${state.rowsRead} rows are invalid; the whole file was rejected and nothing was queued (use --skip-invalid to import the valid rows)`,
+        'file', state.rejectedRows, state.rejected, state.rowsRead,
+      );
+    }
+    if (state.staged === 0) {
+      throw new CsvRejectedError('no valid rows: nothing was queued', 'file', state.rejectedRows, state.rejected, state.rowsRead);
+    }
+    let requestId: string;
+    try {
+      requestId = await requestErasureFromImport(dbOnClient(client), importId, {
+        requestKey: opts.requestKey,
+        source: opts.source ?? 'csv',
+        mode: opts.mode,
+        dueAt: opts.dueAt,
+      });
+    } catch (err) {
+      throw withCsvRow(err, state);
+    }
+    await client.query('commit');
+    return requestId;
+  } catch (err) {
+    await client.query('rollback').catch((e: Error) => (broken = e));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * The database names a bad key by its position among the staged keys ("subject key #7");
+ * a privacy team needs the CSV row. Only the position is rewritten, never a value added.
+ */
+function withCsvRow(err: unknown, state: ImportState): unknown {
+  if (!(err instanceof LetheError)) return err;
+  const m = /^subject key #(\d+) (.*)$/.exec(err.message);
+  if (!m) return err;
+  const row = state.lineOfStaged(Number(m[1]));
+  return new LetheError(`row ${row}: subject key ${m[2]}`, err.code, { hint: err.hint, detail: err.detail, cause: err });
+}

@@ -1,0 +1,68 @@
+// One error type for everything that comes back from PostgreSQL, so callers can branch
+// on the SQLSTATE (`err.code === '42501'`) instead of parsing driver-specific objects.
+
+/** SQLSTATEs Lethe's functions raise, by meaning. See the PostgreSQL "Error Codes" appendix. */
+export const SqlState = {
+  invalidParameter: '22023',
+  invalidText: '22P02',
+  nullValue: '22004',
+  insufficientPrivilege: '42501',
+  undefinedObject: '42704',
+  objectNotInPrerequisiteState: '55000',
+  programLimitExceeded: '54000',
+  connectionFailure: '08006',
+  unableToConnect: '08001',
+} as const;
+
+export class LetheError extends Error {
+  override readonly name = 'LetheError';
+  /** SQLSTATE (five characters) from the server, or 08001 when no connection could be made. */
+  readonly code: string;
+  /** The server's HINT, when it gave one (Lethe's functions often say what to do). */
+  readonly hint: string | undefined;
+  /**
+   * The server's DETAIL. Kept for programs, never printed by the CLI: PostgreSQL's own
+   * details can quote row values (e.g. unique violations), which may be personal data.
+   */
+  readonly detail: string | undefined;
+
+  constructor(message: string, code: string, opts: { hint?: string; detail?: string; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.code = code;
+    this.hint = opts.hint;
+    this.detail = opts.detail;
+  }
+
+  /** Invalid input from the caller (SQLSTATE class 22, or a limit), as opposed to a failure. */
+  get isBadInput(): boolean {
+    return this.code.startsWith('22') || this.code === SqlState.programLimitExceeded;
+  }
+}
+
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN']);
+
+/** Converts a pg DatabaseError (or a connection error) into a LetheError; anything else is returned as is. */
+export function toLetheError(err: unknown): unknown {
+  if (err instanceof LetheError || !(err instanceof Error)) return err;
+  const e = err as Error & { code?: unknown; hint?: string; detail?: string; severity?: string };
+  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.severity !== undefined) {
+    return new LetheError(e.message, e.code, { hint: e.hint, detail: e.detail, cause: err });
+  }
+  if (typeof e.code === 'string' && CONNECT_ERRORS.has(e.code)) {
+    return new LetheError(`cannot connect to PostgreSQL: ${e.message}`, SqlState.unableToConnect, { cause: err });
+  }
+  // AggregateError from net.connect trying several addresses (localhost -> ::1 and 127.0.0.1).
+  if (err instanceof AggregateError && err.errors.some((x) => CONNECT_ERRORS.has((x as { code?: string }).code ?? ''))) {
+    return new LetheError(`cannot connect to PostgreSQL: ${err.errors.map((x) => (x as Error).message).join('; ')}`, SqlState.unableToConnect, { cause: err });
+  }
+  return err;
+}
+
+/** Runs fn and rethrows database errors as LetheError. */
+export async function sqlCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toLetheError(err);
+  }
+}

@@ -1,0 +1,54 @@
+// Task lethe_process_request {requestId}: chunk after chunk until nothing is pending,
+// then finish (verify, set the status, announce). Each chunk is one SQL call and one
+// transaction, so a crash loses at most the chunk in flight, which simply rolls back.
+import type { Task } from 'graphile-worker';
+import type { LetheDb } from '../sql/db.js';
+import { failRequest } from '../sql/failRequest.js';
+import { finishRequest } from '../sql/finishRequest.js';
+import { processRequestChunk } from '../sql/processRequestChunk.js';
+
+export const PROCESS_REQUEST_TASK = 'lethe_process_request';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Thrown between chunks when the worker is shutting down; the job is retried on the next start. */
+export class ShutdownInterruption extends Error {
+  override readonly name = 'ShutdownInterruption';
+}
+
+export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {}): Task {
+  return async (payload, helpers) => {
+    const requestId = (payload as { requestId?: unknown } | null)?.requestId;
+    if (typeof requestId !== 'string' || !UUID.test(requestId)) {
+      // A malformed payload can never succeed: fail at once instead of retrying 10 times.
+      helpers.logger.error(`job ${helpers.job.id}: payload has no valid requestId; dropped`);
+      return;
+    }
+    try {
+      let processed = 0;
+      for (;;) {
+        if (helpers.abortSignal?.aborted) {
+          throw new ShutdownInterruption(`worker shutting down after ${processed} item(s); the request resumes on the next start`);
+        }
+        const n = await processRequestChunk(db, requestId, opts.chunkSize);
+        if (n === 0) break;
+        processed += n;
+        helpers.logger.info(`request ${requestId}: ${processed} item(s) processed`);
+      }
+      const status = await finishRequest(db, requestId);
+      helpers.logger.info(`request ${requestId}: ${status} (${processed} item(s) in this run)`);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      // graphile-worker counts this run in attempts already; on the last one record the
+      // failure on the request, so it reads failed rather than running forever.
+      const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
+      if (lastAttempt && !(err instanceof ShutdownInterruption)) {
+        await failRequest(db, requestId, message).catch((e: unknown) =>
+          helpers.logger.error(`request ${requestId}: could not record the failure: ${(e as Error).message}`),
+        );
+        helpers.logger.error(`request ${requestId}: failed for good after ${helpers.job.attempts} attempt(s): ${message}`);
+      }
+      throw err;
+    }
+  };
+}

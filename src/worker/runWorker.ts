@@ -1,0 +1,86 @@
+// Runs Lethe's jobs in this process. The pool is shared by graphile-worker and the
+// tasks' Kysely, so `concurrency` jobs need about concurrency + 2 connections.
+import { Logger, run, type TaskList } from 'graphile-worker';
+import type pg from 'pg';
+import { createDb, createPool } from '../sql/db.js';
+import { toLetheError } from '../sql/errors.js';
+import { resumeRequests } from '../sql/resumeRequests.js';
+import { letheTasks } from './tasks.js';
+
+/** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
+export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
+
+export interface RunWorkerOptions {
+  connectionString?: string;
+  /** Use this pool instead of connectionString (not ended by stop()). */
+  pool?: pg.Pool;
+  /** Jobs run at once (different requests in parallel). Default 1. */
+  concurrency?: number;
+  /** Items per chunk; pii.settings.chunk_size by default. */
+  chunkSize?: number;
+  /** Extra tasks, e.g. { erasure_completed: async (payload) => … }. */
+  tasks?: TaskList;
+  /** Milliseconds between polls for retries and scheduled jobs (new jobs arrive by LISTEN/NOTIFY). Default 2000. */
+  pollInterval?: number;
+  /** Receives log lines (ids and counts only). Default: stderr for info and above. */
+  log?: (level: WorkerLogLevel, message: string) => void;
+}
+
+export interface LetheWorker {
+  /** Finishes the chunk in flight, then stops. Idempotent. */
+  stop(): Promise<void>;
+  /** Settles when the worker has stopped. */
+  promise: Promise<void>;
+  /** Open requests re-queued at start (left over from a crash). */
+  resumed: number;
+}
+
+const defaultLog = (level: WorkerLogLevel, message: string) => {
+  if (level !== 'debug') process.stderr.write(`[lethe worker] ${level}: ${message}\n`);
+};
+
+export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
+  const concurrency = opts.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  const ownPool = !opts.pool;
+  const pool = opts.pool ?? createPool({ connectionString: opts.connectionString, max: concurrency + 2, application_name: 'lethe-worker' });
+  const db = createDb(pool);
+  const log = opts.log ?? defaultLog;
+
+  try {
+    // Jobs of requests whose worker died may stay locked for hours; re-queue them now.
+    const resumed = await resumeRequests(db);
+    if (resumed > 0) log('info', `re-queued ${resumed} open request(s)`);
+
+    const runner = await run({
+      pgPool: pool,
+      concurrency,
+      pollInterval: opts.pollInterval ?? 2000,
+      taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize }) },
+      // Signals are the caller's business (the CLI stops gracefully on SIGTERM/SIGINT);
+      // a library must not install process-wide handlers.
+      noHandleSignals: true,
+      // On stop, tasks see abortSignal soon and stop between chunks.
+      gracefulShutdownAbortTimeout: 500,
+      logger: new Logger(() => (level, message) => log(level as WorkerLogLevel, message)),
+    });
+
+    let stopped: Promise<void> | undefined;
+    const finished = runner.promise.finally(async () => {
+      // Not db.destroy(): Kysely would end the pool even when it is the caller's.
+      if (ownPool) await pool.end().catch(() => undefined);
+    });
+    return {
+      resumed,
+      promise: finished,
+      stop: () =>
+        (stopped ??= (async () => {
+          await runner.stop();
+          await finished.catch(() => undefined);
+        })()),
+    };
+  } catch (err) {
+    if (ownPool) await pool.end().catch(() => undefined);
+    throw toLetheError(err);
+  }
+}
