@@ -1,0 +1,774 @@
+-- migrate:up
+-- Masked views for staff (F13, F14): schema masked holds one view per registered table,
+-- same name, same columns in the same order, same types where the mask allows, so SQL
+-- clients, BI tools and joins keep working. Registered columns are masked by their mask
+-- strategy; other columns are hidden (NULL) while privacy by default is on, until a DBA
+-- classifies them (pii.register_column, or pii.mark_not_pii for ids, totals, dates).
+--
+-- Design notes
+-- * Masks are inlined into the view as expressions over pg_catalog built-ins, not calls
+--   to pii.mask_*: a view's query is bound (to OIDs) when it is created, under the pinned
+--   search_path of the function that creates it, so no search_path or operator shadowing
+--   at read time can change it; readers need EXECUTE on nothing of Lethe's; and an
+--   inlined expression costs a few C calls per value where a SQL function with its own
+--   search_path (never inlined) costs a function-executor round trip.
+-- * Views are plain, not security_barrier: they filter no rows, so a reader's predicate
+--   can only ever see the masked expression (a function in the reader's WHERE receives
+--   masked values whatever the plan). Being flattenable keeps what staff need: the
+--   reader's filter runs in the base table scan before any mask is computed, lookups by
+--   key use the base table's index, and joins between masked views plan like joins
+--   between tables. (A view that filtered rows would need security_barrier.)
+-- * The hash mask is HMAC-SHA256 under the install key, domain-separated (message prefix
+--   0xFF, a byte no UTF-8 text holds, so it never collides with subject hashes or
+--   pseudonyms). The view reads the key with its owner's rights from pii.secret; readers
+--   cannot call pii.mask_hash, so they cannot hash guesses (no oracle).
+-- * Views are rebuilt only when their generated definition changes (pii.masked_views
+--   keeps the last one), by registry triggers and, where the migrating role may create
+--   them, event triggers on DDL.
+
+create table pii.masked_views (
+  relid regclass primary key,
+  view_name name not null unique,
+  definition text not null,
+  built_at timestamptz not null default pg_catalog.now()
+);
+comment on table pii.masked_views is 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending).';
+revoke all on pii.masked_views from public;
+grant select on pii.masked_views to pii_admin, pii_auditor;
+
+---------------------------------------------------------------------------------------
+-- Public masking functions. The masked views inline the same expressions (see
+-- pii.mask_expression); test/masking.functions.test.ts checks both agree.
+
+create function pii.mask_email(value text) returns text
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case pg_catalog.strpos(value, '@')
+    when 0 then case when value operator(pg_catalog.=) '' then value
+                     else pg_catalog.left(value, 1) operator(pg_catalog.||) '***' end
+    when 1 then '***@' operator(pg_catalog.||) pg_catalog.split_part(value, '@', -1)
+    else pg_catalog.left(value, 1) operator(pg_catalog.||) '***@' operator(pg_catalog.||) pg_catalog.split_part(value, '@', -1)
+  end
+$$;
+comment on function pii.mask_email(text) is
+$$Masks an email address: first character, ***, and the domain (after the last @).
+No @: first character and ***. Empty stays empty, NULL stays NULL.
+Example: select pii.mask_email('jane.doe@example.com'); -- j***@example.com$$;
+
+create function pii.mask_partial(value text, first integer, last integer) returns text
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if first is null or last is null then
+    raise exception 'mask_partial: first and last must not be NULL' using errcode = '22004';
+  end if;
+  if first < 0 or last < 0 or first > 9999 or last > 9999 then
+    raise exception 'mask_partial: first (%) and last (%) must be between 0 and 9999', first, last using errcode = '22023';
+  end if;
+  if value is null or value = '' then
+    return value;
+  end if;
+  -- Shown only while at least half of the characters stay hidden.
+  if first + last > 0 and pg_catalog.char_length(value) >= 2 * (first + last) then
+    return pg_catalog.left(value, first) || '***' || pg_catalog.right(value, last);
+  end if;
+  return '***';
+end
+$$;
+comment on function pii.mask_partial(text, integer, integer) is
+$$Keeps the first and last characters of a value, replacing the middle with ***. A value too short for
+at least half of it to stay hidden (fewer than 2 * (first + last) characters) becomes ***. Characters,
+not bytes: unicode is never cut inside a character. Empty stays empty, NULL stays NULL.
+Example: select pii.mask_partial('+44 7700 900123', 3, 2); -- +44***23$$;
+
+create function pii.mask_year(value date) returns date
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.date_trunc('year', value::pg_catalog.timestamp)::pg_catalog.date
+$$;
+comment on function pii.mask_year(date) is 'Truncates a date to January 1st of its year. Example: select pii.mask_year(date ''1984-06-23''); -- 1984-01-01';
+
+create function pii.mask_year(value timestamp) returns timestamp
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.date_trunc('year', value)
+$$;
+comment on function pii.mask_year(timestamp) is 'Truncates a timestamp to January 1st, 00:00 of its year. Example: select pii.mask_year(timestamp ''1984-06-23 10:30''); -- 1984-01-01 00:00:00';
+
+create function pii.mask_year(value timestamptz) returns timestamptz
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.timezone('UTC', pg_catalog.date_trunc('year', pg_catalog.timezone('UTC', value)))
+$$;
+comment on function pii.mask_year(timestamptz) is
+$$Truncates a timestamptz to January 1st, 00:00 UTC of its year in UTC (the same result whatever the session's TimeZone).
+Example: select pii.mask_year(timestamptz '1984-06-23 10:30+02'); -- 1984-01-01 00:00:00+00 (shown in your TimeZone)$$;
+
+-- The keyed hash of the hash mask. Not granted to masked readers: whoever can call it can
+-- test guesses ("is this hash pii.mask_hash('jane@example.com')?").
+create function pii.mask_hash(value text) returns text
+language sql stable strict parallel safe security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.outer_key operator(pg_catalog.||)
+           pg_catalog.sha256(s.inner_key operator(pg_catalog.||) '\xff6d61736b1f'::pg_catalog.bytea
+                             operator(pg_catalog.||) pg_catalog.convert_to(value, 'UTF8'))), 1, 16), 'hex')
+  from pii.secret s
+$$;
+comment on function pii.mask_hash(text) is
+$$The hash mask of a value as masked views show it: 32 hex characters of HMAC-SHA256 under the install key
+(domain-separated from subject hashes and pseudonyms). Equal values give equal hashes in every view, so masked
+views join on them; without the key nobody can compute them. uuid columns show the same 16 bytes as a uuid, other
+non-text columns hash their text form. For admins only: a masked reader who could call it could test guesses.
+Example: select * from masked.customers where external_ref = pii.mask_hash('6f1c…-…')::uuid;$$;
+
+---------------------------------------------------------------------------------------
+-- Internal: the SQL expressions the views inline.
+
+-- Email mask over a text expression x (same result as pii.mask_email).
+create function pii.mask_email_sql(x text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format(
+    'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
+    'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
+    'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
+$$;
+comment on function pii.mask_email_sql(text) is 'Internal. SQL text of the email mask over a text expression.';
+
+-- Partial mask over a text expression x, specialised for constant first/last (same result
+-- as pii.mask_partial).
+create function pii.mask_partial_sql(x text, first integer, last integer) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when first + last = 0 then
+    pg_catalog.format('case when %1$s operator(pg_catalog.<>) '''' then ''***''::pg_catalog.text else %1$s end', x)
+  else pg_catalog.format(
+    'case when pg_catalog.char_length(%1$s) operator(pg_catalog.>=) %2$s then %3$s when %1$s operator(pg_catalog.<>) '''' then ''***''::pg_catalog.text else %1$s end',
+    x, 2 * (first + last),
+    case when last = 0 then pg_catalog.format('pg_catalog.left(%s, %s) operator(pg_catalog.||) ''***''::pg_catalog.text', x, first)
+         when first = 0 then pg_catalog.format('''***''::pg_catalog.text operator(pg_catalog.||) pg_catalog.right(%s, %s)', x, last)
+         else pg_catalog.format('pg_catalog.left(%1$s, %2$s) operator(pg_catalog.||) ''***''::pg_catalog.text operator(pg_catalog.||) pg_catalog.right(%1$s, %3$s)', x, first, last) end)
+  end
+$$;
+comment on function pii.mask_partial_sql(text, integer, integer) is 'Internal. SQL text of the partial mask over a text expression.';
+
+-- HMAC-SHA256 (bytea) of the mask domain over a text expression, the key read with the
+-- view owner's rights (readers never see it: it is not an output column).
+create function pii.mask_hmac_sql(x text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format(
+    'pg_catalog.sha256((select s.outer_key from pii.secret s) operator(pg_catalog.||) '
+    'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii.secret s) '
+    'operator(pg_catalog.||) pg_catalog.convert_to(%s, ''UTF8'')))', x)
+$$;
+comment on function pii.mask_hmac_sql(text) is 'Internal. SQL text of the hash mask''s HMAC over a text expression.';
+
+-- Whether a column of a registered table holds the subject key (the key itself, a direct
+-- table's subject column, or a foreign key to a column that does).
+create function pii.holds_subject_key(tbl regclass, col smallint) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (select from pii.subject_table s where s.relid = tbl and s.key_attnum = col)
+      or exists (select from pii.tables t where t.relid = tbl and t.subject_attnum = col)
+      or exists (select from pii.tables t
+                 where t.relid = tbl and t.parent_fk_attnum = col
+                   and pii.holds_subject_key(t.parent_relid, t.parent_key_attnum))
+$$;
+comment on function pii.holds_subject_key(regclass, smallint) is 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).';
+
+-- Whether a column links rows to their subject or parent (subject key, scope, foreign key
+-- to a registered parent, or a key a registered child refers to): structural, not PII
+-- unless it holds a key that is itself PII.
+create function pii.is_link_column(tbl regclass, col smallint) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (select from pii.subject_table s where s.relid = tbl and col in (s.key_attnum, s.scope_attnum))
+      or exists (select from pii.tables t where t.relid = tbl and col in (t.subject_attnum, t.scope_attnum, t.parent_fk_attnum))
+      or exists (select from pii.tables t where t.parent_relid = tbl and t.parent_key_attnum = col)
+$$;
+comment on function pii.is_link_column(regclass, smallint) is 'Internal. Whether a column is a subject key, scope, or registered foreign/parent key.';
+
+-- How a column appears in its masked view: the rule that applies (strategy, or
+-- 'key', 'key:hash', 'unclassified:hide', 'unclassified:clear') and the SQL expression
+-- (alias t) of the right type. A strategy that no longer fits the column's type (the
+-- column was altered since it was registered) falls back to hide: fail closed.
+create function pii.mask_expression(tbl regclass, col smallint, out rule text, out expression text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  att record;
+  strategy text;
+  x text;
+  txt text;
+  typ text;
+  plain_typ text;
+  base_name name;
+  fl text[];
+begin
+  select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
+         t.typtype, t.typbasetype, t.typtypmod,
+         coalesce(bt.typname, t.typname) as base_name, coalesce(bt.typcategory, t.typcategory) as category
+    into att
+  from pg_catalog.pg_attribute a
+  join pg_catalog.pg_type t on t.oid = a.atttypid
+  left join pg_catalog.pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+  where a.attrelid = tbl and a.attnum = col and not a.attisdropped;
+  if not found then
+    return;
+  end if;
+  x := pg_catalog.format('t.%I', att.attname);
+  typ := att.typ;
+  -- Masked values are shown in the plain (base) type of a domain: a domain's CHECK or
+  -- NOT NULL would reject them.
+  plain_typ := case when att.typtype = 'd' then pg_catalog.format_type(att.typbasetype, att.typtypmod) else typ end;
+  base_name := att.base_name;
+  txt := case when base_name = 'text' and att.typtype <> 'd' then x else x || '::pg_catalog.text' end;
+
+  select c.mask into strategy from pii.columns c where c.relid = tbl and c.attnum = col;
+  if strategy is null then
+    if pii.is_link_column(tbl, col) then
+      if pii.holds_subject_key(tbl, col) and exists (select from pii.subject_table s where s.key_is_pii) then
+        strategy := 'hash';
+        rule := 'key:hash';
+      else
+        rule := 'key';
+        expression := x;
+        return;
+      end if;
+    elsif (select s.privacy_by_default from pii.settings s) then
+      rule := 'unclassified:hide';
+      expression := pg_catalog.format('null::%s', plain_typ);
+      return;
+    else
+      rule := 'unclassified:clear';
+      expression := x;
+      return;
+    end if;
+  else
+    rule := strategy;
+  end if;
+
+  if strategy = 'clear' then
+    expression := x;
+  elsif strategy = 'hide' then
+    expression := pg_catalog.format('null::%s', plain_typ);
+  elsif strategy like 'set:%' then
+    expression := pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), typ);
+  elsif strategy = 'email' and att.category = 'S' then
+    expression := pii.mask_email_sql(txt);
+  elsif strategy ~ '^partial:[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
+    fl := pg_catalog.string_to_array(pg_catalog.substr(strategy, 9), ',');
+    expression := pii.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
+  elsif strategy = 'year' and base_name = 'date' then
+    expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
+  elsif strategy = 'year' and base_name = 'timestamp' then
+    expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
+  elsif strategy = 'year' and base_name = 'timestamptz' then
+    expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
+  elsif strategy = 'hash' then
+    if base_name = 'uuid' then
+      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii.mask_hmac_sql(txt));
+    elsif base_name = 'int8' then
+      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii.mask_hmac_sql(txt));
+    elsif base_name = 'int4' then
+      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii.mask_hmac_sql(txt));
+    elsif base_name = 'int2' then
+      expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii.mask_hmac_sql(txt));
+    else
+      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii.mask_hmac_sql(txt));
+      if att.category <> 'S' then
+        plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
+      end if;
+    end if;
+  else
+    -- The rule no longer fits the column (its type changed): hide it until re-registered.
+    rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
+    expression := pg_catalog.format('null::%s', plain_typ);
+    return;
+  end if;
+  -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
+  if strategy in ('email', 'hash') or strategy like 'partial:%' then
+    if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
+      expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
+    end if;
+  end if;
+end
+$$;
+comment on function pii.mask_expression(regclass, smallint) is 'Internal. The rule applying to a column in its masked view and the SQL expression (alias t) that shows it.';
+
+-- The name of a table's masked view: the table's name, or schema_table when a table of the
+-- same name registered earlier already has it.
+create function pii.masked_view_name(tbl regclass) returns name
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when exists (
+           select from pii.tables o join pg_catalog.pg_class oc on oc.oid = o.relid
+           where oc.relname = c.relname and o.relid <> tbl
+             and (o.registered_at, o.relid::oid) < (select t.registered_at, t.relid::oid from pii.tables t where t.relid = tbl))
+         then (n.nspname || '_' || c.relname)::name
+         else c.relname end
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where c.oid = tbl
+$$;
+comment on function pii.masked_view_name(regclass) is 'Internal. Name of a registered table''s view in schema masked.';
+
+-- The SELECT a table's masked view is made of.
+create function pii.masked_view_sql(tbl regclass) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'select ' || pg_catalog.string_agg(pg_catalog.format('%s as %I', m.expression, a.attname), ', ' order by a.attnum)
+         || ' from ' || pii.qualified_name(tbl) || ' t'
+  from pg_catalog.pg_attribute a, pii.mask_expression(tbl, a.attnum) m
+  where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+$$;
+comment on function pii.masked_view_sql(regclass) is 'Internal. The query of a registered table''s masked view.';
+
+-- Drops a masked view (and forgets it). Raises when something depends on it.
+create function pii.drop_masked_view(tbl regclass) returns boolean
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  v name;
+begin
+  delete from pii.masked_views m where m.relid = tbl returning m.view_name into v;
+  if v is null then
+    return false;
+  end if;
+  execute pg_catalog.format('drop view if exists masked.%I', v);
+  return true;
+end
+$$;
+comment on function pii.drop_masked_view(regclass) is 'Internal. Drops a table''s masked view and its bookkeeping row.';
+
+-- (Re)builds the masked views of the given tables (all registered tables and every view
+-- Lethe made when NULL). Unchanged definitions are left alone. strict: raise on a failed
+-- build (registry changes: the registry change is refused rather than leave a view that
+-- shows more than its rules allow); otherwise warn (DDL: never fail the user's command).
+-- A view that cannot be rebuilt is dropped: masked readers lose it, never see more.
+create function pii.masking_rebuild(tbls regclass[], strict boolean)
+returns table (table_name text, view_name text, action text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbl regclass;
+  old pii.masked_views;
+  name_ name;
+  sql_ text;
+  exists_ boolean;
+  acl aclitem[];
+  g record;
+  col record;
+begin
+  perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
+  for tbl in
+    select r.relid from (
+      select t.relid from pii.tables t where tbls is null or t.relid = any (tbls)
+      union
+      select m.relid from pii.masked_views m where tbls is null or m.relid = any (tbls)) r
+    order by r.relid::oid
+  loop
+    select * into old from pii.masked_views m where m.relid = tbl;
+    table_name := coalesce(pii.qualified_name(tbl), tbl::oid::text);
+    begin
+      -- No longer registered, or the table is gone: the view goes.
+      if not exists (select from pii.tables t where t.relid = tbl)
+         or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+        view_name := old.view_name;
+        action := case when pii.drop_masked_view(tbl) then 'dropped'
+                       else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
+        return next;
+        continue;
+      end if;
+
+      name_ := pii.masked_view_name(tbl);
+      sql_ := pii.masked_view_sql(tbl);
+      view_name := name_;
+      select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
+        into exists_;
+      if old.relid is not null and old.view_name = name_ and old.definition = sql_ and exists_ then
+        action := 'unchanged';
+        return next;
+        continue;
+      end if;
+      if exists_ and (old.relid is null or old.view_name <> name_)
+         and exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
+        raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
+      end if;
+      if exists_ and old.relid is null then
+        raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
+          hint = 'Rename or drop it, then call pii.apply_masking().';
+      end if;
+      if old.relid is not null and old.view_name <> name_ then
+        -- The table was renamed: its view follows.
+        execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
+        exists_ := false;
+      end if;
+
+      action := case when exists_ then 'replaced' else 'created' end;
+      begin
+        execute pg_catalog.format('create or replace view masked.%I as %s', name_, sql_);
+      exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
+        -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
+        -- Drop and create, keeping the grants a DBA made on the view.
+        select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
+        execute pg_catalog.format('drop view masked.%I', name_);
+        execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
+        for g in
+          select a.privilege_type, a.grantee, a.is_grantable
+          from pg_catalog.aclexplode(acl) a
+          where a.grantee <> (select c.relowner from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
+        loop
+          execute pg_catalog.format('grant %s on masked.%I to %s%s', g.privilege_type, name_,
+                                    case when g.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) end,
+                                    case when g.is_grantable then ' with grant option' else '' end);
+        end loop;
+        action := 'recreated';
+      end;
+      execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
+      execute pg_catalog.format('comment on view masked.%I is %L', name_,
+                                pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
+                                                  pii.qualified_name(tbl),
+                                                  case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
+      for col in
+        select a.attname, m.rule from pg_catalog.pg_attribute a, pii.mask_expression(tbl, a.attnum) m
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      loop
+        execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
+          case when col.rule = 'clear' then 'shown (classified: clear)'
+               when col.rule = 'key' then 'shown (key linking rows to their subject)'
+               when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
+               when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
+               when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
+               else 'masked: ' || col.rule end);
+      end loop;
+      insert into pii.masked_views as m (relid, view_name, definition)
+      values (tbl, name_, sql_)
+      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, built_at = pg_catalog.now();
+      return next;
+    exception when others then
+      if strict then
+        raise;
+      end if;
+      -- Fail closed: without a correct view, no view.
+      begin
+        perform pii.drop_masked_view(tbl);
+        raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, sqlerrm;
+        action := 'dropped: ' || sqlerrm;
+      exception when others then
+        raise warning 'Lethe: could not rebuild the masked view of % (%), nor drop it (%)', table_name, action, sqlerrm;
+        action := 'failed: ' || sqlerrm;
+      end;
+      return next;
+    end;
+  end loop;
+  perform pg_catalog.set_config('lethe.masking_rebuild', 'off', true);
+end
+$$;
+comment on function pii.masking_rebuild(regclass[], boolean) is 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.';
+
+create function pii.apply_masking()
+returns table (table_name text, view_name text, action text)
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query select r.table_name, r.view_name, r.action from pii.masking_rebuild(null, true) r;
+  perform pii.write_audit('apply_masking', null, pg_catalog.jsonb_build_object(
+    'views', (select pg_catalog.count(*) from pii.masked_views)));
+end
+$$;
+comment on function pii.apply_masking() is
+$$(Re)builds schema masked: one view per registered table, same name and columns, registered columns masked
+by their mask strategy, unclassified columns hidden while pii.settings.privacy_by_default is on. Views whose
+definition did not change are left alone. Registry changes and (with event triggers) DDL call it for you;
+call it after DDL on registered tables when Lethe was installed without superuser.
+Example: select * from pii.apply_masking();$$;
+
+---------------------------------------------------------------------------------------
+-- Classification helpers
+
+create function pii.mark_not_pii(tbl regclass, variadic columns name[]) returns integer
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  col name;
+  n integer := 0;
+begin
+  if columns is null or pg_catalog.cardinality(columns) = 0 then
+    raise exception 'no column given' using errcode = '22004';
+  end if;
+  foreach col in array columns loop
+    perform pii.register_column(tbl, col, 'keep', 'clear', 'not_pii');
+    n := n + 1;
+  end loop;
+  return n;
+end
+$$;
+comment on function pii.mark_not_pii(regclass, name[]) is
+$$Classifies columns of a registered table as not personal data (ids, totals, timestamps): masked views show
+them, erasure keeps them. Same as pii.register_column(tbl, col, erase => 'keep', mask => 'clear', category => 'not_pii').
+Example: select pii.mark_not_pii('app.orders', 'id', 'total', 'ordered_at');$$;
+
+create function pii.unclassified_columns()
+returns table (table_name text, column_name name, data_type text, shown boolean, suggestion text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii.qualified_name(t.relid), a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+         not s.privacy_by_default,
+         pg_catalog.format('select pii.mark_not_pii(%L, %L);  -- or: select pii.register_column(%L, %L, ''null'', ''hide'');',
+                           pii.qualified_name(t.relid), a.attname, pii.qualified_name(t.relid), a.attname)
+  from pii.tables t
+  join pg_catalog.pg_attribute a on a.attrelid = t.relid and a.attnum > 0 and not a.attisdropped
+  cross join pii.settings s
+  where not exists (select from pii.columns c where c.relid = t.relid and c.attnum = a.attnum)
+    and not pii.is_link_column(t.relid, a.attnum)
+  order by 1, a.attnum
+$$;
+comment on function pii.unclassified_columns() is
+$$Columns of registered tables that have no rule: hidden (NULL) in masked views while privacy by default is on.
+Each row suggests how to classify it. Example: select * from pii.unclassified_columns();$$;
+
+---------------------------------------------------------------------------------------
+-- Keeping views current: registry triggers.
+
+create function pii.masking_registry_changed() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbls regclass[];
+begin
+  if tg_table_name in ('subject_table', 'settings') then
+    tbls := null;  -- key_is_pii and privacy by default concern every view
+  elsif tg_table_name = 'tables' then
+    -- A child's registration changes which of its parent's columns is a link column.
+    if tg_op in ('INSERT', 'UPDATE') then
+      select pg_catalog.array_agg(x) into tbls from (
+        select n.relid as x from lethe_new n union select n.parent_relid from lethe_new n where n.parent_relid is not null) s;
+    end if;
+    if tg_op in ('DELETE', 'UPDATE') then
+      select tbls || pg_catalog.array_agg(x) into tbls from (
+        select o.relid as x from lethe_old o union select o.parent_relid from lethe_old o where o.parent_relid is not null) s;
+    end if;
+  else
+    if tg_op in ('INSERT', 'UPDATE') then
+      select pg_catalog.array_agg(distinct n.relid) into tbls from lethe_new n;
+    end if;
+    if tg_op in ('DELETE', 'UPDATE') then
+      select tbls || pg_catalog.array_agg(distinct o.relid) into tbls from lethe_old o;
+    end if;
+  end if;
+  if tg_table_name in ('tables', 'columns') and coalesce(pg_catalog.cardinality(tbls), 0) = 0 then
+    return null;
+  end if;
+  perform from pii.masking_rebuild(tbls, true);
+  return null;
+end
+$$;
+comment on function pii.masking_registry_changed() is 'Internal. Statement trigger on the registry: rebuilds the masked views a registry change concerns.';
+
+create trigger masking_columns_insert after insert on pii.columns referencing new table as lethe_new
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_columns_update after update on pii.columns referencing old table as lethe_old new table as lethe_new
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_columns_delete after delete on pii.columns referencing old table as lethe_old
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_tables_insert after insert on pii.tables referencing new table as lethe_new
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_tables_update after update on pii.tables referencing old table as lethe_old new table as lethe_new
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_tables_delete after delete on pii.tables referencing old table as lethe_old
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_subject_table_change after insert or update or delete on pii.subject_table
+  for each statement execute function pii.masking_registry_changed();
+create trigger masking_settings_change after update of privacy_by_default on pii.settings
+  for each statement execute function pii.masking_registry_changed();
+
+---------------------------------------------------------------------------------------
+-- Keeping views current: DDL (event triggers, when the installing role may create them).
+--
+-- A view depends on the columns it reads, so DROP COLUMN, ALTER COLUMN TYPE and DROP
+-- TABLE on a registered table would fail because of its masked view. At
+-- ddl_command_start the views of the registered tables the command names are dropped
+-- (only the command's text is known then; a false match costs a rebuild), and at
+-- ddl_command_end every view the command concerns or that is missing is rebuilt. A
+-- failed rebuild warns, never fails the user's command. CREATE TRIGGER and other tags
+-- (Lethe's guard triggers among them) do not fire these at all.
+
+create function pii.masking_ddl_start() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  q text;
+  v record;
+begin
+  if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
+    return;
+  end if;
+  q := pg_catalog.lower(pg_catalog.current_query());
+  -- Of ALTER TABLE, only dropping a column or changing its type is blocked by a view.
+  if tg_tag = 'ALTER TABLE' and q !~ '(drop|type)' then
+    return;
+  end if;
+  for v in
+    select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
+    where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+  loop
+    begin
+      execute pg_catalog.format('drop view if exists masked.%I', v.view_name);
+      update pii.masked_views m set definition = '' where m.relid = v.relid;
+    exception when others then
+      raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, sqlerrm;
+    end;
+  end loop;
+exception when others then
+  raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', sqlerrm;
+end
+$$;
+comment on function pii.masking_ddl_start() is 'Internal. Event trigger: drops the masked views a DROP TABLE / ALTER TABLE names, so view dependencies never block the command.';
+
+create function pii.masking_ddl_end() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbls regclass[];
+begin
+  if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
+    return;
+  end if;
+  select pg_catalog.array_agg(distinct r.relid) into tbls
+  from (
+    select t.relid
+    from pg_catalog.pg_event_trigger_ddl_commands() d
+    cross join lateral (select d.objid::regclass as relid
+                        union all
+                        select a.relid from pg_catalog.pg_partition_ancestors(d.objid::regclass) a (relid)
+                        where d.command_tag = 'CREATE TABLE') x
+    join pii.tables t on t.relid = x.relid
+    where d.classid = 'pg_catalog.pg_class'::regclass
+    union all
+    -- Views a ddl_command_start dropped, or that are missing for any reason.
+    select m.relid from pii.masked_views m
+    where m.definition = ''
+       or not exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = m.view_name)
+  ) r;
+  if tbls is null then
+    return;
+  end if;
+  perform from pii.masking_rebuild(tbls, false);
+exception when others then
+  raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, sqlerrm;
+end
+$$;
+comment on function pii.masking_ddl_end() is 'Internal. Event trigger: rebuilds the masked views of registered tables a DDL command changed (columns added, dropped, renamed, retyped; table renamed; new partition).';
+
+create function pii.masking_sql_drop() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
+    return;
+  end if;
+  -- A registered table was dropped: forget its view (gone with it, or dropped at start).
+  delete from pii.masked_views m
+  using pg_catalog.pg_event_trigger_dropped_objects() o
+  where o.object_type = 'table' and o.objid = m.relid::oid;
+  -- Its registry rows stay until pii.unregister_table; pii.lint() reports them.
+exception when others then
+  raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
+end
+$$;
+comment on function pii.masking_sql_drop() is 'Internal. Event trigger: forgets the masked views of dropped tables.';
+
+do $$
+begin
+  create event trigger lethe_masking_ddl_start on ddl_command_start
+    when tag in ('ALTER TABLE', 'DROP TABLE') execute function pii.masking_ddl_start();
+  create event trigger lethe_masking_ddl_end on ddl_command_end
+    when tag in ('ALTER TABLE', 'CREATE TABLE') execute function pii.masking_ddl_end();
+  create event trigger lethe_masking_sql_drop on sql_drop
+    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii.masking_sql_drop();
+exception when insufficient_privilege then
+  raise notice 'Lethe: % may not create event triggers (superuser only): masked views will not follow DDL on registered tables by themselves. After ALTER TABLE / DROP TABLE / new columns on a registered table, run: select * from pii.apply_masking();', current_user;
+end
+$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.mask_email(text), pii.mask_partial(text, integer, integer), pii.mask_year(date),
+  pii.mask_year(timestamp), pii.mask_year(timestamptz) to pii_admin, pii_operator, pii_auditor, pii_dispatcher;
+grant execute on function pii.mask_hash(text), pii.apply_masking(), pii.mark_not_pii(regclass, name[]),
+  pii.unclassified_columns() to pii_admin;
+
+-- migrate:down
+do $$
+begin
+  drop event trigger if exists lethe_masking_sql_drop;
+  drop event trigger if exists lethe_masking_ddl_end;
+  drop event trigger if exists lethe_masking_ddl_start;
+exception when insufficient_privilege then
+  null;
+end
+$$;
+do $$
+declare
+  v name;
+begin
+  for v in select m.view_name from pii.masked_views m loop
+    execute pg_catalog.format('drop view if exists masked.%I', v);
+  end loop;
+end
+$$;
+drop trigger masking_settings_change on pii.settings;
+drop trigger masking_subject_table_change on pii.subject_table;
+drop trigger masking_tables_delete on pii.tables;
+drop trigger masking_tables_update on pii.tables;
+drop trigger masking_tables_insert on pii.tables;
+drop trigger masking_columns_delete on pii.columns;
+drop trigger masking_columns_update on pii.columns;
+drop trigger masking_columns_insert on pii.columns;
+drop function pii.masking_sql_drop();
+drop function pii.masking_ddl_end();
+drop function pii.masking_ddl_start();
+drop function pii.masking_registry_changed();
+drop function pii.unclassified_columns();
+drop function pii.mark_not_pii(regclass, name[]);
+drop function pii.apply_masking();
+drop function pii.masking_rebuild(regclass[], boolean);
+drop function pii.drop_masked_view(regclass);
+drop function pii.masked_view_sql(regclass);
+drop function pii.masked_view_name(regclass);
+drop function pii.mask_expression(regclass, smallint);
+drop function pii.is_link_column(regclass, smallint);
+drop function pii.holds_subject_key(regclass, smallint);
+drop function pii.mask_hmac_sql(text);
+drop function pii.mask_partial_sql(text, integer, integer);
+drop function pii.mask_email_sql(text);
+drop function pii.mask_hash(text);
+drop function pii.mask_year(timestamptz);
+drop function pii.mask_year(timestamp);
+drop function pii.mask_year(date);
+drop function pii.mask_partial(text, integer, integer);
+drop function pii.mask_email(text);
+drop table pii.masked_views;

@@ -1,0 +1,271 @@
+-- migrate:up
+-- Granting Lethe's group roles to logins (F13, F20), and a security lint that finds what
+-- would let a masked reader around the masks: PUBLIC grants on registered tables, readers
+-- with other privileges, missing views, event triggers that are not there.
+--
+-- The five group roles are cluster-wide (so are the memberships granted here): a login
+-- made a masked reader is one in every database of the cluster where Lethe is installed.
+-- Reading masked views needs no privilege on base tables: a view reads its tables with
+-- its owner's rights, and the masks are built-in functions (EXECUTE for everyone).
+
+create function pii.check_group_role(group_role text) returns void
+language plpgsql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if group_role is null then
+    raise exception 'group role must not be NULL' using errcode = '22004';
+  end if;
+  if group_role not in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+    raise exception '"%" is not a Lethe group role', group_role using errcode = '22023',
+      hint = 'Expected one of: pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher.';
+  end if;
+end
+$$;
+comment on function pii.check_group_role(text) is 'Internal. Raises 22023 unless the name is one of the five Lethe group roles.';
+
+-- The role a grant is for: it must exist, and must not be a group role of Lethe, a
+-- predefined role or PUBLIC.
+create function pii.check_member_role(login_role name) returns pg_catalog.pg_roles
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  r pg_catalog.pg_roles;
+begin
+  if login_role is null then
+    raise exception 'role must not be NULL' using errcode = '22004';
+  end if;
+  select * into r from pg_catalog.pg_roles x where x.rolname = login_role;
+  if r.oid is null then
+    raise exception 'role "%" does not exist', login_role using errcode = '42704',
+      hint = 'Create it first, e.g. create role support_jane login password ''…'';';
+  end if;
+  if login_role in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+    raise exception '"%" is a Lethe group role: grant group roles to logins (or to your own groups), not to each other', login_role
+      using errcode = '22023';
+  end if;
+  if login_role like 'pg\_%' then
+    raise exception '"%" is a predefined role', login_role using errcode = '22023';
+  end if;
+  return r;
+end
+$$;
+comment on function pii.check_member_role(name) is 'Internal. The role a Lethe group role is granted to: must exist (42704), not be a Lethe group or predefined role (22023).';
+
+create function pii.grant_role(group_role text, login_role name) returns void
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  r pg_catalog.pg_roles;
+  readable text;
+begin
+  perform pii.check_group_role(group_role);
+  r := pii.check_member_role(login_role);
+  if pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') and not (select x.rolsuper from pg_catalog.pg_roles x where x.rolname = session_user) then
+    raise exception '% cannot grant Lethe roles to itself (or to a role it belongs to)', session_user using errcode = '42501',
+      hint = 'Another administrator has to grant it.';
+  end if;
+  if group_role = 'pii_masked_reader' then
+    if r.rolsuper or r.rolbypassrls then
+      raise exception 'role "%" is a superuser or bypasses row level security: masking cannot restrict it', login_role
+        using errcode = '22023';
+    end if;
+    -- Privileges the role has anyway defeat the masks: say which.
+    select pg_catalog.string_agg(pii.qualified_name(t.relid), ', ' order by 1) into readable
+    from pii.tables t
+    where pg_catalog.to_regclass(t.relid::oid::text) is not null
+      and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
+           or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
+    if readable is not null then
+      raise warning 'role "%" can already read registered tables directly (%): the masked views do not restrict it there', login_role, readable
+        using hint = 'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.';
+    end if;
+  end if;
+  execute pg_catalog.format('grant %I to %I', group_role, login_role);
+  perform pii.write_audit('grant_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
+end
+$$;
+comment on function pii.grant_role(text, name) is
+$$Grants one of Lethe's group roles (pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher)
+to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501.
+Audited. Example: select pii.grant_role('pii_operator', 'dpo_anna');$$;
+
+create function pii.revoke_role(group_role text, login_role name) returns boolean
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  r pg_catalog.pg_roles;
+  was_member boolean;
+begin
+  perform pii.check_group_role(group_role);
+  r := pii.check_member_role(login_role);
+  select exists (select from pg_catalog.pg_auth_members m
+                 where m.roleid = (select x.oid from pg_catalog.pg_roles x where x.rolname = group_role) and m.member = r.oid)
+    into was_member;
+  if not was_member then
+    return false;
+  end if;
+  execute pg_catalog.format('revoke %I from %I', group_role, login_role);
+  perform pii.write_audit('revoke_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
+  return true;
+end
+$$;
+comment on function pii.revoke_role(text, name) is
+$$Revokes one of Lethe's group roles from a role; returns false when it was not a direct member. Audited.
+Example: select pii.revoke_role('pii_operator', 'dpo_anna');$$;
+
+create function pii.grant_masked_reader(login_role name) returns void
+language sql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii.grant_role('pii_masked_reader', login_role)
+$$;
+comment on function pii.grant_masked_reader(name) is
+$$Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses superusers and roles that
+bypass row level security; warns when the role can already read registered tables directly.
+Example: select pii.grant_masked_reader('support_jane');  -- then: alter role support_jane set search_path = masked;$$;
+
+create function pii.revoke_masked_reader(login_role name) returns boolean
+language sql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii.revoke_role('pii_masked_reader', login_role)
+$$;
+comment on function pii.revoke_masked_reader(name) is 'Takes the masked views away from a role; returns false when it was not a masked reader. Example: select pii.revoke_masked_reader(''support_jane'');';
+
+-- What would let someone around the masks, and what keeps the masked views from being
+-- current. Severity error: raw PII is reachable by someone it should not be.
+create function pii.security_lint()
+returns table (severity text, object text, problem text, hint text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive reg as (
+    select t.relid, pii.qualified_name(t.relid) as name
+    from pii.tables t
+    where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+  ),
+  -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
+  -- superuser as a member of everything).
+  members (oid) as (
+    select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
+    union
+    select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
+  ),
+  readers as (
+    select r.oid, r.rolname
+    from pg_catalog.pg_roles r join members on members.oid = r.oid
+    where r.rolname not in ('pii_masked_reader', 'pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher')
+  )
+  -- PUBLIC (everyone, masked readers included) may read or change a registered table.
+  select 'error', reg.name,
+         pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
+         pg_catalog.format('revoke %s on %s from public;', a.privilege_type, reg.name)
+  from reg
+  join pg_catalog.pg_class c on c.oid = reg.relid
+  cross join lateral pg_catalog.aclexplode(c.relacl) a
+  where a.grantee = 0
+  union all
+  select 'error', reg.name || '.' || pg_catalog.quote_ident(att.attname),
+         pg_catalog.format('PUBLIC has %s on this column of a registered table', a.privilege_type),
+         pg_catalog.format('revoke %s (%I) on %s from public;', a.privilege_type, att.attname, reg.name)
+  from reg
+  join pg_catalog.pg_attribute att on att.attrelid = reg.relid and att.attnum > 0 and not att.attisdropped and att.attacl is not null
+  cross join lateral pg_catalog.aclexplode(att.attacl) a
+  where a.grantee = 0
+  union all
+  -- A masked reader reads a registered table some other way (its own grants, another role).
+  select 'error', reg.name,
+         pg_catalog.format('masked reader %I can read this registered table directly', rd.rolname),
+         pg_catalog.format('revoke select on %s from %I; -- and from the roles it belongs to, or: select pii.revoke_masked_reader(%L);', reg.name, rd.rolname, rd.rolname)
+  from reg cross join readers rd
+  where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
+     or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
+  union all
+  select 'error', pg_catalog.quote_ident(r.rolname),
+         'masked reader is a superuser or bypasses row level security: masks do not restrict it',
+         pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
+  from pg_catalog.pg_roles r join readers rd on rd.oid = r.oid
+  where r.rolsuper or r.rolbypassrls
+  union all
+  select 'warning', pg_catalog.quote_ident(rd.rolname),
+         pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
+         'Keep support logins in pii_masked_reader only.'
+  from readers rd
+  join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
+  where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
+  union all
+  select 'error', 'function ' || p.oid::regprocedure::text,
+         'PUBLIC may execute a Lethe function', pg_catalog.format('revoke execute on function %s from public;', p.oid::regprocedure)
+  from pg_catalog.pg_proc p
+  where p.pronamespace = 'pii'::regnamespace
+    and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
+  union all
+  select 'error', 'table ' || pii.qualified_name(c.oid),
+         pg_catalog.format('PUBLIC has %s on a Lethe table', a.privilege_type),
+         pg_catalog.format('revoke all on %s from public;', pii.qualified_name(c.oid))
+  from pg_catalog.pg_class c
+  cross join lateral pg_catalog.aclexplode(c.relacl) a
+  where c.relnamespace = 'pii'::regnamespace and a.grantee = 0
+  union all
+  -- A registered table without its masked view: readers do not see it (fail closed), but
+  -- something is wrong.
+  select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
+  from reg
+  where not exists (select from pii.masked_views m
+                    join pg_catalog.pg_class v on v.relname = m.view_name and v.relnamespace = 'masked'::regnamespace
+                    where m.relid = reg.relid)
+  union all
+  select 'warning', 'masked.' || pg_catalog.quote_ident(v.relname),
+         'PUBLIC may read this masked view (everyone, not only masked readers)',
+         pg_catalog.format('revoke all on masked.%I from public;', v.relname)
+  from pg_catalog.pg_class v
+  cross join lateral pg_catalog.aclexplode(v.relacl) a
+  where v.relnamespace = 'masked'::regnamespace and a.grantee = 0
+  union all
+  select 'warning', reg.name,
+         'row level security is enabled: masked views read as their owner and show every row',
+         'Masked readers see all rows of this table (masked). If rows must be hidden from them too, tell your Lethe maintainers.'
+  from reg join pg_catalog.pg_class c on c.oid = reg.relid
+  where c.relrowsecurity
+  union all
+  select 'warning', 'event triggers',
+         'Lethe''s event triggers are not installed (no superuser at install): masked views do not follow DDL on registered tables',
+         'After ALTER TABLE / DROP TABLE on a registered table, run: select * from pii.apply_masking();'
+  where (select pg_catalog.count(*) from pg_catalog.pg_event_trigger e
+         where e.evtname in ('lethe_masking_ddl_start', 'lethe_masking_ddl_end', 'lethe_masking_sql_drop') and e.evtenabled <> 'D') < 3
+  union all
+  select 'warning', 'schema public',
+         'PUBLIC may create objects in schema public: other roles'' unqualified names can be shadowed (search_path attacks)',
+         'revoke create on schema public from public;'
+  where exists (select from pg_catalog.pg_namespace n where n.nspname = 'public')
+    and pg_catalog.has_schema_privilege('public', 'public', 'CREATE')
+  union all
+  select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
+         'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
+  from pii.unclassified_columns() u join reg on reg.name = u.table_name
+  order by 1, 2, 3
+$$;
+comment on function pii.security_lint() is
+$$Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
+on registered tables (or columns) and on Lethe's objects, masked readers who can read registered tables directly or
+are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
+not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
+
+revoke execute on all functions in schema pii from public;
+grant execute on function pii.grant_role(text, name), pii.revoke_role(text, name), pii.grant_masked_reader(name),
+  pii.revoke_masked_reader(name) to pii_admin;
+grant execute on function pii.security_lint() to pii_admin, pii_auditor;
+
+-- migrate:down
+drop function pii.security_lint();
+drop function pii.revoke_masked_reader(name);
+drop function pii.grant_masked_reader(name);
+drop function pii.revoke_role(text, name);
+drop function pii.grant_role(text, name);
+drop function pii.check_member_role(name);
+drop function pii.check_group_role(text);
