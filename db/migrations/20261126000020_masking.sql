@@ -407,11 +407,11 @@ begin
         return next;
         continue;
       end if;
-      if exists_ and (old.relid is null or old.view_name <> name_)
-         and exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
-        raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
-      end if;
-      if exists_ and old.relid is null then
+      -- Never replace a view that is not this table's: another table's, or not Lethe's.
+      if exists_ and (old.relid is null or old.view_name <> name_) then
+        if exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
+          raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
+        end if;
         raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
           hint = 'Rename or drop it, then call pii.apply_masking().';
       end if;
