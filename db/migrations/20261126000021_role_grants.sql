@@ -198,8 +198,9 @@ as $$
   join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
   where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
   union all
-  select 'error', 'function ' || p.oid::regprocedure::text,
-         'PUBLIC may execute a Lethe function', pg_catalog.format('revoke execute on function %s from public;', p.oid::regprocedure)
+  -- (pii is on this function's search_path, so regprocedure prints names without it.)
+  select 'error', 'function pii.' || p.oid::regprocedure::text,
+         'PUBLIC may execute a Lethe function', pg_catalog.format('revoke execute on function pii.%s from public;', p.oid::regprocedure)
   from pg_catalog.pg_proc p
   where p.pronamespace = 'pii'::regnamespace
     and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
