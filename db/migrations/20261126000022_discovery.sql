@@ -118,9 +118,10 @@ begin
   select pg_catalog.sum(pg_catalog.pg_relation_size(p.relid)) / pg_catalog.current_setting('block_size')::double precision,
          pg_catalog.sum(case when c.reltuples > 0 then c.reltuples else 0 end)
     into pages, tuples
-  from pg_catalog.pg_partition_tree(tbl) p
-  join pg_catalog.pg_class c on c.oid = p.relid
-  where p.isleaf;
+  from (select tbl as relid  -- pg_partition_tree lists nothing for a plain table
+        union
+        select t.relid from pg_catalog.pg_partition_tree(tbl) t where t.isleaf) p
+  join pg_catalog.pg_class c on c.oid = p.relid;
   pages := coalesce(pages, 0);
   if pages <= 16 then
     return pg_catalog.format('select %s from %s t limit %s', columns, pii.qualified_name(tbl), sample_rows);
