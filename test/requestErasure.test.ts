@@ -331,6 +331,34 @@ describe('processing', () => {
     expect((await status(second)).rows_affected['app.orders']).toBe(2);
   });
 
+  // Known bug (reported): a request filed while a chunk erasing the same subject is in flight waits for
+  // that chunk, then erases the subject a second time (the chunk's erased_at is its transaction start,
+  // earlier than the new request's requested_at). Remove `.fails` once each subject is erased once.
+  it.fails('erases a subject once when a request naming it is filed while a chunk erases it (known bug)', async () => {
+    const first = await request(['51', '52']);
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    let second: string;
+    try {
+      await a.query('begin');
+      expect((await a.query('select pii.process_request_chunk($1) as n', [first])).rows[0].n).toBe(2);
+      const filed = b.query(`select pii.request_erasure(array['52', '53']) as id`);
+      await sleep(300); // b now waits for a's lock on subject 52's tombstone
+      await a.query('commit');
+      second = (await filed).rows[0].id;
+    } finally {
+      a.release();
+      b.release();
+    }
+    await processAll(first);
+    await processAll(second);
+    const { rows } = await db.query(
+      `select sum((details ->> 'erased_now')::int)::int as n from pii.audit where action = 'erase_chunk' and request_id = $1`,
+      [second],
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
   it('mode delete removes the subject row and every registered row', async () => {
     const id = await request(['36'], { mode: 'delete' });
     await processAll(id);
@@ -420,6 +448,17 @@ describe('pii.request_erasure_from_import', () => {
     await expectPgError(db.query('select pii.request_erasure_from_import($1)', [importId]), '22023', /has no staged rows/);
   });
 
+  // Known bug (reported): for an import, "subject key #N" counts staged rows in order, not the CSV
+  // row number the importer gave (here #2 for CSV row 3). Remove `.fails` once it names the row.
+  it.fails('names the CSV row of a bad key (known bug)', async () => {
+    const importId = randomUUID();
+    await db.query(
+      `insert into pii.import_rows (import_id, row_number, subject_key) values ($1, 2, '54'), ($1, 3, 'abc'), ($1, 4, '55')`,
+      [importId],
+    );
+    await expectPgError(db.query('select pii.request_erasure_from_import($1)', [importId]), '22P02', /\b3\b/);
+  });
+
   it('accepts rows streamed with COPY into pii.import_rows', async () => {
     const { from: copyFrom } = await import('pg-copy-streams');
     const { pipeline } = await import('node:stream/promises');
@@ -444,8 +483,9 @@ describe('bad input is refused with a clear error and nothing written', () => {
     ['an empty key list', `select pii.request_erasure(array[]::text[])`, [], '22023', /at least one subject key/],
     ['a NULL key list', `select pii.request_erasure(null::text[])`, [], '22004', /must not be NULL/],
     ['a NULL key (named by position)', `select pii.request_erasure(array['47', '48', null])`, [], '22004', /subject key #3 is NULL/],
-    ['a key of the wrong type (named by position, never by value)', `select pii.request_erasure(array['47', 'abc', '48'])`, [], '22P02', /^subject key #2 is not a valid bigint$/],
-    ['an out-of-range key', `select pii.request_erasure(array['99999999999999999999'])`, [], '22P02', /^subject key #1 is not a valid bigint$/],
+    // PostgreSQL 16+ names the position (pg_input_is_valid); older servers name the type only.
+    ['a key of the wrong type (named by position, never by value)', `select pii.request_erasure(array['47', 'abc', '48'])`, [], '22P02', /^subject key #2 is not a valid bigint$|^subject keys must be valid bigint$/],
+    ['an out-of-range key', `select pii.request_erasure(array['99999999999999999999'])`, [], '22P02', /^subject key #1 is not a valid bigint$|^subject keys must be valid bigint$/],
     ['an empty source', `select pii.request_erasure(array['47'], source => ' ')`, [], '22023', /source must not be empty/],
     ['scopes on an unscoped install', `select pii.request_erasure(array['47'], scopes => array['1'])`, [], '22023', /not scoped/],
   ];
@@ -477,6 +517,12 @@ describe('bad input is refused with a clear error and nothing written', () => {
     } finally {
       await db.query('update pii.settings set max_keys_per_request = default');
     }
+  });
+
+  it('names the position of a bad key on PostgreSQL 16+', async () => {
+    const { rows } = await db.query(`select current_setting('server_version_num')::int >= 160000 as v16`);
+    if (!rows[0].v16) return;
+    await expectPgError(db.query(`select pii.request_erasure(array['1', '2', '3', 'x4'])`), '22P02', /^subject key #4 is not a valid bigint$/);
   });
 
   it('never echoes a key in an error message', async () => {
