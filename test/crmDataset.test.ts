@@ -131,10 +131,18 @@ describe('crm dataset at scale 0.001', () => {
       'crm.orders: FOREIGN KEY (customer_id) REFERENCES crm.customers(id)',
     ]);
 
-    // The generator leaves nothing of its own behind: no function in crm, no temp helper.
+    // The generator leaves nothing of its own behind: no function in crm, no storage
+    // option (autovacuum is off only during the load), and the tables are vacuumed.
     const { rows: fns } = await db.query<{ n: number }>(
       `select count(*)::int as n from pg_proc where pronamespace = 'crm'::regnamespace`);
     expect(fns[0]!.n).toBe(0);
+    const { rows: opts } = await db.query<{ relname: string }>(
+      `select relname from pg_class where relnamespace = 'crm'::regnamespace and reloptions is not null`);
+    expect(opts).toEqual([]);
+    const { rows: stats } = await db.query<{ relname: string }>(`
+      select relname from pg_stat_user_tables
+      where schemaname = 'crm' and (last_analyze is null or (relname <> 'events' and last_vacuum is null))`);
+    expect(stats).toEqual([]);
   });
 
   it('has three monthly partitions and a default one, and routes events into them', async () => {
