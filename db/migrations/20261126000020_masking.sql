@@ -661,11 +661,7 @@ begin
   from (
     select t.relid
     from pg_catalog.pg_event_trigger_ddl_commands() d
-    cross join lateral (select d.objid::regclass as relid
-                        union all
-                        select a.relid from pg_catalog.pg_partition_ancestors(d.objid::regclass) a (relid)
-                        where d.command_tag = 'CREATE TABLE') x
-    join pii.tables t on t.relid = x.relid
+    join pii.tables t on t.relid = d.objid::regclass
     where d.classid = 'pg_catalog.pg_class'::regclass
     union all
     -- Views a ddl_command_start dropped, or that are missing for any reason.
@@ -681,7 +677,7 @@ exception when others then
   raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, sqlerrm;
 end
 $$;
-comment on function pii.masking_ddl_end() is 'Internal. Event trigger: rebuilds the masked views of registered tables a DDL command changed (columns added, dropped, renamed, retyped; table renamed; new partition).';
+comment on function pii.masking_ddl_end() is 'Internal. Event trigger: rebuilds the masked views of registered tables an ALTER TABLE changed (columns added, dropped, renamed, retyped; table renamed or moved), and any view a ddl_command_start dropped.';
 
 create function pii.masking_sql_drop() returns event_trigger
 language plpgsql security definer
@@ -706,8 +702,10 @@ do $$
 begin
   create event trigger lethe_masking_ddl_start on ddl_command_start
     when tag in ('ALTER TABLE', 'DROP TABLE') execute function pii.masking_ddl_start();
+  -- Not CREATE TABLE: a new partition needs no rebuild (the parent's view reads it), and
+  -- every CREATE TABLE in the database (temporary tables included) would pay for a call.
   create event trigger lethe_masking_ddl_end on ddl_command_end
-    when tag in ('ALTER TABLE', 'CREATE TABLE') execute function pii.masking_ddl_end();
+    when tag in ('ALTER TABLE') execute function pii.masking_ddl_end();
   create event trigger lethe_masking_sql_drop on sql_drop
     when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii.masking_sql_drop();
 exception when insufficient_privilege then
