@@ -35,8 +35,8 @@ table pii.audit owner <owner>
   index CREATE INDEX audit_at_idx ON pii.audit USING btree (at)
   index CREATE INDEX audit_request_id_idx ON pii.audit USING btree (request_id) WHERE (request_id IS NOT NULL)
   index CREATE UNIQUE INDEX audit_pkey ON pii.audit USING btree (id)
-  trigger CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON pii.audit FOR EACH STATEMENT EXECUTE FUNCTION pii.audit_is_append_only()
-  trigger CREATE TRIGGER audit_no_update_delete BEFORE DELETE OR UPDATE ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii.audit_is_append_only()
+  trigger CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON pii.audit FOR EACH STATEMENT EXECUTE FUNCTION pii.audit_is_append_only() -- enabled always
+  trigger CREATE TRIGGER audit_no_update_delete BEFORE DELETE OR UPDATE ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii.audit_is_append_only() -- enabled always
   grant SELECT to pii_auditor
   comment 'Append-only audit trail: who (session user, application), what, when, counts per table. No raw subject keys, no PII values.'
 
@@ -50,6 +50,9 @@ table pii.columns owner <owner>
   constraint columns_pkey PRIMARY KEY (relid, attnum)
   constraint columns_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX columns_pkey ON pii.columns USING btree (relid, attnum)
+  trigger CREATE TRIGGER masking_columns_delete AFTER DELETE ON pii.columns REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
+  trigger CREATE TRIGGER masking_columns_insert AFTER INSERT ON pii.columns REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
+  trigger CREATE TRIGGER masking_columns_update AFTER UPDATE ON pii.columns REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -68,6 +71,19 @@ table pii.lethe_migrations owner <owner>
   column version character varying not null
   constraint lethe_migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX lethe_migrations_pkey ON pii.lethe_migrations USING btree (version)
+
+table pii.masked_views owner <owner>
+  column relid regclass not null
+  column view_name name not null
+  column definition text not null
+  column built_at timestamp with time zone not null default now()
+  constraint masked_views_pkey PRIMARY KEY (relid)
+  constraint masked_views_view_name_key UNIQUE (view_name)
+  index CREATE UNIQUE INDEX masked_views_pkey ON pii.masked_views USING btree (relid)
+  index CREATE UNIQUE INDEX masked_views_view_name_key ON pii.masked_views USING btree (view_name)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  comment 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending).'
 
 table pii.request_items owner <owner>
   column request_id uuid not null
@@ -91,9 +107,12 @@ table pii.request_items owner <owner>
 
 table pii.request_residuals owner <owner>
   column request_id uuid not null
+  column relid regclass not null
   column table_name text not null
-  column column_name text
+  column column_name text not null
   column subject_hash bytea not null
+  column row_key jsonb
+  column value_hash bytea not null
   column detail text not null
   column found_at timestamp with time zone not null default now()
   constraint request_residuals_request_id_fkey FOREIGN KEY (request_id) REFERENCES pii.requests(id) ON DELETE CASCADE
@@ -113,6 +132,7 @@ table pii.requests owner <owner>
   column rows_affected jsonb not null default '{}'::jsonb
   column requested_by name not null default SESSION_USER
   column requested_at timestamp with time zone not null default now()
+  column filed_snapshot pg_snapshot not null default pg_current_snapshot()
   column started_at timestamp with time zone
   column finished_at timestamp with time zone
   column due_at timestamp with time zone not null
@@ -155,6 +175,7 @@ table pii.settings owner <owner>
   constraint settings_pkey PRIMARY KEY (singleton)
   constraint settings_singleton_check CHECK (singleton)
   index CREATE UNIQUE INDEX settings_pkey ON pii.settings USING btree (singleton)
+  trigger CREATE TRIGGER masking_settings_change AFTER UPDATE OF privacy_by_default ON pii.settings FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -172,6 +193,7 @@ table pii.subject_table owner <owner>
   constraint subject_table_singleton_check CHECK (singleton)
   index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (singleton)
   index CREATE UNIQUE INDEX subject_table_relid_key ON pii.subject_table USING btree (relid)
+  trigger CREATE TRIGGER masking_subject_table_change AFTER INSERT OR DELETE OR UPDATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -194,6 +216,9 @@ table pii.tables owner <owner>
   constraint tables_pkey PRIMARY KEY (relid)
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
+  trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
+  trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
+  trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii.masking_registry_changed()
   trigger CREATE TRIGGER tables_sync_guards AFTER INSERT OR DELETE OR UPDATE OF guard_mode ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii.sync_guard_triggers()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
@@ -206,6 +231,7 @@ table pii.tombstones owner <owner>
   column request_id uuid
   column flagged_at timestamp with time zone not null default now()
   column erased_at timestamp with time zone
+  column erased_xact xid8
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
@@ -325,6 +351,26 @@ function pii.announce_request(pii.requests) owner <owner>
     $function$
   comment 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).'
 
+function pii.apply_masking() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.apply_masking()
+     RETURNS TABLE(table_name text, view_name text, action text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return query select r.table_name, r.view_name, r.action from pii.masking_rebuild(null, true) r;
+      perform pii.write_audit('apply_masking', null, pg_catalog.jsonb_build_object(
+        'views', (select pg_catalog.count(*) from pii.masked_views)));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment '(Re)builds schema masked: one view per registered table, same name and columns, registered columns masked
+by their mask strategy, unclassified columns hidden while pii.settings.privacy_by_default is on. Views whose
+definition did not change are left alone. Registry changes and (with event triggers) DDL call it for you;
+call it after DDL on registered tables when Lethe was installed without superuser.
+Example: select * from pii.apply_masking();'
+
 function pii.audit_is_append_only() owner <owner>
     CREATE OR REPLACE FUNCTION pii.audit_is_append_only()
      RETURNS trigger
@@ -443,6 +489,25 @@ function pii.check_erase_strategy(regclass,smallint,text) owner <owner>
     $function$
   comment 'Internal. Validates an erase strategy against the column it is for.'
 
+function pii.check_group_role(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.check_group_role(group_role text)
+     RETURNS void
+     LANGUAGE plpgsql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if group_role is null then
+        raise exception 'group role must not be NULL' using errcode = '22004';
+      end if;
+      if group_role not in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+        raise exception '"%" is not a Lethe group role', group_role using errcode = '22023',
+          hint = 'Expected one of: pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher.';
+      end if;
+    end
+    $function$
+  comment 'Internal. Raises 22023 unless the name is one of the five Lethe group roles.'
+
 function pii.check_mask_strategy(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.check_mask_strategy(tbl regclass, col smallint, strategy text)
      RETURNS void
@@ -487,6 +552,36 @@ function pii.check_mask_strategy(regclass,smallint,text) owner <owner>
     end
     $function$
   comment 'Internal. Validates a mask strategy against the column it is for.'
+
+function pii.check_member_role(name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.check_member_role(login_role name)
+     RETURNS pg_roles
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r pg_catalog.pg_roles;
+    begin
+      if login_role is null then
+        raise exception 'role must not be NULL' using errcode = '22004';
+      end if;
+      select * into r from pg_catalog.pg_roles x where x.rolname = login_role;
+      if r.oid is null then
+        raise exception 'role "%" does not exist', login_role using errcode = '42704',
+          hint = 'Create it first, e.g. create role support_jane login password ''…'';';
+      end if;
+      if login_role in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+        raise exception '"%" is a Lethe group role: grant group roles to logins (or to your own groups), not to each other', login_role
+          using errcode = '22023';
+      end if;
+      if login_role like 'pg\_%' then
+        raise exception '"%" is a predefined role', login_role using errcode = '22023';
+      end if;
+      return r;
+    end
+    $function$
+  comment 'Internal. The role a Lethe group role is granted to: must exist (42704), not be a Lethe group or predefined role (22023).'
 
 function pii.check_registrable(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.check_registrable(tbl regclass)
@@ -634,7 +729,7 @@ function pii.create_request(text[],text[],bigint[],text,text,text,timestamp with
              coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
              coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
         into hashes, keys, scps, pseudonyms, rows_
-      from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request) r;
+      from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
       if pg_catalog.cardinality(hashes) = 0 then
         raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
       end if;
@@ -667,6 +762,362 @@ function pii.create_request(text[],text[],bigint[],text,text,text,timestamp with
     end
     $function$
   comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
+
+function pii.discover(integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
+     RETURNS TABLE(table_name text, column_name text, reason text, suggestion text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET jit TO 'off'
+    AS $function$
+    declare
+      tbl record;
+      col record;
+      rec record;
+      vr record;
+      nr record;
+      sample_cols text[];
+      sample_idx integer[];
+      sample_json boolean[];
+      sql_ text;
+      counts jsonb;
+      found_ boolean;
+      flagged name[];
+    begin
+      if sample_rows is null then
+        raise exception 'sample_rows must not be NULL' using errcode = '22004';
+      end if;
+      if sample_rows < 1 or sample_rows > 100000 then
+        raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
+      end if;
+
+      for tbl in
+        select c.oid::regclass as relid, pii.qualified_name(c.oid) as name,
+               pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
+        from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r', 'p') and not c.relispartition
+          and n.nspname not in ('pii', 'masked', 'graphile_worker', 'information_schema')
+          and n.nspname !~ '^pg_'
+          and not exists (select from pg_catalog.pg_depend d
+                          where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+        order by 2
+      loop
+        table_name := tbl.name;
+        sample_cols := '{}';
+        sample_idx := '{}';
+        sample_json := '{}';
+        flagged := '{}';
+
+        -- By name and by type.
+        for col in
+          select a.attnum, a.attname, t.typcategory, t.typname,
+                 pii.discovery_normalize(a.attname) as norm,
+                 r.erase, r.mask,
+                 pii.is_link_column(tbl.relid, a.attnum) as link
+          from pg_catalog.pg_attribute a
+          join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
+          left join pii.columns r on r.relid = tbl.relid and r.attnum = a.attnum
+          where a.attrelid = tbl.relid and a.attnum > 0 and not a.attisdropped
+          order by a.attnum
+        loop
+          if col.erase is null and not col.link then
+            found_ := false;
+            for nr in select * from pii.discovery_name_rules() x
+                      where col.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, col.typcategory) > 0
+                      limit 1
+            loop
+              column_name := col.attname;
+              reason := pg_catalog.format('name suggests %s', nr.rule);
+              suggestion := pii.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
+              found_ := true;
+              flagged := flagged || col.attname;
+              return next;
+            end loop;
+            if not found_ and col.typname in ('inet', 'cidr') then
+              column_name := col.attname;
+              reason := pg_catalog.format('type %s holds IP addresses', col.typname);
+              suggestion := pii.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
+              return next;
+            end if;
+          end if;
+          -- Values are sampled for unregistered text and jsonb columns, for columns classified
+          -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
+          if tbl.readable and not col.link
+             and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
+             and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or col.erase like 'jsonb\_remove:%') then
+            sample_cols := sample_cols || col.attname::text;
+            sample_idx := sample_idx || col.attnum::integer;
+            sample_json := sample_json || (col.typname in ('json', 'jsonb'));
+          end if;
+        end loop;
+
+        if not tbl.readable then
+          column_name := null;
+          reason := 'not sampled: Lethe''s owner role cannot read this table';
+          suggestion := pg_catalog.format('grant select on %s to %I;', tbl.name, current_user);
+          return next;
+          continue;
+        end if;
+        if pg_catalog.cardinality(sample_cols) = 0 then
+          continue;
+        end if;
+
+        -- By value: one sampling query per table; per column (and per jsonb key path, three
+        -- levels deep), how many sampled values match each pattern. Counts only.
+        begin
+          sql_ := pg_catalog.format(
+            $q$with recursive s as (%s),
+             cells as (
+               select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
+             ),
+             walk (i, path, j, depth) as (
+               select c.i, e.key, e.value, 1
+               from cells c
+               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+               union all
+               select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+               from walk w
+               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
+               where w.depth operator(pg_catalog.<) 3
+             ),
+             vals (i, path, val) as (
+               select c.i, null::text, c.val from cells c where c.val is not null
+               union all
+               select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
+             )
+             select v.i, v.path, pg_catalog.count(*) as n, %s
+             from vals v group by v.i, v.path$q$,
+            pii.discovery_sample_sql(tbl.relid, sample_rows,
+                                     (select pg_catalog.string_agg(pg_catalog.format('t.%I', x.c), ', ') from pg_catalog.unnest(sample_cols) as x (c))),
+            (select pg_catalog.string_agg(
+                      case when x.j then pg_catalog.format('(%s, null::text, s.%I::jsonb)', x.k, x.c)
+                           else pg_catalog.format('(%s, s.%I::text, null::jsonb)', x.k, x.c) end, ', ')
+             from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
+            (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
+             from pii.discovery_value_rules() r));
+          for rec in execute sql_ loop
+            select a.attname, r.erase, r.mask, r.category into col
+            from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+            where a.attrelid = tbl.relid and a.attnum = rec.i;
+            counts := pg_catalog.to_jsonb(rec);
+            -- A jsonb key this column's rule already removes is fine.
+            if rec.path is not null and col.erase like 'jsonb\_remove:%'
+               and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
+              continue;
+            end if;
+            if rec.path is null and (col.erase like 'jsonb\_remove:%' or col.attname = any (flagged)) then
+              continue;  -- already reported by name, or a jsonb rule (its keys are checked)
+            end if;
+            for vr in select * from pii.discovery_value_rules() r loop
+              if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
+                column_name := col.attname;
+                reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
+                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', rec.path) else '' end,
+                            counts ->> vr.key, rec.n,
+                            case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
+                            case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
+                if rec.path is not null then
+                  -- The key name may say more than the value pattern.
+                  select x.category into nr from pii.discovery_name_rules() x
+                  where pii.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+                  suggestion := pii.discovery_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+                else
+                  suggestion := pii.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
+                end if;
+                return next;
+                exit;  -- one value finding per column or key
+              end if;
+            end loop;
+            -- A jsonb key whose name says PII, whatever its sampled values.
+            if rec.path is not null then
+              for nr in select * from pii.discovery_name_rules() x
+                        where pii.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+              loop
+                if not exists (select from pii.discovery_value_rules() r
+                               where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
+                  column_name := col.attname;
+                  reason := pg_catalog.format('jsonb key %s: name suggests %s', rec.path, nr.rule);
+                  suggestion := pii.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
+                  return next;
+                end if;
+              end loop;
+            end if;
+          end loop;
+        exception when others then
+          -- Never echo a value: the SQLSTATE says enough.
+          column_name := null;
+          reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
+          suggestion := null;
+          return next;
+        end;
+      end loop;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  comment 'Lists columns of the application''s tables (every schema but pii, masked, graphile_worker and the catalogs)
+that look like personal data but have no rule: by name (email, phone, first_name, birth…, ip, address, zip,
+iban, ssn, passport … in English, German, French, Spanish, Italian, Portuguese, Dutch), by type (inet), by
+sampled values (email, phone, IBAN, card, IPv4/IPv6) and by keys of jsonb documents; also columns classified
+as not PII whose values look like PII, and jsonb keys a jsonb_remove rule leaves behind. Each finding says why
+and suggests a pii.register_column call. Reads at most sample_rows rows per table with TABLESAMPLE SYSTEM
+(LIMIT for tables of a few pages) and never returns or logs a sampled value.
+Example: select * from pii.discover();  select * from pii.discover(sample_rows => 200);'
+
+function pii.discovery_name_rules() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.discovery_name_rules()
+     RETURNS TABLE(rule text, pattern text, type_categories text, category text, mask text)
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('an email address', '(^|_)(e_?mail|mail|email_?address|e_?mail_?adresse|courriel|correo|correo_electronico|posta_elettronica)(_|$)', 'S', 'contact', 'email'),
+        ('an IP address', '(^|_)(ip|ip_?address|ip_?addr|ipaddr|ipv4|ipv6|remote_?addr|client_?ip|x_?forwarded_?for|ip_?adresse|direccion_ip)(_|$)', 'SI', 'network', 'hide'),
+        ('a phone number', '(^|_)(phone|phone_?number|telephone|t[eé]l[eé]phone|tel|telefon|telefonnummer|tel[eé]fono|telefone|telemovel|handy|handynummer|msisdn|fax|whatsapp|portable|cellulare|movil|m[oó]vil)(_|$)|^(mobile|cell|mobile_?(phone|number|no|nr)|cell_?(phone|number))$', 'SN', 'contact', 'partial:3,2'),
+        ('a first name', '(^|_)(first_?name|firstname|given_?name|forename|vorname|pr[eé]nom|nombre|nome|voornaam)(_|$)', 'S', 'name', 'partial:1,0'),
+        ('a last name', '(^|_)(last_?name|lastname|surname|family_?name|nachname|familienname|nom|nom_?de_?famille|apellidos?|cognome|sobrenome|achternaam)(_|$)', 'S', 'name', 'hide'),
+        ('a person''s name', '^(name|full_?name|fullname|display_?name|contact_?name|customer_?name|client_?name|shipping_?name|billing_?name|recipient_?name|person_?name|user_?name|username|maiden_?name|middle_?name|nick_?name|nickname|nombre_?completo|nom_?complet|vollst[aä]ndiger_?name)$', 'S', 'name', 'partial:1,0'),
+        ('a date of birth', '(^|_)(birth|birthday|birthdate|birth_?date|date_?of_?birth|dob|born|geburtsdatum|geburtstag|naissance|date_?de_?naissance|fecha_?de_?nacimiento|fecha_?nacimiento|nacimiento|data_?di_?nascita|data_?de_?nascimento|nascita|nascimento|geboortedatum)(_|$)', 'SD', 'demographic', 'year'),
+        ('a postal address', '(^|_)(address|addr|address_?line_?[0-9]?|street|street_?address|house_?number|strasse|stra(ss|ß)e|hausnummer|anschrift|adresse|rue|direcci[oó]n|calle|indirizzo|via|endere[cç]o|rua|adres|straat)(_|$)', 'S', 'address', 'hide'),
+        ('a postcode', '(^|_)(zip|zip_?code|zipcode|postcode|post_?code|postal_?code|plz|postleitzahl|code_?postal|c[oó]digo_?postal|cap|cep|postcode_?nl)(_|$)', 'SN', 'address', 'hide'),
+        ('a bank account or card number', '(^|_)(iban|bic|swift|account_?number|bank_?account|kontonummer|card_?number|credit_?card|cc_?number|pan|cvv|cvc|tarjeta|numero_?de_?cuenta|carte_?bancaire)(_|$)', 'SN', 'financial', 'hide'),
+        ('a government identifier', '(^|_)(ssn|social_?security(_?number)?|national_?id|national_?insurance|nin|nino|tax_?id|tin|vat_?id|passport|passport_?(number|no|nr)|reisepass|personalausweis|ausweis(_?nummer)?|steuer_?id|steuernummer|dni|nie|nif|cpf|cnp|pesel|bsn|codice_?fiscale|num[eé]ro_?de_?s[eé]curit[eé]_?sociale|id_?card|driver_?licen[cs]e|driving_?licen[cs]e|f[uü]hrerschein)(_|$)', 'SN', 'government_id', 'hide'),
+        ('a geolocation', '(^|_)(lat|latitude|lon|lng|longitude|geo|geolocation|gps|coordinates|geo_?point|location)(_|$)', 'SNG', 'location', 'hide'),
+        ('gender (special category adjacent)', '(^|_)(gender|sex|geschlecht|sexe|sexo|genere)(_|$)', 'SE', 'demographic', 'hide')
+    $function$
+  comment 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to, and the suggested category and mask.'
+
+function pii.discovery_normalize(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.discovery_normalize(name_ text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name_, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^[:alnum:]]+', '_', 'g'))
+    $function$
+  comment 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.'
+
+function pii.discovery_sample_sql(regclass,integer,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.discovery_sample_sql(tbl regclass, sample_rows integer, columns text)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      pages double precision;
+      tuples double precision;
+      pct double precision;
+    begin
+      select pg_catalog.sum(pg_catalog.pg_relation_size(p.relid)) / pg_catalog.current_setting('block_size')::double precision,
+             pg_catalog.sum(case when c.reltuples > 0 then c.reltuples else 0 end)
+        into pages, tuples
+      from (select tbl as relid  -- pg_partition_tree lists nothing for a plain table
+            union
+            select t.relid from pg_catalog.pg_partition_tree(tbl) t where t.isleaf) p
+      join pg_catalog.pg_class c on c.oid = p.relid;
+      pages := coalesce(pages, 0);
+      if pages <= 16 then
+        return pg_catalog.format('select %s from %s t limit %s', columns, pii.qualified_name(tbl), sample_rows);
+      end if;
+      if coalesce(tuples, 0) <= 0 then
+        tuples := pages * 50;  -- never analyzed: assume narrow rows
+      end if;
+      -- Three times the rows wanted (pages are uneven), at least one page in a thousand.
+      pct := least(100.0, greatest(0.001, 300.0 * sample_rows / tuples));
+      return pg_catalog.format('select %s from %s t tablesample system (%s) limit %s', columns, pii.qualified_name(tbl),
+                               pg_catalog.round(pct::numeric, 4), sample_rows);
+    end
+    $function$
+  comment 'Internal. SELECT of a bounded sample (TABLESAMPLE SYSTEM, or LIMIT for small tables) of some columns of a table.'
+
+function pii.discovery_suggestion(regclass,name,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.discovery_suggestion(tbl regclass, col name, category text, mask text, jsonb_key text DEFAULT NULL::text)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      att record;
+      reg pii.tables;
+      rule pii.columns;
+      erase text;
+      mask_ text := mask;
+      prefix text := '';
+      keys text[];
+    begin
+      select a.attnotnull, t.typcategory, t.typname into att
+      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+      where a.attrelid = tbl and a.attname = col;
+      select * into reg from pii.tables x where x.relid = tbl;
+      if reg.relid is null then
+        prefix := pg_catalog.format('select pii.register_table(%L, ''<subject column>'', ''anonymize'');  ', pii.qualified_name(tbl));
+      end if;
+      if jsonb_key is not null then
+        select * into rule from pii.columns c where c.relid = tbl and c.attnum = (select a.attnum from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attname = col);
+        if pg_catalog.strpos(jsonb_key, '.') > 0 then
+          -- jsonb_remove removes top-level keys only.
+          return prefix || pg_catalog.format('select pii.register_column(%L, %L, ''null'', ''hide'', %L);  -- nested key %s: jsonb_remove cannot reach it',
+                                             pii.qualified_name(tbl), col, category, jsonb_key);
+        end if;
+        keys := case when rule.erase like 'jsonb\_remove:%' then pg_catalog.string_to_array(pg_catalog.substr(rule.erase, 14), ',') else '{}' end;
+        return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii.qualified_name(tbl), col,
+                                           'jsonb_remove:' || pg_catalog.array_to_string(keys || jsonb_key, ','),
+                                           coalesce(rule.mask, 'hide'), coalesce(rule.category, category));
+      end if;
+      if mask_ in ('email') or mask_ like 'partial:%' then
+        if att.typcategory <> 'S' then mask_ := 'hide'; end if;
+      elsif mask_ = 'year' then
+        if att.typname not in ('date', 'timestamp', 'timestamptz') then mask_ := 'hide'; end if;
+      end if;
+      erase := case when not att.attnotnull then 'null'
+                    when att.typcategory = 'S' then 'set:'
+                    else 'set:<value>' end;
+      return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii.qualified_name(tbl), col, erase, mask_, category);
+    end
+    $function$
+  comment 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).'
+
+function pii.discovery_value_rules() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.discovery_value_rules()
+     RETURNS TABLE(key text, rule text, pattern text, min_share numeric, category text, mask text)
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('email', 'email addresses', '[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}', 0.0, 'contact', 'email'),
+        ('ipv4', 'IPv4 addresses', '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(/[0-9]{1,2})?$', 0.5, 'network', 'hide'),
+        ('ipv6', 'IPv6 addresses', '^(?=.*(::|[0-9a-f]{3,4}:[0-9a-f]{1,4}:))[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}(/[0-9]{1,3})?$', 0.5, 'network', 'hide'),
+        ('iban', 'IBANs', '^[a-z]{2}[0-9]{2} ?[a-z0-9]{4}( ?[a-z0-9]{1,4}){2,7}$', 0.5, 'financial', 'hide'),
+        ('card', 'payment card numbers', '^[2-6][0-9]{3}([ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}$', 0.5, 'financial', 'hide'),
+        ('phone', 'phone numbers', '^(\+|00|0)[0-9][0-9 ()./-]{5,18}[0-9]$|^\+?[0-9]{1,4}[ ./-]\(?[0-9]{1,5}\)?([ ./-]?[0-9]{2,5}){2,4}$', 0.5, 'contact', 'partial:3,2')
+    $function$
+  comment 'Internal. Value patterns of pii.discover and the share of sampled values that must match.'
+
+function pii.drop_masked_view(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.drop_masked_view(tbl regclass)
+     RETURNS boolean
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      v name;
+    begin
+      delete from pii.masked_views m where m.relid = tbl returning m.view_name into v;
+      if v is null then
+        return false;
+      end if;
+      execute pg_catalog.format('drop view if exists masked.%I', v);
+      return true;
+    end
+    $function$
+  comment 'Internal. Drops a table''s masked view and its bookkeeping row.'
 
 function pii.enqueue_request_job(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.enqueue_request_job(request_id uuid)
@@ -790,15 +1241,13 @@ function pii.erase_resolved(text[],text[],text) owner <owner>
 
       matched := pii.matched_subjects(subject_keys, scopes);
 
-      -- Our own writes are erasures: the re-ingestion guards must not re-process them.
-      perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
+      -- The guards see these statements too; rows they leave hold no PII, so they pass.
       for step in select * from pii.erase_plan(mode) loop
         execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
         get diagnostics n = row_count;
         table_names := table_names || step.table_name;
         rows_affected := rows_affected || n;
       end loop;
-      perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
     end
     $function$
   comment 'Internal. Runs pii.erase_plan for canonical subjects; returns per-table counts and the subjects found.'
@@ -852,7 +1301,7 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
 
       perform pii.flag_subjects(hashes, pseudonyms);
       result := pii.erase_resolved(keys, scps, mode);
-      update pii.tombstones t set erased_at = pg_catalog.now() where t.subject_hash = any (hashes);
+      update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
       perform pii.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
         'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
@@ -958,6 +1407,89 @@ function pii.flag_subjects(bytea[],text[],uuid) owner <owner>
     $function$
   comment 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.'
 
+function pii.grant_masked_reader(name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.grant_masked_reader(login_role name)
+     RETURNS void
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii.grant_role('pii_masked_reader', login_role)
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses superusers and roles that
+bypass row level security; warns when the role can already read registered tables directly.
+Example: select pii.grant_masked_reader(''support_jane'');  -- then: alter role support_jane set search_path = masked;'
+
+function pii.grant_role(text,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.grant_role(group_role text, login_role name)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r pg_catalog.pg_roles;
+      readable text;
+    begin
+      perform pii.check_group_role(group_role);
+      r := pii.check_member_role(login_role);
+      if pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') and not (select x.rolsuper from pg_catalog.pg_roles x where x.rolname = session_user) then
+        raise exception '% cannot grant Lethe roles to itself (or to a role it belongs to)', session_user using errcode = '42501',
+          hint = 'Another administrator has to grant it.';
+      end if;
+      if group_role = 'pii_masked_reader' then
+        if r.rolsuper or r.rolbypassrls then
+          raise exception 'role "%" is a superuser or bypasses row level security: masking cannot restrict it', login_role
+            using errcode = '22023';
+        end if;
+        -- Privileges the role has anyway defeat the masks: say which.
+        select pg_catalog.string_agg(pii.qualified_name(t.relid), ', ' order by 1) into readable
+        from pii.tables t
+        where pg_catalog.to_regclass(t.relid::oid::text) is not null
+          and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
+               or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
+        if readable is not null then
+          raise warning 'role "%" can already read registered tables directly (%): the masked views do not restrict it there', login_role, readable
+            using hint = 'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.';
+        end if;
+      end if;
+      execute pg_catalog.format('grant %I to %I', group_role, login_role);
+      perform pii.write_audit('grant_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Grants one of Lethe''s group roles (pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher)
+to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501.
+Audited. Example: select pii.grant_role(''pii_operator'', ''dpo_anna'');'
+
+function pii.guard_new_partitions() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.guard_new_partitions()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl regclass;
+    begin
+      for tbl in
+        select distinct r.relid
+        from pg_catalog.pg_event_trigger_ddl_commands() d
+        join pg_catalog.pg_class c on c.oid = d.objid
+        cross join lateral pg_catalog.pg_partition_ancestors(d.objid) a
+        join pii.tables r on r.relid = a.relid
+        -- a new partition (CREATE TABLE … PARTITION OF), or a partitioned table altered (ATTACH PARTITION)
+        where d.classid = 'pg_catalog.pg_class'::regclass and (d.objid <> r.relid::oid or c.relkind = 'p')
+      loop
+        perform pii.sync_guards(tbl);
+      end loop;
+    exception when others then
+      raise warning 'Lethe: could not install guard triggers on a new partition: % (run select pii.sync_guards(...))', sqlerrm;
+    end
+    $function$
+  comment 'Internal. Event trigger: guards partitions created or attached under a registered table.'
+
 function pii.guard_rows() owner <owner>
     CREATE OR REPLACE FUNCTION pii.guard_rows()
      RETURNS trigger
@@ -979,20 +1511,24 @@ function pii.guard_rows() owner <owner>
       mode text;
       n bigint;
     begin
-      if pg_catalog.current_setting('lethe.guard_bypass', true) = 'on'
-         or not exists (select from pii.tombstones) then
+      if not exists (select from pii.tombstones) then
         return null;
       end if;
-      select * into reg from pii.tables r where r.relid = tg_relid;
+      -- Fired on the registered table, or on one of its partitions written to directly.
+      select r.* into reg from pii.tables r
+      where r.relid = tg_relid
+         or r.relid in (select a.relid from pg_catalog.pg_partition_ancestors(tg_relid) a)
+      limit 1;
       if reg.relid is null or reg.guard_mode = 'off' then
         return null;
       end if;
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
-      action := pii.erase_action(tg_relid);
-      path := pii.subject_key_sql(tg_relid);
+      action := pii.erase_action(reg.relid);
+      path := pii.subject_key_sql(reg.relid);
 
-      -- Distinct subjects among the new rows that carry PII, hashed once each.
+      -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
+      -- erasures pass through here too: the rows they leave carry no PII.)
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
            from (select distinct %s::text as s, (%s)::text as k
@@ -1002,7 +1538,7 @@ function pii.guard_rows() owner <owner>
         coalesce(path.scope_sql, 'null'), path.key_sql,
         case when path.from_list = '' then '' else ', ' || path.from_list end,
         case when path.join_sql = '' then 'true' else path.join_sql end,
-        pii.row_erased_sql(tg_relid, action),
+        pii.row_erased_sql(reg.relid, action),
         pii.subject_hash_sql('h.s', 'h.k'))
         into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
       if pg_catalog.cardinality(hit_keys) = 0 then
@@ -1011,42 +1547,40 @@ function pii.guard_rows() owner <owner>
 
       mode := reg.guard_mode;
       if mode = 'reject' then
-        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(tg_relid), pg_catalog.lower(tg_op)
+        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(reg.relid), pg_catalog.lower(tg_op)
           using errcode = 'PII01',
                 hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
       end if;
 
-      rows_sql := pii.subject_rows_sql(tg_relid);
+      rows_sql := pii.subject_rows_sql(reg.relid);
       select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
         into pk_cols
       from pg_catalog.pg_constraint c
       join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
-      where c.conrelid = tg_relid and c.contype = 'p';
+      where c.conrelid = reg.relid and c.contype = 'p';
 
       if tg_op = 'INSERT' and pk_cols is not null
-         and (mode = 'skip' or (subj.key_is_pii and tg_relid = subj.relid)) then
+         and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
         -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
         stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                                  pii.qualified_name(tg_relid),
+                                  pii.qualified_name(reg.relid),
                                   case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
                                   pk_cols, rows_sql.where_sql);
       else
         -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
-        select p.statement into stmt from pii.erase_plan('erase') p where p.relid = tg_relid;
+        select p.statement into stmt from pii.erase_plan('erase') p where p.relid = reg.relid;
       end if;
 
-      perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
       execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
       get diagnostics n = row_count;
-      perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
 
       perform pii.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
-        'table', pii.qualified_name(tg_relid), 'operation', pg_catalog.lower(tg_op),
+        'table', pii.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
         'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
       return null;
     end
     $function$
-  comment 'Internal. Statement trigger on registered tables: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).'
+  comment 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).'
 
 function pii.has_leading_index(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii.has_leading_index(tbl regclass, col smallint)
@@ -1089,6 +1623,34 @@ function pii.hmac_sql(text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.'
 
+function pii.holds_subject_key(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.holds_subject_key(tbl regclass, col smallint)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select exists (select from pii.subject_table s where s.relid = tbl and s.key_attnum = col)
+          or exists (select from pii.tables t where t.relid = tbl and t.subject_attnum = col)
+          or exists (select from pii.tables t
+                     where t.relid = tbl and t.parent_fk_attnum = col
+                       and pii.holds_subject_key(t.parent_relid, t.parent_key_attnum))
+    $function$
+  comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
+
+function pii.is_link_column(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.is_link_column(tbl regclass, col smallint)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select exists (select from pii.subject_table s where s.relid = tbl and col in (s.key_attnum, s.scope_attnum))
+          or exists (select from pii.tables t where t.relid = tbl and col in (t.subject_attnum, t.scope_attnum, t.parent_fk_attnum))
+          or exists (select from pii.tables t where t.parent_relid = tbl and t.parent_key_attnum = col)
+    $function$
+  comment 'Internal. Whether a column is a subject key, scope, or registered foreign/parent key.'
+
 function pii.is_pseudonym_sql(text,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii.is_pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
      RETURNS text
@@ -1115,6 +1677,18 @@ function pii.is_text_type(regclass,smallint) owner <owner>
       where a.attrelid = tbl and a.attnum = col
     $function$
   comment 'Internal. Whether a column is of a string type (text, varchar, char, citext).'
+
+function pii.key_position(integer,bigint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.key_position(position_ integer, source_rows bigint[])
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when source_rows is null then 'subject key #' || position_
+                  else 'row ' || source_rows[position_] || ': subject key' end
+    $function$
+  comment 'Internal. Names a key in an error message by position (or CSV row), never by value.'
 
 function pii.lint() owner <owner>
     CREATE OR REPLACE FUNCTION pii.lint()
@@ -1152,6 +1726,594 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Lists registry problems: unindexed subject columns, dropped columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();'
+
+function pii.mark_not_pii(regclass,name[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col name;
+      n integer := 0;
+    begin
+      if columns is null or pg_catalog.cardinality(columns) = 0 then
+        raise exception 'no column given' using errcode = '22004';
+      end if;
+      foreach col in array columns loop
+        perform pii.register_column(tbl, col, 'keep', 'clear', 'not_pii');
+        n := n + 1;
+      end loop;
+      return n;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Classifies columns of a registered table as not personal data (ids, totals, timestamps): masked views show
+them, erasure keeps them. Same as pii.register_column(tbl, col, erase => ''keep'', mask => ''clear'', category => ''not_pii'').
+Example: select pii.mark_not_pii(''app.orders'', ''id'', ''total'', ''ordered_at'');'
+
+function pii.mask_email(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_email(value text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case pg_catalog.strpos(value, '@')
+        when 0 then case when value operator(pg_catalog.=) '' then value
+                         else pg_catalog.left(value, 1) operator(pg_catalog.||) '***' end
+        when 1 then '***@' operator(pg_catalog.||) pg_catalog.split_part(value, '@', -1)
+        else pg_catalog.left(value, 1) operator(pg_catalog.||) '***@' operator(pg_catalog.||) pg_catalog.split_part(value, '@', -1)
+      end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_dispatcher
+  grant EXECUTE to pii_operator
+  comment 'Masks an email address: first character, ***, and the domain (after the last @).
+No @: first character and ***. Empty stays empty, NULL stays NULL.
+Example: select pii.mask_email(''jane.doe@example.com''); -- j***@example.com'
+
+function pii.mask_email_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_email_sql(x text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
+        'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
+        'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
+    $function$
+  comment 'Internal. SQL text of the email mask over a text expression.'
+
+function pii.mask_expression(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_expression(tbl regclass, col smallint, OUT rule text, OUT expression text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      att record;
+      strategy text;
+      x text;
+      txt text;
+      typ text;
+      plain_typ text;
+      base_name name;
+      fl text[];
+    begin
+      select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
+             t.typtype, t.typbasetype, t.typtypmod,
+             coalesce(bt.typname, t.typname) as base_name, coalesce(bt.typcategory, t.typcategory) as category
+        into att
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type t on t.oid = a.atttypid
+      left join pg_catalog.pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+      where a.attrelid = tbl and a.attnum = col and not a.attisdropped;
+      if not found then
+        return;
+      end if;
+      x := pg_catalog.format('t.%I', att.attname);
+      typ := att.typ;
+      -- Masked values are shown in the plain (base) type of a domain: a domain's CHECK or
+      -- NOT NULL would reject them.
+      plain_typ := case when att.typtype = 'd' then pg_catalog.format_type(att.typbasetype, att.typtypmod) else typ end;
+      base_name := att.base_name;
+      txt := case when base_name = 'text' and att.typtype <> 'd' then x else x || '::pg_catalog.text' end;
+
+      select c.mask into strategy from pii.columns c where c.relid = tbl and c.attnum = col;
+      if strategy is null then
+        if pii.is_link_column(tbl, col) then
+          if pii.holds_subject_key(tbl, col) and exists (select from pii.subject_table s where s.key_is_pii) then
+            strategy := 'hash';
+            rule := 'key:hash';
+          else
+            rule := 'key';
+            expression := x;
+            return;
+          end if;
+        elsif (select s.privacy_by_default from pii.settings s) then
+          rule := 'unclassified:hide';
+          expression := pg_catalog.format('null::%s', plain_typ);
+          return;
+        else
+          rule := 'unclassified:clear';
+          expression := x;
+          return;
+        end if;
+      else
+        rule := strategy;
+      end if;
+
+      if strategy = 'clear' then
+        expression := x;
+      elsif strategy = 'hide' then
+        expression := pg_catalog.format('null::%s', plain_typ);
+      elsif strategy like 'set:%' then
+        expression := pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), typ);
+      elsif strategy = 'email' and att.category = 'S' then
+        expression := pii.mask_email_sql(txt);
+      elsif strategy ~ '^partial:[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
+        fl := pg_catalog.string_to_array(pg_catalog.substr(strategy, 9), ',');
+        expression := pii.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
+      elsif strategy = 'year' and base_name = 'date' then
+        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
+      elsif strategy = 'year' and base_name = 'timestamp' then
+        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
+      elsif strategy = 'year' and base_name = 'timestamptz' then
+        expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
+      elsif strategy = 'hash' then
+        if base_name = 'uuid' then
+          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii.mask_hmac_sql(txt));
+        elsif base_name = 'int8' then
+          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii.mask_hmac_sql(txt));
+        elsif base_name = 'int4' then
+          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii.mask_hmac_sql(txt));
+        elsif base_name = 'int2' then
+          expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii.mask_hmac_sql(txt));
+        else
+          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii.mask_hmac_sql(txt));
+          if att.category <> 'S' then
+            plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
+          end if;
+        end if;
+      else
+        -- The rule no longer fits the column (its type changed): hide it until re-registered.
+        rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
+        expression := pg_catalog.format('null::%s', plain_typ);
+        return;
+      end if;
+      -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
+      if strategy in ('email', 'hash') or strategy like 'partial:%' then
+        if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
+          expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
+        end if;
+      end if;
+    end
+    $function$
+  comment 'Internal. The rule applying to a column in its masked view and the SQL expression (alias t) that shows it.'
+
+function pii.mask_hash(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_hash(value text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE PARALLEL SAFE STRICT SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.outer_key operator(pg_catalog.||)
+               pg_catalog.sha256(s.inner_key operator(pg_catalog.||) '\xff6d61736b1f'::pg_catalog.bytea
+                                 operator(pg_catalog.||) pg_catalog.convert_to(value, 'UTF8'))), 1, 16), 'hex')
+      from pii.secret s
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'The hash mask of a value as masked views show it: 32 hex characters of HMAC-SHA256 under the install key
+(domain-separated from subject hashes and pseudonyms). Equal values give equal hashes in every view, so masked
+views join on them; without the key nobody can compute them. uuid columns show the same 16 bytes as a uuid, other
+non-text columns hash their text form. For admins only: a masked reader who could call it could test guesses.
+Example: select * from masked.customers where external_ref = pii.mask_hash(''6f1c…-…'')::uuid;'
+
+function pii.mask_hmac_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_hmac_sql(x text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        'pg_catalog.sha256((select s.outer_key from pii.secret s) operator(pg_catalog.||) '
+        'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii.secret s) '
+        'operator(pg_catalog.||) pg_catalog.convert_to(%s, ''UTF8'')))', x)
+    $function$
+  comment 'Internal. SQL text of the hash mask''s HMAC over a text expression.'
+
+function pii.mask_partial(text,integer,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_partial(value text, first integer, last integer)
+     RETURNS text
+     LANGUAGE plpgsql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if first is null or last is null then
+        raise exception 'mask_partial: first and last must not be NULL' using errcode = '22004';
+      end if;
+      if first < 0 or last < 0 or first > 9999 or last > 9999 then
+        raise exception 'mask_partial: first (%) and last (%) must be between 0 and 9999', first, last using errcode = '22023';
+      end if;
+      if value is null or value = '' then
+        return value;
+      end if;
+      -- Shown only while at least half of the characters stay hidden.
+      if first + last > 0 and pg_catalog.char_length(value) >= 2 * (first + last) then
+        return pg_catalog.left(value, first) || '***' || pg_catalog.right(value, last);
+      end if;
+      return '***';
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_dispatcher
+  grant EXECUTE to pii_operator
+  comment 'Keeps the first and last characters of a value, replacing the middle with ***. A value too short for
+at least half of it to stay hidden (fewer than 2 * (first + last) characters) becomes ***. Characters,
+not bytes: unicode is never cut inside a character. Empty stays empty, NULL stays NULL.
+Example: select pii.mask_partial(''+44 7700 900123'', 3, 2); -- +44***23'
+
+function pii.mask_partial_sql(text,integer,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_partial_sql(x text, first integer, last integer)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when first + last = 0 then
+        pg_catalog.format('case when %1$s operator(pg_catalog.<>) '''' then ''***''::pg_catalog.text else %1$s end', x)
+      else pg_catalog.format(
+        'case when pg_catalog.char_length(%1$s) operator(pg_catalog.>=) %2$s then %3$s when %1$s operator(pg_catalog.<>) '''' then ''***''::pg_catalog.text else %1$s end',
+        x, 2 * (first + last),
+        case when last = 0 then pg_catalog.format('pg_catalog.left(%s, %s) operator(pg_catalog.||) ''***''::pg_catalog.text', x, first)
+             when first = 0 then pg_catalog.format('''***''::pg_catalog.text operator(pg_catalog.||) pg_catalog.right(%s, %s)', x, last)
+             else pg_catalog.format('pg_catalog.left(%1$s, %2$s) operator(pg_catalog.||) ''***''::pg_catalog.text operator(pg_catalog.||) pg_catalog.right(%1$s, %3$s)', x, first, last) end)
+      end
+    $function$
+  comment 'Internal. SQL text of the partial mask over a text expression.'
+
+function pii.mask_year(date) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_year(value date)
+     RETURNS date
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.date_trunc('year', value::pg_catalog.timestamp)::pg_catalog.date
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_dispatcher
+  grant EXECUTE to pii_operator
+  comment 'Truncates a date to January 1st of its year. Example: select pii.mask_year(date ''1984-06-23''); -- 1984-01-01'
+
+function pii.mask_year(timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_year(value timestamp with time zone)
+     RETURNS timestamp with time zone
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.timezone('UTC', pg_catalog.date_trunc('year', pg_catalog.timezone('UTC', value)))
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_dispatcher
+  grant EXECUTE to pii_operator
+  comment 'Truncates a timestamptz to January 1st, 00:00 UTC of its year in UTC (the same result whatever the session''s TimeZone).
+Example: select pii.mask_year(timestamptz ''1984-06-23 10:30+02''); -- 1984-01-01 00:00:00+00 (shown in your TimeZone)'
+
+function pii.mask_year(timestamp without time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.mask_year(value timestamp without time zone)
+     RETURNS timestamp without time zone
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.date_trunc('year', value)
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_dispatcher
+  grant EXECUTE to pii_operator
+  comment 'Truncates a timestamp to January 1st, 00:00 of its year. Example: select pii.mask_year(timestamp ''1984-06-23 10:30''); -- 1984-01-01 00:00:00'
+
+function pii.masked_view_name(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masked_view_name(tbl regclass)
+     RETURNS name
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when exists (
+               select from pii.tables o join pg_catalog.pg_class oc on oc.oid = o.relid
+               where oc.relname = c.relname and o.relid <> tbl
+                 and (o.registered_at, o.relid::oid) < (select t.registered_at, t.relid::oid from pii.tables t where t.relid = tbl))
+             then (n.nspname || '_' || c.relname)::name
+             else c.relname end
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where c.oid = tbl
+    $function$
+  comment 'Internal. Name of a registered table''s view in schema masked.'
+
+function pii.masked_view_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masked_view_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'select ' || pg_catalog.string_agg(pg_catalog.format('%s as %I', m.expression, a.attname), ', ' order by a.attnum)
+             || ' from ' || pii.qualified_name(tbl) || ' t'
+      from pg_catalog.pg_attribute a, pii.mask_expression(tbl, a.attnum) m
+      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+    $function$
+  comment 'Internal. The query of a registered table''s masked view.'
+
+function pii.masking_ddl_end() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masking_ddl_end()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbls regclass[];
+    begin
+      if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
+        return;
+      end if;
+      select pg_catalog.array_agg(distinct r.relid) into tbls
+      from (
+        select t.relid
+        from pg_catalog.pg_event_trigger_ddl_commands() d
+        join pii.tables t on t.relid = d.objid::regclass
+        where d.classid = 'pg_catalog.pg_class'::regclass
+        union all
+        -- Views a ddl_command_start dropped, or that are missing for any reason.
+        select m.relid from pii.masked_views m
+        where m.definition = ''
+           or not exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = m.view_name)
+      ) r;
+      if tbls is null then
+        return;
+      end if;
+      perform from pii.masking_rebuild(tbls, false);
+    exception when others then
+      raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, sqlerrm;
+    end
+    $function$
+  comment 'Internal. Event trigger: rebuilds the masked views of registered tables an ALTER TABLE changed (columns added, dropped, renamed, retyped; table renamed or moved), and any view a ddl_command_start dropped.'
+
+function pii.masking_ddl_start() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masking_ddl_start()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      q text;
+      v record;
+    begin
+      if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
+        return;
+      end if;
+      q := pg_catalog.lower(pg_catalog.current_query());
+      -- Of ALTER TABLE, only dropping a column or changing its type is blocked by a view.
+      if tg_tag = 'ALTER TABLE' and q !~ '(drop|type)' then
+        return;
+      end if;
+      for v in
+        select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
+        where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+      loop
+        begin
+          execute pg_catalog.format('drop view if exists masked.%I', v.view_name);
+          update pii.masked_views m set definition = '' where m.relid = v.relid;
+        exception when others then
+          raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, sqlerrm;
+        end;
+      end loop;
+    exception when others then
+      raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', sqlerrm;
+    end
+    $function$
+  comment 'Internal. Event trigger: drops the masked views a DROP TABLE / ALTER TABLE names, so view dependencies never block the command.'
+
+function pii.masking_rebuild(regclass[],boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masking_rebuild(tbls regclass[], strict boolean)
+     RETURNS TABLE(table_name text, view_name text, action text)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl regclass;
+      old pii.masked_views;
+      name_ name;
+      sql_ text;
+      exists_ boolean;
+      acl aclitem[];
+      g record;
+      col record;
+    begin
+      perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
+      for tbl in
+        select r.relid from (
+          select t.relid from pii.tables t where tbls is null or t.relid = any (tbls)
+          union
+          select m.relid from pii.masked_views m where tbls is null or m.relid = any (tbls)) r
+        order by r.relid::oid
+      loop
+        select * into old from pii.masked_views m where m.relid = tbl;
+        table_name := coalesce(pii.qualified_name(tbl), tbl::oid::text);
+        begin
+          -- No longer registered, or the table is gone: the view goes.
+          if not exists (select from pii.tables t where t.relid = tbl)
+             or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+            view_name := old.view_name;
+            action := case when pii.drop_masked_view(tbl) then 'dropped'
+                           else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
+            return next;
+            continue;
+          end if;
+
+          name_ := pii.masked_view_name(tbl);
+          sql_ := pii.masked_view_sql(tbl);
+          view_name := name_;
+          select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
+            into exists_;
+          if old.relid is not null and old.view_name = name_ and old.definition = sql_ and exists_ then
+            action := 'unchanged';
+            return next;
+            continue;
+          end if;
+          -- Never replace a view that is not this table's: another table's, or not Lethe's.
+          if exists_ and (old.relid is null or old.view_name <> name_) then
+            if exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
+              raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
+            end if;
+            raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
+              hint = 'Rename or drop it, then call pii.apply_masking().';
+          end if;
+          if old.relid is not null and old.view_name <> name_ then
+            -- The table was renamed: its view follows.
+            execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
+            exists_ := false;
+          end if;
+
+          action := case when exists_ then 'replaced' else 'created' end;
+          begin
+            execute pg_catalog.format('create or replace view masked.%I as %s', name_, sql_);
+          exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
+            -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
+            -- Drop and create, keeping the grants a DBA made on the view.
+            select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
+            execute pg_catalog.format('drop view masked.%I', name_);
+            execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
+            for g in
+              select a.privilege_type, a.grantee, a.is_grantable
+              from pg_catalog.aclexplode(acl) a
+              where a.grantee <> (select c.relowner from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
+            loop
+              execute pg_catalog.format('grant %s on masked.%I to %s%s', g.privilege_type, name_,
+                                        case when g.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) end,
+                                        case when g.is_grantable then ' with grant option' else '' end);
+            end loop;
+            action := 'recreated';
+          end;
+          execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
+          execute pg_catalog.format('comment on view masked.%I is %L', name_,
+                                    pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
+                                                      pii.qualified_name(tbl),
+                                                      case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
+          for col in
+            select a.attname, m.rule from pg_catalog.pg_attribute a, pii.mask_expression(tbl, a.attnum) m
+            where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+          loop
+            execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
+              case when col.rule = 'clear' then 'shown (classified: clear)'
+                   when col.rule = 'key' then 'shown (key linking rows to their subject)'
+                   when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
+                   when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
+                   when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
+                   else 'masked: ' || col.rule end);
+          end loop;
+          insert into pii.masked_views as m (relid, view_name, definition)
+          values (tbl, name_, sql_)
+          on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, built_at = pg_catalog.now();
+          return next;
+        exception when others then
+          if strict then
+            raise;
+          end if;
+          -- Fail closed: without a correct view, no view.
+          begin
+            perform pii.drop_masked_view(tbl);
+            raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, sqlerrm;
+            action := 'dropped: ' || sqlerrm;
+          exception when others then
+            raise warning 'Lethe: could not rebuild the masked view of % (%), nor drop it (%)', table_name, action, sqlerrm;
+            action := 'failed: ' || sqlerrm;
+          end;
+          return next;
+        end;
+      end loop;
+      perform pg_catalog.set_config('lethe.masking_rebuild', 'off', true);
+    end
+    $function$
+  comment 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.'
+
+function pii.masking_registry_changed() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masking_registry_changed()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbls regclass[];
+    begin
+      if tg_table_name in ('subject_table', 'settings') then
+        tbls := null;  -- key_is_pii and privacy by default concern every view
+      elsif tg_table_name = 'tables' then
+        -- A child's registration changes which of its parent's columns is a link column.
+        if tg_op in ('INSERT', 'UPDATE') then
+          select pg_catalog.array_agg(x) into tbls from (
+            select n.relid as x from lethe_new n union select n.parent_relid from lethe_new n where n.parent_relid is not null) s;
+        end if;
+        if tg_op in ('DELETE', 'UPDATE') then
+          select tbls || pg_catalog.array_agg(x) into tbls from (
+            select o.relid as x from lethe_old o union select o.parent_relid from lethe_old o where o.parent_relid is not null) s;
+        end if;
+      else
+        if tg_op in ('INSERT', 'UPDATE') then
+          select pg_catalog.array_agg(distinct n.relid) into tbls from lethe_new n;
+        end if;
+        if tg_op in ('DELETE', 'UPDATE') then
+          select tbls || pg_catalog.array_agg(distinct o.relid) into tbls from lethe_old o;
+        end if;
+      end if;
+      if tg_table_name in ('tables', 'columns') and coalesce(pg_catalog.cardinality(tbls), 0) = 0 then
+        return null;
+      end if;
+      perform from pii.masking_rebuild(tbls, true);
+      return null;
+    end
+    $function$
+  comment 'Internal. Statement trigger on the registry: rebuilds the masked views a registry change concerns.'
+
+function pii.masking_sql_drop() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.masking_sql_drop()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
+        return;
+      end if;
+      -- A registered table was dropped: forget its view (gone with it, or dropped at start).
+      delete from pii.masked_views m
+      using pg_catalog.pg_event_trigger_dropped_objects() o
+      where o.object_type = 'table' and o.objid = m.relid::oid;
+      -- Its registry rows stay until pii.unregister_table; pii.lint() reports them.
+    exception when others then
+      raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
+    end
+    $function$
+  comment 'Internal. Event trigger: forgets the masked views of dropped tables.'
 
 function pii.matched_subjects(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.matched_subjects(subject_keys text[], scopes text[])
@@ -1227,7 +2389,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       perform pii.flag_subjects(claimed, pseudonyms, req.id);
       select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
       from (select tb.subject_hash from pii.tombstones tb
-            where tb.subject_hash = any (claimed) and (tb.erased_at is null or tb.erased_at < req.requested_at)
+            where tb.subject_hash = any (claimed)
+              and (tb.erased_xact is null or pg_catalog.pg_visible_in_snapshot(tb.erased_xact, req.filed_snapshot))
             order by tb.subject_hash
             for update) t;
       select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}')
@@ -1238,7 +2401,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
       perform pii.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
-      update pii.tombstones tb set erased_at = pg_catalog.now(), request_id = req.id where tb.subject_hash = any (to_erase);
+      update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
+       where tb.subject_hash = any (to_erase);
       update pii.request_items i
          set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
              matched = i.matched or (coalesce(i.scope, '') || pg_catalog.chr(31) || i.subject_key) = any (result.matched),
@@ -1298,9 +2462,11 @@ function pii.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[])
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      sec pii.secret;
       t record;
       path record;
       rows_sql record;
+      row_key record;
       value_list text;
       n bigint;
       total bigint := 0;
@@ -1308,6 +2474,7 @@ function pii.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[])
       if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
         return 0;
       end if;
+      select * into sec from pii.secret;
       for t in select r.* from pii.tables r where pii.erase_action(r.relid) = 'anonymize' order by r.relid::oid loop
         select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
           into value_list
@@ -1320,23 +2487,25 @@ function pii.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[])
         continue when value_list is null;
         path := pii.subject_key_sql(t.relid);
         rows_sql := pii.subject_rows_sql(t.relid);
+        row_key := pii.row_key_sql(t.relid);
         execute pg_catalog.format(
-          $q$insert into pii.request_residuals (request_id, table_name, column_name, subject_hash, detail)
-             select distinct $5, %L, x.col, l.h, 'identifier of the subject found in an unregistered column'
+          $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key, value_hash, detail)
+             select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
              from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
                   lateral (values %s) as x (col, val)
              where %s and l.k = (%s)::text and l.s is not distinct from %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-          pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+          t.relid::oid, pii.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii.hmac_sql('x.val'),
+          pii.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
           value_list, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
-          using current_keys, current_scopes, null::bytea, null::bytea, request_id, current_keys, current_scopes, hashes, identifiers;
+          using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
         get diagnostics n = row_count;
         total := total + n;
       end loop;
       return total;
     end
     $function$
-  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier.'
+  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).'
 
 function pii.register_child_table(regclass,regclass,name,text,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name)
@@ -1673,8 +2842,8 @@ function pii.request_status(uuid) owner <owner>
 progress (0-1), timestamps, due date, verification result and rows changed per table.
 Example: select * from pii.request_status(''…''::uuid);'
 
-function pii.resolve_subjects(text[],text[],integer) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer)
+function pii.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
      RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
      LANGUAGE plpgsql
      STABLE
@@ -1704,7 +2873,7 @@ function pii.resolve_subjects(text[],text[],integer) owner <owner>
       end if;
       bad := pg_catalog.array_position(subject_keys, null);
       if bad is not null then
-        raise exception 'subject key #% is NULL', bad using errcode = '22004';
+        raise exception '% is NULL', pii.key_position(bad, source_rows) using errcode = '22004';
       end if;
       if subj.scope_attnum is null then
         if scopes is not null then
@@ -1747,9 +2916,14 @@ function pii.resolve_subjects(text[],text[],integer) owner <owner>
         if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
           execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
             into bad using subject_keys;
+        elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
+          -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
+          select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i
+          where subject_keys[i] !~ case when key_type = 'uuid' then '^\s*\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*$'
+                                        else '^\s*[+-]?[0-9]+\s*$' end;
         end if;
         if bad is not null then
-          raise exception 'subject key #% is not a valid %', bad, key_type using errcode = '22P02';
+          raise exception '% is not a valid %', pii.key_position(bad, source_rows), key_type using errcode = '22P02';
         elsif scope_type is not null then
           raise exception 'subject keys must be valid % and scopes valid %', key_type, scope_type using errcode = '22P02';
         else
@@ -1785,6 +2959,7 @@ function pii.retry_request(uuid) owner <owner>
     begin
       update pii.request_items i set status = 'pending', error = null
       where i.request_id = retry_request.request_id and i.status = 'failed';
+      -- Also a request that failed verification only: finishing it again re-verifies.
       update pii.requests r set status = 'running', error = null, finished_at = null, failed = 0
       where r.id = retry_request.request_id and r.status = 'failed';
       if not found then
@@ -1796,6 +2971,46 @@ function pii.retry_request(uuid) owner <owner>
     $function$
   grant EXECUTE to pii_operator
   comment 'Puts a failed request''s failed items back in the queue. Example: select pii.retry_request(''…''::uuid);'
+
+function pii.revoke_masked_reader(name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.revoke_masked_reader(login_role name)
+     RETURNS boolean
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii.revoke_role('pii_masked_reader', login_role)
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Takes the masked views away from a role; returns false when it was not a masked reader. Example: select pii.revoke_masked_reader(''support_jane'');'
+
+function pii.revoke_role(text,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.revoke_role(group_role text, login_role name)
+     RETURNS boolean
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r pg_catalog.pg_roles;
+      was_member boolean;
+    begin
+      perform pii.check_group_role(group_role);
+      r := pii.check_member_role(login_role);
+      select exists (select from pg_catalog.pg_auth_members m
+                     where m.roleid = (select x.oid from pg_catalog.pg_roles x where x.rolname = group_role) and m.member = r.oid)
+        into was_member;
+      if not was_member then
+        return false;
+      end if;
+      execute pg_catalog.format('revoke %I from %I', group_role, login_role);
+      perform pii.write_audit('revoke_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
+      return true;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Revokes one of Lethe''s group roles from a role; returns false when it was not a direct member. Audited.
+Example: select pii.revoke_role(''pii_operator'', ''dpo_anna'');'
 
 function pii.row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.row_erased_sql(tbl regclass, action text)
@@ -1816,6 +3031,144 @@ function pii.row_erased_sql(regclass,text) owner <owner>
         ) x where x.pred is not null), 'true') end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules.'
+
+function pii.row_key_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.row_key_sql(tbl regclass, OUT json_sql text, OUT match_sql text)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'pg_catalog.jsonb_build_object(' || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ') || ')',
+             pg_catalog.string_agg(pg_catalog.format('t.%I = (r.row_key operator(pg_catalog.->>) %L)::%s', a.attname, a.attname,
+                                                     pg_catalog.format_type(a.atttypid, a.atttypmod)), ' and ')
+      from pg_catalog.pg_constraint c
+      join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+      where c.conrelid = tbl and c.contype = 'p'
+    $function$
+  comment 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.'
+
+function pii.security_lint() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.security_lint()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive reg as (
+        select t.relid, pii.qualified_name(t.relid) as name
+        from pii.tables t
+        where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      ),
+      -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
+      -- superuser as a member of everything).
+      members (oid) as (
+        select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
+        union
+        select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
+      ),
+      readers as (
+        select r.oid, r.rolname
+        from pg_catalog.pg_roles r join members on members.oid = r.oid
+        where r.rolname not in ('pii_masked_reader', 'pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher')
+      )
+      -- PUBLIC (everyone, masked readers included) may read or change a registered table.
+      select 'error', reg.name,
+             pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
+             pg_catalog.format('revoke %s on %s from public;', a.privilege_type, reg.name)
+      from reg
+      join pg_catalog.pg_class c on c.oid = reg.relid
+      cross join lateral pg_catalog.aclexplode(c.relacl) a
+      where a.grantee = 0
+      union all
+      select 'error', reg.name || '.' || pg_catalog.quote_ident(att.attname),
+             pg_catalog.format('PUBLIC has %s on this column of a registered table', a.privilege_type),
+             pg_catalog.format('revoke %s (%I) on %s from public;', a.privilege_type, att.attname, reg.name)
+      from reg
+      join pg_catalog.pg_attribute att on att.attrelid = reg.relid and att.attnum > 0 and not att.attisdropped and att.attacl is not null
+      cross join lateral pg_catalog.aclexplode(att.attacl) a
+      where a.grantee = 0
+      union all
+      -- A masked reader reads a registered table some other way (its own grants, another role).
+      select 'error', reg.name,
+             pg_catalog.format('masked reader %I can read this registered table directly', rd.rolname),
+             pg_catalog.format('revoke select on %s from %I; -- and from the roles it belongs to, or: select pii.revoke_masked_reader(%L);', reg.name, rd.rolname, rd.rolname)
+      from reg cross join readers rd
+      where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
+         or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
+      union all
+      select 'error', pg_catalog.quote_ident(r.rolname),
+             'masked reader is a superuser or bypasses row level security: masks do not restrict it',
+             pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
+      from pg_catalog.pg_roles r join readers rd on rd.oid = r.oid
+      where r.rolsuper or r.rolbypassrls
+      union all
+      select 'warning', pg_catalog.quote_ident(rd.rolname),
+             pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
+             'Keep support logins in pii_masked_reader only.'
+      from readers rd
+      join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
+      where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
+      union all
+      -- (pii is on this function's search_path, so regprocedure prints names without it.)
+      select 'error', 'function pii.' || p.oid::regprocedure::text,
+             'PUBLIC may execute a Lethe function', pg_catalog.format('revoke execute on function pii.%s from public;', p.oid::regprocedure)
+      from pg_catalog.pg_proc p
+      where p.pronamespace = 'pii'::regnamespace
+        and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
+      union all
+      select 'error', 'table ' || pii.qualified_name(c.oid),
+             pg_catalog.format('PUBLIC has %s on a Lethe table', a.privilege_type),
+             pg_catalog.format('revoke all on %s from public;', pii.qualified_name(c.oid))
+      from pg_catalog.pg_class c
+      cross join lateral pg_catalog.aclexplode(c.relacl) a
+      where c.relnamespace = 'pii'::regnamespace and a.grantee = 0
+      union all
+      -- A registered table without its masked view: readers do not see it (fail closed), but
+      -- something is wrong.
+      select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
+      from reg
+      where not exists (select from pii.masked_views m
+                        join pg_catalog.pg_class v on v.relname = m.view_name and v.relnamespace = 'masked'::regnamespace
+                        where m.relid = reg.relid)
+      union all
+      select 'warning', 'masked.' || pg_catalog.quote_ident(v.relname),
+             'PUBLIC may read this masked view (everyone, not only masked readers)',
+             pg_catalog.format('revoke all on masked.%I from public;', v.relname)
+      from pg_catalog.pg_class v
+      cross join lateral pg_catalog.aclexplode(v.relacl) a
+      where v.relnamespace = 'masked'::regnamespace and a.grantee = 0
+      union all
+      select 'warning', reg.name,
+             'row level security is enabled: masked views read as their owner and show every row',
+             'Masked readers see all rows of this table (masked). If rows must be hidden from them too, tell your Lethe maintainers.'
+      from reg join pg_catalog.pg_class c on c.oid = reg.relid
+      where c.relrowsecurity
+      union all
+      select 'warning', 'event triggers',
+             'Lethe''s event triggers are not installed (no superuser at install): masked views do not follow DDL on registered tables',
+             'After ALTER TABLE / DROP TABLE on a registered table, run: select * from pii.apply_masking();'
+      where (select pg_catalog.count(*) from pg_catalog.pg_event_trigger e
+             where e.evtname in ('lethe_masking_ddl_start', 'lethe_masking_ddl_end', 'lethe_masking_sql_drop') and e.evtenabled <> 'D') < 3
+      union all
+      select 'warning', 'schema public',
+             'PUBLIC may create objects in schema public: other roles'' unqualified names can be shadowed (search_path attacks)',
+             'revoke create on schema public from public;'
+      where exists (select from pg_catalog.pg_namespace n where n.nspname = 'public')
+        and pg_catalog.has_schema_privilege('public', 'public', 'CREATE')
+      union all
+      select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
+             'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
+      from pii.unclassified_columns() u join reg on reg.name = u.table_name
+      order by 1, 2, 3
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  comment 'Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
+on registered tables (or columns) and on Lethe''s objects, masked readers who can read registered tables directly or
+are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
+not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+reachable. Example: select * from pii.security_lint() where severity = ''error'';'
 
 function pii.set_guard(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.set_guard(tbl regclass, mode text)
@@ -1937,24 +3290,73 @@ function pii.sync_guard_triggers() owner <owner>
     AS $function$
     declare
       tbl regclass := case when tg_op = 'DELETE' then old.relid else new.relid end;
-      name_ text;
     begin
-      if not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
-        return null;
-      end if;
-      execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %s', pii.qualified_name(tbl));
-      execute pg_catalog.format('drop trigger if exists lethe_guard_update on %s', pii.qualified_name(tbl));
-      if tg_op <> 'DELETE' and new.guard_mode <> 'off' then
-        foreach name_ in array array['insert', 'update'] loop
-          execute pg_catalog.format(
-            'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
-            'lethe_guard_' || name_, name_, pii.qualified_name(tbl));
-        end loop;
+      if exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+        perform pii.sync_guards(tbl);
       end if;
       return null;
     end
     $function$
-  comment 'Internal. Creates or drops the lethe_guard_insert/update triggers when a table is registered, changes guard mode or is unregistered.'
+  comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
+
+function pii.sync_guards(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.sync_guards(tbl regclass)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      mode text;
+      part regclass;
+      name_ text;
+      n integer := 0;
+    begin
+      select t.guard_mode into mode from pii.tables t where t.relid = tbl;
+      -- pg_partition_tree lists a partitioned table and its partitions; nothing for a plain table.
+      for part in select tbl union select p.relid from pg_catalog.pg_partition_tree(tbl) p loop
+        for name_ in select g.tgname from pg_catalog.pg_trigger g
+                     where g.tgrelid = part and g.tgname in ('lethe_guard_insert', 'lethe_guard_update') loop
+          execute pg_catalog.format('drop trigger %I on %s', name_, pii.qualified_name(part));
+        end loop;
+        if coalesce(mode, 'off') <> 'off' then
+          foreach name_ in array array['insert', 'update'] loop
+            execute pg_catalog.format(
+              'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
+              'lethe_guard_' || name_, name_, pii.qualified_name(part));
+          end loop;
+          n := n + 1;
+        end if;
+      end loop;
+      return n;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment '(Re)creates the re-ingestion guard triggers of a registered table and its partitions; returns how many tables
+carry them. Registration and pii.set_guard call it, and so does an event trigger when a partition is created or
+attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
+
+function pii.unclassified_columns() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.unclassified_columns()
+     RETURNS TABLE(table_name text, column_name name, data_type text, shown boolean, suggestion text)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii.qualified_name(t.relid), a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+             not s.privacy_by_default,
+             pg_catalog.format('select pii.mark_not_pii(%L, %L);  -- or: select pii.register_column(%L, %L, ''null'', ''hide'');',
+                               pii.qualified_name(t.relid), a.attname, pii.qualified_name(t.relid), a.attname)
+      from pii.tables t
+      join pg_catalog.pg_attribute a on a.attrelid = t.relid and a.attnum > 0 and not a.attisdropped
+      cross join pii.settings s
+      where not exists (select from pii.columns c where c.relid = t.relid and c.attnum = a.attnum)
+        and not pii.is_link_column(t.relid, a.attnum)
+      order by 1, a.attnum
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Columns of registered tables that have no rule: hidden (NULL) in masked views while privacy by default is on.
+Each row suggests how to classify it. Example: select * from pii.unclassified_columns();'
 
 function pii.unregister_column(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.unregister_column(tbl regclass, col name)
@@ -2041,16 +3443,20 @@ function pii.verify_erasure(uuid) owner <owner>
       req pii.requests;
       subj pii.subject_table;
       sec pii.secret;
+      pending bigint;
       hashes bytea[];
       pseudonyms text[];
+      missing bytea[];
       keys text[];
       scps text[];
       found_hashes bytea[];
       key_sql text;
       scope_sql text;
       t record;
+      g record;
       path record;
       rows_sql record;
+      row_key record;
       action text;
       checks text;
     begin
@@ -2058,12 +3464,31 @@ function pii.verify_erasure(uuid) owner <owner>
       if req.id is null then
         raise exception 'erasure request % does not exist', request_id using errcode = '42704';
       end if;
+      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
+      if pending > 0 then
+        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
+          using errcode = '55000';
+      end if;
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
 
-      return query
-        select r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-        from pii.request_residuals r where r.request_id = req.id;
+      -- Identifiers found in unregistered columns during erasure, while that value is still there.
+      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+        row_key := pii.row_key_sql(g.relid);
+        if row_key.match_sql is null or pii.column_attnum(g.relid, g.column_name) is null then
+          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
+        else
+          return query execute pg_catalog.format(
+            $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+               from pii.request_residuals as r join %s as t on %s
+               where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and %s = r.value_hash$q$,
+            pii.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
+            pii.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+            using null::text[], null::text[], sec.inner_key, sec.outer_key, req.id;
+        end if;
+      end loop;
 
       -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
       -- present again: its new data is not a trace of this request.
@@ -2093,6 +3518,24 @@ function pii.verify_erasure(uuid) owner <owner>
           key_sql, scope_sql, pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.key_attnum))
           into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
       end if;
+
+      -- Subjects with no row in the subject table (deleted, or never there): look for their
+      -- keys in the tables that name subjects directly, one pass over each key column.
+      select pg_catalog.array_agg(x.h) into missing
+      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
+      if missing is not null then
+        for t in select r.* from pii.tables r
+                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+          path := pii.subject_key_sql(t.relid);
+          execute pg_catalog.format(
+            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
+               from (select d.k, d.s, %s as h
+                     from (select distinct (%s)::text as k, %s::text as s from %s as t) as d) as x
+               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
+            pii.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii.qualified_name(t.relid))
+            into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
+        end loop;
+      end if;
       if pg_catalog.cardinality(keys) = 0 then
         return;
       end if;
@@ -2119,7 +3562,7 @@ function pii.verify_erasure(uuid) owner <owner>
         path := pii.subject_key_sql(t.relid);
         rows_sql := pii.subject_rows_sql(t.relid);
         return query execute pg_catalog.format(
-          $q$select %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
              from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
                   lateral (values %s) as x (col, bad, detail)
              where %s and l.k = (%s)::text and l.s is not distinct from %s and x.bad$q$,
@@ -2132,10 +3575,10 @@ function pii.verify_erasure(uuid) owner <owner>
     $function$
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Every residual trace of a request''s erased subjects: a registered column not in its erased state, a row that
-should have been deleted, a PII key not replaced by its pseudonym, or (found during erasure) an identifier of the
-subject in an unregistered text/json column. Subjects appear as keyed hashes; subjects let back in with
-pii.allow_return are not checked. Empty result = verified.
+  comment 'Every residual trace of a finished request''s erased subjects: a registered column not in its erased state, a row
+that should have been deleted, a PII key not replaced by its pseudonym, or an identifier of the subject found in an
+unregistered text/json column during erasure and still there. Subjects appear as keyed hashes; subjects let back in
+with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure(''…''::uuid);'
 
 function pii.was_erased(text,text) owner <owner>
@@ -2185,3 +3628,13 @@ function pii.write_audit(text,uuid,jsonb,bytea) owner <owner>
       values (write_audit.action, write_audit.request_id, coalesce(write_audit.details, '{}'::jsonb), write_audit.subject_hash)
     $function$
   comment 'Internal. Appends one audit row; callers pass counts and hashes, never keys or values.'
+
+-- event triggers
+
+event trigger lethe_guard_partitions on ddl_command_end when tag in ('CREATE TABLE', 'ALTER TABLE') execute pii.guard_new_partitions() owner <owner>
+
+event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE') execute pii.masking_ddl_end() owner <owner>
+
+event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER TABLE', 'DROP TABLE') execute pii.masking_ddl_start() owner <owner>
+
+event trigger lethe_masking_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii.masking_sql_drop() owner <owner>

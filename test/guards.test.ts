@@ -373,13 +373,16 @@ describe.each(['scrub', 'reject', 'skip'] as const)('guard mode %s', (mode) => {
 });
 
 describe('guards', () => {
-  it('are installed on every registered table at registration (statement triggers on insert and update)', async () => {
+  it('are installed on every registered table and its partitions at registration (statement triggers on insert and update)', async () => {
     const { rows } = await db.query(
       `select tgrelid::regclass::text as t, string_agg(tgname, ',' order by tgname) as names
        from pg_trigger where tgname like 'lethe\\_guard\\_%' group by 1 order by 1`,
     );
     expect(rows).toEqual(
-      ['app.customers', 'app.engravings', 'app.events', 'app.loyalty_points', 'app.order_items', 'app.orders'].map((t) => ({
+      [
+        'app.customers', 'app.engravings', 'app.events', 'app.events_2026_09', 'app.events_2026_10', 'app.events_default',
+        'app.loyalty_points', 'app.order_items', 'app.orders',
+      ].map((t) => ({
         t,
         names: 'lethe_guard_insert,lethe_guard_update',
       })),
@@ -465,9 +468,7 @@ describe('guards', () => {
     expect(await one(`select count(*)::int as n from app.customers where id between 700000 and 700999 and email like 'bulk%'`)).toEqual({ n: 1000 });
   });
 
-  // Known bug (reported): statement-level triggers on a partitioned table do not fire for DML that
-  // names a partition directly, so the guard is bypassed. Remove `.fails` once the SQL covers partitions.
-  it.fails('guard writes that name a partition directly (known bug: they bypass the guard)', async () => {
+  it('guard writes that name a partition directly', async () => {
     await db.query(`select pii.set_guard('app.events', 'reject')`);
     await expectPgError(
       db.query(`insert into app.events_2026_09 (customer_id, occurred_at, kind, payload) values (${ERASED}, '2026-09-20', 'direct', '{"email": "user1@example.com"}')`),

@@ -331,10 +331,8 @@ describe('processing', () => {
     expect((await status(second)).rows_affected['app.orders']).toBe(2);
   });
 
-  // Known bug (reported): a request filed while a chunk erasing the same subject is in flight waits for
-  // that chunk, then erases the subject a second time (the chunk's erased_at is its transaction start,
-  // earlier than the new request's requested_at). Remove `.fails` once each subject is erased once.
-  it.fails('erases a subject once when a request naming it is filed while a chunk erases it (known bug)', async () => {
+  // The second request was filed before the chunk committed: that erasure counts for it.
+  it('erases a subject once when a request naming it is filed while a chunk erases it', async () => {
     const first = await request(['51', '52']);
     const a = await db.pool.connect();
     const b = await db.pool.connect();
@@ -448,9 +446,7 @@ describe('pii.request_erasure_from_import', () => {
     await expectPgError(db.query('select pii.request_erasure_from_import($1)', [importId]), '22023', /has no staged rows/);
   });
 
-  // Known bug (reported): for an import, "subject key #N" counts staged rows in order, not the CSV
-  // row number the importer gave (here #2 for CSV row 3). Remove `.fails` once it names the row.
-  it.fails('names the CSV row of a bad key (known bug)', async () => {
+  it('names the CSV row of a bad key', async () => {
     const importId = randomUUID();
     await db.query(
       `insert into pii.import_rows (import_id, row_number, subject_key) values ($1, 2, '54'), ($1, 3, 'abc'), ($1, 4, '55')`,

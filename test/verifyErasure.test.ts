@@ -35,7 +35,7 @@ async function bypassGuards(sql: string): Promise<void> {
   const client = await db.pool.connect();
   try {
     await client.query('begin');
-    await client.query('set local lethe.guard_bypass = on');
+    await client.query('set local session_replication_role = replica');
     await client.query(sql);
     await client.query('commit');
   } finally {
@@ -133,18 +133,14 @@ describe('pii.verify_erasure', () => {
     await expectPgError(db.query('select * from pii.verify_erasure(null)'), '42704', /does not exist/);
   });
 
-  // Known gap (reported): verify_erasure finds subjects again only through the subject table, so the
-  // subjects of a mode 'delete' request (their row is gone) are never checked. Remove `.fails` once fixed.
-  it.fails("finds rows re-inserted for a subject whose own row was deleted (mode 'delete') (known gap)", async () => {
+  it("finds rows re-inserted for a subject whose own row was deleted (mode 'delete')", async () => {
     const { id } = await erase(['21'], 'delete');
     expect(await verify(id)).toEqual([]);
     await bypassGuards(`insert into app.events (customer_id, occurred_at, kind, payload) values (21, '2026-10-03', 'resync', '{"email": "user21@example.com"}')`);
     expect(await verify(id)).toEqual([{ table_name: 'app.events', column_name: null, subject_hash: await hashOf('21'), detail: 'row not deleted' }]);
   });
 
-  // Known bug (reported): residuals found at erasure time are stored for good, so a request can never
-  // become done again once the DBA cleaned the column up. Remove `.fails` once fixed.
-  it.fails('lets a request with cleaned-up residuals be retried to done (known bug)', async () => {
+  it('lets a request with cleaned-up residuals be retried to done', async () => {
     await db.query(`alter table app.customers add column if not exists alt_contact text`);
     await db.query(`update app.customers set alt_contact = 'reach me at user22@example.com' where id = 22`);
     const { id, status } = await erase(['22']);

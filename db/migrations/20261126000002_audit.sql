@@ -35,6 +35,9 @@ create trigger audit_no_update_delete before update or delete on pii.audit
   for each row execute function pii.audit_is_append_only();
 create trigger audit_no_truncate before truncate on pii.audit
   for each statement execute function pii.audit_is_append_only();
+-- Also under session_replication_role = replica (which silences ordinary triggers).
+alter table pii.audit enable always trigger audit_no_update_delete;
+alter table pii.audit enable always trigger audit_no_truncate;
 
 create function pii.write_audit(action text, request_id uuid default null, details jsonb default '{}'::jsonb, subject_hash bytea default null)
 returns void

@@ -54,16 +54,31 @@ create table pii.tombstones (
   pseudonym text,
   request_id uuid,
   flagged_at timestamptz not null default pg_catalog.now(),
-  erased_at timestamptz
+  erased_at timestamptz,
+  -- The transaction that erased the subject: a request erases a subject again only if
+  -- that erasure was already committed when the request was filed (data may have come
+  -- back since), never when it ran concurrently.
+  erased_xact xid8
 );
 create index tombstones_pseudonym_idx on pii.tombstones (pseudonym) where pseudonym is not null;
 comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii.tombstones from public;
 
+-- How an error names a key: its position in the call, or its row in an imported file.
+create function pii.key_position(position_ integer, source_rows bigint[]) returns text
+language sql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when source_rows is null then 'subject key #' || position_
+              else 'row ' || source_rows[position_] || ': subject key' end
+$$;
+comment on function pii.key_position(integer, bigint[]) is 'Internal. Names a key in an error message by position (or CSV row), never by value.';
+
 -- Resolves keys (and scopes) as callers give them to canonical text (cast through the
 -- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
 -- subject), deduplicated, with their hashes. Validates everything first.
-create function pii.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null)
+create function pii.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
+                                      source_rows bigint[] default null)
 returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -92,7 +107,7 @@ begin
   end if;
   bad := pg_catalog.array_position(subject_keys, null);
   if bad is not null then
-    raise exception 'subject key #% is NULL', bad using errcode = '22004';
+    raise exception '% is NULL', pii.key_position(bad, source_rows) using errcode = '22004';
   end if;
   if subj.scope_attnum is null then
     if scopes is not null then
@@ -135,9 +150,14 @@ begin
     if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
       execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
         into bad using subject_keys;
+    elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
+      -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
+      select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i
+      where subject_keys[i] !~ case when key_type = 'uuid' then '^\s*\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*$'
+                                    else '^\s*[+-]?[0-9]+\s*$' end;
     end if;
     if bad is not null then
-      raise exception 'subject key #% is not a valid %', bad, key_type using errcode = '22P02';
+      raise exception '% is not a valid %', pii.key_position(bad, source_rows), key_type using errcode = '22P02';
     elsif scope_type is not null then
       raise exception 'subject keys must be valid % and scopes valid %', key_type, scope_type using errcode = '22P02';
     else
@@ -146,7 +166,7 @@ begin
   end;
 end
 $$;
-comment on function pii.resolve_subjects(text[], text[], integer) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
+comment on function pii.resolve_subjects(text[], text[], integer, bigint[]) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
 -- Records subjects as asked-to-be-forgotten; guards act on them from now on.
 create function pii.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid default null)
@@ -226,7 +246,8 @@ drop function pii.allow_return(text, text);
 drop function pii.was_erased_hash(text);
 drop function pii.was_erased(text, text);
 drop function pii.flag_subjects(bytea[], text[], uuid);
-drop function pii.resolve_subjects(text[], text[], integer);
+drop function pii.resolve_subjects(text[], text[], integer, bigint[]);
+drop function pii.key_position(integer, bigint[]);
 drop table pii.tombstones;
 drop function pii.is_pseudonym_sql(text, boolean);
 drop function pii.pseudonym_sql(text, boolean);

@@ -209,15 +209,13 @@ begin
 
   matched := pii.matched_subjects(subject_keys, scopes);
 
-  -- Our own writes are erasures: the re-ingestion guards must not re-process them.
-  perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
+  -- The guards see these statements too; rows they leave hold no PII, so they pass.
   for step in select * from pii.erase_plan(mode) loop
     execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
     get diagnostics n = row_count;
     table_names := table_names || step.table_name;
     rows_affected := rows_affected || n;
   end loop;
-  perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
 end
 $$;
 comment on function pii.erase_resolved(text[], text[], text) is 'Internal. Runs pii.erase_plan for canonical subjects; returns per-table counts and the subjects found.';
@@ -244,7 +242,7 @@ begin
 
   perform pii.flag_subjects(hashes, pseudonyms);
   result := pii.erase_resolved(keys, scps, mode);
-  update pii.tombstones t set erased_at = pg_catalog.now() where t.subject_hash = any (hashes);
+  update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
   perform pii.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
     'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),

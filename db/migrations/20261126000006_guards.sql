@@ -76,20 +76,24 @@ declare
   mode text;
   n bigint;
 begin
-  if pg_catalog.current_setting('lethe.guard_bypass', true) = 'on'
-     or not exists (select from pii.tombstones) then
+  if not exists (select from pii.tombstones) then
     return null;
   end if;
-  select * into reg from pii.tables r where r.relid = tg_relid;
+  -- Fired on the registered table, or on one of its partitions written to directly.
+  select r.* into reg from pii.tables r
+  where r.relid = tg_relid
+     or r.relid in (select a.relid from pg_catalog.pg_partition_ancestors(tg_relid) a)
+  limit 1;
   if reg.relid is null or reg.guard_mode = 'off' then
     return null;
   end if;
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  action := pii.erase_action(tg_relid);
-  path := pii.subject_key_sql(tg_relid);
+  action := pii.erase_action(reg.relid);
+  path := pii.subject_key_sql(reg.relid);
 
-  -- Distinct subjects among the new rows that carry PII, hashed once each.
+  -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
+  -- erasures pass through here too: the rows they leave carry no PII.)
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
        from (select distinct %s::text as s, (%s)::text as k
@@ -99,7 +103,7 @@ begin
     coalesce(path.scope_sql, 'null'), path.key_sql,
     case when path.from_list = '' then '' else ', ' || path.from_list end,
     case when path.join_sql = '' then 'true' else path.join_sql end,
-    pii.row_erased_sql(tg_relid, action),
+    pii.row_erased_sql(reg.relid, action),
     pii.subject_hash_sql('h.s', 'h.k'))
     into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
   if pg_catalog.cardinality(hit_keys) = 0 then
@@ -108,71 +112,128 @@ begin
 
   mode := reg.guard_mode;
   if mode = 'reject' then
-    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(tg_relid), pg_catalog.lower(tg_op)
+    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(reg.relid), pg_catalog.lower(tg_op)
       using errcode = 'PII01',
             hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
   end if;
 
-  rows_sql := pii.subject_rows_sql(tg_relid);
+  rows_sql := pii.subject_rows_sql(reg.relid);
   select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
     into pk_cols
   from pg_catalog.pg_constraint c
   join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
-  where c.conrelid = tg_relid and c.contype = 'p';
+  where c.conrelid = reg.relid and c.contype = 'p';
 
   if tg_op = 'INSERT' and pk_cols is not null
-     and (mode = 'skip' or (subj.key_is_pii and tg_relid = subj.relid)) then
+     and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
     -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
     stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                              pii.qualified_name(tg_relid),
+                              pii.qualified_name(reg.relid),
                               case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
                               pk_cols, rows_sql.where_sql);
   else
     -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
-    select p.statement into stmt from pii.erase_plan('erase') p where p.relid = tg_relid;
+    select p.statement into stmt from pii.erase_plan('erase') p where p.relid = reg.relid;
   end if;
 
-  perform pg_catalog.set_config('lethe.guard_bypass', 'on', true);
   execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
   get diagnostics n = row_count;
-  perform pg_catalog.set_config('lethe.guard_bypass', 'off', true);
 
   perform pii.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
-    'table', pii.qualified_name(tg_relid), 'operation', pg_catalog.lower(tg_op),
+    'table', pii.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
     'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
   return null;
 end
 $$;
-comment on function pii.guard_rows() is 'Internal. Statement trigger on registered tables: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).';
+comment on function pii.guard_rows() is 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).';
 
--- Keeps a registered table's guard triggers in line with its registry row.
+-- (Re)creates the guard triggers of a registered table and of each of its partitions
+-- (a statement written against a partition fires only the partition's triggers).
+create function pii.sync_guards(tbl regclass) returns integer
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  mode text;
+  part regclass;
+  name_ text;
+  n integer := 0;
+begin
+  select t.guard_mode into mode from pii.tables t where t.relid = tbl;
+  -- pg_partition_tree lists a partitioned table and its partitions; nothing for a plain table.
+  for part in select tbl union select p.relid from pg_catalog.pg_partition_tree(tbl) p loop
+    for name_ in select g.tgname from pg_catalog.pg_trigger g
+                 where g.tgrelid = part and g.tgname in ('lethe_guard_insert', 'lethe_guard_update') loop
+      execute pg_catalog.format('drop trigger %I on %s', name_, pii.qualified_name(part));
+    end loop;
+    if coalesce(mode, 'off') <> 'off' then
+      foreach name_ in array array['insert', 'update'] loop
+        execute pg_catalog.format(
+          'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
+          'lethe_guard_' || name_, name_, pii.qualified_name(part));
+      end loop;
+      n := n + 1;
+    end if;
+  end loop;
+  return n;
+end
+$$;
+comment on function pii.sync_guards(regclass) is
+$$(Re)creates the re-ingestion guard triggers of a registered table and its partitions; returns how many tables
+carry them. Registration and pii.set_guard call it, and so does an event trigger when a partition is created or
+attached (where Lethe may create event triggers). Example: select pii.sync_guards('crm.events');$$;
+
 create function pii.sync_guard_triggers() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   tbl regclass := case when tg_op = 'DELETE' then old.relid else new.relid end;
-  name_ text;
 begin
-  if not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
-    return null;
-  end if;
-  execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %s', pii.qualified_name(tbl));
-  execute pg_catalog.format('drop trigger if exists lethe_guard_update on %s', pii.qualified_name(tbl));
-  if tg_op <> 'DELETE' and new.guard_mode <> 'off' then
-    foreach name_ in array array['insert', 'update'] loop
-      execute pg_catalog.format(
-        'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
-        'lethe_guard_' || name_, name_, pii.qualified_name(tbl));
-    end loop;
+  if exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+    perform pii.sync_guards(tbl);
   end if;
   return null;
 end
 $$;
-comment on function pii.sync_guard_triggers() is 'Internal. Creates or drops the lethe_guard_insert/update triggers when a table is registered, changes guard mode or is unregistered.';
+comment on function pii.sync_guard_triggers() is 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).';
 
 create trigger tables_sync_guards after insert or delete or update of guard_mode on pii.tables
   for each row execute function pii.sync_guard_triggers();
+
+-- A partition created or attached under a registered table gets its guards.
+create function pii.guard_new_partitions() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbl regclass;
+begin
+  for tbl in
+    select distinct r.relid
+    from pg_catalog.pg_event_trigger_ddl_commands() d
+    join pg_catalog.pg_class c on c.oid = d.objid
+    cross join lateral pg_catalog.pg_partition_ancestors(d.objid) a
+    join pii.tables r on r.relid = a.relid
+    -- a new partition (CREATE TABLE … PARTITION OF), or a partitioned table altered (ATTACH PARTITION)
+    where d.classid = 'pg_catalog.pg_class'::regclass and (d.objid <> r.relid::oid or c.relkind = 'p')
+  loop
+    perform pii.sync_guards(tbl);
+  end loop;
+exception when others then
+  raise warning 'Lethe: could not install guard triggers on a new partition: % (run select pii.sync_guards(...))', sqlerrm;
+end
+$$;
+comment on function pii.guard_new_partitions() is 'Internal. Event trigger: guards partitions created or attached under a registered table.';
+
+do $$
+begin
+  create event trigger lethe_guard_partitions on ddl_command_end
+    when tag in ('CREATE TABLE', 'ALTER TABLE') execute function pii.guard_new_partitions();
+exception when insufficient_privilege then
+  raise notice 'Lethe: % may not create event triggers (superuser only): after creating a partition of a registered table, run select pii.sync_guards(''<table>'');', current_user;
+end
+$$;
 
 create function pii.set_guard(tbl regclass, mode text) returns void
 language plpgsql security definer
@@ -195,12 +256,15 @@ scrub (default: accept the row, erase its PII; rows of delete tables are removed
 skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard('crm.customers', 'reject');$$;
 
 revoke execute on all functions in schema pii from public;
-grant execute on function pii.set_guard(regclass, text) to pii_admin;
+grant execute on function pii.set_guard(regclass, text), pii.sync_guards(regclass) to pii_admin;
 
 -- migrate:down
 drop function pii.set_guard(regclass, text);
+drop event trigger if exists lethe_guard_partitions;
+drop function pii.guard_new_partitions();
 drop trigger tables_sync_guards on pii.tables;
 drop function pii.sync_guard_triggers();
+drop function pii.sync_guards(regclass);
 drop function pii.guard_rows();
 drop function pii.erase_action(regclass);
 drop function pii.row_erased_sql(regclass, text);

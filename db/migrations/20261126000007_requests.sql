@@ -18,6 +18,8 @@ create table pii.requests (
   rows_affected jsonb not null default '{}'::jsonb,
   requested_by name not null default session_user,
   requested_at timestamptz not null default pg_catalog.now(),
+  -- Which transactions had committed when the request was filed (see tombstones.erased_xact).
+  filed_snapshot pg_snapshot not null default pg_catalog.pg_current_snapshot(),
   started_at timestamptz,
   finished_at timestamptz,
   due_at timestamptz not null,
@@ -48,12 +50,16 @@ create index request_items_pending_idx on pii.request_items (request_id, subject
 comment on table pii.request_items is 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).';
 
 -- Traces found at erasure time that only the raw identifiers could reveal (an email in
--- an unregistered text column); pii.verify_erasure reports them with its live checks.
+-- an unregistered text column). The row (primary key) and a keyed hash of the value are
+-- kept, so pii.verify_erasure reports a trace only while that value is still there.
 create table pii.request_residuals (
   request_id uuid not null references pii.requests (id) on delete cascade,
+  relid regclass not null,
   table_name text not null,
-  column_name text,
+  column_name text not null,
   subject_hash bytea not null,
+  row_key jsonb,
+  value_hash bytea not null,
   detail text not null,
   found_at timestamptz not null default pg_catalog.now()
 );
@@ -145,7 +151,7 @@ begin
          coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
          coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
     into hashes, keys, scps, pseudonyms, rows_
-  from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request) r;
+  from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
   if pg_catalog.cardinality(hashes) = 0 then
     raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
   end if;
@@ -225,8 +231,9 @@ $$Turns the rows COPYed into pii.import_rows under import_id into one erasure re
 row; duplicates are counted) and removes the staged rows in the same transaction.
 Example: select pii.request_erasure_from_import('2b1e…'::uuid, request_key => 'dpo-2026-11.csv');$$;
 
--- One chunk: claim pending items, erase the subjects not already erased since the
--- request was made (each subject is erased once, however many requests name it),
+-- One chunk: claim pending items, erase the subjects unless an erasure that was not yet
+-- committed when the request was filed has erased them (each subject is erased once,
+-- however many overlapping requests name it),
 -- record residual identifiers, mark items done, drop their raw keys. One transaction.
 create function pii.process_request_chunk(request_id uuid, chunk_size integer default null)
 returns integer
@@ -277,7 +284,8 @@ begin
   perform pii.flag_subjects(claimed, pseudonyms, req.id);
   select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
   from (select tb.subject_hash from pii.tombstones tb
-        where tb.subject_hash = any (claimed) and (tb.erased_at is null or tb.erased_at < req.requested_at)
+        where tb.subject_hash = any (claimed)
+          and (tb.erased_xact is null or pg_catalog.pg_visible_in_snapshot(tb.erased_xact, req.filed_snapshot))
         order by tb.subject_hash
         for update) t;
   select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}')
@@ -288,7 +296,8 @@ begin
   result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
   perform pii.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
-  update pii.tombstones tb set erased_at = pg_catalog.now(), request_id = req.id where tb.subject_hash = any (to_erase);
+  update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
+   where tb.subject_hash = any (to_erase);
   update pii.request_items i
      set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
          matched = i.matched or (coalesce(i.scope, '') || pg_catalog.chr(31) || i.subject_key) = any (result.matched),
@@ -393,6 +402,7 @@ as $$
 begin
   update pii.request_items i set status = 'pending', error = null
   where i.request_id = retry_request.request_id and i.status = 'failed';
+  -- Also a request that failed verification only: finishing it again re-verifies.
   update pii.requests r set status = 'running', error = null, finished_at = null, failed = 0
   where r.id = retry_request.request_id and r.status = 'failed';
   if not found then

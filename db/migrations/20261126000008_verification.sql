@@ -53,6 +53,22 @@ end
 $$;
 comment on function pii.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
+-- The primary key of a registered table (alias t) as a jsonb object, and the condition
+-- matching it against row_key of a pii.request_residuals row (alias r). NULLs when the
+-- table has no primary key.
+create function pii.row_key_sql(tbl regclass, out json_sql text, out match_sql text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'pg_catalog.jsonb_build_object(' || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ') || ')',
+         pg_catalog.string_agg(pg_catalog.format('t.%I = (r.row_key operator(pg_catalog.->>) %L)::%s', a.attname, a.attname,
+                                                 pg_catalog.format_type(a.atttypid, a.atttypmod)), ' and ')
+  from pg_catalog.pg_constraint c
+  join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+  where c.conrelid = tbl and c.contype = 'p'
+$$;
+comment on function pii.row_key_sql(regclass) is 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.';
+
 -- After erasure: stores every unregistered text/json column of an anonymized registered
 -- row that still contains one of the captured identifiers.
 create function pii.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[],
@@ -62,9 +78,11 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  sec pii.secret;
   t record;
   path record;
   rows_sql record;
+  row_key record;
   value_list text;
   n bigint;
   total bigint := 0;
@@ -72,6 +90,7 @@ begin
   if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
     return 0;
   end if;
+  select * into sec from pii.secret;
   for t in select r.* from pii.tables r where pii.erase_action(r.relid) = 'anonymize' order by r.relid::oid loop
     select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
       into value_list
@@ -84,23 +103,25 @@ begin
     continue when value_list is null;
     path := pii.subject_key_sql(t.relid);
     rows_sql := pii.subject_rows_sql(t.relid);
+    row_key := pii.row_key_sql(t.relid);
     execute pg_catalog.format(
-      $q$insert into pii.request_residuals (request_id, table_name, column_name, subject_hash, detail)
-         select distinct $5, %L, x.col, l.h, 'identifier of the subject found in an unregistered column'
+      $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key, value_hash, detail)
+         select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
          from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
               lateral (values %s) as x (col, val)
          where %s and l.k = (%s)::text and l.s is not distinct from %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-      pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+      t.relid::oid, pii.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii.hmac_sql('x.val'),
+      pii.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       value_list, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
-      using current_keys, current_scopes, null::bytea, null::bytea, request_id, current_keys, current_scopes, hashes, identifiers;
+      using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
     get diagnostics n = row_count;
     total := total + n;
   end loop;
   return total;
 end
 $$;
-comment on function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier.';
+comment on function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).';
 
 create function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
@@ -111,16 +132,20 @@ declare
   req pii.requests;
   subj pii.subject_table;
   sec pii.secret;
+  pending bigint;
   hashes bytea[];
   pseudonyms text[];
+  missing bytea[];
   keys text[];
   scps text[];
   found_hashes bytea[];
   key_sql text;
   scope_sql text;
   t record;
+  g record;
   path record;
   rows_sql record;
+  row_key record;
   action text;
   checks text;
 begin
@@ -128,12 +153,31 @@ begin
   if req.id is null then
     raise exception 'erasure request % does not exist', request_id using errcode = '42704';
   end if;
+  select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
+  if pending > 0 then
+    raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
+      using errcode = '55000';
+  end if;
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
 
-  return query
-    select r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-    from pii.request_residuals r where r.request_id = req.id;
+  -- Identifiers found in unregistered columns during erasure, while that value is still there.
+  for g in select distinct r.relid, r.column_name from pii.request_residuals r
+           where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+    row_key := pii.row_key_sql(g.relid);
+    if row_key.match_sql is null or pii.column_attnum(g.relid, g.column_name) is null then
+      return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                   from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
+    else
+      return query execute pg_catalog.format(
+        $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+           from pii.request_residuals as r join %s as t on %s
+           where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and %s = r.value_hash$q$,
+        pii.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
+        pii.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+        using null::text[], null::text[], sec.inner_key, sec.outer_key, req.id;
+    end if;
+  end loop;
 
   -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
   -- present again: its new data is not a trace of this request.
@@ -163,6 +207,24 @@ begin
       key_sql, scope_sql, pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.key_attnum))
       into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
   end if;
+
+  -- Subjects with no row in the subject table (deleted, or never there): look for their
+  -- keys in the tables that name subjects directly, one pass over each key column.
+  select pg_catalog.array_agg(x.h) into missing
+  from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
+  if missing is not null then
+    for t in select r.* from pii.tables r
+             where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+      path := pii.subject_key_sql(t.relid);
+      execute pg_catalog.format(
+        $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
+           from (select d.k, d.s, %s as h
+                 from (select distinct (%s)::text as k, %s::text as s from %s as t) as d) as x
+           join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
+        pii.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii.qualified_name(t.relid))
+        into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
+    end loop;
+  end if;
   if pg_catalog.cardinality(keys) = 0 then
     return;
   end if;
@@ -189,7 +251,7 @@ begin
     path := pii.subject_key_sql(t.relid);
     rows_sql := pii.subject_rows_sql(t.relid);
     return query execute pg_catalog.format(
-      $q$select %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+      $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
          from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
               lateral (values %s) as x (col, bad, detail)
          where %s and l.k = (%s)::text and l.s is not distinct from %s and x.bad$q$,
@@ -201,10 +263,10 @@ begin
 end
 $$;
 comment on function pii.verify_erasure(uuid) is
-$$Every residual trace of a request's erased subjects: a registered column not in its erased state, a row that
-should have been deleted, a PII key not replaced by its pseudonym, or (found during erasure) an identifier of the
-subject in an unregistered text/json column. Subjects appear as keyed hashes; subjects let back in with
-pii.allow_return are not checked. Empty result = verified.
+$$Every residual trace of a finished request's erased subjects: a registered column not in its erased state, a row
+that should have been deleted, a PII key not replaced by its pseudonym, or an identifier of the subject found in an
+unregistered text/json column during erasure and still there. Subjects appear as keyed hashes; subjects let back in
+with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure('…'::uuid);$$;
 
 revoke execute on all functions in schema pii from public;
@@ -213,4 +275,5 @@ grant execute on function pii.verify_erasure(uuid) to pii_operator, pii_auditor;
 -- migrate:down
 drop function pii.verify_erasure(uuid);
 drop function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]);
+drop function pii.row_key_sql(regclass);
 drop function pii.capture_identifiers(text[], text[]);
