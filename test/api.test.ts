@@ -1,9 +1,10 @@
 // createLethe and runWorker against a real PostgreSQL: a request made through the API is
 // processed by the graphile-worker task to `done`, verified, audited; errors from the
 // database arrive as LetheError with the SQLSTATE.
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLethe, type Lethe, LetheError, requestErasure, runWorker, type LetheWorker } from '../src/api/index.js';
+import { createLethe, type DB, type Lethe, LetheError, requestErasure, runWorker, type LetheWorker } from '../src/api/index.js';
 import { loadFixture } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -23,7 +24,7 @@ afterAll(async () => {
 });
 
 async function startWorker(): Promise<LetheWorker> {
-  worker ??= await runWorker({ connectionString: db.url, concurrency: 2, pollInterval: 200, log: () => {} });
+  worker ??= await runWorker({ connectionString: db.url, concurrency: 2, chunkSize: 40, pollInterval: 200, log: () => {} });
   return worker;
 }
 
@@ -82,6 +83,22 @@ describe('requestErasure → worker → done', () => {
     expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
   });
 
+  it("works with the application's own Kysely (ESM build) and its transactions", async () => {
+    const appDb = new Kysely<DB>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }) });
+    try {
+      const id = await appDb.transaction().execute(async (trx) => {
+        const rid = await requestErasure(trx, ['9'], { requestKey: 'app-trx' });
+        // Visible inside the transaction, typed by the generated schema.
+        const row = await trx.selectFrom('pii.requests').select(['status', 'total']).where('id', '=', rid).executeTakeFirstOrThrow();
+        expect(row).toEqual({ status: 'queued', total: '1' });
+        return rid;
+      });
+      expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
+    } finally {
+      await appDb.destroy();
+    }
+  });
+
   it('processes big requests in several chunks', async () => {
     const keys = Array.from({ length: 100 }, (_, i) => String(i + 20));
     const id = await lethe.requestErasure(keys, { mode: 'delete' });
@@ -89,6 +106,8 @@ describe('requestErasure → worker → done', () => {
     expect(done).toMatchObject({ status: 'done', total: 100, matched: 100, erased: 100 });
     const { rows } = await db.query('select count(*)::int as n from app.customers where id between 20 and 119');
     expect(rows[0].n).toBe(0);
+    // chunkSize 40: three chunks, each its own transaction and audit row.
+    expect((await lethe.audit.rows({ requestId: id, action: 'erase_chunk' })).map((a) => a.details.items)).toEqual([20, 40, 40]);
   });
 });
 

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { importCsv, type ImportCsvOptions, type ImportReport } from '../csv/importCsv.js';
 import { type AuditFilter, type AuditRow, auditRows } from '../sql/audit.js';
-import { createDb, createPool, type LetheDb } from '../sql/db.js';
+import { createDb, createPool, type LetheDb, type ServerNotice } from '../sql/db.js';
 import { LetheError } from '../sql/errors.js';
 import { grantRole } from '../sql/grantRole.js';
 import { lint, type LintProblem } from '../sql/lint.js';
@@ -25,7 +25,17 @@ import { retryRequest } from '../sql/retryRequest.js';
 import { type Residual, verifyErasure } from '../sql/verifyErasure.js';
 import { type WasErased, wasErased, wasErasedHash } from '../sql/wasErased.js';
 
-export type LetheOptions = { connectionString: string; applicationName?: string; max?: number } | { pool: pg.Pool };
+export type LetheOptions =
+  | {
+      connectionString: string;
+      /** Recorded in pii.audit.application. Default 'lethe'. */
+      applicationName?: string;
+      /** Pool size. Default 4. */
+      max?: number;
+      /** Server NOTICEs and WARNINGs (e.g. "no index on …" when registering). */
+      onNotice?: (notice: ServerNotice) => void;
+    }
+  | { pool: pg.Pool };
 
 export interface WaitOptions {
   /** Give up after this long (LetheError 57014). Default: wait forever. */
@@ -90,7 +100,7 @@ export function createLethe(opts: LetheOptions): Lethe {
   const pool =
     'pool' in opts
       ? opts.pool
-      : createPool({ connectionString: opts.connectionString, application_name: opts.applicationName ?? 'lethe', max: opts.max ?? 4 });
+      : createPool({ connectionString: opts.connectionString, application_name: opts.applicationName ?? 'lethe', max: opts.max ?? 4 }, opts.onNotice);
   const db = createDb(pool);
   let closed: Promise<void> | undefined;
 

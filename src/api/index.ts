@@ -9,7 +9,7 @@ export { runWorker, type LetheWorker, type RunWorkerOptions } from '../worker/ru
 export { ERASURE_COMPLETED_TASK, type ErasureCompletedPayload } from '../worker/tasks.js';
 export { PROCESS_REQUEST_TASK } from '../worker/processRequest.js';
 export { LetheError, SqlState } from '../sql/errors.js';
-export { createDb, type LetheDb } from '../sql/db.js';
+export { createDb, type LetheDb, type ServerNotice } from '../sql/db.js';
 export { requestErasure, type ErasureMode, type RequestErasureOptions } from '../sql/requestErasure.js';
 export { requestStatus, type RequestState, type RequestStatus } from '../sql/requestStatus.js';
 export { requestItems, type RequestItem, type RequestItemsFilter } from '../sql/requestItems.js';

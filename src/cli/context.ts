@@ -33,7 +33,15 @@ export function databaseUrl(cmd: Command): string {
 
 /** Runs fn with a Lethe on the command's database, closing it afterwards. */
 export async function withLethe<T>(cmd: Command, fn: (lethe: Lethe) => Promise<T>): Promise<T> {
-  const lethe = createLethe({ connectionString: databaseUrl(cmd), applicationName: 'lethe-cli', max: 2 });
+  const lethe = createLethe({
+    connectionString: databaseUrl(cmd),
+    applicationName: 'lethe-cli',
+    max: 2,
+    // Server warnings (a role that can bypass the masks, …) are for the person at the terminal.
+    onNotice: (n) => {
+      if (n.severity === 'WARNING') info(`warning: ${n.message}${n.hint ? `\nhint: ${n.hint}` : ''}`);
+    },
+  });
   try {
     return await fn(lethe);
   } finally {

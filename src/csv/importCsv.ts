@@ -8,7 +8,7 @@
 //      transaction commits: the request, its items and its job appear together.
 // The matched/unmatched/duplicate counts are the database's, read back afterwards.
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { copyImportRows, encodeCopyRow } from '../sql/copyImportRows.js';
@@ -19,7 +19,7 @@ import { requestErasureFromImport } from '../sql/requestErasureFromImport.js';
 import { requestItems } from '../sql/requestItems.js';
 import { type RequestState, requestStatus } from '../sql/requestStatus.js';
 import { checkRow, type CsvLayout, isBlankLine, parseHeader, PREVIEW_ROWS, type RowError } from './format.js';
-import { type CsvRecord, type CsvSource, CsvSyntaxError, openCsv } from './reader.js';
+import { type CsvInput, type CsvRecord, CsvSyntaxError, openInput, parseToChunks, peekHead, toSyntaxError } from './reader.js';
 
 export interface ImportCsvOptions {
   /** Import the valid rows and report the others, instead of rejecting the file. */
@@ -62,6 +62,9 @@ export interface ImportReport {
   /** Time from opening the file to the commit, and rows read per second over it. */
   seconds: number;
   rowsPerSecond: number;
+  /** Time to stream the file into the staging table (parse + COPY), and rows per second over it. */
+  stagingSeconds: number;
+  stagingRowsPerSecond: number;
 }
 
 /** The file was refused: nothing was queued. `rows` holds the reasons (up to listLimit). */
@@ -78,7 +81,7 @@ export class CsvRejectedError extends Error {
   }
 }
 
-const PROGRESS_EVERY = 16_384;
+const PROGRESS_EVERY = 8192;
 // COPY data is sent in chunks of about this many characters: one CopyData message per
 // row would cost more than parsing it.
 const COPY_CHUNK_CHARS = 256 * 1024;
@@ -86,19 +89,11 @@ const COPY_CHUNK_CHARS = 256 * 1024;
 export async function importCsv(pool: pg.Pool, source: string | Readable, opts: ImportCsvOptions = {}): Promise<ImportReport> {
   const started = performance.now();
   const listLimit = opts.listLimit ?? 1000;
-  const csv = await openCsv(source);
+  const input = await openInput(source);
   try {
-    const { layout, head } = await readHead(csv, opts);
+    const layout = await preview(input, opts, listLimit);
     const state = new ImportState(listLimit);
-    for (const rec of head) state.check(rec, layout);
-    opts.onPreview?.({ rows: state.rowsRead, errors: [...state.rejectedRows] });
-    if (state.rejected > 0 && !opts.skipInvalid) {
-      throw new CsvRejectedError(
-        `the first ${PREVIEW_ROWS} rows have ${state.rejected} invalid row(s); nothing was imported`,
-        'preview', state.rejectedRows, state.rejected, state.rowsRead,
-      );
-    }
-    const requestId = await stageAndRequest(pool, csv, layout, head, state, opts);
+    const { requestId, stagingSeconds } = await stageAndRequest(pool, input, layout, state, opts, started);
     const seconds = (performance.now() - started) / 1000;
 
     // No db.destroy() afterwards: Kysely would end the pool, which is the caller's.
@@ -119,34 +114,45 @@ export async function importCsv(pool: pg.Pool, source: string | Readable, opts: 
       unmatchedRows: unmatched.map((i) => ({ row: i.sourceRow, subjectHash: i.subjectHash })),
       seconds,
       rowsPerSecond: seconds > 0 ? Math.round(state.rowsRead / seconds) : state.rowsRead,
+      stagingSeconds,
+      stagingRowsPerSecond: stagingSeconds > 0 ? Math.round(state.rowsRead / stagingSeconds) : state.rowsRead,
     };
   } finally {
-    csv.close();
+    input.stream.destroy();
   }
 }
 
-/** Reads and checks the header, then buffers the first PREVIEW_ROWS data rows. */
-async function readHead(csv: CsvSource, opts: ImportCsvOptions): Promise<{ layout: CsvLayout; head: CsvRecord[] }> {
-  const first = await csv.records.next();
-  const header = parseHeader(first.done ? undefined : first.value.fields);
+/** Checks the header and the first PREVIEW_ROWS data rows; returns the layout or throws CsvRejectedError. */
+async function preview(input: CsvInput, opts: ImportCsvOptions, listLimit: number): Promise<CsvLayout> {
+  let head: CsvRecord[];
+  try {
+    head = await peekHead(input, PREVIEW_ROWS, isBlankLine);
+  } catch (err) {
+    if (!(err instanceof CsvSyntaxError)) throw err;
+    const errors = [{ row: err.line, reason: err.reason }];
+    opts.onPreview?.({ rows: 0, errors });
+    throw new CsvRejectedError(`${err.message}; nothing was imported`, 'preview', errors, 1, 0);
+  }
+  const header = parseHeader(head[0]?.fields);
   if (!header.ok) {
     opts.onPreview?.({ rows: 0, errors: header.errors });
     throw new CsvRejectedError('the header row is invalid; nothing was imported', 'header', header.errors, header.errors.length, 0);
   }
-  const head: CsvRecord[] = [];
-  let dataRows = 0;
-  while (dataRows < PREVIEW_ROWS) {
-    const r = await csv.records.next();
-    if (r.done) break;
-    head.push(r.value);
-    if (!isBlankLine(r.value.fields)) dataRows++;
-  }
-  if (dataRows === 0) {
+  const state = new ImportState(listLimit);
+  for (const rec of head.slice(1)) state.check(rec.fields, rec.line, header.layout);
+  if (state.rowsRead === 0) {
     const errors = [{ row: 2, reason: 'no data rows after the header' }];
     opts.onPreview?.({ rows: 0, errors });
     throw new CsvRejectedError('the file has a header but no data rows; nothing was imported', 'preview', errors, 0, 0);
   }
-  return { layout: header.layout, head };
+  opts.onPreview?.({ rows: state.rowsRead, errors: [...state.rejectedRows] });
+  if (state.rejected > 0 && !opts.skipInvalid) {
+    throw new CsvRejectedError(
+      `the first ${PREVIEW_ROWS} rows have ${state.rejected} invalid row(s); nothing was imported`,
+      'preview', state.rejectedRows, state.rejected, state.rowsRead,
+    );
+  }
+  return header.layout;
 }
 
 /** Counters and the rows listed in the report. */
@@ -160,22 +166,22 @@ class ImportState {
 
   constructor(private readonly listLimit: number) {}
 
-  /** Checks one record; returns the COPY line for it, or undefined when it is not staged. */
-  check(rec: CsvRecord, layout: CsvLayout, importId?: string): string | undefined {
-    if (isBlankLine(rec.fields)) {
-      this.skippedLines.push(rec.line);
+  /** Checks one data record; returns the COPY line for it, or undefined when it is not staged. */
+  check(fields: string[], line: number, layout: CsvLayout, importId?: string): string | undefined {
+    if (isBlankLine(fields)) {
+      this.skippedLines.push(line);
       return undefined;
     }
     this.rowsRead++;
-    const r = checkRow(rec.fields, layout);
+    const r = checkRow(fields, layout);
     if (!r.ok) {
       this.rejected++;
-      this.skippedLines.push(rec.line);
-      if (this.rejectedRows.length < this.listLimit) this.rejectedRows.push({ row: rec.line, reason: r.reason });
+      this.skippedLines.push(line);
+      if (this.rejectedRows.length < this.listLimit) this.rejectedRows.push({ row: line, reason: r.reason });
       return undefined;
     }
     this.staged++;
-    return importId === undefined ? undefined : encodeCopyRow(importId, rec.line, r.key, r.scope);
+    return importId === undefined ? undefined : encodeCopyRow(importId, line, r.key, r.scope);
   }
 
   /** The file line of the n-th staged row (1-based), as the database numbers keys. */
@@ -188,57 +194,47 @@ class ImportState {
 
 async function stageAndRequest(
   pool: pg.Pool,
-  csv: CsvSource,
+  input: CsvInput,
   layout: CsvLayout,
-  head: CsvRecord[],
   state: ImportState,
   opts: ImportCsvOptions,
-): Promise<string> {
+  started: number,
+): Promise<{ requestId: string; stagingSeconds: number }> {
   const importId = randomUUID();
-  // The head was counted by the preview; recount it while staging.
-  state.rowsRead = state.staged = state.rejected = 0;
-  state.rejectedRows = [];
-  state.skippedLines = [];
   const stopOnError = !opts.skipInvalid;
+  let batch = '';
+  const progress = () => opts.onProgress?.({ rowsRead: state.rowsRead, bytesRead: input.bytesRead(), totalBytes: input.totalBytes });
 
-  async function* copyLines(): AsyncGenerator<string> {
-    let chunk = '';
-    let sinceProgress = 0;
-    const take = (rec: CsvRecord) => {
-      const line = state.check(rec, layout, importId);
-      // Once the file is known to be rejected, keep reading (to report every bad row) but stop sending.
-      if (line !== undefined && !(stopOnError && state.rejected > 0)) chunk += line;
-    };
-    for (const rec of head) take(rec);
-    for (;;) {
-      const r = await csv.records.next();
-      if (r.done) break;
-      take(r.value);
-      if (chunk.length >= COPY_CHUNK_CHARS) {
-        yield chunk;
-        chunk = '';
-      }
-      if (++sinceProgress >= PROGRESS_EVERY) {
-        sinceProgress = 0;
-        opts.onProgress?.({ rowsRead: state.rowsRead, bytesRead: csv.bytesRead(), totalBytes: csv.totalBytes });
-      }
-    }
-    if (chunk) yield chunk;
-    opts.onProgress?.({ rowsRead: state.rowsRead, bytesRead: csv.bytesRead(), totalBytes: csv.totalBytes });
-  }
-
+  // Called for every line as csv-parse emits it; COPY data leaves in large chunks only.
+  const onRecord = (fields: string[], line: number): string | null => {
+    if (line === 1) return null; // the header, checked already
+    const copyLine = state.check(fields, line, layout, importId);
+    // Once the file is known to be rejected, keep reading (to report every bad row) but stop sending.
+    if (copyLine !== undefined && !(stopOnError && state.rejected > 0)) batch += copyLine;
+    if (line % PROGRESS_EVERY === 0) progress();
+    if (batch.length < COPY_CHUNK_CHARS) return null;
+    const out = batch;
+    batch = '';
+    return out;
+  };
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
     await client.query('begin');
+    const { source, lastLine } = parseToChunks(input, onRecord, () => {
+      progress();
+      return batch || null;
+    });
     try {
-      await pipeline(Readable.from(copyLines(), { objectMode: false }), copyImportRows(client));
+      await pipeline(source, copyImportRows(client));
     } catch (err) {
+      const e = toSyntaxError(err, lastLine() + 1);
       // A CSV syntax error ends the COPY mid-stream; the connection is fine once rolled back.
-      throw err instanceof CsvSyntaxError
-        ? new CsvRejectedError(`${err.message}; nothing was imported`, 'file', [{ row: err.line ?? 0, reason: err.message }], state.rejected + 1, state.rowsRead)
-        : toLetheError(err);
+      throw e instanceof CsvSyntaxError
+        ? new CsvRejectedError(`${e.message}; nothing was imported`, 'file', [{ row: e.line, reason: e.reason }], state.rejected + 1, state.rowsRead)
+        : toLetheError(e);
     }
+    const stagingSeconds = (performance.now() - started) / 1000;
     if (state.rejected > 0 && stopOnError) {
       throw new CsvRejectedError(
         `${state.rejected} of ${state.rowsRead} rows are invalid; the whole file was rejected and nothing was queued (use --skip-invalid to import the valid rows)`,
@@ -260,7 +256,7 @@ async function stageAndRequest(
       throw withCsvRow(err, state);
     }
     await client.query('commit');
-    return requestId;
+    return { requestId, stagingSeconds };
   } catch (err) {
     await client.query('rollback').catch((e: Error) => (broken = e));
     throw err;

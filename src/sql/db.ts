@@ -48,9 +48,19 @@ export function dbOnClient(client: pg.PoolClient | pg.Client): LetheDb {
  * clients (pool) and on checked-out ones (client) when the server goes away, and an
  * unhandled 'error' event kills Node. The query in flight still rejects normally.
  */
-export function createPool(config: pg.PoolConfig): pg.Pool {
+export function createPool(config: pg.PoolConfig, onNotice?: (notice: ServerNotice) => void): pg.Pool {
   const pool = new PgPool(config);
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    if (onNotice) client.on('notice', (n) => onNotice({ severity: n.severity ?? 'NOTICE', message: n.message ?? '', hint: n.hint }));
+  });
   return pool;
+}
+
+/** A NOTICE or WARNING the server sent (Lethe warns about unindexed subject columns, roles that bypass masks, …). */
+export interface ServerNotice {
+  severity: string;
+  message: string;
+  hint?: string;
 }

@@ -63,6 +63,10 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
       // On stop, tasks see abortSignal soon and stop between chunks.
       gracefulShutdownAbortTimeout: 500,
       logger: new Logger(() => (level, message) => log(level as WorkerLogLevel, message)),
+      // Unbatched, graphile-worker records a finished or failed job without awaiting it,
+      // so stop() could return (and the pool end) before the job was unlocked. Batches
+      // are flushed on shutdown; a delay of 0 batches nothing in practice.
+      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
     });
 
     let stopped: Promise<void> | undefined;

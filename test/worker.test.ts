@@ -1,0 +1,170 @@
+// runWorker and the lethe_process_request task with a real graphile-worker: failures
+// retried and, on the last attempt, recorded on the request; a graceful stop between
+// chunks that the next worker resumes; jobs left locked by a dead worker re-queued at
+// start; the erasure_completed hook.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLethe, type Lethe, type LetheWorker, runWorker } from '../src/api/index.js';
+import { loadFixture } from './helpers/fixtures.js';
+import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+
+let db: TestDatabase;
+let lethe: Lethe;
+const workers: LetheWorker[] = [];
+const logs: string[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase('worker');
+  await loadFixture(db, 'crm.sql', 'requests_extra_customers.sql', 'crm_register.sql');
+  // Switches the tests flip: make the erasure of loyalty rows fail, or slow.
+  await db.query(`
+    create table app.switches (fail boolean not null, sleep_ms int not null);
+    insert into app.switches values (false, 0);
+    create function app.loyalty_switch() returns trigger language plpgsql as $$
+    declare s app.switches;
+    begin
+      select * into s from app.switches;
+      if s.fail then raise exception 'loyalty ledger is locked for audit'; end if;
+      perform pg_sleep(s.sleep_ms / 1000.0);
+      return null;
+    end $$;
+    create trigger loyalty_switch before delete on app.loyalty_points for each statement execute function app.loyalty_switch();`);
+  lethe = createLethe({ connectionString: db.url });
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  await db.query(`update app.switches set fail = false, sleep_ms = 0`);
+});
+afterAll(async () => {
+  await lethe?.close();
+  await db?.drop();
+});
+
+async function start(opts: Partial<Parameters<typeof runWorker>[0]> = {}): Promise<LetheWorker> {
+  const w = await runWorker({ connectionString: db.url, pollInterval: 100, log: (level, m) => logs.push(`${level}: ${m}`), ...opts });
+  workers.push(w);
+  return w;
+}
+
+async function job(requestId: string) {
+  const { rows } = await db.query(
+    `select attempts, max_attempts, last_error, locked_at from graphile_worker._private_jobs where key = $1`,
+    [`lethe:request:${requestId}`],
+  );
+  return rows[0];
+}
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(v)}`);
+    await sleep(100);
+  }
+}
+
+describe('failures', () => {
+  it('retries a failing chunk and leaves the request open while attempts remain', async () => {
+    await db.query(`update app.switches set fail = true`);
+    const id = await lethe.requestErasure(['30']);
+    await start();
+    const j = await until(() => job(id), (x) => x?.attempts >= 1 && x.locked_at === null);
+    expect(j.last_error).toMatch(/loyalty ledger is locked for audit/);
+    expect((await lethe.getRequest(id)).status).not.toBe('failed');
+
+    // Fixed: the retry (brought forward) completes it.
+    await db.query(`update app.switches set fail = false`);
+    await db.query(`update graphile_worker._private_jobs set run_at = now() where key = $1`, [`lethe:request:${id}`]);
+    expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
+  });
+
+  it('on the last attempt records the failure on the request and its items; retryRequest recovers', async () => {
+    await db.query(`update app.switches set fail = true`);
+    await start();
+    // One attempt only, set before the job becomes visible (runWorker's resume would reset it).
+    const client = await db.pool.connect();
+    let id: string;
+    try {
+      await client.query('begin');
+      id = (await client.query(`select pii.request_erasure(array['31', '32']) as id`)).rows[0].id;
+      await client.query(`update graphile_worker._private_jobs set max_attempts = 1 where key = $1`, [`lethe:request:${id}`]);
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    const failed = await lethe.waitForRequest(id, { timeoutMs: 30_000 });
+    expect(failed).toMatchObject({ status: 'failed', failed: 2, error: expect.stringMatching(/loyalty ledger is locked for audit/) });
+    expect((await lethe.getRequestItems(id)).map((i) => i.status)).toEqual(['failed', 'failed']);
+    expect(logs.some((l) => l.startsWith('error:') && l.includes(`request ${id}: failed for good after 1 attempt(s)`))).toBe(true);
+
+    await db.query(`update app.switches set fail = false`);
+    await lethe.retryRequest(id);
+    expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
+  });
+
+  it('drops a job whose payload has no request id instead of retrying it', async () => {
+    await start();
+    await db.query(`select graphile_worker.add_job('lethe_process_request', '{"requestId": "42"}'::json, job_key => 'bogus')`);
+    await until(() => db.query(`select count(*)::int as n from graphile_worker._private_jobs where key = 'bogus'`), (r) => r.rows[0].n === 0);
+    expect(logs.some((l) => /payload has no valid requestId; dropped/.test(l))).toBe(true);
+  });
+});
+
+describe('stop and resume', () => {
+  it('stops between chunks on stop(); the next worker finishes the request', async () => {
+    await db.query(`update app.switches set sleep_ms = 150`);
+    const keys = Array.from({ length: 30 }, (_, i) => String(40 + i));
+    const id = await lethe.requestErasure(keys);
+    const w = await start({ chunkSize: 1 });
+    await until(() => lethe.getRequest(id), (s) => s.erased >= 2);
+    await w.stop();
+    const mid = await lethe.getRequest(id);
+    expect(mid.status).toBe('running');
+    expect(mid.erased).toBeGreaterThan(0);
+    expect(mid.erased).toBeLessThan(30);
+    // Every processed chunk is whole: a subject is either untouched or fully erased.
+    const { rows } = await db.query(
+      `select count(*)::int as n from app.customers c where c.id between 40 and 69 and c.email is null
+         and exists (select from app.loyalty_points l where l.customer_id = c.id)`,
+    );
+    expect(rows[0].n).toBe(0);
+    expect((await job(id))?.locked_at ?? null).toBeNull();
+
+    await db.query(`update app.switches set sleep_ms = 0`);
+    await start();
+    const done = await lethe.waitForRequest(id, { timeoutMs: 30_000 });
+    expect(done).toMatchObject({ status: 'done', erased: 30 });
+  });
+
+  it('re-queues at start the request of a worker that died holding its job', async () => {
+    const id = await lethe.requestErasure(['70']);
+    // A dead worker's lock: graphile-worker would leave it alone for 4 hours.
+    await db.query(`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'dead-worker' where key = $1`, [`lethe:request:${id}`]);
+    const w = await start();
+    expect(typeof w.resumed).toBe('number');
+    expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
+    // The dead worker's job was superseded (key moved to a fresh job), not left to run again.
+    const { rows } = await db.query(`select count(*)::int as n from graphile_worker._private_jobs where locked_by = 'dead-worker' and key is not null`);
+    expect(rows[0].n).toBe(0);
+  });
+});
+
+describe('erasure_completed hook', () => {
+  it('runs a handler passed in tasks with ids and counts only', async () => {
+    const seen: unknown[] = [];
+    await start({ tasks: { erasure_completed: async (payload) => void seen.push(payload) } });
+    const id = await lethe.requestErasure(['71', '72', '999999']);
+    await lethe.waitForRequest(id, { timeoutMs: 30_000 });
+    await until(async () => seen.length, (n) => n > 0 && seen.some((p) => (p as { requestId: string }).requestId === id));
+    expect(seen.find((p) => (p as { requestId: string }).requestId === id)).toEqual({
+      requestId: id,
+      status: 'done',
+      total: 3,
+      matched: 2,
+      erased: 3,
+      failed: 0,
+      residuals: 0,
+    });
+  });
+});
