@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { copyImportRows, encodeCopyRow } from '../sql/copyImportRows.js';
 import { createDb, dbOnClient } from '../sql/db.js';
-import { LetheError, toLetheError } from '../sql/errors.js';
+import { toLetheError } from '../sql/errors.js';
 import type { ErasureMode } from '../sql/requestErasure.js';
 import { requestErasureFromImport } from '../sql/requestErasureFromImport.js';
 import { requestItems } from '../sql/requestItems.js';
@@ -161,34 +161,21 @@ class ImportState {
   staged = 0;
   rejected = 0;
   rejectedRows: RowError[] = [];
-  /** Lines not staged (blank or rejected), ascending: maps a staged row's position back to its line. */
-  skippedLines: number[] = [];
 
   constructor(private readonly listLimit: number) {}
 
   /** Checks one data record; returns the COPY line for it, or undefined when it is not staged. */
   check(fields: string[], line: number, layout: CsvLayout, importId?: string): string | undefined {
-    if (isBlankLine(fields)) {
-      this.skippedLines.push(line);
-      return undefined;
-    }
+    if (isBlankLine(fields)) return undefined;
     this.rowsRead++;
     const r = checkRow(fields, layout);
     if (!r.ok) {
       this.rejected++;
-      this.skippedLines.push(line);
       if (this.rejectedRows.length < this.listLimit) this.rejectedRows.push({ row: line, reason: r.reason });
       return undefined;
     }
     this.staged++;
     return importId === undefined ? undefined : encodeCopyRow(importId, line, r.key, r.scope);
-  }
-
-  /** The file line of the n-th staged row (1-based), as the database numbers keys. */
-  lineOfStaged(n: number): number {
-    let line = n + 1; // + the header
-    for (const skipped of this.skippedLines) if (skipped <= line) line++;
-    return line;
   }
 }
 
@@ -244,17 +231,13 @@ async function stageAndRequest(
     if (state.staged === 0) {
       throw new CsvRejectedError('no valid rows: nothing was queued', 'file', state.rejectedRows, state.rejected, state.rowsRead);
     }
-    let requestId: string;
-    try {
-      requestId = await requestErasureFromImport(dbOnClient(client), importId, {
-        requestKey: opts.requestKey,
-        source: opts.source ?? 'csv',
-        mode: opts.mode,
-        dueAt: opts.dueAt,
-      });
-    } catch (err) {
-      throw withCsvRow(err, state);
-    }
+    // Keys the key column's type refuses are reported by the database, by CSV row.
+    const requestId = await requestErasureFromImport(dbOnClient(client), importId, {
+      requestKey: opts.requestKey,
+      source: opts.source ?? 'csv',
+      mode: opts.mode,
+      dueAt: opts.dueAt,
+    });
     await client.query('commit');
     return { requestId, stagingSeconds };
   } catch (err) {
@@ -263,16 +246,4 @@ async function stageAndRequest(
   } finally {
     client.release(broken);
   }
-}
-
-/**
- * The database names a bad key by its position among the staged keys ("subject key #7");
- * a privacy team needs the CSV row. Only the position is rewritten, never a value added.
- */
-function withCsvRow(err: unknown, state: ImportState): unknown {
-  if (!(err instanceof LetheError)) return err;
-  const m = /^subject key #(\d+) (.*)$/.exec(err.message);
-  if (!m) return err;
-  const row = state.lineOfStaged(Number(m[1]));
-  return new LetheError(`row ${row}: subject key ${m[2]}`, err.code, { hint: err.hint, detail: err.detail, cause: err });
 }

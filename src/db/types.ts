@@ -118,12 +118,15 @@ export interface PiiRequestItems {
 }
 
 export interface PiiRequestResiduals {
-  column_name: string | null;
+  column_name: string;
   detail: string;
   found_at: Generated<Timestamp>;
+  relid: string;
   request_id: string;
+  row_key: Json | null;
   subject_hash: Buffer;
   table_name: string;
+  value_hash: Buffer;
 }
 
 export interface PiiRequests {
@@ -132,6 +135,7 @@ export interface PiiRequests {
   erased: Generated<Int8>;
   error: string | null;
   failed: Generated<Int8>;
+  filed_snapshot: Generated<string>;
   finished_at: Timestamp | null;
   id: Generated<string>;
   matched: Generated<Int8>;
@@ -187,6 +191,7 @@ export interface PiiTables {
 
 export interface PiiTombstones {
   erased_at: Timestamp | null;
+  erased_xact: string | null;
   flagged_at: Generated<Timestamp>;
   pseudonym: string | null;
   request_id: string | null;
