@@ -211,10 +211,16 @@ describe('DDL on registered tables (event triggers)', () => {
     expect(rows).toEqual([{ email_address: 'u***@example.com' }]);
   });
 
-  it('DROP COLUMN of a masked column is not blocked by the view', async () => {
+  it('DROP COLUMN of a masked column is not blocked by the view; grants on the view survive', async () => {
+    await db.query(`grant select on masked.customers to pii_auditor`);
     await db.query(`alter table app.customers drop column notes`);
     expect((await columns('masked.customers')).map((c) => c.name)).not.toContain('notes');
     expect((await db.query(`select count(*)::int as n from masked.customers`)).rows[0].n).toBe(10);
+    const { rows } = await db.query(`
+      select has_table_privilege('pii_auditor', 'masked.customers', 'select') as auditor,
+             has_table_privilege('pii_masked_reader', 'masked.customers', 'select') as reader`);
+    expect(rows[0]).toEqual({ auditor: true, reader: true });
+    await db.query(`revoke select on masked.customers from pii_auditor`);
   });
 
   it('ALTER COLUMN TYPE: the view keeps the new type and the mask', async () => {

@@ -30,9 +30,10 @@ create table pii.masked_views (
   relid regclass primary key,
   view_name name not null unique,
   definition text not null,
+  saved_acl aclitem[],
   built_at timestamptz not null default pg_catalog.now()
 );
-comment on table pii.masked_views is 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending).';
+comment on table pii.masked_views is 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending, with the grants to restore in saved_acl).';
 revoke all on pii.masked_views from public;
 grant select on pii.masked_views to pii_admin, pii_auditor;
 
@@ -356,6 +357,28 @@ end
 $$;
 comment on function pii.drop_masked_view(regclass) is 'Internal. Drops a table''s masked view and its bookkeeping row.';
 
+-- Grants again what an ACL granted on a masked view (the owner's own entries aside), after
+-- the view had to be dropped and made again.
+create function pii.restore_view_acl(view_name name, acl aclitem[]) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  g record;
+begin
+  for g in
+    select a.privilege_type, a.grantee, a.is_grantable
+    from pg_catalog.aclexplode(acl) a
+    where a.grantee <> (select c.relowner from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = view_name)
+  loop
+    execute pg_catalog.format('grant %s on masked.%I to %s%s', g.privilege_type, view_name,
+                              case when g.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) end,
+                              case when g.is_grantable then ' with grant option' else '' end);
+  end loop;
+end
+$$;
+comment on function pii.restore_view_acl(name, aclitem[]) is 'Internal. Re-grants the privileges of a saved ACL on a masked view.';
+
 -- (Re)builds the masked views of the given tables (all registered tables and every view
 -- Lethe made when NULL). Unchanged definitions are left alone. strict: raise on a failed
 -- build (registry changes: the registry change is refused rather than leave a view that
@@ -373,7 +396,6 @@ declare
   sql_ text;
   exists_ boolean;
   acl aclitem[];
-  g record;
   col record;
 begin
   perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
@@ -430,17 +452,14 @@ begin
         select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
         execute pg_catalog.format('drop view masked.%I', name_);
         execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-        for g in
-          select a.privilege_type, a.grantee, a.is_grantable
-          from pg_catalog.aclexplode(acl) a
-          where a.grantee <> (select c.relowner from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
-        loop
-          execute pg_catalog.format('grant %s on masked.%I to %s%s', g.privilege_type, name_,
-                                    case when g.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) end,
-                                    case when g.is_grantable then ' with grant option' else '' end);
-        end loop;
+        perform pii.restore_view_acl(name_, acl);
         action := 'recreated';
       end;
+      if action = 'created' and old.saved_acl is not null then
+        -- Dropped by the DDL event trigger: the grants come back with the view.
+        perform pii.restore_view_acl(name_, old.saved_acl);
+        action := 'recreated';
+      end if;
       execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
       execute pg_catalog.format('comment on view masked.%I is %L', name_,
                                 pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
@@ -460,7 +479,7 @@ begin
       end loop;
       insert into pii.masked_views as m (relid, view_name, definition)
       values (tbl, name_, sql_)
-      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, built_at = pg_catalog.now();
+      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
       return next;
     exception when others then
       if strict then
@@ -635,8 +654,12 @@ begin
     where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
   loop
     begin
+      update pii.masked_views m
+      set definition = '',
+          saved_acl = coalesce(m.saved_acl, (select c.relacl from pg_catalog.pg_class c
+                                             where c.relnamespace = 'masked'::regnamespace and c.relname = v.view_name))
+      where m.relid = v.relid;
       execute pg_catalog.format('drop view if exists masked.%I', v.view_name);
-      update pii.masked_views m set definition = '' where m.relid = v.relid;
     exception when others then
       raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, sqlerrm;
     end;
@@ -755,6 +778,7 @@ drop function pii.mark_not_pii(regclass, name[]);
 drop function pii.apply_masking();
 drop function pii.masking_rebuild(regclass[], boolean);
 drop function pii.drop_masked_view(regclass);
+drop function pii.restore_view_acl(name, aclitem[]);
 drop function pii.masked_view_sql(regclass);
 drop function pii.masked_view_name(regclass);
 drop function pii.mask_expression(regclass, smallint);
