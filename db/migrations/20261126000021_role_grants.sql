@@ -75,7 +75,7 @@ begin
     -- Privileges the role has anyway defeat the masks: say which.
     select pg_catalog.string_agg(pii.qualified_name(t.relid), ', ' order by 1) into readable
     from pii.tables t
-    where pg_catalog.to_regclass(t.relid::oid::text) is not null
+    where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
       and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
            or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
     if readable is not null then
