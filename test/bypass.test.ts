@@ -339,6 +339,14 @@ describe('bypass attempts (each must fail)', () => {
     await denied(`create rule r as on insert to app.customers do also nothing`);
   });
 
+  it('35 DDL naming a registered table fails on ownership and leaves the masked view alone', async () => {
+    const before = (await db.query(`select 'masked.customers'::regclass::oid as o`)).rows[0].o;
+    const msg = await denied(`alter table app.customers drop column email`);
+    expect(msg).toMatch(/must be owner/);
+    await denied(`drop table app.customers`);
+    expect((await db.query(`select 'masked.customers'::regclass::oid as o`)).rows[0].o).toBe(before);
+  });
+
   it('34 untrusted extensions and event triggers (dblink to loop back as another user, …)', async () => {
     await denied(`create extension dblink`).catch(async () => {
       // Not installed on this server: the available-extension check fails first.

@@ -649,9 +649,12 @@ begin
   if tg_tag = 'ALTER TABLE' and q !~ '(drop|type)' then
     return;
   end if;
+  -- Only for someone who may alter the table (its owner's role): a command that is going to
+  -- fail anyway must not lock a masked view (ddl_command_start runs before any check).
   for v in
     select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
     where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+      and pg_catalog.pg_has_role(session_user, c.relowner, 'USAGE')
   loop
     begin
       update pii.masked_views m
