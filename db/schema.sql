@@ -76,6 +76,7 @@ table pii.masked_views owner <owner>
   column relid regclass not null
   column view_name name not null
   column definition text not null
+  column saved_acl aclitem[]
   column built_at timestamp with time zone not null default now()
   constraint masked_views_pkey PRIMARY KEY (relid)
   constraint masked_views_view_name_key UNIQUE (view_name)
@@ -83,7 +84,7 @@ table pii.masked_views owner <owner>
   index CREATE UNIQUE INDEX masked_views_view_name_key ON pii.masked_views USING btree (view_name)
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
-  comment 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending).'
+  comment 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending, with the grants to restore in saved_acl).'
 
 table pii.request_items owner <owner>
   column request_id uuid not null
@@ -1446,7 +1447,7 @@ function pii.grant_role(text,name) owner <owner>
         -- Privileges the role has anyway defeat the masks: say which.
         select pg_catalog.string_agg(pii.qualified_name(t.relid), ', ' order by 1) into readable
         from pii.tables t
-        where pg_catalog.to_regclass(t.relid::oid::text) is not null
+        where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
           and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
                or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
         if readable is not null then
@@ -2114,13 +2115,20 @@ function pii.masking_ddl_start() owner <owner>
       if tg_tag = 'ALTER TABLE' and q !~ '(drop|type)' then
         return;
       end if;
+      -- Only for someone who may alter the table (its owner's role): a command that is going to
+      -- fail anyway must not lock a masked view (ddl_command_start runs before any check).
       for v in
         select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
         where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+          and pg_catalog.pg_has_role(session_user, c.relowner, 'USAGE')
       loop
         begin
+          update pii.masked_views m
+          set definition = '',
+              saved_acl = coalesce(m.saved_acl, (select c.relacl from pg_catalog.pg_class c
+                                                 where c.relnamespace = 'masked'::regnamespace and c.relname = v.view_name))
+          where m.relid = v.relid;
           execute pg_catalog.format('drop view if exists masked.%I', v.view_name);
-          update pii.masked_views m set definition = '' where m.relid = v.relid;
         exception when others then
           raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, sqlerrm;
         end;
@@ -2144,7 +2152,6 @@ function pii.masking_rebuild(regclass[],boolean) owner <owner>
       sql_ text;
       exists_ boolean;
       acl aclitem[];
-      g record;
       col record;
     begin
       perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
@@ -2201,17 +2208,14 @@ function pii.masking_rebuild(regclass[],boolean) owner <owner>
             select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
             execute pg_catalog.format('drop view masked.%I', name_);
             execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-            for g in
-              select a.privilege_type, a.grantee, a.is_grantable
-              from pg_catalog.aclexplode(acl) a
-              where a.grantee <> (select c.relowner from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
-            loop
-              execute pg_catalog.format('grant %s on masked.%I to %s%s', g.privilege_type, name_,
-                                        case when g.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) end,
-                                        case when g.is_grantable then ' with grant option' else '' end);
-            end loop;
+            perform pii.restore_view_acl(name_, acl);
             action := 'recreated';
           end;
+          if action = 'created' and old.saved_acl is not null then
+            -- Dropped by the DDL event trigger: the grants come back with the view.
+            perform pii.restore_view_acl(name_, old.saved_acl);
+            action := 'recreated';
+          end if;
           execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
           execute pg_catalog.format('comment on view masked.%I is %L', name_,
                                     pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
@@ -2231,7 +2235,7 @@ function pii.masking_rebuild(regclass[],boolean) owner <owner>
           end loop;
           insert into pii.masked_views as m (relid, view_name, definition)
           values (tbl, name_, sql_)
-          on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, built_at = pg_catalog.now();
+          on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
           return next;
         exception when others then
           if strict then
@@ -2933,6 +2937,28 @@ function pii.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     end
     $function$
   comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+
+function pii.restore_view_acl(name,aclitem[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.restore_view_acl(view_name name, acl aclitem[])
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      g record;
+    begin
+      for g in
+        select a.privilege_type, a.grantee, a.is_grantable
+        from pg_catalog.aclexplode(acl) a
+        where a.grantee <> (select c.relowner from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = view_name)
+      loop
+        execute pg_catalog.format('grant %s on masked.%I to %s%s', g.privilege_type, view_name,
+                                  case when g.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) end,
+                                  case when g.is_grantable then ' with grant option' else '' end);
+      end loop;
+    end
+    $function$
+  comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
 function pii.resume_requests() owner <owner>
     CREATE OR REPLACE FUNCTION pii.resume_requests()

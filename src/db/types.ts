@@ -63,6 +63,7 @@ export interface PiiMaskedViews {
   built_at: Generated<Timestamp>;
   definition: string;
   relid: string;
+  saved_acl: string[] | null;
   view_name: string;
 }
 
