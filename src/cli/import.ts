@@ -55,8 +55,8 @@ export function addImportCommand(program: Command): void {
             },
             onProgress: (p) => {
               if (p.rowsRead < BAR_AFTER_ROWS) return;
-              const fraction = p.totalBytes && p.bytesRead !== undefined ? p.bytesRead / p.totalBytes : undefined;
-              bar.update(fraction, `${formatCell(p.rowsRead)} rows`);
+              if (p.phase === 'request') bar.update(undefined, `${formatCell(p.rowsRead)} rows staged; matching subjects and queueing the request…`, true);
+              else bar.update(p.totalBytes ? p.bytesDone / p.totalBytes : undefined, `${formatCell(p.rowsRead)} rows`);
             },
           });
         } catch (err) {

@@ -2,7 +2,8 @@
 // log file, carriage-return redraws are noise.
 
 export interface ProgressBar {
-  update(fraction: number | undefined, label: string): void;
+  /** Redraws (at most 10 times a second unless forced). */
+  update(fraction: number | undefined, label: string, force?: boolean): void;
   /** Clears the line. */
   done(): void;
 }
@@ -15,9 +16,9 @@ export function progressBar(enabled: boolean, stream: NodeJS.WriteStream = proce
   let last = 0;
   let drawn = false;
   return {
-    update(fraction, label) {
+    update(fraction, label, force = false) {
       const now = Date.now();
-      if (now - last < 100 && fraction !== 1) return; // at most 10 redraws a second
+      if (now - last < 100 && fraction !== 1 && !force) return; // at most 10 redraws a second
       last = now;
       let bar = '';
       if (fraction !== undefined) {

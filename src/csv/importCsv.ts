@@ -38,8 +38,11 @@ export interface ImportCsvOptions {
 }
 
 export interface ImportProgress {
+  /** staging: streaming the file into the staging table; request: the database is making the request of it. */
+  phase: 'staging' | 'request';
   rowsRead: number;
-  bytesRead: number | undefined;
+  /** Bytes of the lines parsed so far (what the file stream has read runs ahead of it). */
+  bytesDone: number;
   totalBytes: number | undefined;
 }
 
@@ -190,10 +193,14 @@ async function stageAndRequest(
   const importId = randomUUID();
   const stopOnError = !opts.skipInvalid;
   let batch = '';
-  const progress = () => opts.onProgress?.({ rowsRead: state.rowsRead, bytesRead: input.bytesRead(), totalBytes: input.totalBytes });
+  let bytesDone = 0;
+  const progress = (phase: ImportProgress['phase'] = 'staging') =>
+    opts.onProgress?.({ phase, rowsRead: state.rowsRead, bytesDone, totalBytes: input.totalBytes });
 
   // Called for every line as csv-parse emits it; COPY data leaves in large chunks only.
   const onRecord = (fields: string[], line: number): string | null => {
+    // Values plus separators: exact for ASCII with \n endings, close enough for a bar otherwise.
+    for (const f of fields) bytesDone += f.length + 1;
     if (line === 1) return null; // the header, checked already
     const copyLine = state.check(fields, line, layout, importId);
     // Once the file is known to be rejected, keep reading (to report every bad row) but stop sending.
@@ -231,6 +238,7 @@ async function stageAndRequest(
     if (state.staged === 0) {
       throw new CsvRejectedError('no valid rows: nothing was queued', 'file', state.rejectedRows, state.rejected, state.rowsRead);
     }
+    progress('request');
     // Keys the key column's type refuses are reported by the database, by CSV row.
     const requestId = await requestErasureFromImport(dbOnClient(client), importId, {
       requestKey: opts.requestKey,

@@ -44,8 +44,6 @@ export interface CsvInput {
   stream: Readable;
   /** File size, when the source is a file. */
   totalBytes: number | undefined;
-  /** Bytes read from the source so far. */
-  bytesRead(): number;
 }
 
 export async function openInput(source: string | Readable): Promise<CsvInput> {
@@ -57,13 +55,7 @@ export async function openInput(source: string | Readable): Promise<CsvInput> {
   } else {
     stream = source;
   }
-  const input: CsvInput = {
-    stream,
-    totalBytes,
-    // A file stream counts its bytes; for other streams the size is unknown anyway.
-    bytesRead: () => (stream as Readable & { bytesRead?: number }).bytesRead ?? 0,
-  };
-  return input;
+  return { stream, totalBytes };
 }
 
 const HEAD_LINES = 200;
