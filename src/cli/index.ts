@@ -1,6 +1,6 @@
-#!/usr/bin/env node
 // `lethe`: wires one file per command into commander and turns outcomes into exit codes:
 // 0 ok, 1 failure, 2 bad usage or input (see context.ts).
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { CsvRejectedError } from '../csv/importCsv.js';
 import { LetheError } from '../sql/errors.js';
@@ -21,6 +21,7 @@ export function buildProgram(): Command {
     .description('GDPR erasure and PII masking inside PostgreSQL')
     .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
     .option('--json', 'machine-readable output on stdout')
+    .version((createRequire(import.meta.url)('../../package.json') as { version: string }).version)
     .showHelpAfterError('(run lethe --help for usage)')
     .exitOverride();
   for (const add of [
