@@ -63,7 +63,6 @@ table pii.import_rows owner <owner>
   column row_number bigint not null
   column subject_key text not null
   column scope text
-  index CREATE INDEX import_rows_import_id_idx ON pii.import_rows USING btree (import_id, row_number)
   grant INSERT to pii_operator
   comment 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.'
 
@@ -100,7 +99,6 @@ table pii.request_items owner <owner>
   column processed_at timestamp with time zone
   constraint request_items_check CHECK (((status <> 'done'::text) OR ((subject_key IS NULL) AND (scope IS NULL))))
   constraint request_items_pkey PRIMARY KEY (request_id, subject_hash)
-  constraint request_items_request_id_fkey FOREIGN KEY (request_id) REFERENCES pii.requests(id) ON DELETE CASCADE
   constraint request_items_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'done'::text, 'failed'::text])))
   index CREATE INDEX request_items_pending_idx ON pii.request_items USING btree (request_id, subject_hash) WHERE (status = 'pending'::text)
   index CREATE UNIQUE INDEX request_items_pkey ON pii.request_items USING btree (request_id, subject_hash)
@@ -116,7 +114,6 @@ table pii.request_residuals owner <owner>
   column value_hash bytea not null
   column detail text not null
   column found_at timestamp with time zone not null default now()
-  constraint request_residuals_request_id_fkey FOREIGN KEY (request_id) REFERENCES pii.requests(id) ON DELETE CASCADE
   index CREATE INDEX request_residuals_request_id_idx ON pii.request_residuals USING btree (request_id)
 
 table pii.requests owner <owner>
@@ -287,7 +284,7 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
         pii.has_leading_index(t.relid, COALESCE(t.subject_attnum, t.parent_fk_attnum)) AS has_index,
         ( SELECT count(*) AS count
                FROM pii.columns c
-              WHERE c.relid::oid = t.relid::oid) AS pii_columns,
+              WHERE c.relid::oid = t.relid::oid AND c.category <> 'not_pii'::text) AS pii_columns,
         t.registered_at
        FROM pii.tables t
          LEFT JOIN pii.subject_table s ON s.relid::oid = t.relid::oid;
@@ -748,13 +745,21 @@ function pii.create_request(text[],text[],bigint[],text,text,text,timestamp with
 
       matched := pii.matched_subjects(keys, scps);
       insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
-      select rid, u.h, u.k, u.s, u.p, u.r, (coalesce(u.s, '') || pg_catalog.chr(31) || u.k) = any (matched)
-      from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r);
+      select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
+      from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
+      left join unnest(matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
       n_matched := pg_catalog.cardinality(matched);
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
       perform pii.flag_subjects(hashes, pseudonyms, rid);
+      if pg_catalog.cardinality(hashes) >= 10000 then
+        -- Chunks start right after commit, long before autovacuum would have looked at the new
+        -- rows: without statistics the claim query sorts every pending item instead of
+        -- walking the index.
+        analyze pii.request_items;
+        analyze pii.tombstones;
+      end if;
       perform pii.enqueue_request_job(rid);
       perform pii.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
         'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
@@ -1186,7 +1191,8 @@ function pii.erase_plan(text) owner <owner>
       for r in
         with recursive tree as (
           select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
-          from pii.tables t where t.parent_relid is null
+          from pii.tables t
+          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
           union all
           select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
           from pii.tables c join tree on c.parent_relid = tree.relid
@@ -1407,6 +1413,35 @@ function pii.flag_subjects(bytea[],text[],uuid) owner <owner>
       select pg_catalog.count(*) from ins
     $function$
   comment 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.'
+
+function pii.forget_dropped_tables() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.forget_dropped_tables()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gone regclass[];
+    begin
+      with recursive dropped as (
+        select t.relid from pii.tables t
+        join pg_catalog.pg_event_trigger_dropped_objects() o on o.objid = t.relid::oid and o.object_type = 'table'
+        union
+        select c.relid from pii.tables c join dropped d on c.parent_relid = d.relid
+      )
+      select pg_catalog.array_agg(d.relid) into gone from dropped d;
+      if gone is null then
+        return;
+      end if;
+      -- One statement: the references between these rows are checked at its end.
+      delete from pii.tables t where t.relid = any (gone);
+      delete from pii.subject_table s where s.relid = any (gone);
+      perform pii.write_audit('unregister_dropped_tables', null, pg_catalog.jsonb_build_object('tables', pg_catalog.cardinality(gone)));
+      raise warning 'Lethe: % dropped table(s) removed from the PII registry', pg_catalog.cardinality(gone);
+    end
+    $function$
+  comment 'Internal. Event trigger: unregisters dropped tables and the tables registered through them.'
 
 function pii.grant_masked_reader(name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.grant_masked_reader(login_role name)
@@ -1698,35 +1733,43 @@ function pii.lint() owner <owner>
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
+      with live as (
+        select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      )
+      select 'error', t.relid::oid::text, null, 'a registered table no longer exists (dropped): erasure skips it and its child tables',
+             pg_catalog.format('select pii.unregister_table(%s::oid::regclass)', t.relid::oid)
+      from pii.tables t
+      where not exists (select from live l where l.relid = t.relid)
+      union all
       select 'warning', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
              'no index leads with the subject column: erasure and guards scan the table',
              pg_catalog.format('create index on %s (%I)', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)))
-      from pii.tables t
+      from live t
       where not pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum))
         and not (t.scope_attnum is not null and pii.has_leading_index(t.relid, t.scope_attnum))
       union all
       select 'error', pii.qualified_name(c.relid), null, 'a registered column was dropped (attnum ' || c.attnum || ')',
              'select pii.apply_masking(); or re-register the column'
-      from pii.columns c
+      from pii.columns c join live t on t.relid = c.relid
       where pii.column_name(c.relid, c.attnum) is null
       union all
-      select 'notice', pii.qualified_name(t.relid), null, 'anonymize table with no registered PII column: erasure leaves its rows unchanged',
+      select 'notice', pii.qualified_name(t.relid), null, 'anonymize table with nothing to erase: erasure leaves its rows unchanged',
              'register its PII columns with pii.register_column, or make it on_erase => delete'
-      from pii.tables t
+      from live t
       where t.on_erase = 'anonymize'
-        and not exists (select from pii.columns c where c.relid = t.relid)
+        and not exists (select from pii.columns c where c.relid = t.relid and c.erase <> 'keep')
         and not exists (select from pii.subject_table s where s.relid = t.relid and s.key_is_pii)
       union all
-      select 'error', pii.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE or DELETE on this table',
-             pg_catalog.format('grant select, update, delete on %s to %I', pii.qualified_name(t.relid), current_user)
-      from pii.tables t
-      where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE')
+      select 'error', pii.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE, DELETE or TRIGGER on this table',
+             pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii.qualified_name(t.relid), current_user)
+      from live t
+      where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: unindexed subject columns, dropped columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -2359,6 +2402,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       to_erase bytea[];
       erase_keys text[];
       erase_scopes text[];
+      now_matched bytea[];
       idents record;
       result record;
     begin
@@ -2399,7 +2443,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
             for update) t;
       select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}')
         into erase_keys, erase_scopes
-      from unnest(claimed, keys, scps) as u (h, k, s) where u.h = any (to_erase);
+      from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
       idents := pii.capture_identifiers(erase_keys, erase_scopes);
       result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
@@ -2407,12 +2451,16 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
 
       update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
        where tb.subject_hash = any (to_erase);
+      -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
+      select pg_catalog.array_agg(u.h) into now_matched
+      from unnest(claimed, keys, scps) as u (h, k, s)
+      join unnest(result.matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
       update pii.request_items i
          set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
-             matched = i.matched or (coalesce(i.scope, '') || pg_catalog.chr(31) || i.subject_key) = any (result.matched),
-             erased_by = tb.request_id
-        from pii.tombstones tb
-       where i.request_id = req.id and i.subject_hash = any (claimed) and tb.subject_hash = i.subject_hash;
+             erased_by = (select tb.request_id from pii.tombstones tb where tb.subject_hash = i.subject_hash)
+       where i.request_id = req.id and i.subject_hash = any (claimed);
+      update pii.request_items i set matched = true
+       where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
       update pii.requests r
          set erased = r.erased + pg_catalog.cardinality(claimed),
              rows_affected = pii.add_row_counts(r.rows_affected,
@@ -2479,7 +2527,9 @@ function pii.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[])
         return 0;
       end if;
       select * into sec from pii.secret;
-      for t in select r.* from pii.tables r where pii.erase_action(r.relid) = 'anonymize' order by r.relid::oid loop
+      for t in select r.* from pii.tables r
+               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii.erase_action(r.relid) = 'anonymize'
+               order by r.relid::oid loop
         select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
           into value_list
         from pg_catalog.pg_attribute a join pg_catalog.pg_type ty on ty.oid = a.atttypid
@@ -2970,7 +3020,7 @@ function pii.resume_requests() owner <owner>
       with open_ as (
         select r.id from pii.requests r where r.status in ('queued', 'running')
       )
-      select pg_catalog.count(pii.enqueue_request_job(o.id))::integer from open_ o
+      select pg_catalog.count(*)::integer from open_ o cross join lateral pii.enqueue_request_job(o.id) as j
     $function$
   grant EXECUTE to pii_operator
   comment 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();'
@@ -3551,6 +3601,7 @@ function pii.verify_erasure(uuid) owner <owner>
       from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
       if missing is not null then
         for t in select r.* from pii.tables r
+                 join pg_catalog.pg_class c on c.oid = r.relid
                  where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
           path := pii.subject_key_sql(t.relid);
           execute pg_catalog.format(
@@ -3567,7 +3618,8 @@ function pii.verify_erasure(uuid) owner <owner>
       end if;
 
       -- Their rows in every registered table, against the erased state.
-      for t in select r.* from pii.tables r order by r.relid::oid loop
+      for t in select r.* from pii.tables r
+               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         action := case when req.mode = 'delete' then 'delete' else pii.erase_action(t.relid) end;
         if action = 'delete' then
           checks := '(null::text, true, ''row not deleted'')';
@@ -3664,3 +3716,5 @@ event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE
 event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER TABLE', 'DROP TABLE') execute pii.masking_ddl_start() owner <owner>
 
 event trigger lethe_masking_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii.masking_sql_drop() owner <owner>
+
+event trigger lethe_registry_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii.forget_dropped_tables() owner <owner>

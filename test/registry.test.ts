@@ -66,11 +66,22 @@ describe('lint', () => {
     expect(warnings).toContain('WARNING: no index on app.loyalty_points.customer_id: every erasure will scan the table');
   });
 
+  it('unregisters a dropped table and the tables registered through it', async () => {
+    await db.query(`create table app.gone (id bigint primary key, customer_id bigint); create index on app.gone (customer_id)`);
+    await db.query(`create table app.gone_child (id bigint primary key, gone_id bigint references app.gone (id)); create index on app.gone_child (gone_id)`);
+    await db.query(`select pii.register_table('app.gone', 'customer_id', 'delete'); select pii.register_child_table('app.gone_child', 'app.gone', 'gone_id')`);
+    await db.query(`drop table app.gone cascade`);
+    const { rows } = await db.query(`select table_name from pii.registered_tables where table_name like 'app.gone%'`);
+    expect(rows).toEqual([]);
+    expect((await db.query(`select count(*)::int as n from pii.lint() where severity = 'error'`)).rows[0].n).toBe(0);
+    await db.query(`drop table app.gone_child`);
+  });
+
   it('reports an anonymize table with nothing to erase', async () => {
     await db.query(`create table app.notes_lint (id bigint primary key, customer_id bigint); create index on app.notes_lint (customer_id)`);
     await db.query(`select pii.register_table('app.notes_lint', 'customer_id', 'anonymize')`);
     const { rows } = await db.query(`select severity, problem from pii.lint() where table_name = 'app.notes_lint'`);
-    expect(rows).toEqual([{ severity: 'notice', problem: expect.stringMatching(/no registered PII column/) }]);
+    expect(rows).toEqual([{ severity: 'notice', problem: expect.stringMatching(/anonymize table with nothing to erase/) }]);
     await db.query(`select pii.unregister_table('app.notes_lint')`);
   });
 });

@@ -578,7 +578,7 @@ select
   t.guard_mode,
   coalesce(s.key_is_pii, false) as key_is_pii,
   pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) as has_index,
-  (select pg_catalog.count(*) from pii.columns c where c.relid = t.relid) as pii_columns,
+  (select pg_catalog.count(*) from pii.columns c where c.relid = t.relid and c.category <> 'not_pii') as pii_columns,
   t.registered_at
 from pii.tables t
 left join pii.subject_table s on s.relid = t.relid;
@@ -605,32 +605,77 @@ returns table (severity text, table_name text, column_name text, problem text, h
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
+  with live as (
+    select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+  )
+  select 'error', t.relid::oid::text, null, 'a registered table no longer exists (dropped): erasure skips it and its child tables',
+         pg_catalog.format('select pii.unregister_table(%s::oid::regclass)', t.relid::oid)
+  from pii.tables t
+  where not exists (select from live l where l.relid = t.relid)
+  union all
   select 'warning', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
          'no index leads with the subject column: erasure and guards scan the table',
          pg_catalog.format('create index on %s (%I)', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)))
-  from pii.tables t
+  from live t
   where not pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum))
     and not (t.scope_attnum is not null and pii.has_leading_index(t.relid, t.scope_attnum))
   union all
   select 'error', pii.qualified_name(c.relid), null, 'a registered column was dropped (attnum ' || c.attnum || ')',
          'select pii.apply_masking(); or re-register the column'
-  from pii.columns c
+  from pii.columns c join live t on t.relid = c.relid
   where pii.column_name(c.relid, c.attnum) is null
   union all
-  select 'notice', pii.qualified_name(t.relid), null, 'anonymize table with no registered PII column: erasure leaves its rows unchanged',
+  select 'notice', pii.qualified_name(t.relid), null, 'anonymize table with nothing to erase: erasure leaves its rows unchanged',
          'register its PII columns with pii.register_column, or make it on_erase => delete'
-  from pii.tables t
+  from live t
   where t.on_erase = 'anonymize'
-    and not exists (select from pii.columns c where c.relid = t.relid)
+    and not exists (select from pii.columns c where c.relid = t.relid and c.erase <> 'keep')
     and not exists (select from pii.subject_table s where s.relid = t.relid and s.key_is_pii)
   union all
-  select 'error', pii.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE or DELETE on this table',
-         pg_catalog.format('grant select, update, delete on %s to %I', pii.qualified_name(t.relid), current_user)
-  from pii.tables t
-  where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE')
+  select 'error', pii.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE, DELETE or TRIGGER on this table',
+         pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii.qualified_name(t.relid), current_user)
+  from live t
+  where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: unindexed subject columns, dropped columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();';
+
+-- A registered table that is dropped leaves the registry with it (and so do the tables
+-- registered through it, which lost their path to the subject).
+create function pii.forget_dropped_tables() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  gone regclass[];
+begin
+  with recursive dropped as (
+    select t.relid from pii.tables t
+    join pg_catalog.pg_event_trigger_dropped_objects() o on o.objid = t.relid::oid and o.object_type = 'table'
+    union
+    select c.relid from pii.tables c join dropped d on c.parent_relid = d.relid
+  )
+  select pg_catalog.array_agg(d.relid) into gone from dropped d;
+  if gone is null then
+    return;
+  end if;
+  -- One statement: the references between these rows are checked at its end.
+  delete from pii.tables t where t.relid = any (gone);
+  delete from pii.subject_table s where s.relid = any (gone);
+  perform pii.write_audit('unregister_dropped_tables', null, pg_catalog.jsonb_build_object('tables', pg_catalog.cardinality(gone)));
+  raise warning 'Lethe: % dropped table(s) removed from the PII registry', pg_catalog.cardinality(gone);
+end
+$$;
+comment on function pii.forget_dropped_tables() is 'Internal. Event trigger: unregisters dropped tables and the tables registered through them.';
+
+do $$
+begin
+  create event trigger lethe_registry_sql_drop on sql_drop
+    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii.forget_dropped_tables();
+exception when insufficient_privilege then
+  raise notice 'Lethe: % may not create event triggers (superuser only): after dropping a registered table, run select * from pii.lint(); and unregister it.', current_user;
+end
+$$;
 
 grant execute on function pii.register_subject_table(regclass, name, name, boolean), pii.register_table(regclass, name, text, name),
   pii.register_child_table(regclass, regclass, name, text, name), pii.register_column(regclass, name, text, text, text),
@@ -641,6 +686,8 @@ grant execute on function pii.qualified_name(regclass), pii.column_name(regclass
   pii.has_leading_index(regclass, smallint) to pii_admin, pii_operator, pii_auditor;
 
 -- migrate:down
+drop event trigger if exists lethe_registry_sql_drop;
+drop function pii.forget_dropped_tables();
 drop function pii.lint();
 drop view pii.registered_columns;
 drop view pii.registered_tables;

@@ -129,7 +129,8 @@ begin
   for r in
     with recursive tree as (
       select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
-      from pii.tables t where t.parent_relid is null
+      from pii.tables t
+      where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
       union all
       select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
       from pii.tables c join tree on c.parent_relid = tree.relid

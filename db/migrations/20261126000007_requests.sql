@@ -30,8 +30,10 @@ create table pii.requests (
 create index requests_open_idx on pii.requests (due_at) where status in ('queued', 'running');
 comment on table pii.requests is 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.';
 
+-- Items and residuals are written only by Lethe's functions, in the transaction that
+-- creates or processes their request; no foreign key, which would cost a check per item.
 create table pii.request_items (
-  request_id uuid not null references pii.requests (id) on delete cascade,
+  request_id uuid not null,
   subject_hash bytea not null,
   subject_key text,
   scope text,
@@ -53,7 +55,7 @@ comment on table pii.request_items is 'One item per distinct subject of a reques
 -- an unregistered text column). The row (primary key) and a keyed hash of the value are
 -- kept, so pii.verify_erasure reports a trace only while that value is still there.
 create table pii.request_residuals (
-  request_id uuid not null references pii.requests (id) on delete cascade,
+  request_id uuid not null,
   relid regclass not null,
   table_name text not null,
   column_name text not null,
@@ -73,7 +75,8 @@ create unlogged table pii.import_rows (
   subject_key text not null,
   scope text
 );
-create index import_rows_import_id_idx on pii.import_rows (import_id, row_number);
+-- No index: it would slow every COPY several times over, and request_erasure_from_import
+-- reads an import's rows once, in the transaction that deletes them.
 comment on table pii.import_rows is 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.';
 
 revoke all on pii.requests, pii.request_items, pii.request_residuals, pii.import_rows from public;
@@ -169,13 +172,21 @@ begin
 
   matched := pii.matched_subjects(keys, scps);
   insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
-  select rid, u.h, u.k, u.s, u.p, u.r, (coalesce(u.s, '') || pg_catalog.chr(31) || u.k) = any (matched)
-  from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r);
+  select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
+  from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
+  left join unnest(matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
   n_matched := pg_catalog.cardinality(matched);
   update pii.requests r set matched = n_matched where r.id = rid;
 
   -- Guards act from this moment; the job runs once this transaction commits.
   perform pii.flag_subjects(hashes, pseudonyms, rid);
+  if pg_catalog.cardinality(hashes) >= 10000 then
+    -- Chunks start right after commit, long before autovacuum would have looked at the new
+    -- rows: without statistics the claim query sorts every pending item instead of
+    -- walking the index.
+    analyze pii.request_items;
+    analyze pii.tombstones;
+  end if;
   perform pii.enqueue_request_job(rid);
   perform pii.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
     'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
@@ -250,6 +261,7 @@ declare
   to_erase bytea[];
   erase_keys text[];
   erase_scopes text[];
+  now_matched bytea[];
   idents record;
   result record;
 begin
@@ -290,7 +302,7 @@ begin
         for update) t;
   select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}')
     into erase_keys, erase_scopes
-  from unnest(claimed, keys, scps) as u (h, k, s) where u.h = any (to_erase);
+  from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
   idents := pii.capture_identifiers(erase_keys, erase_scopes);
   result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
@@ -298,12 +310,16 @@ begin
 
   update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
    where tb.subject_hash = any (to_erase);
+  -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
+  select pg_catalog.array_agg(u.h) into now_matched
+  from unnest(claimed, keys, scps) as u (h, k, s)
+  join unnest(result.matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
   update pii.request_items i
      set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
-         matched = i.matched or (coalesce(i.scope, '') || pg_catalog.chr(31) || i.subject_key) = any (result.matched),
-         erased_by = tb.request_id
-    from pii.tombstones tb
-   where i.request_id = req.id and i.subject_hash = any (claimed) and tb.subject_hash = i.subject_hash;
+         erased_by = (select tb.request_id from pii.tombstones tb where tb.subject_hash = i.subject_hash)
+   where i.request_id = req.id and i.subject_hash = any (claimed);
+  update pii.request_items i set matched = true
+   where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
   update pii.requests r
      set erased = r.erased + pg_catalog.cardinality(claimed),
          rows_affected = pii.add_row_counts(r.rows_affected,
@@ -421,7 +437,7 @@ as $$
   with open_ as (
     select r.id from pii.requests r where r.status in ('queued', 'running')
   )
-  select pg_catalog.count(pii.enqueue_request_job(o.id))::integer from open_ o
+  select pg_catalog.count(*)::integer from open_ o cross join lateral pii.enqueue_request_job(o.id) as j
 $$;
 comment on function pii.resume_requests() is 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();';
 

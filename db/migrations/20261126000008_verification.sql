@@ -91,7 +91,9 @@ begin
     return 0;
   end if;
   select * into sec from pii.secret;
-  for t in select r.* from pii.tables r where pii.erase_action(r.relid) = 'anonymize' order by r.relid::oid loop
+  for t in select r.* from pii.tables r
+           where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii.erase_action(r.relid) = 'anonymize'
+           order by r.relid::oid loop
     select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
       into value_list
     from pg_catalog.pg_attribute a join pg_catalog.pg_type ty on ty.oid = a.atttypid
@@ -214,6 +216,7 @@ begin
   from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
   if missing is not null then
     for t in select r.* from pii.tables r
+             join pg_catalog.pg_class c on c.oid = r.relid
              where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
       path := pii.subject_key_sql(t.relid);
       execute pg_catalog.format(
@@ -230,7 +233,8 @@ begin
   end if;
 
   -- Their rows in every registered table, against the erased state.
-  for t in select r.* from pii.tables r order by r.relid::oid loop
+  for t in select r.* from pii.tables r
+           where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when req.mode = 'delete' then 'delete' else pii.erase_action(t.relid) end;
     if action = 'delete' then
       checks := '(null::text, true, ''row not deleted'')';
