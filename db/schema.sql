@@ -1216,8 +1216,11 @@ function pii.erase_plan(text) owner <owner>
           set_list := pii.erase_set_list(r.relid);
           if set_list is not null then
             relid := r.relid; table_name := pii.qualified_name(r.relid); action := r.action; depth := r.depth;
-            statement := pg_catalog.format('update %s as t set %s%s where %s', pii.qualified_name(r.relid), set_list,
-                                           case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql);
+            -- Rows already in their erased state are not written again (no new row version,
+            -- no index entries, no trigger work): erasing twice writes nothing.
+            statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', pii.qualified_name(r.relid), set_list,
+                                           case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                           pii.row_erased_sql(r.relid, 'anonymize'));
             return next;
           end if;
         end if;
@@ -3102,11 +3105,17 @@ function pii.row_erased_sql(regclass,text) owner <owner>
           from pii.columns c
           where c.relid = tbl and pii.column_name(c.relid, c.attnum) is not null
           union all
-          select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(s.relid, s.key_attnum))
-          from pii.subject_table s where s.relid = tbl and s.key_is_pii
+          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
+          select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(t.relid, t.subject_attnum))
+          from pii.tables t, pii.subject_table s
+          where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+            and not exists (
+              select from pg_catalog.pg_constraint fk
+              where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+                and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
         ) x where x.pred is not null), 'true') end
     $function$
-  comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules.'
+  comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
 function pii.row_key_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.row_key_sql(tbl regclass, OUT json_sql text, OUT match_sql text)

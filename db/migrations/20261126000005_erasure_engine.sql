@@ -154,8 +154,11 @@ begin
       set_list := pii.erase_set_list(r.relid);
       if set_list is not null then
         relid := r.relid; table_name := pii.qualified_name(r.relid); action := r.action; depth := r.depth;
-        statement := pg_catalog.format('update %s as t set %s%s where %s', pii.qualified_name(r.relid), set_list,
-                                       case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql);
+        -- Rows already in their erased state are not written again (no new row version,
+        -- no index entries, no trigger work): erasing twice writes nothing.
+        statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', pii.qualified_name(r.relid), set_list,
+                                       case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                       pii.row_erased_sql(r.relid, 'anonymize'));
         return next;
       end if;
     end if;

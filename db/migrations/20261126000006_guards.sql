@@ -35,11 +35,17 @@ as $$
       from pii.columns c
       where c.relid = tbl and pii.column_name(c.relid, c.attnum) is not null
       union all
-      select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(s.relid, s.key_attnum))
-      from pii.subject_table s where s.relid = tbl and s.key_is_pii
+      -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
+      select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(t.relid, t.subject_attnum))
+      from pii.tables t, pii.subject_table s
+      where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+        and not exists (
+          select from pg_catalog.pg_constraint fk
+          where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+            and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
     ) x where x.pred is not null), 'true') end
 $$;
-comment on function pii.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules.';
+comment on function pii.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
 
 -- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
 -- ancestor's rows are deleted.
