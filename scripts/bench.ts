@@ -5,7 +5,8 @@
 // alternating in one run (see BENCHMARKS.md "Method"). Prints a summary table and writes
 // BENCHMARKS.md. Without --database-url or DATABASE_URL it runs on a throwaway embedded
 // PostgreSQL; with one, it creates (and afterwards drops) a database of its own there.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -37,6 +38,7 @@ const USAGE = `usage: npm run bench -- [options]
   --skip-build         reuse the crm dataset already in that database (with --in-place)
   --only LIST          run only these sections (comma-separated: erasure,single,masking,
                        request,verify,guards,csv); for development
+  --render FILE.json   rewrite the report from the results a run saved (no measuring)
   --methods LIST       item 1's methods (default hand,lethe,request,plpgsql,client); hand
                        is always needed (it is the floor)`;
 
@@ -63,6 +65,7 @@ async function main(): Promise<number> {
         'skip-build': { type: 'boolean', default: false },
         only: { type: 'string' },
         methods: { type: 'string' },
+        render: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -73,6 +76,18 @@ async function main(): Promise<number> {
   }
   if (values.help) {
     console.log(USAGE);
+    return 0;
+  }
+  if (values.render) {
+    const saved = JSON.parse(readFileSync(values.render, 'utf8')) as BenchResults;
+    saved.startedAt = new Date(saved.startedAt);
+    if (saved.finishedAt) saved.finishedAt = new Date(saved.finishedAt);
+    console.log(textTable(summaryRows(saved)));
+    if (!values['no-report']) {
+      const out = values.output ?? join(packageRoot(), 'BENCHMARKS.md');
+      writeFileSync(out, renderMarkdown(saved));
+      log(`wrote ${out}`);
+    }
     return 0;
   }
   const scale = Number(values.scale);
@@ -215,6 +230,10 @@ async function main(): Promise<number> {
       console.log('');
       for (const e of results.errors) console.log(`section ${e.section} failed: ${e.message}`);
     }
+    // The raw results, so the report can be rewritten without measuring again (--render).
+    const json = join(tmpdir(), `lethe-bench-${results.startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(json, JSON.stringify(results));
+    log(`results saved to ${json}`);
     if (!values['no-report']) {
       const out = values.output ?? join(packageRoot(), 'BENCHMARKS.md');
       writeFileSync(out, renderMarkdown(results));

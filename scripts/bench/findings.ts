@@ -59,9 +59,12 @@ export function findings(r: BenchResults): string {
       const dml = sumOf(p?.engineStatements, DML);
       const tomb = sumOf(p?.engineStatements, /^(SELECT pii\.flag_subjects|update pii\.tombstones)/);
       const resolve = sumOf(p?.engineStatements, /^select coalesce\(pg_catalog\.array_agg\(r\.subject_key\)/);
+      const parts = [
+        tomb > 0 ? `tombstones ${sec(tomb)} (an INSERT of every subject, then a second UPDATE of the same rows to set erased_at)` : '',
+        resolve > 0 ? `resolving and hashing the keys ${sec(resolve)}` : '',
+      ].filter(Boolean);
       lines.push(`- Outside the five DML statements (${sec(dml)} of the call's ${sec(top.totalMs)} in pg_stat_statements) the engine spends ` +
-        `${sec(top.totalMs - dml)}: tombstones ${sec(tomb)} (an INSERT of every subject, then a second UPDATE of the same rows to set erased_at), ` +
-        `resolving and hashing the keys ${sec(resolve)}, and the rest in plan generation, matching and the audit row.`);
+        `${sec(top.totalMs - dml)}: ${parts.length ? `${parts.join(', ')}, and the rest` : 'mostly'} in plan generation, matching and the audit row.`);
     }
     const lossy = (p?.engine ?? []).some((s) => /lossy=\d+/.test(s.plan));
     if (lossy) {
