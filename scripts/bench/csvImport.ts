@@ -22,6 +22,8 @@ export interface CsvImportResult {
   floor: number[];
   stagingMedian: number;
   floorMedian: number;
+  /** Indexes on pii.import_rows in this build. */
+  stagingIndexes: number;
   /** The importer end to end (undefined when it failed; see importerError). */
   importer?: {
     seconds: number;
@@ -80,6 +82,7 @@ export async function benchCsvImport(db: pg.Client, url: string, opts: { rows: n
     floor,
     stagingMedian: median(staging),
     floorMedian: median(floor),
+    stagingIndexes: Number((await db.query<{ n: string }>(`select count(*) as n from pg_index where indrelid = 'pii.import_rows'::regclass`)).rows[0]!.n),
   };
 
   log(`csv: the importer (src/csv importCsv) on a ${opts.rows}-row file, end to end`);

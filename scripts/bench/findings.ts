@@ -214,7 +214,7 @@ export function findings(r: BenchResults): string {
   const c = r.csv;
   if (c && c.rows / c.stagingMedian < 200_000) {
     out.push(`**CSV staging (item 7): ${fmtInt(c.rows / c.stagingMedian)} rows/s** against ${fmtInt(c.rows / c.floorMedian)} rows/s for ` +
-      'the same COPY into a table without the (import_id, row_number) index: the difference is the index; the rest is COPY itself on this machine.');
+      `the same COPY into a plain unlogged table${c.stagingIndexes ? `: the difference is the staging table's ${c.stagingIndexes} index(es)` : ''}; the rest is COPY itself on this machine.`);
   }
 
   if (!out.length) return misses.length ? misses.map((x) => `- ${x.measure}: ${x.ratio} (goal ${x.goal}).`).join('\n') : 'Every measured ratio meets its goal.';

@@ -3,7 +3,8 @@
 // without them (the same triggers disabled), alternating, after the bulk erasure has left
 // its tombstones (50,000 at scale 1), so the guards have real work: the rows of erased
 // subjects (about 5% of the rows, customers being drawn uniformly) are scrubbed, which for
-// events (on_erase delete) means deleted.
+// events (on_erase delete) means deleted. Without guards = pii.set_guard(..., 'off'), which
+// drops the triggers.
 //
 // The rows go to a partition of their own (November 2026), created by the benchmark the
 // way an application adds next month's partition; TRUNCATE of that partition restores the
@@ -87,7 +88,10 @@ export async function benchGuards(db: pg.Client, opts: { rows: number; pairs: nu
   log(`guards: ${opts.rows} event rows into crm.events (guard mode ${guard}, ${tombstones} tombstones)`);
   const chunks = eventRows(opts.rows, Number(first), Number(customers));
 
-  const setTriggers = (on: boolean) => db.query(`alter table crm.events ${on ? 'enable' : 'disable'} trigger lethe_guard_insert`);
+  // Without guards means without the triggers, on the table and on its partitions (Lethe
+  // guards each partition too, and re-syncs them on DDL): pii.set_guard drops and recreates
+  // them all, as a DBA would.
+  const setTriggers = (on: boolean) => db.query(`select pii.set_guard('crm.events', $1)`, [on ? guard : 'off']);
   const reset = async () => {
     await db.query('truncate crm.events_2026_11');
     await db.query('checkpoint');

@@ -249,7 +249,8 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.guards) {
     const g = r.guards;
     push(`COPY of ${fmtInt(g.rows)} events (a new monthly partition, TRUNCATEd between runs) into \`crm.events\` with Lethe's ` +
-      `\`lethe_guard_insert\` trigger and with it disabled, ${fmtInt(g.tombstones)} tombstones in place: guarded ${samples(g.guarded)} ` +
+      `guard triggers and without them (\`pii.set_guard('crm.events', 'off')\`, which drops them from the table and its ` +
+      `partitions, then back to scrub), ${fmtInt(g.tombstones)} tombstones in place: guarded ${samples(g.guarded)} ` +
       `(median ${fmtSeconds(g.guardedMedian)}), unguarded ${samples(g.unguarded)} (median ${fmtSeconds(g.unguardedMedian)}): ` +
       `**${fmtRatio(g.guardedMedian / g.unguardedMedian)}** (goal <= 1.15x). ${fmtInt(g.tombstonedRows)} of the rows belong to erased ` +
       `subjects; the guards removed ${fmtInt(g.scrubbedRows)}.`);
@@ -264,8 +265,8 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   if (r.csv) {
     const c = r.csv;
-    push(`COPY of ${fmtInt(c.rows)} keys into \`pii.import_rows\` (unlogged, indexed on (import_id, row_number)): ${samples(c.staging)} ` +
-      `(median ${fmtInt(c.rows / c.stagingMedian)} rows/s); into an unindexed unlogged table of the same columns: ${samples(c.floor)} ` +
+    push(`COPY of ${fmtInt(c.rows)} keys into the staging table \`pii.import_rows\` (${c.stagingIndexes ? `unlogged, ${c.stagingIndexes} index(es)` : 'unlogged, no index'}): ${samples(c.staging)} ` +
+      `(median ${fmtInt(c.rows / c.stagingMedian)} rows/s); into a plain unlogged table of the same columns, no index: ${samples(c.floor)} ` +
       `(median ${fmtInt(c.rows / c.floorMedian)} rows/s).`);
     if (c.importer) {
       push('');
