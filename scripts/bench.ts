@@ -51,6 +51,7 @@ function log(s: string) {
 }
 
 async function main(): Promise<number> {
+  const startedAt = new Date();
   let values;
   try {
     ({ values } = parseArgs({
@@ -165,7 +166,7 @@ async function main(): Promise<number> {
       db = await connect(bench.url);
     }
     const server = await serverInfo(db, bench.embedded);
-    const results: BenchResults = { startedAt: new Date(), options, machine, server, dataset, errors: [] };
+    const results: BenchResults = { startedAt, options, machine, server, dataset, errors: [] };
     const section = async (name: Section, fn: () => Promise<void>) => {
       if (!only.has(name)) return;
       try {
