@@ -111,11 +111,13 @@ begin
          select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
          from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
               lateral (values %s) as x (col, val)
-         where %s and l.k = (%s)::text and l.s is not distinct from %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
+         where %s and l.k = (%s)::text and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
       t.relid::oid, pii.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii.hmac_sql('x.val'),
       pii.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      value_list, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
+      value_list, rows_sql.where_sql, path.key_sql,
+      -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
       using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
     get diagnostics n = row_count;
     total := total + n;
@@ -258,10 +260,12 @@ begin
       $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
          from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
               lateral (values %s) as x (col, bad, detail)
-         where %s and l.k = (%s)::text and l.s is not distinct from %s and x.bad$q$,
+         where %s and l.k = (%s)::text and %s and x.bad$q$,
       pii.qualified_name(t.relid), pii.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      checks, rows_sql.where_sql, path.key_sql, coalesce(path.scope_sql || '::text', 'null::text'))
+      checks, rows_sql.where_sql, path.key_sql,
+      -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
       using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes;
   end loop;
 end
