@@ -48,7 +48,11 @@ async function writeCsv(path: string, rows: number): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { rows: { type: 'string', default: '1000000' }, 'database-url': { type: 'string' }, child: { type: 'string', multiple: true } },
+    options: {
+      rows: { type: 'string', default: '1000000' },
+      'database-url': { type: 'string' },
+      child: { type: 'string', multiple: true },
+    },
     strict: true,
   });
   if (values.child) return child(values.child[0]!, values.child[1]!);
@@ -79,13 +83,23 @@ async function main(): Promise<void> {
 
         const file = join(dir, 'erase.csv');
         await writeCsv(file, rows);
-        const { stdout } = await run(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', file], {
-          maxBuffer: 64 * 1024 * 1024,
-        });
+        const { stdout } = await run(
+          process.execPath,
+          ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', file],
+          {
+            maxBuffer: 64 * 1024 * 1024,
+          },
+        );
         const { report, maxRssMiB } = JSON.parse(stdout);
-        console.log(`rows                 ${report.rowsRead.toLocaleString('en-US')} (matched ${report.matched.toLocaleString('en-US')})`);
-        console.log(`staging (parse+COPY) ${report.stagingSeconds.toFixed(2)} s = ${report.stagingRowsPerSecond.toLocaleString('en-US')} rows/s`);
-        console.log(`to a queued request  ${report.seconds.toFixed(2)} s = ${report.rowsPerSecond.toLocaleString('en-US')} rows/s`);
+        console.log(
+          `rows                 ${report.rowsRead.toLocaleString('en-US')} (matched ${report.matched.toLocaleString('en-US')})`,
+        );
+        console.log(
+          `staging (parse+COPY) ${report.stagingSeconds.toFixed(2)} s = ${report.stagingRowsPerSecond.toLocaleString('en-US')} rows/s`,
+        );
+        console.log(
+          `to a queued request  ${report.seconds.toFixed(2)} s = ${report.rowsPerSecond.toLocaleString('en-US')} rows/s`,
+        );
         console.log(`peak RSS             ${maxRssMiB} MiB (importing process)`);
       } finally {
         await admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);

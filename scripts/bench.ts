@@ -14,7 +14,14 @@ import { packageRoot } from '../src/db/migrate.js';
 import { resolveDatabaseUrl } from '../src/db/databaseUrl.js';
 import { crmBytes } from './crm/generateCrm.js';
 import { benchCsvImport } from './bench/csvImport.js';
-import { benchBulkErasure, benchCommittedRequest, benchSingle, benchVerify, Eraser, type Method } from './bench/erasure.js';
+import {
+  benchBulkErasure,
+  benchCommittedRequest,
+  benchSingle,
+  benchVerify,
+  Eraser,
+  type Method,
+} from './bench/erasure.js';
 import { profileBulk } from './bench/erasureProfile.js';
 import { benchGuards } from './bench/guards.js';
 import { renderMarkdown } from './bench/markdown.js';
@@ -22,7 +29,14 @@ import { loadAverage, machineInfo, serverInfo } from './bench/machine.js';
 import { benchMasking } from './bench/masking.js';
 import { profileStatements } from './bench/profile.js';
 import { type BenchOptions, type BenchResults, summaryRows, textTable } from './bench/results.js';
-import { BENCH_SCHEMA_SQL, buildDataset, connect, openBenchDatabase, pickSubjects, REGISTER_SQL } from './bench/setup.js';
+import {
+  BENCH_SCHEMA_SQL,
+  buildDataset,
+  connect,
+  openBenchDatabase,
+  pickSubjects,
+  REGISTER_SQL,
+} from './bench/setup.js';
 
 const USAGE = `usage: npm run bench -- [options]
 
@@ -136,7 +150,9 @@ async function main(): Promise<number> {
   };
 
   const machine = machineInfo();
-  log(`scale ${scale}: ${bulkSubjects} subjects in bulk (${options.cappedSubjects} for the slow baselines), ${pairs} pairs per comparison`);
+  log(
+    `scale ${scale}: ${bulkSubjects} subjects in bulk (${options.cappedSubjects} for the slow baselines), ${pairs} pairs per comparison`,
+  );
   const bench = values['in-place']
     ? { url: databaseUrl!, embedded: false, close: async () => {} }
     : await openBenchDatabase({ databaseUrl, keep: values.keep, log });
@@ -148,7 +164,9 @@ async function main(): Promise<number> {
       const { rows } = await db.query<{ registered: boolean }>(
         `select to_regclass('pii.subject_table') is not null and exists (select from pii.subject_table) as registered`,
       );
-      log(`reusing the crm dataset in place (--skip-build)${rows[0]!.registered ? ' and its registration' : '; registering the tables'}`);
+      log(
+        `reusing the crm dataset in place (--skip-build)${rows[0]!.registered ? ' and its registration' : '; registering the tables'}`,
+      );
       if (!rows[0]!.registered) await db.query(REGISTER_SQL);
       await db.query(BENCH_SCHEMA_SQL);
       // Planner estimates (exact counts of 40 million rows would take minutes).
@@ -158,7 +176,11 @@ async function main(): Promise<number> {
            left join pg_inherits i on i.inhrelid = c.oid left join pg_class p on p.oid = i.inhparent
           where ns.nspname = 'crm' and c.relkind = 'r' group by 1`,
       );
-      dataset = { reused: true, bytes: await crmBytes(db), counts: Object.fromEntries(est.map((r) => [r.name, Number(r.n)])) };
+      dataset = {
+        reused: true,
+        bytes: await crmBytes(db),
+        counts: Object.fromEntries(est.map((r) => [r.name, Number(r.n)])),
+      };
     } else {
       log('building the dataset (scripts/crm), installing Lethe, registering the tables');
       dataset = await buildDataset(bench.url, scale, log);
@@ -180,13 +202,23 @@ async function main(): Promise<number> {
       }
     };
 
-    const subjects = await pickSubjects(db, { bulk: options.bulkSubjects, capped: options.cappedSubjects, single: options.singleSubjects });
+    const subjects = await pickSubjects(db, {
+      bulk: options.bulkSubjects,
+      capped: options.cappedSubjects,
+      single: options.singleSubjects,
+    });
     const eraser = new Eraser(db);
     await eraser.restore();
 
     await section('erasure', async () => {
       log('1. bulk erasure (and the in-transaction samples of 2.)');
-      const methods = (values.methods?.split(',').map((m) => m.trim()) ?? ['hand', 'lethe', 'request', 'plpgsql', 'client']) as Method[];
+      const methods = (values.methods?.split(',').map((m) => m.trim()) ?? [
+        'hand',
+        'lethe',
+        'request',
+        'plpgsql',
+        'client',
+      ]) as Method[];
       results.bulk = await benchBulkErasure(eraser, subjects, pairs, log, methods);
       results.profile = await profileBulk(db!, eraser, subjects.bulk, server.pgStatStatements, log);
     });
@@ -209,8 +241,14 @@ async function main(): Promise<number> {
       log('3. verification');
       results.verify = await benchVerify(db!, results.committed.requestId, pairs, log);
       if (server.pgStatStatements) {
-        results.verifyStatements = (await profileStatements(db!, true, () =>
-          db!.query('select count(*) from pii.verify_erasure($1::uuid)', [results.committed!.requestId]), 10)).statements;
+        results.verifyStatements = (
+          await profileStatements(
+            db!,
+            true,
+            () => db!.query('select count(*) from pii.verify_erasure($1::uuid)', [results.committed!.requestId]),
+            10,
+          )
+        ).statements;
       }
     });
     await section('guards', async () => {

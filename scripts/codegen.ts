@@ -26,11 +26,16 @@ export async function runKyselyCodegen(databaseUrl: string, outFile: string): Pr
   const bin = createRequire(import.meta.url).resolve('kysely-codegen/dist/cli/bin.js');
   const args = [
     bin,
-    '--dialect', 'postgres',
-    '--include-pattern', 'pii.*',
-    '--url', databaseUrl,
-    '--out-file', outFile,
-    '--log-level', 'error',
+    '--dialect',
+    'postgres',
+    '--include-pattern',
+    'pii.*',
+    '--url',
+    databaseUrl,
+    '--out-file',
+    outFile,
+    '--log-level',
+    'error',
   ];
   try {
     await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 });

@@ -67,7 +67,7 @@ async function main(): Promise<number> {
   // after would make an idle client emit "terminating connection", which must not crash us.
   pool.on('error', () => undefined);
   try {
-    const { rows } = await pool.query<{ v: string }>('select current_setting(\'server_version\') as v');
+    const { rows } = await pool.query<{ v: string }>("select current_setting('server_version') as v");
     console.log(`PostgreSQL ${rows[0]!.v}, scale ${scale}`);
     const result = await generateCrm(pool, { scale, parallel, log: (s) => console.log(s) });
 
@@ -75,13 +75,17 @@ async function main(): Promise<number> {
       result.bytes,
     ]);
     console.log('');
-    console.log(`build time  ${result.seconds.toFixed(1)} s (${result.connections} connection${result.connections > 1 ? 's' : ''})`);
+    console.log(
+      `build time  ${result.seconds.toFixed(1)} s (${result.connections} connection${result.connections > 1 ? 's' : ''})`,
+    );
     console.log(`total size  ${size[0]!.pretty} (schema crm: tables, indexes, TOAST)`);
     console.log('rows');
     const width = Math.max(...Object.keys(result.counts).map((k) => k.length));
     for (const [table, n] of Object.entries(result.counts)) {
       const indent = table.startsWith('events_') ? '    ' : '  ';
-      console.log(`${indent}${`crm.${table}`.padEnd(width + 6 - indent.length)} ${n.toLocaleString('en-US').padStart(12)}`);
+      console.log(
+        `${indent}${`crm.${table}`.padEnd(width + 6 - indent.length)} ${n.toLocaleString('en-US').padStart(12)}`,
+      );
     }
     return 0;
   } finally {

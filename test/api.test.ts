@@ -4,7 +4,15 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLethe, type DB, type Lethe, LetheError, requestErasure, runWorker, type LetheWorker } from '../src/api/index.js';
+import {
+  createLethe,
+  type DB,
+  type Lethe,
+  LetheError,
+  requestErasure,
+  runWorker,
+  type LetheWorker,
+} from '../src/api/index.js';
 import { loadFixture } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -24,7 +32,13 @@ afterAll(async () => {
 });
 
 async function startWorker(): Promise<LetheWorker> {
-  worker ??= await runWorker({ connectionString: db.url, concurrency: 2, chunkSize: 40, pollInterval: 200, log: () => {} });
+  worker ??= await runWorker({
+    connectionString: db.url,
+    concurrency: 2,
+    chunkSize: 40,
+    pollInterval: 200,
+    log: () => {},
+  });
   return worker;
 }
 
@@ -36,7 +50,15 @@ describe('requestErasure → worker → done', () => {
     expect(await lethe.requestErasure(['1'], { requestKey: 'api-1' })).toBe(id);
 
     const queued = await lethe.getRequest(id);
-    expect(queued).toMatchObject({ id, status: 'queued', source: 'api-test', total: 3, matched: 2, unmatched: 1, duplicates: 1 });
+    expect(queued).toMatchObject({
+      id,
+      status: 'queued',
+      source: 'api-test',
+      total: 3,
+      matched: 2,
+      unmatched: 1,
+      duplicates: 1,
+    });
 
     await startWorker();
     const progress: number[] = [];
@@ -63,7 +85,9 @@ describe('requestErasure → worker → done', () => {
     expect((await lethe.wasErasedHash(items[0]!.subjectHash)).erased).toBe(true);
 
     const audit = await lethe.audit.rows({ requestId: id });
-    expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['request_erasure', 'erase_chunk', 'request_finished']));
+    expect(audit.map((a) => a.action)).toEqual(
+      expect.arrayContaining(['request_erasure', 'erase_chunk', 'request_finished']),
+    );
     // No key and no PII in the audit trail.
     expect(JSON.stringify(audit)).not.toMatch(/user1@example|First1/);
   });
@@ -84,12 +108,18 @@ describe('requestErasure → worker → done', () => {
   });
 
   it("works with the application's own Kysely (ESM build) and its transactions", async () => {
-    const appDb = new Kysely<DB>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }) });
+    const appDb = new Kysely<DB>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }),
+    });
     try {
       const id = await appDb.transaction().execute(async (trx) => {
         const rid = await requestErasure(trx, ['9'], { requestKey: 'app-trx' });
         // Visible inside the transaction, typed by the generated schema.
-        const row = await trx.selectFrom('pii.requests').select(['status', 'total']).where('id', '=', rid).executeTakeFirstOrThrow();
+        const row = await trx
+          .selectFrom('pii.requests')
+          .select(['status', 'total'])
+          .where('id', '=', rid)
+          .executeTakeFirstOrThrow();
         expect(row).toEqual({ status: 'queued', total: '1' });
         return rid;
       });
@@ -107,7 +137,9 @@ describe('requestErasure → worker → done', () => {
     const { rows } = await db.query('select count(*)::int as n from app.customers where id between 20 and 119');
     expect(rows[0].n).toBe(0);
     // chunkSize 40: three chunks, each its own transaction and audit row.
-    expect((await lethe.audit.rows({ requestId: id, action: 'erase_chunk' })).map((a) => a.details.items)).toEqual([20, 40, 40]);
+    expect((await lethe.audit.rows({ requestId: id, action: 'erase_chunk' })).map((a) => a.details.items)).toEqual([
+      20, 40, 40,
+    ]);
   });
 });
 
@@ -118,7 +150,10 @@ describe('errors', () => {
     expect(err).toMatchObject({ code: '22023', message: expect.stringMatching(/at least one subject key/) });
     expect((err as LetheError).isBadInput).toBe(true);
 
-    await expect(lethe.requestErasure(['abc'])).rejects.toMatchObject({ code: '22P02', message: expect.stringMatching(/#1/) });
+    await expect(lethe.requestErasure(['abc'])).rejects.toMatchObject({
+      code: '22P02',
+      message: expect.stringMatching(/#1/),
+    });
     await expect(lethe.requestErasure(['1'], { mode: 'shred' as 'erase' })).rejects.toMatchObject({ code: '22023' });
     await expect(lethe.getRequest('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ code: '42704' });
     await expect(lethe.getRequest('not-a-uuid')).rejects.toMatchObject({ code: '22P02' });
@@ -174,8 +209,12 @@ describe('registry and audit helpers', () => {
     await db.query('create table app.notes (id bigint primary key, customer_id bigint, body text)');
     await lethe.registry.registerTable('app.notes', 'customer_id', 'anonymize');
     await lethe.registry.registerColumn('app.notes', 'body', { erase: 'null', category: 'free_text' });
-    await expect(lethe.registry.registerColumn('app.notes', 'body', { erase: 'scramble' })).rejects.toMatchObject({ code: '22023' });
-    await expect(lethe.registry.registerColumn('app.notes', 'nope', { erase: 'null' })).rejects.toMatchObject({ code: '42703' });
+    await expect(lethe.registry.registerColumn('app.notes', 'body', { erase: 'scramble' })).rejects.toMatchObject({
+      code: '22023',
+    });
+    await expect(lethe.registry.registerColumn('app.notes', 'nope', { erase: 'null' })).rejects.toMatchObject({
+      code: '42703',
+    });
     const audit = await lethe.audit.rows({ action: 'register_column', limit: 1 });
     expect(audit[0]?.details).toMatchObject({ table: 'app.notes', column: 'body' });
   });

@@ -12,7 +12,10 @@ let requestId: string;
 
 /** Runs a request to the end as the worker would, on a connection with an application_name. */
 async function runRequest(client: pg.Client, keys: string[]): Promise<string> {
-  const { rows } = await client.query('select pii.request_erasure($1::text[], request_key => $2) as id', [keys, `ticket-${keys.join('-')}`]);
+  const { rows } = await client.query('select pii.request_erasure($1::text[], request_key => $2) as id', [
+    keys,
+    `ticket-${keys.join('-')}`,
+  ]);
   const id = rows[0].id;
   while ((await client.query('select pii.process_request_chunk($1, 2) as n', [id])).rows[0].n > 0);
   await client.query('select pii.finish_request($1)', [id]);
@@ -28,7 +31,9 @@ beforeAll(async () => {
     requestId = await runRequest(client, ['3', '4', '5', '9003']);
     await client.query(`select * from pii.erase_subjects(array['6'])`);
     await client.query(`select pii.set_guard('app.orders', 'skip')`);
-    await client.query(`insert into app.orders (id, customer_id, total, shipping_name) values (9001, 3, 1, 'First3 Last3')`);
+    await client.query(
+      `insert into app.orders (id, customer_id, total, shipping_name) values (9001, 3, 1, 'First3 Last3')`,
+    );
     await client.query(`select pii.set_guard('app.orders', 'scrub')`);
     await client.query(`update app.orders set shipping_address = '3 High Street' where customer_id = 3`);
     await client.query(`select pii.allow_return('9003')`);
@@ -54,9 +59,13 @@ describe('pii.audit is append-only', () => {
          where r.rolname = current_user and c.oid = 'pii.audit'::regclass`,
       );
       expect(who[0]).toEqual({ rolsuper: true, owner: true });
-      const before = (await db.query(`select md5(string_agg(a::text, '|' order by id)) as h, count(*)::int as n from pii.audit a`)).rows[0];
+      const before = (
+        await db.query(`select md5(string_agg(a::text, '|' order by id)) as h, count(*)::int as n from pii.audit a`)
+      ).rows[0];
       await expectPgError(db.query(sql), '42501', new RegExp(`pii\\.audit is append-only: ${op} is not allowed`));
-      const after = (await db.query(`select md5(string_agg(a::text, '|' order by id)) as h, count(*)::int as n from pii.audit a`)).rows[0];
+      const after = (
+        await db.query(`select md5(string_agg(a::text, '|' order by id)) as h, count(*)::int as n from pii.audit a`)
+      ).rows[0];
       expect(after).toEqual(before);
       expect(before.n).toBeGreaterThan(20);
     });
@@ -67,7 +76,11 @@ describe('pii.audit is append-only', () => {
     try {
       await client.query('begin');
       await client.query(`select pii.set_guard('app.orders', 'scrub')`);
-      await expectPgError(client.query(`delete from pii.audit where action = 'set_guard'`), '42501', /append-only: DELETE/);
+      await expectPgError(
+        client.query(`delete from pii.audit where action = 'set_guard'`),
+        '42501',
+        /append-only: DELETE/,
+      );
       await client.query('rollback');
     } finally {
       client.release();
@@ -104,10 +117,9 @@ describe('pii.audit rows', () => {
   });
 
   it('carry the request id and counts per table for a request', async () => {
-    const { rows } = await db.query(
-      `select action, details from pii.audit where request_id = $1 order by id`,
-      [requestId],
-    );
+    const { rows } = await db.query(`select action, details from pii.audit where request_id = $1 order by id`, [
+      requestId,
+    ]);
     expect(rows).toEqual([
       { action: 'request_erasure', details: { source: 'api', mode: 'erase', subjects: 4, matched: 3, duplicates: 0 } },
       {
@@ -122,8 +134,20 @@ describe('pii.audit rows', () => {
       {
         action: 'request_finished',
         details: {
-          status: 'done', total: 4, matched: 3, erased: 4, failed: 0, residuals: 0,
-          rows: { 'app.customers': 3, 'app.events': 12, 'app.orders': 6, 'app.order_items': 12, 'app.engravings': 6, 'app.loyalty_points': 9 },
+          status: 'done',
+          total: 4,
+          matched: 3,
+          erased: 4,
+          failed: 0,
+          residuals: 0,
+          rows: {
+            'app.customers': 3,
+            'app.events': 12,
+            'app.orders': 6,
+            'app.order_items': 12,
+            'app.engravings': 6,
+            'app.loyalty_points': 9,
+          },
         },
       },
     ]);
@@ -135,8 +159,16 @@ describe('pii.audit rows', () => {
        where action in ('guard_skip', 'guard_scrub', 'allow_return') order by id`,
     );
     expect(rows).toEqual([
-      { action: 'guard_skip', details: { table: 'app.orders', operation: 'insert', subjects: 1, rows: 1 }, hashed: false },
-      { action: 'guard_scrub', details: { table: 'app.orders', operation: 'update', subjects: 1, rows: 2 }, hashed: false },
+      {
+        action: 'guard_skip',
+        details: { table: 'app.orders', operation: 'insert', subjects: 1, rows: 1 },
+        hashed: false,
+      },
+      {
+        action: 'guard_scrub',
+        details: { table: 'app.orders', operation: 'update', subjects: 1, rows: 2 },
+        hashed: false,
+      },
       { action: 'allow_return', details: {}, hashed: true },
     ]);
     const { rows: h } = await db.query(
@@ -149,7 +181,14 @@ describe('pii.audit rows', () => {
     const { rows } = await db.query(`select string_agg(a::text, E'\\n') as all_rows from pii.audit a`);
     const text: string = rows[0].all_rows;
     for (const id of [3, 4, 5, 6, 7, 9003]) {
-      for (const value of [`user${id}@example.com`, `First${id}`, `Last${id}`, `+44 7700 900${String(id).padStart(3, '0')}`, `${id} High Street`, `ticket-`]) {
+      for (const value of [
+        `user${id}@example.com`,
+        `First${id}`,
+        `Last${id}`,
+        `+44 7700 900${String(id).padStart(3, '0')}`,
+        `${id} High Street`,
+        `ticket-`,
+      ]) {
         expect(text, value).not.toContain(value);
       }
     }
@@ -172,7 +211,10 @@ describe('pii.audit with text keys', () => {
 
   it('never holds a raw key, through request, erase_subjects, guards and allow_return', async () => {
     const handles = [1, 2, 3, 4].map((i) => `mbr-${createHash('md5').update(`member${i}`).digest('hex')}`);
-    const { rows } = await kdb.query('select pii.request_erasure($1::text[], request_key => $2) as id', [handles.slice(0, 2), handles[0]]);
+    const { rows } = await kdb.query('select pii.request_erasure($1::text[], request_key => $2) as id', [
+      handles.slice(0, 2),
+      handles[0],
+    ]);
     while ((await kdb.query('select pii.process_request_chunk($1) as n', [rows[0].id])).rows[0].n > 0);
     await kdb.query('select pii.finish_request($1)', [rows[0].id]);
     await kdb.query('select * from pii.erase_subjects($1::text[])', [[handles[2]]]);
@@ -183,10 +225,24 @@ describe('pii.audit with text keys', () => {
 
     const { rows: audit } = await kdb.query(`select action, a::text as t from pii.audit a order by id`);
     expect(audit.map((a) => a.action)).toEqual(
-      expect.arrayContaining(['request_erasure', 'erase_chunk', 'request_finished', 'erase_subjects', 'guard_scrub', 'allow_return']),
+      expect.arrayContaining([
+        'request_erasure',
+        'erase_chunk',
+        'request_finished',
+        'erase_subjects',
+        'guard_scrub',
+        'allow_return',
+      ]),
     );
     for (const a of audit) {
-      for (const secret of [...handles, 'member1@example.org', 'member2@example.org', 'member3@example.org', 'back@example.org', '198.51.100.7']) {
+      for (const secret of [
+        ...handles,
+        'member1@example.org',
+        'member2@example.org',
+        'member3@example.org',
+        'back@example.org',
+        '198.51.100.7',
+      ]) {
         expect(a.t, `${a.action} holds ${secret}`).not.toContain(secret);
       }
     }

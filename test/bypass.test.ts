@@ -18,7 +18,15 @@ const notices: string[] = [];
 let secretHex = '';
 
 // Values that must never reach the reader.
-const RAW = [/user\d+@example\.com/, /Last\d+/, /First\d+/, /\+44 7700 900\d{3}/, /called about order/, /High Street/, /00000000-0000-4000-8000-0000000000\d\d/];
+const RAW = [
+  /user\d+@example\.com/,
+  /Last\d+/,
+  /First\d+/,
+  /\+44 7700 900\d{3}/,
+  /called about order/,
+  /High Street/,
+  /00000000-0000-4000-8000-0000000000\d\d/,
+];
 
 function expectNoRaw(text: string): void {
   for (const re of RAW) expect(text, `raw value ${re} leaked`).not.toMatch(re);
@@ -88,7 +96,13 @@ describe('the masked reader', () => {
       select session_user::text as u, r.rolsuper, r.rolbypassrls, inet_client_addr() is not null as tcp,
              (select array_agg(g.rolname::text order by 1) from pg_auth_members m join pg_roles g on g.oid = m.roleid where m.member = r.oid) as groups
       from pg_roles r where r.rolname = session_user`);
-    expect(rows[0]).toEqual({ u: role, rolsuper: false, rolbypassrls: false, tcp: true, groups: ['pii_masked_reader'] });
+    expect(rows[0]).toEqual({
+      u: role,
+      rolsuper: false,
+      rolbypassrls: false,
+      tcp: true,
+      groups: ['pii_masked_reader'],
+    });
   });
 
   it('reads the masked views (positive control): masked values only', async () => {
@@ -142,7 +156,9 @@ describe('bypass attempts (each must fail)', () => {
   });
 
   it('09 extended statistics (pg_stats_ext MCV lists)', async () => {
-    const { rows } = await reader.query(`select most_common_vals::text as v from pg_stats_ext where schemaname = 'app'`);
+    const { rows } = await reader.query(
+      `select most_common_vals::text as v from pg_stats_ext where schemaname = 'app'`,
+    );
     expect(rows).toEqual([]);
     await denied(`select stxdmcv::text from pg_statistic_ext_data`);
   });
@@ -178,13 +194,22 @@ describe('bypass attempts (each must fail)', () => {
   });
 
   it('14 the audit trail, requests, request items, tombstones and CSV staging', async () => {
-    for (const t of ['pii.audit', 'pii.requests', 'pii.request_items', 'pii.tombstones', 'pii.import_rows', 'pii.masked_views']) {
+    for (const t of [
+      'pii.audit',
+      'pii.requests',
+      'pii.request_items',
+      'pii.tombstones',
+      'pii.import_rows',
+      'pii.masked_views',
+    ]) {
       await denied(`select * from ${t}`);
     }
   });
 
   it('15 creating objects in schema public (PostgreSQL 15+) or in app/masked', async () => {
-    const major = Number((await reader.query(`select current_setting('server_version_num')::int / 10000 as v`)).rows[0].v);
+    const major = Number(
+      (await reader.query(`select current_setting('server_version_num')::int / 10000 as v`)).rows[0].v,
+    );
     if (major >= 15) await denied(`create table public.x (a int)`);
     await denied(`create function masked.f() returns int language sql as 'select 1'`);
     await denied(`create table app.x (a int)`);
@@ -212,7 +237,9 @@ describe('bypass attempts (each must fail)', () => {
   });
 
   it('18 own functions over a base table (SECURITY DEFINER runs as the reader)', async () => {
-    await reader.query(`create function pg_temp.grab() returns setof text language sql security definer as 'select email from app.customers'`);
+    await reader.query(
+      `create function pg_temp.grab() returns setof text language sql security definer as 'select email from app.customers'`,
+    );
     await denied(`select * from pg_temp.grab()`);
   });
 
@@ -222,13 +249,17 @@ describe('bypass attempts (each must fail)', () => {
     await denied(`select phone::int from masked.customers where id = 7`, '22P02');
     await denied(`select (first_name || last_name)::date from masked.customers`, '22007').catch(async () => {
       // NULL || … is NULL: no error is also no leak.
-      expectNoRaw(JSON.stringify((await reader.query(`select (first_name || last_name) as x from masked.customers`)).rows));
+      expectNoRaw(
+        JSON.stringify((await reader.query(`select (first_name || last_name) as x from masked.customers`)).rows),
+      );
     });
     await denied(`select email::int from app.customers`);
   });
 
   it('20 EXPLAIN (VERBOSE, ANALYZE) of a masked view shows no raw value and no key', async () => {
-    const { rows } = await reader.query(`explain (analyze, verbose, costs off) select * from masked.customers where id = 7`);
+    const { rows } = await reader.query(
+      `explain (analyze, verbose, costs off) select * from masked.customers where id = 7`,
+    );
     const text = rows.map((r) => r['QUERY PLAN']).join('\n');
     expect(text).toMatch(/Output:/);
     expectNoRaw(text);
@@ -254,7 +285,7 @@ describe('bypass attempts (each must fail)', () => {
     await denied(`select * from pg_largeobject`);
   });
 
-  it('23 server files: pg_read_file, pg_read_binary_file of a table\'s data file, COPY … PROGRAM', async () => {
+  it("23 server files: pg_read_file, pg_read_binary_file of a table's data file, COPY … PROGRAM", async () => {
     await denied(`select pg_read_file('postgresql.conf')`);
     await denied(`select pg_read_binary_file(pg_relation_filepath('app.customers'))`);
     await denied(`copy (select 1) to program 'cat'`);
@@ -262,7 +293,9 @@ describe('bypass attempts (each must fail)', () => {
   });
 
   it("24 pg_stat_activity: other sessions' query text is hidden", async () => {
-    const { rows } = await reader.query(`select query from pg_stat_activity where application_name = 'bypass-bystander'`);
+    const { rows } = await reader.query(
+      `select query from pg_stat_activity where application_name = 'bypass-bystander'`,
+    );
     expect(rows).toEqual([{ query: '<insufficient privilege>' }]);
   });
 
@@ -271,7 +304,9 @@ describe('bypass attempts (each must fail)', () => {
     if (!has) return; // not installed on this server: nothing to read
     // Installed but not preloaded (55000): the view can be read by nobody.
     const read = await reader
-      .query(`select query from pg_stat_statements where userid <> (select oid from pg_roles where rolname = current_user)`)
+      .query(
+        `select query from pg_stat_statements where userid <> (select oid from pg_roles where rolname = current_user)`,
+      )
       .catch((e: { code?: string }) => (e.code === '55000' ? null : Promise.reject(e)));
     if (!read) return;
     const { rows } = read;
@@ -301,7 +336,9 @@ describe('bypass attempts (each must fail)', () => {
     expect(rows).toEqual([{ email: 'u***@example.com' }]);
     // Another session's prepared statements (with PII in their text) are not visible here.
     await bystander.query(`prepare peek as select * from app.customers where email = 'user7@example.com'`);
-    const others = await reader.query(`select count(*)::int as n from pg_prepared_statements where name not in ('raw', 'm')`);
+    const others = await reader.query(
+      `select count(*)::int as n from pg_prepared_statements where name not in ('raw', 'm')`,
+    );
     expect(others.rows[0].n).toBe(0);
   });
 
@@ -310,8 +347,12 @@ describe('bypass attempts (each must fail)', () => {
       create function pg_temp.leak(v text) returns boolean language plpgsql cost 0.0001 as
       $$ begin raise notice 'leak: %', v; return true; end $$`);
     notices.length = 0;
-    await reader.query(`select id from masked.customers where pg_temp.leak(email) and pg_temp.leak(last_name) and pg_temp.leak(first_name) and pg_temp.leak(phone) and pg_temp.leak(external_ref::text)`);
-    await reader.query(`select o.id from masked.orders o join masked.customers c on c.id = o.customer_id where pg_temp.leak(o.shipping_address) and pg_temp.leak(o.shipping_name) and pg_temp.leak(c.notes)`);
+    await reader.query(
+      `select id from masked.customers where pg_temp.leak(email) and pg_temp.leak(last_name) and pg_temp.leak(first_name) and pg_temp.leak(phone) and pg_temp.leak(external_ref::text)`,
+    );
+    await reader.query(
+      `select o.id from masked.orders o join masked.customers c on c.id = o.customer_id where pg_temp.leak(o.shipping_address) and pg_temp.leak(o.shipping_name) and pg_temp.leak(c.notes)`,
+    );
     await reader.query(`select 1 from masked.events e where pg_temp.leak(e.payload::text)`);
     expect(notices.some((n) => n.includes('leak: u***@example.com'))).toBe(true);
     expectNoRaw(notices.join('\n'));
@@ -319,7 +360,9 @@ describe('bypass attempts (each must fail)', () => {
 
   it('30 a leaky function as a join qual or in an ORDER BY / aggregate sees masked values only', async () => {
     notices.length = 0;
-    await reader.query(`select count(*) from masked.customers c join masked.orders o on pg_temp.leak(c.email || o.shipping_name) and o.customer_id = c.id`);
+    await reader.query(
+      `select count(*) from masked.customers c join masked.orders o on pg_temp.leak(c.email || o.shipping_name) and o.customer_id = c.id`,
+    );
     await reader.query(`select string_agg(email, ',' order by pg_temp.leak(phone)::text) from masked.customers`);
     expectNoRaw(notices.join('\n'));
   });

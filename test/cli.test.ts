@@ -74,14 +74,28 @@ describe('usage', () => {
       lethe(['worker', '--concurrency', '0']),
     ]);
     expect(help.code).toBe(0);
-    for (const c of ['migrate', 'erase', 'import', 'status', 'verify', 'was-erased', 'worker', 'grant', 'lint', 'demo']) {
+    for (const c of [
+      'migrate',
+      'erase',
+      'import',
+      'status',
+      'verify',
+      'was-erased',
+      'worker',
+      'grant',
+      'lint',
+      'demo',
+    ]) {
       expect(help.stdout).toContain(c);
     }
     expect(none.code).toBe(2);
     expect(unknown).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown command 'frobnicate'/) });
     expect(missingArg.code).toBe(2);
     expect(badId).toMatchObject({ code: 2, stderr: expect.stringMatching(/"nope" is not a request id/) });
-    expect(badConcurrency).toMatchObject({ code: 2, stderr: expect.stringMatching(/--concurrency must be a positive integer/) });
+    expect(badConcurrency).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--concurrency must be a positive integer/),
+    });
   });
 
   it('says clearly when no database is given', async () => {
@@ -136,10 +150,17 @@ describe('erase, worker, status, verify, was-erased', () => {
     const s = await json(['erase', '--file', file('keys.txt', '13\n\n14\r\n'), '--mode', 'delete', '--due', '48h']);
     expect(s).toMatchObject({ status: 'queued', total: 2, mode: 'delete', source: 'cli' });
     expect(new Date(s.dueAt).getTime() - Date.now()).toBeGreaterThan(47 * 3_600_000);
-    const [none, shred, bad] = await Promise.all([lethe(['erase']), lethe(['erase', '15', '--mode', 'shred']), lethe(['erase', 'abc'])]);
+    const [none, shred, bad] = await Promise.all([
+      lethe(['erase']),
+      lethe(['erase', '15', '--mode', 'shred']),
+      lethe(['erase', 'abc']),
+    ]);
     expect(none).toMatchObject({ code: 2, stderr: expect.stringMatching(/no subject keys/) });
     expect(shred).toMatchObject({ code: 2, stderr: expect.stringMatching(/--mode must be erase or delete/) });
-    expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/subject key #1 is not a valid bigint \(SQLSTATE 22P02\)/) });
+    expect(bad).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/subject key #1 is not a valid bigint \(SQLSTATE 22P02\)/),
+    });
   });
 
   it('worker processes the queue; status --watch follows a request to done', async () => {
@@ -177,7 +198,10 @@ describe('erase, worker, status, verify, was-erased', () => {
     const bad = await lethe(['verify', id, '--json']);
     expect(bad.code).toBe(1);
     const out = JSON.parse(bad.stdout);
-    expect(out).toMatchObject({ verified: false, residuals: [expect.objectContaining({ tableName: expect.stringMatching(/app\.events/) })] });
+    expect(out).toMatchObject({
+      verified: false,
+      residuals: [expect.objectContaining({ tableName: expect.stringMatching(/app\.events/) })],
+    });
     await db.query(`delete from app.events where customer_id = 11`);
   });
 
@@ -223,7 +247,12 @@ describe('import', () => {
     expect(r.stdout).toMatch(/unmatched rows\n\s*row\s+subject hash\n[- ]+\n\s*5\s+[0-9a-f]{64}/);
     expect(r.stdout).not.toContain('999999');
     const j = await json(['import', file('erase2.csv', 'subject_key\n23\n')]);
-    expect(j).toMatchObject({ rowsRead: 1, matched: 1, status: 'queued', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(j).toMatchObject({
+      rowsRead: 1,
+      matched: 1,
+      status: 'queued',
+      requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
   });
 
   it('rejects a malformed file with row numbers and exit 2; nothing is queued', async () => {
@@ -244,14 +273,25 @@ describe('import', () => {
 
   it('--skip-invalid imports the valid rows and lists the rejected ones', async () => {
     const r = await json(['import', file('mixed.csv', 'customer_id\n28\n"29"\n30\n'), '--skip-invalid']);
-    expect(r).toMatchObject({ rowsRead: 3, rowsImported: 2, rejected: 1, rejectedRows: [{ row: 3, reason: 'column 1: quoted values are not allowed' }] });
+    expect(r).toMatchObject({
+      rowsRead: 3,
+      rowsImported: 2,
+      rejected: 1,
+      rejectedRows: [{ row: 3, reason: 'column 1: quoted values are not allowed' }],
+    });
   });
 
   it('handles a 50,000-row file', async () => {
     await db.query(`insert into app.customers (id) select i from generate_series(200001, 250000) i`);
     const ids = Array.from({ length: 50_000 }, (_, i) => 200_001 + i);
     const r = await json(['import', file('big.csv', `customer_id\n${ids.join('\n')}\n`)]);
-    expect(r).toMatchObject({ rowsRead: 50_000, rowsImported: 50_000, subjects: 50_000, matched: 50_000, unmatched: 0 });
+    expect(r).toMatchObject({
+      rowsRead: 50_000,
+      rowsImported: 50_000,
+      subjects: 50_000,
+      matched: 50_000,
+      unmatched: 0,
+    });
   });
 });
 

@@ -45,8 +45,21 @@ afterAll(() => db?.drop());
 
 describe('crm dataset at scale 0.001', () => {
   it('has the requested row counts, reported exactly', async () => {
-    expect(expected).toEqual({ customers: 1000, events: 20000, orders: 5000, order_items: 10000, loyalty_points: 3000 });
-    const { rows } = await db.query<{ customers: number; events: number; orders: number; order_items: number; loyalty_points: number; daily_revenue: number }>(`
+    expect(expected).toEqual({
+      customers: 1000,
+      events: 20000,
+      orders: 5000,
+      order_items: 10000,
+      loyalty_points: 3000,
+    });
+    const { rows } = await db.query<{
+      customers: number;
+      events: number;
+      orders: number;
+      order_items: number;
+      loyalty_points: number;
+      daily_revenue: number;
+    }>(`
       select (select count(*) from crm.customers)::int as customers,
              (select count(*) from crm.events)::int as events,
              (select count(*) from crm.orders)::int as orders,
@@ -74,9 +87,12 @@ describe('crm dataset at scale 0.001', () => {
         'city text, country text, ip_address inet, status text not null, email_opt_out boolean not null, sms_opt_out boolean not null, ' +
         'created_at timestamp with time zone not null, last_seen_at timestamp with time zone, notes text',
       daily_revenue: 'day date not null, brand_id integer not null, orders bigint, revenue numeric',
-      events: 'id bigint not null, customer_id bigint not null, occurred_at timestamp with time zone not null, kind text not null, payload jsonb',
-      loyalty_points: 'id bigint not null, customer_id bigint not null, points integer not null, reason text, created_at timestamp with time zone not null',
-      order_items: 'id bigint not null, order_id bigint not null, sku text not null, quantity integer not null, unit_price numeric(12,2) not null, gift_message text',
+      events:
+        'id bigint not null, customer_id bigint not null, occurred_at timestamp with time zone not null, kind text not null, payload jsonb',
+      loyalty_points:
+        'id bigint not null, customer_id bigint not null, points integer not null, reason text, created_at timestamp with time zone not null',
+      order_items:
+        'id bigint not null, order_id bigint not null, sku text not null, quantity integer not null, unit_price numeric(12,2) not null, gift_message text',
       orders:
         'id bigint not null, customer_id bigint not null, ordered_at timestamp with time zone not null, total numeric(12,2) not null, ' +
         'status text not null, shipping_name text, shipping_address text, billing_email text',
@@ -134,10 +150,12 @@ describe('crm dataset at scale 0.001', () => {
     // The generator leaves nothing of its own behind: no function in crm, no storage
     // option (autovacuum is off only during the load), and the tables are vacuumed.
     const { rows: fns } = await db.query<{ n: number }>(
-      `select count(*)::int as n from pg_proc where pronamespace = 'crm'::regnamespace`);
+      `select count(*)::int as n from pg_proc where pronamespace = 'crm'::regnamespace`,
+    );
     expect(fns[0]!.n).toBe(0);
     const { rows: opts } = await db.query<{ relname: string }>(
-      `select relname from pg_class where relnamespace = 'crm'::regnamespace and reloptions is not null`);
+      `select relname from pg_class where relnamespace = 'crm'::regnamespace and reloptions is not null`,
+    );
     expect(opts).toEqual([]);
     const { rows: stats } = await db.query<{ relname: string }>(`
       select relname from pg_stat_user_tables
@@ -169,7 +187,14 @@ describe('crm dataset at scale 0.001', () => {
   });
 
   it('puts the customer email in about 30% of the event payloads, with page, utm_source and ip in others', async () => {
-    const { rows } = await db.query<{ email: number; wrong_email: number; page: number; utm: number; ip: number; total: number }>(`
+    const { rows } = await db.query<{
+      email: number;
+      wrong_email: number;
+      page: number;
+      utm: number;
+      ip: number;
+      total: number;
+    }>(`
       select count(*) filter (where e.payload ? 'email')::float / count(*) as email,
              count(*) filter (where e.payload ? 'email' and e.payload->>'email' is distinct from c.email)::int as wrong_email,
              count(*) filter (where e.payload ? 'page')::float / count(*) as page,

@@ -87,6 +87,8 @@ describe('COPY encoding', () => {
     expect(copyText('42')).toBe('42');
     expect(copyText(null)).toBe('\\N');
     expect(copyText('a\\b\tc')).toBe('a\\\\b\\tc');
-    expect(encodeCopyRow('00000000-0000-4000-8000-000000000000', 7, 'k', null)).toBe('00000000-0000-4000-8000-000000000000\t7\tk\t\\N\n');
+    expect(encodeCopyRow('00000000-0000-4000-8000-000000000000', 7, 'k', null)).toBe(
+      '00000000-0000-4000-8000-000000000000\t7\tk\t\\N\n',
+    );
   });
 });

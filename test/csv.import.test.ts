@@ -17,7 +17,9 @@ beforeAll(async () => {
   db = await createTestDatabase('csv_import');
   await loadFixture(db, 'crm.sql', 'crm_register.sql');
   // 50,000 more customers (profile only) so big files have subjects to match.
-  await db.query(`insert into app.customers (id, email) select i, 'c' || i || '@example.com' from generate_series(100001, 150000) i`);
+  await db.query(
+    `insert into app.customers (id, email) select i, 'c' || i || '@example.com' from generate_series(100001, 150000) i`,
+  );
   lethe = createLethe({ connectionString: db.url });
 });
 afterAll(async () => {
@@ -43,7 +45,10 @@ async function footprint() {
   return rows[0];
 }
 
-async function rejected(path: string | Readable, opts: Parameters<Lethe['importCsv']>[1] = {}): Promise<CsvRejectedError> {
+async function rejected(
+  path: string | Readable,
+  opts: Parameters<Lethe['importCsv']>[1] = {},
+): Promise<CsvRejectedError> {
   const before = await footprint();
   const err = await lethe.importCsv(path, opts).then(
     () => undefined,
@@ -81,7 +86,9 @@ describe('50,000-row files', () => {
 
     const { rows } = await db.query(`select count(*)::int as n from pii.import_rows`);
     expect(rows[0].n).toBe(0); // staging emptied in the same transaction
-    const { rows: jobs } = await db.query(`select count(*)::int as n from graphile_worker.jobs where key = $1`, [`lethe:request:${report.requestId}`]);
+    const { rows: jobs } = await db.query(`select count(*)::int as n from graphile_worker.jobs where key = $1`, [
+      `lethe:request:${report.requestId}`,
+    ]);
     expect(jobs[0].n).toBe(1);
     const { rows: src } = await db.query(`select source from pii.requests where id = $1`, [report.requestId]);
     expect(src[0].source).toBe('csv');
@@ -96,7 +103,12 @@ describe('50,000-row files', () => {
     const lines = Array.from({ length: 50_000 }, (_, i) => String(100_001 + i));
     lines[39_998] = '"100001"'; // line 40000
     const err = await rejected(csvFile(`subject_key\n${lines.join('\n')}\n`));
-    expect(err).toMatchObject({ stage: 'file', rejected: 1, rowsRead: 50_000, rows: [{ row: 40_000, reason: 'column 1: quoted values are not allowed' }] });
+    expect(err).toMatchObject({
+      stage: 'file',
+      rejected: 1,
+      rowsRead: 50_000,
+      rows: [{ row: 40_000, reason: 'column 1: quoted values are not allowed' }],
+    });
     expect(err.message).toMatch(/1 of 50000 rows are invalid; the whole file was rejected and nothing was queued/);
   });
 
@@ -106,7 +118,14 @@ describe('50,000-row files', () => {
     lines[29_999] = '100001,maybe'; // line 30001
     lines[49_999] = '100002'; // line 50001: one column
     const report = await lethe.importCsv(csvFile(`subject_key,erase\n${lines.join('\n')}`), { skipInvalid: true });
-    expect(report).toMatchObject({ rowsRead: 50_000, rowsImported: 49_997, rejected: 3, subjects: 49_997, matched: 49_997, unmatched: 0 });
+    expect(report).toMatchObject({
+      rowsRead: 50_000,
+      rowsImported: 49_997,
+      rejected: 3,
+      subjects: 49_997,
+      matched: 49_997,
+      unmatched: 0,
+    });
     expect(report.rejectedRows).toEqual([
       { row: 6, reason: 'empty subject key' },
       { row: 30_001, reason: 'erase flag must be true or 1' },
@@ -170,12 +189,19 @@ describe('malformed files are refused before anything is queued', () => {
   it('refuses a file whose keys do not fit the key column type, naming the CSV row', async () => {
     const before = await footprint();
     const err = await lethe.importCsv(csvFile('subject_key\n1\n\n2\nnot-a-number\n'), {}).catch((e: unknown) => e);
-    expect(err).toMatchObject({ name: 'LetheError', code: '22P02', message: 'row 5: subject key is not a valid bigint' });
+    expect(err).toMatchObject({
+      name: 'LetheError',
+      code: '22P02',
+      message: 'row 5: subject key is not a valid bigint',
+    });
     expect(await footprint()).toEqual(before);
   });
 
   it('refuses a scope column in an unscoped install', async () => {
-    await expect(lethe.importCsv(csvFile('subject_key,scope\n1,1\n'))).rejects.toMatchObject({ code: '22023', message: expect.stringMatching(/not scoped/) });
+    await expect(lethe.importCsv(csvFile('subject_key,scope\n1,1\n'))).rejects.toMatchObject({
+      code: '22023',
+      message: expect.stringMatching(/not scoped/),
+    });
   });
 
   it('fails cleanly for a missing file', async () => {
@@ -193,7 +219,9 @@ describe('accepted variants', () => {
   });
 
   it('lets a pii_operator login role import (COPY into the staging table)', async () => {
-    await db.query(`drop role if exists lethe_csv_op; create role lethe_csv_op login password 'pw' in role pii_operator`);
+    await db.query(
+      `drop role if exists lethe_csv_op; create role lethe_csv_op login password 'pw' in role pii_operator`,
+    );
     const u = new URL(db.url);
     u.username = 'lethe_csv_op';
     u.password = 'pw';
@@ -208,7 +236,10 @@ describe('accepted variants', () => {
     u.username = 'lethe_nobody_csv';
     const nobody = createLethe({ connectionString: u.toString() });
     try {
-      await expect(nobody.importCsv(csvFile('customer_id\n7\n'))).rejects.toMatchObject({ name: 'LetheError', code: '42501' });
+      await expect(nobody.importCsv(csvFile('customer_id\n7\n'))).rejects.toMatchObject({
+        name: 'LetheError',
+        code: '42501',
+      });
     } finally {
       await nobody.close();
     }
@@ -216,14 +247,22 @@ describe('accepted variants', () => {
 });
 
 describe('scoped installs', () => {
-  it('imports (key, scope) pairs under Smartico\'s core_sm_brand_id', async () => {
+  it("imports (key, scope) pairs under Smartico's core_sm_brand_id", async () => {
     const scoped = await createTestDatabase('csv_scoped');
     const l = createLethe({ connectionString: scoped.url });
     try {
       await loadFixture(scoped, 'brands_scoped.sql');
-      await scoped.query(`select pii.register_subject_table('casino.players', 'player_id', scope_column => 'brand_id')`);
+      await scoped.query(
+        `select pii.register_subject_table('casino.players', 'player_id', scope_column => 'brand_id')`,
+      );
       const report = await l.importCsv(csvFile('user_ext_id,core_sm_brand_id\npl-1,2\npl-1,9\npl-1,2\n'));
-      expect(report).toMatchObject({ subjects: 2, matched: 1, unmatched: 1, duplicates: 1, unmatchedRows: [{ row: 3 }] });
+      expect(report).toMatchObject({
+        subjects: 2,
+        matched: 1,
+        unmatched: 1,
+        duplicates: 1,
+        unmatchedRows: [{ row: 3 }],
+      });
       // A file mixing rows with and without a scope cannot be expressed: the column is all or nothing.
       const err = await l.importCsv(csvFile('user_ext_id\npl-1\n')).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: '22023', message: expect.stringMatching(/scopes are required/) });

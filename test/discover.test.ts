@@ -49,14 +49,17 @@ describe('by name', () => {
   });
 
   it('ignores names that only contain a PII word (product_name, email_opt_out, created_at)', () => {
-    for (const c of ['product_name', 'email_opt_out', 'created_at', 'id']) expect(find('shop.kunden', c)).toBeUndefined();
+    for (const c of ['product_name', 'email_opt_out', 'created_at', 'id'])
+      expect(find('shop.kunden', c)).toBeUndefined();
   });
 
   it('suggests a register_column call that fits the type, after register_table when the table is not registered', () => {
     expect(find('shop.kunden', 'geburtsdatum')!.suggestion).toBe(
       `select pii.register_table('shop.kunden', '<subject column>', 'anonymize');  select pii.register_column('shop.kunden', 'geburtsdatum', 'null', 'year', 'demographic');`,
     );
-    expect(find('shop.kunden', 'firstName')!.suggestion).toContain(`select pii.register_column('shop.kunden', 'firstName', 'null', 'partial:1,0', 'name');`);
+    expect(find('shop.kunden', 'firstName')!.suggestion).toContain(
+      `select pii.register_column('shop.kunden', 'firstName', 'null', 'partial:1,0', 'name');`,
+    );
   });
 });
 
@@ -83,30 +86,43 @@ describe('by type and by sampled values', () => {
   });
 
   it('a column classified as not PII whose values look like PII is reported', () => {
-    expect(find('app.orders', 'contact')?.reason).toMatch(/sampled values contain email addresses \(the column is classified as not PII\)$/);
+    expect(find('app.orders', 'contact')?.reason).toMatch(
+      /sampled values contain email addresses \(the column is classified as not PII\)$/,
+    );
   });
 
   it('registered columns are not reported again', () => {
-    for (const c of ['email', 'first_name', 'last_name', 'phone', 'birth_date']) expect(find('app.customers', c)).toBeUndefined();
+    for (const c of ['email', 'first_name', 'last_name', 'phone', 'birth_date'])
+      expect(find('app.customers', c)).toBeUndefined();
   });
 });
 
 describe('jsonb keys', () => {
   it('finds keys whose values look like PII, nested too', () => {
-    expect(find('shop.contacts', 'attrs', /customerEmail/)?.reason).toBe('jsonb key customerEmail: 200 of 200 sampled values contain email addresses');
-    expect(find('shop.contacts', 'attrs', /contact\.mobile_phone/)?.reason).toBe('jsonb key contact.mobile_phone: 200 of 200 sampled values look like phone numbers');
+    expect(find('shop.contacts', 'attrs', /customerEmail/)?.reason).toBe(
+      'jsonb key customerEmail: 200 of 200 sampled values contain email addresses',
+    );
+    expect(find('shop.contacts', 'attrs', /contact\.mobile_phone/)?.reason).toBe(
+      'jsonb key contact.mobile_phone: 200 of 200 sampled values look like phone numbers',
+    );
     expect(find('shop.contacts', 'attrs', /utm_source|qty/)).toBeUndefined();
   });
 
   it('suggests jsonb_remove for top-level keys; nested keys need the whole column', () => {
-    expect(find('shop.contacts', 'attrs', /customerEmail/)?.suggestion).toContain(`'jsonb_remove:customerEmail', 'hide', 'contact'`);
-    expect(find('shop.contacts', 'attrs', /mobile_phone/)?.suggestion).toMatch(/'null', 'hide', 'contact'\);  -- nested key contact.mobile_phone/);
+    expect(find('shop.contacts', 'attrs', /customerEmail/)?.suggestion).toContain(
+      `'jsonb_remove:customerEmail', 'hide', 'contact'`,
+    );
+    expect(find('shop.contacts', 'attrs', /mobile_phone/)?.suggestion).toMatch(
+      /'null', 'hide', 'contact'\); {2}-- nested key contact.mobile_phone/,
+    );
   });
 
   it('a registered jsonb column: keys its jsonb_remove rule leaves behind are reported, removed keys are not', () => {
     const phone = find('app.events', 'payload', /jsonb key phone/);
     expect(phone?.reason).toMatch(/^jsonb key phone: \d+ of \d+ sampled values look like phone numbers$/);
-    expect(phone?.suggestion).toBe(`select pii.register_column('app.events', 'payload', 'jsonb_remove:email,phone', 'hide', 'behaviour');`);
+    expect(phone?.suggestion).toBe(
+      `select pii.register_column('app.events', 'payload', 'jsonb_remove:email,phone', 'hide', 'behaviour');`,
+    );
     expect(find('app.events', 'payload', /jsonb key email/)).toBeUndefined();
   });
 });
@@ -114,7 +130,18 @@ describe('jsonb keys', () => {
 describe('sampling', () => {
   it('never returns a sampled value', () => {
     const text = JSON.stringify(findings);
-    for (const re of [/@mail\.example\.org/, /person\d/, /DE89/, /192\.168\./, /2001:db8/, /4111/, /visitor\d/, /buyer\d/, /Hauptstr/, /\+44 20/]) {
+    for (const re of [
+      /@mail\.example\.org/,
+      /person\d/,
+      /DE89/,
+      /192\.168\./,
+      /2001:db8/,
+      /4111/,
+      /visitor\d/,
+      /buyer\d/,
+      /Hauptstr/,
+      /\+44 20/,
+    ]) {
       expect(text).not.toMatch(re);
     }
   });
@@ -125,10 +152,14 @@ describe('sampling', () => {
     try {
       await client.query('begin');
       await client.query(`select * from pii.discover(sample_rows => 100)`);
-      const { rows } = await client.query(`select seq_scan, seq_tup_read from pg_stat_xact_user_tables where relid = 'shop.big_log'::regclass`);
+      const { rows } = await client.query(
+        `select seq_scan, seq_tup_read from pg_stat_xact_user_tables where relid = 'shop.big_log'::regclass`,
+      );
       expect(Number(rows[0].seq_tup_read)).toBeLessThan(20_000); // of 200,000 rows
       const plan = await client.query(`explain ${await sampleSql(client)}`);
-      expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n'), await sampleSql(client)).toMatch(/Sample Scan on big_log/);
+      expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n'), await sampleSql(client)).toMatch(
+        /Sample Scan on big_log/,
+      );
     } finally {
       await client.query('rollback');
       client.release();
@@ -150,7 +181,11 @@ describe('sampling', () => {
       select r, has_function_privilege(r, 'pii.discover(integer)', 'execute') as ok
       from unnest(array['pii_admin', 'pii_auditor', 'pii_operator', 'pii_masked_reader', 'pii_dispatcher']) r order by r`);
     expect(Object.fromEntries(rows.map((x) => [x.r, x.ok]))).toEqual({
-      pii_admin: true, pii_auditor: true, pii_dispatcher: false, pii_masked_reader: false, pii_operator: false,
+      pii_admin: true,
+      pii_auditor: true,
+      pii_dispatcher: false,
+      pii_masked_reader: false,
+      pii_operator: false,
     });
   });
 });

@@ -23,20 +23,33 @@ afterAll(() => db.drop());
 
 describe('pii.erase_subjects with a PII key', () => {
   it('refuses a referencing foreign key that does not cascade updates', async () => {
-    await db.query(`create table mail.bad_ref (id bigint primary key, contact_email text references mail.contacts (email))`);
-    await expectPgError(db.query(`select pii.register_table('mail.bad_ref', 'contact_email', 'anonymize')`), '55000',
-      /foreign key bad_ref_contact_email_fkey on mail\.bad_ref must be ON UPDATE CASCADE/);
+    await db.query(
+      `create table mail.bad_ref (id bigint primary key, contact_email text references mail.contacts (email))`,
+    );
+    await expectPgError(
+      db.query(`select pii.register_table('mail.bad_ref', 'contact_email', 'anonymize')`),
+      '55000',
+      /foreign key bad_ref_contact_email_fkey on mail\.bad_ref must be ON UPDATE CASCADE/,
+    );
     await db.query('drop table mail.bad_ref');
   });
 
   it('refuses key_is_pii on a non-text key', async () => {
     await db.query(`create table mail.other (id bigint primary key)`);
-    await expectPgError(db.query(`select pii.register_subject_table('mail.other', 'id', key_is_pii => true)`), '42804', /key_is_pii needs a text key column/);
+    await expectPgError(
+      db.query(`select pii.register_subject_table('mail.other', 'id', key_is_pii => true)`),
+      '42804',
+      /key_is_pii needs a text key column/,
+    );
     await db.query('drop table mail.other');
   });
 
   it('replaces the email everywhere with one pseudonym and keeps the joins', async () => {
-    const pseudonymOf = (await db.query(`select 'anon_' || left(encode(pii.hmac('pseudonym' || chr(31) || 'ann@example.com'), 'hex'), 32) as p`)).rows[0].p;
+    const pseudonymOf = (
+      await db.query(
+        `select 'anon_' || left(encode(pii.hmac('pseudonym' || chr(31) || 'ann@example.com'), 'hex'), 32) as p`,
+      )
+    ).rows[0].p;
     const { rows } = await db.query(`select * from pii.erase_subjects(array['ann@example.com'])`);
     // sends has no PII column and follows the key through its cascading foreign key: no statement.
     expect(rows).toEqual([
@@ -44,7 +57,9 @@ describe('pii.erase_subjects with a PII key', () => {
       { table_name: 'mail.unsubscribes', rows_affected: '1' },
       { table_name: 'mail.contacts', rows_affected: '1' },
     ]);
-    const contacts = await db.query(`select email, full_name, city, subscribed from mail.contacts order by full_name nulls first`);
+    const contacts = await db.query(
+      `select email, full_name, city, subscribed from mail.contacts order by full_name nulls first`,
+    );
     expect(contacts.rows).toEqual([
       { email: pseudonymOf, full_name: null, city: null, subscribed: false },
       { email: 'bob@example.com', full_name: 'Bob Baker', city: 'York', subscribed: true },
@@ -52,7 +67,8 @@ describe('pii.erase_subjects with a PII key', () => {
     ]);
     // sends follows through ON UPDATE CASCADE; tickets (no foreign key) is rewritten by Lethe.
     const joined = await db.query(
-      `select s.campaign, c.full_name from mail.sends s join mail.contacts c on c.email = s.contact_email order by s.id`);
+      `select s.campaign, c.full_name from mail.sends s join mail.contacts c on c.email = s.contact_email order by s.id`,
+    );
     expect(joined.rows).toEqual([
       { campaign: 'spring', full_name: null },
       { campaign: 'summer', full_name: null },
@@ -72,7 +88,8 @@ describe('pii.erase_subjects with a PII key', () => {
       `select count(*) as n from (
          select email as v from mail.contacts union all select contact_email from mail.sends
          union all select contact_email from mail.tickets union all select contact_email from mail.unsubscribes) x
-       where v = 'ann@example.com'`);
+       where v = 'ann@example.com'`,
+    );
     expect(rows[0].n).toBe('0');
   });
 
@@ -84,15 +101,23 @@ describe('pii.erase_subjects with a PII key', () => {
   });
 
   it('reports the unregistered free-text column that still quotes the email through verification', async () => {
-    const rid = (await db.query(`select pii.request_erasure(array['bob@example.com', 'nobody@example.com']) as id`)).rows[0].id;
+    const rid = (await db.query(`select pii.request_erasure(array['bob@example.com', 'nobody@example.com']) as id`))
+      .rows[0].id;
     await db.query(`update mail.tickets set body = 'bob@example.com wrote in' where id = 2`);
     while ((await db.query(`select pii.process_request_chunk($1) as n`, [rid])).rows[0].n > 0);
     expect((await db.query(`select pii.finish_request($1) as s`, [rid])).rows[0].s).toBe('failed');
     const residuals = await db.query(`select table_name, column_name, detail from pii.verify_erasure($1)`, [rid]);
     expect(residuals.rows).toEqual([
-      { table_name: 'mail.tickets', column_name: 'body', detail: 'identifier of the subject found in an unregistered column' },
+      {
+        table_name: 'mail.tickets',
+        column_name: 'body',
+        detail: 'identifier of the subject found in an unregistered column',
+      },
     ]);
-    const status = await db.query(`select status, total, matched, unmatched, residual_count from pii.request_status($1)`, [rid]);
+    const status = await db.query(
+      `select status, total, matched, unmatched, residual_count from pii.request_status($1)`,
+      [rid],
+    );
     expect(status.rows[0]).toEqual({ status: 'failed', total: '2', matched: '1', unmatched: '1', residual_count: 1 });
   });
 });

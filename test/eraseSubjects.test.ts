@@ -30,12 +30,22 @@ describe('pii.erase_subjects (mode erase)', () => {
     const { rows } = await db.query(
       `select id, email, first_name, last_name, phone, birth_date, status, email_opt_out, sms_opt_out, notes, created_at,
               external_ref::text ~ '^[0-9a-f-]{36}$' and external_ref <> ('00000000-0000-4000-8000-' || lpad(id::text, 12, '0'))::uuid as ref_pseudonymised
-       from app.customers where id in (3, 4) order by id`);
+       from app.customers where id in (3, 4) order by id`,
+    );
     for (const [i, id] of [3, 4].entries()) {
       expect(rows[i]).toEqual({
-        id: String(id), email: null, first_name: null, last_name: null, phone: null, birth_date: null,
-        status: 'DEACTIVATED', email_opt_out: true, sms_opt_out: true, notes: null,
-        created_at: new Date('2026-01-01T00:00:00Z'), ref_pseudonymised: true,
+        id: String(id),
+        email: null,
+        first_name: null,
+        last_name: null,
+        phone: null,
+        birth_date: null,
+        status: 'DEACTIVATED',
+        email_opt_out: true,
+        sms_opt_out: true,
+        notes: null,
+        created_at: new Date('2026-01-01T00:00:00Z'),
+        ref_pseudonymised: true,
       });
     }
   });
@@ -43,7 +53,8 @@ describe('pii.erase_subjects (mode erase)', () => {
   it('pseudonyms are deterministic and keyed: equal inputs give equal outputs, no plain hash', async () => {
     const { rows } = await db.query(
       `select pii.hmac('x') <> sha256('x'::bytea) as keyed,
-              (select count(distinct external_ref) from app.customers where id in (3, 4)) as distinct_refs`);
+              (select count(distinct external_ref) from app.customers where id in (3, 4)) as distinct_refs`,
+    );
     expect(rows[0]).toEqual({ keyed: true, distinct_refs: '2' });
   });
 
@@ -52,24 +63,30 @@ describe('pii.erase_subjects (mode erase)', () => {
       `select count(*) filter (where email = 'user' || id || '@example.com' and status = 'ACTIVE' and first_name = 'First' || id
                                  and external_ref = ('00000000-0000-4000-8000-' || lpad(id::text, 12, '0'))::uuid) as intact,
               count(*) as total
-       from app.customers where id not in (3, 4)`);
+       from app.customers where id not in (3, 4)`,
+    );
     expect(rows[0]).toEqual({ intact: '8', total: '8' });
   });
 
-  it('deletes behavioural history in every partition, and only the subjects\'', async () => {
+  it("deletes behavioural history in every partition, and only the subjects'", async () => {
     const { rows } = await db.query(
       `select tableoid::regclass::text as part, count(*) filter (where customer_id in (3, 4)) as erased, count(*) as total
-       from app.events group by 1 order by 1`);
+       from app.events group by 1 order by 1`,
+    );
     expect(rows).toEqual([
       { part: 'app.events_2026_09', erased: '0', total: '16' },
       { part: 'app.events_2026_10', erased: '0', total: '16' },
     ]);
-    const loyalty = await db.query(`select count(*) filter (where customer_id in (3, 4)) as erased, count(*) as total from app.loyalty_points`);
+    const loyalty = await db.query(
+      `select count(*) filter (where customer_id in (3, 4)) as erased, count(*) as total from app.loyalty_points`,
+    );
     expect(loyalty.rows[0]).toEqual({ erased: '0', total: '24' });
   });
 
   it('anonymizes orders in place: record and amounts kept, PII nulled', async () => {
-    const { rows } = await db.query(`select id, customer_id, total, shipping_name, shipping_address from app.orders where customer_id in (3, 4, 5) order by id`);
+    const { rows } = await db.query(
+      `select id, customer_id, total, shipping_name, shipping_address from app.orders where customer_id in (3, 4, 5) order by id`,
+    );
     expect(rows).toEqual([
       { id: '31', customer_id: '3', total: '10.00', shipping_name: null, shipping_address: null },
       { id: '32', customer_id: '3', total: '20.00', shipping_name: null, shipping_address: null },
@@ -81,14 +98,18 @@ describe('pii.erase_subjects (mode erase)', () => {
   });
 
   it('reaches tables through parents, two levels deep', async () => {
-    const items = await db.query(`select id, sku, quantity, gift_message from app.order_items where order_id in (31, 51) order by id`);
+    const items = await db.query(
+      `select id, sku, quantity, gift_message from app.order_items where order_id in (31, 51) order by id`,
+    );
     expect(items.rows).toEqual([
       { id: '311', sku: 'SKU-1', quantity: 1, gift_message: null },
       { id: '312', sku: 'SKU-2', quantity: 2, gift_message: null },
       { id: '511', sku: 'SKU-1', quantity: 1, gift_message: 'for First5 Last5' },
       { id: '512', sku: 'SKU-2', quantity: 2, gift_message: 'for First5 Last5' },
     ]);
-    const engravings = await db.query(`select id, engraving from app.engravings where id in (311, 321, 511) order by id`);
+    const engravings = await db.query(
+      `select id, engraving from app.engravings where id in (311, 321, 511) order by id`,
+    );
     expect(engravings.rows).toEqual([
       { id: '311', engraving: '' },
       { id: '321', engraving: '' },
@@ -102,7 +123,9 @@ describe('pii.erase_subjects (mode erase)', () => {
   });
 
   it('tombstones every requested subject by keyed hash, including unknown keys', async () => {
-    const { rows } = await db.query(`select count(*) as n, count(*) filter (where erased_at is not null) as erased from pii.tombstones`);
+    const { rows } = await db.query(
+      `select count(*) as n, count(*) filter (where erased_at is not null) as erased from pii.tombstones`,
+    );
     expect(rows[0]).toEqual({ n: '3', erased: '3' });
     const known = await db.query(`select erased from pii.was_erased('4')`);
     expect(known.rows).toEqual([{ erased: true }]);
@@ -113,14 +136,21 @@ describe('pii.erase_subjects (mode erase)', () => {
   it('audits counts, never keys', async () => {
     const { rows } = await db.query(`select details from pii.audit where action = 'erase_subjects'`);
     expect(rows).toHaveLength(1);
-    expect(rows[0].details).toMatchObject({ mode: 'erase', subjects: 3, matched: 2, rows: { 'app.customers': 2, 'app.events': 8 } });
+    expect(rows[0].details).toMatchObject({
+      mode: 'erase',
+      subjects: 3,
+      matched: 2,
+      rows: { 'app.customers': 2, 'app.events': 8 },
+    });
     expect(JSON.stringify(rows[0].details)).not.toMatch(/999/);
   });
 
   it('is idempotent: erasing again changes no value', async () => {
-    const before = (await db.query(`select md5(string_agg(c::text, ',' order by id)) as h from app.customers c`)).rows[0].h;
+    const before = (await db.query(`select md5(string_agg(c::text, ',' order by id)) as h from app.customers c`))
+      .rows[0].h;
     await db.query(`select * from pii.erase_subjects(array['3'])`);
-    const after = (await db.query(`select md5(string_agg(c::text, ',' order by id)) as h from app.customers c`)).rows[0].h;
+    const after = (await db.query(`select md5(string_agg(c::text, ',' order by id)) as h from app.customers c`)).rows[0]
+      .h;
     expect(after).toBe(before);
   });
 });
@@ -138,7 +168,8 @@ describe('pii.erase_subjects (mode delete)', () => {
     ]);
     const left = await db.query(
       `select (select count(*) from app.customers where id = 6) + (select count(*) from app.orders where customer_id = 6)
-            + (select count(*) from app.order_items where order_id in (61, 62)) + (select count(*) from app.events where customer_id = 6) as n`);
+            + (select count(*) from app.order_items where order_id in (61, 62)) + (select count(*) from app.events where customer_id = 6) as n`,
+    );
     expect(left.rows[0].n).toBe('0');
   });
 });
@@ -146,14 +177,27 @@ describe('pii.erase_subjects (mode delete)', () => {
 describe('set-based execution', () => {
   it('runs one statement per table whatever the number of keys (plan is per table)', async () => {
     const { rows } = await db.query(`select table_name, action, statement from pii.erase_plan('erase')`);
-    expect(rows.map((r) => r.table_name)).toEqual(['app.engravings', 'app.order_items', 'app.events', 'app.orders', 'app.loyalty_points', 'app.customers']);
+    expect(rows.map((r) => r.table_name)).toEqual([
+      'app.engravings',
+      'app.order_items',
+      'app.events',
+      'app.orders',
+      'app.loyalty_points',
+      'app.customers',
+    ]);
     for (const r of rows) expect(r.statement).toMatch(/= any \(\$1::bigint\[\]\)/);
   });
 
   it('erases 50,000 keys in one call', async () => {
-    await db.query(`insert into app.customers (id, email) select i, 'bulk' || i || '@example.com' from generate_series(100001, 150000) i`);
-    await db.query(`insert into app.orders (id, customer_id, total, shipping_name) select i, i, 1, 'n' from generate_series(100001, 150000) i`);
-    const { rows } = await db.query(`select * from pii.erase_subjects(array(select i::text from generate_series(100001, 150000) i))`);
+    await db.query(
+      `insert into app.customers (id, email) select i, 'bulk' || i || '@example.com' from generate_series(100001, 150000) i`,
+    );
+    await db.query(
+      `insert into app.orders (id, customer_id, total, shipping_name) select i, i, 1, 'n' from generate_series(100001, 150000) i`,
+    );
+    const { rows } = await db.query(
+      `select * from pii.erase_subjects(array(select i::text from generate_series(100001, 150000) i))`,
+    );
     expect(rows.find((r) => r.table_name === 'app.customers')?.rows_affected).toBe('50000');
     expect(rows.find((r) => r.table_name === 'app.orders')?.rows_affected).toBe('50000');
     const left = await db.query(`select count(*) as n from app.customers where id > 100000 and email is not null`);
@@ -165,7 +209,9 @@ describe('set-based execution', () => {
     try {
       // The fixture is tiny; forbid sequential scans to see that an index path exists.
       await client.query('set enable_seqscan = off');
-      const { rows } = await client.query(`select statement from pii.erase_plan('erase') where table_name = 'app.events'`);
+      const { rows } = await client.query(
+        `select statement from pii.erase_plan('erase') where table_name = 'app.events'`,
+      );
       const plan = await client.query(`explain (format json) ${rows[0].statement.replace(/\$1/g, "'{1,2}'::text[]")}`);
       expect(JSON.stringify(plan.rows[0])).toMatch(/events_2026_09_customer_id_idx/);
     } finally {
@@ -176,27 +222,49 @@ describe('set-based execution', () => {
 
 describe('bad input changes nothing', () => {
   const snapshot = async () =>
-    (await db.query(`select (select md5(string_agg(c::text, ',' order by id)) from app.customers c) as c,
-                            (select count(*) from pii.tombstones) as t, (select count(*) from pii.audit) as a`)).rows[0];
+    (
+      await db.query(`select (select md5(string_agg(c::text, ',' order by id)) from app.customers c) as c,
+                            (select count(*) from pii.tombstones) as t, (select count(*) from pii.audit) as a`)
+    ).rows[0];
 
   it('a key that does not cast to the key type', async () => {
     const before = await snapshot();
-    await expectPgError(db.query(`select * from pii.erase_subjects(array['7', 'x7'])`), '22P02', /subject key(s must be valid bigint| #2 is not a valid bigint)/);
+    await expectPgError(
+      db.query(`select * from pii.erase_subjects(array['7', 'x7'])`),
+      '22P02',
+      /subject key(s must be valid bigint| #2 is not a valid bigint)/,
+    );
     expect(await snapshot()).toEqual(before);
   });
   it('a NULL key, NULL array, unknown mode, scopes on an unscoped install', async () => {
     const before = await snapshot();
-    await expectPgError(db.query(`select * from pii.erase_subjects(array['7', null])`), '22004', /subject key #2 is NULL/);
+    await expectPgError(
+      db.query(`select * from pii.erase_subjects(array['7', null])`),
+      '22004',
+      /subject key #2 is NULL/,
+    );
     await expectPgError(db.query(`select * from pii.erase_subjects(null)`), '22004', /subject_keys must not be NULL/);
-    await expectPgError(db.query(`select * from pii.erase_subjects(array['7'], mode => 'shred')`), '22023', /mode must be erase or delete, not "shred"/);
-    await expectPgError(db.query(`select * from pii.erase_subjects(array['7'], array['1'])`), '22023', /scopes given, but the subject table app\.customers is not scoped/);
+    await expectPgError(
+      db.query(`select * from pii.erase_subjects(array['7'], mode => 'shred')`),
+      '22023',
+      /mode must be erase or delete, not "shred"/,
+    );
+    await expectPgError(
+      db.query(`select * from pii.erase_subjects(array['7'], array['1'])`),
+      '22023',
+      /scopes given, but the subject table app\.customers is not scoped/,
+    );
     expect(await snapshot()).toEqual(before);
   });
   it('an oversized batch', async () => {
     const before = await snapshot();
     await db.query('update pii.settings set max_keys_per_call = 10');
     try {
-      await expectPgError(db.query(`select * from pii.erase_subjects(array(select i::text from generate_series(1, 11) i))`), '54000', /11 subject keys in one call; the limit is 10/);
+      await expectPgError(
+        db.query(`select * from pii.erase_subjects(array(select i::text from generate_series(1, 11) i))`),
+        '54000',
+        /11 subject keys in one call; the limit is 10/,
+      );
     } finally {
       await db.query('update pii.settings set max_keys_per_call = 100000');
     }

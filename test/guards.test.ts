@@ -23,7 +23,9 @@ const FRESH_ERASED = Array.from({ length: 100 }, (_, i) => 1000 + i);
 beforeAll(async () => {
   db = await createTestDatabase('guards');
   await loadFixture(db, 'crm.sql', 'requests_extra_customers.sql', 'crm_register.sql');
-  const { rows } = await db.query('select pii.request_erasure($1::text[]) as id', [[String(ERASED), ...FRESH_ERASED.map(String)]]);
+  const { rows } = await db.query('select pii.request_erasure($1::text[]) as id', [
+    [String(ERASED), ...FRESH_ERASED.map(String)],
+  ]);
   requestId = rows[0].id;
   while ((await db.query('select pii.process_request_chunk($1) as n', [requestId])).rows[0].n > 0);
   expect((await db.query('select pii.finish_request($1) as s', [requestId])).rows[0].s).toBe('done');
@@ -71,21 +73,51 @@ const customersState = async (ids: Ids, erasedIds: number[]) => ({
       [erasedIds],
     )
   ).rows,
-  other: (await db.query(`select id::int, email from app.customers where id in ($1, $2) and email like $3 order by id`, [ids.other, ids.otherNew, `%${ids.tag}%`])).rows,
+  other: (
+    await db.query(`select id::int, email from app.customers where id in ($1, $2) and email like $3 order by id`, [
+      ids.other,
+      ids.otherNew,
+      `%${ids.tag}%`,
+    ])
+  ).rows,
 });
-const scrubbedCustomer = (id: number) => ({ id, email: null, first_name: null, phone: null, status: 'DEACTIVATED', email_opt_out: true });
+const scrubbedCustomer = (id: number) => ({
+  id,
+  email: null,
+  first_name: null,
+  phone: null,
+  status: 'DEACTIVATED',
+  email_opt_out: true,
+});
 
 const eventsState = async (ids: Ids) => ({
   erased: Number((await one<{ n: string }>(`select count(*) as n from app.events where customer_id = $1`, [ERASED])).n),
-  other: (await db.query(`select customer_id::int, payload ->> 'email' as email from app.events where kind = $1 order by customer_id`, [ids.tag])).rows,
+  other: (
+    await db.query(
+      `select customer_id::int, payload ->> 'email' as email from app.events where kind = $1 order by customer_id`,
+      [ids.tag],
+    )
+  ).rows,
 });
 
 const ordersState = async (ids: Ids) => ({
   // The erased subject's orders holding any PII: never any.
-  pii: (await db.query(`select id::int from app.orders where customer_id = $1 and (shipping_name is not null or shipping_address is not null)`, [ERASED])).rows,
+  pii: (
+    await db.query(
+      `select id::int from app.orders where customer_id = $1 and (shipping_name is not null or shipping_address is not null)`,
+      [ERASED],
+    )
+  ).rows,
   kept: (await db.query(`select id::int from app.orders where id in (11, 12) order by id`)).rows,
-  added: (await db.query(`select id::int, shipping_name, shipping_address from app.orders where id = $1`, [newOrderId(ids)])).rows,
-  other: (await db.query(`select id::int, shipping_name from app.orders where customer_id = $1 and shipping_name = $2 order by id`, [ids.other, ids.tag])).rows,
+  added: (
+    await db.query(`select id::int, shipping_name, shipping_address from app.orders where id = $1`, [newOrderId(ids)])
+  ).rows,
+  other: (
+    await db.query(
+      `select id::int, shipping_name from app.orders where customer_id = $1 and shipping_name = $2 order by id`,
+      [ids.other, ids.tag],
+    )
+  ).rows,
 });
 const erasedOrders = (mode: Mode, added: boolean, ids: Ids) => ({
   pii: [],
@@ -135,11 +167,10 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
     },
     update: {
       run: (ids) =>
-        db.query(`update app.customers set email = 'other-' || $3 || '@example.com', first_name = 'Back', phone = '+44 1' where id in ($1, $2)`, [
-          ERASED,
-          ids.other,
-          ids.tag,
-        ]),
+        db.query(
+          `update app.customers set email = 'other-' || $3 || '@example.com', first_name = 'Back', phone = '+44 1' where id in ($1, $2)`,
+          [ERASED, ids.other, ids.tag],
+        ),
       state: (ids) => customersState(ids, [ERASED]),
       expected: (mode, ids) => ({
         erased: [scrubbedCustomer(ERASED)],
@@ -190,12 +221,17 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
           [ERASED, ids.other, ids.tag],
         ),
       state: eventsState,
-      expected: (mode, ids) => ({ erased: 0, other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }] }),
+      expected: (mode, ids) => ({
+        erased: 0,
+        other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }],
+      }),
     },
     update: {
       // Re-attributes one of the other subject's events (with an email inside) to the erased subject.
       run: async (ids) => {
-        const { rows } = await db.query(`select id from app.events where customer_id = $1 order by id limit 2`, [ids.other]);
+        const { rows } = await db.query(`select id from app.events where customer_id = $1 order by id limit 2`, [
+          ids.other,
+        ]);
         return db.query(
           `update app.events set kind = $3, payload = payload || jsonb_build_object('email', 'other-' || $3),
                   customer_id = case when id = $1 then ${ERASED} else customer_id end
@@ -204,13 +240,19 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
         );
       },
       state: eventsState,
-      expected: (mode, ids) => ({ erased: 0, other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }] }),
+      expected: (mode, ids) => ({
+        erased: 0,
+        other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }],
+      }),
     },
     upsert: {
       // A new event of the erased subject (insert path), one of the other subject's events moved to the
       // erased subject (update path), and another of the other subject's events updated in place.
       run: async (ids) => {
-        const { rows } = await db.query(`select id, occurred_at from app.events where customer_id = $1 order by id limit 2`, [ids.other]);
+        const { rows } = await db.query(
+          `select id, occurred_at from app.events where customer_id = $1 order by id limit 2`,
+          [ids.other],
+        );
         return db.query(
           `insert into app.events (id, customer_id, occurred_at, kind, payload) overriding system value
            values ($1, ${ERASED}, '2026-10-02', $6, '{"email": "user1@example.com"}'),
@@ -221,7 +263,10 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
         );
       },
       state: eventsState,
-      expected: (mode, ids) => ({ erased: 0, other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }] }),
+      expected: (mode, ids) => ({
+        erased: 0,
+        other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }],
+      }),
     },
     copy: {
       run: (ids) =>
@@ -231,18 +276,19 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
           `${ids.other}\t2026-10-21\t${ids.tag}\t{"email": "other-${ids.tag}"}`,
         ]),
       state: eventsState,
-      expected: (mode, ids) => ({ erased: 0, other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }] }),
+      expected: (mode, ids) => ({
+        erased: 0,
+        other: mode === 'reject' ? [] : [{ customer_id: ids.other, email: `other-${ids.tag}` }],
+      }),
     },
   },
   orders: {
     insert: {
       run: (ids) =>
-        db.query(`insert into app.orders (id, customer_id, total, shipping_name, shipping_address) values ($1, ${ERASED}, 5, 'First1 Last1', '1 High Street'), ($2, $3, 5, $4, 'Elm Road')`, [
-          newOrderId(ids),
-          newOrderId(ids) + 50_000,
-          ids.other,
-          ids.tag,
-        ]),
+        db.query(
+          `insert into app.orders (id, customer_id, total, shipping_name, shipping_address) values ($1, ${ERASED}, 5, 'First1 Last1', '1 High Street'), ($2, $3, 5, $4, 'Elm Road')`,
+          [newOrderId(ids), newOrderId(ids) + 50_000, ids.other, ids.tag],
+        ),
       state: ordersState,
       expected: (mode, ids) => ({
         ...erasedOrders(mode, true, ids),
@@ -250,11 +296,21 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
       }),
     },
     update: {
-      run: (ids) => db.query(`update app.orders set shipping_name = $2, shipping_address = 'Back Lane' where customer_id in (${ERASED}, $1)`, [ids.other, ids.tag]),
+      run: (ids) =>
+        db.query(
+          `update app.orders set shipping_name = $2, shipping_address = 'Back Lane' where customer_id in (${ERASED}, $1)`,
+          [ids.other, ids.tag],
+        ),
       state: ordersState,
       expected: (mode, ids) => ({
         ...erasedOrders(mode, false, ids),
-        other: mode === 'reject' ? [] : [{ id: ids.other * 10 + 1, shipping_name: ids.tag }, { id: ids.other * 10 + 2, shipping_name: ids.tag }],
+        other:
+          mode === 'reject'
+            ? []
+            : [
+                { id: ids.other * 10 + 1, shipping_name: ids.tag },
+                { id: ids.other * 10 + 2, shipping_name: ids.tag },
+              ],
       }),
     },
     upsert: {
@@ -287,12 +343,10 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
   order_items: {
     insert: {
       run: (ids) =>
-        db.query(`insert into app.order_items (id, order_id, sku, quantity, gift_message) values ($1, 11, 'SKU-9', 1, 'for First1 Last1'), ($2, $3, 'SKU-9', 1, $4)`, [
-          newItemId(ids),
-          newItemId(ids) + 50_000,
-          otherOrder(ids),
-          ids.tag,
-        ]),
+        db.query(
+          `insert into app.order_items (id, order_id, sku, quantity, gift_message) values ($1, 11, 'SKU-9', 1, 'for First1 Last1'), ($2, $3, 'SKU-9', 1, $4)`,
+          [newItemId(ids), newItemId(ids) + 50_000, otherOrder(ids), ids.tag],
+        ),
       state: itemsState,
       expected: (mode, ids) => ({
         ...erasedItems(mode, true, ids),
@@ -300,11 +354,21 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
       }),
     },
     update: {
-      run: (ids) => db.query(`update app.order_items set gift_message = $2 where order_id in (11, 12, $1)`, [otherOrder(ids), ids.tag]),
+      run: (ids) =>
+        db.query(`update app.order_items set gift_message = $2 where order_id in (11, 12, $1)`, [
+          otherOrder(ids),
+          ids.tag,
+        ]),
       state: itemsState,
       expected: (mode, ids) => ({
         ...erasedItems(mode, false, ids),
-        other: mode === 'reject' ? [] : [{ id: otherOrder(ids) * 10 + 1, gift_message: ids.tag }, { id: otherOrder(ids) * 10 + 2, gift_message: ids.tag }],
+        other:
+          mode === 'reject'
+            ? []
+            : [
+                { id: otherOrder(ids) * 10 + 1, gift_message: ids.tag },
+                { id: otherOrder(ids) * 10 + 2, gift_message: ids.tag },
+              ],
       }),
     },
     upsert: {
@@ -339,7 +403,13 @@ const scenarios: Record<Table, Record<Op, Scenario>> = {
 let counter = 0;
 function nextIds(): Ids {
   const n = counter++;
-  return { n, fresh: FRESH_ERASED[n]!, other: 21 + n, otherNew: 5000 + n, tag: `t${n}-${Math.random().toString(36).slice(2, 8)}` };
+  return {
+    n,
+    fresh: FRESH_ERASED[n]!,
+    other: 21 + n,
+    otherNew: 5000 + n,
+    tag: `t${n}-${Math.random().toString(36).slice(2, 8)}`,
+  };
 }
 
 async function guardAudit(table: string) {
@@ -359,11 +429,18 @@ describe.each(['scrub', 'reject', 'skip'] as const)('guard mode %s', (mode) => {
       const auditBefore = Number((await one<{ n: string }>(`select count(*) as n from pii.audit`)).n);
 
       if (mode === 'reject') {
-        await expectPgError(scenario.run(ids), 'PII01', new RegExp(`erased subject\\(s\\) cannot be re-ingested into app\\.${table}`));
+        await expectPgError(
+          scenario.run(ids),
+          'PII01',
+          new RegExp(`erased subject\\(s\\) cannot be re-ingested into app\\.${table}`),
+        );
         expect(Number((await one<{ n: string }>(`select count(*) as n from pii.audit`)).n)).toBe(auditBefore);
       } else {
         await scenario.run(ids);
-        expect(await guardAudit(table)).toEqual({ action: `guard_${mode}`, op: op === 'copy' ? 'insert' : op === 'upsert' ? expect.stringMatching(/insert|update/) : op });
+        expect(await guardAudit(table)).toEqual({
+          action: `guard_${mode}`,
+          op: op === 'copy' ? 'insert' : op === 'upsert' ? expect.stringMatching(/insert|update/) : op,
+        });
       }
       expect(await scenario.state(ids)).toEqual(scenario.expected(mode, ids));
       // The request that erased them still verifies: nothing came back anywhere.
@@ -380,8 +457,15 @@ describe('guards', () => {
     );
     expect(rows).toEqual(
       [
-        'app.customers', 'app.engravings', 'app.events', 'app.events_2026_09', 'app.events_2026_10', 'app.events_default',
-        'app.loyalty_points', 'app.order_items', 'app.orders',
+        'app.customers',
+        'app.engravings',
+        'app.events',
+        'app.events_2026_09',
+        'app.events_2026_10',
+        'app.events_default',
+        'app.loyalty_points',
+        'app.order_items',
+        'app.orders',
       ].map((t) => ({
         t,
         names: 'lethe_guard_insert,lethe_guard_update',
@@ -391,15 +475,27 @@ describe('guards', () => {
 
   it('reach a grandchild through two parents (engravings -> order_items -> orders)', async () => {
     await db.query(`select pii.set_guard('app.engravings', 'scrub')`);
-    await db.query(`insert into app.engravings (id, order_item_id, engraving) values (990001, 112, 'To First1'), (990002, 211, 'To Other')`);
-    const { rows } = await db.query(`select id::int, engraving from app.engravings where id in (990001, 990002) order by id`);
-    expect(rows).toEqual([{ id: 990001, engraving: '' }, { id: 990002, engraving: 'To Other' }]);
+    await db.query(
+      `insert into app.engravings (id, order_item_id, engraving) values (990001, 112, 'To First1'), (990002, 211, 'To Other')`,
+    );
+    const { rows } = await db.query(
+      `select id::int, engraving from app.engravings where id in (990001, 990002) order by id`,
+    );
+    expect(rows).toEqual([
+      { id: 990001, engraving: '' },
+      { id: 990002, engraving: 'To Other' },
+    ]);
     await db.query(`select pii.set_guard('app.engravings', 'reject')`);
-    await expectPgError(db.query(`update app.engravings set engraving = 'To First1' where id = 990001`), 'PII01', /app\.engravings \(update blocked\)/);
+    await expectPgError(
+      db.query(`update app.engravings set engraving = 'To First1' where id = 990001`),
+      'PII01',
+      /app\.engravings \(update blocked\)/,
+    );
   });
 
   it('accept an UPDATE that brings no PII back, even in reject mode', async () => {
-    for (const t of ['customers', 'orders', 'order_items']) await db.query('select pii.set_guard($1, $2)', [`app.${t}`, 'reject']);
+    for (const t of ['customers', 'orders', 'order_items'])
+      await db.query('select pii.set_guard($1, $2)', [`app.${t}`, 'reject']);
     await db.query(`update app.customers set created_at = '2026-06-01' where id = ${ERASED}`);
     await db.query(`update app.orders set total = 99 where customer_id = ${ERASED}`);
     await db.query(`update app.order_items set quantity = 7 where order_id = 11`);
@@ -408,8 +504,16 @@ describe('guards', () => {
       email: null,
       status: 'DEACTIVATED',
     });
-    expect(await one(`select count(*)::int as n from app.orders where id in (11, 12) and total = 99 and shipping_name is null`)).toEqual({ n: 2 });
-    expect(await one(`select count(*)::int as n from app.order_items where id in (111, 112) and quantity = 7 and gift_message is null`)).toEqual({ n: 2 });
+    expect(
+      await one(
+        `select count(*)::int as n from app.orders where id in (11, 12) and total = 99 and shipping_name is null`,
+      ),
+    ).toEqual({ n: 2 });
+    expect(
+      await one(
+        `select count(*)::int as n from app.order_items where id in (111, 112) and quantity = 7 and gift_message is null`,
+      ),
+    ).toEqual({ n: 2 });
     // A new order without PII for the erased subject is accepted too.
     await db.query(`insert into app.orders (id, customer_id, total) values (990100, ${ERASED}, 1)`);
     expect(await one(`select count(*)::int as n from app.orders where id = 990100`)).toEqual({ n: 1 });
@@ -420,12 +524,22 @@ describe('guards', () => {
     const back = 8001;
     await db.query(`select * from pii.erase_subjects(array['8001', '8002'])`);
     await db.query(`select pii.set_guard('app.customers', 'reject')`);
-    await expectPgError(db.query(`insert into app.customers (id, email) values ($1, 'back@example.com')`, [back]), 'PII01', /cannot be re-ingested/);
+    await expectPgError(
+      db.query(`insert into app.customers (id, email) values ($1, 'back@example.com')`, [back]),
+      'PII01',
+      /cannot be re-ingested/,
+    );
 
     expect(await one(`select pii.allow_return($1) as r`, [String(back)])).toEqual({ r: true });
     await db.query(`insert into app.customers (id, email) values ($1, 'back@example.com')`, [back]);
-    expect(await one(`select email, status from app.customers where id = $1`, [back])).toEqual({ email: 'back@example.com', status: 'ACTIVE' });
-    expect(await one(`select erased, flagged_at from pii.was_erased($1)`, [String(back)])).toEqual({ erased: false, flagged_at: null });
+    expect(await one(`select email, status from app.customers where id = $1`, [back])).toEqual({
+      email: 'back@example.com',
+      status: 'ACTIVE',
+    });
+    expect(await one(`select erased, flagged_at from pii.was_erased($1)`, [String(back)])).toEqual({
+      erased: false,
+      flagged_at: null,
+    });
 
     const audit = await one<{ action: string; subject_hash: Buffer; details: unknown; raw: boolean }>(
       `select action, subject_hash, details, strpos(a::text, $1) > 0 as raw from pii.audit a where action = 'allow_return' order by id desc limit 1`,
@@ -435,44 +549,82 @@ describe('guards', () => {
     expect(audit.subject_hash).toHaveLength(32);
     expect(await one(`select pii.allow_return('424242') as r`)).toEqual({ r: false });
     // Everyone else stays guarded.
-    await expectPgError(db.query(`insert into app.customers (id, email) values (8002, 'x@example.com')`), 'PII01', /cannot be re-ingested/);
+    await expectPgError(
+      db.query(`insert into app.customers (id, email) values (8002, 'x@example.com')`),
+      'PII01',
+      /cannot be re-ingested/,
+    );
   });
 
   it('mode off removes the triggers (PII can come back) and another mode puts them back', async () => {
     await db.query(`select pii.set_guard('app.orders', 'off')`);
-    expect(await one(`select count(*)::int as n from pg_trigger where tgrelid = 'app.orders'::regclass and tgname like 'lethe%'`)).toEqual({ n: 0 });
-    expect(await one(`select guard_mode from pii.registered_tables where table_name = 'app.orders'`)).toEqual({ guard_mode: 'off' });
-    await db.query(`insert into app.orders (id, customer_id, total, shipping_name) values (990200, ${ERASED}, 1, 'First1 Last1')`);
-    expect(await one(`select shipping_name from app.orders where id = 990200`)).toEqual({ shipping_name: 'First1 Last1' });
+    expect(
+      await one(
+        `select count(*)::int as n from pg_trigger where tgrelid = 'app.orders'::regclass and tgname like 'lethe%'`,
+      ),
+    ).toEqual({ n: 0 });
+    expect(await one(`select guard_mode from pii.registered_tables where table_name = 'app.orders'`)).toEqual({
+      guard_mode: 'off',
+    });
+    await db.query(
+      `insert into app.orders (id, customer_id, total, shipping_name) values (990200, ${ERASED}, 1, 'First1 Last1')`,
+    );
+    expect(await one(`select shipping_name from app.orders where id = 990200`)).toEqual({
+      shipping_name: 'First1 Last1',
+    });
     // verify_erasure sees it.
     const { rows } = await db.query(`select table_name, column_name, detail from pii.verify_erasure($1)`, [requestId]);
-    expect(rows).toEqual([{ table_name: 'app.orders', column_name: 'shipping_name', detail: 'not erased (erase strategy null)' }]);
+    expect(rows).toEqual([
+      { table_name: 'app.orders', column_name: 'shipping_name', detail: 'not erased (erase strategy null)' },
+    ]);
     await db.query(`delete from app.orders where id = 990200`);
 
     await db.query(`select pii.set_guard('app.orders', 'scrub')`);
-    expect(await one(`select count(*)::int as n from pg_trigger where tgrelid = 'app.orders'::regclass and tgname like 'lethe%'`)).toEqual({ n: 2 });
-    expect(await one(`select action, details from pii.audit where action = 'set_guard' order by id desc limit 1`)).toEqual({
+    expect(
+      await one(
+        `select count(*)::int as n from pg_trigger where tgrelid = 'app.orders'::regclass and tgname like 'lethe%'`,
+      ),
+    ).toEqual({ n: 2 });
+    expect(
+      await one(`select action, details from pii.audit where action = 'set_guard' order by id desc limit 1`),
+    ).toEqual({
       action: 'set_guard',
       details: { table: 'app.orders', mode: 'scrub' },
     });
   });
 
   it('set_guard refuses an unknown mode (22023) and an unregistered table (55000)', async () => {
-    await expectPgError(db.query(`select pii.set_guard('app.orders', 'ignore')`), '22023', /guard mode must be scrub, reject, skip or off, not "ignore"/);
-    await expectPgError(db.query(`select pii.set_guard('app.daily_revenue', 'reject')`), '55000', /table app\.daily_revenue is not registered/);
+    await expectPgError(
+      db.query(`select pii.set_guard('app.orders', 'ignore')`),
+      '22023',
+      /guard mode must be scrub, reject, skip or off, not "ignore"/,
+    );
+    await expectPgError(
+      db.query(`select pii.set_guard('app.daily_revenue', 'reject')`),
+      '55000',
+      /table app\.daily_revenue is not registered/,
+    );
   });
 
   it('cost nothing and change nothing for subjects that were never erased', async () => {
     await db.query(`select pii.set_guard('app.customers', 'reject')`);
-    await db.query(`insert into app.customers (id, email) select g, 'bulk' || g || '@example.com' from generate_series(700000, 700999) g`);
-    expect(await one(`select count(*)::int as n from app.customers where id between 700000 and 700999 and email like 'bulk%'`)).toEqual({ n: 1000 });
+    await db.query(
+      `insert into app.customers (id, email) select g, 'bulk' || g || '@example.com' from generate_series(700000, 700999) g`,
+    );
+    expect(
+      await one(
+        `select count(*)::int as n from app.customers where id between 700000 and 700999 and email like 'bulk%'`,
+      ),
+    ).toEqual({ n: 1000 });
   });
 
   it('guard writes that name a partition directly', async () => {
     await db.query(`select pii.set_guard('app.events', 'reject')`);
     await expectPgError(
       // An explicit id: before PostgreSQL 17 a partition does not inherit its parent's identity (17 needs OVERRIDING).
-      db.query(`insert into app.events_2026_09 (id, customer_id, occurred_at, kind, payload) overriding system value values (990001, ${ERASED}, '2026-09-20', 'direct', '{"email": "user1@example.com"}')`),
+      db.query(
+        `insert into app.events_2026_09 (id, customer_id, occurred_at, kind, payload) overriding system value values (990001, ${ERASED}, '2026-09-20', 'direct', '{"email": "user1@example.com"}')`,
+      ),
       'PII01',
       /cannot be re-ingested/,
     );

@@ -1,7 +1,7 @@
 // Masking functions (F14): pii.mask_email, mask_partial, mask_year, mask_hash on edge
 // cases, and the masked views' inlined expressions giving exactly the same results.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectPgError, loadFixture } from './helpers/fixtures.js';
+import { expectPgError } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 let db: TestDatabase;
@@ -90,7 +90,14 @@ describe('pii.mask_year', () => {
              pii.mask_year(timestamp '1984-06-23 10:30:00')::text as ts, pg_typeof(pii.mask_year(timestamp '1984-06-23 10:30'))::text as tst,
              pii.mask_year(timestamptz '1984-06-23 10:30:00+02') as tz, pg_typeof(pii.mask_year(timestamptz '1984-06-23 10:30+02'))::text as tzt,
              pii.mask_year(null::date) as n, pii.mask_year('infinity'::date)::text as inf`);
-    expect(rows[0]).toMatchObject({ dt: 'date', ts: '1984-01-01 00:00:00', tst: 'timestamp without time zone', tzt: 'timestamp with time zone', n: null, inf: 'infinity' });
+    expect(rows[0]).toMatchObject({
+      dt: 'date',
+      ts: '1984-01-01 00:00:00',
+      tst: 'timestamp without time zone',
+      tzt: 'timestamp with time zone',
+      n: null,
+      inf: 'infinity',
+    });
     expect((rows[0].d as Date).getFullYear()).toBe(1984);
     expect((rows[0].tz as Date).toISOString()).toBe('1984-01-01T00:00:00.000Z');
   });
@@ -101,7 +108,11 @@ describe('pii.mask_year', () => {
       await client.query(`set timezone = 'Pacific/Kiritimati'`);
       const a = (await client.query(`select pii.mask_year(timestamptz '2000-12-31 23:30:00+00')::text as v`)).rows[0].v;
       await client.query(`set timezone = 'America/Los_Angeles'`);
-      const b = (await client.query(`select pii.mask_year(timestamptz '2000-12-31 23:30:00+00') = timestamptz '2000-01-01 00:00:00+00' as same`)).rows[0];
+      const b = (
+        await client.query(
+          `select pii.mask_year(timestamptz '2000-12-31 23:30:00+00') = timestamptz '2000-01-01 00:00:00+00' as same`,
+        )
+      ).rows[0];
       expect(a).toBe('2000-01-01 14:00:00+14');
       expect(b.same).toBe(true);
     } finally {
@@ -144,15 +155,31 @@ describe('pii.mask_hash', () => {
        from unnest(array['pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher', 'pii_masked_reader']) r`,
     );
     expect(Object.fromEntries(rows.map((r) => [r.role, r.ok]))).toEqual({
-      pii_admin: true, pii_operator: false, pii_auditor: false, pii_dispatcher: false, pii_masked_reader: false,
+      pii_admin: true,
+      pii_operator: false,
+      pii_auditor: false,
+      pii_dispatcher: false,
+      pii_masked_reader: false,
     });
   });
 });
 
 describe('masked views compute exactly what the functions compute', () => {
   const values = [
-    'jane.doe@example.com', '@example.com', '"a@b"@example.com', 'no-at-sign', 'x', '', 'ñandú@correo.es', '😀smile@例え.jp',
-    '+44 7700 900123', '112', '0123456789', 'Zoë Ångström', `${long}@example.com`, null,
+    'jane.doe@example.com',
+    '@example.com',
+    '"a@b"@example.com',
+    'no-at-sign',
+    'x',
+    '',
+    'ñandú@correo.es',
+    '😀smile@例え.jp',
+    '+44 7700 900123',
+    '112',
+    '0123456789',
+    'Zoë Ångström',
+    `${long}@example.com`,
+    null,
   ];
 
   beforeAll(async () => {
@@ -192,7 +219,15 @@ describe('masked views compute exactly what the functions compute', () => {
     expect(rows).toHaveLength(values.length);
     for (const r of rows) {
       expect(r).toEqual({
-        id: r.id, email: true, partial: true, partial_char: true, year_date: true, year_ts: true, year_tz: true, hash_uuid: true, hash_text: true,
+        id: r.id,
+        email: true,
+        partial: true,
+        partial_char: true,
+        year_date: true,
+        year_ts: true,
+        year_tz: true,
+        hash_uuid: true,
+        hash_text: true,
       });
     }
   });

@@ -62,7 +62,7 @@ describe('pii.apply_masking', () => {
     expect(await builtAt('customers')).toBe(before);
   });
 
-  it('keeps the base table\'s column names, order and types', async () => {
+  it("keeps the base table's column names, order and types", async () => {
     expect(await columns('masked.customers')).toEqual(await columns('app.customers'));
     expect(await columns('masked.events')).toEqual(await columns('app.events'));
     expect(await columns('masked.orders')).toEqual(await columns('app.orders'));
@@ -89,7 +89,14 @@ describe('pii.apply_masking', () => {
 
   it('hides unclassified columns (privacy by default) and shows link columns', async () => {
     const { rows } = await db.query(`select * from masked.orders where id = 11`);
-    expect(rows[0]).toEqual({ id: '11', customer_id: '1', total: null, shipping_name: 'F***', shipping_address: null, ordered_at: null });
+    expect(rows[0]).toEqual({
+      id: '11',
+      customer_id: '1',
+      total: null,
+      shipping_name: 'F***',
+      shipping_address: null,
+      ordered_at: null,
+    });
   });
 
   it('lists unclassified columns with a suggestion, and pii.mark_not_pii shows them', async () => {
@@ -101,8 +108,12 @@ describe('pii.apply_masking', () => {
     const after = await db.query(`select total, ordered_at from masked.orders where id = 11`);
     expect(after.rows[0].total).toBe('10.00');
     expect(after.rows[0].ordered_at).not.toBeNull();
-    expect((await db.query(`select * from pii.unclassified_columns() where table_name = 'app.orders'`)).rows).toEqual([]);
-    const reg = await db.query(`select erase, mask, category from pii.registered_columns where table_name = 'app.orders' and column_name = 'total'`);
+    expect((await db.query(`select * from pii.unclassified_columns() where table_name = 'app.orders'`)).rows).toEqual(
+      [],
+    );
+    const reg = await db.query(
+      `select erase, mask, category from pii.registered_columns where table_name = 'app.orders' and column_name = 'total'`,
+    );
     expect(reg.rows[0]).toEqual({ erase: 'keep', mask: 'clear', category: 'not_pii' });
   });
 
@@ -169,8 +180,13 @@ describe('registry changes rebuild the views they concern', () => {
       create table crm2.orders (id bigint primary key, customer_id bigint not null, note text);
       create index on crm2.orders (customer_id);
       select pii.register_table('crm2.orders', 'customer_id', 'delete');`);
-    expect((await db.query(`select view_name from pii.masked_views where relid = 'crm2.orders'::regclass`)).rows[0].view_name).toBe('crm2_orders');
-    expect((await db.query(`select view_name from pii.masked_views where relid = 'app.orders'::regclass`)).rows[0].view_name).toBe('orders');
+    expect(
+      (await db.query(`select view_name from pii.masked_views where relid = 'crm2.orders'::regclass`)).rows[0]
+        .view_name,
+    ).toBe('crm2_orders');
+    expect(
+      (await db.query(`select view_name from pii.masked_views where relid = 'app.orders'::regclass`)).rows[0].view_name,
+    ).toBe('orders');
     await db.query(`select pii.unregister_table('crm2.orders')`);
   });
 
@@ -178,9 +194,22 @@ describe('registry changes rebuild the views they concern', () => {
     await db.query(`create view public.on_top as select birth_date from masked.customers`);
     try {
       // A hashed date is text: the view must be dropped and made again, which the dependent view blocks.
-      await expectPgError(db.query(`select pii.register_column('app.customers', 'birth_date', 'null', 'hash')`), '2BP01', /depend/);
-      expect((await db.query(`select mask from pii.registered_columns where column_name = 'birth_date' and table_name = 'app.customers'`)).rows[0].mask).toBe('year');
-      expect((await columns('masked.customers')).find((c) => c.name === 'birth_date')).toEqual({ name: 'birth_date', type: 'date' });
+      await expectPgError(
+        db.query(`select pii.register_column('app.customers', 'birth_date', 'null', 'hash')`),
+        '2BP01',
+        /depend/,
+      );
+      expect(
+        (
+          await db.query(
+            `select mask from pii.registered_columns where column_name = 'birth_date' and table_name = 'app.customers'`,
+          )
+        ).rows[0].mask,
+      ).toBe('year');
+      expect((await columns('masked.customers')).find((c) => c.name === 'birth_date')).toEqual({
+        name: 'birth_date',
+        type: 'date',
+      });
     } finally {
       await db.query(`drop view public.on_top`);
     }
@@ -189,7 +218,9 @@ describe('registry changes rebuild the views they concern', () => {
 
 describe('DDL on registered tables (event triggers)', () => {
   it('are installed (the tests migrate as a superuser)', async () => {
-    const { rows } = await db.query(`select evtname, evtevent from pg_event_trigger where evtname like 'lethe_masking%' order by 1`);
+    const { rows } = await db.query(
+      `select evtname, evtevent from pg_event_trigger where evtname like 'lethe_masking%' order by 1`,
+    );
     expect(rows).toEqual([
       { evtname: 'lethe_masking_ddl_end', evtevent: 'ddl_command_end' },
       { evtname: 'lethe_masking_ddl_start', evtevent: 'ddl_command_start' },
@@ -199,7 +230,7 @@ describe('DDL on registered tables (event triggers)', () => {
 
   it('without superuser the migration installs no event trigger and says what to do (NOTICE), it does not fail', async () => {
     const migration = readFileSync(new URL('../db/migrations/20261126000020_masking.sql', import.meta.url), 'utf8');
-    const block = /\ndo \$\$\nbegin\n  create event trigger[\s\S]*?\n\$\$;\n/.exec(migration)?.[0];
+    const block = /\ndo \$\$\nbegin\n {2}create event trigger[\s\S]*?\n\$\$;\n/.exec(migration)?.[0];
     expect(block).toBeDefined();
     const client = await db.pool.connect();
     const notices: string[] = [];
@@ -215,7 +246,9 @@ describe('DDL on registered tables (event triggers)', () => {
       client.off('notice', onNotice);
       client.release();
     }
-    expect(notices.join('\n')).toMatch(/may not create event triggers \(superuser only\).*select \* from pii\.apply_masking\(\);/);
+    expect(notices.join('\n')).toMatch(
+      /may not create event triggers \(superuser only\).*select \* from pii\.apply_masking\(\);/,
+    );
   });
 
   it('ADD COLUMN: the new, unclassified column appears hidden', async () => {
@@ -247,28 +280,42 @@ describe('DDL on registered tables (event triggers)', () => {
 
   it('ALTER COLUMN TYPE: the view keeps the new type and the mask', async () => {
     await db.query(`alter table app.customers alter column first_name type varchar(40)`);
-    expect((await columns('masked.customers')).find((c) => c.name === 'first_name')).toEqual({ name: 'first_name', type: 'character varying(40)' });
+    expect((await columns('masked.customers')).find((c) => c.name === 'first_name')).toEqual({
+      name: 'first_name',
+      type: 'character varying(40)',
+    });
     expect((await db.query(`select first_name from masked.customers where id = 1`)).rows[0].first_name).toBe('F***');
   });
 
   it('a rule that no longer fits the type hides the column (fail closed)', async () => {
     await db.query(`alter table app.customers alter column phone type bigint using null`);
-    const { rows } = await db.query(`select col_description('masked.customers'::regclass, attnum) as c from pg_attribute where attrelid = 'masked.customers'::regclass and attname = 'phone'`);
+    const { rows } = await db.query(
+      `select col_description('masked.customers'::regclass, attnum) as c from pg_attribute where attrelid = 'masked.customers'::regclass and attname = 'phone'`,
+    );
     expect(rows[0].c).toMatch(/^masked: hide \(partial:3,2 does not fit bigint\)/);
     expect(await columns('masked.customers')).toContainEqual({ name: 'phone', type: 'bigint' });
   });
 
   it('RENAME TABLE: the view is renamed too', async () => {
     await db.query(`alter table app.loyalty_points rename to loyalty`);
-    expect((await db.query(`select to_regclass('masked.loyalty_points') as a, to_regclass('masked.loyalty')::text as b`)).rows[0]).toEqual({ a: null, b: 'masked.loyalty' });
+    expect(
+      (await db.query(`select to_regclass('masked.loyalty_points') as a, to_regclass('masked.loyalty')::text as b`))
+        .rows[0],
+    ).toEqual({ a: null, b: 'masked.loyalty' });
     await db.query(`alter table app.loyalty rename to loyalty_points`);
   });
 
-  it('new partition: rows show through the parent\'s view, no needless rebuild', async () => {
+  it("new partition: rows show through the parent's view, no needless rebuild", async () => {
     const before = await builtAt('events');
-    await db.query(`create table app.events_2026_11 partition of app.events for values from ('2026-11-01') to ('2026-12-01')`);
-    await db.query(`insert into app.events (customer_id, occurred_at, kind, payload) values (1, '2026-11-05', 'click', '{"email": "user1@example.com"}')`);
-    const { rows } = await db.query(`select customer_id, payload from masked.events where occurred_at is null and customer_id = 1`);
+    await db.query(
+      `create table app.events_2026_11 partition of app.events for values from ('2026-11-01') to ('2026-12-01')`,
+    );
+    await db.query(
+      `insert into app.events (customer_id, occurred_at, kind, payload) values (1, '2026-11-05', 'click', '{"email": "user1@example.com"}')`,
+    );
+    const { rows } = await db.query(
+      `select customer_id, payload from masked.events where occurred_at is null and customer_id = 1`,
+    );
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((r) => r.payload === null)).toBe(true);
     expect(await builtAt('events')).toBe(before);
@@ -277,7 +324,9 @@ describe('DDL on registered tables (event triggers)', () => {
   it("CREATE TRIGGER (Lethe's guard triggers among them) and CREATE INDEX rebuild nothing", async () => {
     const before = await builtAt('customers');
     await db.query(`create function public.noop() returns trigger language plpgsql as $$ begin return null; end $$`);
-    await db.query(`create trigger noop after insert on app.customers for each statement execute function public.noop()`);
+    await db.query(
+      `create trigger noop after insert on app.customers for each statement execute function public.noop()`,
+    );
     await db.query(`create index on app.customers (last_name)`);
     await db.query(`select pii.set_guard('app.customers', 'reject'); select pii.set_guard('app.customers', 'scrub');`);
     expect(await builtAt('customers')).toBe(before);
@@ -285,8 +334,12 @@ describe('DDL on registered tables (event triggers)', () => {
 
   it('DDL on tables that are not registered is ignored', async () => {
     const before = await db.query(`select view_name, built_at::text from pii.masked_views order by 1`);
-    await db.query(`create table public.scratch (a int); alter table public.scratch add column b text; alter table public.scratch drop column a; drop table public.scratch`);
-    expect((await db.query(`select view_name, built_at::text from pii.masked_views order by 1`)).rows).toEqual(before.rows);
+    await db.query(
+      `create table public.scratch (a int); alter table public.scratch add column b text; alter table public.scratch drop column a; drop table public.scratch`,
+    );
+    expect((await db.query(`select view_name, built_at::text from pii.masked_views order by 1`)).rows).toEqual(
+      before.rows,
+    );
   });
 
   it("a failed rebuild warns and never fails the user's DDL", async () => {
@@ -297,13 +350,19 @@ describe('DDL on registered tables (event triggers)', () => {
     client.on('notice', onNotice);
     try {
       await client.query(`alter table app.engravings rename to clash`);
-      expect(notices.join('\n')).toMatch(/could not rebuild the masked view of app.clash: masked.clash exists and was not made by Lethe/);
+      expect(notices.join('\n')).toMatch(
+        /could not rebuild the masked view of app.clash: masked.clash exists and was not made by Lethe/,
+      );
       expect((await client.query(`select to_regclass('app.clash')::text as t`)).rows[0].t).toBe('app.clash');
       // Fail closed: the old view is gone, the foreign one untouched.
-      expect((await client.query(`select to_regclass('masked.engravings') as v, (select x from masked.clash) as x`)).rows[0]).toEqual({ v: null, x: 1 });
+      expect(
+        (await client.query(`select to_regclass('masked.engravings') as v, (select x from masked.clash) as x`)).rows[0],
+      ).toEqual({ v: null, x: 1 });
       await client.query(`drop view masked.clash`);
       await client.query(`alter table app.clash rename to engravings`);
-      expect((await client.query(`select to_regclass('masked.engravings')::text as v`)).rows[0].v).toBe('masked.engravings');
+      expect((await client.query(`select to_regclass('masked.engravings')::text as v`)).rows[0].v).toBe(
+        'masked.engravings',
+      );
     } finally {
       client.off('notice', onNotice);
       client.release();
@@ -318,23 +377,36 @@ describe('DDL on registered tables (event triggers)', () => {
       select pii.register_column('app.sms_log', 'phone', 'null', 'partial:3,2');`);
     expect((await db.query(`select to_regclass('masked.sms_log')::text as v`)).rows[0].v).toBe('masked.sms_log');
     await db.query(`drop table app.sms_log`);
-    expect((await db.query(`select count(*)::int as n from pii.masked_views where view_name = 'sms_log'`)).rows[0].n).toBe(0);
+    expect(
+      (await db.query(`select count(*)::int as n from pii.masked_views where view_name = 'sms_log'`)).rows[0].n,
+    ).toBe(0);
     expect((await db.query(`select to_regclass('masked.sms_log') as v`)).rows[0].v).toBeNull();
     // The registry forgets a dropped table by itself (event trigger), so nothing is left to skip.
-    expect((await db.query(`select count(*)::int as n from pii.registered_tables where table_name = 'app.sms_log'`)).rows[0].n).toBe(0);
+    expect(
+      (await db.query(`select count(*)::int as n from pii.registered_tables where table_name = 'app.sms_log'`)).rows[0]
+        .n,
+    ).toBe(0);
     expect((await db.query(`select action from pii.apply_masking() where view_name is null`)).rows).toEqual([]);
   });
 });
 
 describe('query plans', () => {
-  it('a point lookup by key uses the base table\'s index', async () => {
-    expect(await plan(`select * from masked.customers where id = 5`)).toMatch(/Index Scan using customers_pkey on app\.customers t/);
-    expect(await plan(`select * from masked.events where customer_id = 5`)).toMatch(/(Index Scan using|Bitmap Index Scan on) events_2026_09_customer_id_idx/);
-    expect(await plan(`select * from masked.orders where customer_id = any('{1,2}')`)).toMatch(/(Index Scan using|Bitmap Index Scan on) orders_customer_id_idx/);
+  it("a point lookup by key uses the base table's index", async () => {
+    expect(await plan(`select * from masked.customers where id = 5`)).toMatch(
+      /Index Scan using customers_pkey on app\.customers t/,
+    );
+    expect(await plan(`select * from masked.events where customer_id = 5`)).toMatch(
+      /(Index Scan using|Bitmap Index Scan on) events_2026_09_customer_id_idx/,
+    );
+    expect(await plan(`select * from masked.orders where customer_id = any('{1,2}')`)).toMatch(
+      /(Index Scan using|Bitmap Index Scan on) orders_customer_id_idx/,
+    );
   });
 
   it('joins between masked views use the indexes too', async () => {
-    const p = await plan(`select c.email, o.total from masked.customers c join masked.orders o on o.customer_id = c.id where c.id = 3`);
+    const p = await plan(
+      `select c.email, o.total from masked.customers c join masked.orders o on o.customer_id = c.id where c.id = 3`,
+    );
     expect(p).toMatch(/Index Scan using customers_pkey/);
     expect(p).toMatch(/(Index Scan using|Bitmap Index Scan on) orders_customer_id_idx/);
   });
@@ -366,9 +438,15 @@ describe('subject key that is itself PII', () => {
         insert into k.visits values (1, 'ann@example.com', '/a'), (2, 'bob@example.com', '/b');
         select pii.register_subject_table('k.contacts', 'email', key_is_pii => true);
         select pii.register_table('k.visits', 'contact_email', 'delete');`);
-      const { rows } = await other.query(`select c.email, v.contact_email from masked.contacts c join masked.visits v on v.contact_email = c.email order by 1`);
+      const { rows } = await other.query(
+        `select c.email, v.contact_email from masked.contacts c join masked.visits v on v.contact_email = c.email order by 1`,
+      );
       expect(rows).toHaveLength(2);
-      const expected = (await other.query(`select array_agg(pii.mask_hash(e)) as h from unnest(array['ann@example.com', 'bob@example.com']) e`)).rows[0].h;
+      const expected = (
+        await other.query(
+          `select array_agg(pii.mask_hash(e)) as h from unnest(array['ann@example.com', 'bob@example.com']) e`,
+        )
+      ).rows[0].h;
       expect(rows.map((r) => r.email).sort()).toEqual([...expected].sort());
       expect(rows[0].email).toMatch(/^[0-9a-f]{32}$/);
       expect(JSON.stringify(rows)).not.toMatch(/example\.com/);

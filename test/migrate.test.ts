@@ -38,7 +38,9 @@ afterAll(async () => {
 });
 
 describe('migrate', () => {
-  const files = readdirSync(join(packageRoot(), 'db', 'migrations')).filter((f) => f.endsWith('.sql')).sort();
+  const files = readdirSync(join(packageRoot(), 'db', 'migrations'))
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
 
   it('applies every Lethe migration and records them in its own table', async () => {
     const { applied } = await migrate(url);

@@ -67,7 +67,9 @@ afterAll(async () => {
 describe('real LOGIN roles', () => {
   it('connect as themselves (not as the superuser)', async () => {
     for (const r of Object.keys(roles) as (keyof typeof roles)[]) {
-      const { rows } = await as(r).query('select session_user::text as u, (select rolsuper from pg_roles where rolname = session_user) as su');
+      const { rows } = await as(r).query(
+        'select session_user::text as u, (select rolsuper from pg_roles where rolname = session_user) as su',
+      );
       expect(rows[0]).toEqual({ u: roles[r], su: false });
     }
   });
@@ -78,46 +80,78 @@ describe('pii_operator', () => {
     const op = as('operator');
     const { rows } = await op.query(`select pii.request_erasure(array['2', '3'], request_key => 'op-1') as id`);
     const id = rows[0].id;
-    expect((await op.query('select id, status, total from pii.request_status($1)', [id])).rows).toEqual([{ id, status: 'queued', total: '2' }]);
+    expect((await op.query('select id, status, total from pii.request_status($1)', [id])).rows).toEqual([
+      { id, status: 'queued', total: '2' },
+    ]);
     expect((await op.query('select count(*)::int as n from pii.request_items($1)', [id])).rows[0].n).toBe(2);
     while ((await op.query('select pii.process_request_chunk($1) as n', [id])).rows[0].n > 0);
     expect((await op.query('select pii.finish_request($1) as s', [id])).rows[0].s).toBe('done');
     expect((await op.query('select * from pii.verify_erasure($1)', [id])).rows).toEqual([]);
     expect((await op.query(`select erased from pii.was_erased('2')`)).rows[0].erased).toBe(true);
-    expect((await op.query('select requested_by::text from pii.requests where id = $1', [id])).rows[0].requested_by).toBe(roles.operator);
+    expect(
+      (await op.query('select requested_by::text from pii.requests where id = $1', [id])).rows[0].requested_by,
+    ).toBe(roles.operator);
     expect((await op.query('select count(*)::int as n from pii.overdue_requests')).rows[0].n).toBe(0);
-    const { rows: audit } = await db.query(`select distinct actor::text, application from pii.audit where request_id = $1`, [id]);
+    const { rows: audit } = await db.query(
+      `select distinct actor::text, application from pii.audit where request_id = $1`,
+      [id],
+    );
     expect(audit).toEqual([{ actor: roles.operator, application: 'perm-operator' }]);
   });
 
   it('stages a CSV import and turns it into a request', async () => {
     const op = as('operator');
     const importId = '6f1c2a52-54f4-4b8e-9a64-3d7c8a1f0b11';
-    await op.query(`insert into pii.import_rows (import_id, row_number, subject_key) values ($1, 2, '4'), ($1, 3, '5')`, [importId]);
+    await op.query(
+      `insert into pii.import_rows (import_id, row_number, subject_key) values ($1, 2, '4'), ($1, 3, '5')`,
+      [importId],
+    );
     const { rows } = await op.query('select pii.request_erasure_from_import($1) as id', [importId]);
-    expect((await op.query('select total, source from pii.request_status($1)', [rows[0].id])).rows[0]).toEqual({ total: '2', source: 'csv' });
+    expect((await op.query('select total, source from pii.request_status($1)', [rows[0].id])).rows[0]).toEqual({
+      total: '2',
+      source: 'csv',
+    });
     // It may stage rows but not read them back.
     await expectPgError(op.query('select * from pii.import_rows'), '42501', /permission denied for table import_rows/);
   });
 
   it('erases now with erase_subjects', async () => {
     const { rows } = await as('operator').query(`select * from pii.erase_subjects(array['6'])`);
-    expect(rows.find((r) => r.table_name === 'app.customers')).toEqual({ table_name: 'app.customers', rows_affected: '1' });
+    expect(rows.find((r) => r.table_name === 'app.customers')).toEqual({
+      table_name: 'app.customers',
+      rows_affected: '1',
+    });
   });
 
   const denied: [string, string, RegExp][] = [
     ['read pii.secret', 'select * from pii.secret', /permission denied for table secret/],
-    ['read pii.request_items (the table)', 'select * from pii.request_items', /permission denied for table request_items/],
+    [
+      'read pii.request_items (the table)',
+      'select * from pii.request_items',
+      /permission denied for table request_items/,
+    ],
     ['read pii.tombstones', 'select * from pii.tombstones', /permission denied for table tombstones/],
-    ['read pii.request_residuals', 'select * from pii.request_residuals', /permission denied for table request_residuals/],
+    [
+      'read pii.request_residuals',
+      'select * from pii.request_residuals',
+      /permission denied for table request_residuals/,
+    ],
     ['read pii.audit', 'select * from pii.audit', /permission denied for table audit/],
     ['write pii.audit', `insert into pii.audit (action) values ('forged')`, /permission denied for table audit/],
     ['change a request', `update pii.requests set status = 'done'`, /permission denied for table requests/],
     ['change the settings', `update pii.settings set chunk_size = 1`, /permission denied for table settings/],
     ['call pii.hmac', `select pii.hmac('x')`, /permission denied for function hmac/],
     ['call pii.subject_hash', `select pii.subject_hash(null, '1')`, /permission denied for function subject_hash/],
-    ['call an internal engine function', `select * from pii.erase_resolved(array['1'], null, 'erase')`, /permission denied for function erase_resolved/],
-    ['register a table', `select pii.register_table('app.newsletter', 'customer_id', 'delete')`, /permission denied for function register_table/],
+    [
+      'call an internal engine function',
+      `select * from pii.erase_resolved(array['1'], null, 'erase')`,
+      /permission denied for function erase_resolved/,
+    ],
+    [
+      'register a table',
+      `select pii.register_table('app.newsletter', 'customer_id', 'delete')`,
+      /permission denied for function register_table/,
+    ],
     ['change a guard', `select pii.set_guard('app.orders', 'off')`, /permission denied for function set_guard/],
   ];
   for (const [what, sql, message] of denied) {
@@ -141,13 +175,25 @@ describe('pii_auditor', () => {
   const denied: [string, string, RegExp][] = [
     ['request an erasure', `select pii.request_erasure(array['7'])`, /permission denied for function request_erasure/],
     ['erase now', `select * from pii.erase_subjects(array['7'])`, /permission denied for function erase_subjects/],
-    ['process a chunk', `select pii.process_request_chunk('${'00000000-0000-0000-0000-000000000000'}')`, /permission denied for function process_request_chunk/],
+    [
+      'process a chunk',
+      `select pii.process_request_chunk('${'00000000-0000-0000-0000-000000000000'}')`,
+      /permission denied for function process_request_chunk/,
+    ],
     ['lift a tombstone', `select pii.allow_return('1')`, /permission denied for function allow_return/],
     ['change the audit trail', `delete from pii.audit`, /permission denied for table audit/],
     ['read pii.secret', 'select * from pii.secret', /permission denied for table secret/],
     ['read pii.tombstones', 'select * from pii.tombstones', /permission denied for table tombstones/],
-    ['read pii.request_items (the table)', 'select * from pii.request_items', /permission denied for table request_items/],
-    ['stage an import', `insert into pii.import_rows values (gen_random_uuid(), 1, '7')`, /permission denied for table import_rows/],
+    [
+      'read pii.request_items (the table)',
+      'select * from pii.request_items',
+      /permission denied for table request_items/,
+    ],
+    [
+      'stage an import',
+      `insert into pii.import_rows values (gen_random_uuid(), 1, '7')`,
+      /permission denied for table import_rows/,
+    ],
   ];
   for (const [what, sql, message] of denied) {
     it(`cannot ${what} (42501)`, async () => {
@@ -155,7 +201,10 @@ describe('pii_auditor', () => {
     });
   }
   it('requested nothing: subject 7 was never flagged', async () => {
-    expect((await db.query(`select erased, flagged_at from pii.was_erased('7')`)).rows[0]).toEqual({ erased: false, flagged_at: null });
+    expect((await db.query(`select erased, flagged_at from pii.was_erased('7')`)).rows[0]).toEqual({
+      erased: false,
+      flagged_at: null,
+    });
   });
 });
 
@@ -185,17 +234,27 @@ describe('a role with no Lethe group', () => {
 
   it('still goes through the guards when it writes to registered tables (they run as Lethe)', async () => {
     await as('plain').query(`update app.customers set email = 'back@example.com', first_name = 'Back' where id = 1`);
-    expect((await db.query('select email, first_name from app.customers where id = 1')).rows[0]).toEqual({ email: null, first_name: null });
+    expect((await db.query('select email, first_name from app.customers where id = 1')).rows[0]).toEqual({
+      email: null,
+      first_name: null,
+    });
     await db.query(`select pii.set_guard('app.customers', 'reject')`);
     try {
-      await expectPgError(as('plain').query(`update app.customers set email = 'back@example.com' where id = 1`), 'PII01', /cannot be re-ingested/);
+      await expectPgError(
+        as('plain').query(`update app.customers set email = 'back@example.com' where id = 1`),
+        'PII01',
+        /cannot be re-ingested/,
+      );
     } finally {
       await db.query(`select pii.set_guard('app.customers', 'scrub')`);
     }
   });
 
   it('requested nothing: subject 8 was never flagged', async () => {
-    expect((await db.query(`select erased, flagged_at from pii.was_erased('8')`)).rows[0]).toEqual({ erased: false, flagged_at: null });
+    expect((await db.query(`select erased, flagged_at from pii.was_erased('8')`)).rows[0]).toEqual({
+      erased: false,
+      flagged_at: null,
+    });
   });
 
   // Guards have no switch a session could flip: a setting named like the old bypass changes nothing.
@@ -219,9 +278,13 @@ describe('pii_admin', () => {
     await ad.query(`select pii.register_table('app.newsletter', 'customer_id', 'delete')`);
     await ad.query(`select pii.register_column('app.newsletter', 'email', 'null', 'email', 'contact')`);
     await ad.query(`select pii.set_guard('app.newsletter', 'reject')`);
-    const { rows } = await ad.query(`select table_name, on_erase, guard_mode from pii.registered_tables where table_name = 'app.newsletter'`);
+    const { rows } = await ad.query(
+      `select table_name, on_erase, guard_mode from pii.registered_tables where table_name = 'app.newsletter'`,
+    );
     expect(rows).toEqual([{ table_name: 'app.newsletter', on_erase: 'delete', guard_mode: 'reject' }]);
-    const { rows: audit } = await db.query(`select action, actor::text from pii.audit where details ->> 'table' = 'app.newsletter' order by id`);
+    const { rows: audit } = await db.query(
+      `select action, actor::text from pii.audit where details ->> 'table' = 'app.newsletter' order by id`,
+    );
     expect(audit).toEqual([
       { action: 'register_table', actor: roles.admin },
       { action: 'register_column', actor: roles.admin },

@@ -5,7 +5,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -59,12 +58,19 @@ async function kill(w: Worker, signal: NodeJS.Signals): Promise<void> {
   await w.exited;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number, logs: () => string[] = () => []): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs: number,
+  logs: () => string[] = () => [],
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(v)})\n${logs().slice(-30).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(v)})\n${logs().slice(-30).join('\n')}`);
     await sleep(50);
   }
 }
@@ -123,22 +129,46 @@ describe.skipIf(!HAS_WORKER)('a 50k-subject request and a worker SIGKILLed 10 ti
   it('ends with every item done, verification empty and no subject half-erased', async () => {
     const total = SUBJECTS + 10;
     const t0 = Date.now();
-    const { rows } = await db.query(`select pii.request_erasure(array(select g::text from generate_series(1, $1::int) g), source => 'kill-test') as id`, [total]);
+    const { rows } = await db.query(
+      `select pii.request_erasure(array(select g::text from generate_series(1, $1::int) g), source => 'kill-test') as id`,
+      [total],
+    );
     const id: string = rows[0].id;
     const tRequested = Date.now();
-    const erased = async () => Number((await db.query('select erased from pii.requests where id = $1', [id])).rows[0].erased);
+    const erased = async () =>
+      Number((await db.query('select erased from pii.requests where id = $1', [id])).rows[0].erased);
 
     const kills: { at: number; done: number; rolledBack: boolean }[] = [];
     const workerBackends = async () =>
-      (await db.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'lethe-worker'`)).rows[0].n as number;
+      (
+        await db.query(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'lethe-worker'`,
+        )
+      ).rows[0].n as number;
     const chunkInFlight = async () =>
-      (await db.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and query like '%process_request_chunk%' and pid <> pg_backend_pid()`)).rows[0].n as number;
+      (
+        await db.query(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and query like '%process_request_chunk%' and pid <> pg_backend_pid()`,
+        )
+      ).rows[0].n as number;
     let last = 0;
     for (let k = 0; k < 10; k++) {
       const w = startWorker(db.url, CHUNK);
       // Let it commit at least one chunk, then kill it inside the next one.
-      last = await waitFor(`progress after restart ${k}`, erased, (n) => n > last, 60_000, () => w.log);
-      await waitFor(`a chunk in flight after restart ${k}`, chunkInFlight, (n) => n > 0, 10_000, () => w.log);
+      last = await waitFor(
+        `progress after restart ${k}`,
+        erased,
+        (n) => n > last,
+        60_000,
+        () => w.log,
+      );
+      await waitFor(
+        `a chunk in flight after restart ${k}`,
+        chunkInFlight,
+        (n) => n > 0,
+        10_000,
+        () => w.log,
+      );
       await sleep(Math.floor(Math.random() * 100));
       const before = await erased();
       const inFlight = (await chunkInFlight()) > 0;
@@ -167,9 +197,20 @@ describe.skipIf(!HAS_WORKER)('a 50k-subject request and a worker SIGKILLed 10 ti
     const tDone = Date.now();
     await kill(finalWorker, 'SIGTERM');
 
-    expect(s).toMatchObject({ status: 'done', total: String(total), matched: String(total), erased: String(total), failed: '0', residual_count: 0, error: null });
+    expect(s).toMatchObject({
+      status: 'done',
+      total: String(total),
+      matched: String(total),
+      erased: String(total),
+      failed: '0',
+      residual_count: 0,
+      error: null,
+    });
     expect((await db.query('select * from pii.verify_erasure($1)', [id])).rows).toEqual([]);
-    const { rows: items } = await db.query(`select status, count(*)::int as n from pii.request_items where request_id = $1 group by 1`, [id]);
+    const { rows: items } = await db.query(
+      `select status, count(*)::int as n from pii.request_items where request_id = $1 group by 1`,
+      [id],
+    );
     expect(items).toEqual([{ status: 'done', n: total }]);
     const a = await atomicity(db, id);
     expect(a).toEqual({
@@ -210,14 +251,16 @@ describe.skipIf(!HAS_WORKER)('4 worker processes, 50 overlapping requests with s
   it('erases each subject exactly once, finishes every request, and no deadlock reaches a request', async () => {
     // Deterministic overlap: request r names PER_REQUEST subjects from a pool of SUBJECTS + 10.
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const ids: string[] = [];
     const named = new Set<number>();
     for (let r = 0; r < REQUESTS; r++) {
       const keys = new Set<number>();
       while (keys.size < PER_REQUEST) keys.add(1 + Math.floor(rand() * (SUBJECTS + 10)));
       for (const k of keys) named.add(k);
-      const { rows } = await db.query(`select pii.request_erasure($1::text[], source => 'overlap') as id`, [[...keys].map(String)]);
+      const { rows } = await db.query(`select pii.request_erasure($1::text[], source => 'overlap') as id`, [
+        [...keys].map(String),
+      ]);
       ids.push(rows[0].id);
     }
     expect(named.size).toBeLessThan(REQUESTS * PER_REQUEST); // they do overlap
@@ -226,7 +269,12 @@ describe.skipIf(!HAS_WORKER)('4 worker processes, 50 overlapping requests with s
     const pool = Array.from({ length: 4 }, () => startWorker(db.url, 100));
     const states = await waitFor(
       'all requests to finish',
-      async () => (await db.query(`select status, count(*)::int as n from pii.requests where source = 'overlap' group by 1 order by 1`)).rows,
+      async () =>
+        (
+          await db.query(
+            `select status, count(*)::int as n from pii.requests where source = 'overlap' group by 1 order by 1`,
+          )
+        ).rows,
       (rows) => rows.length === 1 && rows[0].status !== 'queued' && rows[0].status !== 'running',
       90_000,
       () => pool.flatMap((w) => w.log),
@@ -251,7 +299,12 @@ describe.skipIf(!HAS_WORKER)('4 worker processes, 50 overlapping requests with s
                 where t.request_id = any ($1) and not exists (select from pii.request_items i where i.request_id = t.request_id and i.subject_hash = t.subject_hash))::int as erased_by_stranger`,
       [ids],
     );
-    expect(once[0]).toEqual({ erased_now: named.size, distinct_subjects: named.size, inconsistent: 0, erased_by_stranger: 0 });
+    expect(once[0]).toEqual({
+      erased_now: named.size,
+      distinct_subjects: named.size,
+      inconsistent: 0,
+      erased_by_stranger: 0,
+    });
     // Exactly the named subjects are erased, fully.
     const { rows: rowsLeft } = await db.query(
       `select count(*) filter (where email is null)::int as erased,

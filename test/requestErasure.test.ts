@@ -21,7 +21,10 @@ afterAll(() => db?.drop());
 async function request(keys: string[], opts: Record<string, unknown> = {}): Promise<string> {
   const names = Object.keys(opts);
   const args = names.map((n, i) => `, ${n} => $${i + 2}`).join('');
-  const { rows } = await db.query(`select pii.request_erasure($1::text[]${args}) as id`, [keys, ...names.map((n) => opts[n])]);
+  const { rows } = await db.query(`select pii.request_erasure($1::text[]${args}) as id`, [
+    keys,
+    ...names.map((n) => opts[n]),
+  ]);
   return rows[0].id;
 }
 
@@ -68,12 +71,24 @@ describe('recording a request', () => {
     expect(id).toMatch(UUID);
 
     const s = await status(id);
-    expect(s).toMatchObject({ id, status: 'queued', mode: 'erase', source: 'api', total: '2', matched: '2', unmatched: '0', erased: '0', failed: '0' });
+    expect(s).toMatchObject({
+      id,
+      status: 'queued',
+      mode: 'erase',
+      source: 'api',
+      total: '2',
+      matched: '2',
+      unmatched: '0',
+      erased: '0',
+      failed: '0',
+    });
     expect(Number(s.progress)).toBe(0);
 
     const { rows: items } = await db.query('select * from pii.request_items($1)', [id]);
     expect(items).toHaveLength(2);
-    expect(items.every((i) => i.status === 'pending' && i.matched === true && /^[0-9a-f]{64}$/.test(i.subject_hash))).toBe(true);
+    expect(
+      items.every((i) => i.status === 'pending' && i.matched === true && /^[0-9a-f]{64}$/.test(i.subject_hash)),
+    ).toBe(true);
 
     expect(await jobsOf(id)).toEqual([
       { identifier: 'lethe_process_request', payload: { requestId: id }, key: `lethe:request:${id}`, max_attempts: 10 },
@@ -118,7 +133,9 @@ describe('recording a request', () => {
       client.release();
     }
     expect(await footprint()).toEqual(before);
-    expect((await db.query('select count(*)::int as n from graphile_worker._private_tasks')).rows[0].n).toBe(tasksBefore);
+    expect((await db.query('select count(*)::int as n from graphile_worker._private_tasks')).rows[0].n).toBe(
+      tasksBefore,
+    );
     await expectPgError(db.query('select * from pii.request_status($1)', [id!]), '42704', /does not exist/);
     const { rows } = await db.query(`select erased, flagged_at from pii.was_erased('14')`);
     expect(rows[0]).toEqual({ erased: false, flagged_at: null });
@@ -131,8 +148,14 @@ describe('recording a request', () => {
     const after = await footprint();
     expect(after.requests - before.requests).toBe(1);
     expect(after.items - before.items).toBe(4);
-    const { rows } = await db.query('select matched, count(*)::int as n from pii.request_items($1) group by 1 order by 1', [id]);
-    expect(rows).toEqual([{ matched: false, n: 2 }, { matched: true, n: 2 }]);
+    const { rows } = await db.query(
+      'select matched, count(*)::int as n from pii.request_items($1) group by 1 order by 1',
+      [id],
+    );
+    expect(rows).toEqual([
+      { matched: false, n: 2 },
+      { matched: true, n: 2 },
+    ]);
   });
 
   it('flags its subjects at once: tombstones exist and was_erased says flagged, not yet erased', async () => {
@@ -143,7 +166,10 @@ describe('recording a request', () => {
       expect(rows[0]).toMatchObject({ erased: false, erased_at: null, request_id: id });
       expect(rows[0].flagged_at).toBeInstanceOf(Date);
     }
-    const { rows: t } = await db.query('select count(*)::int as n from pii.tombstones where request_id = $1 and erased_at is null', [id]);
+    const { rows: t } = await db.query(
+      'select count(*)::int as n from pii.tombstones where request_id = $1 and erased_at is null',
+      [id],
+    );
     expect(t[0].n).toBe(2);
     // Guards act before the worker ran: a new event of subject 17 carrying the email is scrubbed.
     await db.query(
@@ -159,7 +185,10 @@ describe('recording a request', () => {
 
   it('due_at is 24 h after the request by default, per request when given, and follows pii.settings.default_due', async () => {
     const id = await request(['19']);
-    const { rows } = await db.query(`select extract(epoch from due_at - requested_at)::int as s from pii.requests where id = $1`, [id]);
+    const { rows } = await db.query(
+      `select extract(epoch from due_at - requested_at)::int as s from pii.requests where id = $1`,
+      [id],
+    );
     expect(rows[0].s).toBe(24 * 3600);
 
     const due = new Date(Date.now() + 3 * 3600_000);
@@ -169,7 +198,10 @@ describe('recording a request', () => {
     await db.query(`update pii.settings set default_due = interval '30 days'`);
     try {
       const later = await request(['19']);
-      const { rows: r2 } = await db.query(`select extract(epoch from due_at - requested_at)::int as s from pii.requests where id = $1`, [later]);
+      const { rows: r2 } = await db.query(
+        `select extract(epoch from due_at - requested_at)::int as s from pii.requests where id = $1`,
+        [later],
+      );
       expect(r2[0].s).toBe(30 * 24 * 3600);
     } finally {
       await db.query(`update pii.settings set default_due = interval '24 hours'`);
@@ -214,7 +246,10 @@ describe('processing', () => {
        from app.customers where id between 21 and 26`,
     );
     expect(rows[0]).toEqual({ erased: 5, intact: 1 });
-    const { rows: started } = await db.query('select started_at is not null as s, finished_at is null as f from pii.requests where id = $1', [id]);
+    const { rows: started } = await db.query(
+      'select started_at is not null as s, finished_at is null as f from pii.requests where id = $1',
+      [id],
+    );
     expect(started[0]).toEqual({ s: true, f: true });
   });
 
@@ -250,11 +285,25 @@ describe('processing', () => {
     expect((await db.query('select pii.finish_request($1) as s', [id])).rows[0].s).toBe('queued');
     expect(await processAll(id, 2)).toEqual([2, 1, 0]);
     const s = await status(id);
-    expect(s).toMatchObject({ status: 'done', total: '3', matched: '2', unmatched: '1', erased: '3', failed: '0', residual_count: 0, error: null });
+    expect(s).toMatchObject({
+      status: 'done',
+      total: '3',
+      matched: '2',
+      unmatched: '1',
+      erased: '3',
+      failed: '0',
+      residual_count: 0,
+      error: null,
+    });
     expect(Number(s.progress)).toBe(1);
     expect(s.verified_at).toBeInstanceOf(Date);
     expect(s.finished_at).toBeInstanceOf(Date);
-    expect(s.rows_affected).toMatchObject({ 'app.customers': 2, 'app.events': 8, 'app.orders': 4, 'app.loyalty_points': 6 });
+    expect(s.rows_affected).toMatchObject({
+      'app.customers': 2,
+      'app.events': 8,
+      'app.orders': 4,
+      'app.loyalty_points': 6,
+    });
     const { rows } = await db.query(
       `select count(*)::int as n, count(*) filter (where subject_key is null and scope is null and status = 'done' and erased_by = request_id)::int as clean
        from pii.request_items where request_id = $1`,
@@ -283,7 +332,13 @@ describe('processing', () => {
       const mine = received.filter((r) => r.payload?.includes(id));
       expect(mine).toHaveLength(1);
       expect(JSON.parse(mine[0]!.payload!)).toEqual({
-        requestId: id, status: 'done', total: 2, matched: 1, erased: 2, failed: 0, residuals: 0,
+        requestId: id,
+        status: 'done',
+        total: 2,
+        matched: 1,
+        erased: 2,
+        failed: 0,
+        residuals: 0,
       });
       expect(mine[0]!.payload!.replace(id, '')).not.toMatch(/32|example/);
 
@@ -323,7 +378,10 @@ describe('processing', () => {
       { of_first: false, erased_now: 1, items: 2 },
       { of_first: true, erased_now: 2, items: 2 },
     ]);
-    for (const [key, by] of [['34', first], ['35', second]] as const) {
+    for (const [key, by] of [
+      ['34', first],
+      ['35', second],
+    ] as const) {
       expect((await db.query('select request_id from pii.was_erased($1)', [key])).rows[0].request_id).toBe(by);
     }
     // Subject 34's orders were anonymized once: only the first request counted rows in app.orders for it.
@@ -379,7 +437,10 @@ describe('failure and retry', () => {
     await db.query('select pii.fail_request($1, $2)', [id, 'deadlock detected']);
 
     expect(await status(id)).toMatchObject({ status: 'failed', failed: '2', erased: '1', error: 'deadlock detected' });
-    const { rows } = await db.query('select status, error, count(*)::int as n from pii.request_items($1) group by 1, 2 order by 1', [id]);
+    const { rows } = await db.query(
+      'select status, error, count(*)::int as n from pii.request_items($1) group by 1, 2 order by 1',
+      [id],
+    );
     expect(rows).toEqual([
       { status: 'done', error: null, n: 1 },
       { status: 'failed', error: 'deadlock detected', n: 2 },
@@ -387,19 +448,29 @@ describe('failure and retry', () => {
     // A failed request is not processed further, and is never silently done.
     expect((await db.query('select pii.process_request_chunk($1) as n', [id])).rows[0].n).toBe(0);
     expect((await db.query('select pii.finish_request($1) as s', [id])).rows[0].s).toBe('failed');
-    const { rows: erasedNow } = await db.query(`select count(*)::int as n from app.customers where id in (37, 38, 39) and email is null`);
+    const { rows: erasedNow } = await db.query(
+      `select count(*)::int as n from app.customers where id in (37, 38, 39) and email is null`,
+    );
     expect(erasedNow[0].n).toBe(1);
 
     // Retry: back to pending, a job queued again, processed to done.
     await db.query('select pii.retry_request($1)', [id]);
     expect(await status(id)).toMatchObject({ status: 'running', failed: '0', error: null });
-    const { rows: pending } = await db.query(`select count(*)::int as n from pii.request_items($1) where status = 'pending' and error is null`, [id]);
+    const { rows: pending } = await db.query(
+      `select count(*)::int as n from pii.request_items($1) where status = 'pending' and error is null`,
+      [id],
+    );
     expect(pending[0].n).toBe(2);
-    const { rows: job } = await db.query(`select count(*)::int as n from graphile_worker.jobs where key = 'lethe:request:' || $1`, [id]);
+    const { rows: job } = await db.query(
+      `select count(*)::int as n from graphile_worker.jobs where key = 'lethe:request:' || $1`,
+      [id],
+    );
     expect(job[0].n).toBe(1);
     await processAll(id);
     expect(await status(id)).toMatchObject({ status: 'done', erased: '3', failed: '0', residual_count: 0 });
-    const { rows: all } = await db.query(`select count(*)::int as n from app.customers where id in (37, 38, 39) and email is null`);
+    const { rows: all } = await db.query(
+      `select count(*)::int as n from app.customers where id in (37, 38, 39) and email is null`,
+    );
     expect(all[0].n).toBe(3);
   });
 
@@ -410,8 +481,17 @@ describe('failure and retry', () => {
 
   it('refuses unknown request ids with 42704', async () => {
     const unknown = randomUUID();
-    for (const fn of ['pii.request_status($1)', 'pii.process_request_chunk($1)', 'pii.finish_request($1)', 'pii.verify_erasure($1)']) {
-      await expectPgError(db.query(`select * from ${fn}`, [unknown]), '42704', new RegExp(`erasure request ${unknown} does not exist`));
+    for (const fn of [
+      'pii.request_status($1)',
+      'pii.process_request_chunk($1)',
+      'pii.finish_request($1)',
+      'pii.verify_erasure($1)',
+    ]) {
+      await expectPgError(
+        db.query(`select * from ${fn}`, [unknown]),
+        '42704',
+        new RegExp(`erasure request ${unknown} does not exist`),
+      );
     }
   });
 });
@@ -427,9 +507,18 @@ describe('pii.request_erasure_from_import', () => {
       [importId],
     );
     await db.query(`insert into pii.import_rows (import_id, row_number, subject_key) values ($1, 2, '44')`, [other]);
-    const { rows } = await db.query(`select pii.request_erasure_from_import($1, request_key => 'dpo-2026-11.csv') as id`, [importId]);
+    const { rows } = await db.query(
+      `select pii.request_erasure_from_import($1, request_key => 'dpo-2026-11.csv') as id`,
+      [importId],
+    );
     const id = rows[0].id;
-    expect(await status(id)).toMatchObject({ source: 'csv', total: '4', duplicates: '2', matched: '3', unmatched: '1' });
+    expect(await status(id)).toMatchObject({
+      source: 'csv',
+      total: '4',
+      duplicates: '2',
+      matched: '3',
+      unmatched: '1',
+    });
 
     const { rows: items } = await db.query('select source_row, matched, status from pii.request_items($1)', [id]);
     expect(items).toEqual([
@@ -443,7 +532,11 @@ describe('pii.request_erasure_from_import', () => {
 
     await processAll(id);
     expect(await status(id)).toMatchObject({ status: 'done', erased: '4', residual_count: 0 });
-    await expectPgError(db.query('select pii.request_erasure_from_import($1)', [importId]), '22023', /has no staged rows/);
+    await expectPgError(
+      db.query('select pii.request_erasure_from_import($1)', [importId]),
+      '22023',
+      /has no staged rows/,
+    );
   });
 
   it('names the CSV row of a bad key', async () => {
@@ -463,41 +556,89 @@ describe('pii.request_erasure_from_import', () => {
     const client = await db.pool.connect();
     try {
       const lines = ['45', '46', '45'].map((k, i) => `${importId}\t${i + 2}\t${k}\n`);
-      await pipeline(Readable.from(lines), client.query(copyFrom('copy pii.import_rows (import_id, row_number, subject_key) from stdin')));
+      await pipeline(
+        Readable.from(lines),
+        client.query(copyFrom('copy pii.import_rows (import_id, row_number, subject_key) from stdin')),
+      );
     } finally {
       client.release();
     }
     const { rows } = await db.query('select pii.request_erasure_from_import($1) as id', [importId]);
     expect(await status(rows[0].id)).toMatchObject({ total: '2', duplicates: '1', matched: '2' });
-    expect((await db.query('select count(*)::int as n from pii.import_rows where import_id = $1', [importId])).rows[0].n).toBe(0);
+    expect(
+      (await db.query('select count(*)::int as n from pii.import_rows where import_id = $1', [importId])).rows[0].n,
+    ).toBe(0);
   });
 });
 
 describe('bad input is refused with a clear error and nothing written', () => {
   const cases: [string, string, unknown[], string, RegExp][] = [
-    ['an unknown mode', `select pii.request_erasure(array['47'], mode => 'shred')`, [], '22023', /mode must be erase or delete, not "shred"/],
+    [
+      'an unknown mode',
+      `select pii.request_erasure(array['47'], mode => 'shred')`,
+      [],
+      '22023',
+      /mode must be erase or delete, not "shred"/,
+    ],
     ['an empty key list', `select pii.request_erasure(array[]::text[])`, [], '22023', /at least one subject key/],
     ['a NULL key list', `select pii.request_erasure(null::text[])`, [], '22004', /must not be NULL/],
-    ['a NULL key (named by position)', `select pii.request_erasure(array['47', '48', null])`, [], '22004', /subject key #3 is NULL/],
+    [
+      'a NULL key (named by position)',
+      `select pii.request_erasure(array['47', '48', null])`,
+      [],
+      '22004',
+      /subject key #3 is NULL/,
+    ],
     // PostgreSQL 16+ names the position (pg_input_is_valid); older servers name the type only.
-    ['a key of the wrong type (named by position, never by value)', `select pii.request_erasure(array['47', 'abc', '48'])`, [], '22P02', /^subject key #2 is not a valid bigint$|^subject keys must be valid bigint$/],
-    ['an out-of-range key', `select pii.request_erasure(array['99999999999999999999'])`, [], '22P02', /^subject key #1 is not a valid bigint$|^subject keys must be valid bigint$/],
-    ['an empty source', `select pii.request_erasure(array['47'], source => ' ')`, [], '22023', /source must not be empty/],
-    ['scopes on an unscoped install', `select pii.request_erasure(array['47'], scopes => array['1'])`, [], '22023', /not scoped/],
+    [
+      'a key of the wrong type (named by position, never by value)',
+      `select pii.request_erasure(array['47', 'abc', '48'])`,
+      [],
+      '22P02',
+      /^subject key #2 is not a valid bigint$|^subject keys must be valid bigint$/,
+    ],
+    [
+      'an out-of-range key',
+      `select pii.request_erasure(array['99999999999999999999'])`,
+      [],
+      '22P02',
+      /^subject key #1 is not a valid bigint$|^subject keys must be valid bigint$/,
+    ],
+    [
+      'an empty source',
+      `select pii.request_erasure(array['47'], source => ' ')`,
+      [],
+      '22023',
+      /source must not be empty/,
+    ],
+    [
+      'scopes on an unscoped install',
+      `select pii.request_erasure(array['47'], scopes => array['1'])`,
+      [],
+      '22023',
+      /not scoped/,
+    ],
   ];
   for (const [what, sql, params, code, message] of cases) {
     it(`refuses ${what} (${code})`, async () => {
       const before = await footprint();
       await expectPgError(db.query(sql, params), code, message);
       expect(await footprint()).toEqual(before);
-      expect((await db.query(`select erased, flagged_at from pii.was_erased('47')`)).rows[0]).toEqual({ erased: false, flagged_at: null });
+      expect((await db.query(`select erased, flagged_at from pii.was_erased('47')`)).rows[0]).toEqual({
+        erased: false,
+        flagged_at: null,
+      });
     });
   }
 
   it('refuses a chunk size out of range (22023) and leaves the request pending', async () => {
     const id = await request(['50']);
     for (const size of [0, 100001]) {
-      await expectPgError(db.query('select pii.process_request_chunk($1, $2)', [id, size]), '22023', new RegExp(`chunk_size must be between 1 and 100000, not ${size}`));
+      await expectPgError(
+        db.query('select pii.process_request_chunk($1, $2)', [id, size]),
+        '22023',
+        new RegExp(`chunk_size must be between 1 and 100000, not ${size}`),
+      );
     }
     expect(await status(id)).toMatchObject({ status: 'queued', erased: '0' });
   });
@@ -506,7 +647,11 @@ describe('bad input is refused with a clear error and nothing written', () => {
     await db.query('update pii.settings set max_keys_per_request = 3');
     try {
       const before = await footprint();
-      await expectPgError(db.query(`select pii.request_erasure(array['47', '48', '49', '50'])`), '54000', /4 subject keys in one call; the limit is 3/);
+      await expectPgError(
+        db.query(`select pii.request_erasure(array['47', '48', '49', '50'])`),
+        '54000',
+        /4 subject keys in one call; the limit is 3/,
+      );
       expect(await footprint()).toEqual(before);
       // At the limit it is accepted.
       await request(['47', '48', '49']);
@@ -518,7 +663,11 @@ describe('bad input is refused with a clear error and nothing written', () => {
   it('names the position of a bad key on PostgreSQL 16+', async () => {
     const { rows } = await db.query(`select current_setting('server_version_num')::int >= 160000 as v16`);
     if (!rows[0].v16) return;
-    await expectPgError(db.query(`select pii.request_erasure(array['1', '2', '3', 'x4'])`), '22P02', /^subject key #4 is not a valid bigint$/);
+    await expectPgError(
+      db.query(`select pii.request_erasure(array['1', '2', '3', 'x4'])`),
+      '22P02',
+      /^subject key #4 is not a valid bigint$/,
+    );
   });
 
   it('never echoes a key in an error message', async () => {
@@ -549,7 +698,9 @@ describe('no raw key kept (text-keyed subjects)', () => {
     expect(tables.length).toBeGreaterThan(8);
     const found: string[] = [];
     for (const { t } of tables) {
-      const { rows } = await kdb.query(`select exists (select from ${t} x where strpos(x::text, $1) > 0) as hit`, [needle]);
+      const { rows } = await kdb.query(`select exists (select from ${t} x where strpos(x::text, $1) > 0) as hit`, [
+        needle,
+      ]);
       if (rows[0].hit) found.push(t);
     }
     return found;
@@ -587,7 +738,10 @@ describe('no raw key kept (text-keyed subjects)', () => {
     // was_erased answers from the key, and from the hash shown in the items.
     const { rows: w } = await kdb.query('select erased, request_id from pii.was_erased($1)', [handles[2]]);
     expect(w[0]).toEqual({ erased: true, request_id: id });
-    const { rows: h } = await kdb.query(`select (select count(*) from pii.request_items($1) i, pii.was_erased_hash(i.subject_hash) w where w.erased)::int as n`, [id]);
+    const { rows: h } = await kdb.query(
+      `select (select count(*) from pii.request_items($1) i, pii.was_erased_hash(i.subject_hash) w where w.erased)::int as n`,
+      [id],
+    );
     expect(h[0].n).toBe(4);
   });
 });

@@ -61,7 +61,13 @@ describe('pii.grant_role / pii.revoke_role', () => {
     for (const g of ['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher']) {
       await db.query(`select pii.grant_role($1, $2)`, [g, r]);
     }
-    expect(await groupsOf(r)).toEqual(['pii_admin', 'pii_auditor', 'pii_dispatcher', 'pii_masked_reader', 'pii_operator']);
+    expect(await groupsOf(r)).toEqual([
+      'pii_admin',
+      'pii_auditor',
+      'pii_dispatcher',
+      'pii_masked_reader',
+      'pii_operator',
+    ]);
     expect((await db.query(`select pii.revoke_role('pii_admin', $1) as ok`, [r])).rows[0].ok).toBe(true);
     expect((await db.query(`select pii.revoke_role('pii_admin', $1) as ok`, [r])).rows[0].ok).toBe(false);
     const { rows } = await db.query(
@@ -74,22 +80,42 @@ describe('pii.grant_role / pii.revoke_role', () => {
 
   it('refuses anything but the five group roles (22023)', async () => {
     const r = await role('target');
-    await expectPgError(db.query(`select pii.grant_role('postgres', $1)`, [r]), '22023', /"postgres" is not a Lethe group role/);
-    await expectPgError(db.query(`select pii.grant_role('pg_read_all_data', $1)`, [r]), '22023', /not a Lethe group role/);
+    await expectPgError(
+      db.query(`select pii.grant_role('postgres', $1)`, [r]),
+      '22023',
+      /"postgres" is not a Lethe group role/,
+    );
+    await expectPgError(
+      db.query(`select pii.grant_role('pg_read_all_data', $1)`, [r]),
+      '22023',
+      /not a Lethe group role/,
+    );
     await expectPgError(db.query(`select pii.revoke_role('superuser', $1)`, [r]), '22023', /not a Lethe group role/);
     await expectPgError(db.query(`select pii.grant_role(null, $1)`, [r]), '22004', /must not be NULL/);
   });
 
   it('refuses an unknown role (42704), a group role or a predefined role as the grantee (22023)', async () => {
-    await expectPgError(db.query(`select pii.grant_role('pii_operator', 'no_such_role_x9')`), '42704', /role "no_such_role_x9" does not exist/);
+    await expectPgError(
+      db.query(`select pii.grant_role('pii_operator', 'no_such_role_x9')`),
+      '42704',
+      /role "no_such_role_x9" does not exist/,
+    );
     await expectPgError(db.query(`select pii.grant_masked_reader('no_such_role_x9')`), '42704', /does not exist/);
-    await expectPgError(db.query(`select pii.grant_role('pii_admin', 'pii_masked_reader')`), '22023', /is a Lethe group role/);
+    await expectPgError(
+      db.query(`select pii.grant_role('pii_admin', 'pii_masked_reader')`),
+      '22023',
+      /is a Lethe group role/,
+    );
     await expectPgError(db.query(`select pii.grant_role('pii_operator', 'pg_monitor')`), '22023', /predefined role/);
   });
 
   it('refuses to make a superuser (or a BYPASSRLS role) a masked reader', async () => {
     const su = await role('su', 'login superuser');
-    await expectPgError(db.query(`select pii.grant_masked_reader($1)`, [su]), '22023', /superuser or bypasses row level security/);
+    await expectPgError(
+      db.query(`select pii.grant_masked_reader($1)`, [su]),
+      '22023',
+      /superuser or bypasses row level security/,
+    );
   });
 
   it('an admin cannot grant Lethe roles to itself (42501)', async () => {
@@ -98,7 +124,11 @@ describe('pii.grant_role / pii.revoke_role', () => {
     const c = new pg.Client({ connectionString: connectAs(db.url, a, password) });
     await c.connect();
     try {
-      await expectPgError(c.query(`select pii.grant_role('pii_dispatcher', $1)`, [a]), '42501', /cannot grant Lethe roles to itself/);
+      await expectPgError(
+        c.query(`select pii.grant_role('pii_dispatcher', $1)`, [a]),
+        '42501',
+        /cannot grant Lethe roles to itself/,
+      );
       // … but may grant them to others.
       const other = await role('byadmin');
       await c.query(`select pii.grant_masked_reader($1)`, [other]);
@@ -145,7 +175,9 @@ describe('pii.grant_masked_reader', () => {
     } finally {
       client.release();
     }
-    expect(warnings.join('\n')).toMatch(new RegExp(`role "${r}" can already read registered tables directly \\(app.orders\\)`));
+    expect(warnings.join('\n')).toMatch(
+      new RegExp(`role "${r}" can already read registered tables directly \\(app.orders\\)`),
+    );
   });
 });
 
@@ -154,8 +186,15 @@ describe('pii.security_lint', () => {
     await db.query(`grant select on app.events to public; grant select (email) on app.customers to public`);
     try {
       const rows = (await lint()).filter((r) => r.severity === 'error' && /PUBLIC has/.test(r.problem));
-      expect(rows).toContainEqual(expect.objectContaining({ object: 'app.events', hint: 'revoke SELECT on app.events from public;' }));
-      expect(rows).toContainEqual(expect.objectContaining({ object: 'app.customers.email', hint: 'revoke SELECT (email) on app.customers from public;' }));
+      expect(rows).toContainEqual(
+        expect.objectContaining({ object: 'app.events', hint: 'revoke SELECT on app.events from public;' }),
+      );
+      expect(rows).toContainEqual(
+        expect.objectContaining({
+          object: 'app.customers.email',
+          hint: 'revoke SELECT (email) on app.customers from public;',
+        }),
+      );
     } finally {
       await db.query(`revoke select on app.events from public; revoke select (email) on app.customers from public`);
     }
@@ -166,15 +205,32 @@ describe('pii.security_lint', () => {
     const leaky = name('leaky');
     const multi = name('multi');
     const rows = await lint();
-    expect(rows).toContainEqual(expect.objectContaining({ severity: 'error', object: 'app.orders', problem: `masked reader ${leaky} can read this registered table directly` }));
-    expect(rows).toContainEqual(expect.objectContaining({ severity: 'warning', object: multi, problem: expect.stringMatching(/also a member of pii_dispatcher/) }));
+    expect(rows).toContainEqual(
+      expect.objectContaining({
+        severity: 'error',
+        object: 'app.orders',
+        problem: `masked reader ${leaky} can read this registered table directly`,
+      }),
+    );
+    expect(rows).toContainEqual(
+      expect.objectContaining({
+        severity: 'warning',
+        object: multi,
+        problem: expect.stringMatching(/also a member of pii_dispatcher/),
+      }),
+    );
   });
 
   it('reports a registered table without its masked view, and unclassified columns', async () => {
     await db.query(`drop view masked.loyalty_points`);
     try {
       const rows = await lint();
-      expect(rows).toContainEqual({ severity: 'warning', object: 'app.loyalty_points', problem: 'registered table has no masked view', hint: 'select * from pii.apply_masking();' });
+      expect(rows).toContainEqual({
+        severity: 'warning',
+        object: 'app.loyalty_points',
+        problem: 'registered table has no masked view',
+        hint: 'select * from pii.apply_masking();',
+      });
       expect(rows).toContainEqual(expect.objectContaining({ severity: 'notice', object: 'app.orders.total' }));
     } finally {
       await db.query(`select * from pii.apply_masking()`);
@@ -188,7 +244,9 @@ describe('pii.security_lint', () => {
       expect(rows).toContainEqual(expect.objectContaining({ severity: 'error', object: 'function pii.hmac(text)' }));
       expect(rows).toContainEqual(expect.objectContaining({ severity: 'error', object: 'table pii.tombstones' }));
     } finally {
-      await db.query(`revoke execute on function pii.hmac(text) from public; revoke select on pii.tombstones from public`);
+      await db.query(
+        `revoke execute on function pii.hmac(text) from public; revoke select on pii.tombstones from public`,
+      );
     }
   });
 
@@ -197,7 +255,11 @@ describe('pii.security_lint', () => {
       select r, has_function_privilege(r, 'pii.security_lint()', 'execute') as ok
       from unnest(array['pii_admin', 'pii_auditor', 'pii_operator', 'pii_masked_reader', 'pii_dispatcher']) r order by r`);
     expect(Object.fromEntries(rows.map((x) => [x.r, x.ok]))).toEqual({
-      pii_admin: true, pii_auditor: true, pii_dispatcher: false, pii_masked_reader: false, pii_operator: false,
+      pii_admin: true,
+      pii_auditor: true,
+      pii_dispatcher: false,
+      pii_masked_reader: false,
+      pii_operator: false,
     });
   });
 });

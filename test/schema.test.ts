@@ -30,7 +30,12 @@ it('db/schema.sql matches the installed schema', async (ctx) => {
   // Catalog output (deparsed views, privilege names) differs between PostgreSQL majors;
   // the snapshot is taken on the embedded server, so compare only like with like.
   if (snapshotMajor(expected) !== snapshotMajor(actual)) {
-    ctx.skip(`db/schema.sql was dumped on PostgreSQL ${snapshotMajor(expected)}, this server is ${snapshotMajor(actual)}`);
+    ctx.skip(
+      `db/schema.sql was dumped on PostgreSQL ${snapshotMajor(expected)}, this server is ${snapshotMajor(actual)}`,
+    );
   }
-  expect(actual, 'the installed schema drifted from db/schema.sql: run npm run db:dump-schema and commit the result').toBe(expected);
+  expect(
+    actual,
+    'the installed schema drifted from db/schema.sql: run npm run db:dump-schema and commit the result',
+  ).toBe(expected);
 });

@@ -22,7 +22,9 @@ async function erase(keys: string[], mode = 'erase'): Promise<{ id: string; stat
 }
 
 async function verify(id: string) {
-  const { rows } = await db.query('select * from pii.verify_erasure($1) order by table_name, column_name nulls first', [id]);
+  const { rows } = await db.query('select * from pii.verify_erasure($1) order by table_name, column_name nulls first', [
+    id,
+  ]);
   return rows as { table_name: string; column_name: string | null; subject_hash: string; detail: string }[];
 }
 
@@ -48,7 +50,10 @@ describe('pii.verify_erasure', () => {
     const { id, status } = await erase(['11', '12', '9011']);
     expect(status).toBe('done');
     expect(await verify(id)).toEqual([]);
-    const { rows } = await db.query('select residual_count, verified_at is not null as verified from pii.requests where id = $1', [id]);
+    const { rows } = await db.query(
+      'select residual_count, verified_at is not null as verified from pii.requests where id = $1',
+      [id],
+    );
     expect(rows[0]).toEqual({ residual_count: 0, verified: true });
   });
 
@@ -63,17 +68,50 @@ describe('pii.verify_erasure', () => {
       update app.engravings set engraving = 'To 1311' where id = 1311;`);
     const h = await hashOf('13');
     expect(await verify(id)).toEqual([
-      { table_name: 'app.customers', column_name: 'email', subject_hash: h, detail: 'not erased (erase strategy null)' },
-      { table_name: 'app.customers', column_name: 'external_ref', subject_hash: h, detail: 'not erased (erase strategy pseudonym)' },
-      { table_name: 'app.customers', column_name: 'status', subject_hash: h, detail: 'not erased (erase strategy set:DEACTIVATED)' },
-      { table_name: 'app.engravings', column_name: 'engraving', subject_hash: h, detail: 'not erased (erase strategy set:)' },
-      { table_name: 'app.order_items', column_name: 'gift_message', subject_hash: h, detail: 'not erased (erase strategy null)' },
-      { table_name: 'app.orders', column_name: 'shipping_name', subject_hash: h, detail: 'not erased (erase strategy null)' },
+      {
+        table_name: 'app.customers',
+        column_name: 'email',
+        subject_hash: h,
+        detail: 'not erased (erase strategy null)',
+      },
+      {
+        table_name: 'app.customers',
+        column_name: 'external_ref',
+        subject_hash: h,
+        detail: 'not erased (erase strategy pseudonym)',
+      },
+      {
+        table_name: 'app.customers',
+        column_name: 'status',
+        subject_hash: h,
+        detail: 'not erased (erase strategy set:DEACTIVATED)',
+      },
+      {
+        table_name: 'app.engravings',
+        column_name: 'engraving',
+        subject_hash: h,
+        detail: 'not erased (erase strategy set:)',
+      },
+      {
+        table_name: 'app.order_items',
+        column_name: 'gift_message',
+        subject_hash: h,
+        detail: 'not erased (erase strategy null)',
+      },
+      {
+        table_name: 'app.orders',
+        column_name: 'shipping_name',
+        subject_hash: h,
+        detail: 'not erased (erase strategy null)',
+      },
     ]);
     // The hash is the one the request's items show, and was_erased_hash resolves it.
     const { rows } = await db.query('select subject_hash from pii.request_items($1)', [id]);
     expect(rows.map((r) => r.subject_hash)).toContain(h);
-    expect((await db.query('select erased, request_id from pii.was_erased_hash($1)', [h])).rows[0]).toEqual({ erased: true, request_id: id });
+    expect((await db.query('select erased, request_id from pii.was_erased_hash($1)', [h])).rows[0]).toEqual({
+      erased: true,
+      request_id: id,
+    });
     // Erasing the subject again makes the request verify again.
     await db.query(`select * from pii.erase_subjects(array['13'])`);
     expect(await verify(id)).toEqual([]);
@@ -111,9 +149,15 @@ describe('pii.verify_erasure', () => {
     ]);
     expect(JSON.stringify(found)).not.toMatch(/user17|7700/);
     const { rows } = await db.query('select status, residual_count, error from pii.request_status($1)', [id]);
-    expect(rows[0]).toEqual({ status: 'failed', residual_count: 3, error: 'verification found 3 residual trace(s): see pii.verify_erasure' });
+    expect(rows[0]).toEqual({
+      status: 'failed',
+      residual_count: 3,
+      error: 'verification found 3 residual trace(s): see pii.verify_erasure',
+    });
     // The stored residuals keep no identifier either.
-    const { rows: raw } = await db.query(`select count(*)::int as n from pii.request_residuals r where strpos(r::text, 'user17') > 0 or strpos(r::text, '7700') > 0`);
+    const { rows: raw } = await db.query(
+      `select count(*)::int as n from pii.request_residuals r where strpos(r::text, 'user17') > 0 or strpos(r::text, '7700') > 0`,
+    );
     expect(raw[0].n).toBe(0);
   });
 
@@ -129,15 +173,23 @@ describe('pii.verify_erasure', () => {
 
   it('refuses an unknown request id with 42704', async () => {
     const unknown = randomUUID();
-    await expectPgError(db.query('select * from pii.verify_erasure($1)', [unknown]), '42704', new RegExp(`erasure request ${unknown} does not exist`));
+    await expectPgError(
+      db.query('select * from pii.verify_erasure($1)', [unknown]),
+      '42704',
+      new RegExp(`erasure request ${unknown} does not exist`),
+    );
     await expectPgError(db.query('select * from pii.verify_erasure(null)'), '42704', /does not exist/);
   });
 
   it("finds rows re-inserted for a subject whose own row was deleted (mode 'delete')", async () => {
     const { id } = await erase(['21'], 'delete');
     expect(await verify(id)).toEqual([]);
-    await bypassGuards(`insert into app.events (customer_id, occurred_at, kind, payload) values (21, '2026-10-03', 'resync', '{"email": "user21@example.com"}')`);
-    expect(await verify(id)).toEqual([{ table_name: 'app.events', column_name: null, subject_hash: await hashOf('21'), detail: 'row not deleted' }]);
+    await bypassGuards(
+      `insert into app.events (customer_id, occurred_at, kind, payload) values (21, '2026-10-03', 'resync', '{"email": "user21@example.com"}')`,
+    );
+    expect(await verify(id)).toEqual([
+      { table_name: 'app.events', column_name: null, subject_hash: await hashOf('21'), detail: 'row not deleted' },
+    ]);
   });
 
   it('lets a request with cleaned-up residuals be retried to done', async () => {

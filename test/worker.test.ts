@@ -41,7 +41,12 @@ afterAll(async () => {
 });
 
 async function start(opts: Partial<Parameters<typeof runWorker>[0]> = {}): Promise<LetheWorker> {
-  const w = await runWorker({ connectionString: db.url, pollInterval: 100, log: (level, m) => logs.push(`${level}: ${m}`), ...opts });
+  const w = await runWorker({
+    connectionString: db.url,
+    pollInterval: 100,
+    log: (level, m) => logs.push(`${level}: ${m}`),
+    ...opts,
+  });
   workers.push(w);
   return w;
 }
@@ -69,7 +74,10 @@ describe('failures', () => {
     await db.query(`update app.switches set fail = true`);
     const id = await lethe.requestErasure(['30']);
     await start();
-    const j = await until(() => job(id), (x) => x?.attempts >= 1 && x.locked_at === null);
+    const j = await until(
+      () => job(id),
+      (x) => x?.attempts >= 1 && x.locked_at === null,
+    );
     expect(j.last_error).toMatch(/loyalty ledger is locked for audit/);
     expect((await lethe.getRequest(id)).status).not.toBe('failed');
 
@@ -88,15 +96,23 @@ describe('failures', () => {
     try {
       await client.query('begin');
       id = (await client.query(`select pii.request_erasure(array['31', '32']) as id`)).rows[0].id;
-      await client.query(`update graphile_worker._private_jobs set max_attempts = 1 where key = $1`, [`lethe:request:${id}`]);
+      await client.query(`update graphile_worker._private_jobs set max_attempts = 1 where key = $1`, [
+        `lethe:request:${id}`,
+      ]);
       await client.query('commit');
     } finally {
       client.release();
     }
     const failed = await lethe.waitForRequest(id, { timeoutMs: 30_000 });
-    expect(failed).toMatchObject({ status: 'failed', failed: 2, error: expect.stringMatching(/loyalty ledger is locked for audit/) });
+    expect(failed).toMatchObject({
+      status: 'failed',
+      failed: 2,
+      error: expect.stringMatching(/loyalty ledger is locked for audit/),
+    });
     expect((await lethe.getRequestItems(id)).map((i) => i.status)).toEqual(['failed', 'failed']);
-    expect(logs.some((l) => l.startsWith('error:') && l.includes(`request ${id}: failed for good after 1 attempt(s)`))).toBe(true);
+    expect(
+      logs.some((l) => l.startsWith('error:') && l.includes(`request ${id}: failed for good after 1 attempt(s)`)),
+    ).toBe(true);
 
     await db.query(`update app.switches set fail = false`);
     await lethe.retryRequest(id);
@@ -105,8 +121,13 @@ describe('failures', () => {
 
   it('drops a job whose payload has no request id instead of retrying it', async () => {
     await start();
-    await db.query(`select graphile_worker.add_job('lethe_process_request', '{"requestId": "42"}'::json, job_key => 'bogus')`);
-    await until(() => db.query(`select count(*)::int as n from graphile_worker._private_jobs where key = 'bogus'`), (r) => r.rows[0].n === 0);
+    await db.query(
+      `select graphile_worker.add_job('lethe_process_request', '{"requestId": "42"}'::json, job_key => 'bogus')`,
+    );
+    await until(
+      () => db.query(`select count(*)::int as n from graphile_worker._private_jobs where key = 'bogus'`),
+      (r) => r.rows[0].n === 0,
+    );
     expect(logs.some((l) => /payload has no valid requestId; dropped/.test(l))).toBe(true);
   });
 });
@@ -117,7 +138,10 @@ describe('stop and resume', () => {
     const keys = Array.from({ length: 30 }, (_, i) => String(40 + i));
     const id = await lethe.requestErasure(keys);
     const w = await start({ chunkSize: 1 });
-    await until(() => lethe.getRequest(id), (s) => s.erased >= 2);
+    await until(
+      () => lethe.getRequest(id),
+      (s) => s.erased >= 2,
+    );
     await w.stop();
     const mid = await lethe.getRequest(id);
     expect(mid.status).toBe('running');
@@ -140,12 +164,17 @@ describe('stop and resume', () => {
   it('re-queues at start the request of a worker that died holding its job', async () => {
     const id = await lethe.requestErasure(['70']);
     // A dead worker's lock: graphile-worker would leave it alone for 4 hours.
-    await db.query(`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'dead-worker' where key = $1`, [`lethe:request:${id}`]);
+    await db.query(
+      `update graphile_worker._private_jobs set locked_at = now(), locked_by = 'dead-worker' where key = $1`,
+      [`lethe:request:${id}`],
+    );
     const w = await start();
     expect(typeof w.resumed).toBe('number');
     expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
     // The dead worker's job was superseded (key moved to a fresh job), not left to run again.
-    const { rows } = await db.query(`select count(*)::int as n from graphile_worker._private_jobs where locked_by = 'dead-worker' and key is not null`);
+    const { rows } = await db.query(
+      `select count(*)::int as n from graphile_worker._private_jobs where locked_by = 'dead-worker' and key is not null`,
+    );
     expect(rows[0].n).toBe(0);
   });
 });
@@ -156,7 +185,10 @@ describe('erasure_completed hook', () => {
     await start({ tasks: { erasure_completed: async (payload) => void seen.push(payload) } });
     const id = await lethe.requestErasure(['71', '72', '999999']);
     await lethe.waitForRequest(id, { timeoutMs: 30_000 });
-    await until(async () => seen.length, (n) => n > 0 && seen.some((p) => (p as { requestId: string }).requestId === id));
+    await until(
+      async () => seen.length,
+      (n) => n > 0 && seen.some((p) => (p as { requestId: string }).requestId === id),
+    );
     expect(seen.find((p) => (p as { requestId: string }).requestId === id)).toEqual({
       requestId: id,
       status: 'done',

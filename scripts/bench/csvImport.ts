@@ -50,7 +50,11 @@ function copyLines(importId: string, n: number): string[] {
   return chunks;
 }
 
-export async function benchCsvImport(db: pg.Client, url: string, opts: { rows: number; pairs: number; log: (s: string) => void }): Promise<CsvImportResult> {
+export async function benchCsvImport(
+  db: pg.Client,
+  url: string,
+  opts: { rows: number; pairs: number; log: (s: string) => void },
+): Promise<CsvImportResult> {
   const { log } = opts;
   await db.query(`create unlogged table if not exists bench.import_rows_floor (import_id uuid not null, row_number bigint not null,
                     subject_key text not null, scope text)`);
@@ -59,7 +63,14 @@ export async function benchCsvImport(db: pg.Client, url: string, opts: { rows: n
   const copy = async (table: string) => {
     await db.query(`truncate ${table}`);
     await db.query('checkpoint');
-    return (await timed(() => pipeline(Readable.from(chunks), db.query(copyFrom(`copy ${table} (import_id, row_number, subject_key, scope) from stdin`))))).seconds;
+    return (
+      await timed(() =>
+        pipeline(
+          Readable.from(chunks),
+          db.query(copyFrom(`copy ${table} (import_id, row_number, subject_key, scope) from stdin`)),
+        ),
+      )
+    ).seconds;
   };
   log(`csv: COPY of ${opts.rows} keys into pii.import_rows`);
   await copy('pii.import_rows');
@@ -82,7 +93,10 @@ export async function benchCsvImport(db: pg.Client, url: string, opts: { rows: n
     floor,
     stagingMedian: median(staging),
     floorMedian: median(floor),
-    stagingIndexes: Number((await db.query<{ n: string }>(`select count(*) as n from pg_index where indrelid = 'pii.import_rows'::regclass`)).rows[0]!.n),
+    stagingIndexes: Number(
+      (await db.query<{ n: string }>(`select count(*) as n from pg_index where indrelid = 'pii.import_rows'::regclass`))
+        .rows[0]!.n,
+    ),
   };
 
   log(`csv: the importer (src/csv importCsv) on a ${opts.rows}-row file, end to end`);
@@ -108,8 +122,10 @@ export async function benchCsvImport(db: pg.Client, url: string, opts: { rows: n
       subjects: r.subjects,
       matched: r.matched,
     };
-    log(`csv: importer ${r.rowsRead} rows in ${r.seconds.toFixed(2)} s` +
-        (r.stagingSeconds ? ` (staged in ${r.stagingSeconds.toFixed(2)} s)` : ''));
+    log(
+      `csv: importer ${r.rowsRead} rows in ${r.seconds.toFixed(2)} s` +
+        (r.stagingSeconds ? ` (staged in ${r.stagingSeconds.toFixed(2)} s)` : ''),
+    );
   } catch (err) {
     result.importerError = (err as Error).message;
     log(`csv: importer failed: ${result.importerError}`);

@@ -11,7 +11,15 @@
 import type pg from 'pg';
 import { runWorker } from '../../src/worker/runWorker.js';
 import { HAND_ONE_STATEMENT, HAND_STATEMENTS } from './setup.js';
-import { currentXid, fingerprint, rowsWritten, type RowsWritten, stateDifferences, type StateFingerprint, writtenSince } from './state.js';
+import {
+  currentXid,
+  fingerprint,
+  rowsWritten,
+  type RowsWritten,
+  stateDifferences,
+  type StateFingerprint,
+  writtenSince,
+} from './state.js';
 import { profileStatements, type StatementStat } from './profile.js';
 import { median, quantile, roundOrder, timed } from './stats.js';
 
@@ -27,9 +35,16 @@ export const METHOD_LABELS: Record<Method, string> = {
 
 /** Tables a run changes and that VACUUM must clean after its rollback (updates leave dead versions). */
 const RESTORE_VACUUM = [
-  'crm.customers', 'crm.orders', 'crm.order_items',
-  'pii.tombstones', 'pii.audit', 'pii.requests', 'pii.request_items', 'pii.request_residuals',
-  'graphile_worker._private_jobs', 'graphile_worker._private_job_queues',
+  'crm.customers',
+  'crm.orders',
+  'crm.order_items',
+  'pii.tombstones',
+  'pii.audit',
+  'pii.requests',
+  'pii.request_items',
+  'pii.request_residuals',
+  'graphile_worker._private_jobs',
+  'graphile_worker._private_job_queues',
 ];
 
 export interface RunResult {
@@ -95,7 +110,9 @@ export class Eraser {
 }
 
 async function requestErasure(db: pg.ClientBase, keys: string[]): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(`select pii.request_erasure($1::text[], source => 'bench') as id`, [keys]);
+  const { rows } = await db.query<{ id: string }>(`select pii.request_erasure($1::text[], source => 'bench') as id`, [
+    keys,
+  ]);
   return rows[0]!.id;
 }
 
@@ -106,22 +123,42 @@ async function requestErasure(db: pg.ClientBase, keys: string[]): Promise<string
 async function eraseRowByRow(db: pg.ClientBase, keys: string[]): Promise<void> {
   const q = (name: string, text: string, values: unknown[]) => db.query({ name, text, values });
   for (const k of keys) {
-    const items = await q('dsr_items', `select i.id from crm.order_items i join crm.orders o on o.id = i.order_id
-                                         where o.customer_id = $1 and i.gift_message is not null`, [k]);
-    for (const r of items.rows) await q('dsr_item', 'update crm.order_items set gift_message = null where id = $1', [r.id]);
-    const events = await q('dsr_events', 'select id, occurred_at::text as at from crm.events where customer_id = $1', [k]);
-    for (const r of events.rows) await q('dsr_event', 'delete from crm.events where id = $1 and occurred_at = $2::timestamptz', [r.id, r.at]);
-    const orders = await q('dsr_orders', `select id from crm.orders where customer_id = $1
-                                          and (shipping_name, shipping_address, billing_email) is distinct from (null, null, null)`, [k]);
+    const items = await q(
+      'dsr_items',
+      `select i.id from crm.order_items i join crm.orders o on o.id = i.order_id
+                                         where o.customer_id = $1 and i.gift_message is not null`,
+      [k],
+    );
+    for (const r of items.rows)
+      await q('dsr_item', 'update crm.order_items set gift_message = null where id = $1', [r.id]);
+    const events = await q('dsr_events', 'select id, occurred_at::text as at from crm.events where customer_id = $1', [
+      k,
+    ]);
+    for (const r of events.rows)
+      await q('dsr_event', 'delete from crm.events where id = $1 and occurred_at = $2::timestamptz', [r.id, r.at]);
+    const orders = await q(
+      'dsr_orders',
+      `select id from crm.orders where customer_id = $1
+                                          and (shipping_name, shipping_address, billing_email) is distinct from (null, null, null)`,
+      [k],
+    );
     for (const r of orders.rows) {
-      await q('dsr_order', 'update crm.orders set shipping_name = null, shipping_address = null, billing_email = null where id = $1', [r.id]);
+      await q(
+        'dsr_order',
+        'update crm.orders set shipping_name = null, shipping_address = null, billing_email = null where id = $1',
+        [r.id],
+      );
     }
     const loyalty = await q('dsr_loyalty', 'select id from crm.loyalty_points where customer_id = $1', [k]);
     for (const r of loyalty.rows) await q('dsr_point', 'delete from crm.loyalty_points where id = $1', [r.id]);
-    await q('dsr_customer', `update crm.customers
+    await q(
+      'dsr_customer',
+      `update crm.customers
                                 set email = null, first_name = null, last_name = null, phone = null, birth_date = null, city = null,
                                     ip_address = null, notes = null, status = 'DEACTIVATED', email_opt_out = true, sms_opt_out = true
-                              where id = $1`, [k]);
+                              where id = $1`,
+      [k],
+    );
   }
 }
 
@@ -179,11 +216,18 @@ export async function benchBulkErasure(
         differences[m] = stateDifferences(r.fingerprint!, CAPPED.has(m) ? warmCapped.fingerprint! : warm.fingerprint!);
       }
       restoreSeconds.push(await eraser.restore());
-      log(`round ${round + 1}/${pairs}: ${m.padEnd(7)} ${keys.length} subjects ${r.seconds.toFixed(2)} s` +
-          (first ? `  (state ${differences[m]!.length === 0 ? 'identical to the floor' : `DIFFERS: ${differences[m]!.join(', ')}`})` : ''));
+      log(
+        `round ${round + 1}/${pairs}: ${m.padEnd(7)} ${keys.length} subjects ${r.seconds.toFixed(2)} s` +
+          (first
+            ? `  (state ${differences[m]!.length === 0 ? 'identical to the floor' : `DIFFERS: ${differences[m]!.join(', ')}`})`
+            : ''),
+      );
     }
   }
-  const medians = Object.fromEntries(Object.entries(samples).map(([m, xs]) => [m, median(xs)])) as Record<Method, number>;
+  const medians = Object.fromEntries(Object.entries(samples).map(([m, xs]) => [m, median(xs)])) as Record<
+    Method,
+    number
+  >;
   const bulkSeconds = Object.fromEntries(
     (Object.keys(samples) as Method[]).map((m) => [m, medians[m] * (subjects.bulk.length / keysOf(m).length)]),
   ) as Record<Method, number>;
@@ -223,7 +267,12 @@ export interface CommittedRequestResult {
  * Item 2, for real: the request committed and processed by Lethe's graphile-worker
  * (src/worker runWorker), one transaction per chunk, timed until its status is done.
  */
-export async function benchCommittedRequest(db: pg.Client, url: string, keys: string[], log: (s: string) => void): Promise<CommittedRequestResult> {
+export async function benchCommittedRequest(
+  db: pg.Client,
+  url: string,
+  keys: string[],
+  log: (s: string) => void,
+): Promise<CommittedRequestResult> {
   const worker = await runWorker({ connectionString: url, concurrency: 1, pollInterval: 500, log: () => {} });
   try {
     await db.query('checkpoint');
@@ -232,14 +281,21 @@ export async function benchCommittedRequest(db: pg.Client, url: string, keys: st
     const requestId = call.value;
     let status = 'queued';
     for (;;) {
-      const { rows } = await db.query<{ status: string }>('select status from pii.request_status($1::uuid)', [requestId]);
+      const { rows } = await db.query<{ status: string }>('select status from pii.request_status($1::uuid)', [
+        requestId,
+      ]);
       status = rows[0]!.status;
       if (status === 'done' || status === 'failed') break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const { rows } = await db.query<{
-      created: Date; last_chunk: Date; finished: Date; chunks: string; residuals: number | null; rows_affected: Record<string, number>;
+      created: Date;
+      last_chunk: Date;
+      finished: Date;
+      chunks: string;
+      residuals: number | null;
+      rows_affected: Record<string, number>;
     }>(
       `select min(a.at) filter (where a.action = 'request_erasure') as created,
               max(a.at) filter (where a.action = 'erase_chunk') as last_chunk,
@@ -276,11 +332,18 @@ export interface VerifyResult {
 }
 
 /** Item 3: pii.verify_erasure on the committed request (read-only, so simply repeated). */
-export async function benchVerify(db: pg.Client, requestId: string, runs: number, log: (s: string) => void): Promise<VerifyResult> {
+export async function benchVerify(
+  db: pg.Client,
+  requestId: string,
+  runs: number,
+  log: (s: string) => void,
+): Promise<VerifyResult> {
   const samples: number[] = [];
   let residuals = 0;
   for (let i = 0; i < runs; i++) {
-    const r = await timed(() => db.query<{ n: string }>('select count(*) as n from pii.verify_erasure($1::uuid)', [requestId]));
+    const r = await timed(() =>
+      db.query<{ n: string }>('select count(*) as n from pii.verify_erasure($1::uuid)', [requestId]),
+    );
     residuals = Number(r.value.rows[0]!.n);
     samples.push(r.seconds);
     log(`verify ${i + 1}/${runs}: ${r.seconds.toFixed(2)} s, ${residuals} residual(s)`);
@@ -298,7 +361,12 @@ export interface SingleResult {
 }
 
 /** Item 4: one subject at a time, each erasure in its own rolled-back transaction, sides alternating. */
-export async function benchSingle(db: pg.Client, keys: string[], pgss: boolean, log: (s: string) => void): Promise<SingleResult> {
+export async function benchSingle(
+  db: pg.Client,
+  keys: string[],
+  pgss: boolean,
+  log: (s: string) => void,
+): Promise<SingleResult> {
   const lethe: number[] = [];
   const hand: number[] = [];
   const one = async (method: 'lethe' | 'hand', key: string) => {
@@ -324,18 +392,31 @@ export async function benchSingle(db: pg.Client, keys: string[], pgss: boolean, 
   }
   const summary = (xs: number[]) => ({ p50: quantile(xs, 0.5), p95: quantile(xs, 0.95), samples: xs });
   const profiled = keys.slice(1, 21);
-  const { statements } = await profileStatements(db, pgss, async () => {
-    for (const k of profiled) {
-      await db.query('begin');
-      try {
-        await db.query('select * from pii.erase_subjects($1::text[])', [[k]]);
-      } finally {
-        await db.query('rollback');
+  const { statements } = await profileStatements(
+    db,
+    pgss,
+    async () => {
+      for (const k of profiled) {
+        await db.query('begin');
+        try {
+          await db.query('select * from pii.erase_subjects($1::text[])', [[k]]);
+        } finally {
+          await db.query('rollback');
+        }
       }
-    }
-  }, 12);
-  const result = { subjects: keys.length - 1, lethe: summary(lethe), hand: summary(hand), statements, profiledCalls: profiled.length };
-  log(`single subject over ${result.subjects}: lethe p50 ${(result.lethe.p50 * 1000).toFixed(2)} ms p95 ${(result.lethe.p95 * 1000).toFixed(2)} ms; ` +
-      `hand p50 ${(result.hand.p50 * 1000).toFixed(2)} ms p95 ${(result.hand.p95 * 1000).toFixed(2)} ms`);
+    },
+    12,
+  );
+  const result = {
+    subjects: keys.length - 1,
+    lethe: summary(lethe),
+    hand: summary(hand),
+    statements,
+    profiledCalls: profiled.length,
+  };
+  log(
+    `single subject over ${result.subjects}: lethe p50 ${(result.lethe.p50 * 1000).toFixed(2)} ms p95 ${(result.lethe.p95 * 1000).toFixed(2)} ms; ` +
+      `hand p50 ${(result.hand.p50 * 1000).toFixed(2)} ms p95 ${(result.hand.p95 * 1000).toFixed(2)} ms`,
+  );
   return result;
 }

@@ -32,7 +32,11 @@ function delta(before: RowsWritten, after: RowsWritten, table: string) {
   return { upd: d?.upd ?? 0, del: d?.del ?? 0 };
 }
 
-async function explainAll(db: pg.Client, steps: Array<{ table: string; action: string; statement: string }>, params: (n: number) => unknown[]) {
+async function explainAll(
+  db: pg.Client,
+  steps: Array<{ table: string; action: string; statement: string }>,
+  params: (n: number) => unknown[],
+) {
   const out: StatementTiming[] = [];
   await db.query('begin');
   try {
@@ -55,7 +59,7 @@ export async function profileBulk(
   pgss: boolean,
   log: (s: string) => void,
 ): Promise<BulkProfile> {
-  log('profile: EXPLAIN (ANALYZE, BUFFERS) of pii.erase_plan(\'erase\')');
+  log("profile: EXPLAIN (ANALYZE, BUFFERS) of pii.erase_plan('erase')");
   const { rows: plan } = await db.query<{ table_name: string; action: string; statement: string }>(
     `select table_name, action, statement from pii.erase_plan('erase')`,
   );
@@ -70,7 +74,11 @@ export async function profileBulk(
   log('profile: EXPLAIN (ANALYZE, BUFFERS) of the floor');
   const hand = await explainAll(
     db,
-    HAND_STATEMENTS.map((s) => ({ table: s.table, action: /^\s*delete/i.test(s.sql) ? 'delete' : 'anonymize', statement: s.sql })),
+    HAND_STATEMENTS.map((s) => ({
+      table: s.table,
+      action: /^\s*delete/i.test(s.sql) ? 'delete' : 'anonymize',
+      statement: s.sql,
+    })),
     () => [keys],
   );
   await eraser.restore();

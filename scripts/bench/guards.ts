@@ -30,7 +30,16 @@ export interface GuardResult {
   statements: StatementStat[];
 }
 
-const KINDS = ['email_open', 'email_click', 'login', 'newsletter_signup', 'page_view', 'add_to_cart', 'search', 'session_end'];
+const KINDS = [
+  'email_open',
+  'email_click',
+  'login',
+  'newsletter_signup',
+  'page_view',
+  'add_to_cart',
+  'search',
+  'session_end',
+];
 const PAGES = ['/', '/cart', '/checkout', '/account', '/blog/spring-sale', '/help/returns'];
 
 /** Deterministic 32-bit mixing (splitmix-like) so the same scale gives the same file. */
@@ -52,7 +61,22 @@ export function eventRows(n: number, firstId: number, customers: number): string
     const cid = 1 + (mix(i ^ 0x5bd1e995) % customers);
     const at = new Date(start + Math.floor((i / n) * span)).toISOString();
     const r = h % 100;
-    const kind = r < 12 ? KINDS[0] : r < 22 ? KINDS[1] : r < 26 ? KINDS[2] : r < 30 ? KINDS[3] : r < 75 ? KINDS[4] : r < 88 ? KINDS[5] : r < 96 ? KINDS[6] : KINDS[7];
+    const kind =
+      r < 12
+        ? KINDS[0]
+        : r < 22
+          ? KINDS[1]
+          : r < 26
+            ? KINDS[2]
+            : r < 30
+              ? KINDS[3]
+              : r < 75
+                ? KINDS[4]
+                : r < 88
+                  ? KINDS[5]
+                  : r < 96
+                    ? KINDS[6]
+                    : KINDS[7];
     let payload: string;
     if (r < 30) payload = `{"email": "customer${cid}@example.com", "campaign": "cmp-${h % 40}"}`;
     else if (r < 75) payload = `{"page": "${PAGES[h % PAGES.length]}", "utm_source": "newsletter"}`;
@@ -74,7 +98,10 @@ async function copyEvents(db: pg.ClientBase, chunks: string[]): Promise<void> {
   await pipeline(Readable.from(chunks), stream);
 }
 
-export async function benchGuards(db: pg.Client, opts: { rows: number; pairs: number; pgss: boolean; log: (s: string) => void }): Promise<GuardResult> {
+export async function benchGuards(
+  db: pg.Client,
+  opts: { rows: number; pairs: number; pgss: boolean; log: (s: string) => void },
+): Promise<GuardResult> {
   const { log } = opts;
   await db.query(`create table if not exists crm.events_2026_11 partition of crm.events
                     for values from ('2026-11-01 00:00:00+00') to ('2026-12-01 00:00:00+00')`);

@@ -24,8 +24,18 @@ export interface ServerInfo {
 
 /** Settings that change the numbers, reported with them. */
 const REPORTED_SETTINGS = [
-  'shared_buffers', 'work_mem', 'maintenance_work_mem', 'effective_cache_size', 'max_wal_size', 'checkpoint_timeout',
-  'fsync', 'synchronous_commit', 'full_page_writes', 'jit', 'max_parallel_workers_per_gather', 'random_page_cost',
+  'shared_buffers',
+  'work_mem',
+  'maintenance_work_mem',
+  'effective_cache_size',
+  'max_wal_size',
+  'checkpoint_timeout',
+  'fsync',
+  'synchronous_commit',
+  'full_page_writes',
+  'jit',
+  'max_parallel_workers_per_gather',
+  'random_page_cost',
 ];
 
 export function machineInfo(): MachineInfo {
@@ -34,7 +44,8 @@ export function machineInfo(): MachineInfo {
   try {
     // A container may see the host's CPUs but be limited by its cgroup quota.
     const [quota, period] = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(/\s+/);
-    if (quota && quota !== 'max' && period) cores = Math.min(cores, Math.max(1, Math.round(Number(quota) / Number(period))));
+    if (quota && quota !== 'max' && period)
+      cores = Math.min(cores, Math.max(1, Math.round(Number(quota) / Number(period))));
   } catch {
     // no cgroup v2 limit
   }

@@ -8,7 +8,14 @@ import { EMBEDDED_SETTINGS, HAND_ONE_STATEMENT, HAND_STATEMENTS, REGISTER_SQL } 
 import type { RowsWritten } from './state.js';
 import { fmtBytes, fmtInt, fmtMs, fmtRatio, fmtSeconds } from './stats.js';
 
-const TABLES = ['crm.customers', 'crm.events', 'crm.orders', 'crm.order_items', 'crm.loyalty_points', 'crm.daily_revenue'];
+const TABLES = [
+  'crm.customers',
+  'crm.events',
+  'crm.orders',
+  'crm.order_items',
+  'crm.loyalty_points',
+  'crm.daily_revenue',
+];
 
 function mdTable(head: string[], rows: string[][]): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -27,7 +34,13 @@ function statementsTable(stats: StatementStat[]): string {
   if (!stats.length) return '_pg_stat_statements not available on this server._';
   return mdTable(
     ['total', 'calls', 'rows', 'shared hit / read', 'statement'],
-    stats.map((s) => [fmtMs(s.totalMs / 1000), fmtInt(s.calls), fmtInt(s.rows), `${fmtInt(s.sharedHit)} / ${fmtInt(s.sharedRead)}`, `\`${s.query}\``]),
+    stats.map((s) => [
+      fmtMs(s.totalMs / 1000),
+      fmtInt(s.calls),
+      fmtInt(s.rows),
+      `${fmtInt(s.sharedHit)} / ${fmtInt(s.sharedRead)}`,
+      `\`${s.query}\``,
+    ]),
   );
 }
 
@@ -42,41 +55,77 @@ function writtenCell(w: RowsWritten | undefined, table: string): string {
 }
 
 function bulkSection(b: BulkErasureResult): string {
-  const methods = (['hand', 'lethe', 'request', 'plpgsql', 'client'] as Method[]).filter((m) => b.samples[m].length > 0);
+  const methods = (['hand', 'lethe', 'request', 'plpgsql', 'client'] as Method[]).filter(
+    (m) => b.samples[m].length > 0,
+  );
   const out: string[] = [];
-  out.push(mdTable(
-    ['method', 'subjects', 'median', 'runs (in run order)', `time for ${fmtInt(b.subjects)}`, 'throughput vs floor', 'same state as the floor'],
-    methods.map((m) => {
-      const capped = m === 'plpgsql' || m === 'client';
-      const diff = b.differences[m];
-      return [
-        METHOD_LABELS[m],
-        fmtInt(capped ? b.capped : b.subjects),
-        fmtSeconds(b.medians[m]),
-        samples(b.samples[m]),
-        `${fmtSeconds(b.bulkSeconds[m])}${capped && b.capped < b.subjects ? ' (extrapolated)' : ''}`,
-        fmtRatio(b.medians.hand / b.bulkSeconds[m]),
-        m === 'hand' ? 'reference' : diff === undefined ? 'n/a' : diff.length === 0 ? 'yes' : `NO: ${diff.join(', ')}`,
-      ];
-    }),
-  ));
+  out.push(
+    mdTable(
+      [
+        'method',
+        'subjects',
+        'median',
+        'runs (in run order)',
+        `time for ${fmtInt(b.subjects)}`,
+        'throughput vs floor',
+        'same state as the floor',
+      ],
+      methods.map((m) => {
+        const capped = m === 'plpgsql' || m === 'client';
+        const diff = b.differences[m];
+        return [
+          METHOD_LABELS[m],
+          fmtInt(capped ? b.capped : b.subjects),
+          fmtSeconds(b.medians[m]),
+          samples(b.samples[m]),
+          `${fmtSeconds(b.bulkSeconds[m])}${capped && b.capped < b.subjects ? ' (extrapolated)' : ''}`,
+          fmtRatio(b.medians.hand / b.bulkSeconds[m]),
+          m === 'hand'
+            ? 'reference'
+            : diff === undefined
+              ? 'n/a'
+              : diff.length === 0
+                ? 'yes'
+                : `NO: ${diff.join(', ')}`,
+        ];
+      }),
+    ),
+  );
   out.push('');
-  out.push(`Rows written per table, in the first timed run of each method (pg_stat_xact_user_tables; the floor at ${fmtInt(b.subjects)} subjects, the capped methods at ${fmtInt(b.capped)}, their floor beside them):`);
+  out.push(
+    `Rows written per table, in the first timed run of each method (pg_stat_xact_user_tables; the floor at ${fmtInt(b.subjects)} subjects, the capped methods at ${fmtInt(b.capped)}, their floor beside them):`,
+  );
   out.push('');
-  out.push(mdTable(
-    ['table', `floor (${fmtInt(b.subjects)})`, 'pii.erase_subjects', 'request path', `floor (${fmtInt(b.capped)})`, 'PL/pgSQL loop', 'client rows'],
-    TABLES.map((t) => [
-      t,
-      writtenCell(b.rowsWritten.hand, t),
-      writtenCell(b.rowsWritten.lethe, t),
-      writtenCell(b.rowsWritten.request, t),
-      writtenCell(b.cappedRowsWritten, t),
-      writtenCell(b.rowsWritten.plpgsql, t),
-      writtenCell(b.rowsWritten.client, t),
-    ]),
-  ));
+  out.push(
+    mdTable(
+      [
+        'table',
+        `floor (${fmtInt(b.subjects)})`,
+        'pii.erase_subjects',
+        'request path',
+        `floor (${fmtInt(b.capped)})`,
+        'PL/pgSQL loop',
+        'client rows',
+      ],
+      TABLES.map((t) => [
+        t,
+        writtenCell(b.rowsWritten.hand, t),
+        writtenCell(b.rowsWritten.lethe, t),
+        writtenCell(b.rowsWritten.request, t),
+        writtenCell(b.cappedRowsWritten, t),
+        writtenCell(b.rowsWritten.plpgsql, t),
+        writtenCell(b.rowsWritten.client, t),
+      ]),
+    ),
+  );
   out.push('');
-  out.push('Reference state (the floor): ' + Object.entries(b.reference.tables).map(([t, v]) => `${t} \`${v}\``).join('; ') + '.');
+  out.push(
+    'Reference state (the floor): ' +
+      Object.entries(b.reference.tables)
+        .map(([t, v]) => `${t} \`${v}\``)
+        .join('; ') +
+      '.',
+  );
   return out.join('\n');
 }
 
@@ -90,17 +139,34 @@ export function renderMarkdown(r: BenchResults): string {
 
   push('# Benchmarks');
   push('');
-  push(`Generated by \`npm run bench${o.scale === 1 ? '' : ` -- --scale ${o.scale}`}\` on ${r.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC; ` +
-    `do not edit by hand, rerun the command. SPEC.md "Quality bars" sets the goals; every comparison below ran in this one run, ` +
-    `its two sides alternating (A B, B A, A B, ...; ${o.pairs} pairs at least), and reports medians.`);
+  push(
+    `Generated by \`npm run bench${o.scale === 1 ? '' : ` -- --scale ${o.scale}`}\` on ${r.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC; ` +
+      `do not edit by hand, rerun the command. SPEC.md "Quality bars" sets the goals; every comparison below ran in this one run, ` +
+      `its two sides alternating (A B, B A, A B, ...; ${o.pairs} pairs at least), and reports medians.`,
+  );
   push('');
   push('## Summary');
   push('');
   const rows = summaryRows(r);
-  push(mdTable(['#', 'measure', 'ours', 'baseline', 'ratio', 'goal', 'verdict'], rows.map((x) => [x.item, x.measure, x.ours, x.baseline, x.ratio, x.goal, x.verdict === 'MISSES' ? '**misses**' : x.verdict])));
+  push(
+    mdTable(
+      ['#', 'measure', 'ours', 'baseline', 'ratio', 'goal', 'verdict'],
+      rows.map((x) => [
+        x.item,
+        x.measure,
+        x.ours,
+        x.baseline,
+        x.ratio,
+        x.goal,
+        x.verdict === 'MISSES' ? '**misses**' : x.verdict,
+      ]),
+    ),
+  );
   push('');
-  push('Ratios: "throughput" is the baseline\'s time over ours (1.00x = as fast as the hand-written floor, higher is better); ' +
-    'the others are our time over the baseline\'s (lower is better).');
+  push(
+    'Ratios: "throughput" is the baseline\'s time over ours (1.00x = as fast as the hand-written floor, higher is better); ' +
+      "the others are our time over the baseline's (lower is better).",
+  );
   if (r.errors.length) {
     push('');
     for (const e of r.errors) push(`**Section ${e.section} failed:** ${e.message}`);
@@ -109,17 +175,35 @@ export function renderMarkdown(r: BenchResults): string {
   push('## Machine, server, dataset');
   push('');
   const m = r.machine;
-  push(`- Machine: ${m.cpuModel}, ${m.cores} cores, ${fmtBytes(m.ramBytes)} RAM; ${m.os}; Node ${m.node}. ` +
-    `Load average (1 min) ${m.loadStart.toFixed(2)} at the start, ${m.loadEnd?.toFixed(2) ?? 'n/a'} at the end: other processes shared the cores.`);
-  push(`- PostgreSQL ${r.server.version}${r.server.embedded ? ' (the embedded cluster of src/db/embeddedPostgres.ts: fsync, synchronous_commit and full_page_writes off)' : ''}; ` +
-    Object.entries(r.server.settings).map(([k, v]) => `${k}=${v}`).join(', ') + '.' +
-    (r.server.embedded ? ` Set by the benchmark on the embedded cluster only: ${Object.entries(EMBEDDED_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (it checkpoints between runs itself).` : ''));
-  push(`- Scale ${o.scale}: ` + TABLES.map((t) => `${t.slice(4)} ${fmtInt(ds.counts[t.slice(4)] ?? Number.NaN)}`).join(', ') +
-    ` (events in ${Object.keys(ds.counts).filter((k) => k.startsWith('events_')).length} monthly partitions); ${fmtBytes(ds.bytes)} with indexes.`);
+  push(
+    `- Machine: ${m.cpuModel}, ${m.cores} cores, ${fmtBytes(m.ramBytes)} RAM; ${m.os}; Node ${m.node}. ` +
+      `Load average (1 min) ${m.loadStart.toFixed(2)} at the start, ${m.loadEnd?.toFixed(2) ?? 'n/a'} at the end: other processes shared the cores.`,
+  );
+  push(
+    `- PostgreSQL ${r.server.version}${r.server.embedded ? ' (the embedded cluster of src/db/embeddedPostgres.ts: fsync, synchronous_commit and full_page_writes off)' : ''}; ` +
+      Object.entries(r.server.settings)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ') +
+      '.' +
+      (r.server.embedded
+        ? ` Set by the benchmark on the embedded cluster only: ${Object.entries(EMBEDDED_SETTINGS)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ')} (it checkpoints between runs itself).`
+        : ''),
+  );
+  push(
+    `- Scale ${o.scale}: ` +
+      TABLES.map((t) => `${t.slice(4)} ${fmtInt(ds.counts[t.slice(4)] ?? Number.NaN)}`).join(', ') +
+      ` (events in ${Object.keys(ds.counts).filter((k) => k.startsWith('events_')).length} monthly partitions); ${fmtBytes(ds.bytes)} with indexes.`,
+  );
   if (built) {
-    push(`- Dataset build (scripts/crm generateCrm, 2 connections): ${fmtSeconds(built.seconds)} (` +
-      Object.entries(built.phases).map(([k, v]) => `${k} ${fmtSeconds(v)}`).join(', ') +
-      `); Lethe's migrations ${fmtSeconds(built.installSeconds)}; registration ${fmtSeconds(built.registerSeconds)}.`);
+    push(
+      `- Dataset build (scripts/crm generateCrm, 2 connections): ${fmtSeconds(built.seconds)} (` +
+        Object.entries(built.phases)
+          .map(([k, v]) => `${k} ${fmtSeconds(v)}`)
+          .join(', ') +
+        `); Lethe's migrations ${fmtSeconds(built.installSeconds)}; registration ${fmtSeconds(built.registerSeconds)}.`,
+    );
   } else {
     push('- Dataset reused from an earlier build (--skip-build): no build time.');
   }
@@ -127,22 +211,32 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   push('## Method');
   push('');
-  push(`- **Subjects.** Customers in the order of a fixed hash of their id: the first ${fmtInt(o.bulkSubjects)} are the bulk erasure's, ` +
-    `the first ${fmtInt(o.cappedSubjects)} of those the slow baselines', the next ${fmtInt(o.singleSubjects - 1)} (+1 warm-up) the single-subject runs'.`);
-  push('- **Restoring the data.** Each erasure run happens in a transaction that is rolled back, so every method erases the same subjects ' +
-    'from the same rows; after each run a VACUUM of the tables it updated (their aborted row versions and index entries) and a CHECKPOINT ' +
-    '(not timed) put the next run on the same footing. The alternative, a different subject set per run, would give every run different ' +
-    'work and leave nothing to compare states with. The committed request (item 2) is the last erasure; items 3 and 6 run on its result.');
-  push('- **Same state.** In the first timed run of each method, before its rollback, the rows of the subjects (and every row the run wrote, ' +
-    'by xmin) in customers, orders and order_items are checksummed (count and md5 in key order), the subjects\' rows left in events and ' +
-    'loyalty_points counted, and daily_revenue checked untouched; each method is compared with the floor on the same subjects.');
-  push('- **The floor** is the hand-written SQL below (one statement per table, only rows whose values change are written), run on the ' +
-    'same tables, Lethe\'s triggers included. The per-subject PL/pgSQL loop runs the same statements one subject at a time; the client ' +
-    'baseline looks the rows up and sends one UPDATE or DELETE per row by primary key (prepared, one round trip each), as general DSR ' +
-    `tools do. Both are capped at ${fmtInt(o.cappedSubjects)} subjects and their time extrapolated linearly to ${fmtInt(o.bulkSubjects)}.`);
-  push('- **The request path** (item 2) is measured twice: in the alternation, `pii.request_erasure`, `pii.process_request_chunk` until 0, ' +
-    'and `pii.finish_request` in one rolled-back transaction (the same SQL the worker runs); then once for real, committed, processed by ' +
-    'Lethe\'s graphile-worker (`runWorker`, one transaction per chunk of `pii.settings.chunk_size`), timed until `pii.request_status` says done.');
+  push(
+    `- **Subjects.** Customers in the order of a fixed hash of their id: the first ${fmtInt(o.bulkSubjects)} are the bulk erasure's, ` +
+      `the first ${fmtInt(o.cappedSubjects)} of those the slow baselines', the next ${fmtInt(o.singleSubjects - 1)} (+1 warm-up) the single-subject runs'.`,
+  );
+  push(
+    '- **Restoring the data.** Each erasure run happens in a transaction that is rolled back, so every method erases the same subjects ' +
+      'from the same rows; after each run a VACUUM of the tables it updated (their aborted row versions and index entries) and a CHECKPOINT ' +
+      '(not timed) put the next run on the same footing. The alternative, a different subject set per run, would give every run different ' +
+      'work and leave nothing to compare states with. The committed request (item 2) is the last erasure; items 3 and 6 run on its result.',
+  );
+  push(
+    '- **Same state.** In the first timed run of each method, before its rollback, the rows of the subjects (and every row the run wrote, ' +
+      "by xmin) in customers, orders and order_items are checksummed (count and md5 in key order), the subjects' rows left in events and " +
+      'loyalty_points counted, and daily_revenue checked untouched; each method is compared with the floor on the same subjects.',
+  );
+  push(
+    '- **The floor** is the hand-written SQL below (one statement per table, only rows whose values change are written), run on the ' +
+      "same tables, Lethe's triggers included. The per-subject PL/pgSQL loop runs the same statements one subject at a time; the client " +
+      'baseline looks the rows up and sends one UPDATE or DELETE per row by primary key (prepared, one round trip each), as general DSR ' +
+      `tools do. Both are capped at ${fmtInt(o.cappedSubjects)} subjects and their time extrapolated linearly to ${fmtInt(o.bulkSubjects)}.`,
+  );
+  push(
+    '- **The request path** (item 2) is measured twice: in the alternation, `pii.request_erasure`, `pii.process_request_chunk` until 0, ' +
+      'and `pii.finish_request` in one rolled-back transaction (the same SQL the worker runs); then once for real, committed, processed by ' +
+      "Lethe's graphile-worker (`runWorker`, one transaction per chunk of `pii.settings.chunk_size`), timed until `pii.request_status` says done.",
+  );
   push('');
 
   push('## 1-2. Bulk erasure');
@@ -152,32 +246,48 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   if (r.committed) {
     const c = r.committed;
-    push(`**Committed, through the worker:** ${c.status} in ${fmtSeconds(c.seconds)} (the \`pii.request_erasure\` call ${fmtSeconds(c.requestCallSeconds)}; ` +
-      `${c.chunks} chunks, request to last chunk ${fmtSeconds(c.erasingSeconds)}; last chunk to done, i.e. verification, ${fmtSeconds(c.finishingSeconds)}). ` +
-      `Residual traces: ${c.residuals ?? 'n/a'}. Rows: ${Object.entries(c.rowsAffected).map(([t, n]) => `${t} ${fmtInt(n)}`).join(', ')}.`);
+    push(
+      `**Committed, through the worker:** ${c.status} in ${fmtSeconds(c.seconds)} (the \`pii.request_erasure\` call ${fmtSeconds(c.requestCallSeconds)}; ` +
+        `${c.chunks} chunks, request to last chunk ${fmtSeconds(c.erasingSeconds)}; last chunk to done, i.e. verification, ${fmtSeconds(c.finishingSeconds)}). ` +
+        `Residual traces: ${c.residuals ?? 'n/a'}. Rows: ${Object.entries(c.rowsAffected)
+          .map(([t, n]) => `${t} ${fmtInt(n)}`)
+          .join(', ')}.`,
+    );
     push('');
   }
   if (r.profile) {
     push('### Where the time goes');
     push('');
-    push('EXPLAIN (ANALYZE, BUFFERS) of each statement of `pii.erase_plan(\'erase\')` and of the floor, same subjects, in rolled-back transactions ' +
-      '(full plans in the appendix):');
+    push(
+      "EXPLAIN (ANALYZE, BUFFERS) of each statement of `pii.erase_plan('erase')` and of the floor, same subjects, in rolled-back transactions " +
+        '(full plans in the appendix):',
+    );
     push('');
     const byTable = new Map<string, { e?: (typeof r.profile.engine)[number]; h?: (typeof r.profile.hand)[number] }>();
     for (const e of r.profile.engine) byTable.set(e.table, { ...byTable.get(e.table), e });
     for (const h of r.profile.hand) byTable.set(h.table, { ...byTable.get(h.table), h });
-    push(mdTable(
-      ['table', 'engine: rows written', 'engine: time', 'floor: rows written', 'floor: time'],
-      [...byTable.entries()].map(([t, x]) => [
-        t,
-        x.e ? fmtInt(x.e.rows.upd + x.e.rows.del) : '-', x.e ? fmtMs(x.e.ms / 1000) : '-',
-        x.h ? fmtInt(x.h.rows.upd + x.h.rows.del) : '-', x.h ? fmtMs(x.h.ms / 1000) : '-',
-      ]).concat([[
-        'total',
-        fmtInt(r.profile.engine.reduce((s, e) => s + e.rows.upd + e.rows.del, 0)), fmtMs(r.profile.engine.reduce((s, e) => s + e.ms, 0) / 1000),
-        fmtInt(r.profile.hand.reduce((s, e) => s + e.rows.upd + e.rows.del, 0)), fmtMs(r.profile.hand.reduce((s, e) => s + e.ms, 0) / 1000),
-      ]]),
-    ));
+    push(
+      mdTable(
+        ['table', 'engine: rows written', 'engine: time', 'floor: rows written', 'floor: time'],
+        [...byTable.entries()]
+          .map(([t, x]) => [
+            t,
+            x.e ? fmtInt(x.e.rows.upd + x.e.rows.del) : '-',
+            x.e ? fmtMs(x.e.ms / 1000) : '-',
+            x.h ? fmtInt(x.h.rows.upd + x.h.rows.del) : '-',
+            x.h ? fmtMs(x.h.ms / 1000) : '-',
+          ])
+          .concat([
+            [
+              'total',
+              fmtInt(r.profile.engine.reduce((s, e) => s + e.rows.upd + e.rows.del, 0)),
+              fmtMs(r.profile.engine.reduce((s, e) => s + e.ms, 0) / 1000),
+              fmtInt(r.profile.hand.reduce((s, e) => s + e.rows.upd + e.rows.del, 0)),
+              fmtMs(r.profile.hand.reduce((s, e) => s + e.ms, 0) / 1000),
+            ],
+          ]),
+      ),
+    );
     push('');
     push('pg_stat_statements (nested statements tracked) around one `pii.erase_subjects` call:');
     push('');
@@ -192,9 +302,11 @@ export function renderMarkdown(r: BenchResults): string {
   push('## 3. Verification');
   push('');
   if (r.verify && r.bulk) {
-    push(`\`pii.verify_erasure\` of the committed request: ${samples(r.verify.samples)} (median ${fmtSeconds(r.verify.median)}), ` +
-      `${r.verify.residuals} residual trace(s); the erasure itself (\`pii.erase_subjects\`, median) ${fmtSeconds(r.bulk.medians.lethe)}: ` +
-      `**${fmtRatio(r.verify.median / r.bulk.medians.lethe)}** (goal <= 0.50x). Its base is the erasure measured in item 1, so this ratio is not alternated.`);
+    push(
+      `\`pii.verify_erasure\` of the committed request: ${samples(r.verify.samples)} (median ${fmtSeconds(r.verify.median)}), ` +
+        `${r.verify.residuals} residual trace(s); the erasure itself (\`pii.erase_subjects\`, median) ${fmtSeconds(r.bulk.medians.lethe)}: ` +
+        `**${fmtRatio(r.verify.median / r.bulk.medians.lethe)}** (goal <= 0.50x). Its base is the erasure measured in item 1, so this ratio is not alternated.`,
+    );
     push('');
     if (r.verifyStatements) {
       push(statementsTable(r.verifyStatements));
@@ -206,13 +318,17 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   if (r.single) {
     const s = r.single;
-    push(`${s.subjects} subjects, each erased by \`pii.erase_subjects(array[key])\` and by the floor written as one statement ` +
-      `(one round trip, data-modifying CTEs), each in its own rolled-back transaction, the order alternating: ` +
-      `pii.erase_subjects p50 ${fmtMs(s.lethe.p50)}, p95 ${fmtMs(s.lethe.p95)}; floor p50 ${fmtMs(s.hand.p50)}, p95 ${fmtMs(s.hand.p95)} ` +
-      `(p50 ratio ${fmtRatio(s.lethe.p50 / s.hand.p50)}).`);
+    push(
+      `${s.subjects} subjects, each erased by \`pii.erase_subjects(array[key])\` and by the floor written as one statement ` +
+        `(one round trip, data-modifying CTEs), each in its own rolled-back transaction, the order alternating: ` +
+        `pii.erase_subjects p50 ${fmtMs(s.lethe.p50)}, p95 ${fmtMs(s.lethe.p95)}; floor p50 ${fmtMs(s.hand.p50)}, p95 ${fmtMs(s.hand.p95)} ` +
+        `(p50 ratio ${fmtRatio(s.lethe.p50 / s.hand.p50)}).`,
+    );
     if (s.statements.length) {
       push('');
-      push(`pg_stat_statements over ${s.profiledCalls} more single-subject \`pii.erase_subjects\` calls (totals over all of them):`);
+      push(
+        `pg_stat_statements over ${s.profiledCalls} more single-subject \`pii.erase_subjects\` calls (totals over all of them):`,
+      );
       push('');
       push(statementsTable(s.statements));
     }
@@ -227,14 +343,45 @@ export function renderMarkdown(r: BenchResults): string {
   else {
     push(`Views built by \`pii.apply_masking()\`: ${mk.views.map((v) => `masked.${v}`).join(', ')}.`);
     push('');
-    push(mdTable(['measure', 'masked', 'base', 'ratio', 'runs masked / base'], [
-      ['full scan, COPY (select * ...) TO STDOUT', fmtSeconds(mk.scanCopy.maskedMedian), fmtSeconds(mk.scanCopy.baseMedian), fmtRatio(mk.scanCopy.maskedMedian / mk.scanCopy.baseMedian), `${samples(mk.scanCopy.masked)} / ${samples(mk.scanCopy.base)}`],
-      ['full scan, cursor fetch as text', fmtSeconds(mk.scanFetch.maskedMedian), fmtSeconds(mk.scanFetch.baseMedian), fmtRatio(mk.scanFetch.maskedMedian / mk.scanFetch.baseMedian), `${samples(mk.scanFetch.masked)} / ${samples(mk.scanFetch.base)}`],
-      [`point lookup p50 (p95) of ${fmtInt(mk.lookups)}`, `${fmtMs(mk.lookup.maskedMedian)} (${fmtMs(mk.lookup.maskedP95)})`, `${fmtMs(mk.lookup.baseMedian)} (${fmtMs(mk.lookup.baseP95)})`, fmtRatio(mk.lookup.maskedMedian / mk.lookup.baseMedian), '-'],
-      [`support query p50 of ${fmtInt(mk.lookups)}`, fmtMs(mk.support.maskedMedian), fmtMs(mk.support.baseMedian), fmtRatio(mk.support.maskedMedian / mk.support.baseMedian), '-'],
-    ]));
+    push(
+      mdTable(
+        ['measure', 'masked', 'base', 'ratio', 'runs masked / base'],
+        [
+          [
+            'full scan, COPY (select * ...) TO STDOUT',
+            fmtSeconds(mk.scanCopy.maskedMedian),
+            fmtSeconds(mk.scanCopy.baseMedian),
+            fmtRatio(mk.scanCopy.maskedMedian / mk.scanCopy.baseMedian),
+            `${samples(mk.scanCopy.masked)} / ${samples(mk.scanCopy.base)}`,
+          ],
+          [
+            'full scan, cursor fetch as text',
+            fmtSeconds(mk.scanFetch.maskedMedian),
+            fmtSeconds(mk.scanFetch.baseMedian),
+            fmtRatio(mk.scanFetch.maskedMedian / mk.scanFetch.baseMedian),
+            `${samples(mk.scanFetch.masked)} / ${samples(mk.scanFetch.base)}`,
+          ],
+          [
+            `point lookup p50 (p95) of ${fmtInt(mk.lookups)}`,
+            `${fmtMs(mk.lookup.maskedMedian)} (${fmtMs(mk.lookup.maskedP95)})`,
+            `${fmtMs(mk.lookup.baseMedian)} (${fmtMs(mk.lookup.baseP95)})`,
+            fmtRatio(mk.lookup.maskedMedian / mk.lookup.baseMedian),
+            '-',
+          ],
+          [
+            `support query p50 of ${fmtInt(mk.lookups)}`,
+            fmtMs(mk.support.maskedMedian),
+            fmtMs(mk.support.baseMedian),
+            fmtRatio(mk.support.maskedMedian / mk.support.baseMedian),
+            '-',
+          ],
+        ],
+      ),
+    );
     push('');
-    push(`COPY output: masked ${fmtBytes(mk.scanCopy.maskedBytes)}, base ${fmtBytes(mk.scanCopy.baseBytes)}. Plan of the lookup on the masked view:`);
+    push(
+      `COPY output: masked ${fmtBytes(mk.scanCopy.maskedBytes)}, base ${fmtBytes(mk.scanCopy.baseBytes)}. Plan of the lookup on the masked view:`,
+    );
     push('');
     push('```', mk.lookupPlan, '```');
     push('');
@@ -248,12 +395,14 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   if (r.guards) {
     const g = r.guards;
-    push(`COPY of ${fmtInt(g.rows)} events (a new monthly partition, TRUNCATEd between runs) into \`crm.events\` with Lethe's ` +
-      `guard triggers and without them (\`pii.set_guard('crm.events', 'off')\`, which drops them from the table and its ` +
-      `partitions, then back to scrub), ${fmtInt(g.tombstones)} tombstones in place: guarded ${samples(g.guarded)} ` +
-      `(median ${fmtSeconds(g.guardedMedian)}), unguarded ${samples(g.unguarded)} (median ${fmtSeconds(g.unguardedMedian)}): ` +
-      `**${fmtRatio(g.guardedMedian / g.unguardedMedian)}** (goal <= 1.15x). ${fmtInt(g.tombstonedRows)} of the rows belong to erased ` +
-      `subjects; the guards removed ${fmtInt(g.scrubbedRows)}.`);
+    push(
+      `COPY of ${fmtInt(g.rows)} events (a new monthly partition, TRUNCATEd between runs) into \`crm.events\` with Lethe's ` +
+        `guard triggers and without them (\`pii.set_guard('crm.events', 'off')\`, which drops them from the table and its ` +
+        `partitions, then back to scrub), ${fmtInt(g.tombstones)} tombstones in place: guarded ${samples(g.guarded)} ` +
+        `(median ${fmtSeconds(g.guardedMedian)}), unguarded ${samples(g.unguarded)} (median ${fmtSeconds(g.unguardedMedian)}): ` +
+        `**${fmtRatio(g.guardedMedian / g.unguardedMedian)}** (goal <= 1.15x). ${fmtInt(g.tombstonedRows)} of the rows belong to erased ` +
+        `subjects; the guards removed ${fmtInt(g.scrubbedRows)}.`,
+    );
     push('');
     push('pg_stat_statements around one guarded COPY:');
     push('');
@@ -265,15 +414,21 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   if (r.csv) {
     const c = r.csv;
-    push(`COPY of ${fmtInt(c.rows)} keys into the staging table \`pii.import_rows\` (${c.stagingIndexes ? `unlogged, ${c.stagingIndexes} index(es)` : 'unlogged, no index'}): ${samples(c.staging)} ` +
-      `(median ${fmtInt(c.rows / c.stagingMedian)} rows/s); into a plain unlogged table of the same columns, no index: ${samples(c.floor)} ` +
-      `(median ${fmtInt(c.rows / c.floorMedian)} rows/s).`);
+    push(
+      `COPY of ${fmtInt(c.rows)} keys into the staging table \`pii.import_rows\` (${c.stagingIndexes ? `unlogged, ${c.stagingIndexes} index(es)` : 'unlogged, no index'}): ${samples(c.staging)} ` +
+        `(median ${fmtInt(c.rows / c.stagingMedian)} rows/s); into a plain unlogged table of the same columns, no index: ${samples(c.floor)} ` +
+        `(median ${fmtInt(c.rows / c.floorMedian)} rows/s).`,
+    );
     if (c.importer) {
       push('');
-      push(`The importer (\`importCsv\`, src/csv) on a ${fmtInt(c.rows)}-row file, end to end (parse, check, COPY, request with ` +
-        `${fmtInt(c.importer.subjects)} subjects, ${fmtInt(c.importer.matched)} matched): ${fmtSeconds(c.importer.seconds)}, ` +
-        `${fmtInt(c.importer.rowsPerSecond)} rows/s` +
-        (c.importer.stagingSeconds ? `; staging alone ${fmtSeconds(c.importer.stagingSeconds)}, ${fmtInt(c.rows / c.importer.stagingSeconds)} rows/s.` : '.'));
+      push(
+        `The importer (\`importCsv\`, src/csv) on a ${fmtInt(c.rows)}-row file, end to end (parse, check, COPY, request with ` +
+          `${fmtInt(c.importer.subjects)} subjects, ${fmtInt(c.importer.matched)} matched): ${fmtSeconds(c.importer.seconds)}, ` +
+          `${fmtInt(c.importer.rowsPerSecond)} rows/s` +
+          (c.importer.stagingSeconds
+            ? `; staging alone ${fmtSeconds(c.importer.stagingSeconds)}, ${fmtInt(c.rows / c.importer.stagingSeconds)} rows/s.`
+            : '.'),
+      );
     } else if (c.importerError) {
       push('');
       push(`The importer failed: ${c.importerError}`);
@@ -301,12 +456,16 @@ export function renderMarkdown(r: BenchResults): string {
   push('```sql', REGISTER_SQL.trim(), '```');
   push('');
   if (r.profile) {
-    push('### Plans: pii.erase_plan(\'erase\')');
+    push("### Plans: pii.erase_plan('erase')");
     push('');
-    for (const e of r.profile.engine) push(`\`${e.table}\` (${e.action})`, '', '```', e.statement, '', e.plan, '```', '');
+    for (const e of r.profile.engine)
+      push(`\`${e.table}\` (${e.action})`, '', '```', e.statement, '', e.plan, '```', '');
     push('### Plans: the floor');
     push('');
     for (const h of r.profile.hand) push(`\`${h.table}\``, '', '```', h.plan, '```', '');
   }
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim()}\n`;
 }

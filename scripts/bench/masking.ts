@@ -67,15 +67,21 @@ async function fetchAll(db: pg.ClientBase, sql: string): Promise<number> {
   return n;
 }
 
-export async function benchMasking(db: pg.Client, opts: { pairs: number; lookups: number; log: (s: string) => void }): Promise<MaskingResult> {
+export async function benchMasking(
+  db: pg.Client,
+  opts: { pairs: number; lookups: number; log: (s: string) => void },
+): Promise<MaskingResult> {
   const { log } = opts;
-  const { rows: fn } = await db.query<{ ok: boolean }>(`select to_regprocedure('pii.apply_masking()') is not null as ok`);
+  const { rows: fn } = await db.query<{ ok: boolean }>(
+    `select to_regprocedure('pii.apply_masking()') is not null as ok`,
+  );
   if (!fn[0]!.ok) return { status: 'pending', reason: 'pii.apply_masking() does not exist in this build' };
   const { rows: built } = await db.query<{ view_name: string }>('select view_name from pii.apply_masking()');
   const { rows: have } = await db.query<{ c: boolean; o: boolean }>(
     `select to_regclass('masked.customers') is not null as c, to_regclass('masked.orders') is not null as o`,
   );
-  if (!have[0]!.c || !have[0]!.o) return { status: 'pending', reason: 'pii.apply_masking() built no masked.customers / masked.orders' };
+  if (!have[0]!.c || !have[0]!.o)
+    return { status: 'pending', reason: 'pii.apply_masking() built no masked.customers / masked.orders' };
   await db.query('analyze crm.customers');
 
   // Full scan.
@@ -89,7 +95,13 @@ export async function benchMasking(db: pg.Client, opts: { pairs: number; lookups
   for (let round = 0; round < opts.pairs; round++) {
     for (const side of roundOrder(['masked', 'base'] as const, round)) {
       const r = await timed(() => copyOut(db, `select * from ${side === 'masked' ? 'masked' : 'crm'}.customers`));
-      if (side === 'masked') { copyM.push(r.seconds); maskedBytes = r.value; } else { copyB.push(r.seconds); baseBytes = r.value; }
+      if (side === 'masked') {
+        copyM.push(r.seconds);
+        maskedBytes = r.value;
+      } else {
+        copyB.push(r.seconds);
+        baseBytes = r.value;
+      }
     }
   }
   const fetchM: number[] = [];
@@ -114,7 +126,8 @@ export async function benchMasking(db: pg.Client, opts: { pairs: number; lookups
   const pointLoop = async (sqlOf: (schema: string) => string, name: string) => {
     const m: number[] = [];
     const b: number[] = [];
-    const q = (schema: string, id: string) => db.query({ name: `${name}_${schema}`, text: sqlOf(schema), values: [id] });
+    const q = (schema: string, id: string) =>
+      db.query({ name: `${name}_${schema}`, text: sqlOf(schema), values: [id] });
     await q('masked', ids[0]!.id);
     await q('crm', ids[0]!.id);
     for (let i = 0; i < ids.length; i++) {
@@ -129,7 +142,9 @@ export async function benchMasking(db: pg.Client, opts: { pairs: number; lookups
   const lookup = await pointLoop(lookupSql, 'lookup');
   const support = await pointLoop(supportSql, 'support');
   const explain = async (sql: string) =>
-    (await db.query<{ 'QUERY PLAN': string }>(`explain (costs off) ${sql.replace('$1', ids[0]!.id)}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+    (await db.query<{ 'QUERY PLAN': string }>(`explain (costs off) ${sql.replace('$1', ids[0]!.id)}`)).rows
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
   const lookupPlan = await explain(lookupSql('masked'));
   const supportPlan = await explain(supportSql('masked'));
 

@@ -27,7 +27,9 @@ export async function profileStatements<T>(
   if (enabled) {
     try {
       await db.query(`set pg_stat_statements.track = 'all'`);
-      await db.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = current_database()), 0)`);
+      await db.query(
+        `select pg_stat_statements_reset(0, (select oid from pg_database where datname = current_database()), 0)`,
+      );
       tracking = true;
     } catch {
       tracking = false;
@@ -37,7 +39,12 @@ export async function profileStatements<T>(
   if (!tracking) return { value, statements: [] };
   try {
     const { rows } = await db.query<{
-      query: string; calls: string; total: string; rows: string; hit: string; read: string;
+      query: string;
+      calls: string;
+      total: string;
+      rows: string;
+      hit: string;
+      read: string;
     }>(
       `select query, calls, total_exec_time as total, rows, shared_blks_hit as hit, shared_blks_read as read
          from pg_stat_statements
@@ -78,8 +85,15 @@ export function collapseLiterals(text: string): string {
  * EXPLAIN (ANALYZE, BUFFERS) of a statement with parameters bound (in the caller's
  * transaction: it does run). Returns the plan text and the execution time it reports.
  */
-export async function explainAnalyze(db: pg.ClientBase, statement: string, params: unknown[]): Promise<{ plan: string; ms: number }> {
-  const { rows } = await db.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, costs off, timing on) ${statement}`, params);
+export async function explainAnalyze(
+  db: pg.ClientBase,
+  statement: string,
+  params: unknown[],
+): Promise<{ plan: string; ms: number }> {
+  const { rows } = await db.query<{ 'QUERY PLAN': string }>(
+    `explain (analyze, buffers, costs off, timing on) ${statement}`,
+    params,
+  );
   const lines = rows.map((r) => collapseLiterals(r['QUERY PLAN']));
   const exec = lines.map((l) => /Execution Time: ([\d.]+) ms/.exec(l)).find(Boolean);
   return { plan: lines.join('\n'), ms: exec ? Number(exec[1]) : Number.NaN };

@@ -71,8 +71,13 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
     const n = fmtInt(b.subjects);
     const lt = throughputRatio(b.medians.lethe, floor);
     rows.push({
-      item: '1', measure: `bulk erasure, ${n} subjects: pii.erase_subjects vs hand-written SQL`,
-      ours: fmtSeconds(b.medians.lethe), baseline: fmtSeconds(floor), ratio: fmtRatio(lt), goal: '>= 0.90x throughput', verdict: verdict(lt >= 0.9),
+      item: '1',
+      measure: `bulk erasure, ${n} subjects: pii.erase_subjects vs hand-written SQL`,
+      ours: fmtSeconds(b.medians.lethe),
+      baseline: fmtSeconds(floor),
+      ratio: fmtRatio(lt),
+      goal: '>= 0.90x throughput',
+      verdict: verdict(lt >= 0.9),
     });
     for (const m of ['plpgsql', 'client'] as const) {
       if (!b.samples[m].length) continue;
@@ -80,87 +85,155 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
       rows.push({
         item: '1',
         measure: `${m === 'plpgsql' ? 'per-subject PL/pgSQL loop' : 'row-at-a-time from a client'} (${fmtInt(b.capped)} subjects, x${(b.subjects / b.capped).toFixed(0)} extrapolated)`,
-        ours: fmtSeconds(t), baseline: fmtSeconds(floor), ratio: fmtRatio(throughputRatio(t, floor)), goal: 'reported beside', verdict: 'info',
+        ours: fmtSeconds(t),
+        baseline: fmtSeconds(floor),
+        ratio: fmtRatio(throughputRatio(t, floor)),
+        goal: 'reported beside',
+        verdict: 'info',
       });
     }
     const rt = throughputRatio(b.medians.request, floor);
-    if (b.samples.request.length) rows.push({
-      item: '2', measure: `request + chunks + finish, ${n} subjects, in one transaction`,
-      ours: fmtSeconds(b.medians.request), baseline: fmtSeconds(floor), ratio: fmtRatio(rt), goal: '>= 0.90x throughput', verdict: verdict(rt >= 0.9),
-    });
+    if (b.samples.request.length)
+      rows.push({
+        item: '2',
+        measure: `request + chunks + finish, ${n} subjects, in one transaction`,
+        ours: fmtSeconds(b.medians.request),
+        baseline: fmtSeconds(floor),
+        ratio: fmtRatio(rt),
+        goal: '>= 0.90x throughput',
+        verdict: verdict(rt >= 0.9),
+      });
   }
   if (r.committed && b) {
     const ct = throughputRatio(r.committed.seconds, b.medians.hand);
     rows.push({
-      item: '2', measure: `request + graphile-worker to done, ${fmtInt(b.subjects)} subjects, committed (1 run)`,
-      ours: fmtSeconds(r.committed.seconds), baseline: fmtSeconds(b.medians.hand), ratio: fmtRatio(ct), goal: '>= 0.90x throughput', verdict: verdict(ct >= 0.9),
+      item: '2',
+      measure: `request + graphile-worker to done, ${fmtInt(b.subjects)} subjects, committed (1 run)`,
+      ours: fmtSeconds(r.committed.seconds),
+      baseline: fmtSeconds(b.medians.hand),
+      ratio: fmtRatio(ct),
+      goal: '>= 0.90x throughput',
+      verdict: verdict(ct >= 0.9),
     });
   }
   if (r.verify && b) {
     const vr = r.verify.median / b.medians.lethe;
     rows.push({
-      item: '3', measure: `pii.verify_erasure of the ${fmtInt(b.subjects)} vs the erasure (pii.erase_subjects)`,
-      ours: fmtSeconds(r.verify.median), baseline: fmtSeconds(b.medians.lethe), ratio: fmtRatio(vr), goal: '<= 0.50x time', verdict: verdict(vr <= 0.5),
+      item: '3',
+      measure: `pii.verify_erasure of the ${fmtInt(b.subjects)} vs the erasure (pii.erase_subjects)`,
+      ours: fmtSeconds(r.verify.median),
+      baseline: fmtSeconds(b.medians.lethe),
+      ratio: fmtRatio(vr),
+      goal: '<= 0.50x time',
+      verdict: verdict(vr <= 0.5),
     });
   }
   if (r.single) {
     const s = r.single;
     rows.push({
-      item: '4', measure: `single-subject erasure p50 (${s.subjects} subjects)`,
-      ours: fmtMs(s.lethe.p50), baseline: fmtMs(s.hand.p50), ratio: fmtRatio(s.lethe.p50 / s.hand.p50), goal: 'reported', verdict: 'info',
+      item: '4',
+      measure: `single-subject erasure p50 (${s.subjects} subjects)`,
+      ours: fmtMs(s.lethe.p50),
+      baseline: fmtMs(s.hand.p50),
+      ratio: fmtRatio(s.lethe.p50 / s.hand.p50),
+      goal: 'reported',
+      verdict: 'info',
     });
     rows.push({
-      item: '4', measure: 'single-subject erasure p95',
-      ours: fmtMs(s.lethe.p95), baseline: fmtMs(s.hand.p95), ratio: fmtRatio(s.lethe.p95 / s.hand.p95), goal: 'reported', verdict: 'info',
+      item: '4',
+      measure: 'single-subject erasure p95',
+      ours: fmtMs(s.lethe.p95),
+      baseline: fmtMs(s.hand.p95),
+      ratio: fmtRatio(s.lethe.p95 / s.hand.p95),
+      goal: 'reported',
+      verdict: 'info',
     });
   }
   const m = r.masking;
   if (m?.status === 'pending') {
-    rows.push({ item: '5', measure: 'masked views', ours: '-', baseline: '-', ratio: '-', goal: '<= 1.10x scan', verdict: 'pending' });
+    rows.push({
+      item: '5',
+      measure: 'masked views',
+      ours: '-',
+      baseline: '-',
+      ratio: '-',
+      goal: '<= 1.10x scan',
+      verdict: 'pending',
+    });
   } else if (m) {
     const scan = m.scanCopy.maskedMedian / m.scanCopy.baseMedian;
     rows.push({
-      item: '5', measure: 'masked.customers full scan (COPY TO STDOUT) vs crm.customers',
-      ours: fmtSeconds(m.scanCopy.maskedMedian), baseline: fmtSeconds(m.scanCopy.baseMedian), ratio: fmtRatio(scan), goal: '<= 1.10x time', verdict: verdict(scan <= 1.1),
+      item: '5',
+      measure: 'masked.customers full scan (COPY TO STDOUT) vs crm.customers',
+      ours: fmtSeconds(m.scanCopy.maskedMedian),
+      baseline: fmtSeconds(m.scanCopy.baseMedian),
+      ratio: fmtRatio(scan),
+      goal: '<= 1.10x time',
+      verdict: verdict(scan <= 1.1),
     });
     const fetch = m.scanFetch.maskedMedian / m.scanFetch.baseMedian;
     rows.push({
-      item: '5', measure: 'masked.customers full scan, fetched by a client (cursor, as psql)',
-      ours: fmtSeconds(m.scanFetch.maskedMedian), baseline: fmtSeconds(m.scanFetch.baseMedian), ratio: fmtRatio(fetch), goal: '<= 1.10x time', verdict: verdict(fetch <= 1.1),
+      item: '5',
+      measure: 'masked.customers full scan, fetched by a client (cursor, as psql)',
+      ours: fmtSeconds(m.scanFetch.maskedMedian),
+      baseline: fmtSeconds(m.scanFetch.baseMedian),
+      ratio: fmtRatio(fetch),
+      goal: '<= 1.10x time',
+      verdict: verdict(fetch <= 1.1),
     });
     rows.push({
-      item: '5', measure: `point lookup by key, p50 of ${fmtInt(m.lookups)} (${m.lookupUsesIndex ? 'index scan' : 'NO index scan'})`,
-      ours: fmtMs(m.lookup.maskedMedian), baseline: fmtMs(m.lookup.baseMedian), ratio: fmtRatio(m.lookup.maskedMedian / m.lookup.baseMedian),
-      goal: 'uses the index', verdict: verdict(m.lookupUsesIndex),
+      item: '5',
+      measure: `point lookup by key, p50 of ${fmtInt(m.lookups)} (${m.lookupUsesIndex ? 'index scan' : 'NO index scan'})`,
+      ours: fmtMs(m.lookup.maskedMedian),
+      baseline: fmtMs(m.lookup.baseMedian),
+      ratio: fmtRatio(m.lookup.maskedMedian / m.lookup.baseMedian),
+      goal: 'uses the index',
+      verdict: verdict(m.lookupUsesIndex),
     });
     rows.push({
-      item: '5', measure: `support query (customer + last 10 orders), p50 of ${fmtInt(m.lookups)}`,
-      ours: fmtMs(m.support.maskedMedian), baseline: fmtMs(m.support.baseMedian), ratio: fmtRatio(m.support.maskedMedian / m.support.baseMedian),
-      goal: 'reported', verdict: 'info',
+      item: '5',
+      measure: `support query (customer + last 10 orders), p50 of ${fmtInt(m.lookups)}`,
+      ours: fmtMs(m.support.maskedMedian),
+      baseline: fmtMs(m.support.baseMedian),
+      ratio: fmtRatio(m.support.maskedMedian / m.support.baseMedian),
+      goal: 'reported',
+      verdict: 'info',
     });
   }
   if (r.guards) {
     const g = r.guards;
     const gr = g.guardedMedian / g.unguardedMedian;
     rows.push({
-      item: '6', measure: `COPY ${fmtInt(g.rows)} events with guards vs without (${fmtInt(g.tombstones)} tombstones)`,
-      ours: fmtSeconds(g.guardedMedian), baseline: fmtSeconds(g.unguardedMedian), ratio: fmtRatio(gr), goal: '<= 1.15x time', verdict: verdict(gr <= 1.15),
+      item: '6',
+      measure: `COPY ${fmtInt(g.rows)} events with guards vs without (${fmtInt(g.tombstones)} tombstones)`,
+      ours: fmtSeconds(g.guardedMedian),
+      baseline: fmtSeconds(g.unguardedMedian),
+      ratio: fmtRatio(gr),
+      goal: '<= 1.15x time',
+      verdict: verdict(gr <= 1.15),
     });
   }
   if (r.csv) {
     const c = r.csv;
     const rps = c.rows / c.stagingMedian;
     rows.push({
-      item: '7', measure: `COPY ${fmtInt(c.rows)} keys into pii.import_rows (vs a plain unlogged table)`,
-      ours: `${fmtInt(rps)} rows/s`, baseline: `${fmtInt(c.rows / c.floorMedian)} rows/s`, ratio: fmtRatio(c.floorMedian / c.stagingMedian),
-      goal: '>= 200,000 rows/s', verdict: verdict(rps >= 200_000),
+      item: '7',
+      measure: `COPY ${fmtInt(c.rows)} keys into pii.import_rows (vs a plain unlogged table)`,
+      ours: `${fmtInt(rps)} rows/s`,
+      baseline: `${fmtInt(c.rows / c.floorMedian)} rows/s`,
+      ratio: fmtRatio(c.floorMedian / c.stagingMedian),
+      goal: '>= 200,000 rows/s',
+      verdict: verdict(rps >= 200_000),
     });
     if (c.importer) {
       const staged = c.importer.stagingSeconds ? c.rows / c.importer.stagingSeconds : undefined;
       rows.push({
         item: '7',
         measure: `the importer (src/csv), CSV file to queued request${staged ? `; staging ${fmtInt(staged)} rows/s` : ''}`,
-        ours: `${fmtInt(c.importer.rowsPerSecond)} rows/s`, baseline: '-', ratio: '-', goal: '>= 200,000 rows/s into staging',
+        ours: `${fmtInt(c.importer.rowsPerSecond)} rows/s`,
+        baseline: '-',
+        ratio: '-',
+        goal: '>= 200,000 rows/s into staging',
         verdict: staged === undefined ? 'info' : verdict(staged >= 200_000),
       });
     }
@@ -172,10 +245,23 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
 export function textTable(rows: SummaryRow[]): string {
   const cols: Array<keyof SummaryRow> = ['item', 'measure', 'ours', 'baseline', 'ratio', 'goal', 'verdict'];
   const head: Record<keyof SummaryRow, string> = {
-    item: '#', measure: 'measure', ours: 'ours', baseline: 'baseline', ratio: 'ratio', goal: 'goal', verdict: 'verdict',
+    item: '#',
+    measure: 'measure',
+    ours: 'ours',
+    baseline: 'baseline',
+    ratio: 'ratio',
+    goal: 'goal',
+    verdict: 'verdict',
   };
   const all = [head as unknown as SummaryRow, ...rows];
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...all.map((r) => String(r[c]).length))])) as Record<keyof SummaryRow, number>;
-  const line = (r: SummaryRow) => cols.map((c) => String(r[c]).padEnd(width[c])).join('  ').trimEnd();
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...all.map((r) => String(r[c]).length))])) as Record<
+    keyof SummaryRow,
+    number
+  >;
+  const line = (r: SummaryRow) =>
+    cols
+      .map((c) => String(r[c]).padEnd(width[c]))
+      .join('  ')
+      .trimEnd();
   return [line(all[0]!), cols.map((c) => '-'.repeat(width[c])).join('  '), ...rows.map(line)].join('\n');
 }

@@ -27,7 +27,11 @@ export const EMBEDDED_SETTINGS: Record<string, string> = {
   checkpoint_timeout: '1h',
 };
 
-export async function openBenchDatabase(opts: { databaseUrl?: string; keep?: boolean; log: (s: string) => void }): Promise<BenchDatabase> {
+export async function openBenchDatabase(opts: {
+  databaseUrl?: string;
+  keep?: boolean;
+  log: (s: string) => void;
+}): Promise<BenchDatabase> {
   const external = opts.databaseUrl;
   let adminUrl: string;
   let stopCluster: (() => Promise<void>) | undefined;
@@ -64,7 +68,8 @@ export async function openBenchDatabase(opts: { databaseUrl?: string; keep?: boo
     );
     if (rows[0]!.ok) await c.query('create extension if not exists pg_stat_statements');
   });
-  if (external) opts.log(`created database ${name} on the given server${opts.keep ? ' (kept: --keep)' : ' (dropped at the end)'}`);
+  if (external)
+    opts.log(`created database ${name} on the given server${opts.keep ? ' (kept: --keep)' : ' (dropped at the end)'}`);
   return {
     url,
     embedded: !external,
@@ -114,13 +119,15 @@ export async function buildDataset(url: string, scale: number, log: (s: string) 
     await pool.end();
   }
   const install = await timed(() => migrate(url));
-  const register = await timed(() => withClient(url, async (c) => {
-    await c.query(REGISTER_SQL);
-    await c.query(BENCH_SCHEMA_SQL);
-    // Registration rebuilds the masked views and fills the registry: fresh statistics for
-    // the catalog-like tables the engine reads.
-    await c.query('analyze pii.tables, pii.columns, pii.subject_table');
-  }));
+  const register = await timed(() =>
+    withClient(url, async (c) => {
+      await c.query(REGISTER_SQL);
+      await c.query(BENCH_SCHEMA_SQL);
+      // Registration rebuilds the masked views and fills the registry: fresh statistics for
+      // the catalog-like tables the engine reads.
+      await c.query('analyze pii.tables, pii.columns, pii.subject_table');
+    }),
+  );
   return { ...built, scale, installSeconds: install.seconds, registerSeconds: register.seconds };
 }
 
@@ -240,7 +247,10 @@ export interface SubjectSets {
  * a rerun at the same scale erases the same people, spread evenly over ids, signup dates
  * and activity levels.
  */
-export async function pickSubjects(db: pg.ClientBase, sizes: { bulk: number; capped: number; single: number }): Promise<SubjectSets> {
+export async function pickSubjects(
+  db: pg.ClientBase,
+  sizes: { bulk: number; capped: number; single: number },
+): Promise<SubjectSets> {
   const { rows } = await db.query<{ id: string }>(
     `select id::text as id from crm.customers order by hashint8extended(id, 20261126), id limit $1`,
     [sizes.bulk + sizes.single],

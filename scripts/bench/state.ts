@@ -54,7 +54,12 @@ export function writtenSince(before: RowsWritten, after: RowsWritten): RowsWritt
  * Call inside the run's transaction, after the method ran. firstXid: txid_current() taken
  * before it; written: the run's rows written (writtenSince).
  */
-export async function fingerprint(db: pg.ClientBase, subjects: string[], firstXid: number, written: RowsWritten): Promise<StateFingerprint> {
+export async function fingerprint(
+  db: pg.ClientBase,
+  subjects: string[],
+  firstXid: number,
+  written: RowsWritten,
+): Promise<StateFingerprint> {
   const tables: Record<string, string> = {};
   // Hash joins, not a subplan per row: give the checksums memory (this transaction only).
   await db.query(`set local work_mem = '256MB'`);
@@ -79,11 +84,15 @@ export async function fingerprint(db: pg.ClientBase, subjects: string[], firstXi
     tables[table] = `${r.n}:${r.md5 ?? '-'}${Number(r.stray) ? ` +${r.stray} other rows written` : ''}`;
   }
   for (const table of ['crm.events', 'crm.loyalty_points']) {
-    const { rows } = await db.query<{ n: string }>(`select count(*) as n from ${table} where customer_id = any ($1::bigint[])`, [subjects]);
+    const { rows } = await db.query<{ n: string }>(
+      `select count(*) as n from ${table} where customer_id = any ($1::bigint[])`,
+      [subjects],
+    );
     tables[table] = `left:${rows[0]!.n} deleted:${written[table]?.del ?? 0}`;
   }
   const untouched = written['crm.daily_revenue'];
-  tables['crm.daily_revenue'] = untouched && untouched.ins + untouched.upd + untouched.del > 0 ? 'WRITTEN' : 'untouched';
+  tables['crm.daily_revenue'] =
+    untouched && untouched.ins + untouched.upd + untouched.del > 0 ? 'WRITTEN' : 'untouched';
   return { rowsWritten: written, tables };
 }
 

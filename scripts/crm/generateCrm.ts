@@ -183,7 +183,8 @@ export async function generateCrm(db: pg.ClientBase | pg.Pool, opts: GenerateCrm
   const log = opts.log ?? (() => undefined);
   const schemaSql = await sqlFile('./schema.sql');
   const script = parseGenerateSql(await sqlFile('./generate.sql'));
-  const substitute = (sql: string, extra: Record<string, number> = {}) => substituteSqlParams(sql, { ...params, ...extra });
+  const substitute = (sql: string, extra: Record<string, number> = {}) =>
+    substituteSqlParams(sql, { ...params, ...extra });
 
   const wanted = isPool(db) ? Math.max(1, Math.min(opts.parallel ?? 2, db.options.max ?? 10)) : 1;
   const clients: pg.ClientBase[] = [];

@@ -80,9 +80,23 @@ export interface Lethe {
     tables(): Promise<RegisteredTable[]>;
     columns(table?: string): Promise<RegisteredColumn[]>;
     lint(): Promise<LintProblem[]>;
-    registerSubjectTable(table: string, keyColumn: string, opts?: { scopeColumn?: string; keyIsPii?: boolean }): Promise<void>;
-    registerTable(table: string, subjectColumn: string, onErase: OnErase, opts?: { scopeColumn?: string }): Promise<void>;
-    registerChildTable(table: string, parent: string, fkColumn: string, opts?: { onErase?: OnErase; parentColumn?: string }): Promise<void>;
+    registerSubjectTable(
+      table: string,
+      keyColumn: string,
+      opts?: { scopeColumn?: string; keyIsPii?: boolean },
+    ): Promise<void>;
+    registerTable(
+      table: string,
+      subjectColumn: string,
+      onErase: OnErase,
+      opts?: { scopeColumn?: string },
+    ): Promise<void>;
+    registerChildTable(
+      table: string,
+      parent: string,
+      fkColumn: string,
+      opts?: { onErase?: OnErase; parentColumn?: string },
+    ): Promise<void>;
     registerColumn(table: string, column: string, rule: ColumnRule): Promise<void>;
     /** pii.grant_role: make a login role a member of pii_operator, pii_auditor, … */
     grantRole(groupRole: string, loginRole: string): Promise<void>;
@@ -100,7 +114,14 @@ export function createLethe(opts: LetheOptions): Lethe {
   const pool =
     'pool' in opts
       ? opts.pool
-      : createPool({ connectionString: opts.connectionString, application_name: opts.applicationName ?? 'lethe', max: opts.max ?? 4 }, opts.onNotice);
+      : createPool(
+          {
+            connectionString: opts.connectionString,
+            application_name: opts.applicationName ?? 'lethe',
+            max: opts.max ?? 4,
+          },
+          opts.onNotice,
+        );
   const db = createDb(pool);
   let closed: Promise<void> | undefined;
 
@@ -142,7 +163,8 @@ async function waitForRequest(db: LetheDb, requestId: string, opts: WaitOptions 
     const status = await requestStatus(db, requestId);
     opts.onProgress?.(status);
     if (isFinished(status.status)) return status;
-    if (opts.signal?.aborted) throw new LetheError(`stopped waiting for request ${requestId}`, '57014', { cause: opts.signal.reason });
+    if (opts.signal?.aborted)
+      throw new LetheError(`stopped waiting for request ${requestId}`, '57014', { cause: opts.signal.reason });
     if (Date.now() + interval > deadline) {
       throw new LetheError(
         `request ${requestId} is still ${status.status} after ${opts.timeoutMs} ms (${Math.round(status.progress * 100)}% done); is a worker running?`,

@@ -69,7 +69,10 @@ export function dueDate(value: string | undefined): Date | undefined {
   const rel = /^(\d+)\s*([hd])$/i.exec(value.trim());
   if (rel) return new Date(Date.now() + Number(rel[1]) * (rel[2]!.toLowerCase() === 'h' ? 3_600_000 : 86_400_000));
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new UsageError(`--due must be an ISO date/time (2026-12-24T12:00:00Z) or a delay like 48h or 30d, got "${value}"`);
+  if (Number.isNaN(t))
+    throw new UsageError(
+      `--due must be an ISO date/time (2026-12-24T12:00:00Z) or a delay like 48h or 30d, got "${value}"`,
+    );
   return new Date(t);
 }
 

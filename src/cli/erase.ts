@@ -27,26 +27,28 @@ export function addEraseCommand(program: Command): void {
     .option('--mode <mode>', 'erase (per table on_erase) or delete (remove every registered row)')
     .option('--due <when>', 'deadline: ISO date/time or a delay such as 48h, 30d')
     .option('--wait', 'wait until the request is done (progress bar on a terminal)')
-    .action(action(async (keys: string[], opts: EraseOptions, cmd: Command) => {
-      const json = globals(cmd).json;
-      const all = [...keys, ...(opts.file ? await readKeys(opts.file) : [])];
-      if (all.length === 0) throw new UsageError('no subject keys: pass them as arguments or with --file');
-      const mode = modeOption(opts.mode);
-      const dueAt = dueDate(opts.due);
-      return withLethe(cmd, async (lethe) => {
-        const id = await lethe.requestErasure(all, {
-          requestKey: opts.requestKey,
-          source: 'cli',
-          scopes: opts.scope === undefined ? undefined : [opts.scope],
-          mode,
-          dueAt,
+    .action(
+      action(async (keys: string[], opts: EraseOptions, cmd: Command) => {
+        const json = globals(cmd).json;
+        const all = [...keys, ...(opts.file ? await readKeys(opts.file) : [])];
+        if (all.length === 0) throw new UsageError('no subject keys: pass them as arguments or with --file');
+        const mode = modeOption(opts.mode);
+        const dueAt = dueDate(opts.due);
+        return withLethe(cmd, async (lethe) => {
+          const id = await lethe.requestErasure(all, {
+            requestKey: opts.requestKey,
+            source: 'cli',
+            scopes: opts.scope === undefined ? undefined : [opts.scope],
+            mode,
+            dueAt,
+          });
+          const status = opts.wait ? await watchRequest(lethe, id, !json) : await lethe.getRequest(id);
+          if (json) printJson(status);
+          else print(renderStatus(status));
+          return status.status === 'failed' ? EXIT.failure : EXIT.ok;
         });
-        const status = opts.wait ? await watchRequest(lethe, id, !json) : await lethe.getRequest(id);
-        if (json) printJson(status);
-        else print(renderStatus(status));
-        return status.status === 'failed' ? EXIT.failure : EXIT.ok;
-      });
-    }));
+      }),
+    );
 }
 
 async function readKeys(path: string): Promise<string[]> {

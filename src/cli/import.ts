@@ -2,7 +2,6 @@
 // request, prints the report (row numbers and keyed hashes, never keys).
 import type { Command } from 'commander';
 import { CsvRejectedError, type ImportReport } from '../csv/importCsv.js';
-import { importCsv } from '../csv/importCsv.js';
 import { PREVIEW_ROWS, type RowError } from '../csv/format.js';
 import { action, dueDate, EXIT, globals, info, modeOption, positiveInt, withLethe } from './context.js';
 import { formatCell, keyValues, print, printJson, table } from './output.js';
@@ -33,49 +32,72 @@ export function addImportCommand(program: Command): void {
     .option('--due <when>', 'deadline: ISO date/time or a delay such as 48h, 30d')
     .option('--wait', 'wait until the request is done')
     .option('--limit <n>', 'list at most n unmatched and n rejected rows (counts are always complete)', '100')
-    .action(action(async (file: string, opts: ImportOptions, cmd: Command) => {
-      const json = !!globals(cmd).json;
-      const mode = modeOption(opts.mode);
-      const dueAt = dueDate(opts.due);
-      const listLimit = positiveInt('--limit', opts.limit);
-      const bar = progressBar(!json);
-      return withLethe(cmd, async (lethe) => {
-        let report: ImportReport;
-        try {
-          report = await lethe.importCsv(file, {
-            skipInvalid: opts.skipInvalid,
-            requestKey: opts.requestKey,
-            mode,
-            dueAt,
-            listLimit,
-            onPreview: ({ rows, errors }) => {
-              if (json) return;
-              if (errors.length === 0) info(`${file}: header and first ${rows} row(s) are valid; importing`);
-              else if (opts.skipInvalid) info(`${file}: invalid rows among the first ${PREVIEW_ROWS} (they will be skipped):\n${rowErrors(errors)}`);
-            },
-            onProgress: (p) => {
-              if (p.rowsRead < BAR_AFTER_ROWS) return;
-              if (p.phase === 'request') bar.update(undefined, `${formatCell(p.rowsRead)} rows staged; matching subjects and queueing the request…`, true);
-              else bar.update(p.totalBytes ? p.bytesDone / p.totalBytes : undefined, `${formatCell(p.rowsRead)} rows`);
-            },
-          });
-        } catch (err) {
+    .action(
+      action(async (file: string, opts: ImportOptions, cmd: Command) => {
+        const json = !!globals(cmd).json;
+        const mode = modeOption(opts.mode);
+        const dueAt = dueDate(opts.due);
+        const listLimit = positiveInt('--limit', opts.limit);
+        const bar = progressBar(!json);
+        return withLethe(cmd, async (lethe) => {
+          let report: ImportReport;
+          try {
+            report = await lethe.importCsv(file, {
+              skipInvalid: opts.skipInvalid,
+              requestKey: opts.requestKey,
+              mode,
+              dueAt,
+              listLimit,
+              onPreview: ({ rows, errors }) => {
+                if (json) return;
+                if (errors.length === 0) info(`${file}: header and first ${rows} row(s) are valid; importing`);
+                else if (opts.skipInvalid)
+                  info(
+                    `${file}: invalid rows among the first ${PREVIEW_ROWS} (they will be skipped):\n${rowErrors(errors)}`,
+                  );
+              },
+              onProgress: (p) => {
+                if (p.rowsRead < BAR_AFTER_ROWS) return;
+                if (p.phase === 'request')
+                  bar.update(
+                    undefined,
+                    `${formatCell(p.rowsRead)} rows staged; matching subjects and queueing the request…`,
+                    true,
+                  );
+                else
+                  bar.update(p.totalBytes ? p.bytesDone / p.totalBytes : undefined, `${formatCell(p.rowsRead)} rows`);
+              },
+            });
+          } catch (err) {
+            bar.done();
+            if (!(err instanceof CsvRejectedError)) throw err;
+            if (json)
+              printJson({
+                file,
+                rejected: true,
+                stage: err.stage,
+                message: err.message,
+                rowsRead: err.rowsRead,
+                invalidRows: err.rejected,
+                errors: err.rows,
+              });
+            else
+              info(
+                `${file}: ${err.message}\n${rowErrors(err.rows)}${err.rejected > err.rows.length ? `… and ${err.rejected - err.rows.length} more\n` : ''}`,
+              );
+            return EXIT.usage;
+          }
           bar.done();
-          if (!(err instanceof CsvRejectedError)) throw err;
-          if (json) printJson({ file, rejected: true, stage: err.stage, message: err.message, rowsRead: err.rowsRead, invalidRows: err.rejected, errors: err.rows });
-          else info(`${file}: ${err.message}\n${rowErrors(err.rows)}${err.rejected > err.rows.length ? `… and ${err.rejected - err.rows.length} more\n` : ''}`);
-          return EXIT.usage;
-        }
-        bar.done();
-        const final = opts.wait ? await watchRequest(lethe, report.requestId, !json) : undefined;
-        if (json) printJson(final ? { file, ...report, status: final.status, request: final } : { file, ...report });
-        else {
-          print(renderReport(file, report));
-          if (final) print(`\n${renderStatus(final)}`);
-        }
-        return final?.status === 'failed' ? EXIT.failure : EXIT.ok;
-      });
-    }));
+          const final = opts.wait ? await watchRequest(lethe, report.requestId, !json) : undefined;
+          if (json) printJson(final ? { file, ...report, status: final.status, request: final } : { file, ...report });
+          else {
+            print(renderReport(file, report));
+            if (final) print(`\n${renderStatus(final)}`);
+          }
+          return final?.status === 'failed' ? EXIT.failure : EXIT.ok;
+        });
+      }),
+    );
 }
 
 function rowErrors(errors: RowError[]): string {

@@ -6,13 +6,15 @@ export function addMigrateCommand(program: Command): void {
   program
     .command('migrate')
     .description('install or upgrade Lethe (schema pii, graphile-worker) in the database')
-    .action(action(async (_opts, cmd: Command) => {
-      // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
-      const { migrate } = await import('../db/migrate.js');
-      const json = globals(cmd).json;
-      const { applied } = await migrate(databaseUrl(cmd), { log: json ? undefined : info });
-      if (json) printJson({ applied });
-      else print(applied.length ? `applied ${applied.length} migration(s)\n` : 'already up to date\n');
-      return EXIT.ok;
-    }));
+    .action(
+      action(async (_opts, cmd: Command) => {
+        // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+        const { migrate } = await import('../db/migrate.js');
+        const json = globals(cmd).json;
+        const { applied } = await migrate(databaseUrl(cmd), { log: json ? undefined : info });
+        if (json) printJson({ applied });
+        else print(applied.length ? `applied ${applied.length} migration(s)\n` : 'already up to date\n');
+        return EXIT.ok;
+      }),
+    );
 }

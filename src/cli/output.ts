@@ -5,20 +5,31 @@ export type Cell = string | number | boolean | Date | null | undefined;
 
 export function formatCell(v: Cell): string {
   if (v === null || v === undefined) return '';
-  if (v instanceof Date) return v.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  if (v instanceof Date)
+    return v
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d{3}Z$/, 'Z');
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : String(v);
   return String(v);
 }
 
 /** An aligned table with a header row; numbers right-aligned. */
-export function table<T extends object>(input: readonly T[], columns: ReadonlyArray<keyof T & string>, headers?: ReadonlyArray<string>): string {
+export function table<T extends object>(
+  input: readonly T[],
+  columns: ReadonlyArray<keyof T & string>,
+  headers?: ReadonlyArray<string>,
+): string {
   const rows = input as unknown as ReadonlyArray<Record<string, Cell>>;
   const head = headers ?? columns;
   const cells = rows.map((r) => columns.map((c) => formatCell(r[c])));
   const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => r[c] == null || typeof r[c] === 'number'));
   const widths = columns.map((_, i) => Math.max(head[i]!.length, ...cells.map((row) => row[i]!.length)));
   const line = (values: string[]) =>
-    values.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
+    values
+      .map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line([...head]), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n') + '\n';
 }
 

@@ -14,22 +14,25 @@ export function addWasErasedCommand(program: Command): void {
     .argument('<key>', 'subject key, or with --hash a subject hash from a report')
     .option('--scope <scope>', 'scope (brand) of the key, for scoped installs')
     .option('--hash', 'the argument is a subject hash (64 hex characters), as shown in reports')
-    .action(action(async (key: string, opts: WasErasedOptions, cmd: Command) => {
-      if (opts.hash && !/^[0-9a-f]{64}$/i.test(key)) throw new UsageError('--hash expects 64 hexadecimal characters');
-      if (opts.hash && opts.scope !== undefined) throw new UsageError('--scope does not apply to --hash (the hash includes it)');
-      return withLethe(cmd, async (lethe) => {
-        const r = opts.hash ? await lethe.wasErasedHash(key.toLowerCase()) : await lethe.wasErased(key, opts.scope);
-        if (globals(cmd).json) printJson(r);
-        else
-          print(
-            keyValues([
-              ['erased', r.erased ? 'yes' : r.flaggedAt ? 'not yet (requested, pending)' : 'no'],
-              ['flagged at', r.flaggedAt],
-              ['erased at', r.erasedAt],
-              ['request', r.requestId],
-            ]),
-          );
-        return EXIT.ok;
-      });
-    }));
+    .action(
+      action(async (key: string, opts: WasErasedOptions, cmd: Command) => {
+        if (opts.hash && !/^[0-9a-f]{64}$/i.test(key)) throw new UsageError('--hash expects 64 hexadecimal characters');
+        if (opts.hash && opts.scope !== undefined)
+          throw new UsageError('--scope does not apply to --hash (the hash includes it)');
+        return withLethe(cmd, async (lethe) => {
+          const r = opts.hash ? await lethe.wasErasedHash(key.toLowerCase()) : await lethe.wasErased(key, opts.scope);
+          if (globals(cmd).json) printJson(r);
+          else
+            print(
+              keyValues([
+                ['erased', r.erased ? 'yes' : r.flaggedAt ? 'not yet (requested, pending)' : 'no'],
+                ['flagged at', r.flaggedAt],
+                ['erased at', r.erasedAt],
+                ['request', r.requestId],
+              ]),
+            );
+          return EXIT.ok;
+        });
+      }),
+    );
 }

@@ -7,7 +7,10 @@ import { progressLabel } from './statusView.js';
 export async function watchRequest(lethe: Lethe, id: string, showBar: boolean): Promise<RequestStatus> {
   const bar = progressBar(showBar);
   try {
-    return await lethe.waitForRequest(id, { onProgress: (s) => bar.update(s.progress, progressLabel(s)), maxIntervalMs: 500 });
+    return await lethe.waitForRequest(id, {
+      onProgress: (s) => bar.update(s.progress, progressLabel(s)),
+      maxIntervalMs: 500,
+    });
   } finally {
     bar.done();
   }

@@ -14,34 +14,38 @@ export function addWorkerCommand(program: Command): void {
     .description('process erasure requests (graphile-worker) until SIGTERM/SIGINT')
     .option('-c, --concurrency <n>', 'requests processed at once', '1')
     .option('--chunk-size <n>', 'subjects per chunk (default: pii.settings.chunk_size)')
-    .action(action(async (opts: WorkerOptions, cmd: Command) => {
-      // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
-      const { runWorker } = await import('../worker/runWorker.js');
-      const worker = await runWorker({
-        connectionString: databaseUrl(cmd),
-        concurrency: positiveInt('--concurrency', opts.concurrency),
-        chunkSize: positiveInt('--chunk-size', opts.chunkSize),
-      });
-      let signals = 0;
-      const onSignal = (signal: NodeJS.Signals) => {
-        signals++;
-        if (signals > 1) {
-          process.stderr.write(`[lethe worker] ${signal} again: exiting now\n`);
-          process.exit(130);
+    .action(
+      action(async (opts: WorkerOptions, cmd: Command) => {
+        // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+        const { runWorker } = await import('../worker/runWorker.js');
+        const worker = await runWorker({
+          connectionString: databaseUrl(cmd),
+          concurrency: positiveInt('--concurrency', opts.concurrency),
+          chunkSize: positiveInt('--chunk-size', opts.chunkSize),
+        });
+        let signals = 0;
+        const onSignal = (signal: NodeJS.Signals) => {
+          signals++;
+          if (signals > 1) {
+            process.stderr.write(`[lethe worker] ${signal} again: exiting now\n`);
+            process.exit(130);
+          }
+          process.stderr.write(`[lethe worker] ${signal}: finishing the chunk in flight, then stopping\n`);
+          void worker.stop();
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+        process.stderr.write(
+          `[lethe worker] started (pid ${process.pid}, concurrency ${opts.concurrency}); ${worker.resumed} open request(s) re-queued\n`,
+        );
+        try {
+          await worker.promise;
+        } finally {
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
         }
-        process.stderr.write(`[lethe worker] ${signal}: finishing the chunk in flight, then stopping\n`);
-        void worker.stop();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-      process.stderr.write(`[lethe worker] started (pid ${process.pid}, concurrency ${opts.concurrency}); ${worker.resumed} open request(s) re-queued\n`);
-      try {
-        await worker.promise;
-      } finally {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-      }
-      process.stderr.write('[lethe worker] stopped\n');
-      return EXIT.ok;
-    }));
+        process.stderr.write('[lethe worker] stopped\n');
+        return EXIT.ok;
+      }),
+    );
 }

@@ -40,7 +40,10 @@ const describeExpected = `expected a header with ${KEY_COLUMNS.join(' | ')}, opt
 /** Reads the header row (line 1). */
 export function parseHeader(fields: readonly string[] | undefined): HeaderResult {
   if (!fields || (fields.length === 1 && fields[0]!.trim() === '')) {
-    return { ok: false, errors: [{ row: 1, reason: `the file is empty or its first line is blank: ${describeExpected}` }] };
+    return {
+      ok: false,
+      errors: [{ row: 1, reason: `the file is empty or its first line is blank: ${describeExpected}` }],
+    };
   }
   const errors: RowError[] = [];
   const roles: string[] = [];
@@ -51,7 +54,10 @@ export function parseHeader(fields: readonly string[] | undefined): HeaderResult
     const name = raw.trim().toLowerCase();
     const col = i + 1;
     if (raw.includes('"') || raw.includes("'")) {
-      errors.push({ row: 1, reason: `column ${col}: quoted header names are not allowed (write ${name.replace(/["']/g, '') || 'subject_key'} without quotes)` });
+      errors.push({
+        row: 1,
+        reason: `column ${col}: quoted header names are not allowed (write ${name.replace(/["']/g, '') || 'subject_key'} without quotes)`,
+      });
       roles.push('?');
       return;
     }
@@ -106,14 +112,23 @@ const SUSPECT = /["\u0000-\u0008\u000a-\u001f\u007f\ufffd]/;
 /** Checks one data row against the layout. Values are trimmed of surrounding spaces. */
 export function checkRow(fields: readonly string[], layout: CsvLayout): RowResult {
   if (fields.length !== layout.width) {
-    return { ok: false, reason: `expected ${layout.width} column${layout.width === 1 ? '' : 's'}, found ${fields.length}` };
+    return {
+      ok: false,
+      reason: `expected ${layout.width} column${layout.width === 1 ? '' : 's'}, found ${fields.length}`,
+    };
   }
   for (let i = 0; i < fields.length; i++) {
     const v = fields[i]!;
     if (SUSPECT.test(v)) {
-      return { ok: false, reason: v.includes('"') ? `column ${i + 1}: quoted values are not allowed` : `column ${i + 1}: control character or invalid UTF-8` };
+      return {
+        ok: false,
+        reason: v.includes('"')
+          ? `column ${i + 1}: quoted values are not allowed`
+          : `column ${i + 1}: control character or invalid UTF-8`,
+      };
     }
-    if (v.length > MAX_VALUE_LENGTH) return { ok: false, reason: `column ${i + 1}: value longer than ${MAX_VALUE_LENGTH} characters` };
+    if (v.length > MAX_VALUE_LENGTH)
+      return { ok: false, reason: `column ${i + 1}: value longer than ${MAX_VALUE_LENGTH} characters` };
   }
   const key = fields[layout.keyIndex]!.trim();
   if (key === '') return { ok: false, reason: 'empty subject key' };

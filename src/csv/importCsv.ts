@@ -19,7 +19,15 @@ import { requestErasureFromImport } from '../sql/requestErasureFromImport.js';
 import { requestItems } from '../sql/requestItems.js';
 import { type RequestState, requestStatus } from '../sql/requestStatus.js';
 import { checkRow, type CsvLayout, isBlankLine, parseHeader, PREVIEW_ROWS, type RowError } from './format.js';
-import { type CsvInput, type CsvRecord, CsvSyntaxError, openInput, parseToChunks, peekHead, toSyntaxError } from './reader.js';
+import {
+  type CsvInput,
+  type CsvRecord,
+  CsvSyntaxError,
+  openInput,
+  parseToChunks,
+  peekHead,
+  toSyntaxError,
+} from './reader.js';
 
 export interface ImportCsvOptions {
   /** Import the valid rows and report the others, instead of rejecting the file. */
@@ -89,7 +97,11 @@ const PROGRESS_EVERY = 8192;
 // row would cost more than parsing it.
 const COPY_CHUNK_CHARS = 256 * 1024;
 
-export async function importCsv(pool: pg.Pool, source: string | Readable, opts: ImportCsvOptions = {}): Promise<ImportReport> {
+export async function importCsv(
+  pool: pg.Pool,
+  source: string | Readable,
+  opts: ImportCsvOptions = {},
+): Promise<ImportReport> {
   const started = performance.now();
   const listLimit = opts.listLimit ?? 1000;
   const input = await openInput(source);
@@ -102,7 +114,8 @@ export async function importCsv(pool: pg.Pool, source: string | Readable, opts: 
     // No db.destroy() afterwards: Kysely would end the pool, which is the caller's.
     const db = createDb(pool);
     const status = await requestStatus(db, requestId);
-    const unmatched = status.unmatched > 0 ? await requestItems(db, requestId, { matched: false, limit: listLimit }) : [];
+    const unmatched =
+      status.unmatched > 0 ? await requestItems(db, requestId, { matched: false, limit: listLimit }) : [];
     return {
       requestId,
       status: status.status,
@@ -139,7 +152,13 @@ async function preview(input: CsvInput, opts: ImportCsvOptions, listLimit: numbe
   const header = parseHeader(head[0]?.fields);
   if (!header.ok) {
     opts.onPreview?.({ rows: 0, errors: header.errors });
-    throw new CsvRejectedError('the header row is invalid; nothing was imported', 'header', header.errors, header.errors.length, 0);
+    throw new CsvRejectedError(
+      'the header row is invalid; nothing was imported',
+      'header',
+      header.errors,
+      header.errors.length,
+      0,
+    );
   }
   const state = new ImportState(listLimit);
   for (const rec of head.slice(1)) state.check(rec.fields, rec.line, header.layout);
@@ -152,7 +171,10 @@ async function preview(input: CsvInput, opts: ImportCsvOptions, listLimit: numbe
   if (state.rejected > 0 && !opts.skipInvalid) {
     throw new CsvRejectedError(
       `the first ${PREVIEW_ROWS} rows have ${state.rejected} invalid row(s); nothing was imported`,
-      'preview', state.rejectedRows, state.rejected, state.rowsRead,
+      'preview',
+      state.rejectedRows,
+      state.rejected,
+      state.rowsRead,
     );
   }
   return header.layout;
@@ -225,18 +247,33 @@ async function stageAndRequest(
       const e = toSyntaxError(err, lastLine() + 1);
       // A CSV syntax error ends the COPY mid-stream; the connection is fine once rolled back.
       throw e instanceof CsvSyntaxError
-        ? new CsvRejectedError(`${e.message}; nothing was imported`, 'file', [{ row: e.line, reason: e.reason }], state.rejected + 1, state.rowsRead)
+        ? new CsvRejectedError(
+            `${e.message}; nothing was imported`,
+            'file',
+            [{ row: e.line, reason: e.reason }],
+            state.rejected + 1,
+            state.rowsRead,
+          )
         : toLetheError(e);
     }
     const stagingSeconds = (performance.now() - started) / 1000;
     if (state.rejected > 0 && stopOnError) {
       throw new CsvRejectedError(
         `${state.rejected} of ${state.rowsRead} rows are invalid; the whole file was rejected and nothing was queued (use --skip-invalid to import the valid rows)`,
-        'file', state.rejectedRows, state.rejected, state.rowsRead,
+        'file',
+        state.rejectedRows,
+        state.rejected,
+        state.rowsRead,
       );
     }
     if (state.staged === 0) {
-      throw new CsvRejectedError('no valid rows: nothing was queued', 'file', state.rejectedRows, state.rejected, state.rowsRead);
+      throw new CsvRejectedError(
+        'no valid rows: nothing was queued',
+        'file',
+        state.rejectedRows,
+        state.rejected,
+        state.rowsRead,
+      );
     }
     progress('request');
     // Keys the key column's type refuses are reported by the database, by CSV row.

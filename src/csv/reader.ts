@@ -66,7 +66,11 @@ const HEAD_BYTES = 1 << 20;
  * and returns the records up to the header plus `dataRows` non-blank rows. The input is
  * left (or replaced) so that reading it again starts at byte 0.
  */
-export async function peekHead(input: CsvInput, dataRows: number, isBlank: (f: string[]) => boolean): Promise<CsvRecord[]> {
+export async function peekHead(
+  input: CsvInput,
+  dataRows: number,
+  isBlank: (f: string[]) => boolean,
+): Promise<CsvRecord[]> {
   const chunks: Buffer[] = [];
   let size = 0;
   let newlines = 0;
@@ -177,7 +181,8 @@ export function toSyntaxError(err: unknown, line: number): Error {
   const e = err as { code?: string; lines?: number };
   if (typeof e.code === 'string' && e.code.startsWith('CSV_')) {
     const at = typeof e.lines === 'number' ? e.lines : line;
-    const reason = e.code === 'CSV_MAX_RECORD_SIZE' ? `line longer than ${MAX_LINE_BYTES} bytes (is this a CSV file?)` : e.code;
+    const reason =
+      e.code === 'CSV_MAX_RECORD_SIZE' ? `line longer than ${MAX_LINE_BYTES} bytes (is this a CSV file?)` : e.code;
     return new CsvSyntaxError(reason, at);
   }
   return err instanceof Error ? err : new Error(String(err));

@@ -10,7 +10,8 @@ export function resolveDatabaseUrl(option?: string): string | undefined {
 /** Like resolveDatabaseUrl, but fails with a message a user can act on. */
 export function requireDatabaseUrl(option?: string): string {
   const url = resolveDatabaseUrl(option);
-  if (!url) throw new Error('no database given: pass --database-url postgres://user:pass@host:5432/db or set DATABASE_URL');
+  if (!url)
+    throw new Error('no database given: pass --database-url postgres://user:pass@host:5432/db or set DATABASE_URL');
   return url;
 }
 

@@ -66,7 +66,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   // already died (failed start, killed from outside), so forget a dead child first.
   const forgetDeadChild = () => {
     const inner = pg as unknown as { process?: ChildProcess };
-    if (inner.process && (inner.process.exitCode !== null || inner.process.signalCode !== null)) inner.process = undefined;
+    if (inner.process && (inner.process.exitCode !== null || inner.process.signalCode !== null))
+      inner.process = undefined;
   };
 
   try {

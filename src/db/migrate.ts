@@ -37,9 +37,12 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
   // `migrate`, not `up`: `up` would also try to CREATE DATABASE, which needs a connection
   // to the maintenance database and CREATEDB; Lethe installs into a database that exists.
   const args = [
-    '--url', dbmateUrl(databaseUrl),
-    '--migrations-dir', migrationsDir,
-    '--migrations-table', LETHE_MIGRATIONS_TABLE,
+    '--url',
+    dbmateUrl(databaseUrl),
+    '--migrations-dir',
+    migrationsDir,
+    '--migrations-table',
+    LETHE_MIGRATIONS_TABLE,
     '--no-dump-schema',
     'migrate',
   ];
@@ -48,7 +51,9 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     ({ stdout } = await run(resolveBinary(), args, { maxBuffer: 16 * 1024 * 1024 }));
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`dbmate migrate failed: ${(e.stderr || e.message).trim()}\n${e.stdout ?? ''}`.trim(), { cause: err });
+    throw new Error(`dbmate migrate failed: ${(e.stderr || e.message).trim()}\n${e.stdout ?? ''}`.trim(), {
+      cause: err,
+    });
   }
   const applied: string[] = [];
   for (const line of stdout.split('\n')) {

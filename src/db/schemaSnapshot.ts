@@ -7,6 +7,8 @@
 // the role that ran the migrations (postgres, or whoever DATABASE_URL logs in as) is
 // printed as <owner>. Objects that belong to an extension are left out.
 
+/* eslint-disable @typescript-eslint/no-explicit-any -- catalog rows are JSON built by the queries below */
+
 export interface Queryable {
   query(sql: string, params?: unknown[]): Promise<{ rows: any[] }>;
 }
@@ -34,8 +36,12 @@ export async function dumpSchema(client: Queryable, schemas: string[] = ['pii', 
 async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<string> {
   // Rows are sorted here, by code points, so the server's collation cannot reorder the dump.
   const q = async (sql: string, key = 'name') =>
-    (await client.query(sql, sql.includes('$1') ? [schemas] : [])).rows.sort((a, b) => cmp(String(a[key]), String(b[key])));
-  const { rows } = await client.query(`select current_user as me, current_setting('server_version_num')::int / 10000 as major`);
+    (await client.query(sql, sql.includes('$1') ? [schemas] : [])).rows.sort((a, b) =>
+      cmp(String(a[key]), String(b[key])),
+    );
+  const { rows } = await client.query(
+    `select current_user as me, current_setting('server_version_num')::int / 10000 as major`,
+  );
   const { me, major } = rows[0];
   const role = (name: string) => (name === me ? '<owner>' : name);
   const acl = (items: Acl[] | null, indent = '  ') => formatAcl(items, role, indent);
@@ -59,21 +65,33 @@ async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<
     select n.nspname as name, pg_get_userbyid(n.nspowner) as owner, ${aclJson('n.nspacl', `'n'`, 'n.nspowner')} as acl,
            obj_description(n.oid, 'pg_namespace') as comment
     from pg_namespace n where n.nspname = any($1)`);
-  section('schemas', schemaRows.map((r) => [`schema ${r.name} owner ${role(r.owner)}`, ...acl(r.acl), ...comment(r.comment)]));
+  section(
+    'schemas',
+    schemaRows.map((r) => [`schema ${r.name} owner ${role(r.owner)}`, ...acl(r.acl), ...comment(r.comment)]),
+  );
 
-  const defaultAcls = await q(`
+  const defaultAcls = await q(
+    `
     select n.nspname || ' ' || pg_get_userbyid(a.defaclrole) || ' ' || a.defaclobjtype::text as key, pg_get_userbyid(a.defaclrole) as role, n.nspname as schema, a.defaclobjtype as objtype, ${aclJson('a.defaclacl')} as acl
     from pg_default_acl a join pg_namespace n on n.oid = a.defaclnamespace
-    where n.nspname = any($1)`, 'key');
-  section('default privileges', defaultAcls.map((r) => [
-    `default privileges for role ${role(r.role)} in schema ${r.schema} on ${({ r: 'tables', S: 'sequences', f: 'functions', T: 'types', n: 'schemas' } as Record<string, string>)[r.objtype] ?? r.objtype}`,
-    ...acl(r.acl),
-  ]));
+    where n.nspname = any($1)`,
+    'key',
+  );
+  section(
+    'default privileges',
+    defaultAcls.map((r) => [
+      `default privileges for role ${role(r.role)} in schema ${r.schema} on ${({ r: 'tables', S: 'sequences', f: 'functions', T: 'types', n: 'schemas' } as Record<string, string>)[r.objtype] ?? r.objtype}`,
+      ...acl(r.acl),
+    ]),
+  );
 
   const extensions = await q(`
     select e.extname as name, n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace
     where e.extname <> 'plpgsql'`);
-  section('extensions (in this database, any schema)', extensions.map((r) => [`extension ${r.name} schema ${r.schema}`]));
+  section(
+    'extensions (in this database, any schema)',
+    extensions.map((r) => [`extension ${r.name} schema ${r.schema}`]),
+  );
 
   const types = await q(`
     select t.oid::regtype::text as name, t.typtype as kind, pg_get_userbyid(t.typowner) as owner,
@@ -89,14 +107,25 @@ async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<
     where n.nspname = any($1) and t.typtype in ('e', 'c', 'd', 'r')
       and (t.typrelid = 0 or (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c')
       and ${notExtensionMember('pg_type', 't.oid')}`);
-  section('types', types.map((r) => {
-    const head =
-      r.kind === 'e' ? `enum ${r.name} (${(r.labels ?? []).join(', ')})`
-      : r.kind === 'c' ? `composite ${r.name} (${(r.attributes ?? []).join(', ')})`
-      : r.kind === 'd' ? `domain ${r.name} as ${r.base}${r.notnull ? ' not null' : ''}${r.default ? ` default ${r.default}` : ''}`
-      : `range ${r.name}`;
-    return [`${head} owner ${role(r.owner)}`, ...(r.checks ?? []).map((c: string) => `  constraint ${c}`), ...acl(r.acl), ...comment(r.comment)];
-  }));
+  section(
+    'types',
+    types.map((r) => {
+      const head =
+        r.kind === 'e'
+          ? `enum ${r.name} (${(r.labels ?? []).join(', ')})`
+          : r.kind === 'c'
+            ? `composite ${r.name} (${(r.attributes ?? []).join(', ')})`
+            : r.kind === 'd'
+              ? `domain ${r.name} as ${r.base}${r.notnull ? ' not null' : ''}${r.default ? ` default ${r.default}` : ''}`
+              : `range ${r.name}`;
+      return [
+        `${head} owner ${role(r.owner)}`,
+        ...(r.checks ?? []).map((c: string) => `  constraint ${c}`),
+        ...acl(r.acl),
+        ...comment(r.comment),
+      ];
+    }),
+  );
 
   const sequences = await q(`
     select c.oid::regclass::text as name, format_type(s.seqtypid, null) as type, s.seqstart as start, s.seqincrement as inc,
@@ -107,12 +136,15 @@ async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<
            ${aclJson('c.relacl', `case when c.relkind = 'S' then 's' else 'r' end::"char"`, 'c.relowner')} as acl, obj_description(c.oid, 'pg_class') as comment
     from pg_class c join pg_namespace n on n.oid = c.relnamespace join pg_sequence s on s.seqrelid = c.oid
     where n.nspname = any($1) and c.relkind = 'S' and ${notExtensionMember('pg_class', 'c.oid')}`);
-  section('sequences', sequences.map((r) => [
-    `sequence ${r.name} as ${r.type} start ${r.start} increment ${r.inc} min ${r.min} max ${r.max} cache ${r.cache}${r.cycle ? ' cycle' : ''} owner ${role(r.owner)}`,
-    ...(r.owned_by ? [`  owned by ${r.owned_by}`] : []),
-    ...acl(r.acl),
-    ...comment(r.comment),
-  ]));
+  section(
+    'sequences',
+    sequences.map((r) => [
+      `sequence ${r.name} as ${r.type} start ${r.start} increment ${r.inc} min ${r.min} max ${r.max} cache ${r.cache}${r.cycle ? ' cycle' : ''} owner ${role(r.owner)}`,
+      ...(r.owned_by ? [`  owned by ${r.owned_by}`] : []),
+      ...acl(r.acl),
+      ...comment(r.comment),
+    ]),
+  );
 
   const tables = await q(`
     select c.oid::regclass::text as name, c.relkind as kind, pg_get_userbyid(c.relowner) as owner,
@@ -145,32 +177,40 @@ async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<
               from pg_policy p where p.polrelid = c.oid) as policies
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = any($1) and c.relkind in ('r', 'p', 'f') and ${notExtensionMember('pg_class', 'c.oid')}`);
-  section('tables', tables.map((r) => [
-    `${r.kind === 'p' ? 'partitioned table' : r.kind === 'f' ? 'foreign table' : 'table'} ${r.name} owner ${role(r.owner)}` +
-      (r.partkey ? ` partition by ${r.partkey}` : '') +
-      (r.partition_of ? ` partition of ${r.partition_of}` : '') +
-      (r.options ? ` with (${r.options.join(', ')})` : ''),
-    ...(r.rls ? [`  row level security enabled${r.force_rls ? ', forced' : ''}`] : []),
-    ...(r.columns ?? []).flatMap((col: any) => [
-      `  column ${col.name} ${col.type}` +
-        (col.collation ? ` collate ${col.collation}` : '') +
-        (col.notnull ? ' not null' : '') +
-        (col.identity ? ` generated ${col.identity === 'a' ? 'always' : 'by default'} as identity` : '') +
-        (col.generated === 's' ? ` generated always as (${col.default}) stored` : col.default != null ? ` default ${col.default}` : ''),
-      ...acl(col.acl, '    '),
-      ...comment(col.comment, '    '),
+  section(
+    'tables',
+    tables.map((r) => [
+      `${r.kind === 'p' ? 'partitioned table' : r.kind === 'f' ? 'foreign table' : 'table'} ${r.name} owner ${role(r.owner)}` +
+        (r.partkey ? ` partition by ${r.partkey}` : '') +
+        (r.partition_of ? ` partition of ${r.partition_of}` : '') +
+        (r.options ? ` with (${r.options.join(', ')})` : ''),
+      ...(r.rls ? [`  row level security enabled${r.force_rls ? ', forced' : ''}`] : []),
+      ...(r.columns ?? []).flatMap((col: any) => [
+        `  column ${col.name} ${col.type}` +
+          (col.collation ? ` collate ${col.collation}` : '') +
+          (col.notnull ? ' not null' : '') +
+          (col.identity ? ` generated ${col.identity === 'a' ? 'always' : 'by default'} as identity` : '') +
+          (col.generated === 's'
+            ? ` generated always as (${col.default}) stored`
+            : col.default != null
+              ? ` default ${col.default}`
+              : ''),
+        ...acl(col.acl, '    '),
+        ...comment(col.comment, '    '),
+      ]),
+      ...(r.constraints ?? []).map((c: string) => `  constraint ${c}`),
+      ...(r.indexes ?? []).map((i: string) => `  index ${i}`),
+      ...(r.triggers ?? []).map((t: string) => `  trigger ${t}`),
+      ...(r.policies ?? []).map(
+        (p: any) =>
+          `  policy ${p.name} ${p.permissive ? 'permissive' : 'restrictive'} for ${p.cmd} to ${(p.roles ?? []).map(role).sort(cmp).join(', ')}` +
+          (p.using ? ` using (${p.using})` : '') +
+          (p.check ? ` with check (${p.check})` : ''),
+      ),
+      ...acl(r.acl),
+      ...comment(r.comment),
     ]),
-    ...(r.constraints ?? []).map((c: string) => `  constraint ${c}`),
-    ...(r.indexes ?? []).map((i: string) => `  index ${i}`),
-    ...(r.triggers ?? []).map((t: string) => `  trigger ${t}`),
-    ...(r.policies ?? []).map((p: any) =>
-      `  policy ${p.name} ${p.permissive ? 'permissive' : 'restrictive'} for ${p.cmd} to ${(p.roles ?? []).map(role).sort(cmp).join(', ')}` +
-        (p.using ? ` using (${p.using})` : '') +
-        (p.check ? ` with check (${p.check})` : ''),
-    ),
-    ...acl(r.acl),
-    ...comment(r.comment),
-  ]));
+  );
 
   const views = await q(`
     select c.oid::regclass::text as name, c.relkind as kind, pg_get_userbyid(c.relowner) as owner, c.reloptions as options,
@@ -185,49 +225,67 @@ async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<
               from pg_trigger tg where tg.tgrelid = c.oid and not tg.tgisinternal) as triggers
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = any($1) and c.relkind in ('v', 'm') and ${notExtensionMember('pg_class', 'c.oid')}`);
-  section('views', views.map((r) => [
-    `${r.kind === 'm' ? 'materialized view' : 'view'} ${r.name} owner ${role(r.owner)}${r.options ? ` with (${r.options.join(', ')})` : ''} as`,
-    ...indentBlock(String(r.def).trimEnd(), '    '),
-    ...(r.indexes ?? []).map((i: string) => `  index ${i}`),
-    ...(r.triggers ?? []).map((t: string) => `  trigger ${t}`),
-    ...(r.column_acls ?? []).flatMap((col: any) => [`  column ${col.name}`, ...acl(col.acl, '    ')]),
-    ...acl(r.acl),
-    ...comment(r.comment),
-    ...(r.column_comments ?? []).map((c: string) => `  column comment ${c}`),
-  ]));
+  section(
+    'views',
+    views.map((r) => [
+      `${r.kind === 'm' ? 'materialized view' : 'view'} ${r.name} owner ${role(r.owner)}${r.options ? ` with (${r.options.join(', ')})` : ''} as`,
+      ...indentBlock(String(r.def).trimEnd(), '    '),
+      ...(r.indexes ?? []).map((i: string) => `  index ${i}`),
+      ...(r.triggers ?? []).map((t: string) => `  trigger ${t}`),
+      ...(r.column_acls ?? []).flatMap((col: any) => [`  column ${col.name}`, ...acl(col.acl, '    ')]),
+      ...acl(r.acl),
+      ...comment(r.comment),
+      ...(r.column_comments ?? []).map((c: string) => `  column comment ${c}`),
+    ]),
+  );
 
-  const functions = await q(`
+  const functions = await q(
+    `
     select p.oid::regprocedure::text as signature, p.prokind as kind, pg_get_userbyid(p.proowner) as owner,
            case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) end as def,
            ${aclJson('p.proacl', `'f'`, 'p.proowner')} as acl, obj_description(p.oid, 'pg_proc') as comment
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where n.nspname = any($1) and ${notExtensionMember('pg_proc', 'p.oid')}`, 'signature');
-  section('functions', functions.map((r) => [
-    `${({ f: 'function', p: 'procedure', a: 'aggregate', w: 'window function' } as Record<string, string>)[r.kind] ?? r.kind} ${r.signature} owner ${role(r.owner)}`,
-    ...(r.def ? indentBlock(String(r.def).trimEnd(), '    ') : []),
-    ...acl(r.acl),
-    ...comment(r.comment),
-  ]));
+    where n.nspname = any($1) and ${notExtensionMember('pg_proc', 'p.oid')}`,
+    'signature',
+  );
+  section(
+    'functions',
+    functions.map((r) => [
+      `${({ f: 'function', p: 'procedure', a: 'aggregate', w: 'window function' } as Record<string, string>)[r.kind] ?? r.kind} ${r.signature} owner ${role(r.owner)}`,
+      ...(r.def ? indentBlock(String(r.def).trimEnd(), '    ') : []),
+      ...acl(r.acl),
+      ...comment(r.comment),
+    ]),
+  );
 
   // Triggers on tables outside the schemas that run Lethe functions (guards installed by migrations).
-  const foreignTriggers = await q(`
+  const foreignTriggers = await q(
+    `
     select tg.tgrelid::regclass::text as tbl, pg_get_triggerdef(tg.oid, true) as def
     from pg_trigger tg join pg_proc p on p.oid = tg.tgfoid join pg_namespace pn on pn.oid = p.pronamespace
     join pg_class c on c.oid = tg.tgrelid join pg_namespace cn on cn.oid = c.relnamespace
     where pn.nspname = any($1) and not cn.nspname = any($1) and not tg.tgisinternal
-`, 'def');
-  section('triggers on other schemas\' tables', foreignTriggers.map((r) => [`trigger ${r.def}`]));
+`,
+    'def',
+  );
+  section(
+    "triggers on other schemas' tables",
+    foreignTriggers.map((r) => [`trigger ${r.def}`]),
+  );
 
   const eventTriggers = await q(`
     select e.evtname as name, e.evtevent as event, e.evttags as tags, e.evtfoid::regprocedure::text as fn,
            e.evtenabled as enabled, pg_get_userbyid(e.evtowner) as owner, obj_description(e.oid, 'pg_event_trigger') as comment
     from pg_event_trigger e join pg_proc p on p.oid = e.evtfoid join pg_namespace n on n.oid = p.pronamespace
     where n.nspname = any($1)`);
-  section('event triggers', eventTriggers.map((r) => [
-    `event trigger ${r.name} on ${r.event}${r.tags ? ` when tag in (${r.tags.map(quote).join(', ')})` : ''} execute ${r.fn} owner ${role(r.owner)}` +
-      (r.enabled === 'D' ? ' -- disabled' : ''),
-    ...comment(r.comment),
-  ]));
+  section(
+    'event triggers',
+    eventTriggers.map((r) => [
+      `event trigger ${r.name} on ${r.event}${r.tags ? ` when tag in (${r.tags.map(quote).join(', ')})` : ''} execute ${r.fn} owner ${role(r.owner)}` +
+        (r.enabled === 'D' ? ' -- disabled' : ''),
+      ...comment(r.comment),
+    ]),
+  );
 
   return out.join('\n') + '\n';
 }
@@ -240,10 +298,11 @@ async function dumpInTransaction(client: Queryable, schemas: string[]): Promise<
  */
 function aclJson(acl: string, type?: string, owner?: string): string {
   const items = type && owner ? `coalesce(${acl}, acldefault(${type}, ${owner}))` : acl;
-  const ownerDefault = type && owner
-    ? `where not (x.grantee = ${owner} and exists (select 1 from aclexplode(acldefault(${type}, ${owner})) d
+  const ownerDefault =
+    type && owner
+      ? `where not (x.grantee = ${owner} and exists (select 1 from aclexplode(acldefault(${type}, ${owner})) d
                    where d.grantee = x.grantee and d.privilege_type = x.privilege_type and d.is_grantable = x.is_grantable))`
-    : '';
+      : '';
   return `(select json_agg(json_build_object(
             'grantee', case when x.grantee = 0 then 'PUBLIC' else pg_get_userbyid(x.grantee) end,
             'privilege', x.privilege_type, 'grantable', x.is_grantable))

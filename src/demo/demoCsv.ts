@@ -12,7 +12,13 @@ export async function writeDemoCsv(path: string, customers: number, count = 500)
   const step = Math.max(1, Math.floor(customers / count));
   const customerIds = Array.from({ length: Math.min(count, customers) }, (_, i) => 1 + i * step);
   const unknownIds = [customers + 1001, customers + 1002, customers + 1003];
-  const lines = ['customer_id', ...customerIds.map(String), String(customerIds[0]), String(customerIds[1]), ...unknownIds.map(String)];
+  const lines = [
+    'customer_id',
+    ...customerIds.map(String),
+    String(customerIds[0]),
+    String(customerIds[1]),
+    ...unknownIds.map(String),
+  ];
   await writeFile(path, lines.join('\n') + '\n');
   return { path, customerIds, unknownIds };
 }

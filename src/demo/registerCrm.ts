@@ -25,7 +25,8 @@ export async function registerCrm(lethe: Lethe): Promise<void> {
     ['sms_opt_out', 'set:true', 'clear', 'consent'],
     ['notes', 'null', 'hide', 'free_text'],
   ];
-  for (const [col, erase, mask, category] of customers) await r.registerColumn('crm.customers', col, { erase, mask, category });
+  for (const [col, erase, mask, category] of customers)
+    await r.registerColumn('crm.customers', col, { erase, mask, category });
   await r.registerColumn('crm.events', 'payload', { erase: 'jsonb_remove:email', mask: 'hide', category: 'behaviour' });
   await r.registerColumn('crm.orders', 'shipping_name', { erase: 'null', mask: 'partial:1,0', category: 'name' });
   await r.registerColumn('crm.orders', 'shipping_address', { erase: 'null', mask: 'hide', category: 'address' });

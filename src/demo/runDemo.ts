@@ -57,8 +57,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     await step('install Lethe (lethe migrate)', () => migrate(url));
     const scale = opts.scale ?? 0.01;
     const crm = await step(`seed CRM at scale ${scale}`, () => generateCrm(lethe.pool, { scale }));
-    out(`  crm: ${fmt(crm.counts.customers)} customers, ${fmt(crm.counts.events)} events, ${fmt(crm.counts.orders)} orders, ` +
-        `${fmt(crm.counts.order_items)} order items, ${fmt(crm.counts.loyalty_points)} loyalty rows\n`);
+    out(
+      `  crm: ${fmt(crm.counts.customers)} customers, ${fmt(crm.counts.events)} events, ${fmt(crm.counts.orders)} orders, ` +
+        `${fmt(crm.counts.order_items)} order items, ${fmt(crm.counts.loyalty_points)} loyalty rows\n`,
+    );
     await step('register PII columns', () => registerCrm(lethe));
 
     const csv = await writeDemoCsv(join(tmp, 'erase-2026-11.csv'), crm.counts.customers ?? 10_000);
@@ -68,8 +70,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 
     out(`\n== privacy team uploads ${csv.customerIds.length} customers (erase-2026-11.csv) ==\n`);
     const report = await step('import CSV', () => lethe.importCsv(csv.path, { requestKey: 'demo-erase-2026-11' }));
-    out(`  request ${report.requestId}: ${report.rowsRead} rows, ${report.subjects} subjects, ${report.matched} matched, ` +
-        `${report.unmatched} unmatched (rows ${report.unmatchedRows.map((u) => u.row).join(', ')}), ${report.duplicates} duplicates\n`);
+    out(
+      `  request ${report.requestId}: ${report.rowsRead} rows, ${report.subjects} subjects, ${report.matched} matched, ` +
+        `${report.unmatched} unmatched (rows ${report.unmatchedRows.map((u) => u.row).join(', ')}), ${report.duplicates} duplicates\n`,
+    );
 
     const worker = await runWorker({ pool: lethe.pool, concurrency: 1, log: () => {} });
     const status = await step('worker processes the request', async () => {
@@ -79,16 +83,24 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
         await worker.stop();
       }
     });
-    out(`  status ${status.status}: ${status.erased}/${status.total} subjects; rows changed: ` +
-        `${Object.entries(status.rowsAffected).map(([t, n]) => `${t} ${fmt(n)}`).join(', ')}\n`);
+    out(
+      `  status ${status.status}: ${status.erased}/${status.total} subjects; rows changed: ` +
+        `${Object.entries(status.rowsAffected)
+          .map(([t, n]) => `${t} ${fmt(n)}`)
+          .join(', ')}\n`,
+    );
 
     const verification = await step('verify (live re-check)', () => lethe.verifyRequest(report.requestId));
-    out(`  ${verification.verified ? 'verified: no residual trace' : `${verification.residuals.length} residual trace(s)!`}\n`);
+    out(
+      `  ${verification.verified ? 'verified: no residual trace' : `${verification.residuals.length} residual trace(s)!`}\n`,
+    );
 
     out(`\n== customer ${someone} after ==\n`);
     await showCustomer(lethe.pool, someone, out);
     const was = await lethe.wasErased(String(someone));
-    out(`  was-erased ${someone}: ${was.erased ? `yes, at ${was.erasedAt?.toISOString()} by request ${was.requestId}` : 'no'}\n`);
+    out(
+      `  was-erased ${someone}: ${was.erased ? `yes, at ${was.erasedAt?.toISOString()} by request ${was.requestId}` : 'no'}\n`,
+    );
 
     out('\n== audit trail of the request (no keys, no PII) ==\n');
     await showAudit(lethe, report.requestId, out);

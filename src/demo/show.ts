@@ -19,16 +19,20 @@ export async function showCustomer(pool: pg.Pool, id: number, out: Out): Promise
   );
   const c = rows[0];
   if (!c) return out(`  (customer ${id} not found)\n`);
-  out(
-    keyValues(Object.entries(c).map(([k, v]) => [`  ${k}`, v === null ? '∅' : formatCell(v as string)] as const)),
-  );
+  out(keyValues(Object.entries(c).map(([k, v]) => [`  ${k}`, v === null ? '∅' : formatCell(v as string)] as const)));
 }
 
 export async function showAudit(lethe: Lethe, requestId: string, out: Out): Promise<void> {
   const rows = (await lethe.audit.rows({ requestId, limit: 20 })).reverse();
   out(
     table(
-      rows.map((r) => ({ at: r.at, actor: r.actor, application: r.application, action: r.action, details: JSON.stringify(r.details) })),
+      rows.map((r) => ({
+        at: r.at,
+        actor: r.actor,
+        application: r.application,
+        action: r.action,
+        details: JSON.stringify(r.details),
+      })),
       ['at', 'actor', 'application', 'action', 'details'],
     ),
   );

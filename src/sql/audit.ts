@@ -31,7 +31,10 @@ export async function auditRows(db: LetheDb, filter: AuditFilter = {}): Promise<
     if (filter.requestId !== undefined) q = q.where('request_id', '=', filter.requestId);
     if (filter.action !== undefined) q = q.where('action', '=', filter.action);
     if (filter.since !== undefined) q = q.where('at', '>=', filter.since);
-    const rows = await q.orderBy('id', 'desc').limit(filter.limit ?? 100).execute();
+    const rows = await q
+      .orderBy('id', 'desc')
+      .limit(filter.limit ?? 100)
+      .execute();
     return rows.map((r) => ({
       id: Number(r.id),
       at: r.at,

@@ -18,7 +18,9 @@ export function createDb(pool: pg.Pool): LetheDb {
  * undefined ones so the function's own defaults apply. Named notation keeps calls
  * valid when a function gains optional parameters.
  */
-export function namedArgs(args: ReadonlyArray<readonly [name: string, value: unknown, type: string]>): RawBuilder<unknown> {
+export function namedArgs(
+  args: ReadonlyArray<readonly [name: string, value: unknown, type: string]>,
+): RawBuilder<unknown> {
   const given = args.filter(([, value]) => value !== undefined);
   return sql.join(given.map(([name, value, type]) => sql`${sql.raw(name)} => ${value}::${sql.raw(type)}`));
 }
@@ -53,7 +55,10 @@ export function createPool(config: pg.PoolConfig, onNotice?: (notice: ServerNoti
   pool.on('error', () => {});
   pool.on('connect', (client) => {
     client.on('error', () => {});
-    if (onNotice) client.on('notice', (n) => onNotice({ severity: n.severity ?? 'NOTICE', message: n.message ?? '', hint: n.hint }));
+    if (onNotice)
+      client.on('notice', (n) =>
+        onNotice({ severity: n.severity ?? 'NOTICE', message: n.message ?? '', hint: n.hint }),
+      );
   });
   return pool;
 }

@@ -52,8 +52,15 @@ export function toLetheError(err: unknown): unknown {
     return new LetheError(`cannot connect to PostgreSQL: ${e.message}`, SqlState.unableToConnect, { cause: err });
   }
   // AggregateError from net.connect trying several addresses (localhost -> ::1 and 127.0.0.1).
-  if (err instanceof AggregateError && err.errors.some((x) => CONNECT_ERRORS.has((x as { code?: string }).code ?? ''))) {
-    return new LetheError(`cannot connect to PostgreSQL: ${err.errors.map((x) => (x as Error).message).join('; ')}`, SqlState.unableToConnect, { cause: err });
+  if (
+    err instanceof AggregateError &&
+    err.errors.some((x) => CONNECT_ERRORS.has((x as { code?: string }).code ?? ''))
+  ) {
+    return new LetheError(
+      `cannot connect to PostgreSQL: ${err.errors.map((x) => (x as Error).message).join('; ')}`,
+      SqlState.unableToConnect,
+      { cause: err },
+    );
   }
   return err;
 }

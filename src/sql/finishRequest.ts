@@ -6,7 +6,9 @@ import type { RequestState } from './requestStatus.js';
 /** pii.finish_request: verifies, stores the result, announces; returns the status. Idempotent. */
 export async function finishRequest(db: LetheDb, requestId: string): Promise<RequestState> {
   return sqlCall(async () => {
-    const { rows } = await sql<{ status: RequestState }>`select pii.finish_request(${requestId}::uuid) as status`.execute(db);
+    const { rows } = await sql<{
+      status: RequestState;
+    }>`select pii.finish_request(${requestId}::uuid) as status`.execute(db);
     return rows[0]!.status;
   });
 }

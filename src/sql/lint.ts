@@ -10,7 +10,13 @@ export interface LintProblem {
   hint: string | null;
 }
 
-export const LINT_COLUMNS = ['severity', 'table_name', 'column_name', 'problem', 'hint'] as const satisfies ReadonlyArray<keyof LintProblem>;
+export const LINT_COLUMNS = [
+  'severity',
+  'table_name',
+  'column_name',
+  'problem',
+  'hint',
+] as const satisfies ReadonlyArray<keyof LintProblem>;
 
 /** pii.lint: registry problems (unindexed subject columns, dropped columns, missing grants…). */
 export async function lint(db: LetheDb): Promise<LintProblem[]> {

@@ -18,7 +18,11 @@ export interface RequestErasureOptions {
 }
 
 /** pii.request_erasure: records and queues a request in the caller's transaction; returns its id. */
-export async function requestErasure(db: LetheDb, subjectKeys: readonly string[], opts: RequestErasureOptions = {}): Promise<string> {
+export async function requestErasure(
+  db: LetheDb,
+  subjectKeys: readonly string[],
+  opts: RequestErasureOptions = {},
+): Promise<string> {
   const args = namedArgs([
     ['subject_keys', subjectKeys, 'text[]'],
     ['request_key', opts.requestKey, 'text'],

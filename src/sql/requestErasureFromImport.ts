@@ -14,7 +14,11 @@ export interface FromImportOptions {
  * pii.request_erasure_from_import: turns the rows staged in pii.import_rows under
  * importId into one request and deletes them, in the caller's transaction.
  */
-export async function requestErasureFromImport(db: LetheDb, importId: string, opts: FromImportOptions = {}): Promise<string> {
+export async function requestErasureFromImport(
+  db: LetheDb,
+  importId: string,
+  opts: FromImportOptions = {},
+): Promise<string> {
   const args = namedArgs([
     ['import_id', importId, 'uuid'],
     ['request_key', opts.requestKey, 'text'],

@@ -29,12 +29,21 @@ interface RequestItemRow {
   error: string | null;
 }
 
-export const REQUEST_ITEMS_COLUMNS = ['subject_hash', 'source_row', 'matched', 'status', 'erased_by', 'error'] as const satisfies ReadonlyArray<
-  keyof RequestItemRow
->;
+export const REQUEST_ITEMS_COLUMNS = [
+  'subject_hash',
+  'source_row',
+  'matched',
+  'status',
+  'erased_by',
+  'error',
+] as const satisfies ReadonlyArray<keyof RequestItemRow>;
 
 /** pii.request_items, optionally filtered (the function already orders by CSV row). */
-export async function requestItems(db: LetheDb, requestId: string, filter: RequestItemsFilter = {}): Promise<RequestItem[]> {
+export async function requestItems(
+  db: LetheDb,
+  requestId: string,
+  filter: RequestItemsFilter = {},
+): Promise<RequestItem[]> {
   return sqlCall(async () => {
     const { rows } = await sql<RequestItemRow>`
       select * from pii.request_items(${requestId}::uuid) i

@@ -57,8 +57,25 @@ interface RequestStatusRow {
 }
 
 export const REQUEST_STATUS_COLUMNS = [
-  'id', 'status', 'mode', 'source', 'total', 'matched', 'unmatched', 'erased', 'failed', 'duplicates', 'progress',
-  'requested_at', 'started_at', 'finished_at', 'due_at', 'verified_at', 'residual_count', 'rows_affected', 'error',
+  'id',
+  'status',
+  'mode',
+  'source',
+  'total',
+  'matched',
+  'unmatched',
+  'erased',
+  'failed',
+  'duplicates',
+  'progress',
+  'requested_at',
+  'started_at',
+  'finished_at',
+  'due_at',
+  'verified_at',
+  'residual_count',
+  'rows_affected',
+  'error',
 ] as const satisfies ReadonlyArray<keyof RequestStatusRow>;
 
 /** pii.request_status. Unknown ids raise LetheError 42704. */

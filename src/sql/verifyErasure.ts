@@ -17,12 +17,22 @@ interface ResidualRow {
   detail: string;
 }
 
-export const VERIFY_ERASURE_COLUMNS = ['table_name', 'column_name', 'subject_hash', 'detail'] as const satisfies ReadonlyArray<keyof ResidualRow>;
+export const VERIFY_ERASURE_COLUMNS = [
+  'table_name',
+  'column_name',
+  'subject_hash',
+  'detail',
+] as const satisfies ReadonlyArray<keyof ResidualRow>;
 
 /** pii.verify_erasure: every residual trace of the request's subjects; empty means verified. */
 export async function verifyErasure(db: LetheDb, requestId: string): Promise<Residual[]> {
   return sqlCall(async () => {
     const { rows } = await sql<ResidualRow>`select * from pii.verify_erasure(${requestId}::uuid)`.execute(db);
-    return rows.map((r) => ({ tableName: r.table_name, columnName: r.column_name, subjectHash: r.subject_hash, detail: r.detail }));
+    return rows.map((r) => ({
+      tableName: r.table_name,
+      columnName: r.column_name,
+      subjectHash: r.subject_hash,
+      detail: r.detail,
+    }));
   });
 }

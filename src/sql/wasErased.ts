@@ -16,7 +16,9 @@ interface WasErasedRow {
   request_id: string | null;
 }
 
-export const WAS_ERASED_COLUMNS = ['erased', 'flagged_at', 'erased_at', 'request_id'] as const satisfies ReadonlyArray<keyof WasErasedRow>;
+export const WAS_ERASED_COLUMNS = ['erased', 'flagged_at', 'erased_at', 'request_id'] as const satisfies ReadonlyArray<
+  keyof WasErasedRow
+>;
 
 function fromRow(r: WasErasedRow | undefined): WasErased {
   return r

@@ -28,7 +28,9 @@ export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {
       let processed = 0;
       for (;;) {
         if (helpers.abortSignal?.aborted) {
-          throw new ShutdownInterruption(`worker shutting down after ${processed} item(s); the request resumes on the next start`);
+          throw new ShutdownInterruption(
+            `worker shutting down after ${processed} item(s); the request resumes on the next start`,
+          );
         }
         const n = await processRequestChunk(db, requestId, opts.chunkSize);
         if (n === 0) break;
@@ -46,7 +48,9 @@ export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {
         await failRequest(db, requestId, message).catch((e: unknown) =>
           helpers.logger.error(`request ${requestId}: could not record the failure: ${(e as Error).message}`),
         );
-        helpers.logger.error(`request ${requestId}: failed for good after ${helpers.job.attempts} attempt(s): ${message}`);
+        helpers.logger.error(
+          `request ${requestId}: failed for good after ${helpers.job.attempts} attempt(s): ${message}`,
+        );
       }
       throw err;
     }

@@ -41,9 +41,12 @@ const defaultLog = (level: WorkerLogLevel, message: string) => {
 
 export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
   const concurrency = opts.concurrency ?? 1;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   const ownPool = !opts.pool;
-  const pool = opts.pool ?? createPool({ connectionString: opts.connectionString, max: concurrency + 2, application_name: 'lethe-worker' });
+  const pool =
+    opts.pool ??
+    createPool({ connectionString: opts.connectionString, max: concurrency + 2, application_name: 'lethe-worker' });
   const db = createDb(pool);
   const log = opts.log ?? defaultLog;
 

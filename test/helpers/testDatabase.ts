@@ -27,7 +27,10 @@ export async function createTestDatabase(name?: string): Promise<TestDatabase> {
   // (SQLSTATE 55006). Nothing should be, but retry briefly rather than flake.
   for (let attempt = 0; ; attempt++) {
     try {
-      await adminQuery(adminUrl, `create database ${pg.escapeIdentifier(dbName)} template ${pg.escapeIdentifier(template)}`);
+      await adminQuery(
+        adminUrl,
+        `create database ${pg.escapeIdentifier(dbName)} template ${pg.escapeIdentifier(template)}`,
+      );
       break;
     } catch (err) {
       if ((err as { code?: string }).code !== '55006' || attempt >= 50) throw err;
