@@ -7,6 +7,7 @@ import { CsvRejectedError } from '../csv/importCsv.js';
 import { LetheError } from '../sql/errors.js';
 import { EXIT, UsageError } from './context.js';
 import { addDemoCommand } from './demo.js';
+import { addDoctorCommand } from './doctor.js';
 import { addEraseCommand } from './erase.js';
 import { addGrantCommand } from './grant.js';
 import { addImportCommand } from './import.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     addWorkerCommand,
     addGrantCommand,
     addLintCommand,
+    addDoctorCommand,
     addDemoCommand,
   ]) {
     add(program);

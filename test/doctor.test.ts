@@ -1,0 +1,177 @@
+// `lethe doctor` as a real process against real roles: a superuser install (everything
+// ok), a database without Lethe, a non-superuser install (no event triggers: a warning, not
+// a failure), an owner role that lost a privilege on a registered table (exit 1 with the
+// GRANT to run), and a login role that may not read Lethe's catalog.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { loadFixture } from './helpers/fixtures.js';
+import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+
+const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
+const suffix = randomBytes(3).toString('hex');
+const installer = `lethe_doctor_installer_${suffix}`;
+const outsider = `lethe_doctor_outsider_${suffix}`;
+const password = randomBytes(12).toString('hex');
+const scratch: string[] = [];
+let db: TestDatabase;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lethe(args: string[]): Promise<Result> {
+  const { DATABASE_URL: _ignored, ...env } = process.env;
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function doctor(url: string): Promise<{ code: number | null; checks: any[]; stderr: string }> {
+  const r = await lethe(['doctor', '--database-url', url, '--json']);
+  return { code: r.code, checks: r.stdout ? JSON.parse(r.stdout).checks : [], stderr: r.stderr };
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+async function scratchDatabase(owner?: string): Promise<string> {
+  const name = `lethe_doctor_${randomBytes(4).toString('hex')}`;
+  await adminQuery(inject('adminUrl'), `create database ${name}${owner ? ` owner ${owner}` : ''}`);
+  scratch.push(name);
+  return withDatabaseName(inject('adminUrl'), name);
+}
+
+const byCheck = (checks: any[], check: string) => checks.filter((c) => c.check === check);
+
+beforeAll(async () => {
+  db = await createTestDatabase('doctor');
+  await loadFixture(db, 'crm.sql', 'crm_register.sql');
+  await db.query(`create role ${installer} login nosuperuser password '${password}'`);
+  await db.query(`create role ${outsider} login nosuperuser password '${password}'`);
+});
+afterAll(async () => {
+  for (const name of scratch) await adminQuery(inject('adminUrl'), `drop database if exists ${name} with (force)`);
+  await db?.query(`drop owned by ${installer}, ${outsider}`).catch(() => undefined);
+  await db?.query(`drop role if exists ${installer}`).catch(() => undefined);
+  await db?.query(`drop role if exists ${outsider}`).catch(() => undefined);
+  await db?.drop();
+});
+
+describe('lethe doctor', () => {
+  it('passes a superuser install: server, hashing, roles, install, privileges and event triggers ok', async () => {
+    const { code, checks, stderr } = await doctor(db.url);
+    expect(code, stderr).toBe(0);
+    const version = (await db.query(`select current_setting('server_version') as v`)).rows[0].v;
+    expect(byCheck(checks, 'server')).toEqual([{ check: 'server', status: 'ok', detail: `PostgreSQL ${version}` }]);
+    for (const check of ['hashing', 'roles', 'install', 'privileges', 'event triggers']) {
+      expect(
+        byCheck(checks, check).map((c) => c.status),
+        check,
+      ).toEqual(['ok']);
+    }
+    expect(byCheck(checks, 'install')[0].detail).toMatch(/^lethe 0\.1\.0, all \d+ migrations applied$/);
+    expect(byCheck(checks, 'privileges')[0].detail).toMatch(/on all 6 registered table\(s\)/);
+    expect(checks.some((c) => c.status === 'fail')).toBe(false);
+  });
+
+  it('prints each check with its fix as text', async () => {
+    const r = await lethe(['doctor', '--database-url', db.url]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ok +server +PostgreSQL \d+/m);
+    expect(r.stdout).toMatch(/Lethe can run here\.\n$/);
+  });
+
+  it('fails on a database without Lethe and says to run lethe migrate', async () => {
+    const { code, checks } = await doctor(await scratchDatabase());
+    expect(code).toBe(1);
+    expect(byCheck(checks, 'install')).toEqual([
+      expect.objectContaining({ status: 'fail', fix: expect.stringContaining('lethe migrate') }),
+    ]);
+  });
+
+  describe('a non-superuser install (managed services)', () => {
+    let installerUrl: string;
+    let adminUrl: string;
+
+    beforeAll(async () => {
+      adminUrl = await scratchDatabase(installer);
+      installerUrl = connectAs(adminUrl, installer, password);
+      // The group roles are cluster-wide and exist already (the template's install made them):
+      // the installer needs ADMIN on the two that Lethe grants to pii_admin.
+      await db.query(`grant pii_operator, pii_auditor to ${installer} with admin option`);
+      const m = await lethe(['migrate', '--database-url', installerUrl]);
+      expect(m.code, m.stderr).toBe(0);
+      // An application table the installer does not own, registered while it had every privilege.
+      await adminQuery(
+        adminUrl,
+        `create schema app;
+         create table app.customers (id int primary key, email text);
+         grant usage on schema app to ${installer};
+         grant select, update, delete, trigger on app.customers to ${installer};`,
+      );
+      await adminQuery(
+        installerUrl,
+        `select pii.register_subject_table('app.customers', 'id');
+         select pii.register_column('app.customers', 'email', 'null', 'email', 'contact');`,
+      );
+    });
+
+    it('warns that event triggers are missing (no superuser) and still exits 0', async () => {
+      const { code, checks, stderr } = await doctor(installerUrl);
+      expect(code, JSON.stringify(checks)).toBe(0);
+      expect(stderr).toBe('');
+      expect(byCheck(checks, 'event triggers')).toEqual([
+        expect.objectContaining({
+          status: 'warn',
+          detail: expect.stringMatching(/^5 of 5 not installed; .* is not a superuser/),
+          fix: expect.stringContaining('pii.apply_masking()'),
+        }),
+      ]);
+      expect(byCheck(checks, 'privileges')).toEqual([expect.objectContaining({ status: 'ok' })]);
+    });
+
+    it('fails when Lethe’s owner role lost UPDATE on a registered table, with the GRANT to run', async () => {
+      await adminQuery(adminUrl, `revoke update on app.customers from ${installer}`);
+      const { code, checks } = await doctor(installerUrl);
+      expect(code).toBe(1);
+      expect(byCheck(checks, 'privileges')).toEqual([
+        {
+          check: 'privileges',
+          status: 'fail',
+          detail: `${installer} (owner of schema pii) lacks privileges on 1 registered table(s): app.customers (update)`,
+          fix: `grant update on app.customers to ${installer};`,
+        },
+      ]);
+
+      await adminQuery(adminUrl, `grant update on app.customers to ${installer}`);
+      expect((await doctor(installerUrl)).code).toBe(0);
+    });
+
+    it('tells a login role outside Lethe’s groups which checks it may not run', async () => {
+      const { code, checks, stderr } = await doctor(connectAs(adminUrl, outsider, password));
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      for (const check of ['privileges', 'lint', 'security_lint']) {
+        expect(byCheck(checks, check), check).toEqual([
+          expect.objectContaining({ status: 'warn', detail: expect.stringContaining('permission denied') }),
+        ]);
+      }
+    });
+  });
+});
