@@ -5,10 +5,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { loadFixture } from './helpers/fixtures.js';
+import { runSql } from './helpers/runSql.js';
 import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
@@ -40,19 +40,9 @@ async function doctor(url: string): Promise<{ code: number | null; checks: any[]
   return { code: r.code, checks: r.stdout ? JSON.parse(r.stdout).checks : [], stderr: r.stderr };
 }
 
-async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 async function scratchDatabase(owner?: string): Promise<string> {
   const name = `lethe_doctor_${randomBytes(4).toString('hex')}`;
-  await adminQuery(inject('adminUrl'), `create database ${name}${owner ? ` owner ${owner}` : ''}`);
+  await runSql(inject('adminUrl'), `create database ${name}${owner ? ` owner ${owner}` : ''}`);
   scratch.push(name);
   return withDatabaseName(inject('adminUrl'), name);
 }
@@ -66,7 +56,7 @@ beforeAll(async () => {
   await db.query(`create role ${outsider} login nosuperuser password '${password}'`);
 });
 afterAll(async () => {
-  for (const name of scratch) await adminQuery(inject('adminUrl'), `drop database if exists ${name} with (force)`);
+  for (const name of scratch) await runSql(inject('adminUrl'), `drop database if exists ${name} with (force)`);
   await db?.query(`drop owned by ${installer}, ${outsider}`).catch(() => undefined);
   await db?.query(`drop role if exists ${installer}`).catch(() => undefined);
   await db?.query(`drop role if exists ${outsider}`).catch(() => undefined);
@@ -118,14 +108,14 @@ describe('lethe doctor', () => {
       const m = await lethe(['migrate', '--database-url', installerUrl]);
       expect(m.code, m.stderr).toBe(0);
       // An application table the installer does not own, registered while it had every privilege.
-      await adminQuery(
+      await runSql(
         adminUrl,
         `create schema app;
          create table app.customers (id int primary key, email text);
          grant usage on schema app to ${installer};
          grant select, update, delete, trigger on app.customers to ${installer};`,
       );
-      await adminQuery(
+      await runSql(
         installerUrl,
         `select pii.register_subject_table('app.customers', 'id');
          select pii.register_column('app.customers', 'email', 'null', 'email', 'contact');`,
@@ -147,7 +137,7 @@ describe('lethe doctor', () => {
     });
 
     it('fails when Lethe’s owner role lost UPDATE on a registered table, with the GRANT to run', async () => {
-      await adminQuery(adminUrl, `revoke update on app.customers from ${installer}`);
+      await runSql(adminUrl, `revoke update on app.customers from ${installer}`);
       const { code, checks } = await doctor(installerUrl);
       expect(code).toBe(1);
       expect(byCheck(checks, 'privileges')).toEqual([
@@ -159,7 +149,7 @@ describe('lethe doctor', () => {
         },
       ]);
 
-      await adminQuery(adminUrl, `grant update on app.customers to ${installer}`);
+      await runSql(adminUrl, `grant update on app.customers to ${installer}`);
       expect((await doctor(installerUrl)).code).toBe(0);
     });
 

@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { startEmbeddedPostgres } from '../src/db/embeddedPostgres.js';
 import { migrate } from '../src/db/migrate.js';
+import { runSql } from './helpers/runSql.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,10 +24,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const adminUrl = external ?? cluster!.url;
   const templateDb = `lethe_template_${randomBytes(4).toString('hex')}`;
 
-  const dropTemplate = () => admin(adminUrl, `drop database if exists ${pg.escapeIdentifier(templateDb)} with (force)`);
+  const dropTemplate = () =>
+    runSql(adminUrl, `drop database if exists ${pg.escapeIdentifier(templateDb)} with (force)`);
   try {
     await checkServerMajor(adminUrl);
-    await admin(adminUrl, `create database ${pg.escapeIdentifier(templateDb)}`);
+    await runSql(adminUrl, `create database ${pg.escapeIdentifier(templateDb)}`);
     await migrate(withDatabaseName(adminUrl, templateDb));
   } catch (err) {
     if (external) await dropTemplate().catch(() => undefined);
@@ -55,16 +57,6 @@ async function checkServerMajor(url: string): Promise<void> {
     if (wanted && !process.env.DATABASE_URL && version.split('.')[0] !== wanted) {
       throw new Error(`LETHE_PG_VERSION=${wanted} but the embedded server is PostgreSQL ${version}`);
     }
-  } finally {
-    await client.end();
-  }
-}
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
   } finally {
     await client.end();
   }
