@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `lethe` command. Lethe ships TypeScript sources; tsx (a runtime dependency)
-// compiles them on the fly, so there is no build step to forget.
+// `lethe` in a clone of the repository: the TypeScript sources through tsx (a devDependency),
+// so there is no build step to forget. The published package's bin is dist/cli/index.js,
+// compiled by `npm run build` (prepack).
 import { register } from 'tsx/esm/api';
 
 register();

@@ -1,5 +1,5 @@
-// Kysely's runtime, loaded from its CommonJS build. Why: under tsx (how Lethe runs, no
-// build step) every ESM module goes through tsx's loader hooks, and Kysely's ESM build
+// Kysely's runtime, loaded from its CommonJS build. Why: under tsx (the CLI in a clone, the
+// tests, the scripts) every ESM module goes through tsx's loader hooks, and Kysely's ESM build
 // is hundreds of files: importing it took 1.5-2 s, which every `lethe` command paid
 // before doing anything. The CommonJS build loads in about a quarter of that. Types still
 // come from the package's own declarations; Kysely objects are duck-typed (executors,
