@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { collect, type ProcessResult } from './helpers/collect.js';
 import { loadFixture } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -16,23 +17,9 @@ const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'lethe-cli-'));
 let db: TestDatabase;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function start(args: string[], env: Record<string, string | undefined> = { DATABASE_URL: db.url }): ChildProcess {
   const { DATABASE_URL: _ignored, ...parentEnv } = process.env;
   return spawn(process.execPath, [BIN, ...args], { env: { ...parentEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function collect(child: ChildProcess): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 const lethe = (args: string[], env?: Record<string, string | undefined>) => collect(start(args, env));
@@ -50,7 +37,7 @@ function file(name: string, text: string): string {
 }
 
 let worker: ChildProcess | undefined;
-let workerOut: Promise<Result> | undefined;
+let workerOut: Promise<ProcessResult> | undefined;
 
 beforeAll(async () => {
   db = await createTestDatabase('cli');

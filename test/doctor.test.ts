@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { collect, type ProcessResult } from './helpers/collect.js';
 import { loadFixture } from './helpers/fixtures.js';
 import { runSql } from './helpers/runSql.js';
 import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
@@ -19,20 +20,9 @@ const password = randomBytes(12).toString('hex');
 const scratch: string[] = [];
 let db: TestDatabase;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function lethe(args: string[]): Promise<Result> {
+function lethe(args: string[]): Promise<ProcessResult> {
   const { DATABASE_URL: _ignored, ...env } = process.env;
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return collect(spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 async function doctor(url: string): Promise<{ code: number | null; checks: any[]; stderr: string }> {

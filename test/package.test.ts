@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect } from './helpers/collect.js';
 import { loadFixture } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -23,24 +24,10 @@ let packed: { filename: string; size: number; unpackedSize: number; files: { pat
 let installLog = '';
 let worker: ChildProcess | undefined;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The installed bin, as `npx lethe` runs it; the parent's DATABASE_URL is not inherited. */
 function start(args: string[]): ChildProcess {
   const { DATABASE_URL: _ignored, ...env } = process.env;
   return spawn(join(app, 'node_modules', '.bin', 'lethe'), args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function collect(child: ChildProcess): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 const lethe = (...args: string[]) => collect(start(args));
