@@ -24,9 +24,9 @@ let packed: { filename: string; size: number; unpackedSize: number; files: { pat
 let installLog = '';
 let worker: ChildProcess | undefined;
 
-/** The installed bin, as `npx lethe` runs it; the parent's DATABASE_URL is not inherited. */
+/** The installed bin, as `npx lethe` runs it in an application: none of the repo's test settings. */
 function start(args: string[]): ChildProcess {
-  const { DATABASE_URL: _ignored, ...env } = process.env;
+  const { DATABASE_URL: _url, LETHE_PG_VERSION: _major, ...env } = process.env;
   return spawn(join(app, 'node_modules', '.bin', 'lethe'), args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
