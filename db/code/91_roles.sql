@@ -199,11 +199,14 @@ as $$
   join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
   where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
   union all
-  -- (pii is on this function's search_path, so regprocedure prints names without it.)
-  select 'error', 'function pii.' || p.oid::regprocedure::text,
-         'PUBLIC may execute a Lethe function', pg_catalog.format('revoke execute on function pii.%s from public;', p.oid::regprocedure)
+  -- (pii is on this function's search_path, so regprocedure prints its names without it,
+  -- and pii_internal's with it.)
+  select 'error', 'function ' || fn.name, 'PUBLIC may execute a Lethe function',
+         pg_catalog.format('revoke execute on function %s from public;', fn.name)
   from pg_catalog.pg_proc p
-  where p.pronamespace = 'pii'::regnamespace
+  cross join lateral (select case when p.pronamespace = 'pii'::regnamespace then 'pii.' else '' end
+                             || p.oid::regprocedure::text as name) fn
+  where p.pronamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace)
     and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
   union all
   select 'error', 'table ' || pii_internal.qualified_name(c.oid),
@@ -211,7 +214,7 @@ as $$
          pg_catalog.format('revoke all on %s from public;', pii_internal.qualified_name(c.oid))
   from pg_catalog.pg_class c
   cross join lateral pg_catalog.aclexplode(c.relacl) a
-  where c.relnamespace = 'pii'::regnamespace and a.grantee = 0
+  where c.relnamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace) and a.grantee = 0
   union all
   -- A registered table without its masked view: readers do not see it (fail closed), but
   -- something is wrong.
