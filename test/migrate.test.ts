@@ -4,21 +4,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { migrate, MIGRATIONS_TABLE } from '../src/db/migrate.js';
 import { CODE_TABLE, readCode, readMigrations } from '../src/db/sqlFiles.js';
+import { admin } from './helpers/testDatabase.js';
 
 const adminUrl = inject('adminUrl');
 const dbName = `lethe_migrate_${Math.random().toString(36).slice(2, 10)}`;
 const url = withDatabaseName(adminUrl, dbName);
 let client: pg.Client;
-
-async function admin(sql: string) {
-  const c = new pg.Client(adminUrl);
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 beforeAll(async () => {
   // A brand new database, not the template: this is what a user's application database looks like.
