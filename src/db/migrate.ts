@@ -41,6 +41,8 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
   });
 
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'lethe-migrate' });
+  // The SQL's NOTICEs say what an install without superuser lacks (event triggers) and what to do.
+  client.on('notice', (n) => log(`lethe: notice: ${n.message}`));
   await client.connect();
   try {
     await client.query('begin');
