@@ -131,7 +131,11 @@ describe('pii_operator', () => {
     ['change a request', `update pii.requests set status = 'done'`, /permission denied for table requests/],
     ['change the settings', `update pii.settings set chunk_size = 1`, /permission denied for table settings/],
     ['call pii_internal.hmac', `select pii_internal.hmac('x')`, /permission denied for schema pii_internal/],
-    ['call pii_internal.subject_hash', `select pii_internal.subject_hash(null, '1')`, /permission denied for schema pii_internal/],
+    [
+      'call pii_internal.subject_hash',
+      `select pii_internal.subject_hash(null, '1')`,
+      /permission denied for schema pii_internal/,
+    ],
     [
       'call an internal engine function',
       `select * from pii_internal.erase_resolved(array['1'], null, 'erase')`,

@@ -228,10 +228,14 @@ describe('pii.security_lint', () => {
   });
 
   it('reports PUBLIC EXECUTE on a Lethe function and PUBLIC SELECT on a Lethe table', async () => {
-    await db.query(`grant execute on function pii_internal.hmac(text) to public; grant select on pii.tombstones to public`);
+    await db.query(
+      `grant execute on function pii_internal.hmac(text) to public; grant select on pii.tombstones to public`,
+    );
     try {
       const rows = await lint();
-      expect(rows).toContainEqual(expect.objectContaining({ severity: 'error', object: 'function pii_internal.hmac(text)' }));
+      expect(rows).toContainEqual(
+        expect.objectContaining({ severity: 'error', object: 'function pii_internal.hmac(text)' }),
+      );
       expect(rows).toContainEqual(expect.objectContaining({ severity: 'error', object: 'table pii.tombstones' }));
     } finally {
       await db.query(
