@@ -2651,12 +2651,8 @@ function pii_internal.erase_set_list(regclass) owner <owner>
         union all
         select pii_internal.column_name(t.relid, t.subject_attnum),
                pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
-        from pii.tables t, pii.subject_table s
-        where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-          and not exists (
-            select from pg_catalog.pg_constraint fk
-            where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-              and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+        from pii.tables t
+        where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
       ) x
     $function$
   comment 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.'
@@ -3629,6 +3625,23 @@ function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     $function$
   comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
+function pii_internal.rewrites_pii_key(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.rewrites_pii_key(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select exists (
+        select from pii.tables t, pii.subject_table s
+        where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+          and not exists (
+            select from pg_catalog.pg_constraint fk
+            where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+              and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c'))
+    $function$
+  comment 'Internal. Whether erasure rewrites the table''s own subject key column (PII key, no cascading foreign key).'
+
 function pii_internal.row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.row_erased_sql(tbl regclass, action text)
      RETURNS text
@@ -3645,12 +3658,8 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
           union all
           -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
           select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
-          from pii.tables t, pii.subject_table s
-          where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-            and not exists (
-              select from pg_catalog.pg_constraint fk
-              where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-                and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+          from pii.tables t
+          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
         ) x where x.pred is not null), 'true') end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
