@@ -65,7 +65,7 @@ describe('lethe doctor', () => {
         check,
       ).toEqual(['ok']);
     }
-    expect(byCheck(checks, 'install')[0].detail).toMatch(/^lethe 0\.1\.0, all \d+ migrations applied$/);
+    expect(byCheck(checks, 'install')[0].detail).toMatch(/^lethe 0\.1\.0: \d+ migrations and \d+ code files applied$/);
     expect(byCheck(checks, 'privileges')[0].detail).toMatch(/on all 6 registered table\(s\)/);
     expect(checks.some((c) => c.status === 'fail')).toBe(false);
   });
@@ -75,6 +75,22 @@ describe('lethe doctor', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ok +server +PostgreSQL \d+/m);
     expect(r.stdout).toMatch(/Lethe can run here\.\n$/);
+  });
+
+  it('fails when the database runs other code than this package ships, until lethe migrate', async () => {
+    await db.query(`update pii_internal.code_files set sha256 = repeat('0', 64) where name = '30_registry.sql'`);
+    const stale = await doctor(db.url);
+    expect(stale.code).toBe(1);
+    expect(byCheck(stale.checks, 'install')).toEqual([
+      {
+        check: 'install',
+        status: 'fail',
+        detail: 'lethe 0.1.0 has 0 migration(s) not applied and code the database does not run',
+        fix: 'npx lethe migrate --database-url …',
+      },
+    ]);
+    expect((await lethe(['migrate', '--database-url', db.url])).code).toBe(0);
+    expect((await doctor(db.url)).code).toBe(0);
   });
 
   it('fails on a database without Lethe and says to run lethe migrate', async () => {

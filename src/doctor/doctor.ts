@@ -1,10 +1,10 @@
 // `lethe doctor`: can Lethe run here, and what is in the way? Read-only checks of the
 // server, the connecting role and the install, each with the fix to apply. Every check
 // reads the catalog (or calls Lethe's own lint functions); none changes anything.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { packageRoot, LETHE_MIGRATIONS_TABLE } from '../db/migrate.js';
+import { CODE_TABLE, MIGRATIONS_TABLE, packageRoot, readCode, readMigrations } from '../db/sqlFiles.js';
 
 /** fail: Lethe cannot work (exit 1); warn: works with a limitation; info: a notice. */
 export type CheckStatus = 'ok' | 'info' | 'warn' | 'fail';
@@ -130,64 +130,71 @@ async function roles(client: pg.Client): Promise<DoctorCheck> {
 }
 
 async function installState(client: pg.Client): Promise<{ present: boolean; check: DoctorCheck }> {
-  const shipped = readdirSync(join(packageRoot(), 'db', 'migrations'))
-    .filter((f) => f.endsWith('.sql'))
-    .map((f) => f.split('_')[0]!)
-    .sort();
-  // The catalog, not to_regclass: that raises for a role without USAGE on schema pii.
-  const [schema, table] = LETHE_MIGRATIONS_TABLE.split('.');
-  const { exists } = await one<{ exists: boolean }>(
-    client,
-    `select exists (select from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-                    where n.nspname = $1 and c.relname = $2) as exists`,
-    [schema, table],
-  );
   const version = packageVersion();
-  if (!exists)
+  const install = (status: CheckStatus, detail: string, fix?: string) => ({
+    present: true,
+    check: { check: 'install', status, detail, ...(fix ? { fix } : {}) },
+  });
+  if (await relationExists(client, 'pii.lethe_migrations'))
+    return install(
+      'fail',
+      'a pre-release Lethe installed by dbmate (pii.lethe_migrations)',
+      'drop schemas pii and masked, then npx lethe migrate',
+    );
+  if (!(await relationExists(client, MIGRATIONS_TABLE)))
     return {
       present: false,
       check: {
         check: 'install',
         status: 'fail',
         detail: `Lethe is not installed in this database (package lethe ${version})`,
-        fix: 'npx lethe migrate --database-url …',
+        fix: 'npx lethe migrate --database-url …   (or: npx lethe sql | psql -v ON_ERROR_STOP=1 …)',
       },
     };
-  let applied: string[];
+  let migrations: { version: number; name: string; sha256: string }[];
+  let code: Map<string, string>;
   try {
-    applied = (await client.query<{ version: string }>(`select version from ${LETHE_MIGRATIONS_TABLE}`)).rows.map(
-      (r) => r.version,
+    migrations = (await client.query(`select version, name, sha256 from ${MIGRATIONS_TABLE} order by version`)).rows;
+    code = new Map(
+      (await client.query(`select name, sha256 from ${CODE_TABLE}`)).rows.map((r) => [
+        r.name as string,
+        r.sha256 as string,
+      ]),
     );
   } catch (err) {
     return { present: true, check: cannotRead('install', err) };
   }
-  const pending = shipped.filter((v) => !applied.includes(v));
-  const unknown = applied.filter((v) => !shipped.includes(v));
-  const latest = [...applied].sort().at(-1) ?? 'none';
-  if (pending.length)
-    return {
-      present: true,
-      check: {
-        check: 'install',
-        status: 'fail',
-        detail: `${pending.length} migration(s) of lethe ${version} not applied (installed up to ${latest})`,
-        fix: 'npx lethe migrate --database-url …',
-      },
-    };
-  if (unknown.length)
-    return {
-      present: true,
-      check: {
-        check: 'install',
-        status: 'warn',
-        detail: `the database has ${unknown.length} migration(s) newer than lethe ${version} (up to ${latest})`,
-        fix: 'upgrade the lethe package to the version that installed them',
-      },
-    };
-  return {
-    present: true,
-    check: { check: 'install', status: 'ok', detail: `lethe ${version}, all ${shipped.length} migrations applied` },
-  };
+  const shipped = readMigrations();
+  const shippedCode = readCode();
+  const shippedVersions = new Set(shipped.map((m) => m.version));
+  const newer = migrations.filter((m) => !shippedVersions.has(m.version));
+  if (newer.length)
+    return install(
+      'warn',
+      `installed by a newer Lethe: migration ${newer.at(-1)!.name} is not part of lethe ${version}`,
+      'upgrade the lethe package to the version that installed it',
+    );
+  const pending = shipped.filter((m) => !migrations.some((r) => r.version === m.version));
+  const codeChanged = code.size !== shippedCode.length || shippedCode.some((f) => code.get(f.name) !== f.sha256);
+  if (pending.length || codeChanged)
+    return install(
+      'fail',
+      `lethe ${version} has ${pending.length} migration(s) not applied${codeChanged ? ' and code the database does not run' : ''}`,
+      'npx lethe migrate --database-url …',
+    );
+  return install('ok', `lethe ${version}: ${shipped.length} migrations and ${shippedCode.length} code files applied`);
+}
+
+/** The catalog, not to_regclass: that raises for a role without USAGE on the schema. */
+async function relationExists(client: pg.Client, qualified: string): Promise<boolean> {
+  const [schema, name] = qualified.split('.');
+  const { exists } = await one<{ exists: boolean }>(
+    client,
+    `select exists (select from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                    where n.nspname = $1 and c.relname = $2) as exists`,
+    [schema, name],
+  );
+  return exists;
 }
 
 function packageVersion(): string {
