@@ -91,8 +91,11 @@ describe('npm pack', () => {
       ]),
     );
     expect(paths.some((p) => p.startsWith('db/migrations/') && p.endsWith('.sql'))).toBe(true);
+    expect(paths.some((p) => p.startsWith('db/code/') && p.endsWith('.sql'))).toBe(true);
     const stray = paths.filter(
-      (p) => !/^(dist|db|docs)\//.test(p) && !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md)$/.test(p),
+      (p) =>
+        !/^(dist|db\/migrations|db\/code|docs)\//.test(p) &&
+        !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md|db\/schema\.sql)$/.test(p),
     );
     expect(stray).toEqual([]);
     expect(paths.filter((p) => p.endsWith('.ts') && !p.endsWith('.d.ts'))).toEqual([]);
