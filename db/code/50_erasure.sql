@@ -82,7 +82,9 @@ as $$
       where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
       union all
       -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-      select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
+      -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+      -- however much its key looks like a pseudonym (anon_fan@news.example).
+      select 'false'
       from pii.tables t, pii.subject_table s
       where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
         and not exists (
@@ -123,11 +125,15 @@ declare
 begin
   from_list := path.from_list;
   conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-  conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+  -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+  conds := conds || pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
   if path.scope_sql is not null then
     -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-    conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                        path.scope_sql, path.key_sql, path.scope_type, path.key_type);
+    conds := conds || case when pii_internal.is_citext(path.key_type)
+      then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                             path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+      else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                             path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
   end if;
   where_sql := pg_catalog.array_to_string(conds, ' and ');
 end
@@ -167,7 +173,8 @@ as $$
     where c.relid = tbl and c.erase <> 'keep' and pii_internal.column_name(c.relid, c.attnum) is not null
     union all
     select pii_internal.column_name(t.relid, t.subject_attnum),
-           pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
+           pii_internal.pseudonym_sql(pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)),
+                                                                pii_internal.column_type(t.relid, t.subject_attnum)))
     from pii.tables t, pii.subject_table s
     where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
       and not exists (
@@ -244,9 +251,11 @@ declare
 begin
   select * into subj from pii.subject_table;
   match := pii_internal.subject_rows_sql(subj.relid);
-  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s), ''{}'') from %s as t where %s',
                             case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-                            pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql)
+                            pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                                      pii_internal.column_type(subj.relid, subj.key_attnum)),
+                            pii_internal.qualified_name(subj.relid), match.where_sql)
     into matched using subject_keys, scopes;
   return matched;
 end
@@ -303,6 +312,10 @@ begin
   if mode is null or mode not in ('erase', 'delete') then
     raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
   end if;
+  -- Before anything else: waits for guarded writes in flight to commit (their rows are
+  -- then seen by the statements below), and makes later ones wait until this
+  -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
+  lock table pii_internal.erasure_lock in share row exclusive mode;
   select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
          coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
     into keys, scps, hashes, pseudonyms

@@ -237,6 +237,9 @@ as $$
   from reg join pg_catalog.pg_class c on c.oid = reg.relid
   where c.relrowsecurity
   union all
+  -- A guard that is missing or disabled lets erased people back in (pii.lint lists the same).
+  select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+  union all
   select 'warning', 'event triggers',
          'Lethe''s event triggers are not installed (no superuser at install): masked views do not follow DDL on registered tables',
          'After ALTER TABLE / DROP TABLE on a registered table, run: select * from pii.apply_masking();'
