@@ -275,6 +275,13 @@ declare
   sec pii.secret;
   step record;
   n bigint;
+  err_state text;
+  err_message text;
+  err_context text;
+  err_schema text;
+  err_table text;
+  err_constraint text;
+  err_column text;
 begin
   if mode is null or mode not in ('erase', 'delete') then
     raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
@@ -287,12 +294,22 @@ begin
   matched := pii_internal.matched_subjects(subject_keys, scopes);
 
   -- The guards see these statements too; rows they leave hold no PII, so they pass.
-  for step in select * from pii_internal.erase_plan(mode) loop
-    execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
-    get diagnostics n = row_count;
-    table_names := table_names || step.table_name;
-    rows_affected := rows_affected || n;
-  end loop;
+  begin
+    for step in select * from pii_internal.erase_plan(mode) loop
+      execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
+      get diagnostics n = row_count;
+      table_names := table_names || step.table_name;
+      rows_affected := rows_affected || n;
+    end loop;
+  exception when others then
+    -- Application code ran here (triggers, checks): its message may quote anyone.
+    get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                            err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+    if pii_internal.raised_by_lethe(err_context) then
+      raise;
+    end if;
+    perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
+  end;
 end
 $$;
 comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects; returns per-table counts and the subjects found.';
