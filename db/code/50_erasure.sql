@@ -55,18 +55,35 @@ create or replace function pii_internal.column_erased_sql(tbl regclass, col smal
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case
-    when strategy = 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-    when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii_internal.column_type(tbl, col))
-    when strategy = 'pseudonym' then
+  select case s.name
+    when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
+    when 'set' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), s.argument, pii_internal.column_type(tbl, col))
+    when 'pseudonym' then
       (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
        from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when strategy like 'jsonb\_remove:%' then
+    when 'jsonb_remove' then
       pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+                        pii_internal.strategy_keys(s.argument))
   end
+  from pii_internal.parse_strategy(strategy) s
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
+
+-- Erasure rewrites this table's subject key itself: the key is PII and no foreign key
+-- ON UPDATE CASCADE from the subject table carries the pseudonym there.
+create or replace function pii_internal.rewrites_pii_key(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (
+    select from pii.tables t, pii.subject_table s
+    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+      and not exists (
+        select from pg_catalog.pg_constraint fk
+        where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+          and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c'))
+$$;
+comment on function pii_internal.rewrites_pii_key(regclass) is 'Internal. Whether erasure rewrites the table''s own subject key column (PII key, no cascading foreign key).';
 
 -- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
 -- rows are deleted on erasure: any row of an erased subject is a trace).
@@ -85,12 +102,8 @@ as $$
       -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
       -- however much its key looks like a pseudonym (anon_fan@news.example).
       select 'false'
-      from pii.tables t, pii.subject_table s
-      where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-        and not exists (
-          select from pg_catalog.pg_constraint fk
-          where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-            and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+      from pii.tables t
+      where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
     ) x where x.pred is not null), 'true') end
 $$;
 comment on function pii_internal.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
@@ -145,18 +158,18 @@ create or replace function pii_internal.erase_expression(tbl regclass, col small
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case
-    when strategy = 'null' then 'null'
-    when strategy like 'set:%' then pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), pii_internal.column_type(tbl, col))
-    when strategy = 'pseudonym' then
+  select case s.name
+    when 'null' then 'null'
+    when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
+    when 'pseudonym' then
       (select pg_catalog.format('case when %s then t.%I else %s end',
                                 pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
                                 pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
        from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when strategy like 'jsonb\_remove:%' then
-      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col),
-                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+    when 'jsonb_remove' then
+      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
   end
+  from pii_internal.parse_strategy(strategy) s
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 
@@ -175,12 +188,8 @@ as $$
     select pii_internal.column_name(t.relid, t.subject_attnum),
            pii_internal.pseudonym_sql(pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)),
                                                                 pii_internal.column_type(t.relid, t.subject_attnum)))
-    from pii.tables t, pii.subject_table s
-    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-      and not exists (
-        select from pg_catalog.pg_constraint fk
-        where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-          and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+    from pii.tables t
+    where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
   ) x
 $$;
 comment on function pii_internal.erase_set_list(regclass) is 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.';
@@ -238,6 +247,20 @@ end
 $$;
 comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.';
 
+-- The mode of an erasure (erase_subjects, request_erasure): erase follows each table's
+-- on_erase, delete removes every registered row.
+create or replace function pii_internal.check_erase_mode(mode text) returns void
+language plpgsql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+end
+$$;
+comment on function pii_internal.check_erase_mode(text) is 'Internal. Raises 22023 unless mode is erase or delete.';
+
 -- Which of the (canonical) subjects exist in the subject table, as
 -- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
 create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[]) returns text[]
@@ -283,9 +306,7 @@ declare
   err_constraint text;
   err_column text;
 begin
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
   table_names := '{}';
@@ -326,9 +347,7 @@ declare
   pseudonyms text[];
   result record;
 begin
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
   -- Before anything else: waits for guarded writes in flight to commit (their rows are
   -- then seen by the statements below), and makes later ones wait until this
   -- transaction ends (their guards then see its tombstones). See wait_for_erasures.

@@ -9,6 +9,15 @@
 -- Reading masked views needs no privilege on base tables: a view reads its tables with
 -- its owner's rights, and the masks are built-in functions (EXECUTE for everyone).
 
+-- Lethe's group roles, named once here (0001_schemas_roles_secret.sql created them).
+create or replace function pii_internal.group_roles() returns text[]
+language sql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select array['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher']
+$$;
+comment on function pii_internal.group_roles() is 'Internal. The names of Lethe''s group roles.';
+
 create or replace function pii_internal.check_group_role(group_role text) returns void
 language plpgsql immutable
 set search_path = pg_catalog, pii, pg_temp
@@ -17,9 +26,9 @@ begin
   if group_role is null then
     raise exception 'group role must not be NULL' using errcode = '22004';
   end if;
-  if group_role not in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+  if not (group_role operator(pg_catalog.=) any (pii_internal.group_roles())) then
     raise exception '"%" is not a Lethe group role', group_role using errcode = '22023',
-      hint = 'Expected one of: pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher.';
+      hint = 'Expected one of: ' || pg_catalog.array_to_string(pii_internal.group_roles(), ', ') || '.';
   end if;
 end
 $$;
@@ -42,7 +51,7 @@ begin
     raise exception 'role "%" does not exist', login_role using errcode = '42704',
       hint = 'Create it first, e.g. create role support_jane login password ''…'';';
   end if;
-  if login_role in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+  if login_role::text operator(pg_catalog.=) any (pii_internal.group_roles()) then
     raise exception '"%" is a Lethe group role: grant group roles to logins (or to your own groups), not to each other', login_role
       using errcode = '22023';
   end if;
@@ -139,28 +148,44 @@ comment on function pii.revoke_masked_reader(name) is 'Takes the masked views aw
 
 -- What would let someone around the masks, and what keeps the masked views from being
 -- current. Severity error: raw PII is reachable by someone it should not be.
-create or replace function pii.security_lint()
-returns table (severity text, object text, problem text, hint text)
-language sql stable security definer
+-- The registered tables that still exist, with their names (security_lint's steps share it).
+create or replace function pii_internal.lint_registered_tables()
+returns table (relid regclass, name text)
+language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive reg as (
-    select t.relid, pii_internal.qualified_name(t.relid) as name
-    from pii.tables t
-    where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-  ),
-  -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
-  -- superuser as a member of everything).
-  members (oid) as (
+  select t.relid, pii_internal.qualified_name(t.relid)
+  from pii.tables t
+  where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+$$;
+comment on function pii_internal.lint_registered_tables() is 'Internal. Registered tables that exist, with their qualified names.';
+
+-- Members of pii_masked_reader through explicit grants (pg_has_role would count every
+-- superuser as a member of everything), group roles left out.
+create or replace function pii_internal.masked_readers()
+returns table (oid oid, rolname name)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive members (oid) as (
     select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
     union
     select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
-  ),
-  readers as (
-    select r.oid, r.rolname
-    from pg_catalog.pg_roles r join members on members.oid = r.oid
-    where r.rolname not in ('pii_masked_reader', 'pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher')
   )
+  select r.oid, r.rolname
+  from pg_catalog.pg_roles r join members on members.oid = r.oid
+  where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+$$;
+comment on function pii_internal.masked_readers() is 'Internal. Login (and other) roles that are masked readers by explicit grants.';
+
+-- security_lint step: PUBLIC or a masked reader reaching a registered table directly.
+create or replace function pii_internal.lint_registered_table_access()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with reg as (select * from pii_internal.lint_registered_tables()),
+  readers as (select * from pii_internal.masked_readers())
   -- PUBLIC (everyone, masked readers included) may read or change a registered table.
   select 'error', reg.name,
          pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
@@ -185,7 +210,16 @@ as $$
   from reg cross join readers rd
   where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
      or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
-  union all
+$$;
+comment on function pii_internal.lint_registered_table_access() is 'Internal. security_lint step: who reaches registered tables other than through masked views.';
+
+-- security_lint step: masked readers that are superusers, bypass RLS or hold other Lethe groups.
+create or replace function pii_internal.lint_masked_readers()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with readers as (select * from pii_internal.masked_readers())
   select 'error', pg_catalog.quote_ident(r.rolname),
          'masked reader is a superuser or bypasses row level security: masks do not restrict it',
          pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
@@ -198,7 +232,15 @@ as $$
   from readers rd
   join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
   where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
-  union all
+$$;
+comment on function pii_internal.lint_masked_readers() is 'Internal. security_lint step: masked readers with powers masks do not restrict.';
+
+-- security_lint step: PUBLIC privileges on Lethe's own functions and tables.
+create or replace function pii_internal.lint_lethe_privileges()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
   -- (pii is on this function's search_path, so regprocedure prints its names without it,
   -- and pii_internal's with it.)
   select 'error', 'function ' || fn.name, 'PUBLIC may execute a Lethe function',
@@ -215,7 +257,16 @@ as $$
   from pg_catalog.pg_class c
   cross join lateral pg_catalog.aclexplode(c.relacl) a
   where c.relnamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace) and a.grantee = 0
-  union all
+$$;
+comment on function pii_internal.lint_lethe_privileges() is 'Internal. security_lint step: PUBLIC privileges on Lethe''s own functions and tables.';
+
+-- security_lint step: the masked views and what keeps them current.
+create or replace function pii_internal.lint_masking()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with reg as (select * from pii_internal.lint_registered_tables())
   -- A registered table without its masked view: readers do not see it (fail closed), but
   -- something is wrong.
   select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
@@ -237,9 +288,6 @@ as $$
   from reg join pg_catalog.pg_class c on c.oid = reg.relid
   where c.relrowsecurity
   union all
-  -- A guard that is missing or disabled lets erased people back in (pii.lint lists the same).
-  select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
-  union all
   select 'warning', 'event triggers',
          'Lethe''s event triggers are not installed (no superuser at install): masked views do not follow DDL on registered tables',
          'After ALTER TABLE / DROP TABLE on a registered table, run: select * from pii.apply_masking();'
@@ -255,13 +303,42 @@ as $$
   select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
          'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
   from pii.unclassified_columns() u join reg on reg.name = u.table_name
+$$;
+comment on function pii_internal.lint_masking() is 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.';
+
+-- A guard that is missing, disabled or not ENABLE ALWAYS lets erased people back in
+-- (pii.lint lists the same).
+create or replace function pii_internal.lint_guards()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+$$;
+comment on function pii_internal.lint_guards() is 'Internal. security_lint step: missing or disabled re-ingestion guards.';
+
+create or replace function pii.security_lint()
+returns table (severity text, object text, problem text, hint text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select * from pii_internal.lint_registered_table_access()
+  union all
+  select * from pii_internal.lint_masked_readers()
+  union all
+  select * from pii_internal.lint_lethe_privileges()
+  union all
+  select * from pii_internal.lint_masking()
+  union all
+  select * from pii_internal.lint_guards()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
 $$Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
 on registered tables (or columns) and on Lethe's objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
-not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
+guards (erased people could come back). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;
