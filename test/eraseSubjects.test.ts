@@ -52,7 +52,7 @@ describe('pii.erase_subjects (mode erase)', () => {
 
   it('pseudonyms are deterministic and keyed: equal inputs give equal outputs, no plain hash', async () => {
     const { rows } = await db.query(
-      `select pii.hmac('x') <> sha256('x'::bytea) as keyed,
+      `select pii_internal.hmac('x') <> sha256('x'::bytea) as keyed,
               (select count(distinct external_ref) from app.customers where id in (3, 4)) as distinct_refs`,
     );
     expect(rows[0]).toEqual({ keyed: true, distinct_refs: '2' });
@@ -176,7 +176,7 @@ describe('pii.erase_subjects (mode delete)', () => {
 
 describe('set-based execution', () => {
   it('runs one statement per table whatever the number of keys (plan is per table)', async () => {
-    const { rows } = await db.query(`select table_name, action, statement from pii.erase_plan('erase')`);
+    const { rows } = await db.query(`select table_name, action, statement from pii_internal.erase_plan('erase')`);
     expect(rows.map((r) => r.table_name)).toEqual([
       'app.engravings',
       'app.order_items',
@@ -210,7 +210,7 @@ describe('set-based execution', () => {
       // The fixture is tiny; forbid sequential scans to see that an index path exists.
       await client.query('set enable_seqscan = off');
       const { rows } = await client.query(
-        `select statement from pii.erase_plan('erase') where table_name = 'app.events'`,
+        `select statement from pii_internal.erase_plan('erase') where table_name = 'app.events'`,
       );
       const plan = await client.query(`explain (format json) ${rows[0].statement.replace(/\$1/g, "'{1,2}'::text[]")}`);
       expect(JSON.stringify(plan.rows[0])).toMatch(/events_2026_09_customer_id_idx/);
