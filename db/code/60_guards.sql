@@ -17,6 +17,9 @@ declare
   stmt text;
   mode text;
   n bigint;
+  new_rows text[];
+  row_type text;
+  candidates record;
 begin
   if not exists (select from pii.tombstones) then
     return null;
@@ -34,20 +37,29 @@ begin
   action := pii_internal.erase_action(reg.relid);
   path := pii_internal.subject_key_sql(reg.relid);
 
-  -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
-  -- erasures pass through here too: the rows they leave carry no PII.)
-  execute pg_catalog.format(
+  -- The new rows leave the trigger as text (record_out: output functions only, never a
+  -- cast), and the table owner's deputy reads them back as the table's row type and selects
+  -- the distinct subjects among those that carry PII: domain checks, casts and policies on
+  -- the table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+  -- the rows they leave carry no PII.) Lethe then hashes each subject once and probes the
+  -- tombstones, on text only.
+  select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
+  row_type := pii_internal.qualified_name(tg_relid);
+  candidates := pii_internal.as_owner(reg.relid, pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
        from (select distinct %s::text as s, (%s)::text as k
-             from lethe_new_rows as t%s
-             where %s and not (%s)) as h
-       join pii.tombstones as tb on tb.subject_hash = %s$q$,
-    coalesce(path.scope_sql, 'null'), path.key_sql,
+             from pg_catalog.unnest($5::text[]::%s[]) as t%s
+             where %s and not (%s)) as h$q$,
+    coalesce(path.scope_sql, 'null'), path.key_sql, row_type,
     case when path.from_list = '' then '' else ', ' || path.from_list end,
     case when path.join_sql = '' then 'true' else path.join_sql end,
-    pii_internal.row_erased_sql(reg.relid, action),
+    pii_internal.row_erased_sql(reg.relid, action)), true, null, null, new_rows);
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+       from unnest($1::text[], $2::text[]) as h (k, s)
+       join pii.tombstones as tb on tb.subject_hash = %s$q$,
     pii_internal.subject_hash_sql('h.s', 'h.k'))
-    into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
+    into hit_keys, hit_scopes using candidates.found_keys, candidates.found_scopes, sec.inner_key, sec.outer_key;
   if pg_catalog.cardinality(hit_keys) = 0 then
     return null;
   end if;
@@ -69,8 +81,8 @@ begin
   if tg_op = 'INSERT' and pk_cols is not null
      and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
     -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
-    stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                              pii_internal.qualified_name(reg.relid),
+    stmt := pg_catalog.format('delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
+                              pii_internal.qualified_name(reg.relid), row_type,
                               case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
                               pk_cols, rows_sql.where_sql);
   else
@@ -78,8 +90,8 @@ begin
     select p.statement into stmt from pii_internal.erase_plan('erase') p where p.relid = reg.relid;
   end if;
 
-  execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
-  get diagnostics n = row_count;
+  -- The scrub or delete, too, runs with the table owner's rights.
+  n := (pii_internal.as_owner(reg.relid, stmt, false, hit_keys, hit_scopes, new_rows)).n;
 
   perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
     'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
