@@ -155,18 +155,15 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
     await expectRanAsOwnerOnly(a);
   });
 
-  it(
-    'a row trigger fired by the guard scrub when the owner re-inserts an erased subject (the owner becomes superuser)',
-    async () => {
-      const a = await ownedTable();
-      await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
-      await a.as.query(`create trigger pwn before update on own.notes for each row execute function own.pwn_trigger()`);
-      // The owner is their own sync process: the guard scrubs the row it just wrote.
-      await a.as.query(`insert into own.notes values (100, 1, 'back again')`);
-      expect(await notesLeft(a, 1)).toBe(0);
-      await expectRanAsOwnerOnly(a);
-    },
-  );
+  it('a row trigger fired by the guard scrub when the owner re-inserts an erased subject (the owner becomes superuser)', async () => {
+    const a = await ownedTable();
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    await a.as.query(`create trigger pwn before update on own.notes for each row execute function own.pwn_trigger()`);
+    // The owner is their own sync process: the guard scrubs the row it just wrote.
+    await a.as.query(`insert into own.notes values (100, 1, 'back again')`);
+    expect(await notesLeft(a, 1)).toBe(0);
+    await expectRanAsOwnerOnly(a);
+  });
 
   it('a statement trigger fired by the worker chunk (request_erasure + process_request_chunk)', async () => {
     const a = await ownedTable();
@@ -233,16 +230,13 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
 });
 
 describe('2. a domain CHECK never runs with Lethe rights', () => {
-  it(
-    'at register_column: the set: literal of the erase and of the mask strategy cast to the domain',
-    async () => {
-      const a = await ownedTable({ noteType: 'own.note_t' });
-      await a.as.query(`create or replace function own.ok(v text) returns boolean language plpgsql as
+  it('at register_column: the set: literal of the erase and of the mask strategy cast to the domain', async () => {
+    const a = await ownedTable({ noteType: 'own.note_t' });
+    await a.as.query(`create or replace function own.ok(v text) returns boolean language plpgsql as
       'begin perform own.pwn(); return true; end'`);
-      await a.db.query(`select pii.register_column('own.notes', 'note', 'set:gone', 'set:hidden')`);
-      await expectRanAsOwnerOnly(a);
-    },
-  );
+    await a.db.query(`select pii.register_column('own.notes', 'note', 'set:gone', 'set:hidden')`);
+    await expectRanAsOwnerOnly(a);
+  });
 
   it('at a guarded write: the guard scrub casting set: to the domain', async () => {
     const a = await ownedTable({ noteType: 'own.note_t', noteRule: 'set:gone' });
@@ -269,17 +263,14 @@ describe('3. a pii_admin cannot change a table through Lethe beyond its own priv
     return { db, admin: admin.client };
   }
 
-  it(
-    'registers a table it may only SELECT on_erase => delete and deletes its rows via erase_subjects',
-    async () => {
-      const { db, admin } = await adminWithSelectOnly();
-      const refused = await failure(admin.query(`select pii.register_table('app.wishlist', 'customer_id', 'delete')`));
-      await failure(admin.query(`select * from pii.erase_subjects(array['1', '2', '3'])`));
-      expect((await db.query(`select count(*)::int as n from app.wishlist`)).rows[0].n).toBe(9);
-      expect(refused?.code).toBe('42501');
-      expect(refused?.message).toMatch(/DELETE/);
-    },
-  );
+  it('registers a table it may only SELECT on_erase => delete and deletes its rows via erase_subjects', async () => {
+    const { db, admin } = await adminWithSelectOnly();
+    const refused = await failure(admin.query(`select pii.register_table('app.wishlist', 'customer_id', 'delete')`));
+    await failure(admin.query(`select * from pii.erase_subjects(array['1', '2', '3'])`));
+    expect((await db.query(`select count(*)::int as n from app.wishlist`)).rows[0].n).toBe(9);
+    expect(refused?.code).toBe('42501');
+    expect(refused?.message).toMatch(/DELETE/);
+  });
 
   it('registers a table it may only SELECT as anonymize and rewrites its rows via erase_subjects', async () => {
     const { db, admin } = await adminWithSelectOnly();
@@ -354,27 +345,24 @@ describe('4. a masked reader cannot read around the masks', () => {
     expect(await isReader(db, r.name)).toBe(false);
   });
 
-  it(
-    'security_lint reports readers that became CREATEROLE or members of pg_read_all_data after the grant',
-    async () => {
-      const db = await crm();
-      const creator = await login(db, 'laterc');
-      const member = await login(db, 'laterm');
-      await db.query(`select pii.grant_masked_reader($1)`, [creator.name]);
-      await db.query(`select pii.grant_masked_reader($1)`, [member.name]);
-      await db.query(`alter role ${creator.name} createrole; grant pg_read_all_data to ${member.name}`);
-      const { rows } = await db.query(`select object, problem from pii.security_lint() where severity = 'error'`);
-      const text = JSON.stringify(rows);
-      expect(
-        rows.some((r) => r.object.includes(creator.name) && /CREATEROLE/.test(r.problem)),
-        text,
-      ).toBe(true);
-      expect(
-        rows.some((r) => r.object.includes(member.name) && /pg_read_all_data/.test(r.problem)),
-        text,
-      ).toBe(true);
-    },
-  );
+  it('security_lint reports readers that became CREATEROLE or members of pg_read_all_data after the grant', async () => {
+    const db = await crm();
+    const creator = await login(db, 'laterc');
+    const member = await login(db, 'laterm');
+    await db.query(`select pii.grant_masked_reader($1)`, [creator.name]);
+    await db.query(`select pii.grant_masked_reader($1)`, [member.name]);
+    await db.query(`alter role ${creator.name} createrole; grant pg_read_all_data to ${member.name}`);
+    const { rows } = await db.query(`select object, problem from pii.security_lint() where severity = 'error'`);
+    const text = JSON.stringify(rows);
+    expect(
+      rows.some((r) => r.object.includes(creator.name) && /CREATEROLE/.test(r.problem)),
+      text,
+    ).toBe(true);
+    expect(
+      rows.some((r) => r.object.includes(member.name) && /pg_read_all_data/.test(r.problem)),
+      text,
+    ).toBe(true);
+  });
 });
 
 describe('16. DDL on other tables never takes a masked view away', () => {
@@ -382,17 +370,14 @@ describe('16. DDL on other tables never takes a masked view away', () => {
     return (await db.query(`select to_regclass('masked.customers')::oid::int as o`)).rows[0].o;
   }
 
-  it(
-    'dropping an unrelated table whose name contains a registered table name (app.customers_archive)',
-    async () => {
-      const db = await crm();
-      await db.query(`create table app.customers_archive (id int)`);
-      const before = await viewOid(db);
-      await db.query(`drop table app.customers_archive`);
-      expect(before).not.toBeNull();
-      expect(await viewOid(db)).toBe(before);
-    },
-  );
+  it('dropping an unrelated table whose name contains a registered table name (app.customers_archive)', async () => {
+    const db = await crm();
+    await db.query(`create table app.customers_archive (id int)`);
+    const before = await viewOid(db);
+    await db.query(`drop table app.customers_archive`);
+    expect(before).not.toBeNull();
+    expect(await viewOid(db)).toBe(before);
+  });
 
   it('dropping a table of the same name in another schema (other.customers)', async () => {
     const db = await crm();
