@@ -70,24 +70,21 @@ interface Owned {
 }
 
 /**
- * A table owner with no Lethe role: schema own with own.notes (customer_id, note) for
- * customers 1-3, registered by the DBA (on_erase as given, note erased to NULL unless a
- * rule is given), and the owner's proof function own.pwn(). An operator login to erase.
+ * A table owner with no Lethe role in database db (the CRM fixture, registered unless
+ * told otherwise): schema own, the owner's proof function own.pwn() (and a trigger
+ * function calling it), own.ok() for domain checks (harmless until replaced), and an
+ * operator login to erase.
  */
-async function ownedTable(
-  opts: { onErase?: 'anonymize' | 'delete'; noteType?: string; noteRule?: string } = {},
-): Promise<Owned> {
-  const db = await crm();
+async function attacker(opts: { registered?: boolean } = {}): Promise<Owned> {
+  const db = await createTestDatabase('sec_escalation');
+  databases.push(db);
+  await loadFixture(db, 'crm.sql', ...(opts.registered === false ? [] : ['crm_register.sql']));
   const owner = await login(db, 'owner');
   const operator = await login(db, 'operator');
   await db.query(`grant pii_operator to ${operator.name}`);
   await db.query(`create schema own authorization ${owner.name}`);
   await owner.client.query(`
     create function own.ok(v text) returns boolean language plpgsql as 'begin return true; end';
-    create domain own.note_t as text check (own.ok(value));
-    create table own.notes (id bigint primary key, customer_id bigint not null, note ${opts.noteType ?? 'text'});
-    create index on own.notes (customer_id);
-    insert into own.notes select i, i, 'note of customer ' || i from generate_series(1, 3) i;
     create table own.ran (who text);
     create table own.loot (who text, secret text);
     grant insert on own.ran, own.loot to public;
@@ -111,9 +108,31 @@ async function ownedTable(
       return case when tg_level = 'ROW' and tg_op <> 'DELETE' then new when tg_level = 'ROW' then old end;
     end
     $f$;`);
-  await db.query(`select pii.register_table('own.notes', 'customer_id', $1)`, [opts.onErase ?? 'anonymize']);
-  await db.query(`select pii.register_column('own.notes', 'note', $1)`, [opts.noteRule ?? 'null']);
   return { db, owner: owner.name, as: owner.client, operator: operator.client };
+}
+
+/** The owner's code from now on calls own.pwn() wherever own.ok() is used (domain checks). */
+async function armDomainCheck(a: Owned): Promise<void> {
+  await a.as.query(`create or replace function own.ok(v text) returns boolean language plpgsql as
+    'begin perform own.pwn(); return true; end'`);
+}
+
+/**
+ * The attacker's own.notes (customer_id, note) for customers 1-3, registered by the DBA
+ * (on_erase as given, note erased to NULL unless a rule is given).
+ */
+async function ownedTable(
+  opts: { onErase?: 'anonymize' | 'delete'; noteType?: string; noteRule?: string } = {},
+): Promise<Owned> {
+  const a = await attacker();
+  await a.as.query(`
+    create domain own.note_t as text check (own.ok(value));
+    create table own.notes (id bigint primary key, customer_id bigint not null, note ${opts.noteType ?? 'text'});
+    create index on own.notes (customer_id);
+    insert into own.notes select i, i, 'note of customer ' || i from generate_series(1, 3) i;`);
+  await a.db.query(`select pii.register_table('own.notes', 'customer_id', $1)`, [opts.onErase ?? 'anonymize']);
+  await a.db.query(`select pii.register_column('own.notes', 'note', $1)`, [opts.noteRule ?? 'null']);
+  return a;
 }
 
 /** The owner's code ran (so the attack was tried), only ever as the owner, and gained nothing. */
@@ -221,8 +240,7 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
 
   it('a domain CHECK on an erased column, evaluated by every erasure', async () => {
     const a = await ownedTable({ noteType: 'own.note_t' });
-    await a.as.query(`create or replace function own.ok(v text) returns boolean language plpgsql as
-      'begin perform own.pwn(); return true; end'`);
+    await armDomainCheck(a);
     await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
     expect(await notesLeft(a, 1)).toBe(0);
     await expectRanAsOwnerOnly(a);
@@ -232,8 +250,7 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
 describe('2. a domain CHECK never runs with Lethe rights', () => {
   it('at register_column: the set: literal of the erase and of the mask strategy cast to the domain', async () => {
     const a = await ownedTable({ noteType: 'own.note_t' });
-    await a.as.query(`create or replace function own.ok(v text) returns boolean language plpgsql as
-      'begin perform own.pwn(); return true; end'`);
+    await armDomainCheck(a);
     await a.db.query(`select pii.register_column('own.notes', 'note', 'set:gone', 'set:hidden')`);
     await expectRanAsOwnerOnly(a);
   });
@@ -241,10 +258,23 @@ describe('2. a domain CHECK never runs with Lethe rights', () => {
   it('at a guarded write: the guard scrub casting set: to the domain', async () => {
     const a = await ownedTable({ noteType: 'own.note_t', noteRule: 'set:gone' });
     await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
-    await a.as.query(`create or replace function own.ok(v text) returns boolean language plpgsql as
-      'begin perform own.pwn(); return true; end'`);
+    await armDomainCheck(a);
     await a.as.query(`insert into own.notes values (100, 1, 'back again')`);
     expect((await a.db.query(`select note::text from own.notes where id = 100`)).rows[0].note).toBe('gone');
+    await expectRanAsOwnerOnly(a);
+  });
+  it('at every erasure and request: the subject key cast to a domain of the subject table owner', async () => {
+    const a = await attacker({ registered: false });
+    await a.as.query(`
+      create domain own.person_id as bigint check (own.ok(value::text));
+      create table own.people (id own.person_id primary key, email text);
+      insert into own.people select i, 'person' || i || '@example.com' from generate_series(1, 3) i;`);
+    await a.db.query(`select pii.register_subject_table('own.people', 'id');
+                      select pii.register_column('own.people', 'email', 'null')`);
+    await armDomainCheck(a);
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    await a.operator.query(`select pii.request_erasure(array['2'])`);
+    expect((await a.db.query(`select count(*)::int as n from own.people where email is null`)).rows[0].n).toBe(1);
     await expectRanAsOwnerOnly(a);
   });
 });
