@@ -26,7 +26,13 @@ declare
   existing regrole;
   args constant text := '(text, boolean, text[], text[], bytea, bytea, text[])';
 begin
-  -- Two sessions creating the same deputy would collide in pg_proc.
+  select p.proowner::regrole into existing from pg_catalog.pg_proc p
+  where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
+  if existing = owner then
+    return pg_catalog.format('pii_internal.%I', fname);
+  end if;
+  -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
+  -- a lock held on every call would serialize all erasures until commit).
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
   select p.proowner::regrole into existing from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
