@@ -13,8 +13,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { migrate } from '../src/db/migrate.js';
+import { expectPgError, loadFixture } from './helpers/fixtures.js';
+import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const password = randomBytes(12).toString('hex');
 const databases: TestDatabase[] = [];
@@ -244,6 +246,69 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
     await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
     expect(await notesLeft(a, 1)).toBe(0);
     await expectRanAsOwnerOnly(a);
+  });
+  it('a trigger on a table of another owner, Lethe installed without SUPERUSER: refused until Lethe may act for the owner, then run as that owner', async () => {
+    // A managed-service install: the database owner (no SUPERUSER) runs migrate; the
+    // application's tables belong to another login.
+    const tag = randomBytes(4).toString('hex');
+    const installer = `sec_${tag}_installer`;
+    const appOwner = `sec_${tag}_app`;
+    const dbName = `lethe_test_sec_nosuper_${tag}`;
+    roles.push(installer, appOwner);
+    await admin(`create role ${installer} login password '${password}' nosuperuser;
+                 create role ${appOwner} login password '${password}' nosuperuser`);
+    await admin(
+      `grant pii_admin, pii_operator, pii_auditor, pii_masked_reader, pii_dispatcher to ${installer} with admin option`,
+    );
+    await admin(`create database ${dbName} owner ${installer}`);
+    await admin(`grant create on database ${dbName} to ${appOwner}`);
+    const url = withDatabaseName(inject('adminUrl'), dbName);
+    const lethe = new pg.Client(connectAs(url, installer, password));
+    const app = new pg.Client(connectAs(url, appOwner, password));
+    try {
+      await migrate(connectAs(url, installer, password));
+      await lethe.connect();
+      await app.connect();
+      await app.query(`create schema app`);
+      await app.query(`
+        create table app.people (id bigint primary key, email text);
+        insert into app.people values (1, 'ann@example.com'), (2, 'bob@example.com');
+        grant usage on schema app to ${installer};
+        grant select, update, delete, trigger on app.people to ${installer};
+        create table app.loot (who text, secret text);
+        grant insert on app.loot to public;
+        create function app.pwn() returns trigger language plpgsql as $f$
+        begin
+          begin
+            insert into app.loot select current_user, pg_catalog.encode(s.inner_key, 'hex') from pii.secret s;
+          exception when others then
+            insert into app.loot values (current_user, null);
+          end;
+          return new;
+        end
+        $f$;`);
+      await expectPgError(
+        lethe.query(`select pii.register_subject_table('app.people', 'id')`),
+        '42501',
+        new RegExp(`not a member of role ${appOwner}`),
+      );
+      await admin(`grant ${appOwner} to ${installer}`);
+      await lethe.query(`select pii.register_subject_table('app.people', 'id');
+                         select pii.register_column('app.people', 'email', 'null')`);
+      await app.query(`create trigger pwn before update on app.people for each row execute function app.pwn()`);
+      await lethe.query(`select * from pii.erase_subjects(array['1'])`);
+      const { rows } = await app.query(`select who, secret is not null as got_key from app.loot`);
+      expect(rows).toEqual([{ who: appOwner, got_key: false }]);
+      expect((await app.query(`select email from app.people order by id`)).rows).toEqual([
+        { email: null },
+        { email: 'bob@example.com' },
+      ]);
+    } finally {
+      await lethe.end().catch(() => undefined);
+      await app.end().catch(() => undefined);
+      await admin(`drop database if exists ${dbName} with (force)`);
+      await admin(`drop owned by ${installer}, ${appOwner}`).catch(() => undefined);
+    }
   });
 });
 

@@ -628,9 +628,15 @@ as $$
          pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(t.relid), current_user)
   from live t
   where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
+  union all
+  select 'error', pii_internal.qualified_name(t.relid), null,
+         'Lethe''s owner role is not a member of the table''s owner: erasure and guards cannot run with the owner''s rights',
+         pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
+  from live t join pg_catalog.pg_class c on c.oid = t.relid
+  where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for. Example: select * from pii.lint();';
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).
