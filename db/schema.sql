@@ -435,7 +435,7 @@ function pii.discover(integer) owner <owner>
           -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
           if tbl.readable and not col.link
              and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-             and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or col.erase like 'jsonb\_remove:%') then
+             and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
             sample_cols := sample_cols || col.attname::text;
             sample_idx := sample_idx || col.attnum::integer;
             sample_json := sample_json || (col.typname in ('json', 'jsonb'));
@@ -492,11 +492,11 @@ function pii.discover(integer) owner <owner>
             where a.attrelid = tbl.relid and a.attnum = rec.i;
             counts := pg_catalog.to_jsonb(rec);
             -- A jsonb key this column's rule already removes is fine.
-            if rec.path is not null and col.erase like 'jsonb\_remove:%'
+            if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
                and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
               continue;
             end if;
-            if rec.path is null and (col.erase like 'jsonb\_remove:%' or col.attname = any (flagged)) then
+            if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
               continue;  -- already reported by name, or a jsonb rule (its keys are checked)
             end if;
             for vr in select * from pii_internal.discovery_value_rules() r loop
@@ -569,9 +569,7 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
       pseudonyms text[];
       result record;
     begin
-      if mode is null or mode not in ('erase', 'delete') then
-        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-      end if;
+      perform pii_internal.check_erase_mode(mode);
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
              coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
         into keys, scps, hashes, pseudonyms
@@ -1086,7 +1084,6 @@ function pii.register_column(regclass,name,text,text,text) owner <owner>
     declare
       reg pii.tables;
       n smallint;
-      subj pii.subject_table;
     begin
       if tbl is null then
         raise exception 'table must not be NULL' using errcode = '22004';
@@ -1101,7 +1098,6 @@ function pii.register_column(regclass,name,text,text,text) owner <owner>
       if category is null or pg_catalog.btrim(category) = '' then
         raise exception 'category must not be empty (column %.%)', pii_internal.qualified_name(tbl), col using errcode = '22023';
       end if;
-      select * into subj from pii.subject_table;
       if n in (reg.subject_attnum, reg.scope_attnum, reg.parent_fk_attnum) and erase <> 'keep' then
         raise exception 'column %.% links rows to their subject; its erase strategy must be keep', pii_internal.qualified_name(tbl), col
           using errcode = '22023', hint = 'A key that is itself PII is handled by register_subject_table(..., key_is_pii => true).';
@@ -1441,7 +1437,7 @@ function pii.security_lint() owner <owner>
       readers as (
         select r.oid, r.rolname
         from pg_catalog.pg_roles r join members on members.oid = r.oid
-        where r.rolname not in ('pii_masked_reader', 'pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher')
+        where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
       )
       -- PUBLIC (everyone, masked readers included) may read or change a registered table.
       select 'error', reg.name,
@@ -1985,6 +1981,21 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     $function$
   comment 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.'
 
+function pii_internal.check_erase_mode(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
+     RETURNS void
+     LANGUAGE plpgsql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if mode is null or mode not in ('erase', 'delete') then
+        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Raises 22023 unless mode is erase or delete.'
+
 function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_strategy(tbl regclass, col smallint, strategy text)
      RETURNS void
@@ -1997,28 +2008,32 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
       col_not_null boolean;
       typmod integer;
       typname name;
-      literal text;
+      parsed record;
     begin
+      select * into parsed from pii_internal.parse_strategy(strategy);
       select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
       from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
       where a.attrelid = tbl and a.attnum = col;
 
       if strategy is null then
         raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif strategy = 'null' then
+      elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
+            or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
+        raise exception 'unknown erase strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
+      elsif parsed.name = 'null' then
         if col_not_null then
           raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
             using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
         end if;
-      elsif strategy like 'set:%' then
-        literal := pg_catalog.substr(strategy, 5);
+      elsif parsed.name = 'set' then
         begin
-          execute pg_catalog.format('select %L::%s', literal, typ);
+          execute pg_catalog.format('select %L::%s', parsed.argument, typ);
         exception when others then
           raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
             using errcode = '22P02';
         end;
-      elsif strategy = 'pseudonym' then
+      elsif parsed.name = 'pseudonym' then
         if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
           raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
             using errcode = '42804';
@@ -2027,18 +2042,15 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
           raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
             using errcode = '22001';
         end if;
-      elsif strategy like 'jsonb\_remove:%' then
+      elsif parsed.name = 'jsonb_remove' then
         if typname <> 'jsonb' then
           raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
             using errcode = '42804';
         end if;
-        if exists (select from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k where pg_catalog.btrim(k) = '') then
+        if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
           raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
             using errcode = '22023';
         end if;
-      elsif strategy <> 'keep' then
-        raise exception 'unknown erase strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
       end if;
     end
     $function$
@@ -2055,9 +2067,9 @@ function pii_internal.check_group_role(text) owner <owner>
       if group_role is null then
         raise exception 'group role must not be NULL' using errcode = '22004';
       end if;
-      if group_role not in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+      if not (group_role operator(pg_catalog.=) any (pii_internal.group_roles())) then
         raise exception '"%" is not a Lethe group role', group_role using errcode = '22023',
-          hint = 'Expected one of: pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher.';
+          hint = 'Expected one of: ' || pg_catalog.array_to_string(pii_internal.group_roles(), ', ') || '.';
       end if;
     end
     $function$
@@ -2073,36 +2085,39 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
       typ text := pii_internal.column_type(tbl, col);
       typname name;
+      parsed record;
     begin
+      select * into parsed from pii_internal.parse_strategy(strategy);
       select t.typname into typname
       from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
       where a.attrelid = tbl and a.attnum = col;
 
       if strategy is null then
         raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif strategy in ('hide', 'hash', 'clear') then
+      elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
+            or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
+        raise exception 'unknown mask strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
+      elsif parsed.name in ('hide', 'hash', 'clear') then
         null;
-      elsif strategy in ('email') or strategy like 'partial:%' then
+      elsif parsed.name in ('email', 'partial') then
         if not pii_internal.is_text_type(tbl, col) then
           raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
         end if;
-        if strategy like 'partial:%' and strategy !~ '^partial:[0-9]{1,4},[0-9]{1,4}$' then
+        if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
           raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
             using errcode = '22023';
         end if;
-      elsif strategy = 'year' then
+      elsif parsed.name = 'year' then
         if typname not in ('date', 'timestamp', 'timestamptz') then
           raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
         end if;
-      elsif strategy like 'set:%' then
+      elsif parsed.name = 'set' then
         begin
-          execute pg_catalog.format('select %L::%s', pg_catalog.substr(strategy, 5), typ);
+          execute pg_catalog.format('select %L::%s', parsed.argument, typ);
         exception when others then
           raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
         end;
-      else
-        raise exception 'unknown mask strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
       end if;
     end
     $function$
@@ -2126,7 +2141,7 @@ function pii_internal.check_member_role(name) owner <owner>
         raise exception 'role "%" does not exist', login_role using errcode = '42704',
           hint = 'Create it first, e.g. create role support_jane login password ''…'';';
       end if;
-      if login_role in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+      if login_role::text operator(pg_catalog.=) any (pii_internal.group_roles()) then
         raise exception '"%" is a Lethe group role: grant group roles to logins (or to your own groups), not to each other', login_role
           using errcode = '22023';
       end if;
@@ -2202,16 +2217,17 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case
-        when strategy = 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-        when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii_internal.column_type(tbl, col))
-        when strategy = 'pseudonym' then
+      select case s.name
+        when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
+        when 'set' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), s.argument, pii_internal.column_type(tbl, col))
+        when 'pseudonym' then
           (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
            from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when strategy like 'jsonb\_remove:%' then
+        when 'jsonb_remove' then
           pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                            (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+                            pii_internal.strategy_keys(s.argument))
       end
+      from pii_internal.parse_strategy(strategy) s
     $function$
   comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
@@ -2263,9 +2279,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       matched text[];
       n_matched bigint;
     begin
-      if mode is null or mode not in ('erase', 'delete') then
-        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-      end if;
+      perform pii_internal.check_erase_mode(mode);
       if source is null or pg_catalog.btrim(source) = '' then
         raise exception 'source must not be empty' using errcode = '22023';
       end if;
@@ -2425,7 +2439,8 @@ function pii_internal.discovery_suggestion(regclass,name,text,text,text) owner <
           return prefix || pg_catalog.format('select pii.register_column(%L, %L, ''null'', ''hide'', %L);  -- nested key %s: jsonb_remove cannot reach it',
                                              pii_internal.qualified_name(tbl), col, category, jsonb_key);
         end if;
-        keys := case when rule.erase like 'jsonb\_remove:%' then pg_catalog.string_to_array(pg_catalog.substr(rule.erase, 14), ',') else '{}' end;
+        keys := case when (pii_internal.parse_strategy(rule.erase)).name = 'jsonb_remove'
+                     then pg_catalog.string_to_array((pii_internal.parse_strategy(rule.erase)).argument, ',') else '{}' end;
         return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii_internal.qualified_name(tbl), col,
                                            'jsonb_remove:' || pg_catalog.array_to_string(keys || jsonb_key, ','),
                                            coalesce(rule.mask, 'hide'), coalesce(rule.category, category));
@@ -2522,18 +2537,18 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case
-        when strategy = 'null' then 'null'
-        when strategy like 'set:%' then pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), pii_internal.column_type(tbl, col))
-        when strategy = 'pseudonym' then
+      select case s.name
+        when 'null' then 'null'
+        when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
+        when 'pseudonym' then
           (select pg_catalog.format('case when %s then t.%I else %s end',
                                     pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
                                     pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
            from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when strategy like 'jsonb\_remove:%' then
-          pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col),
-                            (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+        when 'jsonb_remove' then
+          pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
       end
+      from pii_internal.parse_strategy(strategy) s
     $function$
   comment 'Internal. SQL expression for a column under its erase strategy (NULL for keep).'
 
@@ -2602,9 +2617,7 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
       step record;
       n bigint;
     begin
-      if mode is null or mode not in ('erase', 'delete') then
-        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-      end if;
+      perform pii_internal.check_erase_mode(mode);
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
       table_names := '{}';
@@ -2693,6 +2706,17 @@ function pii_internal.forget_dropped_tables() owner <owner>
     end
     $function$
   comment 'Internal. Event trigger: unregisters dropped tables and the tables registered through them.'
+
+function pii_internal.group_roles() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.group_roles()
+     RETURNS text[]
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select array['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher']
+    $function$
+  comment 'Internal. The names of Lethe''s group roles.'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -2951,6 +2975,7 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
       plain_typ text;
       base_name name;
       fl text[];
+      parsed record;
     begin
       select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
              t.typtype, t.typbasetype, t.typtypmod,
@@ -2995,16 +3020,17 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
         rule := strategy;
       end if;
 
+      select * into parsed from pii_internal.parse_strategy(strategy);
       if strategy = 'clear' then
         expression := x;
       elsif strategy = 'hide' then
         expression := pg_catalog.format('null::%s', plain_typ);
-      elsif strategy like 'set:%' then
-        expression := pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), typ);
+      elsif parsed.name = 'set' and parsed.argument is not null then
+        expression := pg_catalog.format('%L::%s', parsed.argument, typ);
       elsif strategy = 'email' and att.category = 'S' then
         expression := pii_internal.mask_email_sql(txt);
-      elsif strategy ~ '^partial:[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-        fl := pg_catalog.string_to_array(pg_catalog.substr(strategy, 9), ',');
+      elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
+        fl := pg_catalog.string_to_array(parsed.argument, ',');
         expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
       elsif strategy = 'year' and base_name = 'date' then
         expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
@@ -3034,7 +3060,7 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
         return;
       end if;
       -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-      if strategy in ('email', 'hash') or strategy like 'partial:%' then
+      if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
         if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
           expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
         end if;
@@ -3359,7 +3385,7 @@ function pii_internal.masking_sql_drop() owner <owner>
       delete from pii.masked_views m
       using pg_catalog.pg_event_trigger_dropped_objects() o
       where o.object_type = 'table' and o.objid = m.relid::oid;
-      -- Its registry rows stay until pii.unregister_table; pii.lint() reports them.
+      -- Its registry rows are forgotten by pii_internal.forget_dropped_tables (30_registry).
     exception when others then
       raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
     end
@@ -3388,6 +3414,19 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
     end
     $function$
   comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
+
+function pii_internal.parse_strategy(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.parse_strategy(strategy text, OUT name text, OUT argument text)
+     RETURNS record
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when x.p operator(pg_catalog.>) 0 then pg_catalog.left(strategy, x.p operator(pg_catalog.-) 1) else strategy end,
+             case when x.p operator(pg_catalog.>) 0 then pg_catalog.substr(strategy, x.p operator(pg_catalog.+) 1) end
+      from (select pg_catalog.strpos(strategy, ':') as p) x
+    $function$
+  comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
 function pii_internal.pseudonym_sql(text,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
@@ -3631,6 +3670,17 @@ function pii_internal.row_key_sql(regclass) owner <owner>
       where c.conrelid = tbl and c.contype = 'p'
     $function$
   comment 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.'
+
+function pii_internal.strategy_keys(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
+     RETURNS text[]
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
+    $function$
+  comment 'Internal. The trimmed keys of a jsonb_remove argument.'
 
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)

@@ -373,7 +373,9 @@ describe('bypass attempts (each must fail)', () => {
 
   it('33 triggers, rules or child tables on base tables (all need ownership)', async () => {
     await denied(`create temp table kid () inherits (app.customers)`);
-    await denied(`create trigger t after insert on app.customers for each row execute function pii_internal.guard_rows()`);
+    await denied(
+      `create trigger t after insert on app.customers for each row execute function pii_internal.guard_rows()`,
+    );
     await denied(`create rule r as on insert to app.customers do also nothing`);
   });
 

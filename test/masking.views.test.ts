@@ -249,7 +249,9 @@ describe('DDL on registered tables (event triggers)', () => {
         /notice: Lethe: \S+ may not create event triggers \(superuser only\).*select \* from pii\.apply_masking\(\);/,
       );
       await client.connect();
-      const { rows } = await client.query(`select count(*)::int as n from pg_event_trigger where evtname like 'lethe%'`);
+      const { rows } = await client.query(
+        `select count(*)::int as n from pg_event_trigger where evtname like 'lethe%'`,
+      );
       expect(rows).toEqual([{ n: 0 }]);
 
       await client.query(`
@@ -259,7 +261,9 @@ describe('DDL on registered tables (event triggers)', () => {
         select pii.register_column('public.people', 'email', 'null', 'email');
         alter table public.people add column nickname text;`);
       // No event trigger: the view does not know the new column until apply_masking runs.
-      expect((await client.query(`select * from masked.people`)).rows).toEqual([{ id: '1', email: 'a***@example.com' }]);
+      expect((await client.query(`select * from masked.people`)).rows).toEqual([
+        { id: '1', email: 'a***@example.com' },
+      ]);
       await client.query(`select * from pii.apply_masking()`);
       expect((await client.query(`select * from masked.people`)).rows).toEqual([
         { id: '1', email: 'a***@example.com', nickname: null },

@@ -252,8 +252,8 @@ describe('a role with no Lethe group', () => {
     });
   });
 
-  // Guards have no switch a session could flip: a setting named like the old bypass changes nothing.
-  it('cannot switch the guards off with set lethe.guard_bypass', async () => {
+  // Guards have no switch a session could flip: a setting named like an old bypass changes nothing.
+  it('cannot switch the guards off with a session setting', async () => {
     const plain = as('plain');
     await plain.query('set lethe.guard_bypass = on');
     try {

@@ -8,6 +8,30 @@ revoke all on pii.subject_table, pii.tables, pii.columns from public;
 grant select on pii.subject_table, pii.tables, pii.columns to pii_admin, pii_operator, pii_auditor;
 
 ---------------------------------------------------------------------------------------
+-- Strategies, parsed once (docs/architecture.md, "Adding a strategy")
+
+-- 'set:DEACTIVATED' is ('set', 'DEACTIVATED'), 'jsonb_remove:a,b' is ('jsonb_remove', 'a,b'),
+-- 'null' is ('null', NULL). Erase, erased-state, guard and mask SQL all dispatch on name.
+create or replace function pii_internal.parse_strategy(strategy text, out name text, out argument text)
+language sql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when x.p operator(pg_catalog.>) 0 then pg_catalog.left(strategy, x.p operator(pg_catalog.-) 1) else strategy end,
+         case when x.p operator(pg_catalog.>) 0 then pg_catalog.substr(strategy, x.p operator(pg_catalog.+) 1) end
+  from (select pg_catalog.strpos(strategy, ':') as p) x
+$$;
+comment on function pii_internal.parse_strategy(text) is 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).';
+
+-- The keys of a jsonb_remove:<key>[,<key>…] argument, trimmed.
+create or replace function pii_internal.strategy_keys(argument text) returns text[]
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
+$$;
+comment on function pii_internal.strategy_keys(text) is 'Internal. The trimmed keys of a jsonb_remove argument.';
+
+---------------------------------------------------------------------------------------
 -- Small catalog helpers (internal)
 
 create or replace function pii_internal.qualified_name(tbl regclass) returns text
@@ -152,28 +176,32 @@ declare
   col_not_null boolean;
   typmod integer;
   typname name;
-  literal text;
+  parsed record;
 begin
+  select * into parsed from pii_internal.parse_strategy(strategy);
   select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
   from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
   where a.attrelid = tbl and a.attnum = col;
 
   if strategy is null then
     raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-  elsif strategy = 'null' then
+  elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
+        or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
+    raise exception 'unknown erase strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
+  elsif parsed.name = 'null' then
     if col_not_null then
       raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
         using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
     end if;
-  elsif strategy like 'set:%' then
-    literal := pg_catalog.substr(strategy, 5);
+  elsif parsed.name = 'set' then
     begin
-      perform pii_internal.cast_as_owner(tbl, literal, typ);
+      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
     exception when others then
       raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
         using errcode = '22P02';
     end;
-  elsif strategy = 'pseudonym' then
+  elsif parsed.name = 'pseudonym' then
     if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
       raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
         using errcode = '42804';
@@ -182,18 +210,15 @@ begin
       raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
         using errcode = '22001';
     end if;
-  elsif strategy like 'jsonb\_remove:%' then
+  elsif parsed.name = 'jsonb_remove' then
     if typname <> 'jsonb' then
       raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
         using errcode = '42804';
     end if;
-    if exists (select from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k where pg_catalog.btrim(k) = '') then
+    if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
       raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
         using errcode = '22023';
     end if;
-  elsif strategy <> 'keep' then
-    raise exception 'unknown erase strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
   end if;
 end
 $$;
@@ -207,36 +232,39 @@ declare
   where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
   typ text := pii_internal.column_type(tbl, col);
   typname name;
+  parsed record;
 begin
+  select * into parsed from pii_internal.parse_strategy(strategy);
   select t.typname into typname
   from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
   where a.attrelid = tbl and a.attnum = col;
 
   if strategy is null then
     raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-  elsif strategy in ('hide', 'hash', 'clear') then
+  elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
+        or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
+    raise exception 'unknown mask strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
+  elsif parsed.name in ('hide', 'hash', 'clear') then
     null;
-  elsif strategy in ('email') or strategy like 'partial:%' then
+  elsif parsed.name in ('email', 'partial') then
     if not pii_internal.is_text_type(tbl, col) then
       raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
     end if;
-    if strategy like 'partial:%' and strategy !~ '^partial:[0-9]{1,4},[0-9]{1,4}$' then
+    if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
       raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
         using errcode = '22023';
     end if;
-  elsif strategy = 'year' then
+  elsif parsed.name = 'year' then
     if typname not in ('date', 'timestamp', 'timestamptz') then
       raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
     end if;
-  elsif strategy like 'set:%' then
+  elsif parsed.name = 'set' then
     begin
-      perform pii_internal.cast_as_owner(tbl, pg_catalog.substr(strategy, 5), typ);
+      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
     exception when others then
       raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
     end;
-  else
-    raise exception 'unknown mask strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
   end if;
 end
 $$;
@@ -457,7 +485,6 @@ as $$
 declare
   reg pii.tables;
   n smallint;
-  subj pii.subject_table;
 begin
   if tbl is null then
     raise exception 'table must not be NULL' using errcode = '22004';
@@ -472,7 +499,6 @@ begin
   if category is null or pg_catalog.btrim(category) = '' then
     raise exception 'category must not be empty (column %.%)', pii_internal.qualified_name(tbl), col using errcode = '22023';
   end if;
-  select * into subj from pii.subject_table;
   if n in (reg.subject_attnum, reg.scope_attnum, reg.parent_fk_attnum) and erase <> 'keep' then
     raise exception 'column %.% links rows to their subject; its erase strategy must be keep', pii_internal.qualified_name(tbl), col
       using errcode = '22023', hint = 'A key that is itself PII is handled by register_subject_table(..., key_is_pii => true).';

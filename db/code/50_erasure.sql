@@ -55,16 +55,17 @@ create or replace function pii_internal.column_erased_sql(tbl regclass, col smal
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case
-    when strategy = 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-    when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii_internal.column_type(tbl, col))
-    when strategy = 'pseudonym' then
+  select case s.name
+    when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
+    when 'set' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), s.argument, pii_internal.column_type(tbl, col))
+    when 'pseudonym' then
       (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
        from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when strategy like 'jsonb\_remove:%' then
+    when 'jsonb_remove' then
       pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+                        pii_internal.strategy_keys(s.argument))
   end
+  from pii_internal.parse_strategy(strategy) s
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
@@ -139,18 +140,18 @@ create or replace function pii_internal.erase_expression(tbl regclass, col small
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case
-    when strategy = 'null' then 'null'
-    when strategy like 'set:%' then pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), pii_internal.column_type(tbl, col))
-    when strategy = 'pseudonym' then
+  select case s.name
+    when 'null' then 'null'
+    when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
+    when 'pseudonym' then
       (select pg_catalog.format('case when %s then t.%I else %s end',
                                 pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
                                 pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
        from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when strategy like 'jsonb\_remove:%' then
-      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col),
-                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
+    when 'jsonb_remove' then
+      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
   end
+  from pii_internal.parse_strategy(strategy) s
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 
@@ -231,6 +232,20 @@ end
 $$;
 comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.';
 
+-- The mode of an erasure (erase_subjects, request_erasure): erase follows each table's
+-- on_erase, delete removes every registered row.
+create or replace function pii_internal.check_erase_mode(mode text) returns void
+language plpgsql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+end
+$$;
+comment on function pii_internal.check_erase_mode(text) is 'Internal. Raises 22023 unless mode is erase or delete.';
+
 -- Which of the (canonical) subjects exist in the subject table, as
 -- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
 create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[]) returns text[]
@@ -267,9 +282,7 @@ declare
   step record;
   n bigint;
 begin
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
   table_names := '{}';
   rows_affected := '{}';
 
@@ -299,9 +312,7 @@ declare
   pseudonyms text[];
   result record;
 begin
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
   select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
          coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
     into keys, scps, hashes, pseudonyms

@@ -67,9 +67,7 @@ declare
   matched text[];
   n_matched bigint;
 begin
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
   if source is null or pg_catalog.btrim(source) = '' then
     raise exception 'source must not be empty' using errcode = '22023';
   end if;

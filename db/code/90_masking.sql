@@ -185,6 +185,7 @@ declare
   plain_typ text;
   base_name name;
   fl text[];
+  parsed record;
 begin
   select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
          t.typtype, t.typbasetype, t.typtypmod,
@@ -229,16 +230,17 @@ begin
     rule := strategy;
   end if;
 
+  select * into parsed from pii_internal.parse_strategy(strategy);
   if strategy = 'clear' then
     expression := x;
   elsif strategy = 'hide' then
     expression := pg_catalog.format('null::%s', plain_typ);
-  elsif strategy like 'set:%' then
-    expression := pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), typ);
+  elsif parsed.name = 'set' and parsed.argument is not null then
+    expression := pg_catalog.format('%L::%s', parsed.argument, typ);
   elsif strategy = 'email' and att.category = 'S' then
     expression := pii_internal.mask_email_sql(txt);
-  elsif strategy ~ '^partial:[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-    fl := pg_catalog.string_to_array(pg_catalog.substr(strategy, 9), ',');
+  elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
+    fl := pg_catalog.string_to_array(parsed.argument, ',');
     expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
   elsif strategy = 'year' and base_name = 'date' then
     expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
@@ -268,7 +270,7 @@ begin
     return;
   end if;
   -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-  if strategy in ('email', 'hash') or strategy like 'partial:%' then
+  if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
     if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
       expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
     end if;
@@ -710,7 +712,7 @@ begin
   delete from pii.masked_views m
   using pg_catalog.pg_event_trigger_dropped_objects() o
   where o.object_type = 'table' and o.objid = m.relid::oid;
-  -- Its registry rows stay until pii.unregister_table; pii.lint() reports them.
+  -- Its registry rows are forgotten by pii_internal.forget_dropped_tables (30_registry).
 exception when others then
   raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
 end

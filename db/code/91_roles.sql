@@ -9,6 +9,15 @@
 -- Reading masked views needs no privilege on base tables: a view reads its tables with
 -- its owner's rights, and the masks are built-in functions (EXECUTE for everyone).
 
+-- Lethe's group roles, named once here (0001_schemas_roles_secret.sql created them).
+create or replace function pii_internal.group_roles() returns text[]
+language sql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select array['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher']
+$$;
+comment on function pii_internal.group_roles() is 'Internal. The names of Lethe''s group roles.';
+
 create or replace function pii_internal.check_group_role(group_role text) returns void
 language plpgsql immutable
 set search_path = pg_catalog, pii, pg_temp
@@ -17,9 +26,9 @@ begin
   if group_role is null then
     raise exception 'group role must not be NULL' using errcode = '22004';
   end if;
-  if group_role not in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+  if not (group_role operator(pg_catalog.=) any (pii_internal.group_roles())) then
     raise exception '"%" is not a Lethe group role', group_role using errcode = '22023',
-      hint = 'Expected one of: pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher.';
+      hint = 'Expected one of: ' || pg_catalog.array_to_string(pii_internal.group_roles(), ', ') || '.';
   end if;
 end
 $$;
@@ -42,7 +51,7 @@ begin
     raise exception 'role "%" does not exist', login_role using errcode = '42704',
       hint = 'Create it first, e.g. create role support_jane login password ''…'';';
   end if;
-  if login_role in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+  if login_role::text operator(pg_catalog.=) any (pii_internal.group_roles()) then
     raise exception '"%" is a Lethe group role: grant group roles to logins (or to your own groups), not to each other', login_role
       using errcode = '22023';
   end if;
@@ -191,7 +200,7 @@ as $$
   readers as (
     select r.oid, r.rolname
     from pg_catalog.pg_roles r join members on members.oid = r.oid
-    where r.rolname not in ('pii_masked_reader', 'pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher')
+    where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
   )
   -- PUBLIC (everyone, masked readers included) may read or change a registered table.
   select 'error', reg.name,

@@ -86,7 +86,8 @@ begin
       return prefix || pg_catalog.format('select pii.register_column(%L, %L, ''null'', ''hide'', %L);  -- nested key %s: jsonb_remove cannot reach it',
                                          pii_internal.qualified_name(tbl), col, category, jsonb_key);
     end if;
-    keys := case when rule.erase like 'jsonb\_remove:%' then pg_catalog.string_to_array(pg_catalog.substr(rule.erase, 14), ',') else '{}' end;
+    keys := case when (pii_internal.parse_strategy(rule.erase)).name = 'jsonb_remove'
+                 then pg_catalog.string_to_array((pii_internal.parse_strategy(rule.erase)).argument, ',') else '{}' end;
     return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii_internal.qualified_name(tbl), col,
                                        'jsonb_remove:' || pg_catalog.array_to_string(keys || jsonb_key, ','),
                                        coalesce(rule.mask, 'hide'), coalesce(rule.category, category));
@@ -221,7 +222,7 @@ begin
       -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
       if tbl.readable and not col.link
          and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-         and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or col.erase like 'jsonb\_remove:%') then
+         and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
         sample_cols := sample_cols || col.attname::text;
         sample_idx := sample_idx || col.attnum::integer;
         sample_json := sample_json || (col.typname in ('json', 'jsonb'));
@@ -278,11 +279,11 @@ begin
         where a.attrelid = tbl.relid and a.attnum = rec.i;
         counts := pg_catalog.to_jsonb(rec);
         -- A jsonb key this column's rule already removes is fine.
-        if rec.path is not null and col.erase like 'jsonb\_remove:%'
+        if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
            and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
           continue;
         end if;
-        if rec.path is null and (col.erase like 'jsonb\_remove:%' or col.attname = any (flagged)) then
+        if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
           continue;  -- already reported by name, or a jsonb rule (its keys are checked)
         end if;
         for vr in select * from pii_internal.discovery_value_rules() r loop

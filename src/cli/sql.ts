@@ -6,7 +6,9 @@ import { print } from './output.js';
 export function addSqlCommand(program: Command): void {
   program
     .command('sql')
-    .description('print the install script for psql (psql -v ON_ERROR_STOP=1 -f lethe.sql); upgrade later with lethe migrate')
+    .description(
+      'print the install script for psql (psql -v ON_ERROR_STOP=1 -f lethe.sql); upgrade later with lethe migrate',
+    )
     .action(
       action(async () => {
         const { installScript } = await import('../db/installScript.js');

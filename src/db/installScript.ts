@@ -5,7 +5,15 @@
 // graphile-worker's schema is not part of it (it belongs to graphile-worker's own runner).
 // Without it requests are recorded and stay queued; `lethe worker` installs that schema at
 // start and re-queues every open request (pii.resume_requests()).
-import { MIGRATIONS_TABLE, PREAMBLE_SQL, readCode, readMigrations, recordCodeSql, recordMigrationSql, type SqlDirs } from './sqlFiles.js';
+import {
+  MIGRATIONS_TABLE,
+  PREAMBLE_SQL,
+  readCode,
+  readMigrations,
+  recordCodeSql,
+  recordMigrationSql,
+  type SqlDirs,
+} from './sqlFiles.js';
 
 export function installScript(version: string, dirs: SqlDirs = {}): string {
   const migrations = readMigrations(dirs.migrationsDir);

@@ -66,10 +66,15 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     }
 
     const codeRecorded = new Map(
-      (await client.query(`select name, sha256 from ${CODE_TABLE}`)).rows.map((r) => [r.name as string, r.sha256 as string]),
+      (await client.query(`select name, sha256 from ${CODE_TABLE}`)).rows.map((r) => [
+        r.name as string,
+        r.sha256 as string,
+      ]),
     );
     const codeChanged =
-      applied.length > 0 || codeRecorded.size !== code.length || code.some((f) => codeRecorded.get(f.name) !== f.sha256);
+      applied.length > 0 ||
+      codeRecorded.size !== code.length ||
+      code.some((f) => codeRecorded.get(f.name) !== f.sha256);
     if (codeChanged) {
       for (const f of code) {
         await client.query(f.sql);
