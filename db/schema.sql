@@ -676,8 +676,9 @@ function pii.grant_masked_reader(name) owner <owner>
       select pii.grant_role('pii_masked_reader', login_role)
     $function$
   grant EXECUTE to pii_admin
-  comment 'Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses superusers and roles that
-bypass row level security; warns when the role can already read registered tables directly.
+  comment 'Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses (22023) roles that would read
+around the masks: SUPERUSER, BYPASSRLS, CREATEROLE, members of pg_read_all_data, pg_write_all_data,
+pg_read_server_files, pg_write_server_files or pg_execute_server_program, and roles that can read a registered table.
 Example: select pii.grant_masked_reader(''support_jane'');  -- then: alter role support_jane set search_path = masked;'
 
 function pii.grant_role(text,name) owner <owner>
@@ -689,7 +690,8 @@ function pii.grant_role(text,name) owner <owner>
     AS $function$
     declare
       r pg_catalog.pg_roles;
-      readable text;
+      problems text;
+      hints text;
     begin
       perform pii_internal.check_group_role(group_role);
       r := pii_internal.check_member_role(login_role);
@@ -698,19 +700,11 @@ function pii.grant_role(text,name) owner <owner>
           hint = 'Another administrator has to grant it.';
       end if;
       if group_role = 'pii_masked_reader' then
-        if r.rolsuper or r.rolbypassrls then
-          raise exception 'role "%" is a superuser or bypasses row level security: masking cannot restrict it', login_role
-            using errcode = '22023';
-        end if;
-        -- Privileges the role has anyway defeat the masks: say which.
-        select pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by 1) into readable
-        from pii.tables t
-        where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-          and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
-               or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
-        if readable is not null then
-          raise warning 'role "%" can already read registered tables directly (%): the masked views do not restrict it there', login_role, readable
-            using hint = 'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.';
+        select pg_catalog.string_agg(e.problem, '; '), pg_catalog.string_agg(e.hint, ' ') into problems, hints
+        from pii_internal.reader_escapes(r.oid) e;
+        if problems is not null then
+          raise exception 'role "%" cannot be a masked reader: it %', login_role, problems
+            using errcode = '22023', hint = hints;
         end if;
       end if;
       execute pg_catalog.format('grant %I to %I', group_role, login_role);
@@ -719,7 +713,8 @@ function pii.grant_role(text,name) owner <owner>
     $function$
   grant EXECUTE to pii_admin
   comment 'Grants one of Lethe''s group roles (pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher)
-to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501.
+to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501;
+pii_masked_reader for a role that would read around the masks (see pii.grant_masked_reader): 22023.
 Audited. Example: select pii.grant_role(''pii_operator'', ''dpo_anna'');'
 
 function pii.lint() owner <owner>
@@ -760,12 +755,18 @@ function pii.lint() owner <owner>
              pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(t.relid), current_user)
       from live t
       where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
+      union all
+      select 'error', pii_internal.qualified_name(t.relid), null,
+             'Lethe''s owner role is not a member of the table''s owner: erasure and guards cannot run with the owner''s rights',
+             pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
+      from live t join pg_catalog.pg_class c on c.oid = t.relid
+      where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -1032,6 +1033,12 @@ function pii.register_child_table(regclass,regclass,name,text,name) owner <owner
       while ancestor is not null loop
         if ancestor = tbl then
           raise exception 'registering % under % would make a cycle', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent) using errcode = '55000';
+        end if;
+        -- Erasure and guards join the table to its ancestors with its owner's rights.
+        if not pg_catalog.has_table_privilege((select c.relowner from pg_catalog.pg_class c where c.oid = tbl), ancestor, 'SELECT') then
+          raise exception 'the owner of % cannot read %: Lethe reaches its rows through that table with its owner''s rights', pii_internal.qualified_name(tbl), pii_internal.qualified_name(ancestor)
+            using errcode = '42501', hint = pg_catalog.format('grant select on %s to %I;', pii_internal.qualified_name(ancestor),
+                                                              (select c.relowner::regrole::text from pg_catalog.pg_class c where c.oid = tbl));
         end if;
         select t.parent_relid into ancestor from pii.tables t where t.relid = ancestor;
       end loop;
@@ -1464,11 +1471,9 @@ function pii.security_lint() owner <owner>
       where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
          or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
       union all
-      select 'error', pg_catalog.quote_ident(r.rolname),
-             'masked reader is a superuser or bypasses row level security: masks do not restrict it',
-             pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
-      from pg_catalog.pg_roles r join readers rd on rd.oid = r.oid
-      where r.rolsuper or r.rolbypassrls
+      select 'error', pg_catalog.quote_ident(rd.rolname), 'masked reader ' || e.problem, e.hint
+      from readers rd cross join lateral pii_internal.reader_escapes(rd.oid) e
+      where not e.reads_tables
       union all
       select 'warning', pg_catalog.quote_ident(rd.rolname),
              pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
@@ -1922,6 +1927,27 @@ function pii_internal.announce_request(pii.requests) owner <owner>
     $function$
   comment 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).'
 
+function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean, keys text[], scopes text[], new_rows text[] DEFAULT NULL::text[], OUT n bigint, OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
+      deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
+    begin
+      if hashes then
+        select * into sec from pii.secret;
+      end if;
+      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7) d', deputy)
+        into n, found_keys, found_scopes
+        using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows;
+    end
+    $function$
+  comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
+
 function pii_internal.audit_is_append_only() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.audit_is_append_only()
      RETURNS trigger
@@ -1981,6 +2007,19 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     $function$
   comment 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.'
 
+function pii_internal.cast_as_owner(regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.cast_as_owner(tbl regclass, literal text, typ text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.as_owner(tbl, pg_catalog.format('select case when (%L::%s) is null then null::text[] end, null::text[]', literal, typ),
+                                    true, null, null);
+    end
+    $function$
+  comment 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.'
+
 function pii_internal.check_erase_mode(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
      RETURNS void
@@ -2028,7 +2067,7 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
         end if;
       elsif parsed.name = 'set' then
         begin
-          execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
         exception when others then
           raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
             using errcode = '22P02';
@@ -2114,7 +2153,7 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
         end if;
       elsif parsed.name = 'set' then
         begin
-          execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
         exception when others then
           raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
         end;
@@ -2157,12 +2196,12 @@ function pii_internal.check_registrable(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_registrable(tbl regclass)
      RETURNS void
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
       nsp name;
       kind "char";
+      missing text;
     begin
       select n.nspname, c.relkind into nsp, kind
       from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
@@ -2178,13 +2217,24 @@ function pii_internal.check_registrable(regclass) owner <owner>
         raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii_internal.qualified_name(tbl)
           using errcode = '42501';
       end if;
-      if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
-        raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii_internal.qualified_name(tbl)
-          using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(tbl), current_user);
+      -- What Lethe will do to the table in the registering role's name: erase (UPDATE, or DELETE
+      -- in mode delete and for delete tables), guard it (TRIGGER; skip guards delete). The role
+      -- checked is the session's login: inside a SECURITY DEFINER function current_user is
+      -- Lethe's owner, and the caller's current_user (after SET ROLE) is not visible; a session
+      -- can RESET ROLE to its login's privileges anyway. (docs/security.md)
+      select pg_catalog.string_agg(p, ', ') into missing
+      from pg_catalog.unnest(array['UPDATE', 'DELETE', 'TRIGGER']) p
+      where not pg_catalog.has_table_privilege(session_user, tbl, p);
+      if missing is not null then
+        raise exception 'permission denied: % lacks % on table %: registering it would let Lethe change it beyond your own privileges', session_user, missing, pii_internal.qualified_name(tbl)
+          using errcode = '42501', hint = pg_catalog.format('As the table owner: grant select, update, delete, trigger on %s to %I;', pii_internal.qualified_name(tbl), session_user);
       end if;
+      -- Lethe runs its statements on the table as the table's owner (pii_internal.deputy), which
+      -- needs Lethe's owner to be a member of that role.
+      perform pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
     end
     $function$
-  comment 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.'
+  comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
@@ -2339,6 +2389,72 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
     end
     $function$
   comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
+
+function pii_internal.deputy(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.deputy(owner regrole)
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      fname name := 'deputy_' || owner::oid;
+      existing regrole;
+      args constant text := '(text, boolean, text[], text[], bytea, bytea, text[])';
+    begin
+      select p.proowner::regrole into existing from pg_catalog.pg_proc p
+      where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
+      if existing = owner then
+        return pg_catalog.format('pii_internal.%I', fname);
+      end if;
+      -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
+      -- a lock held on every call would serialize all erasures until commit).
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
+      select p.proowner::regrole into existing from pg_catalog.pg_proc p
+      where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
+      if existing = owner then
+        return pg_catalog.format('pii_internal.%I', fname);
+      end if;
+      if not pg_catalog.pg_has_role(current_user, owner, 'MEMBER') then
+        raise exception 'Lethe''s owner role % is not a member of role %, which owns a registered table: Lethe runs its statements on a table with its owner''s rights', current_user, owner
+          using errcode = '42501', hint = pg_catalog.format('grant %I to %I;', owner, current_user);
+      end if;
+      if existing is not null then
+        -- A role dropped without DROP OWNED left it behind, and its oid came back: start over.
+        execute pg_catalog.format('drop function pii_internal.%I%s', fname, args);
+      end if;
+      execute pg_catalog.format($f$
+        create function pii_internal.%I(statement text, returns_keys boolean, keys text[], scopes text[],
+                                        inner_key bytea, outer_key bytea, new_rows text[],
+                                        out n bigint, out found_keys text[], out found_scopes text[])
+        language plpgsql security definer
+        set search_path = pg_catalog, pg_temp
+        as $body$
+        begin
+          if returns_keys then
+            execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows;
+          else
+            execute statement using keys, scopes, inner_key, outer_key, new_rows;
+            get diagnostics n = row_count;
+          end if;
+        end
+        $body$
+      $f$, fname);
+      execute pg_catalog.format('comment on function pii_internal.%I%s is %L', fname, args,
+        pg_catalog.format('Internal. Lethe''s deputy for tables owned by %s: runs Lethe''s statements on them with their owner''s rights (EXECUTE: Lethe''s owner only).', owner));
+      execute pg_catalog.format('revoke all on function pii_internal.%I%s from public', fname, args);
+      execute pg_catalog.format('grant create on schema pii_internal to %I', owner);
+      begin
+        execute pg_catalog.format('alter function pii_internal.%I%s owner to %I', fname, args, owner);
+      exception when insufficient_privilege then
+        raise exception 'Lethe''s owner role % cannot make role % own its deputy function (SET ROLE to % is not allowed)', current_user, owner, owner
+          using errcode = '42501', hint = pg_catalog.format('grant %I to %I with set true;', owner, current_user);
+      end;
+      execute pg_catalog.format('revoke create on schema pii_internal from %I', owner);
+      execute pg_catalog.format('grant execute on function pii_internal.%I%s to %I', fname, args, current_user);
+      return pg_catalog.format('pii_internal.%I', fname);
+    end
+    $function$
+  comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
 
 function pii_internal.discovery_name_rules() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_name_rules()
@@ -2612,23 +2728,20 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      subj pii.subject_table;
-      sec pii.secret;
       step record;
       n bigint;
     begin
       perform pii_internal.check_erase_mode(mode);
-      select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
       table_names := '{}';
       rows_affected := '{}';
 
       matched := pii_internal.matched_subjects(subject_keys, scopes);
 
-      -- The guards see these statements too; rows they leave hold no PII, so they pass.
+      -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
+      -- owner attached to the table runs as them. The guards see these statements too; rows
+      -- they leave hold no PII, so they pass.
       for step in select * from pii_internal.erase_plan(mode) loop
-        execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
-        get diagnostics n = row_count;
+        n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
         table_names := table_names || step.table_name;
         rows_affected := rows_affected || n;
       end loop;
@@ -2765,6 +2878,9 @@ function pii_internal.guard_rows() owner <owner>
       stmt text;
       mode text;
       n bigint;
+      new_rows text[];
+      row_type text;
+      candidates record;
     begin
       if not exists (select from pii.tombstones) then
         return null;
@@ -2782,20 +2898,29 @@ function pii_internal.guard_rows() owner <owner>
       action := pii_internal.erase_action(reg.relid);
       path := pii_internal.subject_key_sql(reg.relid);
 
-      -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
-      -- erasures pass through here too: the rows they leave carry no PII.)
-      execute pg_catalog.format(
+      -- The new rows leave the trigger as text (record_out: output functions only, never a
+      -- cast), and the table owner's deputy reads them back as the table's row type and selects
+      -- the distinct subjects among those that carry PII: domain checks, casts and policies on
+      -- the table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+      -- the rows they leave carry no PII.) Lethe then hashes each subject once and probes the
+      -- tombstones, on text only.
+      select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
+      row_type := pii_internal.qualified_name(tg_relid);
+      candidates := pii_internal.as_owner(reg.relid, pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
            from (select distinct %s::text as s, (%s)::text as k
-                 from lethe_new_rows as t%s
-                 where %s and not (%s)) as h
-           join pii.tombstones as tb on tb.subject_hash = %s$q$,
-        coalesce(path.scope_sql, 'null'), path.key_sql,
+                 from pg_catalog.unnest($5::text[]::%s[]) as t%s
+                 where %s and not (%s)) as h$q$,
+        coalesce(path.scope_sql, 'null'), path.key_sql, row_type,
         case when path.from_list = '' then '' else ', ' || path.from_list end,
         case when path.join_sql = '' then 'true' else path.join_sql end,
-        pii_internal.row_erased_sql(reg.relid, action),
+        pii_internal.row_erased_sql(reg.relid, action)), true, null, null, new_rows);
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+           from unnest($1::text[], $2::text[]) as h (k, s)
+           join pii.tombstones as tb on tb.subject_hash = %s$q$,
         pii_internal.subject_hash_sql('h.s', 'h.k'))
-        into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
+        into hit_keys, hit_scopes using candidates.found_keys, candidates.found_scopes, sec.inner_key, sec.outer_key;
       if pg_catalog.cardinality(hit_keys) = 0 then
         return null;
       end if;
@@ -2817,8 +2942,8 @@ function pii_internal.guard_rows() owner <owner>
       if tg_op = 'INSERT' and pk_cols is not null
          and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
         -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
-        stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                                  pii_internal.qualified_name(reg.relid),
+        stmt := pg_catalog.format('delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
+                                  pii_internal.qualified_name(reg.relid), row_type,
                                   case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
                                   pk_cols, rows_sql.where_sql);
       else
@@ -2826,8 +2951,8 @@ function pii_internal.guard_rows() owner <owner>
         select p.statement into stmt from pii_internal.erase_plan('erase') p where p.relid = reg.relid;
       end if;
 
-      execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
-      get diagnostics n = row_count;
+      -- The scrub or delete, too, runs with the table owner's rights.
+      n := (pii_internal.as_owner(reg.relid, stmt, false, hit_keys, hit_scopes, new_rows)).n;
 
       perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
         'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
@@ -3192,7 +3317,9 @@ function pii_internal.masking_ddl_start() owner <owner>
       -- fail anyway must not lock a masked view (ddl_command_start runs before any check).
       for v in
         select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
-        where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where exists (select from pii_internal.named_relations(pg_catalog.current_query()) r
+                      where r.rel_name = c.relname::text and (r.schema_name is null or r.schema_name = n.nspname::text))
           and pg_catalog.pg_has_role(session_user, c.relowner, 'USAGE')
       loop
         begin
@@ -3396,7 +3523,6 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[])
      RETURNS text[]
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
@@ -3406,14 +3532,37 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
     begin
       select * into subj from pii.subject_table;
       match := pii_internal.subject_rows_sql(subj.relid);
-      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
-                                case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-                                pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql)
-        into matched using subject_keys, scopes;
+      -- Read with the subject table owner's rights (casts and policies on it are theirs).
+      select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
+        'select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}''), null::text[] from %s as t where %s',
+        case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql),
+        true, subject_keys, scopes) d;
       return matched;
     end
     $function$
   comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
+
+function pii_internal.named_relations(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.named_relations(command text)
+     RETURNS TABLE(schema_name text, rel_name text)
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with tokens as (
+        select m[1] as q1, m[2] as u1, m[3] as q2, m[4] as u2
+        from pg_catalog.regexp_matches(command,
+          '(?:("(?:[^"]|"")+")|([[:alpha:]_][[:alnum:]_$]*))(?:[[:space:]]*\.[[:space:]]*(?:("(?:[^"]|"")+")|([[:alpha:]_][[:alnum:]_$]*)))?', 'g') m
+      ),
+      parts as (
+        select coalesce(pg_catalog.replace(pg_catalog.substr(q1, 2, pg_catalog.length(q1) - 2), '""', '"'), pg_catalog.lower(u1)) as a,
+               coalesce(pg_catalog.replace(pg_catalog.substr(q2, 2, pg_catalog.length(q2) - 2), '""', '"'), pg_catalog.lower(u2)) as b
+        from tokens
+      )
+      select case when b is null then null else a end, coalesce(b, a) from parts
+    $function$
+  comment 'Internal. The relation names (schema or NULL, name) a command text can refer to, as PostgreSQL would read its identifiers.'
 
 function pii_internal.parse_strategy(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_strategy(strategy text, OUT name text, OUT argument text)
@@ -3458,6 +3607,39 @@ function pii_internal.qualified_name(regclass) owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Internal. schema.table, each part quoted as an identifier.'
+
+function pii_internal.reader_escapes(oid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.reader_escapes(member oid)
+     RETURNS TABLE(reads_tables boolean, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select false, 'is a superuser or bypasses row level security: masking cannot restrict it',
+             pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
+      from pg_catalog.pg_roles r where r.oid = member and (r.rolsuper or r.rolbypassrls)
+      union all
+      select false, 'has CREATEROLE: it can create roles and hand out their privileges (pg_read_all_data before PostgreSQL 16)',
+             pg_catalog.format('alter role %I nocreaterole;', r.rolname)
+      from pg_catalog.pg_roles r where r.oid = member and r.rolcreaterole and not r.rolsuper
+      union all
+      select false, pg_catalog.format('is a member of %s (directly or through another role), which reads, writes or runs around the masks', p.rolname),
+             pg_catalog.format('revoke %I from %I; -- or from the role it belongs to that has it', p.rolname, r.rolname)
+      from pg_catalog.pg_roles r
+      join pg_catalog.pg_roles p on p.rolname in ('pg_read_all_data', 'pg_write_all_data', 'pg_read_server_files',
+                                                  'pg_write_server_files', 'pg_execute_server_program')
+      where r.oid = member and not r.rolsuper and pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER')
+      union all
+      select true, pg_catalog.format('can read registered tables directly (%s): the masked views do not restrict it there',
+                                     pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by pii_internal.qualified_name(t.relid))),
+             'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.'
+      from pii.tables t
+      where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+        and (pg_catalog.has_table_privilege(member, t.relid, 'SELECT')
+             or pg_catalog.has_any_column_privilege(member, t.relid, 'SELECT'))
+      having pg_catalog.count(*) > 0
+    $function$
+  comment 'Internal. Why a role would read around the masked views (attributes, predefined roles, direct privileges on registered tables); no rows when none.'
 
 function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[], hashes bytea[], identifiers text[])
@@ -3519,10 +3701,10 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
      RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      canonical record;
       subj pii.subject_table;
       sec pii.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
@@ -3573,22 +3755,27 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
       select * into sec from pii.secret;
 
       begin
+        -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
+        -- is their code, never run as Lethe. Lethe only hashes the canonical text.
+        canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+          $q$select pg_catalog.array_agg((u.k::%s)::text order by u.i), pg_catalog.array_agg(%s order by u.i)
+             from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+          key_type, case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+          true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
         return query execute pg_catalog.format(
           $q$select r.s, r.k, %s, %s, r.i
              from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
-                   from (select %s as s, (u.k::%s)::text as k, u.i
-                         from unnest($1, $2) with ordinality as u (k, s, i)) c
+                   from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                    group by c.s, c.k) r$q$,
           pii_internal.subject_hash_sql('r.s', 'r.k'),
-          case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
-          case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
-          key_type)
-          using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key;
+          case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
+          using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
       exception when data_exception then
         -- Name the position, never the value: keys are personal data.
         if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
-          execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
-            into bad using subject_keys;
+          bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+            'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
+            true, subject_keys, null)).found_keys[1]::integer;
         elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
           -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
           select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i
@@ -3803,7 +3990,7 @@ function pii_internal.write_audit(text,uuid,jsonb,bytea) owner <owner>
 
 event trigger lethe_guard_partitions on ddl_command_end when tag in ('CREATE TABLE', 'ALTER TABLE') execute pii_internal.guard_new_partitions() owner <owner>
 
-event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE') execute pii_internal.masking_ddl_end() owner <owner>
+event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE', 'DROP TABLE') execute pii_internal.masking_ddl_end() owner <owner>
 
 event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER TABLE', 'DROP TABLE') execute pii_internal.masking_ddl_start() owner <owner>
 
