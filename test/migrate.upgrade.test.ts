@@ -120,6 +120,21 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     const snapshot = readFileSync(join(packageRoot(), 'db', 'schema.sql'), 'utf8');
     const installed = await dumpSchema(fresh);
     if (snapshotMajor(snapshot) === snapshotMajor(installed)) expect(installed).toBe(snapshot);
+    // Tables registered before deputies existed get their owner's deputy on first use.
+    await client.query(`select * from pii.erase_subjects(array['5'])`);
+    expect(
+      (
+        await client.query(`select p.proowner::regrole::text as owner from pg_proc p
+                            where p.pronamespace = 'pii_internal'::regnamespace and p.proname like 'deputy\\_%'`)
+      ).rows,
+    ).toEqual([
+      {
+        owner: (
+          await client.query(`select relowner::regrole::text as o from pg_class where oid = 'app.orders'::regclass`)
+        ).rows[0].o,
+      },
+    ]);
+    expect((await client.query(`select email from app.customers where id = 5`)).rows).toEqual([{ email: null }]);
     await Promise.all([client.end(), fresh.end()]);
   });
 });

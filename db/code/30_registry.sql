@@ -108,12 +108,13 @@ comment on function pii_internal.is_text_type(regclass, smallint) is 'Internal. 
 
 -- Refuses tables Lethe must never touch and tables its owner cannot change.
 create or replace function pii_internal.check_registrable(tbl regclass) returns void
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   nsp name;
   kind "char";
+  missing text;
 begin
   select n.nspname, c.relkind into nsp, kind
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
@@ -129,17 +130,41 @@ begin
     raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii_internal.qualified_name(tbl)
       using errcode = '42501';
   end if;
-  if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
-    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii_internal.qualified_name(tbl)
-      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(tbl), current_user);
+  -- What Lethe will do to the table in the registering role's name: erase (UPDATE, or DELETE
+  -- in mode delete and for delete tables), guard it (TRIGGER; skip guards delete). The role
+  -- checked is the session's login: inside a SECURITY DEFINER function current_user is
+  -- Lethe's owner, and the caller's current_user (after SET ROLE) is not visible; a session
+  -- can RESET ROLE to its login's privileges anyway. (docs/security.md)
+  select pg_catalog.string_agg(p, ', ') into missing
+  from pg_catalog.unnest(array['UPDATE', 'DELETE', 'TRIGGER']) p
+  where not pg_catalog.has_table_privilege(session_user, tbl, p);
+  if missing is not null then
+    raise exception 'permission denied: % lacks % on table %: registering it would let Lethe change it beyond your own privileges', session_user, missing, pii_internal.qualified_name(tbl)
+      using errcode = '42501', hint = pg_catalog.format('As the table owner: grant select, update, delete, trigger on %s to %I;', pii_internal.qualified_name(tbl), session_user);
   end if;
+  -- Lethe runs its statements on the table as the table's owner (pii_internal.deputy), which
+  -- needs Lethe's owner to be a member of that role.
+  perform pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
 end
 $$;
-comment on function pii_internal.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.';
+comment on function pii_internal.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).';
 
 ---------------------------------------------------------------------------------------
 -- Strategy validation (internal). Each raises a precise error naming table, column and
 -- strategy, so a bad rule never reaches the registry.
+
+-- Casts a set: literal to a column's type with the table owner's rights: a domain's CHECK
+-- (or an input function) is the owner's code, never run as Lethe. Raises what the cast raises.
+create or replace function pii_internal.cast_as_owner(tbl regclass, literal text, typ text) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  perform pii_internal.as_owner(tbl, pg_catalog.format('select case when (%L::%s) is null then null::text[] end, null::text[]', literal, typ),
+                                true, null, null);
+end
+$$;
+comment on function pii_internal.cast_as_owner(regclass, text, text) is 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.';
 
 create or replace function pii_internal.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
@@ -171,7 +196,7 @@ begin
     end if;
   elsif parsed.name = 'set' then
     begin
-      execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
     exception when others then
       raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
         using errcode = '22P02';
@@ -236,7 +261,7 @@ begin
     end if;
   elsif parsed.name = 'set' then
     begin
-      execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
     exception when others then
       raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
     end;
@@ -404,6 +429,12 @@ begin
   while ancestor is not null loop
     if ancestor = tbl then
       raise exception 'registering % under % would make a cycle', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent) using errcode = '55000';
+    end if;
+    -- Erasure and guards join the table to its ancestors with its owner's rights.
+    if not pg_catalog.has_table_privilege((select c.relowner from pg_catalog.pg_class c where c.oid = tbl), ancestor, 'SELECT') then
+      raise exception 'the owner of % cannot read %: Lethe reaches its rows through that table with its owner''s rights', pii_internal.qualified_name(tbl), pii_internal.qualified_name(ancestor)
+        using errcode = '42501', hint = pg_catalog.format('grant select on %s to %I;', pii_internal.qualified_name(ancestor),
+                                                          (select c.relowner::regrole::text from pg_catalog.pg_class c where c.oid = tbl));
     end if;
     select t.parent_relid into ancestor from pii.tables t where t.relid = ancestor;
   end loop;
@@ -688,10 +719,16 @@ as $$
   from live t
   where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
   union all
+  select 'error', pii_internal.qualified_name(t.relid), null,
+         'Lethe''s owner role is not a member of the table''s owner: erasure and guards cannot run with the owner''s rights',
+         pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
+  from live t join pg_catalog.pg_class c on c.oid = t.relid
+  where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+  union all
   select 'error', g.table_name, null, g.problem, g.hint from pii_internal.guard_problems() g
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, missing or disabled guards. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();';
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).

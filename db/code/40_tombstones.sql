@@ -113,10 +113,11 @@ comment on function pii_internal.key_position(integer, bigint[]) is 'Internal. N
 create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
                                       source_rows bigint[] default null)
 returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  canonical record;
   subj pii.subject_table;
   sec pii.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
@@ -167,22 +168,27 @@ begin
   select * into sec from pii.secret;
 
   begin
+    -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
+    -- is their code, never run as Lethe. Lethe only hashes the canonical text.
+    canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+      $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+         from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+      pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+      true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
     return query execute pg_catalog.format(
       $q$select r.s, r.k, %s, %s, r.i
          from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
-               from (select %s as s, %s as k, u.i
-                     from unnest($1, $2) with ordinality as u (k, s, i)) c
+               from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                group by c.s, c.k) r$q$,
       pii_internal.subject_hash_sql('r.s', 'r.k'),
-      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
-      case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
-      pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type))
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key;
+      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
+      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
   exception when data_exception then
     -- Name the position, never the value: keys are personal data.
     if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
-      execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
-        into bad using subject_keys;
+      bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+        'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
+        true, subject_keys, null)).found_keys[1]::integer;
     elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
       -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
       select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i

@@ -39,12 +39,14 @@ end
 $$;
 comment on function pii_internal.wait_for_erasures() is 'Internal. Guards wait here for direct erasures in flight (pii_internal.erasure_lock), so no row slips between an erasure and its tombstones.';
 
--- SQL finding the tombstoned subjects among the rows of source (alias t) written to
--- registered table tbl, hashed once each: keys, scopes, and per subject whether one of
--- its rows carries PII. link_sql (over t) marks rows that newly link to their subject
--- (inserted, re-keyed, attached): where tables are registered beneath tbl, their rows
--- then belong to that subject too, PII or not ('false' when there are none).
-create or replace function pii_internal.guard_hits_sql(tbl regclass, source text, link_sql text) returns text
+-- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
+-- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
+-- carry PII or (link_sql, over t) newly link to their subject: inserted, re-keyed,
+-- attached. Where tables are registered beneath tbl, their rows then belong to that
+-- subject too, PII or not ('false' when there are none). Each key comes back prefixed
+-- with 1 when one of its rows carries PII, else 0 (a deputy returns two text arrays).
+-- Runs with the table owner's rights; Lethe hashes (guard_hits).
+create or replace function pii_internal.guard_candidates_sql(tbl regclass, source text, link_sql text) returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -66,43 +68,57 @@ begin
     pii_sql := pg_catalog.format('not (%s)', erased);
   end if;
   return pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
-       from (select x.s, x.k, pg_catalog.bool_or(x.pii) as pii
-             from (select %s::text as s, %s as k, %s as pii
-                   from %s as t%s
-                   where %s and %s) as x
-             group by x.s, x.k) as h
-       join pii.tombstones as tb on tb.subject_hash = %s$q$,
-    coalesce(path.scope_sql, 'null'), pii_internal.key_text_sql(path.key_sql, path.key_type), pii_sql,
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+       from (select distinct %s::text as s, case when %s then '1' else '0' end operator(pg_catalog.||) %s as k
+             from %s as t%s
+             where %s and %s) as h$q$,
+    coalesce(path.scope_sql, 'null'), pii_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
     source, case when path.from_list = '' then '' else ', ' || path.from_list end,
-    case when path.join_sql = '' then 'true' else path.join_sql end, filter,
-    pii_internal.subject_hash_sql('h.s', 'h.k'));
+    case when path.join_sql = '' then 'true' else path.join_sql end, filter);
 end
 $$;
-comment on function pii_internal.guard_hits_sql(regclass, text, text) is 'Internal. SQL returning the tombstoned subjects (keys, scopes, carries-PII flags) among rows of a source relation of a registered table.';
+comment on function pii_internal.guard_candidates_sql(regclass, text, text) is 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1/0 for PII.';
+
+-- Lethe's half: which candidates (guard_candidates_sql) are tombstoned, each hashed once,
+-- and whether one of their rows carries PII.
+create or replace function pii_internal.guard_hits(candidate_keys text[], candidate_scopes text[],
+                                                   out keys text[], out scopes text[], out pii boolean[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  sec pii.secret;
+begin
+  select * into sec from pii.secret;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
+       from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii
+             from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+       join pii.tombstones as tb on tb.subject_hash = %s$q$,
+    pii_internal.subject_hash_sql('h.s', 'h.k'))
+    into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key;
+end
+$$;
+comment on function pii_internal.guard_hits(text[], text[]) is 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags.';
 
 -- Erases subjects' rows in the tables registered beneath tbl (children) and/or in tbl
--- itself, children first: the statements erasure runs, bound to these subjects.
+-- itself, children first: the statements erasure runs, bound to these subjects, each
+-- with its table owner's rights.
 create or replace function pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean) returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
   step record;
-  n bigint;
   total bigint := 0;
 begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
-  select * into sec from pii.secret;
-  for step in select p.statement from pii_internal.erase_plan('erase') p
+  for step in select p.relid, p.statement from pii_internal.erase_plan('erase') p
               where case when p.relid = tbl then self
                          else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
-    execute step.statement using keys, scopes, sec.inner_key, sec.outer_key;
-    get diagnostics n = row_count;
-    total := total + n;
+    total := total + (pii_internal.as_owner(step.relid, step.statement, false, keys, scopes)).n;
   end loop;
   return total;
 end
@@ -116,17 +132,18 @@ as $$
 declare
   reg pii.tables;
   subj pii.subject_table;
-  sec pii.secret;
   rows_sql record;
+  hits record;
+  link_col text;
   link_sql text;
-  hit_keys text[];
-  hit_scopes text[];
-  hit_pii boolean[];
+  new_rows text[];
+  old_rows text[];
+  row_type text;
+  candidates record;
   pii_keys text[];
   pii_scopes text[];
   pk_cols text;
   mode text;
-  dropped bigint;
   n bigint := 0;
 begin
   perform pii_internal.wait_for_erasures();
@@ -139,25 +156,36 @@ begin
     return null;
   end if;
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
 
-  -- Rows carrying PII, and, where tables are registered beneath this one, rows that
-  -- newly link to their subject (inserted, or moved to another subject or parent).
-  -- (Lethe's own erasures pass through here too: the rows they leave carry no PII, and
-  -- they move nothing.)
-  link_sql := case
-    when not exists (select from pii.tables c where c.parent_relid = reg.relid) then 'false'
-    when tg_op = 'INSERT' then 'true'
-    else pg_catalog.format('not exists (select from lethe_old_rows as o where o.%1$I is not distinct from t.%1$I)',
-                           pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum)))
-  end;
-  execute pii_internal.guard_hits_sql(reg.relid, 'lethe_new_rows', link_sql)
-    into hit_keys, hit_scopes, hit_pii using null::text[], null::text[], sec.inner_key, sec.outer_key;
-  if pg_catalog.cardinality(hit_keys) = 0 then
+  -- The new rows leave the trigger as text (record_out: output functions only, never a
+  -- cast), and the table owner's deputy reads them back as the table's row type and selects
+  -- the subjects of rows that carry PII and, where tables are registered beneath this one,
+  -- of rows that newly link to their subject (inserted, or moved to another subject or
+  -- parent: the old rows go along as text too). Domain checks, casts and policies on the
+  -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+  -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
+  -- subject once and probes the tombstones, on text only.
+  select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
+  row_type := pii_internal.qualified_name(tg_relid);
+  link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
+  if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
+    link_sql := 'false';
+  elsif tg_op = 'INSERT' then
+    link_sql := 'true';
+  else
+    select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(o))), '{}') into old_rows from lethe_old_rows o;
+    link_sql := pg_catalog.format('not exists (select from pg_catalog.unnest($1::text[]::%s[]) as o where o.%I is not distinct from t.%I)',
+                                  row_type, link_col, link_col);
+  end if;
+  candidates := pii_internal.as_owner(reg.relid,
+    pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+    true, old_rows, null, new_rows);
+  hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+  if pg_catalog.cardinality(hits.keys) = 0 then
     return null;
   end if;
   select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
-  from unnest(hit_keys, hit_scopes, hit_pii) as u (k, s, p) where u.p;
+  from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
 
   mode := reg.guard_mode;
   if mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
@@ -168,7 +196,7 @@ begin
 
   -- Rows registered beneath these rows now belong to erased subjects: erase them first
   -- (their statements reach the subject through these rows).
-  n := pii_internal.guard_erase(reg.relid, hit_keys, hit_scopes, true, false);
+  n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false);
 
   if pg_catalog.cardinality(pii_keys) > 0 then
     rows_sql := pii_internal.subject_rows_sql(reg.relid);
@@ -179,14 +207,13 @@ begin
     where c.conrelid = reg.relid and c.contype = 'p';
     if tg_op = 'INSERT' and pk_cols is not null
        and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
-      -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
-      execute pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                                pii_internal.qualified_name(reg.relid),
-                                case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-                                pk_cols, rows_sql.where_sql)
-        using pii_keys, pii_scopes, sec.inner_key, sec.outer_key;
-      get diagnostics dropped = row_count;
-      n := n + dropped;
+      -- Drop just the new rows (with the owner's rights). (A PII key cannot be scrubbed in
+      -- place: its pseudonym is taken.)
+      n := n + (pii_internal.as_owner(reg.relid, pg_catalog.format(
+                  'delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
+                  pii_internal.qualified_name(reg.relid), row_type,
+                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+                  pk_cols, rows_sql.where_sql), false, pii_keys, pii_scopes, new_rows)).n;
     else
       -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
       n := n + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
@@ -198,24 +225,23 @@ begin
 
   perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
     'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
-    'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+    'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
   return null;
 end
 $$;
-comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased.';
+comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.';
 
 -- Rows a table brings into a registered table's tree all at once (ATTACH PARTITION,
--- INHERIT, a partition or child created with rows): checked like one INSERT of them all.
+-- INHERIT, a partition or child created with rows): checked like one INSERT of them all,
+-- read with the rights of the owner of the table that brings them.
 create or replace function pii_internal.guard_existing_rows(tbl regclass, part regclass) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   reg pii.tables;
-  sec pii.secret;
-  hit_keys text[];
-  hit_scopes text[];
-  hit_pii boolean[];
+  candidates record;
+  hits record;
   pii_keys text[];
   pii_scopes text[];
   n bigint;
@@ -224,25 +250,26 @@ begin
   if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii.tombstones) then
     return;
   end if;
-  select * into sec from pii.secret;
-  execute pii_internal.guard_hits_sql(reg.relid, pii_internal.qualified_name(part),
-                                      case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end)
-    into hit_keys, hit_scopes, hit_pii using null::text[], null::text[], sec.inner_key, sec.outer_key;
-  if pg_catalog.cardinality(hit_keys) = 0 then
+  candidates := pii_internal.as_owner(part,
+    pii_internal.guard_candidates_sql(reg.relid, pii_internal.qualified_name(part),
+                                      case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
+    true, null, null);
+  hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+  if pg_catalog.cardinality(hits.keys) = 0 then
     return;
   end if;
   select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
-  from unnest(hit_keys, hit_scopes, hit_pii) as u (k, s, p) where u.p;
+  from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
   if reg.guard_mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
     raise exception '% erased subject(s) cannot be brought into % with %', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pii_internal.qualified_name(part)
       using errcode = 'PII01',
             hint = 'Remove the erased subjects'' rows from the table first (or lift their tombstones with pii.allow_return(...)).';
   end if;
-  n := pii_internal.guard_erase(reg.relid, hit_keys, hit_scopes, true, false)
+  n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false)
        + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
   perform pii_internal.write_audit('guard_attach', null, pg_catalog.jsonb_build_object(
     'table', pii_internal.qualified_name(reg.relid), 'attached', pii_internal.qualified_name(part),
-    'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+    'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
 end
 $$;
 comment on function pii_internal.guard_existing_rows(regclass, regclass) is 'Internal. Checks the rows a partition or inheritance child brings into a registered table (as one INSERT) before it is guarded.';

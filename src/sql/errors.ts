@@ -48,7 +48,12 @@ export class LetheError extends Error {
  */
 function raisedOutsideLethe(where: string | undefined): boolean {
   if (!where) return false;
-  return !/^PL\/pgSQL function (pii|pii_internal)\.[^(]+\(.*\) line \d+ at RAISE$/.test(where.split('\n')[0] ?? '');
+  const line = where.split('\n')[0] ?? '';
+  // Deputies (pii_internal.deputy_<oid>) belong to table owners, not to Lethe.
+  return (
+    !/^PL\/pgSQL function (pii|pii_internal)\.[^(]+\(.*\) line \d+ at RAISE$/.test(line) ||
+    /^PL\/pgSQL function pii_internal\.deputy_/.test(line)
+  );
 }
 
 /** What a withheld error still says: its SQLSTATE and the objects it names. */
