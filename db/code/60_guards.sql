@@ -421,3 +421,21 @@ skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_gua
 
 revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.set_guard(regclass, text), pii.sync_guards(regclass) to pii_admin;
+
+-- Guards made by an earlier version (no old transition table, or not ENABLE ALWAYS) are
+-- made again when this file is applied (lethe migrate).
+do $$
+declare
+  tbl regclass;
+begin
+  for tbl in
+    select t.relid from pii.tables t
+    where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      and exists (select from pii_internal.guarded_tree(t.relid) d (rel)
+                  left join pg_catalog.pg_trigger g on g.tgrelid = d.rel and g.tgname = 'lethe_guard_update'
+                  where g.oid is null or g.tgoldtable is null or g.tgenabled <> 'A')
+  loop
+    perform pii.sync_guards(tbl);
+  end loop;
+end
+$$;
