@@ -1429,112 +1429,13 @@ function pii.security_lint() owner <owner>
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive reg as (
-        select t.relid, pii_internal.qualified_name(t.relid) as name
-        from pii.tables t
-        where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-      ),
-      -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
-      -- superuser as a member of everything).
-      members (oid) as (
-        select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
-        union
-        select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
-      ),
-      readers as (
-        select r.oid, r.rolname
-        from pg_catalog.pg_roles r join members on members.oid = r.oid
-        where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
-      )
-      -- PUBLIC (everyone, masked readers included) may read or change a registered table.
-      select 'error', reg.name,
-             pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
-             pg_catalog.format('revoke %s on %s from public;', a.privilege_type, reg.name)
-      from reg
-      join pg_catalog.pg_class c on c.oid = reg.relid
-      cross join lateral pg_catalog.aclexplode(c.relacl) a
-      where a.grantee = 0
+      select * from pii_internal.lint_registered_table_access()
       union all
-      select 'error', reg.name || '.' || pg_catalog.quote_ident(att.attname),
-             pg_catalog.format('PUBLIC has %s on this column of a registered table', a.privilege_type),
-             pg_catalog.format('revoke %s (%I) on %s from public;', a.privilege_type, att.attname, reg.name)
-      from reg
-      join pg_catalog.pg_attribute att on att.attrelid = reg.relid and att.attnum > 0 and not att.attisdropped and att.attacl is not null
-      cross join lateral pg_catalog.aclexplode(att.attacl) a
-      where a.grantee = 0
+      select * from pii_internal.lint_masked_readers()
       union all
-      -- A masked reader reads a registered table some other way (its own grants, another role).
-      select 'error', reg.name,
-             pg_catalog.format('masked reader %I can read this registered table directly', rd.rolname),
-             pg_catalog.format('revoke select on %s from %I; -- and from the roles it belongs to, or: select pii.revoke_masked_reader(%L);', reg.name, rd.rolname, rd.rolname)
-      from reg cross join readers rd
-      where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
-         or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
+      select * from pii_internal.lint_lethe_privileges()
       union all
-      select 'error', pg_catalog.quote_ident(rd.rolname), 'masked reader ' || e.problem, e.hint
-      from readers rd cross join lateral pii_internal.reader_escapes(rd.oid) e
-      where not e.reads_tables
-      union all
-      select 'warning', pg_catalog.quote_ident(rd.rolname),
-             pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
-             'Keep support logins in pii_masked_reader only.'
-      from readers rd
-      join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
-      where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
-      union all
-      -- (pii is on this function's search_path, so regprocedure prints its names without it,
-      -- and pii_internal's with it.)
-      select 'error', 'function ' || fn.name, 'PUBLIC may execute a Lethe function',
-             pg_catalog.format('revoke execute on function %s from public;', fn.name)
-      from pg_catalog.pg_proc p
-      cross join lateral (select case when p.pronamespace = 'pii'::regnamespace then 'pii.' else '' end
-                                 || p.oid::regprocedure::text as name) fn
-      where p.pronamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace)
-        and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
-      union all
-      select 'error', 'table ' || pii_internal.qualified_name(c.oid),
-             pg_catalog.format('PUBLIC has %s on a Lethe table', a.privilege_type),
-             pg_catalog.format('revoke all on %s from public;', pii_internal.qualified_name(c.oid))
-      from pg_catalog.pg_class c
-      cross join lateral pg_catalog.aclexplode(c.relacl) a
-      where c.relnamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace) and a.grantee = 0
-      union all
-      -- A registered table without its masked view: readers do not see it (fail closed), but
-      -- something is wrong.
-      select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
-      from reg
-      where not exists (select from pii.masked_views m
-                        join pg_catalog.pg_class v on v.relname = m.view_name and v.relnamespace = 'masked'::regnamespace
-                        where m.relid = reg.relid)
-      union all
-      select 'warning', 'masked.' || pg_catalog.quote_ident(v.relname),
-             'PUBLIC may read this masked view (everyone, not only masked readers)',
-             pg_catalog.format('revoke all on masked.%I from public;', v.relname)
-      from pg_catalog.pg_class v
-      cross join lateral pg_catalog.aclexplode(v.relacl) a
-      where v.relnamespace = 'masked'::regnamespace and a.grantee = 0
-      union all
-      select 'warning', reg.name,
-             'row level security is enabled: masked views read as their owner and show every row',
-             'Masked readers see all rows of this table (masked). If rows must be hidden from them too, tell your Lethe maintainers.'
-      from reg join pg_catalog.pg_class c on c.oid = reg.relid
-      where c.relrowsecurity
-      union all
-      select 'warning', 'event triggers',
-             'Lethe''s event triggers are not installed (no superuser at install): masked views do not follow DDL on registered tables',
-             'After ALTER TABLE / DROP TABLE on a registered table, run: select * from pii.apply_masking();'
-      where (select pg_catalog.count(*) from pg_catalog.pg_event_trigger e
-             where e.evtname in ('lethe_masking_ddl_start', 'lethe_masking_ddl_end', 'lethe_masking_sql_drop') and e.evtenabled <> 'D') < 3
-      union all
-      select 'warning', 'schema public',
-             'PUBLIC may create objects in schema public: other roles'' unqualified names can be shadowed (search_path attacks)',
-             'revoke create on schema public from public;'
-      where exists (select from pg_catalog.pg_namespace n where n.nspname = 'public')
-        and pg_catalog.has_schema_privilege('public', 'public', 'CREATE')
-      union all
-      select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
-             'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
-      from pii.unclassified_columns() u join reg on reg.name = u.table_name
+      select * from pii_internal.lint_masking()
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -2783,12 +2684,8 @@ function pii_internal.erase_set_list(regclass) owner <owner>
         union all
         select pii_internal.column_name(t.relid, t.subject_attnum),
                pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
-        from pii.tables t, pii.subject_table s
-        where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-          and not exists (
-            select from pg_catalog.pg_constraint fk
-            where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-              and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+        from pii.tables t
+        where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
       ) x
     $function$
   comment 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.'
@@ -3089,6 +2986,149 @@ function pii_internal.key_position(integer,bigint[]) owner <owner>
     $function$
   comment 'Internal. Names a key in an error message by position (or CSV row), never by value.'
 
+function pii_internal.lint_lethe_privileges() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_lethe_privileges()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      -- (pii is on this function's search_path, so regprocedure prints its names without it,
+      -- and pii_internal's with it.)
+      select 'error', 'function ' || fn.name, 'PUBLIC may execute a Lethe function',
+             pg_catalog.format('revoke execute on function %s from public;', fn.name)
+      from pg_catalog.pg_proc p
+      cross join lateral (select case when p.pronamespace = 'pii'::regnamespace then 'pii.' else '' end
+                                 || p.oid::regprocedure::text as name) fn
+      where p.pronamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace)
+        and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
+      union all
+      select 'error', 'table ' || pii_internal.qualified_name(c.oid),
+             pg_catalog.format('PUBLIC has %s on a Lethe table', a.privilege_type),
+             pg_catalog.format('revoke all on %s from public;', pii_internal.qualified_name(c.oid))
+      from pg_catalog.pg_class c
+      cross join lateral pg_catalog.aclexplode(c.relacl) a
+      where c.relnamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace) and a.grantee = 0
+    $function$
+  comment 'Internal. security_lint step: PUBLIC privileges on Lethe''s own functions and tables.'
+
+function pii_internal.lint_masked_readers() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_masked_readers()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with readers as (select * from pii_internal.masked_readers())
+      select 'error', pg_catalog.quote_ident(rd.rolname), 'masked reader ' || e.problem, e.hint
+      from readers rd cross join lateral pii_internal.reader_escapes(rd.oid) e
+      where not e.reads_tables
+      union all
+      select 'warning', pg_catalog.quote_ident(rd.rolname),
+             pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
+             'Keep support logins in pii_masked_reader only.'
+      from readers rd
+      join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
+      where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
+    $function$
+  comment 'Internal. security_lint step: masked readers with powers masks do not restrict.'
+
+function pii_internal.lint_masking() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_masking()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with reg as (select * from pii_internal.lint_registered_tables())
+      -- A registered table without its masked view: readers do not see it (fail closed), but
+      -- something is wrong.
+      select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
+      from reg
+      where not exists (select from pii.masked_views m
+                        join pg_catalog.pg_class v on v.relname = m.view_name and v.relnamespace = 'masked'::regnamespace
+                        where m.relid = reg.relid)
+      union all
+      select 'warning', 'masked.' || pg_catalog.quote_ident(v.relname),
+             'PUBLIC may read this masked view (everyone, not only masked readers)',
+             pg_catalog.format('revoke all on masked.%I from public;', v.relname)
+      from pg_catalog.pg_class v
+      cross join lateral pg_catalog.aclexplode(v.relacl) a
+      where v.relnamespace = 'masked'::regnamespace and a.grantee = 0
+      union all
+      select 'warning', reg.name,
+             'row level security is enabled: masked views read as their owner and show every row',
+             'Masked readers see all rows of this table (masked). If rows must be hidden from them too, tell your Lethe maintainers.'
+      from reg join pg_catalog.pg_class c on c.oid = reg.relid
+      where c.relrowsecurity
+      union all
+      select 'warning', 'event triggers',
+             'Lethe''s event triggers are not installed (no superuser at install): masked views do not follow DDL on registered tables',
+             'After ALTER TABLE / DROP TABLE on a registered table, run: select * from pii.apply_masking();'
+      where (select pg_catalog.count(*) from pg_catalog.pg_event_trigger e
+             where e.evtname in ('lethe_masking_ddl_start', 'lethe_masking_ddl_end', 'lethe_masking_sql_drop') and e.evtenabled <> 'D') < 3
+      union all
+      select 'warning', 'schema public',
+             'PUBLIC may create objects in schema public: other roles'' unqualified names can be shadowed (search_path attacks)',
+             'revoke create on schema public from public;'
+      where exists (select from pg_catalog.pg_namespace n where n.nspname = 'public')
+        and pg_catalog.has_schema_privilege('public', 'public', 'CREATE')
+      union all
+      select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
+             'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
+      from pii.unclassified_columns() u join reg on reg.name = u.table_name
+    $function$
+  comment 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.'
+
+function pii_internal.lint_registered_table_access() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_registered_table_access()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with reg as (select * from pii_internal.lint_registered_tables()),
+      readers as (select * from pii_internal.masked_readers())
+      -- PUBLIC (everyone, masked readers included) may read or change a registered table.
+      select 'error', reg.name,
+             pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
+             pg_catalog.format('revoke %s on %s from public;', a.privilege_type, reg.name)
+      from reg
+      join pg_catalog.pg_class c on c.oid = reg.relid
+      cross join lateral pg_catalog.aclexplode(c.relacl) a
+      where a.grantee = 0
+      union all
+      select 'error', reg.name || '.' || pg_catalog.quote_ident(att.attname),
+             pg_catalog.format('PUBLIC has %s on this column of a registered table', a.privilege_type),
+             pg_catalog.format('revoke %s (%I) on %s from public;', a.privilege_type, att.attname, reg.name)
+      from reg
+      join pg_catalog.pg_attribute att on att.attrelid = reg.relid and att.attnum > 0 and not att.attisdropped and att.attacl is not null
+      cross join lateral pg_catalog.aclexplode(att.attacl) a
+      where a.grantee = 0
+      union all
+      -- A masked reader reads a registered table some other way (its own grants, another role).
+      select 'error', reg.name,
+             pg_catalog.format('masked reader %I can read this registered table directly', rd.rolname),
+             pg_catalog.format('revoke select on %s from %I; -- and from the roles it belongs to, or: select pii.revoke_masked_reader(%L);', reg.name, rd.rolname, rd.rolname)
+      from reg cross join readers rd
+      where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
+         or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
+    $function$
+  comment 'Internal. security_lint step: who reaches registered tables other than through masked views.'
+
+function pii_internal.lint_registered_tables() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_registered_tables()
+     RETURNS TABLE(relid regclass, name text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select t.relid, pii_internal.qualified_name(t.relid)
+      from pii.tables t
+      where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+    $function$
+  comment 'Internal. Registered tables that exist, with their qualified names.'
+
 function pii_internal.mask_email_sql(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.mask_email_sql(x text)
      RETURNS text
@@ -3245,6 +3285,24 @@ function pii_internal.mask_partial_sql(text,integer,integer) owner <owner>
       end
     $function$
   comment 'Internal. SQL text of the partial mask over a text expression.'
+
+function pii_internal.masked_readers() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masked_readers()
+     RETURNS TABLE(oid oid, rolname name)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive members (oid) as (
+        select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
+        union
+        select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
+      )
+      select r.oid, r.rolname
+      from pg_catalog.pg_roles r join members on members.oid = r.oid
+      where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+    $function$
+  comment 'Internal. Login (and other) roles that are masked readers by explicit grants.'
 
 function pii_internal.masked_view_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masked_view_name(tbl regclass)
@@ -3835,6 +3893,23 @@ function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     $function$
   comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
+function pii_internal.rewrites_pii_key(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.rewrites_pii_key(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select exists (
+        select from pii.tables t, pii.subject_table s
+        where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+          and not exists (
+            select from pg_catalog.pg_constraint fk
+            where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+              and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c'))
+    $function$
+  comment 'Internal. Whether erasure rewrites the table''s own subject key column (PII key, no cascading foreign key).'
+
 function pii_internal.row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.row_erased_sql(tbl regclass, action text)
      RETURNS text
@@ -3851,12 +3926,8 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
           union all
           -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
           select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
-          from pii.tables t, pii.subject_table s
-          where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-            and not exists (
-              select from pg_catalog.pg_constraint fk
-              where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-                and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+          from pii.tables t
+          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
         ) x where x.pred is not null), 'true') end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'

@@ -71,6 +71,22 @@ as $$
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
+-- Erasure rewrites this table's subject key itself: the key is PII and no foreign key
+-- ON UPDATE CASCADE from the subject table carries the pseudonym there.
+create or replace function pii_internal.rewrites_pii_key(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (
+    select from pii.tables t, pii.subject_table s
+    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+      and not exists (
+        select from pg_catalog.pg_constraint fk
+        where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+          and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c'))
+$$;
+comment on function pii_internal.rewrites_pii_key(regclass) is 'Internal. Whether erasure rewrites the table''s own subject key column (PII key, no cascading foreign key).';
+
 -- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
 -- rows are deleted on erasure: any row of an erased subject is a trace).
 create or replace function pii_internal.row_erased_sql(tbl regclass, action text) returns text
@@ -86,12 +102,8 @@ as $$
       union all
       -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
       select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
-      from pii.tables t, pii.subject_table s
-      where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-        and not exists (
-          select from pg_catalog.pg_constraint fk
-          where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-            and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+      from pii.tables t
+      where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
     ) x where x.pred is not null), 'true') end
 $$;
 comment on function pii_internal.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
@@ -171,12 +183,8 @@ as $$
     union all
     select pii_internal.column_name(t.relid, t.subject_attnum),
            pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
-    from pii.tables t, pii.subject_table s
-    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-      and not exists (
-        select from pg_catalog.pg_constraint fk
-        where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-          and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
+    from pii.tables t
+    where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
   ) x
 $$;
 comment on function pii_internal.erase_set_list(regclass) is 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.';

@@ -180,28 +180,44 @@ comment on function pii.revoke_masked_reader(name) is 'Takes the masked views aw
 
 -- What would let someone around the masks, and what keeps the masked views from being
 -- current. Severity error: raw PII is reachable by someone it should not be.
-create or replace function pii.security_lint()
-returns table (severity text, object text, problem text, hint text)
-language sql stable security definer
+-- The registered tables that still exist, with their names (security_lint's steps share it).
+create or replace function pii_internal.lint_registered_tables()
+returns table (relid regclass, name text)
+language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive reg as (
-    select t.relid, pii_internal.qualified_name(t.relid) as name
-    from pii.tables t
-    where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-  ),
-  -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
-  -- superuser as a member of everything).
-  members (oid) as (
+  select t.relid, pii_internal.qualified_name(t.relid)
+  from pii.tables t
+  where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+$$;
+comment on function pii_internal.lint_registered_tables() is 'Internal. Registered tables that exist, with their qualified names.';
+
+-- Members of pii_masked_reader through explicit grants (pg_has_role would count every
+-- superuser as a member of everything), group roles left out.
+create or replace function pii_internal.masked_readers()
+returns table (oid oid, rolname name)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive members (oid) as (
     select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
     union
     select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
-  ),
-  readers as (
-    select r.oid, r.rolname
-    from pg_catalog.pg_roles r join members on members.oid = r.oid
-    where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
   )
+  select r.oid, r.rolname
+  from pg_catalog.pg_roles r join members on members.oid = r.oid
+  where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+$$;
+comment on function pii_internal.masked_readers() is 'Internal. Login (and other) roles that are masked readers by explicit grants.';
+
+-- security_lint step: PUBLIC or a masked reader reaching a registered table directly.
+create or replace function pii_internal.lint_registered_table_access()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with reg as (select * from pii_internal.lint_registered_tables()),
+  readers as (select * from pii_internal.masked_readers())
   -- PUBLIC (everyone, masked readers included) may read or change a registered table.
   select 'error', reg.name,
          pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
@@ -226,7 +242,18 @@ as $$
   from reg cross join readers rd
   where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
      or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
-  union all
+$$;
+comment on function pii_internal.lint_registered_table_access() is 'Internal. security_lint step: who reaches registered tables other than through masked views.';
+
+-- security_lint step: masked readers whose attributes or roles let them around the masks
+-- (pii_internal.reader_escapes; the tables they read directly are lint_registered_table_access's
+-- rows), or who hold other Lethe groups.
+create or replace function pii_internal.lint_masked_readers()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with readers as (select * from pii_internal.masked_readers())
   select 'error', pg_catalog.quote_ident(rd.rolname), 'masked reader ' || e.problem, e.hint
   from readers rd cross join lateral pii_internal.reader_escapes(rd.oid) e
   where not e.reads_tables
@@ -237,7 +264,15 @@ as $$
   from readers rd
   join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
   where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
-  union all
+$$;
+comment on function pii_internal.lint_masked_readers() is 'Internal. security_lint step: masked readers with powers masks do not restrict.';
+
+-- security_lint step: PUBLIC privileges on Lethe's own functions and tables.
+create or replace function pii_internal.lint_lethe_privileges()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
   -- (pii is on this function's search_path, so regprocedure prints its names without it,
   -- and pii_internal's with it.)
   select 'error', 'function ' || fn.name, 'PUBLIC may execute a Lethe function',
@@ -254,7 +289,16 @@ as $$
   from pg_catalog.pg_class c
   cross join lateral pg_catalog.aclexplode(c.relacl) a
   where c.relnamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace) and a.grantee = 0
-  union all
+$$;
+comment on function pii_internal.lint_lethe_privileges() is 'Internal. security_lint step: PUBLIC privileges on Lethe''s own functions and tables.';
+
+-- security_lint step: the masked views and what keeps them current.
+create or replace function pii_internal.lint_masking()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with reg as (select * from pii_internal.lint_registered_tables())
   -- A registered table without its masked view: readers do not see it (fail closed), but
   -- something is wrong.
   select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
@@ -291,6 +335,21 @@ as $$
   select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
          'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
   from pii.unclassified_columns() u join reg on reg.name = u.table_name
+$$;
+comment on function pii_internal.lint_masking() is 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.';
+
+create or replace function pii.security_lint()
+returns table (severity text, object text, problem text, hint text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select * from pii_internal.lint_registered_table_access()
+  union all
+  select * from pii_internal.lint_masked_readers()
+  union all
+  select * from pii_internal.lint_lethe_privileges()
+  union all
+  select * from pii_internal.lint_masking()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
