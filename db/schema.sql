@@ -108,10 +108,11 @@ table pii.request_residuals owner <owner>
   column table_name text not null
   column column_name text not null
   column subject_hash bytea not null
-  column row_key jsonb
   column value_hash bytea not null
   column detail text not null
   column found_at timestamp with time zone not null default now()
+  column row_key_hash bytea
+    comment 'Keyed hash of the row''s primary key (as jsonb text): finds the row again among the subject''s rows without keeping the key.'
   index CREATE INDEX request_residuals_request_id_idx ON pii.request_residuals USING btree (request_id)
 
 table pii.requests owner <owner>
@@ -239,6 +240,9 @@ table pii_internal.code_files owner <owner>
   column applied_at timestamp with time zone not null default now()
   constraint code_files_pkey PRIMARY KEY (name)
   index CREATE UNIQUE INDEX code_files_pkey ON pii_internal.code_files USING btree (name)
+
+table pii_internal.erasure_lock owner <owner>
+  comment 'Never holds rows: locked by guards (ROW EXCLUSIVE) and pii.erase_subjects (SHARE ROW EXCLUSIVE) so that no write slips between an erasure and its tombstones.'
 
 table pii_internal.migrations owner <owner>
   column version integer not null
@@ -503,7 +507,7 @@ function pii.discover(integer) owner <owner>
               if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
                 column_name := col.attname;
                 reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', rec.path) else '' end,
+                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
                             counts ->> vr.key, rec.n,
                             case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
                             case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
@@ -511,7 +515,7 @@ function pii.discover(integer) owner <owner>
                   -- The key name may say more than the value pattern.
                   select x.category into nr from pii_internal.discovery_name_rules() x
                   where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
                 else
                   suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
                 end if;
@@ -527,8 +531,8 @@ function pii.discover(integer) owner <owner>
                 if not exists (select from pii_internal.discovery_value_rules() r
                                where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
                   column_name := col.attname;
-                  reason := pg_catalog.format('jsonb key %s: name suggests %s', rec.path, nr.rule);
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
+                  reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
+                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
                   return next;
                 end if;
               end loop;
@@ -552,7 +556,8 @@ iban, ssn, passport … in English, German, French, Spanish, Italian, Portuguese
 sampled values (email, phone, IBAN, card, IPv4/IPv6) and by keys of jsonb documents; also columns classified
 as not PII whose values look like PII, and jsonb keys a jsonb_remove rule leaves behind. Each finding says why
 and suggests a pii.register_column call. Reads at most sample_rows rows per table with TABLESAMPLE SYSTEM
-(LIMIT for tables of a few pages) and never returns or logs a sampled value.
+(LIMIT for tables of a few pages) and never returns or logs a sampled value; jsonb keys (which are data) are named
+only to a login that may read the table, others see #<keyed hash>.
 Example: select * from pii.discover();  select * from pii.discover(sample_rows => 200);'
 
 function pii.erase_subjects(text[],text[],text) owner <owner>
@@ -570,6 +575,10 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
       result record;
     begin
       perform pii_internal.check_erase_mode(mode);
+      -- Before anything else: waits for guarded writes in flight to commit (their rows are
+      -- then seen by the statements below), and makes later ones wait until this
+      -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
+      lock table pii_internal.erasure_lock in share row exclusive mode;
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
              coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
         into keys, scps, hashes, pseudonyms
@@ -761,12 +770,14 @@ function pii.lint() owner <owner>
              pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
       from live t join pg_catalog.pg_class c on c.oid = t.relid
       where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+      union all
+      select 'error', g.table_name, null, g.problem, g.hint from pii_internal.guard_problems() g
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -942,6 +953,9 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       if req.status in ('done', 'failed') then
         return 0;
       end if;
+      -- Like a guard, before any row is locked: a direct erasure in flight finishes first, so
+      -- the two never wait for each other's rows.
+      perform pii_internal.wait_for_erasures();
       select coalesce(process_request_chunk.chunk_size, s.chunk_size) into size_ from pii.settings s;
       if size_ < 1 or size_ > 100000 then
         raise exception 'chunk_size must be between 1 and 100000, not %', size_ using errcode = '22023';
@@ -1436,6 +1450,8 @@ function pii.security_lint() owner <owner>
       select * from pii_internal.lint_lethe_privileges()
       union all
       select * from pii_internal.lint_masking()
+      union all
+      select * from pii_internal.lint_guards()
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -1443,7 +1459,8 @@ function pii.security_lint() owner <owner>
   comment 'Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
 on registered tables (or columns) and on Lethe''s objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
-not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
+guards (erased people could come back). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = ''error'';'
 
 function pii.set_guard(regclass,text) owner <owner>
@@ -1479,31 +1496,40 @@ function pii.sync_guards(regclass) owner <owner>
     declare
       mode text;
       part regclass;
+      parts regclass[];
       name_ text;
-      n integer := 0;
     begin
       select t.guard_mode into mode from pii.tables t where t.relid = tbl;
-      -- pg_partition_tree lists a partitioned table and its partitions; nothing for a plain table.
-      for part in select tbl union select p.relid from pg_catalog.pg_partition_tree(tbl) p loop
+      select pg_catalog.array_agg(g) into parts from pii_internal.guarded_tree(tbl) g;
+      foreach part in array parts loop
         for name_ in select g.tgname from pg_catalog.pg_trigger g
                      where g.tgrelid = part and g.tgname in ('lethe_guard_insert', 'lethe_guard_update') loop
           execute pg_catalog.format('drop trigger %I on %s', name_, pii_internal.qualified_name(part));
         end loop;
         if coalesce(mode, 'off') <> 'off' then
-          foreach name_ in array array['insert', 'update'] loop
-            execute pg_catalog.format(
-              'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
-              'lethe_guard_' || name_, name_, pii_internal.qualified_name(part));
-          end loop;
-          n := n + 1;
+          execute pg_catalog.format(
+            'create trigger lethe_guard_insert after insert on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+            pii_internal.qualified_name(part));
+          execute pg_catalog.format(
+            'create trigger lethe_guard_update after update on %s referencing old table as lethe_old_rows new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+            pii_internal.qualified_name(part));
         end if;
       end loop;
-      return n;
+      if coalesce(mode, 'off') = 'off' then
+        return 0;
+      end if;
+      -- Only once every table has both (the event trigger looks at the whole tree on each ALTER TABLE).
+      foreach part in array parts loop
+        execute pg_catalog.format('alter table %s enable always trigger lethe_guard_insert, enable always trigger lethe_guard_update',
+                                  pii_internal.qualified_name(part));
+      end loop;
+      return pg_catalog.cardinality(parts);
     end
     $function$
   grant EXECUTE to pii_admin
-  comment '(Re)creates the re-ingestion guard triggers of a registered table and its partitions; returns how many tables
-carry them. Registration and pii.set_guard call it, and so does an event trigger when a partition is created or
+  comment '(Re)creates the re-ingestion guard triggers (ENABLE ALWAYS: they fire under session_replication_role = replica
+too) of a registered table, its partitions and inheritance children; returns how many tables carry them.
+Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
 
 function pii.unclassified_columns() owner <owner>
@@ -1626,7 +1652,7 @@ function pii.verify_erasure(uuid) owner <owner>
       g record;
       path record;
       rows_sql record;
-      row_key record;
+      row_hash text;
       action text;
       checks text;
     begin
@@ -1642,24 +1668,6 @@ function pii.verify_erasure(uuid) owner <owner>
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
 
-      -- Identifiers found in unregistered columns during erasure, while that value is still there.
-      for g in select distinct r.relid, r.column_name from pii.request_residuals r
-               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-        row_key := pii_internal.row_key_sql(g.relid);
-        if row_key.match_sql is null or pii_internal.column_attnum(g.relid, g.column_name) is null then
-          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
-        else
-          return query execute pg_catalog.format(
-            $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-               from pii.request_residuals as r join %s as t on %s
-               where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and %s = r.value_hash$q$,
-            pii_internal.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
-            pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-            using null::text[], null::text[], sec.inner_key, sec.outer_key, req.id;
-        end if;
-      end loop;
-
       -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
       -- present again: its new data is not a trace of this request.
       select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
@@ -1673,7 +1681,8 @@ function pii.verify_erasure(uuid) owner <owner>
 
       -- Find the subjects again: hash every key of the subject table (the raw key may still
       -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-      key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
@@ -1701,15 +1710,41 @@ function pii.verify_erasure(uuid) owner <owner>
           execute pg_catalog.format(
             $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
                from (select d.k, d.s, %s as h
-                     from (select distinct (%s)::text as k, %s::text as s from %s as t) as d) as x
+                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
                join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
             into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
         end loop;
       end if;
       if pg_catalog.cardinality(keys) = 0 then
         return;
       end if;
+
+      -- Identifiers found in unregistered columns during erasure, while that value is still
+      -- there: the row is found among its subject's rows by the keyed hash of its key.
+      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+        row_hash := pii_internal.row_key_hash_sql(g.relid);
+        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+           or not exists (select from pii.tables r where r.relid = g.relid) then
+          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
+          continue;
+        end if;
+        path := pii_internal.subject_key_sql(g.relid);
+        rows_sql := pii_internal.subject_rows_sql(g.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+             where %s and l.k = %s and %s
+               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+               and %s = r.row_key_hash and %s = r.value_hash$q$,
+          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
+      end loop;
 
       -- Their rows in every registered table, against the erased state.
       for t in select r.* from pii.tables r
@@ -1725,7 +1760,9 @@ function pii.verify_erasure(uuid) owner <owner>
                    'not erased (erase strategy ' || c.erase || ')' as detail
             from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
             union all
-            select pii_internal.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum)),
+            -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+            -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+            select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
                    'subject key not replaced by its pseudonym'
             where subj.key_is_pii and t.subject_attnum is not null
           ) x where x.pred is not null;
@@ -1737,13 +1774,13 @@ function pii.verify_erasure(uuid) owner <owner>
           $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
              from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
                   lateral (values %s) as x (col, bad, detail)
-             where %s and l.k = (%s)::text and %s and x.bad$q$,
+             where %s and l.k = %s and %s and x.bad$q$,
           pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks, rows_sql.where_sql, path.key_sql,
+          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
           case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes;
+          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
       end loop;
     end
     $function$
@@ -1879,7 +1916,8 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     begin
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
-      key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
         into value_list
@@ -2376,6 +2414,31 @@ function pii_internal.deputy(regrole) owner <owner>
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
 
+function pii_internal.discovery_key_label(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_key_label(tbl regclass, path text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pg_catalog.has_table_privilege(session_user, tbl, 'SELECT') then path
+                  else '#' || pg_catalog.left(pg_catalog.encode(pii_internal.hmac('jsonb key' || pg_catalog.chr(31) || path), 'hex'), 12) end
+    $function$
+  comment 'Internal. A jsonb key path as pii.discover shows it: the path to callers who may read the table, a keyed hash to others.'
+
+function pii_internal.discovery_key_suggestion(regclass,name,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_key_suggestion(tbl regclass, col name, category text, mask text, path text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pg_catalog.has_table_privilege(session_user, tbl, 'SELECT')
+                  then pii_internal.discovery_suggestion(tbl, col, category, mask, path)
+                  else pg_catalog.format('-- the key is data: run select * from pii.discover(); as a role that may read %s to see it and the register_column call', pii_internal.qualified_name(tbl)) end
+    $function$
+  comment 'Internal. The suggestion for a jsonb key finding, hidden from callers who may not read the table.'
+
 function pii_internal.discovery_name_rules() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_name_rules()
      RETURNS TABLE(rule text, pattern text, type_categories text, category text, mask text)
@@ -2650,6 +2713,13 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
     declare
       step record;
       n bigint;
+      err_state text;
+      err_message text;
+      err_context text;
+      err_schema text;
+      err_table text;
+      err_constraint text;
+      err_column text;
     begin
       perform pii_internal.check_erase_mode(mode);
       table_names := '{}';
@@ -2660,11 +2730,21 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
       -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
       -- owner attached to the table runs as them. The guards see these statements too; rows
       -- they leave hold no PII, so they pass.
-      for step in select * from pii_internal.erase_plan(mode) loop
-        n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
-        table_names := table_names || step.table_name;
-        rows_affected := rows_affected || n;
-      end loop;
+      begin
+        for step in select * from pii_internal.erase_plan(mode) loop
+          n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
+          table_names := table_names || step.table_name;
+          rows_affected := rows_affected || n;
+        end loop;
+      exception when others then
+        -- Application code ran here (triggers, checks): its message may quote anyone.
+        get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                                err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+        if pii_internal.raised_by_lethe(err_context) then
+          raise;
+        end if;
+        perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
+      end;
     end
     $function$
   comment 'Internal. Runs pii_internal.erase_plan for canonical subjects; returns per-table counts and the subjects found.'
@@ -2683,7 +2763,8 @@ function pii_internal.erase_set_list(regclass) owner <owner>
         where c.relid = tbl and c.erase <> 'keep' and pii_internal.column_name(c.relid, c.attnum) is not null
         union all
         select pii_internal.column_name(t.relid, t.subject_attnum),
-               pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
+               pii_internal.pseudonym_sql(pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)),
+                                                                    pii_internal.column_type(t.relid, t.subject_attnum)))
         from pii.tables t
         where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
       ) x
@@ -2747,6 +2828,129 @@ function pii_internal.group_roles() owner <owner>
     $function$
   comment 'Internal. The names of Lethe''s group roles.'
 
+function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_candidates_sql(tbl regclass, source text, link_sql text)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii_internal.subject_key_sql(tbl);
+      erased text := pii_internal.row_erased_sql(tbl, pii_internal.erase_action(tbl));
+      filter text;
+      pii_sql text;
+    begin
+      -- The common cases evaluate the erased-state test once per row.
+      if link_sql = 'false' then
+        filter := pg_catalog.format('not (%s)', erased);
+        pii_sql := 'true';
+      elsif link_sql = 'true' then
+        filter := 'true';
+        pii_sql := pg_catalog.format('not (%s)', erased);
+      else
+        filter := pg_catalog.format('(not (%s) or %s)', erased, link_sql);
+        pii_sql := pg_catalog.format('not (%s)', erased);
+      end if;
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+           from (select distinct %s::text as s, case when %s then '1' else '0' end operator(pg_catalog.||) %s as k
+                 from %s as t%s
+                 where %s and %s) as h$q$,
+        coalesce(path.scope_sql, 'null'), pii_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+        source, case when path.from_list = '' then '' else ', ' || path.from_list end,
+        case when path.join_sql = '' then 'true' else path.join_sql end, filter);
+    end
+    $function$
+  comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1/0 for PII.'
+
+function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean)
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      step record;
+      total bigint := 0;
+    begin
+      if pg_catalog.cardinality(keys) = 0 then
+        return 0;
+      end if;
+      for step in select p.relid, p.statement from pii_internal.erase_plan('erase') p
+                  where case when p.relid = tbl then self
+                             else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
+        total := total + (pii_internal.as_owner(step.relid, step.statement, false, keys, scopes)).n;
+      end loop;
+      return total;
+    end
+    $function$
+  comment 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.'
+
+function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_existing_rows(tbl regclass, part regclass)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      candidates record;
+      hits record;
+      pii_keys text[];
+      pii_scopes text[];
+      n bigint;
+    begin
+      select * into reg from pii.tables r where r.relid = tbl;
+      if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii.tombstones) then
+        return;
+      end if;
+      candidates := pii_internal.as_owner(part,
+        pii_internal.guard_candidates_sql(reg.relid, pii_internal.qualified_name(part),
+                                          case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
+        true, null, null);
+      hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+      if pg_catalog.cardinality(hits.keys) = 0 then
+        return;
+      end if;
+      select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
+      from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
+      if reg.guard_mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
+        raise exception '% erased subject(s) cannot be brought into % with %', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pii_internal.qualified_name(part)
+          using errcode = 'PII01',
+                hint = 'Remove the erased subjects'' rows from the table first (or lift their tombstones with pii.allow_return(...)).';
+      end if;
+      n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false)
+           + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
+      perform pii_internal.write_audit('guard_attach', null, pg_catalog.jsonb_build_object(
+        'table', pii_internal.qualified_name(reg.relid), 'attached', pii_internal.qualified_name(part),
+        'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
+    end
+    $function$
+  comment 'Internal. Checks the rows a partition or inheritance child brings into a registered table (as one INSERT) before it is guarded.'
+
+function pii_internal.guard_hits(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_hits(candidate_keys text[], candidate_scopes text[], OUT keys text[], OUT scopes text[], OUT pii boolean[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+    begin
+      select * into sec from pii.secret;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
+           from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii
+                 from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+           join pii.tombstones as tb on tb.subject_hash = %s$q$,
+        pii_internal.subject_hash_sql('h.s', 'h.k'))
+        into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags.'
+
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
      RETURNS event_trigger
@@ -2755,24 +2959,68 @@ function pii_internal.guard_new_partitions() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      tbl regclass;
+      r record;
     begin
-      for tbl in
-        select distinct r.relid
-        from pg_catalog.pg_event_trigger_ddl_commands() d
-        join pg_catalog.pg_class c on c.oid = d.objid
-        cross join lateral pg_catalog.pg_partition_ancestors(d.objid) a
-        join pii.tables r on r.relid = a.relid
-        -- a new partition (CREATE TABLE … PARTITION OF), or a partitioned table altered (ATTACH PARTITION)
-        where d.classid = 'pg_catalog.pg_class'::regclass and (d.objid <> r.relid::oid or c.relkind = 'p')
-      loop
-        perform pii.sync_guards(tbl);
+      for r in select distinct g.tgrelid::regclass as rel from pg_catalog.pg_trigger g
+               where g.tgfoid = 'pii_internal.guard_rows'::regproc and pii_internal.registered_ancestor(g.tgrelid) is null loop
+        execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %1$s; drop trigger if exists lethe_guard_update on %1$s',
+                                  pii_internal.qualified_name(r.rel));
       end loop;
-    exception when others then
-      raise warning 'Lethe: could not install guard triggers on a new partition: % (run select pii.sync_guards(...))', sqlerrm;
+
+      select g.tgrelid::regclass as rel, g.tgname into r
+      from pii.tables t cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+      join pg_catalog.pg_trigger g on g.tgrelid = d.rel and g.tgfoid = 'pii_internal.guard_rows'::regproc
+      where t.guard_mode <> 'off' and g.tgenabled in ('D', 'R')
+      limit 1;
+      if found then
+        raise exception 'guard trigger % on % may not be disabled', r.tgname, pii_internal.qualified_name(r.rel)
+          using errcode = '42501', hint = 'Lethe''s guards keep erased people out. To stop guarding a table: select pii.set_guard(''<registered table>'', ''off'');';
+      end if;
+
+      for r in select distinct t.relid as reg, d.rel
+               from pii.tables t cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+               where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+                 and (select pg_catalog.count(*) from pg_catalog.pg_trigger g
+                      where g.tgrelid = d.rel and g.tgfoid = 'pii_internal.guard_rows'::regproc) < 2 loop
+        if r.rel <> r.reg then
+          perform pii_internal.guard_existing_rows(r.reg, r.rel);
+        end if;
+        perform pii.sync_guards(r.reg);
+      end loop;
     end
     $function$
-  comment 'Internal. Event trigger: guards partitions created or attached under a registered table.'
+  comment 'Internal. Event trigger: checks and guards partitions and inheritance children joining a registered table, unguards tables that left one, refuses disabling a guard.'
+
+function pii_internal.guard_problems() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_problems()
+     RETURNS TABLE(table_name text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.qualified_name(d.rel),
+             pg_catalog.format('guard trigger %s is %s: rows of erased subjects written to this table%s are not checked',
+                               e.name,
+                               case when g.tgenabled is null then 'missing' when g.tgenabled = 'D' then 'disabled'
+                                    when g.tgenabled = 'R' then 'enabled for replica only' else 'not ENABLE ALWAYS (skipped under session_replication_role = replica)' end,
+                               case when d.rel <> t.relid then pg_catalog.format(' (part of %s)', pii_internal.qualified_name(t.relid)) else '' end),
+             pg_catalog.format('select pii.sync_guards(%L);', pii_internal.qualified_name(t.relid))
+      from pii.tables t
+      cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+      cross join (values ('lethe_guard_insert', 4), ('lethe_guard_update', 16)) as e (name, event_bit)
+      left join pg_catalog.pg_trigger g
+        on g.tgrelid = d.rel and g.tgname = e.name
+       and g.tgfoid in (select p.oid from pg_catalog.pg_proc p where p.proname = 'guard_rows' and p.pronamespace = 'pii_internal'::regnamespace)
+       and (g.tgtype::integer & e.event_bit) <> 0
+      where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+        and g.tgenabled is distinct from 'A'
+      union all
+      select null, 'Lethe''s event trigger lethe_guard_partitions is not installed (no superuser at install): partitions and inheritance children attached to registered tables are neither checked nor guarded',
+             'After ATTACH PARTITION, CREATE TABLE … PARTITION OF / INHERITS: select pii.sync_guards(''<registered table>''); and check the rows they brought'
+      where exists (select from pii.tables t where t.guard_mode <> 'off')
+        and not exists (select from pg_catalog.pg_event_trigger e where e.evtname = 'lethe_guard_partitions' and e.evtenabled <> 'D')
+    $function$
+  comment 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.'
 
 function pii_internal.guard_rows() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_rows()
@@ -2784,99 +3032,121 @@ function pii_internal.guard_rows() owner <owner>
     declare
       reg pii.tables;
       subj pii.subject_table;
-      sec pii.secret;
-      path record;
       rows_sql record;
-      action text;
-      hit_keys text[];
-      hit_scopes text[];
-      pk_cols text;
-      stmt text;
-      mode text;
-      n bigint;
+      hits record;
+      link_col text;
+      link_sql text;
       new_rows text[];
+      old_rows text[];
       row_type text;
       candidates record;
+      pii_keys text[];
+      pii_scopes text[];
+      pk_cols text;
+      mode text;
+      n bigint := 0;
     begin
+      perform pii_internal.wait_for_erasures();
       if not exists (select from pii.tombstones) then
         return null;
       end if;
-      -- Fired on the registered table, or on one of its partitions written to directly.
-      select r.* into reg from pii.tables r
-      where r.relid = tg_relid
-         or r.relid in (select a.relid from pg_catalog.pg_partition_ancestors(tg_relid) a)
-      limit 1;
+      -- Fired on the registered table, or on one of its partitions or inheritance children.
+      select r.* into reg from pii.tables r where r.relid = pii_internal.registered_ancestor(tg_relid);
       if reg.relid is null or reg.guard_mode = 'off' then
         return null;
       end if;
       select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
-      action := pii_internal.erase_action(reg.relid);
-      path := pii_internal.subject_key_sql(reg.relid);
 
       -- The new rows leave the trigger as text (record_out: output functions only, never a
       -- cast), and the table owner's deputy reads them back as the table's row type and selects
-      -- the distinct subjects among those that carry PII: domain checks, casts and policies on
-      -- the table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-      -- the rows they leave carry no PII.) Lethe then hashes each subject once and probes the
-      -- tombstones, on text only.
+      -- the subjects of rows that carry PII and, where tables are registered beneath this one,
+      -- of rows that newly link to their subject (inserted, or moved to another subject or
+      -- parent: the old rows go along as text too). Domain checks, casts and policies on the
+      -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+      -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
+      -- subject once and probes the tombstones, on text only.
       select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
       row_type := pii_internal.qualified_name(tg_relid);
-      candidates := pii_internal.as_owner(reg.relid, pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-           from (select distinct %s::text as s, (%s)::text as k
-                 from pg_catalog.unnest($5::text[]::%s[]) as t%s
-                 where %s and not (%s)) as h$q$,
-        coalesce(path.scope_sql, 'null'), path.key_sql, row_type,
-        case when path.from_list = '' then '' else ', ' || path.from_list end,
-        case when path.join_sql = '' then 'true' else path.join_sql end,
-        pii_internal.row_erased_sql(reg.relid, action)), true, null, null, new_rows);
-      execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-           from unnest($1::text[], $2::text[]) as h (k, s)
-           join pii.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.subject_hash_sql('h.s', 'h.k'))
-        into hit_keys, hit_scopes using candidates.found_keys, candidates.found_scopes, sec.inner_key, sec.outer_key;
-      if pg_catalog.cardinality(hit_keys) = 0 then
+      link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
+      if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
+        link_sql := 'false';
+      elsif tg_op = 'INSERT' then
+        link_sql := 'true';
+      else
+        select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(o))), '{}') into old_rows from lethe_old_rows o;
+        link_sql := pg_catalog.format('not exists (select from pg_catalog.unnest($1::text[]::%s[]) as o where o.%I is not distinct from t.%I)',
+                                      row_type, link_col, link_col);
+      end if;
+      candidates := pii_internal.as_owner(reg.relid,
+        pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+        true, old_rows, null, new_rows);
+      hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+      if pg_catalog.cardinality(hits.keys) = 0 then
         return null;
       end if;
+      select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
+      from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
 
       mode := reg.guard_mode;
-      if mode = 'reject' then
-        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
+      if mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
+        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
           using errcode = 'PII01',
                 hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
       end if;
 
-      rows_sql := pii_internal.subject_rows_sql(reg.relid);
-      select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
-        into pk_cols
-      from pg_catalog.pg_constraint c
-      join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
-      where c.conrelid = reg.relid and c.contype = 'p';
+      -- Rows registered beneath these rows now belong to erased subjects: erase them first
+      -- (their statements reach the subject through these rows).
+      n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false);
 
-      if tg_op = 'INSERT' and pk_cols is not null
-         and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
-        -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
-        stmt := pg_catalog.format('delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
-                                  pii_internal.qualified_name(reg.relid), row_type,
-                                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-                                  pk_cols, rows_sql.where_sql);
-      else
-        -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
-        select p.statement into stmt from pii_internal.erase_plan('erase') p where p.relid = reg.relid;
+      if pg_catalog.cardinality(pii_keys) > 0 then
+        rows_sql := pii_internal.subject_rows_sql(reg.relid);
+        select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
+          into pk_cols
+        from pg_catalog.pg_constraint c
+        join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+        where c.conrelid = reg.relid and c.contype = 'p';
+        if tg_op = 'INSERT' and pk_cols is not null
+           and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
+          -- Drop just the new rows (with the owner's rights). (A PII key cannot be scrubbed in
+          -- place: its pseudonym is taken.)
+          n := n + (pii_internal.as_owner(reg.relid, pg_catalog.format(
+                      'delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
+                      pii_internal.qualified_name(reg.relid), row_type,
+                      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+                      pk_cols, rows_sql.where_sql), false, pii_keys, pii_scopes, new_rows)).n;
+        else
+          -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
+          n := n + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
+        end if;
       end if;
-
-      -- The scrub or delete, too, runs with the table owner's rights.
-      n := (pii_internal.as_owner(reg.relid, stmt, false, hit_keys, hit_scopes, new_rows)).n;
+      if n = 0 and pg_catalog.cardinality(pii_keys) = 0 then
+        return null;
+      end if;
 
       perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
         'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
-        'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+        'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
       return null;
     end
     $function$
-  comment 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).'
+  comment 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.'
+
+function pii_internal.guarded_tree(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
+     RETURNS SETOF regclass
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive down (relid) as (
+        select tbl::oid
+        union
+        select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+        where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+      )
+      select down.relid::regclass from down
+    $function$
+  comment 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.'
 
 function pii_internal.has_leading_index(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.has_leading_index(tbl regclass, col smallint)
@@ -2934,6 +3204,22 @@ function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     $function$
   comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
 
+function pii_internal.is_citext(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select exists (
+        select from pg_catalog.pg_type ty
+        join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+        join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+        join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+        where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+    $function$
+  comment 'Internal. Whether a type is (a domain over) the citext extension''s type.'
+
 function pii_internal.is_link_column(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_link_column(tbl regclass, col smallint)
      RETURNS boolean
@@ -2974,6 +3260,22 @@ function pii_internal.is_text_type(regclass,smallint) owner <owner>
     $function$
   comment 'Internal. Whether a column is of a string type (text, varchar, char, citext).'
 
+function pii_internal.key_equality_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.key_equality_sql(key_type text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(
+        (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+         from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+         where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+         limit 1),
+        'operator(pg_catalog.=)')
+    $function$
+  comment 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.'
+
 function pii_internal.key_position(integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_position(position_ integer, source_rows bigint[])
      RETURNS text
@@ -2985,6 +3287,30 @@ function pii_internal.key_position(integer,bigint[]) owner <owner>
                   else 'row ' || source_rows[position_] || ': subject key' end
     $function$
   comment 'Internal. Names a key in an error message by position (or CSV row), never by value.'
+
+function pii_internal.key_text_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.key_text_sql(value_sql text, key_type text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pii_internal.is_citext(key_type)
+                  then 'pg_catalog.lower((' || value_sql || ')::text)'
+                  else '(' || value_sql || ')::text' end
+    $function$
+  comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
+
+function pii_internal.lint_guards() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_guards()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+    $function$
+  comment 'Internal. security_lint step: missing or disabled re-ingestion guards.'
 
 function pii_internal.lint_lethe_privileges() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_lethe_privileges()
@@ -3611,9 +3937,11 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
       match := pii_internal.subject_rows_sql(subj.relid);
       -- Read with the subject table owner's rights (casts and policies on it are theirs).
       select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
-        'select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}''), null::text[] from %s as t where %s',
+        'select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s), ''{}''), null::text[] from %s as t where %s',
         case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql),
+        pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                  pii_internal.column_type(subj.relid, subj.key_attnum)),
+        pii_internal.qualified_name(subj.relid), match.where_sql),
         true, subject_keys, scopes) d;
       return matched;
     end
@@ -3685,6 +4013,38 @@ function pii_internal.qualified_name(regclass) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Internal. schema.table, each part quoted as an identifier.'
 
+function pii_internal.raise_without_text(text,text,text,text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.raise_without_text(what text, state text, message text, schema_name text, table_name text, constraint_name text, column_name text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      raise exception using message = pg_catalog.format('%s failed: SQLSTATE %s%s%s%s (message hmac %s)', what, state,
+        case when table_name <> '' then pg_catalog.format(' on %s.%s', schema_name, table_name) else '' end,
+        case when constraint_name <> '' then pg_catalog.format(', constraint %s', constraint_name) else '' end,
+        case when column_name <> '' then pg_catalog.format(', column %s', column_name) else '' end,
+        pg_catalog.left(pg_catalog.encode(pii_internal.hmac('error' || pg_catalog.chr(31) || coalesce(message, '')), 'hex'), 16)),
+              errcode = state,
+              hint = 'Raised by code outside Lethe (a trigger, a check, a constraint of the application): Lethe keeps no database error''s text, since it can quote personal data.';
+    end
+    $function$
+  comment 'Internal. Raises an application error again as SQLSTATE, object names and a keyed hash of its text.'
+
+function pii_internal.raised_by_lethe(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.raised_by_lethe(context text)
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      -- Deputies live in pii_internal but are their table owner's (45_deputies): not Lethe's.
+      select x.line operator(pg_catalog.~) '^PL/pgSQL function (pii|pii_internal)\.[^(]+\(.*\) line [0-9]+ at RAISE$'
+             and not x.line operator(pg_catalog.~) '^PL/pgSQL function pii_internal\.deputy_'
+      from (select pg_catalog.split_part(coalesce(context, ''), pg_catalog.chr(10), 1) as line) x
+    $function$
+  comment 'Internal. Whether an error (by its PG_EXCEPTION_CONTEXT) was raised by one of Lethe''s own RAISE statements.'
+
 function pii_internal.reader_escapes(oid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.reader_escapes(member oid)
      RETURNS TABLE(reads_tables boolean, problem text, hint text)
@@ -3729,7 +4089,6 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
       t record;
       path record;
       rows_sql record;
-      row_key record;
       value_list text;
       n bigint;
       total bigint := 0;
@@ -3752,17 +4111,16 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
         continue when value_list is null;
         path := pii_internal.subject_key_sql(t.relid);
         rows_sql := pii_internal.subject_rows_sql(t.relid);
-        row_key := pii_internal.row_key_sql(t.relid);
         execute pg_catalog.format(
-          $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key, value_hash, detail)
+          $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
              select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
              from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
                   lateral (values %s) as x (col, val)
-             where %s and l.k = (%s)::text and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-          t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii_internal.hmac_sql('x.val'),
+             where %s and l.k = %s and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
+          t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(pii_internal.row_key_hash_sql(t.relid), 'null::bytea'), pii_internal.hmac_sql('x.val'),
           pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          value_list, rows_sql.where_sql, path.key_sql,
+          value_list, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
           case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
           using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
@@ -3772,7 +4130,39 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
       return total;
     end
     $function$
-  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).'
+  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (keyed hashes of the row''s key and of the value).'
+
+function pii_internal.registered_ancestor(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_ancestor(rel regclass)
+     RETURNS regclass
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive up (relid, depth) as (
+        select rel::oid, 0
+        union all
+        select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+      )
+      select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+    $function$
+  comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
+
+function pii_internal.registered_subtree(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
+     RETURNS SETOF regclass
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive sub (relid) as (
+        select tbl
+        union
+        select c.relid from pii.tables c join sub on c.parent_relid = sub.relid
+      )
+      select sub.relid from sub
+    $function$
+  comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
 
 function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
@@ -3835,9 +4225,9 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
         -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
         -- is their code, never run as Lethe. Lethe only hashes the canonical text.
         canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-          $q$select pg_catalog.array_agg((u.k::%s)::text order by u.i), pg_catalog.array_agg(%s order by u.i)
+          $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
              from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-          key_type, case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+          pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
           true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
         return query execute pg_catalog.format(
           $q$select r.s, r.k, %s, %s, r.i
@@ -3925,28 +4315,30 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
           where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
           union all
           -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-          select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
+          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+          -- however much its key looks like a pseudonym (anon_fan@news.example).
+          select 'false'
           from pii.tables t
           where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
         ) x where x.pred is not null), 'true') end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
-function pii_internal.row_key_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.row_key_sql(tbl regclass, OUT json_sql text, OUT match_sql text)
-     RETURNS record
+function pii_internal.row_key_hash_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.row_key_hash_sql(tbl regclass)
+     RETURNS text
      LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select 'pg_catalog.jsonb_build_object(' || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ') || ')',
-             pg_catalog.string_agg(pg_catalog.format('t.%I = (r.row_key operator(pg_catalog.->>) %L)::%s', a.attname, a.attname,
-                                                     pg_catalog.format_type(a.atttypid, a.atttypmod)), ' and ')
+      select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.jsonb_build_object('
+                                   || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text')
       from pg_catalog.pg_constraint c
       join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
       where c.conrelid = tbl and c.contype = 'p'
+      having pg_catalog.count(*) > 0
     $function$
-  comment 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.'
+  comment 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.'
 
 function pii_internal.strategy_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
@@ -4036,11 +4428,15 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     begin
       from_list := path.from_list;
       conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-      conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+      conds := conds || pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
       if path.scope_sql is not null then
         -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-        conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                            path.scope_sql, path.key_sql, path.scope_type, path.key_type);
+        conds := conds || case when pii_internal.is_citext(path.key_type)
+          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
       end if;
       where_sql := pg_catalog.array_to_string(conds, ' and ');
     end
@@ -4064,6 +4460,28 @@ function pii_internal.sync_guard_triggers() owner <owner>
     end
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
+
+function pii_internal.wait_for_erasures() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.wait_for_erasures()
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if pg_catalog.current_setting('transaction_isolation') = 'read committed' then
+        lock table pii_internal.erasure_lock in row exclusive mode;
+        return;
+      end if;
+      begin
+        lock table pii_internal.erasure_lock in row exclusive mode nowait;
+      exception when lock_not_available then
+        lock table pii_internal.erasure_lock in row exclusive mode;
+        raise exception 'an erasure committed while this transaction was writing to a registered table' using errcode = '40001',
+          hint = 'Retry the transaction: its snapshot cannot see the new tombstones.';
+      end;
+    end
+    $function$
+  comment 'Internal. Guards wait here for direct erasures in flight (pii_internal.erasure_lock), so no row slips between an erasure and its tombstones.'
 
 function pii_internal.write_audit(text,uuid,jsonb,bytea) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.write_audit(action text, request_id uuid DEFAULT NULL::uuid, details jsonb DEFAULT '{}'::jsonb, subject_hash bytea DEFAULT NULL::bytea)

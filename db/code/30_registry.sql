@@ -633,6 +633,70 @@ comment on view pii.registered_columns is 'Registered PII columns with their era
 revoke all on pii.registered_tables, pii.registered_columns from public;
 grant select on pii.registered_tables, pii.registered_columns to pii_admin, pii_operator, pii_auditor;
 
+-- The registered table whose guard covers rel: rel itself, or its nearest registered
+-- ancestor through partitions and inheritance children alike (pg_inherits holds both).
+create or replace function pii_internal.registered_ancestor(rel regclass) returns regclass
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive up (relid, depth) as (
+    select rel::oid, 0
+    union all
+    select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+  )
+  select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+$$;
+comment on function pii_internal.registered_ancestor(regclass) is 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).';
+
+-- The tables a registered table's guards go on: itself and every partition and
+-- inheritance child at any depth (a statement naming a child fires only the child's
+-- triggers), except children registered themselves (they have their own guards).
+create or replace function pii_internal.guarded_tree(tbl regclass) returns setof regclass
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive down (relid) as (
+    select tbl::oid
+    union
+    select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+    where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+  )
+  select down.relid::regclass from down
+$$;
+comment on function pii_internal.guarded_tree(regclass) is 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.';
+
+-- Tables whose guards are missing or not ENABLE ALWAYS: a dropped or disabled guard
+-- lets erased people back in unnoticed (replica mode skips triggers that are not ALWAYS).
+-- Also: without event triggers, partitions and children attached later are unchecked.
+create or replace function pii_internal.guard_problems()
+returns table (table_name text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.qualified_name(d.rel),
+         pg_catalog.format('guard trigger %s is %s: rows of erased subjects written to this table%s are not checked',
+                           e.name,
+                           case when g.tgenabled is null then 'missing' when g.tgenabled = 'D' then 'disabled'
+                                when g.tgenabled = 'R' then 'enabled for replica only' else 'not ENABLE ALWAYS (skipped under session_replication_role = replica)' end,
+                           case when d.rel <> t.relid then pg_catalog.format(' (part of %s)', pii_internal.qualified_name(t.relid)) else '' end),
+         pg_catalog.format('select pii.sync_guards(%L);', pii_internal.qualified_name(t.relid))
+  from pii.tables t
+  cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+  cross join (values ('lethe_guard_insert', 4), ('lethe_guard_update', 16)) as e (name, event_bit)
+  left join pg_catalog.pg_trigger g
+    on g.tgrelid = d.rel and g.tgname = e.name
+   and g.tgfoid in (select p.oid from pg_catalog.pg_proc p where p.proname = 'guard_rows' and p.pronamespace = 'pii_internal'::regnamespace)
+   and (g.tgtype::integer & e.event_bit) <> 0
+  where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+    and g.tgenabled is distinct from 'A'
+  union all
+  select null, 'Lethe''s event trigger lethe_guard_partitions is not installed (no superuser at install): partitions and inheritance children attached to registered tables are neither checked nor guarded',
+         'After ATTACH PARTITION, CREATE TABLE … PARTITION OF / INHERITS: select pii.sync_guards(''<registered table>''); and check the rows they brought'
+  where exists (select from pii.tables t where t.guard_mode <> 'off')
+    and not exists (select from pg_catalog.pg_event_trigger e where e.evtname = 'lethe_guard_partitions' and e.evtenabled <> 'D')
+$$;
+comment on function pii_internal.guard_problems() is 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.';
+
 -- Registry problems, for humans and for `lethe lint`.
 create or replace function pii.lint()
 returns table (severity text, table_name text, column_name text, problem text, hint text)
@@ -676,9 +740,11 @@ as $$
          pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
   from live t join pg_catalog.pg_class c on c.oid = t.relid
   where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+  union all
+  select 'error', g.table_name, null, g.problem, g.hint from pii_internal.guard_problems() g
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();';
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).

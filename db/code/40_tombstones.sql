@@ -52,6 +52,51 @@ comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. S
 comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii.tombstones from public;
 
+-- Whether a type (format_type text, domains resolved to their base type) is the citext
+-- extension's case-insensitive text.
+create or replace function pii_internal.is_citext(type_name text) returns boolean
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (
+    select from pg_catalog.pg_type ty
+    join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+    join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+    join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+    where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+$$;
+comment on function pii_internal.is_citext(text) is 'Internal. Whether a type is (a domain over) the citext extension''s type.';
+
+-- Keys are hashed, compared and pseudonymised in their canonical text form: the text of
+-- the value cast to the key column's type (' 42' and '42' are one key), and for citext
+-- keys its lower case, which is what citext's own = compares (Bob@X.example and
+-- bob@x.example are one person). key_type is the column's format_type text.
+create or replace function pii_internal.key_text_sql(value_sql text, key_type text) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when pii_internal.is_citext(key_type)
+              then 'pg_catalog.lower((' || value_sql || ')::text)'
+              else '(' || value_sql || ')::text' end
+$$;
+comment on function pii_internal.key_text_sql(text, text) is 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.';
+
+-- The key type's own equality operator, schema-qualified (operator(public.=) for
+-- citext): under Lethe's pinned search_path a bare = on an extension type resolves to
+-- pg_catalog's text =, which compares case-sensitively.
+create or replace function pii_internal.key_equality_sql(key_type text) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(
+    (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+     from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+     where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+     limit 1),
+    'operator(pg_catalog.=)')
+$$;
+comment on function pii_internal.key_equality_sql(text) is 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.';
+
 -- How an error names a key: its position in the call, or its row in an imported file.
 create or replace function pii_internal.key_position(position_ integer, source_rows bigint[]) returns text
 language sql immutable
@@ -126,9 +171,9 @@ begin
     -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
     -- is their code, never run as Lethe. Lethe only hashes the canonical text.
     canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-      $q$select pg_catalog.array_agg((u.k::%s)::text order by u.i), pg_catalog.array_agg(%s order by u.i)
+      $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
          from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-      key_type, case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+      pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
       true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
     return query execute pg_catalog.format(
       $q$select r.s, r.k, %s, %s, r.i

@@ -338,6 +338,17 @@ as $$
 $$;
 comment on function pii_internal.lint_masking() is 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.';
 
+-- A guard that is missing, disabled or not ENABLE ALWAYS lets erased people back in
+-- (pii.lint lists the same).
+create or replace function pii_internal.lint_guards()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+$$;
+comment on function pii_internal.lint_guards() is 'Internal. security_lint step: missing or disabled re-ingestion guards.';
+
 create or replace function pii.security_lint()
 returns table (severity text, object text, problem text, hint text)
 language sql stable security definer
@@ -350,13 +361,16 @@ as $$
   select * from pii_internal.lint_lethe_privileges()
   union all
   select * from pii_internal.lint_masking()
+  union all
+  select * from pii_internal.lint_guards()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
 $$Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
 on registered tables (or columns) and on Lethe's objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
-not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
+guards (erased people could come back). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;

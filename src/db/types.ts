@@ -120,7 +120,10 @@ export interface PiiRequestResiduals {
   found_at: Generated<Timestamp>;
   relid: string;
   request_id: string;
-  row_key: Json | null;
+  /**
+   * Keyed hash of the row's primary key (as jsonb text): finds the row again among the subject's rows without keeping the key.
+   */
+  row_key_hash: Buffer | null;
   subject_hash: Buffer;
   table_name: string;
   value_hash: Buffer;
