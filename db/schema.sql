@@ -3037,7 +3037,7 @@ function pii_internal.guard_rows() owner <owner>
       link_col text;
       link_sql text;
       new_rows text[];
-      old_rows text[];
+      moved text[];
       row_type text;
       candidates record;
       pii_keys text[];
@@ -3061,7 +3061,7 @@ function pii_internal.guard_rows() owner <owner>
       -- cast), and the table owner's deputy reads them back as the table's row type and selects
       -- the subjects of rows that carry PII and, where tables are registered beneath this one,
       -- of rows that newly link to their subject (inserted, or moved to another subject or
-      -- parent: the old rows go along as text too). Domain checks, casts and policies on the
+      -- parent). Domain checks, casts and policies on the
       -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
       -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
       -- subject once and probes the tombstones, on text only.
@@ -3073,16 +3073,20 @@ function pii_internal.guard_rows() owner <owner>
       elsif tg_op = 'INSERT' then
         link_sql := 'true';
       else
-        select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(o))), '{}') into old_rows from lethe_old_rows o;
-        -- Uncorrelated, so the old rows are read back once and hashed (a correlated NOT EXISTS
-        -- parsed them again for every new row: 10,000 updated rows took seconds). A NULL link
-        -- reaches no subject.
-        link_sql := pg_catalog.format('coalesce(t.%I not in (select o.%I from pg_catalog.unnest($1::text[]::%s[]) as o where o.%I is not null), false)',
-                                      link_col, link_col, row_type, link_col);
+        -- Link values (as their output text) that no old row had: re-keyed rows. Usually none
+        -- (Lethe's own erasures move nothing), and then nothing more is looked at.
+        execute pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(l.v), '{}')
+             from (select pg_catalog.textin(pg_catalog.record_out(row(n.%1$I))) as v from lethe_new_rows as n
+                   except
+                   select pg_catalog.textin(pg_catalog.record_out(row(o.%1$I))) from lethe_old_rows as o) as l$q$, link_col)
+          into moved;
+        link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
+                         else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
       end if;
       candidates := pii_internal.as_owner(reg.relid,
         pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-        true, old_rows, null, new_rows);
+        true, moved, null, new_rows);
       hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
       if pg_catalog.cardinality(hits.keys) = 0 then
         return null;
@@ -3244,11 +3248,14 @@ function pii_internal.is_pseudonym_sql(text,boolean) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when as_uuid
-        then '(' || value_sql || ')::text like ''________-____-8%'''
-        else '(' || value_sql || ')::text like ''anon\_%'''
+        then pg_catalog.format('(pg_catalog.substr(%1$s, 13, 1) operator(pg_catalog.=) ''8'' and pg_catalog.right(%1$s, 8) operator(pg_catalog.=) %2$s)',
+                               x.hex, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.left(%s, 24)', x.hex)))
+        else pg_catalog.format('((%1$s)::text operator(pg_catalog.~) ''^anon_[0-9a-f]{32}$'' and pg_catalog.right((%1$s)::text, 8) operator(pg_catalog.=) %2$s)',
+                               value_sql, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.substr((%s)::text, 6, 24)', value_sql)))
       end
+      from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
     $function$
-  comment 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.'
+  comment 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.'
 
 function pii_internal.is_text_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_text_type(tbl regclass, col smallint)
@@ -3993,12 +4000,28 @@ function pii_internal.pseudonym_sql(text,boolean) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when as_uuid
-        then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
-        else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
+        then '(' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body) || ')::uuid'
+        else '''anon_'' operator(pg_catalog.||) ' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body)
       end
-      from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
+      from (select case when as_uuid
+                     then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
+                     else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
+            from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
     $function$
-  comment 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.'
+
+function pii_internal.pseudonym_tag_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.pseudonym_tag_sql(body_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'pg_catalog.left(pg_catalog.encode('
+             || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+             || ', ''hex''), 8)'
+    $function$
+  comment 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.'
 
 function pii_internal.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.qualified_name(tbl regclass)
@@ -4311,16 +4334,17 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when action = 'delete' then 'false' else coalesce((
-        select pg_catalog.string_agg(x.pred, ' and ')
+        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
         from (
-          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
           from pii.columns c
           where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
           union all
           -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
           -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
           -- however much its key looks like a pseudonym (anon_fan@news.example).
-          select 'false'
+          select 'false', false
           from pii.tables t
           where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
         ) x where x.pred is not null), 'true') end

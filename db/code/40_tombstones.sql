@@ -23,32 +23,52 @@ as $$
 $$;
 comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.';
 
--- The pseudonym of a value as SQL text: 'anon_' and 128 bits of its HMAC (for uuid
--- columns, those bits as a version-8 UUID). Deterministic, so joins on pseudonymised
--- columns survive; keyed, so it cannot be reversed by guessing.
+-- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
+-- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID).
+-- Deterministic, so joins on pseudonymised columns survive; keyed, so it cannot be
+-- reversed by guessing; tagged, so that a value is taken as already pseudonymised only
+-- when it carries the tag: a real value shaped like a pseudonym (anon_fan@news.example,
+-- a version-8 UUID, 'anon_' and 32 hex digits) is not, short of guessing 32 key bits.
+create or replace function pii_internal.pseudonym_tag_sql(body_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'pg_catalog.left(pg_catalog.encode('
+         || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+         || ', ''hex''), 8)'
+$$;
+comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.';
+
 create or replace function pii_internal.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when as_uuid
-    then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
-    else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
+    then '(' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body) || ')::uuid'
+    else '''anon_'' operator(pg_catalog.||) ' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body)
   end
-  from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
+  from (select case when as_uuid
+                 then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
+                 else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
+        from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
 $$;
-comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.';
 
--- SQL predicate: the value already is a pseudonym (so erasing twice changes nothing).
+-- SQL predicate: the value is a pseudonym Lethe wrote (so erasing twice changes nothing):
+-- its shape and its keyed tag, never the shape alone.
 create or replace function pii_internal.is_pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when as_uuid
-    then '(' || value_sql || ')::text like ''________-____-8%'''
-    else '(' || value_sql || ')::text like ''anon\_%'''
+    then pg_catalog.format('(pg_catalog.substr(%1$s, 13, 1) operator(pg_catalog.=) ''8'' and pg_catalog.right(%1$s, 8) operator(pg_catalog.=) %2$s)',
+                           x.hex, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.left(%s, 24)', x.hex)))
+    else pg_catalog.format('((%1$s)::text operator(pg_catalog.~) ''^anon_[0-9a-f]{32}$'' and pg_catalog.right((%1$s)::text, 8) operator(pg_catalog.=) %2$s)',
+                           value_sql, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.substr((%s)::text, 6, 24)', value_sql)))
   end
+  from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
 $$;
-comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.';
+comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.';
 comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii.tombstones from public;
 

@@ -94,16 +94,17 @@ language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when action = 'delete' then 'false' else coalesce((
-    select pg_catalog.string_agg(x.pred, ' and ')
+    -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+    select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
     from (
-      select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+      select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
       from pii.columns c
       where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
       union all
       -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
       -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
       -- however much its key looks like a pseudonym (anon_fan@news.example).
-      select 'false'
+      select 'false', false
       from pii.tables t
       where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
     ) x where x.pred is not null), 'true') end

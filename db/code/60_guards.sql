@@ -137,7 +137,7 @@ declare
   link_col text;
   link_sql text;
   new_rows text[];
-  old_rows text[];
+  moved text[];
   row_type text;
   candidates record;
   pii_keys text[];
@@ -161,7 +161,7 @@ begin
   -- cast), and the table owner's deputy reads them back as the table's row type and selects
   -- the subjects of rows that carry PII and, where tables are registered beneath this one,
   -- of rows that newly link to their subject (inserted, or moved to another subject or
-  -- parent: the old rows go along as text too). Domain checks, casts and policies on the
+  -- parent). Domain checks, casts and policies on the
   -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
   -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
   -- subject once and probes the tombstones, on text only.
@@ -173,16 +173,20 @@ begin
   elsif tg_op = 'INSERT' then
     link_sql := 'true';
   else
-    select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(o))), '{}') into old_rows from lethe_old_rows o;
-    -- Uncorrelated, so the old rows are read back once and hashed (a correlated NOT EXISTS
-    -- parsed them again for every new row: 10,000 updated rows took seconds). A NULL link
-    -- reaches no subject.
-    link_sql := pg_catalog.format('coalesce(t.%I not in (select o.%I from pg_catalog.unnest($1::text[]::%s[]) as o where o.%I is not null), false)',
-                                  link_col, link_col, row_type, link_col);
+    -- Link values (as their output text) that no old row had: re-keyed rows. Usually none
+    -- (Lethe's own erasures move nothing), and then nothing more is looked at.
+    execute pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(l.v), '{}')
+         from (select pg_catalog.textin(pg_catalog.record_out(row(n.%1$I))) as v from lethe_new_rows as n
+               except
+               select pg_catalog.textin(pg_catalog.record_out(row(o.%1$I))) from lethe_old_rows as o) as l$q$, link_col)
+      into moved;
+    link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
+                     else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
   end if;
   candidates := pii_internal.as_owner(reg.relid,
     pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-    true, old_rows, null, new_rows);
+    true, moved, null, new_rows);
   hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
   if pg_catalog.cardinality(hits.keys) = 0 then
     return null;
@@ -417,3 +421,21 @@ skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_gua
 
 revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.set_guard(regclass, text), pii.sync_guards(regclass) to pii_admin;
+
+-- Guards made by an earlier version (no old transition table, or not ENABLE ALWAYS) are
+-- made again when this file is applied (lethe migrate).
+do $$
+declare
+  tbl regclass;
+begin
+  for tbl in
+    select t.relid from pii.tables t
+    where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      and exists (select from pii_internal.guarded_tree(t.relid) d (rel)
+                  left join pg_catalog.pg_trigger g on g.tgrelid = d.rel and g.tgname = 'lethe_guard_update'
+                  where g.oid is null or g.tgoldtable is null or g.tgenabled <> 'A')
+  loop
+    perform pii.sync_guards(tbl);
+  end loop;
+end
+$$;

@@ -17,3 +17,6 @@ update pii.request_residuals r
  where r.row_key is not null;
 alter table pii.request_residuals drop column row_key;
 comment on column pii.request_residuals.row_key_hash is 'Keyed hash of the row''s primary key (as jsonb text): finds the row again among the subject''s rows without keeping the key.';
+
+-- Replaced by pii_internal.row_key_hash_sql (code files only create or replace).
+drop function if exists pii_internal.row_key_sql(regclass);

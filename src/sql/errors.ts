@@ -44,16 +44,23 @@ export class LetheError extends Error {
  * application's trigger, a domain check or a constraint fired by a statement Lethe ran.
  * Such a message can quote anything (a RAISE naming a customer and their email), so it is
  * withheld. Errors in the caller's own statement (no context) and Lethe's RAISEs (which
- * never quote values) pass unchanged.
+ * never quote values) pass unchanged. A function's name in the context is unqualified
+ * when its schema was on the search_path (pii inside Lethe's functions), so: the error is
+ * Lethe's when it was raised by a RAISE and every function on the way is Lethe's or
+ * unqualified, and no table owner's deputy (pii_internal.deputy_<oid>, through which all
+ * application code runs) is among them.
  */
 function raisedOutsideLethe(where: string | undefined): boolean {
   if (!where) return false;
-  const line = where.split('\n')[0] ?? '';
-  // Deputies (pii_internal.deputy_<oid>) belong to table owners, not to Lethe.
-  return (
-    !/^PL\/pgSQL function (pii|pii_internal)\.[^(]+\(.*\) line \d+ at RAISE$/.test(line) ||
-    /^PL\/pgSQL function pii_internal\.deputy_/.test(line)
-  );
+  const lines = where.split('\n');
+  if (!/ line \d+ at RAISE$/.test(lines[0] ?? '')) return true;
+  return lines.some((line) => {
+    const fn = /^(?:PL\/pgSQL|SQL) function "?(?:(\w+)\.)?(\w+)/.exec(line);
+    return (
+      fn !== null &&
+      ((fn[1] !== undefined && fn[1] !== 'pii' && fn[1] !== 'pii_internal') || fn[2]!.startsWith('deputy_'))
+    );
+  });
 }
 
 /** What a withheld error still says: its SQLSTATE and the objects it names. */
