@@ -1,8 +1,5 @@
 -- Repeatable code: verification (verify_erasure) and the identifier residual search it uses.
 
--- Gone since 0.1.0 (residual rows are located by keyed hashes now): upgraded installs drop it.
-drop function if exists pii_internal.row_key_sql(regclass);
-
 -- Verification (F15): proof that a request's subjects left no trace. After erasure only
 -- keyed hashes remain, so subjects are found again by hashing the subject table's keys
 -- (or by their pseudonym when the key is PII); their rows in every registered table are
