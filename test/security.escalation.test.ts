@@ -328,6 +328,19 @@ describe('2. a domain CHECK never runs with Lethe rights', () => {
     expect((await a.db.query(`select note::text from own.notes where id = 100`)).rows[0].note).toBe('gone');
     await expectRanAsOwnerOnly(a);
   });
+  it('at verification: the erased-state comparison of a set: column of the owner domain (request, worker chunk, finish_request, verify_erasure)', async () => {
+    const a = await ownedTable({ noteType: 'own.note_t', noteRule: 'set:gone' });
+    await armDomainCheck(a);
+    const id = (await a.operator.query(`select pii.request_erasure(array['1']) as id`)).rows[0].id;
+    while ((await a.operator.query(`select pii.process_request_chunk($1) as n`, [id])).rows[0].n > 0);
+    expect((await a.operator.query(`select pii.finish_request($1) as s`, [id])).rows[0].s).toBe('done');
+    expect((await a.operator.query(`select * from pii.verify_erasure($1)`, [id])).rows).toEqual([]);
+    expect((await a.db.query(`select note::text from own.notes where customer_id = 1`)).rows).toEqual([
+      { note: 'gone' },
+    ]);
+    await expectRanAsOwnerOnly(a);
+  });
+
   it('at every erasure and request: the subject key cast to a domain of the subject table owner', async () => {
     const a = await attacker({ registered: false });
     await a.as.query(`

@@ -62,6 +62,22 @@ as $$
 $$;
 comment on function pii_internal.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
 
+-- The type under a column's domains (the column's own type when it is no domain): values
+-- compared as it never run a domain's CHECK, which is the table owner's code.
+create or replace function pii_internal.column_base_type(tbl regclass, col smallint) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive d (typ, typmod) as (
+    select a.atttypid, a.atttypmod from pg_catalog.pg_attribute a
+    where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    union all
+    select t.typbasetype, t.typtypmod from d join pg_catalog.pg_type t on t.oid = d.typ where t.typtype = 'd'
+  )
+  select pg_catalog.format_type(d.typ, d.typmod) from d join pg_catalog.pg_type t on t.oid = d.typ where t.typtype <> 'd'
+$$;
+comment on function pii_internal.column_base_type(regclass, smallint) is 'Internal. SQL type under a column''s domains, e.g. text for a column of domain email_t.';
+
 -- Resolves a column by name, raising 42703 with the table named when it is missing.
 create or replace function pii_internal.column_attnum(tbl regclass, col name) returns smallint
 language plpgsql stable

@@ -245,8 +245,9 @@ as $$
 $$;
 comment on function pii_internal.lint_registered_table_access() is 'Internal. security_lint step: who reaches registered tables other than through masked views.';
 
--- security_lint step: masked readers with powers the masks do not restrict (superuser,
--- BYPASSRLS, CREATEROLE, predefined roles that read around them) or other Lethe groups.
+-- security_lint step: masked readers whose attributes or roles let them around the masks
+-- (pii_internal.reader_escapes; the tables they read directly are lint_registered_table_access's
+-- rows), or who hold other Lethe groups.
 create or replace function pii_internal.lint_masked_readers()
 returns table (severity text, object text, problem text, hint text)
 language sql stable
