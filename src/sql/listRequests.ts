@@ -22,6 +22,7 @@ export interface RequestSummary {
 }
 
 export interface ListRequestsFilter {
+  id?: string;
   status?: RequestState;
   limit?: number;
   offset?: number;
@@ -47,6 +48,7 @@ export async function listRequests(db: LetheDb, filter: ListRequestsFilter = {})
         'residual_count',
       ])
       .select(overdue.as('overdue'));
+    if (filter.id !== undefined) q = q.where('id', '=', filter.id);
     if (filter.status !== undefined) q = q.where('status', '=', filter.status);
     const rows = await q
       .orderBy(overdue, 'desc')

@@ -11,6 +11,8 @@ export interface Privileges {
   /** Member of pii_auditor: may read the audit trail. */
   auditor: boolean;
   admin: boolean;
+  /** May stage CSV rows (INSERT on pii.import_rows): what an upload needs. */
+  importer: boolean;
 }
 
 export async function privileges(db: LetheDb): Promise<Privileges> {
@@ -19,7 +21,12 @@ export async function privileges(db: LetheDb): Promise<Privileges> {
       select current_user as role,
              pg_has_role(current_user, 'pii_operator', 'USAGE') as operator,
              pg_has_role(current_user, 'pii_auditor', 'USAGE') as auditor,
-             pg_has_role(current_user, 'pii_admin', 'USAGE') as admin`.execute(db);
+             pg_has_role(current_user, 'pii_admin', 'USAGE') as admin,
+             -- Naming a pii table needs USAGE on the schema: a role without it may not import.
+             case when has_schema_privilege('pii', 'USAGE')
+                  then has_table_privilege(current_user, 'pii.import_rows', 'INSERT') else false end as importer`.execute(
+      db,
+    );
     return rows[0]!;
   });
 }
