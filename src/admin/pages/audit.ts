@@ -4,6 +4,28 @@ import { html } from '../html.js';
 import { auditTable } from './requests.js';
 
 const LIMIT = 200;
+/** The actions Lethe's functions write (pii.write_audit calls in db/), for the filter. */
+const ACTIONS = [
+  'request_erasure',
+  'erase_chunk',
+  'request_finished',
+  'request_failed',
+  'retry_request',
+  'erase_subjects',
+  'allow_return',
+  'set_guard',
+  'grant_role',
+  'revoke_role',
+  'register_subject_table',
+  'register_table',
+  'register_child_table',
+  'register_column',
+  'unregister_subject_table',
+  'unregister_table',
+  'unregister_column',
+  'unregister_dropped_tables',
+  'apply_masking',
+];
 
 function day(value: string | undefined, name: string, endOfDay: boolean): Date | undefined {
   if (!value) return undefined;
