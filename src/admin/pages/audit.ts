@@ -57,14 +57,11 @@ export const auditSection: AdminSection = {
         { title: 'Audit trail', current: '/audit' },
         html`<form class="card filters" method="get" action="/audit">
             <div>
-              <label for="action">Action</label
-              ><input
-                type="text"
-                id="action"
-                name="action"
-                value="${action ?? ''}"
-                placeholder="e.g. request_erasure"
-              />
+              <label for="action">Action</label>
+              <select id="action" name="action">
+                <option value="">any</option>
+                ${ACTIONS.map((a) => html`<option${a === action ? html` selected` : ''}>${a}</option>`)}
+              </select>
             </div>
             <div><label for="from">From</label><input type="date" id="from" name="from" value="${q.from ?? ''}" /></div>
             <div>
