@@ -93,6 +93,9 @@ h2 { font-size:1.1rem; margin:1.6rem 0 .6rem; }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); }
 th, td { text-align:left; padding:.35rem .6rem; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:#eef1f4; font-weight:600; font-size:.85rem; }
+table.narrow { width:auto; min-width:26rem; }
+td code { overflow-wrap:anywhere; }
+td.when { white-space:nowrap; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 code, .hash { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; font-size:.85rem; }
 .status { display:inline-block; padding:0 .45rem; border-radius:.6rem; font-size:.8rem; font-weight:600; background:#e4e8ec; }

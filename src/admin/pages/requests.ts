@@ -169,7 +169,7 @@ async function detailPage(
     ${
       tables.length === 0
         ? html`<p class="muted">Nothing changed yet.</p>`
-        : html`<table>
+        : html`<table class="narrow">
             <thead>
               <tr>
                 <th>Table</th>
@@ -252,7 +252,7 @@ export function auditTable(rows: Awaited<ReturnType<Session['lethe']['audit']['r
       ${rows.map(
         (r) =>
           html`<tr>
-            <td class="small">${r.at}</td>
+            <td class="small when">${r.at}</td>
             <td>${r.actor}<br /><span class="muted small">${r.application}</span></td>
             <td>${r.action}</td>
             <td>

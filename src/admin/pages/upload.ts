@@ -35,7 +35,7 @@ function uploadForm(s: Session): Html {
 }
 
 function rowsTable(rows: Array<{ row: number; reason: string | null }>): Html {
-  return html`<table>
+  return html`<table class="narrow">
     <thead>
       <tr>
         <th class="num">Row</th>
