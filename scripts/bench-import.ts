@@ -8,17 +8,16 @@
 // The import runs in a child process so its peak memory is its own, not the setup's.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
 import { createLethe } from '../src/api/createLethe.js';
 import { withDatabase, withDatabaseName } from '../src/db/databaseUrl.js';
 import { migrate } from '../src/db/migrate.js';
+import { writeIdCsv } from './idCsv.js';
 
 const run = promisify(execFile);
 
@@ -31,19 +30,6 @@ async function child(url: string, file: string): Promise<void> {
   } finally {
     await lethe.close();
   }
-}
-
-async function writeCsv(path: string, rows: number): Promise<void> {
-  const out = createWriteStream(path);
-  out.write('customer_id\n');
-  const batch = 10_000;
-  for (let i = 1; i <= rows; i += batch) {
-    let s = '';
-    for (let j = i; j < Math.min(i + batch, rows + 1); j++) s += `${j}\n`;
-    if (!out.write(s)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
 }
 
 async function main(): Promise<void> {
@@ -82,7 +68,7 @@ async function main(): Promise<void> {
         await c.end();
 
         const file = join(dir, 'erase.csv');
-        await writeCsv(file, rows);
+        await writeIdCsv(file, rows);
         const { stdout } = await run(
           process.execPath,
           ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', file],
