@@ -72,6 +72,15 @@ export function notice(kind: 'error' | 'ok' | 'info', body: Html | string): Html
   return html`<p class="notice ${kind}" role="${kind === 'error' ? 'alert' : 'status'}">${body}</p>`;
 }
 
+/** A table's header row; a column written '#Rows' is numeric (right-aligned). */
+export function tableHead(...columns: string[]): Html {
+  return html`<thead>
+    <tr>
+      ${columns.map((c) => (c.startsWith('#') ? html`<th class="num">${c.slice(1)}</th>` : html`<th>${c}</th>`))}
+    </tr>
+  </thead>`;
+}
+
 export function progressBar(fraction: number): Html {
   const pct = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
   return html`<progress max="100" value="${pct}">${pct}%</progress> ${pct}%`;

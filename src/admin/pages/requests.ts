@@ -8,7 +8,7 @@ import { isFinished } from '../../sql/requestStatus.js';
 import { type AdminContext, type AdminSection, HttpError, requestIdParam, send, session } from '../context.js';
 import { buildEvidencePack, evidenceCsv, evidenceJson } from '../evidence.js';
 import { formatTime, type Html, html } from '../html.js';
-import { csrfField, notice, progressBar } from '../layout.js';
+import { csrfField, notice, progressBar, tableHead } from '../layout.js';
 import type { Session } from '../sessions.js';
 
 const PAGE_SIZE = 50;
@@ -21,20 +21,7 @@ function statusBadge(status: string): Html {
 function requestsTable(rows: RequestSummary[]): Html {
   if (rows.length === 0) return html`<p class="muted">No requests.</p>`;
   return html`<table>
-    <thead>
-      <tr>
-        <th>Request</th>
-        <th>Status</th>
-        <th>Progress</th>
-        <th>Due</th>
-        <th>Source</th>
-        <th class="num">Subjects</th>
-        <th class="num">Matched</th>
-        <th class="num">Erased</th>
-        <th class="num">Failed</th>
-        <th>Requested</th>
-      </tr>
-    </thead>
+    ${tableHead('Request', 'Status', 'Progress', 'Due', 'Source', '#Subjects', '#Matched', '#Erased', '#Failed', 'Requested')}
     <tbody>
       ${rows.map(
         (r) => html`<tr>
@@ -86,13 +73,7 @@ function residualTable(residuals: Residual[]): Html {
     ([table, rs]) =>
       html`<h3>${table} <span class="muted small">(${rs.length})</span></h3>
         <table>
-          <thead>
-            <tr>
-              <th>Column</th>
-              <th>Subject (keyed hash)</th>
-              <th>What is left</th>
-            </tr>
-          </thead>
+          ${tableHead('Column', 'Subject (keyed hash)', 'What is left')}
           <tbody>
             ${rs.map(
               (r) =>
@@ -170,12 +151,7 @@ async function detailPage(
       tables.length === 0
         ? html`<p class="muted">Nothing changed yet.</p>`
         : html`<table class="narrow">
-            <thead>
-              <tr>
-                <th>Table</th>
-                <th class="num">Rows</th>
-              </tr>
-            </thead>
+            ${tableHead('Table', '#Rows')}
             <tbody>
               ${tables.map(
                 ([t, n]) =>
@@ -213,14 +189,7 @@ function itemsTable(
       ${title} <span class="muted small">(${items.length < total ? `first ${items.length} of ` : ''}${total})</span>
     </h2>
     <table>
-      <thead>
-        <tr>
-          <th class="num">CSV row</th>
-          <th>Subject (keyed hash)</th>
-          <th>Status</th>
-          <th>Error</th>
-        </tr>
-      </thead>
+      ${tableHead('#CSV row', 'Subject (keyed hash)', 'Status', 'Error')}
       <tbody>
         ${items.map(
           (i) =>
@@ -238,16 +207,7 @@ function itemsTable(
 export function auditTable(rows: Awaited<ReturnType<Session['lethe']['audit']['rows']>>): Html {
   if (rows.length === 0) return html`<p class="muted">No audit rows.</p>`;
   return html`<table>
-    <thead>
-      <tr>
-        <th>When</th>
-        <th>Who</th>
-        <th>Action</th>
-        <th>Request</th>
-        <th>Subject (keyed hash)</th>
-        <th>Details</th>
-      </tr>
-    </thead>
+    ${tableHead('When', 'Who', 'Action', 'Request', 'Subject (keyed hash)', 'Details')}
     <tbody>
       ${rows.map(
         (r) =>

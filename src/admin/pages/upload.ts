@@ -13,7 +13,7 @@ import { checkHead, headErrors } from '../../csv/preview.js';
 import { openInput } from '../../csv/reader.js';
 import { type AdminContext, type AdminSection, HttpError, send, session } from '../context.js';
 import { type Html, html } from '../html.js';
-import { csrfField, notice } from '../layout.js';
+import { csrfField, notice, tableHead } from '../layout.js';
 import { type PendingUpload, sameToken, type Session } from '../sessions.js';
 
 function uploadForm(s: Session): Html {
@@ -36,12 +36,7 @@ function uploadForm(s: Session): Html {
 
 function rowsTable(rows: Array<{ row: number; reason: string | null }>): Html {
   return html`<table class="narrow">
-    <thead>
-      <tr>
-        <th class="num">Row</th>
-        <th>Check</th>
-      </tr>
-    </thead>
+    ${tableHead('#Row', 'Check')}
     <tbody>
       ${rows.map(
         (r) =>
