@@ -1,6 +1,7 @@
 // What every admin page shares: the session on the request, rendering inside the frame,
 // the errors a handler throws, and the rule that no submitted identifier is ever echoed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isRequestId } from '../sql/requestId.js';
 import type { Html } from './html.js';
 import { type NavEntry, page, type PageOptions } from './layout.js';
 import type { Session, SessionStore } from './sessions.js';
@@ -67,11 +68,9 @@ export function redact(text: string, submitted: readonly string[]): string {
   return out;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export function requestIdParam(req: FastifyRequest): string {
-  const id = (req.params as { id?: string }).id ?? '';
-  if (!UUID.test(id)) throw new HttpError(404, 'no such request');
+  const id = (req.params as { id?: string }).id;
+  if (!isRequestId(id)) throw new HttpError(404, 'no such request');
   return id.toLowerCase();
 }
 
