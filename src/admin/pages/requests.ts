@@ -123,11 +123,11 @@ async function detailPage(
 ) {
   const s = session(req);
   const id = requestIdParam(req);
-  const [st, [summary], unmatched, failed] = await Promise.all([
-    s.lethe.getRequest(id),
-    listRequests(s.lethe.db, { id, limit: 1 }),
-    s.lethe.getRequestItems(id, { matched: false, limit: 50 }),
-    s.lethe.getRequestItems(id, { status: 'failed', limit: 50 }),
+  const [st, [summary]] = await Promise.all([s.lethe.getRequest(id), listRequests(s.lethe.db, { id, limit: 1 })]);
+  // pii.request_items reads every item of the request: only ask when there is something to list.
+  const [unmatched, failed] = await Promise.all([
+    st.unmatched > 0 ? s.lethe.getRequestItems(id, { matched: false, limit: 50 }) : [],
+    st.failed > 0 ? s.lethe.getRequestItems(id, { status: 'failed', limit: 50 }) : [],
   ]);
   const audit = s.privileges.auditor ? await s.lethe.audit.rows({ requestId: id, limit: 100 }) : undefined;
   const tables = Object.entries(st.rowsAffected).sort(([a], [b]) => a.localeCompare(b));
