@@ -384,3 +384,54 @@ describe('GET /requests/:id/evidence', () => {
     expect(lines).toContain(`request,requested_by,${fx.roles.operator}`);
   });
 });
+
+describe('lethe admin (the CLI command, a real process)', () => {
+  it('serves the pages, logs one line per response without any submitted key, and stops on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['bin/lethe.js', 'admin', '--listen', '127.0.0.1:0'], {
+      env: { ...process.env, DATABASE_URL: fx.db.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 300 && !/listening on http/.test(stderr); i++) await sleep(50);
+      const base = /listening on (http:\/\/\S+)/.exec(stderr)![1]!;
+      const signInPage = await fetch(`${base}/sign-in`);
+      const pre = signInPage.headers.getSetCookie()[0]!.split(';')[0]!;
+      const signedIn = await fetch(`${base}/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: pre },
+        body: new URLSearchParams({
+          _csrf: csrfToken(await signInPage.text()),
+          user: fx.roles.operator,
+          password: PASSWORD,
+        }).toString(),
+      });
+      expect(signedIn.status).toBe(303);
+      const cookie = signedIn.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .find((c) => c.startsWith('lethe_session='))!;
+      const lookupPage = await fetch(`${base}/lookup`, { headers: { cookie } });
+      const [key] = await memberHandles(fx.db, 8, 8);
+      const answer = await fetch(`${base}/lookup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ _csrf: csrfToken(await lookupPage.text()), key: key! }).toString(),
+      });
+      const body = await answer.text();
+      bodies.push(body);
+      expect(answer.status).toBe(200);
+      for (let i = 0; i < 100 && !/POST \/lookup/.test(stderr); i++) await sleep(20); // the line follows the response
+      expect(stderr).toMatch(/POST \/lookup 200 \d+ms/);
+      expect(stderr).not.toContain(key!);
+      expect(stderr).not.toContain(PASSWORD);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+});
