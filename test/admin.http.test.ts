@@ -5,6 +5,7 @@ import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redact } from '../src/admin/context.js';
 import { buildAdminServer } from '../src/admin/server.js';
 import { type AdminFixture, createAdminFixture, csrfToken, memberHandles, PASSWORD } from './helpers/admin.js';
 
@@ -316,6 +317,27 @@ describe('what the database role decides', () => {
     expect(detail.body).toContain('<h2>Audit</h2>');
     expect(detail.body).not.toContain('Your role is not a pii_auditor');
     expect(detail.body).not.toContain('ticket-admin-1');
+  });
+});
+
+describe('errors never quote what was submitted', () => {
+  it('POST /erase refused by the database (400 with the SQLSTATE) shows neither the keys nor the scope', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 9, 9);
+    const before = await requestCount();
+    const res = await post(op, '/erase', { keys: key!, scope: 'brand-zz91' });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toContain('is not scoped');
+    expect(res.body).toContain('22023');
+    expect(res.body).not.toContain(key!);
+    expect(res.body).not.toContain('brand-zz91');
+    expect(await requestCount()).toBe(before);
+  });
+
+  it('redact cuts every submitted value out of a message (a database error can quote its input)', () => {
+    expect(redact('invalid input syntax for type bigint: "mbr-1f"; also mbr-1f', ['mbr-1f', ''])).toBe(
+      'invalid input syntax for type bigint: "…"; also …',
+    );
   });
 });
 
