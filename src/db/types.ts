@@ -55,10 +55,6 @@ export interface PiiImportRows {
   subject_key: string;
 }
 
-export interface PiiLetheMigrations {
-  version: string;
-}
-
 export interface PiiMaskedViews {
   built_at: Generated<Timestamp>;
   definition: string;
@@ -203,7 +199,6 @@ export interface DB {
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
   "pii.import_rows": PiiImportRows;
-  "pii.lethe_migrations": PiiLetheMigrations;
   "pii.masked_views": PiiMaskedViews;
   "pii.overdue_requests": PiiOverdueRequests;
   "pii.registered_columns": PiiRegisteredColumns;
