@@ -290,6 +290,37 @@ describe('what the database role decides', () => {
     expect((await fx.db.query(`select status from pii.requests where id = $1`, [id])).rows[0].status).toBe('failed');
   });
 
+  it('an operator retries a failed request: POST /requests/:id/retry re-queues its failed items', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 10, 10);
+    const made = await post(op, '/erase', { keys: key! });
+    const id = String(made.headers.location).split('/').pop()!;
+    await fx.db.query(`update pii.request_items set status = 'failed', error = 'XX000' where request_id = $1`, [id]);
+    await fx.db.query(`update pii.requests set status = 'failed', failed = 1 where id = $1`, [id]);
+    const page = await call({ method: 'GET', url: `/requests/${id}`, cookies: { lethe_session: op.cookie } });
+    expect(page.body).toContain('Retry failed items');
+    const res = await post(op, `/requests/${id}/retry`, {});
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe(`/requests/${id}`);
+    const { rows } = await fx.db.query(
+      `select r.status, i.status as item from pii.requests r
+      join pii.request_items i on i.request_id = r.id where r.id = $1`,
+      [id],
+    );
+    expect(rows).toEqual([{ status: 'running', item: 'pending' }]);
+  });
+
+  it('GET /audit filters by action and by day', async () => {
+    const aud = await signIn(fx.roles.auditor);
+    const today = new Date().toISOString().slice(0, 10);
+    const get = (q: string) => call({ method: 'GET', url: `/audit?${q}`, cookies: { lethe_session: aud.cookie } });
+    const todays = await get(`action=request_erasure&from=${today}&to=${today}`);
+    expect(todays.body).toContain('<td>request_erasure</td>');
+    expect(todays.body).not.toContain('<td>grant_role</td>');
+    expect((await get('from=2099-01-01')).body).toContain('No audit rows.');
+    expect((await get('from=yesterday')).statusCode).toBe(400);
+  });
+
   it('an operator is not an auditor: GET /audit is 403; an auditor reads it', async () => {
     const op = await signIn(fx.roles.operator);
     expect((await call({ method: 'GET', url: '/audit', cookies: { lethe_session: op.cookie } })).statusCode).toBe(403);
