@@ -8,16 +8,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { withDatabase, withDatabaseName } from '../src/db/databaseUrl.js';
-import { migrate } from '../src/db/migrate.js';
-import { writeIdCsv } from './idCsv.js';
+import { readFile } from 'node:fs/promises';
+import { withDatabase } from '../src/db/databaseUrl.js';
+import { withCustomersBench } from './customersBench.js';
 
 const LETHE = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
 const PASSWORD = randomBytes(12).toString('hex');
@@ -119,103 +115,83 @@ async function main(): Promise<void> {
   const customers = Number(values.customers);
   const requests = Number(values.requests);
 
+  const role = `lethe_bench_admin_dpo_${randomBytes(4).toString('hex')}`;
   await withDatabase(
-    async (server) => {
-      const name = `lethe_bench_admin_${randomBytes(4).toString('hex')}`;
-      const role = `${name}_dpo`;
-      const admin = new pg.Client(server);
-      admin.on('error', () => {});
-      await admin.connect();
-      await admin.query(`create database ${name}`);
-      const dir = await mkdtemp(join(tmpdir(), 'lethe-bench-admin-'));
-      let child: ChildProcess | undefined;
-      try {
-        const url = withDatabaseName(server, name);
-        await migrate(url);
-        const c = new pg.Client(url);
-        c.on('error', () => {});
-        await c.connect();
-        await c.query(`create schema bench;
-          create table bench.customers (id bigint primary key, email text);
-          insert into bench.customers select i, 'c' || i || '@example.com' from generate_series(1, ${customers}) i;
-          select pii.register_subject_table('bench.customers', 'id');
-          select pii.register_column('bench.customers', 'email', 'null');
-          update pii.settings set max_keys_per_request = greatest(max_keys_per_request, ${customers});
-          create role ${role} login password '${PASSWORD}' in role pii_admin;`);
-        // Many small requests (as a support desk makes them), one of them overdue.
-        await c.query(
-          `select pii.request_erasure(array[i::text], source => 'api') from generate_series(1, ${requests}) i`,
-        );
-        await c.query(`update pii.requests set due_at = now() - interval '1 hour'
+    (server) =>
+      withCustomersBench(server, 'lethe_bench_admin', customers, async ({ url, client: c, csvPath: file }) => {
+        let child: ChildProcess | undefined;
+        try {
+          await c.query(`create role ${role} login password '${PASSWORD}' in role pii_admin`);
+          // Many small requests (as a support desk makes them), one of them overdue.
+          await c.query(
+            `select pii.request_erasure(array[i::text], source => 'api') from generate_series(1, ${requests}) i`,
+          );
+          await c.query(`update pii.requests set due_at = now() - interval '1 hour'
                        where id = (select id from pii.requests order by requested_at limit 1)`);
-        await c.query('vacuum analyze bench.customers, pii.requests, pii.request_items');
-        const smallId = (await c.query(`select id from pii.requests order by requested_at desc limit 1`)).rows[0].id;
+          await c.query('vacuum analyze bench.customers, pii.requests, pii.request_items');
+          const smallId = (await c.query(`select id from pii.requests order by requested_at desc limit 1`)).rows[0].id;
 
-        const file = join(dir, 'erase.csv');
-        await writeIdCsv(file, customers);
+          const port = await freePort();
+          child = await startServer(url, port);
+          const client = new Client(`http://127.0.0.1:${port}`);
+          await client.signIn(role);
 
-        const port = await freePort();
-        child = await startServer(url, port);
-        const client = new Client(`http://127.0.0.1:${port}`);
-        await client.signIn(role);
+          const list1 = await median(15, () => client.page('/requests'));
+          const detailSmall = await median(15, () => client.page(`/requests/${smallId}`));
+          const before = await peakRssMiB(child.pid!);
 
-        const list1 = await median(15, () => client.page('/requests'));
-        const detailSmall = await median(15, () => client.page(`/requests/${smallId}`));
-        const before = await peakRssMiB(child.pid!);
+          const form = new FormData();
+          form.append('_csrf', client.csrf);
+          form.append('file', await openAsBlob(file), 'erase.csv');
+          let t = performance.now();
+          const preview = await client.fetch('/upload', { method: 'POST', body: form });
+          const previewBody = await preview.text();
+          const uploadSeconds = (performance.now() - t) / 1000;
+          const afterUpload = await peakRssMiB(child.pid!);
+          const action = /action="(\/upload\/[^"]+\/import)"/.exec(previewBody)?.[1];
+          if (!action) throw new Error(`upload preview failed: ${preview.status}`);
+          client.csrf = /name="_csrf" value="([^"]+)"/.exec(previewBody)![1]!;
+          t = performance.now();
+          const imported = await client.fetch(action, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({ _csrf: client.csrf }).toString(),
+          });
+          const importSeconds = (performance.now() - t) / 1000;
+          const bigId = imported.headers.get('location')?.split('/').pop();
+          if (imported.status !== 303 || !bigId) throw new Error(`import failed: ${imported.status}`);
+          const after = await peakRssMiB(child.pid!);
 
-        const form = new FormData();
-        form.append('_csrf', client.csrf);
-        form.append('file', await openAsBlob(file), 'erase.csv');
-        let t = performance.now();
-        const preview = await client.fetch('/upload', { method: 'POST', body: form });
-        const previewBody = await preview.text();
-        const uploadSeconds = (performance.now() - t) / 1000;
-        const afterUpload = await peakRssMiB(child.pid!);
-        const action = /action="(\/upload\/[^"]+\/import)"/.exec(previewBody)?.[1];
-        if (!action) throw new Error(`upload preview failed: ${preview.status}`);
-        client.csrf = /name="_csrf" value="([^"]+)"/.exec(previewBody)![1]!;
-        t = performance.now();
-        const imported = await client.fetch(action, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ _csrf: client.csrf }).toString(),
-        });
-        const importSeconds = (performance.now() - t) / 1000;
-        const bigId = imported.headers.get('location')?.split('/').pop();
-        if (imported.status !== 303 || !bigId) throw new Error(`import failed: ${imported.status}`);
-        const after = await peakRssMiB(child.pid!);
+          const list2 = await median(15, () => client.page('/requests'));
+          const detailBig = await median(5, () => client.page(`/requests/${bigId}`));
+          t = performance.now();
+          const evidence = await client.fetch(`/requests/${bigId}/evidence.json`);
+          await evidence.text();
+          const evidenceMs = Math.round(performance.now() - t);
+          const { size } = await import('node:fs/promises').then((f) => f.stat(file));
 
-        const list2 = await median(15, () => client.page('/requests'));
-        const detailBig = await median(5, () => client.page(`/requests/${bigId}`));
-        t = performance.now();
-        const evidence = await client.fetch(`/requests/${bigId}/evidence.json`);
-        await evidence.text();
-        const evidenceMs = Math.round(performance.now() - t);
-        const { size } = await import('node:fs/promises').then((f) => f.stat(file));
-
-        console.log(`dataset              ${customers.toLocaleString('en-US')} customers, ${requests} small requests`);
-        console.log(`GET /requests        ${list1} ms (median of 15)`);
-        console.log(`GET /requests/:id    ${detailSmall} ms (1 subject, median of 15)`);
-        console.log(
-          `upload + check       ${uploadSeconds.toFixed(2)} s for ${(size / 2 ** 20).toFixed(1)} MiB (${customers.toLocaleString('en-US')} rows)`,
-        );
-        console.log(`import (confirm)     ${importSeconds.toFixed(2)} s to a queued request`);
-        console.log(`GET /requests        ${list2} ms after the import (median of 15)`);
-        console.log(
-          `GET /requests/:id    ${detailBig} ms (the ${customers.toLocaleString('en-US')}-subject request, median of 5)`,
-        );
-        console.log(`evidence pack        ${evidenceMs} ms (queued 1M-subject request: no live verification)`);
-        console.log(
-          `server peak RSS      ${before} MiB signed in, ${afterUpload} MiB after the upload and check, ${after} MiB after the import`,
-        );
-      } finally {
-        child?.kill('SIGTERM');
-        await admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
-        await admin.query(`drop role if exists ${role}`).catch(() => undefined);
-        await admin.end();
-        await rm(dir, { recursive: true, force: true });
-      }
-    },
+          console.log(
+            `dataset              ${customers.toLocaleString('en-US')} customers, ${requests} small requests`,
+          );
+          console.log(`GET /requests        ${list1} ms (median of 15)`);
+          console.log(`GET /requests/:id    ${detailSmall} ms (1 subject, median of 15)`);
+          console.log(
+            `upload + check       ${uploadSeconds.toFixed(2)} s for ${(size / 2 ** 20).toFixed(1)} MiB (${customers.toLocaleString('en-US')} rows)`,
+          );
+          console.log(`import (confirm)     ${importSeconds.toFixed(2)} s to a queued request`);
+          console.log(`GET /requests        ${list2} ms after the import (median of 15)`);
+          console.log(
+            `GET /requests/:id    ${detailBig} ms (the ${customers.toLocaleString('en-US')}-subject request, median of 5)`,
+          );
+          console.log(`evidence pack        ${evidenceMs} ms (the big request, queued: no live verification)`);
+          console.log(
+            `server peak RSS      ${before} MiB signed in, ${afterUpload} MiB after the upload and check, ${after} MiB after the import`,
+          );
+        } finally {
+          child?.kill('SIGTERM');
+          await c.query(`drop owned by ${role}; drop role if exists ${role}`).catch(() => undefined);
+        }
+      }),
     { databaseUrl: values['database-url'] },
   );
 }

@@ -7,17 +7,11 @@
 // (including pii.request_erasure_from_import), and the importing process's peak RSS.
 // The import runs in a child process so its peak memory is its own, not the setup's.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import pg from 'pg';
 import { createLethe } from '../src/api/createLethe.js';
-import { withDatabase, withDatabaseName } from '../src/db/databaseUrl.js';
-import { migrate } from '../src/db/migrate.js';
-import { writeIdCsv } from './idCsv.js';
+import { withDatabase } from '../src/db/databaseUrl.js';
+import { withCustomersBench } from './customersBench.js';
 
 const run = promisify(execFile);
 
@@ -45,36 +39,12 @@ async function main(): Promise<void> {
   const rows = Number(values.rows);
 
   await withDatabase(
-    async (server) => {
-      const name = `lethe_bench_import_${randomBytes(4).toString('hex')}`;
-      const admin = new pg.Client(server);
-      admin.on('error', () => {});
-      await admin.connect();
-      await admin.query(`create database ${name}`);
-      const dir = await mkdtemp(join(tmpdir(), 'lethe-bench-'));
-      try {
-        const url = withDatabaseName(server, name);
-        await migrate(url);
-        const c = new pg.Client(url);
-        c.on('error', (e) => console.error('setup client', e.message));
-        await c.connect();
-        await c.query(`create schema bench;
-          create table bench.customers (id bigint primary key, email text);
-          insert into bench.customers select i, 'c' || i || '@example.com' from generate_series(1, ${rows}) i;
-          select pii.register_subject_table('bench.customers', 'id');
-          select pii.register_column('bench.customers', 'email', 'null');
-          update pii.settings set max_keys_per_request = greatest(max_keys_per_request, ${rows});`);
-        await c.query('vacuum analyze bench.customers');
-        await c.end();
-
-        const file = join(dir, 'erase.csv');
-        await writeIdCsv(file, rows);
+    (server) =>
+      withCustomersBench(server, 'lethe_bench_import', rows, async ({ url, csvPath }) => {
         const { stdout } = await run(
           process.execPath,
-          ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', file],
-          {
-            maxBuffer: 64 * 1024 * 1024,
-          },
+          ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', csvPath],
+          { maxBuffer: 64 * 1024 * 1024 },
         );
         const { report, maxRssMiB } = JSON.parse(stdout);
         console.log(
@@ -87,12 +57,7 @@ async function main(): Promise<void> {
           `to a queued request  ${report.seconds.toFixed(2)} s = ${report.rowsPerSecond.toLocaleString('en-US')} rows/s`,
         );
         console.log(`peak RSS             ${maxRssMiB} MiB (importing process)`);
-      } finally {
-        await admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
-        await admin.end();
-        await rm(dir, { recursive: true, force: true });
-      }
-    },
+      }),
     { databaseUrl: values['database-url'] },
   );
 }

@@ -49,10 +49,11 @@ interface Agent {
   csrf: string;
 }
 
-async function signIn(user: string, password = PASSWORD, on: FastifyInstance = app): Promise<Agent> {
+/** GET the sign-in form, then POST it with its token and cookie. */
+async function postSignIn(user: string, password = PASSWORD, on: FastifyInstance = app): Promise<Res> {
   const page = await call({ method: 'GET', url: '/sign-in' }, on);
   const pre = page.cookies.find((c) => c.name === 'lethe_sign_in')!;
-  const res = await call(
+  return call(
     {
       method: 'POST',
       url: '/sign-in',
@@ -61,6 +62,10 @@ async function signIn(user: string, password = PASSWORD, on: FastifyInstance = a
     },
     on,
   );
+}
+
+async function signIn(user: string, password = PASSWORD, on: FastifyInstance = app): Promise<Agent> {
+  const res = await postSignIn(user, password, on);
   expect(res.statusCode, res.body).toBe(303);
   const session = res.cookies.find((c) => c.name === 'lethe_session')!;
   const home = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: session.value } }, on);
@@ -94,14 +99,7 @@ function multipart(fields: Array<[string, string]>, file: string) {
 
 describe('POST /sign-in', () => {
   it('sets an httpOnly, SameSite=Strict session cookie (not Secure over plain HTTP) for a correct password', async () => {
-    const page = await call({ method: 'GET', url: '/sign-in' });
-    const pre = page.cookies.find((c) => c.name === 'lethe_sign_in')!;
-    const res = await call({
-      method: 'POST',
-      url: '/sign-in',
-      ...form({ _csrf: csrfToken(page.body), user: fx.roles.operator, password: PASSWORD }),
-      cookies: { lethe_sign_in: pre.value },
-    });
+    const res = await postSignIn(fx.roles.operator, PASSWORD);
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe('/requests');
     expect(res.cookies.find((c) => c.name === 'lethe_session')).toMatchObject({
@@ -112,14 +110,7 @@ describe('POST /sign-in', () => {
   });
 
   it('refuses a wrong password with 401 and no session, without echoing the password', async () => {
-    const page = await call({ method: 'GET', url: '/sign-in' });
-    const pre = page.cookies.find((c) => c.name === 'lethe_sign_in')!;
-    const res = await call({
-      method: 'POST',
-      url: '/sign-in',
-      ...form({ _csrf: csrfToken(page.body), user: fx.roles.operator, password: 'guess-9f81c' }),
-      cookies: { lethe_sign_in: pre.value },
-    });
+    const res = await postSignIn(fx.roles.operator, 'guess-9f81c');
     expect(res.statusCode).toBe(401);
     expect(res.body).toContain('wrong role name or password');
     expect(res.body).not.toContain('guess-9f81c');
@@ -127,14 +118,7 @@ describe('POST /sign-in', () => {
   });
 
   it('refuses a role that belongs to no Lethe group (403)', async () => {
-    const page = await call({ method: 'GET', url: '/sign-in' });
-    const pre = page.cookies.find((c) => c.name === 'lethe_sign_in')!;
-    const res = await call({
-      method: 'POST',
-      url: '/sign-in',
-      ...form({ _csrf: csrfToken(page.body), user: fx.roles.nobody, password: PASSWORD }),
-      cookies: { lethe_sign_in: pre.value },
-    });
+    const res = await postSignIn(fx.roles.nobody, PASSWORD);
     expect(res.statusCode).toBe(403);
     expect(res.body).toContain('is not a member of pii_operator, pii_auditor or pii_admin');
   });
