@@ -16,6 +16,8 @@ import { type Html, html } from '../html.js';
 import { csrfField, notice, tableHead } from '../layout.js';
 import { type PendingUpload, sameToken, type Session } from '../sessions.js';
 
+const MAX_PENDING_UPLOADS = 3;
+
 function uploadForm(s: Session): Html {
   return html`<form class="card" method="post" action="/upload" enctype="multipart/form-data">
     ${csrfField(s)}
@@ -116,6 +118,12 @@ async function previewPage(ctx: AdminContext, req: FastifyRequest, reply: Fastif
         <h2>Upload a corrected file</h2>
         ${uploadForm(s)}`,
     );
+  }
+  // A few files may wait per session; older unconfirmed ones are dropped.
+  for (const [id, old] of s.uploads) {
+    if (s.uploads.size < MAX_PENDING_UPLOADS) break;
+    s.uploads.delete(id);
+    await rm(old.path, { force: true });
   }
   s.uploads.set(upload.id, upload);
   const layout = head.header.ok ? head.header.layout : undefined;
