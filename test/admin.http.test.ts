@@ -335,6 +335,27 @@ describe('what the database role decides', () => {
   });
 });
 
+describe('GET /requests', () => {
+  it('lists open requests past their due date first, marked overdue', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [a, b] = await memberHandles(fx.db, 11, 12);
+    const late = String((await post(op, '/erase', { keys: a! })).headers.location)
+      .split('/')
+      .pop()!;
+    const recent = String((await post(op, '/erase', { keys: b! })).headers.location)
+      .split('/')
+      .pop()!;
+    await fx.db.query(`update pii.requests set due_at = now() - interval '2 days' where id = $1`, [late]);
+    const res = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: op.cookie } });
+    const order = [...res.body.matchAll(/href="\/requests\/([0-9a-f-]{36})"/g)].map((m) => m[1]);
+    expect(order[0]).toBe(late);
+    expect(order.indexOf(recent)).toBeGreaterThan(0);
+    expect(res.body).toMatch(/class="overdue">[^<]*\(overdue\)/);
+    const queued = await call({ method: 'GET', url: '/requests?status=queued', cookies: { lethe_session: op.cookie } });
+    expect(queued.body).toContain(recent.slice(0, 8));
+  });
+});
+
 describe('errors never quote what was submitted', () => {
   it('POST /erase refused by the database (400 with the SQLSTATE) shows neither the keys nor the scope', async () => {
     const op = await signIn(fx.roles.operator);
