@@ -6,6 +6,14 @@
 import type { ColumnType } from "kysely";
 import type { IPostgresInterval } from "postgres-interval";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
@@ -33,10 +41,19 @@ export interface PiiAudit {
   actor: Generated<string>;
   application: Generated<string>;
   at: Generated<Timestamp>;
+  chain_seq: Int8 | null;
   details: Generated<Json>;
+  entry_hash: Buffer | null;
   id: Generated<Int8>;
+  prev_hash: Buffer | null;
   request_id: string | null;
   subject_hash: Buffer | null;
+}
+
+export interface PiiChainHeads {
+  chain: string;
+  last_hash: Buffer | null;
+  seq: Generated<Int8>;
 }
 
 export interface PiiColumns {
@@ -48,11 +65,40 @@ export interface PiiColumns {
   relid: string;
 }
 
+export interface PiiErasureLedger {
+  entry_hash: Buffer;
+  erased_at: Timestamp;
+  identifier_hashes: ArrayType<Buffer> | null;
+  kind: string | null;
+  mode: string;
+  prev_hash: Buffer | null;
+  request_id: string | null;
+  scoped: boolean;
+  secret_id: string;
+  seq: Int8;
+  subject_hash: Buffer;
+}
+
+export interface PiiErasureLedgerPending {
+  erased_at: Timestamp;
+  subject_hash: Buffer;
+  xact: string;
+}
+
 export interface PiiImportRows {
   import_id: string;
   row_number: Int8;
   scope: string | null;
   subject_key: string;
+}
+
+export interface PiiLedgerExport {
+  exported_at: Timestamp | null;
+  exported_seq: Generated<Int8>;
+  last_error: string | null;
+  last_error_at: Timestamp | null;
+  singleton: Generated<boolean>;
+  target: string | null;
 }
 
 export interface PiiLetheMigrations {
@@ -201,8 +247,12 @@ export interface PiiTombstones {
 
 export interface DB {
   "pii.audit": PiiAudit;
+  "pii.chain_heads": PiiChainHeads;
   "pii.columns": PiiColumns;
+  "pii.erasure_ledger": PiiErasureLedger;
+  "pii.erasure_ledger_pending": PiiErasureLedgerPending;
   "pii.import_rows": PiiImportRows;
+  "pii.ledger_export": PiiLedgerExport;
   "pii.lethe_migrations": PiiLetheMigrations;
   "pii.masked_views": PiiMaskedViews;
   "pii.overdue_requests": PiiOverdueRequests;
