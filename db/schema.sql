@@ -3485,6 +3485,9 @@ function pii.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
       update pii.chain_heads h set seq = l.seq, last_hash = l.entry_hash
       from (select e.seq, e.entry_hash from pg_catalog.unnest(parsed) e order by e.seq desc limit 1) l
       where h.chain operator(pg_catalog.=) 'erasure_ledger' and l.seq operator(pg_catalog.>) h.seq;
+      -- They came from the external copy, so the copy holds them.
+      update pii.ledger_export x set exported_seq = h.seq from pii.chain_heads h
+      where h.chain operator(pg_catalog.=) 'erasure_ledger' and x.exported_seq operator(pg_catalog.<) h.seq and restored operator(pg_catalog.>) 0;
     end
     $function$
   comment 'Internal. Appends external ledger entries the database lacks, after checking they continue its chain.'
