@@ -34,6 +34,7 @@ table pii.audit owner <owner>
   column chain_seq bigint
   column prev_hash bytea
   column entry_hash bytea
+  column secret_id text
   constraint audit_chain_seq_key UNIQUE (chain_seq)
   constraint audit_pkey PRIMARY KEY (id)
   index CREATE INDEX audit_at_idx ON pii.audit USING btree (at)
@@ -548,6 +549,7 @@ function pii.chain_audit_row() owner <owner>
       select * into head from pii.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
       new.chain_seq := head.seq operator(pg_catalog.+) 1;
       new.prev_hash := head.last_hash;
+      new.secret_id := pii.secret_id();
       new.entry_hash := pii.chain_hash('audit', pii.audit_entry_content(new));
       update pii.chain_heads h set seq = new.chain_seq, last_hash = new.entry_hash where h.chain operator(pg_catalog.=) 'audit';
       return new;
@@ -4037,19 +4039,24 @@ function pii.verify_audit_chain() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with links as (
-        select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash,
-               pii.chain_hash('audit', pii.audit_entry_content(a)) as expected_hash
+        -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
+        select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
+               case when a.secret_id operator(pg_catalog.=) pii.secret_id() then pii.chain_hash('audit', pii.audit_entry_content(a))
+                    else a.entry_hash end as expected_hash
         from pii.audit a where a.chain_seq is not null
         union all
-        -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
-        select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash,
+        select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
                case when l.secret_id operator(pg_catalog.=) pii.secret_id()
                     then pii.chain_hash('erasure_ledger', pii.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped,
                                                                                   l.mode, l.request_id, l.erased_at, l.secret_id))
                     else l.entry_hash end
         from pii.erasure_ledger l
       ), ordered as (
-        select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash
+        select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash,
+               -- A rotation changes the secret once, going forward: an entry claiming an older
+               -- secret after entries made with this one is hiding from the re-hash.
+               coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) pii.secret_id())
+                          over (w rows between unbounded preceding and 1 preceding), false) as current_secret_before
         from links k window w as (partition by k.chain order by k.seq)
       ), tails as (
         select distinct on (o.chain) o.chain, o.seq, o.entry_hash from ordered o order by o.chain, o.seq desc
@@ -4058,6 +4065,8 @@ function pii.verify_audit_chain() owner <owner>
           when o.seq operator(pg_catalog.<>) (coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1)
             then pg_catalog.format('entries %s to %s are missing', coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1, o.seq operator(pg_catalog.-) 1)
           when o.entry_hash is distinct from o.expected_hash then 'entry altered: its hash does not match its content'
+          when o.current_secret_before and o.secret_id is distinct from pii.secret_id()
+            then 'entry claims another HMAC secret after entries made with this database''s'
           when o.prev_hash is distinct from o.prev_entry_hash then 'broken link: prev_hash is not the previous entry''s hash'
         end as problem
         from ordered o

@@ -67,6 +67,15 @@ describe('pii.verify_audit_chain', () => {
     expect(found[0]).toMatchObject({ chain: 'audit', seq });
   });
 
+  it('finds an altered row that claims another HMAC secret to escape the re-hash', async () => {
+    const seq = await auditSeq('erase_chunk');
+    const found = await afterAttack(`alter table pii.audit disable trigger user;
+      update pii.audit set details = '{}', secret_id = '0123456789abcdef' where chain_seq = ${seq}`);
+    expect(found).toEqual([
+      { chain: 'audit', seq, problem: "entry claims another HMAC secret after entries made with this database's" },
+    ]);
+  });
+
   it('finds the last audit rows deleted (the head remembers how far the chain went)', async () => {
     const { rows } = await db.query(`select max(chain_seq)::int as last from pii.audit`);
     const last = rows[0].last as number;

@@ -369,8 +369,45 @@ describe('lethe restore-check after the HMAC secret was rotated after the backup
       const again = await restoreCheck(url, dir);
       expect(again.report).toMatchObject({ replayed: 5, indeterminate: 3 });
       expect(again.code).toBe(1);
+      // Entries made under the old secret are still linked: the chains survive the rotation.
+      expect((await rotLive.query(`select * from pii.verify_audit_chain()`)).rows).toEqual([]);
+      expect((await rotRestored.query(`select * from pii.verify_audit_chain()`)).rows).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('lethe doctor', () => {
+  it('says ok for the restored database once the replay is copied (exit 0)', async () => {
+    const r = await finished(lethe(['--database-url', restoredUrl, 'doctor']));
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ok: audit and ledger chains intact; 2,?010 of 2,?010 ledger entries copied to /);
+  });
+
+  it('names the broken link after an audit row was deleted with the triggers disabled (exit 1)', async () => {
+    const name = `${live.name}_doctor`;
+    const pool = await copyDatabase(`${live.name}_restored`, name);
+    await pool.query(`alter table pii.audit disable trigger user;
+      delete from pii.audit where chain_seq = (select min(chain_seq) from pii.audit where action = 'restore_check');
+      alter table pii.audit enable always trigger audit_no_update_delete;`);
+    const r = await finished(lethe(['--database-url', withDatabaseName(adminUrl, name), '--json', 'doctor']));
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual([
+      expect.stringMatching(/^audit chain: entries (\d+) to \1 are missing \(entry \d+\)$/),
+    ]);
+  });
+
+  it('reports a database whose ledger is not copied anywhere (exit 1)', async () => {
+    const name = `${live.name}_uncopied`;
+    const pool = await copyDatabase(backupName, name);
+    await pool.query(`select * from pii.erase_subjects(array['1150'])`);
+    const uncopied = await finished(lethe(['--database-url', withDatabaseName(adminUrl, name), 'doctor']));
+    expect(uncopied.code).toBe(1);
+    expect(uncopied.stdout).toBe(
+      'problem: the erasure ledger is not copied outside the database: run lethe worker --ledger-dir DIR\n',
+    );
   });
 });

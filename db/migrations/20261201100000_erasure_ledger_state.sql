@@ -58,11 +58,12 @@ insert into pii.ledger_export default values;
 comment on table pii.ledger_export is 'Progress of the external ledger copy (lethe worker --ledger-dir): last entry written, last failure.';
 revoke all on pii.ledger_export from public;
 
--- Audit rows join the audit chain.
-alter table pii.audit add column chain_seq bigint unique, add column prev_hash bytea, add column entry_hash bytea;
+-- Audit rows join the audit chain (secret_id: which HMAC secret made entry_hash).
+alter table pii.audit add column chain_seq bigint unique, add column prev_hash bytea, add column entry_hash bytea,
+  add column secret_id text;
 
 -- migrate:down
-alter table pii.audit drop column chain_seq, drop column prev_hash, drop column entry_hash;
+alter table pii.audit drop column chain_seq, drop column prev_hash, drop column entry_hash, drop column secret_id;
 drop table pii.ledger_export;
 drop table pii.erasure_ledger_pending;
 drop table pii.erasure_ledger;

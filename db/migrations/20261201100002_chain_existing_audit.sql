@@ -5,7 +5,7 @@ alter table pii.audit disable trigger audit_no_update_delete;
 update pii.audit a set chain_seq = n.seq
 from (select x.id, pg_catalog.row_number() over (order by x.id) as seq from pii.audit x) n
 where a.id = n.id;
-update pii.audit a set entry_hash = pii.chain_hash('audit', pii.audit_entry_content(a));
+update pii.audit a set entry_hash = pii.chain_hash('audit', pii.audit_entry_content(a)), secret_id = pii.secret_id();
 update pii.audit a set prev_hash = l.prev_hash
 from (select x.id, pg_catalog.lag(x.entry_hash) over (order by x.chain_seq) as prev_hash from pii.audit x) l
 where a.id = l.id;

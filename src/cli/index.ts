@@ -6,6 +6,7 @@ import { CsvRejectedError } from '../csv/importCsv.js';
 import { LetheError } from '../sql/errors.js';
 import { EXIT, UsageError } from './context.js';
 import { addDemoCommand } from './demo.js';
+import { addDoctorCommand } from './doctor.js';
 import { addEraseCommand } from './erase.js';
 import { addGrantCommand } from './grant.js';
 import { addImportCommand } from './import.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     addWasErasedCommand,
     addWorkerCommand,
     addRestoreCheckCommand,
+    addDoctorCommand,
     addGrantCommand,
     addLintCommand,
     addDemoCommand,

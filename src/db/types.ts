@@ -47,6 +47,7 @@ export interface PiiAudit {
   id: Generated<Int8>;
   prev_hash: Buffer | null;
   request_id: string | null;
+  secret_id: string | null;
   subject_hash: Buffer | null;
 }
 
