@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js
 let db: TestDatabase;
 
 const hashOf = async (key: string) =>
-  (await db.query(`select encode(pii.subject_hash(null, $1), 'hex') as h`, [key])).rows[0].h as string;
+  (await db.query(`select encode(pii_internal.subject_hash(null, $1), 'hex') as h`, [key])).rows[0].h as string;
 
 async function runRequest(keys: string[], mode = 'erase'): Promise<string> {
   const { rows } = await db.query('select pii.request_erasure($1::text[], mode => $2) as id', [keys, mode]);
@@ -95,7 +95,7 @@ describe('pii.erasure_ledger', () => {
   });
 
   it('holds keyed hashes only: no subject key appears in any entry', async () => {
-    const { rows } = await db.query(`select pii.ledger_entry_json(l)::text as line from pii.erasure_ledger l`);
+    const { rows } = await db.query(`select pii_internal.ledger_entry_json(l)::text as line from pii.erasure_ledger l`);
     const text = rows.map((r) => r.line).join('\n');
     for (const key of ['"11"', '"12"', '"13"', 'user11', 'user12@example.com', 'First14'])
       expect(text).not.toContain(key);

@@ -24,7 +24,7 @@ export function addDoctorCommand(program: Command): void {
           );
           if (ledger.unledgered > 0)
             problems.push(
-              `${ledger.unledgered} erasure(s) never reached pii.erasure_ledger (pii.erasure_ledger_pending)`,
+              `${ledger.unledgered} erasure(s) never reached pii.erasure_ledger (pii_internal.erasure_ledger_pending)`,
             );
           if (ledger.lastError) problems.push(`ledger copy: ${ledger.lastError}`);
           if (ledger.target === null && ledger.ledgerSeq > 0)

@@ -21,7 +21,7 @@ export function addWorkerCommand(program: Command): void {
     )
     .action(
       action(async (opts: WorkerOptions, cmd: Command) => {
-        // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+        // Loaded on use: graphile-worker and the demo's modules slow every other command's start.
         const { runWorker } = await import('../worker/runWorker.js');
         const worker = await runWorker({
           connectionString: databaseUrl(cmd),

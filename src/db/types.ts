@@ -51,12 +51,6 @@ export interface PiiAudit {
   subject_hash: Buffer | null;
 }
 
-export interface PiiChainHeads {
-  chain: string;
-  last_hash: Buffer | null;
-  seq: Generated<Int8>;
-}
-
 export interface PiiColumns {
   attnum: number;
   category: Generated<string>;
@@ -80,30 +74,11 @@ export interface PiiErasureLedger {
   subject_hash: Buffer;
 }
 
-export interface PiiErasureLedgerPending {
-  erased_at: Timestamp;
-  subject_hash: Buffer;
-  xact: string;
-}
-
 export interface PiiImportRows {
   import_id: string;
   row_number: Int8;
   scope: string | null;
   subject_key: string;
-}
-
-export interface PiiLedgerExport {
-  exported_at: Timestamp | null;
-  exported_seq: Generated<Int8>;
-  last_error: string | null;
-  last_error_at: Timestamp | null;
-  singleton: Generated<boolean>;
-  target: string | null;
-}
-
-export interface PiiLetheMigrations {
-  version: string;
 }
 
 export interface PiiMaskedViews {
@@ -248,13 +223,9 @@ export interface PiiTombstones {
 
 export interface DB {
   "pii.audit": PiiAudit;
-  "pii.chain_heads": PiiChainHeads;
   "pii.columns": PiiColumns;
   "pii.erasure_ledger": PiiErasureLedger;
-  "pii.erasure_ledger_pending": PiiErasureLedgerPending;
   "pii.import_rows": PiiImportRows;
-  "pii.ledger_export": PiiLedgerExport;
-  "pii.lethe_migrations": PiiLetheMigrations;
   "pii.masked_views": PiiMaskedViews;
   "pii.overdue_requests": PiiOverdueRequests;
   "pii.registered_columns": PiiRegisteredColumns;

@@ -56,7 +56,7 @@ export interface LedgerExporter {
   stop(): Promise<void>;
 }
 
-/** Exports every intervalMs until stopped; a failure is logged as an error and recorded in pii.ledger_export. */
+/** Exports every intervalMs until stopped; a failure is logged as an error and recorded in pii_internal.ledger_export. */
 export function startLedgerExport(
   db: LetheDb,
   dir: string,

@@ -1,10 +1,10 @@
--- migrate:up
--- Code for restore-safe erasure (F30, F37): idempotent (create or replace), state in …100000.
+-- Repeatable code: the erasure ledger, the hash chains over it and pii.audit, restore_check
+-- (F30, F37). State in db/migrations/0007_erasure_ledger.sql.
 --  * Hash chains: every pii.audit row and every pii.erasure_ledger entry carries the
 --    keyed hash of the previous entry (prev_hash) and of its own content (entry_hash);
 --    pii.verify_audit_chain() finds the first missing, altered or unlinked entry.
 --  * Ledger: a subject whose tombstone is marked erased is held in
---    pii.erasure_ledger_pending until the erase_subjects / erase_chunk audit row of the
+--    pii_internal.erasure_ledger_pending until the erase_subjects / erase_chunk audit row of the
 --    same transaction says how (mode, request); then it is appended to the ledger.
 --    pii.allow_return appends a 'return' entry, so a restore does not erase a person who
 --    legitimately came back.
@@ -16,30 +16,30 @@ create or replace function pii.secret_id() returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.left(pg_catalog.encode(pii.hmac('lethe secret id'), 'hex'), 16)
+  select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('lethe secret id'), 'hex'), 16)
 $$;
 comment on function pii.secret_id() is 'Fingerprint of the install''s HMAC secret (16 hex digits of a keyed hash of a constant): which secret made a ledger entry''s hashes. Example: select pii.secret_id();';
 
-create or replace function pii.chain_hash(chain text, content jsonb) returns bytea
+create or replace function pii_internal.chain_hash(chain text, content jsonb) returns bytea
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii.hmac(chain operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) content::text)
+  select pii_internal.hmac(chain operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) content::text)
 $$;
-comment on function pii.chain_hash(text, jsonb) is 'Internal. Keyed hash of a chain entry''s canonical content.';
+comment on function pii_internal.chain_hash(text, jsonb) is 'Internal. Keyed hash of a chain entry''s canonical content.';
 
 -- Canonical content (jsonb text is normalised; times as epoch, bytes as hex, so neither
 -- TimeZone, DateStyle nor bytea_output changes it).
-create or replace function pii.audit_entry_content(a pii.audit) returns jsonb
+create or replace function pii_internal.audit_entry_content(a pii.audit) returns jsonb
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.jsonb_build_array(a.chain_seq, a.id, pg_catalog.date_part('epoch'::text, a.at)::text, a.actor, a.application,
                                       a.action, a.request_id, pg_catalog.encode(a.subject_hash, 'hex'), a.details)
 $$;
-comment on function pii.audit_entry_content(pii.audit) is 'Internal. What an audit row''s entry_hash covers: every column but the chain links.';
+comment on function pii_internal.audit_entry_content(pii.audit) is 'Internal. What an audit row''s entry_hash covers: every column but the chain links.';
 
-create or replace function pii.ledger_entry_content(seq bigint, subject_hash bytea, identifier_hashes bytea[], kind text, scoped boolean,
+create or replace function pii_internal.ledger_entry_content(seq bigint, subject_hash bytea, identifier_hashes bytea[], kind text, scoped boolean,
                                                     mode text, request_id uuid, erased_at timestamptz, secret_id text)
 returns jsonb
 language sql immutable
@@ -49,10 +49,10 @@ as $$
                                       (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i),
                                       kind, scoped, mode, request_id, pg_catalog.date_part('epoch'::text, erased_at)::text, secret_id)
 $$;
-comment on function pii.ledger_entry_content(bigint, bytea, bytea[], text, boolean, text, uuid, timestamptz, text) is 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.';
+comment on function pii_internal.ledger_entry_content(bigint, bytea, bytea[], text, boolean, text, uuid, timestamptz, text) is 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.';
 
 -- A ledger entry as one JSON line of the external copy (and what restore_check reads back).
-create or replace function pii.ledger_entry_json(l pii.erasure_ledger) returns jsonb
+create or replace function pii_internal.ledger_entry_json(l pii.erasure_ledger) returns jsonb
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -63,38 +63,38 @@ as $$
     'erased_at', pg_catalog.to_char(pg_catalog.timezone('UTC', l.erased_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
     'secret_id', l.secret_id, 'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'), 'entry_hash', pg_catalog.encode(l.entry_hash, 'hex'))
 $$;
-comment on function pii.ledger_entry_json(pii.erasure_ledger) is 'Internal. A ledger entry as the JSON object written to the external ledger files.';
+comment on function pii_internal.ledger_entry_json(pii.erasure_ledger) is 'Internal. A ledger entry as the JSON object written to the external ledger files.';
 
 -- Audit rows: numbered and linked under the head's row lock.
-create or replace function pii.chain_audit_row() returns trigger
+create or replace function pii_internal.chain_audit_row() returns trigger
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  head pii.chain_heads;
+  head pii_internal.chain_heads;
 begin
-  select * into head from pii.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
+  select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
   new.chain_seq := head.seq operator(pg_catalog.+) 1;
   new.prev_hash := head.last_hash;
   new.secret_id := pii.secret_id();
-  new.entry_hash := pii.chain_hash('audit', pii.audit_entry_content(new));
-  update pii.chain_heads h set seq = new.chain_seq, last_hash = new.entry_hash where h.chain operator(pg_catalog.=) 'audit';
+  new.entry_hash := pii_internal.chain_hash('audit', pii_internal.audit_entry_content(new));
+  update pii_internal.chain_heads h set seq = new.chain_seq, last_hash = new.entry_hash where h.chain operator(pg_catalog.=) 'audit';
   return new;
 end
 $$;
-comment on function pii.chain_audit_row() is 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.';
+comment on function pii_internal.chain_audit_row() is 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.';
 
 create or replace trigger audit_chain before insert on pii.audit
-  for each row execute function pii.chain_audit_row();
+  for each row execute function pii_internal.chain_audit_row();
 
 -- Appends one entry per subject (hashes and the times their tombstones were marked erased).
-create or replace function pii.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamptz[], entry_mode text, entry_request_id uuid)
+create or replace function pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamptz[], entry_mode text, entry_request_id uuid)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  head pii.chain_heads;
+  head pii_internal.chain_heads;
   sid text := pii.secret_id();
   is_scoped boolean;
 begin
@@ -102,13 +102,13 @@ begin
     return 0;
   end if;
   select s.scope_attnum is not null into is_scoped from pii.subject_table s;
-  select * into head from pii.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+  select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   with numbered as (
     select head.seq operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
     from unnest(subject_hashes, erased_ats) as u (h, t)
   ), hashed as (
     select n.seq, n.h, n.t,
-           pii.chain_hash('erasure_ledger', pii.ledger_entry_content(n.seq, n.h, null, null, coalesce(is_scoped, false), entry_mode,
+           pii_internal.chain_hash('erasure_ledger', pii_internal.ledger_entry_content(n.seq, n.h, null, null, coalesce(is_scoped, false), entry_mode,
                                                                      entry_request_id, n.t, sid)) as entry_hash
     from numbered n
   ), ins as (
@@ -118,21 +118,21 @@ begin
     from hashed x
     returning erasure_ledger.seq, erasure_ledger.entry_hash
   )
-  update pii.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+  update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
   from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
   where h.chain operator(pg_catalog.=) 'erasure_ledger';
   return pg_catalog.cardinality(subject_hashes);
 end
 $$;
-comment on function pii.append_erasure_ledger(bytea[], timestamptz[], text, uuid) is 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.';
+comment on function pii_internal.append_erasure_ledger(bytea[], timestamptz[], text, uuid) is 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.';
 
 -- Tombstones marked erased by this statement (erased_xact set to this transaction).
-create or replace function pii.hold_erased_for_ledger() returns trigger
+create or replace function pii_internal.hold_erased_for_ledger() returns trigger
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
-  insert into pii.erasure_ledger_pending (xact, subject_hash, erased_at)
+  insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
   select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
   from new_rows n join old_rows o on o.subject_hash operator(pg_catalog.=) n.subject_hash
   where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
@@ -141,14 +141,14 @@ begin
   return null;
 end
 $$;
-comment on function pii.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii.erasure_ledger_pending for their audit row.';
+comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
 
 create or replace trigger tombstones_erasure_ledger after update on pii.tombstones
   referencing old table as old_rows new table as new_rows
-  for each statement execute function pii.hold_erased_for_ledger();
+  for each statement execute function pii_internal.hold_erased_for_ledger();
 
 -- The audit row of an erasure (or of allow_return) says how: append the ledger entries.
-create or replace function pii.ledger_audited_erasure() returns trigger
+create or replace function pii_internal.ledger_audited_erasure() returns trigger
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -157,28 +157,28 @@ declare
   times timestamptz[];
 begin
   if new.action operator(pg_catalog.=) 'allow_return' then
-    perform pii.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
+    perform pii_internal.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
     return null;
   end if;
   with moved as (
-    delete from pii.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
+    delete from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
     returning p.subject_hash, p.erased_at
   )
   select pg_catalog.array_agg(m.subject_hash), pg_catalog.array_agg(m.erased_at) into hashes, times from moved m;
-  perform pii.append_erasure_ledger(hashes, times,
+  perform pii_internal.append_erasure_ledger(hashes, times,
     case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
          else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
     new.request_id);
   return null;
 end
 $$;
-comment on function pii.ledger_audited_erasure() is 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.';
+comment on function pii_internal.ledger_audited_erasure() is 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.';
 
 create or replace trigger audit_erasure_ledger after insert on pii.audit
   for each row when (new.action in ('erase_subjects', 'erase_chunk', 'allow_return'))
-  execute function pii.ledger_audited_erasure();
+  execute function pii_internal.ledger_audited_erasure();
 
-create or replace function pii.ledger_is_append_only() returns trigger
+create or replace function pii_internal.ledger_is_append_only() returns trigger
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -187,12 +187,12 @@ begin
     using errcode = '42501', hint = 'Ledger entries are what a restore replays; they are never changed or removed.';
 end
 $$;
-comment on function pii.ledger_is_append_only() is 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.erasure_ledger.';
+comment on function pii_internal.ledger_is_append_only() is 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.erasure_ledger.';
 
 create or replace trigger erasure_ledger_no_update_delete before update or delete on pii.erasure_ledger
-  for each row execute function pii.ledger_is_append_only();
+  for each row execute function pii_internal.ledger_is_append_only();
 create or replace trigger erasure_ledger_no_truncate before truncate on pii.erasure_ledger
-  for each statement execute function pii.ledger_is_append_only();
+  for each statement execute function pii_internal.ledger_is_append_only();
 alter table pii.erasure_ledger enable always trigger erasure_ledger_no_update_delete;
 alter table pii.erasure_ledger enable always trigger erasure_ledger_no_truncate;
 
@@ -204,13 +204,13 @@ as $$
   with links as (
     -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
     select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
-           case when a.secret_id operator(pg_catalog.=) pii.secret_id() then pii.chain_hash('audit', pii.audit_entry_content(a))
+           case when a.secret_id operator(pg_catalog.=) pii.secret_id() then pii_internal.chain_hash('audit', pii_internal.audit_entry_content(a))
                 else a.entry_hash end as expected_hash
     from pii.audit a where a.chain_seq is not null
     union all
     select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
            case when l.secret_id operator(pg_catalog.=) pii.secret_id()
-                then pii.chain_hash('erasure_ledger', pii.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped,
+                then pii_internal.chain_hash('erasure_ledger', pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped,
                                                                               l.mode, l.request_id, l.erased_at, l.secret_id))
                 else l.entry_hash end
     from pii.erasure_ledger l
@@ -241,7 +241,7 @@ as $$
         then pg_catalog.format('entries %s to %s are missing (the head is at %s)', coalesce(t.seq, 0) operator(pg_catalog.+) 1, h.seq, h.seq)
       when t.entry_hash is distinct from h.last_hash then 'the last entry is not the one the head recorded'
     end
-    from pii.chain_heads h left join tails t on t.chain operator(pg_catalog.=) h.chain
+    from pii_internal.chain_heads h left join tails t on t.chain operator(pg_catalog.=) h.chain
   )
   select distinct on (p.chain) p.chain, p.seq, p.problem
   from problems p where p.problem is not null
@@ -259,7 +259,7 @@ returns table (seq bigint, entry jsonb)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select l.seq, pii.ledger_entry_json(l) from pii.erasure_ledger l
+  select l.seq, pii_internal.ledger_entry_json(l) from pii.erasure_ledger l
   where l.seq operator(pg_catalog.>) after_seq
   order by l.seq limit least(greatest(max_entries, 1), 100000)
 $$;
@@ -269,7 +269,7 @@ create or replace function pii.record_ledger_export(exported_seq bigint, target 
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  update pii.ledger_export e set
+  update pii_internal.ledger_export e set
     exported_seq = case when error is null then record_ledger_export.exported_seq else e.exported_seq end,
     exported_at = case when error is null then pg_catalog.now() else e.exported_at end,
     target = record_ledger_export.target,
@@ -287,8 +287,8 @@ as $$
   select h.seq, e.exported_seq, h.seq operator(pg_catalog.-) e.exported_seq,
          (select l.erased_at from pii.erasure_ledger l where l.seq operator(pg_catalog.=) (e.exported_seq operator(pg_catalog.+) 1)),
          e.target, e.last_error, e.last_error_at,
-         (select pg_catalog.count(*) from pii.erasure_ledger_pending p)
-  from pii.chain_heads h, pii.ledger_export e
+         (select pg_catalog.count(*) from pii_internal.erasure_ledger_pending p)
+  from pii_internal.chain_heads h, pii_internal.ledger_export e
   where h.chain operator(pg_catalog.=) 'erasure_ledger'
 $$;
 comment on function pii.ledger_status() is
@@ -298,7 +298,7 @@ Example: select * from pii.ledger_status();$$;
 
 -- The external copy's JSON entries as ledger rows, validated; NULL-free errors name the
 -- entry by position, never by content.
-create or replace function pii.parse_ledger_entries(entries jsonb) returns pii.erasure_ledger[]
+create or replace function pii_internal.parse_ledger_entries(entries jsonb) returns pii.erasure_ledger[]
 language plpgsql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -348,22 +348,22 @@ begin
   return coalesce(parsed, '{}');
 end
 $$;
-comment on function pii.parse_ledger_entries(jsonb) is 'Internal. Validates the external ledger''s JSON entries and returns them as ledger rows ordered by seq.';
+comment on function pii_internal.parse_ledger_entries(jsonb) is 'Internal. Validates the external ledger''s JSON entries and returns them as ledger rows ordered by seq.';
 
 -- Copies ledger entries the database lacks (a restore from before they were written) back
 -- in, checking that they continue its chain. Returns (restored, conflicts): conflicts are
 -- entries whose seq the database holds with another hash (then nothing is copied).
-create or replace function pii.restore_ledger_entries(parsed pii.erasure_ledger[], out restored bigint, out conflicts bigint)
+create or replace function pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], out restored bigint, out conflicts bigint)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  head pii.chain_heads;
+  head pii_internal.chain_heads;
   sid text := pii.secret_id();
   bad bigint;
 begin
   restored := 0;
-  select * into head from pii.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+  select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   select pg_catalog.count(*) into conflicts
   from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
   where l.entry_hash operator(pg_catalog.<>) e.entry_hash;
@@ -375,27 +375,27 @@ begin
   from (select e.seq, e.prev_hash, e.entry_hash, e.secret_id,
                pg_catalog.lag(e.seq, 1, head.seq) over w as prev_seq,
                pg_catalog.lag(e.entry_hash, 1, head.last_hash) over w as prev_entry_hash,
-               pii.ledger_entry_content(e.seq, e.subject_hash, e.identifier_hashes, e.kind, e.scoped, e.mode, e.request_id,
+               pii_internal.ledger_entry_content(e.seq, e.subject_hash, e.identifier_hashes, e.kind, e.scoped, e.mode, e.request_id,
                                         e.erased_at, e.secret_id) as content
         from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq window w as (order by e.seq)) o
   where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
      or o.prev_hash is distinct from o.prev_entry_hash
-     or (o.secret_id operator(pg_catalog.=) sid and o.entry_hash operator(pg_catalog.<>) pii.chain_hash('erasure_ledger', o.content));
+     or (o.secret_id operator(pg_catalog.=) sid and o.entry_hash operator(pg_catalog.<>) pii_internal.chain_hash('erasure_ledger', o.content));
   if bad is not null then
     raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
       hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
   end if;
   insert into pii.erasure_ledger select e.* from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq;
   get diagnostics restored = row_count;
-  update pii.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+  update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
   from (select e.seq, e.entry_hash from pg_catalog.unnest(parsed) e order by e.seq desc limit 1) l
   where h.chain operator(pg_catalog.=) 'erasure_ledger' and l.seq operator(pg_catalog.>) h.seq;
   -- They came from the external copy, so the copy holds them.
-  update pii.ledger_export x set exported_seq = h.seq from pii.chain_heads h
+  update pii_internal.ledger_export x set exported_seq = h.seq from pii_internal.chain_heads h
   where h.chain operator(pg_catalog.=) 'erasure_ledger' and x.exported_seq operator(pg_catalog.<) h.seq and restored operator(pg_catalog.>) 0;
 end
 $$;
-comment on function pii.restore_ledger_entries(pii.erasure_ledger[]) is 'Internal. Appends external ledger entries the database lacks, after checking they continue its chain.';
+comment on function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) is 'Internal. Appends external ledger entries the database lacks, after checking they continue its chain.';
 
 create or replace function pii.restore_check(entries jsonb)
 returns table (ledger_entries bigint, ledger_restored bigint, ledger_conflicts bigint, subjects bigint, replayed bigint,
@@ -425,10 +425,10 @@ begin
     raise exception 'no subject table is registered yet' using errcode = '55000';
   end if;
   select * into sec from pii.secret;
-  parsed := pii.parse_ledger_entries(entries);
+  parsed := pii_internal.parse_ledger_entries(entries);
 
   -- 1. The ledger itself continues where the external copy ends.
-  ledger := pii.restore_ledger_entries(parsed);
+  ledger := pii_internal.restore_ledger_entries(parsed);
 
   -- 2. Each subject's last word under this database's secret: erasures after its last
   --    'return' count, delete winning over erase.
@@ -450,9 +450,9 @@ begin
     $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
        from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
        join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-    pii.subject_hash_sql('t.s', 't.k'),
-    case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end,
-    pii.column_name(subj.relid, subj.key_attnum), pii.qualified_name(subj.relid))
+    pii_internal.subject_hash_sql('t.s', 't.k'),
+    case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+    pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
     into found_hashes, found_keys, found_scopes
     using hashes, null::text, sec.inner_key, sec.outer_key;
   found_hashes := coalesce(found_hashes, '{}');
@@ -488,7 +488,7 @@ begin
     where c.st operator(pg_catalog.=) 'replayed'
     group by c.m order by c.m
   loop
-    rids := rids operator(pg_catalog.||) pii.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
+    rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
                                                             null, null, 'restore-check', r.mode, null);
   end loop;
 
@@ -503,7 +503,7 @@ begin
   from pg_catalog.unnest(states) s;
   select pg_catalog.count(distinct p.subject_hash) into indeterminate from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.<>) sid;
   request_ids := rids;
-  perform pii.write_audit('restore_check', null, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('restore_check', null, pg_catalog.jsonb_build_object(
     'ledger_entries', ledger_entries, 'ledger_restored', ledger_restored, 'ledger_conflicts', ledger_conflicts, 'subjects', subjects,
     'replayed', replayed, 'already_erased', already_erased, 'in_progress', in_progress, 'returned', returned,
     'not_present', not_present, 'indeterminate', indeterminate, 'tombstones_written', tombstones_written, 'requests', rids));
@@ -518,32 +518,37 @@ key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a 
 (allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
 Example: select * from pii.restore_check('[{"seq": 1, …}]'::jsonb);  -- usually: lethe restore-check --ledger DIR$$;
 
-revoke execute on all functions in schema pii from public;
+-- Audit rows written before the chain existed are chained once, in id order. Here rather
+-- than in a versioned migration because it needs the chain functions above.
+do $do$
+begin
+  if not exists (select from pii_internal.chain_heads h where h.chain = 'audit') then
+    alter table pii.audit disable trigger audit_no_update_delete;
+    update pii.audit a set chain_seq = n.seq
+    from (select x.id, pg_catalog.row_number() over (order by x.id) as seq from pii.audit x) n
+    where a.id = n.id;
+    update pii.audit a set entry_hash = pii_internal.chain_hash('audit', pii_internal.audit_entry_content(a)), secret_id = pii.secret_id();
+    update pii.audit a set prev_hash = l.prev_hash
+    from (select x.id, pg_catalog.lag(x.entry_hash) over (order by x.chain_seq) as prev_hash from pii.audit x) l
+    where a.id = l.id;
+    alter table pii.audit enable always trigger audit_no_update_delete;
+
+    insert into pii_internal.chain_heads (chain, seq, last_hash)
+    select 'audit', coalesce(pg_catalog.max(a.chain_seq), 0),
+           (select x.entry_hash from pii.audit x order by x.chain_seq desc limit 1)
+    from pii.audit a;
+  end if;
+end
+$do$;
+
+comment on table pii_internal.chain_heads is 'Head of each hash chain (audit, erasure_ledger): last sequence number and entry hash. Locked by every append.';
+comment on table pii.erasure_ledger is 'Append-only, hash-chained record of every finished erasure (one entry per subject): keyed subject hash, mode, request, time, secret id. Copied outside the database by lethe worker --ledger-dir; replayed after a restore by lethe restore-check.';
+comment on table pii_internal.erasure_ledger_pending is 'Subjects erased by the current transaction, until its erase_subjects / erase_chunk audit row moves them into pii.erasure_ledger.';
+comment on table pii_internal.ledger_export is 'Progress of the external ledger copy (lethe worker --ledger-dir): last entry written, last failure.';
+revoke all on pii_internal.chain_heads, pii.erasure_ledger, pii_internal.erasure_ledger_pending, pii_internal.ledger_export from public;
+
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.verify_audit_chain(), pii.ledger_status() to pii_auditor, pii_operator;
 grant execute on function pii.ledger_entries_after(bigint, integer), pii.record_ledger_export(bigint, text, text) to pii_operator;
 grant execute on function pii.restore_check(jsonb) to pii_admin;
 grant select on pii.erasure_ledger to pii_auditor;
-
--- migrate:down
-drop function pii.restore_check(jsonb);
-drop function pii.restore_ledger_entries(pii.erasure_ledger[]);
-drop function pii.parse_ledger_entries(jsonb);
-drop function pii.ledger_status();
-drop function pii.record_ledger_export(bigint, text, text);
-drop function pii.ledger_entries_after(bigint, integer);
-drop function pii.verify_audit_chain();
-drop trigger erasure_ledger_no_truncate on pii.erasure_ledger;
-drop trigger erasure_ledger_no_update_delete on pii.erasure_ledger;
-drop function pii.ledger_is_append_only();
-drop trigger audit_erasure_ledger on pii.audit;
-drop function pii.ledger_audited_erasure();
-drop trigger tombstones_erasure_ledger on pii.tombstones;
-drop function pii.hold_erased_for_ledger();
-drop function pii.append_erasure_ledger(bytea[], timestamptz[], text, uuid);
-drop trigger audit_chain on pii.audit;
-drop function pii.chain_audit_row();
-drop function pii.ledger_entry_json(pii.erasure_ledger);
-drop function pii.ledger_entry_content(bigint, bytea, bytea[], text, boolean, text, uuid, timestamptz, text);
-drop function pii.audit_entry_content(pii.audit);
-drop function pii.chain_hash(text, jsonb);
-drop function pii.secret_id();
