@@ -259,7 +259,7 @@ table pii.tombstones owner <owner>
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
-  trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii.tombstones REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
+  trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
   comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
 
 table pii_internal.chain_heads owner <owner>
@@ -282,8 +282,6 @@ table pii_internal.erasure_ledger_pending owner <owner>
   column xact xid8 not null
   column subject_hash bytea not null
   column erased_at timestamp with time zone not null
-  constraint erasure_ledger_pending_pkey PRIMARY KEY (xact, subject_hash)
-  index CREATE UNIQUE INDEX erasure_ledger_pending_pkey ON pii_internal.erasure_ledger_pending USING btree (xact, subject_hash)
   comment 'Subjects erased by the current transaction, until its erase_subjects / erase_chunk audit row moves them into pii.erasure_ledger.'
 
 table pii_internal.ledger_export owner <owner>
@@ -1839,28 +1837,31 @@ function pii.unregister_table(regclass) owner <owner>
 function pii.verify_audit_chain() owner <owner>
     CREATE OR REPLACE FUNCTION pii.verify_audit_chain()
      RETURNS TABLE(chain text, seq bigint, problem text)
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
+    declare
+      sec pii.secret;
+    begin
+      select * into sec from pii.secret;
+      -- Placeholders, not format(): the query has format() calls of its own. $1 is this
+      -- database's secret id, $3/$4 its key (hashing in C, set-based).
+      return query execute pg_catalog.replace(pg_catalog.replace($q$
       with links as (
         -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
         select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
-               case when a.secret_id operator(pg_catalog.=) pii.secret_id() then pii_internal.chain_hash('audit', pii_internal.audit_entry_content(a))
-                    else a.entry_hash end as expected_hash
+               case when a.secret_id operator(pg_catalog.=) $1 then {audit_hash} else a.entry_hash end as expected_hash
         from pii.audit a where a.chain_seq is not null
         union all
         select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
-               case when l.secret_id operator(pg_catalog.=) pii.secret_id()
-                    then pii_internal.chain_hash('erasure_ledger', pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped,
-                                                                                  l.mode, l.request_id, l.erased_at, l.secret_id))
-                    else l.entry_hash end
+               case when l.secret_id operator(pg_catalog.=) $1 then {ledger_hash} else l.entry_hash end
         from pii.erasure_ledger l
       ), ordered as (
         select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash,
                -- A rotation changes the secret once, going forward: an entry claiming an older
                -- secret after entries made with this one is hiding from the re-hash.
-               coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) pii.secret_id())
+               coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) $1)
                           over (w rows between unbounded preceding and 1 preceding), false) as current_secret_before
         from links k window w as (partition by k.chain order by k.seq)
       ), tails as (
@@ -1870,7 +1871,7 @@ function pii.verify_audit_chain() owner <owner>
           when o.seq operator(pg_catalog.<>) (coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1)
             then pg_catalog.format('entries %s to %s are missing', coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1, o.seq operator(pg_catalog.-) 1)
           when o.entry_hash is distinct from o.expected_hash then 'entry altered: its hash does not match its content'
-          when o.current_secret_before and o.secret_id is distinct from pii.secret_id()
+          when o.current_secret_before and o.secret_id is distinct from $1
             then 'entry claims another HMAC secret after entries made with this database''s'
           when o.prev_hash is distinct from o.prev_entry_hash then 'broken link: prev_hash is not the previous entry''s hash'
         end as problem
@@ -1887,7 +1888,12 @@ function pii.verify_audit_chain() owner <owner>
       )
       select distinct on (p.chain) p.chain, p.seq, p.problem
       from problems p where p.problem is not null
-      order by p.chain, p.seq nulls first
+      order by p.chain, p.seq nulls first$q$,
+        '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
+        '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
+          'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
+        using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+    end
     $function$
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
@@ -2130,32 +2136,33 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sid text := pii.secret_id();
+      sec pii.secret;
       is_scoped boolean;
     begin
       if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
         return 0;
       end if;
       select s.scope_attnum is not null into is_scoped from pii.subject_table s;
+      select * into sec from pii.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
-      with numbered as (
-        select head.seq operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
-        from unnest(subject_hashes, erased_ats) as u (h, t)
-      ), hashed as (
-        select n.seq, n.h, n.t,
-               pii_internal.chain_hash('erasure_ledger', pii_internal.ledger_entry_content(n.seq, n.h, null, null, coalesce(is_scoped, false), entry_mode,
-                                                                         entry_request_id, n.t, sid)) as entry_hash
-        from numbered n
-      ), ins as (
-        insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-        select x.seq, x.h, null, null, coalesce(is_scoped, false), entry_mode, entry_request_id, x.t, sid,
-               pg_catalog.lag(x.entry_hash, 1, head.last_hash) over (order by x.seq), x.entry_hash
-        from hashed x
-        returning erasure_ledger.seq, erasure_ledger.entry_hash
-      )
-      update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
-      from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
-      where h.chain operator(pg_catalog.=) 'erasure_ledger';
+      execute pg_catalog.format(
+        $q$with numbered as (
+             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+             from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+           ), hashed as (
+             select n.seq, n.h, n.t, %s as entry_hash from numbered n
+           ), ins as (
+             insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
+             select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             from hashed x
+             returning erasure_ledger.seq, erasure_ledger.entry_hash
+           )
+           update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+           from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+           where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
+              entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
     end
     $function$
@@ -2262,6 +2269,18 @@ function pii_internal.chain_hash(text,jsonb) owner <owner>
       select pii_internal.hmac(chain operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) content::text)
     $function$
   comment 'Internal. Keyed hash of a chain entry''s canonical content.'
+
+function pii_internal.chain_hash_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_hash_sql(chain text, content_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
+                                                     chain, content_sql))
+    $function$
+  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.'
 
 function pii_internal.check_erase_mode(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
@@ -3163,12 +3182,13 @@ function pii_internal.hold_erased_for_ledger() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     begin
+      -- New rows only: a join with old_rows (no statistics on transition tables) can become a
+      -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
+      -- its audit row is ledgered again, which is what it is.
       insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
       select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
-      from new_rows n join old_rows o on o.subject_hash operator(pg_catalog.=) n.subject_hash
-      where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
-        and o.erased_xact is distinct from n.erased_xact and n.erased_at is not null
-      on conflict do nothing;
+      from new_rows n
+      where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
       return null;
     end
     $function$
@@ -3277,7 +3297,8 @@ function pii_internal.ledger_entry_content(bigint,bytea,bytea[],text,boolean,tex
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
-                                          (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i),
+                                          case when identifier_hashes is not null then
+                                            (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i) end,
                                           kind, scoped, mode, request_id, pg_catalog.date_part('epoch'::text, erased_at)::text, secret_id)
     $function$
   comment 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.'
@@ -4199,10 +4220,12 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     AS $function$
     declare
       head pii_internal.chain_heads;
+      sec pii.secret;
       sid text := pii.secret_id();
       bad bigint;
     begin
       restored := 0;
+      select * into sec from pii.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       select pg_catalog.count(*) into conflicts
       from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -4211,16 +4234,16 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
         return;
       end if;
       -- Entries made under another secret are linked, not re-hashed.
-      select pg_catalog.min(o.seq) into bad
-      from (select e.seq, e.prev_hash, e.entry_hash, e.secret_id,
-                   pg_catalog.lag(e.seq, 1, head.seq) over w as prev_seq,
-                   pg_catalog.lag(e.entry_hash, 1, head.last_hash) over w as prev_entry_hash,
-                   pii_internal.ledger_entry_content(e.seq, e.subject_hash, e.identifier_hashes, e.kind, e.scoped, e.mode, e.request_id,
-                                            e.erased_at, e.secret_id) as content
-            from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq window w as (order by e.seq)) o
-      where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
-         or o.prev_hash is distinct from o.prev_entry_hash
-         or (o.secret_id operator(pg_catalog.=) sid and o.entry_hash operator(pg_catalog.<>) pii_internal.chain_hash('erasure_ledger', o.content));
+      execute pg_catalog.format(
+        $q$select pg_catalog.min(o.seq)
+           from (select e.*, pg_catalog.lag(e.seq, 1, $5) over w as prev_seq, pg_catalog.lag(e.entry_hash, 1, $6) over w as prev_entry_hash
+                 from pg_catalog.unnest($1::pii.erasure_ledger[]) e where e.seq operator(pg_catalog.>) $5 window w as (order by e.seq)) o
+           where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
+              or o.prev_hash is distinct from o.prev_entry_hash
+              or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
+        pii_internal.chain_hash_sql('erasure_ledger',
+          'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
+        into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
       if bad is not null then
         raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
           hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';

@@ -28,6 +28,18 @@ as $$
 $$;
 comment on function pii_internal.chain_hash(text, jsonb) is 'Internal. Keyed hash of a chain entry''s canonical content.';
 
+-- The same as SQL text over a content expression, with the install key bound as $3/$4
+-- (see pii_internal.hmac_sql): set-based statements hash in C, not one function call
+-- (and one query of pii.secret) per entry.
+create or replace function pii_internal.chain_hash_sql(chain text, content_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
+                                                 chain, content_sql))
+$$;
+comment on function pii_internal.chain_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.';
+
 -- Canonical content (jsonb text is normalised; times as epoch, bytes as hex, so neither
 -- TimeZone, DateStyle nor bytea_output changes it).
 create or replace function pii_internal.audit_entry_content(a pii.audit) returns jsonb
@@ -46,7 +58,8 @@ language sql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
-                                      (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i),
+                                      case when identifier_hashes is not null then
+                                        (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i) end,
                                       kind, scoped, mode, request_id, pg_catalog.date_part('epoch'::text, erased_at)::text, secret_id)
 $$;
 comment on function pii_internal.ledger_entry_content(bigint, bytea, bytea[], text, boolean, text, uuid, timestamptz, text) is 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.';
@@ -95,32 +108,33 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
-  sid text := pii.secret_id();
+  sec pii.secret;
   is_scoped boolean;
 begin
   if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
     return 0;
   end if;
   select s.scope_attnum is not null into is_scoped from pii.subject_table s;
+  select * into sec from pii.secret;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
-  with numbered as (
-    select head.seq operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
-    from unnest(subject_hashes, erased_ats) as u (h, t)
-  ), hashed as (
-    select n.seq, n.h, n.t,
-           pii_internal.chain_hash('erasure_ledger', pii_internal.ledger_entry_content(n.seq, n.h, null, null, coalesce(is_scoped, false), entry_mode,
-                                                                     entry_request_id, n.t, sid)) as entry_hash
-    from numbered n
-  ), ins as (
-    insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-    select x.seq, x.h, null, null, coalesce(is_scoped, false), entry_mode, entry_request_id, x.t, sid,
-           pg_catalog.lag(x.entry_hash, 1, head.last_hash) over (order by x.seq), x.entry_hash
-    from hashed x
-    returning erasure_ledger.seq, erasure_ledger.entry_hash
-  )
-  update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
-  from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
-  where h.chain operator(pg_catalog.=) 'erasure_ledger';
+  execute pg_catalog.format(
+    $q$with numbered as (
+         select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+         from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+       ), hashed as (
+         select n.seq, n.h, n.t, %s as entry_hash from numbered n
+       ), ins as (
+         insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
+         select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+         from hashed x
+         returning erasure_ledger.seq, erasure_ledger.entry_hash
+       )
+       update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+       from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+       where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
+    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+    using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
+          entry_mode, entry_request_id, pii.secret_id();
   return pg_catalog.cardinality(subject_hashes);
 end
 $$;
@@ -132,19 +146,20 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
+  -- New rows only: a join with old_rows (no statistics on transition tables) can become a
+  -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
+  -- its audit row is ledgered again, which is what it is.
   insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
   select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
-  from new_rows n join old_rows o on o.subject_hash operator(pg_catalog.=) n.subject_hash
-  where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
-    and o.erased_xact is distinct from n.erased_xact and n.erased_at is not null
-  on conflict do nothing;
+  from new_rows n
+  where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
   return null;
 end
 $$;
 comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
 
 create or replace trigger tombstones_erasure_ledger after update on pii.tombstones
-  referencing old table as old_rows new table as new_rows
+  referencing new table as new_rows
   for each statement execute function pii_internal.hold_erased_for_ledger();
 
 -- The audit row of an erasure (or of allow_return) says how: append the ledger entries.
@@ -198,27 +213,30 @@ alter table pii.erasure_ledger enable always trigger erasure_ledger_no_truncate;
 
 create or replace function pii.verify_audit_chain()
 returns table (chain text, seq bigint, problem text)
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
+declare
+  sec pii.secret;
+begin
+  select * into sec from pii.secret;
+  -- Placeholders, not format(): the query has format() calls of its own. $1 is this
+  -- database's secret id, $3/$4 its key (hashing in C, set-based).
+  return query execute pg_catalog.replace(pg_catalog.replace($q$
   with links as (
     -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
     select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
-           case when a.secret_id operator(pg_catalog.=) pii.secret_id() then pii_internal.chain_hash('audit', pii_internal.audit_entry_content(a))
-                else a.entry_hash end as expected_hash
+           case when a.secret_id operator(pg_catalog.=) $1 then {audit_hash} else a.entry_hash end as expected_hash
     from pii.audit a where a.chain_seq is not null
     union all
     select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
-           case when l.secret_id operator(pg_catalog.=) pii.secret_id()
-                then pii_internal.chain_hash('erasure_ledger', pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped,
-                                                                              l.mode, l.request_id, l.erased_at, l.secret_id))
-                else l.entry_hash end
+           case when l.secret_id operator(pg_catalog.=) $1 then {ledger_hash} else l.entry_hash end
     from pii.erasure_ledger l
   ), ordered as (
     select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash,
            -- A rotation changes the secret once, going forward: an entry claiming an older
            -- secret after entries made with this one is hiding from the re-hash.
-           coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) pii.secret_id())
+           coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) $1)
                       over (w rows between unbounded preceding and 1 preceding), false) as current_secret_before
     from links k window w as (partition by k.chain order by k.seq)
   ), tails as (
@@ -228,7 +246,7 @@ as $$
       when o.seq operator(pg_catalog.<>) (coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1)
         then pg_catalog.format('entries %s to %s are missing', coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1, o.seq operator(pg_catalog.-) 1)
       when o.entry_hash is distinct from o.expected_hash then 'entry altered: its hash does not match its content'
-      when o.current_secret_before and o.secret_id is distinct from pii.secret_id()
+      when o.current_secret_before and o.secret_id is distinct from $1
         then 'entry claims another HMAC secret after entries made with this database''s'
       when o.prev_hash is distinct from o.prev_entry_hash then 'broken link: prev_hash is not the previous entry''s hash'
     end as problem
@@ -245,7 +263,12 @@ as $$
   )
   select distinct on (p.chain) p.chain, p.seq, p.problem
   from problems p where p.problem is not null
-  order by p.chain, p.seq nulls first
+  order by p.chain, p.seq nulls first$q$,
+    '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
+    '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
+      'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
+    using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+end
 $$;
 comment on function pii.verify_audit_chain() is
 $$The first broken or missing link of each hash chain (audit, erasure_ledger): a deleted, altered, re-linked or
@@ -359,10 +382,12 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
+  sec pii.secret;
   sid text := pii.secret_id();
   bad bigint;
 begin
   restored := 0;
+  select * into sec from pii.secret;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   select pg_catalog.count(*) into conflicts
   from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -371,16 +396,16 @@ begin
     return;
   end if;
   -- Entries made under another secret are linked, not re-hashed.
-  select pg_catalog.min(o.seq) into bad
-  from (select e.seq, e.prev_hash, e.entry_hash, e.secret_id,
-               pg_catalog.lag(e.seq, 1, head.seq) over w as prev_seq,
-               pg_catalog.lag(e.entry_hash, 1, head.last_hash) over w as prev_entry_hash,
-               pii_internal.ledger_entry_content(e.seq, e.subject_hash, e.identifier_hashes, e.kind, e.scoped, e.mode, e.request_id,
-                                        e.erased_at, e.secret_id) as content
-        from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq window w as (order by e.seq)) o
-  where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
-     or o.prev_hash is distinct from o.prev_entry_hash
-     or (o.secret_id operator(pg_catalog.=) sid and o.entry_hash operator(pg_catalog.<>) pii_internal.chain_hash('erasure_ledger', o.content));
+  execute pg_catalog.format(
+    $q$select pg_catalog.min(o.seq)
+       from (select e.*, pg_catalog.lag(e.seq, 1, $5) over w as prev_seq, pg_catalog.lag(e.entry_hash, 1, $6) over w as prev_entry_hash
+             from pg_catalog.unnest($1::pii.erasure_ledger[]) e where e.seq operator(pg_catalog.>) $5 window w as (order by e.seq)) o
+       where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
+          or o.prev_hash is distinct from o.prev_entry_hash
+          or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
+    pii_internal.chain_hash_sql('erasure_ledger',
+      'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
+    into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
   if bad is not null then
     raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
       hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';

@@ -30,12 +30,12 @@ create table pii.erasure_ledger (
 );
 
 -- Subjects whose tombstone a statement of this transaction marked erased, waiting for
--- the audit row that says how (mode, request). Rows live only inside that transaction.
-create table pii_internal.erasure_ledger_pending (
+-- the audit row that says how (mode, request). Rows live only inside that transaction, so
+-- the table is unlogged (no WAL) and has no index (it holds only in-flight transactions' rows).
+create unlogged table pii_internal.erasure_ledger_pending (
   xact xid8 not null,
   subject_hash bytea not null,
-  erased_at timestamptz not null,
-  primary key (xact, subject_hash)
+  erased_at timestamptz not null
 );
 
 -- Where the external copy stands (written by the worker): loud when it falls behind.
