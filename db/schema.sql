@@ -1652,6 +1652,8 @@ function pii.secret_id() owner <owner>
     AS $function$
       select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('lethe secret id'), 'hex'), 16)
     $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
   comment 'Fingerprint of the install''s HMAC secret (16 hex digits of a keyed hash of a constant): which secret made a ledger entry''s hashes. Example: select pii.secret_id();'
 
 function pii.security_lint() owner <owner>

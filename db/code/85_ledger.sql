@@ -573,7 +573,7 @@ comment on table pii_internal.ledger_export is 'Progress of the external ledger 
 revoke all on pii_internal.chain_heads, pii.erasure_ledger, pii_internal.erasure_ledger_pending, pii_internal.ledger_export from public;
 
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.verify_audit_chain(), pii.ledger_status() to pii_auditor, pii_operator;
+grant execute on function pii.verify_audit_chain(), pii.ledger_status(), pii.secret_id() to pii_auditor, pii_operator;
 grant execute on function pii.ledger_entries_after(bigint, integer), pii.record_ledger_export(bigint, text, text) to pii_operator;
 grant execute on function pii.restore_check(jsonb) to pii_admin;
 grant select on pii.erasure_ledger to pii_auditor;
