@@ -84,8 +84,8 @@ table pii.erasure_ledger owner <owner>
   constraint erasure_ledger_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text, 'return'::text])))
   constraint erasure_ledger_pkey PRIMARY KEY (seq)
   index CREATE UNIQUE INDEX erasure_ledger_pkey ON pii.erasure_ledger USING btree (seq)
-  trigger CREATE TRIGGER erasure_ledger_no_truncate BEFORE TRUNCATE ON pii.erasure_ledger FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.ledger_is_append_only() -- enabled always
-  trigger CREATE TRIGGER erasure_ledger_no_update_delete BEFORE DELETE OR UPDATE ON pii.erasure_ledger FOR EACH ROW EXECUTE FUNCTION pii_internal.ledger_is_append_only() -- enabled always
+  trigger CREATE TRIGGER erasure_ledger_no_truncate BEFORE TRUNCATE ON pii.erasure_ledger FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
+  trigger CREATE TRIGGER erasure_ledger_no_update_delete BEFORE DELETE OR UPDATE ON pii.erasure_ledger FOR EACH ROW EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   grant SELECT to pii_auditor
   comment 'Append-only, hash-chained record of every finished erasure (one entry per subject): keyed subject hash, mode, request, time, secret id. Copied outside the database by lethe worker --ledger-dir; replayed after a restore by lethe restore-check.'
 
@@ -2189,11 +2189,11 @@ function pii_internal.audit_is_append_only() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     begin
-      raise exception 'pii.audit is append-only: % is not allowed', tg_op
-        using errcode = '42501', hint = 'Audit rows are evidence; they are never changed or removed.';
+      raise exception '%.% is append-only: % is not allowed', tg_table_schema, tg_table_name, tg_op
+        using errcode = '42501', hint = 'Audit rows and erasure ledger entries are evidence; they are never changed or removed.';
     end
     $function$
-  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit.'
+  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
 function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
@@ -3320,19 +3320,6 @@ function pii_internal.ledger_entry_json(pii.erasure_ledger) owner <owner>
         'secret_id', l.secret_id, 'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'), 'entry_hash', pg_catalog.encode(l.entry_hash, 'hex'))
     $function$
   comment 'Internal. A ledger entry as the JSON object written to the external ledger files.'
-
-function pii_internal.ledger_is_append_only() owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.ledger_is_append_only()
-     RETURNS trigger
-     LANGUAGE plpgsql
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    begin
-      raise exception 'pii.erasure_ledger is append-only: % is not allowed', tg_op
-        using errcode = '42501', hint = 'Ledger entries are what a restore replays; they are never changed or removed.';
-    end
-    $function$
-  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.erasure_ledger.'
 
 function pii_internal.lint_lethe_privileges() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_lethe_privileges()

@@ -16,7 +16,7 @@ import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { createDb } from '../src/sql/db.js';
 import { exportLedger } from '../src/worker/exportLedger.js';
 import { expectPgError } from './helpers/fixtures.js';
-import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { admin, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const ledgerDir = mkdtempSync(join(tmpdir(), 'lethe-ledger-'));
@@ -34,16 +34,6 @@ const directKeys = [...range(911, 1010), ...range(1211, 1220)];
 
 function fixture(name: string): string {
   return readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
-}
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(adminUrl);
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
 }
 
 /** A copy of a database as it is now (all its sessions closed first): a backup, or its restore. */

@@ -193,21 +193,10 @@ create or replace trigger audit_erasure_ledger after insert on pii.audit
   for each row when (new.action in ('erase_subjects', 'erase_chunk', 'allow_return'))
   execute function pii_internal.ledger_audited_erasure();
 
-create or replace function pii_internal.ledger_is_append_only() returns trigger
-language plpgsql
-set search_path = pg_catalog, pii, pg_temp
-as $$
-begin
-  raise exception 'pii.erasure_ledger is append-only: % is not allowed', tg_op
-    using errcode = '42501', hint = 'Ledger entries are what a restore replays; they are never changed or removed.';
-end
-$$;
-comment on function pii_internal.ledger_is_append_only() is 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.erasure_ledger.';
-
 create or replace trigger erasure_ledger_no_update_delete before update or delete on pii.erasure_ledger
-  for each row execute function pii_internal.ledger_is_append_only();
+  for each row execute function pii_internal.audit_is_append_only();
 create or replace trigger erasure_ledger_no_truncate before truncate on pii.erasure_ledger
-  for each statement execute function pii_internal.ledger_is_append_only();
+  for each statement execute function pii_internal.audit_is_append_only();
 alter table pii.erasure_ledger enable always trigger erasure_ledger_no_update_delete;
 alter table pii.erasure_ledger enable always trigger erasure_ledger_no_truncate;
 
