@@ -34,10 +34,18 @@ table pii.audit owner <owner>
   column request_id uuid
   column subject_hash bytea
   column details jsonb not null default '{}'::jsonb
+  column chain_seq bigint
+  column prev_hash bytea
+  column entry_hash bytea
+  column secret_id text
+  constraint audit_chain_seq_key UNIQUE (chain_seq)
   constraint audit_pkey PRIMARY KEY (id)
   index CREATE INDEX audit_at_idx ON pii.audit USING btree (at)
   index CREATE INDEX audit_request_id_idx ON pii.audit USING btree (request_id) WHERE (request_id IS NOT NULL)
+  index CREATE UNIQUE INDEX audit_chain_seq_key ON pii.audit USING btree (chain_seq)
   index CREATE UNIQUE INDEX audit_pkey ON pii.audit USING btree (id)
+  trigger CREATE TRIGGER audit_chain BEFORE INSERT ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii_internal.chain_audit_row()
+  trigger CREATE TRIGGER audit_erasure_ledger AFTER INSERT ON pii.audit FOR EACH ROW WHEN (new.action = ANY (ARRAY['erase_subjects'::text, 'erase_chunk'::text, 'allow_return'::text])) EXECUTE FUNCTION pii_internal.ledger_audited_erasure()
   trigger CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON pii.audit FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   trigger CREATE TRIGGER audit_no_update_delete BEFORE DELETE OR UPDATE ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   grant SELECT to pii_auditor
@@ -60,6 +68,26 @@ table pii.columns owner <owner>
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
   comment 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.'
+
+table pii.erasure_ledger owner <owner>
+  column seq bigint not null
+  column subject_hash bytea not null
+  column identifier_hashes bytea[]
+  column kind text
+  column scoped boolean not null
+  column mode text not null
+  column request_id uuid
+  column erased_at timestamp with time zone not null
+  column secret_id text not null
+  column prev_hash bytea
+  column entry_hash bytea not null
+  constraint erasure_ledger_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text, 'return'::text])))
+  constraint erasure_ledger_pkey PRIMARY KEY (seq)
+  index CREATE UNIQUE INDEX erasure_ledger_pkey ON pii.erasure_ledger USING btree (seq)
+  trigger CREATE TRIGGER erasure_ledger_no_truncate BEFORE TRUNCATE ON pii.erasure_ledger FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
+  trigger CREATE TRIGGER erasure_ledger_no_update_delete BEFORE DELETE OR UPDATE ON pii.erasure_ledger FOR EACH ROW EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
+  grant SELECT to pii_auditor
+  comment 'Append-only, hash-chained record of every finished erasure (one entry per subject): keyed subject hash, mode, request, time, secret id. Copied outside the database by lethe worker --ledger-dir; replayed after a restore by lethe restore-check.'
 
 table pii.import_rows owner <owner>
   column import_id uuid not null
@@ -232,7 +260,17 @@ table pii.tombstones owner <owner>
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
+  trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
   comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
+
+table pii_internal.chain_heads owner <owner>
+  column chain text not null
+  column seq bigint not null default 0
+  column last_hash bytea
+  constraint chain_heads_chain_check CHECK ((chain = ANY (ARRAY['audit'::text, 'erasure_ledger'::text])))
+  constraint chain_heads_pkey PRIMARY KEY (chain)
+  index CREATE UNIQUE INDEX chain_heads_pkey ON pii_internal.chain_heads USING btree (chain)
+  comment 'Head of each hash chain (audit, erasure_ledger): last sequence number and entry hash. Locked by every append.'
 
 table pii_internal.code_files owner <owner>
   column name text not null
@@ -241,8 +279,26 @@ table pii_internal.code_files owner <owner>
   constraint code_files_pkey PRIMARY KEY (name)
   index CREATE UNIQUE INDEX code_files_pkey ON pii_internal.code_files USING btree (name)
 
+table pii_internal.erasure_ledger_pending owner <owner>
+  column xact xid8 not null
+  column subject_hash bytea not null
+  column erased_at timestamp with time zone not null
+  comment 'Subjects erased by the current transaction, until its erase_subjects / erase_chunk audit row moves them into pii.erasure_ledger.'
+
 table pii_internal.erasure_lock owner <owner>
   comment 'Never holds rows: locked by guards (ROW EXCLUSIVE) and pii.erase_subjects (SHARE ROW EXCLUSIVE) so that no write slips between an erasure and its tombstones.'
+
+table pii_internal.ledger_export owner <owner>
+  column singleton boolean not null default true
+  column exported_seq bigint not null default 0
+  column exported_at timestamp with time zone
+  column target text
+  column last_error text
+  column last_error_at timestamp with time zone
+  constraint ledger_export_pkey PRIMARY KEY (singleton)
+  constraint ledger_export_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX ledger_export_pkey ON pii_internal.ledger_export USING btree (singleton)
+  comment 'Progress of the external ledger copy (lethe worker --ledger-dir): last entry written, last failure.'
 
 table pii_internal.migrations owner <owner>
   column version integer not null
@@ -726,6 +782,40 @@ to a role. Unknown role: 42704; anything else than the five groups: 22023; grant
 pii_masked_reader for a role that would read around the masks (see pii.grant_masked_reader): 22023.
 Audited. Example: select pii.grant_role(''pii_operator'', ''dpo_anna'');'
 
+function pii.ledger_entries_after(bigint,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.ledger_entries_after(after_seq bigint, max_entries integer DEFAULT 10000)
+     RETURNS TABLE(seq bigint, entry jsonb)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select l.seq, pii_internal.ledger_entry_json(l) from pii.erasure_ledger l
+      where l.seq operator(pg_catalog.>) after_seq
+      order by l.seq limit least(greatest(max_entries, 1), 100000)
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Ledger entries after a sequence number, as the JSON objects of the external copy (keyed hashes only). Example: select * from pii.ledger_entries_after(0, 100);'
+
+function pii.ledger_status() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.ledger_status()
+     RETURNS TABLE(ledger_seq bigint, exported_seq bigint, unexported bigint, oldest_unexported_at timestamp with time zone, target text, last_error text, last_error_at timestamp with time zone, unledgered bigint)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select h.seq, e.exported_seq, h.seq operator(pg_catalog.-) e.exported_seq,
+             (select l.erased_at from pii.erasure_ledger l where l.seq operator(pg_catalog.=) (e.exported_seq operator(pg_catalog.+) 1)),
+             e.target, e.last_error, e.last_error_at,
+             (select pg_catalog.count(*) from pii_internal.erasure_ledger_pending p)
+      from pii_internal.chain_heads h, pii_internal.ledger_export e
+      where h.chain operator(pg_catalog.=) 'erasure_ledger'
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Is the ledger safe outside the database? Entries so far, entries the external copy holds, how many are not copied
+yet and since when, the copy''s last error, and erasures that never reached the ledger (unledgered > 0 is a defect).
+Example: select * from pii.ledger_status();'
+
 function pii.lint() owner <owner>
     CREATE OR REPLACE FUNCTION pii.lint()
      RETURNS TABLE(severity text, table_name text, column_name text, problem text, hint text)
@@ -1018,6 +1108,23 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Worker step: erases up to chunk_size pending subjects of a request (FOR UPDATE SKIP LOCKED), set-based, all or
 nothing; returns how many items it processed (0: nothing left). Example: select pii.process_request_chunk(''…''::uuid);'
+
+function pii.record_ledger_export(bigint,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.record_ledger_export(exported_seq bigint, target text, error text DEFAULT NULL::text)
+     RETURNS void
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      update pii_internal.ledger_export e set
+        exported_seq = case when error is null then record_ledger_export.exported_seq else e.exported_seq end,
+        exported_at = case when error is null then pg_catalog.now() else e.exported_at end,
+        target = record_ledger_export.target,
+        last_error = pg_catalog.left(error, 500),
+        last_error_at = case when error is null then e.last_error_at else pg_catalog.now() end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Worker step: records how far the external ledger copy got, or why it failed (the error clears on the next success). Example: select pii.record_ledger_export(120, ''/backup/ledger'');'
 
 function pii.register_child_table(regclass,regclass,name,text,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name)
@@ -1358,6 +1465,127 @@ function pii.request_status(uuid) owner <owner>
 progress (0-1), timestamps, due date, verification result and rows changed per table.
 Example: select * from pii.request_status(''…''::uuid);'
 
+function pii.restore_check(jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.restore_check(entries jsonb)
+     RETURNS TABLE(ledger_entries bigint, ledger_restored bigint, ledger_conflicts bigint, subjects bigint, replayed bigint, already_erased bigint, in_progress bigint, returned bigint, not_present bigint, indeterminate bigint, tombstones_written bigint, request_ids uuid[])
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      sid text := pii.secret_id();
+      parsed pii.erasure_ledger[];
+      ledger record;
+      hashes bytea[];
+      modes text[];
+      times timestamptz[];
+      states text[];
+      found_hashes bytea[];
+      found_keys text[];
+      found_scopes text[];
+      rids uuid[] := '{}';
+      r record;
+    begin
+      select * into subj from pii.subject_table;
+      if subj.relid is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000';
+      end if;
+      select * into sec from pii.secret;
+      parsed := pii_internal.parse_ledger_entries(entries);
+
+      -- 1. The ledger itself continues where the external copy ends.
+      ledger := pii_internal.restore_ledger_entries(parsed);
+
+      -- 2. Each subject's last word under this database's secret: erasures after its last
+      --    'return' count, delete winning over erase.
+      select pg_catalog.array_agg(s.h), pg_catalog.array_agg(s.m), pg_catalog.array_agg(s.t)
+        into hashes, modes, times
+      from (select e.subject_hash as h,
+                   case when pg_catalog.bool_or(e.mode operator(pg_catalog.=) 'delete') filter (where e.seq operator(pg_catalog.>) e.returned_seq) then 'delete'
+                        when pg_catalog.bool_or(e.mode operator(pg_catalog.=) 'erase') filter (where e.seq operator(pg_catalog.>) e.returned_seq) then 'erase'
+                        else 'return' end as m,
+                   pg_catalog.max(e.erased_at) filter (where e.mode operator(pg_catalog.<>) 'return') as t
+            from (select p.*, coalesce(pg_catalog.max(p.seq) filter (where p.mode operator(pg_catalog.=) 'return')
+                                         over (partition by p.subject_hash), 0) as returned_seq
+                  from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.=) sid) e
+            group by e.subject_hash) s;
+      hashes := coalesce(hashes, '{}');
+
+      -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
+      execute pg_catalog.format(
+        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
+           from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
+           join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
+        pii_internal.subject_hash_sql('t.s', 't.k'),
+        case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
+        into found_hashes, found_keys, found_scopes
+        using hashes, null::text, sec.inner_key, sec.outer_key;
+      found_hashes := coalesce(found_hashes, '{}');
+
+      -- What the database already reflects, per subject.
+      select pg_catalog.array_agg(case
+               when c.m operator(pg_catalog.=) 'return' then 'returned'
+               when tb.erased_at operator(pg_catalog.>=) c.t then 'already_erased'
+               when tb.erased_at is null and rq.id is not null then 'in_progress'
+               when f.h is not null then 'replayed'
+               else 'not_present' end order by c.i)
+        into states
+      from unnest(hashes, modes, times) with ordinality as c (h, m, t, i)
+      left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
+      left join pii.requests rq on rq.id operator(pg_catalog.=) tb.request_id and rq.status in ('queued', 'running')
+      left join pg_catalog.unnest(found_hashes) as f (h) on f.h operator(pg_catalog.=) c.h;
+
+      -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
+      --    who are back (their request marks them erased), erased as of the ledger for the rest.
+      insert into pii.tombstones as tb (subject_hash, erased_at)
+      select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
+      from unnest(hashes, times, states) as c (h, t, st)
+      where c.st in ('replayed', 'not_present')
+      on conflict (subject_hash) do update set erased_at = excluded.erased_at
+        where excluded.erased_at is not null and (tb.erased_at is null or tb.erased_at operator(pg_catalog.<) excluded.erased_at);
+      get diagnostics tombstones_written = row_count;
+
+      -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
+      for r in
+        select c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes
+        from unnest(hashes, modes, states) as c (h, m, st)
+        join unnest(found_hashes, found_keys, found_scopes) as f (h, k, s) on f.h operator(pg_catalog.=) c.h
+        where c.st operator(pg_catalog.=) 'replayed'
+        group by c.m order by c.m
+      loop
+        rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
+                                                                null, null, 'restore-check', r.mode, null);
+      end loop;
+
+      ledger_entries := pg_catalog.cardinality(parsed);
+      ledger_restored := ledger.restored;
+      ledger_conflicts := ledger.conflicts;
+      subjects := pg_catalog.cardinality(hashes);
+      select pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'replayed'), pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'already_erased'),
+             pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'in_progress'), pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'returned'),
+             pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'not_present')
+        into replayed, already_erased, in_progress, returned, not_present
+      from pg_catalog.unnest(states) s;
+      select pg_catalog.count(distinct p.subject_hash) into indeterminate from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.<>) sid;
+      request_ids := rids;
+      perform pii_internal.write_audit('restore_check', null, pg_catalog.jsonb_build_object(
+        'ledger_entries', ledger_entries, 'ledger_restored', ledger_restored, 'ledger_conflicts', ledger_conflicts, 'subjects', subjects,
+        'replayed', replayed, 'already_erased', already_erased, 'in_progress', in_progress, 'returned', returned,
+        'not_present', not_present, 'indeterminate', indeterminate, 'tombstones_written', tombstones_written, 'requests', rids));
+      return next;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'After restoring a backup: compares the external ledger (the JSON entries lethe worker --ledger-dir wrote) with this
+database. Copies back the ledger entries it lacks, re-creates missing tombstones first (guards refuse the subjects
+from then on), then files one erasure request per mode (source restore-check) for every subject that is back (its
+key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
+(allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
+Example: select * from pii.restore_check(''[{"seq": 1, …}]''::jsonb);  -- usually: lethe restore-check --ledger DIR'
+
 function pii.resume_requests() owner <owner>
     CREATE OR REPLACE FUNCTION pii.resume_requests()
      RETURNS integer
@@ -1435,6 +1663,19 @@ function pii.revoke_role(text,name) owner <owner>
   grant EXECUTE to pii_admin
   comment 'Revokes one of Lethe''s group roles from a role; returns false when it was not a direct member. Audited.
 Example: select pii.revoke_role(''pii_operator'', ''dpo_anna'');'
+
+function pii.secret_id() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.secret_id()
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('lethe secret id'), 'hex'), 16)
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Fingerprint of the install''s HMAC secret (16 hex digits of a keyed hash of a constant): which secret made a ledger entry''s hashes. Example: select pii.secret_id();'
 
 function pii.security_lint() owner <owner>
     CREATE OR REPLACE FUNCTION pii.security_lint()
@@ -1627,6 +1868,74 @@ function pii.unregister_table(regclass) owner <owner>
     $function$
   grant EXECUTE to pii_admin
   comment 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');'
+
+function pii.verify_audit_chain() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.verify_audit_chain()
+     RETURNS TABLE(chain text, seq bigint, problem text)
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+    begin
+      select * into sec from pii.secret;
+      -- Placeholders, not format(): the query has format() calls of its own. $1 is this
+      -- database's secret id, $3/$4 its key (hashing in C, set-based).
+      return query execute pg_catalog.replace(pg_catalog.replace($q$
+      with links as (
+        -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
+        select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
+               case when a.secret_id operator(pg_catalog.=) $1 then {audit_hash} else a.entry_hash end as expected_hash
+        from pii.audit a where a.chain_seq is not null
+        union all
+        select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
+               case when l.secret_id operator(pg_catalog.=) $1 then {ledger_hash} else l.entry_hash end
+        from pii.erasure_ledger l
+      ), ordered as (
+        select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash,
+               -- A rotation changes the secret once, going forward: an entry claiming an older
+               -- secret after entries made with this one is hiding from the re-hash.
+               coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) $1)
+                          over (w rows between unbounded preceding and 1 preceding), false) as current_secret_before
+        from links k window w as (partition by k.chain order by k.seq)
+      ), tails as (
+        select distinct on (o.chain) o.chain, o.seq, o.entry_hash from ordered o order by o.chain, o.seq desc
+      ), problems as (
+        select o.chain, o.seq, case
+          when o.seq operator(pg_catalog.<>) (coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1)
+            then pg_catalog.format('entries %s to %s are missing', coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1, o.seq operator(pg_catalog.-) 1)
+          when o.entry_hash is distinct from o.expected_hash then 'entry altered: its hash does not match its content'
+          when o.current_secret_before and o.secret_id is distinct from $1
+            then 'entry claims another HMAC secret after entries made with this database''s'
+          when o.prev_hash is distinct from o.prev_entry_hash then 'broken link: prev_hash is not the previous entry''s hash'
+        end as problem
+        from ordered o
+        union all
+        select 'audit', null, pg_catalog.format('audit row %s is outside the chain', a.id) from pii.audit a where a.chain_seq is null
+        union all
+        select h.chain, h.seq, case
+          when coalesce(t.seq, 0) operator(pg_catalog.<>) h.seq
+            then pg_catalog.format('entries %s to %s are missing (the head is at %s)', coalesce(t.seq, 0) operator(pg_catalog.+) 1, h.seq, h.seq)
+          when t.entry_hash is distinct from h.last_hash then 'the last entry is not the one the head recorded'
+        end
+        from pii_internal.chain_heads h left join tails t on t.chain operator(pg_catalog.=) h.chain
+      )
+      select distinct on (p.chain) p.chain, p.seq, p.problem
+      from problems p where p.problem is not null
+      order by p.chain, p.seq nulls first$q$,
+        '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
+        '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
+          'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
+        using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'The first broken or missing link of each hash chain (audit, erasure_ledger): a deleted, altered, re-linked or
+unchained entry, or entries missing at the end. Empty result = both chains intact. It detects rows removed or changed
+even with the append-only triggers disabled; a rewrite of the whole chain needs the HMAC secret (compare with the
+external ledger copy). Example: select * from pii.verify_audit_chain();'
 
 function pii.verify_erasure(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.verify_erasure(request_id uuid)
@@ -1865,6 +2174,46 @@ function pii_internal.announce_request(pii.requests) owner <owner>
     $function$
   comment 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).'
 
+function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],text,uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamp with time zone[], entry_mode text, entry_request_id uuid)
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      head pii_internal.chain_heads;
+      sec pii.secret;
+      is_scoped boolean;
+    begin
+      if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
+        return 0;
+      end if;
+      select s.scope_attnum is not null into is_scoped from pii.subject_table s;
+      select * into sec from pii.secret;
+      select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+      execute pg_catalog.format(
+        $q$with numbered as (
+             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+             from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+           ), hashed as (
+             select n.seq, n.h, n.t, %s as entry_hash from numbered n
+           ), ins as (
+             insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
+             select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             from hashed x
+             returning erasure_ledger.seq, erasure_ledger.entry_hash
+           )
+           update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+           from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+           where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
+              entry_mode, entry_request_id, pii.secret_id();
+      return pg_catalog.cardinality(subject_hashes);
+    end
+    $function$
+  comment 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.'
+
 function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean, keys text[], scopes text[], new_rows text[] DEFAULT NULL::text[], OUT n bigint, OUT found_keys text[], OUT found_scopes text[])
      RETURNS record
@@ -1886,6 +2235,18 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[]) owner
     $function$
   comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
 
+function pii_internal.audit_entry_content(pii.audit) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.audit_entry_content(a pii.audit)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.jsonb_build_array(a.chain_seq, a.id, pg_catalog.date_part('epoch'::text, a.at)::text, a.actor, a.application,
+                                          a.action, a.request_id, pg_catalog.encode(a.subject_hash, 'hex'), a.details)
+    $function$
+  comment 'Internal. What an audit row''s entry_hash covers: every column but the chain links.'
+
 function pii_internal.audit_is_append_only() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.audit_is_append_only()
      RETURNS trigger
@@ -1893,11 +2254,11 @@ function pii_internal.audit_is_append_only() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     begin
-      raise exception 'pii.audit is append-only: % is not allowed', tg_op
-        using errcode = '42501', hint = 'Audit rows are evidence; they are never changed or removed.';
+      raise exception '%.% is append-only: % is not allowed', tg_table_schema, tg_table_name, tg_op
+        using errcode = '42501', hint = 'Audit rows and erasure ledger entries are evidence; they are never changed or removed.';
     end
     $function$
-  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit.'
+  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
 function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
@@ -1958,6 +2319,49 @@ function pii_internal.cast_as_owner(regclass,text,text) owner <owner>
     end
     $function$
   comment 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.'
+
+function pii_internal.chain_audit_row() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_audit_row()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      head pii_internal.chain_heads;
+    begin
+      select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
+      new.chain_seq := head.seq operator(pg_catalog.+) 1;
+      new.prev_hash := head.last_hash;
+      new.secret_id := pii.secret_id();
+      new.entry_hash := pii_internal.chain_hash('audit', pii_internal.audit_entry_content(new));
+      update pii_internal.chain_heads h set seq = new.chain_seq, last_hash = new.entry_hash where h.chain operator(pg_catalog.=) 'audit';
+      return new;
+    end
+    $function$
+  comment 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.'
+
+function pii_internal.chain_hash(text,jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_hash(chain text, content jsonb)
+     RETURNS bytea
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac(chain operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) content::text)
+    $function$
+  comment 'Internal. Keyed hash of a chain entry''s canonical content.'
+
+function pii_internal.chain_hash_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_hash_sql(chain text, content_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
+                                                     chain, content_sql))
+    $function$
+  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.'
 
 function pii_internal.check_erase_mode(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
@@ -3196,6 +3600,25 @@ function pii_internal.hmac_sql(text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.'
 
+function pii_internal.hold_erased_for_ledger() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.hold_erased_for_ledger()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      -- New rows only: a join with old_rows (no statistics on transition tables) can become a
+      -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
+      -- its audit row is ledgered again, which is what it is.
+      insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
+      select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
+      from new_rows n
+      where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
+      return null;
+    end
+    $function$
+  comment 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
+
 function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.holds_subject_key(tbl regclass, col smallint)
      RETURNS boolean
@@ -3310,6 +3733,64 @@ function pii_internal.key_text_sql(text,text) owner <owner>
                   else '(' || value_sql || ')::text' end
     $function$
   comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
+
+function pii_internal.ledger_audited_erasure() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      hashes bytea[];
+      times timestamptz[];
+    begin
+      if new.action operator(pg_catalog.=) 'allow_return' then
+        perform pii_internal.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
+        return null;
+      end if;
+      with moved as (
+        delete from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
+        returning p.subject_hash, p.erased_at
+      )
+      select pg_catalog.array_agg(m.subject_hash), pg_catalog.array_agg(m.erased_at) into hashes, times from moved m;
+      perform pii_internal.append_erasure_ledger(hashes, times,
+        case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
+             else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
+        new.request_id);
+      return null;
+    end
+    $function$
+  comment 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.'
+
+function pii_internal.ledger_entry_content(bigint,bytea,bytea[],text,boolean,text,uuid,timestamp with time zone,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ledger_entry_content(seq bigint, subject_hash bytea, identifier_hashes bytea[], kind text, scoped boolean, mode text, request_id uuid, erased_at timestamp with time zone, secret_id text)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
+                                          case when identifier_hashes is not null then
+                                            (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i) end,
+                                          kind, scoped, mode, request_id, pg_catalog.date_part('epoch'::text, erased_at)::text, secret_id)
+    $function$
+  comment 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.'
+
+function pii_internal.ledger_entry_json(pii.erasure_ledger) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ledger_entry_json(l pii.erasure_ledger)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.jsonb_build_object(
+        'seq', l.seq, 'subject_hash', pg_catalog.encode(l.subject_hash, 'hex'),
+        'identifier_hashes', (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(l.identifier_hashes) i),
+        'kind', l.kind, 'scoped', l.scoped, 'mode', l.mode, 'request_id', l.request_id,
+        'erased_at', pg_catalog.to_char(pg_catalog.timezone('UTC', l.erased_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'secret_id', l.secret_id, 'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'), 'entry_hash', pg_catalog.encode(l.entry_hash, 'hex'))
+    $function$
+  comment 'Internal. A ledger entry as the JSON object written to the external ledger files.'
 
 function pii_internal.lint_guards() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_guards()
@@ -3979,6 +4460,61 @@ function pii_internal.named_relations(text) owner <owner>
     $function$
   comment 'Internal. The relation names (schema or NULL, name) a command text can refer to, as PostgreSQL would read its identifiers.'
 
+function pii_internal.parse_ledger_entries(jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)
+     RETURNS pii.erasure_ledger[]
+     LANGUAGE plpgsql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      bad bigint;
+      parsed pii.erasure_ledger[];
+    begin
+      if entries is null or pg_catalog.jsonb_typeof(entries) operator(pg_catalog.<>) 'array' then
+        raise exception 'entries must be a JSON array of ledger entries' using errcode = '22023';
+      end if;
+      select pg_catalog.min(x.i) into bad
+      from pg_catalog.jsonb_array_elements(entries) with ordinality as x (e, i)
+      where pg_catalog.jsonb_typeof(x.e) is distinct from 'object'
+         or not coalesce((x.e operator(pg_catalog.->>) 'seq') operator(pg_catalog.~) '^[1-9][0-9]{0,17}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'subject_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'entry_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'prev_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$',
+                         pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'prev_hash') operator(pg_catalog.=) 'null')
+         or not coalesce((x.e operator(pg_catalog.->>) 'mode') in ('erase', 'delete', 'return'), false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'erased_at') operator(pg_catalog.~) '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'secret_id') operator(pg_catalog.~) '^[0-9a-f]{16}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'request_id') operator(pg_catalog.~) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+                         pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'request_id') operator(pg_catalog.=) 'null')
+         or pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'scoped') is distinct from 'boolean'
+         or not coalesce(pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'identifier_hashes') in ('null', 'array'), false);
+      if bad is not null then
+        raise exception 'ledger entry #% is malformed', bad using errcode = '22023',
+          hint = 'Entries are the JSON lines lethe worker --ledger-dir writes, unchanged.';
+      end if;
+      select pg_catalog.array_agg(row(
+               (x.e operator(pg_catalog.->>) 'seq')::bigint, pg_catalog.decode(x.e operator(pg_catalog.->>) 'subject_hash', 'hex'),
+               (select pg_catalog.array_agg(pg_catalog.decode(i, 'hex'))
+                from pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'identifier_hashes') operator(pg_catalog.=) 'array'
+                                                               then x.e operator(pg_catalog.->) 'identifier_hashes' end) i),
+               x.e operator(pg_catalog.->>) 'kind', (x.e operator(pg_catalog.->>) 'scoped')::boolean, x.e operator(pg_catalog.->>) 'mode',
+               (x.e operator(pg_catalog.->>) 'request_id')::uuid, (x.e operator(pg_catalog.->>) 'erased_at')::timestamptz,
+               x.e operator(pg_catalog.->>) 'secret_id', pg_catalog.decode(x.e operator(pg_catalog.->>) 'prev_hash', 'hex'),
+               pg_catalog.decode(x.e operator(pg_catalog.->>) 'entry_hash', 'hex'))::pii.erasure_ledger
+             order by (x.e operator(pg_catalog.->>) 'seq')::bigint)
+        into parsed
+      from pg_catalog.jsonb_array_elements(entries) as x (e);
+      select pg_catalog.min(d.seq) into bad
+      from (select p.seq from pg_catalog.unnest(parsed) p group by p.seq having pg_catalog.count(*) operator(pg_catalog.>) 1) d;
+      if bad is not null then
+        raise exception 'ledger entry seq % appears more than once', bad using errcode = '22023';
+      end if;
+      return coalesce(parsed, '{}');
+    end
+    $function$
+  comment 'Internal. Validates the external ledger''s JSON entries and returns them as ledger rows ordered by seq.'
+
 function pii_internal.parse_strategy(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_strategy(strategy text, OUT name text, OUT argument text)
      RETURNS record
@@ -4286,6 +4822,54 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
     end
     $function$
   comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+
+function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], OUT restored bigint, OUT conflicts bigint)
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      head pii_internal.chain_heads;
+      sec pii.secret;
+      sid text := pii.secret_id();
+      bad bigint;
+    begin
+      restored := 0;
+      select * into sec from pii.secret;
+      select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+      select pg_catalog.count(*) into conflicts
+      from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
+      where l.entry_hash operator(pg_catalog.<>) e.entry_hash;
+      if conflicts operator(pg_catalog.>) 0 then
+        return;
+      end if;
+      -- Entries made under another secret are linked, not re-hashed.
+      execute pg_catalog.format(
+        $q$select pg_catalog.min(o.seq)
+           from (select e.*, pg_catalog.lag(e.seq, 1, $5) over w as prev_seq, pg_catalog.lag(e.entry_hash, 1, $6) over w as prev_entry_hash
+                 from pg_catalog.unnest($1::pii.erasure_ledger[]) e where e.seq operator(pg_catalog.>) $5 window w as (order by e.seq)) o
+           where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
+              or o.prev_hash is distinct from o.prev_entry_hash
+              or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
+        pii_internal.chain_hash_sql('erasure_ledger',
+          'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
+        into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
+      if bad is not null then
+        raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
+          hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
+      end if;
+      insert into pii.erasure_ledger select e.* from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq;
+      get diagnostics restored = row_count;
+      update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+      from (select e.seq, e.entry_hash from pg_catalog.unnest(parsed) e order by e.seq desc limit 1) l
+      where h.chain operator(pg_catalog.=) 'erasure_ledger' and l.seq operator(pg_catalog.>) h.seq;
+      -- They came from the external copy, so the copy holds them.
+      update pii_internal.ledger_export x set exported_seq = h.seq from pii_internal.chain_heads h
+      where h.chain operator(pg_catalog.=) 'erasure_ledger' and x.exported_seq operator(pg_catalog.<) h.seq and restored operator(pg_catalog.>) 0;
+    end
+    $function$
+  comment 'Internal. Appends external ledger entries the database lacks, after checking they continue its chain.'
 
 function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.restore_view_acl(view_name name, acl aclitem[])

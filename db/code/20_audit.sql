@@ -10,12 +10,12 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
-  raise exception 'pii.audit is append-only: % is not allowed', tg_op
-    using errcode = '42501', hint = 'Audit rows are evidence; they are never changed or removed.';
+  raise exception '%.% is append-only: % is not allowed', tg_table_schema, tg_table_name, tg_op
+    using errcode = '42501', hint = 'Audit rows and erasure ledger entries are evidence; they are never changed or removed.';
 end
 $$;
 revoke execute on function pii_internal.audit_is_append_only() from public;
-comment on function pii_internal.audit_is_append_only() is 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit.';
+comment on function pii_internal.audit_is_append_only() is 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.';
 
 create or replace trigger audit_no_update_delete before update or delete on pii.audit
   for each row execute function pii_internal.audit_is_append_only();

@@ -7,6 +7,7 @@ import type { GuardResult } from './guards.js';
 import type { MachineInfo, ServerInfo } from './machine.js';
 import type { MaskingResult } from './masking.js';
 import type { StatementStat } from './profile.js';
+import type { RestoreReplayResult } from './restoreReplay.js';
 import type { Dataset } from './setup.js';
 import { fmtInt, fmtMs, fmtRatio, fmtSeconds } from './stats.js';
 
@@ -38,6 +39,7 @@ export interface BenchResults {
   verifyStatements?: StatementStat[];
   guards?: GuardResult;
   csv?: CsvImportResult;
+  restore?: RestoreReplayResult;
   /** Sections that failed, with the error (the rest of the run still reports). */
   errors: Array<{ section: string; message: string }>;
 }
@@ -237,6 +239,18 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
         verdict: staged === undefined ? 'info' : verdict(staged >= 200_000),
       });
     }
+  }
+  if (r.restore) {
+    const x = r.restore;
+    rows.push({
+      item: '8',
+      measure: `replay of ${fmtInt(x.subjects)} restored subjects (restore_check ${fmtSeconds(x.restoreCheckSeconds)} + requests) vs the original request`,
+      ours: fmtSeconds(x.restoreCheckSeconds + x.replaySeconds),
+      baseline: fmtSeconds(x.originalSeconds),
+      ratio: fmtRatio(x.ratio),
+      goal: '<= 1.10x time',
+      verdict: verdict(x.ratio <= 1.1),
+    });
   }
   return rows;
 }

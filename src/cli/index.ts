@@ -7,11 +7,13 @@ import { LetheError } from '../sql/errors.js';
 import { addAdminCommand } from './admin.js';
 import { EXIT, UsageError } from './context.js';
 import { addDemoCommand } from './demo.js';
+import { addDoctorCommand } from './doctor.js';
 import { addEraseCommand } from './erase.js';
 import { addGrantCommand } from './grant.js';
 import { addImportCommand } from './import.js';
 import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
+import { addRestoreCheckCommand } from './restoreCheck.js';
 import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
     addVerifyCommand,
     addWasErasedCommand,
     addWorkerCommand,
+    addRestoreCheckCommand,
+    addDoctorCommand,
     addGrantCommand,
     addLintCommand,
     addDemoCommand,

@@ -6,6 +6,14 @@
 import type { ColumnType } from "kysely";
 import type { IPostgresInterval } from "postgres-interval";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
@@ -33,9 +41,13 @@ export interface PiiAudit {
   actor: Generated<string>;
   application: Generated<string>;
   at: Generated<Timestamp>;
+  chain_seq: Int8 | null;
   details: Generated<Json>;
+  entry_hash: Buffer | null;
   id: Generated<Int8>;
+  prev_hash: Buffer | null;
   request_id: string | null;
+  secret_id: string | null;
   subject_hash: Buffer | null;
 }
 
@@ -46,6 +58,20 @@ export interface PiiColumns {
   mask: Generated<string>;
   registered_at: Generated<Timestamp>;
   relid: string;
+}
+
+export interface PiiErasureLedger {
+  entry_hash: Buffer;
+  erased_at: Timestamp;
+  identifier_hashes: ArrayType<Buffer> | null;
+  kind: string | null;
+  mode: string;
+  prev_hash: Buffer | null;
+  request_id: string | null;
+  scoped: boolean;
+  secret_id: string;
+  seq: Int8;
+  subject_hash: Buffer;
 }
 
 export interface PiiImportRows {
@@ -201,6 +227,7 @@ export interface PiiTombstones {
 export interface DB {
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
+  "pii.erasure_ledger": PiiErasureLedger;
   "pii.import_rows": PiiImportRows;
   "pii.masked_views": PiiMaskedViews;
   "pii.overdue_requests": PiiOverdueRequests;
