@@ -28,6 +28,25 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface PiiApiKeyList {
+  created_at: Timestamp | null;
+  created_by: string | null;
+  id: string | null;
+  name: string | null;
+  revoked_at: Timestamp | null;
+  scope: string | null;
+}
+
+export interface PiiApiKeys {
+  created_at: Generated<Timestamp>;
+  created_by: Generated<string>;
+  id: Generated<string>;
+  key_hash: Buffer;
+  name: string;
+  revoked_at: Timestamp | null;
+  scope: Generated<string>;
+}
+
 export interface PiiAudit {
   action: string;
   actor: Generated<string>;
@@ -199,7 +218,41 @@ export interface PiiTombstones {
   subject_hash: Buffer;
 }
 
+export interface PiiVaultEntries {
+  ciphertext: Buffer;
+  created_at: Generated<Timestamp>;
+  kind: string;
+  subject_hash: Buffer;
+  token: string;
+}
+
+export interface PiiVaultKek {
+  created_at: Generated<Timestamp>;
+  kek: Buffer;
+  singleton: Generated<boolean>;
+}
+
+export interface PiiVaultKeys {
+  created_at: Generated<Timestamp>;
+  subject_hash: Buffer;
+  wrapped_key: Buffer;
+}
+
+export interface PiiVaultKinds {
+  declared_at: Generated<Timestamp>;
+  deterministic: Generated<boolean>;
+  kind: string;
+  normaliser: Generated<string>;
+}
+
+export interface PiiVaultShredded {
+  shredded_at: Generated<Timestamp>;
+  token: string;
+}
+
 export interface DB {
+  "pii.api_key_list": PiiApiKeyList;
+  "pii.api_keys": PiiApiKeys;
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
   "pii.import_rows": PiiImportRows;
@@ -216,4 +269,9 @@ export interface DB {
   "pii.subject_table": PiiSubjectTable;
   "pii.tables": PiiTables;
   "pii.tombstones": PiiTombstones;
+  "pii.vault_entries": PiiVaultEntries;
+  "pii.vault_kek": PiiVaultKek;
+  "pii.vault_keys": PiiVaultKeys;
+  "pii.vault_kinds": PiiVaultKinds;
+  "pii.vault_shredded": PiiVaultShredded;
 }
