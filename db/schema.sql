@@ -436,19 +436,19 @@ function pii.announce_request(pii.requests) owner <owner>
 
 function pii.api_key_scope(bytea,uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.api_key_scope(key_hash bytea DEFAULT NULL::bytea, key_id uuid DEFAULT NULL::uuid)
-     RETURNS text
+     RETURNS TABLE(id uuid, name text, scope text)
      LANGUAGE sql
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select k.scope from pii.api_keys k
+      select k.id, k.name, k.scope from pii.api_keys k
       where k.revoked_at is null
         and ((api_key_scope.key_hash is not null and k.key_hash = api_key_scope.key_hash)
              or (api_key_scope.key_hash is null and k.id = api_key_scope.key_id))
     $function$
   grant EXECUTE to pii_dispatcher
-  comment 'The scope (dispatcher | ping) of an active PII API key, by the SHA-256 of the key or by its id; NULL when unknown or
-revoked. Called by the PII API server. Example: select pii.api_key_scope(key_hash => sha256(''…''::bytea));'
+  comment 'The active PII API key (id, name, scope dispatcher | ping) with that SHA-256, or that id; no row when unknown or
+revoked. Called by the PII API server on every request. Example: select * from pii.api_key_scope(key_hash => sha256(''…''::bytea));'
 
 function pii.apply_masking() owner <owner>
     CREATE OR REPLACE FUNCTION pii.apply_masking()

@@ -35,7 +35,9 @@ describe('pii.tokenize_many on a scoped install', () => {
       /scoped by brand_id: scopes are required/,
     );
     await expectPgError(
-      db.query(`select * from pii.tokenize_many(array['a', 'b'], array['email', 'email'], array['x', 'y'], array['1', 'brand'])`),
+      db.query(
+        `select * from pii.tokenize_many(array['a', 'b'], array['email', 'email'], array['x', 'y'], array['1', 'brand'])`,
+      ),
       '22P02',
       /subject keys must be valid text and scopes valid integer/,
     );

@@ -337,21 +337,21 @@ create or replace view pii.api_key_list with (security_barrier) as
 select k.id, k.name, k.scope, k.created_by, k.created_at, k.revoked_at from pii.api_keys k;
 comment on view pii.api_key_list is 'PII API keys without their hashes: id, name, scope, who created them, when, revocation.';
 
--- What the PII API server asks on every request: the scope of an active key, found by
--- the SHA-256 of a bearer key or by the id an OAuth access token carries.
+-- What the PII API server asks on every request: the active key, found by the SHA-256
+-- of a bearer key (or an OAuth client secret) or by the id an OAuth access token carries.
 create or replace function pii.api_key_scope(key_hash bytea default null, key_id uuid default null)
-returns text
+returns table (id uuid, name text, scope text)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select k.scope from pii.api_keys k
+  select k.id, k.name, k.scope from pii.api_keys k
   where k.revoked_at is null
     and ((api_key_scope.key_hash is not null and k.key_hash = api_key_scope.key_hash)
          or (api_key_scope.key_hash is null and k.id = api_key_scope.key_id))
 $$;
 comment on function pii.api_key_scope(bytea, uuid) is
-$$The scope (dispatcher | ping) of an active PII API key, by the SHA-256 of the key or by its id; NULL when unknown or
-revoked. Called by the PII API server. Example: select pii.api_key_scope(key_hash => sha256('…'::bytea));$$;
+$$The active PII API key (id, name, scope dispatcher | ping) with that SHA-256, or that id; no row when unknown or
+revoked. Called by the PII API server on every request. Example: select * from pii.api_key_scope(key_hash => sha256('…'::bytea));$$;
 
 revoke execute on function pii.tokenize_many(text[], text[], text[], text[]), pii.tokenize(text, text, text, text),
   pii.detokenize(text[], text, text), pii.set_token_kind(text, boolean, text), pii.vault_shred_erased(),

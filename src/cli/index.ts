@@ -11,6 +11,7 @@ import { addGrantCommand } from './grant.js';
 import { addImportCommand } from './import.js';
 import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
+import { addPiiApiCommand } from './piiApi.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
 import { addWasErasedCommand } from './wasErased.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     addWorkerCommand,
     addGrantCommand,
     addLintCommand,
+    addPiiApiCommand,
     addDemoCommand,
   ]) {
     add(program);

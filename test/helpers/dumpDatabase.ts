@@ -13,7 +13,9 @@ export async function dumpDatabaseText(url: string): Promise<string> {
   const client = new pg.Client(url);
   await client.connect();
   try {
-    const serverMajor = Math.floor(Number((await client.query('show server_version_num')).rows[0].server_version_num) / 10000);
+    const serverMajor = Math.floor(
+      Number((await client.query('show server_version_num')).rows[0].server_version_num) / 10000,
+    );
     const pgDump = await compatiblePgDump(serverMajor);
     if (pgDump) return (await run(pgDump, ['--dbname', url], { maxBuffer: 512 * 1024 * 1024 })).stdout;
     const tables = await client.query<{ name: string }>(
