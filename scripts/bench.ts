@@ -27,6 +27,7 @@ import { benchGuards } from './bench/guards.js';
 import { renderMarkdown } from './bench/markdown.js';
 import { loadAverage, machineInfo, serverInfo } from './bench/machine.js';
 import { benchMasking } from './bench/masking.js';
+import { benchVault } from './bench/vault.js';
 import { profileStatements } from './bench/profile.js';
 import { type BenchOptions, type BenchResults, summaryRows, textTable } from './bench/results.js';
 import {
@@ -51,12 +52,12 @@ const USAGE = `usage: npm run bench -- [options]
   --in-place           use the database of --database-url itself instead of creating one
   --skip-build         reuse the crm dataset already in that database (with --in-place)
   --only LIST          run only these sections (comma-separated: erasure,single,masking,
-                       request,verify,guards,csv); for development
+                       vault,request,verify,guards,csv); for development
   --render FILE.json   rewrite the report from the results a run saved (no measuring)
   --methods LIST       item 1's methods (default hand,lethe,request,plpgsql,client); hand
                        is always needed (it is the floor)`;
 
-const SECTIONS = ['erasure', 'single', 'masking', 'request', 'verify', 'guards', 'csv'] as const;
+const SECTIONS = ['erasure', 'single', 'masking', 'vault', 'request', 'verify', 'guards', 'csv'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function log(s: string) {
@@ -146,6 +147,7 @@ async function main(): Promise<number> {
     lookups: Math.max(10, Math.min(1_000, Math.round(100_000 * scale))),
     guardRows: Math.max(1_000, Math.round(1_000_000 * scale)),
     csvRows: Math.max(1_000, Math.round(1_000_000 * scale)),
+    vaultValues: Math.max(1_000, Math.round(1_000_000 * scale)),
     reusedDataset: values['skip-build'],
   };
 
@@ -230,6 +232,16 @@ async function main(): Promise<number> {
     await section('masking', async () => {
       log('5. masked views');
       results.masking = await benchMasking(db!, { pairs: Math.max(pairs, 5), lookups: options.lookups, log });
+    });
+    await section('vault', async () => {
+      log('8. tokenized vault');
+      results.vault = await benchVault(db!, bench.url, {
+        values: options.vaultValues,
+        bulk: subjects.bulk,
+        pairs,
+        httpRequests: 200,
+        log,
+      });
     });
     // From here on the data changes for good: the bulk erasure is committed.
     await section('request', async () => {

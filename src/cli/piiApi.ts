@@ -3,7 +3,10 @@
 // The server's own database role needs pii_dispatcher only.
 import type { Command } from 'commander';
 import { createDb, createPool } from '../sql/db.js';
-import { type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../sql/apiKeys.js';
+import type { ApiKeyScope } from '../sql/apiKeys.js';
+import { createApiKey } from '../sql/createApiKey.js';
+import { listApiKeys } from '../sql/listApiKeys.js';
+import { revokeApiKey } from '../sql/revokeApiKey.js';
 import { action, databaseUrl, EXIT, globals, info, UsageError, withLethe } from './context.js';
 import { keyValues, print, printJson, table } from './output.js';
 

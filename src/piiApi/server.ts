@@ -4,7 +4,7 @@
 // route template, status, token count and latency, and errors never quote input.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ApiKey } from '../sql/apiKeys.js';
-import { findActiveApiKey } from '../sql/apiKeys.js';
+import { findActiveApiKey } from '../sql/findActiveApiKey.js';
 import type { LetheDb } from '../sql/db.js';
 import { detokenize } from '../sql/detokenize.js';
 import { LetheError } from '../sql/errors.js';
