@@ -3686,6 +3686,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       hashes bytea[];
       tokens text[];
       any_deterministic boolean;
+      new_keys text;
     begin
       if subject_keys is null or kinds is null or "values" is null then
         raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -3753,18 +3754,15 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       -- Plain INSERTs: ON CONFLICT's speculative insertion costs about as much again per row.
       -- A data key created concurrently for the same new subject (two signups of one person
       -- at the same moment) is the only possible conflict: then again, tolerating it.
+      new_keys := $q$insert into pii.vault_keys (subject_hash, wrapped_key)
+           select d.h, pii_crypto.encrypt(pii_crypto.gen_random_bytes(32), kek.kek, 'aes')
+           from (select distinct u.h from unnest($1::bytea[], $2::text[]) as u (h, t) where u.t is not null) d
+           cross join pii.vault_kek kek
+           where not exists (select from pii.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h) %s$q$;
       begin
-        insert into pii.vault_keys (subject_hash, wrapped_key)
-        select d.h, pii_crypto.encrypt(pii_crypto.gen_random_bytes(32), kek.kek, 'aes')
-        from (select distinct u.h from unnest(hashes, tokens) as u (h, t) where u.t is not null) d
-        cross join pii.vault_kek kek
-        where not exists (select from pii.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h);
+        execute pg_catalog.format(new_keys, '') using hashes, tokens;
       exception when unique_violation then
-        insert into pii.vault_keys (subject_hash, wrapped_key)
-        select d.h, pii_crypto.encrypt(pii_crypto.gen_random_bytes(32), kek.kek, 'aes')
-        from (select distinct u.h from unnest(hashes, tokens) as u (h, t) where u.t is not null) d
-        cross join pii.vault_kek kek
-        on conflict (subject_hash) do nothing;
+        execute pg_catalog.format(new_keys, 'on conflict (subject_hash) do nothing') using hashes, tokens;
       end;
 
       -- The IV is the token's own 128 bits (random, or for a deterministic kind the keyed

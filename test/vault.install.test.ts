@@ -5,19 +5,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { migrate } from '../src/db/migrate.js';
+import { admin } from './helpers/testDatabase.js';
 
 const name = `lethe_test_vault_install_${process.pid}`;
 let client: pg.Client;
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 beforeAll(async () => {
   await admin(`create database ${name}`);

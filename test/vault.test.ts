@@ -136,6 +136,25 @@ describe('pii.tokenize and pii.detokenize', () => {
     expect(rows).toEqual([{ status: 'unknown', n: '100000' }]);
     expect(await auditCount('detokenize')).toBe(before + 1);
   });
+  it('two transactions tokenizing for the same new subject at once share one data key', async () => {
+    const [a, b] = [await db.pool.connect(), await db.pool.connect()];
+    try {
+      await a.query('begin');
+      const first = (await a.query(`select pii.tokenize('77', 'email', 'first@example.com') as t`)).rows[0].t;
+      const second = b.query(`select pii.tokenize('77', 'phone', '+1 555 0177') as t`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await a.query('commit');
+      const t2 = (await second).rows[0].t;
+      expect((await detokenize([first, t2])).map((r) => r.status)).toEqual(['ok', 'ok']);
+      const keys = await db.query(
+        `select count(*) as n from pii.vault_keys where subject_hash = pii.subject_hash(null, '77')`,
+      );
+      expect(keys.rows[0].n).toBe('1');
+    } finally {
+      a.release();
+      b.release();
+    }
+  });
 });
 
 describe('deterministic kinds (pii.set_token_kind)', () => {
