@@ -288,8 +288,8 @@ describe('lethe pii-api', () => {
     await admin.query(`set log_statement = 'none'`);
     const { rows } = await admin.query(
       `select encode(k.kek, 'hex') as kek,
-              (select array_agg(encode(pii_crypto.decrypt(v.wrapped_key, k.kek, 'aes'), 'hex')) from pii.vault_keys v) as data_keys
-       from pii.vault_kek k`,
+              (select array_agg(encode(pii_crypto.decrypt(v.wrapped_key, k.kek, 'aes'), 'hex')) from pii_internal.vault_keys v) as data_keys
+       from pii_internal.vault_kek k`,
     );
     const secrets = [
       ...Object.values(VALUES).flatMap((v) => [v.email, v.phone]),

@@ -58,9 +58,9 @@ describe('pii.tokenize and pii.detokenize', () => {
 
   it('keeps only ciphertext: no value in the vault tables, one data key per subject', async () => {
     const { rows } = await db.query(
-      `select (select count(*) from pii.vault_entries e where position(convert_to('ada@example.com', 'UTF8') in e.ciphertext) > 0) as plain,
-              (select count(*) from pii.vault_keys) as keys,
-              (select count(*) from pii.vault_entries) as entries`,
+      `select (select count(*) from pii_internal.vault_entries e where position(convert_to('ada@example.com', 'UTF8') in e.ciphertext) > 0) as plain,
+              (select count(*) from pii_internal.vault_keys) as keys,
+              (select count(*) from pii_internal.vault_entries) as entries`,
     );
     expect(rows[0]).toEqual({ plain: '0', keys: '2', entries: '4' });
   });
@@ -99,7 +99,7 @@ describe('pii.tokenize and pii.detokenize', () => {
   });
 
   it('refuses bad input with a SQLSTATE and the position, never the value', async () => {
-    const entries = async () => (await db.query(`select count(*) as n from pii.vault_entries`)).rows[0].n;
+    const entries = async () => (await db.query(`select count(*) as n from pii_internal.vault_entries`)).rows[0].n;
     const before = await entries();
     await expectPgError(
       db.query(`select pii.tokenize_many(array['1', '2'], array['email'], array['a', 'b'])`),
@@ -147,7 +147,7 @@ describe('pii.tokenize and pii.detokenize', () => {
       const t2 = (await second).rows[0].t;
       expect((await detokenize([first, t2])).map((r) => r.status)).toEqual(['ok', 'ok']);
       const keys = await db.query(
-        `select count(*) as n from pii.vault_keys where subject_hash = pii.subject_hash(null, '77')`,
+        `select count(*) as n from pii_internal.vault_keys where subject_hash = pii_internal.subject_hash(null, '77')`,
       );
       expect(keys.rows[0].n).toBe('1');
     } finally {
@@ -199,10 +199,10 @@ describe('crypto-shredding on erasure', () => {
       { token: bob.email_token, kind: 'email', value: 'bob@example.com', status: 'ok' },
     ]);
     const { rows } = await db.query(
-      `select (select count(*) from pii.vault_keys where subject_hash = pii.subject_hash(null, '1')) as keys,
-              (select count(*) from pii.vault_entries where subject_hash = pii.subject_hash(null, '1')) as entries,
-              (select count(*) from pii.vault_keys where subject_hash = pii.subject_hash(null, '2')) as other_keys,
-              (select count(*) from pii.vault_residuals(array[pii.subject_hash(null, '1')])) as residuals`,
+      `select (select count(*) from pii_internal.vault_keys where subject_hash = pii_internal.subject_hash(null, '1')) as keys,
+              (select count(*) from pii_internal.vault_entries where subject_hash = pii_internal.subject_hash(null, '1')) as entries,
+              (select count(*) from pii_internal.vault_keys where subject_hash = pii_internal.subject_hash(null, '2')) as other_keys,
+              (select count(*) from pii_internal.vault_residuals(array[pii_internal.subject_hash(null, '1')])) as residuals`,
     );
     expect(rows[0]).toEqual({ keys: '0', entries: '0', other_keys: '1', residuals: '0' });
   });
@@ -211,7 +211,7 @@ describe('crypto-shredding on erasure', () => {
     const { rows } = await db.query(`select pii.tokenize('1', 'email', 'ada@example.com') as t`);
     expect(rows[0].t).toBeNull();
     const n = await db.query(
-      `select count(*) as n from pii.vault_keys where subject_hash = pii.subject_hash(null, '1')`,
+      `select count(*) as n from pii_internal.vault_keys where subject_hash = pii_internal.subject_hash(null, '1')`,
     );
     expect(n.rows[0].n).toBe('0');
   });
@@ -234,26 +234,30 @@ describe('crypto-shredding on erasure', () => {
 
   it('pii.vault_residuals reports an entry or key left for an erased subject', async () => {
     await db.query(
-      `insert into pii.vault_keys (subject_hash, wrapped_key) values (pii.subject_hash(null, '1'), '\\x00');
-       insert into pii.vault_entries (token, subject_hash, kind, ciphertext) values ('tok_left', pii.subject_hash(null, '1'), 'email', '\\x00')`,
+      `insert into pii_internal.vault_keys (subject_hash, wrapped_key) values (pii_internal.subject_hash(null, '1'), '\\x00');
+       insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext) values ('tok_left', pii_internal.subject_hash(null, '1'), 'email', '\\x00')`,
     );
     const { rows } = await db.query(
-      `select table_name, column_name, detail from pii.vault_residuals(array[pii.subject_hash(null, '1')]) order by 1`,
+      `select table_name, column_name, detail from pii_internal.vault_residuals(array[pii_internal.subject_hash(null, '1')]) order by 1`,
     );
     expect(rows).toEqual([
       {
-        table_name: 'pii.vault_entries',
+        table_name: 'pii_internal.vault_entries',
         column_name: 'ciphertext',
         detail: 'vault entry of an erased subject not shredded',
       },
       {
-        table_name: 'pii.vault_keys',
+        table_name: 'pii_internal.vault_keys',
         column_name: 'wrapped_key',
         detail: 'data key of an erased subject not destroyed',
       },
     ]);
-    await db.query(`update pii.tombstones set erased_at = now() where subject_hash = pii.subject_hash(null, '1')`);
-    expect((await db.query(`select * from pii.vault_residuals(array[pii.subject_hash(null, '1')])`)).rows).toEqual([]);
+    await db.query(
+      `update pii.tombstones set erased_at = now() where subject_hash = pii_internal.subject_hash(null, '1')`,
+    );
+    expect(
+      (await db.query(`select * from pii_internal.vault_residuals(array[pii_internal.subject_hash(null, '1')])`)).rows,
+    ).toEqual([]);
   });
 
   it('masked views show tokens, never values', async () => {

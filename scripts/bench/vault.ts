@@ -55,11 +55,11 @@ export async function benchVault(
             array(select coalesce(c.phone, '+0') from unnest($1::text[]) with ordinality u (k, i) join crm.customers c on c.id = u.k::bigint order by u.i))`,
     [opts.bulk],
   );
-  await db.query('analyze pii.vault_entries, pii.vault_keys');
+  await db.query('analyze pii_internal.vault_entries, pii_internal.vault_keys');
   log(`  tokenize_many: ${tokenized} values, median ${median(tokenizeSeconds).toFixed(2)} s`);
 
   const sample = (
-    await db.query<{ token: string }>(`select token from pii.vault_entries order by md5(token) limit 10000`)
+    await db.query<{ token: string }>(`select token from pii_internal.vault_entries order by md5(token) limit 10000`)
   ).rows.map((r) => r.token);
   const detokenize: number[] = [];
   const lookupFloor: number[] = [];
@@ -69,8 +69,8 @@ export async function benchVault(
       db.query(
         `select count(x.ciphertext) from (
            select e.kind, e.ciphertext from unnest($1::text[]) with ordinality u (t, i)
-           left join pii.vault_entries e on e.token = u.t
-           left join pii.vault_keys k on k.subject_hash = e.subject_hash order by u.i) x`,
+           left join pii_internal.vault_entries e on e.token = u.t
+           left join pii_internal.vault_keys k on k.subject_hash = e.subject_hash order by u.i) x`,
         [sample],
       ),
   };

@@ -37,16 +37,6 @@ export interface PiiApiKeyList {
   scope: string | null;
 }
 
-export interface PiiApiKeys {
-  created_at: Generated<Timestamp>;
-  created_by: Generated<string>;
-  id: Generated<string>;
-  key_hash: Buffer;
-  name: string;
-  revoked_at: Timestamp | null;
-  scope: Generated<string>;
-}
-
 export interface PiiAudit {
   action: string;
   actor: Generated<string>;
@@ -72,10 +62,6 @@ export interface PiiImportRows {
   row_number: Int8;
   scope: string | null;
   subject_key: string;
-}
-
-export interface PiiLetheMigrations {
-  version: string;
 }
 
 export interface PiiMaskedViews {
@@ -218,26 +204,6 @@ export interface PiiTombstones {
   subject_hash: Buffer;
 }
 
-export interface PiiVaultEntries {
-  ciphertext: Buffer;
-  created_at: Generated<Timestamp>;
-  kind: string;
-  subject_hash: Buffer;
-  token: string;
-}
-
-export interface PiiVaultKek {
-  created_at: Generated<Timestamp>;
-  kek: Buffer;
-  singleton: Generated<boolean>;
-}
-
-export interface PiiVaultKeys {
-  created_at: Generated<Timestamp>;
-  subject_hash: Buffer;
-  wrapped_key: Buffer;
-}
-
 export interface PiiVaultKinds {
   declared_at: Generated<Timestamp>;
   deterministic: Generated<boolean>;
@@ -245,18 +211,11 @@ export interface PiiVaultKinds {
   normaliser: Generated<string>;
 }
 
-export interface PiiVaultShredded {
-  shredded_at: Generated<Timestamp>;
-  token: string;
-}
-
 export interface DB {
   "pii.api_key_list": PiiApiKeyList;
-  "pii.api_keys": PiiApiKeys;
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
   "pii.import_rows": PiiImportRows;
-  "pii.lethe_migrations": PiiLetheMigrations;
   "pii.masked_views": PiiMaskedViews;
   "pii.overdue_requests": PiiOverdueRequests;
   "pii.registered_columns": PiiRegisteredColumns;
@@ -269,9 +228,5 @@ export interface DB {
   "pii.subject_table": PiiSubjectTable;
   "pii.tables": PiiTables;
   "pii.tombstones": PiiTombstones;
-  "pii.vault_entries": PiiVaultEntries;
-  "pii.vault_kek": PiiVaultKek;
-  "pii.vault_keys": PiiVaultKeys;
   "pii.vault_kinds": PiiVaultKinds;
-  "pii.vault_shredded": PiiVaultShredded;
 }

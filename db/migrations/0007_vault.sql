@@ -1,7 +1,7 @@
--- migrate:up
 -- Tokenized contact vault (F18, F24), state: values encrypted under per-subject data
 -- keys, data keys wrapped by a key-encryption key only Lethe's owner can read. The code
--- (functions, triggers, grants) is in the vault code migration.
+-- (functions, triggers, grants) is db/code/93_vault.sql. The owner-only tables live in
+-- pii_internal (no group role has USAGE); pii keeps what group roles read.
 
 -- pgcrypto: a trusted extension (a database owner may create it). Use the one that is
 -- there, in whatever schema; otherwise install it in a schema of its own, out of every
@@ -19,54 +19,54 @@ $$;
 
 -- The key-encryption key (AES-256). Only the owner of the pii schema (Lethe's SECURITY
 -- DEFINER functions) can read it, as pii.secret.
-create table pii.vault_kek (
+create table pii_internal.vault_kek (
   singleton boolean primary key default true check (singleton),
   kek bytea not null check (pg_catalog.length(kek) = 32),
   created_at timestamptz not null default pg_catalog.now()
 );
-revoke all on pii.vault_kek from public;
-comment on table pii.vault_kek is 'Key-encryption key of the vault (AES-256) wrapping every per-subject data key. Readable by the Lethe owner only.';
+revoke all on pii_internal.vault_kek from public;
+comment on table pii_internal.vault_kek is 'Key-encryption key of the vault (AES-256) wrapping every per-subject data key. Readable by the Lethe owner only.';
 
 do $$
 declare
   crypto name := (select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
                   where e.extname = 'pgcrypto');
 begin
-  execute pg_catalog.format('insert into pii.vault_kek (kek) select %I.gen_random_bytes(32)', crypto);
+  execute pg_catalog.format('insert into pii_internal.vault_kek (kek) select %I.gen_random_bytes(32)', crypto);
 end
 $$;
 
 -- One data key per subject (AES-256, wrapped by the KEK). Erasure deletes it: every
 -- ciphertext of that subject, in this database and in any later backup, is noise.
-create table pii.vault_keys (
+create table pii_internal.vault_keys (
   subject_hash bytea primary key,
   wrapped_key bytea not null,
   created_at timestamptz not null default pg_catalog.now()
 );
-revoke all on pii.vault_keys from public;
-comment on table pii.vault_keys is 'Per-subject data keys, wrapped by pii.vault_kek; subjects as keyed hashes (pii.subject_hash). Deleted on erasure.';
+revoke all on pii_internal.vault_keys from public;
+comment on table pii_internal.vault_keys is 'Per-subject data keys, wrapped by pii_internal.vault_kek; subjects as keyed hashes (pii.subject_hash). Deleted on erasure.';
 
 -- One row per token: the value (16-byte IV || AES-256-CBC ciphertext) under its
 -- subject's data key.
-create table pii.vault_entries (
+create table pii_internal.vault_entries (
   token text primary key,
   subject_hash bytea not null,
   kind text not null,
   ciphertext bytea not null,
   created_at timestamptz not null default pg_catalog.now()
 );
-create index vault_entries_subject_hash_idx on pii.vault_entries (subject_hash);
-revoke all on pii.vault_entries from public;
-comment on table pii.vault_entries is 'Vault entries: token, subject (keyed hash), kind, encrypted value. Deleted on erasure.';
+create index vault_entries_subject_hash_idx on pii_internal.vault_entries (subject_hash);
+revoke all on pii_internal.vault_entries from public;
+comment on table pii_internal.vault_entries is 'Vault entries: token, subject (keyed hash), kind, encrypted value. Deleted on erasure.';
 
 -- Tokens of erased subjects, so detokenize answers erased rather than unknown. Random
 -- tokens say nothing; no subject, kind or value is kept.
-create table pii.vault_shredded (
+create table pii_internal.vault_shredded (
   token text primary key,
   shredded_at timestamptz not null default pg_catalog.now()
 );
-revoke all on pii.vault_shredded from public;
-comment on table pii.vault_shredded is 'Tokens whose subject was erased (token only: no subject, kind or value). detokenize answers erased for them.';
+revoke all on pii_internal.vault_shredded from public;
+comment on table pii_internal.vault_shredded is 'Tokens whose subject was erased (token only: no subject, kind or value). detokenize answers erased for them.';
 
 -- Token kinds with a policy. Undeclared kinds get random tokens with the value as given.
 create table pii.vault_kinds (
@@ -82,7 +82,7 @@ comment on table pii.vault_kinds is 'Token kinds: deterministic (same scope + ki
 -- Keys of the PII API (lethe pii-api): stored as SHA-256 of the key (keys are 256 random
 -- bits, so a fast hash is enough), never the key. Scope dispatcher may look values up;
 -- ping may only check that it authenticates.
-create table pii.api_keys (
+create table pii_internal.api_keys (
   id uuid primary key default pg_catalog.gen_random_uuid(),
   name text not null check (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
   key_hash bytea not null unique check (pg_catalog.length(key_hash) = 32),
@@ -91,14 +91,6 @@ create table pii.api_keys (
   created_at timestamptz not null default pg_catalog.now(),
   revoked_at timestamptz
 );
-create unique index api_keys_active_name_idx on pii.api_keys (name) where revoked_at is null;
-revoke all on pii.api_keys from public;
-comment on table pii.api_keys is 'PII API keys: name, SHA-256 of the key (never the key), scope (dispatcher | ping), revocation time.';
-
--- migrate:down
-drop table pii.api_keys;
-drop table pii.vault_kinds;
-drop table pii.vault_shredded;
-drop table pii.vault_entries;
-drop table pii.vault_keys;
-drop table pii.vault_kek;
+create unique index api_keys_active_name_idx on pii_internal.api_keys (name) where revoked_at is null;
+revoke all on pii_internal.api_keys from public;
+comment on table pii_internal.api_keys is 'PII API keys: name, SHA-256 of the key (never the key), scope (dispatcher | ping), revocation time.';

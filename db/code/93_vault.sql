@@ -1,7 +1,6 @@
--- migrate:up
 -- Tokenized contact vault (F18, F19, F24), code: tokenize, detokenize, crypto-shredding
--- on erasure, the residual check verification calls, and PII API keys. Idempotent
--- (create or replace), so it can be re-applied.
+-- on erasure, the residual check verification calls, and PII API keys. Repeatable
+-- (create or replace; triggers dropped and re-created), re-applied by lethe migrate.
 
 -- The functions that call pgcrypto name its schema, resolved once here: the text below is
 -- installed with @crypto@ replaced by that schema (never found through search_path).
@@ -12,7 +11,7 @@ declare
   crypto_oid oid := (select e.extnamespace from pg_catalog.pg_extension e where e.extname = 'pgcrypto');
 begin
   if crypto_oid is null then
-    raise exception 'pgcrypto is not installed' using errcode = '58P01', hint = 'Run the vault state migration first.';
+    raise exception 'pgcrypto is not installed' using errcode = '58P01', hint = 'Migration 0007_vault.sql installs it.';
   end if;
   if exists (select from pg_catalog.pg_proc p join pg_catalog.pg_roles r on r.oid = p.proowner
              where p.pronamespace = crypto_oid and p.proname in ('encrypt', 'decrypt', 'encrypt_iv', 'decrypt_iv', 'gen_random_bytes')
@@ -63,10 +62,10 @@ begin
   end if;
   -- Registered subject table, scoped or not, first key valid; then, only if something is
   -- wrong further on, the whole batch for an error naming the position.
-  perform from pii.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+  perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
   if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
      or pg_catalog.array_position(scopes, null) is not null then
-    perform from pii.resolve_subjects(subject_keys, scopes, n);
+    perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
   end if;
   if pg_catalog.cardinality(scopes) = 1 and n > 1 then
     scopes := pg_catalog.array_fill(scopes[1], array[n]);
@@ -86,33 +85,33 @@ begin
                cross join lateral (select %s as h) h
                left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
-      pii.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
+      pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
                       operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
                       operator(pg_catalog.||) case vk.normaliser
                         when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
                         when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                         when 'trim' then pg_catalog.btrim(u.v)
                         else u.v end$s$),
-      pii.column_type(subj.relid, subj.key_attnum),
+      pii_internal.column_type(subj.relid, subj.key_attnum),
       case when subj.scope_attnum is null then 'null::text'
-           else pg_catalog.format('(u.s::%s)::text', pii.column_type(subj.relid, subj.scope_attnum)) end,
-      pii.subject_hash_sql('c.s', 'c.k'))
+           else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
+      pii_internal.subject_hash_sql('c.s', 'c.k'))
       into hashes, tokens, any_deterministic
       using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values";
   exception when data_exception then
     -- Names the position of the bad key or scope, never its value.
-    perform from pii.resolve_subjects(subject_keys, scopes, n);
+    perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
     raise;
   end;
 
   -- Plain INSERTs: ON CONFLICT's speculative insertion costs about as much again per row.
   -- A data key created concurrently for the same new subject (two signups of one person
   -- at the same moment) is the only possible conflict: then again, tolerating it.
-  new_keys := $q$insert into pii.vault_keys (subject_hash, wrapped_key)
+  new_keys := $q$insert into pii_internal.vault_keys (subject_hash, wrapped_key)
        select d.h, @crypto@.encrypt(@crypto@.gen_random_bytes(32), kek.kek, 'aes')
        from (select distinct u.h from unnest($1::bytea[], $2::text[]) as u (h, t) where u.t is not null) d
-       cross join pii.vault_kek kek
-       where not exists (select from pii.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h) %s$q$;
+       cross join pii_internal.vault_kek kek
+       where not exists (select from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h) %s$q$;
   begin
     execute pg_catalog.format(new_keys, '') using hashes, tokens;
   exception when unique_violation then
@@ -123,21 +122,21 @@ begin
   -- hash of the value): unpredictable before the call, never reused under one key.
   -- Random tokens cannot collide (128 bits); deterministic ones repeat by design.
   execute pg_catalog.format(
-    $q$insert into pii.vault_entries (token, subject_hash, kind, ciphertext)
+    $q$insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
        select x.t, x.h, x.kind,
               x.iv operator(pg_catalog.||) @crypto@.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), @crypto@.decrypt(k.wrapped_key, kek.kek, 'aes'), x.iv, 'aes-cbc/pad:pkcs')
        from (select u.t, u.h, u.kind, u.v, pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv
              from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) as u (t, h, kind, v) where u.t is not null) x
-       join pii.vault_keys k on k.subject_hash operator(pg_catalog.=) x.h
-       cross join pii.vault_kek kek
+       join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) x.h
+       cross join pii_internal.vault_kek kek
        %s$q$, case when any_deterministic then 'on conflict (token) do nothing' else '' end)
     using tokens, hashes, kinds, "values";
 
   if any_deterministic then
     -- A deterministic token of a subject erased and later let back in is live again.
-    delete from pii.vault_shredded s using unnest(tokens) as u (t) where s.token operator(pg_catalog.=) u.t;
+    delete from pii_internal.vault_shredded s using unnest(tokens) as u (t) where s.token operator(pg_catalog.=) u.t;
   end if;
-  perform pii.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
     'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
     'refused_tombstoned', (select pg_catalog.count(*) - pg_catalog.count(u.t) from unnest(tokens) as u (t))));
   return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
@@ -168,10 +167,10 @@ begin
   if client is not null and client !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
     raise exception 'client must be 1 to 100 letters, digits, spaces or _.:/#-' using errcode = '22023';
   end if;
-  perform pii.write_audit('detokenize', null, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('detokenize', null, pg_catalog.jsonb_build_object(
     'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
     'purpose', purpose, 'client', client, 'tokens', n,
-    'token_list_hash', pg_catalog.encode(pii.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
+    'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
   return query
     select u.t, e.kind,
            pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(e.ciphertext, 17), @crypto@.decrypt(k.wrapped_key, kek.kek, 'aes'),
@@ -180,10 +179,10 @@ begin
                 when e.token is not null or s.token is not null then 'erased'
                 else 'unknown' end
     from unnest(tokens) with ordinality as u (t, i)
-    left join pii.vault_entries e on e.token operator(pg_catalog.=) u.t
-    left join pii.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
-    left join pii.vault_shredded s on e.token is null and s.token operator(pg_catalog.=) u.t
-    cross join pii.vault_kek kek
+    left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+    left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+    left join pii_internal.vault_shredded s on e.token is null and s.token operator(pg_catalog.=) u.t
+    cross join pii_internal.vault_kek kek
     order by u.i;
 end
 $fn$;
@@ -232,7 +231,7 @@ begin
   insert into pii.vault_kinds as k (kind, deterministic, normaliser)
   values (set_token_kind.kind, set_token_kind.deterministic, set_token_kind.normaliser)
   on conflict on constraint vault_kinds_pkey do update set deterministic = excluded.deterministic, normaliser = excluded.normaliser;
-  perform pii.write_audit('set_token_kind', null, pg_catalog.jsonb_build_object('kind', kind, 'deterministic', deterministic, 'normaliser', normaliser));
+  perform pii_internal.write_audit('set_token_kind', null, pg_catalog.jsonb_build_object('kind', kind, 'deterministic', deterministic, 'normaliser', normaliser));
 end
 $$;
 comment on function pii.set_token_kind(text, boolean, text) is
@@ -244,7 +243,7 @@ new tokens. Example: select pii.set_token_kind('email', deterministic => true, n
 -- erasure, request chunks, every mode, and any future path that records erasures): in
 -- that statement, its entries and its data key go. Statement-level with a transition
 -- table: one delete per table per statement, never a loop over subjects.
-create or replace function pii.vault_shred_erased() returns trigger
+create or replace function pii_internal.vault_shred_erased() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -254,44 +253,42 @@ begin
   -- An array, not a join with the transition table (which has no statistics): index
   -- scans on the subject hash whatever the planner would guess.
   select pg_catalog.array_agg(distinct t.subject_hash) into erased from erased_tombstones t where t.erased_at is not null;
-  if erased is null or not exists (select from pii.vault_keys) then
+  if erased is null or not exists (select from pii_internal.vault_keys) then
     return null;
   end if;
   with entries as (
-    delete from pii.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased) returning v.token
+    delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased) returning v.token
   ), keys as (
-    delete from pii.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased)
+    delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased)
   )
-  insert into pii.vault_shredded (token) select x.token from entries x on conflict (token) do nothing;
+  insert into pii_internal.vault_shredded (token) select x.token from entries x on conflict (token) do nothing;
   return null;
 end
 $$;
-comment on function pii.vault_shred_erased() is 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.';
+comment on function pii_internal.vault_shred_erased() is 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.';
 
-drop trigger if exists vault_shred_on_erase_insert on pii.tombstones;
-drop trigger if exists vault_shred_on_erase_update on pii.tombstones;
-create trigger vault_shred_on_erase_insert after insert on pii.tombstones
-  referencing new table as erased_tombstones for each statement execute function pii.vault_shred_erased();
-create trigger vault_shred_on_erase_update after update on pii.tombstones
-  referencing new table as erased_tombstones for each statement execute function pii.vault_shred_erased();
+create or replace trigger vault_shred_on_erase_insert after insert on pii.tombstones
+  referencing new table as erased_tombstones for each statement execute function pii_internal.vault_shred_erased();
+create or replace trigger vault_shred_on_erase_update after update on pii.tombstones
+  referencing new table as erased_tombstones for each statement execute function pii_internal.vault_shred_erased();
 -- Also under session_replication_role = replica (which silences ordinary triggers).
 alter table pii.tombstones enable always trigger vault_shred_on_erase_insert;
 alter table pii.tombstones enable always trigger vault_shred_on_erase_update;
 
 -- What verification reports for the vault: any entry or data key left for the subjects.
-create or replace function pii.vault_residuals(subject_hashes bytea[])
+create or replace function pii_internal.vault_residuals(subject_hashes bytea[])
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select 'pii.vault_entries', 'ciphertext', pg_catalog.encode(x.h, 'hex'), 'vault entry of an erased subject not shredded'
+  select 'pii_internal.vault_entries', 'ciphertext', pg_catalog.encode(x.h, 'hex'), 'vault entry of an erased subject not shredded'
   from (select distinct e.subject_hash as h from unnest(subject_hashes) as u (h)
-        join pii.vault_entries e on e.subject_hash operator(pg_catalog.=) u.h) x
+        join pii_internal.vault_entries e on e.subject_hash operator(pg_catalog.=) u.h) x
   union all
-  select 'pii.vault_keys', 'wrapped_key', pg_catalog.encode(k.subject_hash, 'hex'), 'data key of an erased subject not destroyed'
-  from unnest(subject_hashes) as u (h) join pii.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
+  select 'pii_internal.vault_keys', 'wrapped_key', pg_catalog.encode(k.subject_hash, 'hex'), 'data key of an erased subject not destroyed'
+  from unnest(subject_hashes) as u (h) join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
 $$;
-comment on function pii.vault_residuals(bytea[]) is 'Internal. Vault entries and data keys still held for the given subject hashes; pii.verify_erasure reports them.';
+comment on function pii_internal.vault_residuals(bytea[]) is 'Internal. Vault entries and data keys still held for the given subject hashes; pii.verify_erasure reports them.';
 
 ---------------------------------------------------------------------------------------
 -- PII API keys (lethe pii-api keys create|list|revoke). The CLI generates the key and
@@ -314,12 +311,12 @@ begin
   if key_hash is null or pg_catalog.length(key_hash) <> 32 then
     raise exception 'key_hash must be the 32-byte SHA-256 of the key' using errcode = '22023';
   end if;
-  if exists (select from pii.api_keys k where k.name = create_api_key.name and k.revoked_at is null) then
+  if exists (select from pii_internal.api_keys k where k.name = create_api_key.name and k.revoked_at is null) then
     raise exception 'an active API key named "%" exists already', name using errcode = '23505', hint = 'Revoke it first, or pick another name.';
   end if;
-  insert into pii.api_keys (name, key_hash, scope) values (create_api_key.name, create_api_key.key_hash, create_api_key.scope)
+  insert into pii_internal.api_keys (name, key_hash, scope) values (create_api_key.name, create_api_key.key_hash, create_api_key.scope)
   returning id into id_;
-  perform pii.write_audit('create_api_key', null, pg_catalog.jsonb_build_object('key_id', id_, 'name', name, 'scope', scope));
+  perform pii_internal.write_audit('create_api_key', null, pg_catalog.jsonb_build_object('key_id', id_, 'name', name, 'scope', scope));
   return id_;
 end
 $$;
@@ -335,13 +332,13 @@ as $$
 declare
   n integer;
 begin
-  update pii.api_keys k set revoked_at = pg_catalog.now()
+  update pii_internal.api_keys k set revoked_at = pg_catalog.now()
   where k.revoked_at is null and (k.name = revoke_api_key.key or k.id::text = pg_catalog.lower(revoke_api_key.key));
   get diagnostics n = row_count;
   if n = 0 then
     raise exception 'no active API key with that name or id' using errcode = '42704';
   end if;
-  perform pii.write_audit('revoke_api_key', null, pg_catalog.jsonb_build_object('keys', n));
+  perform pii_internal.write_audit('revoke_api_key', null, pg_catalog.jsonb_build_object('keys', n));
   return n;
 end
 $$;
@@ -350,7 +347,7 @@ $$Revokes an active PII API key by name or id; the running server refuses it fro
 Example: select pii.revoke_api_key('moengage');$$;
 
 create or replace view pii.api_key_list with (security_barrier) as
-select k.id, k.name, k.scope, k.created_by, k.created_at, k.revoked_at from pii.api_keys k;
+select k.id, k.name, k.scope, k.created_by, k.created_at, k.revoked_at from pii_internal.api_keys k;
 comment on view pii.api_key_list is 'PII API keys without their hashes: id, name, scope, who created them, when, revocation.';
 
 -- What the PII API server asks on every request: the active key, found by the SHA-256
@@ -360,7 +357,7 @@ returns table (id uuid, name text, scope text)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select k.id, k.name, k.scope from pii.api_keys k
+  select k.id, k.name, k.scope from pii_internal.api_keys k
   where k.revoked_at is null
     and ((api_key_scope.key_hash is not null and k.key_hash = api_key_scope.key_hash)
          or (api_key_scope.key_hash is null and k.id = api_key_scope.key_id))
@@ -369,10 +366,7 @@ comment on function pii.api_key_scope(bytea, uuid) is
 $$The active PII API key (id, name, scope dispatcher | ping) with that SHA-256, or that id; no row when unknown or
 revoked. Called by the PII API server on every request. Example: select * from pii.api_key_scope(key_hash => sha256('…'::bytea));$$;
 
-revoke execute on function pii.tokenize_many(text[], text[], text[], text[]), pii.tokenize(text, text, text, text),
-  pii.detokenize(text[], text, text), pii.set_token_kind(text, boolean, text), pii.vault_shred_erased(),
-  pii.vault_residuals(bytea[]), pii.create_api_key(text, bytea, text), pii.revoke_api_key(text),
-  pii.api_key_scope(bytea, uuid) from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 revoke all on pii.api_key_list from public;
 grant execute on function pii.tokenize_many(text[], text[], text[], text[]), pii.tokenize(text, text, text, text)
   to pii_operator, pii_admin;
@@ -380,17 +374,3 @@ grant execute on function pii.detokenize(text[], text, text), pii.api_key_scope(
 grant execute on function pii.set_token_kind(text, boolean, text), pii.create_api_key(text, bytea, text),
   pii.revoke_api_key(text) to pii_admin;
 grant select on pii.api_key_list to pii_admin, pii_auditor;
-
--- migrate:down
-drop function pii.api_key_scope(bytea, uuid);
-drop view pii.api_key_list;
-drop function pii.revoke_api_key(text);
-drop function pii.create_api_key(text, bytea, text);
-drop function pii.vault_residuals(bytea[]);
-drop trigger vault_shred_on_erase_update on pii.tombstones;
-drop trigger vault_shred_on_erase_insert on pii.tombstones;
-drop function pii.vault_shred_erased();
-drop function pii.set_token_kind(text, boolean, text);
-drop function pii.tokenize(text, text, text, text);
-drop function pii.detokenize(text[], text, text);
-drop function pii.tokenize_many(text[], text[], text[], text[]);
