@@ -265,6 +265,13 @@ describe('lethe pii-api', () => {
     expect((await lethe(['pii-api', 'keys', 'revoke', 'moengage'])).code).toBe(1);
   });
 
+  it('refuses bad usage with exit code 2: a bad --listen, an unknown key scope', async () => {
+    const listen = await lethe(['pii-api', '--listen', 'localhost']);
+    expect([listen.code, listen.stderr]).toEqual([2, expect.stringContaining('--listen expects host:port')]);
+    const scope = await lethe(['pii-api', 'keys', 'create', 'x', '--scope', 'admin']);
+    expect([scope.code, scope.stderr]).toEqual([2, expect.stringContaining('--scope must be dispatcher or ping')]);
+  });
+
   it('logs route, status, token count and latency, and no value, key or data key reaches any log', async () => {
     server.kill('SIGTERM');
     await new Promise((resolve) => server.once('exit', resolve));
