@@ -75,16 +75,19 @@ begin
 
   begin
     execute pg_catalog.format(
-      $q$select pg_catalog.array_agg(x.h order by x.i), pg_catalog.array_agg(x.t order by x.i), pg_catalog.bool_or(x.det)
+      $q$select pg_catalog.array_agg(x.h order by x.i),
+                pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
+                pg_catalog.bool_or(x.det)
          from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
                       case when tb.subject_hash is not null then null
-                           when vk.deterministic then 'tok_' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 32)
-                           else 'tok_' operator(pg_catalog.||) pg_catalog.encode(@crypto@.gen_random_bytes(16), 'hex') end as t
+                           when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
+                           else pg_catalog.encode(@crypto@.gen_random_bytes(12), 'hex') end as b
                from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
                cross join lateral (select (u.k::%s)::text as k, %s as s) c
                cross join lateral (select %s as h) h
                left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
+      pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
       pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
                       operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
                       operator(pg_catalog.||) case vk.normaliser
@@ -118,8 +121,8 @@ begin
     execute pg_catalog.format(new_keys, 'on conflict (subject_hash) do nothing') using hashes, tokens;
   end;
 
-  -- The IV is the token's own 128 bits (random, or for a deterministic kind the keyed
-  -- hash of the value): unpredictable before the call, never reused under one key.
+  -- The IV is the token's own 128 bits (96 random, or for a deterministic kind keyed-hash,
+  -- and the keyed tag): unpredictable before the call, never reused under one key.
   -- Random tokens cannot collide (128 bits); deterministic ones repeat by design.
   execute pg_catalog.format(
     $q$insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
@@ -132,10 +135,6 @@ begin
        %s$q$, case when any_deterministic then 'on conflict (token) do nothing' else '' end)
     using tokens, hashes, kinds, "values";
 
-  if any_deterministic then
-    -- A deterministic token of a subject erased and later let back in is live again.
-    delete from pii_internal.vault_shredded s using unnest(tokens) as u (t) where s.token operator(pg_catalog.=) u.t;
-  end if;
   perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
     'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
     'refused_tombstoned', (select pg_catalog.count(*) - pg_catalog.count(u.t) from unnest(tokens) as u (t))));
@@ -152,6 +151,7 @@ as $fn$
 #variable_conflict use_column
 declare
   n integer := coalesce(pg_catalog.cardinality(tokens), 0);
+  sec pii.secret;
 begin
   if tokens is null then
     raise exception 'tokens must not be NULL' using errcode = '22004';
@@ -171,17 +171,22 @@ begin
     'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
     'purpose', purpose, 'client', client, 'tokens', n,
     'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
+  select * into sec from pii.secret;
+  -- Not in the vault but carrying a valid keyed tag: issued by this install, so erased.
   return query
     select u.t, e.kind,
            pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(e.ciphertext, 17), @crypto@.decrypt(k.wrapped_key, kek.kek, 'aes'),
                                                        pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
            case when k.subject_hash is not null then 'ok'
-                when e.token is not null or s.token is not null then 'erased'
+                when e.token is not null then 'erased'
+                when u.t ~ '^tok_[0-9a-f]{32}$'
+                     and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
+                           sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                  then 'erased'
                 else 'unknown' end
     from unnest(tokens) with ordinality as u (t, i)
     left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
     left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
-    left join pii_internal.vault_shredded s on e.token is null and s.token operator(pg_catalog.=) u.t
     cross join pii_internal.vault_kek kek
     order by u.i;
 end
@@ -256,12 +261,8 @@ begin
   if erased is null or not exists (select from pii_internal.vault_keys) then
     return null;
   end if;
-  with entries as (
-    delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased) returning v.token
-  ), keys as (
-    delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased)
-  )
-  insert into pii_internal.vault_shredded (token) select x.token from entries x on conflict (token) do nothing;
+  delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased);
+  delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased);
   return null;
 end
 $$;

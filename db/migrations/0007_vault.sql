@@ -59,15 +59,6 @@ create index vault_entries_subject_hash_idx on pii_internal.vault_entries (subje
 revoke all on pii_internal.vault_entries from public;
 comment on table pii_internal.vault_entries is 'Vault entries: token, subject (keyed hash), kind, encrypted value. Deleted on erasure.';
 
--- Tokens of erased subjects, so detokenize answers erased rather than unknown. Random
--- tokens say nothing; no subject, kind or value is kept.
-create table pii_internal.vault_shredded (
-  token text primary key,
-  shredded_at timestamptz not null default pg_catalog.now()
-);
-revoke all on pii_internal.vault_shredded from public;
-comment on table pii_internal.vault_shredded is 'Tokens whose subject was erased (token only: no subject, kind or value). detokenize answers erased for them.';
-
 -- Token kinds with a policy. Undeclared kinds get random tokens with the value as given.
 create table pii.vault_kinds (
   kind text primary key check (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
