@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 import { dumpDatabaseText } from './helpers/dumpDatabase.js';
+import { createLethe } from '../src/api/index.js';
 
 let db: TestDatabase;
 
@@ -157,6 +158,20 @@ describe('pii.tokenize and pii.detokenize', () => {
       a.release();
       b.release();
     }
+  });
+});
+
+describe('Lethe.tokenize and Lethe.detokenize (TypeScript API)', () => {
+  it('tokenizes a batch and resolves it in order', async () => {
+    const lethe = createLethe({ pool: db.pool });
+    const tokens = await lethe.tokenize([
+      { subjectKey: '20', kind: 'email', value: 'ts@example.com' },
+      { subjectKey: '21', kind: 'phone', value: '+1 555 0121' },
+    ]);
+    expect(await lethe.detokenize([tokens[1]!, tokens[0]!], 'api:test')).toEqual([
+      { token: tokens[1], kind: 'phone', value: '+1 555 0121', status: 'ok' },
+      { token: tokens[0], kind: 'email', value: 'ts@example.com', status: 'ok' },
+    ]);
   });
 });
 
