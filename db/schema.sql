@@ -18,6 +18,10 @@ schema pii owner <owner>
 schema pii_internal owner <owner>
   comment 'Lethe internals (engine, SQL builders, trigger functions): no group role has USAGE. The contract is schema pii.'
 
+-- extensions (in this database, any schema)
+
+extension pgcrypto schema pii_crypto
+
 -- sequences
 
 sequence pii.audit_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
@@ -261,7 +265,40 @@ table pii.tombstones owner <owner>
   index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
   trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
+  trigger CREATE TRIGGER vault_shred_on_erase_insert AFTER INSERT ON pii.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
+  trigger CREATE TRIGGER vault_shred_on_erase_update AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
   comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
+
+table pii.vault_kinds owner <owner>
+  column kind text not null
+  column deterministic boolean not null default false
+  column normaliser text not null default 'none'::text
+  column declared_at timestamp with time zone not null default now()
+  constraint vault_kinds_kind_check CHECK ((kind ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+  constraint vault_kinds_normaliser_check CHECK ((normaliser = ANY (ARRAY['none'::text, 'trim'::text, 'email'::text, 'phone'::text])))
+  constraint vault_kinds_pkey PRIMARY KEY (kind)
+  index CREATE UNIQUE INDEX vault_kinds_pkey ON pii.vault_kinds USING btree (kind)
+  grant SELECT to pii_admin
+  grant SELECT to pii_operator
+  comment 'Token kinds: deterministic (same scope + kind + normalised value -> same token) and the normaliser. Set with pii.set_token_kind.'
+
+table pii_internal.api_keys owner <owner>
+  column id uuid not null default gen_random_uuid()
+  column name text not null
+  column key_hash bytea not null
+  column scope text not null default 'dispatcher'::text
+  column created_by name not null default SESSION_USER
+  column created_at timestamp with time zone not null default now()
+  column revoked_at timestamp with time zone
+  constraint api_keys_key_hash_check CHECK ((length(key_hash) = 32))
+  constraint api_keys_key_hash_key UNIQUE (key_hash)
+  constraint api_keys_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'::text))
+  constraint api_keys_pkey PRIMARY KEY (id)
+  constraint api_keys_scope_check CHECK ((scope = ANY (ARRAY['dispatcher'::text, 'ping'::text])))
+  index CREATE UNIQUE INDEX api_keys_active_name_idx ON pii_internal.api_keys USING btree (name) WHERE (revoked_at IS NULL)
+  index CREATE UNIQUE INDEX api_keys_key_hash_key ON pii_internal.api_keys USING btree (key_hash)
+  index CREATE UNIQUE INDEX api_keys_pkey ON pii_internal.api_keys USING btree (id)
+  comment 'PII API keys: name, SHA-256 of the key (never the key), scope (dispatcher | ping), revocation time.'
 
 table pii_internal.chain_heads owner <owner>
   column chain text not null
@@ -308,7 +345,48 @@ table pii_internal.migrations owner <owner>
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
 
+table pii_internal.vault_entries owner <owner>
+  column token text not null
+  column subject_hash bytea not null
+  column kind text not null
+  column ciphertext bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint vault_entries_pkey PRIMARY KEY (token)
+  index CREATE INDEX vault_entries_subject_hash_idx ON pii_internal.vault_entries USING btree (subject_hash)
+  index CREATE UNIQUE INDEX vault_entries_pkey ON pii_internal.vault_entries USING btree (token)
+  comment 'Vault entries: token, subject (keyed hash), kind, encrypted value. Deleted on erasure.'
+
+table pii_internal.vault_kek owner <owner>
+  column singleton boolean not null default true
+  column kek bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint vault_kek_kek_check CHECK ((length(kek) = 32))
+  constraint vault_kek_pkey PRIMARY KEY (singleton)
+  constraint vault_kek_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX vault_kek_pkey ON pii_internal.vault_kek USING btree (singleton)
+  comment 'Key-encryption key of the vault (AES-256) wrapping every per-subject data key. Readable by the Lethe owner only.'
+
+table pii_internal.vault_keys owner <owner>
+  column subject_hash bytea not null
+  column wrapped_key bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint vault_keys_pkey PRIMARY KEY (subject_hash)
+  index CREATE UNIQUE INDEX vault_keys_pkey ON pii_internal.vault_keys USING btree (subject_hash)
+  comment 'Per-subject data keys, wrapped by pii_internal.vault_kek; subjects as keyed hashes (pii.subject_hash). Deleted on erasure.'
+
 -- views
+
+view pii.api_key_list owner <owner> with (security_barrier=true) as
+     SELECT id,
+        name,
+        scope,
+        created_by,
+        created_at,
+        revoked_at
+       FROM pii_internal.api_keys k;
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  comment 'PII API keys without their hashes: id, name, scope, who created them, when, revocation.'
 
 view pii.overdue_requests owner <owner> with (security_barrier=true) as
      SELECT id AS request_id,
@@ -392,6 +470,22 @@ function pii.allow_return(text,text) owner <owner>
   comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
 Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return(''42'');'
 
+function pii.api_key_scope(bytea,uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.api_key_scope(key_hash bytea DEFAULT NULL::bytea, key_id uuid DEFAULT NULL::uuid)
+     RETURNS TABLE(id uuid, name text, scope text)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select k.id, k.name, k.scope from pii_internal.api_keys k
+      where k.revoked_at is null
+        and ((api_key_scope.key_hash is not null and k.key_hash = api_key_scope.key_hash)
+             or (api_key_scope.key_hash is null and k.id = api_key_scope.key_id))
+    $function$
+  grant EXECUTE to pii_dispatcher
+  comment 'The active PII API key (id, name, scope dispatcher | ping) with that SHA-256, or that id; no row when unknown or
+revoked. Called by the PII API server on every request. Example: select * from pii.api_key_scope(key_hash => sha256(''…''::bytea));'
+
 function pii.apply_masking() owner <owner>
     CREATE OR REPLACE FUNCTION pii.apply_masking()
      RETURNS TABLE(table_name text, view_name text, action text)
@@ -411,6 +505,94 @@ by their mask strategy, unclassified columns hidden while pii.settings.privacy_b
 definition did not change are left alone. Registry changes and (with event triggers) DDL call it for you;
 call it after DDL on registered tables when Lethe was installed without superuser.
 Example: select * from pii.apply_masking();'
+
+function pii.create_api_key(text,bytea,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.create_api_key(name text, key_hash bytea, scope text DEFAULT 'dispatcher'::text)
+     RETURNS uuid
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      id_ uuid;
+    begin
+      if name is null or name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' then
+        raise exception 'key name must be 1 to 63 letters, digits or _.- (e.g. moengage-prod)' using errcode = '22023';
+      end if;
+      if scope is null or scope not in ('dispatcher', 'ping') then
+        raise exception 'scope must be dispatcher or ping, not "%"', scope using errcode = '22023';
+      end if;
+      if key_hash is null or pg_catalog.length(key_hash) <> 32 then
+        raise exception 'key_hash must be the 32-byte SHA-256 of the key' using errcode = '22023';
+      end if;
+      if exists (select from pii_internal.api_keys k where k.name = create_api_key.name and k.revoked_at is null) then
+        raise exception 'an active API key named "%" exists already', name using errcode = '23505', hint = 'Revoke it first, or pick another name.';
+      end if;
+      insert into pii_internal.api_keys (name, key_hash, scope) values (create_api_key.name, create_api_key.key_hash, create_api_key.scope)
+      returning id into id_;
+      perform pii_internal.write_audit('create_api_key', null, pg_catalog.jsonb_build_object('key_id', id_, 'name', name, 'scope', scope));
+      return id_;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Records a PII API key by its SHA-256 (the key itself is never stored). scope dispatcher may look values up; ping may
+only authenticate. Use lethe pii-api keys create. Example: select pii.create_api_key(''moengage'', sha256(''…''::bytea));'
+
+function pii.detokenize(text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.detokenize(tokens text[], purpose text, client text DEFAULT NULL::text)
+     RETURNS TABLE(token text, kind text, value text, status text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      n integer := coalesce(pg_catalog.cardinality(tokens), 0);
+      sec pii.secret;
+    begin
+      if tokens is null then
+        raise exception 'tokens must not be NULL' using errcode = '22004';
+      end if;
+      if n > 1000000 then
+        raise exception '% tokens in one call; the limit is 1000000', n using errcode = '54000', hint = 'Split the batch.';
+      end if;
+      -- Purpose and client are kept in the audit row: a restricted alphabet keeps an e-mail
+      -- address or a phone number (+) out of it.
+      if purpose is null or purpose !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
+        raise exception 'purpose must be 1 to 100 letters, digits, spaces or _.:/#- (e.g. campaign:4711)' using errcode = '22023';
+      end if;
+      if client is not null and client !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
+        raise exception 'client must be 1 to 100 letters, digits, spaces or _.:/#-' using errcode = '22023';
+      end if;
+      perform pii_internal.write_audit('detokenize', null, pg_catalog.jsonb_build_object(
+        'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
+        'purpose', purpose, 'client', client, 'tokens', n,
+        'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
+      select * into sec from pii.secret;
+      -- Not in the vault but carrying a valid keyed tag: issued by this install, so erased.
+      return query
+        select u.t, e.kind,
+               pg_catalog.convert_from(pii_crypto.decrypt_iv(pg_catalog.substr(e.ciphertext, 17), pii_crypto.decrypt(k.wrapped_key, kek.kek, 'aes'),
+                                                           pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
+               case when k.subject_hash is not null then 'ok'
+                    when e.token is not null then 'erased'
+                    when u.t ~ '^tok_[0-9a-f]{32}$'
+                         and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
+                               sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                      then 'erased'
+                    else 'unknown' end
+        from unnest(tokens) with ordinality as u (t, i)
+        left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+        left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+        cross join pii_internal.vault_kek kek
+        order by u.i;
+    end
+    $function$
+  grant EXECUTE to pii_dispatcher
+  comment 'Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
+(an erased or unknown token never fails the batch). Writes exactly one audit row per call (role, purpose, client,
+count, keyed hash of the token list; never tokens or values). purpose (and client) use letters, digits, spaces and
+_.:/#- only. pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
 
 function pii.discover(integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
@@ -1624,6 +1806,30 @@ function pii.retry_request(uuid) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Puts a failed request''s failed items back in the queue. Example: select pii.retry_request(''…''::uuid);'
 
+function pii.revoke_api_key(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.revoke_api_key(key text)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      n integer;
+    begin
+      update pii_internal.api_keys k set revoked_at = pg_catalog.now()
+      where k.revoked_at is null and (k.name = revoke_api_key.key or k.id::text = pg_catalog.lower(revoke_api_key.key));
+      get diagnostics n = row_count;
+      if n = 0 then
+        raise exception 'no active API key with that name or id' using errcode = '42704';
+      end if;
+      perform pii_internal.write_audit('revoke_api_key', null, pg_catalog.jsonb_build_object('keys', n));
+      return n;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Revokes an active PII API key by name or id; the running server refuses it from its next request.
+Example: select pii.revoke_api_key(''moengage'');'
+
 function pii.revoke_masked_reader(name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.revoke_masked_reader(login_role name)
      RETURNS boolean
@@ -1727,6 +1933,31 @@ function pii.set_guard(regclass,text) owner <owner>
 scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
 skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard(''crm.customers'', ''reject'');'
 
+function pii.set_token_kind(text,boolean,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.set_token_kind(kind text, deterministic boolean DEFAULT false, normaliser text DEFAULT 'none'::text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if kind is null or kind !~ '^[a-z][a-z0-9_]{0,62}$' then
+        raise exception 'kind must be a name of lower-case letters, digits and _ (e.g. email)' using errcode = '22023';
+      end if;
+      if deterministic is null or normaliser is null or normaliser not in ('none', 'trim', 'email', 'phone') then
+        raise exception 'normaliser must be none, trim, email or phone, not "%"', normaliser using errcode = '22023';
+      end if;
+      insert into pii.vault_kinds as k (kind, deterministic, normaliser)
+      values (set_token_kind.kind, set_token_kind.deterministic, set_token_kind.normaliser)
+      on conflict on constraint vault_kinds_pkey do update set deterministic = excluded.deterministic, normaliser = excluded.normaliser;
+      perform pii_internal.write_audit('set_token_kind', null, pg_catalog.jsonb_build_object('kind', kind, 'deterministic', deterministic, 'normaliser', normaliser));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Declares a token kind: deterministic (same scope + kind + normalised value -> same token, never across scopes; the
+token is a keyed hash) and its normaliser (none, trim, email: trimmed lower case, phone: digits and +). Applies to
+new tokens. Example: select pii.set_token_kind(''email'', deterministic => true, normaliser => ''email'');'
+
 function pii.sync_guards(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.sync_guards(tbl regclass)
      RETURNS integer
@@ -1772,6 +2003,147 @@ function pii.sync_guards(regclass) owner <owner>
 too) of a registered table, its partitions and inheritance children; returns how many tables carry them.
 Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
+
+function pii.tokenize(text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text)
+     RETURNS text
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select t.token from pii.tokenize_many(array[subject_key], array[kind], array[value],
+                                            case when scope is null then null else array[scope] end) t
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''ada@example.com''));'
+
+function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[])
+     RETURNS TABLE(ordinality bigint, token text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
+      bad integer;
+      hashes bytea[];
+      tokens text[];
+      any_deterministic boolean;
+      new_keys text;
+    begin
+      if subject_keys is null or kinds is null or "values" is null then
+        raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
+      end if;
+      if coalesce(pg_catalog.cardinality(kinds), 0) <> n or coalesce(pg_catalog.cardinality("values"), 0) <> n then
+        raise exception 'subject_keys, kinds and values must have one element per value (% keys, % kinds, % values)',
+          n, coalesce(pg_catalog.cardinality(kinds), 0), coalesce(pg_catalog.cardinality("values"), 0) using errcode = '22023';
+      end if;
+      if n = 0 then
+        return;
+      end if;
+      select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
+      where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+      if bad is not null then
+        raise exception 'kind #% must be a name of lower-case letters, digits and _ (e.g. email)', bad using errcode = '22023';
+      end if;
+      bad := pg_catalog.array_position("values", null);
+      if bad is not null then
+        raise exception 'value #% is NULL', bad using errcode = '22004';
+      end if;
+      -- Registered subject table, scoped or not, first key valid; then, only if something is
+      -- wrong further on, the whole batch for an error naming the position.
+      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+      if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
+         or pg_catalog.array_position(scopes, null) is not null then
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+      end if;
+      if pg_catalog.cardinality(scopes) = 1 and n > 1 then
+        scopes := pg_catalog.array_fill(scopes[1], array[n]);
+      end if;
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+
+      begin
+        execute pg_catalog.format(
+          $q$select pg_catalog.array_agg(x.h order by x.i),
+                    pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
+                    pg_catalog.bool_or(x.det)
+             from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
+                          case when tb.subject_hash is not null then null
+                               when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
+                               else pg_catalog.encode(pii_crypto.gen_random_bytes(12), 'hex') end as b
+                   from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
+                   cross join lateral (select (u.k::%s)::text as k, %s as s) c
+                   cross join lateral (select %s as h) h
+                   left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
+                   left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
+          pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
+          pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
+                          operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
+                          operator(pg_catalog.||) case vk.normaliser
+                            when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
+                            when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
+                            when 'trim' then pg_catalog.btrim(u.v)
+                            else u.v end$s$),
+          pii_internal.column_type(subj.relid, subj.key_attnum),
+          case when subj.scope_attnum is null then 'null::text'
+               else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
+          pii_internal.subject_hash_sql('c.s', 'c.k'))
+          into hashes, tokens, any_deterministic
+          using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values";
+      exception when data_exception then
+        -- Names the position of the bad key or scope, never its value.
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        raise;
+      end;
+
+      -- Plain INSERTs: ON CONFLICT's speculative insertion costs about as much again per row.
+      -- A data key created concurrently for the same new subject (two signups of one person
+      -- at the same moment) is the only possible conflict: then again, tolerating it.
+      new_keys := $q$insert into pii_internal.vault_keys (subject_hash, wrapped_key)
+           select d.h, pii_crypto.encrypt(pii_crypto.gen_random_bytes(32), kek.kek, 'aes')
+           from (select distinct u.h from unnest($1::bytea[], $2::text[]) as u (h, t) where u.t is not null) d
+           cross join pii_internal.vault_kek kek
+           where not exists (select from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h) %s$q$;
+      begin
+        execute pg_catalog.format(new_keys, '') using hashes, tokens;
+      exception when unique_violation then
+        execute pg_catalog.format(new_keys, 'on conflict (subject_hash) do nothing') using hashes, tokens;
+      end;
+
+      -- The IV is the token's own 128 bits (96 random, or for a deterministic kind keyed-hash,
+      -- and the keyed tag): unpredictable before the call, never reused under one key.
+      -- Random tokens cannot collide (128 bits); deterministic ones repeat by design.
+      execute pg_catalog.format(
+        $q$insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
+           select x.t, x.h, x.kind,
+                  x.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), pii_crypto.decrypt(k.wrapped_key, kek.kek, 'aes'), x.iv, 'aes-cbc/pad:pkcs')
+           from (select u.t, u.h, u.kind, u.v, pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv
+                 from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) as u (t, h, kind, v) where u.t is not null) x
+           join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) x.h
+           cross join pii_internal.vault_kek kek
+           %s$q$, case when any_deterministic then 'on conflict (token) do nothing' else '' end)
+        using tokens, hashes, kinds, "values";
+
+      perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
+        'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
+        'refused_tombstoned', (select pg_catalog.count(*) - pg_catalog.count(u.t) from unnest(tokens) as u (t))));
+      return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Tokenizes values set-based: each value is stored encrypted (AES-256) under its subject''s data key; returns
+(ordinality, token) in input order. Tokens are random (tok_ + 32 hex) unless the kind is deterministic
+(pii.set_token_kind): then the same scope + kind + normalised value gives the same token. Subjects with a tombstone get
+NULL and nothing is stored. Callable by pii_operator and pii_admin.
+Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);'
 
 function pii.unclassified_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii.unclassified_columns()
@@ -1984,6 +2356,8 @@ function pii.verify_erasure(uuid) owner <owner>
       from pii.request_items i
       where i.request_id = req.id and i.status = 'done'
         and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+      -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
+      return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
       if hashes is null or subj.relid is null then
         return;
       end if;
@@ -5071,6 +5445,45 @@ function pii_internal.sync_guard_triggers() owner <owner>
     end
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
+
+function pii_internal.vault_residuals(bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_residuals(subject_hashes bytea[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'pii_internal.vault_entries', 'ciphertext', pg_catalog.encode(x.h, 'hex'), 'vault entry of an erased subject not shredded'
+      from (select distinct e.subject_hash as h from unnest(subject_hashes) as u (h)
+            join pii_internal.vault_entries e on e.subject_hash operator(pg_catalog.=) u.h) x
+      union all
+      select 'pii_internal.vault_keys', 'wrapped_key', pg_catalog.encode(k.subject_hash, 'hex'), 'data key of an erased subject not destroyed'
+      from unnest(subject_hashes) as u (h) join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
+    $function$
+  comment 'Internal. Vault entries and data keys still held for the given subject hashes; pii.verify_erasure reports them.'
+
+function pii_internal.vault_shred_erased() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_shred_erased()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      erased bytea[];
+    begin
+      -- An array, not a join with the transition table (which has no statistics): index
+      -- scans on the subject hash whatever the planner would guess.
+      select pg_catalog.array_agg(distinct t.subject_hash) into erased from erased_tombstones t where t.erased_at is not null;
+      if erased is null or not exists (select from pii_internal.vault_keys) then
+        return null;
+      end if;
+      delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased);
+      delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased);
+      return null;
+    end
+    $function$
+  comment 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
 
 function pii_internal.wait_for_erasures() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.wait_for_erasures()

@@ -173,6 +173,8 @@ begin
   from pii.request_items i
   where i.request_id = req.id and i.status = 'done'
     and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+  -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
+  return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
   if hashes is null or subj.relid is null then
     return;
   end if;

@@ -1,4 +1,4 @@
-// Item 8, restore replay: the time to re-erase N subjects after a backup restore (lethe
+// Item 9, restore replay: the time to re-erase N subjects after a backup restore (lethe
 // restore-check, then the worker processing its requests) against the time the original
 // erasure took through the same path (request -> worker -> done). Goal (issue 18): <= 1.1x.
 //   backup:   CREATE DATABASE … TEMPLATE before the erasure (the data pg_restore gives back)

@@ -14,6 +14,7 @@ import { addImportCommand } from './import.js';
 import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
 import { addRestoreCheckCommand } from './restoreCheck.js';
+import { addPiiApiCommand } from './piiApi.js';
 import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     addDoctorCommand,
     addGrantCommand,
     addLintCommand,
+    addPiiApiCommand,
     addDemoCommand,
     addAdminCommand,
   ]) {

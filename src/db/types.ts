@@ -36,6 +36,15 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface PiiApiKeyList {
+  created_at: Timestamp | null;
+  created_by: string | null;
+  id: string | null;
+  name: string | null;
+  revoked_at: Timestamp | null;
+  scope: string | null;
+}
+
 export interface PiiAudit {
   action: string;
   actor: Generated<string>;
@@ -224,7 +233,15 @@ export interface PiiTombstones {
   subject_hash: Buffer;
 }
 
+export interface PiiVaultKinds {
+  declared_at: Generated<Timestamp>;
+  deterministic: Generated<boolean>;
+  kind: string;
+  normaliser: Generated<string>;
+}
+
 export interface DB {
+  "pii.api_key_list": PiiApiKeyList;
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
   "pii.erasure_ledger": PiiErasureLedger;
@@ -241,4 +258,5 @@ export interface DB {
   "pii.subject_table": PiiSubjectTable;
   "pii.tables": PiiTables;
   "pii.tombstones": PiiTombstones;
+  "pii.vault_kinds": PiiVaultKinds;
 }
