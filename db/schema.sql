@@ -18,6 +18,10 @@ schema pii owner <owner>
 schema pii_internal owner <owner>
   comment 'Lethe internals (engine, SQL builders, trigger functions): no group role has USAGE. The contract is schema pii.'
 
+-- extensions (in this database, any schema)
+
+extension pgcrypto schema pii_crypto
+
 -- sequences
 
 sequence pii.audit_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
@@ -34,10 +38,18 @@ table pii.audit owner <owner>
   column request_id uuid
   column subject_hash bytea
   column details jsonb not null default '{}'::jsonb
+  column chain_seq bigint
+  column prev_hash bytea
+  column entry_hash bytea
+  column secret_id text
+  constraint audit_chain_seq_key UNIQUE (chain_seq)
   constraint audit_pkey PRIMARY KEY (id)
   index CREATE INDEX audit_at_idx ON pii.audit USING btree (at)
   index CREATE INDEX audit_request_id_idx ON pii.audit USING btree (request_id) WHERE (request_id IS NOT NULL)
+  index CREATE UNIQUE INDEX audit_chain_seq_key ON pii.audit USING btree (chain_seq)
   index CREATE UNIQUE INDEX audit_pkey ON pii.audit USING btree (id)
+  trigger CREATE TRIGGER audit_chain BEFORE INSERT ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii_internal.chain_audit_row()
+  trigger CREATE TRIGGER audit_erasure_ledger AFTER INSERT ON pii.audit FOR EACH ROW WHEN (new.action = ANY (ARRAY['erase_subjects'::text, 'erase_chunk'::text, 'allow_return'::text])) EXECUTE FUNCTION pii_internal.ledger_audited_erasure()
   trigger CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON pii.audit FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   trigger CREATE TRIGGER audit_no_update_delete BEFORE DELETE OR UPDATE ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   grant SELECT to pii_auditor
@@ -60,6 +72,26 @@ table pii.columns owner <owner>
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
   comment 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.'
+
+table pii.erasure_ledger owner <owner>
+  column seq bigint not null
+  column subject_hash bytea not null
+  column identifier_hashes bytea[]
+  column kind text
+  column scoped boolean not null
+  column mode text not null
+  column request_id uuid
+  column erased_at timestamp with time zone not null
+  column secret_id text not null
+  column prev_hash bytea
+  column entry_hash bytea not null
+  constraint erasure_ledger_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text, 'return'::text])))
+  constraint erasure_ledger_pkey PRIMARY KEY (seq)
+  index CREATE UNIQUE INDEX erasure_ledger_pkey ON pii.erasure_ledger USING btree (seq)
+  trigger CREATE TRIGGER erasure_ledger_no_truncate BEFORE TRUNCATE ON pii.erasure_ledger FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
+  trigger CREATE TRIGGER erasure_ledger_no_update_delete BEFORE DELETE OR UPDATE ON pii.erasure_ledger FOR EACH ROW EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
+  grant SELECT to pii_auditor
+  comment 'Append-only, hash-chained record of every finished erasure (one entry per subject): keyed subject hash, mode, request, time, secret id. Copied outside the database by lethe worker --ledger-dir; replayed after a restore by lethe restore-check.'
 
 table pii.import_rows owner <owner>
   column import_id uuid not null
@@ -108,10 +140,11 @@ table pii.request_residuals owner <owner>
   column table_name text not null
   column column_name text not null
   column subject_hash bytea not null
-  column row_key jsonb
   column value_hash bytea not null
   column detail text not null
   column found_at timestamp with time zone not null default now()
+  column row_key_hash bytea
+    comment 'Keyed hash of the row''s primary key (as jsonb text): finds the row again among the subject''s rows without keeping the key.'
   index CREATE INDEX request_residuals_request_id_idx ON pii.request_residuals USING btree (request_id)
 
 table pii.requests owner <owner>
@@ -231,7 +264,50 @@ table pii.tombstones owner <owner>
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
+  trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
+  trigger CREATE TRIGGER vault_shred_on_erase_insert AFTER INSERT ON pii.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
+  trigger CREATE TRIGGER vault_shred_on_erase_update AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
   comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
+
+table pii.vault_kinds owner <owner>
+  column kind text not null
+  column deterministic boolean not null default false
+  column normaliser text not null default 'none'::text
+  column declared_at timestamp with time zone not null default now()
+  constraint vault_kinds_kind_check CHECK ((kind ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+  constraint vault_kinds_normaliser_check CHECK ((normaliser = ANY (ARRAY['none'::text, 'trim'::text, 'email'::text, 'phone'::text])))
+  constraint vault_kinds_pkey PRIMARY KEY (kind)
+  index CREATE UNIQUE INDEX vault_kinds_pkey ON pii.vault_kinds USING btree (kind)
+  grant SELECT to pii_admin
+  grant SELECT to pii_operator
+  comment 'Token kinds: deterministic (same scope + kind + normalised value -> same token) and the normaliser. Set with pii.set_token_kind.'
+
+table pii_internal.api_keys owner <owner>
+  column id uuid not null default gen_random_uuid()
+  column name text not null
+  column key_hash bytea not null
+  column scope text not null default 'dispatcher'::text
+  column created_by name not null default SESSION_USER
+  column created_at timestamp with time zone not null default now()
+  column revoked_at timestamp with time zone
+  constraint api_keys_key_hash_check CHECK ((length(key_hash) = 32))
+  constraint api_keys_key_hash_key UNIQUE (key_hash)
+  constraint api_keys_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'::text))
+  constraint api_keys_pkey PRIMARY KEY (id)
+  constraint api_keys_scope_check CHECK ((scope = ANY (ARRAY['dispatcher'::text, 'ping'::text])))
+  index CREATE UNIQUE INDEX api_keys_active_name_idx ON pii_internal.api_keys USING btree (name) WHERE (revoked_at IS NULL)
+  index CREATE UNIQUE INDEX api_keys_key_hash_key ON pii_internal.api_keys USING btree (key_hash)
+  index CREATE UNIQUE INDEX api_keys_pkey ON pii_internal.api_keys USING btree (id)
+  comment 'PII API keys: name, SHA-256 of the key (never the key), scope (dispatcher | ping), revocation time.'
+
+table pii_internal.chain_heads owner <owner>
+  column chain text not null
+  column seq bigint not null default 0
+  column last_hash bytea
+  constraint chain_heads_chain_check CHECK ((chain = ANY (ARRAY['audit'::text, 'erasure_ledger'::text])))
+  constraint chain_heads_pkey PRIMARY KEY (chain)
+  index CREATE UNIQUE INDEX chain_heads_pkey ON pii_internal.chain_heads USING btree (chain)
+  comment 'Head of each hash chain (audit, erasure_ledger): last sequence number and entry hash. Locked by every append.'
 
 table pii_internal.code_files owner <owner>
   column name text not null
@@ -239,6 +315,27 @@ table pii_internal.code_files owner <owner>
   column applied_at timestamp with time zone not null default now()
   constraint code_files_pkey PRIMARY KEY (name)
   index CREATE UNIQUE INDEX code_files_pkey ON pii_internal.code_files USING btree (name)
+
+table pii_internal.erasure_ledger_pending owner <owner>
+  column xact xid8 not null
+  column subject_hash bytea not null
+  column erased_at timestamp with time zone not null
+  comment 'Subjects erased by the current transaction, until its erase_subjects / erase_chunk audit row moves them into pii.erasure_ledger.'
+
+table pii_internal.erasure_lock owner <owner>
+  comment 'Never holds rows: locked by guards (ROW EXCLUSIVE) and pii.erase_subjects (SHARE ROW EXCLUSIVE) so that no write slips between an erasure and its tombstones.'
+
+table pii_internal.ledger_export owner <owner>
+  column singleton boolean not null default true
+  column exported_seq bigint not null default 0
+  column exported_at timestamp with time zone
+  column target text
+  column last_error text
+  column last_error_at timestamp with time zone
+  constraint ledger_export_pkey PRIMARY KEY (singleton)
+  constraint ledger_export_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX ledger_export_pkey ON pii_internal.ledger_export USING btree (singleton)
+  comment 'Progress of the external ledger copy (lethe worker --ledger-dir): last entry written, last failure.'
 
 table pii_internal.migrations owner <owner>
   column version integer not null
@@ -248,7 +345,48 @@ table pii_internal.migrations owner <owner>
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
 
+table pii_internal.vault_entries owner <owner>
+  column token text not null
+  column subject_hash bytea not null
+  column kind text not null
+  column ciphertext bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint vault_entries_pkey PRIMARY KEY (token)
+  index CREATE INDEX vault_entries_subject_hash_idx ON pii_internal.vault_entries USING btree (subject_hash)
+  index CREATE UNIQUE INDEX vault_entries_pkey ON pii_internal.vault_entries USING btree (token)
+  comment 'Vault entries: token, subject (keyed hash), kind, encrypted value. Deleted on erasure.'
+
+table pii_internal.vault_kek owner <owner>
+  column singleton boolean not null default true
+  column kek bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint vault_kek_kek_check CHECK ((length(kek) = 32))
+  constraint vault_kek_pkey PRIMARY KEY (singleton)
+  constraint vault_kek_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX vault_kek_pkey ON pii_internal.vault_kek USING btree (singleton)
+  comment 'Key-encryption key of the vault (AES-256) wrapping every per-subject data key. Readable by the Lethe owner only.'
+
+table pii_internal.vault_keys owner <owner>
+  column subject_hash bytea not null
+  column wrapped_key bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint vault_keys_pkey PRIMARY KEY (subject_hash)
+  index CREATE UNIQUE INDEX vault_keys_pkey ON pii_internal.vault_keys USING btree (subject_hash)
+  comment 'Per-subject data keys, wrapped by pii_internal.vault_kek; subjects as keyed hashes (pii.subject_hash). Deleted on erasure.'
+
 -- views
+
+view pii.api_key_list owner <owner> with (security_barrier=true) as
+     SELECT id,
+        name,
+        scope,
+        created_by,
+        created_at,
+        revoked_at
+       FROM pii_internal.api_keys k;
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  comment 'PII API keys without their hashes: id, name, scope, who created them, when, revocation.'
 
 view pii.overdue_requests owner <owner> with (security_barrier=true) as
      SELECT id AS request_id,
@@ -332,6 +470,22 @@ function pii.allow_return(text,text) owner <owner>
   comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
 Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return(''42'');'
 
+function pii.api_key_scope(bytea,uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.api_key_scope(key_hash bytea DEFAULT NULL::bytea, key_id uuid DEFAULT NULL::uuid)
+     RETURNS TABLE(id uuid, name text, scope text)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select k.id, k.name, k.scope from pii_internal.api_keys k
+      where k.revoked_at is null
+        and ((api_key_scope.key_hash is not null and k.key_hash = api_key_scope.key_hash)
+             or (api_key_scope.key_hash is null and k.id = api_key_scope.key_id))
+    $function$
+  grant EXECUTE to pii_dispatcher
+  comment 'The active PII API key (id, name, scope dispatcher | ping) with that SHA-256, or that id; no row when unknown or
+revoked. Called by the PII API server on every request. Example: select * from pii.api_key_scope(key_hash => sha256(''…''::bytea));'
+
 function pii.apply_masking() owner <owner>
     CREATE OR REPLACE FUNCTION pii.apply_masking()
      RETURNS TABLE(table_name text, view_name text, action text)
@@ -351,6 +505,94 @@ by their mask strategy, unclassified columns hidden while pii.settings.privacy_b
 definition did not change are left alone. Registry changes and (with event triggers) DDL call it for you;
 call it after DDL on registered tables when Lethe was installed without superuser.
 Example: select * from pii.apply_masking();'
+
+function pii.create_api_key(text,bytea,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.create_api_key(name text, key_hash bytea, scope text DEFAULT 'dispatcher'::text)
+     RETURNS uuid
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      id_ uuid;
+    begin
+      if name is null or name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' then
+        raise exception 'key name must be 1 to 63 letters, digits or _.- (e.g. moengage-prod)' using errcode = '22023';
+      end if;
+      if scope is null or scope not in ('dispatcher', 'ping') then
+        raise exception 'scope must be dispatcher or ping, not "%"', scope using errcode = '22023';
+      end if;
+      if key_hash is null or pg_catalog.length(key_hash) <> 32 then
+        raise exception 'key_hash must be the 32-byte SHA-256 of the key' using errcode = '22023';
+      end if;
+      if exists (select from pii_internal.api_keys k where k.name = create_api_key.name and k.revoked_at is null) then
+        raise exception 'an active API key named "%" exists already', name using errcode = '23505', hint = 'Revoke it first, or pick another name.';
+      end if;
+      insert into pii_internal.api_keys (name, key_hash, scope) values (create_api_key.name, create_api_key.key_hash, create_api_key.scope)
+      returning id into id_;
+      perform pii_internal.write_audit('create_api_key', null, pg_catalog.jsonb_build_object('key_id', id_, 'name', name, 'scope', scope));
+      return id_;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Records a PII API key by its SHA-256 (the key itself is never stored). scope dispatcher may look values up; ping may
+only authenticate. Use lethe pii-api keys create. Example: select pii.create_api_key(''moengage'', sha256(''…''::bytea));'
+
+function pii.detokenize(text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.detokenize(tokens text[], purpose text, client text DEFAULT NULL::text)
+     RETURNS TABLE(token text, kind text, value text, status text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      n integer := coalesce(pg_catalog.cardinality(tokens), 0);
+      sec pii.secret;
+    begin
+      if tokens is null then
+        raise exception 'tokens must not be NULL' using errcode = '22004';
+      end if;
+      if n > 1000000 then
+        raise exception '% tokens in one call; the limit is 1000000', n using errcode = '54000', hint = 'Split the batch.';
+      end if;
+      -- Purpose and client are kept in the audit row: a restricted alphabet keeps an e-mail
+      -- address or a phone number (+) out of it.
+      if purpose is null or purpose !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
+        raise exception 'purpose must be 1 to 100 letters, digits, spaces or _.:/#- (e.g. campaign:4711)' using errcode = '22023';
+      end if;
+      if client is not null and client !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
+        raise exception 'client must be 1 to 100 letters, digits, spaces or _.:/#-' using errcode = '22023';
+      end if;
+      perform pii_internal.write_audit('detokenize', null, pg_catalog.jsonb_build_object(
+        'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
+        'purpose', purpose, 'client', client, 'tokens', n,
+        'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
+      select * into sec from pii.secret;
+      -- Not in the vault but carrying a valid keyed tag: issued by this install, so erased.
+      return query
+        select u.t, e.kind,
+               pg_catalog.convert_from(pii_crypto.decrypt_iv(pg_catalog.substr(e.ciphertext, 17), pii_crypto.decrypt(k.wrapped_key, kek.kek, 'aes'),
+                                                           pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
+               case when k.subject_hash is not null then 'ok'
+                    when e.token is not null then 'erased'
+                    when u.t ~ '^tok_[0-9a-f]{32}$'
+                         and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
+                               sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                      then 'erased'
+                    else 'unknown' end
+        from unnest(tokens) with ordinality as u (t, i)
+        left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+        left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+        cross join pii_internal.vault_kek kek
+        order by u.i;
+    end
+    $function$
+  grant EXECUTE to pii_dispatcher
+  comment 'Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
+(an erased or unknown token never fails the batch). Writes exactly one audit row per call (role, purpose, client,
+count, keyed hash of the token list; never tokens or values). purpose (and client) use letters, digits, spaces and
+_.:/#- only. pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
 
 function pii.discover(integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
@@ -503,7 +745,7 @@ function pii.discover(integer) owner <owner>
               if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
                 column_name := col.attname;
                 reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', rec.path) else '' end,
+                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
                             counts ->> vr.key, rec.n,
                             case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
                             case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
@@ -511,7 +753,7 @@ function pii.discover(integer) owner <owner>
                   -- The key name may say more than the value pattern.
                   select x.category into nr from pii_internal.discovery_name_rules() x
                   where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
                 else
                   suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
                 end if;
@@ -527,8 +769,8 @@ function pii.discover(integer) owner <owner>
                 if not exists (select from pii_internal.discovery_value_rules() r
                                where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
                   column_name := col.attname;
-                  reason := pg_catalog.format('jsonb key %s: name suggests %s', rec.path, nr.rule);
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
+                  reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
+                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
                   return next;
                 end if;
               end loop;
@@ -552,7 +794,8 @@ iban, ssn, passport … in English, German, French, Spanish, Italian, Portuguese
 sampled values (email, phone, IBAN, card, IPv4/IPv6) and by keys of jsonb documents; also columns classified
 as not PII whose values look like PII, and jsonb keys a jsonb_remove rule leaves behind. Each finding says why
 and suggests a pii.register_column call. Reads at most sample_rows rows per table with TABLESAMPLE SYSTEM
-(LIMIT for tables of a few pages) and never returns or logs a sampled value.
+(LIMIT for tables of a few pages) and never returns or logs a sampled value; jsonb keys (which are data) are named
+only to a login that may read the table, others see #<keyed hash>.
 Example: select * from pii.discover();  select * from pii.discover(sample_rows => 200);'
 
 function pii.erase_subjects(text[],text[],text) owner <owner>
@@ -570,6 +813,10 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
       result record;
     begin
       perform pii_internal.check_erase_mode(mode);
+      -- Before anything else: waits for guarded writes in flight to commit (their rows are
+      -- then seen by the statements below), and makes later ones wait until this
+      -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
+      lock table pii_internal.erasure_lock in share row exclusive mode;
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
              coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
         into keys, scps, hashes, pseudonyms
@@ -676,8 +923,9 @@ function pii.grant_masked_reader(name) owner <owner>
       select pii.grant_role('pii_masked_reader', login_role)
     $function$
   grant EXECUTE to pii_admin
-  comment 'Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses superusers and roles that
-bypass row level security; warns when the role can already read registered tables directly.
+  comment 'Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses (22023) roles that would read
+around the masks: SUPERUSER, BYPASSRLS, CREATEROLE, members of pg_read_all_data, pg_write_all_data,
+pg_read_server_files, pg_write_server_files or pg_execute_server_program, and roles that can read a registered table.
 Example: select pii.grant_masked_reader(''support_jane'');  -- then: alter role support_jane set search_path = masked;'
 
 function pii.grant_role(text,name) owner <owner>
@@ -689,7 +937,8 @@ function pii.grant_role(text,name) owner <owner>
     AS $function$
     declare
       r pg_catalog.pg_roles;
-      readable text;
+      problems text;
+      hints text;
     begin
       perform pii_internal.check_group_role(group_role);
       r := pii_internal.check_member_role(login_role);
@@ -698,19 +947,11 @@ function pii.grant_role(text,name) owner <owner>
           hint = 'Another administrator has to grant it.';
       end if;
       if group_role = 'pii_masked_reader' then
-        if r.rolsuper or r.rolbypassrls then
-          raise exception 'role "%" is a superuser or bypasses row level security: masking cannot restrict it', login_role
-            using errcode = '22023';
-        end if;
-        -- Privileges the role has anyway defeat the masks: say which.
-        select pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by 1) into readable
-        from pii.tables t
-        where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-          and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
-               or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
-        if readable is not null then
-          raise warning 'role "%" can already read registered tables directly (%): the masked views do not restrict it there', login_role, readable
-            using hint = 'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.';
+        select pg_catalog.string_agg(e.problem, '; '), pg_catalog.string_agg(e.hint, ' ') into problems, hints
+        from pii_internal.reader_escapes(r.oid) e;
+        if problems is not null then
+          raise exception 'role "%" cannot be a masked reader: it %', login_role, problems
+            using errcode = '22023', hint = hints;
         end if;
       end if;
       execute pg_catalog.format('grant %I to %I', group_role, login_role);
@@ -719,8 +960,43 @@ function pii.grant_role(text,name) owner <owner>
     $function$
   grant EXECUTE to pii_admin
   comment 'Grants one of Lethe''s group roles (pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher)
-to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501.
+to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501;
+pii_masked_reader for a role that would read around the masks (see pii.grant_masked_reader): 22023.
 Audited. Example: select pii.grant_role(''pii_operator'', ''dpo_anna'');'
+
+function pii.ledger_entries_after(bigint,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.ledger_entries_after(after_seq bigint, max_entries integer DEFAULT 10000)
+     RETURNS TABLE(seq bigint, entry jsonb)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select l.seq, pii_internal.ledger_entry_json(l) from pii.erasure_ledger l
+      where l.seq operator(pg_catalog.>) after_seq
+      order by l.seq limit least(greatest(max_entries, 1), 100000)
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Ledger entries after a sequence number, as the JSON objects of the external copy (keyed hashes only). Example: select * from pii.ledger_entries_after(0, 100);'
+
+function pii.ledger_status() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.ledger_status()
+     RETURNS TABLE(ledger_seq bigint, exported_seq bigint, unexported bigint, oldest_unexported_at timestamp with time zone, target text, last_error text, last_error_at timestamp with time zone, unledgered bigint)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select h.seq, e.exported_seq, h.seq operator(pg_catalog.-) e.exported_seq,
+             (select l.erased_at from pii.erasure_ledger l where l.seq operator(pg_catalog.=) (e.exported_seq operator(pg_catalog.+) 1)),
+             e.target, e.last_error, e.last_error_at,
+             (select pg_catalog.count(*) from pii_internal.erasure_ledger_pending p)
+      from pii_internal.chain_heads h, pii_internal.ledger_export e
+      where h.chain operator(pg_catalog.=) 'erasure_ledger'
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Is the ledger safe outside the database? Entries so far, entries the external copy holds, how many are not copied
+yet and since when, the copy''s last error, and erasures that never reached the ledger (unledgered > 0 is a defect).
+Example: select * from pii.ledger_status();'
 
 function pii.lint() owner <owner>
     CREATE OR REPLACE FUNCTION pii.lint()
@@ -760,12 +1036,20 @@ function pii.lint() owner <owner>
              pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(t.relid), current_user)
       from live t
       where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
+      union all
+      select 'error', pii_internal.qualified_name(t.relid), null,
+             'Lethe''s owner role is not a member of the table''s owner: erasure and guards cannot run with the owner''s rights',
+             pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
+      from live t join pg_catalog.pg_class c on c.oid = t.relid
+      where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+      union all
+      select 'error', g.table_name, null, g.problem, g.hint from pii_internal.guard_problems() g
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -941,6 +1225,9 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       if req.status in ('done', 'failed') then
         return 0;
       end if;
+      -- Like a guard, before any row is locked: a direct erasure in flight finishes first, so
+      -- the two never wait for each other's rows.
+      perform pii_internal.wait_for_erasures();
       select coalesce(process_request_chunk.chunk_size, s.chunk_size) into size_ from pii.settings s;
       if size_ < 1 or size_ > 100000 then
         raise exception 'chunk_size must be between 1 and 100000, not %', size_ using errcode = '22023';
@@ -1004,6 +1291,23 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
   comment 'Worker step: erases up to chunk_size pending subjects of a request (FOR UPDATE SKIP LOCKED), set-based, all or
 nothing; returns how many items it processed (0: nothing left). Example: select pii.process_request_chunk(''…''::uuid);'
 
+function pii.record_ledger_export(bigint,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.record_ledger_export(exported_seq bigint, target text, error text DEFAULT NULL::text)
+     RETURNS void
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      update pii_internal.ledger_export e set
+        exported_seq = case when error is null then record_ledger_export.exported_seq else e.exported_seq end,
+        exported_at = case when error is null then pg_catalog.now() else e.exported_at end,
+        target = record_ledger_export.target,
+        last_error = pg_catalog.left(error, 500),
+        last_error_at = case when error is null then e.last_error_at else pg_catalog.now() end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Worker step: records how far the external ledger copy got, or why it failed (the error clears on the next success). Example: select pii.record_ledger_export(120, ''/backup/ledger'');'
+
 function pii.register_child_table(regclass,regclass,name,text,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name)
      RETURNS void
@@ -1032,6 +1336,12 @@ function pii.register_child_table(regclass,regclass,name,text,name) owner <owner
       while ancestor is not null loop
         if ancestor = tbl then
           raise exception 'registering % under % would make a cycle', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent) using errcode = '55000';
+        end if;
+        -- Erasure and guards join the table to its ancestors with its owner's rights.
+        if not pg_catalog.has_table_privilege((select c.relowner from pg_catalog.pg_class c where c.oid = tbl), ancestor, 'SELECT') then
+          raise exception 'the owner of % cannot read %: Lethe reaches its rows through that table with its owner''s rights', pii_internal.qualified_name(tbl), pii_internal.qualified_name(ancestor)
+            using errcode = '42501', hint = pg_catalog.format('grant select on %s to %I;', pii_internal.qualified_name(ancestor),
+                                                              (select c.relowner::regrole::text from pg_catalog.pg_class c where c.oid = tbl));
         end if;
         select t.parent_relid into ancestor from pii.tables t where t.relid = ancestor;
       end loop;
@@ -1337,6 +1647,127 @@ function pii.request_status(uuid) owner <owner>
 progress (0-1), timestamps, due date, verification result and rows changed per table.
 Example: select * from pii.request_status(''…''::uuid);'
 
+function pii.restore_check(jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.restore_check(entries jsonb)
+     RETURNS TABLE(ledger_entries bigint, ledger_restored bigint, ledger_conflicts bigint, subjects bigint, replayed bigint, already_erased bigint, in_progress bigint, returned bigint, not_present bigint, indeterminate bigint, tombstones_written bigint, request_ids uuid[])
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      sid text := pii.secret_id();
+      parsed pii.erasure_ledger[];
+      ledger record;
+      hashes bytea[];
+      modes text[];
+      times timestamptz[];
+      states text[];
+      found_hashes bytea[];
+      found_keys text[];
+      found_scopes text[];
+      rids uuid[] := '{}';
+      r record;
+    begin
+      select * into subj from pii.subject_table;
+      if subj.relid is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000';
+      end if;
+      select * into sec from pii.secret;
+      parsed := pii_internal.parse_ledger_entries(entries);
+
+      -- 1. The ledger itself continues where the external copy ends.
+      ledger := pii_internal.restore_ledger_entries(parsed);
+
+      -- 2. Each subject's last word under this database's secret: erasures after its last
+      --    'return' count, delete winning over erase.
+      select pg_catalog.array_agg(s.h), pg_catalog.array_agg(s.m), pg_catalog.array_agg(s.t)
+        into hashes, modes, times
+      from (select e.subject_hash as h,
+                   case when pg_catalog.bool_or(e.mode operator(pg_catalog.=) 'delete') filter (where e.seq operator(pg_catalog.>) e.returned_seq) then 'delete'
+                        when pg_catalog.bool_or(e.mode operator(pg_catalog.=) 'erase') filter (where e.seq operator(pg_catalog.>) e.returned_seq) then 'erase'
+                        else 'return' end as m,
+                   pg_catalog.max(e.erased_at) filter (where e.mode operator(pg_catalog.<>) 'return') as t
+            from (select p.*, coalesce(pg_catalog.max(p.seq) filter (where p.mode operator(pg_catalog.=) 'return')
+                                         over (partition by p.subject_hash), 0) as returned_seq
+                  from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.=) sid) e
+            group by e.subject_hash) s;
+      hashes := coalesce(hashes, '{}');
+
+      -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
+      execute pg_catalog.format(
+        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
+           from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
+           join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
+        pii_internal.subject_hash_sql('t.s', 't.k'),
+        case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
+        into found_hashes, found_keys, found_scopes
+        using hashes, null::text, sec.inner_key, sec.outer_key;
+      found_hashes := coalesce(found_hashes, '{}');
+
+      -- What the database already reflects, per subject.
+      select pg_catalog.array_agg(case
+               when c.m operator(pg_catalog.=) 'return' then 'returned'
+               when tb.erased_at operator(pg_catalog.>=) c.t then 'already_erased'
+               when tb.erased_at is null and rq.id is not null then 'in_progress'
+               when f.h is not null then 'replayed'
+               else 'not_present' end order by c.i)
+        into states
+      from unnest(hashes, modes, times) with ordinality as c (h, m, t, i)
+      left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
+      left join pii.requests rq on rq.id operator(pg_catalog.=) tb.request_id and rq.status in ('queued', 'running')
+      left join pg_catalog.unnest(found_hashes) as f (h) on f.h operator(pg_catalog.=) c.h;
+
+      -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
+      --    who are back (their request marks them erased), erased as of the ledger for the rest.
+      insert into pii.tombstones as tb (subject_hash, erased_at)
+      select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
+      from unnest(hashes, times, states) as c (h, t, st)
+      where c.st in ('replayed', 'not_present')
+      on conflict (subject_hash) do update set erased_at = excluded.erased_at
+        where excluded.erased_at is not null and (tb.erased_at is null or tb.erased_at operator(pg_catalog.<) excluded.erased_at);
+      get diagnostics tombstones_written = row_count;
+
+      -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
+      for r in
+        select c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes
+        from unnest(hashes, modes, states) as c (h, m, st)
+        join unnest(found_hashes, found_keys, found_scopes) as f (h, k, s) on f.h operator(pg_catalog.=) c.h
+        where c.st operator(pg_catalog.=) 'replayed'
+        group by c.m order by c.m
+      loop
+        rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
+                                                                null, null, 'restore-check', r.mode, null);
+      end loop;
+
+      ledger_entries := pg_catalog.cardinality(parsed);
+      ledger_restored := ledger.restored;
+      ledger_conflicts := ledger.conflicts;
+      subjects := pg_catalog.cardinality(hashes);
+      select pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'replayed'), pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'already_erased'),
+             pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'in_progress'), pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'returned'),
+             pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'not_present')
+        into replayed, already_erased, in_progress, returned, not_present
+      from pg_catalog.unnest(states) s;
+      select pg_catalog.count(distinct p.subject_hash) into indeterminate from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.<>) sid;
+      request_ids := rids;
+      perform pii_internal.write_audit('restore_check', null, pg_catalog.jsonb_build_object(
+        'ledger_entries', ledger_entries, 'ledger_restored', ledger_restored, 'ledger_conflicts', ledger_conflicts, 'subjects', subjects,
+        'replayed', replayed, 'already_erased', already_erased, 'in_progress', in_progress, 'returned', returned,
+        'not_present', not_present, 'indeterminate', indeterminate, 'tombstones_written', tombstones_written, 'requests', rids));
+      return next;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'After restoring a backup: compares the external ledger (the JSON entries lethe worker --ledger-dir wrote) with this
+database. Copies back the ledger entries it lacks, re-creates missing tombstones first (guards refuse the subjects
+from then on), then files one erasure request per mode (source restore-check) for every subject that is back (its
+key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
+(allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
+Example: select * from pii.restore_check(''[{"seq": 1, …}]''::jsonb);  -- usually: lethe restore-check --ledger DIR'
+
 function pii.resume_requests() owner <owner>
     CREATE OR REPLACE FUNCTION pii.resume_requests()
      RETURNS integer
@@ -1374,6 +1805,30 @@ function pii.retry_request(uuid) owner <owner>
     $function$
   grant EXECUTE to pii_operator
   comment 'Puts a failed request''s failed items back in the queue. Example: select pii.retry_request(''…''::uuid);'
+
+function pii.revoke_api_key(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.revoke_api_key(key text)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      n integer;
+    begin
+      update pii_internal.api_keys k set revoked_at = pg_catalog.now()
+      where k.revoked_at is null and (k.name = revoke_api_key.key or k.id::text = pg_catalog.lower(revoke_api_key.key));
+      get diagnostics n = row_count;
+      if n = 0 then
+        raise exception 'no active API key with that name or id' using errcode = '42704';
+      end if;
+      perform pii_internal.write_audit('revoke_api_key', null, pg_catalog.jsonb_build_object('keys', n));
+      return n;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Revokes an active PII API key by name or id; the running server refuses it from its next request.
+Example: select pii.revoke_api_key(''moengage'');'
 
 function pii.revoke_masked_reader(name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.revoke_masked_reader(login_role name)
@@ -1415,6 +1870,19 @@ function pii.revoke_role(text,name) owner <owner>
   comment 'Revokes one of Lethe''s group roles from a role; returns false when it was not a direct member. Audited.
 Example: select pii.revoke_role(''pii_operator'', ''dpo_anna'');'
 
+function pii.secret_id() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.secret_id()
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('lethe secret id'), 'hex'), 16)
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Fingerprint of the install''s HMAC secret (16 hex digits of a keyed hash of a constant): which secret made a ledger entry''s hashes. Example: select pii.secret_id();'
+
 function pii.security_lint() owner <owner>
     CREATE OR REPLACE FUNCTION pii.security_lint()
      RETURNS TABLE(severity text, object text, problem text, hint text)
@@ -1429,6 +1897,8 @@ function pii.security_lint() owner <owner>
       select * from pii_internal.lint_lethe_privileges()
       union all
       select * from pii_internal.lint_masking()
+      union all
+      select * from pii_internal.lint_guards()
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -1436,7 +1906,8 @@ function pii.security_lint() owner <owner>
   comment 'Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
 on registered tables (or columns) and on Lethe''s objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
-not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
+guards (erased people could come back). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = ''error'';'
 
 function pii.set_guard(regclass,text) owner <owner>
@@ -1462,6 +1933,31 @@ function pii.set_guard(regclass,text) owner <owner>
 scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
 skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard(''crm.customers'', ''reject'');'
 
+function pii.set_token_kind(text,boolean,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.set_token_kind(kind text, deterministic boolean DEFAULT false, normaliser text DEFAULT 'none'::text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if kind is null or kind !~ '^[a-z][a-z0-9_]{0,62}$' then
+        raise exception 'kind must be a name of lower-case letters, digits and _ (e.g. email)' using errcode = '22023';
+      end if;
+      if deterministic is null or normaliser is null or normaliser not in ('none', 'trim', 'email', 'phone') then
+        raise exception 'normaliser must be none, trim, email or phone, not "%"', normaliser using errcode = '22023';
+      end if;
+      insert into pii.vault_kinds as k (kind, deterministic, normaliser)
+      values (set_token_kind.kind, set_token_kind.deterministic, set_token_kind.normaliser)
+      on conflict on constraint vault_kinds_pkey do update set deterministic = excluded.deterministic, normaliser = excluded.normaliser;
+      perform pii_internal.write_audit('set_token_kind', null, pg_catalog.jsonb_build_object('kind', kind, 'deterministic', deterministic, 'normaliser', normaliser));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Declares a token kind: deterministic (same scope + kind + normalised value -> same token, never across scopes; the
+token is a keyed hash) and its normaliser (none, trim, email: trimmed lower case, phone: digits and +). Applies to
+new tokens. Example: select pii.set_token_kind(''email'', deterministic => true, normaliser => ''email'');'
+
 function pii.sync_guards(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.sync_guards(tbl regclass)
      RETURNS integer
@@ -1472,32 +1968,182 @@ function pii.sync_guards(regclass) owner <owner>
     declare
       mode text;
       part regclass;
+      parts regclass[];
       name_ text;
-      n integer := 0;
     begin
       select t.guard_mode into mode from pii.tables t where t.relid = tbl;
-      -- pg_partition_tree lists a partitioned table and its partitions; nothing for a plain table.
-      for part in select tbl union select p.relid from pg_catalog.pg_partition_tree(tbl) p loop
+      select pg_catalog.array_agg(g) into parts from pii_internal.guarded_tree(tbl) g;
+      foreach part in array parts loop
         for name_ in select g.tgname from pg_catalog.pg_trigger g
                      where g.tgrelid = part and g.tgname in ('lethe_guard_insert', 'lethe_guard_update') loop
           execute pg_catalog.format('drop trigger %I on %s', name_, pii_internal.qualified_name(part));
         end loop;
         if coalesce(mode, 'off') <> 'off' then
-          foreach name_ in array array['insert', 'update'] loop
-            execute pg_catalog.format(
-              'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
-              'lethe_guard_' || name_, name_, pii_internal.qualified_name(part));
-          end loop;
-          n := n + 1;
+          execute pg_catalog.format(
+            'create trigger lethe_guard_insert after insert on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+            pii_internal.qualified_name(part));
+          execute pg_catalog.format(
+            'create trigger lethe_guard_update after update on %s referencing old table as lethe_old_rows new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+            pii_internal.qualified_name(part));
         end if;
       end loop;
-      return n;
+      if coalesce(mode, 'off') = 'off' then
+        return 0;
+      end if;
+      -- Only once every table has both (the event trigger looks at the whole tree on each ALTER TABLE).
+      foreach part in array parts loop
+        execute pg_catalog.format('alter table %s enable always trigger lethe_guard_insert, enable always trigger lethe_guard_update',
+                                  pii_internal.qualified_name(part));
+      end loop;
+      return pg_catalog.cardinality(parts);
     end
     $function$
   grant EXECUTE to pii_admin
-  comment '(Re)creates the re-ingestion guard triggers of a registered table and its partitions; returns how many tables
-carry them. Registration and pii.set_guard call it, and so does an event trigger when a partition is created or
+  comment '(Re)creates the re-ingestion guard triggers (ENABLE ALWAYS: they fire under session_replication_role = replica
+too) of a registered table, its partitions and inheritance children; returns how many tables carry them.
+Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
+
+function pii.tokenize(text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text)
+     RETURNS text
+     LANGUAGE sql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select t.token from pii.tokenize_many(array[subject_key], array[kind], array[value],
+                                            case when scope is null then null else array[scope] end) t
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''ada@example.com''));'
+
+function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[])
+     RETURNS TABLE(ordinality bigint, token text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
+      bad integer;
+      hashes bytea[];
+      tokens text[];
+      any_deterministic boolean;
+      new_keys text;
+    begin
+      if subject_keys is null or kinds is null or "values" is null then
+        raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
+      end if;
+      if coalesce(pg_catalog.cardinality(kinds), 0) <> n or coalesce(pg_catalog.cardinality("values"), 0) <> n then
+        raise exception 'subject_keys, kinds and values must have one element per value (% keys, % kinds, % values)',
+          n, coalesce(pg_catalog.cardinality(kinds), 0), coalesce(pg_catalog.cardinality("values"), 0) using errcode = '22023';
+      end if;
+      if n = 0 then
+        return;
+      end if;
+      select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
+      where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+      if bad is not null then
+        raise exception 'kind #% must be a name of lower-case letters, digits and _ (e.g. email)', bad using errcode = '22023';
+      end if;
+      bad := pg_catalog.array_position("values", null);
+      if bad is not null then
+        raise exception 'value #% is NULL', bad using errcode = '22004';
+      end if;
+      -- Registered subject table, scoped or not, first key valid; then, only if something is
+      -- wrong further on, the whole batch for an error naming the position.
+      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+      if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
+         or pg_catalog.array_position(scopes, null) is not null then
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+      end if;
+      if pg_catalog.cardinality(scopes) = 1 and n > 1 then
+        scopes := pg_catalog.array_fill(scopes[1], array[n]);
+      end if;
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+
+      begin
+        execute pg_catalog.format(
+          $q$select pg_catalog.array_agg(x.h order by x.i),
+                    pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
+                    pg_catalog.bool_or(x.det)
+             from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
+                          case when tb.subject_hash is not null then null
+                               when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
+                               else pg_catalog.encode(pii_crypto.gen_random_bytes(12), 'hex') end as b
+                   from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
+                   cross join lateral (select (u.k::%s)::text as k, %s as s) c
+                   cross join lateral (select %s as h) h
+                   left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
+                   left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
+          pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
+          pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
+                          operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
+                          operator(pg_catalog.||) case vk.normaliser
+                            when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
+                            when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
+                            when 'trim' then pg_catalog.btrim(u.v)
+                            else u.v end$s$),
+          pii_internal.column_type(subj.relid, subj.key_attnum),
+          case when subj.scope_attnum is null then 'null::text'
+               else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
+          pii_internal.subject_hash_sql('c.s', 'c.k'))
+          into hashes, tokens, any_deterministic
+          using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values";
+      exception when data_exception then
+        -- Names the position of the bad key or scope, never its value.
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        raise;
+      end;
+
+      -- Plain INSERTs: ON CONFLICT's speculative insertion costs about as much again per row.
+      -- A data key created concurrently for the same new subject (two signups of one person
+      -- at the same moment) is the only possible conflict: then again, tolerating it.
+      new_keys := $q$insert into pii_internal.vault_keys (subject_hash, wrapped_key)
+           select d.h, pii_crypto.encrypt(pii_crypto.gen_random_bytes(32), kek.kek, 'aes')
+           from (select distinct u.h from unnest($1::bytea[], $2::text[]) as u (h, t) where u.t is not null) d
+           cross join pii_internal.vault_kek kek
+           where not exists (select from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h) %s$q$;
+      begin
+        execute pg_catalog.format(new_keys, '') using hashes, tokens;
+      exception when unique_violation then
+        execute pg_catalog.format(new_keys, 'on conflict (subject_hash) do nothing') using hashes, tokens;
+      end;
+
+      -- The IV is the token's own 128 bits (96 random, or for a deterministic kind keyed-hash,
+      -- and the keyed tag): unpredictable before the call, never reused under one key.
+      -- Random tokens cannot collide (128 bits); deterministic ones repeat by design.
+      execute pg_catalog.format(
+        $q$insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
+           select x.t, x.h, x.kind,
+                  x.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), pii_crypto.decrypt(k.wrapped_key, kek.kek, 'aes'), x.iv, 'aes-cbc/pad:pkcs')
+           from (select u.t, u.h, u.kind, u.v, pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv
+                 from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) as u (t, h, kind, v) where u.t is not null) x
+           join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) x.h
+           cross join pii_internal.vault_kek kek
+           %s$q$, case when any_deterministic then 'on conflict (token) do nothing' else '' end)
+        using tokens, hashes, kinds, "values";
+
+      perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
+        'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
+        'refused_tombstoned', (select pg_catalog.count(*) - pg_catalog.count(u.t) from unnest(tokens) as u (t))));
+      return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Tokenizes values set-based: each value is stored encrypted (AES-256) under its subject''s data key; returns
+(ordinality, token) in input order. Tokens are random (tok_ + 32 hex) unless the kind is deterministic
+(pii.set_token_kind): then the same scope + kind + normalised value gives the same token. Subjects with a tombstone get
+NULL and nothing is stored. Callable by pii_operator and pii_admin.
+Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);'
 
 function pii.unclassified_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii.unclassified_columns()
@@ -1595,6 +2241,74 @@ function pii.unregister_table(regclass) owner <owner>
   grant EXECUTE to pii_admin
   comment 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');'
 
+function pii.verify_audit_chain() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.verify_audit_chain()
+     RETURNS TABLE(chain text, seq bigint, problem text)
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+    begin
+      select * into sec from pii.secret;
+      -- Placeholders, not format(): the query has format() calls of its own. $1 is this
+      -- database's secret id, $3/$4 its key (hashing in C, set-based).
+      return query execute pg_catalog.replace(pg_catalog.replace($q$
+      with links as (
+        -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
+        select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
+               case when a.secret_id operator(pg_catalog.=) $1 then {audit_hash} else a.entry_hash end as expected_hash
+        from pii.audit a where a.chain_seq is not null
+        union all
+        select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
+               case when l.secret_id operator(pg_catalog.=) $1 then {ledger_hash} else l.entry_hash end
+        from pii.erasure_ledger l
+      ), ordered as (
+        select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash,
+               -- A rotation changes the secret once, going forward: an entry claiming an older
+               -- secret after entries made with this one is hiding from the re-hash.
+               coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) $1)
+                          over (w rows between unbounded preceding and 1 preceding), false) as current_secret_before
+        from links k window w as (partition by k.chain order by k.seq)
+      ), tails as (
+        select distinct on (o.chain) o.chain, o.seq, o.entry_hash from ordered o order by o.chain, o.seq desc
+      ), problems as (
+        select o.chain, o.seq, case
+          when o.seq operator(pg_catalog.<>) (coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1)
+            then pg_catalog.format('entries %s to %s are missing', coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1, o.seq operator(pg_catalog.-) 1)
+          when o.entry_hash is distinct from o.expected_hash then 'entry altered: its hash does not match its content'
+          when o.current_secret_before and o.secret_id is distinct from $1
+            then 'entry claims another HMAC secret after entries made with this database''s'
+          when o.prev_hash is distinct from o.prev_entry_hash then 'broken link: prev_hash is not the previous entry''s hash'
+        end as problem
+        from ordered o
+        union all
+        select 'audit', null, pg_catalog.format('audit row %s is outside the chain', a.id) from pii.audit a where a.chain_seq is null
+        union all
+        select h.chain, h.seq, case
+          when coalesce(t.seq, 0) operator(pg_catalog.<>) h.seq
+            then pg_catalog.format('entries %s to %s are missing (the head is at %s)', coalesce(t.seq, 0) operator(pg_catalog.+) 1, h.seq, h.seq)
+          when t.entry_hash is distinct from h.last_hash then 'the last entry is not the one the head recorded'
+        end
+        from pii_internal.chain_heads h left join tails t on t.chain operator(pg_catalog.=) h.chain
+      )
+      select distinct on (p.chain) p.chain, p.seq, p.problem
+      from problems p where p.problem is not null
+      order by p.chain, p.seq nulls first$q$,
+        '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
+        '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
+          'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
+        using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'The first broken or missing link of each hash chain (audit, erasure_ledger): a deleted, altered, re-linked or
+unchained entry, or entries missing at the end. Empty result = both chains intact. It detects rows removed or changed
+even with the append-only triggers disabled; a rewrite of the whole chain needs the HMAC secret (compare with the
+external ledger copy). Example: select * from pii.verify_audit_chain();'
+
 function pii.verify_erasure(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.verify_erasure(request_id uuid)
      RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
@@ -1619,7 +2333,7 @@ function pii.verify_erasure(uuid) owner <owner>
       g record;
       path record;
       rows_sql record;
-      row_key record;
+      row_hash text;
       action text;
       checks text;
     begin
@@ -1635,24 +2349,6 @@ function pii.verify_erasure(uuid) owner <owner>
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
 
-      -- Identifiers found in unregistered columns during erasure, while that value is still there.
-      for g in select distinct r.relid, r.column_name from pii.request_residuals r
-               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-        row_key := pii_internal.row_key_sql(g.relid);
-        if row_key.match_sql is null or pii_internal.column_attnum(g.relid, g.column_name) is null then
-          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
-        else
-          return query execute pg_catalog.format(
-            $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-               from pii.request_residuals as r join %s as t on %s
-               where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and %s = r.value_hash$q$,
-            pii_internal.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
-            pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-            using null::text[], null::text[], sec.inner_key, sec.outer_key, req.id;
-        end if;
-      end loop;
-
       -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
       -- present again: its new data is not a trace of this request.
       select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
@@ -1660,13 +2356,16 @@ function pii.verify_erasure(uuid) owner <owner>
       from pii.request_items i
       where i.request_id = req.id and i.status = 'done'
         and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+      -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
+      return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
       if hashes is null or subj.relid is null then
         return;
       end if;
 
       -- Find the subjects again: hash every key of the subject table (the raw key may still
       -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-      key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
@@ -1694,15 +2393,41 @@ function pii.verify_erasure(uuid) owner <owner>
           execute pg_catalog.format(
             $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
                from (select d.k, d.s, %s as h
-                     from (select distinct (%s)::text as k, %s::text as s from %s as t) as d) as x
+                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
                join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
             into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
         end loop;
       end if;
       if pg_catalog.cardinality(keys) = 0 then
         return;
       end if;
+
+      -- Identifiers found in unregistered columns during erasure, while that value is still
+      -- there: the row is found among its subject's rows by the keyed hash of its key.
+      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+        row_hash := pii_internal.row_key_hash_sql(g.relid);
+        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+           or not exists (select from pii.tables r where r.relid = g.relid) then
+          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
+          continue;
+        end if;
+        path := pii_internal.subject_key_sql(g.relid);
+        rows_sql := pii_internal.subject_rows_sql(g.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+             where %s and l.k = %s and %s
+               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+               and %s = r.row_key_hash and %s = r.value_hash$q$,
+          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
+      end loop;
 
       -- Their rows in every registered table, against the erased state.
       for t in select r.* from pii.tables r
@@ -1718,7 +2443,9 @@ function pii.verify_erasure(uuid) owner <owner>
                    'not erased (erase strategy ' || c.erase || ')' as detail
             from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
             union all
-            select pii_internal.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum)),
+            -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+            -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+            select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
                    'subject key not replaced by its pseudonym'
             where subj.key_is_pii and t.subject_attnum is not null
           ) x where x.pred is not null;
@@ -1730,13 +2457,13 @@ function pii.verify_erasure(uuid) owner <owner>
           $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
              from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
                   lateral (values %s) as x (col, bad, detail)
-             where %s and l.k = (%s)::text and %s and x.bad$q$,
+             where %s and l.k = %s and %s and x.bad$q$,
           pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks, rows_sql.where_sql, path.key_sql,
+          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
           case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes;
+          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
       end loop;
     end
     $function$
@@ -1821,6 +2548,79 @@ function pii_internal.announce_request(pii.requests) owner <owner>
     $function$
   comment 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).'
 
+function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],text,uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamp with time zone[], entry_mode text, entry_request_id uuid)
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      head pii_internal.chain_heads;
+      sec pii.secret;
+      is_scoped boolean;
+    begin
+      if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
+        return 0;
+      end if;
+      select s.scope_attnum is not null into is_scoped from pii.subject_table s;
+      select * into sec from pii.secret;
+      select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+      execute pg_catalog.format(
+        $q$with numbered as (
+             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+             from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+           ), hashed as (
+             select n.seq, n.h, n.t, %s as entry_hash from numbered n
+           ), ins as (
+             insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
+             select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             from hashed x
+             returning erasure_ledger.seq, erasure_ledger.entry_hash
+           )
+           update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+           from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+           where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
+              entry_mode, entry_request_id, pii.secret_id();
+      return pg_catalog.cardinality(subject_hashes);
+    end
+    $function$
+  comment 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.'
+
+function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean, keys text[], scopes text[], new_rows text[] DEFAULT NULL::text[], OUT n bigint, OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
+      deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
+    begin
+      if hashes then
+        select * into sec from pii.secret;
+      end if;
+      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7) d', deputy)
+        into n, found_keys, found_scopes
+        using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows;
+    end
+    $function$
+  comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
+
+function pii_internal.audit_entry_content(pii.audit) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.audit_entry_content(a pii.audit)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.jsonb_build_array(a.chain_seq, a.id, pg_catalog.date_part('epoch'::text, a.at)::text, a.actor, a.application,
+                                          a.action, a.request_id, pg_catalog.encode(a.subject_hash, 'hex'), a.details)
+    $function$
+  comment 'Internal. What an audit row''s entry_hash covers: every column but the chain links.'
+
 function pii_internal.audit_is_append_only() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.audit_is_append_only()
      RETURNS trigger
@@ -1828,11 +2628,11 @@ function pii_internal.audit_is_append_only() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     begin
-      raise exception 'pii.audit is append-only: % is not allowed', tg_op
-        using errcode = '42501', hint = 'Audit rows are evidence; they are never changed or removed.';
+      raise exception '%.% is append-only: % is not allowed', tg_table_schema, tg_table_name, tg_op
+        using errcode = '42501', hint = 'Audit rows and erasure ledger entries are evidence; they are never changed or removed.';
     end
     $function$
-  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit.'
+  comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
 function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
@@ -1851,7 +2651,8 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     begin
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
-      key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
         into value_list
@@ -1879,6 +2680,62 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     end
     $function$
   comment 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.'
+
+function pii_internal.cast_as_owner(regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.cast_as_owner(tbl regclass, literal text, typ text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.as_owner(tbl, pg_catalog.format('select case when (%L::%s) is null then null::text[] end, null::text[]', literal, typ),
+                                    true, null, null);
+    end
+    $function$
+  comment 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.'
+
+function pii_internal.chain_audit_row() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_audit_row()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      head pii_internal.chain_heads;
+    begin
+      select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
+      new.chain_seq := head.seq operator(pg_catalog.+) 1;
+      new.prev_hash := head.last_hash;
+      new.secret_id := pii.secret_id();
+      new.entry_hash := pii_internal.chain_hash('audit', pii_internal.audit_entry_content(new));
+      update pii_internal.chain_heads h set seq = new.chain_seq, last_hash = new.entry_hash where h.chain operator(pg_catalog.=) 'audit';
+      return new;
+    end
+    $function$
+  comment 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.'
+
+function pii_internal.chain_hash(text,jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_hash(chain text, content jsonb)
+     RETURNS bytea
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac(chain operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) content::text)
+    $function$
+  comment 'Internal. Keyed hash of a chain entry''s canonical content.'
+
+function pii_internal.chain_hash_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chain_hash_sql(chain text, content_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
+                                                     chain, content_sql))
+    $function$
+  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.'
 
 function pii_internal.check_erase_mode(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
@@ -1927,7 +2784,7 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
         end if;
       elsif parsed.name = 'set' then
         begin
-          execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
         exception when others then
           raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
             using errcode = '22P02';
@@ -2013,7 +2870,7 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
         end if;
       elsif parsed.name = 'set' then
         begin
-          execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
         exception when others then
           raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
         end;
@@ -2056,12 +2913,12 @@ function pii_internal.check_registrable(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_registrable(tbl regclass)
      RETURNS void
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
       nsp name;
       kind "char";
+      missing text;
     begin
       select n.nspname, c.relkind into nsp, kind
       from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
@@ -2077,13 +2934,24 @@ function pii_internal.check_registrable(regclass) owner <owner>
         raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii_internal.qualified_name(tbl)
           using errcode = '42501';
       end if;
-      if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
-        raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii_internal.qualified_name(tbl)
-          using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(tbl), current_user);
+      -- What Lethe will do to the table in the registering role's name: erase (UPDATE, or DELETE
+      -- in mode delete and for delete tables), guard it (TRIGGER; skip guards delete). The role
+      -- checked is the session's login: inside a SECURITY DEFINER function current_user is
+      -- Lethe's owner, and the caller's current_user (after SET ROLE) is not visible; a session
+      -- can RESET ROLE to its login's privileges anyway. (docs/security.md)
+      select pg_catalog.string_agg(p, ', ') into missing
+      from pg_catalog.unnest(array['UPDATE', 'DELETE', 'TRIGGER']) p
+      where not pg_catalog.has_table_privilege(session_user, tbl, p);
+      if missing is not null then
+        raise exception 'permission denied: % lacks % on table %: registering it would let Lethe change it beyond your own privileges', session_user, missing, pii_internal.qualified_name(tbl)
+          using errcode = '42501', hint = pg_catalog.format('As the table owner: grant select, update, delete, trigger on %s to %I;', pii_internal.qualified_name(tbl), session_user);
       end if;
+      -- Lethe runs its statements on the table as the table's owner (pii_internal.deputy), which
+      -- needs Lethe's owner to be a member of that role.
+      perform pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
     end
     $function$
-  comment 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.'
+  comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
@@ -2109,6 +2977,23 @@ function pii_internal.column_attnum(regclass,name) owner <owner>
     $function$
   comment 'Internal. attnum of a column by name; 42703 when it does not exist.'
 
+function pii_internal.column_base_type(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.column_base_type(tbl regclass, col smallint)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive d (typ, typmod) as (
+        select a.atttypid, a.atttypmod from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+        union all
+        select t.typbasetype, t.typtypmod from d join pg_catalog.pg_type t on t.oid = d.typ where t.typtype = 'd'
+      )
+      select pg_catalog.format_type(d.typ, d.typmod) from d join pg_catalog.pg_type t on t.oid = d.typ where t.typtype <> 'd'
+    $function$
+  comment 'Internal. SQL type under a column''s domains, e.g. text for a column of domain email_t.'
+
 function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_erased_sql(tbl regclass, col smallint, strategy text)
      RETURNS text
@@ -2118,7 +3003,9 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
     AS $function$
       select case s.name
         when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-        when 'set' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), s.argument, pii_internal.column_type(tbl, col))
+        -- Compared as the base type: verification runs this in Lethe's context, where the owner's
+        -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
+        when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
         when 'pseudonym' then
           (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
            from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
@@ -2238,6 +3125,97 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
     end
     $function$
   comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
+
+function pii_internal.deputy(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.deputy(owner regrole)
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      fname name := 'deputy_' || owner::oid;
+      existing regrole;
+      args constant text := '(text, boolean, text[], text[], bytea, bytea, text[])';
+    begin
+      select p.proowner::regrole into existing from pg_catalog.pg_proc p
+      where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
+      if existing = owner then
+        return pg_catalog.format('pii_internal.%I', fname);
+      end if;
+      -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
+      -- a lock held on every call would serialize all erasures until commit).
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
+      select p.proowner::regrole into existing from pg_catalog.pg_proc p
+      where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
+      if existing = owner then
+        return pg_catalog.format('pii_internal.%I', fname);
+      end if;
+      if not pg_catalog.pg_has_role(current_user, owner, 'MEMBER') then
+        raise exception 'Lethe''s owner role % is not a member of role %, which owns a registered table: Lethe runs its statements on a table with its owner''s rights', current_user, owner
+          using errcode = '42501', hint = pg_catalog.format('grant %I to %I;', owner, current_user);
+      end if;
+      if existing is not null then
+        -- A role dropped without DROP OWNED left it behind, and its oid came back: start over.
+        execute pg_catalog.format('drop function pii_internal.%I%s', fname, args);
+      end if;
+      execute pg_catalog.format($f$
+        create function pii_internal.%I(statement text, returns_keys boolean, keys text[], scopes text[],
+                                        inner_key bytea, outer_key bytea, new_rows text[],
+                                        out n bigint, out found_keys text[], out found_scopes text[])
+        language plpgsql security definer
+        set search_path = pg_catalog, pg_temp
+        as $body$
+        begin
+          if returns_keys then
+            execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows;
+          else
+            execute statement using keys, scopes, inner_key, outer_key, new_rows;
+            get diagnostics n = row_count;
+          end if;
+        end
+        $body$
+      $f$, fname);
+      execute pg_catalog.format('comment on function pii_internal.%I%s is %L', fname, args,
+        pg_catalog.format('Internal. Lethe''s deputy for tables owned by %s: runs Lethe''s statements on them with their owner''s rights (EXECUTE: Lethe''s owner only).', owner));
+      execute pg_catalog.format('revoke all on function pii_internal.%I%s from public', fname, args);
+      execute pg_catalog.format('grant create on schema pii_internal to %I', owner);
+      begin
+        execute pg_catalog.format('alter function pii_internal.%I%s owner to %I', fname, args, owner);
+      exception when insufficient_privilege then
+        raise exception 'Lethe''s owner role % cannot make role % own its deputy function (SET ROLE to % is not allowed)', current_user, owner, owner
+          using errcode = '42501', hint = pg_catalog.format('grant %I to %I with set true;', owner, current_user);
+      end;
+      execute pg_catalog.format('revoke create on schema pii_internal from %I', owner);
+      execute pg_catalog.format('grant execute on function pii_internal.%I%s to %I', fname, args, current_user);
+      return pg_catalog.format('pii_internal.%I', fname);
+    end
+    $function$
+  comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
+
+function pii_internal.discovery_key_label(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_key_label(tbl regclass, path text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pg_catalog.has_table_privilege(session_user, tbl, 'SELECT') then path
+                  else '#' || pg_catalog.left(pg_catalog.encode(pii_internal.hmac('jsonb key' || pg_catalog.chr(31) || path), 'hex'), 12) end
+    $function$
+  comment 'Internal. A jsonb key path as pii.discover shows it: the path to callers who may read the table, a keyed hash to others.'
+
+function pii_internal.discovery_key_suggestion(regclass,name,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_key_suggestion(tbl regclass, col name, category text, mask text, path text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pg_catalog.has_table_privilege(session_user, tbl, 'SELECT')
+                  then pii_internal.discovery_suggestion(tbl, col, category, mask, path)
+                  else pg_catalog.format('-- the key is data: run select * from pii.discover(); as a role that may read %s to see it and the register_column call', pii_internal.qualified_name(tbl)) end
+    $function$
+  comment 'Internal. The suggestion for a jsonb key finding, hidden from callers who may not read the table.'
 
 function pii_internal.discovery_name_rules() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_name_rules()
@@ -2511,26 +3489,40 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      subj pii.subject_table;
-      sec pii.secret;
       step record;
       n bigint;
+      err_state text;
+      err_message text;
+      err_context text;
+      err_schema text;
+      err_table text;
+      err_constraint text;
+      err_column text;
     begin
       perform pii_internal.check_erase_mode(mode);
-      select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
       table_names := '{}';
       rows_affected := '{}';
 
       matched := pii_internal.matched_subjects(subject_keys, scopes);
 
-      -- The guards see these statements too; rows they leave hold no PII, so they pass.
-      for step in select * from pii_internal.erase_plan(mode) loop
-        execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
-        get diagnostics n = row_count;
-        table_names := table_names || step.table_name;
-        rows_affected := rows_affected || n;
-      end loop;
+      -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
+      -- owner attached to the table runs as them. The guards see these statements too; rows
+      -- they leave hold no PII, so they pass.
+      begin
+        for step in select * from pii_internal.erase_plan(mode) loop
+          n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
+          table_names := table_names || step.table_name;
+          rows_affected := rows_affected || n;
+        end loop;
+      exception when others then
+        -- Application code ran here (triggers, checks): its message may quote anyone.
+        get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                                err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+        if pii_internal.raised_by_lethe(err_context) then
+          raise;
+        end if;
+        perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
+      end;
     end
     $function$
   comment 'Internal. Runs pii_internal.erase_plan for canonical subjects; returns per-table counts and the subjects found.'
@@ -2549,7 +3541,8 @@ function pii_internal.erase_set_list(regclass) owner <owner>
         where c.relid = tbl and c.erase <> 'keep' and pii_internal.column_name(c.relid, c.attnum) is not null
         union all
         select pii_internal.column_name(t.relid, t.subject_attnum),
-               pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
+               pii_internal.pseudonym_sql(pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)),
+                                                                    pii_internal.column_type(t.relid, t.subject_attnum)))
         from pii.tables t
         where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
       ) x
@@ -2613,6 +3606,129 @@ function pii_internal.group_roles() owner <owner>
     $function$
   comment 'Internal. The names of Lethe''s group roles.'
 
+function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_candidates_sql(tbl regclass, source text, link_sql text)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii_internal.subject_key_sql(tbl);
+      erased text := pii_internal.row_erased_sql(tbl, pii_internal.erase_action(tbl));
+      filter text;
+      pii_sql text;
+    begin
+      -- The common cases evaluate the erased-state test once per row.
+      if link_sql = 'false' then
+        filter := pg_catalog.format('not (%s)', erased);
+        pii_sql := 'true';
+      elsif link_sql = 'true' then
+        filter := 'true';
+        pii_sql := pg_catalog.format('not (%s)', erased);
+      else
+        filter := pg_catalog.format('(not (%s) or %s)', erased, link_sql);
+        pii_sql := pg_catalog.format('not (%s)', erased);
+      end if;
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+           from (select distinct %s::text as s, case when %s then '1' else '0' end operator(pg_catalog.||) %s as k
+                 from %s as t%s
+                 where %s and %s) as h$q$,
+        coalesce(path.scope_sql, 'null'), pii_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+        source, case when path.from_list = '' then '' else ', ' || path.from_list end,
+        case when path.join_sql = '' then 'true' else path.join_sql end, filter);
+    end
+    $function$
+  comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1/0 for PII.'
+
+function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean)
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      step record;
+      total bigint := 0;
+    begin
+      if pg_catalog.cardinality(keys) = 0 then
+        return 0;
+      end if;
+      for step in select p.relid, p.statement from pii_internal.erase_plan('erase') p
+                  where case when p.relid = tbl then self
+                             else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
+        total := total + (pii_internal.as_owner(step.relid, step.statement, false, keys, scopes)).n;
+      end loop;
+      return total;
+    end
+    $function$
+  comment 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.'
+
+function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_existing_rows(tbl regclass, part regclass)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      candidates record;
+      hits record;
+      pii_keys text[];
+      pii_scopes text[];
+      n bigint;
+    begin
+      select * into reg from pii.tables r where r.relid = tbl;
+      if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii.tombstones) then
+        return;
+      end if;
+      candidates := pii_internal.as_owner(part,
+        pii_internal.guard_candidates_sql(reg.relid, pii_internal.qualified_name(part),
+                                          case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
+        true, null, null);
+      hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+      if pg_catalog.cardinality(hits.keys) = 0 then
+        return;
+      end if;
+      select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
+      from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
+      if reg.guard_mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
+        raise exception '% erased subject(s) cannot be brought into % with %', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pii_internal.qualified_name(part)
+          using errcode = 'PII01',
+                hint = 'Remove the erased subjects'' rows from the table first (or lift their tombstones with pii.allow_return(...)).';
+      end if;
+      n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false)
+           + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
+      perform pii_internal.write_audit('guard_attach', null, pg_catalog.jsonb_build_object(
+        'table', pii_internal.qualified_name(reg.relid), 'attached', pii_internal.qualified_name(part),
+        'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
+    end
+    $function$
+  comment 'Internal. Checks the rows a partition or inheritance child brings into a registered table (as one INSERT) before it is guarded.'
+
+function pii_internal.guard_hits(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_hits(candidate_keys text[], candidate_scopes text[], OUT keys text[], OUT scopes text[], OUT pii boolean[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+    begin
+      select * into sec from pii.secret;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
+           from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii
+                 from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+           join pii.tombstones as tb on tb.subject_hash = %s$q$,
+        pii_internal.subject_hash_sql('h.s', 'h.k'))
+        into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags.'
+
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
      RETURNS event_trigger
@@ -2621,24 +3737,68 @@ function pii_internal.guard_new_partitions() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      tbl regclass;
+      r record;
     begin
-      for tbl in
-        select distinct r.relid
-        from pg_catalog.pg_event_trigger_ddl_commands() d
-        join pg_catalog.pg_class c on c.oid = d.objid
-        cross join lateral pg_catalog.pg_partition_ancestors(d.objid) a
-        join pii.tables r on r.relid = a.relid
-        -- a new partition (CREATE TABLE … PARTITION OF), or a partitioned table altered (ATTACH PARTITION)
-        where d.classid = 'pg_catalog.pg_class'::regclass and (d.objid <> r.relid::oid or c.relkind = 'p')
-      loop
-        perform pii.sync_guards(tbl);
+      for r in select distinct g.tgrelid::regclass as rel from pg_catalog.pg_trigger g
+               where g.tgfoid = 'pii_internal.guard_rows'::regproc and pii_internal.registered_ancestor(g.tgrelid) is null loop
+        execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %1$s; drop trigger if exists lethe_guard_update on %1$s',
+                                  pii_internal.qualified_name(r.rel));
       end loop;
-    exception when others then
-      raise warning 'Lethe: could not install guard triggers on a new partition: % (run select pii.sync_guards(...))', sqlerrm;
+
+      select g.tgrelid::regclass as rel, g.tgname into r
+      from pii.tables t cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+      join pg_catalog.pg_trigger g on g.tgrelid = d.rel and g.tgfoid = 'pii_internal.guard_rows'::regproc
+      where t.guard_mode <> 'off' and g.tgenabled in ('D', 'R')
+      limit 1;
+      if found then
+        raise exception 'guard trigger % on % may not be disabled', r.tgname, pii_internal.qualified_name(r.rel)
+          using errcode = '42501', hint = 'Lethe''s guards keep erased people out. To stop guarding a table: select pii.set_guard(''<registered table>'', ''off'');';
+      end if;
+
+      for r in select distinct t.relid as reg, d.rel
+               from pii.tables t cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+               where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+                 and (select pg_catalog.count(*) from pg_catalog.pg_trigger g
+                      where g.tgrelid = d.rel and g.tgfoid = 'pii_internal.guard_rows'::regproc) < 2 loop
+        if r.rel <> r.reg then
+          perform pii_internal.guard_existing_rows(r.reg, r.rel);
+        end if;
+        perform pii.sync_guards(r.reg);
+      end loop;
     end
     $function$
-  comment 'Internal. Event trigger: guards partitions created or attached under a registered table.'
+  comment 'Internal. Event trigger: checks and guards partitions and inheritance children joining a registered table, unguards tables that left one, refuses disabling a guard.'
+
+function pii_internal.guard_problems() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_problems()
+     RETURNS TABLE(table_name text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.qualified_name(d.rel),
+             pg_catalog.format('guard trigger %s is %s: rows of erased subjects written to this table%s are not checked',
+                               e.name,
+                               case when g.tgenabled is null then 'missing' when g.tgenabled = 'D' then 'disabled'
+                                    when g.tgenabled = 'R' then 'enabled for replica only' else 'not ENABLE ALWAYS (skipped under session_replication_role = replica)' end,
+                               case when d.rel <> t.relid then pg_catalog.format(' (part of %s)', pii_internal.qualified_name(t.relid)) else '' end),
+             pg_catalog.format('select pii.sync_guards(%L);', pii_internal.qualified_name(t.relid))
+      from pii.tables t
+      cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+      cross join (values ('lethe_guard_insert', 4), ('lethe_guard_update', 16)) as e (name, event_bit)
+      left join pg_catalog.pg_trigger g
+        on g.tgrelid = d.rel and g.tgname = e.name
+       and g.tgfoid in (select p.oid from pg_catalog.pg_proc p where p.proname = 'guard_rows' and p.pronamespace = 'pii_internal'::regnamespace)
+       and (g.tgtype::integer & e.event_bit) <> 0
+      where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+        and g.tgenabled is distinct from 'A'
+      union all
+      select null, 'Lethe''s event trigger lethe_guard_partitions is not installed (no superuser at install): partitions and inheritance children attached to registered tables are neither checked nor guarded',
+             'After ATTACH PARTITION, CREATE TABLE … PARTITION OF / INHERITS: select pii.sync_guards(''<registered table>''); and check the rows they brought'
+      where exists (select from pii.tables t where t.guard_mode <> 'off')
+        and not exists (select from pg_catalog.pg_event_trigger e where e.evtname = 'lethe_guard_partitions' and e.evtenabled <> 'D')
+    $function$
+  comment 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.'
 
 function pii_internal.guard_rows() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_rows()
@@ -2650,87 +3810,128 @@ function pii_internal.guard_rows() owner <owner>
     declare
       reg pii.tables;
       subj pii.subject_table;
-      sec pii.secret;
-      path record;
       rows_sql record;
-      action text;
-      hit_keys text[];
-      hit_scopes text[];
+      hits record;
+      link_col text;
+      link_sql text;
+      new_rows text[];
+      moved text[];
+      row_type text;
+      candidates record;
+      pii_keys text[];
+      pii_scopes text[];
       pk_cols text;
-      stmt text;
       mode text;
-      n bigint;
+      n bigint := 0;
     begin
+      perform pii_internal.wait_for_erasures();
       if not exists (select from pii.tombstones) then
         return null;
       end if;
-      -- Fired on the registered table, or on one of its partitions written to directly.
-      select r.* into reg from pii.tables r
-      where r.relid = tg_relid
-         or r.relid in (select a.relid from pg_catalog.pg_partition_ancestors(tg_relid) a)
-      limit 1;
+      -- Fired on the registered table, or on one of its partitions or inheritance children.
+      select r.* into reg from pii.tables r where r.relid = pii_internal.registered_ancestor(tg_relid);
       if reg.relid is null or reg.guard_mode = 'off' then
         return null;
       end if;
       select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
-      action := pii_internal.erase_action(reg.relid);
-      path := pii_internal.subject_key_sql(reg.relid);
 
-      -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
-      -- erasures pass through here too: the rows they leave carry no PII.)
-      execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-           from (select distinct %s::text as s, (%s)::text as k
-                 from lethe_new_rows as t%s
-                 where %s and not (%s)) as h
-           join pii.tombstones as tb on tb.subject_hash = %s$q$,
-        coalesce(path.scope_sql, 'null'), path.key_sql,
-        case when path.from_list = '' then '' else ', ' || path.from_list end,
-        case when path.join_sql = '' then 'true' else path.join_sql end,
-        pii_internal.row_erased_sql(reg.relid, action),
-        pii_internal.subject_hash_sql('h.s', 'h.k'))
-        into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
-      if pg_catalog.cardinality(hit_keys) = 0 then
+      -- The new rows leave the trigger as text (record_out: output functions only, never a
+      -- cast), and the table owner's deputy reads them back as the table's row type and selects
+      -- the subjects of rows that carry PII and, where tables are registered beneath this one,
+      -- of rows that newly link to their subject (inserted, or moved to another subject or
+      -- parent). Domain checks, casts and policies on the
+      -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+      -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
+      -- subject once and probes the tombstones, on text only.
+      select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
+      row_type := pii_internal.qualified_name(tg_relid);
+      link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
+      if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
+        link_sql := 'false';
+      elsif tg_op = 'INSERT' then
+        link_sql := 'true';
+      else
+        -- Link values no old row had: re-keyed rows. Usually none (Lethe's own erasures move
+        -- nothing), and then nothing more is looked at. EXCEPT compares with the column type's
+        -- default operator class (built in, or an extension's: no table owner's code); only the
+        -- moved values are turned into text (output functions, never a cast).
+        execute pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(row(l.v)))), '{}')
+             from (select n.%1$I as v from lethe_new_rows as n except select o.%1$I from lethe_old_rows as o) as l$q$, link_col)
+          into moved;
+        link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
+                         else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
+      end if;
+      candidates := pii_internal.as_owner(reg.relid,
+        pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+        true, moved, null, new_rows);
+      hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+      if pg_catalog.cardinality(hits.keys) = 0 then
         return null;
       end if;
+      select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
+      from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
 
       mode := reg.guard_mode;
-      if mode = 'reject' then
-        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
+      if mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
+        raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
           using errcode = 'PII01',
                 hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
       end if;
 
-      rows_sql := pii_internal.subject_rows_sql(reg.relid);
-      select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
-        into pk_cols
-      from pg_catalog.pg_constraint c
-      join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
-      where c.conrelid = reg.relid and c.contype = 'p';
+      -- Rows registered beneath these rows now belong to erased subjects: erase them first
+      -- (their statements reach the subject through these rows).
+      n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false);
 
-      if tg_op = 'INSERT' and pk_cols is not null
-         and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
-        -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
-        stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                                  pii_internal.qualified_name(reg.relid),
-                                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-                                  pk_cols, rows_sql.where_sql);
-      else
-        -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
-        select p.statement into stmt from pii_internal.erase_plan('erase') p where p.relid = reg.relid;
+      if pg_catalog.cardinality(pii_keys) > 0 then
+        rows_sql := pii_internal.subject_rows_sql(reg.relid);
+        select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
+          into pk_cols
+        from pg_catalog.pg_constraint c
+        join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+        where c.conrelid = reg.relid and c.contype = 'p';
+        if tg_op = 'INSERT' and pk_cols is not null
+           and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
+          -- Drop just the new rows (with the owner's rights). (A PII key cannot be scrubbed in
+          -- place: its pseudonym is taken.)
+          n := n + (pii_internal.as_owner(reg.relid, pg_catalog.format(
+                      'delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
+                      pii_internal.qualified_name(reg.relid), row_type,
+                      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+                      pk_cols, rows_sql.where_sql), false, pii_keys, pii_scopes, new_rows)).n;
+        else
+          -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
+          n := n + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
+        end if;
       end if;
-
-      execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
-      get diagnostics n = row_count;
+      if n = 0 and pg_catalog.cardinality(pii_keys) = 0 then
+        return null;
+      end if;
 
       perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
         'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
-        'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+        'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
       return null;
     end
     $function$
-  comment 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).'
+  comment 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.'
+
+function pii_internal.guarded_tree(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
+     RETURNS SETOF regclass
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive down (relid) as (
+        select tbl::oid
+        union
+        select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+        where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+      )
+      select down.relid::regclass from down
+    $function$
+  comment 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.'
 
 function pii_internal.has_leading_index(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.has_leading_index(tbl regclass, col smallint)
@@ -2773,6 +3974,25 @@ function pii_internal.hmac_sql(text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.'
 
+function pii_internal.hold_erased_for_ledger() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.hold_erased_for_ledger()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      -- New rows only: a join with old_rows (no statistics on transition tables) can become a
+      -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
+      -- its audit row is ledgered again, which is what it is.
+      insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
+      select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
+      from new_rows n
+      where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
+      return null;
+    end
+    $function$
+  comment 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
+
 function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.holds_subject_key(tbl regclass, col smallint)
      RETURNS boolean
@@ -2787,6 +4007,22 @@ function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
                        and pii_internal.holds_subject_key(t.parent_relid, t.parent_key_attnum))
     $function$
   comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
+
+function pii_internal.is_citext(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select exists (
+        select from pg_catalog.pg_type ty
+        join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+        join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+        join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+        where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+    $function$
+  comment 'Internal. Whether a type is (a domain over) the citext extension''s type.'
 
 function pii_internal.is_link_column(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_link_column(tbl regclass, col smallint)
@@ -2809,11 +4045,14 @@ function pii_internal.is_pseudonym_sql(text,boolean) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when as_uuid
-        then '(' || value_sql || ')::text like ''________-____-8%'''
-        else '(' || value_sql || ')::text like ''anon\_%'''
+        then pg_catalog.format('(pg_catalog.substr(%1$s, 13, 1) operator(pg_catalog.=) ''8'' and pg_catalog.right(%1$s, 8) operator(pg_catalog.=) %2$s)',
+                               x.hex, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.left(%s, 24)', x.hex)))
+        else pg_catalog.format('((%1$s)::text operator(pg_catalog.~) ''^anon_[0-9a-f]{32}$'' and pg_catalog.right((%1$s)::text, 8) operator(pg_catalog.=) %2$s)',
+                               value_sql, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.substr((%s)::text, 6, 24)', value_sql)))
       end
+      from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
     $function$
-  comment 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.'
+  comment 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.'
 
 function pii_internal.is_text_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_text_type(tbl regclass, col smallint)
@@ -2828,6 +4067,22 @@ function pii_internal.is_text_type(regclass,smallint) owner <owner>
     $function$
   comment 'Internal. Whether a column is of a string type (text, varchar, char, citext).'
 
+function pii_internal.key_equality_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.key_equality_sql(key_type text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(
+        (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+         from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+         where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+         limit 1),
+        'operator(pg_catalog.=)')
+    $function$
+  comment 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.'
+
 function pii_internal.key_position(integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_position(position_ integer, source_rows bigint[])
      RETURNS text
@@ -2839,6 +4094,88 @@ function pii_internal.key_position(integer,bigint[]) owner <owner>
                   else 'row ' || source_rows[position_] || ': subject key' end
     $function$
   comment 'Internal. Names a key in an error message by position (or CSV row), never by value.'
+
+function pii_internal.key_text_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.key_text_sql(value_sql text, key_type text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pii_internal.is_citext(key_type)
+                  then 'pg_catalog.lower((' || value_sql || ')::text)'
+                  else '(' || value_sql || ')::text' end
+    $function$
+  comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
+
+function pii_internal.ledger_audited_erasure() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      hashes bytea[];
+      times timestamptz[];
+    begin
+      if new.action operator(pg_catalog.=) 'allow_return' then
+        perform pii_internal.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
+        return null;
+      end if;
+      with moved as (
+        delete from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
+        returning p.subject_hash, p.erased_at
+      )
+      select pg_catalog.array_agg(m.subject_hash), pg_catalog.array_agg(m.erased_at) into hashes, times from moved m;
+      perform pii_internal.append_erasure_ledger(hashes, times,
+        case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
+             else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
+        new.request_id);
+      return null;
+    end
+    $function$
+  comment 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.'
+
+function pii_internal.ledger_entry_content(bigint,bytea,bytea[],text,boolean,text,uuid,timestamp with time zone,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ledger_entry_content(seq bigint, subject_hash bytea, identifier_hashes bytea[], kind text, scoped boolean, mode text, request_id uuid, erased_at timestamp with time zone, secret_id text)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
+                                          case when identifier_hashes is not null then
+                                            (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i) end,
+                                          kind, scoped, mode, request_id, pg_catalog.date_part('epoch'::text, erased_at)::text, secret_id)
+    $function$
+  comment 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.'
+
+function pii_internal.ledger_entry_json(pii.erasure_ledger) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ledger_entry_json(l pii.erasure_ledger)
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.jsonb_build_object(
+        'seq', l.seq, 'subject_hash', pg_catalog.encode(l.subject_hash, 'hex'),
+        'identifier_hashes', (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(l.identifier_hashes) i),
+        'kind', l.kind, 'scoped', l.scoped, 'mode', l.mode, 'request_id', l.request_id,
+        'erased_at', pg_catalog.to_char(pg_catalog.timezone('UTC', l.erased_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'secret_id', l.secret_id, 'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'), 'entry_hash', pg_catalog.encode(l.entry_hash, 'hex'))
+    $function$
+  comment 'Internal. A ledger entry as the JSON object written to the external ledger files.'
+
+function pii_internal.lint_guards() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_guards()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+    $function$
+  comment 'Internal. security_lint step: missing or disabled re-ingestion guards.'
 
 function pii_internal.lint_lethe_privileges() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_lethe_privileges()
@@ -2874,11 +4211,9 @@ function pii_internal.lint_masked_readers() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with readers as (select * from pii_internal.masked_readers())
-      select 'error', pg_catalog.quote_ident(r.rolname),
-             'masked reader is a superuser or bypasses row level security: masks do not restrict it',
-             pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
-      from pg_catalog.pg_roles r join readers rd on rd.oid = r.oid
-      where r.rolsuper or r.rolbypassrls
+      select 'error', pg_catalog.quote_ident(rd.rolname), 'masked reader ' || e.problem, e.hint
+      from readers rd cross join lateral pii_internal.reader_escapes(rd.oid) e
+      where not e.reads_tables
       union all
       select 'warning', pg_catalog.quote_ident(rd.rolname),
              pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
@@ -3250,7 +4585,9 @@ function pii_internal.masking_ddl_start() owner <owner>
       -- fail anyway must not lock a masked view (ddl_command_start runs before any check).
       for v in
         select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
-        where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where exists (select from pii_internal.named_relations(pg_catalog.current_query()) r
+                      where r.rel_name = c.relname::text and (r.schema_name is null or r.schema_name = n.nspname::text))
           and pg_catalog.pg_has_role(session_user, c.relowner, 'USAGE')
       loop
         begin
@@ -3454,7 +4791,6 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[])
      RETURNS text[]
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
@@ -3464,14 +4800,94 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
     begin
       select * into subj from pii.subject_table;
       match := pii_internal.subject_rows_sql(subj.relid);
-      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
-                                case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-                                pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql)
-        into matched using subject_keys, scopes;
+      -- Read with the subject table owner's rights (casts and policies on it are theirs).
+      select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
+        'select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s), ''{}''), null::text[] from %s as t where %s',
+        case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+        pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                  pii_internal.column_type(subj.relid, subj.key_attnum)),
+        pii_internal.qualified_name(subj.relid), match.where_sql),
+        true, subject_keys, scopes) d;
       return matched;
     end
     $function$
   comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
+
+function pii_internal.named_relations(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.named_relations(command text)
+     RETURNS TABLE(schema_name text, rel_name text)
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with tokens as (
+        select m[1] as q1, m[2] as u1, m[3] as q2, m[4] as u2
+        from pg_catalog.regexp_matches(command,
+          '(?:("(?:[^"]|"")+")|([[:alpha:]_][[:alnum:]_$]*))(?:[[:space:]]*\.[[:space:]]*(?:("(?:[^"]|"")+")|([[:alpha:]_][[:alnum:]_$]*)))?', 'g') m
+      ),
+      parts as (
+        select coalesce(pg_catalog.replace(pg_catalog.substr(q1, 2, pg_catalog.length(q1) - 2), '""', '"'), pg_catalog.lower(u1)) as a,
+               coalesce(pg_catalog.replace(pg_catalog.substr(q2, 2, pg_catalog.length(q2) - 2), '""', '"'), pg_catalog.lower(u2)) as b
+        from tokens
+      )
+      select case when b is null then null else a end, coalesce(b, a) from parts
+    $function$
+  comment 'Internal. The relation names (schema or NULL, name) a command text can refer to, as PostgreSQL would read its identifiers.'
+
+function pii_internal.parse_ledger_entries(jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)
+     RETURNS pii.erasure_ledger[]
+     LANGUAGE plpgsql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      bad bigint;
+      parsed pii.erasure_ledger[];
+    begin
+      if entries is null or pg_catalog.jsonb_typeof(entries) operator(pg_catalog.<>) 'array' then
+        raise exception 'entries must be a JSON array of ledger entries' using errcode = '22023';
+      end if;
+      select pg_catalog.min(x.i) into bad
+      from pg_catalog.jsonb_array_elements(entries) with ordinality as x (e, i)
+      where pg_catalog.jsonb_typeof(x.e) is distinct from 'object'
+         or not coalesce((x.e operator(pg_catalog.->>) 'seq') operator(pg_catalog.~) '^[1-9][0-9]{0,17}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'subject_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'entry_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'prev_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$',
+                         pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'prev_hash') operator(pg_catalog.=) 'null')
+         or not coalesce((x.e operator(pg_catalog.->>) 'mode') in ('erase', 'delete', 'return'), false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'erased_at') operator(pg_catalog.~) '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'secret_id') operator(pg_catalog.~) '^[0-9a-f]{16}$', false)
+         or not coalesce((x.e operator(pg_catalog.->>) 'request_id') operator(pg_catalog.~) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+                         pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'request_id') operator(pg_catalog.=) 'null')
+         or pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'scoped') is distinct from 'boolean'
+         or not coalesce(pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'identifier_hashes') in ('null', 'array'), false);
+      if bad is not null then
+        raise exception 'ledger entry #% is malformed', bad using errcode = '22023',
+          hint = 'Entries are the JSON lines lethe worker --ledger-dir writes, unchanged.';
+      end if;
+      select pg_catalog.array_agg(row(
+               (x.e operator(pg_catalog.->>) 'seq')::bigint, pg_catalog.decode(x.e operator(pg_catalog.->>) 'subject_hash', 'hex'),
+               (select pg_catalog.array_agg(pg_catalog.decode(i, 'hex'))
+                from pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'identifier_hashes') operator(pg_catalog.=) 'array'
+                                                               then x.e operator(pg_catalog.->) 'identifier_hashes' end) i),
+               x.e operator(pg_catalog.->>) 'kind', (x.e operator(pg_catalog.->>) 'scoped')::boolean, x.e operator(pg_catalog.->>) 'mode',
+               (x.e operator(pg_catalog.->>) 'request_id')::uuid, (x.e operator(pg_catalog.->>) 'erased_at')::timestamptz,
+               x.e operator(pg_catalog.->>) 'secret_id', pg_catalog.decode(x.e operator(pg_catalog.->>) 'prev_hash', 'hex'),
+               pg_catalog.decode(x.e operator(pg_catalog.->>) 'entry_hash', 'hex'))::pii.erasure_ledger
+             order by (x.e operator(pg_catalog.->>) 'seq')::bigint)
+        into parsed
+      from pg_catalog.jsonb_array_elements(entries) as x (e);
+      select pg_catalog.min(d.seq) into bad
+      from (select p.seq from pg_catalog.unnest(parsed) p group by p.seq having pg_catalog.count(*) operator(pg_catalog.>) 1) d;
+      if bad is not null then
+        raise exception 'ledger entry seq % appears more than once', bad using errcode = '22023';
+      end if;
+      return coalesce(parsed, '{}');
+    end
+    $function$
+  comment 'Internal. Validates the external ledger''s JSON entries and returns them as ledger rows ordered by seq.'
 
 function pii_internal.parse_strategy(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_strategy(strategy text, OUT name text, OUT argument text)
@@ -3494,12 +4910,28 @@ function pii_internal.pseudonym_sql(text,boolean) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when as_uuid
-        then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
-        else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
+        then '(' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body) || ')::uuid'
+        else '''anon_'' operator(pg_catalog.||) ' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body)
       end
-      from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
+      from (select case when as_uuid
+                     then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
+                     else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
+            from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
     $function$
-  comment 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.'
+
+function pii_internal.pseudonym_tag_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.pseudonym_tag_sql(body_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'pg_catalog.left(pg_catalog.encode('
+             || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+             || ', ''hex''), 8)'
+    $function$
+  comment 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.'
 
 function pii_internal.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.qualified_name(tbl regclass)
@@ -3517,6 +4949,71 @@ function pii_internal.qualified_name(regclass) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Internal. schema.table, each part quoted as an identifier.'
 
+function pii_internal.raise_without_text(text,text,text,text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.raise_without_text(what text, state text, message text, schema_name text, table_name text, constraint_name text, column_name text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      raise exception using message = pg_catalog.format('%s failed: SQLSTATE %s%s%s%s (message hmac %s)', what, state,
+        case when table_name <> '' then pg_catalog.format(' on %s.%s', schema_name, table_name) else '' end,
+        case when constraint_name <> '' then pg_catalog.format(', constraint %s', constraint_name) else '' end,
+        case when column_name <> '' then pg_catalog.format(', column %s', column_name) else '' end,
+        pg_catalog.left(pg_catalog.encode(pii_internal.hmac('error' || pg_catalog.chr(31) || coalesce(message, '')), 'hex'), 16)),
+              errcode = state,
+              hint = 'Raised by code outside Lethe (a trigger, a check, a constraint of the application): Lethe keeps no database error''s text, since it can quote personal data.';
+    end
+    $function$
+  comment 'Internal. Raises an application error again as SQLSTATE, object names and a keyed hash of its text.'
+
+function pii_internal.raised_by_lethe(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.raised_by_lethe(context text)
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      -- Deputies live in pii_internal but are their table owner's (45_deputies): not Lethe's.
+      select x.line operator(pg_catalog.~) '^PL/pgSQL function (pii|pii_internal)\.[^(]+\(.*\) line [0-9]+ at RAISE$'
+             and not x.line operator(pg_catalog.~) '^PL/pgSQL function pii_internal\.deputy_'
+      from (select pg_catalog.split_part(coalesce(context, ''), pg_catalog.chr(10), 1) as line) x
+    $function$
+  comment 'Internal. Whether an error (by its PG_EXCEPTION_CONTEXT) was raised by one of Lethe''s own RAISE statements.'
+
+function pii_internal.reader_escapes(oid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.reader_escapes(member oid)
+     RETURNS TABLE(reads_tables boolean, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select false, 'is a superuser or bypasses row level security: masking cannot restrict it',
+             pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
+      from pg_catalog.pg_roles r where r.oid = member and (r.rolsuper or r.rolbypassrls)
+      union all
+      select false, 'has CREATEROLE: it can create roles and hand out their privileges (pg_read_all_data before PostgreSQL 16)',
+             pg_catalog.format('alter role %I nocreaterole;', r.rolname)
+      from pg_catalog.pg_roles r where r.oid = member and r.rolcreaterole and not r.rolsuper
+      union all
+      select false, pg_catalog.format('is a member of %s (directly or through another role), which reads, writes or runs around the masks', p.rolname),
+             pg_catalog.format('revoke %I from %I; -- or from the role it belongs to that has it', p.rolname, r.rolname)
+      from pg_catalog.pg_roles r
+      join pg_catalog.pg_roles p on p.rolname in ('pg_read_all_data', 'pg_write_all_data', 'pg_read_server_files',
+                                                  'pg_write_server_files', 'pg_execute_server_program')
+      where r.oid = member and not r.rolsuper and pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER')
+      union all
+      select true, pg_catalog.format('can read registered tables directly (%s): the masked views do not restrict it there',
+                                     pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by pii_internal.qualified_name(t.relid))),
+             'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.'
+      from pii.tables t
+      where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+        and (pg_catalog.has_table_privilege(member, t.relid, 'SELECT')
+             or pg_catalog.has_any_column_privilege(member, t.relid, 'SELECT'))
+      having pg_catalog.count(*) > 0
+    $function$
+  comment 'Internal. Why a role would read around the masked views (attributes, predefined roles, direct privileges on registered tables); no rows when none.'
+
 function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[], hashes bytea[], identifiers text[])
      RETURNS bigint
@@ -3528,7 +5025,6 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
       t record;
       path record;
       rows_sql record;
-      row_key record;
       value_list text;
       n bigint;
       total bigint := 0;
@@ -3551,17 +5047,16 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
         continue when value_list is null;
         path := pii_internal.subject_key_sql(t.relid);
         rows_sql := pii_internal.subject_rows_sql(t.relid);
-        row_key := pii_internal.row_key_sql(t.relid);
         execute pg_catalog.format(
-          $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key, value_hash, detail)
+          $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
              select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
              from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
                   lateral (values %s) as x (col, val)
-             where %s and l.k = (%s)::text and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-          t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii_internal.hmac_sql('x.val'),
+             where %s and l.k = %s and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
+          t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(pii_internal.row_key_hash_sql(t.relid), 'null::bytea'), pii_internal.hmac_sql('x.val'),
           pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          value_list, rows_sql.where_sql, path.key_sql,
+          value_list, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
           case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
           using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
@@ -3571,16 +5066,48 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
       return total;
     end
     $function$
-  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).'
+  comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (keyed hashes of the row''s key and of the value).'
+
+function pii_internal.registered_ancestor(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_ancestor(rel regclass)
+     RETURNS regclass
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive up (relid, depth) as (
+        select rel::oid, 0
+        union all
+        select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+      )
+      select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+    $function$
+  comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
+
+function pii_internal.registered_subtree(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
+     RETURNS SETOF regclass
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive sub (relid) as (
+        select tbl
+        union
+        select c.relid from pii.tables c join sub on c.parent_relid = sub.relid
+      )
+      select sub.relid from sub
+    $function$
+  comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
 
 function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
      RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      canonical record;
       subj pii.subject_table;
       sec pii.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
@@ -3631,22 +5158,27 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
       select * into sec from pii.secret;
 
       begin
+        -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
+        -- is their code, never run as Lethe. Lethe only hashes the canonical text.
+        canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+          $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+             from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+          pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+          true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
         return query execute pg_catalog.format(
           $q$select r.s, r.k, %s, %s, r.i
              from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
-                   from (select %s as s, (u.k::%s)::text as k, u.i
-                         from unnest($1, $2) with ordinality as u (k, s, i)) c
+                   from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                    group by c.s, c.k) r$q$,
           pii_internal.subject_hash_sql('r.s', 'r.k'),
-          case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
-          case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
-          key_type)
-          using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key;
+          case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
+          using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
       exception when data_exception then
         -- Name the position, never the value: keys are personal data.
         if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
-          execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
-            into bad using subject_keys;
+          bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+            'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
+            true, subject_keys, null)).found_keys[1]::integer;
         elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
           -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
           select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i
@@ -3664,6 +5196,54 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
     end
     $function$
   comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+
+function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], OUT restored bigint, OUT conflicts bigint)
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      head pii_internal.chain_heads;
+      sec pii.secret;
+      sid text := pii.secret_id();
+      bad bigint;
+    begin
+      restored := 0;
+      select * into sec from pii.secret;
+      select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+      select pg_catalog.count(*) into conflicts
+      from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
+      where l.entry_hash operator(pg_catalog.<>) e.entry_hash;
+      if conflicts operator(pg_catalog.>) 0 then
+        return;
+      end if;
+      -- Entries made under another secret are linked, not re-hashed.
+      execute pg_catalog.format(
+        $q$select pg_catalog.min(o.seq)
+           from (select e.*, pg_catalog.lag(e.seq, 1, $5) over w as prev_seq, pg_catalog.lag(e.entry_hash, 1, $6) over w as prev_entry_hash
+                 from pg_catalog.unnest($1::pii.erasure_ledger[]) e where e.seq operator(pg_catalog.>) $5 window w as (order by e.seq)) o
+           where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
+              or o.prev_hash is distinct from o.prev_entry_hash
+              or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
+        pii_internal.chain_hash_sql('erasure_ledger',
+          'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
+        into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
+      if bad is not null then
+        raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
+          hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
+      end if;
+      insert into pii.erasure_ledger select e.* from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq;
+      get diagnostics restored = row_count;
+      update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+      from (select e.seq, e.entry_hash from pg_catalog.unnest(parsed) e order by e.seq desc limit 1) l
+      where h.chain operator(pg_catalog.=) 'erasure_ledger' and l.seq operator(pg_catalog.>) h.seq;
+      -- They came from the external copy, so the copy holds them.
+      update pii_internal.ledger_export x set exported_seq = h.seq from pii_internal.chain_heads h
+      where h.chain operator(pg_catalog.=) 'erasure_ledger' and x.exported_seq operator(pg_catalog.<) h.seq and restored operator(pg_catalog.>) 0;
+    end
+    $function$
+  comment 'Internal. Appends external ledger entries the database lacks, after checking they continue its chain.'
 
 function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.restore_view_acl(view_name name, acl aclitem[])
@@ -3712,35 +5292,38 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select case when action = 'delete' then 'false' else coalesce((
-        select pg_catalog.string_agg(x.pred, ' and ')
+        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
         from (
-          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
           from pii.columns c
           where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
           union all
           -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-          select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
+          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+          -- however much its key looks like a pseudonym (anon_fan@news.example).
+          select 'false', false
           from pii.tables t
           where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
         ) x where x.pred is not null), 'true') end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
-function pii_internal.row_key_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.row_key_sql(tbl regclass, OUT json_sql text, OUT match_sql text)
-     RETURNS record
+function pii_internal.row_key_hash_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.row_key_hash_sql(tbl regclass)
+     RETURNS text
      LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select 'pg_catalog.jsonb_build_object(' || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ') || ')',
-             pg_catalog.string_agg(pg_catalog.format('t.%I = (r.row_key operator(pg_catalog.->>) %L)::%s', a.attname, a.attname,
-                                                     pg_catalog.format_type(a.atttypid, a.atttypmod)), ' and ')
+      select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.jsonb_build_object('
+                                   || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text')
       from pg_catalog.pg_constraint c
       join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
       where c.conrelid = tbl and c.contype = 'p'
+      having pg_catalog.count(*) > 0
     $function$
-  comment 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.'
+  comment 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.'
 
 function pii_internal.strategy_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
@@ -3830,11 +5413,15 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     begin
       from_list := path.from_list;
       conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-      conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+      conds := conds || pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
       if path.scope_sql is not null then
         -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-        conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                            path.scope_sql, path.key_sql, path.scope_type, path.key_type);
+        conds := conds || case when pii_internal.is_citext(path.key_type)
+          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
       end if;
       where_sql := pg_catalog.array_to_string(conds, ' and ');
     end
@@ -3859,6 +5446,67 @@ function pii_internal.sync_guard_triggers() owner <owner>
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
 
+function pii_internal.vault_residuals(bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_residuals(subject_hashes bytea[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'pii_internal.vault_entries', 'ciphertext', pg_catalog.encode(x.h, 'hex'), 'vault entry of an erased subject not shredded'
+      from (select distinct e.subject_hash as h from unnest(subject_hashes) as u (h)
+            join pii_internal.vault_entries e on e.subject_hash operator(pg_catalog.=) u.h) x
+      union all
+      select 'pii_internal.vault_keys', 'wrapped_key', pg_catalog.encode(k.subject_hash, 'hex'), 'data key of an erased subject not destroyed'
+      from unnest(subject_hashes) as u (h) join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
+    $function$
+  comment 'Internal. Vault entries and data keys still held for the given subject hashes; pii.verify_erasure reports them.'
+
+function pii_internal.vault_shred_erased() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_shred_erased()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      erased bytea[];
+    begin
+      -- An array, not a join with the transition table (which has no statistics): index
+      -- scans on the subject hash whatever the planner would guess.
+      select pg_catalog.array_agg(distinct t.subject_hash) into erased from erased_tombstones t where t.erased_at is not null;
+      if erased is null or not exists (select from pii_internal.vault_keys) then
+        return null;
+      end if;
+      delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased);
+      delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased);
+      return null;
+    end
+    $function$
+  comment 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
+
+function pii_internal.wait_for_erasures() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.wait_for_erasures()
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if pg_catalog.current_setting('transaction_isolation') = 'read committed' then
+        lock table pii_internal.erasure_lock in row exclusive mode;
+        return;
+      end if;
+      begin
+        lock table pii_internal.erasure_lock in row exclusive mode nowait;
+      exception when lock_not_available then
+        lock table pii_internal.erasure_lock in row exclusive mode;
+        raise exception 'an erasure committed while this transaction was writing to a registered table' using errcode = '40001',
+          hint = 'Retry the transaction: its snapshot cannot see the new tombstones.';
+      end;
+    end
+    $function$
+  comment 'Internal. Guards wait here for direct erasures in flight (pii_internal.erasure_lock), so no row slips between an erasure and its tombstones.'
+
 function pii_internal.write_audit(text,uuid,jsonb,bytea) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.write_audit(action text, request_id uuid DEFAULT NULL::uuid, details jsonb DEFAULT '{}'::jsonb, subject_hash bytea DEFAULT NULL::bytea)
      RETURNS void
@@ -3874,7 +5522,7 @@ function pii_internal.write_audit(text,uuid,jsonb,bytea) owner <owner>
 
 event trigger lethe_guard_partitions on ddl_command_end when tag in ('CREATE TABLE', 'ALTER TABLE') execute pii_internal.guard_new_partitions() owner <owner>
 
-event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE') execute pii_internal.masking_ddl_end() owner <owner>
+event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE', 'DROP TABLE') execute pii_internal.masking_ddl_end() owner <owner>
 
 event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER TABLE', 'DROP TABLE') execute pii_internal.masking_ddl_start() owner <owner>
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { packageRoot } from '../src/db/migrate.js';
-import { resolveDatabaseUrl } from '../src/db/databaseUrl.js';
+import { resolveDatabaseUrl, withDatabaseName } from '../src/db/databaseUrl.js';
 import { crmBytes } from '../src/demo/crm/generateCrm.js';
 import { benchCsvImport } from './bench/csvImport.js';
 import {
@@ -27,7 +27,9 @@ import { benchGuards } from './bench/guards.js';
 import { renderMarkdown } from './bench/markdown.js';
 import { loadAverage, machineInfo, serverInfo } from './bench/machine.js';
 import { benchMasking } from './bench/masking.js';
+import { benchVault } from './bench/vault.js';
 import { profileStatements } from './bench/profile.js';
+import { benchRestoreReplay, copyDatabase, databaseName, dropDatabase } from './bench/restoreReplay.js';
 import { type BenchOptions, type BenchResults, summaryRows, textTable } from './bench/results.js';
 import {
   BENCH_SCHEMA_SQL,
@@ -51,12 +53,12 @@ const USAGE = `usage: npm run bench -- [options]
   --in-place           use the database of --database-url itself instead of creating one
   --skip-build         reuse the crm dataset already in that database (with --in-place)
   --only LIST          run only these sections (comma-separated: erasure,single,masking,
-                       request,verify,guards,csv); for development
+                       vault,request,verify,guards,csv,restore); for development
   --render FILE.json   rewrite the report from the results a run saved (no measuring)
   --methods LIST       item 1's methods (default hand,lethe,request,plpgsql,client); hand
                        is always needed (it is the floor)`;
 
-const SECTIONS = ['erasure', 'single', 'masking', 'request', 'verify', 'guards', 'csv'] as const;
+const SECTIONS = ['erasure', 'single', 'masking', 'vault', 'request', 'verify', 'guards', 'csv', 'restore'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function log(s: string) {
@@ -146,6 +148,7 @@ async function main(): Promise<number> {
     lookups: Math.max(10, Math.min(1_000, Math.round(100_000 * scale))),
     guardRows: Math.max(1_000, Math.round(1_000_000 * scale)),
     csvRows: Math.max(1_000, Math.round(1_000_000 * scale)),
+    vaultValues: Math.max(1_000, Math.round(1_000_000 * scale)),
     reusedDataset: values['skip-build'],
   };
 
@@ -231,6 +234,25 @@ async function main(): Promise<number> {
       log('5. masked views');
       results.masking = await benchMasking(db!, { pairs: Math.max(pairs, 5), lookups: options.lookups, log });
     });
+    await section('vault', async () => {
+      log('8. tokenized vault');
+      results.vault = await benchVault(db!, bench.url, {
+        values: options.vaultValues,
+        bulk: subjects.bulk,
+        pairs,
+        httpRequests: 200,
+        log,
+      });
+    });
+    // Item 9's backup: the database as it is before the committed erasure (no session may be open).
+    const backupUrl = withDatabaseName(bench.url, `${databaseName(bench.url)}_backup`);
+    let backedUp = false;
+    if (only.has('restore') && only.has('request')) {
+      await db.end();
+      await copyDatabase(bench.url, databaseName(backupUrl));
+      backedUp = true;
+      db = await connect(bench.url);
+    }
     // From here on the data changes for good: the bulk erasure is committed.
     await section('request', async () => {
       log('2. request + worker, committed');
@@ -259,6 +281,19 @@ async function main(): Promise<number> {
       log('7. CSV import');
       results.csv = await benchCsvImport(db!, bench.url, { rows: options.csvRows, pairs, log });
     });
+
+    await section('restore', async () => {
+      if (!results.committed || !backedUp) throw new Error('needs the committed request (section request)');
+      log('9. restore replay');
+      results.restore = await benchRestoreReplay(
+        backupUrl,
+        bench.url,
+        subjects.bulk.length,
+        results.committed.seconds,
+        log,
+      );
+    });
+    if (backedUp) await dropDatabase(bench.url, databaseName(backupUrl));
 
     results.finishedAt = new Date();
     results.machine.loadEnd = loadAverage();

@@ -180,8 +180,9 @@ describe('erase, worker, status, verify, was-erased', () => {
     const ok = await lethe(['verify', id]);
     expect(ok).toMatchObject({ code: 0, stdout: expect.stringMatching(/verified, no residual trace/) });
     // Put a deleted row back behind the guards' back.
-    await db.query(`begin; set local session_replication_role = replica;
-      insert into app.events (customer_id, occurred_at, kind, payload) values (11, '2026-10-02', 'page_view', '{}'); commit;`);
+    await db.query(`begin; select pii.set_guard('app.events', 'off');
+      insert into app.events (customer_id, occurred_at, kind, payload) values (11, '2026-10-02', 'page_view', '{}');
+      select pii.set_guard('app.events', 'scrub'); commit;`);
     const bad = await lethe(['verify', id, '--json']);
     expect(bad.code).toBe(1);
     const out = JSON.parse(bad.stdout);

@@ -32,13 +32,17 @@ async function hashOf(key: string): Promise<string> {
   return (await db.query(`select encode(pii_internal.subject_hash(null, $1), 'hex') as h`, [key])).rows[0].h;
 }
 
-/** Writes as a sync job that deliberately bypasses the guards would. */
+/** Writes as a sync job would with the guards switched off (pii.set_guard … 'off'), then switches them back. */
 async function bypassGuards(sql: string): Promise<void> {
   const client = await db.pool.connect();
   try {
     await client.query('begin');
-    await client.query('set local session_replication_role = replica');
+    const { rows } = await client.query(
+      `select table_name, guard_mode from pii.registered_tables where guard_mode <> 'off' order by 1`,
+    );
+    for (const r of rows) await client.query(`select pii.set_guard($1, 'off')`, [r.table_name]);
     await client.query(sql);
+    for (const r of rows) await client.query(`select pii.set_guard($1, $2)`, [r.table_name, r.guard_mode]);
     await client.query('commit');
   } finally {
     client.release();

@@ -62,6 +62,22 @@ as $$
 $$;
 comment on function pii_internal.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
 
+-- The type under a column's domains (the column's own type when it is no domain): values
+-- compared as it never run a domain's CHECK, which is the table owner's code.
+create or replace function pii_internal.column_base_type(tbl regclass, col smallint) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive d (typ, typmod) as (
+    select a.atttypid, a.atttypmod from pg_catalog.pg_attribute a
+    where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    union all
+    select t.typbasetype, t.typtypmod from d join pg_catalog.pg_type t on t.oid = d.typ where t.typtype = 'd'
+  )
+  select pg_catalog.format_type(d.typ, d.typmod) from d join pg_catalog.pg_type t on t.oid = d.typ where t.typtype <> 'd'
+$$;
+comment on function pii_internal.column_base_type(regclass, smallint) is 'Internal. SQL type under a column''s domains, e.g. text for a column of domain email_t.';
+
 -- Resolves a column by name, raising 42703 with the table named when it is missing.
 create or replace function pii_internal.column_attnum(tbl regclass, col name) returns smallint
 language plpgsql stable
@@ -108,12 +124,13 @@ comment on function pii_internal.is_text_type(regclass, smallint) is 'Internal. 
 
 -- Refuses tables Lethe must never touch and tables its owner cannot change.
 create or replace function pii_internal.check_registrable(tbl regclass) returns void
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   nsp name;
   kind "char";
+  missing text;
 begin
   select n.nspname, c.relkind into nsp, kind
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
@@ -129,17 +146,41 @@ begin
     raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii_internal.qualified_name(tbl)
       using errcode = '42501';
   end if;
-  if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
-    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii_internal.qualified_name(tbl)
-      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(tbl), current_user);
+  -- What Lethe will do to the table in the registering role's name: erase (UPDATE, or DELETE
+  -- in mode delete and for delete tables), guard it (TRIGGER; skip guards delete). The role
+  -- checked is the session's login: inside a SECURITY DEFINER function current_user is
+  -- Lethe's owner, and the caller's current_user (after SET ROLE) is not visible; a session
+  -- can RESET ROLE to its login's privileges anyway. (docs/security.md)
+  select pg_catalog.string_agg(p, ', ') into missing
+  from pg_catalog.unnest(array['UPDATE', 'DELETE', 'TRIGGER']) p
+  where not pg_catalog.has_table_privilege(session_user, tbl, p);
+  if missing is not null then
+    raise exception 'permission denied: % lacks % on table %: registering it would let Lethe change it beyond your own privileges', session_user, missing, pii_internal.qualified_name(tbl)
+      using errcode = '42501', hint = pg_catalog.format('As the table owner: grant select, update, delete, trigger on %s to %I;', pii_internal.qualified_name(tbl), session_user);
   end if;
+  -- Lethe runs its statements on the table as the table's owner (pii_internal.deputy), which
+  -- needs Lethe's owner to be a member of that role.
+  perform pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
 end
 $$;
-comment on function pii_internal.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.';
+comment on function pii_internal.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).';
 
 ---------------------------------------------------------------------------------------
 -- Strategy validation (internal). Each raises a precise error naming table, column and
 -- strategy, so a bad rule never reaches the registry.
+
+-- Casts a set: literal to a column's type with the table owner's rights: a domain's CHECK
+-- (or an input function) is the owner's code, never run as Lethe. Raises what the cast raises.
+create or replace function pii_internal.cast_as_owner(tbl regclass, literal text, typ text) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  perform pii_internal.as_owner(tbl, pg_catalog.format('select case when (%L::%s) is null then null::text[] end, null::text[]', literal, typ),
+                                true, null, null);
+end
+$$;
+comment on function pii_internal.cast_as_owner(regclass, text, text) is 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.';
 
 create or replace function pii_internal.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
@@ -171,7 +212,7 @@ begin
     end if;
   elsif parsed.name = 'set' then
     begin
-      execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
     exception when others then
       raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
         using errcode = '22P02';
@@ -236,7 +277,7 @@ begin
     end if;
   elsif parsed.name = 'set' then
     begin
-      execute pg_catalog.format('select %L::%s', parsed.argument, typ);
+      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
     exception when others then
       raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
     end;
@@ -404,6 +445,12 @@ begin
   while ancestor is not null loop
     if ancestor = tbl then
       raise exception 'registering % under % would make a cycle', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent) using errcode = '55000';
+    end if;
+    -- Erasure and guards join the table to its ancestors with its owner's rights.
+    if not pg_catalog.has_table_privilege((select c.relowner from pg_catalog.pg_class c where c.oid = tbl), ancestor, 'SELECT') then
+      raise exception 'the owner of % cannot read %: Lethe reaches its rows through that table with its owner''s rights', pii_internal.qualified_name(tbl), pii_internal.qualified_name(ancestor)
+        using errcode = '42501', hint = pg_catalog.format('grant select on %s to %I;', pii_internal.qualified_name(ancestor),
+                                                          (select c.relowner::regrole::text from pg_catalog.pg_class c where c.oid = tbl));
     end if;
     select t.parent_relid into ancestor from pii.tables t where t.relid = ancestor;
   end loop;
@@ -586,6 +633,70 @@ comment on view pii.registered_columns is 'Registered PII columns with their era
 revoke all on pii.registered_tables, pii.registered_columns from public;
 grant select on pii.registered_tables, pii.registered_columns to pii_admin, pii_operator, pii_auditor;
 
+-- The registered table whose guard covers rel: rel itself, or its nearest registered
+-- ancestor through partitions and inheritance children alike (pg_inherits holds both).
+create or replace function pii_internal.registered_ancestor(rel regclass) returns regclass
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive up (relid, depth) as (
+    select rel::oid, 0
+    union all
+    select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+  )
+  select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+$$;
+comment on function pii_internal.registered_ancestor(regclass) is 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).';
+
+-- The tables a registered table's guards go on: itself and every partition and
+-- inheritance child at any depth (a statement naming a child fires only the child's
+-- triggers), except children registered themselves (they have their own guards).
+create or replace function pii_internal.guarded_tree(tbl regclass) returns setof regclass
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive down (relid) as (
+    select tbl::oid
+    union
+    select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+    where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+  )
+  select down.relid::regclass from down
+$$;
+comment on function pii_internal.guarded_tree(regclass) is 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.';
+
+-- Tables whose guards are missing or not ENABLE ALWAYS: a dropped or disabled guard
+-- lets erased people back in unnoticed (replica mode skips triggers that are not ALWAYS).
+-- Also: without event triggers, partitions and children attached later are unchecked.
+create or replace function pii_internal.guard_problems()
+returns table (table_name text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.qualified_name(d.rel),
+         pg_catalog.format('guard trigger %s is %s: rows of erased subjects written to this table%s are not checked',
+                           e.name,
+                           case when g.tgenabled is null then 'missing' when g.tgenabled = 'D' then 'disabled'
+                                when g.tgenabled = 'R' then 'enabled for replica only' else 'not ENABLE ALWAYS (skipped under session_replication_role = replica)' end,
+                           case when d.rel <> t.relid then pg_catalog.format(' (part of %s)', pii_internal.qualified_name(t.relid)) else '' end),
+         pg_catalog.format('select pii.sync_guards(%L);', pii_internal.qualified_name(t.relid))
+  from pii.tables t
+  cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+  cross join (values ('lethe_guard_insert', 4), ('lethe_guard_update', 16)) as e (name, event_bit)
+  left join pg_catalog.pg_trigger g
+    on g.tgrelid = d.rel and g.tgname = e.name
+   and g.tgfoid in (select p.oid from pg_catalog.pg_proc p where p.proname = 'guard_rows' and p.pronamespace = 'pii_internal'::regnamespace)
+   and (g.tgtype::integer & e.event_bit) <> 0
+  where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+    and g.tgenabled is distinct from 'A'
+  union all
+  select null, 'Lethe''s event trigger lethe_guard_partitions is not installed (no superuser at install): partitions and inheritance children attached to registered tables are neither checked nor guarded',
+         'After ATTACH PARTITION, CREATE TABLE … PARTITION OF / INHERITS: select pii.sync_guards(''<registered table>''); and check the rows they brought'
+  where exists (select from pii.tables t where t.guard_mode <> 'off')
+    and not exists (select from pg_catalog.pg_event_trigger e where e.evtname = 'lethe_guard_partitions' and e.evtenabled <> 'D')
+$$;
+comment on function pii_internal.guard_problems() is 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.';
+
 -- Registry problems, for humans and for `lethe lint`.
 create or replace function pii.lint()
 returns table (severity text, table_name text, column_name text, problem text, hint text)
@@ -623,9 +734,17 @@ as $$
          pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(t.relid), current_user)
   from live t
   where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
+  union all
+  select 'error', pii_internal.qualified_name(t.relid), null,
+         'Lethe''s owner role is not a member of the table''s owner: erasure and guards cannot run with the owner''s rights',
+         pg_catalog.format('grant %I to %I;', c.relowner::regrole, current_user)
+  from live t join pg_catalog.pg_class c on c.oid = t.relid
+  where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+  union all
+  select 'error', g.table_name, null, g.problem, g.hint from pii_internal.guard_problems() g
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();';
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).

@@ -23,34 +23,99 @@ as $$
 $$;
 comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.';
 
--- The pseudonym of a value as SQL text: 'anon_' and 128 bits of its HMAC (for uuid
--- columns, those bits as a version-8 UUID). Deterministic, so joins on pseudonymised
--- columns survive; keyed, so it cannot be reversed by guessing.
+-- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
+-- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID).
+-- Deterministic, so joins on pseudonymised columns survive; keyed, so it cannot be
+-- reversed by guessing; tagged, so that a value is taken as already pseudonymised only
+-- when it carries the tag: a real value shaped like a pseudonym (anon_fan@news.example,
+-- a version-8 UUID, 'anon_' and 32 hex digits) is not, short of guessing 32 key bits.
+create or replace function pii_internal.pseudonym_tag_sql(body_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'pg_catalog.left(pg_catalog.encode('
+         || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+         || ', ''hex''), 8)'
+$$;
+comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.';
+
 create or replace function pii_internal.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when as_uuid
-    then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
-    else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
+    then '(' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body) || ')::uuid'
+    else '''anon_'' operator(pg_catalog.||) ' || x.body || ' operator(pg_catalog.||) ' || pii_internal.pseudonym_tag_sql(x.body)
   end
-  from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
+  from (select case when as_uuid
+                 then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
+                 else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
+        from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
 $$;
-comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.';
 
--- SQL predicate: the value already is a pseudonym (so erasing twice changes nothing).
+-- SQL predicate: the value is a pseudonym Lethe wrote (so erasing twice changes nothing):
+-- its shape and its keyed tag, never the shape alone.
 create or replace function pii_internal.is_pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when as_uuid
-    then '(' || value_sql || ')::text like ''________-____-8%'''
-    else '(' || value_sql || ')::text like ''anon\_%'''
+    then pg_catalog.format('(pg_catalog.substr(%1$s, 13, 1) operator(pg_catalog.=) ''8'' and pg_catalog.right(%1$s, 8) operator(pg_catalog.=) %2$s)',
+                           x.hex, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.left(%s, 24)', x.hex)))
+    else pg_catalog.format('((%1$s)::text operator(pg_catalog.~) ''^anon_[0-9a-f]{32}$'' and pg_catalog.right((%1$s)::text, 8) operator(pg_catalog.=) %2$s)',
+                           value_sql, pii_internal.pseudonym_tag_sql(pg_catalog.format('pg_catalog.substr((%s)::text, 6, 24)', value_sql)))
   end
+  from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
 $$;
-comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.';
+comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.';
 comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii.tombstones from public;
+
+-- Whether a type (format_type text, domains resolved to their base type) is the citext
+-- extension's case-insensitive text.
+create or replace function pii_internal.is_citext(type_name text) returns boolean
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (
+    select from pg_catalog.pg_type ty
+    join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+    join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+    join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+    where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+$$;
+comment on function pii_internal.is_citext(text) is 'Internal. Whether a type is (a domain over) the citext extension''s type.';
+
+-- Keys are hashed, compared and pseudonymised in their canonical text form: the text of
+-- the value cast to the key column's type (' 42' and '42' are one key), and for citext
+-- keys its lower case, which is what citext's own = compares (Bob@X.example and
+-- bob@x.example are one person). key_type is the column's format_type text.
+create or replace function pii_internal.key_text_sql(value_sql text, key_type text) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when pii_internal.is_citext(key_type)
+              then 'pg_catalog.lower((' || value_sql || ')::text)'
+              else '(' || value_sql || ')::text' end
+$$;
+comment on function pii_internal.key_text_sql(text, text) is 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.';
+
+-- The key type's own equality operator, schema-qualified (operator(public.=) for
+-- citext): under Lethe's pinned search_path a bare = on an extension type resolves to
+-- pg_catalog's text =, which compares case-sensitively.
+create or replace function pii_internal.key_equality_sql(key_type text) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(
+    (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+     from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+     where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+     limit 1),
+    'operator(pg_catalog.=)')
+$$;
+comment on function pii_internal.key_equality_sql(text) is 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.';
 
 -- How an error names a key: its position in the call, or its row in an imported file.
 create or replace function pii_internal.key_position(position_ integer, source_rows bigint[]) returns text
@@ -68,10 +133,11 @@ comment on function pii_internal.key_position(integer, bigint[]) is 'Internal. N
 create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
                                       source_rows bigint[] default null)
 returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  canonical record;
   subj pii.subject_table;
   sec pii.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
@@ -122,22 +188,27 @@ begin
   select * into sec from pii.secret;
 
   begin
+    -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
+    -- is their code, never run as Lethe. Lethe only hashes the canonical text.
+    canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+      $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+         from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+      pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+      true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
     return query execute pg_catalog.format(
       $q$select r.s, r.k, %s, %s, r.i
          from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
-               from (select %s as s, (u.k::%s)::text as k, u.i
-                     from unnest($1, $2) with ordinality as u (k, s, i)) c
+               from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                group by c.s, c.k) r$q$,
       pii_internal.subject_hash_sql('r.s', 'r.k'),
-      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
-      case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
-      key_type)
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key;
+      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
+      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
   exception when data_exception then
     -- Name the position, never the value: keys are personal data.
     if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
-      execute pg_catalog.format('select pg_catalog.min(i) from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type)
-        into bad using subject_keys;
+      bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+        'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
+        true, subject_keys, null)).found_keys[1]::integer;
     elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
       -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
       select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i

@@ -57,7 +57,9 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select case s.name
     when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-    when 'set' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), s.argument, pii_internal.column_type(tbl, col))
+    -- Compared as the base type: verification runs this in Lethe's context, where the owner's
+    -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
+    when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
     when 'pseudonym' then
       (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
        from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
@@ -92,14 +94,17 @@ language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when action = 'delete' then 'false' else coalesce((
-    select pg_catalog.string_agg(x.pred, ' and ')
+    -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+    select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
     from (
-      select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+      select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
       from pii.columns c
       where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
       union all
       -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-      select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
+      -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+      -- however much its key looks like a pseudonym (anon_fan@news.example).
+      select 'false', false
       from pii.tables t
       where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
     ) x where x.pred is not null), 'true') end
@@ -136,11 +141,15 @@ declare
 begin
   from_list := path.from_list;
   conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-  conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+  -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+  conds := conds || pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
   if path.scope_sql is not null then
     -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-    conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                        path.scope_sql, path.key_sql, path.scope_type, path.key_type);
+    conds := conds || case when pii_internal.is_citext(path.key_type)
+      then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                             path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+      else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                             path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
   end if;
   where_sql := pg_catalog.array_to_string(conds, ' and ');
 end
@@ -180,7 +189,8 @@ as $$
     where c.relid = tbl and c.erase <> 'keep' and pii_internal.column_name(c.relid, c.attnum) is not null
     union all
     select pii_internal.column_name(t.relid, t.subject_attnum),
-           pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
+           pii_internal.pseudonym_sql(pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)),
+                                                                pii_internal.column_type(t.relid, t.subject_attnum)))
     from pii.tables t
     where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
   ) x
@@ -257,7 +267,7 @@ comment on function pii_internal.check_erase_mode(text) is 'Internal. Raises 220
 -- Which of the (canonical) subjects exist in the subject table, as
 -- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
 create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[]) returns text[]
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
@@ -267,10 +277,14 @@ declare
 begin
   select * into subj from pii.subject_table;
   match := pii_internal.subject_rows_sql(subj.relid);
-  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
-                            case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-                            pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql)
-    into matched using subject_keys, scopes;
+  -- Read with the subject table owner's rights (casts and policies on it are theirs).
+  select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
+    'select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s), ''{}''), null::text[] from %s as t where %s',
+    case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+    pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                              pii_internal.column_type(subj.relid, subj.key_attnum)),
+    pii_internal.qualified_name(subj.relid), match.where_sql),
+    true, subject_keys, scopes) d;
   return matched;
 end
 $$;
@@ -285,26 +299,40 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  subj pii.subject_table;
-  sec pii.secret;
   step record;
   n bigint;
+  err_state text;
+  err_message text;
+  err_context text;
+  err_schema text;
+  err_table text;
+  err_constraint text;
+  err_column text;
 begin
   perform pii_internal.check_erase_mode(mode);
-  select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
   table_names := '{}';
   rows_affected := '{}';
 
   matched := pii_internal.matched_subjects(subject_keys, scopes);
 
-  -- The guards see these statements too; rows they leave hold no PII, so they pass.
-  for step in select * from pii_internal.erase_plan(mode) loop
-    execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
-    get diagnostics n = row_count;
-    table_names := table_names || step.table_name;
-    rows_affected := rows_affected || n;
-  end loop;
+  -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
+  -- owner attached to the table runs as them. The guards see these statements too; rows
+  -- they leave hold no PII, so they pass.
+  begin
+    for step in select * from pii_internal.erase_plan(mode) loop
+      n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
+      table_names := table_names || step.table_name;
+      rows_affected := rows_affected || n;
+    end loop;
+  exception when others then
+    -- Application code ran here (triggers, checks): its message may quote anyone.
+    get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                            err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+    if pii_internal.raised_by_lethe(err_context) then
+      raise;
+    end if;
+    perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
+  end;
 end
 $$;
 comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects; returns per-table counts and the subjects found.';
@@ -322,6 +350,10 @@ declare
   result record;
 begin
   perform pii_internal.check_erase_mode(mode);
+  -- Before anything else: waits for guarded writes in flight to commit (their rows are
+  -- then seen by the statements below), and makes later ones wait until this
+  -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
+  lock table pii_internal.erasure_lock in share row exclusive mode;
   select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
          coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
     into keys, scps, hashes, pseudonyms

@@ -1,5 +1,130 @@
 -- Repeatable code: guard triggers that keep erased subjects out (guard_rows, sync_guards, set_guard).
 
+-- tbl and the tables registered beneath it (register_child_table), any depth.
+create or replace function pii_internal.registered_subtree(tbl regclass) returns setof regclass
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive sub (relid) as (
+    select tbl
+    union
+    select c.relid from pii.tables c join sub on c.parent_relid = sub.relid
+  )
+  select sub.relid from sub
+$$;
+comment on function pii_internal.registered_subtree(regclass) is 'Internal. A registered table and the tables registered beneath it as children, any depth.';
+
+-- Waits for direct erasures in flight (pii.erase_subjects holds pii_internal.erasure_lock
+-- SHARE ROW EXCLUSIVE until it commits), so that a guard always sees the tombstones of
+-- an erasure that did not see its rows. Under READ COMMITTED the guard's next query
+-- sees them; a REPEATABLE READ or SERIALIZABLE snapshot cannot, so such a writer that
+-- had to wait fails with 40001 and retries.
+create or replace function pii_internal.wait_for_erasures() returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if pg_catalog.current_setting('transaction_isolation') = 'read committed' then
+    lock table pii_internal.erasure_lock in row exclusive mode;
+    return;
+  end if;
+  begin
+    lock table pii_internal.erasure_lock in row exclusive mode nowait;
+  exception when lock_not_available then
+    lock table pii_internal.erasure_lock in row exclusive mode;
+    raise exception 'an erasure committed while this transaction was writing to a registered table' using errcode = '40001',
+      hint = 'Retry the transaction: its snapshot cannot see the new tombstones.';
+  end;
+end
+$$;
+comment on function pii_internal.wait_for_erasures() is 'Internal. Guards wait here for direct erasures in flight (pii_internal.erasure_lock), so no row slips between an erasure and its tombstones.';
+
+-- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
+-- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
+-- carry PII or (link_sql, over t) newly link to their subject: inserted, re-keyed,
+-- attached. Where tables are registered beneath tbl, their rows then belong to that
+-- subject too, PII or not ('false' when there are none). Each key comes back prefixed
+-- with 1 when one of its rows carries PII, else 0 (a deputy returns two text arrays).
+-- Runs with the table owner's rights; Lethe hashes (guard_hits).
+create or replace function pii_internal.guard_candidates_sql(tbl regclass, source text, link_sql text) returns text
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  path record := pii_internal.subject_key_sql(tbl);
+  erased text := pii_internal.row_erased_sql(tbl, pii_internal.erase_action(tbl));
+  filter text;
+  pii_sql text;
+begin
+  -- The common cases evaluate the erased-state test once per row.
+  if link_sql = 'false' then
+    filter := pg_catalog.format('not (%s)', erased);
+    pii_sql := 'true';
+  elsif link_sql = 'true' then
+    filter := 'true';
+    pii_sql := pg_catalog.format('not (%s)', erased);
+  else
+    filter := pg_catalog.format('(not (%s) or %s)', erased, link_sql);
+    pii_sql := pg_catalog.format('not (%s)', erased);
+  end if;
+  return pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
+       from (select distinct %s::text as s, case when %s then '1' else '0' end operator(pg_catalog.||) %s as k
+             from %s as t%s
+             where %s and %s) as h$q$,
+    coalesce(path.scope_sql, 'null'), pii_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+    source, case when path.from_list = '' then '' else ', ' || path.from_list end,
+    case when path.join_sql = '' then 'true' else path.join_sql end, filter);
+end
+$$;
+comment on function pii_internal.guard_candidates_sql(regclass, text, text) is 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1/0 for PII.';
+
+-- Lethe's half: which candidates (guard_candidates_sql) are tombstoned, each hashed once,
+-- and whether one of their rows carries PII.
+create or replace function pii_internal.guard_hits(candidate_keys text[], candidate_scopes text[],
+                                                   out keys text[], out scopes text[], out pii boolean[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  sec pii.secret;
+begin
+  select * into sec from pii.secret;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
+       from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii
+             from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+       join pii.tombstones as tb on tb.subject_hash = %s$q$,
+    pii_internal.subject_hash_sql('h.s', 'h.k'))
+    into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key;
+end
+$$;
+comment on function pii_internal.guard_hits(text[], text[]) is 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags.';
+
+-- Erases subjects' rows in the tables registered beneath tbl (children) and/or in tbl
+-- itself, children first: the statements erasure runs, bound to these subjects, each
+-- with its table owner's rights.
+create or replace function pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean) returns bigint
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  step record;
+  total bigint := 0;
+begin
+  if pg_catalog.cardinality(keys) = 0 then
+    return 0;
+  end if;
+  for step in select p.relid, p.statement from pii_internal.erase_plan('erase') p
+              where case when p.relid = tbl then self
+                         else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
+    total := total + (pii_internal.as_owner(step.relid, step.statement, false, keys, scopes)).n;
+  end loop;
+  return total;
+end
+$$;
+comment on function pii_internal.guard_erase(regclass, text[], text[], boolean, boolean) is 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.';
+
 create or replace function pii_internal.guard_rows() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -7,90 +132,158 @@ as $$
 declare
   reg pii.tables;
   subj pii.subject_table;
-  sec pii.secret;
-  path record;
   rows_sql record;
-  action text;
-  hit_keys text[];
-  hit_scopes text[];
+  hits record;
+  link_col text;
+  link_sql text;
+  new_rows text[];
+  moved text[];
+  row_type text;
+  candidates record;
+  pii_keys text[];
+  pii_scopes text[];
   pk_cols text;
-  stmt text;
   mode text;
-  n bigint;
+  n bigint := 0;
 begin
+  perform pii_internal.wait_for_erasures();
   if not exists (select from pii.tombstones) then
     return null;
   end if;
-  -- Fired on the registered table, or on one of its partitions written to directly.
-  select r.* into reg from pii.tables r
-  where r.relid = tg_relid
-     or r.relid in (select a.relid from pg_catalog.pg_partition_ancestors(tg_relid) a)
-  limit 1;
+  -- Fired on the registered table, or on one of its partitions or inheritance children.
+  select r.* into reg from pii.tables r where r.relid = pii_internal.registered_ancestor(tg_relid);
   if reg.relid is null or reg.guard_mode = 'off' then
     return null;
   end if;
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
-  action := pii_internal.erase_action(reg.relid);
-  path := pii_internal.subject_key_sql(reg.relid);
 
-  -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
-  -- erasures pass through here too: the rows they leave carry no PII.)
-  execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-       from (select distinct %s::text as s, (%s)::text as k
-             from lethe_new_rows as t%s
-             where %s and not (%s)) as h
-       join pii.tombstones as tb on tb.subject_hash = %s$q$,
-    coalesce(path.scope_sql, 'null'), path.key_sql,
-    case when path.from_list = '' then '' else ', ' || path.from_list end,
-    case when path.join_sql = '' then 'true' else path.join_sql end,
-    pii_internal.row_erased_sql(reg.relid, action),
-    pii_internal.subject_hash_sql('h.s', 'h.k'))
-    into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
-  if pg_catalog.cardinality(hit_keys) = 0 then
+  -- The new rows leave the trigger as text (record_out: output functions only, never a
+  -- cast), and the table owner's deputy reads them back as the table's row type and selects
+  -- the subjects of rows that carry PII and, where tables are registered beneath this one,
+  -- of rows that newly link to their subject (inserted, or moved to another subject or
+  -- parent). Domain checks, casts and policies on the
+  -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+  -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
+  -- subject once and probes the tombstones, on text only.
+  select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
+  row_type := pii_internal.qualified_name(tg_relid);
+  link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
+  if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
+    link_sql := 'false';
+  elsif tg_op = 'INSERT' then
+    link_sql := 'true';
+  else
+    -- Link values no old row had: re-keyed rows. Usually none (Lethe's own erasures move
+    -- nothing), and then nothing more is looked at. EXCEPT compares with the column type's
+    -- default operator class (built in, or an extension's: no table owner's code); only the
+    -- moved values are turned into text (output functions, never a cast).
+    execute pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(row(l.v)))), '{}')
+         from (select n.%1$I as v from lethe_new_rows as n except select o.%1$I from lethe_old_rows as o) as l$q$, link_col)
+      into moved;
+    link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
+                     else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
+  end if;
+  candidates := pii_internal.as_owner(reg.relid,
+    pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+    true, moved, null, new_rows);
+  hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+  if pg_catalog.cardinality(hits.keys) = 0 then
     return null;
   end if;
+  select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
+  from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
 
   mode := reg.guard_mode;
-  if mode = 'reject' then
-    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
+  if mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
+    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
       using errcode = 'PII01',
             hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
   end if;
 
-  rows_sql := pii_internal.subject_rows_sql(reg.relid);
-  select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
-    into pk_cols
-  from pg_catalog.pg_constraint c
-  join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
-  where c.conrelid = reg.relid and c.contype = 'p';
+  -- Rows registered beneath these rows now belong to erased subjects: erase them first
+  -- (their statements reach the subject through these rows).
+  n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false);
 
-  if tg_op = 'INSERT' and pk_cols is not null
-     and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
-    -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
-    stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                              pii_internal.qualified_name(reg.relid),
-                              case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-                              pk_cols, rows_sql.where_sql);
-  else
-    -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
-    select p.statement into stmt from pii_internal.erase_plan('erase') p where p.relid = reg.relid;
+  if pg_catalog.cardinality(pii_keys) > 0 then
+    rows_sql := pii_internal.subject_rows_sql(reg.relid);
+    select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
+      into pk_cols
+    from pg_catalog.pg_constraint c
+    join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+    where c.conrelid = reg.relid and c.contype = 'p';
+    if tg_op = 'INSERT' and pk_cols is not null
+       and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
+      -- Drop just the new rows (with the owner's rights). (A PII key cannot be scrubbed in
+      -- place: its pseudonym is taken.)
+      n := n + (pii_internal.as_owner(reg.relid, pg_catalog.format(
+                  'delete from %s as t using pg_catalog.unnest($5::text[]::%s[]) as n%s where %s and %s',
+                  pii_internal.qualified_name(reg.relid), row_type,
+                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+                  pk_cols, rows_sql.where_sql), false, pii_keys, pii_scopes, new_rows)).n;
+    else
+      -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
+      n := n + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
+    end if;
   end if;
-
-  execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
-  get diagnostics n = row_count;
+  if n = 0 and pg_catalog.cardinality(pii_keys) = 0 then
+    return null;
+  end if;
 
   perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
     'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
-    'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
+    'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
   return null;
 end
 $$;
-comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).';
+comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.';
 
--- (Re)creates the guard triggers of a registered table and of each of its partitions
--- (a statement written against a partition fires only the partition's triggers).
+-- Rows a table brings into a registered table's tree all at once (ATTACH PARTITION,
+-- INHERIT, a partition or child created with rows): checked like one INSERT of them all,
+-- read with the rights of the owner of the table that brings them.
+create or replace function pii_internal.guard_existing_rows(tbl regclass, part regclass) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+  candidates record;
+  hits record;
+  pii_keys text[];
+  pii_scopes text[];
+  n bigint;
+begin
+  select * into reg from pii.tables r where r.relid = tbl;
+  if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii.tombstones) then
+    return;
+  end if;
+  candidates := pii_internal.as_owner(part,
+    pii_internal.guard_candidates_sql(reg.relid, pii_internal.qualified_name(part),
+                                      case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
+    true, null, null);
+  hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+  if pg_catalog.cardinality(hits.keys) = 0 then
+    return;
+  end if;
+  select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
+  from unnest(hits.keys, hits.scopes, hits.pii) as u (k, s, p) where u.p;
+  if reg.guard_mode = 'reject' and pg_catalog.cardinality(pii_keys) > 0 then
+    raise exception '% erased subject(s) cannot be brought into % with %', pg_catalog.cardinality(pii_keys), pii_internal.qualified_name(reg.relid), pii_internal.qualified_name(part)
+      using errcode = 'PII01',
+            hint = 'Remove the erased subjects'' rows from the table first (or lift their tombstones with pii.allow_return(...)).';
+  end if;
+  n := pii_internal.guard_erase(reg.relid, hits.keys, hits.scopes, true, false)
+       + pii_internal.guard_erase(reg.relid, pii_keys, pii_scopes, false, true);
+  perform pii_internal.write_audit('guard_attach', null, pg_catalog.jsonb_build_object(
+    'table', pii_internal.qualified_name(reg.relid), 'attached', pii_internal.qualified_name(part),
+    'subjects', pg_catalog.cardinality(hits.keys), 'rows', n));
+end
+$$;
+comment on function pii_internal.guard_existing_rows(regclass, regclass) is 'Internal. Checks the rows a partition or inheritance child brings into a registered table (as one INSERT) before it is guarded.';
+
+-- (Re)creates the guard triggers of a registered table and of each table in its tree
+-- (partitions and inheritance children), ENABLE ALWAYS: they fire under
+-- session_replication_role = replica too (logical replication apply, sync tools).
 create or replace function pii.sync_guards(tbl regclass) returns integer
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -98,31 +291,40 @@ as $$
 declare
   mode text;
   part regclass;
+  parts regclass[];
   name_ text;
-  n integer := 0;
 begin
   select t.guard_mode into mode from pii.tables t where t.relid = tbl;
-  -- pg_partition_tree lists a partitioned table and its partitions; nothing for a plain table.
-  for part in select tbl union select p.relid from pg_catalog.pg_partition_tree(tbl) p loop
+  select pg_catalog.array_agg(g) into parts from pii_internal.guarded_tree(tbl) g;
+  foreach part in array parts loop
     for name_ in select g.tgname from pg_catalog.pg_trigger g
                  where g.tgrelid = part and g.tgname in ('lethe_guard_insert', 'lethe_guard_update') loop
       execute pg_catalog.format('drop trigger %I on %s', name_, pii_internal.qualified_name(part));
     end loop;
     if coalesce(mode, 'off') <> 'off' then
-      foreach name_ in array array['insert', 'update'] loop
-        execute pg_catalog.format(
-          'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
-          'lethe_guard_' || name_, name_, pii_internal.qualified_name(part));
-      end loop;
-      n := n + 1;
+      execute pg_catalog.format(
+        'create trigger lethe_guard_insert after insert on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+        pii_internal.qualified_name(part));
+      execute pg_catalog.format(
+        'create trigger lethe_guard_update after update on %s referencing old table as lethe_old_rows new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+        pii_internal.qualified_name(part));
     end if;
   end loop;
-  return n;
+  if coalesce(mode, 'off') = 'off' then
+    return 0;
+  end if;
+  -- Only once every table has both (the event trigger looks at the whole tree on each ALTER TABLE).
+  foreach part in array parts loop
+    execute pg_catalog.format('alter table %s enable always trigger lethe_guard_insert, enable always trigger lethe_guard_update',
+                              pii_internal.qualified_name(part));
+  end loop;
+  return pg_catalog.cardinality(parts);
 end
 $$;
 comment on function pii.sync_guards(regclass) is
-$$(Re)creates the re-ingestion guard triggers of a registered table and its partitions; returns how many tables
-carry them. Registration and pii.set_guard call it, and so does an event trigger when a partition is created or
+$$(Re)creates the re-ingestion guard triggers (ENABLE ALWAYS: they fire under session_replication_role = replica
+too) of a registered table, its partitions and inheritance children; returns how many tables carry them.
+Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards('crm.events');$$;
 
 create or replace function pii_internal.sync_guard_triggers() returns trigger
@@ -143,30 +345,48 @@ comment on function pii_internal.sync_guard_triggers() is 'Internal. Keeps guard
 create or replace trigger tables_sync_guards after insert or delete or update of guard_mode on pii.tables
   for each row execute function pii_internal.sync_guard_triggers();
 
--- A partition created or attached under a registered table gets its guards.
+-- After CREATE TABLE and ALTER TABLE: a table that joined a registered table's tree
+-- (a partition created or attached, an inheritance child created or INHERIT) has its
+-- rows checked like one INSERT, then gets its guards; a table that left one (DETACH
+-- PARTITION, NO INHERIT) loses them, so that attaching it again is checked again. A
+-- guard disabled or set to fire only under replica (ALTER TABLE … DISABLE TRIGGER,
+-- ENABLE REPLICA TRIGGER) is refused: pii.set_guard(…, 'off') is the way to turn one off.
 create or replace function pii_internal.guard_new_partitions() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  tbl regclass;
+  r record;
 begin
-  for tbl in
-    select distinct r.relid
-    from pg_catalog.pg_event_trigger_ddl_commands() d
-    join pg_catalog.pg_class c on c.oid = d.objid
-    cross join lateral pg_catalog.pg_partition_ancestors(d.objid) a
-    join pii.tables r on r.relid = a.relid
-    -- a new partition (CREATE TABLE … PARTITION OF), or a partitioned table altered (ATTACH PARTITION)
-    where d.classid = 'pg_catalog.pg_class'::regclass and (d.objid <> r.relid::oid or c.relkind = 'p')
-  loop
-    perform pii.sync_guards(tbl);
+  for r in select distinct g.tgrelid::regclass as rel from pg_catalog.pg_trigger g
+           where g.tgfoid = 'pii_internal.guard_rows'::regproc and pii_internal.registered_ancestor(g.tgrelid) is null loop
+    execute pg_catalog.format('drop trigger if exists lethe_guard_insert on %1$s; drop trigger if exists lethe_guard_update on %1$s',
+                              pii_internal.qualified_name(r.rel));
   end loop;
-exception when others then
-  raise warning 'Lethe: could not install guard triggers on a new partition: % (run select pii.sync_guards(...))', sqlerrm;
+
+  select g.tgrelid::regclass as rel, g.tgname into r
+  from pii.tables t cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+  join pg_catalog.pg_trigger g on g.tgrelid = d.rel and g.tgfoid = 'pii_internal.guard_rows'::regproc
+  where t.guard_mode <> 'off' and g.tgenabled in ('D', 'R')
+  limit 1;
+  if found then
+    raise exception 'guard trigger % on % may not be disabled', r.tgname, pii_internal.qualified_name(r.rel)
+      using errcode = '42501', hint = 'Lethe''s guards keep erased people out. To stop guarding a table: select pii.set_guard(''<registered table>'', ''off'');';
+  end if;
+
+  for r in select distinct t.relid as reg, d.rel
+           from pii.tables t cross join lateral pii_internal.guarded_tree(t.relid) d (rel)
+           where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+             and (select pg_catalog.count(*) from pg_catalog.pg_trigger g
+                  where g.tgrelid = d.rel and g.tgfoid = 'pii_internal.guard_rows'::regproc) < 2 loop
+    if r.rel <> r.reg then
+      perform pii_internal.guard_existing_rows(r.reg, r.rel);
+    end if;
+    perform pii.sync_guards(r.reg);
+  end loop;
 end
 $$;
-comment on function pii_internal.guard_new_partitions() is 'Internal. Event trigger: guards partitions created or attached under a registered table.';
+comment on function pii_internal.guard_new_partitions() is 'Internal. Event trigger: checks and guards partitions and inheritance children joining a registered table, unguards tables that left one, refuses disabling a guard.';
 
 do $$
 begin
@@ -175,7 +395,7 @@ begin
   create event trigger lethe_guard_partitions on ddl_command_end
     when tag in ('CREATE TABLE', 'ALTER TABLE') execute function pii_internal.guard_new_partitions();
 exception when insufficient_privilege then
-  raise notice 'Lethe: % may not create event triggers (superuser only): after creating a partition of a registered table, run select pii.sync_guards(''<table>'');', current_user;
+  raise notice 'Lethe: % may not create event triggers (superuser only): partitions and inheritance children attached to a registered table are neither checked nor guarded; after creating one, run select pii.sync_guards(''<table>''); (pii.lint reports missing guards)', current_user;
 end
 $$;
 
@@ -201,3 +421,21 @@ skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_gua
 
 revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.set_guard(regclass, text), pii.sync_guards(regclass) to pii_admin;
+
+-- Guards made by an earlier version (no old transition table, or not ENABLE ALWAYS) are
+-- made again when this file is applied (lethe migrate).
+do $$
+declare
+  tbl regclass;
+begin
+  for tbl in
+    select t.relid from pii.tables t
+    where t.guard_mode <> 'off' and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      and exists (select from pii_internal.guarded_tree(t.relid) d (rel)
+                  left join pg_catalog.pg_trigger g on g.tgrelid = d.rel and g.tgname = 'lethe_guard_update'
+                  where g.oid is null or g.tgoldtable is null or g.tgenabled <> 'A')
+  loop
+    perform pii.sync_guards(tbl);
+  end loop;
+end
+$$;

@@ -25,7 +25,8 @@ declare
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                       pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
     into value_list
@@ -54,21 +55,22 @@ end
 $$;
 comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
--- The primary key of a registered table (alias t) as a jsonb object, and the condition
--- matching it against row_key of a pii.request_residuals row (alias r). NULLs when the
--- table has no primary key.
-create or replace function pii_internal.row_key_sql(tbl regclass, out json_sql text, out match_sql text)
+-- The keyed hash of a registered table's primary key (alias t), as stored in
+-- pii.request_residuals.row_key_hash: the row is found again among its subject's rows
+-- without Lethe keeping the key (on the subject table, the key is the subject's).
+-- NULL when the table has no primary key.
+create or replace function pii_internal.row_key_hash_sql(tbl regclass) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select 'pg_catalog.jsonb_build_object(' || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ') || ')',
-         pg_catalog.string_agg(pg_catalog.format('t.%I = (r.row_key operator(pg_catalog.->>) %L)::%s', a.attname, a.attname,
-                                                 pg_catalog.format_type(a.atttypid, a.atttypmod)), ' and ')
+  select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.jsonb_build_object('
+                               || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text')
   from pg_catalog.pg_constraint c
   join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
   where c.conrelid = tbl and c.contype = 'p'
+  having pg_catalog.count(*) > 0
 $$;
-comment on function pii_internal.row_key_sql(regclass) is 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.';
+comment on function pii_internal.row_key_hash_sql(regclass) is 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.';
 
 -- After erasure: stores every unregistered text/json column of an anonymized registered
 -- row that still contains one of the captured identifiers.
@@ -83,7 +85,6 @@ declare
   t record;
   path record;
   rows_sql record;
-  row_key record;
   value_list text;
   n bigint;
   total bigint := 0;
@@ -106,17 +107,16 @@ begin
     continue when value_list is null;
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
-    row_key := pii_internal.row_key_sql(t.relid);
     execute pg_catalog.format(
-      $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key, value_hash, detail)
+      $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
          select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
          from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
               lateral (values %s) as x (col, val)
-         where %s and l.k = (%s)::text and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-      t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii_internal.hmac_sql('x.val'),
+         where %s and l.k = %s and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
+      t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(pii_internal.row_key_hash_sql(t.relid), 'null::bytea'), pii_internal.hmac_sql('x.val'),
       pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      value_list, rows_sql.where_sql, path.key_sql,
+      value_list, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
       case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
       using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
@@ -126,7 +126,7 @@ begin
   return total;
 end
 $$;
-comment on function pii_internal.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).';
+comment on function pii_internal.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (keyed hashes of the row''s key and of the value).';
 
 create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
@@ -150,7 +150,7 @@ declare
   g record;
   path record;
   rows_sql record;
-  row_key record;
+  row_hash text;
   action text;
   checks text;
 begin
@@ -166,24 +166,6 @@ begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
 
-  -- Identifiers found in unregistered columns during erasure, while that value is still there.
-  for g in select distinct r.relid, r.column_name from pii.request_residuals r
-           where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-    row_key := pii_internal.row_key_sql(g.relid);
-    if row_key.match_sql is null or pii_internal.column_attnum(g.relid, g.column_name) is null then
-      return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                   from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
-    else
-      return query execute pg_catalog.format(
-        $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-           from pii.request_residuals as r join %s as t on %s
-           where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and %s = r.value_hash$q$,
-        pii_internal.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
-        pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-        using null::text[], null::text[], sec.inner_key, sec.outer_key, req.id;
-    end if;
-  end loop;
-
   -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
   -- present again: its new data is not a trace of this request.
   select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
@@ -191,13 +173,16 @@ begin
   from pii.request_items i
   where i.request_id = req.id and i.status = 'done'
     and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+  -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
+  return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
   if hashes is null or subj.relid is null then
     return;
   end if;
 
   -- Find the subjects again: hash every key of the subject table (the raw key may still
   -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-  key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                       pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
@@ -225,15 +210,41 @@ begin
       execute pg_catalog.format(
         $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select d.k, d.s, %s as h
-                 from (select distinct (%s)::text as k, %s::text as s from %s as t) as d) as x
+                 from (select distinct %s as k, %s::text as s from %s as t) as d) as x
            join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-        pii_internal.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+        pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
         into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
     end loop;
   end if;
   if pg_catalog.cardinality(keys) = 0 then
     return;
   end if;
+
+  -- Identifiers found in unregistered columns during erasure, while that value is still
+  -- there: the row is found among its subject's rows by the keyed hash of its key.
+  for g in select distinct r.relid, r.column_name from pii.request_residuals r
+           where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+    row_hash := pii_internal.row_key_hash_sql(g.relid);
+    if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+       or not exists (select from pii.tables r where r.relid = g.relid) then
+      return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                   from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
+      continue;
+    end if;
+    path := pii_internal.subject_key_sql(g.relid);
+    rows_sql := pii_internal.subject_rows_sql(g.relid);
+    return query execute pg_catalog.format(
+      $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+         where %s and l.k = %s and %s
+           and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+           and %s = r.row_key_hash and %s = r.value_hash$q$,
+      pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+      g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+      using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
+  end loop;
 
   -- Their rows in every registered table, against the erased state.
   for t in select r.* from pii.tables r
@@ -249,7 +260,9 @@ begin
                'not erased (erase strategy ' || c.erase || ')' as detail
         from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
         union all
-        select pii_internal.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum)),
+        -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+        -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+        select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
                'subject key not replaced by its pseudonym'
         where subj.key_is_pii and t.subject_attnum is not null
       ) x where x.pred is not null;
@@ -261,13 +274,13 @@ begin
       $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
          from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
               lateral (values %s) as x (col, bad, detail)
-         where %s and l.k = (%s)::text and %s and x.bad$q$,
+         where %s and l.k = %s and %s and x.bad$q$,
       pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      checks, rows_sql.where_sql, path.key_sql,
+      checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
       case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-      using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes;
+      using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
   end loop;
 end
 $$;

@@ -204,6 +204,9 @@ begin
   if req.status in ('done', 'failed') then
     return 0;
   end if;
+  -- Like a guard, before any row is locked: a direct erasure in flight finishes first, so
+  -- the two never wait for each other's rows.
+  perform pii_internal.wait_for_erasures();
   select coalesce(process_request_chunk.chunk_size, s.chunk_size) into size_ from pii.settings s;
   if size_ < 1 or size_ > 100000 then
     raise exception 'chunk_size must be between 1 and 100000, not %', size_ using errcode = '22023';

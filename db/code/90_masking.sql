@@ -602,6 +602,30 @@ create or replace trigger masking_settings_change after update of privacy_by_def
 -- failed rebuild warns, never fails the user's command. CREATE TRIGGER and other tags
 -- (Lethe's guard triggers among them) do not fire these at all.
 
+-- The (schema, name) pairs a command's text can name, identifier by identifier (quoted ones
+-- as written, others folded to lower case; schema NULL when unqualified). At
+-- ddl_command_start only the text is known; this keeps customers_archive or other.customers
+-- from matching app.customers. Words that are not names only cost a rebuild (ddl_command_end
+-- rebuilds every view dropped here whose table still exists).
+create or replace function pii_internal.named_relations(command text)
+returns table (schema_name text, rel_name text)
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with tokens as (
+    select m[1] as q1, m[2] as u1, m[3] as q2, m[4] as u2
+    from pg_catalog.regexp_matches(command,
+      '(?:("(?:[^"]|"")+")|([[:alpha:]_][[:alnum:]_$]*))(?:[[:space:]]*\.[[:space:]]*(?:("(?:[^"]|"")+")|([[:alpha:]_][[:alnum:]_$]*)))?', 'g') m
+  ),
+  parts as (
+    select coalesce(pg_catalog.replace(pg_catalog.substr(q1, 2, pg_catalog.length(q1) - 2), '""', '"'), pg_catalog.lower(u1)) as a,
+           coalesce(pg_catalog.replace(pg_catalog.substr(q2, 2, pg_catalog.length(q2) - 2), '""', '"'), pg_catalog.lower(u2)) as b
+    from tokens
+  )
+  select case when b is null then null else a end, coalesce(b, a) from parts
+$$;
+comment on function pii_internal.named_relations(text) is 'Internal. The relation names (schema or NULL, name) a command text can refer to, as PostgreSQL would read its identifiers.';
+
 create or replace function pii_internal.masking_ddl_start() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -622,7 +646,9 @@ begin
   -- fail anyway must not lock a masked view (ddl_command_start runs before any check).
   for v in
     select m.relid, m.view_name from pii.masked_views m join pg_catalog.pg_class c on c.oid = m.relid
-    where pg_catalog.strpos(q, pg_catalog.lower(c.relname::text)) > 0
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where exists (select from pii_internal.named_relations(pg_catalog.current_query()) r
+                  where r.rel_name = c.relname::text and (r.schema_name is null or r.schema_name = n.nspname::text))
       and pg_catalog.pg_has_role(session_user, c.relowner, 'USAGE')
   loop
     begin
@@ -704,7 +730,7 @@ begin
   -- Not CREATE TABLE: a new partition needs no rebuild (the parent's view reads it), and
   -- every CREATE TABLE in the database (temporary tables included) would pay for a call.
   create event trigger lethe_masking_ddl_end on ddl_command_end
-    when tag in ('ALTER TABLE') execute function pii_internal.masking_ddl_end();
+    when tag in ('ALTER TABLE', 'DROP TABLE') execute function pii_internal.masking_ddl_end();
   create event trigger lethe_masking_sql_drop on sql_drop
     when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii_internal.masking_sql_drop();
 exception when insufficient_privilege then

@@ -63,13 +63,51 @@ end
 $$;
 comment on function pii_internal.check_member_role(name) is 'Internal. The role a Lethe group role is granted to: must exist (42704), not be a Lethe group or predefined role (22023).';
 
+-- What lets a role around the masked views, whatever Lethe grants it: role attributes
+-- (SUPERUSER, BYPASSRLS, CREATEROLE: before PostgreSQL 16 a CREATEROLE role grants itself
+-- any non-superuser role, pg_read_all_data included), membership, direct or inherited, in
+-- the predefined roles that read or write every table or the server's files, and privileges
+-- on registered tables. pii.grant_role refuses such masked readers; pii.security_lint
+-- reports existing ones (its per-table rows say which tables a reader can read).
+create or replace function pii_internal.reader_escapes(member oid)
+returns table (reads_tables boolean, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select false, 'is a superuser or bypasses row level security: masking cannot restrict it',
+         pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
+  from pg_catalog.pg_roles r where r.oid = member and (r.rolsuper or r.rolbypassrls)
+  union all
+  select false, 'has CREATEROLE: it can create roles and hand out their privileges (pg_read_all_data before PostgreSQL 16)',
+         pg_catalog.format('alter role %I nocreaterole;', r.rolname)
+  from pg_catalog.pg_roles r where r.oid = member and r.rolcreaterole and not r.rolsuper
+  union all
+  select false, pg_catalog.format('is a member of %s (directly or through another role), which reads, writes or runs around the masks', p.rolname),
+         pg_catalog.format('revoke %I from %I; -- or from the role it belongs to that has it', p.rolname, r.rolname)
+  from pg_catalog.pg_roles r
+  join pg_catalog.pg_roles p on p.rolname in ('pg_read_all_data', 'pg_write_all_data', 'pg_read_server_files',
+                                              'pg_write_server_files', 'pg_execute_server_program')
+  where r.oid = member and not r.rolsuper and pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER')
+  union all
+  select true, pg_catalog.format('can read registered tables directly (%s): the masked views do not restrict it there',
+                                 pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by pii_internal.qualified_name(t.relid))),
+         'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.'
+  from pii.tables t
+  where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+    and (pg_catalog.has_table_privilege(member, t.relid, 'SELECT')
+         or pg_catalog.has_any_column_privilege(member, t.relid, 'SELECT'))
+  having pg_catalog.count(*) > 0
+$$;
+comment on function pii_internal.reader_escapes(oid) is 'Internal. Why a role would read around the masked views (attributes, predefined roles, direct privileges on registered tables); no rows when none.';
+
 create or replace function pii.grant_role(group_role text, login_role name) returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   r pg_catalog.pg_roles;
-  readable text;
+  problems text;
+  hints text;
 begin
   perform pii_internal.check_group_role(group_role);
   r := pii_internal.check_member_role(login_role);
@@ -78,19 +116,11 @@ begin
       hint = 'Another administrator has to grant it.';
   end if;
   if group_role = 'pii_masked_reader' then
-    if r.rolsuper or r.rolbypassrls then
-      raise exception 'role "%" is a superuser or bypasses row level security: masking cannot restrict it', login_role
-        using errcode = '22023';
-    end if;
-    -- Privileges the role has anyway defeat the masks: say which.
-    select pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by 1) into readable
-    from pii.tables t
-    where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-      and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
-           or pg_catalog.has_any_column_privilege(r.oid, t.relid, 'SELECT'));
-    if readable is not null then
-      raise warning 'role "%" can already read registered tables directly (%): the masked views do not restrict it there', login_role, readable
-        using hint = 'Revoke those privileges (check PUBLIC and the roles it belongs to); select * from pii.security_lint() lists them.';
+    select pg_catalog.string_agg(e.problem, '; '), pg_catalog.string_agg(e.hint, ' ') into problems, hints
+    from pii_internal.reader_escapes(r.oid) e;
+    if problems is not null then
+      raise exception 'role "%" cannot be a masked reader: it %', login_role, problems
+        using errcode = '22023', hint = hints;
     end if;
   end if;
   execute pg_catalog.format('grant %I to %I', group_role, login_role);
@@ -99,7 +129,8 @@ end
 $$;
 comment on function pii.grant_role(text, name) is
 $$Grants one of Lethe's group roles (pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher)
-to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501.
+to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501;
+pii_masked_reader for a role that would read around the masks (see pii.grant_masked_reader): 22023.
 Audited. Example: select pii.grant_role('pii_operator', 'dpo_anna');$$;
 
 create or replace function pii.revoke_role(group_role text, login_role name) returns boolean
@@ -134,8 +165,9 @@ as $$
   select pii.grant_role('pii_masked_reader', login_role)
 $$;
 comment on function pii.grant_masked_reader(name) is
-$$Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses superusers and roles that
-bypass row level security; warns when the role can already read registered tables directly.
+$$Lets a role read the masked views (schema masked) and nothing else of Lethe. Refuses (22023) roles that would read
+around the masks: SUPERUSER, BYPASSRLS, CREATEROLE, members of pg_read_all_data, pg_write_all_data,
+pg_read_server_files, pg_write_server_files or pg_execute_server_program, and roles that can read a registered table.
 Example: select pii.grant_masked_reader('support_jane');  -- then: alter role support_jane set search_path = masked;$$;
 
 create or replace function pii.revoke_masked_reader(login_role name) returns boolean
@@ -213,18 +245,18 @@ as $$
 $$;
 comment on function pii_internal.lint_registered_table_access() is 'Internal. security_lint step: who reaches registered tables other than through masked views.';
 
--- security_lint step: masked readers that are superusers, bypass RLS or hold other Lethe groups.
+-- security_lint step: masked readers whose attributes or roles let them around the masks
+-- (pii_internal.reader_escapes; the tables they read directly are lint_registered_table_access's
+-- rows), or who hold other Lethe groups.
 create or replace function pii_internal.lint_masked_readers()
 returns table (severity text, object text, problem text, hint text)
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with readers as (select * from pii_internal.masked_readers())
-  select 'error', pg_catalog.quote_ident(r.rolname),
-         'masked reader is a superuser or bypasses row level security: masks do not restrict it',
-         pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
-  from pg_catalog.pg_roles r join readers rd on rd.oid = r.oid
-  where r.rolsuper or r.rolbypassrls
+  select 'error', pg_catalog.quote_ident(rd.rolname), 'masked reader ' || e.problem, e.hint
+  from readers rd cross join lateral pii_internal.reader_escapes(rd.oid) e
+  where not e.reads_tables
   union all
   select 'warning', pg_catalog.quote_ident(rd.rolname),
          pg_catalog.format('masked reader is also a member of %s, which can change masks or read raw data', g.rolname),
@@ -306,6 +338,17 @@ as $$
 $$;
 comment on function pii_internal.lint_masking() is 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.';
 
+-- A guard that is missing, disabled or not ENABLE ALWAYS lets erased people back in
+-- (pii.lint lists the same).
+create or replace function pii_internal.lint_guards()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+$$;
+comment on function pii_internal.lint_guards() is 'Internal. security_lint step: missing or disabled re-ingestion guards.';
+
 create or replace function pii.security_lint()
 returns table (severity text, object text, problem text, hint text)
 language sql stable security definer
@@ -318,13 +361,16 @@ as $$
   select * from pii_internal.lint_lethe_privileges()
   union all
   select * from pii_internal.lint_masking()
+  union all
+  select * from pii_internal.lint_guards()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
 $$Lists what would let a masked reader reach raw PII or what keeps masked views from being current: PUBLIC grants
 on registered tables (or columns) and on Lethe's objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
-not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
+not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
+guards (erased people could come back). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;

@@ -105,6 +105,30 @@ end
 $$;
 comment on function pii_internal.discovery_suggestion(regclass, name, text, text, text) is 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).';
 
+-- jsonb object keys are data (an email used as a key): shown only to a caller (the
+-- session's login) that may read the table itself; others see a keyed hash of the key
+-- path, stable across runs, so findings can still be told apart and followed up.
+create or replace function pii_internal.discovery_key_label(tbl regclass, path text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when pg_catalog.has_table_privilege(session_user, tbl, 'SELECT') then path
+              else '#' || pg_catalog.left(pg_catalog.encode(pii_internal.hmac('jsonb key' || pg_catalog.chr(31) || path), 'hex'), 12) end
+$$;
+comment on function pii_internal.discovery_key_label(regclass, text) is 'Internal. A jsonb key path as pii.discover shows it: the path to callers who may read the table, a keyed hash to others.';
+
+-- The suggestion for a jsonb key finding: the register_column call, or, for a caller who
+-- may not read the table, where to get it (the call would name the key).
+create or replace function pii_internal.discovery_key_suggestion(tbl regclass, col name, category text, mask text, path text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when pg_catalog.has_table_privilege(session_user, tbl, 'SELECT')
+              then pii_internal.discovery_suggestion(tbl, col, category, mask, path)
+              else pg_catalog.format('-- the key is data: run select * from pii.discover(); as a role that may read %s to see it and the register_column call', pii_internal.qualified_name(tbl)) end
+$$;
+comment on function pii_internal.discovery_key_suggestion(regclass, name, text, text, text) is 'Internal. The suggestion for a jsonb key finding, hidden from callers who may not read the table.';
+
 -- The FROM clause of a bounded sample of a table: LIMIT alone for a table of a few pages,
 -- TABLESAMPLE SYSTEM (whole pages, chosen at random) sized from the planner's estimates
 -- otherwise. Partitioned tables are sized from their leaf partitions.
@@ -290,7 +314,7 @@ begin
           if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
             column_name := col.attname;
             reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                        case when rec.path is not null then pg_catalog.format('jsonb key %s: ', rec.path) else '' end,
+                        case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
                         counts ->> vr.key, rec.n,
                         case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
                         case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
@@ -298,7 +322,7 @@ begin
               -- The key name may say more than the value pattern.
               select x.category into nr from pii_internal.discovery_name_rules() x
               where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+              suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
             else
               suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
             end if;
@@ -314,8 +338,8 @@ begin
             if not exists (select from pii_internal.discovery_value_rules() r
                            where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
               column_name := col.attname;
-              reason := pg_catalog.format('jsonb key %s: name suggests %s', rec.path, nr.rule);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
+              reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
+              suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
               return next;
             end if;
           end loop;
@@ -338,7 +362,8 @@ iban, ssn, passport … in English, German, French, Spanish, Italian, Portuguese
 sampled values (email, phone, IBAN, card, IPv4/IPv6) and by keys of jsonb documents; also columns classified
 as not PII whose values look like PII, and jsonb keys a jsonb_remove rule leaves behind. Each finding says why
 and suggests a pii.register_column call. Reads at most sample_rows rows per table with TABLESAMPLE SYSTEM
-(LIMIT for tables of a few pages) and never returns or logs a sampled value.
+(LIMIT for tables of a few pages) and never returns or logs a sampled value; jsonb keys (which are data) are named
+only to a login that may read the table, others see #<keyed hash>.
 Example: select * from pii.discover();  select * from pii.discover(sample_rows => 200);$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;

@@ -7,7 +7,9 @@ import type { GuardResult } from './guards.js';
 import type { MachineInfo, ServerInfo } from './machine.js';
 import type { MaskingResult } from './masking.js';
 import type { StatementStat } from './profile.js';
+import type { RestoreReplayResult } from './restoreReplay.js';
 import type { Dataset } from './setup.js';
+import type { VaultResult } from './vault.js';
 import { fmtInt, fmtMs, fmtRatio, fmtSeconds } from './stats.js';
 
 export interface BenchOptions {
@@ -19,6 +21,7 @@ export interface BenchOptions {
   lookups: number;
   guardRows: number;
   csvRows: number;
+  vaultValues: number;
   reusedDataset: boolean;
 }
 
@@ -38,6 +41,8 @@ export interface BenchResults {
   verifyStatements?: StatementStat[];
   guards?: GuardResult;
   csv?: CsvImportResult;
+  restore?: RestoreReplayResult;
+  vault?: VaultResult;
   /** Sections that failed, with the error (the rest of the run still reports). */
   errors: Array<{ section: string; message: string }>;
 }
@@ -238,7 +243,64 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
       });
     }
   }
+  if (r.restore) {
+    const x = r.restore;
+    rows.push({
+      item: '9',
+      measure: `replay of ${fmtInt(x.subjects)} restored subjects (restore_check ${fmtSeconds(x.restoreCheckSeconds)} + requests) vs the original request`,
+      ours: fmtSeconds(x.restoreCheckSeconds + x.replaySeconds),
+      baseline: fmtSeconds(x.originalSeconds),
+      ratio: fmtRatio(x.ratio),
+      goal: '<= 1.10x time',
+      verdict: verdict(x.ratio <= 1.1),
+    });
+  }
+  if (r.vault) rows.push(...vaultRows(r.vault));
   return rows;
+}
+
+function vaultRows(v: VaultResult): SummaryRow[] {
+  const perSecond = v.tokenized / v.tokenizeMedian;
+  const detok = v.detokenizeMedian / v.lookupFloorMedian;
+  const shred = v.withShreddingMedian / v.withoutShreddingMedian;
+  return [
+    {
+      item: '8',
+      measure: `pii.tokenize_many of ${fmtInt(v.tokenized)} values in one statement`,
+      ours: `${fmtInt(perSecond)} values/s`,
+      baseline: '-',
+      ratio: '-',
+      goal: '>= 50,000 values/s',
+      verdict: verdict(perSecond >= 50_000),
+    },
+    {
+      item: '8',
+      measure: `pii.detokenize of ${fmtInt(v.detokenizeTokens)} tokens vs the lookup-only join`,
+      ours: fmtMs(v.detokenizeMedian),
+      baseline: fmtMs(v.lookupFloorMedian),
+      ratio: fmtRatio(detok),
+      goal: '<= 1.30x time, <= 250 ms',
+      verdict: verdict(detok <= 1.3 && v.detokenizeMedian <= 0.25),
+    },
+    {
+      item: '8',
+      measure: `PII API bulk lookup, ${fmtInt(v.http.tokensPerRequest)} tokens a request, p50 / p95 (${v.http.requests} requests)`,
+      ours: `${fmtMs(v.http.p50)} / ${fmtMs(v.http.p95)}`,
+      baseline: '-',
+      ratio: '-',
+      goal: `reported (${fmtInt(v.http.tokensPerSecond)} tokens/s)`,
+      verdict: 'info',
+    },
+    {
+      item: '8',
+      measure: `erasure of ${fmtInt(v.shredSubjects)} subjects with vault shredding vs without`,
+      ours: fmtSeconds(v.withShreddingMedian),
+      baseline: fmtSeconds(v.withoutShreddingMedian),
+      ratio: fmtRatio(shred),
+      goal: '<= 1.05x time',
+      verdict: verdict(shred <= 1.05),
+    },
+  ];
 }
 
 /** The summary as a fixed-width text table for stdout. */

@@ -22,6 +22,8 @@ import { requestErasure, type RequestErasureOptions } from '../sql/requestErasur
 import { type RequestItem, requestItems, type RequestItemsFilter } from '../sql/requestItems.js';
 import { isFinished, type RequestStatus, requestStatus } from '../sql/requestStatus.js';
 import { retryRequest } from '../sql/retryRequest.js';
+import { type Detokenized, detokenize } from '../sql/detokenize.js';
+import { type TokenizeInput, tokenizeMany } from '../sql/tokenizeMany.js';
 import { type Residual, verifyErasure } from '../sql/verifyErasure.js';
 import { type WasErased, wasErased, wasErasedHash } from '../sql/wasErased.js';
 
@@ -76,6 +78,10 @@ export interface Lethe {
   importCsv(source: string | Readable, opts?: ImportCsvOptions): Promise<ImportReport>;
   /** The view pii.overdue_requests. */
   overdueRequests(): Promise<OverdueRequest[]>;
+  /** pii.tokenize_many (pii_operator): one token per input, in order; NULL for a tombstoned subject. */
+  tokenize(inputs: readonly TokenizeInput[]): Promise<(string | null)[]>;
+  /** pii.detokenize (pii_dispatcher): one result per token, in order; one audit row per call. */
+  detokenize(tokens: readonly string[], purpose: string, client?: string): Promise<Detokenized[]>;
   registry: {
     tables(): Promise<RegisteredTable[]>;
     columns(table?: string): Promise<RegisteredColumn[]>;
@@ -141,6 +147,8 @@ export function createLethe(opts: LetheOptions): Lethe {
     wasErasedHash: (hash) => wasErasedHash(db, hash),
     importCsv: (source, o) => importCsv(pool, source, o),
     overdueRequests: () => overdueRequests(db),
+    tokenize: (inputs) => tokenizeMany(db, inputs),
+    detokenize: (tokens, purpose, client) => detokenize(db, tokens, purpose, client),
     registry: {
       tables: () => registeredTables(db),
       columns: (t) => registeredColumns(db, t),

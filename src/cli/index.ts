@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { CsvRejectedError } from '../csv/importCsv.js';
 import { LetheError } from '../sql/errors.js';
+import { addAdminCommand } from './admin.js';
 import { EXIT, UsageError } from './context.js';
 import { addDemoCommand } from './demo.js';
 import { addDoctorCommand } from './doctor.js';
@@ -13,6 +14,8 @@ import { addGrantCommand } from './grant.js';
 import { addImportCommand } from './import.js';
 import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
+import { addRestoreCheckCommand } from './restoreCheck.js';
+import { addPiiApiCommand } from './piiApi.js';
 import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
@@ -36,10 +39,13 @@ export function buildProgram(): Command {
     addVerifyCommand,
     addWasErasedCommand,
     addWorkerCommand,
+    addRestoreCheckCommand,
     addGrantCommand,
     addLintCommand,
     addDoctorCommand,
+    addPiiApiCommand,
     addDemoCommand,
+    addAdminCommand,
   ]) {
     add(program);
   }

@@ -6,6 +6,7 @@ import { action, databaseUrl, EXIT, positiveInt } from './context.js';
 interface WorkerOptions {
   concurrency?: string;
   chunkSize?: string;
+  ledgerDir?: string;
 }
 
 export function addWorkerCommand(program: Command): void {
@@ -14,6 +15,10 @@ export function addWorkerCommand(program: Command): void {
     .description('process erasure requests (graphile-worker) until SIGTERM/SIGINT')
     .option('-c, --concurrency <n>', 'requests processed at once', '1')
     .option('--chunk-size <n>', 'subjects per chunk (default: pii.settings.chunk_size)')
+    .option(
+      '--ledger-dir <dir>',
+      'copy the erasure ledger to this directory, outside the database backups (default: $LETHE_LEDGER_DIR)',
+    )
     .action(
       action(async (opts: WorkerOptions, cmd: Command) => {
         // Loaded on use: graphile-worker and the demo's modules slow every other command's start.
@@ -22,6 +27,7 @@ export function addWorkerCommand(program: Command): void {
           connectionString: databaseUrl(cmd),
           concurrency: positiveInt('--concurrency', opts.concurrency),
           chunkSize: positiveInt('--chunk-size', opts.chunkSize),
+          ledgerDir: opts.ledgerDir ?? (process.env.LETHE_LEDGER_DIR || undefined),
         });
         let signals = 0;
         const onSignal = (signal: NodeJS.Signals) => {
@@ -36,7 +42,8 @@ export function addWorkerCommand(program: Command): void {
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
         process.stderr.write(
-          `[lethe worker] started (pid ${process.pid}, concurrency ${opts.concurrency}); ${worker.resumed} open request(s) re-queued\n`,
+          `[lethe worker] started (pid ${process.pid}, concurrency ${opts.concurrency}); ${worker.resumed} open request(s) re-queued` +
+            `${worker.ledgerDir ? `; ledger copied to ${worker.ledgerDir}` : '; no --ledger-dir: erasures are not copied outside the database'}\n`,
         );
         try {
           await worker.promise;

@@ -6,6 +6,14 @@
 import type { ColumnType } from "kysely";
 import type { IPostgresInterval } from "postgres-interval";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
@@ -28,14 +36,27 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface PiiApiKeyList {
+  created_at: Timestamp | null;
+  created_by: string | null;
+  id: string | null;
+  name: string | null;
+  revoked_at: Timestamp | null;
+  scope: string | null;
+}
+
 export interface PiiAudit {
   action: string;
   actor: Generated<string>;
   application: Generated<string>;
   at: Generated<Timestamp>;
+  chain_seq: Int8 | null;
   details: Generated<Json>;
+  entry_hash: Buffer | null;
   id: Generated<Int8>;
+  prev_hash: Buffer | null;
   request_id: string | null;
+  secret_id: string | null;
   subject_hash: Buffer | null;
 }
 
@@ -46,6 +67,20 @@ export interface PiiColumns {
   mask: Generated<string>;
   registered_at: Generated<Timestamp>;
   relid: string;
+}
+
+export interface PiiErasureLedger {
+  entry_hash: Buffer;
+  erased_at: Timestamp;
+  identifier_hashes: ArrayType<Buffer> | null;
+  kind: string | null;
+  mode: string;
+  prev_hash: Buffer | null;
+  request_id: string | null;
+  scoped: boolean;
+  secret_id: string;
+  seq: Int8;
+  subject_hash: Buffer;
 }
 
 export interface PiiImportRows {
@@ -120,7 +155,10 @@ export interface PiiRequestResiduals {
   found_at: Generated<Timestamp>;
   relid: string;
   request_id: string;
-  row_key: Json | null;
+  /**
+   * Keyed hash of the row's primary key (as jsonb text): finds the row again among the subject's rows without keeping the key.
+   */
+  row_key_hash: Buffer | null;
   subject_hash: Buffer;
   table_name: string;
   value_hash: Buffer;
@@ -195,9 +233,18 @@ export interface PiiTombstones {
   subject_hash: Buffer;
 }
 
+export interface PiiVaultKinds {
+  declared_at: Generated<Timestamp>;
+  deterministic: Generated<boolean>;
+  kind: string;
+  normaliser: Generated<string>;
+}
+
 export interface DB {
+  "pii.api_key_list": PiiApiKeyList;
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
+  "pii.erasure_ledger": PiiErasureLedger;
   "pii.import_rows": PiiImportRows;
   "pii.masked_views": PiiMaskedViews;
   "pii.overdue_requests": PiiOverdueRequests;
@@ -211,4 +258,5 @@ export interface DB {
   "pii.subject_table": PiiSubjectTable;
   "pii.tables": PiiTables;
   "pii.tombstones": PiiTombstones;
+  "pii.vault_kinds": PiiVaultKinds;
 }

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { evidenceChecks } from './evidence.js';
 import { CODE_TABLE, MIGRATIONS_TABLE, packageRoot, readCode, readMigrations } from '../db/sqlFiles.js';
 
 /** fail: Lethe cannot work (exit 1); warn: works with a limitation; info: a notice. */
@@ -57,6 +58,7 @@ export async function runDoctor(databaseUrl: string): Promise<DoctorReport> {
           'security_lint',
           'select severity, object, problem, hint from pii.security_lint()',
         )),
+        ...(await evidenceChecks(client).catch((err: unknown) => [cannotRead('evidence', err)])),
       );
     } else {
       checks.push(await eventTriggerRights(client));

@@ -5,6 +5,8 @@ import type pg from 'pg';
 import { createDb, createPool } from '../sql/db.js';
 import { toLetheError } from '../sql/errors.js';
 import { resumeRequests } from '../sql/resumeRequests.js';
+import { openLedgerDir } from '../ledger/ledgerDir.js';
+import { startLedgerExport } from './exportLedger.js';
 import { letheTasks } from './tasks.js';
 
 /** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
@@ -22,6 +24,11 @@ export interface RunWorkerOptions {
   tasks?: TaskList;
   /** Milliseconds between polls for retries and scheduled jobs (new jobs arrive by LISTEN/NOTIFY). Default 2000. */
   pollInterval?: number;
+  /**
+   * Copy pii.erasure_ledger to this directory (JSON lines, one file per day, fsynced), outside
+   * the database's backups, so lethe restore-check can replay erasures after a restore.
+   */
+  ledgerDir?: string;
   /** Receives log lines (ids and counts only). Default: stderr for info and above. */
   log?: (level: WorkerLogLevel, message: string) => void;
 }
@@ -33,6 +40,8 @@ export interface LetheWorker {
   promise: Promise<void>;
   /** Open requests re-queued at start (left over from a crash). */
   resumed: number;
+  /** Where the erasure ledger is copied, if anywhere. */
+  ledgerDir: string | undefined;
 }
 
 const defaultLog = (level: WorkerLogLevel, message: string) => {
@@ -56,6 +65,8 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
     const logger = new Logger(() => (level, message) => log(level as WorkerLogLevel, message));
     await runMigrations({ pgPool: pool, logger });
     // Jobs of requests whose worker died may stay locked for hours; re-queue them now.
+    // A ledger directory that cannot be written fails the start, not the first erasure.
+    if (opts.ledgerDir) await openLedgerDir(opts.ledgerDir);
     const resumed = await resumeRequests(db);
     if (resumed > 0) log('info', `re-queued ${resumed} open request(s)`);
 
@@ -76,13 +87,16 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
       preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
     });
 
+    const ledger = opts.ledgerDir ? startLedgerExport(db, opts.ledgerDir, opts.pollInterval ?? 2000, log) : undefined;
     let stopped: Promise<void> | undefined;
     const finished = runner.promise.finally(async () => {
+      await ledger?.stop();
       // Not db.destroy(): Kysely would end the pool even when it is the caller's.
       if (ownPool) await pool.end().catch(() => undefined);
     });
     return {
       resumed,
+      ledgerDir: opts.ledgerDir,
       promise: finished,
       stop: () =>
         (stopped ??= (async () => {

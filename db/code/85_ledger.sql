@@ -1,0 +1,568 @@
+-- Repeatable code: the erasure ledger, the hash chains over it and pii.audit, restore_check
+-- (F30, F37). State in db/migrations/0008_erasure_ledger.sql.
+--  * Hash chains: every pii.audit row and every pii.erasure_ledger entry carries the
+--    keyed hash of the previous entry (prev_hash) and of its own content (entry_hash);
+--    pii.verify_audit_chain() finds the first missing, altered or unlinked entry.
+--  * Ledger: a subject whose tombstone is marked erased is held in
+--    pii_internal.erasure_ledger_pending until the erase_subjects / erase_chunk audit row of the
+--    same transaction says how (mode, request); then it is appended to the ledger.
+--    pii.allow_return appends a 'return' entry, so a restore does not erase a person who
+--    legitimately came back.
+--  * pii.restore_check(entries): the external ledger against a restored database.
+
+-- Keyed fingerprint of the install's HMAC secret: tells which secret made a hash, reveals
+-- nothing about it. A restore brings the backup's secret (and fingerprint) back.
+create or replace function pii.secret_id() returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('lethe secret id'), 'hex'), 16)
+$$;
+comment on function pii.secret_id() is 'Fingerprint of the install''s HMAC secret (16 hex digits of a keyed hash of a constant): which secret made a ledger entry''s hashes. Example: select pii.secret_id();';
+
+create or replace function pii_internal.chain_hash(chain text, content jsonb) returns bytea
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.hmac(chain operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) content::text)
+$$;
+comment on function pii_internal.chain_hash(text, jsonb) is 'Internal. Keyed hash of a chain entry''s canonical content.';
+
+-- The same as SQL text over a content expression, with the install key bound as $3/$4
+-- (see pii_internal.hmac_sql): set-based statements hash in C, not one function call
+-- (and one query of pii.secret) per entry.
+create or replace function pii_internal.chain_hash_sql(chain text, content_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
+                                                 chain, content_sql))
+$$;
+comment on function pii_internal.chain_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.';
+
+-- Canonical content (jsonb text is normalised; times as epoch, bytes as hex, so neither
+-- TimeZone, DateStyle nor bytea_output changes it).
+create or replace function pii_internal.audit_entry_content(a pii.audit) returns jsonb
+language sql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.jsonb_build_array(a.chain_seq, a.id, pg_catalog.date_part('epoch'::text, a.at)::text, a.actor, a.application,
+                                      a.action, a.request_id, pg_catalog.encode(a.subject_hash, 'hex'), a.details)
+$$;
+comment on function pii_internal.audit_entry_content(pii.audit) is 'Internal. What an audit row''s entry_hash covers: every column but the chain links.';
+
+create or replace function pii_internal.ledger_entry_content(seq bigint, subject_hash bytea, identifier_hashes bytea[], kind text, scoped boolean,
+                                                    mode text, request_id uuid, erased_at timestamptz, secret_id text)
+returns jsonb
+language sql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
+                                      case when identifier_hashes is not null then
+                                        (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(identifier_hashes) i) end,
+                                      kind, scoped, mode, request_id, pg_catalog.date_part('epoch'::text, erased_at)::text, secret_id)
+$$;
+comment on function pii_internal.ledger_entry_content(bigint, bytea, bytea[], text, boolean, text, uuid, timestamptz, text) is 'Internal. What a ledger entry''s entry_hash covers: every column but the chain links.';
+
+-- A ledger entry as one JSON line of the external copy (and what restore_check reads back).
+create or replace function pii_internal.ledger_entry_json(l pii.erasure_ledger) returns jsonb
+language sql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.jsonb_build_object(
+    'seq', l.seq, 'subject_hash', pg_catalog.encode(l.subject_hash, 'hex'),
+    'identifier_hashes', (select pg_catalog.array_agg(pg_catalog.encode(i, 'hex')) from pg_catalog.unnest(l.identifier_hashes) i),
+    'kind', l.kind, 'scoped', l.scoped, 'mode', l.mode, 'request_id', l.request_id,
+    'erased_at', pg_catalog.to_char(pg_catalog.timezone('UTC', l.erased_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'secret_id', l.secret_id, 'prev_hash', pg_catalog.encode(l.prev_hash, 'hex'), 'entry_hash', pg_catalog.encode(l.entry_hash, 'hex'))
+$$;
+comment on function pii_internal.ledger_entry_json(pii.erasure_ledger) is 'Internal. A ledger entry as the JSON object written to the external ledger files.';
+
+-- Audit rows: numbered and linked under the head's row lock.
+create or replace function pii_internal.chain_audit_row() returns trigger
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  head pii_internal.chain_heads;
+begin
+  select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
+  new.chain_seq := head.seq operator(pg_catalog.+) 1;
+  new.prev_hash := head.last_hash;
+  new.secret_id := pii.secret_id();
+  new.entry_hash := pii_internal.chain_hash('audit', pii_internal.audit_entry_content(new));
+  update pii_internal.chain_heads h set seq = new.chain_seq, last_hash = new.entry_hash where h.chain operator(pg_catalog.=) 'audit';
+  return new;
+end
+$$;
+comment on function pii_internal.chain_audit_row() is 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.';
+
+create or replace trigger audit_chain before insert on pii.audit
+  for each row execute function pii_internal.chain_audit_row();
+
+-- Appends one entry per subject (hashes and the times their tombstones were marked erased).
+create or replace function pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamptz[], entry_mode text, entry_request_id uuid)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  head pii_internal.chain_heads;
+  sec pii.secret;
+  is_scoped boolean;
+begin
+  if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
+    return 0;
+  end if;
+  select s.scope_attnum is not null into is_scoped from pii.subject_table s;
+  select * into sec from pii.secret;
+  select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+  execute pg_catalog.format(
+    $q$with numbered as (
+         select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+         from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+       ), hashed as (
+         select n.seq, n.h, n.t, %s as entry_hash from numbered n
+       ), ins as (
+         insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
+         select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+         from hashed x
+         returning erasure_ledger.seq, erasure_ledger.entry_hash
+       )
+       update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+       from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+       where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
+    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+    using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
+          entry_mode, entry_request_id, pii.secret_id();
+  return pg_catalog.cardinality(subject_hashes);
+end
+$$;
+comment on function pii_internal.append_erasure_ledger(bytea[], timestamptz[], text, uuid) is 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.';
+
+-- Tombstones marked erased by this statement (erased_xact set to this transaction).
+create or replace function pii_internal.hold_erased_for_ledger() returns trigger
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  -- New rows only: a join with old_rows (no statistics on transition tables) can become a
+  -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
+  -- its audit row is ledgered again, which is what it is.
+  insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
+  select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
+  from new_rows n
+  where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
+  return null;
+end
+$$;
+comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
+
+create or replace trigger tombstones_erasure_ledger after update on pii.tombstones
+  referencing new table as new_rows
+  for each statement execute function pii_internal.hold_erased_for_ledger();
+
+-- The audit row of an erasure (or of allow_return) says how: append the ledger entries.
+create or replace function pii_internal.ledger_audited_erasure() returns trigger
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  hashes bytea[];
+  times timestamptz[];
+begin
+  if new.action operator(pg_catalog.=) 'allow_return' then
+    perform pii_internal.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
+    return null;
+  end if;
+  with moved as (
+    delete from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
+    returning p.subject_hash, p.erased_at
+  )
+  select pg_catalog.array_agg(m.subject_hash), pg_catalog.array_agg(m.erased_at) into hashes, times from moved m;
+  perform pii_internal.append_erasure_ledger(hashes, times,
+    case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
+         else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
+    new.request_id);
+  return null;
+end
+$$;
+comment on function pii_internal.ledger_audited_erasure() is 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.';
+
+create or replace trigger audit_erasure_ledger after insert on pii.audit
+  for each row when (new.action in ('erase_subjects', 'erase_chunk', 'allow_return'))
+  execute function pii_internal.ledger_audited_erasure();
+
+create or replace trigger erasure_ledger_no_update_delete before update or delete on pii.erasure_ledger
+  for each row execute function pii_internal.audit_is_append_only();
+create or replace trigger erasure_ledger_no_truncate before truncate on pii.erasure_ledger
+  for each statement execute function pii_internal.audit_is_append_only();
+alter table pii.erasure_ledger enable always trigger erasure_ledger_no_update_delete;
+alter table pii.erasure_ledger enable always trigger erasure_ledger_no_truncate;
+
+create or replace function pii.verify_audit_chain()
+returns table (chain text, seq bigint, problem text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  sec pii.secret;
+begin
+  select * into sec from pii.secret;
+  -- Placeholders, not format(): the query has format() calls of its own. $1 is this
+  -- database's secret id, $3/$4 its key (hashing in C, set-based).
+  return query execute pg_catalog.replace(pg_catalog.replace($q$
+  with links as (
+    -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
+    select 'audit'::text as chain, a.chain_seq as seq, a.prev_hash, a.entry_hash, a.secret_id,
+           case when a.secret_id operator(pg_catalog.=) $1 then {audit_hash} else a.entry_hash end as expected_hash
+    from pii.audit a where a.chain_seq is not null
+    union all
+    select 'erasure_ledger', l.seq, l.prev_hash, l.entry_hash, l.secret_id,
+           case when l.secret_id operator(pg_catalog.=) $1 then {ledger_hash} else l.entry_hash end
+    from pii.erasure_ledger l
+  ), ordered as (
+    select k.*, pg_catalog.lag(k.seq) over w as prev_seq, pg_catalog.lag(k.entry_hash) over w as prev_entry_hash,
+           -- A rotation changes the secret once, going forward: an entry claiming an older
+           -- secret after entries made with this one is hiding from the re-hash.
+           coalesce(pg_catalog.bool_or(k.secret_id operator(pg_catalog.=) $1)
+                      over (w rows between unbounded preceding and 1 preceding), false) as current_secret_before
+    from links k window w as (partition by k.chain order by k.seq)
+  ), tails as (
+    select distinct on (o.chain) o.chain, o.seq, o.entry_hash from ordered o order by o.chain, o.seq desc
+  ), problems as (
+    select o.chain, o.seq, case
+      when o.seq operator(pg_catalog.<>) (coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1)
+        then pg_catalog.format('entries %s to %s are missing', coalesce(o.prev_seq, 0) operator(pg_catalog.+) 1, o.seq operator(pg_catalog.-) 1)
+      when o.entry_hash is distinct from o.expected_hash then 'entry altered: its hash does not match its content'
+      when o.current_secret_before and o.secret_id is distinct from $1
+        then 'entry claims another HMAC secret after entries made with this database''s'
+      when o.prev_hash is distinct from o.prev_entry_hash then 'broken link: prev_hash is not the previous entry''s hash'
+    end as problem
+    from ordered o
+    union all
+    select 'audit', null, pg_catalog.format('audit row %s is outside the chain', a.id) from pii.audit a where a.chain_seq is null
+    union all
+    select h.chain, h.seq, case
+      when coalesce(t.seq, 0) operator(pg_catalog.<>) h.seq
+        then pg_catalog.format('entries %s to %s are missing (the head is at %s)', coalesce(t.seq, 0) operator(pg_catalog.+) 1, h.seq, h.seq)
+      when t.entry_hash is distinct from h.last_hash then 'the last entry is not the one the head recorded'
+    end
+    from pii_internal.chain_heads h left join tails t on t.chain operator(pg_catalog.=) h.chain
+  )
+  select distinct on (p.chain) p.chain, p.seq, p.problem
+  from problems p where p.problem is not null
+  order by p.chain, p.seq nulls first$q$,
+    '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
+    '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
+      'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
+    using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+end
+$$;
+comment on function pii.verify_audit_chain() is
+$$The first broken or missing link of each hash chain (audit, erasure_ledger): a deleted, altered, re-linked or
+unchained entry, or entries missing at the end. Empty result = both chains intact. It detects rows removed or changed
+even with the append-only triggers disabled; a rewrite of the whole chain needs the HMAC secret (compare with the
+external ledger copy). Example: select * from pii.verify_audit_chain();$$;
+
+-- What the worker's external copy reads: entries after a sequence number, as JSON lines.
+create or replace function pii.ledger_entries_after(after_seq bigint, max_entries integer default 10000)
+returns table (seq bigint, entry jsonb)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select l.seq, pii_internal.ledger_entry_json(l) from pii.erasure_ledger l
+  where l.seq operator(pg_catalog.>) after_seq
+  order by l.seq limit least(greatest(max_entries, 1), 100000)
+$$;
+comment on function pii.ledger_entries_after(bigint, integer) is 'Ledger entries after a sequence number, as the JSON objects of the external copy (keyed hashes only). Example: select * from pii.ledger_entries_after(0, 100);';
+
+create or replace function pii.record_ledger_export(exported_seq bigint, target text, error text default null) returns void
+language sql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  update pii_internal.ledger_export e set
+    exported_seq = case when error is null then record_ledger_export.exported_seq else e.exported_seq end,
+    exported_at = case when error is null then pg_catalog.now() else e.exported_at end,
+    target = record_ledger_export.target,
+    last_error = pg_catalog.left(error, 500),
+    last_error_at = case when error is null then e.last_error_at else pg_catalog.now() end
+$$;
+comment on function pii.record_ledger_export(bigint, text, text) is 'Worker step: records how far the external ledger copy got, or why it failed (the error clears on the next success). Example: select pii.record_ledger_export(120, ''/backup/ledger'');';
+
+create or replace function pii.ledger_status()
+returns table (ledger_seq bigint, exported_seq bigint, unexported bigint, oldest_unexported_at timestamptz, target text,
+               last_error text, last_error_at timestamptz, unledgered bigint)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select h.seq, e.exported_seq, h.seq operator(pg_catalog.-) e.exported_seq,
+         (select l.erased_at from pii.erasure_ledger l where l.seq operator(pg_catalog.=) (e.exported_seq operator(pg_catalog.+) 1)),
+         e.target, e.last_error, e.last_error_at,
+         (select pg_catalog.count(*) from pii_internal.erasure_ledger_pending p)
+  from pii_internal.chain_heads h, pii_internal.ledger_export e
+  where h.chain operator(pg_catalog.=) 'erasure_ledger'
+$$;
+comment on function pii.ledger_status() is
+$$Is the ledger safe outside the database? Entries so far, entries the external copy holds, how many are not copied
+yet and since when, the copy's last error, and erasures that never reached the ledger (unledgered > 0 is a defect).
+Example: select * from pii.ledger_status();$$;
+
+-- The external copy's JSON entries as ledger rows, validated; NULL-free errors name the
+-- entry by position, never by content.
+create or replace function pii_internal.parse_ledger_entries(entries jsonb) returns pii.erasure_ledger[]
+language plpgsql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  bad bigint;
+  parsed pii.erasure_ledger[];
+begin
+  if entries is null or pg_catalog.jsonb_typeof(entries) operator(pg_catalog.<>) 'array' then
+    raise exception 'entries must be a JSON array of ledger entries' using errcode = '22023';
+  end if;
+  select pg_catalog.min(x.i) into bad
+  from pg_catalog.jsonb_array_elements(entries) with ordinality as x (e, i)
+  where pg_catalog.jsonb_typeof(x.e) is distinct from 'object'
+     or not coalesce((x.e operator(pg_catalog.->>) 'seq') operator(pg_catalog.~) '^[1-9][0-9]{0,17}$', false)
+     or not coalesce((x.e operator(pg_catalog.->>) 'subject_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$', false)
+     or not coalesce((x.e operator(pg_catalog.->>) 'entry_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$', false)
+     or not coalesce((x.e operator(pg_catalog.->>) 'prev_hash') operator(pg_catalog.~) '^[0-9a-f]{64}$',
+                     pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'prev_hash') operator(pg_catalog.=) 'null')
+     or not coalesce((x.e operator(pg_catalog.->>) 'mode') in ('erase', 'delete', 'return'), false)
+     or not coalesce((x.e operator(pg_catalog.->>) 'erased_at') operator(pg_catalog.~) '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$', false)
+     or not coalesce((x.e operator(pg_catalog.->>) 'secret_id') operator(pg_catalog.~) '^[0-9a-f]{16}$', false)
+     or not coalesce((x.e operator(pg_catalog.->>) 'request_id') operator(pg_catalog.~) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+                     pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'request_id') operator(pg_catalog.=) 'null')
+     or pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'scoped') is distinct from 'boolean'
+     or not coalesce(pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'identifier_hashes') in ('null', 'array'), false);
+  if bad is not null then
+    raise exception 'ledger entry #% is malformed', bad using errcode = '22023',
+      hint = 'Entries are the JSON lines lethe worker --ledger-dir writes, unchanged.';
+  end if;
+  select pg_catalog.array_agg(row(
+           (x.e operator(pg_catalog.->>) 'seq')::bigint, pg_catalog.decode(x.e operator(pg_catalog.->>) 'subject_hash', 'hex'),
+           (select pg_catalog.array_agg(pg_catalog.decode(i, 'hex'))
+            from pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(x.e operator(pg_catalog.->) 'identifier_hashes') operator(pg_catalog.=) 'array'
+                                                           then x.e operator(pg_catalog.->) 'identifier_hashes' end) i),
+           x.e operator(pg_catalog.->>) 'kind', (x.e operator(pg_catalog.->>) 'scoped')::boolean, x.e operator(pg_catalog.->>) 'mode',
+           (x.e operator(pg_catalog.->>) 'request_id')::uuid, (x.e operator(pg_catalog.->>) 'erased_at')::timestamptz,
+           x.e operator(pg_catalog.->>) 'secret_id', pg_catalog.decode(x.e operator(pg_catalog.->>) 'prev_hash', 'hex'),
+           pg_catalog.decode(x.e operator(pg_catalog.->>) 'entry_hash', 'hex'))::pii.erasure_ledger
+         order by (x.e operator(pg_catalog.->>) 'seq')::bigint)
+    into parsed
+  from pg_catalog.jsonb_array_elements(entries) as x (e);
+  select pg_catalog.min(d.seq) into bad
+  from (select p.seq from pg_catalog.unnest(parsed) p group by p.seq having pg_catalog.count(*) operator(pg_catalog.>) 1) d;
+  if bad is not null then
+    raise exception 'ledger entry seq % appears more than once', bad using errcode = '22023';
+  end if;
+  return coalesce(parsed, '{}');
+end
+$$;
+comment on function pii_internal.parse_ledger_entries(jsonb) is 'Internal. Validates the external ledger''s JSON entries and returns them as ledger rows ordered by seq.';
+
+-- Copies ledger entries the database lacks (a restore from before they were written) back
+-- in, checking that they continue its chain. Returns (restored, conflicts): conflicts are
+-- entries whose seq the database holds with another hash (then nothing is copied).
+create or replace function pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], out restored bigint, out conflicts bigint)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  head pii_internal.chain_heads;
+  sec pii.secret;
+  sid text := pii.secret_id();
+  bad bigint;
+begin
+  restored := 0;
+  select * into sec from pii.secret;
+  select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
+  select pg_catalog.count(*) into conflicts
+  from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
+  where l.entry_hash operator(pg_catalog.<>) e.entry_hash;
+  if conflicts operator(pg_catalog.>) 0 then
+    return;
+  end if;
+  -- Entries made under another secret are linked, not re-hashed.
+  execute pg_catalog.format(
+    $q$select pg_catalog.min(o.seq)
+       from (select e.*, pg_catalog.lag(e.seq, 1, $5) over w as prev_seq, pg_catalog.lag(e.entry_hash, 1, $6) over w as prev_entry_hash
+             from pg_catalog.unnest($1::pii.erasure_ledger[]) e where e.seq operator(pg_catalog.>) $5 window w as (order by e.seq)) o
+       where o.seq operator(pg_catalog.<>) (o.prev_seq operator(pg_catalog.+) 1)
+          or o.prev_hash is distinct from o.prev_entry_hash
+          or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
+    pii_internal.chain_hash_sql('erasure_ledger',
+      'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
+    into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
+  if bad is not null then
+    raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
+      hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
+  end if;
+  insert into pii.erasure_ledger select e.* from pg_catalog.unnest(parsed) e where e.seq operator(pg_catalog.>) head.seq;
+  get diagnostics restored = row_count;
+  update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+  from (select e.seq, e.entry_hash from pg_catalog.unnest(parsed) e order by e.seq desc limit 1) l
+  where h.chain operator(pg_catalog.=) 'erasure_ledger' and l.seq operator(pg_catalog.>) h.seq;
+  -- They came from the external copy, so the copy holds them.
+  update pii_internal.ledger_export x set exported_seq = h.seq from pii_internal.chain_heads h
+  where h.chain operator(pg_catalog.=) 'erasure_ledger' and x.exported_seq operator(pg_catalog.<) h.seq and restored operator(pg_catalog.>) 0;
+end
+$$;
+comment on function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) is 'Internal. Appends external ledger entries the database lacks, after checking they continue its chain.';
+
+create or replace function pii.restore_check(entries jsonb)
+returns table (ledger_entries bigint, ledger_restored bigint, ledger_conflicts bigint, subjects bigint, replayed bigint,
+               already_erased bigint, in_progress bigint, returned bigint, not_present bigint, indeterminate bigint,
+               tombstones_written bigint, request_ids uuid[])
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  sid text := pii.secret_id();
+  parsed pii.erasure_ledger[];
+  ledger record;
+  hashes bytea[];
+  modes text[];
+  times timestamptz[];
+  states text[];
+  found_hashes bytea[];
+  found_keys text[];
+  found_scopes text[];
+  rids uuid[] := '{}';
+  r record;
+begin
+  select * into subj from pii.subject_table;
+  if subj.relid is null then
+    raise exception 'no subject table is registered yet' using errcode = '55000';
+  end if;
+  select * into sec from pii.secret;
+  parsed := pii_internal.parse_ledger_entries(entries);
+
+  -- 1. The ledger itself continues where the external copy ends.
+  ledger := pii_internal.restore_ledger_entries(parsed);
+
+  -- 2. Each subject's last word under this database's secret: erasures after its last
+  --    'return' count, delete winning over erase.
+  select pg_catalog.array_agg(s.h), pg_catalog.array_agg(s.m), pg_catalog.array_agg(s.t)
+    into hashes, modes, times
+  from (select e.subject_hash as h,
+               case when pg_catalog.bool_or(e.mode operator(pg_catalog.=) 'delete') filter (where e.seq operator(pg_catalog.>) e.returned_seq) then 'delete'
+                    when pg_catalog.bool_or(e.mode operator(pg_catalog.=) 'erase') filter (where e.seq operator(pg_catalog.>) e.returned_seq) then 'erase'
+                    else 'return' end as m,
+               pg_catalog.max(e.erased_at) filter (where e.mode operator(pg_catalog.<>) 'return') as t
+        from (select p.*, coalesce(pg_catalog.max(p.seq) filter (where p.mode operator(pg_catalog.=) 'return')
+                                     over (partition by p.subject_hash), 0) as returned_seq
+              from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.=) sid) e
+        group by e.subject_hash) s;
+  hashes := coalesce(hashes, '{}');
+
+  -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
+  execute pg_catalog.format(
+    $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
+       from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
+       join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
+    pii_internal.subject_hash_sql('t.s', 't.k'),
+    case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+    pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
+    into found_hashes, found_keys, found_scopes
+    using hashes, null::text, sec.inner_key, sec.outer_key;
+  found_hashes := coalesce(found_hashes, '{}');
+
+  -- What the database already reflects, per subject.
+  select pg_catalog.array_agg(case
+           when c.m operator(pg_catalog.=) 'return' then 'returned'
+           when tb.erased_at operator(pg_catalog.>=) c.t then 'already_erased'
+           when tb.erased_at is null and rq.id is not null then 'in_progress'
+           when f.h is not null then 'replayed'
+           else 'not_present' end order by c.i)
+    into states
+  from unnest(hashes, modes, times) with ordinality as c (h, m, t, i)
+  left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
+  left join pii.requests rq on rq.id operator(pg_catalog.=) tb.request_id and rq.status in ('queued', 'running')
+  left join pg_catalog.unnest(found_hashes) as f (h) on f.h operator(pg_catalog.=) c.h;
+
+  -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
+  --    who are back (their request marks them erased), erased as of the ledger for the rest.
+  insert into pii.tombstones as tb (subject_hash, erased_at)
+  select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
+  from unnest(hashes, times, states) as c (h, t, st)
+  where c.st in ('replayed', 'not_present')
+  on conflict (subject_hash) do update set erased_at = excluded.erased_at
+    where excluded.erased_at is not null and (tb.erased_at is null or tb.erased_at operator(pg_catalog.<) excluded.erased_at);
+  get diagnostics tombstones_written = row_count;
+
+  -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
+  for r in
+    select c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes
+    from unnest(hashes, modes, states) as c (h, m, st)
+    join unnest(found_hashes, found_keys, found_scopes) as f (h, k, s) on f.h operator(pg_catalog.=) c.h
+    where c.st operator(pg_catalog.=) 'replayed'
+    group by c.m order by c.m
+  loop
+    rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
+                                                            null, null, 'restore-check', r.mode, null);
+  end loop;
+
+  ledger_entries := pg_catalog.cardinality(parsed);
+  ledger_restored := ledger.restored;
+  ledger_conflicts := ledger.conflicts;
+  subjects := pg_catalog.cardinality(hashes);
+  select pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'replayed'), pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'already_erased'),
+         pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'in_progress'), pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'returned'),
+         pg_catalog.count(*) filter (where s operator(pg_catalog.=) 'not_present')
+    into replayed, already_erased, in_progress, returned, not_present
+  from pg_catalog.unnest(states) s;
+  select pg_catalog.count(distinct p.subject_hash) into indeterminate from pg_catalog.unnest(parsed) p where p.secret_id operator(pg_catalog.<>) sid;
+  request_ids := rids;
+  perform pii_internal.write_audit('restore_check', null, pg_catalog.jsonb_build_object(
+    'ledger_entries', ledger_entries, 'ledger_restored', ledger_restored, 'ledger_conflicts', ledger_conflicts, 'subjects', subjects,
+    'replayed', replayed, 'already_erased', already_erased, 'in_progress', in_progress, 'returned', returned,
+    'not_present', not_present, 'indeterminate', indeterminate, 'tombstones_written', tombstones_written, 'requests', rids));
+  return next;
+end
+$$;
+comment on function pii.restore_check(jsonb) is
+$$After restoring a backup: compares the external ledger (the JSON entries lethe worker --ledger-dir wrote) with this
+database. Copies back the ledger entries it lacks, re-creates missing tombstones first (guards refuse the subjects
+from then on), then files one erasure request per mode (source restore-check) for every subject that is back (its
+key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
+(allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
+Example: select * from pii.restore_check('[{"seq": 1, …}]'::jsonb);  -- usually: lethe restore-check --ledger DIR$$;
+
+-- Audit rows written before the chain existed are chained once, in id order. Here rather
+-- than in a versioned migration because it needs the chain functions above.
+do $do$
+begin
+  if not exists (select from pii_internal.chain_heads h where h.chain = 'audit') then
+    alter table pii.audit disable trigger audit_no_update_delete;
+    update pii.audit a set chain_seq = n.seq
+    from (select x.id, pg_catalog.row_number() over (order by x.id) as seq from pii.audit x) n
+    where a.id = n.id;
+    update pii.audit a set entry_hash = pii_internal.chain_hash('audit', pii_internal.audit_entry_content(a)), secret_id = pii.secret_id();
+    update pii.audit a set prev_hash = l.prev_hash
+    from (select x.id, pg_catalog.lag(x.entry_hash) over (order by x.chain_seq) as prev_hash from pii.audit x) l
+    where a.id = l.id;
+    alter table pii.audit enable always trigger audit_no_update_delete;
+
+    insert into pii_internal.chain_heads (chain, seq, last_hash)
+    select 'audit', coalesce(pg_catalog.max(a.chain_seq), 0),
+           (select x.entry_hash from pii.audit x order by x.chain_seq desc limit 1)
+    from pii.audit a;
+  end if;
+end
+$do$;
+
+comment on table pii_internal.chain_heads is 'Head of each hash chain (audit, erasure_ledger): last sequence number and entry hash. Locked by every append.';
+comment on table pii.erasure_ledger is 'Append-only, hash-chained record of every finished erasure (one entry per subject): keyed subject hash, mode, request, time, secret id. Copied outside the database by lethe worker --ledger-dir; replayed after a restore by lethe restore-check.';
+comment on table pii_internal.erasure_ledger_pending is 'Subjects erased by the current transaction, until its erase_subjects / erase_chunk audit row moves them into pii.erasure_ledger.';
+comment on table pii_internal.ledger_export is 'Progress of the external ledger copy (lethe worker --ledger-dir): last entry written, last failure.';
+revoke all on pii_internal.chain_heads, pii.erasure_ledger, pii_internal.erasure_ledger_pending, pii_internal.ledger_export from public;
+
+revoke execute on all functions in schema pii, pii_internal from public;
+grant execute on function pii.verify_audit_chain(), pii.ledger_status(), pii.secret_id() to pii_auditor, pii_operator;
+grant execute on function pii.ledger_entries_after(bigint, integer), pii.record_ledger_export(bigint, text, text) to pii_operator;
+grant execute on function pii.restore_check(jsonb) to pii_admin;
+grant select on pii.erasure_ledger to pii_auditor;

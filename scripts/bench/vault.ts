@@ -1,0 +1,163 @@
+// Item 8: the tokenized vault. (a) pii.tokenize_many of the customers' emails in one
+// statement (values/s; rolled back, then once committed for what follows); (b) detokenize
+// of 10,000 tokens against the lookup-only join on the same rows (the same unnest and
+// index probes, no decryption, no audit row), alternating; (c) the PII API's bulk lookup
+// (1,000 tokens a request) over real HTTP, p50/p95 and tokens/s; (d) what crypto-shredding
+// adds to the bulk erasure: pii.erase_subjects of the bulk subjects, every one with vault
+// entries, with the shredding triggers and without them (disabled inside the rolled-back
+// transaction), alternating.
+import type pg from 'pg';
+import { createDb, createPool } from '../../src/sql/db.js';
+import { createApiKey } from '../../src/sql/createApiKey.js';
+import { buildPiiApi } from '../../src/piiApi/server.js';
+import { median, quantile, roundOrder, timed } from './stats.js';
+
+export interface VaultResult {
+  tokenized: number;
+  tokenizeSeconds: number[];
+  tokenizeMedian: number;
+  detokenizeTokens: number;
+  detokenize: number[];
+  lookupFloor: number[];
+  detokenizeMedian: number;
+  lookupFloorMedian: number;
+  http: { requests: number; tokensPerRequest: number; p50: number; p95: number; tokensPerSecond: number };
+  shredSubjects: number;
+  withShredding: number[];
+  withoutShredding: number[];
+  withShreddingMedian: number;
+  withoutShreddingMedian: number;
+}
+
+const TOKENIZE_SQL = `select count(*) from pii.tokenize_many(
+  array(select id::text from crm.customers where email is not null order by id limit $1),
+  array_fill('email'::text, array[least($1, (select count(*) from crm.customers where email is not null))::int]),
+  array(select email from crm.customers where email is not null order by id limit $1))`;
+
+export async function benchVault(
+  db: pg.Client,
+  url: string,
+  opts: { values: number; bulk: readonly string[]; pairs: number; httpRequests: number; log: (s: string) => void },
+): Promise<VaultResult> {
+  const { log } = opts;
+  const tokenizeSeconds: number[] = [];
+  for (let i = 0; i < opts.pairs; i++) {
+    await db.query('begin');
+    tokenizeSeconds.push((await timed(() => db.query(TOKENIZE_SQL, [opts.values]))).seconds);
+    await db.query('rollback');
+  }
+  const committed = await timed(() => db.query(TOKENIZE_SQL, [opts.values]));
+  tokenizeSeconds.push(committed.seconds);
+  const tokenized = Number(committed.value.rows[0].count);
+  // The bulk subjects' phones too, so that every subject the erasure shreds has entries.
+  await db.query(
+    `select count(*) from pii.tokenize_many($1::text[], array_fill('phone'::text, array[cardinality($1::text[])]),
+            array(select coalesce(c.phone, '+0') from unnest($1::text[]) with ordinality u (k, i) join crm.customers c on c.id = u.k::bigint order by u.i))`,
+    [opts.bulk],
+  );
+  await db.query('analyze pii_internal.vault_entries, pii_internal.vault_keys');
+  log(`  tokenize_many: ${tokenized} values, median ${median(tokenizeSeconds).toFixed(2)} s`);
+
+  const sample = (
+    await db.query<{ token: string }>(`select token from pii_internal.vault_entries order by md5(token) limit 10000`)
+  ).rows.map((r) => r.token);
+  const detokenize: number[] = [];
+  const lookupFloor: number[] = [];
+  const sides = {
+    lethe: () => db.query(`select count(value) from pii.detokenize($1::text[], 'bench')`, [sample]),
+    floor: () =>
+      db.query(
+        `select count(x.ciphertext) from (
+           select e.kind, e.ciphertext from unnest($1::text[]) with ordinality u (t, i)
+           left join pii_internal.vault_entries e on e.token = u.t
+           left join pii_internal.vault_keys k on k.subject_hash = e.subject_hash order by u.i) x`,
+        [sample],
+      ),
+  };
+  await sides.lethe();
+  await sides.floor();
+  for (let r = 0; r < Math.max(opts.pairs, 5); r++) {
+    for (const side of roundOrder(['lethe', 'floor'] as const, r)) {
+      const { seconds } = await timed(sides[side]);
+      (side === 'lethe' ? detokenize : lookupFloor).push(seconds);
+    }
+  }
+  log(`  detokenize 10k: ${median(detokenize) * 1000} ms vs floor ${median(lookupFloor) * 1000} ms`);
+
+  const http = await benchHttp(db, url, sample, opts.httpRequests);
+  log(`  HTTP bulk lookup: p50 ${(http.p50 * 1000).toFixed(1)} ms, p95 ${(http.p95 * 1000).toFixed(1)} ms`);
+
+  const withShredding: number[] = [];
+  const withoutShredding: number[] = [];
+  for (let r = 0; r < opts.pairs; r++) {
+    for (const shred of roundOrder([true, false], r)) {
+      await db.query('begin');
+      if (!shred) {
+        await db.query(`alter table pii.tombstones disable trigger vault_shred_on_erase_insert,
+                        disable trigger vault_shred_on_erase_update`);
+      }
+      const { seconds } = await timed(() =>
+        db.query('select count(*) from pii.erase_subjects($1::text[])', [opts.bulk]),
+      );
+      await db.query('rollback');
+      (shred ? withShredding : withoutShredding).push(seconds);
+    }
+  }
+  log(
+    `  erasure with shredding ${median(withShredding).toFixed(2)} s, without ${median(withoutShredding).toFixed(2)} s`,
+  );
+  return {
+    tokenized,
+    tokenizeSeconds,
+    tokenizeMedian: median(tokenizeSeconds),
+    detokenizeTokens: sample.length,
+    detokenize,
+    lookupFloor,
+    detokenizeMedian: median(detokenize),
+    lookupFloorMedian: median(lookupFloor),
+    http,
+    shredSubjects: opts.bulk.length,
+    withShredding,
+    withoutShredding,
+    withShreddingMedian: median(withShredding),
+    withoutShreddingMedian: median(withoutShredding),
+  };
+}
+
+async function benchHttp(db: pg.Client, url: string, tokens: string[], requests: number): Promise<VaultResult['http']> {
+  const pool = createPool({ connectionString: url, application_name: 'lethe-bench-pii-api', max: 4 });
+  const app = buildPiiApi({ db: createDb(pool), accessLog: () => {} });
+  const key = await createApiKey(createDb(pool), `bench-${Date.now()}`);
+  try {
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    const perRequest = 1000;
+    const latencies: number[] = [];
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < requests; i++) {
+      const offset = (i * perRequest) % Math.max(1, tokens.length - perRequest);
+      const body = JSON.stringify({ tokens: tokens.slice(offset, offset + perRequest), purpose: 'bench' });
+      const { seconds } = await timed(async () => {
+        const res = await fetch(`${base}/v1/pii/lookup`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+          body,
+        });
+        if (res.status !== 200) throw new Error(`PII API answered ${res.status}`);
+        await res.arrayBuffer();
+      });
+      latencies.push(seconds);
+    }
+    const total = Number(process.hrtime.bigint() - started) / 1e9;
+    return {
+      requests,
+      tokensPerRequest: perRequest,
+      p50: quantile(latencies, 0.5),
+      p95: quantile(latencies, 0.95),
+      tokensPerSecond: (requests * perRequest) / total,
+    };
+  } finally {
+    await app.close();
+    await db.query('select pii.revoke_api_key($1)', [key.id]);
+    await pool.end();
+  }
+}

@@ -1,0 +1,110 @@
+// lethe pii-api --listen 127.0.0.1:PORT: the PII API for sending platforms, until
+// SIGTERM/SIGINT. lethe pii-api keys create|list|revoke manage its keys (as pii_admin).
+// The server's own database role needs pii_dispatcher only.
+import type { Command } from 'commander';
+import { createDb, createPool } from '../sql/db.js';
+import type { ApiKeyScope } from '../sql/apiKeys.js';
+import { createApiKey } from '../sql/createApiKey.js';
+import { listApiKeys } from '../sql/listApiKeys.js';
+import { revokeApiKey } from '../sql/revokeApiKey.js';
+import { action, databaseUrl, EXIT, globals, info, UsageError, withLethe } from './context.js';
+import { keyValues, print, printJson, table } from './output.js';
+
+function listenAddress(value: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new UsageError(`--listen expects host:port (e.g. 127.0.0.1:8080), got "${value}"`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+export function addPiiApiCommand(program: Command): void {
+  const piiApi = program
+    .command('pii-api')
+    .description('serve the PII API (GET /v1/pii/:token, POST /v1/pii/lookup, POST /oauth/token) until SIGTERM/SIGINT')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
+    .option('--token-ttl <seconds>', 'lifetime of OAuth access tokens', '3600')
+    .action(
+      action(async (opts: { listen: string; tokenTtl: string }, cmd: Command) => {
+        const { host, port } = listenAddress(opts.listen);
+        const ttl = Number(opts.tokenTtl);
+        if (!Number.isInteger(ttl) || ttl < 60) throw new UsageError('--token-ttl must be an integer of at least 60');
+        const { buildPiiApi } = await import('../piiApi/server.js');
+        const pool = createPool({ connectionString: databaseUrl(cmd), application_name: 'lethe-pii-api', max: 8 });
+        const app = buildPiiApi({
+          db: createDb(pool),
+          accessLog: (line) => process.stdout.write(`${line}\n`),
+          accessTokenTtl: ttl,
+        });
+        const address = await app.listen({ host, port });
+        info(`[lethe pii-api] listening on ${address} (pid ${process.pid})`);
+        await new Promise<void>((resolve) => {
+          const stop = (signal: NodeJS.Signals) => {
+            info(`[lethe pii-api] ${signal}: stopping`);
+            resolve();
+          };
+          process.once('SIGTERM', stop);
+          process.once('SIGINT', stop);
+        });
+        await app.close();
+        await pool.end();
+        return EXIT.ok;
+      }),
+    );
+
+  const keys = piiApi.command('keys').description('PII API keys (stored hashed; a new key is printed once)');
+  keys
+    .command('create')
+    .description('create a key; it carries the dispatcher right unless --scope ping')
+    .argument('<name>', 'a name for the key (e.g. moengage-prod)')
+    .option('--scope <scope>', 'dispatcher (look values up) or ping (authenticate only)', 'dispatcher')
+    .action(
+      action(async (name: string, opts: { scope: string }, cmd: Command) => {
+        if (opts.scope !== 'dispatcher' && opts.scope !== 'ping')
+          throw new UsageError(`--scope must be dispatcher or ping, got "${opts.scope}"`);
+        return withLethe(cmd, async (lethe) => {
+          const k = await createApiKey(lethe.db, name, opts.scope as ApiKeyScope);
+          if (globals(cmd).json) printJson(k);
+          else {
+            print(
+              keyValues([
+                ['id', k.id],
+                ['name', k.name],
+                ['scope', k.scope],
+                ['key', k.key],
+              ]),
+            );
+            info('Store the key now: it is not kept and cannot be shown again.');
+          }
+          return EXIT.ok;
+        });
+      }),
+    );
+  keys
+    .command('list')
+    .description('list keys (never the keys themselves)')
+    .action(
+      action(async (_opts: unknown, cmd: Command) =>
+        withLethe(cmd, async (lethe) => {
+          const rows = await listApiKeys(lethe.db);
+          if (globals(cmd).json) printJson(rows);
+          else print(table(rows, ['id', 'name', 'scope', 'createdBy', 'createdAt', 'revokedAt']));
+          return EXIT.ok;
+        }),
+      ),
+    );
+  keys
+    .command('revoke')
+    .description('revoke a key by name or id; the running server refuses it from its next request')
+    .argument('<name-or-id>')
+    .action(
+      action(async (nameOrId: string, _opts: unknown, cmd: Command) =>
+        withLethe(cmd, async (lethe) => {
+          const n = await revokeApiKey(lethe.db, nameOrId);
+          if (globals(cmd).json) printJson({ revoked: n });
+          else print(`revoked ${n} key(s)\n`);
+          return EXIT.ok;
+        }),
+      ),
+    );
+  for (const c of [keys, ...keys.commands]) c.exitOverride();
+}
