@@ -1035,7 +1035,8 @@ function pii.lint() owner <owner>
       select 'error', pii_internal.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE, DELETE or TRIGGER on this table',
              pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(t.relid), current_user)
       from live t
-      where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
+      where not (pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT') and pg_catalog.has_table_privilege(current_user, t.relid, 'UPDATE')
+                 and pg_catalog.has_table_privilege(current_user, t.relid, 'DELETE') and pg_catalog.has_table_privilege(current_user, t.relid, 'TRIGGER'))
       union all
       select 'error', pii_internal.qualified_name(t.relid), null,
              'Lethe''s owner role is not a member of the table''s owner: erasure and guards cannot run with the owner''s rights',
@@ -1043,7 +1044,9 @@ function pii.lint() owner <owner>
       from live t join pg_catalog.pg_class c on c.oid = t.relid
       where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
       union all
-      select 'error', g.table_name, null, g.problem, g.hint from pii_internal.guard_problems() g
+      -- A missing event trigger is how installs without a superuser are: a warning with the manual step.
+      select case when g.table_name is null then 'warning' else 'error' end, g.table_name, null, g.problem, g.hint
+      from pii_internal.guard_problems() g
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -4173,7 +4176,8 @@ function pii_internal.lint_guards() owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+      select case when g.table_name is null then 'warning' else 'error' end, coalesce(g.table_name, 'event triggers'), g.problem, g.hint
+      from pii_internal.guard_problems() g
     $function$
   comment 'Internal. security_lint step: missing or disabled re-ingestion guards.'
 

@@ -16,6 +16,7 @@ const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
 const suffix = randomBytes(3).toString('hex');
 const installer = `lethe_doctor_installer_${suffix}`;
 const outsider = `lethe_doctor_outsider_${suffix}`;
+const tableOwner = `lethe_doctor_app_owner_${suffix}`;
 const password = randomBytes(12).toString('hex');
 const scratch: string[] = [];
 let db: TestDatabase;
@@ -44,12 +45,14 @@ beforeAll(async () => {
   await loadFixture(db, 'crm.sql', 'crm_register.sql');
   await db.query(`create role ${installer} login nosuperuser password '${password}'`);
   await db.query(`create role ${outsider} login nosuperuser password '${password}'`);
+  await db.query(`create role ${tableOwner} nologin`);
 });
 afterAll(async () => {
   for (const name of scratch) await runSql(inject('adminUrl'), `drop database if exists ${name} with (force)`);
   await db?.query(`drop owned by ${installer}, ${outsider}`).catch(() => undefined);
   await db?.query(`drop role if exists ${installer}`).catch(() => undefined);
   await db?.query(`drop role if exists ${outsider}`).catch(() => undefined);
+  await db?.query(`drop role if exists ${tableOwner}`).catch(() => undefined);
   await db?.drop();
 });
 
@@ -66,7 +69,7 @@ describe('lethe doctor', () => {
       ).toEqual(['ok']);
     }
     expect(byCheck(checks, 'install')[0].detail).toMatch(/^lethe 0\.1\.0: \d+ migrations and \d+ code files applied$/);
-    expect(byCheck(checks, 'privileges')[0].detail).toMatch(/on all 6 registered table\(s\)/);
+    expect(byCheck(checks, 'privileges')[0].detail).toMatch(/can act for the owners of all 6 registered table\(s\)/);
     expect(checks.some((c) => c.status === 'fail')).toBe(false);
   });
 
@@ -113,13 +116,14 @@ describe('lethe doctor', () => {
       await db.query(`grant pii_operator, pii_auditor to ${installer} with admin option`);
       const m = await lethe(['migrate', '--database-url', installerUrl]);
       expect(m.code, m.stderr).toBe(0);
-      // An application table the installer does not own, registered while it had every privilege.
+      // An application table owned by another role, whose rights Lethe's owner may use (a member).
       await runSql(
         adminUrl,
         `create schema app;
          create table app.customers (id int primary key, email text);
-         grant usage on schema app to ${installer};
-         grant select, update, delete, trigger on app.customers to ${installer};`,
+         alter table app.customers owner to ${tableOwner};
+         grant usage on schema app to ${tableOwner}, ${installer};
+         grant ${tableOwner} to ${installer};`,
       );
       await runSql(
         installerUrl,
@@ -142,20 +146,34 @@ describe('lethe doctor', () => {
       expect(byCheck(checks, 'privileges')).toEqual([expect.objectContaining({ status: 'ok' })]);
     });
 
-    it('fails when Lethe’s owner role lost UPDATE on a registered table, with the GRANT to run', async () => {
-      await runSql(adminUrl, `revoke update on app.customers from ${installer}`);
+    it('fails when a table owner lost UPDATE on its registered table, with the GRANT to run', async () => {
+      await runSql(adminUrl, `revoke update on app.customers from ${tableOwner}`);
       const { code, checks } = await doctor(installerUrl);
       expect(code).toBe(1);
       expect(byCheck(checks, 'privileges')).toEqual([
         {
           check: 'privileges',
           status: 'fail',
-          detail: `${installer} (owner of schema pii) lacks privileges on 1 registered table(s): app.customers (update)`,
-          fix: `grant update on app.customers to ${installer};`,
+          detail: `missing on 1 registered table(s): app.customers lacks update (app.customers)`,
+          fix: `grant update on app.customers to ${tableOwner};`,
         },
       ]);
 
-      await runSql(adminUrl, `grant update on app.customers to ${installer}`);
+      await runSql(adminUrl, `grant update on app.customers to ${tableOwner}`);
+      expect((await doctor(installerUrl)).code).toBe(0);
+    });
+
+    it('fails when Lethe’s owner role may not act for a table’s owner, with the GRANT to run', async () => {
+      await runSql(adminUrl, `revoke ${tableOwner} from ${installer}`);
+      const { code, checks } = await doctor(installerUrl);
+      expect(code).toBe(1);
+      expect(byCheck(checks, 'privileges')).toEqual([
+        expect.objectContaining({
+          status: 'fail',
+          fix: expect.stringContaining(`grant ${tableOwner} to ${installer};`),
+        }),
+      ]);
+      await runSql(adminUrl, `grant ${tableOwner} to ${installer}`);
       expect((await doctor(installerUrl)).code).toBe(0);
     });
 

@@ -345,7 +345,8 @@ returns table (severity text, object text, problem text, hint text)
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select 'error', coalesce(g.table_name, 'event triggers'), g.problem, g.hint from pii_internal.guard_problems() g
+  select case when g.table_name is null then 'warning' else 'error' end, coalesce(g.table_name, 'event triggers'), g.problem, g.hint
+  from pii_internal.guard_problems() g
 $$;
 comment on function pii_internal.lint_guards() is 'Internal. security_lint step: missing or disabled re-ingestion guards.';
 

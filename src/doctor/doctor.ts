@@ -207,19 +207,24 @@ function packageVersion(): string {
 // registered table, SELECT (find the subject's rows), UPDATE (anonymize), DELETE (delete
 // tables) and TRIGGER (guards, unless off).
 async function tablePrivileges(client: pg.Client): Promise<DoctorCheck> {
+  // Lethe runs its statements on a table through the table owner's deputy (docs/security.md):
+  // its own owner must be a member of each table owner, and the table owner needs what the
+  // plan does (an owner can revoke its own privileges); the guards are Lethe's triggers.
   const { owner, ownerIdent } = await one<{ owner: string; ownerIdent: string }>(
     client,
     `select r.rolname as owner, quote_ident(r.rolname) as "ownerIdent"
      from pg_catalog.pg_namespace n join pg_catalog.pg_roles r on r.oid = n.nspowner where n.nspname = 'pii'`,
   );
-  let rows: { name: string; missing: string[] }[];
+  let rows: { name: string; tableOwner: string; member: boolean; missing: string[] }[];
   try {
     rows = (
-      await client.query<{ name: string; missing: string[] }>(
-        `select format('%I.%I', n.nspname, c.relname) as name, array_remove(array[
-                  case when not has_table_privilege($1, t.relid, 'SELECT') then 'select' end,
-                  case when t.on_erase = 'anonymize' and not has_table_privilege($1, t.relid, 'UPDATE') then 'update' end,
-                  case when t.on_erase = 'delete' and not has_table_privilege($1, t.relid, 'DELETE') then 'delete' end,
+      await client.query<{ name: string; tableOwner: string; member: boolean; missing: string[] }>(
+        `select format('%I.%I', n.nspname, c.relname) as name, quote_ident(c.relowner::regrole::text) as "tableOwner",
+                pg_has_role($1, c.relowner, 'MEMBER') as member,
+                array_remove(array[
+                  case when not has_table_privilege(c.relowner, t.relid, 'SELECT') then 'select' end,
+                  case when t.on_erase = 'anonymize' and not has_table_privilege(c.relowner, t.relid, 'UPDATE') then 'update' end,
+                  case when t.on_erase = 'delete' and not has_table_privilege(c.relowner, t.relid, 'DELETE') then 'delete' end,
                   case when t.guard_mode <> 'off' and not has_table_privilege($1, t.relid, 'TRIGGER') then 'trigger' end
                 ], null) as missing
          from pii.tables t
@@ -232,20 +237,31 @@ async function tablePrivileges(client: pg.Client): Promise<DoctorCheck> {
   } catch (err) {
     return cannotRead('privileges', err);
   }
-  const lacking = rows.filter((r) => r.missing.length);
+  const lacking = rows.filter((r) => r.missing.length || !r.member);
   if (lacking.length === 0)
     return {
       check: 'privileges',
       status: 'ok',
-      detail: `${owner} (owner of schema pii) has what erasure needs on all ${rows.length} registered table(s)`,
+      detail: `${owner} (owner of schema pii) can act for the owners of all ${rows.length} registered table(s)`,
     };
   return {
     check: 'privileges',
     status: 'fail',
-    detail: `${owner} (owner of schema pii) lacks privileges on ${lacking.length} registered table(s): ${lacking
-      .map((r) => `${r.name} (${r.missing.join(', ')})`)
+    detail: `missing on ${lacking.length} registered table(s): ${lacking
+      .map(
+        (r) =>
+          [
+            ...(r.member ? [] : [`${owner} is not a member of its owner ${r.tableOwner}`]),
+            ...(r.missing.length ? [`${r.name} lacks ${r.missing.join(', ')}`] : []),
+          ].join(', ') + ` (${r.name})`,
+      )
       .join('; ')}`,
-    fix: lacking.map((r) => `grant ${r.missing.join(', ')} on ${r.name} to ${ownerIdent};`).join(' '),
+    fix: lacking
+      .flatMap((r) => [
+        ...(r.member ? [] : [`grant ${r.tableOwner} to ${ownerIdent};`]),
+        ...r.missing.map((m) => `grant ${m} on ${r.name} to ${m === 'trigger' ? ownerIdent : r.tableOwner};`),
+      ])
+      .join(' '),
   };
 }
 
