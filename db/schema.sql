@@ -20,6 +20,12 @@ schema pii owner <owner>
 sequence pii.audit_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
   owned by pii.audit.id
 
+sequence pii.notifications_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
+  owned by pii.notifications.id
+
+sequence pii.retention_runs_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
+  owned by pii.retention_runs.id
+
 -- tables
 
 table pii.audit owner <owner>
@@ -58,6 +64,23 @@ table pii.columns owner <owner>
   grant SELECT to pii_operator
   comment 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.'
 
+table pii.hold_notices owner <owner>
+  column hold_id uuid not null
+  column days_before integer not null
+  column sent_at timestamp with time zone not null default now()
+  constraint hold_notices_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES pii.legal_holds(id)
+  constraint hold_notices_pkey PRIMARY KEY (hold_id, days_before)
+  index CREATE UNIQUE INDEX hold_notices_pkey ON pii.hold_notices USING btree (hold_id, days_before)
+
+table pii.hold_subjects owner <owner>
+  column subject_hash bytea not null
+  column hold_id uuid not null
+  constraint hold_subjects_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES pii.legal_holds(id)
+  constraint hold_subjects_pkey PRIMARY KEY (subject_hash, hold_id)
+  index CREATE INDEX hold_subjects_hold_id_idx ON pii.hold_subjects USING btree (hold_id)
+  index CREATE UNIQUE INDEX hold_subjects_pkey ON pii.hold_subjects USING btree (subject_hash, hold_id)
+  comment 'The subjects of each hold, as keyed hashes.'
+
 table pii.import_rows owner <owner>
   column import_id uuid not null
   column row_number bigint not null
@@ -65,6 +88,22 @@ table pii.import_rows owner <owner>
   column scope text
   grant INSERT to pii_operator
   comment 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.'
+
+table pii.legal_holds owner <owner>
+  column id uuid not null default gen_random_uuid()
+  column reason text not null
+  column held_until date not null
+  column tables regclass[]
+  column kind text
+  column subjects integer not null
+  column placed_by name not null default SESSION_USER
+  column placed_at timestamp with time zone not null default now()
+  column released_by name
+  column released_at timestamp with time zone
+  column ended_at timestamp with time zone
+  constraint legal_holds_pkey PRIMARY KEY (id)
+  index CREATE UNIQUE INDEX legal_holds_pkey ON pii.legal_holds USING btree (id)
+  comment 'Legal holds (F29): reason, end date, held tables (NULL: all registered), who placed and released them.'
 
 table pii.lethe_migrations owner <owner>
   column version character varying not null
@@ -84,6 +123,22 @@ table pii.masked_views owner <owner>
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   comment 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending, with the grants to restore in saved_acl).'
+
+table pii.notifications owner <owner>
+  column id bigint not null generated always as identity
+  column at timestamp with time zone not null default clock_timestamp()
+  column kind text not null
+  column policy_name text
+  column hold_id uuid
+  column details jsonb not null default '{}'::jsonb
+  constraint notifications_kind_check CHECK ((kind = ANY (ARRAY['retention_blocked'::text, 'hold_expiring'::text, 'hold_expired'::text])))
+  constraint notifications_pkey PRIMARY KEY (id)
+  index CREATE INDEX notifications_at_idx ON pii.notifications USING btree (at)
+  index CREATE UNIQUE INDEX notifications_pkey ON pii.notifications USING btree (id)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Notifications for the privacy team (also sent as NOTIFY pii_notification): blocked retention runs, expiring and expired legal holds.'
 
 table pii.request_items owner <owner>
   column request_id uuid not null
@@ -147,6 +202,52 @@ table pii.requests owner <owner>
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
   comment 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.'
+
+table pii.retention_policy_versions owner <owner>
+  column policy_name text not null
+  column version integer not null
+  column subject_query text not null
+  column kind text
+  column key_type regtype not null
+  column max_subjects integer not null
+  column mode text not null
+  column schedule text not null
+  column enabled boolean not null
+  column defined_by name not null default SESSION_USER
+  column defined_at timestamp with time zone not null default now()
+  column approved_by name
+  column approved_at timestamp with time zone
+  constraint retention_policy_versions_max_subjects_check CHECK ((max_subjects >= 1))
+  constraint retention_policy_versions_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
+  constraint retention_policy_versions_pkey PRIMARY KEY (policy_name, version)
+  constraint retention_policy_versions_policy_name_check CHECK ((policy_name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'::text))
+  constraint retention_policy_versions_schedule_check CHECK ((schedule = ANY (ARRAY['hourly'::text, 'daily'::text, 'weekly'::text, 'monthly'::text])))
+  constraint retention_policy_versions_version_check CHECK ((version >= 1))
+  index CREATE UNIQUE INDEX retention_policy_versions_pkey ON pii.retention_policy_versions USING btree (policy_name, version)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Retention policies, one row per version; the highest version is the policy. Enforcement runs only an approved current version.'
+
+table pii.retention_runs owner <owner>
+  column id bigint not null generated always as identity
+  column policy_name text not null
+  column version integer not null
+  column period_start timestamp with time zone not null
+  column at timestamp with time zone not null default clock_timestamp()
+  column run_by name not null default SESSION_USER
+  column candidates bigint
+  column held bigint
+  column outcome text not null
+  column request_id uuid
+  constraint retention_runs_outcome_check CHECK ((outcome = ANY (ARRAY['requested'::text, 'already_requested'::text, 'nothing_to_erase'::text, 'blocked'::text, 'unapproved'::text])))
+  constraint retention_runs_pkey PRIMARY KEY (id)
+  index CREATE INDEX retention_runs_policy_period_idx ON pii.retention_runs USING btree (policy_name, period_start)
+  index CREATE UNIQUE INDEX retention_runs_pkey ON pii.retention_runs USING btree (id)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Every retention enforcement run: version, candidates, held subjects left out, outcome, request filed.'
 
 table pii.secret owner <owner>
   column singleton boolean not null default true
@@ -237,6 +338,33 @@ table pii.tombstones owner <owner>
 
 -- views
 
+view pii.holds owner <owner> with (security_barrier=true) as
+     SELECT id AS hold_id,
+        reason,
+        held_until,
+            CASE
+                WHEN released_at IS NOT NULL THEN 'released'::text
+                WHEN held_until < CURRENT_DATE THEN 'expired'::text
+                ELSE 'active'::text
+            END AS status,
+        held_until - CURRENT_DATE AS days_left,
+        ( SELECT array_agg(pii.qualified_name(t.x) ORDER BY 1::integer) AS array_agg
+               FROM unnest(h.tables) t(x)) AS tables,
+        kind,
+        subjects,
+        ( SELECT array_agg(encode(hs.subject_hash, 'hex'::text) ORDER BY hs.subject_hash) AS array_agg
+               FROM pii.hold_subjects hs
+              WHERE hs.hold_id = h.id) AS subject_hashes,
+        placed_by,
+        placed_at,
+        released_by,
+        released_at,
+        ended_at
+       FROM pii.legal_holds h;
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  comment 'Legal holds with their status (active, released, expired), days left, held tables (NULL: all) and subjects as keyed hashes only.'
+
 view pii.overdue_requests owner <owner> with (security_barrier=true) as
      SELECT id AS request_id,
         status,
@@ -293,7 +421,73 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
   grant SELECT to pii_operator
   comment 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.'
 
+view pii.retention_history owner <owner> with (security_barrier=true) as
+     SELECT r.id,
+        r.at,
+        r.policy_name,
+        r.version,
+        r.period_start,
+        r.run_by,
+        r.candidates,
+        r.held,
+        r.outcome,
+        r.request_id,
+        v.max_subjects
+       FROM pii.retention_runs r
+         LEFT JOIN pii.retention_policy_versions v ON v.policy_name = r.policy_name AND v.version = r.version;
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Every retention run: when, by whom, version, candidates, held subjects left out, outcome (requested, already_requested, nothing_to_erase, blocked, unapproved) and the request filed.'
+
+view pii.retention_policies owner <owner> with (security_barrier=true) as
+     SELECT policy_name,
+        version,
+        subject_query,
+        kind,
+        key_type::text AS key_type,
+        max_subjects,
+        mode,
+        schedule,
+        enabled,
+        approved_at IS NOT NULL AS approved,
+        defined_by,
+        defined_at,
+        approved_by,
+        approved_at,
+        ( SELECT r.at
+               FROM pii.retention_runs r
+              WHERE r.policy_name = v.policy_name
+              ORDER BY r.at DESC
+             LIMIT 1) AS last_run_at,
+        ( SELECT r.outcome
+               FROM pii.retention_runs r
+              WHERE r.policy_name = v.policy_name
+              ORDER BY r.at DESC
+             LIMIT 1) AS last_outcome
+       FROM pii.retention_policy_versions v
+      WHERE version = (( SELECT max(x.version) AS max
+               FROM pii.retention_policy_versions x
+              WHERE x.policy_name = v.policy_name));
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Each retention policy''s current version: query, limit, mode, schedule, enabled, approval, last run.'
+
 -- functions
+
+function pii.active_hold_subjects(date) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.active_hold_subjects(on_date date DEFAULT NULL::date)
+     RETURNS TABLE(subject_hash bytea, hold_id uuid, held_until date, tables regclass[])
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select hs.subject_hash, h.id, h.held_until, h.tables
+      from pii.legal_holds h join pii.hold_subjects hs on hs.hold_id = h.id
+      where h.released_at is null and h.held_until >= coalesce(on_date, current_date)
+    $function$
+  comment 'Internal. Subjects under a hold that is neither released nor past its end date.'
 
 function pii.add_row_counts(jsonb,jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii.add_row_counts(a jsonb, b jsonb)
@@ -335,6 +529,17 @@ function pii.allow_return(text,text) owner <owner>
   comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
 Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return(''42'');'
 
+function pii.announce_notification(bigint,text,text,uuid,jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.announce_notification(id bigint, kind text, policy_name text, hold_id uuid, details jsonb)
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.pg_notify('pii_notification', (pg_catalog.jsonb_build_object(
+        'id', id, 'kind', kind, 'policy', policy_name, 'holdId', hold_id) operator(pg_catalog.||) details)::text)
+    $function$
+  comment 'Internal. NOTIFY pii_notification with a notification''s ids and counts.'
+
 function pii.announce_request(pii.requests) owner <owner>
     CREATE OR REPLACE FUNCTION pii.announce_request(req pii.requests)
      RETURNS void
@@ -368,6 +573,37 @@ by their mask strategy, unclassified columns hidden while pii.settings.privacy_b
 definition did not change are left alone. Registry changes and (with event triggers) DDL call it for you;
 call it after DDL on registered tables when Lethe was installed without superuser.
 Example: select * from pii.apply_masking();'
+
+function pii.approve_retention(text,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.approve_retention(name text, version integer)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+    begin
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      select * into cur from pii.retention_policy_versions x where x.policy_name = approve_retention.name order by x.version desc limit 1;
+      if cur.version is null then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      if version is distinct from cur.version then
+        raise exception 'retention policy "%" is at version %, not %: approve the current version', name, cur.version,
+          coalesce(version::text, 'NULL') using errcode = '55000', hint = 'Preview it first: select * from pii.preview_retention(...).';
+      end if;
+      if cur.approved_at is not null then
+        return;
+      end if;
+      update pii.retention_policy_versions x set approved_by = session_user, approved_at = pg_catalog.now()
+      where x.policy_name = cur.policy_name and x.version = cur.version;
+      perform pii.write_audit('approve_retention', null, pg_catalog.jsonb_build_object('policy', name, 'version', version));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Approves a retention policy''s current version (pii_admin only; audited). Enforcement refuses unapproved versions;
+any later change needs a new approval. Example: select pii.approve_retention(''inactive-3y'', 2);'
 
 function pii.audit_is_append_only() owner <owner>
     CREATE OR REPLACE FUNCTION pii.audit_is_append_only()
@@ -505,6 +741,28 @@ function pii.check_group_role(text) owner <owner>
     end
     $function$
   comment 'Internal. Raises 22023 unless the name is one of the five Lethe group roles.'
+
+function pii.check_kind(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.check_kind(kind text)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      known text;
+    begin
+      select c.relname into known from pii.subject_table s join pg_catalog.pg_class c on c.oid = s.relid;
+      if known is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000',
+          hint = 'Call pii.register_subject_table(...) first.';
+      end if;
+      if kind is not null and kind operator(pg_catalog.<>) known then
+        raise exception 'unknown subject kind "%": this install has one kind, "%"', kind, known using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.'
 
 function pii.check_mask_strategy(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.check_mask_strategy(tbl regclass, col smallint, strategy text)
@@ -768,6 +1026,25 @@ function pii.create_request(text[],text[],bigint[],text,text,text,timestamp with
     end
     $function$
   comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
+
+function pii.current_retention_version(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.current_retention_version(name text)
+     RETURNS pii.retention_policy_versions
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+    begin
+      select * into cur from pii.retention_policy_versions x where x.policy_name = name order by x.version desc limit 1;
+      if cur.version is null then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      return cur;
+    end
+    $function$
+  comment 'Internal. The current version of a policy; 42704 when there is none.'
 
 function pii.discover(integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
@@ -1124,6 +1401,48 @@ function pii.drop_masked_view(regclass) owner <owner>
     end
     $function$
   comment 'Internal. Drops a table''s masked view and its bookkeeping row.'
+
+function pii.enforce_retention(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.enforce_retention(name text DEFAULT NULL::text)
+     RETURNS TABLE(policy_name text, version integer, outcome text, candidates bigint, held bigint, request_id uuid)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      p record;
+      keys text[];
+      scps text[];
+    begin
+      if name is not null and not exists (select from pii.retention_policy_versions x where x.policy_name = enforce_retention.name) then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      for p in
+        select v.*, pii.retention_period_start(v.schedule, pg_catalog.now()) as period
+        from pii.retention_policies v
+        where (enforce_retention.name is null and v.enabled) or v.policy_name = enforce_retention.name
+        order by v.policy_name
+      loop
+        -- The scheduled run skips a policy whose period already has a run of this version;
+        -- a run by name always runs (after a blocked run, say).
+        continue when name is null and exists (
+          select from pii.retention_runs r
+          where r.policy_name = p.policy_name and r.period_start = p.period and (r.version = p.version or r.outcome = 'requested'));
+        keys := null;
+        scps := null;
+        if p.approved and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
+                                      and r.period_start = p.period and r.outcome = 'requested') then
+          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
+        end if;
+        return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
+      end loop;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Enforces one retention policy (by name) or every enabled one (NULL: what the worker''s schedule runs), with your own
+rights for the query: at most max_subjects candidates (held subjects left out) become one erasure request (source
+retention:<name>; one per policy and period); more is blocked: nothing is erased, a row goes to pii.notifications and
+NOTIFY pii_notification names the policy and count. Unapproved versions are refused. Every run is recorded
+(pii.retention_history). Example: select * from pii.enforce_retention(''inactive-3y'');'
 
 function pii.enqueue_request_job(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.enqueue_request_job(request_id uuid)
@@ -1661,6 +1980,55 @@ function pii.hmac_sql(text) owner <owner>
              || message_sql || ', ''UTF8'')))'
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.'
+
+function pii.hold_tick(date) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.hold_tick(on_date date DEFAULT NULL::date)
+     RETURNS TABLE(hold_id uuid, notice text, days_left integer)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      today date := coalesce(on_date, current_date);
+    begin
+      return query
+      with due as (
+        select h.id, h.held_until - today as days_left,
+               (select pg_catalog.min(d) from unnest(array[30, 7, 1]) as d where d >= h.held_until - today) as threshold
+        from pii.legal_holds h
+        where h.released_at is null and h.ended_at is null and h.held_until >= today and h.held_until - today <= 30
+      ), sent as (
+        insert into pii.hold_notices (hold_id, days_before)
+        select d.id, d.threshold from due d
+        where not exists (select from pii.hold_notices n where n.hold_id = d.id and n.days_before <= d.threshold)
+        returning hold_notices.hold_id, hold_notices.days_before
+      ), noted as (
+        insert into pii.notifications (kind, hold_id, details)
+        select 'hold_expiring', s.hold_id, pg_catalog.jsonb_build_object('days_left', d.days_left, 'notice', s.days_before || ' days')
+        from sent s join due d on d.id = s.hold_id
+        returning notifications.id, notifications.kind, notifications.hold_id, notifications.details
+      )
+      select n.hold_id, n.kind, (n.details ->> 'days_left')::integer
+      from noted n, lateral pii.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
+
+      return query
+      with ended as (
+        update pii.legal_holds h set ended_at = pg_catalog.now()
+        where h.ended_at is null and (h.released_at is not null or h.held_until < today)
+        returning h.id, h.subjects
+      ), noted as (
+        insert into pii.notifications (kind, hold_id, details)
+        select 'hold_expired', e.id, pg_catalog.jsonb_build_object('subjects', e.subjects) from ended e
+        returning notifications.id, notifications.kind, notifications.hold_id, notifications.details
+      )
+      select n.hold_id, n.kind, null::integer
+      from noted n, lateral pii.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Daily legal-hold job (graphile-worker task lethe_hold_tick): notifications 30, 7 and 1 days before a hold ends,
+and a hold_expired notification once a hold has ended. on_date replaces today (tests).
+Example: select * from pii.hold_tick();'
 
 function pii.holds_subject_key(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii.holds_subject_key(tbl regclass, col smallint)
@@ -2388,6 +2756,81 @@ function pii.matched_subjects(text[],text[]) owner <owner>
     $function$
   comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
 
+function pii.place_hold(text[],text,date,regclass[],text,text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.place_hold(subject_keys text[], reason text, until date, tables regclass[] DEFAULT NULL::regclass[], kind text DEFAULT NULL::text, scopes text[] DEFAULT NULL::text[])
+     RETURNS uuid
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      hold_id uuid;
+      hashes bytea[];
+      bad regclass;
+    begin
+      perform pii.check_kind(kind);
+      if reason is null or pg_catalog.btrim(reason) = '' then
+        raise exception 'a legal hold needs a reason' using errcode = '22023';
+      end if;
+      if until is null or until <= current_date then
+        raise exception 'until must be a date after today, not %', coalesce(until::text, 'NULL') using errcode = '22023';
+      end if;
+      if tables is not null then
+        if pg_catalog.cardinality(tables) = 0 then
+          raise exception 'tables must be NULL (every registered table) or name at least one table' using errcode = '22023';
+        end if;
+        select t.x into bad from unnest(tables) as t (x) where not exists (select from pii.tables r where r.relid = t.x) limit 1;
+        if bad is not null then
+          raise exception 'table % is not registered with Lethe: only registered tables can be held', bad using errcode = '22023';
+        end if;
+      end if;
+      select pg_catalog.array_agg(r.subject_hash) into hashes from pii.resolve_subjects(subject_keys, scopes) r;
+      if hashes is null then
+        raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
+      end if;
+
+      insert into pii.legal_holds (reason, held_until, tables, kind, subjects)
+      values (pg_catalog.btrim(reason), until, (select pg_catalog.array_agg(distinct t.x) from unnest(tables) as t (x)), kind,
+              pg_catalog.cardinality(hashes))
+      returning id into hold_id;
+      insert into pii.hold_subjects (subject_hash, hold_id) select h, hold_id from unnest(hashes) as u (h);
+      perform pii.write_audit('place_hold', null, pg_catalog.jsonb_build_object(
+        'hold_id', hold_id, 'subjects', pg_catalog.cardinality(hashes), 'until', until,
+        'tables', (select pg_catalog.array_agg(pii.qualified_name(t.x)) from unnest(tables) as t (x))));
+      return hold_id;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Places a legal hold (F29): until the given date, the subjects'' rows in the held tables (NULL: every registered
+table) are kept when the subjects are erased, minimised (their PII columns erased) instead of deleted; retention
+leaves held subjects out. Subjects are kept as keyed hashes. Keep names out of the reason.
+Example: select pii.place_hold(array[''42''], ''invoices: 10-year tax retention'', date ''2036-12-31'', array[''app.orders''::regclass]);'
+
+function pii.preview_retention(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.preview_retention(name text)
+     RETURNS TABLE(version integer, candidates bigint, held bigint, max_subjects integer, within_limit boolean, sample text[], rows_to_change jsonb)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+      q record;
+      p record;
+    begin
+      select * into cur from pii.retention_policy_versions x where x.policy_name = preview_retention.name order by x.version desc limit 1;
+      if cur.version is null then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      q := pii.subject_query_keys(cur.subject_query);
+      p := pii.retention_preview_step(name, cur.version, q.subject_keys, q.scopes);
+      return query select cur.version, p.candidates, p.held, cur.max_subjects, p.candidates <= cur.max_subjects, p.sample, p.rows_to_change;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'What enforcing a policy''s current version would do now, changing nothing (one audit row): candidates, held
+subjects left out, the limit, a sample of 20 subject hashes and the rows each table would change. Runs the query with
+your own rights. Example: select * from pii.preview_retention(''inactive-3y'');'
+
 function pii.process_request_chunk(uuid,integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.process_request_chunk(request_id uuid, chunk_size integer DEFAULT NULL::integer)
      RETURNS integer
@@ -2509,6 +2952,46 @@ function pii.qualified_name(regclass) owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Internal. schema.table, each part quoted as an identifier.'
+
+function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.query_erasure_step(subject_keys text[], scopes text[], max_subjects integer, request_key text, kind text, mode text, dry_run boolean)
+     RETURNS TABLE(request_id uuid, subjects bigint, rows_to_change jsonb)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r record;
+      n bigint;
+    begin
+      perform pii.check_kind(kind);
+      if max_subjects is null or max_subjects < 1 then
+        raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
+      end if;
+      if mode is null or mode not in ('erase', 'delete') then
+        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+      end if;
+      select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
+        into r
+      from pii.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
+      n := pg_catalog.cardinality(r.keys);
+      if n > max_subjects then
+        raise exception 'subject_query selects % subjects, more than max_subjects (%): nothing was requested', n, max_subjects
+          using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
+      end if;
+      if dry_run then
+        return query select null::uuid, n, pii.rows_to_change(r.keys, r.scps, mode);
+        return;
+      end if;
+      if n = 0 then
+        raise exception 'subject_query selects no subject: nothing to request' using errcode = '22023';
+      end if;
+      return query select pii.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
+                                             'query', mode, null), n, null::jsonb;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Internal step of pii.request_erasure_from_query (which runs the query with the caller''s rights).'
 
 function pii.record_identifier_residuals(uuid,text,text[],text[],bytea[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[], hashes bytea[], identifiers text[])
@@ -2813,6 +3296,31 @@ apply column strategies) or delete (remove the rows: behavioural history). In a 
 defaults to the subject table''s scope column name. Warns when subject_column has no index.
 Example: select pii.register_table(''crm.events'', ''customer_id'', ''delete'');'
 
+function pii.release_hold(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.release_hold(hold_id uuid)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      h pii.legal_holds;
+    begin
+      select * into h from pii.legal_holds x where x.id = release_hold.hold_id for update;
+      if h.id is null then
+        raise exception 'legal hold % does not exist', hold_id using errcode = '42704';
+      end if;
+      if h.released_at is not null then
+        raise exception 'legal hold % was already released at %', hold_id, h.released_at using errcode = '55000';
+      end if;
+      update pii.legal_holds x set released_at = pg_catalog.now(), released_by = session_user where x.id = h.id;
+      perform pii.write_audit('release_hold', null, pg_catalog.jsonb_build_object('hold_id', h.id, 'subjects', h.subjects));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Ends a legal hold now (audited): its subjects are no longer left out of retention, and the expiry job erases their
+held rows. Example: select pii.release_hold(''6f1c…''::uuid);'
+
 function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
      RETURNS uuid
@@ -2860,6 +3368,26 @@ function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time
   comment 'Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
 row; duplicates are counted) and removes the staged rows in the same transaction.
 Example: select pii.request_erasure_from_import(''2b1e…''::uuid, request_key => ''dpo-2026-11.csv'');'
+
+function pii.request_erasure_from_query(text,integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure_from_query(subject_query text, max_subjects integer, request_key text DEFAULT NULL::text, kind text DEFAULT NULL::text, mode text DEFAULT 'erase'::text, dry_run boolean DEFAULT false)
+     RETURNS TABLE(request_id uuid, subjects bigint, rows_to_change jsonb)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      q record;
+    begin
+      q := pii.subject_query_keys(subject_query);
+      return query select * from pii.query_erasure_step(q.subject_keys, q.scopes, max_subjects, request_key, kind, mode,
+                                                        coalesce(dry_run, false));
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Erases a segment or list (F22): the subjects a query selects (run read-only, with your own rights) become one
+request (source query), refused with 54000 when they are more than max_subjects. dry_run returns the count and the
+rows each table would change, and changes nothing. Example:
+select * from pii.request_erasure_from_query(''select m.customer_id from app.list_members m where m.list_id = 7'', 1000, dry_run => true);'
 
 function pii.request_items(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_items(request_id uuid)
@@ -3030,6 +3558,107 @@ function pii.resume_requests() owner <owner>
   grant EXECUTE to pii_operator
   comment 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();'
 
+function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retention_enforce_step(name text, policy_version integer, subject_keys text[], scopes text[])
+     RETURNS TABLE(policy_name text, version integer, outcome text, candidates bigint, held bigint, request_id uuid)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+      period timestamptz;
+      previous pii.retention_runs;
+      s record;
+      outcome_ text;
+      rid uuid;
+      note bigint;
+    begin
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      cur := pii.current_retention_version(name);
+      if cur.version is distinct from policy_version then
+        raise exception 'retention policy "%" changed during the run (now version %)', name, cur.version using errcode = '40001';
+      end if;
+      period := pii.retention_period_start(cur.schedule, pg_catalog.now());
+      select * into previous from pii.retention_runs r
+      where r.policy_name = name and r.period_start = period and r.outcome = 'requested' limit 1;
+
+      if cur.approved_at is null then
+        outcome_ := 'unapproved';
+      elsif previous.id is not null then
+        outcome_ := 'already_requested';
+        rid := previous.request_id;
+      elsif subject_keys is null then
+        raise exception 'retention policy "%": no candidate keys given', name using errcode = '22004';
+      else
+        s := pii.unheld_subjects(subject_keys, scopes);
+        held := s.held;
+        candidates := pg_catalog.cardinality(s.keys);
+        if candidates = 0 then
+          outcome_ := 'nothing_to_erase';
+        elsif candidates > cur.max_subjects then
+          outcome_ := 'blocked';
+          insert into pii.notifications (kind, policy_name, details)
+          values ('retention_blocked', name, pg_catalog.jsonb_build_object(
+            'version', cur.version, 'candidates', candidates, 'max_subjects', cur.max_subjects, 'period_start', period))
+          returning id into note;
+          perform pii.announce_notification(note, 'retention_blocked', name, null, pg_catalog.jsonb_build_object(
+            'version', cur.version, 'candidates', candidates, 'max_subjects', cur.max_subjects));
+        else
+          outcome_ := 'requested';
+          rid := pii.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
+                                    'retention:' || name || ':' || pg_catalog.to_char(period at time zone 'UTC', 'YYYY-MM-DD"T"HH24'),
+                                    'retention:' || name, cur.mode, null);
+        end if;
+      end if;
+      insert into pii.retention_runs (policy_name, version, period_start, candidates, held, outcome, request_id)
+      values (name, cur.version, period, candidates, held, outcome_, rid);
+      perform pii.write_audit('enforce_retention', rid, pg_catalog.jsonb_build_object(
+        'policy', name, 'version', cur.version, 'outcome', outcome_, 'candidates', candidates, 'held', held,
+        'max_subjects', cur.max_subjects));
+      return query select name, cur.version, outcome_, candidates, held, rid;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Internal step of pii.enforce_retention (which runs the query with the caller''s rights): limit, holds, request, run record, notification.'
+
+function pii.retention_period_start(text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retention_period_start(schedule text, at timestamp with time zone)
+     RETURNS timestamp with time zone
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.date_trunc(case schedule when 'hourly' then 'hour' when 'daily' then 'day'
+                                                 when 'weekly' then 'week' else 'month' end, at, 'UTC')
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Internal. Start of the retention period (hour, day, ISO week, month; UTC) containing a moment.'
+
+function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retention_preview_step(name text, policy_version integer, subject_keys text[], scopes text[], OUT candidates bigint, OUT held bigint, OUT sample text[], OUT rows_to_change jsonb)
+     RETURNS record
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions := pii.current_retention_version(name);
+      s record;
+    begin
+      s := pii.unheld_subjects(subject_keys, scopes);
+      candidates := pg_catalog.cardinality(s.keys);
+      held := s.held;
+      select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
+      from (select h from unnest(s.hashes) as u (h) limit 20) x;
+      rows_to_change := pii.rows_to_change(s.keys, s.key_scopes, cur.mode);
+      perform pii.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
+        'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Internal step of pii.preview_retention (which runs the query with the caller''s rights).'
+
 function pii.retry_request(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.retry_request(request_id uuid)
      RETURNS void
@@ -3134,6 +3763,35 @@ function pii.row_key_sql(regclass) owner <owner>
       where c.conrelid = tbl and c.contype = 'p'
     $function$
   comment 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.'
+
+function pii.rows_to_change(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.rows_to_change(subject_keys text[], scopes text[], mode text)
+     RETURNS jsonb
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      step record;
+      rows_sql record;
+      n bigint;
+      counts jsonb := '{}'::jsonb;
+    begin
+      select * into sec from pii.secret;
+      for step in select * from pii.erase_plan(mode) loop
+        rows_sql := pii.subject_rows_sql(step.relid);
+        execute pg_catalog.format('select pg_catalog.count(*) from %s as t%s where %s%s', pii.qualified_name(step.relid),
+                                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                  case when step.action = 'delete' then ''
+                                       else ' and not (' || pii.row_erased_sql(step.relid, 'anonymize') || ')' end)
+          into n using subject_keys, scopes, sec.inner_key, sec.outer_key;
+        counts := counts || pg_catalog.jsonb_build_object(step.table_name, n);
+      end loop;
+      return counts;
+    end
+    $function$
+  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
 
 function pii.security_lint() owner <owner>
     CREATE OR REPLACE FUNCTION pii.security_lint()
@@ -3280,6 +3938,74 @@ function pii.set_guard(regclass,text) owner <owner>
 scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
 skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard(''crm.customers'', ''reject'');'
 
+function pii.set_retention_policy(text,text,integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.set_retention_policy(name text, subject_query text, max_subjects integer, kind text DEFAULT NULL::text, mode text DEFAULT 'erase'::text, schedule text DEFAULT 'daily'::text, enabled boolean DEFAULT false)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      key_type regtype;
+    begin
+      perform pii.subject_query_keys(subject_query);
+      select a.atttypid::regtype into key_type
+      from pii.subject_table s join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum;
+      return pii.store_retention_version(name, subject_query, key_type, max_subjects, kind, mode, schedule, enabled);
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Defines or changes a retention policy (F16): subject_query selects the subjects to erase (the key column, plus the
+scope on scoped installs). It is validated now, read-only and with your own rights (it parses, returns the key''s
+type, does not write). Each change makes a new version, which pii_admin must approve (pii.approve_retention) before
+enforcement runs it; enabled puts it on the worker''s schedule (hourly, daily, weekly, monthly: one request per
+period). Returns the version. Example:
+select pii.set_retention_policy(''inactive-3y'', $q$select c.id from app.customers c where c.last_seen_at < now() - interval ''3 years''$q$, 5000);'
+
+function pii.store_retention_version(text,text,regtype,integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.store_retention_version(name text, subject_query text, key_type regtype, max_subjects integer, kind text, mode text, schedule text, enabled boolean)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+      v integer;
+    begin
+      perform pii.check_kind(kind);
+      if name is null or name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+        raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
+          using errcode = '22023';
+      end if;
+      if max_subjects is null or max_subjects < 1 then
+        raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
+      end if;
+      if mode is null or mode not in ('erase', 'delete') then
+        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+      end if;
+      if schedule is null or schedule not in ('hourly', 'daily', 'weekly', 'monthly') then
+        raise exception 'schedule must be hourly, daily, weekly or monthly, not "%"', schedule using errcode = '22023';
+      end if;
+      if enabled is null then
+        raise exception 'enabled must be true or false' using errcode = '22004';
+      end if;
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      select * into cur from pii.retention_policy_versions x where x.policy_name = name order by x.version desc limit 1;
+      if cur.version is not null and cur.subject_query = subject_query and cur.max_subjects = max_subjects
+         and cur.kind is not distinct from kind and cur.mode = mode and cur.schedule = schedule and cur.enabled = enabled then
+        return cur.version;
+      end if;
+      v := coalesce(cur.version, 0) + 1;
+      insert into pii.retention_policy_versions (policy_name, version, subject_query, kind, key_type, max_subjects, mode, schedule, enabled)
+      values (name, v, subject_query, kind, key_type, max_subjects, mode, schedule, enabled);
+      perform pii.write_audit('set_retention_policy', null, pg_catalog.jsonb_build_object(
+        'policy', name, 'version', v, 'max_subjects', max_subjects, 'mode', mode, 'schedule', schedule, 'enabled', enabled));
+      return v;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Internal step of pii.set_retention_policy (which validates the query with the caller''s rights): records a new version when something changed.'
+
 function pii.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.subject_hash(scope text, subject_key text)
      RETURNS bytea
@@ -3343,6 +4069,98 @@ function pii.subject_key_sql(regclass) owner <owner>
     end
     $function$
   comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
+
+function pii.subject_query_keys(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, OUT subject_keys text[], OUT scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj record;
+      scoped boolean;
+      query_ text := pg_catalog.rtrim(pg_catalog.btrim(subject_query), ';');
+      aliases text;
+      got_key regtype;
+      got_scope regtype;
+      state text;
+      msg text;
+    begin
+      if query_ is null or query_ = '' then
+        raise exception 'subject_query must not be empty' using errcode = '22023';
+      end if;
+      if pg_catalog.strpos(query_, ';') > 0 then
+        raise exception 'subject_query must be a single SELECT statement (no ";" inside it)' using errcode = '42601';
+      end if;
+      select a.atttypid::regtype as key_type, sa.atttypid::regtype as scope_type into subj
+      from pii.subject_table s
+      join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum
+      left join pg_catalog.pg_attribute sa on sa.attrelid = s.relid and sa.attnum = s.scope_attnum;
+      if subj.key_type is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000';
+      end if;
+      scoped := subj.scope_type is not null;
+      aliases := case when scoped then 'k, s' else 'k' end;
+
+      begin
+        perform pg_catalog.set_config('transaction_read_only', 'on', true);
+        -- One column too many in the alias list fails only when the query has no extra column.
+        begin
+          execute pg_catalog.format('select from (%s) as q (%s, lethe_extra) limit 0', query_, aliases);
+          raise exception using errcode = 'LTH01';
+        exception when sqlstate '42P10' then
+          null;
+        end;
+        -- The column types, even when the query returns no row.
+        execute pg_catalog.format(
+          'select pg_catalog.pg_typeof(q.k), %s from (values (1)) as v (x) left join (select * from (%s) as q0 limit 0) as q (%s) on true',
+          case when scoped then 'pg_catalog.pg_typeof(q.s)' else 'null::regtype' end, query_, aliases)
+          into got_key, got_scope;
+        if got_key operator(pg_catalog.<>) subj.key_type
+           or (scoped and got_scope operator(pg_catalog.<>) subj.scope_type) then
+          raise exception using errcode = 'LTH02';
+        end if;
+        execute pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), %s
+             from (select distinct q.k::text as k, %s as s from (%s) as q (%s) where q.k is not null) as x$q$,
+          case when scoped then 'coalesce(pg_catalog.array_agg(x.s), ''{}'')' else 'null::text[]' end,
+          case when scoped then 'q.s::text' else 'null::text' end, query_, aliases)
+          into subject_keys, scopes;
+        -- Roll the subtransaction back: read-write again, and nothing the query did is kept.
+        raise exception using errcode = 'LTH00';
+      exception when others then
+        get stacked diagnostics state = returned_sqlstate, msg = message_text;
+        if state = 'LTH00' then
+          return;
+        elsif state = 'LTH01' then
+          raise exception 'subject_query returns more columns than expected: it must return %',
+            case when scoped then 'the scope and the key (2 columns)' else 'one column, the subject key' end
+            using errcode = '42P10';
+        elsif state = '42P10' then
+          raise exception 'subject_query returns fewer columns than expected: it must return %',
+            case when scoped then 'the key and the scope (2 columns: key, scope)' else 'one column, the subject key' end
+            using errcode = '42P10';
+        elsif state = 'LTH02' then
+          raise exception 'subject_query returns % but the subject key is %',
+            case when scoped then got_key::text || ', ' || coalesce(got_scope::text, '?') else got_key::text end,
+            case when scoped then subj.key_type::text || ', ' || subj.scope_type::text else subj.key_type::text end
+            using errcode = '42804', hint = 'Select the key column itself, or cast it: select c.id::bigint …';
+        elsif state = '25006' then
+          raise exception 'subject_query must be read-only: it tried to write (SQLSTATE 25006)' using errcode = '25006';
+        elsif state like '42%' or state like '0A%' then
+          raise exception 'subject_query is invalid: % (SQLSTATE %)', msg, state using errcode = state;
+        else
+          raise exception 'subject_query failed with SQLSTATE %', state using errcode = state;
+        end if;
+      end;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Runs a subject query read-only with the caller''s own rights and returns its distinct keys (and scopes) as text.
+The query returns the subject key column''s type (and the scope''s, after the key, on scoped installs); it is checked
+for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
+pii.subject_query_keys(''select c.id from app.customers c where c.created_at < now() - interval ''''3 years'''''');'
 
 function pii.subject_rows_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
@@ -3444,6 +4262,25 @@ function pii.unclassified_columns() owner <owner>
   grant EXECUTE to pii_admin
   comment 'Columns of registered tables that have no rule: hidden (NULL) in masked views while privacy by default is on.
 Each row suggests how to classify it. Example: select * from pii.unclassified_columns();'
+
+function pii.unheld_subjects(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.unheld_subjects(subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      select coalesce(pg_catalog.array_agg(r.subject_key order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             coalesce(pg_catalog.array_agg(r.scope order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             pg_catalog.count(h.subject_hash)
+        into keys, key_scopes, hashes, held
+      from pii.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
+      left join (select distinct hs.subject_hash from pii.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash;
+    end
+    $function$
+  comment 'Internal. Canonical keys, scopes and hashes of the subjects not under an active legal hold, and how many were held.'
 
 function pii.unregister_column(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.unregister_column(tbl regclass, col name)
