@@ -1,6 +1,6 @@
 // npm run bench [-- --scale 1 --database-url URL]
 //
-// Builds the demo CRM (scripts/crm) at the given scale, installs Lethe, registers the crm
+// Builds the demo CRM (src/demo/crm) at the given scale, installs Lethe, registers the crm
 // tables, then measures Lethe against hand-written SQL and other baselines, each pair
 // alternating in one run (see BENCHMARKS.md "Method"). Prints a summary table and writes
 // BENCHMARKS.md. Without --database-url or DATABASE_URL it runs on a throwaway embedded
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { packageRoot } from '../src/db/migrate.js';
 import { resolveDatabaseUrl } from '../src/db/databaseUrl.js';
-import { crmBytes } from './crm/generateCrm.js';
+import { crmBytes } from '../src/demo/crm/generateCrm.js';
 import { benchCsvImport } from './bench/csvImport.js';
 import {
   benchBulkErasure,
@@ -182,7 +182,7 @@ async function main(): Promise<number> {
         counts: Object.fromEntries(est.map((r) => [r.name, Number(r.n)])),
       };
     } else {
-      log('building the dataset (scripts/crm), installing Lethe, registering the tables');
+      log('building the dataset (src/demo/crm), installing Lethe, registering the tables');
       dataset = await buildDataset(bench.url, scale, log);
       log(`dataset built in ${dataset.seconds.toFixed(1)} s, ${(dataset.bytes / 2 ** 30).toFixed(2)} GiB`);
       db = await connect(bench.url);

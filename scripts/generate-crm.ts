@@ -7,7 +7,7 @@
 // is deleted when the command ends: useful to measure, not to keep the data.
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { generateCrm } from './crm/generateCrm.js';
+import { generateCrm } from '../src/demo/crm/generateCrm.js';
 
 const USAGE = `usage: generate-crm [--scale N] [--database-url URL] [--parallel N]
 

@@ -5,9 +5,9 @@
 // never appear in a result, an error message, a notice or a plan.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 let db: TestDatabase;
 let reader: pg.Client;
@@ -42,16 +42,6 @@ async function denied(sql: string, code = '42501'): Promise<string> {
   expect(err?.code).toBe(code);
   expectNoRaw(String(err?.message));
   return String(err?.message);
-}
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
 }
 
 beforeAll(async () => {

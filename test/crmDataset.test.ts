@@ -1,8 +1,8 @@
-// The demo CRM generator (scripts/crm): shape, counts, partition routing, payloads with
+// The demo CRM generator (src/demo/crm): shape, counts, partition routing, payloads with
 // emails, and determinism (same scale => same data, whatever the connections used).
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crmRowCounts, generateCrm, type GenerateCrmResult } from '../scripts/crm/generateCrm.js';
+import { crmRowCounts, generateCrm, type GenerateCrmResult } from '../src/demo/crm/generateCrm.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const SCALE = 0.001;

@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { startEmbeddedPostgres } from '../src/db/embeddedPostgres.js';
 import { migrate } from '../src/db/migrate.js';
+import { runSql } from './helpers/runSql.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,9 +24,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const adminUrl = external ?? cluster!.url;
   const templateDb = `lethe_template_${randomBytes(4).toString('hex')}`;
 
-  const dropTemplate = () => admin(adminUrl, `drop database if exists ${pg.escapeIdentifier(templateDb)} with (force)`);
+  const dropTemplate = () =>
+    runSql(adminUrl, `drop database if exists ${pg.escapeIdentifier(templateDb)} with (force)`);
   try {
-    await admin(adminUrl, `create database ${pg.escapeIdentifier(templateDb)}`);
+    await runSql(adminUrl, `create database ${pg.escapeIdentifier(templateDb)}`);
     await migrate(withDatabaseName(adminUrl, templateDb));
   } catch (err) {
     if (external) await dropTemplate().catch(() => undefined);
@@ -40,14 +42,4 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (external) await dropTemplate();
     await cluster?.stop();
   };
-}
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }

@@ -4,22 +4,13 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { admin } from './helpers/testDatabase.js';
 import { LETHE_MIGRATIONS_TABLE, migrate, packageRoot } from '../src/db/migrate.js';
 
 const adminUrl = inject('adminUrl');
 const dbName = `lethe_migrate_${Math.random().toString(36).slice(2, 10)}`;
 const url = withDatabaseName(adminUrl, dbName);
 let client: pg.Client;
-
-async function admin(sql: string) {
-  const c = new pg.Client(adminUrl);
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 beforeAll(async () => {
   // A brand new database, not the template: this is what a user's application database looks like.

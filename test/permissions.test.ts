@@ -3,25 +3,15 @@
 // with none of them gets "permission denied" on every pii function and table.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 let db: TestDatabase;
 const password = randomBytes(12).toString('hex');
 const roles = { operator: '', auditor: '', admin: '', plain: '' };
 const clients: Partial<Record<keyof typeof roles, pg.Client>> = {};
 let doneRequest: string;
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 function as(role: keyof typeof roles): pg.Client {
   const c = clients[role];

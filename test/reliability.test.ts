@@ -2,14 +2,13 @@
 // concurrency: a 50k-subject request survives 10 kills in a row with every chunk all or
 // nothing, and 4 workers on 50 overlapping requests erase each subject exactly once.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const HAS_WORKER = existsSync(`${root}src/worker/runWorker.ts`) && existsSync(`${root}src/cli/index.ts`);
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 
@@ -112,7 +111,7 @@ async function atomicity(db: TestDatabase, requestId: string) {
   };
 }
 
-describe.skipIf(!HAS_WORKER)('a 50k-subject request and a worker SIGKILLed 10 times in a row', () => {
+describe('a 50k-subject request and a worker SIGKILLed 10 times in a row', () => {
   const SUBJECTS = 50_000;
   const CHUNK = 1000;
   let db: TestDatabase;
@@ -236,7 +235,7 @@ describe.skipIf(!HAS_WORKER)('a 50k-subject request and a worker SIGKILLed 10 ti
   }, 240_000);
 });
 
-describe.skipIf(!HAS_WORKER)('4 worker processes, 50 overlapping requests with shared subjects', () => {
+describe('4 worker processes, 50 overlapping requests with shared subjects', () => {
   const SUBJECTS = 5000;
   const REQUESTS = 50;
   const PER_REQUEST = 300;

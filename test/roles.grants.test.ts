@@ -3,24 +3,14 @@
 // pii.security_lint finds what lets a masked reader around the masks.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 let db: TestDatabase;
 const password = randomBytes(12).toString('hex');
 const made: string[] = [];
 let name = (suffix: string) => suffix;
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 async function role(suffix: string, options = 'login'): Promise<string> {
   const r = name(suffix);

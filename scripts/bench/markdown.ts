@@ -198,7 +198,7 @@ export function renderMarkdown(r: BenchResults): string {
   );
   if (built) {
     push(
-      `- Dataset build (scripts/crm generateCrm, 2 connections): ${fmtSeconds(built.seconds)} (` +
+      `- Dataset build (src/demo/crm generateCrm, 2 connections): ${fmtSeconds(built.seconds)} (` +
         Object.entries(built.phases)
           .map(([k, v]) => `${k} ${fmtSeconds(v)}`)
           .join(', ') +

@@ -1,12 +1,12 @@
 // The benchmark's database: a fresh database (on the embedded cluster, or on the server of
-// --database-url / DATABASE_URL), the demo CRM built in it by scripts/crm, Lethe installed,
+// --database-url / DATABASE_URL), the demo CRM built in it by src/demo/crm, Lethe installed,
 // and the crm tables registered the way a DBA would.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { withDatabaseName } from '../../src/db/databaseUrl.js';
 import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres.js';
 import { migrate } from '../../src/db/migrate.js';
-import { generateCrm, type GenerateCrmResult } from '../crm/generateCrm.js';
+import { generateCrm, type GenerateCrmResult } from '../../src/demo/crm/generateCrm.js';
 import { timed } from './stats.js';
 
 export interface BenchDatabase {
@@ -108,7 +108,7 @@ export interface Dataset extends GenerateCrmResult {
   registerSeconds: number;
 }
 
-/** Builds the CRM with scripts/crm (2 connections), installs Lethe and registers the tables. */
+/** Builds the CRM with src/demo/crm (2 connections), installs Lethe and registers the tables. */
 export async function buildDataset(url: string, scale: number, log: (s: string) => void): Promise<Dataset> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   pool.on('error', () => {});

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { createLethe, type Lethe } from '../api/createLethe.js';
 import { resolveDatabaseUrl } from '../db/databaseUrl.js';
+import { isRequestId } from '../sql/requestId.js';
 
 /** Exit codes: 0 ok, 1 failure (including "the request failed"), 2 bad usage or input. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -49,10 +50,8 @@ export async function withLethe<T>(cmd: Command, fn: (lethe: Lethe) => Promise<T
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export function requestIdArg(value: string): string {
-  if (!UUID.test(value)) throw new UsageError(`"${value}" is not a request id (a UUID such as 2b1e0c4e-…)`);
+  if (!isRequestId(value)) throw new UsageError(`"${value}" is not a request id (a UUID such as 2b1e0c4e-…)`);
   return value.toLowerCase();
 }
 

@@ -7,14 +7,6 @@ export function resolveDatabaseUrl(option?: string): string | undefined {
   return option || process.env.DATABASE_URL || undefined;
 }
 
-/** Like resolveDatabaseUrl, but fails with a message a user can act on. */
-export function requireDatabaseUrl(option?: string): string {
-  const url = resolveDatabaseUrl(option);
-  if (!url)
-    throw new Error('no database given: pass --database-url postgres://user:pass@host:5432/db or set DATABASE_URL');
-  return url;
-}
-
 /**
  * Runs fn with a server URL: the resolved one if any, otherwise a fresh embedded
  * cluster that is stopped (and deleted) when fn settles.

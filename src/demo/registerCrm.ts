@@ -1,4 +1,4 @@
-// The registration a DBA would write for the demo CRM (schema crm, scripts/crm): which
+// The registration a DBA would write for the demo CRM (schema crm, src/demo/crm): which
 // table holds the customers, how the other tables reach them, what erasure does to each
 // PII column and how staff views mask it. Through the typed API; the SQL validates.
 import type { Lethe } from '../api/createLethe.js';

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { generateCrm } from '../../scripts/crm/generateCrm.js';
+import { generateCrm } from './crm/generateCrm.js';
 import { createLethe } from '../api/createLethe.js';
 import { withDatabaseName } from '../db/databaseUrl.js';
 import { startEmbeddedPostgres } from '../db/embeddedPostgres.js';

@@ -6,10 +6,9 @@ import type { LetheDb } from '../sql/db.js';
 import { failRequest } from '../sql/failRequest.js';
 import { finishRequest } from '../sql/finishRequest.js';
 import { processRequestChunk } from '../sql/processRequestChunk.js';
+import { isRequestId } from '../sql/requestId.js';
 
 export const PROCESS_REQUEST_TASK = 'lethe_process_request';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Thrown between chunks when the worker is shutting down; the job is retried on the next start. */
 export class ShutdownInterruption extends Error {
@@ -19,7 +18,7 @@ export class ShutdownInterruption extends Error {
 export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {}): Task {
   return async (payload, helpers) => {
     const requestId = (payload as { requestId?: unknown } | null)?.requestId;
-    if (typeof requestId !== 'string' || !UUID.test(requestId)) {
+    if (!isRequestId(requestId)) {
       // A malformed payload can never succeed: fail at once instead of retrying 10 times.
       helpers.logger.error(`job ${helpers.job.id}: payload has no valid requestId; dropped`);
       return;

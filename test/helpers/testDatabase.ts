@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { withDatabaseName } from '../../src/db/databaseUrl.js';
+import { runSql } from './runSql.js';
 
 export interface TestDatabase {
   name: string;
@@ -27,7 +28,7 @@ export async function createTestDatabase(name?: string): Promise<TestDatabase> {
   // (SQLSTATE 55006). Nothing should be, but retry briefly rather than flake.
   for (let attempt = 0; ; attempt++) {
     try {
-      await adminQuery(
+      await runSql(
         adminUrl,
         `create database ${pg.escapeIdentifier(dbName)} template ${pg.escapeIdentifier(template)}`,
       );
@@ -51,7 +52,7 @@ export async function createTestDatabase(name?: string): Promise<TestDatabase> {
     drop: () =>
       (dropped ??= (async () => {
         await pool.end();
-        await adminQuery(adminUrl, `drop database if exists ${pg.escapeIdentifier(dbName)} with (force)`);
+        await runSql(adminUrl, `drop database if exists ${pg.escapeIdentifier(dbName)} with (force)`);
       })()),
   };
 }
@@ -64,12 +65,7 @@ export function connectAs(url: string, role: string, password: string): string {
   return u.toString();
 }
 
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const client = new pg.Client(adminUrl);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
+/** Runs one statement as the server's admin role, on the maintenance database. */
+export function admin(sql: string): Promise<void> {
+  return runSql(inject('adminUrl'), sql);
 }

@@ -9,7 +9,7 @@
 -- two runs at the same scale produce identical data, whatever the number of connections
 -- used and on any PostgreSQL version (checked: 15 and 17 give the same checksums).
 --
--- Layout, read by scripts/crm/generateCrm.ts:
+-- Layout, read by src/demo/crm/generateCrm.ts:
 --   -- @setup              run first on every connection (session settings, helpers)
 --   -- @phase <name>       phases run in order; the steps of a phase are independent and
 --                          run concurrently when the driver has several connections
@@ -31,7 +31,7 @@
 --     -v order_items=10000 -v loyalty_points=3000 -v perm_mult=619 \
 --     -v customers_from=1 -v customers_to=1000 -v events_from=1 -v events_to=20000 \
 --     -v orders_from=1 -v orders_to=5000 -v order_items_from=1 -v order_items_to=10000 \
---     -v loyalty_points_from=1 -v loyalty_points_to=3000 -f scripts/crm/generate.sql
+--     -v loyalty_points_from=1 -v loyalty_points_to=3000 -f src/demo/crm/generate.sql
 -- (VACUUM refuses to run inside a transaction: run it without --single-transaction).
 
 -- @setup

@@ -1,6 +1,6 @@
 // Builds the demo CRM (schema `crm`) inside PostgreSQL at a chosen scale.
 //
-// All the work is SQL run by the server (scripts/crm/schema.sql, scripts/crm/generate.sql):
+// All the work is SQL run by the server (src/demo/crm/schema.sql, src/demo/crm/generate.sql):
 // INSERT ... SELECT over generate_series, indexes and keys built after the load, then
 // VACUUM (ANALYZE). This module only substitutes the row counts, runs the sections in
 // order (the independent steps of a phase concurrently when it has a Pool) and reports

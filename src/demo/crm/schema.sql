@@ -7,8 +7,8 @@
 -- (it would compete for the CPU, and be cancelled by the index builds); generate.sql
 -- vacuums and analyzes them itself, then resets the option.
 --
--- Run by scripts/crm/generateCrm.ts; also runnable by hand:
---   psql "$DATABASE_URL" -f scripts/crm/schema.sql
+-- Run by src/demo/crm/generateCrm.ts; also runnable by hand:
+--   psql "$DATABASE_URL" -f src/demo/crm/schema.sql
 
 drop schema if exists crm cascade;
 create schema crm;
