@@ -1,32 +1,17 @@
 // Retention policies, erasure by query and legal holds (F16, F17, F22, F29) against a real
 // PostgreSQL, with real LOGIN roles: the subject query runs with the caller's own rights,
 // never Lethe's owner's.
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWorker } from '../src/api/index.js';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { createLoginRoles, dropLoginRoles, type LoginRoles } from './helpers/loginRoles.js';
+import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 let db: TestDatabase;
-const password = randomBytes(12).toString('hex');
-const roles = { admin: '', blind_admin: '', operator: '', auditor: '' };
-const clients: Partial<Record<keyof typeof roles, pg.Client>> = {};
-
-function as(role: keyof typeof roles): pg.Client {
-  return clients[role]!;
-}
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+let roles: LoginRoles<'admin' | 'blind_admin' | 'operator' | 'auditor'>;
+const as = (role: 'admin' | 'blind_admin' | 'operator' | 'auditor') => roles.as(role);
 
 /** One checksum over every application table and Lethe's requests: equal = nothing changed. */
 async function checksum(): Promise<string> {
@@ -44,34 +29,27 @@ const range = (from: number, to: number) => `select c.id from app.customers c wh
 beforeAll(async () => {
   db = await createTestDatabase('retention');
   await loadFixture(db, 'crm.sql', 'requests_extra_customers.sql', 'crm_register.sql');
-  for (const r of Object.keys(roles) as (keyof typeof roles)[]) roles[r] = `${db.name}_${r}`;
-  for (const name of Object.values(roles)) await db.query(`create role ${name} login password '${password}'`);
+  roles = await createLoginRoles(db, ['admin', 'blind_admin', 'operator', 'auditor'] as const);
+  const { admin, blind_admin, operator, auditor } = roles.names;
   await db.query(`
-    grant pii_admin to ${roles.admin}, ${roles.blind_admin};
-    grant pii_operator to ${roles.operator};
-    grant pii_auditor to ${roles.auditor};
-    grant usage on schema app to ${roles.admin}, ${roles.blind_admin}, ${roles.operator}, ${roles.auditor};
-    grant select on all tables in schema app to ${roles.admin}, ${roles.operator};
+    grant pii_admin to ${admin}, ${blind_admin};
+    grant pii_operator to ${operator};
+    grant pii_auditor to ${auditor};
+    grant usage on schema app to ${admin}, ${blind_admin}, ${operator}, ${auditor};
+    grant select on all tables in schema app to ${admin}, ${operator};
     -- A pii_admin who may read the orders but not the customers.
-    grant select on app.orders to ${roles.blind_admin};
+    grant select on app.orders to ${blind_admin};
     -- A function that writes, to smuggle a write into a subject query.
     create table app.smuggled (id bigint);
     create function app.smuggle() returns bigint language sql as 'insert into app.smuggled values (1) returning id';
-    grant insert on app.smuggled to ${roles.admin};
-    grant execute on function app.smuggle() to ${roles.admin};`);
-  for (const r of Object.keys(roles) as (keyof typeof roles)[]) {
-    const c = new pg.Client({ connectionString: connectAs(db.url, roles[r], password) });
-    await c.connect();
-    clients[r] = c;
-  }
+    grant insert on app.smuggled to ${admin};
+    grant execute on function app.smuggle() to ${admin};`);
 });
 
 afterAll(async () => {
-  for (const c of Object.values(clients)) await c?.end().catch(() => undefined);
-  if (!db) return;
-  for (const name of Object.values(roles)) if (name) await db.query(`drop owned by ${name}`).catch(() => undefined);
-  await db.drop();
-  for (const name of Object.values(roles)) if (name) await admin(`drop role if exists ${name}`);
+  await roles?.drop();
+  await db?.drop();
+  if (roles) await dropLoginRoles(Object.values(roles.names));
 });
 
 async function versions(name: string): Promise<number> {
@@ -82,7 +60,7 @@ async function versions(name: string): Promise<number> {
   return rows[0].n;
 }
 
-async function enforce(name: string, role: keyof typeof roles = 'operator') {
+async function enforce(name: string, role: 'operator' | 'admin' = 'operator') {
   const { rows } = await as(role).query('select * from pii.enforce_retention($1)', [name]);
   return rows[0];
 }
@@ -242,7 +220,7 @@ describe('pii.approve_retention and pii.enforce_retention', () => {
     const { rows } = await db.query(
       `select approved_by::text from pii.retention_policy_versions where policy_name = 'p-unapproved'`,
     );
-    expect(rows[0].approved_by).toBe(roles.admin);
+    expect(rows[0].approved_by).toBe(roles.names.admin);
     expect(
       (await db.query(`select count(*)::int as n from pii.audit where action = 'approve_retention'`)).rows[0].n,
     ).toBe(1);

@@ -129,6 +129,22 @@ The query returns the subject key column's type (and the scope's, after the key,
 for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
 pii.subject_query_keys('select c.id from app.customers c where c.created_at < now() - interval ''3 years''');$$;
 
+-- The safety limit and the erasure mode of a policy or a query erasure.
+create or replace function pii.check_limit_and_mode(max_subjects integer, mode text) returns void
+language plpgsql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if max_subjects is null or max_subjects < 1 then
+    raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
+  end if;
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+end
+$$;
+comment on function pii.check_limit_and_mode(integer, text) is 'Internal. Refuses a missing or non-positive max_subjects and a mode other than erase or delete.';
+
 -- Resolves candidate keys and splits off the subjects under an active legal hold.
 create or replace function pii.unheld_subjects(subject_keys text[], scopes text[],
                                                out keys text[], out key_scopes text[], out hashes bytea[], out held bigint)
@@ -382,12 +398,7 @@ begin
     raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
       using errcode = '22023';
   end if;
-  if max_subjects is null or max_subjects < 1 then
-    raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
-  end if;
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii.check_limit_and_mode(max_subjects, mode);
   if schedule is null or schedule not in ('hourly', 'daily', 'weekly', 'monthly') then
     raise exception 'schedule must be hourly, daily, weekly or monthly, not "%"', schedule using errcode = '22023';
   end if;
@@ -644,12 +655,7 @@ declare
   n bigint;
 begin
   perform pii.check_kind(kind);
-  if max_subjects is null or max_subjects < 1 then
-    raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
-  end if;
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii.check_limit_and_mode(max_subjects, mode);
   select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
     into r
   from pii.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
@@ -733,5 +739,6 @@ drop function pii.place_hold(text[], text, date, regclass[], text, text[]);
 drop function pii.active_hold_subjects(date);
 drop function pii.rows_to_change(text[], text[], text);
 drop function pii.unheld_subjects(text[], text[]);
+drop function pii.check_limit_and_mode(integer, text);
 drop function pii.subject_query_keys(text);
 drop function pii.check_kind(text);
