@@ -764,6 +764,24 @@ function pii.check_kind(text) owner <owner>
     $function$
   comment 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.'
 
+function pii.check_limit_and_mode(integer,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.check_limit_and_mode(max_subjects integer, mode text)
+     RETURNS void
+     LANGUAGE plpgsql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if max_subjects is null or max_subjects < 1 then
+        raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
+      end if;
+      if mode is null or mode not in ('erase', 'delete') then
+        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Refuses a missing or non-positive max_subjects and a mode other than erase or delete.'
+
 function pii.check_mask_strategy(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.check_mask_strategy(tbl regclass, col smallint, strategy text)
      RETURNS void
@@ -2965,12 +2983,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
       n bigint;
     begin
       perform pii.check_kind(kind);
-      if max_subjects is null or max_subjects < 1 then
-        raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
-      end if;
-      if mode is null or mode not in ('erase', 'delete') then
-        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-      end if;
+      perform pii.check_limit_and_mode(max_subjects, mode);
       select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
         into r
       from pii.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
@@ -3977,12 +3990,7 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
         raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
           using errcode = '22023';
       end if;
-      if max_subjects is null or max_subjects < 1 then
-        raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
-      end if;
-      if mode is null or mode not in ('erase', 'delete') then
-        raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-      end if;
+      perform pii.check_limit_and_mode(max_subjects, mode);
       if schedule is null or schedule not in ('hourly', 'daily', 'weekly', 'monthly') then
         raise exception 'schedule must be hourly, daily, weekly or monthly, not "%"', schedule using errcode = '22023';
       end if;
