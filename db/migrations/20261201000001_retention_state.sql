@@ -66,8 +66,10 @@ create table pii.legal_holds (
   placed_at timestamptz not null default pg_catalog.now(),
   released_by name,
   released_at timestamptz,
-  -- Set by the expiry job once the hold has ended (expired or released) and been handled.
-  ended_at timestamptz
+  -- Set by the expiry job once the hold has ended (expired or released), with the request
+  -- it filed to erase the rows the hold had kept.
+  ended_at timestamptz,
+  expiry_request_id uuid
 );
 comment on table pii.legal_holds is 'Legal holds (F29): reason, end date, held tables (NULL: all registered), who placed and released them.';
 
@@ -87,10 +89,14 @@ create table pii.hold_notices (
   primary key (hold_id, days_before)
 );
 
+-- The latest end of the legal holds that kept some of a request's rows (minimised).
+alter table pii.requests add column held_until date;
+
 revoke all on pii.retention_policy_versions, pii.retention_runs, pii.notifications, pii.legal_holds, pii.hold_subjects,
   pii.hold_notices from public;
 
 -- migrate:down
+alter table pii.requests drop column held_until;
 drop table pii.hold_notices;
 drop table pii.hold_subjects;
 drop table pii.legal_holds;

@@ -205,6 +205,104 @@ as $$
 $$;
 comment on function pii.active_hold_subjects(date) is 'Internal. Subjects under a hold that is neither released nor past its end date.';
 
+-- The (key, table, scope) pairs of canonical subjects that an active hold keeps (table NULL:
+-- every registered table), and the latest end date. Empty, at the cost of one probe, while
+-- no hold is active.
+create or replace function pii.held_pairs(subject_keys text[], scopes text[], out held_keys text[], out held_tables oid[],
+                                          out held_scopes text[], out held_until date)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  held_keys := '{}';
+  held_tables := '{}';
+  held_scopes := '{}';
+  if not exists (select from pii.legal_holds h where h.released_at is null and h.held_until >= current_date) then
+    return;
+  end if;
+  select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(t.r::oid), '{}'),
+         coalesce(pg_catalog.array_agg(u.s), '{}'), pg_catalog.max(a.held_until)
+    into held_keys, held_tables, held_scopes, held_until
+  from unnest(subject_keys, scopes) as u (k, s)
+  join pii.active_hold_subjects() a on a.subject_hash = pii.subject_hash(u.s, u.k)
+  left join lateral unnest(a.tables) as t (r) on true;
+end
+$$;
+comment on function pii.held_pairs(text[], text[]) is 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.';
+
+-- SQL predicate: row t of a registered table is kept by a hold, the pairs of pii.held_pairs
+-- bound as $5 (keys), $6 (table oids), $7 (scopes). The subject row is kept whenever any
+-- hold keeps any row of its subject (held rows may reference it).
+create or replace function pii.held_row_sql(tbl regclass) returns text
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  path record := pii.subject_key_sql(tbl);
+begin
+  return pg_catalog.format(
+    'exists (select from unnest($5::text[], $6::oid[], $7::text[]) as h (k, r, s) where h.k operator(pg_catalog.=) (%s)::text%s%s)',
+    path.key_sql,
+    case when path.scope_sql is null then '' else pg_catalog.format(' and h.s operator(pg_catalog.=) (%s)::text', path.scope_sql) end,
+    case when exists (select from pii.subject_table s where s.relid = tbl) then ''
+         else pg_catalog.format(' and (h.r is null or h.r operator(pg_catalog.=) %s::oid)', tbl::oid) end);
+end
+$$;
+comment on function pii.held_row_sql(regclass) is 'Internal. SQL predicate: the row (alias t) is kept by a legal hold (pairs bound as $5/$6/$7).';
+
+-- A delete step of the erasure plan when holds keep some of its rows: minimise the held
+-- rows (the table's erase rules; NULL when it has none), then delete the others.
+create or replace function pii.held_step_statements(tbl regclass, delete_statement text,
+                                                    out minimise text, out delete_others text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  rows_sql record := pii.subject_rows_sql(tbl);
+  set_list text := pii.erase_set_list(tbl);
+  held text := pii.held_row_sql(tbl);
+begin
+  if set_list is not null then
+    minimise := pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii.qualified_name(tbl), set_list,
+                                  case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end,
+                                  rows_sql.where_sql, held, pii.row_erased_sql(tbl, 'anonymize'));
+  end if;
+  -- The plan's delete statements end with their WHERE clause.
+  delete_others := delete_statement || ' and not ' || held;
+end
+$$;
+comment on function pii.held_step_statements(regclass, text) is 'Internal. For a delete step with held rows: the UPDATE minimising them and the DELETE of the rest.';
+
+-- Keys (and scopes) of subjects given by keyed hash, found by hashing the subject table's
+-- keys (one scan): what the hold expiry job needs, since holds keep hashes only.
+create or replace function pii.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  key_sql text;
+  scope_sql text;
+begin
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+  key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text'
+                    else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}')
+       from (select %s as k, %s as s, %s as h from %s as t) x
+       join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
+    key_sql, scope_sql, pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid))
+    into subject_keys, scopes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+  if subj.scope_attnum is null then
+    scopes := null;
+  end if;
+end
+$$;
+comment on function pii.subjects_by_hash(bytea[]) is 'Internal. Keys and scopes of the subject-table rows whose subject hash is among the given ones (one scan).';
+
 create or replace function pii.place_hold(subject_keys text[], reason text, until date, tables regclass[] default null,
                                           kind text default null, scopes text[] default null)
 returns uuid
@@ -300,6 +398,11 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   today date := coalesce(on_date, current_date);
+  ended record;
+  hashes bytea[];
+  found_ record;
+  rid uuid;
+  note bigint;
 begin
   return query
   with due as (
@@ -321,23 +424,42 @@ begin
   select n.hold_id, n.kind, (n.details ->> 'days_left')::integer
   from noted n, lateral pii.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
 
-  return query
-  with ended as (
-    update pii.legal_holds h set ended_at = pg_catalog.now()
-    where h.ended_at is null and (h.released_at is not null or h.held_until < today)
-    returning h.id, h.subjects
-  ), noted as (
+  -- Ended holds (expired or released): one request per hold erases the rows it kept, for
+  -- its subjects that were erased meanwhile and no other hold still keeps.
+  for ended in select h.id, h.subjects from pii.legal_holds h
+               where h.ended_at is null and (h.released_at is not null or h.held_until < today)
+               order by h.placed_at
+  loop
+    rid := null;
+    select pg_catalog.array_agg(hs.subject_hash) into hashes
+    from pii.hold_subjects hs
+    join pii.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
+    where hs.hold_id = ended.id
+      and not exists (select from pii.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
+    if hashes is not null then
+      found_ := pii.subjects_by_hash(hashes);
+      if pg_catalog.cardinality(found_.subject_keys) > 0 then
+        rid := pii.create_request(found_.subject_keys, found_.scopes, null, 'hold-expiry:' || ended.id,
+                                  'hold_expiry:' || ended.id, 'erase', null);
+      end if;
+    end if;
+    update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
     insert into pii.notifications (kind, hold_id, details)
-    select 'hold_expired', e.id, pg_catalog.jsonb_build_object('subjects', e.subjects) from ended e
-    returning notifications.id, notifications.kind, notifications.hold_id, notifications.details
-  )
-  select n.hold_id, n.kind, null::integer
-  from noted n, lateral pii.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
+    values ('hold_expired', ended.id, pg_catalog.jsonb_build_object('subjects', ended.subjects, 'request_id', rid))
+    returning id into note;
+    perform pii.announce_notification(note, 'hold_expired', null, ended.id,
+                                      pg_catalog.jsonb_build_object('subjects', ended.subjects, 'requestId', rid));
+    hold_id := ended.id;
+    notice := 'hold_expired';
+    days_left := null;
+    return next;
+  end loop;
 end
 $$;
 comment on function pii.hold_tick(date) is
-$$Daily legal-hold job (graphile-worker task lethe_hold_tick): notifications 30, 7 and 1 days before a hold ends,
-and a hold_expired notification once a hold has ended. on_date replaces today (tests).
+$$Daily legal-hold job (graphile-worker task lethe_hold_tick): notifications 30, 7 and 1 days before a hold ends;
+once a hold has ended (expired or released), one erasure request (source hold_expiry:<hold id>) for the rows it kept,
+and a hold_expired notification naming it. on_date replaces today (tests).
 Example: select * from pii.hold_tick();$$;
 
 ---------------------------------------------------------------------------------------
@@ -736,6 +858,10 @@ drop function pii.announce_notification(bigint, text, text, uuid, jsonb);
 drop view pii.holds;
 drop function pii.release_hold(uuid);
 drop function pii.place_hold(text[], text, date, regclass[], text, text[]);
+drop function pii.subjects_by_hash(bytea[]);
+drop function pii.held_step_statements(regclass, text);
+drop function pii.held_row_sql(regclass);
+drop function pii.held_pairs(text[], text[]);
 drop function pii.active_hold_subjects(date);
 drop function pii.rows_to_change(text[], text[], text);
 drop function pii.unheld_subjects(text[], text[]);
