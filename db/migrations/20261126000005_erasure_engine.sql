@@ -193,7 +193,7 @@ comment on function pii.matched_subjects(text[], text[]) is 'Internal. The subje
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
 create function pii.erase_resolved(subject_keys text[], scopes text[], mode text,
-                                   out table_names text[], out rows_affected bigint[], out matched text[])
+                                   out table_names text[], out rows_affected bigint[], out matched text[], out held_until date)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -202,6 +202,9 @@ declare
   sec pii.secret;
   step record;
   n bigint;
+  held record;
+  stmts record;
+  kept bigint;
 begin
   if mode is null or mode not in ('erase', 'delete') then
     raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
@@ -212,17 +215,32 @@ begin
   rows_affected := '{}';
 
   matched := pii.matched_subjects(subject_keys, scopes);
+  -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
+  held := pii.held_pairs(subject_keys, scopes);
+  held_until := held.held_until;
 
   -- The guards see these statements too; rows they leave hold no PII, so they pass.
   for step in select * from pii.erase_plan(mode) loop
-    execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
-    get diagnostics n = row_count;
+    if step.action = 'delete' and pg_catalog.cardinality(held.held_keys) > 0 then
+      stmts := pii.held_step_statements(step.relid, step.statement);
+      kept := 0;
+      if stmts.minimise is not null then
+        execute stmts.minimise using subject_keys, scopes, sec.inner_key, sec.outer_key, held.held_keys, held.held_tables, held.held_scopes;
+        get diagnostics kept = row_count;
+      end if;
+      execute stmts.delete_others using subject_keys, scopes, sec.inner_key, sec.outer_key, held.held_keys, held.held_tables, held.held_scopes;
+      get diagnostics n = row_count;
+      n := n + kept;
+    else
+      execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
+      get diagnostics n = row_count;
+    end if;
     table_names := table_names || step.table_name;
     rows_affected := rows_affected || n;
   end loop;
 end
 $$;
-comment on function pii.erase_resolved(text[], text[], text) is 'Internal. Runs pii.erase_plan for canonical subjects; returns per-table counts and the subjects found.';
+comment on function pii.erase_resolved(text[], text[], text) is 'Internal. Runs pii.erase_plan for canonical subjects (rows under a legal hold minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';
 
 create function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
 returns table (table_name text, rows_affected bigint)

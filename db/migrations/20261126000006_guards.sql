@@ -81,6 +81,12 @@ declare
   stmt text;
   mode text;
   n bigint;
+  held_minimised text;
+  held_keys text[] := '{}';
+  held_tables oid[];
+  held_scopes text[];
+  held_stmts record;
+  kept bigint;
 begin
   if not exists (select from pii.tombstones) then
     return null;
@@ -99,18 +105,25 @@ begin
   path := pii.subject_key_sql(reg.relid);
 
   -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
-  -- erasures pass through here too: the rows they leave carry no PII.)
+  -- erasures pass through here too: the rows they leave carry no PII.) A row of a delete
+  -- table that a legal hold keeps passes once minimised.
+  held_minimised := case when action = 'delete' and exists (select from pii.legal_holds h where h.released_at is null)
+                         then pii.row_erased_sql(reg.relid, 'anonymize') else 'false' end;
   execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-       from (select distinct %s::text as s, (%s)::text as k
-             from lethe_new_rows as t%s
-             where %s and not (%s)) as h
-       join pii.tombstones as tb on tb.subject_hash = %s$q$,
-    coalesce(path.scope_sql, 'null'), path.key_sql,
+    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}')
+       from (select distinct h.k, h.s
+             from (select distinct %s::text as s, (%s)::text as k, %s as minimised
+                   from lethe_new_rows as t%s
+                   where %s and not (%s)) as h
+             join pii.tombstones as tb on tb.subject_hash = %s
+             where not h.minimised
+                or not exists (select from pii.active_hold_subjects() a
+                               where a.subject_hash = tb.subject_hash and (a.tables is null or %s::oid = any (a.tables::oid[])))) as x$q$,
+    coalesce(path.scope_sql, 'null'), path.key_sql, held_minimised,
     case when path.from_list = '' then '' else ', ' || path.from_list end,
     case when path.join_sql = '' then 'true' else path.join_sql end,
     pii.row_erased_sql(reg.relid, action),
-    pii.subject_hash_sql('h.s', 'h.k'))
+    pii.subject_hash_sql('h.s', 'h.k'), reg.relid::oid)
     into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
   if pg_catalog.cardinality(hit_keys) = 0 then
     return null;
@@ -140,10 +153,27 @@ begin
   else
     -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
     select p.statement into stmt from pii.erase_plan('erase') p where p.relid = reg.relid;
+    if action = 'delete' then
+      select x.held_keys, x.held_tables, x.held_scopes into held_keys, held_tables, held_scopes
+      from pii.held_pairs(hit_keys, hit_scopes) x;
+    end if;
   end if;
 
-  execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
-  get diagnostics n = row_count;
+  if pg_catalog.cardinality(held_keys) > 0 then
+    -- Held rows are minimised, not deleted (as the erasure itself does).
+    held_stmts := pii.held_step_statements(reg.relid, stmt);
+    n := 0;
+    if held_stmts.minimise is not null then
+      execute held_stmts.minimise using hit_keys, hit_scopes, sec.inner_key, sec.outer_key, held_keys, held_tables, held_scopes;
+      get diagnostics n = row_count;
+    end if;
+    execute held_stmts.delete_others using hit_keys, hit_scopes, sec.inner_key, sec.outer_key, held_keys, held_tables, held_scopes;
+    get diagnostics kept = row_count;
+    n := n + kept;
+  else
+    execute stmt using hit_keys, hit_scopes, sec.inner_key, sec.outer_key;
+    get diagnostics n = row_count;
+  end if;
 
   perform pii.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
     'table', pii.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),

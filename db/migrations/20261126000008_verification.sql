@@ -239,7 +239,12 @@ begin
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when req.mode = 'delete' then 'delete' else pii.erase_action(t.relid) end;
     if action = 'delete' then
-      checks := '(null::text, true, ''row not deleted'')';
+      -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
+      checks := pg_catalog.format(
+        $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii.active_hold_subjects() a
+                                         where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
+                                        'row not deleted'))$c$,
+        t.relid::oid);
     else
       select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
         into checks
