@@ -172,7 +172,7 @@ describe('pii.audit rows', () => {
       { action: 'allow_return', details: {}, hashed: true },
     ]);
     const { rows: h } = await db.query(
-      `select a.subject_hash = pii.subject_hash(null, '9003') as same from pii.audit a where action = 'allow_return'`,
+      `select a.subject_hash = pii_internal.subject_hash(null, '9003') as same from pii.audit a where action = 'allow_return'`,
     );
     expect(h[0].same).toBe(true);
   });

@@ -153,9 +153,9 @@ describe('bypass attempts (each must fail)', () => {
     await denied(`select stxdmcv::text from pg_statistic_ext_data`);
   });
 
-  it('10 the install key (pii.secret) and pii.hmac', async () => {
+  it('10 the install key (pii.secret) and pii_internal.hmac', async () => {
     await denied(`select * from pii.secret`);
-    await denied(`select pii.hmac('user7@example.com')`);
+    await denied(`select pii_internal.hmac('user7@example.com')`);
   });
 
   it('11 the hash oracle: pii.mask_hash on a guess', async () => {
@@ -164,7 +164,7 @@ describe('bypass attempts (each must fail)', () => {
 
   it('12 SECURITY DEFINER functions: erase_subjects, resolve_subjects, register_column, apply_masking, grant_role', async () => {
     await denied(`select * from pii.erase_subjects(array['7'])`);
-    await denied(`select * from pii.resolve_subjects(array['7'])`);
+    await denied(`select * from pii_internal.resolve_subjects(array['7'])`);
     await denied(`select pii.register_column('app.customers', 'email', 'null', 'clear')`);
     await denied(`select * from pii.apply_masking()`);
     await denied(`select pii.grant_role('pii_admin', current_user)`);
@@ -373,7 +373,9 @@ describe('bypass attempts (each must fail)', () => {
 
   it('33 triggers, rules or child tables on base tables (all need ownership)', async () => {
     await denied(`create temp table kid () inherits (app.customers)`);
-    await denied(`create trigger t after insert on app.customers for each row execute function pii.guard_rows()`);
+    await denied(
+      `create trigger t after insert on app.customers for each row execute function pii_internal.guard_rows()`,
+    );
     await denied(`create rule r as on insert to app.customers do also nothing`);
   });
 
@@ -391,6 +393,6 @@ describe('bypass attempts (each must fail)', () => {
       const e = await reader.query(`create extension dblink`).catch((x: { code?: string }) => x);
       expect(['42501', '0A000', '58P01']).toContain((e as { code?: string }).code);
     });
-    await denied(`create event trigger e on ddl_command_start execute function pii.masking_ddl_start()`);
+    await denied(`create event trigger e on ddl_command_start execute function pii_internal.masking_ddl_start()`);
   });
 });

@@ -167,7 +167,7 @@ describe('sampling', () => {
   });
 
   it('reads a small table with LIMIT', async () => {
-    const { rows } = await db.query(`select pii.discovery_sample_sql('shop.kunden', 1000, 't.vorname') as s`);
+    const { rows } = await db.query(`select pii_internal.discovery_sample_sql('shop.kunden', 1000, 't.vorname') as s`);
     expect(rows[0].s).toBe('select t.vorname from shop.kunden t limit 1000');
   });
 
@@ -191,5 +191,5 @@ describe('sampling', () => {
 });
 
 async function sampleSql(client: { query: (s: string) => Promise<{ rows: any[] }> }): Promise<string> {
-  return (await client.query(`select pii.discovery_sample_sql('shop.big_log', 100, 't.line') as s`)).rows[0].s;
+  return (await client.query(`select pii_internal.discovery_sample_sql('shop.big_log', 100, 't.line') as s`)).rows[0].s;
 }

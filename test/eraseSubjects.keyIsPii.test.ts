@@ -47,7 +47,7 @@ describe('pii.erase_subjects with a PII key', () => {
   it('replaces the email everywhere with one pseudonym and keeps the joins', async () => {
     const pseudonymOf = (
       await db.query(
-        `select 'anon_' || left(encode(pii.hmac('pseudonym' || chr(31) || 'ann@example.com'), 'hex'), 32) as p`,
+        `select 'anon_' || left(encode(pii_internal.hmac('pseudonym' || chr(31) || 'ann@example.com'), 'hex'), 32) as p`,
       )
     ).rows[0].p;
     const { rows } = await db.query(`select * from pii.erase_subjects(array['ann@example.com'])`);

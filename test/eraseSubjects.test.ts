@@ -50,12 +50,21 @@ describe('pii.erase_subjects (mode erase)', () => {
     }
   });
 
-  it('pseudonyms are deterministic and keyed: equal inputs give equal outputs, no plain hash', async () => {
+  it('pseudonyms are deterministic and keyed: the stored value is the keyed pseudonym of the original, no plain hash', async () => {
+    // The pseudonym of customer 3's original external_ref, computed again from the value alone.
+    // The builder binds the install key as $3/$4 (erase_plan's parameters); read it from pii.secret here.
+    const expr = ((await db.query(`select pii_internal.pseudonym_sql('x.v', true) as e`)).rows[0].e as string)
+      .replaceAll('$3', '(select inner_key from pii.secret)')
+      .replaceAll('$4', '(select outer_key from pii.secret)');
+    const again = `select ${expr} as p from (values ('00000000-0000-4000-8000-000000000003'::uuid)) x (v)`;
+    const first = (await db.query(again)).rows[0].p;
+    expect((await db.query(again)).rows[0].p).toBe(first);
     const { rows } = await db.query(
-      `select pii.hmac('x') <> sha256('x'::bytea) as keyed,
+      `select pii_internal.hmac('x') <> sha256('x'::bytea) as keyed,
+              (select external_ref from app.customers where id = 3) as stored,
               (select count(distinct external_ref) from app.customers where id in (3, 4)) as distinct_refs`,
     );
-    expect(rows[0]).toEqual({ keyed: true, distinct_refs: '2' });
+    expect(rows[0]).toEqual({ keyed: true, stored: first, distinct_refs: '2' });
   });
 
   it('leaves every other customer untouched', async () => {
@@ -176,7 +185,7 @@ describe('pii.erase_subjects (mode delete)', () => {
 
 describe('set-based execution', () => {
   it('runs one statement per table whatever the number of keys (plan is per table)', async () => {
-    const { rows } = await db.query(`select table_name, action, statement from pii.erase_plan('erase')`);
+    const { rows } = await db.query(`select table_name, action, statement from pii_internal.erase_plan('erase')`);
     expect(rows.map((r) => r.table_name)).toEqual([
       'app.engravings',
       'app.order_items',
@@ -210,7 +219,7 @@ describe('set-based execution', () => {
       // The fixture is tiny; forbid sequential scans to see that an index path exists.
       await client.query('set enable_seqscan = off');
       const { rows } = await client.query(
-        `select statement from pii.erase_plan('erase') where table_name = 'app.events'`,
+        `select statement from pii_internal.erase_plan('erase') where table_name = 'app.events'`,
       );
       const plan = await client.query(`explain (format json) ${rows[0].statement.replace(/\$1/g, "'{1,2}'::text[]")}`);
       expect(JSON.stringify(plan.rows[0])).toMatch(/events_2026_09_customer_id_idx/);

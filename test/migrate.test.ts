@@ -1,11 +1,10 @@
-// `lethe migrate` into an application's existing database that already uses dbmate itself.
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+// `lethe migrate` into an application's existing database that already uses a migration tool of its own.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { migrate, MIGRATIONS_TABLE } from '../src/db/migrate.js';
+import { CODE_TABLE, readCode, readMigrations } from '../src/db/sqlFiles.js';
 import { admin } from './helpers/testDatabase.js';
-import { LETHE_MIGRATIONS_TABLE, migrate, packageRoot } from '../src/db/migrate.js';
 
 const adminUrl = inject('adminUrl');
 const dbName = `lethe_migrate_${Math.random().toString(36).slice(2, 10)}`;
@@ -29,19 +28,20 @@ afterAll(async () => {
 });
 
 describe('migrate', () => {
-  const files = readdirSync(join(packageRoot(), 'db', 'migrations'))
-    .filter((f) => f.endsWith('.sql'))
-    .sort();
+  const migrations = readMigrations();
+  const code = readCode();
 
-  it('applies every Lethe migration and records them in its own table', async () => {
-    const { applied } = await migrate(url);
-    expect(applied).toEqual(files);
+  it('applies every versioned migration and every code file, recording each with its sha256', async () => {
+    const result = await migrate(url);
+    expect(result).toEqual({ applied: migrations.map((m) => m.name), code: code.map((f) => f.name) });
 
-    const { rows } = await client.query(`select version from ${LETHE_MIGRATIONS_TABLE} order by version`);
-    expect(rows.map((r) => r.version)).toEqual(files.map((f) => f.split('_')[0]));
+    const { rows } = await client.query(`select version, name, sha256 from ${MIGRATIONS_TABLE} order by version`);
+    expect(rows).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, sha256: m.sha256 })));
+    const recorded = await client.query(`select name, sha256 from ${CODE_TABLE} order by name`);
+    expect(recorded.rows).toEqual(code.map((f) => ({ name: f.name, sha256: f.sha256 })));
   });
 
-  it("leaves the application's own dbmate table alone", async () => {
+  it("leaves the application's own migrations table alone", async () => {
     const { rows } = await client.query('select version from public.schema_migrations');
     expect(rows).toEqual([{ version: '20240101120000' }]);
   });
@@ -52,10 +52,21 @@ describe('migrate', () => {
   });
 
   it('is idempotent: a second run applies nothing', async () => {
-    const before = await client.query(`select version from ${LETHE_MIGRATIONS_TABLE} order by version`);
-    expect(await migrate(url)).toEqual({ applied: [] });
-    const after = await client.query(`select version from ${LETHE_MIGRATIONS_TABLE} order by version`);
-    expect(after.rows).toEqual(before.rows);
+    const before = await client.query(`select version, applied_at from ${MIGRATIONS_TABLE} order by version`);
+    const codeBefore = await client.query(`select name, applied_at from ${CODE_TABLE} order by name`);
+    expect(await migrate(url)).toEqual({ applied: [], code: [] });
+    expect((await client.query(`select version, applied_at from ${MIGRATIONS_TABLE} order by version`)).rows).toEqual(
+      before.rows,
+    );
+    expect((await client.query(`select name, applied_at from ${CODE_TABLE} order by name`)).rows).toEqual(
+      codeBefore.rows,
+    );
+  });
+
+  it('re-applies all code files when one changed', async () => {
+    await client.query(`update ${CODE_TABLE} set sha256 = 'stale' where name = $1`, [code[0]!.name]);
+    expect(await migrate(url)).toEqual({ applied: [], code: code.map((f) => f.name) });
+    expect(await migrate(url)).toEqual({ applied: [], code: [] });
   });
 
   it('leaves no session behind (a template with sessions cannot be cloned)', async () => {

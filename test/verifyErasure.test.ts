@@ -29,7 +29,7 @@ async function verify(id: string) {
 }
 
 async function hashOf(key: string): Promise<string> {
-  return (await db.query(`select encode(pii.subject_hash(null, $1), 'hex') as h`, [key])).rows[0].h;
+  return (await db.query(`select encode(pii_internal.subject_hash(null, $1), 'hex') as h`, [key])).rows[0].h;
 }
 
 /** Writes as a sync job that deliberately bypasses the guards would. */

@@ -1,5 +1,5 @@
 // Where the bulk erasure's time goes: EXPLAIN (ANALYZE, BUFFERS) of every statement of
-// pii.erase_plan('erase') and of the floor's statements, on the same subjects, each set in
+// pii_internal.erase_plan('erase') and of the floor's statements, on the same subjects, each set in
 // a rolled-back transaction; and pg_stat_statements around pii.erase_subjects and around
 // the request path, which shows the engine's own statements (resolution, tombstones,
 // identifier capture, verification) beside the five DML statements.
@@ -59,9 +59,9 @@ export async function profileBulk(
   pgss: boolean,
   log: (s: string) => void,
 ): Promise<BulkProfile> {
-  log("profile: EXPLAIN (ANALYZE, BUFFERS) of pii.erase_plan('erase')");
+  log("profile: EXPLAIN (ANALYZE, BUFFERS) of pii_internal.erase_plan('erase')");
   const { rows: plan } = await db.query<{ table_name: string; action: string; statement: string }>(
-    `select table_name, action, statement from pii.erase_plan('erase')`,
+    `select table_name, action, statement from pii_internal.erase_plan('erase')`,
   );
   const scopes = keys.map(() => null);
   const engine = await explainAll(

@@ -99,9 +99,9 @@ export function findings(r: BenchResults): string {
     if (extra.length) {
       const t = extra.map((x) => `\`${x.table}\``).join(', ');
       fixes.push(
-        `**Do not rewrite rows that are already erased** (erasure engine, \`pii.erase_plan\`): append ` +
-          `\`and not (<erased-state predicate>)\` to each anonymize UPDATE, the predicate being the AND of \`pii.column_erased_sql\` ` +
-          `(06_guards already builds exactly this for the guards and \`pii.row_erased_sql\` for verification) over the table's ` +
+        `**Do not rewrite rows that are already erased** (erasure engine, \`pii_internal.erase_plan\`): append ` +
+          `\`and not (<erased-state predicate>)\` to each anonymize UPDATE, the predicate being the AND of \`pii_internal.column_erased_sql\` ` +
+          `(06_guards already builds exactly this for the guards and \`pii_internal.row_erased_sql\` for verification) over the table's ` +
           `non-keep columns, and no filter when one of them cannot be told (uuid pseudonyms) or the key itself is rewritten. ` +
           `Here it removes ${fmtInt(extra.reduce((a, x) => a + x.engine - x.floor, 0))} row writes (${t}). It also makes a second ` +
           `erasure of the same subject write nothing, and keeps a pseudonym from being pseudonymised again. rows_affected then counts rows changed.`,
@@ -166,7 +166,7 @@ export function findings(r: BenchResults): string {
     const perChunk = rs.find((x) => /^update crm\.order_items/.test(x.query) && x.calls > 1);
     if (childScan && perChunk) {
       fixes.push(
-        `**Child tables driven by their parent's keys** (\`pii.subject_rows_sql\` for tables registered through a parent): ` +
+        `**Child tables driven by their parent's keys** (\`pii_internal.subject_rows_sql\` for tables registered through a parent): ` +
           'the join `from crm.orders p1 where t.order_id = p1.id and p1.customer_id = any ($1)` is planned as a hash join over a ' +
           `sequential scan of the whole child table, once per chunk (${perChunk.calls} scans of order_items here). Writing it as ` +
           "`t.order_id = any (array(select p1.id from crm.orders p1 where p1.customer_id = any ($1)))` lets the child's foreign-key " +
@@ -212,7 +212,7 @@ export function findings(r: BenchResults): string {
           "`unnest(...)` side when the install is unscoped, and when scoped move it into the join (`coalesce(l.s, '') = coalesce(<scope>, '')`): " +
           'the filter makes the planner expect 1 row from a list of thousands, so it nests a re-scan of the subject-key index per ' +
           'list entry whenever that index scan looks cheap (chunks of a few thousand subjects: quadratic; the same shape is in ' +
-          '`pii.record_identifier_residuals`); (b) check each chunk right after its DML, in `pii.process_request_chunk`, while the ' +
+          '`pii_internal.record_identifier_residuals`); (b) check each chunk right after its DML, in `pii.process_request_chunk`, while the ' +
           'keys are still at hand and the pages hot, and keep `finish_request` to aggregating: no hashing of the whole subject table, ' +
           "no second pass over the deleted rows' pages.",
       );
@@ -231,7 +231,7 @@ export function findings(r: BenchResults): string {
         `**Single subject (item 4): p50 ${fmtMs(s.lethe.p50)} against ${fmtMs(s.hand.p50)} for the floor.** Per call ` +
           `${fmtMs(perCall / 1000)}, of which the five DML statements ${fmtMs(dml / 1000)}; ` +
           (plan
-            ? `regenerating the statements from the registry (\`pii.erase_plan\`: catalog lookups, format()) ${fmtMs(plan.totalMs / plan.calls / 1000)}; `
+            ? `regenerating the statements from the registry (\`pii_internal.erase_plan\`: catalog lookups, format()) ${fmtMs(plan.totalMs / plan.calls / 1000)}; `
             : '') +
           'the rest is planning the dynamic SQL (EXECUTE plans every statement every time), resolving and hashing the key, the tombstone and the audit row.',
       );

@@ -137,7 +137,7 @@ export async function benchGuards(
   await copyOnce(false);
   const { rows: hits } = await db.query<{ n: string }>(
     `select count(*) as n from crm.events_2026_11 e
-      where exists (select from pii.tombstones t where t.subject_hash = pii.subject_hash(null, e.customer_id::text))`,
+      where exists (select from pii.tombstones t where t.subject_hash = pii_internal.subject_hash(null, e.customer_id::text))`,
   );
   await copyOnce(true);
   const { rows: left } = await db.query<{ n: string }>('select count(*) as n from crm.events_2026_11');

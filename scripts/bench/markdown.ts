@@ -259,7 +259,7 @@ export function renderMarkdown(r: BenchResults): string {
     push('### Where the time goes');
     push('');
     push(
-      "EXPLAIN (ANALYZE, BUFFERS) of each statement of `pii.erase_plan('erase')` and of the floor, same subjects, in rolled-back transactions " +
+      "EXPLAIN (ANALYZE, BUFFERS) of each statement of `pii_internal.erase_plan('erase')` and of the floor, same subjects, in rolled-back transactions " +
         '(full plans in the appendix):',
     );
     push('');
@@ -456,7 +456,7 @@ export function renderMarkdown(r: BenchResults): string {
   push('```sql', REGISTER_SQL.trim(), '```');
   push('');
   if (r.profile) {
-    push("### Plans: pii.erase_plan('erase')");
+    push("### Plans: pii_internal.erase_plan('erase')");
     push('');
     for (const e of r.profile.engine)
       push(`\`${e.table}\` (${e.action})`, '', '```', e.statement, '', e.plan, '```', '');

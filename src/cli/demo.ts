@@ -10,7 +10,7 @@ export function addDemoCommand(program: Command): void {
     .option('--scale <n>', 'CRM size: 0.01 = 10,000 customers', '0.01')
     .action(
       action(async (opts: { scale: string }, cmd: Command) => {
-        // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+        // Loaded on use: graphile-worker and the demo's modules slow every other command's start.
         const { runDemo } = await import('../demo/runDemo.js');
         const json = globals(cmd).json;
         const scale = Number(opts.scale);

@@ -12,6 +12,7 @@ import { addImportCommand } from './import.js';
 import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
 import { addRetentionCommand } from './retention.js';
+import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
 import { addWasErasedCommand } from './wasErased.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .exitOverride();
   for (const add of [
     addMigrateCommand,
+    addSqlCommand,
     addEraseCommand,
     addImportCommand,
     addStatusCommand,

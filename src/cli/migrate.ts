@@ -8,12 +8,13 @@ export function addMigrateCommand(program: Command): void {
     .description('install or upgrade Lethe (schema pii, graphile-worker) in the database')
     .action(
       action(async (_opts, cmd: Command) => {
-        // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+        // Loaded on use: graphile-worker and the demo's modules slow every other command's start.
         const { migrate } = await import('../db/migrate.js');
         const json = globals(cmd).json;
-        const { applied } = await migrate(databaseUrl(cmd), { log: json ? undefined : info });
-        if (json) printJson({ applied });
-        else print(applied.length ? `applied ${applied.length} migration(s)\n` : 'already up to date\n');
+        const { applied, code } = await migrate(databaseUrl(cmd), { log: json ? undefined : info });
+        if (json) printJson({ applied, code });
+        else if (applied.length === 0 && code.length === 0) print('already up to date\n');
+        else print(`applied ${applied.length} migration(s) and ${code.length} code file(s)\n`);
         return EXIT.ok;
       }),
     );

@@ -16,7 +16,7 @@ export function addWorkerCommand(program: Command): void {
     .option('--chunk-size <n>', 'subjects per chunk (default: pii.settings.chunk_size)')
     .action(
       action(async (opts: WorkerOptions, cmd: Command) => {
-        // Loaded on use: graphile-worker, dbmate and the demo's modules slow every other command's start.
+        // Loaded on use: graphile-worker and the demo's modules slow every other command's start.
         const { runWorker } = await import('../worker/runWorker.js');
         const worker = await runWorker({
           connectionString: databaseUrl(cmd),

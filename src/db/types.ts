@@ -85,6 +85,7 @@ export interface PiiImportRows {
 
 export interface PiiLegalHolds {
   ended_at: Timestamp | null;
+  expiry_request_id: string | null;
   held_until: Timestamp;
   id: Generated<string>;
   kind: string | null;
@@ -95,10 +96,6 @@ export interface PiiLegalHolds {
   released_by: string | null;
   subjects: number;
   tables: string[] | null;
-}
-
-export interface PiiLetheMigrations {
-  version: string;
 }
 
 export interface PiiMaskedViews {
@@ -189,6 +186,7 @@ export interface PiiRequests {
   failed: Generated<Int8>;
   filed_snapshot: Generated<string>;
   finished_at: Timestamp | null;
+  held_until: Timestamp | null;
   id: Generated<string>;
   matched: Generated<Int8>;
   mode: string;
@@ -320,7 +318,6 @@ export interface DB {
   "pii.holds": PiiHolds;
   "pii.import_rows": PiiImportRows;
   "pii.legal_holds": PiiLegalHolds;
-  "pii.lethe_migrations": PiiLetheMigrations;
   "pii.masked_views": PiiMaskedViews;
   "pii.notifications": PiiNotifications;
   "pii.overdue_requests": PiiOverdueRequests;

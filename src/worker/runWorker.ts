@@ -1,6 +1,6 @@
 // Runs Lethe's jobs in this process. The pool is shared by graphile-worker and the
 // tasks' Kysely, so `concurrency` jobs need about concurrency + 2 connections.
-import { Logger, run, type TaskList } from 'graphile-worker';
+import { Logger, run, runMigrations, type TaskList } from 'graphile-worker';
 import type pg from 'pg';
 import { createDb, createPool } from '../sql/db.js';
 import { toLetheError } from '../sql/errors.js';
@@ -54,6 +54,10 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
   const log = opts.log ?? defaultLog;
 
   try {
+    // graphile-worker's schema first: after a psql-only install (`lethe sql`) it is not there
+    // yet, and the requests filed meanwhile are queued by the resume below.
+    const logger = new Logger(() => (level, message) => log(level as WorkerLogLevel, message));
+    await runMigrations({ pgPool: pool, logger });
     // Jobs of requests whose worker died may stay locked for hours; re-queue them now.
     const resumed = await resumeRequests(db);
     if (resumed > 0) log('info', `re-queued ${resumed} open request(s)`);
@@ -69,7 +73,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
       noHandleSignals: true,
       // On stop, tasks see abortSignal soon and stop between chunks.
       gracefulShutdownAbortTimeout: 500,
-      logger: new Logger(() => (level, message) => log(level as WorkerLogLevel, message)),
+      logger,
       // Unbatched, graphile-worker records a finished or failed job without awaiting it,
       // so stop() could return (and the pool end) before the job was unlocked. Batches
       // are flushed on shutdown; a delay of 0 batches nothing in practice.

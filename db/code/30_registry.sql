@@ -1,55 +1,40 @@
--- migrate:up
--- The PII registry (F1, F4, F21): which table holds the data subjects, which tables
--- belong to a subject (directly or through a parent), and what happens to each PII
--- column on erasure and in masked views. Rules are data; the engine reads them.
--- Columns are stored by attnum so that renaming a column keeps its rule.
+-- Repeatable code: the registry (register_*, unregister_*, lint, registered_* views) and its checks.
 
-create table pii.subject_table (
-  singleton boolean primary key default true check (singleton),
-  relid regclass not null unique,
-  key_attnum smallint not null,
-  scope_attnum smallint,
-  key_is_pii boolean not null default false,
-  registered_at timestamptz not null default pg_catalog.now()
-);
 comment on table pii.subject_table is 'The one table whose rows are data subjects (customers, contacts).';
-
-create table pii.tables (
-  relid regclass primary key,
-  subject_attnum smallint,
-  parent_relid regclass references pii.tables (relid),
-  parent_fk_attnum smallint,
-  parent_key_attnum smallint,
-  scope_attnum smallint,
-  on_erase text not null check (on_erase in ('anonymize', 'delete')),
-  guard_mode text not null default 'scrub' check (guard_mode in ('scrub', 'reject', 'skip', 'off')),
-  registered_at timestamptz not null default pg_catalog.now(),
-  check (
-    (subject_attnum is not null and parent_relid is null and parent_fk_attnum is null and parent_key_attnum is null)
-    or (subject_attnum is null and parent_relid is not null and parent_fk_attnum is not null and parent_key_attnum is not null)
-  )
-);
-create index tables_parent_relid_idx on pii.tables (parent_relid);
 comment on table pii.tables is 'Registered tables: linked to the subject by subject_attnum, or through a registered parent (parent_fk_attnum -> parent_key_attnum).';
-
-create table pii.columns (
-  relid regclass not null references pii.tables (relid) on delete cascade,
-  attnum smallint not null,
-  erase text not null,
-  mask text not null default 'hide',
-  category text not null default 'pii',
-  registered_at timestamptz not null default pg_catalog.now(),
-  primary key (relid, attnum)
-);
 comment on table pii.columns is 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.';
 
 revoke all on pii.subject_table, pii.tables, pii.columns from public;
 grant select on pii.subject_table, pii.tables, pii.columns to pii_admin, pii_operator, pii_auditor;
 
 ---------------------------------------------------------------------------------------
+-- Strategies, parsed once (docs/architecture.md, "Adding a strategy")
+
+-- 'set:DEACTIVATED' is ('set', 'DEACTIVATED'), 'jsonb_remove:a,b' is ('jsonb_remove', 'a,b'),
+-- 'null' is ('null', NULL). Erase, erased-state, guard and mask SQL all dispatch on name.
+create or replace function pii_internal.parse_strategy(strategy text, out name text, out argument text)
+language sql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when x.p operator(pg_catalog.>) 0 then pg_catalog.left(strategy, x.p operator(pg_catalog.-) 1) else strategy end,
+         case when x.p operator(pg_catalog.>) 0 then pg_catalog.substr(strategy, x.p operator(pg_catalog.+) 1) end
+  from (select pg_catalog.strpos(strategy, ':') as p) x
+$$;
+comment on function pii_internal.parse_strategy(text) is 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).';
+
+-- The keys of a jsonb_remove:<key>[,<key>…] argument, trimmed.
+create or replace function pii_internal.strategy_keys(argument text) returns text[]
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
+$$;
+comment on function pii_internal.strategy_keys(text) is 'Internal. The trimmed keys of a jsonb_remove argument.';
+
+---------------------------------------------------------------------------------------
 -- Small catalog helpers (internal)
 
-create function pii.qualified_name(tbl regclass) returns text
+create or replace function pii_internal.qualified_name(tbl regclass) returns text
 language sql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -57,28 +42,28 @@ as $$
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
   where c.oid = tbl
 $$;
-comment on function pii.qualified_name(regclass) is 'Internal. schema.table, each part quoted as an identifier.';
+comment on function pii_internal.qualified_name(regclass) is 'Internal. schema.table, each part quoted as an identifier.';
 
-create function pii.column_name(tbl regclass, col smallint) returns name
+create or replace function pii_internal.column_name(tbl regclass, col smallint) returns name
 language sql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select a.attname from pg_catalog.pg_attribute a
   where a.attrelid = tbl and a.attnum = col and not a.attisdropped
 $$;
-comment on function pii.column_name(regclass, smallint) is 'Internal. Name of a live column by attnum (NULL when dropped).';
+comment on function pii_internal.column_name(regclass, smallint) is 'Internal. Name of a live column by attnum (NULL when dropped).';
 
-create function pii.column_type(tbl regclass, col smallint) returns text
+create or replace function pii_internal.column_type(tbl regclass, col smallint) returns text
 language sql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
   where a.attrelid = tbl and a.attnum = col and not a.attisdropped
 $$;
-comment on function pii.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
+comment on function pii_internal.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
 
 -- Resolves a column by name, raising 42703 with the table named when it is missing.
-create function pii.column_attnum(tbl regclass, col name) returns smallint
+create or replace function pii_internal.column_attnum(tbl regclass, col name) returns smallint
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -86,21 +71,21 @@ declare
   n smallint;
 begin
   if col is null then
-    raise exception 'column name must not be NULL (table %)', pii.qualified_name(tbl) using errcode = '22004';
+    raise exception 'column name must not be NULL (table %)', pii_internal.qualified_name(tbl) using errcode = '22004';
   end if;
   select a.attnum into n from pg_catalog.pg_attribute a
   where a.attrelid = tbl and a.attname = col and a.attnum > 0 and not a.attisdropped;
   if n is null then
-    raise exception 'column "%" does not exist in table %', col, pii.qualified_name(tbl)
+    raise exception 'column "%" does not exist in table %', col, pii_internal.qualified_name(tbl)
       using errcode = '42703';
   end if;
   return n;
 end
 $$;
-comment on function pii.column_attnum(regclass, name) is 'Internal. attnum of a column by name; 42703 when it does not exist.';
+comment on function pii_internal.column_attnum(regclass, name) is 'Internal. attnum of a column by name; 42703 when it does not exist.';
 
 -- True when some valid index has the column as its leading key: lookups by subject use it.
-create function pii.has_leading_index(tbl regclass, col smallint) returns boolean
+create or replace function pii_internal.has_leading_index(tbl regclass, col smallint) returns boolean
 language sql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -109,9 +94,9 @@ as $$
     where i.indrelid = tbl and i.indkey[0] = col and i.indpred is null
   )
 $$;
-comment on function pii.has_leading_index(regclass, smallint) is 'Internal. Whether an index leads with the column (subject lookups need one).';
+comment on function pii_internal.has_leading_index(regclass, smallint) is 'Internal. Whether an index leads with the column (subject lookups need one).';
 
-create function pii.is_text_type(tbl regclass, col smallint) returns boolean
+create or replace function pii_internal.is_text_type(tbl regclass, col smallint) returns boolean
 language sql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -119,10 +104,10 @@ as $$
   from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
   where a.attrelid = tbl and a.attnum = col
 $$;
-comment on function pii.is_text_type(regclass, smallint) is 'Internal. Whether a column is of a string type (text, varchar, char, citext).';
+comment on function pii_internal.is_text_type(regclass, smallint) is 'Internal. Whether a column is of a string type (text, varchar, char, citext).';
 
 -- Refuses tables Lethe must never touch and tables its owner cannot change.
-create function pii.check_registrable(tbl regclass) returns void
+create or replace function pii_internal.check_registrable(tbl regclass) returns void
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -132,63 +117,67 @@ declare
 begin
   select n.nspname, c.relkind into nsp, kind
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = tbl;
-  if nsp in ('pii', 'masked', 'graphile_worker', 'pg_catalog', 'information_schema') or nsp like 'pg\_toast%' then
-    raise exception 'table % is in schema %, which Lethe does not register', pii.qualified_name(tbl), nsp
+  if nsp in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'pg_catalog', 'information_schema') or nsp like 'pg\_toast%' then
+    raise exception 'table % is in schema %, which Lethe does not register', pii_internal.qualified_name(tbl), nsp
       using errcode = '42501';
   end if;
   if kind not in ('r', 'p') then
-    raise exception '% is not a table (relkind %): only ordinary and partitioned tables can be registered', pii.qualified_name(tbl), kind
+    raise exception '% is not a table (relkind %): only ordinary and partitioned tables can be registered', pii_internal.qualified_name(tbl), kind
       using errcode = '42809';
   end if;
   if not pg_catalog.has_table_privilege(session_user, tbl, 'SELECT') then
-    raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii.qualified_name(tbl)
+    raise exception 'permission denied: % cannot read table %, so it cannot classify it', session_user, pii_internal.qualified_name(tbl)
       using errcode = '42501';
   end if;
   if not pg_catalog.has_table_privilege(current_user, tbl, 'SELECT, UPDATE, DELETE, TRIGGER') then
-    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii.qualified_name(tbl)
-      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii.qualified_name(tbl), current_user);
+    raise exception 'Lethe''s owner role % lacks SELECT, UPDATE, DELETE or TRIGGER on table %', current_user, pii_internal.qualified_name(tbl)
+      using errcode = '42501', hint = pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(tbl), current_user);
   end if;
 end
 $$;
-comment on function pii.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.';
+comment on function pii_internal.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, and tables Lethe''s owner cannot change.';
 
 ---------------------------------------------------------------------------------------
 -- Strategy validation (internal). Each raises a precise error naming table, column and
 -- strategy, so a bad rule never reaches the registry.
 
-create function pii.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
+create or replace function pii_internal.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  where_ text := pg_catalog.format('%s.%I', pii.qualified_name(tbl), pii.column_name(tbl, col));
-  typ text := pii.column_type(tbl, col);
+  where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
+  typ text := pii_internal.column_type(tbl, col);
   col_not_null boolean;
   typmod integer;
   typname name;
-  literal text;
+  parsed record;
 begin
+  select * into parsed from pii_internal.parse_strategy(strategy);
   select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
   from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
   where a.attrelid = tbl and a.attnum = col;
 
   if strategy is null then
     raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-  elsif strategy = 'null' then
+  elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
+        or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
+    raise exception 'unknown erase strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
+  elsif parsed.name = 'null' then
     if col_not_null then
       raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
         using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
     end if;
-  elsif strategy like 'set:%' then
-    literal := pg_catalog.substr(strategy, 5);
+  elsif parsed.name = 'set' then
     begin
-      execute pg_catalog.format('select %L::%s', literal, typ);
+      execute pg_catalog.format('select %L::%s', parsed.argument, typ);
     exception when others then
       raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
         using errcode = '22P02';
     end;
-  elsif strategy = 'pseudonym' then
-    if not (pii.is_text_type(tbl, col) or typname = 'uuid') then
+  elsif parsed.name = 'pseudonym' then
+    if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
       raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
         using errcode = '42804';
     end if;
@@ -196,72 +185,72 @@ begin
       raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
         using errcode = '22001';
     end if;
-  elsif strategy like 'jsonb\_remove:%' then
+  elsif parsed.name = 'jsonb_remove' then
     if typname <> 'jsonb' then
       raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
         using errcode = '42804';
     end if;
-    if exists (select from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k where pg_catalog.btrim(k) = '') then
+    if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
       raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
         using errcode = '22023';
     end if;
-  elsif strategy <> 'keep' then
-    raise exception 'unknown erase strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
   end if;
 end
 $$;
-comment on function pii.check_erase_strategy(regclass, smallint, text) is 'Internal. Validates an erase strategy against the column it is for.';
+comment on function pii_internal.check_erase_strategy(regclass, smallint, text) is 'Internal. Validates an erase strategy against the column it is for.';
 
-create function pii.check_mask_strategy(tbl regclass, col smallint, strategy text) returns void
+create or replace function pii_internal.check_mask_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  where_ text := pg_catalog.format('%s.%I', pii.qualified_name(tbl), pii.column_name(tbl, col));
-  typ text := pii.column_type(tbl, col);
+  where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
+  typ text := pii_internal.column_type(tbl, col);
   typname name;
+  parsed record;
 begin
+  select * into parsed from pii_internal.parse_strategy(strategy);
   select t.typname into typname
   from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
   where a.attrelid = tbl and a.attnum = col;
 
   if strategy is null then
     raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-  elsif strategy in ('hide', 'hash', 'clear') then
+  elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
+        or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
+    raise exception 'unknown mask strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
+  elsif parsed.name in ('hide', 'hash', 'clear') then
     null;
-  elsif strategy in ('email') or strategy like 'partial:%' then
-    if not pii.is_text_type(tbl, col) then
+  elsif parsed.name in ('email', 'partial') then
+    if not pii_internal.is_text_type(tbl, col) then
       raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
     end if;
-    if strategy like 'partial:%' and strategy !~ '^partial:[0-9]{1,4},[0-9]{1,4}$' then
+    if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
       raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
         using errcode = '22023';
     end if;
-  elsif strategy = 'year' then
+  elsif parsed.name = 'year' then
     if typname not in ('date', 'timestamp', 'timestamptz') then
       raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
     end if;
-  elsif strategy like 'set:%' then
+  elsif parsed.name = 'set' then
     begin
-      execute pg_catalog.format('select %L::%s', pg_catalog.substr(strategy, 5), typ);
+      execute pg_catalog.format('select %L::%s', parsed.argument, typ);
     exception when others then
       raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
     end;
-  else
-    raise exception 'unknown mask strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
   end if;
 end
 $$;
-comment on function pii.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for.';
+comment on function pii_internal.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for.';
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 
 ---------------------------------------------------------------------------------------
 -- Public registry API
 
-create function pii.register_subject_table(tbl regclass, key_column name, scope_column name default null, key_is_pii boolean default false)
+create or replace function pii.register_subject_table(tbl regclass, key_column name, scope_column name default null, key_is_pii boolean default false)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -274,26 +263,26 @@ begin
   if tbl is null then
     raise exception 'table must not be NULL' using errcode = '22004';
   end if;
-  perform pii.check_registrable(tbl);
-  key_n := pii.column_attnum(tbl, key_column);
+  perform pii_internal.check_registrable(tbl);
+  key_n := pii_internal.column_attnum(tbl, key_column);
   if scope_column is not null then
-    scope_n := pii.column_attnum(tbl, scope_column);
+    scope_n := pii_internal.column_attnum(tbl, scope_column);
     if scope_n = key_n then
-      raise exception 'scope column and key column of % must differ', pii.qualified_name(tbl) using errcode = '22023';
+      raise exception 'scope column and key column of % must differ', pii_internal.qualified_name(tbl) using errcode = '22023';
     end if;
   end if;
-  if coalesce(key_is_pii, false) and not pii.is_text_type(tbl, key_n) then
-    raise exception 'key_is_pii needs a text key column; %.% is %', pii.qualified_name(tbl), key_column, pii.column_type(tbl, key_n)
+  if coalesce(key_is_pii, false) and not pii_internal.is_text_type(tbl, key_n) then
+    raise exception 'key_is_pii needs a text key column; %.% is %', pii_internal.qualified_name(tbl), key_column, pii_internal.column_type(tbl, key_n)
       using errcode = '42804', hint = 'A PII key (an email, a phone) is replaced by a text pseudonym on erasure.';
   end if;
 
   select s.relid into existing from pii.subject_table s;
   if existing is not null and existing <> tbl then
-    raise exception 'a subject table is already registered (%); Lethe has one per install', pii.qualified_name(existing)
+    raise exception 'a subject table is already registered (%); Lethe has one per install', pii_internal.qualified_name(existing)
       using errcode = '55000', hint = 'Call pii.unregister_subject_table() first.';
   end if;
   if existing is not null and exists (select from pii.tables t where t.relid <> tbl) then
-    raise exception 'subject table % cannot change while other tables are registered', pii.qualified_name(tbl)
+    raise exception 'subject table % cannot change while other tables are registered', pii_internal.qualified_name(tbl)
       using errcode = '55000';
   end if;
 
@@ -306,11 +295,11 @@ begin
   values (tbl, key_n, scope_n, 'anonymize')
   on conflict (relid) do update set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = 'anonymize';
 
-  if not pii.has_leading_index(tbl, coalesce(scope_n, key_n)) and not pii.has_leading_index(tbl, key_n) then
-    raise warning 'no index on %.%: every erasure will scan the table', pii.qualified_name(tbl), key_column
-      using hint = pg_catalog.format('create index on %s (%I)', pii.qualified_name(tbl), key_column);
+  if not pii_internal.has_leading_index(tbl, coalesce(scope_n, key_n)) and not pii_internal.has_leading_index(tbl, key_n) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), key_column
+      using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), key_column);
   end if;
-  perform pii.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null));
+  perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null));
 end
 $$;
 comment on function pii.register_subject_table(regclass, name, name, boolean) is
@@ -319,7 +308,7 @@ scope_column makes a subject (scope, key), for brands whose keys overlap. key_is
 pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
 Example: select pii.register_subject_table('crm.customers', 'id', scope_column => 'brand_id');$$;
 
-create function pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name default null)
+create or replace function pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name default null)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -339,21 +328,21 @@ begin
       hint = 'Call pii.register_subject_table(...) first.';
   end if;
   if tbl = subj.relid then
-    raise exception 'table % is the subject table; it is registered already', pii.qualified_name(tbl) using errcode = '55000';
+    raise exception 'table % is the subject table; it is registered already', pii_internal.qualified_name(tbl) using errcode = '55000';
   end if;
-  perform pii.check_registrable(tbl);
+  perform pii_internal.check_registrable(tbl);
   if on_erase is null or on_erase not in ('anonymize', 'delete') then
-    raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii.qualified_name(tbl) using errcode = '22023';
+    raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii_internal.qualified_name(tbl) using errcode = '22023';
   end if;
-  col_n := pii.column_attnum(tbl, subject_column);
+  col_n := pii_internal.column_attnum(tbl, subject_column);
 
   if subj.scope_attnum is null then
     if scope_column is not null then
-      raise exception 'scope_column given for % but the subject table % is not scoped', pii.qualified_name(tbl), pii.qualified_name(subj.relid)
+      raise exception 'scope_column given for % but the subject table % is not scoped', pii_internal.qualified_name(tbl), pii_internal.qualified_name(subj.relid)
         using errcode = '22023';
     end if;
   else
-    scope_n := pii.column_attnum(tbl, coalesce(scope_column, pii.column_name(subj.relid, subj.scope_attnum)));
+    scope_n := pii_internal.column_attnum(tbl, coalesce(scope_column, pii_internal.column_name(subj.relid, subj.scope_attnum)));
   end if;
 
   if subj.key_is_pii then
@@ -364,7 +353,7 @@ begin
       where c.conrelid = tbl and c.contype = 'f' and c.confrelid = subj.relid and c.conkey = array[col_n]
     loop
       if fk.confupdtype <> 'c' then
-        raise exception 'foreign key % on % must be ON UPDATE CASCADE: the subject key is PII and is replaced by a pseudonym on erasure', fk.conname, pii.qualified_name(tbl)
+        raise exception 'foreign key % on % must be ON UPDATE CASCADE: the subject key is PII and is replaced by a pseudonym on erasure', fk.conname, pii_internal.qualified_name(tbl)
           using errcode = '55000';
       end if;
     end loop;
@@ -376,11 +365,11 @@ begin
     set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = excluded.on_erase,
         parent_relid = null, parent_fk_attnum = null, parent_key_attnum = null;
 
-  if not pii.has_leading_index(tbl, col_n) and (scope_n is null or not pii.has_leading_index(tbl, scope_n)) then
-    raise warning 'no index on %.%: every erasure will scan the table', pii.qualified_name(tbl), subject_column
-      using hint = pg_catalog.format('create index on %s (%I)', pii.qualified_name(tbl), subject_column);
+  if not pii_internal.has_leading_index(tbl, col_n) and (scope_n is null or not pii_internal.has_leading_index(tbl, scope_n)) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), subject_column
+      using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), subject_column);
   end if;
-  perform pii.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'on_erase', on_erase));
+  perform pii_internal.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'on_erase', on_erase));
 end
 $$;
 comment on function pii.register_table(regclass, name, text, name) is
@@ -389,7 +378,7 @@ apply column strategies) or delete (remove the rows: behavioural history). In a 
 defaults to the subject table's scope column name. Warns when subject_column has no index.
 Example: select pii.register_table('crm.events', 'customer_id', 'delete');$$;
 
-create function pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text default 'delete', parent_column name default null)
+create or replace function pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text default 'delete', parent_column name default null)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -402,28 +391,28 @@ begin
   if tbl is null or parent is null then
     raise exception 'table and parent must not be NULL' using errcode = '22004';
   end if;
-  perform pii.check_registrable(tbl);
+  perform pii_internal.check_registrable(tbl);
   if not exists (select from pii.tables t where t.relid = parent) then
-    raise exception 'no path from % to the subject: parent % is not registered', pii.qualified_name(tbl), pii.qualified_name(parent)
+    raise exception 'no path from % to the subject: parent % is not registered', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent)
       using errcode = '55000', hint = 'Register the parent first with pii.register_table or pii.register_child_table.';
   end if;
   if exists (select from pii.subject_table s where s.relid = tbl) then
-    raise exception 'table % is the subject table', pii.qualified_name(tbl) using errcode = '55000';
+    raise exception 'table % is the subject table', pii_internal.qualified_name(tbl) using errcode = '55000';
   end if;
   -- A table cannot be its own ancestor.
   ancestor := parent;
   while ancestor is not null loop
     if ancestor = tbl then
-      raise exception 'registering % under % would make a cycle', pii.qualified_name(tbl), pii.qualified_name(parent) using errcode = '55000';
+      raise exception 'registering % under % would make a cycle', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent) using errcode = '55000';
     end if;
     select t.parent_relid into ancestor from pii.tables t where t.relid = ancestor;
   end loop;
   if on_erase is null or on_erase not in ('anonymize', 'delete') then
-    raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii.qualified_name(tbl) using errcode = '22023';
+    raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii_internal.qualified_name(tbl) using errcode = '22023';
   end if;
-  fk_n := pii.column_attnum(tbl, fk_column);
+  fk_n := pii_internal.column_attnum(tbl, fk_column);
   if parent_column is not null then
-    key_n := pii.column_attnum(parent, parent_column);
+    key_n := pii_internal.column_attnum(parent, parent_column);
   else
     -- The column the foreign key references, else the parent's one-column primary key.
     select c.confkey[1] into key_n from pg_catalog.pg_constraint c
@@ -433,7 +422,7 @@ begin
       where c.conrelid = parent and c.contype = 'p' and pg_catalog.array_length(c.conkey, 1) = 1;
     end if;
     if key_n is null then
-      raise exception 'cannot tell which column of % %.% refers to', pii.qualified_name(parent), pii.qualified_name(tbl), fk_column
+      raise exception 'cannot tell which column of % %.% refers to', pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), fk_column
         using errcode = '55000', hint = 'Pass parent_column.';
     end if;
   end if;
@@ -444,11 +433,11 @@ begin
     set subject_attnum = null, scope_attnum = null, parent_relid = excluded.parent_relid,
         parent_fk_attnum = excluded.parent_fk_attnum, parent_key_attnum = excluded.parent_key_attnum, on_erase = excluded.on_erase;
 
-  if not pii.has_leading_index(tbl, fk_n) then
-    raise warning 'no index on %.%: every erasure will scan the table', pii.qualified_name(tbl), fk_column
-      using hint = pg_catalog.format('create index on %s (%I)', pii.qualified_name(tbl), fk_column);
+  if not pii_internal.has_leading_index(tbl, fk_n) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), fk_column
+      using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), fk_column);
   end if;
-  perform pii.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'parent', pii.qualified_name(parent), 'on_erase', on_erase));
+  perform pii_internal.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'parent', pii_internal.qualified_name(parent), 'on_erase', on_erase));
 end
 $$;
 comment on function pii.register_child_table(regclass, regclass, name, text, name) is
@@ -457,7 +446,7 @@ any depth. Its rows follow the parent: when the parent's rows are deleted, so ar
 the column fk_column references, else the parent's primary key.
 Example: select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize');$$;
 
-create function pii.register_column(tbl regclass, col name, erase text, mask text default 'hide', category text default 'pii')
+create or replace function pii.register_column(tbl regclass, col name, erase text, mask text default 'hide', category text default 'pii')
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -465,33 +454,31 @@ as $$
 declare
   reg pii.tables;
   n smallint;
-  subj pii.subject_table;
 begin
   if tbl is null then
     raise exception 'table must not be NULL' using errcode = '22004';
   end if;
   select * into reg from pii.tables t where t.relid = tbl;
   if reg.relid is null then
-    raise exception 'table % is not registered', pii.qualified_name(tbl)
+    raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
       using errcode = '55000', hint = 'Call pii.register_table (or register_subject_table / register_child_table) first.';
   end if;
-  perform pii.check_registrable(tbl);
-  n := pii.column_attnum(tbl, col);
+  perform pii_internal.check_registrable(tbl);
+  n := pii_internal.column_attnum(tbl, col);
   if category is null or pg_catalog.btrim(category) = '' then
-    raise exception 'category must not be empty (column %.%)', pii.qualified_name(tbl), col using errcode = '22023';
+    raise exception 'category must not be empty (column %.%)', pii_internal.qualified_name(tbl), col using errcode = '22023';
   end if;
-  select * into subj from pii.subject_table;
   if n in (reg.subject_attnum, reg.scope_attnum, reg.parent_fk_attnum) and erase <> 'keep' then
-    raise exception 'column %.% links rows to their subject; its erase strategy must be keep', pii.qualified_name(tbl), col
+    raise exception 'column %.% links rows to their subject; its erase strategy must be keep', pii_internal.qualified_name(tbl), col
       using errcode = '22023', hint = 'A key that is itself PII is handled by register_subject_table(..., key_is_pii => true).';
   end if;
-  perform pii.check_erase_strategy(tbl, n, erase);
-  perform pii.check_mask_strategy(tbl, n, coalesce(mask, 'hide'));
+  perform pii_internal.check_erase_strategy(tbl, n, erase);
+  perform pii_internal.check_mask_strategy(tbl, n, coalesce(mask, 'hide'));
 
   insert into pii.columns (relid, attnum, erase, mask, category)
   values (tbl, n, erase, coalesce(mask, 'hide'), category)
   on conflict (relid, attnum) do update set erase = excluded.erase, mask = excluded.mask, category = excluded.category;
-  perform pii.write_audit('register_column', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'column', col, 'erase', erase, 'mask', coalesce(mask, 'hide'), 'category', category));
+  perform pii_internal.write_audit('register_column', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'column', col, 'erase', erase, 'mask', coalesce(mask, 'hide'), 'category', category));
 end
 $$;
 comment on function pii.register_column(regclass, name, text, text, text) is
@@ -500,47 +487,47 @@ erase: null | set:<literal> (set:DEACTIVATED, set:true) | pseudonym (keyed HMAC,
 mask (masked views): hide | email | partial:<first>,<last> | hash | year | set:<literal> | clear.
 Example: select pii.register_column('crm.customers', 'email', 'null', mask => 'email', category => 'contact');$$;
 
-create function pii.unregister_column(tbl regclass, col name) returns boolean
+create or replace function pii.unregister_column(tbl regclass, col name) returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  n smallint := pii.column_attnum(tbl, col);
+  n smallint := pii_internal.column_attnum(tbl, col);
   found_ boolean;
 begin
   delete from pii.columns c where c.relid = tbl and c.attnum = n;
   found_ := found;
   if found_ then
-    perform pii.write_audit('unregister_column', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'column', col));
+    perform pii_internal.write_audit('unregister_column', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'column', col));
   end if;
   return found_;
 end
 $$;
 comment on function pii.unregister_column(regclass, name) is 'Removes a column''s rule; returns false when it had none. Example: select pii.unregister_column(''crm.customers'', ''city'');';
 
-create function pii.unregister_table(tbl regclass) returns boolean
+create or replace function pii.unregister_table(tbl regclass) returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
   if exists (select from pii.subject_table s where s.relid = tbl) then
-    raise exception 'table % is the subject table', pii.qualified_name(tbl) using errcode = '55000',
+    raise exception 'table % is the subject table', pii_internal.qualified_name(tbl) using errcode = '55000',
       hint = 'Use pii.unregister_subject_table().';
   end if;
   if exists (select from pii.tables t where t.parent_relid = tbl) then
-    raise exception 'table % has registered child tables; unregister them first', pii.qualified_name(tbl) using errcode = '2BP01';
+    raise exception 'table % has registered child tables; unregister them first', pii_internal.qualified_name(tbl) using errcode = '2BP01';
   end if;
   delete from pii.tables t where t.relid = tbl;
   if not found then
     return false;
   end if;
-  perform pii.write_audit('unregister_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl)));
+  perform pii_internal.write_audit('unregister_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl)));
   return true;
 end
 $$;
 comment on function pii.unregister_table(regclass) is 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');';
 
-create function pii.unregister_subject_table() returns boolean
+create or replace function pii.unregister_subject_table() returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -556,7 +543,7 @@ begin
   end if;
   delete from pii.tables t where t.relid = subj;
   delete from pii.subject_table;
-  perform pii.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(subj)));
+  perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj)));
   return true;
 end
 $$;
@@ -565,30 +552,30 @@ comment on function pii.unregister_subject_table() is 'Removes the subject table
 ---------------------------------------------------------------------------------------
 -- Views over the registry (names, not attnums)
 
-create view pii.registered_tables with (security_barrier) as
+create or replace view pii.registered_tables with (security_barrier) as
 select
-  pii.qualified_name(t.relid) as table_name,
+  pii_internal.qualified_name(t.relid) as table_name,
   case when s.relid is not null then 'subject' when t.parent_relid is null then 'direct' else 'via parent' end as link,
-  pii.column_name(t.relid, t.subject_attnum) as subject_column,
-  pii.qualified_name(t.parent_relid) as parent_table,
-  pii.column_name(t.relid, t.parent_fk_attnum) as parent_fk_column,
-  pii.column_name(t.parent_relid, t.parent_key_attnum) as parent_key_column,
-  pii.column_name(t.relid, t.scope_attnum) as scope_column,
+  pii_internal.column_name(t.relid, t.subject_attnum) as subject_column,
+  pii_internal.qualified_name(t.parent_relid) as parent_table,
+  pii_internal.column_name(t.relid, t.parent_fk_attnum) as parent_fk_column,
+  pii_internal.column_name(t.parent_relid, t.parent_key_attnum) as parent_key_column,
+  pii_internal.column_name(t.relid, t.scope_attnum) as scope_column,
   t.on_erase,
   t.guard_mode,
   coalesce(s.key_is_pii, false) as key_is_pii,
-  pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) as has_index,
+  pii_internal.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) as has_index,
   (select pg_catalog.count(*) from pii.columns c where c.relid = t.relid and c.category <> 'not_pii') as pii_columns,
   t.registered_at
 from pii.tables t
 left join pii.subject_table s on s.relid = t.relid;
 comment on view pii.registered_tables is 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.';
 
-create view pii.registered_columns with (security_barrier) as
+create or replace view pii.registered_columns with (security_barrier) as
 select
-  pii.qualified_name(c.relid) as table_name,
-  pii.column_name(c.relid, c.attnum) as column_name,
-  pii.column_type(c.relid, c.attnum) as data_type,
+  pii_internal.qualified_name(c.relid) as table_name,
+  pii_internal.column_name(c.relid, c.attnum) as column_name,
+  pii_internal.column_type(c.relid, c.attnum) as data_type,
   c.erase,
   c.mask,
   c.category,
@@ -600,7 +587,7 @@ revoke all on pii.registered_tables, pii.registered_columns from public;
 grant select on pii.registered_tables, pii.registered_columns to pii_admin, pii_operator, pii_auditor;
 
 -- Registry problems, for humans and for `lethe lint`.
-create function pii.lint()
+create or replace function pii.lint()
 returns table (severity text, table_name text, column_name text, problem text, hint text)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -613,27 +600,27 @@ as $$
   from pii.tables t
   where not exists (select from live l where l.relid = t.relid)
   union all
-  select 'warning', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
+  select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
          'no index leads with the subject column: erasure and guards scan the table',
-         pg_catalog.format('create index on %s (%I)', pii.qualified_name(t.relid), pii.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)))
+         pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)))
   from live t
-  where not pii.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum))
-    and not (t.scope_attnum is not null and pii.has_leading_index(t.relid, t.scope_attnum))
+  where not pii_internal.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum))
+    and not (t.scope_attnum is not null and pii_internal.has_leading_index(t.relid, t.scope_attnum))
   union all
-  select 'error', pii.qualified_name(c.relid), null, 'a registered column was dropped (attnum ' || c.attnum || ')',
+  select 'error', pii_internal.qualified_name(c.relid), null, 'a registered column was dropped (attnum ' || c.attnum || ')',
          'select pii.apply_masking(); or re-register the column'
   from pii.columns c join live t on t.relid = c.relid
-  where pii.column_name(c.relid, c.attnum) is null
+  where pii_internal.column_name(c.relid, c.attnum) is null
   union all
-  select 'notice', pii.qualified_name(t.relid), null, 'anonymize table with nothing to erase: erasure leaves its rows unchanged',
+  select 'notice', pii_internal.qualified_name(t.relid), null, 'anonymize table with nothing to erase: erasure leaves its rows unchanged',
          'register its PII columns with pii.register_column, or make it on_erase => delete'
   from live t
   where t.on_erase = 'anonymize'
     and not exists (select from pii.columns c where c.relid = t.relid and c.erase <> 'keep')
     and not exists (select from pii.subject_table s where s.relid = t.relid and s.key_is_pii)
   union all
-  select 'error', pii.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE, DELETE or TRIGGER on this table',
-         pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii.qualified_name(t.relid), current_user)
+  select 'error', pii_internal.qualified_name(t.relid), null, 'Lethe''s owner role lacks SELECT, UPDATE, DELETE or TRIGGER on this table',
+         pg_catalog.format('grant select, update, delete, trigger on %s to %I', pii_internal.qualified_name(t.relid), current_user)
   from live t
   where not pg_catalog.has_table_privilege(current_user, t.relid, 'SELECT, UPDATE, DELETE, TRIGGER')
   order by 1, 2, 3
@@ -642,7 +629,7 @@ comment on function pii.lint() is 'Lists registry problems: dropped tables and c
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).
-create function pii.forget_dropped_tables() returns event_trigger
+create or replace function pii_internal.forget_dropped_tables() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -662,16 +649,18 @@ begin
   -- One statement: the references between these rows are checked at its end.
   delete from pii.tables t where t.relid = any (gone);
   delete from pii.subject_table s where s.relid = any (gone);
-  perform pii.write_audit('unregister_dropped_tables', null, pg_catalog.jsonb_build_object('tables', pg_catalog.cardinality(gone)));
+  perform pii_internal.write_audit('unregister_dropped_tables', null, pg_catalog.jsonb_build_object('tables', pg_catalog.cardinality(gone)));
   raise warning 'Lethe: % dropped table(s) removed from the PII registry', pg_catalog.cardinality(gone);
 end
 $$;
-comment on function pii.forget_dropped_tables() is 'Internal. Event trigger: unregisters dropped tables and the tables registered through them.';
+comment on function pii_internal.forget_dropped_tables() is 'Internal. Event trigger: unregisters dropped tables and the tables registered through them.';
 
 do $$
 begin
+  -- Repeatable: re-created on every apply of this file.
+  drop event trigger if exists lethe_registry_sql_drop;
   create event trigger lethe_registry_sql_drop on sql_drop
-    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii.forget_dropped_tables();
+    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii_internal.forget_dropped_tables();
 exception when insufficient_privilege then
   raise notice 'Lethe: % may not create event triggers (superuser only): after dropping a registered table, run select * from pii.lint(); and unregister it.', current_user;
 end
@@ -682,31 +671,5 @@ grant execute on function pii.register_subject_table(regclass, name, name, boole
   pii.unregister_column(regclass, name), pii.unregister_table(regclass), pii.unregister_subject_table() to pii_admin;
 grant execute on function pii.lint() to pii_admin, pii_operator, pii_auditor;
 -- The registry views call these helpers with the caller's rights.
-grant execute on function pii.qualified_name(regclass), pii.column_name(regclass, smallint), pii.column_type(regclass, smallint),
-  pii.has_leading_index(regclass, smallint) to pii_admin, pii_operator, pii_auditor;
-
--- migrate:down
-drop event trigger if exists lethe_registry_sql_drop;
-drop function pii.forget_dropped_tables();
-drop function pii.lint();
-drop view pii.registered_columns;
-drop view pii.registered_tables;
-drop function pii.unregister_subject_table();
-drop function pii.unregister_table(regclass);
-drop function pii.unregister_column(regclass, name);
-drop function pii.register_column(regclass, name, text, text, text);
-drop function pii.register_child_table(regclass, regclass, name, text, name);
-drop function pii.register_table(regclass, name, text, name);
-drop function pii.register_subject_table(regclass, name, name, boolean);
-drop function pii.check_mask_strategy(regclass, smallint, text);
-drop function pii.check_erase_strategy(regclass, smallint, text);
-drop function pii.check_registrable(regclass);
-drop function pii.is_text_type(regclass, smallint);
-drop function pii.has_leading_index(regclass, smallint);
-drop function pii.column_attnum(regclass, name);
-drop function pii.column_type(regclass, smallint);
-drop function pii.column_name(regclass, smallint);
-drop function pii.qualified_name(regclass);
-drop table pii.columns;
-drop table pii.tables;
-drop table pii.subject_table;
+grant execute on function pii_internal.qualified_name(regclass), pii_internal.column_name(regclass, smallint), pii_internal.column_type(regclass, smallint),
+  pii_internal.has_leading_index(regclass, smallint) to pii_admin, pii_operator, pii_auditor;

@@ -1,4 +1,5 @@
--- migrate:up
+-- Repeatable code: group role membership (grant_role, revoke_role) and security_lint.
+
 -- Granting Lethe's group roles to logins (F13, F20), and a security lint that finds what
 -- would let a masked reader around the masks: PUBLIC grants on registered tables, readers
 -- with other privileges, missing views, event triggers that are not there.
@@ -8,7 +9,16 @@
 -- Reading masked views needs no privilege on base tables: a view reads its tables with
 -- its owner's rights, and the masks are built-in functions (EXECUTE for everyone).
 
-create function pii.check_group_role(group_role text) returns void
+-- Lethe's group roles, named once here (0001_schemas_roles_secret.sql created them).
+create or replace function pii_internal.group_roles() returns text[]
+language sql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select array['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher']
+$$;
+comment on function pii_internal.group_roles() is 'Internal. The names of Lethe''s group roles.';
+
+create or replace function pii_internal.check_group_role(group_role text) returns void
 language plpgsql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -16,17 +26,17 @@ begin
   if group_role is null then
     raise exception 'group role must not be NULL' using errcode = '22004';
   end if;
-  if group_role not in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+  if not (group_role operator(pg_catalog.=) any (pii_internal.group_roles())) then
     raise exception '"%" is not a Lethe group role', group_role using errcode = '22023',
-      hint = 'Expected one of: pii_admin, pii_operator, pii_masked_reader, pii_auditor, pii_dispatcher.';
+      hint = 'Expected one of: ' || pg_catalog.array_to_string(pii_internal.group_roles(), ', ') || '.';
   end if;
 end
 $$;
-comment on function pii.check_group_role(text) is 'Internal. Raises 22023 unless the name is one of the five Lethe group roles.';
+comment on function pii_internal.check_group_role(text) is 'Internal. Raises 22023 unless the name is one of the five Lethe group roles.';
 
 -- The role a grant is for: it must exist, and must not be a group role of Lethe, a
 -- predefined role or PUBLIC.
-create function pii.check_member_role(login_role name) returns pg_catalog.pg_roles
+create or replace function pii_internal.check_member_role(login_role name) returns pg_catalog.pg_roles
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -41,7 +51,7 @@ begin
     raise exception 'role "%" does not exist', login_role using errcode = '42704',
       hint = 'Create it first, e.g. create role support_jane login password ''…'';';
   end if;
-  if login_role in ('pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher') then
+  if login_role::text operator(pg_catalog.=) any (pii_internal.group_roles()) then
     raise exception '"%" is a Lethe group role: grant group roles to logins (or to your own groups), not to each other', login_role
       using errcode = '22023';
   end if;
@@ -51,9 +61,9 @@ begin
   return r;
 end
 $$;
-comment on function pii.check_member_role(name) is 'Internal. The role a Lethe group role is granted to: must exist (42704), not be a Lethe group or predefined role (22023).';
+comment on function pii_internal.check_member_role(name) is 'Internal. The role a Lethe group role is granted to: must exist (42704), not be a Lethe group or predefined role (22023).';
 
-create function pii.grant_role(group_role text, login_role name) returns void
+create or replace function pii.grant_role(group_role text, login_role name) returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -61,8 +71,8 @@ declare
   r pg_catalog.pg_roles;
   readable text;
 begin
-  perform pii.check_group_role(group_role);
-  r := pii.check_member_role(login_role);
+  perform pii_internal.check_group_role(group_role);
+  r := pii_internal.check_member_role(login_role);
   if pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') and not (select x.rolsuper from pg_catalog.pg_roles x where x.rolname = session_user) then
     raise exception '% cannot grant Lethe roles to itself (or to a role it belongs to)', session_user using errcode = '42501',
       hint = 'Another administrator has to grant it.';
@@ -73,7 +83,7 @@ begin
         using errcode = '22023';
     end if;
     -- Privileges the role has anyway defeat the masks: say which.
-    select pg_catalog.string_agg(pii.qualified_name(t.relid), ', ' order by 1) into readable
+    select pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by 1) into readable
     from pii.tables t
     where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
       and (pg_catalog.has_table_privilege(r.oid, t.relid, 'SELECT')
@@ -84,7 +94,7 @@ begin
     end if;
   end if;
   execute pg_catalog.format('grant %I to %I', group_role, login_role);
-  perform pii.write_audit('grant_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
+  perform pii_internal.write_audit('grant_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
 end
 $$;
 comment on function pii.grant_role(text, name) is
@@ -92,7 +102,7 @@ $$Grants one of Lethe's group roles (pii_admin, pii_operator, pii_masked_reader,
 to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501.
 Audited. Example: select pii.grant_role('pii_operator', 'dpo_anna');$$;
 
-create function pii.revoke_role(group_role text, login_role name) returns boolean
+create or replace function pii.revoke_role(group_role text, login_role name) returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -100,8 +110,8 @@ declare
   r pg_catalog.pg_roles;
   was_member boolean;
 begin
-  perform pii.check_group_role(group_role);
-  r := pii.check_member_role(login_role);
+  perform pii_internal.check_group_role(group_role);
+  r := pii_internal.check_member_role(login_role);
   select exists (select from pg_catalog.pg_auth_members m
                  where m.roleid = (select x.oid from pg_catalog.pg_roles x where x.rolname = group_role) and m.member = r.oid)
     into was_member;
@@ -109,7 +119,7 @@ begin
     return false;
   end if;
   execute pg_catalog.format('revoke %I from %I', group_role, login_role);
-  perform pii.write_audit('revoke_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
+  perform pii_internal.write_audit('revoke_role', null, pg_catalog.jsonb_build_object('group_role', group_role, 'role', login_role));
   return true;
 end
 $$;
@@ -117,7 +127,7 @@ comment on function pii.revoke_role(text, name) is
 $$Revokes one of Lethe's group roles from a role; returns false when it was not a direct member. Audited.
 Example: select pii.revoke_role('pii_operator', 'dpo_anna');$$;
 
-create function pii.grant_masked_reader(login_role name) returns void
+create or replace function pii.grant_masked_reader(login_role name) returns void
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -128,7 +138,7 @@ $$Lets a role read the masked views (schema masked) and nothing else of Lethe. R
 bypass row level security; warns when the role can already read registered tables directly.
 Example: select pii.grant_masked_reader('support_jane');  -- then: alter role support_jane set search_path = masked;$$;
 
-create function pii.revoke_masked_reader(login_role name) returns boolean
+create or replace function pii.revoke_masked_reader(login_role name) returns boolean
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -138,28 +148,44 @@ comment on function pii.revoke_masked_reader(name) is 'Takes the masked views aw
 
 -- What would let someone around the masks, and what keeps the masked views from being
 -- current. Severity error: raw PII is reachable by someone it should not be.
-create function pii.security_lint()
-returns table (severity text, object text, problem text, hint text)
-language sql stable security definer
+-- The registered tables that still exist, with their names (security_lint's steps share it).
+create or replace function pii_internal.lint_registered_tables()
+returns table (relid regclass, name text)
+language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive reg as (
-    select t.relid, pii.qualified_name(t.relid) as name
-    from pii.tables t
-    where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-  ),
-  -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
-  -- superuser as a member of everything).
-  members (oid) as (
+  select t.relid, pii_internal.qualified_name(t.relid)
+  from pii.tables t
+  where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+$$;
+comment on function pii_internal.lint_registered_tables() is 'Internal. Registered tables that exist, with their qualified names.';
+
+-- Members of pii_masked_reader through explicit grants (pg_has_role would count every
+-- superuser as a member of everything), group roles left out.
+create or replace function pii_internal.masked_readers()
+returns table (oid oid, rolname name)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive members (oid) as (
     select m.member from pg_catalog.pg_auth_members m where m.roleid = 'pii_masked_reader'::regrole
     union
     select m.member from pg_catalog.pg_auth_members m join members on m.roleid = members.oid
-  ),
-  readers as (
-    select r.oid, r.rolname
-    from pg_catalog.pg_roles r join members on members.oid = r.oid
-    where r.rolname not in ('pii_masked_reader', 'pii_admin', 'pii_operator', 'pii_auditor', 'pii_dispatcher')
   )
+  select r.oid, r.rolname
+  from pg_catalog.pg_roles r join members on members.oid = r.oid
+  where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+$$;
+comment on function pii_internal.masked_readers() is 'Internal. Login (and other) roles that are masked readers by explicit grants.';
+
+-- security_lint step: PUBLIC or a masked reader reaching a registered table directly.
+create or replace function pii_internal.lint_registered_table_access()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with reg as (select * from pii_internal.lint_registered_tables()),
+  readers as (select * from pii_internal.masked_readers())
   -- PUBLIC (everyone, masked readers included) may read or change a registered table.
   select 'error', reg.name,
          pg_catalog.format('PUBLIC has %s on this registered table: every role, masked readers included, reaches it', a.privilege_type),
@@ -184,7 +210,16 @@ as $$
   from reg cross join readers rd
   where pg_catalog.has_table_privilege(rd.oid, reg.relid, 'SELECT')
      or pg_catalog.has_any_column_privilege(rd.oid, reg.relid, 'SELECT')
-  union all
+$$;
+comment on function pii_internal.lint_registered_table_access() is 'Internal. security_lint step: who reaches registered tables other than through masked views.';
+
+-- security_lint step: masked readers that are superusers, bypass RLS or hold other Lethe groups.
+create or replace function pii_internal.lint_masked_readers()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with readers as (select * from pii_internal.masked_readers())
   select 'error', pg_catalog.quote_ident(r.rolname),
          'masked reader is a superuser or bypasses row level security: masks do not restrict it',
          pg_catalog.format('alter role %I nosuperuser nobypassrls;', r.rolname)
@@ -197,21 +232,41 @@ as $$
   from readers rd
   join pg_catalog.pg_roles g on g.rolname in ('pii_admin', 'pii_operator', 'pii_dispatcher')
   where pg_catalog.pg_has_role(rd.oid, g.oid, 'MEMBER')
-  union all
-  -- (pii is on this function's search_path, so regprocedure prints names without it.)
-  select 'error', 'function pii.' || p.oid::regprocedure::text,
-         'PUBLIC may execute a Lethe function', pg_catalog.format('revoke execute on function pii.%s from public;', p.oid::regprocedure)
+$$;
+comment on function pii_internal.lint_masked_readers() is 'Internal. security_lint step: masked readers with powers masks do not restrict.';
+
+-- security_lint step: PUBLIC privileges on Lethe's own functions and tables.
+create or replace function pii_internal.lint_lethe_privileges()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  -- (pii is on this function's search_path, so regprocedure prints its names without it,
+  -- and pii_internal's with it.)
+  select 'error', 'function ' || fn.name, 'PUBLIC may execute a Lethe function',
+         pg_catalog.format('revoke execute on function %s from public;', fn.name)
   from pg_catalog.pg_proc p
-  where p.pronamespace = 'pii'::regnamespace
+  cross join lateral (select case when p.pronamespace = 'pii'::regnamespace then 'pii.' else '' end
+                             || p.oid::regprocedure::text as name) fn
+  where p.pronamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace)
     and pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')
   union all
-  select 'error', 'table ' || pii.qualified_name(c.oid),
+  select 'error', 'table ' || pii_internal.qualified_name(c.oid),
          pg_catalog.format('PUBLIC has %s on a Lethe table', a.privilege_type),
-         pg_catalog.format('revoke all on %s from public;', pii.qualified_name(c.oid))
+         pg_catalog.format('revoke all on %s from public;', pii_internal.qualified_name(c.oid))
   from pg_catalog.pg_class c
   cross join lateral pg_catalog.aclexplode(c.relacl) a
-  where c.relnamespace = 'pii'::regnamespace and a.grantee = 0
-  union all
+  where c.relnamespace in ('pii'::regnamespace, 'pii_internal'::regnamespace) and a.grantee = 0
+$$;
+comment on function pii_internal.lint_lethe_privileges() is 'Internal. security_lint step: PUBLIC privileges on Lethe''s own functions and tables.';
+
+-- security_lint step: the masked views and what keeps them current.
+create or replace function pii_internal.lint_masking()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with reg as (select * from pii_internal.lint_registered_tables())
   -- A registered table without its masked view: readers do not see it (fail closed), but
   -- something is wrong.
   select 'warning', reg.name, 'registered table has no masked view', 'select * from pii.apply_masking();'
@@ -248,6 +303,21 @@ as $$
   select 'notice', reg.name || '.' || pg_catalog.quote_ident(u.column_name),
          'column is not classified: hidden in the masked view while privacy by default is on', u.suggestion
   from pii.unclassified_columns() u join reg on reg.name = u.table_name
+$$;
+comment on function pii_internal.lint_masking() is 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.';
+
+create or replace function pii.security_lint()
+returns table (severity text, object text, problem text, hint text)
+language sql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select * from pii_internal.lint_registered_table_access()
+  union all
+  select * from pii_internal.lint_masked_readers()
+  union all
+  select * from pii_internal.lint_lethe_privileges()
+  union all
+  select * from pii_internal.lint_masking()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
@@ -257,16 +327,7 @@ are superusers, masked readers with privileged Lethe roles, missing masked views
 not apply, missing event triggers, CREATE on schema public, unclassified columns. Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.grant_role(text, name), pii.revoke_role(text, name), pii.grant_masked_reader(name),
   pii.revoke_masked_reader(name) to pii_admin;
 grant execute on function pii.security_lint() to pii_admin, pii_auditor;
-
--- migrate:down
-drop function pii.security_lint();
-drop function pii.revoke_masked_reader(name);
-drop function pii.grant_masked_reader(name);
-drop function pii.revoke_role(text, name);
-drop function pii.grant_role(text, name);
-drop function pii.check_member_role(name);
-drop function pii.check_group_role(text);

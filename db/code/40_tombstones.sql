@@ -1,31 +1,32 @@
--- migrate:up
+-- Repeatable code: keyed-hash SQL builders, subject resolution, tombstones (was_erased, allow_return).
+
 -- Subject resolution (keys as given -> canonical keys + keyed hashes) and tombstones:
 -- the PII-free memory of who was erased (F11, F28).
 
 -- HMAC-SHA256 as SQL text over parameters $3 (inner key) and $4 (outer key), so that
 -- set-based statements hash in C without a function call per row.
-create function pii.hmac_sql(message_sql text) returns text
+create or replace function pii_internal.hmac_sql(message_sql text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select 'pg_catalog.sha256($4 operator(pg_catalog.||) pg_catalog.sha256($3 operator(pg_catalog.||) pg_catalog.convert_to('
          || message_sql || ', ''UTF8'')))'
 $$;
-comment on function pii.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.';
+comment on function pii_internal.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.';
 
--- The subject hash (see pii.subject_hash) as SQL text over scope and key expressions.
-create function pii.subject_hash_sql(scope_sql text, key_sql text) returns text
+-- The subject hash (see pii_internal.subject_hash) as SQL text over scope and key expressions.
+create or replace function pii_internal.subject_hash_sql(scope_sql text, key_sql text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii.hmac_sql('coalesce(' || scope_sql || ', '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || key_sql)
+  select pii_internal.hmac_sql('coalesce(' || scope_sql || ', '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || key_sql)
 $$;
-comment on function pii.subject_hash_sql(text, text) is 'Internal. SQL text computing pii.subject_hash(scope, key) with the install key bound as $3/$4.';
+comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.';
 
 -- The pseudonym of a value as SQL text: 'anon_' and 128 bits of its HMAC (for uuid
 -- columns, those bits as a version-8 UUID). Deterministic, so joins on pseudonymised
 -- columns survive; keyed, so it cannot be reversed by guessing.
-create function pii.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
+create or replace function pii_internal.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -33,12 +34,12 @@ as $$
     then 'overlay(pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32) placing ''8'' from 13 for 1)::uuid'
     else '''anon_'' operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(' || x.mac || ', ''hex''), 32)'
   end
-  from (select pii.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
+  from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) x
 $$;
-comment on function pii.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<32 hex>, or a version-8 uuid) with the install key bound as $3/$4.';
 
 -- SQL predicate: the value already is a pseudonym (so erasing twice changes nothing).
-create function pii.is_pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
+create or replace function pii_internal.is_pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -47,37 +48,24 @@ as $$
     else '(' || value_sql || ')::text like ''anon\_%'''
   end
 $$;
-comment on function pii.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.';
-
-create table pii.tombstones (
-  subject_hash bytea primary key,
-  pseudonym text,
-  request_id uuid,
-  flagged_at timestamptz not null default pg_catalog.now(),
-  erased_at timestamptz,
-  -- The transaction that erased the subject: a request erases a subject again only if
-  -- that erasure was already committed when the request was filed (data may have come
-  -- back since), never when it ran concurrently.
-  erased_xact xid8
-);
-create index tombstones_pseudonym_idx on pii.tombstones (pseudonym) where pseudonym is not null;
+comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value has the shape of a Lethe pseudonym.';
 comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii.tombstones from public;
 
 -- How an error names a key: its position in the call, or its row in an imported file.
-create function pii.key_position(position_ integer, source_rows bigint[]) returns text
+create or replace function pii_internal.key_position(position_ integer, source_rows bigint[]) returns text
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select case when source_rows is null then 'subject key #' || position_
               else 'row ' || source_rows[position_] || ': subject key' end
 $$;
-comment on function pii.key_position(integer, bigint[]) is 'Internal. Names a key in an error message by position (or CSV row), never by value.';
+comment on function pii_internal.key_position(integer, bigint[]) is 'Internal. Names a key in an error message by position (or CSV row), never by value.';
 
 -- Resolves keys (and scopes) as callers give them to canonical text (cast through the
 -- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
 -- subject), deduplicated, with their hashes. Validates everything first.
-create function pii.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
+create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
                                       source_rows bigint[] default null)
 returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
 language plpgsql stable
@@ -107,15 +95,15 @@ begin
   end if;
   bad := pg_catalog.array_position(subject_keys, null);
   if bad is not null then
-    raise exception '% is NULL', pii.key_position(bad, source_rows) using errcode = '22004';
+    raise exception '% is NULL', pii_internal.key_position(bad, source_rows) using errcode = '22004';
   end if;
   if subj.scope_attnum is null then
     if scopes is not null then
-      raise exception 'scopes given, but the subject table % is not scoped', pii.qualified_name(subj.relid) using errcode = '22023';
+      raise exception 'scopes given, but the subject table % is not scoped', pii_internal.qualified_name(subj.relid) using errcode = '22023';
     end if;
   else
     if scopes is null or pg_catalog.cardinality(scopes) = 0 then
-      raise exception 'the subject table % is scoped by %: scopes are required', pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.scope_attnum)
+      raise exception 'the subject table % is scoped by %: scopes are required', pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.scope_attnum)
         using errcode = '22023', hint = 'Pass one scope for all keys, or one per key.';
     end if;
     if pg_catalog.cardinality(scopes) not in (1, n) then
@@ -128,9 +116,9 @@ begin
     if pg_catalog.cardinality(scopes) = 1 and n > 1 then
       scopes := pg_catalog.array_fill(scopes[1], array[n]);
     end if;
-    scope_type := pii.column_type(subj.relid, subj.scope_attnum);
+    scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
   end if;
-  key_type := pii.column_type(subj.relid, subj.key_attnum);
+  key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
   select * into sec from pii.secret;
 
   begin
@@ -140,8 +128,8 @@ begin
                from (select %s as s, (u.k::%s)::text as k, u.i
                      from unnest($1, $2) with ordinality as u (k, s, i)) c
                group by c.s, c.k) r$q$,
-      pii.subject_hash_sql('r.s', 'r.k'),
-      case when subj.key_is_pii then pii.pseudonym_sql('r.k') else 'null::text' end,
+      pii_internal.subject_hash_sql('r.s', 'r.k'),
+      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
       case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end,
       key_type)
       using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key;
@@ -157,7 +145,7 @@ begin
                                     else '^\s*[+-]?[0-9]+\s*$' end;
     end if;
     if bad is not null then
-      raise exception '% is not a valid %', pii.key_position(bad, source_rows), key_type using errcode = '22P02';
+      raise exception '% is not a valid %', pii_internal.key_position(bad, source_rows), key_type using errcode = '22P02';
     elsif scope_type is not null then
       raise exception 'subject keys must be valid % and scopes valid %', key_type, scope_type using errcode = '22P02';
     else
@@ -166,10 +154,10 @@ begin
   end;
 end
 $$;
-comment on function pii.resolve_subjects(text[], text[], integer, bigint[]) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
+comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[]) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
 -- Records subjects as asked-to-be-forgotten; guards act on them from now on.
-create function pii.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid default null)
+create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid default null)
 returns bigint
 language sql
 set search_path = pg_catalog, pii, pg_temp
@@ -183,9 +171,9 @@ as $$
   )
   select pg_catalog.count(*) from ins
 $$;
-comment on function pii.flag_subjects(bytea[], text[], uuid) is 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.';
+comment on function pii_internal.flag_subjects(bytea[], text[], uuid) is 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.';
 
-create function pii.was_erased(subject_key text, scope text default null)
+create or replace function pii.was_erased(subject_key text, scope text default null)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
 language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -193,7 +181,7 @@ as $$
 begin
   return query
     select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
-    from pii.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
+    from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
     join pii.tombstones t on t.subject_hash = r.subject_hash;
   if not found then
     return query select false, null::timestamptz, null::timestamptz, null::uuid;
@@ -205,7 +193,7 @@ $$Answers "was this person erased?" from the keyed hash, never storing or return
 erased (bool), when flagged, when erased, by which request. Example: select * from pii.was_erased('42');
 Scoped installs pass the scope: select * from pii.was_erased('pl-1', scope => '2');$$;
 
-create function pii.was_erased_hash(subject_hash text)
+create or replace function pii.was_erased_hash(subject_hash text)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -215,7 +203,7 @@ as $$
 $$;
 comment on function pii.was_erased_hash(text) is 'Looks a subject up by its hex keyed hash, as shown in request items, verification reports and audit rows. Example: select * from pii.was_erased_hash(''9f2c…'');';
 
-create function pii.allow_return(subject_key text, scope text default null)
+create or replace function pii.allow_return(subject_key text, scope text default null)
 returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -224,12 +212,12 @@ declare
   h bytea;
 begin
   select r.subject_hash into h
-  from pii.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
+  from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
   delete from pii.tombstones t where t.subject_hash = h;
   if not found then
     return false;
   end if;
-  perform pii.write_audit('allow_return', null, '{}'::jsonb, h);
+  perform pii_internal.write_audit('allow_return', null, '{}'::jsonb, h);
   return true;
 end
 $$;
@@ -237,19 +225,6 @@ comment on function pii.allow_return(text, text) is
 $$Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
 Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return('42');$$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.was_erased(text, text), pii.was_erased_hash(text) to pii_operator, pii_auditor;
 grant execute on function pii.allow_return(text, text) to pii_operator;
-
--- migrate:down
-drop function pii.allow_return(text, text);
-drop function pii.was_erased_hash(text);
-drop function pii.was_erased(text, text);
-drop function pii.flag_subjects(bytea[], text[], uuid);
-drop function pii.resolve_subjects(text[], text[], integer, bigint[]);
-drop function pii.key_position(integer, bigint[]);
-drop table pii.tombstones;
-drop function pii.is_pseudonym_sql(text, boolean);
-drop function pii.pseudonym_sql(text, boolean);
-drop function pii.subject_hash_sql(text, text);
-drop function pii.hmac_sql(text);

@@ -1,47 +1,14 @@
--- migrate:up
--- Masked views for staff (F13, F14): schema masked holds one view per registered table,
--- same name, same columns in the same order, same types where the mask allows, so SQL
--- clients, BI tools and joins keep working. Registered columns are masked by their mask
--- strategy; other columns are hidden (NULL) while privacy by default is on, until a DBA
--- classifies them (pii.register_column, or pii.mark_not_pii for ids, totals, dates).
---
--- Design notes
--- * Masks are inlined into the view as expressions over pg_catalog built-ins, not calls
---   to pii.mask_*: a view's query is bound (to OIDs) when it is created, under the pinned
---   search_path of the function that creates it, so no search_path or operator shadowing
---   at read time can change it; readers need EXECUTE on nothing of Lethe's; and an
---   inlined expression costs a few C calls per value where a SQL function with its own
---   search_path (never inlined) costs a function-executor round trip.
--- * Views are plain, not security_barrier: they filter no rows, so a reader's predicate
---   can only ever see the masked expression (a function in the reader's WHERE receives
---   masked values whatever the plan). Being flattenable keeps what staff need: the
---   reader's filter runs in the base table scan before any mask is computed, lookups by
---   key use the base table's index, and joins between masked views plan like joins
---   between tables. (A view that filtered rows would need security_barrier.)
--- * The hash mask is HMAC-SHA256 under the install key, domain-separated (message prefix
---   0xFF, a byte no UTF-8 text holds, so it never collides with subject hashes or
---   pseudonyms). The view reads the key with its owner's rights from pii.secret; readers
---   cannot call pii.mask_hash, so they cannot hash guesses (no oracle).
--- * Views are rebuilt only when their generated definition changes (pii.masked_views
---   keeps the last one), by registry triggers and, where the migrating role may create
---   them, event triggers on DDL.
+-- Repeatable code: mask functions, masked views (apply_masking) and the triggers that keep them current.
 
-create table pii.masked_views (
-  relid regclass primary key,
-  view_name name not null unique,
-  definition text not null,
-  saved_acl aclitem[],
-  built_at timestamptz not null default pg_catalog.now()
-);
 comment on table pii.masked_views is 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending, with the grants to restore in saved_acl).';
 revoke all on pii.masked_views from public;
 grant select on pii.masked_views to pii_admin, pii_auditor;
 
 ---------------------------------------------------------------------------------------
 -- Public masking functions. The masked views inline the same expressions (see
--- pii.mask_expression); test/masking.functions.test.ts checks both agree.
+-- pii_internal.mask_expression); test/masking.functions.test.ts checks both agree.
 
-create function pii.mask_email(value text) returns text
+create or replace function pii.mask_email(value text) returns text
 language sql immutable strict parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -57,7 +24,7 @@ $$Masks an email address: first character, ***, and the domain (after the last @
 No @: first character and ***. Empty stays empty, NULL stays NULL.
 Example: select pii.mask_email('jane.doe@example.com'); -- j***@example.com$$;
 
-create function pii.mask_partial(value text, first integer, last integer) returns text
+create or replace function pii.mask_partial(value text, first integer, last integer) returns text
 language plpgsql immutable parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -84,7 +51,7 @@ at least half of it to stay hidden (fewer than 2 * (first + last) characters) be
 not bytes: unicode is never cut inside a character. Empty stays empty, NULL stays NULL.
 Example: select pii.mask_partial('+44 7700 900123', 3, 2); -- +44***23$$;
 
-create function pii.mask_year(value date) returns date
+create or replace function pii.mask_year(value date) returns date
 language sql immutable strict parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -92,7 +59,7 @@ as $$
 $$;
 comment on function pii.mask_year(date) is 'Truncates a date to January 1st of its year. Example: select pii.mask_year(date ''1984-06-23''); -- 1984-01-01';
 
-create function pii.mask_year(value timestamp) returns timestamp
+create or replace function pii.mask_year(value timestamp) returns timestamp
 language sql immutable strict parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -100,7 +67,7 @@ as $$
 $$;
 comment on function pii.mask_year(timestamp) is 'Truncates a timestamp to January 1st, 00:00 of its year. Example: select pii.mask_year(timestamp ''1984-06-23 10:30''); -- 1984-01-01 00:00:00';
 
-create function pii.mask_year(value timestamptz) returns timestamptz
+create or replace function pii.mask_year(value timestamptz) returns timestamptz
 language sql immutable strict parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -112,7 +79,7 @@ Example: select pii.mask_year(timestamptz '1984-06-23 10:30+02'); -- 1984-01-01 
 
 -- The keyed hash of the hash mask. Not granted to masked readers: whoever can call it can
 -- test guesses ("is this hash pii.mask_hash('jane@example.com')?").
-create function pii.mask_hash(value text) returns text
+create or replace function pii.mask_hash(value text) returns text
 language sql stable strict parallel safe security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -132,7 +99,7 @@ Example: select * from masked.customers where external_ref = pii.mask_hash('6f1c
 -- Internal: the SQL expressions the views inline.
 
 -- Email mask over a text expression x (same result as pii.mask_email).
-create function pii.mask_email_sql(x text) returns text
+create or replace function pii_internal.mask_email_sql(x text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -141,11 +108,11 @@ as $$
     'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
     'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
 $$;
-comment on function pii.mask_email_sql(text) is 'Internal. SQL text of the email mask over a text expression.';
+comment on function pii_internal.mask_email_sql(text) is 'Internal. SQL text of the email mask over a text expression.';
 
 -- Partial mask over a text expression x, specialised for constant first/last (same result
 -- as pii.mask_partial).
-create function pii.mask_partial_sql(x text, first integer, last integer) returns text
+create or replace function pii_internal.mask_partial_sql(x text, first integer, last integer) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -159,11 +126,11 @@ as $$
          else pg_catalog.format('pg_catalog.left(%1$s, %2$s) operator(pg_catalog.||) ''***''::pg_catalog.text operator(pg_catalog.||) pg_catalog.right(%1$s, %3$s)', x, first, last) end)
   end
 $$;
-comment on function pii.mask_partial_sql(text, integer, integer) is 'Internal. SQL text of the partial mask over a text expression.';
+comment on function pii_internal.mask_partial_sql(text, integer, integer) is 'Internal. SQL text of the partial mask over a text expression.';
 
 -- HMAC-SHA256 (bytea) of the mask domain over a text expression, the key read with the
 -- view owner's rights (readers never see it: it is not an output column).
-create function pii.mask_hmac_sql(x text) returns text
+create or replace function pii_internal.mask_hmac_sql(x text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -172,11 +139,11 @@ as $$
     'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii.secret s) '
     'operator(pg_catalog.||) pg_catalog.convert_to(%s, ''UTF8'')))', x)
 $$;
-comment on function pii.mask_hmac_sql(text) is 'Internal. SQL text of the hash mask''s HMAC over a text expression.';
+comment on function pii_internal.mask_hmac_sql(text) is 'Internal. SQL text of the hash mask''s HMAC over a text expression.';
 
 -- Whether a column of a registered table holds the subject key (the key itself, a direct
 -- table's subject column, or a foreign key to a column that does).
-create function pii.holds_subject_key(tbl regclass, col smallint) returns boolean
+create or replace function pii_internal.holds_subject_key(tbl regclass, col smallint) returns boolean
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -184,14 +151,14 @@ as $$
       or exists (select from pii.tables t where t.relid = tbl and t.subject_attnum = col)
       or exists (select from pii.tables t
                  where t.relid = tbl and t.parent_fk_attnum = col
-                   and pii.holds_subject_key(t.parent_relid, t.parent_key_attnum))
+                   and pii_internal.holds_subject_key(t.parent_relid, t.parent_key_attnum))
 $$;
-comment on function pii.holds_subject_key(regclass, smallint) is 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).';
+comment on function pii_internal.holds_subject_key(regclass, smallint) is 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).';
 
 -- Whether a column links rows to their subject or parent (subject key, scope, foreign key
 -- to a registered parent, or a key a registered child refers to): structural, not PII
 -- unless it holds a key that is itself PII.
-create function pii.is_link_column(tbl regclass, col smallint) returns boolean
+create or replace function pii_internal.is_link_column(tbl regclass, col smallint) returns boolean
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -199,13 +166,13 @@ as $$
       or exists (select from pii.tables t where t.relid = tbl and col in (t.subject_attnum, t.scope_attnum, t.parent_fk_attnum))
       or exists (select from pii.tables t where t.parent_relid = tbl and t.parent_key_attnum = col)
 $$;
-comment on function pii.is_link_column(regclass, smallint) is 'Internal. Whether a column is a subject key, scope, or registered foreign/parent key.';
+comment on function pii_internal.is_link_column(regclass, smallint) is 'Internal. Whether a column is a subject key, scope, or registered foreign/parent key.';
 
 -- How a column appears in its masked view: the rule that applies (strategy, or
 -- 'key', 'key:hash', 'unclassified:hide', 'unclassified:clear') and the SQL expression
 -- (alias t) of the right type. A strategy that no longer fits the column's type (the
 -- column was altered since it was registered) falls back to hide: fail closed.
-create function pii.mask_expression(tbl regclass, col smallint, out rule text, out expression text)
+create or replace function pii_internal.mask_expression(tbl regclass, col smallint, out rule text, out expression text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -218,6 +185,7 @@ declare
   plain_typ text;
   base_name name;
   fl text[];
+  parsed record;
 begin
   select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
          t.typtype, t.typbasetype, t.typtypmod,
@@ -240,8 +208,8 @@ begin
 
   select c.mask into strategy from pii.columns c where c.relid = tbl and c.attnum = col;
   if strategy is null then
-    if pii.is_link_column(tbl, col) then
-      if pii.holds_subject_key(tbl, col) and exists (select from pii.subject_table s where s.key_is_pii) then
+    if pii_internal.is_link_column(tbl, col) then
+      if pii_internal.holds_subject_key(tbl, col) and exists (select from pii.subject_table s where s.key_is_pii) then
         strategy := 'hash';
         rule := 'key:hash';
       else
@@ -262,17 +230,18 @@ begin
     rule := strategy;
   end if;
 
+  select * into parsed from pii_internal.parse_strategy(strategy);
   if strategy = 'clear' then
     expression := x;
   elsif strategy = 'hide' then
     expression := pg_catalog.format('null::%s', plain_typ);
-  elsif strategy like 'set:%' then
-    expression := pg_catalog.format('%L::%s', pg_catalog.substr(strategy, 5), typ);
+  elsif parsed.name = 'set' and parsed.argument is not null then
+    expression := pg_catalog.format('%L::%s', parsed.argument, typ);
   elsif strategy = 'email' and att.category = 'S' then
-    expression := pii.mask_email_sql(txt);
-  elsif strategy ~ '^partial:[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-    fl := pg_catalog.string_to_array(pg_catalog.substr(strategy, 9), ',');
-    expression := pii.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
+    expression := pii_internal.mask_email_sql(txt);
+  elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
+    fl := pg_catalog.string_to_array(parsed.argument, ',');
+    expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
   elsif strategy = 'year' and base_name = 'date' then
     expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
   elsif strategy = 'year' and base_name = 'timestamp' then
@@ -281,15 +250,15 @@ begin
     expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
   elsif strategy = 'hash' then
     if base_name = 'uuid' then
-      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii.mask_hmac_sql(txt));
+      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii_internal.mask_hmac_sql(txt));
     elsif base_name = 'int8' then
-      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii.mask_hmac_sql(txt));
+      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii_internal.mask_hmac_sql(txt));
     elsif base_name = 'int4' then
-      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii.mask_hmac_sql(txt));
+      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii_internal.mask_hmac_sql(txt));
     elsif base_name = 'int2' then
-      expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii.mask_hmac_sql(txt));
+      expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii_internal.mask_hmac_sql(txt));
     else
-      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii.mask_hmac_sql(txt));
+      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii_internal.mask_hmac_sql(txt));
       if att.category <> 'S' then
         plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
       end if;
@@ -301,18 +270,18 @@ begin
     return;
   end if;
   -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-  if strategy in ('email', 'hash') or strategy like 'partial:%' then
+  if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
     if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
       expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
     end if;
   end if;
 end
 $$;
-comment on function pii.mask_expression(regclass, smallint) is 'Internal. The rule applying to a column in its masked view and the SQL expression (alias t) that shows it.';
+comment on function pii_internal.mask_expression(regclass, smallint) is 'Internal. The rule applying to a column in its masked view and the SQL expression (alias t) that shows it.';
 
 -- The name of a table's masked view: the table's name, or schema_table when a table of the
 -- same name registered earlier already has it.
-create function pii.masked_view_name(tbl regclass) returns name
+create or replace function pii_internal.masked_view_name(tbl regclass) returns name
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -325,22 +294,22 @@ as $$
   from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
   where c.oid = tbl
 $$;
-comment on function pii.masked_view_name(regclass) is 'Internal. Name of a registered table''s view in schema masked.';
+comment on function pii_internal.masked_view_name(regclass) is 'Internal. Name of a registered table''s view in schema masked.';
 
 -- The SELECT a table's masked view is made of.
-create function pii.masked_view_sql(tbl regclass) returns text
+create or replace function pii_internal.masked_view_sql(tbl regclass) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select 'select ' || pg_catalog.string_agg(pg_catalog.format('%s as %I', m.expression, a.attname), ', ' order by a.attnum)
-         || ' from ' || pii.qualified_name(tbl) || ' t'
-  from pg_catalog.pg_attribute a, pii.mask_expression(tbl, a.attnum) m
+         || ' from ' || pii_internal.qualified_name(tbl) || ' t'
+  from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
   where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
 $$;
-comment on function pii.masked_view_sql(regclass) is 'Internal. The query of a registered table''s masked view.';
+comment on function pii_internal.masked_view_sql(regclass) is 'Internal. The query of a registered table''s masked view.';
 
 -- Drops a masked view (and forgets it). Raises when something depends on it.
-create function pii.drop_masked_view(tbl regclass) returns boolean
+create or replace function pii_internal.drop_masked_view(tbl regclass) returns boolean
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -355,11 +324,11 @@ begin
   return true;
 end
 $$;
-comment on function pii.drop_masked_view(regclass) is 'Internal. Drops a table''s masked view and its bookkeeping row.';
+comment on function pii_internal.drop_masked_view(regclass) is 'Internal. Drops a table''s masked view and its bookkeeping row.';
 
 -- Grants again what an ACL granted on a masked view (the owner's own entries aside), after
 -- the view had to be dropped and made again.
-create function pii.restore_view_acl(view_name name, acl aclitem[]) returns void
+create or replace function pii_internal.restore_view_acl(view_name name, acl aclitem[]) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -377,14 +346,14 @@ begin
   end loop;
 end
 $$;
-comment on function pii.restore_view_acl(name, aclitem[]) is 'Internal. Re-grants the privileges of a saved ACL on a masked view.';
+comment on function pii_internal.restore_view_acl(name, aclitem[]) is 'Internal. Re-grants the privileges of a saved ACL on a masked view.';
 
 -- (Re)builds the masked views of the given tables (all registered tables and every view
 -- Lethe made when NULL). Unchanged definitions are left alone. strict: raise on a failed
 -- build (registry changes: the registry change is refused rather than leave a view that
 -- shows more than its rules allow); otherwise warn (DDL: never fail the user's command).
 -- A view that cannot be rebuilt is dropped: masked readers lose it, never see more.
-create function pii.masking_rebuild(tbls regclass[], strict boolean)
+create or replace function pii_internal.masking_rebuild(tbls regclass[], strict boolean)
 returns table (table_name text, view_name text, action text)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -407,20 +376,20 @@ begin
     order by r.relid::oid
   loop
     select * into old from pii.masked_views m where m.relid = tbl;
-    table_name := coalesce(pii.qualified_name(tbl), tbl::oid::text);
+    table_name := coalesce(pii_internal.qualified_name(tbl), tbl::oid::text);
     begin
       -- No longer registered, or the table is gone: the view goes.
       if not exists (select from pii.tables t where t.relid = tbl)
          or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
         view_name := old.view_name;
-        action := case when pii.drop_masked_view(tbl) then 'dropped'
+        action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
                        else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
         return next;
         continue;
       end if;
 
-      name_ := pii.masked_view_name(tbl);
-      sql_ := pii.masked_view_sql(tbl);
+      name_ := pii_internal.masked_view_name(tbl);
+      sql_ := pii_internal.masked_view_sql(tbl);
       view_name := name_;
       select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
         into exists_;
@@ -452,21 +421,21 @@ begin
         select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
         execute pg_catalog.format('drop view masked.%I', name_);
         execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-        perform pii.restore_view_acl(name_, acl);
+        perform pii_internal.restore_view_acl(name_, acl);
         action := 'recreated';
       end;
       if action = 'created' and old.saved_acl is not null then
         -- Dropped by the DDL event trigger: the grants come back with the view.
-        perform pii.restore_view_acl(name_, old.saved_acl);
+        perform pii_internal.restore_view_acl(name_, old.saved_acl);
         action := 'recreated';
       end if;
       execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
       execute pg_catalog.format('comment on view masked.%I is %L', name_,
                                 pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
-                                                  pii.qualified_name(tbl),
+                                                  pii_internal.qualified_name(tbl),
                                                   case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
       for col in
-        select a.attname, m.rule from pg_catalog.pg_attribute a, pii.mask_expression(tbl, a.attnum) m
+        select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
         where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
       loop
         execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
@@ -487,7 +456,7 @@ begin
       end if;
       -- Fail closed: without a correct view, no view.
       begin
-        perform pii.drop_masked_view(tbl);
+        perform pii_internal.drop_masked_view(tbl);
         raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, sqlerrm;
         action := 'dropped: ' || sqlerrm;
       exception when others then
@@ -500,16 +469,16 @@ begin
   perform pg_catalog.set_config('lethe.masking_rebuild', 'off', true);
 end
 $$;
-comment on function pii.masking_rebuild(regclass[], boolean) is 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.';
+comment on function pii_internal.masking_rebuild(regclass[], boolean) is 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.';
 
-create function pii.apply_masking()
+create or replace function pii.apply_masking()
 returns table (table_name text, view_name text, action text)
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
-  return query select r.table_name, r.view_name, r.action from pii.masking_rebuild(null, true) r;
-  perform pii.write_audit('apply_masking', null, pg_catalog.jsonb_build_object(
+  return query select r.table_name, r.view_name, r.action from pii_internal.masking_rebuild(null, true) r;
+  perform pii_internal.write_audit('apply_masking', null, pg_catalog.jsonb_build_object(
     'views', (select pg_catalog.count(*) from pii.masked_views)));
 end
 $$;
@@ -523,7 +492,7 @@ Example: select * from pii.apply_masking();$$;
 ---------------------------------------------------------------------------------------
 -- Classification helpers
 
-create function pii.mark_not_pii(tbl regclass, variadic columns name[]) returns integer
+create or replace function pii.mark_not_pii(tbl regclass, variadic columns name[]) returns integer
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -546,20 +515,20 @@ $$Classifies columns of a registered table as not personal data (ids, totals, ti
 them, erasure keeps them. Same as pii.register_column(tbl, col, erase => 'keep', mask => 'clear', category => 'not_pii').
 Example: select pii.mark_not_pii('app.orders', 'id', 'total', 'ordered_at');$$;
 
-create function pii.unclassified_columns()
+create or replace function pii.unclassified_columns()
 returns table (table_name text, column_name name, data_type text, shown boolean, suggestion text)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii.qualified_name(t.relid), a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+  select pii_internal.qualified_name(t.relid), a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
          not s.privacy_by_default,
          pg_catalog.format('select pii.mark_not_pii(%L, %L);  -- or: select pii.register_column(%L, %L, ''null'', ''hide'');',
-                           pii.qualified_name(t.relid), a.attname, pii.qualified_name(t.relid), a.attname)
+                           pii_internal.qualified_name(t.relid), a.attname, pii_internal.qualified_name(t.relid), a.attname)
   from pii.tables t
   join pg_catalog.pg_attribute a on a.attrelid = t.relid and a.attnum > 0 and not a.attisdropped
   cross join pii.settings s
   where not exists (select from pii.columns c where c.relid = t.relid and c.attnum = a.attnum)
-    and not pii.is_link_column(t.relid, a.attnum)
+    and not pii_internal.is_link_column(t.relid, a.attnum)
   order by 1, a.attnum
 $$;
 comment on function pii.unclassified_columns() is
@@ -569,7 +538,7 @@ Each row suggests how to classify it. Example: select * from pii.unclassified_co
 ---------------------------------------------------------------------------------------
 -- Keeping views current: registry triggers.
 
-create function pii.masking_registry_changed() returns trigger
+create or replace function pii_internal.masking_registry_changed() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -599,28 +568,28 @@ begin
   if tg_table_name in ('tables', 'columns') and coalesce(pg_catalog.cardinality(tbls), 0) = 0 then
     return null;
   end if;
-  perform from pii.masking_rebuild(tbls, true);
+  perform from pii_internal.masking_rebuild(tbls, true);
   return null;
 end
 $$;
-comment on function pii.masking_registry_changed() is 'Internal. Statement trigger on the registry: rebuilds the masked views a registry change concerns.';
+comment on function pii_internal.masking_registry_changed() is 'Internal. Statement trigger on the registry: rebuilds the masked views a registry change concerns.';
 
-create trigger masking_columns_insert after insert on pii.columns referencing new table as lethe_new
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_columns_update after update on pii.columns referencing old table as lethe_old new table as lethe_new
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_columns_delete after delete on pii.columns referencing old table as lethe_old
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_tables_insert after insert on pii.tables referencing new table as lethe_new
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_tables_update after update on pii.tables referencing old table as lethe_old new table as lethe_new
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_tables_delete after delete on pii.tables referencing old table as lethe_old
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_subject_table_change after insert or update or delete on pii.subject_table
-  for each statement execute function pii.masking_registry_changed();
-create trigger masking_settings_change after update of privacy_by_default on pii.settings
-  for each statement execute function pii.masking_registry_changed();
+create or replace trigger masking_columns_insert after insert on pii.columns referencing new table as lethe_new
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_columns_update after update on pii.columns referencing old table as lethe_old new table as lethe_new
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_columns_delete after delete on pii.columns referencing old table as lethe_old
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_tables_insert after insert on pii.tables referencing new table as lethe_new
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_tables_update after update on pii.tables referencing old table as lethe_old new table as lethe_new
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_tables_delete after delete on pii.tables referencing old table as lethe_old
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_subject_table_change after insert or update or delete on pii.subject_table
+  for each statement execute function pii_internal.masking_registry_changed();
+create or replace trigger masking_settings_change after update of privacy_by_default on pii.settings
+  for each statement execute function pii_internal.masking_registry_changed();
 
 ---------------------------------------------------------------------------------------
 -- Keeping views current: DDL (event triggers, when the installing role may create them).
@@ -633,7 +602,7 @@ create trigger masking_settings_change after update of privacy_by_default on pii
 -- failed rebuild warns, never fails the user's command. CREATE TRIGGER and other tags
 -- (Lethe's guard triggers among them) do not fire these at all.
 
-create function pii.masking_ddl_start() returns event_trigger
+create or replace function pii_internal.masking_ddl_start() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -671,9 +640,9 @@ exception when others then
   raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', sqlerrm;
 end
 $$;
-comment on function pii.masking_ddl_start() is 'Internal. Event trigger: drops the masked views a DROP TABLE / ALTER TABLE names, so view dependencies never block the command.';
+comment on function pii_internal.masking_ddl_start() is 'Internal. Event trigger: drops the masked views a DROP TABLE / ALTER TABLE names, so view dependencies never block the command.';
 
-create function pii.masking_ddl_end() returns event_trigger
+create or replace function pii_internal.masking_ddl_end() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -698,14 +667,14 @@ begin
   if tbls is null then
     return;
   end if;
-  perform from pii.masking_rebuild(tbls, false);
+  perform from pii_internal.masking_rebuild(tbls, false);
 exception when others then
   raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, sqlerrm;
 end
 $$;
-comment on function pii.masking_ddl_end() is 'Internal. Event trigger: rebuilds the masked views of registered tables an ALTER TABLE changed (columns added, dropped, renamed, retyped; table renamed or moved), and any view a ddl_command_start dropped.';
+comment on function pii_internal.masking_ddl_end() is 'Internal. Event trigger: rebuilds the masked views of registered tables an ALTER TABLE changed (columns added, dropped, renamed, retyped; table renamed or moved), and any view a ddl_command_start dropped.';
 
-create function pii.masking_sql_drop() returns event_trigger
+create or replace function pii_internal.masking_sql_drop() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -717,83 +686,34 @@ begin
   delete from pii.masked_views m
   using pg_catalog.pg_event_trigger_dropped_objects() o
   where o.object_type = 'table' and o.objid = m.relid::oid;
-  -- Its registry rows stay until pii.unregister_table; pii.lint() reports them.
+  -- Its registry rows are forgotten by pii_internal.forget_dropped_tables (30_registry).
 exception when others then
   raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
 end
 $$;
-comment on function pii.masking_sql_drop() is 'Internal. Event trigger: forgets the masked views of dropped tables.';
+comment on function pii_internal.masking_sql_drop() is 'Internal. Event trigger: forgets the masked views of dropped tables.';
 
 do $$
 begin
+  -- Repeatable: re-created on every apply of this file.
+  drop event trigger if exists lethe_masking_ddl_start;
+  drop event trigger if exists lethe_masking_ddl_end;
+  drop event trigger if exists lethe_masking_sql_drop;
   create event trigger lethe_masking_ddl_start on ddl_command_start
-    when tag in ('ALTER TABLE', 'DROP TABLE') execute function pii.masking_ddl_start();
+    when tag in ('ALTER TABLE', 'DROP TABLE') execute function pii_internal.masking_ddl_start();
   -- Not CREATE TABLE: a new partition needs no rebuild (the parent's view reads it), and
   -- every CREATE TABLE in the database (temporary tables included) would pay for a call.
   create event trigger lethe_masking_ddl_end on ddl_command_end
-    when tag in ('ALTER TABLE') execute function pii.masking_ddl_end();
+    when tag in ('ALTER TABLE') execute function pii_internal.masking_ddl_end();
   create event trigger lethe_masking_sql_drop on sql_drop
-    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii.masking_sql_drop();
+    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute function pii_internal.masking_sql_drop();
 exception when insufficient_privilege then
   raise notice 'Lethe: % may not create event triggers (superuser only): masked views will not follow DDL on registered tables by themselves. After ALTER TABLE / DROP TABLE / new columns on a registered table, run: select * from pii.apply_masking();', current_user;
 end
 $$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.mask_email(text), pii.mask_partial(text, integer, integer), pii.mask_year(date),
   pii.mask_year(timestamp), pii.mask_year(timestamptz) to pii_admin, pii_operator, pii_auditor, pii_dispatcher;
 grant execute on function pii.mask_hash(text), pii.apply_masking(), pii.mark_not_pii(regclass, name[]),
   pii.unclassified_columns() to pii_admin;
-
--- migrate:down
-do $$
-begin
-  drop event trigger if exists lethe_masking_sql_drop;
-  drop event trigger if exists lethe_masking_ddl_end;
-  drop event trigger if exists lethe_masking_ddl_start;
-exception when insufficient_privilege then
-  null;
-end
-$$;
-do $$
-declare
-  v name;
-begin
-  for v in select m.view_name from pii.masked_views m loop
-    execute pg_catalog.format('drop view if exists masked.%I', v);
-  end loop;
-end
-$$;
-drop trigger masking_settings_change on pii.settings;
-drop trigger masking_subject_table_change on pii.subject_table;
-drop trigger masking_tables_delete on pii.tables;
-drop trigger masking_tables_update on pii.tables;
-drop trigger masking_tables_insert on pii.tables;
-drop trigger masking_columns_delete on pii.columns;
-drop trigger masking_columns_update on pii.columns;
-drop trigger masking_columns_insert on pii.columns;
-drop function pii.masking_sql_drop();
-drop function pii.masking_ddl_end();
-drop function pii.masking_ddl_start();
-drop function pii.masking_registry_changed();
-drop function pii.unclassified_columns();
-drop function pii.mark_not_pii(regclass, name[]);
-drop function pii.apply_masking();
-drop function pii.masking_rebuild(regclass[], boolean);
-drop function pii.drop_masked_view(regclass);
-drop function pii.restore_view_acl(name, aclitem[]);
-drop function pii.masked_view_sql(regclass);
-drop function pii.masked_view_name(regclass);
-drop function pii.mask_expression(regclass, smallint);
-drop function pii.is_link_column(regclass, smallint);
-drop function pii.holds_subject_key(regclass, smallint);
-drop function pii.mask_hmac_sql(text);
-drop function pii.mask_partial_sql(text, integer, integer);
-drop function pii.mask_email_sql(text);
-drop function pii.mask_hash(text);
-drop function pii.mask_year(timestamptz);
-drop function pii.mask_year(timestamp);
-drop function pii.mask_year(date);
-drop function pii.mask_partial(text, integer, integer);
-drop function pii.mask_email(text);
-drop table pii.masked_views;

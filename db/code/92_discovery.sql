@@ -1,4 +1,5 @@
--- migrate:up
+-- Repeatable code: PII discovery (discover) and its rule catalogs.
+
 -- PII discovery (F23): columns of the application's tables that look like personal data
 -- but have no rule, found by their names (in English, German, French, Spanish, Italian,
 -- Portuguese, Dutch), their types (inet), and a small sample of their values (email,
@@ -8,7 +9,7 @@
 
 -- Name rules, tried in order (the first that matches wins). pattern is matched against the
 -- column name in snake case (camelCase split), lower-cased, accents kept.
-create function pii.discovery_name_rules()
+create or replace function pii_internal.discovery_name_rules()
 returns table (rule text, pattern text, type_categories text, category text, mask text)
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
@@ -28,11 +29,11 @@ as $$
     ('a geolocation', '(^|_)(lat|latitude|lon|lng|longitude|geo|geolocation|gps|coordinates|geo_?point|location)(_|$)', 'SNG', 'location', 'hide'),
     ('gender (special category adjacent)', '(^|_)(gender|sex|geschlecht|sexe|sexo|genere)(_|$)', 'SE', 'demographic', 'hide')
 $$;
-comment on function pii.discovery_name_rules() is 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to, and the suggested category and mask.';
+comment on function pii_internal.discovery_name_rules() is 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to, and the suggested category and mask.';
 
 -- Value patterns of sampled text (case-insensitive). email is unanchored (addresses inside
 -- free text count); the others must be the whole value.
-create function pii.discovery_value_rules()
+create or replace function pii_internal.discovery_value_rules()
 returns table (key text, rule text, pattern text, min_share numeric, category text, mask text)
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
@@ -45,19 +46,19 @@ as $$
     ('card', 'payment card numbers', '^[2-6][0-9]{3}([ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}$', 0.5, 'financial', 'hide'),
     ('phone', 'phone numbers', '^(\+|00|0)[0-9][0-9 ()./-]{5,18}[0-9]$|^\+?[0-9]{1,4}[ ./-]\(?[0-9]{1,5}\)?([ ./-]?[0-9]{2,5}){2,4}$', 0.5, 'contact', 'partial:3,2')
 $$;
-comment on function pii.discovery_value_rules() is 'Internal. Value patterns of pii.discover and the share of sampled values that must match.';
+comment on function pii_internal.discovery_value_rules() is 'Internal. Value patterns of pii.discover and the share of sampled values that must match.';
 
 -- A column name or jsonb key in snake case: customerEmail, Customer-Email -> customer_email.
-create function pii.discovery_normalize(name_ text) returns text
+create or replace function pii_internal.discovery_normalize(name_ text) returns text
 language sql immutable strict parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name_, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^[:alnum:]]+', '_', 'g'))
 $$;
-comment on function pii.discovery_normalize(text) is 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.';
+comment on function pii_internal.discovery_normalize(text) is 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.';
 
 -- A suggested registration for a finding.
-create function pii.discovery_suggestion(tbl regclass, col name, category text, mask text, jsonb_key text default null)
+create or replace function pii_internal.discovery_suggestion(tbl regclass, col name, category text, mask text, jsonb_key text default null)
 returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -76,17 +77,18 @@ begin
   where a.attrelid = tbl and a.attname = col;
   select * into reg from pii.tables x where x.relid = tbl;
   if reg.relid is null then
-    prefix := pg_catalog.format('select pii.register_table(%L, ''<subject column>'', ''anonymize'');  ', pii.qualified_name(tbl));
+    prefix := pg_catalog.format('select pii.register_table(%L, ''<subject column>'', ''anonymize'');  ', pii_internal.qualified_name(tbl));
   end if;
   if jsonb_key is not null then
     select * into rule from pii.columns c where c.relid = tbl and c.attnum = (select a.attnum from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attname = col);
     if pg_catalog.strpos(jsonb_key, '.') > 0 then
       -- jsonb_remove removes top-level keys only.
       return prefix || pg_catalog.format('select pii.register_column(%L, %L, ''null'', ''hide'', %L);  -- nested key %s: jsonb_remove cannot reach it',
-                                         pii.qualified_name(tbl), col, category, jsonb_key);
+                                         pii_internal.qualified_name(tbl), col, category, jsonb_key);
     end if;
-    keys := case when rule.erase like 'jsonb\_remove:%' then pg_catalog.string_to_array(pg_catalog.substr(rule.erase, 14), ',') else '{}' end;
-    return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii.qualified_name(tbl), col,
+    keys := case when (pii_internal.parse_strategy(rule.erase)).name = 'jsonb_remove'
+                 then pg_catalog.string_to_array((pii_internal.parse_strategy(rule.erase)).argument, ',') else '{}' end;
+    return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii_internal.qualified_name(tbl), col,
                                        'jsonb_remove:' || pg_catalog.array_to_string(keys || jsonb_key, ','),
                                        coalesce(rule.mask, 'hide'), coalesce(rule.category, category));
   end if;
@@ -98,15 +100,15 @@ begin
   erase := case when not att.attnotnull then 'null'
                 when att.typcategory = 'S' then 'set:'
                 else 'set:<value>' end;
-  return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii.qualified_name(tbl), col, erase, mask_, category);
+  return prefix || pg_catalog.format('select pii.register_column(%L, %L, %L, %L, %L);', pii_internal.qualified_name(tbl), col, erase, mask_, category);
 end
 $$;
-comment on function pii.discovery_suggestion(regclass, name, text, text, text) is 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).';
+comment on function pii_internal.discovery_suggestion(regclass, name, text, text, text) is 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).';
 
 -- The FROM clause of a bounded sample of a table: LIMIT alone for a table of a few pages,
 -- TABLESAMPLE SYSTEM (whole pages, chosen at random) sized from the planner's estimates
 -- otherwise. Partitioned tables are sized from their leaf partitions.
-create function pii.discovery_sample_sql(tbl regclass, sample_rows integer, columns text) returns text
+create or replace function pii_internal.discovery_sample_sql(tbl regclass, sample_rows integer, columns text) returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -124,20 +126,20 @@ begin
   join pg_catalog.pg_class c on c.oid = p.relid;
   pages := coalesce(pages, 0);
   if pages <= 16 then
-    return pg_catalog.format('select %s from %s t limit %s', columns, pii.qualified_name(tbl), sample_rows);
+    return pg_catalog.format('select %s from %s t limit %s', columns, pii_internal.qualified_name(tbl), sample_rows);
   end if;
   if coalesce(tuples, 0) <= 0 then
     tuples := pages * 50;  -- never analyzed: assume narrow rows
   end if;
   -- Three times the rows wanted (pages are uneven), at least one page in a thousand.
   pct := least(100.0, greatest(0.001, 300.0 * sample_rows / tuples));
-  return pg_catalog.format('select %s from %s t tablesample system (%s) limit %s', columns, pii.qualified_name(tbl),
+  return pg_catalog.format('select %s from %s t tablesample system (%s) limit %s', columns, pii_internal.qualified_name(tbl),
                            pg_catalog.round(pct::numeric, 4), sample_rows);
 end
 $$;
-comment on function pii.discovery_sample_sql(regclass, integer, text) is 'Internal. SELECT of a bounded sample (TABLESAMPLE SYSTEM, or LIMIT for small tables) of some columns of a table.';
+comment on function pii_internal.discovery_sample_sql(regclass, integer, text) is 'Internal. SELECT of a bounded sample (TABLESAMPLE SYSTEM, or LIMIT for small tables) of some columns of a table.';
 
-create function pii.discover(sample_rows integer default 1000)
+create or replace function pii.discover(sample_rows integer default 1000)
 returns table (table_name text, column_name text, reason text, suggestion text)
 language plpgsql volatile security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -167,12 +169,12 @@ begin
   end if;
 
   for tbl in
-    select c.oid::regclass as relid, pii.qualified_name(c.oid) as name,
+    select c.oid::regclass as relid, pii_internal.qualified_name(c.oid) as name,
            pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
     from pg_catalog.pg_class c
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace
     where c.relkind in ('r', 'p') and not c.relispartition
-      and n.nspname not in ('pii', 'masked', 'graphile_worker', 'information_schema')
+      and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
       and n.nspname !~ '^pg_'
       and not exists (select from pg_catalog.pg_depend d
                       where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
@@ -187,9 +189,9 @@ begin
     -- By name and by type.
     for col in
       select a.attnum, a.attname, t.typcategory, t.typname,
-             pii.discovery_normalize(a.attname) as norm,
+             pii_internal.discovery_normalize(a.attname) as norm,
              r.erase, r.mask,
-             pii.is_link_column(tbl.relid, a.attnum) as link
+             pii_internal.is_link_column(tbl.relid, a.attnum) as link
       from pg_catalog.pg_attribute a
       join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
       left join pii.columns r on r.relid = tbl.relid and r.attnum = a.attnum
@@ -198,13 +200,13 @@ begin
     loop
       if col.erase is null and not col.link then
         found_ := false;
-        for nr in select * from pii.discovery_name_rules() x
+        for nr in select * from pii_internal.discovery_name_rules() x
                   where col.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, col.typcategory) > 0
                   limit 1
         loop
           column_name := col.attname;
           reason := pg_catalog.format('name suggests %s', nr.rule);
-          suggestion := pii.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
+          suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
           found_ := true;
           flagged := flagged || col.attname;
           return next;
@@ -212,7 +214,7 @@ begin
         if not found_ and col.typname in ('inet', 'cidr') then
           column_name := col.attname;
           reason := pg_catalog.format('type %s holds IP addresses', col.typname);
-          suggestion := pii.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
+          suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
           return next;
         end if;
       end if;
@@ -220,7 +222,7 @@ begin
       -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
       if tbl.readable and not col.link
          and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-         and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or col.erase like 'jsonb\_remove:%') then
+         and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
         sample_cols := sample_cols || col.attname::text;
         sample_idx := sample_idx || col.attnum::integer;
         sample_json := sample_json || (col.typname in ('json', 'jsonb'));
@@ -263,28 +265,28 @@ begin
          )
          select v.i, v.path, pg_catalog.count(*) as n, %s
          from vals v group by v.i, v.path$q$,
-        pii.discovery_sample_sql(tbl.relid, sample_rows,
+        pii_internal.discovery_sample_sql(tbl.relid, sample_rows,
                                  (select pg_catalog.string_agg(pg_catalog.format('t.%I', x.c), ', ') from pg_catalog.unnest(sample_cols) as x (c))),
         (select pg_catalog.string_agg(
                   case when x.j then pg_catalog.format('(%s, null::text, s.%I::jsonb)', x.k, x.c)
                        else pg_catalog.format('(%s, s.%I::text, null::jsonb)', x.k, x.c) end, ', ')
          from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
         (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
-         from pii.discovery_value_rules() r));
+         from pii_internal.discovery_value_rules() r));
       for rec in execute sql_ loop
         select a.attname, r.erase, r.mask, r.category into col
         from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
         where a.attrelid = tbl.relid and a.attnum = rec.i;
         counts := pg_catalog.to_jsonb(rec);
         -- A jsonb key this column's rule already removes is fine.
-        if rec.path is not null and col.erase like 'jsonb\_remove:%'
+        if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
            and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
           continue;
         end if;
-        if rec.path is null and (col.erase like 'jsonb\_remove:%' or col.attname = any (flagged)) then
+        if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
           continue;  -- already reported by name, or a jsonb rule (its keys are checked)
         end if;
-        for vr in select * from pii.discovery_value_rules() r loop
+        for vr in select * from pii_internal.discovery_value_rules() r loop
           if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
             column_name := col.attname;
             reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
@@ -294,11 +296,11 @@ begin
                         case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
             if rec.path is not null then
               -- The key name may say more than the value pattern.
-              select x.category into nr from pii.discovery_name_rules() x
-              where pii.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-              suggestion := pii.discovery_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+              select x.category into nr from pii_internal.discovery_name_rules() x
+              where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
             else
-              suggestion := pii.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
+              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
             end if;
             return next;
             exit;  -- one value finding per column or key
@@ -306,14 +308,14 @@ begin
         end loop;
         -- A jsonb key whose name says PII, whatever its sampled values.
         if rec.path is not null then
-          for nr in select * from pii.discovery_name_rules() x
-                    where pii.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+          for nr in select * from pii_internal.discovery_name_rules() x
+                    where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
           loop
-            if not exists (select from pii.discovery_value_rules() r
+            if not exists (select from pii_internal.discovery_value_rules() r
                            where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
               column_name := col.attname;
               reason := pg_catalog.format('jsonb key %s: name suggests %s', rec.path, nr.rule);
-              suggestion := pii.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
+              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
               return next;
             end if;
           end loop;
@@ -339,13 +341,5 @@ and suggests a pii.register_column call. Reads at most sample_rows rows per tabl
 (LIMIT for tables of a few pages) and never returns or logs a sampled value.
 Example: select * from pii.discover();  select * from pii.discover(sample_rows => 200);$$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.discover(integer) to pii_admin, pii_auditor;
-
--- migrate:down
-drop function pii.discover(integer);
-drop function pii.discovery_normalize(text);
-drop function pii.discovery_sample_sql(regclass, integer, text);
-drop function pii.discovery_suggestion(regclass, name, text, text, text);
-drop function pii.discovery_value_rules();
-drop function pii.discovery_name_rules();

@@ -1,4 +1,5 @@
--- migrate:up
+-- Repeatable code: verification (verify_erasure) and the identifier residual search it uses.
+
 -- Verification (F15): proof that a request's subjects left no trace. After erasure only
 -- keyed hashes remain, so subjects are found again by hashing the subject table's keys
 -- (or by their pseudonym when the key is PII); their rows in every registered table are
@@ -9,7 +10,7 @@
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
 -- contact/identifier/email/phone). Values shorter than 5 characters are ignored.
-create function pii.capture_identifiers(subject_keys text[], scopes text[],
+create or replace function pii_internal.capture_identifiers(subject_keys text[], scopes text[],
                                         out current_keys text[], out current_scopes text[], out hashes bytea[], out identifiers text[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -24,12 +25,12 @@ declare
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
-  select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii.column_name(c.relid, c.attnum)), ', ')
+  key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
     into value_list
   from pii.columns c
-  where c.relid = subj.relid and pii.is_text_type(c.relid, c.attnum)
+  where c.relid = subj.relid and pii_internal.is_text_type(c.relid, c.attnum)
     and (c.mask = 'email' or c.category in ('contact', 'identifier', 'email', 'phone'));
   if subj.key_is_pii then
     value_list := coalesce(value_list || ', ', '') || '(' || key_sql || ')';
@@ -38,25 +39,25 @@ begin
   if value_list is null then
     return;
   end if;
-  rows_sql := pii.subject_rows_sql(subj.relid);
+  rows_sql := pii_internal.subject_rows_sql(subj.relid);
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'),
               coalesce(pg_catalog.array_agg(x.h), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
        from (select %s as k, %s as s, %s as h, v.v
              from %s as t cross join lateral (values %s) as v (v)
              where %s and pg_catalog.length(v.v) >= 5) x$q$,
-    case when subj.key_is_pii then pii.pseudonym_sql(key_sql) else key_sql end, scope_sql,
-    pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+    case when subj.key_is_pii then pii_internal.pseudonym_sql(key_sql) else key_sql end, scope_sql,
+    pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
     into current_keys, current_scopes, hashes, identifiers
     using subject_keys, scopes, sec.inner_key, sec.outer_key;
 end
 $$;
-comment on function pii.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
+comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
 -- The primary key of a registered table (alias t) as a jsonb object, and the condition
 -- matching it against row_key of a pii.request_residuals row (alias r). NULLs when the
 -- table has no primary key.
-create function pii.row_key_sql(tbl regclass, out json_sql text, out match_sql text)
+create or replace function pii_internal.row_key_sql(tbl regclass, out json_sql text, out match_sql text)
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -67,11 +68,11 @@ as $$
   join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
   where c.conrelid = tbl and c.contype = 'p'
 $$;
-comment on function pii.row_key_sql(regclass) is 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.';
+comment on function pii_internal.row_key_sql(regclass) is 'Internal. A table''s primary key as jsonb, and the join back to it from a stored residual.';
 
 -- After erasure: stores every unregistered text/json column of an anonymized registered
 -- row that still contains one of the captured identifiers.
-create function pii.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[],
+create or replace function pii_internal.record_identifier_residuals(request_id uuid, mode text, current_keys text[], current_scopes text[],
                                                 hashes bytea[], identifiers text[])
 returns bigint
 language plpgsql
@@ -92,7 +93,7 @@ begin
   end if;
   select * into sec from pii.secret;
   for t in select r.* from pii.tables r
-           where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii.erase_action(r.relid) = 'anonymize'
+           where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii_internal.erase_action(r.relid) = 'anonymize'
            order by r.relid::oid loop
     select pg_catalog.string_agg(pg_catalog.format('(%L, t.%I::text)', a.attname, a.attname), ', ')
       into value_list
@@ -103,17 +104,17 @@ begin
       and a.attnum is distinct from t.parent_fk_attnum
       and not exists (select from pii.columns c where c.relid = t.relid and c.attnum = a.attnum);
     continue when value_list is null;
-    path := pii.subject_key_sql(t.relid);
-    rows_sql := pii.subject_rows_sql(t.relid);
-    row_key := pii.row_key_sql(t.relid);
+    path := pii_internal.subject_key_sql(t.relid);
+    rows_sql := pii_internal.subject_rows_sql(t.relid);
+    row_key := pii_internal.row_key_sql(t.relid);
     execute pg_catalog.format(
       $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key, value_hash, detail)
          select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
          from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
               lateral (values %s) as x (col, val)
          where %s and l.k = (%s)::text and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-      t.relid::oid, pii.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii.hmac_sql('x.val'),
-      pii.qualified_name(t.relid),
+      t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(row_key.json_sql, 'null::jsonb'), pii_internal.hmac_sql('x.val'),
+      pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       value_list, rows_sql.where_sql, path.key_sql,
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
@@ -125,9 +126,9 @@ begin
   return total;
 end
 $$;
-comment on function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).';
+comment on function pii_internal.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (row key and keyed hash of the value).';
 
-create function pii.verify_erasure(request_id uuid)
+create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -168,8 +169,8 @@ begin
   -- Identifiers found in unregistered columns during erasure, while that value is still there.
   for g in select distinct r.relid, r.column_name from pii.request_residuals r
            where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-    row_key := pii.row_key_sql(g.relid);
-    if row_key.match_sql is null or pii.column_attnum(g.relid, g.column_name) is null then
+    row_key := pii_internal.row_key_sql(g.relid);
+    if row_key.match_sql is null or pii_internal.column_attnum(g.relid, g.column_name) is null then
       return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
                    from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
     else
@@ -177,8 +178,8 @@ begin
         $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
            from pii.request_residuals as r join %s as t on %s
            where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and %s = r.value_hash$q$,
-        pii.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
-        pii.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+        pii_internal.qualified_name(g.relid), row_key.match_sql, g.relid::oid, g.column_name,
+        pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
         using null::text[], null::text[], sec.inner_key, sec.outer_key, req.id;
     end if;
   end loop;
@@ -196,19 +197,19 @@ begin
 
   -- Find the subjects again: hash every key of the subject table (the raw key may still
   -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-  key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+  key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
        from (select %s as k, %s as s, %s as h from %s as t) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid))
+    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
     into keys, scps, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
   if subj.key_is_pii then
     execute pg_catalog.format(
       $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
          from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-      key_sql, scope_sql, pii.qualified_name(subj.relid), pii.column_name(subj.relid, subj.key_attnum))
+      key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
       into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
   end if;
 
@@ -220,13 +221,13 @@ begin
     for t in select r.* from pii.tables r
              join pg_catalog.pg_class c on c.oid = r.relid
              where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
-      path := pii.subject_key_sql(t.relid);
+      path := pii_internal.subject_key_sql(t.relid);
       execute pg_catalog.format(
         $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select d.k, d.s, %s as h
                  from (select distinct (%s)::text as k, %s::text as s from %s as t) as d) as x
            join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-        pii.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii.qualified_name(t.relid))
+        pii_internal.subject_hash_sql('d.s', 'd.k'), path.key_sql, coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
         into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
     end loop;
   end if;
@@ -237,11 +238,11 @@ begin
   -- Their rows in every registered table, against the erased state.
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-    action := case when req.mode = 'delete' then 'delete' else pii.erase_action(t.relid) end;
+    action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
     if action = 'delete' then
       -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
       checks := pg_catalog.format(
-        $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii.active_hold_subjects() a
+        $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
                                          where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
                                         'row not deleted'))$c$,
         t.relid::oid);
@@ -249,24 +250,24 @@ begin
       select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
         into checks
       from (
-        select pii.column_name(c.relid, c.attnum) as col, pii.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
+        select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
                'not erased (erase strategy ' || c.erase || ')' as detail
-        from pii.columns c where c.relid = t.relid and pii.column_name(c.relid, c.attnum) is not null
+        from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
         union all
-        select pii.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(t.relid, t.subject_attnum)),
+        select pii_internal.column_name(t.relid, t.subject_attnum), pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum)),
                'subject key not replaced by its pseudonym'
         where subj.key_is_pii and t.subject_attnum is not null
       ) x where x.pred is not null;
       continue when checks is null;
     end if;
-    path := pii.subject_key_sql(t.relid);
-    rows_sql := pii.subject_rows_sql(t.relid);
+    path := pii_internal.subject_key_sql(t.relid);
+    rows_sql := pii_internal.subject_rows_sql(t.relid);
     return query execute pg_catalog.format(
       $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
          from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
               lateral (values %s) as x (col, bad, detail)
          where %s and l.k = (%s)::text and %s and x.bad$q$,
-      pii.qualified_name(t.relid), pii.qualified_name(t.relid),
+      pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       checks, rows_sql.where_sql, path.key_sql,
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
@@ -282,11 +283,5 @@ unregistered text/json column during erasure and still there. Subjects appear as
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure('…'::uuid);$$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.verify_erasure(uuid) to pii_operator, pii_auditor;
-
--- migrate:down
-drop function pii.verify_erasure(uuid);
-drop function pii.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]);
-drop function pii.row_key_sql(regclass);
-drop function pii.capture_identifiers(text[], text[]);

@@ -1,70 +1,6 @@
--- migrate:up
--- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
--- Statement-level AFTER triggers with transition tables check a whole INSERT, UPDATE,
--- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
--- and probed against the tombstones; an empty tombstone table costs one probe.
+-- Repeatable code: guard triggers that keep erased subjects out (guard_rows, sync_guards, set_guard).
 
--- SQL predicate: column c of row t is in its erased state (NULL when nothing to check).
-create function pii.column_erased_sql(tbl regclass, col smallint, strategy text) returns text
-language sql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-  select case
-    when strategy = 'null' then pg_catalog.format('t.%I is null', pii.column_name(tbl, col))
-    when strategy like 'set:%' then pg_catalog.format('t.%I is not distinct from %L::%s', pii.column_name(tbl, col), pg_catalog.substr(strategy, 5), pii.column_type(tbl, col))
-    when strategy = 'pseudonym' then
-      (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when strategy like 'jsonb\_remove:%' then
-      pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii.column_name(tbl, col), pii.column_name(tbl, col),
-                        (select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(strategy, 14), ',')) k))
-  end
-$$;
-comment on function pii.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
-
--- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
--- rows are deleted on erasure: any row of an erased subject is a trace).
-create function pii.row_erased_sql(tbl regclass, action text) returns text
-language sql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-  select case when action = 'delete' then 'false' else coalesce((
-    select pg_catalog.string_agg(x.pred, ' and ')
-    from (
-      select pii.column_erased_sql(c.relid, c.attnum, c.erase) as pred
-      from pii.columns c
-      where c.relid = tbl and pii.column_name(c.relid, c.attnum) is not null
-      union all
-      -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-      select pg_catalog.format('t.%I like ''anon\_%%''', pii.column_name(t.relid, t.subject_attnum))
-      from pii.tables t, pii.subject_table s
-      where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
-        and not exists (
-          select from pg_catalog.pg_constraint fk
-          where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
-            and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c')
-    ) x where x.pred is not null), 'true') end
-$$;
-comment on function pii.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
-
--- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
--- ancestor's rows are deleted.
-create function pii.erase_action(tbl regclass) returns text
-language sql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-  with recursive chain as (
-    select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-    union all
-    select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-  )
-  select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-              when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-              else 'anonymize' end
-$$;
-comment on function pii.erase_action(regclass) is 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.';
-
-create function pii.guard_rows() returns trigger
+create or replace function pii_internal.guard_rows() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -101,14 +37,14 @@ begin
   end if;
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  action := pii.erase_action(reg.relid);
-  path := pii.subject_key_sql(reg.relid);
+  action := pii_internal.erase_action(reg.relid);
+  path := pii_internal.subject_key_sql(reg.relid);
 
   -- Distinct subjects among the new rows that carry PII, hashed once each. (Lethe's own
   -- erasures pass through here too: the rows they leave carry no PII.) A row of a delete
   -- table that a legal hold keeps passes once minimised.
   held_minimised := case when action = 'delete' and exists (select from pii.legal_holds h where h.released_at is null)
-                         then pii.row_erased_sql(reg.relid, 'anonymize') else 'false' end;
+                         then pii_internal.row_erased_sql(reg.relid, 'anonymize') else 'false' end;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}')
        from (select distinct h.k, h.s
@@ -117,13 +53,13 @@ begin
                    where %s and not (%s)) as h
              join pii.tombstones as tb on tb.subject_hash = %s
              where not h.minimised
-                or not exists (select from pii.active_hold_subjects() a
+                or not exists (select from pii_internal.active_hold_subjects() a
                                where a.subject_hash = tb.subject_hash and (a.tables is null or %s::oid = any (a.tables::oid[])))) as x$q$,
     coalesce(path.scope_sql, 'null'), path.key_sql, held_minimised,
     case when path.from_list = '' then '' else ', ' || path.from_list end,
     case when path.join_sql = '' then 'true' else path.join_sql end,
-    pii.row_erased_sql(reg.relid, action),
-    pii.subject_hash_sql('h.s', 'h.k'), reg.relid::oid)
+    pii_internal.row_erased_sql(reg.relid, action),
+    pii_internal.subject_hash_sql('h.s', 'h.k'), reg.relid::oid)
     into hit_keys, hit_scopes using null::text[], null::text[], sec.inner_key, sec.outer_key;
   if pg_catalog.cardinality(hit_keys) = 0 then
     return null;
@@ -131,12 +67,12 @@ begin
 
   mode := reg.guard_mode;
   if mode = 'reject' then
-    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii.qualified_name(reg.relid), pg_catalog.lower(tg_op)
+    raise exception '% erased subject(s) cannot be re-ingested into % (% blocked)', pg_catalog.cardinality(hit_keys), pii_internal.qualified_name(reg.relid), pg_catalog.lower(tg_op)
       using errcode = 'PII01',
             hint = 'Stop sending data for erased subjects, or lift a tombstone with pii.allow_return(...) for a person who legitimately came back.';
   end if;
 
-  rows_sql := pii.subject_rows_sql(reg.relid);
+  rows_sql := pii_internal.subject_rows_sql(reg.relid);
   select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ')
     into pk_cols
   from pg_catalog.pg_constraint c
@@ -147,21 +83,21 @@ begin
      and (mode = 'skip' or (subj.key_is_pii and reg.relid = subj.relid)) then
     -- Drop just the new rows. (A PII key cannot be scrubbed in place: its pseudonym is taken.)
     stmt := pg_catalog.format('delete from %s as t using lethe_new_rows as n%s where %s and %s',
-                              pii.qualified_name(reg.relid),
+                              pii_internal.qualified_name(reg.relid),
                               case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
                               pk_cols, rows_sql.where_sql);
   else
     -- Scrub: apply the table's erasure to the subjects' rows (already-erased rows are unchanged).
-    select p.statement into stmt from pii.erase_plan('erase') p where p.relid = reg.relid;
+    select p.statement into stmt from pii_internal.erase_plan('erase') p where p.relid = reg.relid;
     if action = 'delete' then
       select x.held_keys, x.held_tables, x.held_scopes into held_keys, held_tables, held_scopes
-      from pii.held_pairs(hit_keys, hit_scopes) x;
+      from pii_internal.held_pairs(hit_keys, hit_scopes) x;
     end if;
   end if;
 
   if pg_catalog.cardinality(held_keys) > 0 then
     -- Held rows are minimised, not deleted (as the erasure itself does).
-    held_stmts := pii.held_step_statements(reg.relid, stmt);
+    held_stmts := pii_internal.held_step_statements(reg.relid, stmt);
     n := 0;
     if held_stmts.minimise is not null then
       execute held_stmts.minimise using hit_keys, hit_scopes, sec.inner_key, sec.outer_key, held_keys, held_tables, held_scopes;
@@ -175,17 +111,17 @@ begin
     get diagnostics n = row_count;
   end if;
 
-  perform pii.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
-    'table', pii.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
+  perform pii_internal.write_audit('guard_' || mode, null, pg_catalog.jsonb_build_object(
+    'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op),
     'subjects', pg_catalog.cardinality(hit_keys), 'rows', n));
   return null;
 end
 $$;
-comment on function pii.guard_rows() is 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).';
+comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables and their partitions: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode).';
 
 -- (Re)creates the guard triggers of a registered table and of each of its partitions
 -- (a statement written against a partition fires only the partition's triggers).
-create function pii.sync_guards(tbl regclass) returns integer
+create or replace function pii.sync_guards(tbl regclass) returns integer
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -200,13 +136,13 @@ begin
   for part in select tbl union select p.relid from pg_catalog.pg_partition_tree(tbl) p loop
     for name_ in select g.tgname from pg_catalog.pg_trigger g
                  where g.tgrelid = part and g.tgname in ('lethe_guard_insert', 'lethe_guard_update') loop
-      execute pg_catalog.format('drop trigger %I on %s', name_, pii.qualified_name(part));
+      execute pg_catalog.format('drop trigger %I on %s', name_, pii_internal.qualified_name(part));
     end loop;
     if coalesce(mode, 'off') <> 'off' then
       foreach name_ in array array['insert', 'update'] loop
         execute pg_catalog.format(
-          'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii.guard_rows()',
-          'lethe_guard_' || name_, name_, pii.qualified_name(part));
+          'create trigger %I after %s on %s referencing new table as lethe_new_rows for each statement execute function pii_internal.guard_rows()',
+          'lethe_guard_' || name_, name_, pii_internal.qualified_name(part));
       end loop;
       n := n + 1;
     end if;
@@ -219,7 +155,7 @@ $$(Re)creates the re-ingestion guard triggers of a registered table and its part
 carry them. Registration and pii.set_guard call it, and so does an event trigger when a partition is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards('crm.events');$$;
 
-create function pii.sync_guard_triggers() returns trigger
+create or replace function pii_internal.sync_guard_triggers() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -232,13 +168,13 @@ begin
   return null;
 end
 $$;
-comment on function pii.sync_guard_triggers() is 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).';
+comment on function pii_internal.sync_guard_triggers() is 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).';
 
-create trigger tables_sync_guards after insert or delete or update of guard_mode on pii.tables
-  for each row execute function pii.sync_guard_triggers();
+create or replace trigger tables_sync_guards after insert or delete or update of guard_mode on pii.tables
+  for each row execute function pii_internal.sync_guard_triggers();
 
 -- A partition created or attached under a registered table gets its guards.
-create function pii.guard_new_partitions() returns event_trigger
+create or replace function pii_internal.guard_new_partitions() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -260,18 +196,20 @@ exception when others then
   raise warning 'Lethe: could not install guard triggers on a new partition: % (run select pii.sync_guards(...))', sqlerrm;
 end
 $$;
-comment on function pii.guard_new_partitions() is 'Internal. Event trigger: guards partitions created or attached under a registered table.';
+comment on function pii_internal.guard_new_partitions() is 'Internal. Event trigger: guards partitions created or attached under a registered table.';
 
 do $$
 begin
+  -- Repeatable: re-created on every apply of this file.
+  drop event trigger if exists lethe_guard_partitions;
   create event trigger lethe_guard_partitions on ddl_command_end
-    when tag in ('CREATE TABLE', 'ALTER TABLE') execute function pii.guard_new_partitions();
+    when tag in ('CREATE TABLE', 'ALTER TABLE') execute function pii_internal.guard_new_partitions();
 exception when insufficient_privilege then
   raise notice 'Lethe: % may not create event triggers (superuser only): after creating a partition of a registered table, run select pii.sync_guards(''<table>'');', current_user;
 end
 $$;
 
-create function pii.set_guard(tbl regclass, mode text) returns void
+create or replace function pii.set_guard(tbl regclass, mode text) returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -281,9 +219,9 @@ begin
   end if;
   update pii.tables t set guard_mode = mode where t.relid = tbl;
   if not found then
-    raise exception 'table % is not registered', pii.qualified_name(tbl) using errcode = '55000';
+    raise exception 'table % is not registered', pii_internal.qualified_name(tbl) using errcode = '55000';
   end if;
-  perform pii.write_audit('set_guard', null, pg_catalog.jsonb_build_object('table', pii.qualified_name(tbl), 'mode', mode));
+  perform pii_internal.write_audit('set_guard', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'mode', mode));
 end
 $$;
 comment on function pii.set_guard(regclass, text) is
@@ -291,17 +229,5 @@ $$Sets what happens when rows carrying PII of an erased subject arrive (INSERT, 
 scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
 skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard('crm.customers', 'reject');$$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.set_guard(regclass, text), pii.sync_guards(regclass) to pii_admin;
-
--- migrate:down
-drop function pii.set_guard(regclass, text);
-drop event trigger if exists lethe_guard_partitions;
-drop function pii.guard_new_partitions();
-drop trigger tables_sync_guards on pii.tables;
-drop function pii.sync_guard_triggers();
-drop function pii.sync_guards(regclass);
-drop function pii.guard_rows();
-drop function pii.erase_action(regclass);
-drop function pii.row_erased_sql(regclass, text);
-drop function pii.column_erased_sql(regclass, smallint, text);

@@ -1,6 +1,5 @@
--- migrate:up
 -- State of retention policies, notifications and legal holds (F16, F17, F22, F29).
--- Functions, views and grants are in 20261201000002_retention.sql.
+-- Functions, views and grants are in db/code/95_retention.sql.
 
 -- A policy is its versions: every change is a new version, which must be approved
 -- before enforcement runs it. The query text is the policy author's (no subject values
@@ -95,11 +94,5 @@ alter table pii.requests add column held_until date;
 revoke all on pii.retention_policy_versions, pii.retention_runs, pii.notifications, pii.legal_holds, pii.hold_subjects,
   pii.hold_notices from public;
 
--- migrate:down
-alter table pii.requests drop column held_until;
-drop table pii.hold_notices;
-drop table pii.hold_subjects;
-drop table pii.legal_holds;
-drop table pii.notifications;
-drop table pii.retention_runs;
-drop table pii.retention_policy_versions;
+-- erase_resolved gains held_until (an OUT parameter: a new return type).
+drop function if exists pii_internal.erase_resolved(text[], text[], text);

@@ -1,7 +1,5 @@
--- migrate:up
--- Retention policies, erasure by query, notifications and legal holds (F16, F17, F22,
--- F29): functions, views, grants. Idempotent (create or replace), state is in
--- 20261201000001_retention_state.sql.
+-- Repeatable code: retention policies, erasure by query, notifications and legal holds
+-- (F16, F17, F22, F29). State is in db/migrations/0007_retention_holds.sql.
 --
 -- Who runs a subject query. A subject_query is SQL written by a person; Lethe's
 -- SECURITY DEFINER functions run as Lethe's owner, who can read every table. So no
@@ -15,7 +13,7 @@
 
 -- The subject kind named in a call: NULL or the one kind this install has (named after
 -- its subject table) until several kinds exist (issue 12).
-create or replace function pii.check_kind(kind text) returns void
+create or replace function pii_internal.check_kind(kind text) returns void
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -32,7 +30,7 @@ begin
   end if;
 end
 $$;
-comment on function pii.check_kind(text) is 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.';
+comment on function pii_internal.check_kind(text) is 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.';
 
 -- Runs a subject query with the caller's rights in a read-only subtransaction that is
 -- always rolled back (a query cannot write, and nothing it did survives), and returns
@@ -130,23 +128,21 @@ for shape, type and read-only-ness and rolled back. Example: select cardinality(
 pii.subject_query_keys('select c.id from app.customers c where c.created_at < now() - interval ''3 years''');$$;
 
 -- The safety limit and the erasure mode of a policy or a query erasure.
-create or replace function pii.check_limit_and_mode(max_subjects integer, mode text) returns void
-language plpgsql immutable
+create or replace function pii_internal.check_limit_and_mode(max_subjects integer, mode text) returns void
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
   if max_subjects is null or max_subjects < 1 then
     raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
   end if;
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
 end
 $$;
-comment on function pii.check_limit_and_mode(integer, text) is 'Internal. Refuses a missing or non-positive max_subjects and a mode other than erase or delete.';
+comment on function pii_internal.check_limit_and_mode(integer, text) is 'Internal. Refuses a missing or non-positive max_subjects and a mode other than erase or delete.';
 
 -- Resolves candidate keys and splits off the subjects under an active legal hold.
-create or replace function pii.unheld_subjects(subject_keys text[], scopes text[],
+create or replace function pii_internal.unheld_subjects(subject_keys text[], scopes text[],
                                                out keys text[], out key_scopes text[], out hashes bytea[], out held bigint)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -157,15 +153,15 @@ begin
          coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
          pg_catalog.count(h.subject_hash)
     into keys, key_scopes, hashes, held
-  from pii.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
-  left join (select distinct hs.subject_hash from pii.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash;
+  from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
+  left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash;
 end
 $$;
-comment on function pii.unheld_subjects(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of the subjects not under an active legal hold, and how many were held.';
+comment on function pii_internal.unheld_subjects(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of the subjects not under an active legal hold, and how many were held.';
 
 -- Rows each registered table would change if the subjects were erased now (the
 -- erasure's own statements as counts; rows already in their erased state do not count).
-create or replace function pii.rows_to_change(subject_keys text[], scopes text[], mode text) returns jsonb
+create or replace function pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text) returns jsonb
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -177,24 +173,24 @@ declare
   counts jsonb := '{}'::jsonb;
 begin
   select * into sec from pii.secret;
-  for step in select * from pii.erase_plan(mode) loop
-    rows_sql := pii.subject_rows_sql(step.relid);
-    execute pg_catalog.format('select pg_catalog.count(*) from %s as t%s where %s%s', pii.qualified_name(step.relid),
+  for step in select * from pii_internal.erase_plan(mode) loop
+    rows_sql := pii_internal.subject_rows_sql(step.relid);
+    execute pg_catalog.format('select pg_catalog.count(*) from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
                               case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
                               case when step.action = 'delete' then ''
-                                   else ' and not (' || pii.row_erased_sql(step.relid, 'anonymize') || ')' end)
+                                   else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end)
       into n using subject_keys, scopes, sec.inner_key, sec.outer_key;
     counts := counts || pg_catalog.jsonb_build_object(step.table_name, n);
   end loop;
   return counts;
 end
 $$;
-comment on function pii.rows_to_change(text[], text[], text) is 'Internal. {table: rows} an erasure of these canonical subjects would change now.';
+comment on function pii_internal.rows_to_change(text[], text[], text) is 'Internal. {table: rows} an erasure of these canonical subjects would change now.';
 
 ---------------------------------------------------------------------------------------
 -- Legal holds
 
-create or replace function pii.active_hold_subjects(on_date date default null)
+create or replace function pii_internal.active_hold_subjects(on_date date default null)
 returns table (subject_hash bytea, hold_id uuid, held_until date, tables regclass[])
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -203,12 +199,12 @@ as $$
   from pii.legal_holds h join pii.hold_subjects hs on hs.hold_id = h.id
   where h.released_at is null and h.held_until >= coalesce(on_date, current_date)
 $$;
-comment on function pii.active_hold_subjects(date) is 'Internal. Subjects under a hold that is neither released nor past its end date.';
+comment on function pii_internal.active_hold_subjects(date) is 'Internal. Subjects under a hold that is neither released nor past its end date.';
 
 -- The (key, table, scope) pairs of canonical subjects that an active hold keeps (table NULL:
 -- every registered table), and the latest end date. Empty, at the cost of one probe, while
 -- no hold is active.
-create or replace function pii.held_pairs(subject_keys text[], scopes text[], out held_keys text[], out held_tables oid[],
+create or replace function pii_internal.held_pairs(subject_keys text[], scopes text[], out held_keys text[], out held_tables oid[],
                                           out held_scopes text[], out held_until date)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -224,21 +220,21 @@ begin
          coalesce(pg_catalog.array_agg(u.s), '{}'), pg_catalog.max(a.held_until)
     into held_keys, held_tables, held_scopes, held_until
   from unnest(subject_keys, scopes) as u (k, s)
-  join pii.active_hold_subjects() a on a.subject_hash = pii.subject_hash(u.s, u.k)
+  join pii_internal.active_hold_subjects() a on a.subject_hash = pii_internal.subject_hash(u.s, u.k)
   left join lateral unnest(a.tables) as t (r) on true;
 end
 $$;
-comment on function pii.held_pairs(text[], text[]) is 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.';
+comment on function pii_internal.held_pairs(text[], text[]) is 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.';
 
--- SQL predicate: row t of a registered table is kept by a hold, the pairs of pii.held_pairs
+-- SQL predicate: row t of a registered table is kept by a hold, the pairs of pii_internal.held_pairs
 -- bound as $5 (keys), $6 (table oids), $7 (scopes). The subject row is kept whenever any
 -- hold keeps any row of its subject (held rows may reference it).
-create or replace function pii.held_row_sql(tbl regclass) returns text
+create or replace function pii_internal.held_row_sql(tbl regclass) returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  path record := pii.subject_key_sql(tbl);
+  path record := pii_internal.subject_key_sql(tbl);
 begin
   return pg_catalog.format(
     'exists (select from unnest($5::text[], $6::oid[], $7::text[]) as h (k, r, s) where h.k operator(pg_catalog.=) (%s)::text%s%s)',
@@ -248,34 +244,34 @@ begin
          else pg_catalog.format(' and (h.r is null or h.r operator(pg_catalog.=) %s::oid)', tbl::oid) end);
 end
 $$;
-comment on function pii.held_row_sql(regclass) is 'Internal. SQL predicate: the row (alias t) is kept by a legal hold (pairs bound as $5/$6/$7).';
+comment on function pii_internal.held_row_sql(regclass) is 'Internal. SQL predicate: the row (alias t) is kept by a legal hold (pairs bound as $5/$6/$7).';
 
 -- A delete step of the erasure plan when holds keep some of its rows: minimise the held
 -- rows (the table's erase rules; NULL when it has none), then delete the others.
-create or replace function pii.held_step_statements(tbl regclass, delete_statement text,
+create or replace function pii_internal.held_step_statements(tbl regclass, delete_statement text,
                                                     out minimise text, out delete_others text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  rows_sql record := pii.subject_rows_sql(tbl);
-  set_list text := pii.erase_set_list(tbl);
-  held text := pii.held_row_sql(tbl);
+  rows_sql record := pii_internal.subject_rows_sql(tbl);
+  set_list text := pii_internal.erase_set_list(tbl);
+  held text := pii_internal.held_row_sql(tbl);
 begin
   if set_list is not null then
-    minimise := pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii.qualified_name(tbl), set_list,
+    minimise := pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii_internal.qualified_name(tbl), set_list,
                                   case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end,
-                                  rows_sql.where_sql, held, pii.row_erased_sql(tbl, 'anonymize'));
+                                  rows_sql.where_sql, held, pii_internal.row_erased_sql(tbl, 'anonymize'));
   end if;
   -- The plan's delete statements end with their WHERE clause.
   delete_others := delete_statement || ' and not ' || held;
 end
 $$;
-comment on function pii.held_step_statements(regclass, text) is 'Internal. For a delete step with held rows: the UPDATE minimising them and the DELETE of the rest.';
+comment on function pii_internal.held_step_statements(regclass, text) is 'Internal. For a delete step with held rows: the UPDATE minimising them and the DELETE of the rest.';
 
 -- Keys (and scopes) of subjects given by keyed hash, found by hashing the subject table's
 -- keys (one scan): what the hold expiry job needs, since holds keep hashes only.
-create or replace function pii.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[])
+create or replace function pii_internal.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -287,21 +283,21 @@ declare
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  key_sql := pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.key_attnum));
+  key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text'
-                    else pg_catalog.format('t.%I::text', pii.column_name(subj.relid, subj.scope_attnum)) end;
+                    else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}')
        from (select %s as k, %s as s, %s as h from %s as t) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii.subject_hash_sql(scope_sql, key_sql), pii.qualified_name(subj.relid))
+    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
     into subject_keys, scopes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
   if subj.scope_attnum is null then
     scopes := null;
   end if;
 end
 $$;
-comment on function pii.subjects_by_hash(bytea[]) is 'Internal. Keys and scopes of the subject-table rows whose subject hash is among the given ones (one scan).';
+comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys and scopes of the subject-table rows whose subject hash is among the given ones (one scan).';
 
 create or replace function pii.place_hold(subject_keys text[], reason text, until date, tables regclass[] default null,
                                           kind text default null, scopes text[] default null)
@@ -314,7 +310,7 @@ declare
   hashes bytea[];
   bad regclass;
 begin
-  perform pii.check_kind(kind);
+  perform pii_internal.check_kind(kind);
   if reason is null or pg_catalog.btrim(reason) = '' then
     raise exception 'a legal hold needs a reason' using errcode = '22023';
   end if;
@@ -330,7 +326,7 @@ begin
       raise exception 'table % is not registered with Lethe: only registered tables can be held', bad using errcode = '22023';
     end if;
   end if;
-  select pg_catalog.array_agg(r.subject_hash) into hashes from pii.resolve_subjects(subject_keys, scopes) r;
+  select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes) r;
   if hashes is null then
     raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
   end if;
@@ -340,9 +336,9 @@ begin
           pg_catalog.cardinality(hashes))
   returning id into hold_id;
   insert into pii.hold_subjects (subject_hash, hold_id) select h, hold_id from unnest(hashes) as u (h);
-  perform pii.write_audit('place_hold', null, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('place_hold', null, pg_catalog.jsonb_build_object(
     'hold_id', hold_id, 'subjects', pg_catalog.cardinality(hashes), 'until', until,
-    'tables', (select pg_catalog.array_agg(pii.qualified_name(t.x)) from unnest(tables) as t (x))));
+    'tables', (select pg_catalog.array_agg(pii_internal.qualified_name(t.x)) from unnest(tables) as t (x))));
   return hold_id;
 end
 $$;
@@ -367,7 +363,7 @@ begin
     raise exception 'legal hold % was already released at %', hold_id, h.released_at using errcode = '55000';
   end if;
   update pii.legal_holds x set released_at = pg_catalog.now(), released_by = session_user where x.id = h.id;
-  perform pii.write_audit('release_hold', null, pg_catalog.jsonb_build_object('hold_id', h.id, 'subjects', h.subjects));
+  perform pii_internal.write_audit('release_hold', null, pg_catalog.jsonb_build_object('hold_id', h.id, 'subjects', h.subjects));
 end
 $$;
 comment on function pii.release_hold(uuid) is
@@ -380,7 +376,7 @@ select h.id as hold_id, h.reason, h.held_until,
             when h.held_until < current_date then 'expired'
             else 'active' end as status,
        h.held_until - current_date as days_left,
-       (select pg_catalog.array_agg(pii.qualified_name(t.x) order by 1) from unnest(h.tables) as t (x)) as tables,
+       (select pg_catalog.array_agg(pii_internal.qualified_name(t.x) order by 1) from unnest(h.tables) as t (x)) as tables,
        h.kind, h.subjects,
        (select pg_catalog.array_agg(pg_catalog.encode(hs.subject_hash, 'hex') order by hs.subject_hash)
         from pii.hold_subjects hs where hs.hold_id = h.id) as subject_hashes,
@@ -422,7 +418,7 @@ begin
     returning notifications.id, notifications.kind, notifications.hold_id, notifications.details
   )
   select n.hold_id, n.kind, (n.details ->> 'days_left')::integer
-  from noted n, lateral pii.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
+  from noted n, lateral pii_internal.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
 
   -- Ended holds (expired or released): one request per hold erases the rows it kept, for
   -- its subjects that were erased meanwhile and no other hold still keeps.
@@ -435,11 +431,11 @@ begin
     from pii.hold_subjects hs
     join pii.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
     where hs.hold_id = ended.id
-      and not exists (select from pii.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
+      and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
     if hashes is not null then
-      found_ := pii.subjects_by_hash(hashes);
+      found_ := pii_internal.subjects_by_hash(hashes);
       if pg_catalog.cardinality(found_.subject_keys) > 0 then
-        rid := pii.create_request(found_.subject_keys, found_.scopes, null, 'hold-expiry:' || ended.id,
+        rid := pii_internal.create_request(found_.subject_keys, found_.scopes, null, 'hold-expiry:' || ended.id,
                                   'hold_expiry:' || ended.id, 'erase', null);
       end if;
     end if;
@@ -447,7 +443,7 @@ begin
     insert into pii.notifications (kind, hold_id, details)
     values ('hold_expired', ended.id, pg_catalog.jsonb_build_object('subjects', ended.subjects, 'request_id', rid))
     returning id into note;
-    perform pii.announce_notification(note, 'hold_expired', null, ended.id,
+    perform pii_internal.announce_notification(note, 'hold_expired', null, ended.id,
                                       pg_catalog.jsonb_build_object('subjects', ended.subjects, 'requestId', rid));
     hold_id := ended.id;
     notice := 'hold_expired';
@@ -465,7 +461,7 @@ Example: select * from pii.hold_tick();$$;
 ---------------------------------------------------------------------------------------
 -- Notifications
 
-create or replace function pii.announce_notification(id bigint, kind text, policy_name text, hold_id uuid, details jsonb)
+create or replace function pii_internal.announce_notification(id bigint, kind text, policy_name text, hold_id uuid, details jsonb)
 returns void
 language sql
 set search_path = pg_catalog, pii, pg_temp
@@ -473,7 +469,7 @@ as $$
   select pg_catalog.pg_notify('pii_notification', (pg_catalog.jsonb_build_object(
     'id', id, 'kind', kind, 'policy', policy_name, 'holdId', hold_id) operator(pg_catalog.||) details)::text)
 $$;
-comment on function pii.announce_notification(bigint, text, text, uuid, jsonb) is 'Internal. NOTIFY pii_notification with a notification''s ids and counts.';
+comment on function pii_internal.announce_notification(bigint, text, text, uuid, jsonb) is 'Internal. NOTIFY pii_notification with a notification''s ids and counts.';
 
 ---------------------------------------------------------------------------------------
 -- Retention policies
@@ -515,12 +511,12 @@ declare
   cur pii.retention_policy_versions;
   v integer;
 begin
-  perform pii.check_kind(kind);
+  perform pii_internal.check_kind(kind);
   if name is null or name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
     raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
       using errcode = '22023';
   end if;
-  perform pii.check_limit_and_mode(max_subjects, mode);
+  perform pii_internal.check_limit_and_mode(max_subjects, mode);
   if schedule is null or schedule not in ('hourly', 'daily', 'weekly', 'monthly') then
     raise exception 'schedule must be hourly, daily, weekly or monthly, not "%"', schedule using errcode = '22023';
   end if;
@@ -536,7 +532,7 @@ begin
   v := coalesce(cur.version, 0) + 1;
   insert into pii.retention_policy_versions (policy_name, version, subject_query, kind, key_type, max_subjects, mode, schedule, enabled)
   values (name, v, subject_query, kind, key_type, max_subjects, mode, schedule, enabled);
-  perform pii.write_audit('set_retention_policy', null, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('set_retention_policy', null, pg_catalog.jsonb_build_object(
     'policy', name, 'version', v, 'max_subjects', max_subjects, 'mode', mode, 'schedule', schedule, 'enabled', enabled));
   return v;
 end
@@ -589,14 +585,14 @@ begin
   end if;
   update pii.retention_policy_versions x set approved_by = session_user, approved_at = pg_catalog.now()
   where x.policy_name = cur.policy_name and x.version = cur.version;
-  perform pii.write_audit('approve_retention', null, pg_catalog.jsonb_build_object('policy', name, 'version', version));
+  perform pii_internal.write_audit('approve_retention', null, pg_catalog.jsonb_build_object('policy', name, 'version', version));
 end
 $$;
 comment on function pii.approve_retention(text, integer) is
 $$Approves a retention policy's current version (pii_admin only; audited). Enforcement refuses unapproved versions;
 any later change needs a new approval. Example: select pii.approve_retention('inactive-3y', 2);$$;
 
-create or replace function pii.current_retention_version(name text) returns pii.retention_policy_versions
+create or replace function pii_internal.current_retention_version(name text) returns pii.retention_policy_versions
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -610,7 +606,7 @@ begin
   return cur;
 end
 $$;
-comment on function pii.current_retention_version(text) is 'Internal. The current version of a policy; 42704 when there is none.';
+comment on function pii_internal.current_retention_version(text) is 'Internal. The current version of a policy; 42704 when there is none.';
 
 -- Definer step of preview_retention.
 create or replace function pii.retention_preview_step(name text, policy_version integer, subject_keys text[], scopes text[],
@@ -619,16 +615,16 @@ language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  cur pii.retention_policy_versions := pii.current_retention_version(name);
+  cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
   s record;
 begin
-  s := pii.unheld_subjects(subject_keys, scopes);
+  s := pii_internal.unheld_subjects(subject_keys, scopes);
   candidates := pg_catalog.cardinality(s.keys);
   held := s.held;
   select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
   from (select h from unnest(s.hashes) as u (h) limit 20) x;
-  rows_to_change := pii.rows_to_change(s.keys, s.key_scopes, cur.mode);
-  perform pii.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
+  rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
+  perform pii_internal.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
     'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
 end
 $$;
@@ -676,7 +672,7 @@ declare
   note bigint;
 begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
-  cur := pii.current_retention_version(name);
+  cur := pii_internal.current_retention_version(name);
   if cur.version is distinct from policy_version then
     raise exception 'retention policy "%" changed during the run (now version %)', name, cur.version using errcode = '40001';
   end if;
@@ -692,7 +688,7 @@ begin
   elsif subject_keys is null then
     raise exception 'retention policy "%": no candidate keys given', name using errcode = '22004';
   else
-    s := pii.unheld_subjects(subject_keys, scopes);
+    s := pii_internal.unheld_subjects(subject_keys, scopes);
     held := s.held;
     candidates := pg_catalog.cardinality(s.keys);
     if candidates = 0 then
@@ -703,18 +699,18 @@ begin
       values ('retention_blocked', name, pg_catalog.jsonb_build_object(
         'version', cur.version, 'candidates', candidates, 'max_subjects', cur.max_subjects, 'period_start', period))
       returning id into note;
-      perform pii.announce_notification(note, 'retention_blocked', name, null, pg_catalog.jsonb_build_object(
+      perform pii_internal.announce_notification(note, 'retention_blocked', name, null, pg_catalog.jsonb_build_object(
         'version', cur.version, 'candidates', candidates, 'max_subjects', cur.max_subjects));
     else
       outcome_ := 'requested';
-      rid := pii.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
+      rid := pii_internal.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
                                 'retention:' || name || ':' || pg_catalog.to_char(period at time zone 'UTC', 'YYYY-MM-DD"T"HH24'),
                                 'retention:' || name, cur.mode, null);
     end if;
   end if;
   insert into pii.retention_runs (policy_name, version, period_start, candidates, held, outcome, request_id)
   values (name, cur.version, period, candidates, held, outcome_, rid);
-  perform pii.write_audit('enforce_retention', rid, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('enforce_retention', rid, pg_catalog.jsonb_build_object(
     'policy', name, 'version', cur.version, 'outcome', outcome_, 'candidates', candidates, 'held', held,
     'max_subjects', cur.max_subjects));
   return query select name, cur.version, outcome_, candidates, held, rid;
@@ -776,24 +772,24 @@ declare
   r record;
   n bigint;
 begin
-  perform pii.check_kind(kind);
-  perform pii.check_limit_and_mode(max_subjects, mode);
+  perform pii_internal.check_kind(kind);
+  perform pii_internal.check_limit_and_mode(max_subjects, mode);
   select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
     into r
-  from pii.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
+  from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
   n := pg_catalog.cardinality(r.keys);
   if n > max_subjects then
     raise exception 'subject_query selects % subjects, more than max_subjects (%): nothing was requested', n, max_subjects
       using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
   end if;
   if dry_run then
-    return query select null::uuid, n, pii.rows_to_change(r.keys, r.scps, mode);
+    return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode);
     return;
   end if;
   if n = 0 then
     raise exception 'subject_query selects no subject: nothing to request' using errcode = '22023';
   end if;
-  return query select pii.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
+  return query select pii_internal.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
                                          'query', mode, null), n, null::jsonb;
 end
 $$;
@@ -823,7 +819,7 @@ select * from pii.request_erasure_from_query('select m.customer_id from app.list
 ---------------------------------------------------------------------------------------
 -- Grants
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.subject_query_keys(text) to pii_admin, pii_operator;
 -- Pure date arithmetic that enforce_retention (invoker) uses to skip finished periods.
 grant execute on function pii.retention_period_start(text, timestamptz) to pii_operator;
@@ -839,32 +835,3 @@ grant select on pii.retention_policy_versions, pii.retention_policies, pii.reten
 grant select on pii.retention_history, pii.notifications to pii_admin, pii_operator, pii_auditor;
 grant select on pii.holds to pii_admin, pii_auditor;
 
--- migrate:down
-drop function pii.request_erasure_from_query(text, integer, text, text, text, boolean);
-drop function pii.query_erasure_step(text[], text[], integer, text, text, text, boolean);
-drop function pii.enforce_retention(text);
-drop function pii.retention_enforce_step(text, integer, text[], text[]);
-drop function pii.preview_retention(text);
-drop function pii.retention_preview_step(text, integer, text[], text[]);
-drop function pii.current_retention_version(text);
-drop function pii.approve_retention(text, integer);
-drop function pii.set_retention_policy(text, text, integer, text, text, text, boolean);
-drop function pii.store_retention_version(text, text, regtype, integer, text, text, text, boolean);
-drop view pii.retention_history;
-drop view pii.retention_policies;
-drop function pii.retention_period_start(text, timestamptz);
-drop function pii.hold_tick(date);
-drop function pii.announce_notification(bigint, text, text, uuid, jsonb);
-drop view pii.holds;
-drop function pii.release_hold(uuid);
-drop function pii.place_hold(text[], text, date, regclass[], text, text[]);
-drop function pii.subjects_by_hash(bytea[]);
-drop function pii.held_step_statements(regclass, text);
-drop function pii.held_row_sql(regclass);
-drop function pii.held_pairs(text[], text[]);
-drop function pii.active_hold_subjects(date);
-drop function pii.rows_to_change(text[], text[], text);
-drop function pii.unheld_subjects(text[], text[]);
-drop function pii.check_limit_and_mode(integer, text);
-drop function pii.subject_query_keys(text);
-drop function pii.check_kind(text);

@@ -1,80 +1,7 @@
--- migrate:up
--- Erasure requests (F7, F9, F10, F26, F27): recorded and queued in the caller's
--- transaction, processed in chunks by graphile-worker jobs, followed by status,
--- verified at the end. Raw keys live only in pending items; a processed item keeps
--- its keyed hash.
+-- Repeatable code: erasure requests (request_erasure → process_request_chunk → finish_request) and their status.
 
-create table pii.requests (
-  id uuid primary key default pg_catalog.gen_random_uuid(),
-  request_key_hash bytea unique,
-  source text not null,
-  mode text not null check (mode in ('erase', 'delete')),
-  status text not null default 'queued' check (status in ('queued', 'running', 'done', 'failed')),
-  total bigint not null default 0,
-  duplicates bigint not null default 0,
-  matched bigint not null default 0,
-  erased bigint not null default 0,
-  failed bigint not null default 0,
-  rows_affected jsonb not null default '{}'::jsonb,
-  requested_by name not null default session_user,
-  requested_at timestamptz not null default pg_catalog.now(),
-  -- Which transactions had committed when the request was filed (see tombstones.erased_xact).
-  filed_snapshot pg_snapshot not null default pg_catalog.pg_current_snapshot(),
-  started_at timestamptz,
-  finished_at timestamptz,
-  due_at timestamptz not null,
-  verified_at timestamptz,
-  residual_count integer,
-  error text
-);
-create index requests_open_idx on pii.requests (due_at) where status in ('queued', 'running');
 comment on table pii.requests is 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.';
-
--- Items and residuals are written only by Lethe's functions, in the transaction that
--- creates or processes their request; no foreign key, which would cost a check per item.
-create table pii.request_items (
-  request_id uuid not null,
-  subject_hash bytea not null,
-  subject_key text,
-  scope text,
-  pseudonym text,
-  source_row bigint,
-  matched boolean not null default false,
-  status text not null default 'pending' check (status in ('pending', 'done', 'failed')),
-  erased_by uuid,
-  error text,
-  processed_at timestamptz,
-  primary key (request_id, subject_hash),
-  -- No raw key once the subject is erased.
-  check (status <> 'done' or (subject_key is null and scope is null))
-);
-create index request_items_pending_idx on pii.request_items (request_id, subject_hash) where status = 'pending';
 comment on table pii.request_items is 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).';
-
--- Traces found at erasure time that only the raw identifiers could reveal (an email in
--- an unregistered text column). The row (primary key) and a keyed hash of the value are
--- kept, so pii.verify_erasure reports a trace only while that value is still there.
-create table pii.request_residuals (
-  request_id uuid not null,
-  relid regclass not null,
-  table_name text not null,
-  column_name text not null,
-  subject_hash bytea not null,
-  row_key jsonb,
-  value_hash bytea not null,
-  detail text not null,
-  found_at timestamptz not null default pg_catalog.now()
-);
-create index request_residuals_request_id_idx on pii.request_residuals (request_id);
-
--- CSV staging: the importer COPYs rows here, then pii.request_erasure_from_import turns
--- them into one request and deletes them in the same transaction.
-create unlogged table pii.import_rows (
-  import_id uuid not null,
-  row_number bigint not null,
-  subject_key text not null,
-  scope text
-);
 -- No index: it would slow every COPY several times over, and request_erasure_from_import
 -- reads an import's rows once, in the transaction that deletes them.
 comment on table pii.import_rows is 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.';
@@ -83,7 +10,7 @@ revoke all on pii.requests, pii.request_items, pii.request_residuals, pii.import
 grant select on pii.requests to pii_operator, pii_auditor;
 grant insert on pii.import_rows to pii_operator;
 
-create view pii.overdue_requests with (security_barrier) as
+create or replace view pii.overdue_requests with (security_barrier) as
 select r.id as request_id, r.status, r.source, r.total, r.erased, r.requested_at, r.due_at,
        pg_catalog.now() - r.due_at as overdue_by
 from pii.requests r
@@ -93,7 +20,7 @@ revoke all on pii.overdue_requests from public;
 grant select on pii.overdue_requests to pii_operator, pii_auditor;
 
 -- Sums two {table: rows} objects.
-create function pii.add_row_counts(a jsonb, b jsonb) returns jsonb
+create or replace function pii_internal.add_row_counts(a jsonb, b jsonb) returns jsonb
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -104,18 +31,25 @@ as $$
               select * from pg_catalog.jsonb_each_text(coalesce(b, '{}'::jsonb))) e
         group by e.key) x
 $$;
-comment on function pii.add_row_counts(jsonb, jsonb) is 'Internal. Adds per-table row counts.';
+comment on function pii_internal.add_row_counts(jsonb, jsonb) is 'Internal. Adds per-table row counts.';
 
-create function pii.enqueue_request_job(request_id uuid) returns void
-language sql
+create or replace function pii_internal.enqueue_request_job(request_id uuid) returns void
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select from graphile_worker.add_job('lethe_process_request', pg_catalog.json_build_object('requestId', request_id),
-                                      job_key => 'lethe:request:' || request_id, max_attempts => 10)
+begin
+  -- A psql-only install (lethe sql) has no graphile-worker schema until `lethe worker` first
+  -- starts; the request stays queued and the worker's pii.resume_requests() queues it then.
+  if pg_catalog.to_regnamespace('graphile_worker') is null then
+    return;
+  end if;
+  perform graphile_worker.add_job('lethe_process_request', pg_catalog.json_build_object('requestId', request_id),
+                                  job_key => 'lethe:request:' || request_id, max_attempts => 10);
+end
 $$;
-comment on function pii.enqueue_request_job(uuid) is 'Internal. Queues (or re-queues) the graphile-worker job that processes a request.';
+comment on function pii_internal.enqueue_request_job(uuid) is 'Internal. Queues (or re-queues) the graphile-worker job that processes a request.';
 
-create function pii.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text,
+create or replace function pii_internal.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text,
                                    source text, mode text, due_at timestamptz)
 returns uuid
 language plpgsql
@@ -133,14 +67,12 @@ declare
   matched text[];
   n_matched bigint;
 begin
-  if mode is null or mode not in ('erase', 'delete') then
-    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
-  end if;
+  perform pii_internal.check_erase_mode(mode);
   if source is null or pg_catalog.btrim(source) = '' then
     raise exception 'source must not be empty' using errcode = '22023';
   end if;
   if request_key is not null then
-    key_hash := pii.hmac('request_key' || pg_catalog.chr(31) || request_key);
+    key_hash := pii_internal.hmac('request_key' || pg_catalog.chr(31) || request_key);
     select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
     if rid is not null then
       return rid;
@@ -154,7 +86,7 @@ begin
          coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
          coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
     into hashes, keys, scps, pseudonyms, rows_
-  from pii.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
+  from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
   if pg_catalog.cardinality(hashes) = 0 then
     raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
   end if;
@@ -170,7 +102,7 @@ begin
     return rid;
   end if;
 
-  matched := pii.matched_subjects(keys, scps);
+  matched := pii_internal.matched_subjects(keys, scps);
   insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
   select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
   from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
@@ -179,7 +111,7 @@ begin
   update pii.requests r set matched = n_matched where r.id = rid;
 
   -- Guards act from this moment; the job runs once this transaction commits.
-  perform pii.flag_subjects(hashes, pseudonyms, rid);
+  perform pii_internal.flag_subjects(hashes, pseudonyms, rid);
   if pg_catalog.cardinality(hashes) >= 10000 then
     -- Chunks start right after commit, long before autovacuum would have looked at the new
     -- rows: without statistics the claim query sorts every pending item instead of
@@ -187,22 +119,22 @@ begin
     analyze pii.request_items;
     analyze pii.tombstones;
   end if;
-  perform pii.enqueue_request_job(rid);
-  perform pii.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
+  perform pii_internal.enqueue_request_job(rid);
+  perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
     'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
     'duplicates', pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes)));
   return rid;
 end
 $$;
-comment on function pii.create_request(text[], text[], bigint[], text, text, text, timestamptz) is 'Internal. Records a request and its items, flags the subjects and queues the job.';
+comment on function pii_internal.create_request(text[], text[], bigint[], text, text, text, timestamptz) is 'Internal. Records a request and its items, flags the subjects and queues the job.';
 
-create function pii.request_erasure(subject_keys text[], request_key text default null, source text default 'api',
+create or replace function pii.request_erasure(subject_keys text[], request_key text default null, source text default 'api',
                                     scopes text[] default null, mode text default 'erase', due_at timestamptz default null)
 returns uuid
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
+  select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
 $$;
 comment on function pii.request_erasure(text[], text, text, text[], text, timestamptz) is
 $$Records an erasure request for any number of subjects and queues it (graphile-worker job lethe_process_request)
@@ -210,7 +142,7 @@ in the caller's transaction: rollback = no request, no job. Subjects are flagged
 Idempotent on request_key: the same key returns the same id. due_at defaults to now() + pii.settings.default_due.
 Example: select pii.request_erasure(array['42', '43'], request_key => 'ticket-1812');$$;
 
-create function pii.request_erasure_from_import(import_id uuid, request_key text default null, source text default 'csv',
+create or replace function pii.request_erasure_from_import(import_id uuid, request_key text default null, source text default 'csv',
                                                 mode text default 'erase', due_at timestamptz default null)
 returns uuid
 language plpgsql security definer
@@ -232,7 +164,7 @@ begin
   if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
     raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
   end if;
-  rid := pii.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
+  rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
   delete from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
   return rid;
 end
@@ -246,7 +178,7 @@ Example: select pii.request_erasure_from_import('2b1e…'::uuid, request_key => 
 -- committed when the request was filed has erased them (each subject is erased once,
 -- however many overlapping requests name it),
 -- record residual identifiers, mark items done, drop their raw keys. One transaction.
-create function pii.process_request_chunk(request_id uuid, chunk_size integer default null)
+create or replace function pii.process_request_chunk(request_id uuid, chunk_size integer default null)
 returns integer
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -293,7 +225,7 @@ begin
   where r.id = req.id and r.status = 'queued';
 
   -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
-  perform pii.flag_subjects(claimed, pseudonyms, req.id);
+  perform pii_internal.flag_subjects(claimed, pseudonyms, req.id);
   select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
   from (select tb.subject_hash from pii.tombstones tb
         where tb.subject_hash = any (claimed)
@@ -304,9 +236,9 @@ begin
     into erase_keys, erase_scopes
   from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
-  idents := pii.capture_identifiers(erase_keys, erase_scopes);
-  result := pii.erase_resolved(erase_keys, erase_scopes, req.mode);
-  perform pii.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
+  idents := pii_internal.capture_identifiers(erase_keys, erase_scopes);
+  result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode);
+  perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
   update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
    where tb.subject_hash = any (to_erase);
@@ -323,10 +255,10 @@ begin
   update pii.requests r
      set erased = r.erased + pg_catalog.cardinality(claimed),
          held_until = greatest(r.held_until, result.held_until),
-         rows_affected = pii.add_row_counts(r.rows_affected,
+         rows_affected = pii_internal.add_row_counts(r.rows_affected,
            (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
    where r.id = req.id;
-  perform pii.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
+  perform pii_internal.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
     'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
     'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
   return pg_catalog.cardinality(claimed);
@@ -336,19 +268,25 @@ comment on function pii.process_request_chunk(uuid, integer) is
 $$Worker step: erases up to chunk_size pending subjects of a request (FOR UPDATE SKIP LOCKED), set-based, all or
 nothing; returns how many items it processed (0: nothing left). Example: select pii.process_request_chunk('…'::uuid);$$;
 
-create function pii.announce_request(req pii.requests) returns void
-language sql
+create or replace function pii_internal.announce_request(req pii.requests) returns void
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.pg_notify('pii_erasure', p::text),
-         graphile_worker.add_job('erasure_completed', p, job_key => 'lethe:completed:' || req.id)
-  from (select pg_catalog.json_build_object('requestId', req.id, 'status', req.status, 'total', req.total,
-                                            'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
-                                            'residuals', req.residual_count) as p) x
+declare
+  p json := pg_catalog.json_build_object('requestId', req.id, 'status', req.status, 'total', req.total,
+                                         'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
+                                         'residuals', req.residual_count);
+begin
+  perform pg_catalog.pg_notify('pii_erasure', p::text);
+  -- No graphile-worker schema (psql-only install, no worker yet): the NOTIFY is the announcement.
+  if pg_catalog.to_regnamespace('graphile_worker') is not null then
+    perform graphile_worker.add_job('erasure_completed', p, job_key => 'lethe:completed:' || req.id);
+  end if;
+end
 $$;
-comment on function pii.announce_request(pii.requests) is 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).';
+comment on function pii_internal.announce_request(pii.requests) is 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).';
 
-create function pii.finish_request(request_id uuid) returns text
+create or replace function pii.finish_request(request_id uuid) returns text
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -376,8 +314,8 @@ begin
                       when residuals > 0 then 'verification found ' || residuals || ' residual trace(s): see pii.verify_erasure' end
    where r.id = req.id
   returning * into req;
-  perform pii.announce_request(req);
-  perform pii.write_audit('request_finished', req.id, pg_catalog.jsonb_build_object(
+  perform pii_internal.announce_request(req);
+  perform pii_internal.write_audit('request_finished', req.id, pg_catalog.jsonb_build_object(
     'status', req.status, 'total', req.total, 'matched', req.matched, 'erased', req.erased, 'failed', req.failed,
     'residuals', residuals, 'rows', req.rows_affected));
   return req.status;
@@ -388,7 +326,7 @@ $$Worker step after the last chunk: verifies the erasure (pii.verify_erasure), s
 (done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and queues an erasure_completed job.
 Idempotent; returns the status. Example: select pii.finish_request('…'::uuid);$$;
 
-create function pii.fail_request(request_id uuid, error text) returns void
+create or replace function pii.fail_request(request_id uuid, error text) returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -407,13 +345,13 @@ begin
   if req.id is null then
     return;
   end if;
-  perform pii.announce_request(req);
-  perform pii.write_audit('request_failed', req.id, pg_catalog.jsonb_build_object('failed', req.failed, 'error', msg));
+  perform pii_internal.announce_request(req);
+  perform pii_internal.write_audit('request_failed', req.id, pg_catalog.jsonb_build_object('failed', req.failed, 'error', msg));
 end
 $$;
 comment on function pii.fail_request(uuid, text) is 'Worker step when a chunk fails for good: pending items and the request become failed, with the error. Example: select pii.fail_request(''…''::uuid, ''deadlock detected'');';
 
-create function pii.retry_request(request_id uuid) returns void
+create or replace function pii.retry_request(request_id uuid) returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -426,24 +364,24 @@ begin
   if not found then
     raise exception 'erasure request % is not failed', request_id using errcode = '55000';
   end if;
-  perform pii.enqueue_request_job(request_id);
-  perform pii.write_audit('retry_request', request_id, '{}'::jsonb);
+  perform pii_internal.enqueue_request_job(request_id);
+  perform pii_internal.write_audit('retry_request', request_id, '{}'::jsonb);
 end
 $$;
 comment on function pii.retry_request(uuid) is 'Puts a failed request''s failed items back in the queue. Example: select pii.retry_request(''…''::uuid);';
 
-create function pii.resume_requests() returns integer
+create or replace function pii.resume_requests() returns integer
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with open_ as (
     select r.id from pii.requests r where r.status in ('queued', 'running')
   )
-  select pg_catalog.count(*)::integer from open_ o cross join lateral pii.enqueue_request_job(o.id) as j
+  select pg_catalog.count(*)::integer from open_ o cross join lateral pii_internal.enqueue_request_job(o.id) as j
 $$;
 comment on function pii.resume_requests() is 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();';
 
-create function pii.request_status(request_id uuid)
+create or replace function pii.request_status(request_id uuid)
 returns table (id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint,
                erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamptz,
                started_at timestamptz, finished_at timestamptz, due_at timestamptz, verified_at timestamptz,
@@ -467,7 +405,7 @@ $$Status of a request: queued | running | done | failed, with total, matched, un
 progress (0-1), timestamps, due date, verification result and rows changed per table.
 Example: select * from pii.request_status('…'::uuid);$$;
 
-create function pii.request_items(request_id uuid)
+create or replace function pii.request_items(request_id uuid)
 returns table (subject_hash text, source_row bigint, matched boolean, status text, erased_by uuid, error text)
 language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -480,28 +418,8 @@ comment on function pii.request_items(uuid) is
 $$A request's subjects by keyed hash (never the key), with their CSV row, whether they matched a subject row,
 status, and the request that erased them. Example: select * from pii.request_items('…'::uuid) where not matched;$$;
 
-revoke execute on all functions in schema pii from public;
+revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.request_erasure(text[], text, text, text[], text, timestamptz),
   pii.request_erasure_from_import(uuid, text, text, text, timestamptz), pii.process_request_chunk(uuid, integer),
   pii.finish_request(uuid), pii.fail_request(uuid, text), pii.retry_request(uuid), pii.resume_requests() to pii_operator;
 grant execute on function pii.request_status(uuid), pii.request_items(uuid) to pii_operator, pii_auditor;
-
--- migrate:down
-drop function pii.request_items(uuid);
-drop function pii.request_status(uuid);
-drop function pii.resume_requests();
-drop function pii.retry_request(uuid);
-drop function pii.fail_request(uuid, text);
-drop function pii.finish_request(uuid);
-drop function pii.announce_request(pii.requests);
-drop function pii.process_request_chunk(uuid, integer);
-drop function pii.request_erasure_from_import(uuid, text, text, text, timestamptz);
-drop function pii.request_erasure(text[], text, text, text[], text, timestamptz);
-drop function pii.create_request(text[], text[], bigint[], text, text, text, timestamptz);
-drop function pii.enqueue_request_job(uuid);
-drop function pii.add_row_counts(jsonb, jsonb);
-drop view pii.overdue_requests;
-drop table pii.import_rows;
-drop table pii.request_residuals;
-drop table pii.request_items;
-drop table pii.requests;

@@ -1,0 +1,369 @@
+-- Repeatable code: the erasure engine: plan (erase_plan), per-column erase and erased-state SQL, erase_subjects.
+
+-- The erasure engine (F2-F7): for a batch of subjects, one set-based statement per
+-- registered table, deepest child first, the subject table last. Statements are built
+-- from the registry with format('%I'/'%L') and bound to parameters:
+--   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the HMAC key.
+
+-- How the rows of tbl (alias t) reach their subject: the registered parents to join
+-- (FROM-list, aliases p1, p2, …), the join conditions, and the expressions holding the
+-- subject key and scope on the table that has the key.
+create or replace function pii_internal.subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
+                                    out scope_sql text, out key_type text, out scope_type text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+  cur regclass := tbl;
+  alias text := 't';
+  parent_alias text;
+  depth integer := 0;
+  conds text[] := '{}';
+begin
+  from_list := '';
+  loop
+    select * into reg from pii.tables r where r.relid = cur;
+    if reg.relid is null then
+      raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
+    end if;
+    exit when reg.parent_relid is null;
+    depth := depth + 1;
+    parent_alias := 'p' || depth;
+    from_list := from_list || case when depth > 1 then ', ' else '' end
+                 || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
+    conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
+                                        parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+    alias := parent_alias;
+    cur := reg.parent_relid;
+  end loop;
+  join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
+  key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
+  key_type := pii_internal.column_type(cur, reg.subject_attnum);
+  if reg.scope_attnum is not null then
+    scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
+    scope_type := pii_internal.column_type(cur, reg.scope_attnum);
+  end if;
+end
+$$;-- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
+-- Statement-level AFTER triggers with transition tables check a whole INSERT, UPDATE,
+-- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
+-- and probed against the tombstones; an empty tombstone table costs one probe.
+
+-- SQL predicate: column c of row t is in its erased state (NULL when nothing to check).
+create or replace function pii_internal.column_erased_sql(tbl regclass, col smallint, strategy text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case s.name
+    when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
+    when 'set' then pg_catalog.format('t.%I is not distinct from %L::%s', pii_internal.column_name(tbl, col), s.argument, pii_internal.column_type(tbl, col))
+    when 'pseudonym' then
+      (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
+       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
+    when 'jsonb_remove' then
+      pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
+                        pii_internal.strategy_keys(s.argument))
+  end
+  from pii_internal.parse_strategy(strategy) s
+$$;
+comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
+
+-- Erasure rewrites this table's subject key itself: the key is PII and no foreign key
+-- ON UPDATE CASCADE from the subject table carries the pseudonym there.
+create or replace function pii_internal.rewrites_pii_key(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (
+    select from pii.tables t, pii.subject_table s
+    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+      and not exists (
+        select from pg_catalog.pg_constraint fk
+        where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
+          and fk.conkey = array[t.subject_attnum] and fk.confupdtype = 'c'))
+$$;
+comment on function pii_internal.rewrites_pii_key(regclass) is 'Internal. Whether erasure rewrites the table''s own subject key column (PII key, no cascading foreign key).';
+
+-- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
+-- rows are deleted on erasure: any row of an erased subject is a trace).
+create or replace function pii_internal.row_erased_sql(tbl regclass, action text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when action = 'delete' then 'false' else coalesce((
+    select pg_catalog.string_agg(x.pred, ' and ')
+    from (
+      select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred
+      from pii.columns c
+      where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+      union all
+      -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
+      select pg_catalog.format('t.%I like ''anon\_%%''', pii_internal.column_name(t.relid, t.subject_attnum))
+      from pii.tables t
+      where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
+    ) x where x.pred is not null), 'true') end
+$$;
+comment on function pii_internal.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
+
+-- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
+-- ancestor's rows are deleted.
+create or replace function pii_internal.erase_action(tbl regclass) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive chain as (
+    select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+    union all
+    select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+  )
+  select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+              when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+              else 'anonymize' end
+$$;
+comment on function pii_internal.erase_action(regclass) is 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.';
+comment on function pii_internal.subject_key_sql(regclass) is 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).';
+
+-- FROM-list and WHERE clause that select the rows of tbl (alias t) belonging to the
+-- subjects bound as $1 (keys) and $2 (scopes).
+create or replace function pii_internal.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  path record := pii_internal.subject_key_sql(tbl);
+  conds text[];
+begin
+  from_list := path.from_list;
+  conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
+  conds := conds || pg_catalog.format('%s = any ($1::%s[])', path.key_sql, path.key_type);
+  if path.scope_sql is not null then
+    -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
+    conds := conds || pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                        path.scope_sql, path.key_sql, path.scope_type, path.key_type);
+  end if;
+  where_sql := pg_catalog.array_to_string(conds, ' and ');
+end
+$$;
+comment on function pii_internal.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
+
+-- The SQL expression a column takes on erasure (NULL when its rule is keep).
+create or replace function pii_internal.erase_expression(tbl regclass, col smallint, strategy text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case s.name
+    when 'null' then 'null'
+    when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
+    when 'pseudonym' then
+      (select pg_catalog.format('case when %s then t.%I else %s end',
+                                pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
+                                pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
+       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
+    when 'jsonb_remove' then
+      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
+  end
+  from pii_internal.parse_strategy(strategy) s
+$$;
+comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
+
+-- SET list applying a table's erase rules (and the key's pseudonym when the key is PII
+-- and no foreign key cascades it from the subject table). NULL when nothing changes.
+create or replace function pii_internal.erase_set_list(tbl regclass) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.string_agg(pg_catalog.format('%I = %s', x.col, x.expr), ', ' order by x.col)
+  from (
+    select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.erase_expression(c.relid, c.attnum, c.erase) as expr
+    from pii.columns c
+    where c.relid = tbl and c.erase <> 'keep' and pii_internal.column_name(c.relid, c.attnum) is not null
+    union all
+    select pii_internal.column_name(t.relid, t.subject_attnum),
+           pii_internal.pseudonym_sql(pg_catalog.format('t.%I', pii_internal.column_name(t.relid, t.subject_attnum)))
+    from pii.tables t
+    where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
+  ) x
+$$;
+comment on function pii_internal.erase_set_list(regclass) is 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.';
+
+-- One statement per registered table, in execution order: deepest child first, the
+-- subject table last. A table whose ancestor's rows are deleted is deleted too.
+create or replace function pii_internal.erase_plan(mode text)
+returns table (relid regclass, table_name text, action text, depth integer, statement text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  r record;
+  rows_sql record;
+  set_list text;
+begin
+  for r in
+    with recursive tree as (
+      select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
+      from pii.tables t
+      where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      union all
+      select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
+      from pii.tables c join tree on c.parent_relid = tree.relid
+    )
+    select tree.relid, tree.depth,
+           case when mode = 'delete' then 'delete'
+                when s.relid is not null then 'anonymize'
+                when tree.deletes then 'delete'
+                else 'anonymize' end as action,
+           s.relid is not null as is_subject
+    from tree left join pii.subject_table s on s.relid = tree.relid
+    order by s.relid is not null, tree.depth desc, tree.relid::oid
+  loop
+    rows_sql := pii_internal.subject_rows_sql(r.relid);
+    if r.action = 'delete' then
+      relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth;
+      statement := pg_catalog.format('delete from %s as t%s where %s', pii_internal.qualified_name(r.relid),
+                                     case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+      return next;
+    else
+      set_list := pii_internal.erase_set_list(r.relid);
+      if set_list is not null then
+        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth;
+        -- Rows already in their erased state are not written again (no new row version,
+        -- no index entries, no trigger work): erasing twice writes nothing.
+        statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', pii_internal.qualified_name(r.relid), set_list,
+                                       case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                       pii_internal.row_erased_sql(r.relid, 'anonymize'));
+        return next;
+      end if;
+    end if;
+  end loop;
+end
+$$;
+comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.';
+
+-- The mode of an erasure (erase_subjects, request_erasure): erase follows each table's
+-- on_erase, delete removes every registered row.
+create or replace function pii_internal.check_erase_mode(mode text) returns void
+language plpgsql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if mode is null or mode not in ('erase', 'delete') then
+    raise exception 'mode must be erase or delete, not "%"', mode using errcode = '22023';
+  end if;
+end
+$$;
+comment on function pii_internal.check_erase_mode(text) is 'Internal. Raises 22023 unless mode is erase or delete.';
+
+-- Which of the (canonical) subjects exist in the subject table, as
+-- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
+create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[]) returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  match record;
+  matched text[];
+begin
+  select * into subj from pii.subject_table;
+  match := pii_internal.subject_rows_sql(subj.relid);
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) t.%I::text), ''{}'') from %s as t where %s',
+                            case when subj.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+                            pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid), match.where_sql)
+    into matched using subject_keys, scopes;
+  return matched;
+end
+$$;
+comment on function pii_internal.matched_subjects(text[], text[]) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.';
+
+-- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
+-- row counts in execution order and which subjects exist in the subject table
+-- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
+create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text,
+                                   out table_names text[], out rows_affected bigint[], out matched text[], out held_until date)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  step record;
+  n bigint;
+  held record;
+  stmts record;
+  kept bigint;
+begin
+  perform pii_internal.check_erase_mode(mode);
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+  table_names := '{}';
+  rows_affected := '{}';
+
+  matched := pii_internal.matched_subjects(subject_keys, scopes);
+  -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
+  held := pii_internal.held_pairs(subject_keys, scopes);
+  held_until := held.held_until;
+
+  -- The guards see these statements too; rows they leave hold no PII, so they pass.
+  for step in select * from pii_internal.erase_plan(mode) loop
+    if step.action = 'delete' and pg_catalog.cardinality(held.held_keys) > 0 then
+      stmts := pii_internal.held_step_statements(step.relid, step.statement);
+      kept := 0;
+      if stmts.minimise is not null then
+        execute stmts.minimise using subject_keys, scopes, sec.inner_key, sec.outer_key, held.held_keys, held.held_tables, held.held_scopes;
+        get diagnostics kept = row_count;
+      end if;
+      execute stmts.delete_others using subject_keys, scopes, sec.inner_key, sec.outer_key, held.held_keys, held.held_tables, held.held_scopes;
+      get diagnostics n = row_count;
+      n := n + kept;
+    else
+      execute step.statement using subject_keys, scopes, sec.inner_key, sec.outer_key;
+      get diagnostics n = row_count;
+    end if;
+    table_names := table_names || step.table_name;
+    rows_affected := rows_affected || n;
+  end loop;
+end
+$$;
+comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';
+
+create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
+returns table (table_name text, rows_affected bigint)
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  keys text[];
+  scps text[];
+  hashes bytea[];
+  pseudonyms text[];
+  result record;
+begin
+  perform pii_internal.check_erase_mode(mode);
+  select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
+         coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
+    into keys, scps, hashes, pseudonyms
+  from pii_internal.resolve_subjects(subject_keys, scopes) r;
+
+  perform pii_internal.flag_subjects(hashes, pseudonyms);
+  result := pii_internal.erase_resolved(keys, scps, mode);
+  update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
+
+  perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
+    'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
+    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+  raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
+    pg_catalog.cardinality(keys) - pg_catalog.cardinality(result.matched);
+
+  return query select u.t, u.n from unnest(result.table_names, result.rows_affected) as u (t, n);
+end
+$$;
+comment on function pii.erase_subjects(text[], text[], text) is
+$$Erases subjects now, set-based, in the caller's transaction: one statement per registered table (children first).
+mode erase: each table's on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
+registered row and the subject row go. Keys are cast to the key column's type; unknown keys are ignored and counted
+(NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
+Example: select * from pii.erase_subjects(array['42', '43']);$$;
+
+revoke execute on all functions in schema pii, pii_internal from public;
+grant execute on function pii.erase_subjects(text[], text[], text) to pii_operator;
