@@ -269,36 +269,6 @@ end
 $$;
 comment on function pii_internal.held_step_statements(regclass, text) is 'Internal. For a delete step with held rows: the UPDATE minimising them and the DELETE of the rest.';
 
--- Keys (and scopes) of subjects given by keyed hash, found by hashing the subject table's
--- keys (one scan): what the hold expiry job needs, since holds keep hashes only.
-create or replace function pii_internal.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[])
-language plpgsql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-declare
-  subj pii.subject_table;
-  sec pii.secret;
-  key_sql text;
-  scope_sql text;
-begin
-  select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
-  key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text'
-                    else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-  execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}')
-       from (select %s as k, %s as s, %s as h from %s as t) x
-       join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-    into subject_keys, scopes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
-  if subj.scope_attnum is null then
-    scopes := null;
-  end if;
-end
-$$;
-comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys and scopes of the subject-table rows whose subject hash is among the given ones (one scan).';
-
 create or replace function pii.place_hold(subject_keys text[], reason text, until date, tables regclass[] default null,
                                           kind text default null, scopes text[] default null)
 returns uuid
@@ -435,8 +405,10 @@ begin
     if hashes is not null then
       found_ := pii_internal.subjects_by_hash(hashes);
       if pg_catalog.cardinality(found_.subject_keys) > 0 then
-        rid := pii_internal.create_request(found_.subject_keys, found_.scopes, null, 'hold-expiry:' || ended.id,
-                                  'hold_expiry:' || ended.id, 'erase', null);
+        rid := pii_internal.create_request(
+          found_.subject_keys,
+          case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+          null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null);
       end if;
     end if;
     update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
