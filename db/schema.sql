@@ -1029,8 +1029,10 @@ function pii.hold_tick(date) owner <owner>
         if hashes is not null then
           found_ := pii_internal.subjects_by_hash(hashes);
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
-            rid := pii_internal.create_request(found_.subject_keys, found_.scopes, null, 'hold-expiry:' || ended.id,
-                                      'hold_expiry:' || ended.id, 'erase', null);
+            rid := pii_internal.create_request(
+              found_.subject_keys,
+              case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+              null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null);
           end if;
         end if;
         update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
@@ -2410,12 +2412,7 @@ function pii.verify_erasure(uuid) owner <owner>
       -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
       key_sql := pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-      execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
-           from (select %s as k, %s as s, %s as h from %s as t) x
-           join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-        key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-        into keys, scps, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+      select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
       if subj.key_is_pii then
         execute pg_catalog.format(
           $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
@@ -4814,7 +4811,7 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
 
 function pii_internal.subjects_by_hash(bytea[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[])
+    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -4832,17 +4829,14 @@ function pii_internal.subjects_by_hash(bytea[]) owner <owner>
       scope_sql := case when subj.scope_attnum is null then 'null::text'
                         else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}')
+        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select %s as k, %s as s, %s as h from %s as t) x
            join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
         key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-        into subject_keys, scopes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
-      if subj.scope_attnum is null then
-        scopes := null;
-      end if;
+        into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
     end
     $function$
-  comment 'Internal. Keys and scopes of the subject-table rows whose subject hash is among the given ones (one scan).'
+  comment 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.'
 
 function pii_internal.sync_guard_triggers() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.sync_guard_triggers()
