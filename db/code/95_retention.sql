@@ -100,7 +100,7 @@ begin
       return;
     elsif state = 'LTH01' then
       raise exception 'subject_query returns more columns than expected: it must return %', 
-        case when scoped then 'the scope and the key (2 columns)' else 'one column, the subject key' end
+        case when scoped then 'the key and the scope (2 columns: key, scope)' else 'one column, the subject key' end
         using errcode = '42P10';
     elsif state = '42P10' then
       raise exception 'subject_query returns fewer columns than expected: it must return %',
@@ -141,9 +141,11 @@ end
 $$;
 comment on function pii_internal.check_limit_and_mode(integer, text) is 'Internal. Refuses a missing or non-positive max_subjects and a mode other than erase or delete.';
 
--- Resolves candidate keys and splits off the subjects under an active legal hold.
-create or replace function pii_internal.unheld_subjects(subject_keys text[], scopes text[],
-                                               out keys text[], out key_scopes text[], out hashes bytea[], out held bigint)
+-- Retention candidates among the query's keys: canonical, minus subjects already erased
+-- (their anonymized rows stay inactive forever and would count against the limit every
+-- period) and minus those under an active legal hold (counted).
+create or replace function pii_internal.retention_candidates(subject_keys text[], scopes text[],
+                                                             out keys text[], out key_scopes text[], out hashes bytea[], out held bigint)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -154,10 +156,11 @@ begin
          pg_catalog.count(h.subject_hash)
     into keys, key_scopes, hashes, held
   from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
-  left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash;
+  left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
+  where not exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
 end
 $$;
-comment on function pii_internal.unheld_subjects(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of the subjects not under an active legal hold, and how many were held.';
+comment on function pii_internal.retention_candidates(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.';
 
 -- Rows each registered table would change if the subjects were erased now (the
 -- erasure's own statements as counts; rows already in their erased state do not count).
@@ -590,7 +593,7 @@ declare
   cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
   s record;
 begin
-  s := pii_internal.unheld_subjects(subject_keys, scopes);
+  s := pii_internal.retention_candidates(subject_keys, scopes);
   candidates := pg_catalog.cardinality(s.keys);
   held := s.held;
   select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
@@ -660,7 +663,7 @@ begin
   elsif subject_keys is null then
     raise exception 'retention policy "%": no candidate keys given', name using errcode = '22004';
   else
-    s := pii_internal.unheld_subjects(subject_keys, scopes);
+    s := pii_internal.retention_candidates(subject_keys, scopes);
     held := s.held;
     candidates := pg_catalog.cardinality(s.keys);
     if candidates = 0 then
