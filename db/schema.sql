@@ -1873,7 +1873,7 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
       elsif subject_keys is null then
         raise exception 'retention policy "%": no candidate keys given', name using errcode = '22004';
       else
-        s := pii_internal.unheld_subjects(subject_keys, scopes);
+        s := pii_internal.retention_candidates(subject_keys, scopes);
         held := s.held;
         candidates := pg_catalog.cardinality(s.keys);
         if candidates = 0 then
@@ -1928,7 +1928,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
       s record;
     begin
-      s := pii_internal.unheld_subjects(subject_keys, scopes);
+      s := pii_internal.retention_candidates(subject_keys, scopes);
       candidates := pg_catalog.cardinality(s.keys);
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
@@ -2178,7 +2178,7 @@ function pii.subject_query_keys(text) owner <owner>
           return;
         elsif state = 'LTH01' then
           raise exception 'subject_query returns more columns than expected: it must return %',
-            case when scoped then 'the scope and the key (2 columns)' else 'one column, the subject key' end
+            case when scoped then 'the key and the scope (2 columns: key, scope)' else 'one column, the subject key' end
             using errcode = '42P10';
         elsif state = '42P10' then
           raise exception 'subject_query returns fewer columns than expected: it must return %',
@@ -4627,6 +4627,26 @@ function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     $function$
   comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
+function pii_internal.retention_candidates(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.retention_candidates(subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      select coalesce(pg_catalog.array_agg(r.subject_key order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             coalesce(pg_catalog.array_agg(r.scope order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             pg_catalog.count(h.subject_hash)
+        into keys, key_scopes, hashes, held
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
+      left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
+      where not exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+    end
+    $function$
+  comment 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.'
+
 function pii_internal.rewrites_pii_key(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.rewrites_pii_key(tbl regclass)
      RETURNS boolean
@@ -4855,25 +4875,6 @@ function pii_internal.sync_guard_triggers() owner <owner>
     end
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
-
-function pii_internal.unheld_subjects(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.unheld_subjects(subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
-     RETURNS record
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    begin
-      select coalesce(pg_catalog.array_agg(r.subject_key order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
-             coalesce(pg_catalog.array_agg(r.scope order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
-             coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
-             pg_catalog.count(h.subject_hash)
-        into keys, key_scopes, hashes, held
-      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
-      left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash;
-    end
-    $function$
-  comment 'Internal. Canonical keys, scopes and hashes of the subjects not under an active legal hold, and how many were held.'
 
 function pii_internal.write_audit(text,uuid,jsonb,bytea) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.write_audit(action text, request_id uuid DEFAULT NULL::uuid, details jsonb DEFAULT '{}'::jsonb, subject_hash bytea DEFAULT NULL::bytea)
