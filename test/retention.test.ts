@@ -60,7 +60,7 @@ async function versions(name: string): Promise<number> {
   return rows[0].n;
 }
 
-async function enforce(name: string, role: 'operator' | 'admin' = 'operator') {
+async function enforce(name: string, role: 'operator' | 'admin' = 'admin') {
   const { rows } = await as(role).query('select * from pii.enforce_retention($1)', [name]);
   return rows[0];
 }
@@ -304,9 +304,35 @@ describe('pii.approve_retention and pii.enforce_retention', () => {
       range(19, 20),
     ]);
     await as('admin').query(`select pii.approve_retention('p-enabled', 1)`);
-    const { rows } = await as('operator').query('select policy_name, outcome from pii.enforce_retention()');
+    const { rows } = await as('admin').query('select policy_name, outcome from pii.enforce_retention()');
     expect(rows).toEqual([{ policy_name: 'p-enabled', outcome: 'requested' }]);
-    expect((await as('operator').query('select * from pii.enforce_retention()')).rows).toEqual([]);
+    expect((await as('admin').query('select * from pii.enforce_retention()')).rows).toEqual([]);
+  });
+});
+
+describe('a stored query runs only with rights its author has', () => {
+  it('refuses to run, for a more privileged role, a query its author could not run (attack: store it unvalidated and let the worker run it)', async () => {
+    // blind_admin cannot read app.customers; the definer step stores the query unvalidated.
+    await as('blind_admin').query(
+      `select pii.store_retention_version('p-smuggled', $1, 'bigint', 5, null, 'erase', 'daily', true)`,
+      [range(28, 29)],
+    );
+    await as('blind_admin').query(`select pii.approve_retention('p-smuggled', 1)`);
+    const before = await checksum();
+    await expectPgError(
+      as('operator').query(`select * from pii.enforce_retention('p-smuggled')`),
+      '42501',
+      /was defined by .*blind_admin, who does not have the rights of .*operator/,
+    );
+    const { rows } = await as('operator').query(`select policy_name, outcome, candidates from pii.enforce_retention()`);
+    expect(rows).toContainEqual({ policy_name: 'p-smuggled', outcome: 'refused', candidates: null });
+    expect(await checksum()).toBe(before);
+    // Its author, running it, has only their own rights.
+    await expectPgError(
+      as('blind_admin').query(`select * from pii.enforce_retention('p-smuggled')`),
+      '42501',
+      /permission denied for table customers/,
+    );
   });
 });
 
@@ -450,7 +476,8 @@ describe('legal holds', () => {
 
 describe('scheduling (graphile-worker crontab)', () => {
   it('the worker’s crontab runs lethe_enforce_retention and the request it files is processed', async () => {
-    await as('admin').query(`select pii.set_retention_policy($1, $2, 5, enabled => true, schedule => 'hourly')`, [
+    // Defined by the role the worker logs in as: a query runs only with rights its author has.
+    await db.query(`select pii.set_retention_policy($1, $2, 5, enabled => true, schedule => 'hourly')`, [
       'p-cron',
       range(26, 27),
     ]);

@@ -33,7 +33,7 @@ create table pii.retention_runs (
   run_by name not null default session_user,
   candidates bigint,
   held bigint,
-  outcome text not null check (outcome in ('requested', 'already_requested', 'nothing_to_erase', 'blocked', 'unapproved')),
+  outcome text not null check (outcome in ('requested', 'already_requested', 'nothing_to_erase', 'blocked', 'unapproved', 'refused')),
   request_id uuid
 );
 create index retention_runs_policy_period_idx on pii.retention_runs (policy_name, period_start);

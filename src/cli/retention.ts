@@ -92,7 +92,7 @@ export function addRetentionCommand(program: Command): void {
 
   retention
     .command('run')
-    .description('enforce one policy now, or every enabled one (exit 1 when a run is blocked or unapproved)')
+    .description('enforce one policy now, or every enabled one (exit 1 when a run is blocked, unapproved or refused)')
     .argument('[name]', 'policy name (default: every enabled policy)')
     .action(
       action(async (name: string | undefined, _opts, cmd: Command) =>
@@ -107,7 +107,9 @@ export function addRetentionCommand(program: Command): void {
                 ['policy', 'version', 'outcome', 'candidates', 'held', 'request'],
               ),
             );
-          return runs.some((r) => r.outcome === 'blocked' || r.outcome === 'unapproved') ? EXIT.failure : EXIT.ok;
+          return runs.some((r) => r.outcome === 'blocked' || r.outcome === 'unapproved' || r.outcome === 'refused')
+            ? EXIT.failure
+            : EXIT.ok;
         }),
       ),
     );

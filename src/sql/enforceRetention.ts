@@ -2,7 +2,8 @@ import { sql } from './kysely.js';
 import { type LetheDb, toNumberOrNull } from './db.js';
 import { sqlCall } from './errors.js';
 
-export type RetentionOutcome = 'requested' | 'already_requested' | 'nothing_to_erase' | 'blocked' | 'unapproved';
+export type RetentionOutcome =
+  'requested' | 'already_requested' | 'nothing_to_erase' | 'blocked' | 'unapproved' | 'refused';
 
 export interface RetentionRun {
   policyName: string;

@@ -19,7 +19,10 @@ export function enforceRetentionTask(db: LetheDb): Task {
   return async (_payload, helpers) => {
     for (const run of await enforceRetention(db)) {
       const counts = run.candidates === null ? '' : ` (${run.candidates} candidate(s), ${run.held} held)`;
-      const log = run.outcome === 'blocked' || run.outcome === 'unapproved' ? helpers.logger.warn : helpers.logger.info;
+      const log =
+        run.outcome === 'blocked' || run.outcome === 'unapproved' || run.outcome === 'refused'
+          ? helpers.logger.warn
+          : helpers.logger.info;
       log.call(
         helpers.logger,
         `retention ${run.policyName} v${run.version}: ${run.outcome}${counts}${run.requestId ? ` request ${run.requestId}` : ''}`,
