@@ -240,7 +240,7 @@ table pii.retention_runs owner <owner>
   column held bigint
   column outcome text not null
   column request_id uuid
-  constraint retention_runs_outcome_check CHECK ((outcome = ANY (ARRAY['requested'::text, 'already_requested'::text, 'nothing_to_erase'::text, 'blocked'::text, 'unapproved'::text])))
+  constraint retention_runs_outcome_check CHECK ((outcome = ANY (ARRAY['requested'::text, 'already_requested'::text, 'nothing_to_erase'::text, 'blocked'::text, 'unapproved'::text, 'refused'::text])))
   constraint retention_runs_pkey PRIMARY KEY (id)
   index CREATE INDEX retention_runs_policy_period_idx ON pii.retention_runs USING btree (policy_name, period_start)
   index CREATE UNIQUE INDEX retention_runs_pkey ON pii.retention_runs USING btree (id)
@@ -779,6 +779,7 @@ function pii.enforce_retention(text) owner <owner>
       p record;
       keys text[];
       scps text[];
+      allowed boolean;
     begin
       if name is not null and not exists (select from pii.retention_policy_versions x where x.policy_name = enforce_retention.name) then
         raise exception 'retention policy "%" does not exist', name using errcode = '42704';
@@ -796,8 +797,16 @@ function pii.enforce_retention(text) owner <owner>
           where r.policy_name = p.policy_name and r.period_start = p.period and (r.version = p.version or r.outcome = 'requested'));
         keys := null;
         scps := null;
-        if p.approved and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
-                                      and r.period_start = p.period and r.outcome = 'requested') then
+        -- The query runs with the caller's rights (the worker's, on schedule): only if its author
+        -- holds them too, so nobody reads through a more privileged role what they cannot read.
+        allowed := pg_catalog.pg_has_role(p.defined_by, current_user, 'USAGE');
+        if not allowed and name is not null then
+          raise exception 'retention policy "%" version % was defined by %, who does not have the rights of %, which would run its query',
+            p.policy_name, p.version, p.defined_by, current_user using errcode = '42501',
+            hint = pg_catalog.format('Run it as its author, or grant %I to %I.', current_user, p.defined_by);
+        end if;
+        if p.approved and allowed and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
+                                                  and r.period_start = p.period and r.outcome = 'requested') then
           select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
         end if;
         return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
@@ -808,7 +817,8 @@ function pii.enforce_retention(text) owner <owner>
   comment 'Enforces one retention policy (by name) or every enabled one (NULL: what the worker''s schedule runs), with your own
 rights for the query: at most max_subjects candidates (held subjects left out) become one erasure request (source
 retention:<name>; one per policy and period); more is blocked: nothing is erased, a row goes to pii.notifications and
-NOTIFY pii_notification names the policy and count. Unapproved versions are refused. Every run is recorded
+NOTIFY pii_notification names the policy and count. Unapproved versions are refused, and so is a version whose
+author does not have the caller''s rights (42501 by name; outcome refused on schedule). Every run is recorded
 (pii.retention_history). Example: select * from pii.enforce_retention(''inactive-3y'');'
 
 function pii.erase_subjects(text[],text[],text) owner <owner>
@@ -1871,7 +1881,8 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
         outcome_ := 'already_requested';
         rid := previous.request_id;
       elsif subject_keys is null then
-        raise exception 'retention policy "%": no candidate keys given', name using errcode = '22004';
+        -- The caller did not run the query: its author lacks the caller's rights (see enforce_retention).
+        outcome_ := 'refused';
       else
         s := pii_internal.retention_candidates(subject_keys, scopes);
         held := s.held;
