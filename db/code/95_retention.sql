@@ -457,7 +457,7 @@ as $$
   select pg_catalog.date_trunc(case schedule when 'hourly' then 'hour' when 'daily' then 'day'
                                              when 'weekly' then 'week' else 'month' end, at, 'UTC')
 $$;
-comment on function pii.retention_period_start(text, timestamptz) is 'Internal. Start of the retention period (hour, day, ISO week, month; UTC) containing a moment.';
+comment on function pii.retention_period_start(text, timestamptz) is $$Start (UTC) of the retention period (hour, day, ISO week, month) containing a moment: one request per policy and period. Example: select pii.retention_period_start('weekly', now());$$;
 
 create or replace view pii.retention_policies with (security_barrier) as
 select v.policy_name, v.version, v.subject_query, v.kind, v.key_type::text as key_type, v.max_subjects, v.mode, v.schedule,
@@ -513,7 +513,7 @@ begin
 end
 $$;
 comment on function pii.store_retention_version(text, text, regtype, integer, text, text, text, boolean) is
-'Internal step of pii.set_retention_policy (which validates the query with the caller''s rights): records a new version when something changed.';
+$$Step of pii.set_retention_policy, which validates the query with the caller's rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version('inactive-3y', 'select c.id from app.customers c', 'bigint', 100, null, 'erase', 'daily', false);$$;
 
 create or replace function pii.set_retention_policy(name text, subject_query text, max_subjects integer, kind text default null,
                                                     mode text default 'erase', schedule text default 'daily',
@@ -603,7 +603,7 @@ begin
     'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
 end
 $$;
-comment on function pii.retention_preview_step(text, integer, text[], text[]) is 'Internal step of pii.preview_retention (which runs the query with the caller''s rights).';
+comment on function pii.retention_preview_step(text, integer, text[], text[]) is $$Step of pii.preview_retention, which runs the query with the caller's rights and passes the keys here: candidates, held, sample, rows per table, one audit row. Example: select * from pii.retention_preview_step('inactive-3y', 1, array['42'], null);$$;
 
 create or replace function pii.preview_retention(name text)
 returns table (version integer, candidates bigint, held bigint, max_subjects integer, within_limit boolean,
@@ -692,7 +692,7 @@ begin
   return query select name, cur.version, outcome_, candidates, held, rid;
 end
 $$;
-comment on function pii.retention_enforce_step(text, integer, text[], text[]) is 'Internal step of pii.enforce_retention (which runs the query with the caller''s rights): limit, holds, request, run record, notification.';
+comment on function pii.retention_enforce_step(text, integer, text[], text[]) is $$Step of pii.enforce_retention, which runs the query with the caller's rights and passes the keys here (NULL: not run): approval, period, holds, limit, request, run record, notification. Keys given directly are trusted as pii.request_erasure trusts them. Example: select * from pii.retention_enforce_step('inactive-3y', 2, array['42'], null);$$;
 
 create or replace function pii.enforce_retention(name text default null)
 returns table (policy_name text, version integer, outcome text, candidates bigint, held bigint, request_id uuid)
@@ -779,7 +779,7 @@ begin
                                          'query', mode, null), n, null::jsonb;
 end
 $$;
-comment on function pii.query_erasure_step(text[], text[], integer, text, text, text, boolean) is 'Internal step of pii.request_erasure_from_query (which runs the query with the caller''s rights).';
+comment on function pii.query_erasure_step(text[], text[], integer, text, text, text, boolean) is $$Step of pii.request_erasure_from_query, which runs the query with the caller's rights and passes the keys here: kind, limit, dry run (count and rows per table) or one request. Example: select * from pii.query_erasure_step(array['42'], null, 10, null, null, 'erase', true);$$;
 
 create or replace function pii.request_erasure_from_query(subject_query text, max_subjects integer, request_key text default null,
                                                           kind text default null, mode text default 'erase',
