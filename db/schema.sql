@@ -1455,7 +1455,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Internal step of pii.request_erasure_from_query (which runs the query with the caller''s rights).'
+  comment 'Step of pii.request_erasure_from_query, which runs the query with the caller''s rights and passes the keys here: kind, limit, dry run (count and rows per table) or one request. Example: select * from pii.query_erasure_step(array[''42''], null, 10, null, null, ''erase'', true);'
 
 function pii.register_child_table(regclass,regclass,name,text,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name)
@@ -1913,7 +1913,7 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Internal step of pii.enforce_retention (which runs the query with the caller''s rights): limit, holds, request, run record, notification.'
+  comment 'Step of pii.enforce_retention, which runs the query with the caller''s rights and passes the keys here (NULL: not run): approval, period, holds, limit, request, run record, notification. Keys given directly are trusted as pii.request_erasure trusts them. Example: select * from pii.retention_enforce_step(''inactive-3y'', 2, array[''42''], null);'
 
 function pii.retention_period_start(text,timestamp with time zone) owner <owner>
     CREATE OR REPLACE FUNCTION pii.retention_period_start(schedule text, at timestamp with time zone)
@@ -1926,7 +1926,7 @@ function pii.retention_period_start(text,timestamp with time zone) owner <owner>
                                                  when 'weekly' then 'week' else 'month' end, at, 'UTC')
     $function$
   grant EXECUTE to pii_operator
-  comment 'Internal. Start of the retention period (hour, day, ISO week, month; UTC) containing a moment.'
+  comment 'Start (UTC) of the retention period (hour, day, ISO week, month) containing a moment: one request per policy and period. Example: select pii.retention_period_start(''weekly'', now());'
 
 function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.retention_preview_step(name text, policy_version integer, subject_keys text[], scopes text[], OUT candidates bigint, OUT held bigint, OUT sample text[], OUT rows_to_change jsonb)
@@ -1950,7 +1950,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Internal step of pii.preview_retention (which runs the query with the caller''s rights).'
+  comment 'Step of pii.preview_retention, which runs the query with the caller''s rights and passes the keys here: candidates, held, sample, rows per table, one audit row. Example: select * from pii.retention_preview_step(''inactive-3y'', 1, array[''42''], null);'
 
 function pii.retry_request(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.retry_request(request_id uuid)
@@ -2123,7 +2123,7 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Internal step of pii.set_retention_policy (which validates the query with the caller''s rights): records a new version when something changed.'
+  comment 'Step of pii.set_retention_policy, which validates the query with the caller''s rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version(''inactive-3y'', ''select c.id from app.customers c'', ''bigint'', 100, null, ''erase'', ''daily'', false);'
 
 function pii.subject_query_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, OUT subject_keys text[], OUT scopes text[])
