@@ -28,6 +28,7 @@ import { renderMarkdown } from './bench/markdown.js';
 import { loadAverage, machineInfo, serverInfo } from './bench/machine.js';
 import { benchMasking } from './bench/masking.js';
 import { profileStatements } from './bench/profile.js';
+import { benchRetention } from './bench/retention.js';
 import { type BenchOptions, type BenchResults, summaryRows, textTable } from './bench/results.js';
 import {
   BENCH_SCHEMA_SQL,
@@ -51,12 +52,12 @@ const USAGE = `usage: npm run bench -- [options]
   --in-place           use the database of --database-url itself instead of creating one
   --skip-build         reuse the crm dataset already in that database (with --in-place)
   --only LIST          run only these sections (comma-separated: erasure,single,masking,
-                       request,verify,guards,csv); for development
+                       retention,request,verify,guards,csv); for development
   --render FILE.json   rewrite the report from the results a run saved (no measuring)
   --methods LIST       item 1's methods (default hand,lethe,request,plpgsql,client); hand
                        is always needed (it is the floor)`;
 
-const SECTIONS = ['erasure', 'single', 'masking', 'request', 'verify', 'guards', 'csv'] as const;
+const SECTIONS = ['erasure', 'single', 'masking', 'retention', 'request', 'verify', 'guards', 'csv'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function log(s: string) {
@@ -230,6 +231,10 @@ async function main(): Promise<number> {
     await section('masking', async () => {
       log('5. masked views');
       results.masking = await benchMasking(db!, { pairs: Math.max(pairs, 5), lookups: options.lookups, log });
+    });
+    await section('retention', async () => {
+      log('8. retention: preview and enforce of a policy selecting the bulk size');
+      results.retention = await benchRetention(db!, { subjects: options.bulkSubjects, pairs, log });
     });
     // From here on the data changes for good: the bulk erasure is committed.
     await section('request', async () => {

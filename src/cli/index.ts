@@ -11,6 +11,7 @@ import { addGrantCommand } from './grant.js';
 import { addImportCommand } from './import.js';
 import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
+import { addRetentionCommand } from './retention.js';
 import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     addVerifyCommand,
     addWasErasedCommand,
     addWorkerCommand,
+    addRetentionCommand,
     addGrantCommand,
     addLintCommand,
     addDemoCommand,

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { createDb, createPool } from '../sql/db.js';
 import { toLetheError } from '../sql/errors.js';
 import { resumeRequests } from '../sql/resumeRequests.js';
+import { LETHE_CRONTAB } from './retention.js';
 import { letheTasks } from './tasks.js';
 
 /** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
@@ -22,6 +23,8 @@ export interface RunWorkerOptions {
   tasks?: TaskList;
   /** Milliseconds between polls for retries and scheduled jobs (new jobs arrive by LISTEN/NOTIFY). Default 2000. */
   pollInterval?: number;
+  /** graphile-worker crontab; default LETHE_CRONTAB (retention hourly, legal holds daily). '' for none. */
+  crontab?: string;
   /** Receives log lines (ids and counts only). Default: stderr for info and above. */
   log?: (level: WorkerLogLevel, message: string) => void;
 }
@@ -64,6 +67,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
       concurrency,
       pollInterval: opts.pollInterval ?? 2000,
       taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize }) },
+      crontab: opts.crontab ?? LETHE_CRONTAB,
       // Signals are the caller's business (the CLI stops gracefully on SIGTERM/SIGINT);
       // a library must not install process-wide handlers.
       noHandleSignals: true,
