@@ -7,18 +7,11 @@
 // (including pii.request_erasure_from_import), and the importing process's peak RSS.
 // The import runs in a child process so its peak memory is its own, not the setup's.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import pg from 'pg';
 import { createLethe } from '../src/api/createLethe.js';
-import { withDatabase, withDatabaseName } from '../src/db/databaseUrl.js';
-import { migrate } from '../src/db/migrate.js';
+import { withDatabase } from '../src/db/databaseUrl.js';
+import { withCustomersBench } from './customersBench.js';
 
 const run = promisify(execFile);
 
@@ -31,19 +24,6 @@ async function child(url: string, file: string): Promise<void> {
   } finally {
     await lethe.close();
   }
-}
-
-async function writeCsv(path: string, rows: number): Promise<void> {
-  const out = createWriteStream(path);
-  out.write('customer_id\n');
-  const batch = 10_000;
-  for (let i = 1; i <= rows; i += batch) {
-    let s = '';
-    for (let j = i; j < Math.min(i + batch, rows + 1); j++) s += `${j}\n`;
-    if (!out.write(s)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
 }
 
 async function main(): Promise<void> {
@@ -59,36 +39,12 @@ async function main(): Promise<void> {
   const rows = Number(values.rows);
 
   await withDatabase(
-    async (server) => {
-      const name = `lethe_bench_import_${randomBytes(4).toString('hex')}`;
-      const admin = new pg.Client(server);
-      admin.on('error', () => {});
-      await admin.connect();
-      await admin.query(`create database ${name}`);
-      const dir = await mkdtemp(join(tmpdir(), 'lethe-bench-'));
-      try {
-        const url = withDatabaseName(server, name);
-        await migrate(url);
-        const c = new pg.Client(url);
-        c.on('error', (e) => console.error('setup client', e.message));
-        await c.connect();
-        await c.query(`create schema bench;
-          create table bench.customers (id bigint primary key, email text);
-          insert into bench.customers select i, 'c' || i || '@example.com' from generate_series(1, ${rows}) i;
-          select pii.register_subject_table('bench.customers', 'id');
-          select pii.register_column('bench.customers', 'email', 'null');
-          update pii.settings set max_keys_per_request = greatest(max_keys_per_request, ${rows});`);
-        await c.query('vacuum analyze bench.customers');
-        await c.end();
-
-        const file = join(dir, 'erase.csv');
-        await writeCsv(file, rows);
+    (server) =>
+      withCustomersBench(server, 'lethe_bench_import', rows, async ({ url, csvPath }) => {
         const { stdout } = await run(
           process.execPath,
-          ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', file],
-          {
-            maxBuffer: 64 * 1024 * 1024,
-          },
+          ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', url, '--child', csvPath],
+          { maxBuffer: 64 * 1024 * 1024 },
         );
         const { report, maxRssMiB } = JSON.parse(stdout);
         console.log(
@@ -101,12 +57,7 @@ async function main(): Promise<void> {
           `to a queued request  ${report.seconds.toFixed(2)} s = ${report.rowsPerSecond.toLocaleString('en-US')} rows/s`,
         );
         console.log(`peak RSS             ${maxRssMiB} MiB (importing process)`);
-      } finally {
-        await admin.query(`drop database if exists ${name} with (force)`).catch(() => undefined);
-        await admin.end();
-        await rm(dir, { recursive: true, force: true });
-      }
-    },
+      }),
     { databaseUrl: values['database-url'] },
   );
 }

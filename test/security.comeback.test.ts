@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const password = randomBytes(12).toString('hex');
 const suffix = randomBytes(4).toString('hex');
@@ -32,16 +32,6 @@ let requestId: string;
 
 /** Erased by the request made in beforeAll: one subject per attack (1001 has no row). */
 const ERASED = [11, 12, 13, 14, 15, 16, 17, 18, 1001];
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 async function connect(db: TestDatabase, role: string, name: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: connectAs(db.url, role, password), application_name: name });

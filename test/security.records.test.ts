@@ -5,12 +5,12 @@
 // Each test is one attack, made through real LOGIN roles over their own connections.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLethe, LetheError, runWorker, type Lethe } from '../src/api/index.js';
 import { createDb } from '../src/sql/db.js';
 import { processRequestChunk } from '../src/sql/processRequestChunk.js';
-import { loadFixture } from './helpers/fixtures.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { loadFixture, requestErasureWithOneAttempt } from './helpers/fixtures.js';
+import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const password = randomBytes(12).toString('hex');
 const suffix = randomBytes(4).toString('hex');
@@ -19,16 +19,6 @@ const roles = { operator: `lethe_secr_op_${suffix}`, auditor: `lethe_secr_aud_${
 let crm: TestDatabase;
 let members: TestDatabase;
 const clients: pg.Client[] = [];
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client(inject('adminUrl'));
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 function urlAs(db: TestDatabase, role: string): string {
   return connectAs(db.url, role, password);
@@ -86,19 +76,7 @@ describe('13 error texts', () => {
     lethe = createLethe({ connectionString: urlAs(crm, roles.operator) });
     let id: string;
     try {
-      // One attempt, set in the request's own transaction (before the job becomes visible):
-      // the worker records the failure at once.
-      const client = await crm.pool.connect();
-      try {
-        await client.query('begin');
-        id = (await client.query(`select pii.request_erasure(array['50']) as id`)).rows[0].id as string;
-        await client.query(`update graphile_worker._private_jobs set max_attempts = 1 where key = $1`, [
-          `lethe:request:${id}`,
-        ]);
-        await client.query('commit');
-      } finally {
-        client.release();
-      }
+      id = await requestErasureWithOneAttempt(crm, ['50']);
       const failed = await lethe.waitForRequest(id, { timeoutMs: 30_000 });
       expect(failed.status).toBe('failed');
       expect(failed.error).toMatch(/P0001/);

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLethe, type Lethe, type LetheWorker, runWorker } from '../src/api/index.js';
-import { loadFixture } from './helpers/fixtures.js';
+import { loadFixture, requestErasureWithOneAttempt } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 let db: TestDatabase;
@@ -92,19 +92,7 @@ describe('failures', () => {
   it('on the last attempt records the failure on the request and its items; retryRequest recovers', async () => {
     await db.query(`update app.switches set fail = true`);
     await start();
-    // One attempt only, set before the job becomes visible (runWorker's resume would reset it).
-    const client = await db.pool.connect();
-    let id: string;
-    try {
-      await client.query('begin');
-      id = (await client.query(`select pii.request_erasure(array['31', '32']) as id`)).rows[0].id;
-      await client.query(`update graphile_worker._private_jobs set max_attempts = 1 where key = $1`, [
-        `lethe:request:${id}`,
-      ]);
-      await client.query('commit');
-    } finally {
-      client.release();
-    }
+    const id = await requestErasureWithOneAttempt(db, ['31', '32']);
     const failed = await lethe.waitForRequest(id, { timeoutMs: 30_000 });
     expect(failed).toMatchObject({
       status: 'failed',

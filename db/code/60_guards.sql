@@ -191,13 +191,13 @@ begin
   elsif tg_op = 'INSERT' then
     link_sql := 'true';
   else
-    -- Link values (as their output text) that no old row had: re-keyed rows. Usually none
-    -- (Lethe's own erasures move nothing), and then nothing more is looked at.
+    -- Link values no old row had: re-keyed rows. Usually none (Lethe's own erasures move
+    -- nothing), and then nothing more is looked at. EXCEPT compares with the column type's
+    -- default operator class (built in, or an extension's: no table owner's code); only the
+    -- moved values are turned into text (output functions, never a cast).
     execute pg_catalog.format(
-      $q$select coalesce(pg_catalog.array_agg(l.v), '{}')
-         from (select pg_catalog.textin(pg_catalog.record_out(row(n.%1$I))) as v from lethe_new_rows as n
-               except
-               select pg_catalog.textin(pg_catalog.record_out(row(o.%1$I))) from lethe_old_rows as o) as l$q$, link_col)
+      $q$select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(row(l.v)))), '{}')
+         from (select n.%1$I as v from lethe_new_rows as n except select o.%1$I from lethe_old_rows as o) as l$q$, link_col)
       into moved;
     link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                      else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;

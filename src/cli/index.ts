@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { CsvRejectedError } from '../csv/importCsv.js';
 import { LetheError } from '../sql/errors.js';
+import { addAdminCommand } from './admin.js';
 import { EXIT, UsageError } from './context.js';
 import { addDemoCommand } from './demo.js';
 import { addEraseCommand } from './erase.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
     addGrantCommand,
     addLintCommand,
     addDemoCommand,
+    addAdminCommand,
   ]) {
     add(program);
   }

@@ -18,16 +18,9 @@ import type { ErasureMode } from '../sql/requestErasure.js';
 import { requestErasureFromImport } from '../sql/requestErasureFromImport.js';
 import { requestItems } from '../sql/requestItems.js';
 import { type RequestState, requestStatus } from '../sql/requestStatus.js';
-import { checkRow, type CsvLayout, isBlankLine, parseHeader, PREVIEW_ROWS, type RowError } from './format.js';
-import {
-  type CsvInput,
-  type CsvRecord,
-  CsvSyntaxError,
-  openInput,
-  parseToChunks,
-  peekHead,
-  toSyntaxError,
-} from './reader.js';
+import { checkRow, type CsvLayout, isBlankLine, PREVIEW_ROWS, type RowError } from './format.js';
+import { checkHead, headErrors } from './preview.js';
+import { type CsvInput, CsvSyntaxError, openInput, parseToChunks, toSyntaxError } from './reader.js';
 
 export interface ImportCsvOptions {
   /** Import the valid rows and report the others, instead of rejecting the file. */
@@ -140,44 +133,40 @@ export async function importCsv(
 
 /** Checks the header and the first PREVIEW_ROWS data rows; returns the layout or throws CsvRejectedError. */
 async function preview(input: CsvInput, opts: ImportCsvOptions, listLimit: number): Promise<CsvLayout> {
-  let head: CsvRecord[];
-  try {
-    head = await peekHead(input, PREVIEW_ROWS, isBlankLine);
-  } catch (err) {
-    if (!(err instanceof CsvSyntaxError)) throw err;
-    const errors = [{ row: err.line, reason: err.reason }];
+  const head = await checkHead(input);
+  if (head.syntaxError) {
+    const errors = [head.syntaxError];
     opts.onPreview?.({ rows: 0, errors });
-    throw new CsvRejectedError(`${err.message}; nothing was imported`, 'preview', errors, 1, 0);
-  }
-  const header = parseHeader(head[0]?.fields);
-  if (!header.ok) {
-    opts.onPreview?.({ rows: 0, errors: header.errors });
     throw new CsvRejectedError(
-      'the header row is invalid; nothing was imported',
-      'header',
-      header.errors,
-      header.errors.length,
+      `row ${head.syntaxError.row}: ${head.syntaxError.reason}; nothing was imported`,
+      'preview',
+      errors,
+      1,
       0,
     );
   }
-  const state = new ImportState(listLimit);
-  for (const rec of head.slice(1)) state.check(rec.fields, rec.line, header.layout);
-  if (state.rowsRead === 0) {
+  if (!head.header.ok) {
+    const errors = head.header.errors;
+    opts.onPreview?.({ rows: 0, errors });
+    throw new CsvRejectedError('the header row is invalid; nothing was imported', 'header', errors, errors.length, 0);
+  }
+  if (head.rows.length === 0) {
     const errors = [{ row: 2, reason: 'no data rows after the header' }];
     opts.onPreview?.({ rows: 0, errors });
     throw new CsvRejectedError('the file has a header but no data rows; nothing was imported', 'preview', errors, 0, 0);
   }
-  opts.onPreview?.({ rows: state.rowsRead, errors: [...state.rejectedRows] });
-  if (state.rejected > 0 && !opts.skipInvalid) {
+  const errors = headErrors(head);
+  opts.onPreview?.({ rows: head.rows.length, errors: [...errors] });
+  if (errors.length > 0 && !opts.skipInvalid) {
     throw new CsvRejectedError(
-      `the first ${PREVIEW_ROWS} rows have ${state.rejected} invalid row(s); nothing was imported`,
+      `the first ${PREVIEW_ROWS} rows have ${errors.length} invalid row(s); nothing was imported`,
       'preview',
-      state.rejectedRows,
-      state.rejected,
-      state.rowsRead,
+      errors.slice(0, listLimit),
+      errors.length,
+      head.rows.length,
     );
   }
-  return header.layout;
+  return head.header.layout;
 }
 
 /** Counters and the rows listed in the report. */

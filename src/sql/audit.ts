@@ -18,6 +18,8 @@ export interface AuditFilter {
   requestId?: string;
   action?: string;
   since?: Date;
+  /** Rows before this instant (exclusive). */
+  until?: Date;
   /** Newest first; 100 by default. */
   limit?: number;
 }
@@ -31,6 +33,7 @@ export async function auditRows(db: LetheDb, filter: AuditFilter = {}): Promise<
     if (filter.requestId !== undefined) q = q.where('request_id', '=', filter.requestId);
     if (filter.action !== undefined) q = q.where('action', '=', filter.action);
     if (filter.since !== undefined) q = q.where('at', '>=', filter.since);
+    if (filter.until !== undefined) q = q.where('at', '<', filter.until);
     const rows = await q
       .orderBy('id', 'desc')
       .limit(filter.limit ?? 100)

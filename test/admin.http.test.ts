@@ -1,0 +1,495 @@
+// buildAdminServer over HTTP (Fastify inject): sign-in with the database role, session
+// cookies, CSRF on every form, what an auditor and an operator may not do (403, no
+// database change), sign-out and idle timeout, and no submitted key in any response.
+import { readdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redact } from '../src/admin/context.js';
+import { buildAdminServer } from '../src/admin/server.js';
+import { type AdminFixture, createAdminFixture, csrfToken, memberHandles, PASSWORD } from './helpers/admin.js';
+
+let fx: AdminFixture;
+let app: FastifyInstance;
+const bodies: string[] = [];
+
+beforeAll(async () => {
+  fx = await createAdminFixture('admin_http');
+  app = fx.server.app;
+});
+afterAll(async () => {
+  // No response of this file may carry a subject key or an email.
+  const all = bodies.join('\n');
+  for (const id of fx.identifiers) expect(all.includes(id), `a response contains ${id}`).toBe(false);
+  await fx?.close();
+});
+
+interface Res {
+  statusCode: number;
+  body: string;
+  headers: Record<string, unknown>;
+  cookies: Array<{ name: string; value: string; httpOnly?: boolean; sameSite?: string; secure?: boolean }>;
+}
+
+async function call(opts: InjectOptions, on: FastifyInstance = app): Promise<Res> {
+  const res = (await on.inject(opts)) as unknown as Res;
+  bodies.push(res.body, JSON.stringify(res.headers));
+  return res;
+}
+
+function form(fields: Record<string, string>): { payload: string; headers: Record<string, string> } {
+  return {
+    payload: new URLSearchParams(fields).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  };
+}
+
+interface Agent {
+  cookie: string;
+  csrf: string;
+}
+
+/** GET the sign-in form, then POST it with its token and cookie. */
+async function postSignIn(user: string, password = PASSWORD, on: FastifyInstance = app): Promise<Res> {
+  const page = await call({ method: 'GET', url: '/sign-in' }, on);
+  const pre = page.cookies.find((c) => c.name === 'lethe_sign_in')!;
+  return call(
+    {
+      method: 'POST',
+      url: '/sign-in',
+      ...form({ _csrf: csrfToken(page.body), user, password }),
+      cookies: { lethe_sign_in: pre.value },
+    },
+    on,
+  );
+}
+
+async function signIn(user: string, password = PASSWORD, on: FastifyInstance = app): Promise<Agent> {
+  const res = await postSignIn(user, password, on);
+  expect(res.statusCode, res.body).toBe(303);
+  const session = res.cookies.find((c) => c.name === 'lethe_session')!;
+  const home = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: session.value } }, on);
+  return { cookie: session.value, csrf: csrfToken(home.body) };
+}
+
+function post(agent: Agent, url: string, fields: Record<string, string>, csrf: string | null = agent.csrf) {
+  return call({
+    method: 'POST',
+    url,
+    ...form(csrf === null ? fields : { _csrf: csrf, ...fields }),
+    cookies: { lethe_session: agent.cookie },
+  });
+}
+
+async function requestCount(): Promise<number> {
+  return Number((await fx.db.query(`select count(*) as n from pii.requests`)).rows[0].n);
+}
+
+function multipart(fields: Array<[string, string]>, file: string) {
+  const boundary = '----lethe-test-boundary';
+  const parts = fields.map(([k, v]) => `--${boundary}\r\ncontent-disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`);
+  parts.push(
+    `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="people.csv"\r\ncontent-type: text/csv\r\n\r\n${file}\r\n`,
+  );
+  return {
+    payload: `${parts.join('')}--${boundary}--\r\n`,
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+  };
+}
+
+describe('POST /sign-in', () => {
+  it('sets an httpOnly, SameSite=Strict session cookie (not Secure over plain HTTP) for a correct password', async () => {
+    const res = await postSignIn(fx.roles.operator, PASSWORD);
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/requests');
+    expect(res.cookies.find((c) => c.name === 'lethe_session')).toMatchObject({
+      httpOnly: true,
+      sameSite: 'Strict',
+    });
+    expect(res.cookies.find((c) => c.name === 'lethe_session')!.secure).toBeFalsy();
+  });
+
+  it('refuses a wrong password with 401 and no session, without echoing the password', async () => {
+    const res = await postSignIn(fx.roles.operator, 'guess-9f81c');
+    expect(res.statusCode).toBe(401);
+    expect(res.body).toContain('wrong role name or password');
+    expect(res.body).not.toContain('guess-9f81c');
+    expect(res.cookies.find((c) => c.name === 'lethe_session')).toBeUndefined();
+  });
+
+  it('refuses a role that belongs to no Lethe group (403)', async () => {
+    const res = await postSignIn(fx.roles.nobody, PASSWORD);
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain('is not a member of pii_operator, pii_auditor or pii_admin');
+  });
+
+  it('login CSRF: a sign-in form posted without the token cookie is refused', async () => {
+    const page = await call({ method: 'GET', url: '/sign-in' });
+    const res = await call({
+      method: 'POST',
+      url: '/sign-in',
+      ...form({ _csrf: csrfToken(page.body), user: fx.roles.operator, password: PASSWORD }),
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.cookies.find((c) => c.name === 'lethe_session')).toBeUndefined();
+  });
+
+  it('marks the cookie Secure when served over TLS (X-Forwarded-Proto https behind a trusted proxy)', async () => {
+    const proxied = await buildAdminServer({ databaseUrl: fx.db.url, trustProxy: true });
+    try {
+      const page = await call(
+        { method: 'GET', url: '/sign-in', headers: { 'x-forwarded-proto': 'https' } },
+        proxied.app,
+      );
+      const pre = page.cookies.find((c) => c.name === 'lethe_sign_in')!;
+      expect(pre.secure).toBe(true);
+      const res = await call(
+        {
+          method: 'POST',
+          url: '/sign-in',
+          ...form({ _csrf: csrfToken(page.body), user: fx.roles.auditor, password: PASSWORD }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-proto': 'https' },
+          cookies: { lethe_sign_in: pre.value },
+        },
+        proxied.app,
+      );
+      expect(res.cookies.find((c) => c.name === 'lethe_session')).toMatchObject({ secure: true, httpOnly: true });
+    } finally {
+      await proxied.close();
+    }
+  });
+});
+
+describe('sessions', () => {
+  it('without a session, pages redirect to the sign-in and forms are refused (401)', async () => {
+    const page = await call({ method: 'GET', url: '/requests' });
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe('/sign-in');
+    const before = await requestCount();
+    const res = await call({ method: 'POST', url: '/erase', ...form({ keys: 'mbr-x' }) });
+    expect(res.statusCode).toBe(401);
+    expect(await requestCount()).toBe(before);
+  });
+
+  it('POST /sign-out ends the session: its cookie opens nothing afterwards', async () => {
+    const a = await signIn(fx.roles.auditor);
+    expect((await post(a, '/sign-out', {})).statusCode).toBe(303);
+    const res = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: a.cookie } });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/sign-in?expired=1');
+  });
+
+  it('an idle session times out', async () => {
+    const short = await buildAdminServer({ databaseUrl: fx.db.url, idleTimeoutMs: 200 });
+    try {
+      const a = await signIn(fx.roles.auditor, PASSWORD, short.app);
+      await sleep(400);
+      const res = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: a.cookie } }, short.app);
+      expect(res.statusCode).toBe(303);
+      expect(res.headers.location).toBe('/sign-in?expired=1');
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('pages are not cached and forbid scripts, framing and foreign form targets', async () => {
+    const a = await signIn(fx.roles.auditor);
+    const res = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: a.cookie } });
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(res.headers['content-security-policy']).toContain("form-action 'self'");
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+  });
+});
+
+describe('CSRF', () => {
+  it('a form posted without the token is refused with 403 and queues nothing', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 1, 1);
+    const before = await requestCount();
+    const res = await post(op, '/erase', { keys: key! }, null);
+    expect(res.statusCode).toBe(403);
+    expect(await requestCount()).toBe(before);
+  });
+
+  it("a form carrying another session's token is refused", async () => {
+    const op = await signIn(fx.roles.operator);
+    const other = await signIn(fx.roles.admin);
+    const [key] = await memberHandles(fx.db, 1, 1);
+    const before = await requestCount();
+    const res = await post(op, '/erase', { keys: key! }, other.csrf);
+    expect(res.statusCode).toBe(403);
+    expect(await requestCount()).toBe(before);
+  });
+
+  it('an upload without the token is refused before the file is kept', async () => {
+    const op = await signIn(fx.roles.operator);
+    const res = await call({
+      method: 'POST',
+      url: '/upload',
+      ...multipart([], 'subject_key\nmbr-a\n'),
+      cookies: { lethe_session: op.cookie },
+    });
+    expect(res.statusCode).toBe(403);
+    expect(await readdir(fx.server.uploadDir)).toEqual([]);
+  });
+});
+
+describe('what the database role decides', () => {
+  it('an auditor cannot queue an erasure: POST /erase is 403 and no request is made', async () => {
+    const aud = await signIn(fx.roles.auditor);
+    const [key] = await memberHandles(fx.db, 2, 2);
+    const before = await requestCount();
+    const res = await post(aud, '/erase', { keys: key! });
+    expect(res.statusCode).toBe(403);
+    expect(res.body).toContain('42501');
+    expect(res.body).not.toContain(key!);
+    expect(await requestCount()).toBe(before);
+  });
+
+  it('an auditor cannot upload: POST /upload is 403, nothing kept on disk or queued', async () => {
+    const aud = await signIn(fx.roles.auditor);
+    const [key] = await memberHandles(fx.db, 2, 2);
+    const before = await requestCount();
+    const res = await call({
+      method: 'POST',
+      url: '/upload',
+      ...multipart([['_csrf', aud.csrf]], `subject_key\n${key}\n`),
+      cookies: { lethe_session: aud.cookie },
+    });
+    expect(res.statusCode).toBe(403);
+    expect(await readdir(fx.server.uploadDir)).toEqual([]);
+    expect(await requestCount()).toBe(before);
+  });
+
+  it('an auditor cannot retry a request (403) and the request is unchanged', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 3, 3);
+    const made = await post(op, '/erase', { keys: key! });
+    const id = String(made.headers.location).split('/').pop()!;
+    await fx.db.query(`update pii.requests set status = 'failed' where id = $1`, [id]);
+    const aud = await signIn(fx.roles.auditor);
+    const res = await post(aud, `/requests/${id}/retry`, {});
+    expect(res.statusCode).toBe(403);
+    expect((await fx.db.query(`select status from pii.requests where id = $1`, [id])).rows[0].status).toBe('failed');
+  });
+
+  it('an operator retries a failed request: POST /requests/:id/retry re-queues its failed items', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 10, 10);
+    const made = await post(op, '/erase', { keys: key! });
+    const id = String(made.headers.location).split('/').pop()!;
+    await fx.db.query(`update pii.request_items set status = 'failed', error = 'XX000' where request_id = $1`, [id]);
+    await fx.db.query(`update pii.requests set status = 'failed', failed = 1 where id = $1`, [id]);
+    const page = await call({ method: 'GET', url: `/requests/${id}`, cookies: { lethe_session: op.cookie } });
+    expect(page.body).toContain('Retry failed items');
+    const res = await post(op, `/requests/${id}/retry`, {});
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe(`/requests/${id}`);
+    const { rows } = await fx.db.query(
+      `select r.status, i.status as item from pii.requests r
+      join pii.request_items i on i.request_id = r.id where r.id = $1`,
+      [id],
+    );
+    expect(rows).toEqual([{ status: 'running', item: 'pending' }]);
+  });
+
+  it('GET /audit filters by action and by day', async () => {
+    const aud = await signIn(fx.roles.auditor);
+    const today = new Date().toISOString().slice(0, 10);
+    const get = (q: string) => call({ method: 'GET', url: `/audit?${q}`, cookies: { lethe_session: aud.cookie } });
+    const todays = await get(`action=request_erasure&from=${today}&to=${today}`);
+    expect(todays.body).toContain('<td>request_erasure</td>');
+    expect(todays.body).not.toContain('<td>grant_role</td>');
+    expect((await get('from=2099-01-01')).body).toContain('No audit rows.');
+    expect((await get('from=yesterday')).statusCode).toBe(400);
+  });
+
+  it('an operator is not an auditor: GET /audit is 403; an auditor reads it', async () => {
+    const op = await signIn(fx.roles.operator);
+    expect((await call({ method: 'GET', url: '/audit', cookies: { lethe_session: op.cookie } })).statusCode).toBe(403);
+    const aud = await signIn(fx.roles.auditor);
+    const res = await call({
+      method: 'GET',
+      url: '/audit?action=request_erasure',
+      cookies: { lethe_session: aud.cookie },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('request_erasure');
+  });
+
+  it('pii_admin both queues and reads the audit', async () => {
+    const adm = await signIn(fx.roles.admin);
+    const [key] = await memberHandles(fx.db, 4, 4);
+    const res = await post(adm, '/erase', { keys: key!, request_key: 'ticket-admin-1' });
+    expect(res.statusCode).toBe(303);
+    const detail = await call({
+      method: 'GET',
+      url: String(res.headers.location),
+      cookies: { lethe_session: adm.cookie },
+    });
+    expect(detail.statusCode).toBe(200);
+    expect(detail.body).toContain('<h2>Audit</h2>');
+    expect(detail.body).not.toContain('Your role is not a pii_auditor');
+    expect(detail.body).not.toContain('ticket-admin-1');
+  });
+});
+
+describe('GET /requests', () => {
+  it('lists open requests past their due date first, marked overdue', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [a, b] = await memberHandles(fx.db, 11, 12);
+    const late = String((await post(op, '/erase', { keys: a! })).headers.location)
+      .split('/')
+      .pop()!;
+    const recent = String((await post(op, '/erase', { keys: b! })).headers.location)
+      .split('/')
+      .pop()!;
+    await fx.db.query(`update pii.requests set due_at = now() - interval '2 days' where id = $1`, [late]);
+    const res = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: op.cookie } });
+    const order = [...res.body.matchAll(/href="\/requests\/([0-9a-f-]{36})"/g)].map((m) => m[1]);
+    expect(order[0]).toBe(late);
+    expect(order.indexOf(recent)).toBeGreaterThan(0);
+    expect(res.body).toMatch(/class="overdue">[^<]*\(overdue\)/);
+    const queued = await call({ method: 'GET', url: '/requests?status=queued', cookies: { lethe_session: op.cookie } });
+    expect(queued.body).toContain(recent.slice(0, 8));
+  });
+});
+
+describe('errors never quote what was submitted', () => {
+  it('POST /erase refused by the database (400 with the SQLSTATE) shows neither the keys nor the scope', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 9, 9);
+    const before = await requestCount();
+    const res = await post(op, '/erase', { keys: key!, scope: 'brand-zz91' });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toContain('is not scoped');
+    expect(res.body).toContain('22023');
+    expect(res.body).not.toContain(key!);
+    expect(res.body).not.toContain('brand-zz91');
+    expect(await requestCount()).toBe(before);
+  });
+
+  it('redact cuts every submitted value out of a message (a database error can quote its input)', () => {
+    expect(redact('invalid input syntax for type bigint: "mbr-1f"; also mbr-1f', ['mbr-1f', ''])).toBe(
+      'invalid input syntax for type bigint: "…"; also …',
+    );
+  });
+});
+
+describe('POST /lookup', () => {
+  it('answers from the keyed hash and never echoes the key', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [erased, never] = await memberHandles(fx.db, 5, 6);
+    await post(op, '/erase', { keys: erased! });
+    const yes = await post(op, '/lookup', { key: erased! });
+    expect(yes.statusCode).toBe(200);
+    expect(yes.body).toMatch(/queued but not finished|was erased/);
+    const no = await post(op, '/lookup', { key: never! });
+    expect(no.body).toContain('No erasure is recorded');
+    for (const r of [yes, no]) {
+      expect(r.body).not.toContain(erased!);
+      expect(r.body).not.toContain(never!);
+    }
+  });
+
+  it('is a POST only: a key in the query string is not looked up', async () => {
+    const op = await signIn(fx.roles.operator);
+    const res = await call({ method: 'GET', url: '/lookup?key=mbr-x', cookies: { lethe_session: op.cookie } });
+    expect(res.body).not.toContain('erasure is recorded');
+  });
+});
+
+describe('GET /requests/:id/evidence', () => {
+  it('JSON and CSV carry a SHA-256 over the pack and no subject key or hash', async () => {
+    const op = await signIn(fx.roles.operator);
+    const [key] = await memberHandles(fx.db, 7, 7);
+    const made = await post(op, '/erase', { keys: key! });
+    const id = String(made.headers.location).split('/').pop()!;
+    // What a worker does (test/worker.test.ts runs the real one; the browser test too).
+    await fx.db.query(`select pii.process_request_chunk($1::uuid), pii.finish_request($1::uuid)`, [id]);
+    const json = await call({
+      method: 'GET',
+      url: `/requests/${id}/evidence.json`,
+      cookies: { lethe_session: op.cookie },
+    });
+    expect(json.statusCode, json.body).toBe(200);
+    expect(json.headers['content-disposition']).toContain(`lethe-evidence-${id}.json`);
+    const file = JSON.parse(json.body);
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(JSON.stringify(file.pack)).digest('hex')).toBe(file.sha256);
+    expect(file.pack.request).toMatchObject({ id, requestedBy: fx.roles.operator, source: 'admin', status: 'done' });
+    expect(file.pack.verification).toMatchObject({ verified: true, residualsByTable: {} });
+    expect(file.pack.rowsAffected).toEqual({ 'acct.members': 1, 'acct.logins': 0 });
+    const hashes = (
+      await fx.db.query(`select encode(subject_hash, 'hex') as h from pii.request_items where request_id = $1`, [id])
+    ).rows;
+    for (const { h } of hashes) expect(json.body).not.toContain(h);
+
+    const csv = await call({
+      method: 'GET',
+      url: `/requests/${id}/evidence.csv`,
+      cookies: { lethe_session: op.cookie },
+    });
+    const lines = csv.body.trimEnd().split('\n');
+    const last = lines.pop()!;
+    expect(last).toMatch(/^sha256,,[0-9a-f]{64}$/);
+    expect(
+      createHash('sha256')
+        .update(`${lines.join('\n')}\n`)
+        .digest('hex'),
+    ).toBe(last.split(',')[2]);
+    expect(lines).toContain(`request,requested_by,${fx.roles.operator}`);
+  });
+});
+
+describe('lethe admin (the CLI command, a real process)', () => {
+  it('serves the pages, logs one line per response without any submitted key, and stops on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['bin/lethe.js', 'admin', '--listen', '127.0.0.1:0'], {
+      env: { ...process.env, DATABASE_URL: fx.db.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 300 && !/listening on http/.test(stderr); i++) await sleep(50);
+      const base = /listening on (http:\/\/\S+)/.exec(stderr)![1]!;
+      const signInPage = await fetch(`${base}/sign-in`);
+      const pre = signInPage.headers.getSetCookie()[0]!.split(';')[0]!;
+      const signedIn = await fetch(`${base}/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: pre },
+        body: new URLSearchParams({
+          _csrf: csrfToken(await signInPage.text()),
+          user: fx.roles.operator,
+          password: PASSWORD,
+        }).toString(),
+      });
+      expect(signedIn.status).toBe(303);
+      const cookie = signedIn.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .find((c) => c.startsWith('lethe_session='))!;
+      const lookupPage = await fetch(`${base}/lookup`, { headers: { cookie } });
+      const [key] = await memberHandles(fx.db, 8, 8);
+      const answer = await fetch(`${base}/lookup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ _csrf: csrfToken(await lookupPage.text()), key: key! }).toString(),
+      });
+      const body = await answer.text();
+      bodies.push(body);
+      expect(answer.status).toBe(200);
+      for (let i = 0; i < 100 && !/POST \/lookup/.test(stderr); i++) await sleep(20); // the line follows the response
+      expect(stderr).toMatch(/POST \/lookup 200 \d+ms/);
+      expect(stderr).not.toContain(key!);
+      expect(stderr).not.toContain(PASSWORD);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+});
