@@ -27,6 +27,12 @@ extension pgcrypto schema pii_crypto
 sequence pii.audit_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
   owned by pii.audit.id
 
+sequence pii.notifications_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
+  owned by pii.notifications.id
+
+sequence pii.retention_runs_id_seq as bigint start 1 increment 1 min 1 max 9223372036854775807 cache 1 owner <owner>
+  owned by pii.retention_runs.id
+
 -- tables
 
 table pii.audit owner <owner>
@@ -93,6 +99,23 @@ table pii.erasure_ledger owner <owner>
   grant SELECT to pii_auditor
   comment 'Append-only, hash-chained record of every finished erasure (one entry per subject): keyed subject hash, mode, request, time, secret id. Copied outside the database by lethe worker --ledger-dir; replayed after a restore by lethe restore-check.'
 
+table pii.hold_notices owner <owner>
+  column hold_id uuid not null
+  column days_before integer not null
+  column sent_at timestamp with time zone not null default now()
+  constraint hold_notices_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES pii.legal_holds(id)
+  constraint hold_notices_pkey PRIMARY KEY (hold_id, days_before)
+  index CREATE UNIQUE INDEX hold_notices_pkey ON pii.hold_notices USING btree (hold_id, days_before)
+
+table pii.hold_subjects owner <owner>
+  column subject_hash bytea not null
+  column hold_id uuid not null
+  constraint hold_subjects_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES pii.legal_holds(id)
+  constraint hold_subjects_pkey PRIMARY KEY (subject_hash, hold_id)
+  index CREATE INDEX hold_subjects_hold_id_idx ON pii.hold_subjects USING btree (hold_id)
+  index CREATE UNIQUE INDEX hold_subjects_pkey ON pii.hold_subjects USING btree (subject_hash, hold_id)
+  comment 'The subjects of each hold, as keyed hashes.'
+
 table pii.import_rows owner <owner>
   column import_id uuid not null
   column row_number bigint not null
@@ -100,6 +123,23 @@ table pii.import_rows owner <owner>
   column scope text
   grant INSERT to pii_operator
   comment 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.'
+
+table pii.legal_holds owner <owner>
+  column id uuid not null default gen_random_uuid()
+  column reason text not null
+  column held_until date not null
+  column tables regclass[]
+  column kind text
+  column subjects integer not null
+  column placed_by name not null default SESSION_USER
+  column placed_at timestamp with time zone not null default now()
+  column released_by name
+  column released_at timestamp with time zone
+  column ended_at timestamp with time zone
+  column expiry_request_id uuid
+  constraint legal_holds_pkey PRIMARY KEY (id)
+  index CREATE UNIQUE INDEX legal_holds_pkey ON pii.legal_holds USING btree (id)
+  comment 'Legal holds (F29): reason, end date, held tables (NULL: all registered), who placed and released them.'
 
 table pii.masked_views owner <owner>
   column relid regclass not null
@@ -114,6 +154,22 @@ table pii.masked_views owner <owner>
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   comment 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending, with the grants to restore in saved_acl).'
+
+table pii.notifications owner <owner>
+  column id bigint not null generated always as identity
+  column at timestamp with time zone not null default clock_timestamp()
+  column kind text not null
+  column policy_name text
+  column hold_id uuid
+  column details jsonb not null default '{}'::jsonb
+  constraint notifications_kind_check CHECK ((kind = ANY (ARRAY['retention_blocked'::text, 'hold_expiring'::text, 'hold_expired'::text])))
+  constraint notifications_pkey PRIMARY KEY (id)
+  index CREATE INDEX notifications_at_idx ON pii.notifications USING btree (at)
+  index CREATE UNIQUE INDEX notifications_pkey ON pii.notifications USING btree (id)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Notifications for the privacy team (also sent as NOTIFY pii_notification): blocked retention runs, expiring and expired legal holds.'
 
 table pii.request_items owner <owner>
   column request_id uuid not null
@@ -168,6 +224,7 @@ table pii.requests owner <owner>
   column verified_at timestamp with time zone
   column residual_count integer
   column error text
+  column held_until date
   constraint requests_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
   constraint requests_pkey PRIMARY KEY (id)
   constraint requests_request_key_hash_key UNIQUE (request_key_hash)
@@ -178,6 +235,52 @@ table pii.requests owner <owner>
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
   comment 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.'
+
+table pii.retention_policy_versions owner <owner>
+  column policy_name text not null
+  column version integer not null
+  column subject_query text not null
+  column kind text
+  column key_type regtype not null
+  column max_subjects integer not null
+  column mode text not null
+  column schedule text not null
+  column enabled boolean not null
+  column defined_by name not null default SESSION_USER
+  column defined_at timestamp with time zone not null default now()
+  column approved_by name
+  column approved_at timestamp with time zone
+  constraint retention_policy_versions_max_subjects_check CHECK ((max_subjects >= 1))
+  constraint retention_policy_versions_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
+  constraint retention_policy_versions_pkey PRIMARY KEY (policy_name, version)
+  constraint retention_policy_versions_policy_name_check CHECK ((policy_name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'::text))
+  constraint retention_policy_versions_schedule_check CHECK ((schedule = ANY (ARRAY['hourly'::text, 'daily'::text, 'weekly'::text, 'monthly'::text])))
+  constraint retention_policy_versions_version_check CHECK ((version >= 1))
+  index CREATE UNIQUE INDEX retention_policy_versions_pkey ON pii.retention_policy_versions USING btree (policy_name, version)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Retention policies, one row per version; the highest version is the policy. Enforcement runs only an approved current version.'
+
+table pii.retention_runs owner <owner>
+  column id bigint not null generated always as identity
+  column policy_name text not null
+  column version integer not null
+  column period_start timestamp with time zone not null
+  column at timestamp with time zone not null default clock_timestamp()
+  column run_by name not null default SESSION_USER
+  column candidates bigint
+  column held bigint
+  column outcome text not null
+  column request_id uuid
+  constraint retention_runs_outcome_check CHECK ((outcome = ANY (ARRAY['requested'::text, 'already_requested'::text, 'nothing_to_erase'::text, 'blocked'::text, 'unapproved'::text, 'refused'::text])))
+  constraint retention_runs_pkey PRIMARY KEY (id)
+  index CREATE INDEX retention_runs_policy_period_idx ON pii.retention_runs USING btree (policy_name, period_start)
+  index CREATE UNIQUE INDEX retention_runs_pkey ON pii.retention_runs USING btree (id)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Every retention enforcement run: version, candidates, held subjects left out, outcome, request filed.'
 
 table pii.secret owner <owner>
   column singleton boolean not null default true
@@ -388,6 +491,33 @@ view pii.api_key_list owner <owner> with (security_barrier=true) as
   grant SELECT to pii_auditor
   comment 'PII API keys without their hashes: id, name, scope, who created them, when, revocation.'
 
+view pii.holds owner <owner> with (security_barrier=true) as
+     SELECT id AS hold_id,
+        reason,
+        held_until,
+            CASE
+                WHEN released_at IS NOT NULL THEN 'released'::text
+                WHEN held_until < CURRENT_DATE THEN 'expired'::text
+                ELSE 'active'::text
+            END AS status,
+        held_until - CURRENT_DATE AS days_left,
+        ( SELECT array_agg(pii_internal.qualified_name(t.x) ORDER BY 1::integer) AS array_agg
+               FROM unnest(h.tables) t(x)) AS tables,
+        kind,
+        subjects,
+        ( SELECT array_agg(encode(hs.subject_hash, 'hex'::text) ORDER BY hs.subject_hash) AS array_agg
+               FROM pii.hold_subjects hs
+              WHERE hs.hold_id = h.id) AS subject_hashes,
+        placed_by,
+        placed_at,
+        released_by,
+        released_at,
+        ended_at
+       FROM pii.legal_holds h;
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  comment 'Legal holds with their status (active, released, expired), days left, held tables (NULL: all) and subjects as keyed hashes only.'
+
 view pii.overdue_requests owner <owner> with (security_barrier=true) as
      SELECT id AS request_id,
         status,
@@ -443,6 +573,59 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
   comment 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.'
+
+view pii.retention_history owner <owner> with (security_barrier=true) as
+     SELECT r.id,
+        r.at,
+        r.policy_name,
+        r.version,
+        r.period_start,
+        r.run_by,
+        r.candidates,
+        r.held,
+        r.outcome,
+        r.request_id,
+        v.max_subjects
+       FROM pii.retention_runs r
+         LEFT JOIN pii.retention_policy_versions v ON v.policy_name = r.policy_name AND v.version = r.version;
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Every retention run: when, by whom, version, candidates, held subjects left out, outcome (requested, already_requested, nothing_to_erase, blocked, unapproved) and the request filed.'
+
+view pii.retention_policies owner <owner> with (security_barrier=true) as
+     SELECT policy_name,
+        version,
+        subject_query,
+        kind,
+        key_type::text AS key_type,
+        max_subjects,
+        mode,
+        schedule,
+        enabled,
+        approved_at IS NOT NULL AS approved,
+        defined_by,
+        defined_at,
+        approved_by,
+        approved_at,
+        ( SELECT r.at
+               FROM pii.retention_runs r
+              WHERE r.policy_name = v.policy_name
+              ORDER BY r.at DESC
+             LIMIT 1) AS last_run_at,
+        ( SELECT r.outcome
+               FROM pii.retention_runs r
+              WHERE r.policy_name = v.policy_name
+              ORDER BY r.at DESC
+             LIMIT 1) AS last_outcome
+       FROM pii.retention_policy_versions v
+      WHERE version = (( SELECT max(x.version) AS max
+               FROM pii.retention_policy_versions x
+              WHERE x.policy_name = v.policy_name));
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Each retention policy''s current version: query, limit, mode, schedule, enabled, approval, last run.'
 
 -- functions
 
@@ -505,6 +688,37 @@ by their mask strategy, unclassified columns hidden while pii.settings.privacy_b
 definition did not change are left alone. Registry changes and (with event triggers) DDL call it for you;
 call it after DDL on registered tables when Lethe was installed without superuser.
 Example: select * from pii.apply_masking();'
+
+function pii.approve_retention(text,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.approve_retention(name text, version integer)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+    begin
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      select * into cur from pii.retention_policy_versions x where x.policy_name = approve_retention.name order by x.version desc limit 1;
+      if cur.version is null then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      if version is distinct from cur.version then
+        raise exception 'retention policy "%" is at version %, not %: approve the current version', name, cur.version,
+          coalesce(version::text, 'NULL') using errcode = '55000', hint = 'Preview it first: select * from pii.preview_retention(...).';
+      end if;
+      if cur.approved_at is not null then
+        return;
+      end if;
+      update pii.retention_policy_versions x set approved_by = session_user, approved_at = pg_catalog.now()
+      where x.policy_name = cur.policy_name and x.version = cur.version;
+      perform pii_internal.write_audit('approve_retention', null, pg_catalog.jsonb_build_object('policy', name, 'version', version));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Approves a retention policy''s current version (pii_admin only; audited). Enforcement refuses unapproved versions;
+any later change needs a new approval. Example: select pii.approve_retention(''inactive-3y'', 2);'
 
 function pii.create_api_key(text,bytea,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.create_api_key(name text, key_hash bytea, scope text DEFAULT 'dispatcher'::text)
@@ -798,6 +1012,58 @@ and suggests a pii.register_column call. Reads at most sample_rows rows per tabl
 only to a login that may read the table, others see #<keyed hash>.
 Example: select * from pii.discover();  select * from pii.discover(sample_rows => 200);'
 
+function pii.enforce_retention(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.enforce_retention(name text DEFAULT NULL::text)
+     RETURNS TABLE(policy_name text, version integer, outcome text, candidates bigint, held bigint, request_id uuid)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      p record;
+      keys text[];
+      scps text[];
+      allowed boolean;
+    begin
+      if name is not null and not exists (select from pii.retention_policy_versions x where x.policy_name = enforce_retention.name) then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      for p in
+        select v.*, pii.retention_period_start(v.schedule, pg_catalog.now()) as period
+        from pii.retention_policies v
+        where (enforce_retention.name is null and v.enabled) or v.policy_name = enforce_retention.name
+        order by v.policy_name
+      loop
+        -- The scheduled run skips a policy whose period already has a run of this version;
+        -- a run by name always runs (after a blocked run, say).
+        continue when name is null and exists (
+          select from pii.retention_runs r
+          where r.policy_name = p.policy_name and r.period_start = p.period and (r.version = p.version or r.outcome = 'requested'));
+        keys := null;
+        scps := null;
+        -- The query runs with the caller's rights (the worker's, on schedule): only if its author
+        -- holds them too, so nobody reads through a more privileged role what they cannot read.
+        allowed := pg_catalog.pg_has_role(p.defined_by, current_user, 'USAGE');
+        if not allowed and name is not null then
+          raise exception 'retention policy "%" version % was defined by %, who does not have the rights of %, which would run its query',
+            p.policy_name, p.version, p.defined_by, current_user using errcode = '42501',
+            hint = pg_catalog.format('Run it as its author, or grant %I to %I.', current_user, p.defined_by);
+        end if;
+        if p.approved and allowed and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
+                                                  and r.period_start = p.period and r.outcome = 'requested') then
+          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
+        end if;
+        return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
+      end loop;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Enforces one retention policy (by name) or every enabled one (NULL: what the worker''s schedule runs), with your own
+rights for the query: at most max_subjects candidates (held subjects left out) become one erasure request (source
+retention:<name>; one per policy and period); more is blocked: nothing is erased, a row goes to pii.notifications and
+NOTIFY pii_notification names the policy and count. Unapproved versions are refused, and so is a version whose
+author does not have the caller''s rights (42501 by name; outcome refused on schedule). Every run is recorded
+(pii.retention_history). Example: select * from pii.enforce_retention(''inactive-3y'');'
+
 function pii.erase_subjects(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.erase_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text)
      RETURNS TABLE(table_name text, rows_affected bigint)
@@ -891,7 +1157,8 @@ function pii.finish_request(uuid) owner <owner>
          or exists (select from pii.request_items i where i.request_id = req.id and i.status = 'pending') then
         return req.status;
       end if;
-      select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id);
+      -- Rows a legal hold keeps are reported (held until …) but are not residue.
+      select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
       select pg_catalog.count(*) into failed_items from pii.request_items i where i.request_id = req.id and i.status = 'failed';
       update pii.requests r
          set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
@@ -963,6 +1230,81 @@ function pii.grant_role(text,name) owner <owner>
 to a role. Unknown role: 42704; anything else than the five groups: 22023; granting to yourself: 42501;
 pii_masked_reader for a role that would read around the masks (see pii.grant_masked_reader): 22023.
 Audited. Example: select pii.grant_role(''pii_operator'', ''dpo_anna'');'
+
+function pii.hold_tick(date) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.hold_tick(on_date date DEFAULT NULL::date)
+     RETURNS TABLE(hold_id uuid, notice text, days_left integer)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      today date := coalesce(on_date, current_date);
+      ended record;
+      hashes bytea[];
+      found_ record;
+      rid uuid;
+      note bigint;
+    begin
+      return query
+      with due as (
+        select h.id, h.held_until - today as days_left,
+               (select pg_catalog.min(d) from unnest(array[30, 7, 1]) as d where d >= h.held_until - today) as threshold
+        from pii.legal_holds h
+        where h.released_at is null and h.ended_at is null and h.held_until >= today and h.held_until - today <= 30
+      ), sent as (
+        insert into pii.hold_notices (hold_id, days_before)
+        select d.id, d.threshold from due d
+        where not exists (select from pii.hold_notices n where n.hold_id = d.id and n.days_before <= d.threshold)
+        returning hold_notices.hold_id, hold_notices.days_before
+      ), noted as (
+        insert into pii.notifications (kind, hold_id, details)
+        select 'hold_expiring', s.hold_id, pg_catalog.jsonb_build_object('days_left', d.days_left, 'notice', s.days_before || ' days')
+        from sent s join due d on d.id = s.hold_id
+        returning notifications.id, notifications.kind, notifications.hold_id, notifications.details
+      )
+      select n.hold_id, n.kind, (n.details ->> 'days_left')::integer
+      from noted n, lateral pii_internal.announce_notification(n.id, n.kind, null, n.hold_id, n.details) as a;
+
+      -- Ended holds (expired or released): one request per hold erases the rows it kept, for
+      -- its subjects that were erased meanwhile and no other hold still keeps.
+      for ended in select h.id, h.subjects from pii.legal_holds h
+                   where h.ended_at is null and (h.released_at is not null or h.held_until < today)
+                   order by h.placed_at
+      loop
+        rid := null;
+        select pg_catalog.array_agg(hs.subject_hash) into hashes
+        from pii.hold_subjects hs
+        join pii.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
+        where hs.hold_id = ended.id
+          and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
+        if hashes is not null then
+          found_ := pii_internal.subjects_by_hash(hashes);
+          if pg_catalog.cardinality(found_.subject_keys) > 0 then
+            rid := pii_internal.create_request(
+              found_.subject_keys,
+              case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+              null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null);
+          end if;
+        end if;
+        update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
+        insert into pii.notifications (kind, hold_id, details)
+        values ('hold_expired', ended.id, pg_catalog.jsonb_build_object('subjects', ended.subjects, 'request_id', rid))
+        returning id into note;
+        perform pii_internal.announce_notification(note, 'hold_expired', null, ended.id,
+                                          pg_catalog.jsonb_build_object('subjects', ended.subjects, 'requestId', rid));
+        hold_id := ended.id;
+        notice := 'hold_expired';
+        days_left := null;
+        return next;
+      end loop;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Daily legal-hold job (graphile-worker task lethe_hold_tick): notifications 30, 7 and 1 days before a hold ends;
+once a hold has ended (expired or released), one erasure request (source hold_expiry:<hold id>) for the rows it kept,
+and a hold_expired notification naming it. on_date replaces today (tests).
+Example: select * from pii.hold_tick();'
 
 function pii.ledger_entries_after(bigint,integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.ledger_entries_after(after_seq bigint, max_entries integer DEFAULT 10000)
@@ -1200,6 +1542,81 @@ function pii.mask_year(timestamp without time zone) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Truncates a timestamp to January 1st, 00:00 of its year. Example: select pii.mask_year(timestamp ''1984-06-23 10:30''); -- 1984-01-01 00:00:00'
 
+function pii.place_hold(text[],text,date,regclass[],text,text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.place_hold(subject_keys text[], reason text, until date, tables regclass[] DEFAULT NULL::regclass[], kind text DEFAULT NULL::text, scopes text[] DEFAULT NULL::text[])
+     RETURNS uuid
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      hold_id uuid;
+      hashes bytea[];
+      bad regclass;
+    begin
+      perform pii_internal.check_kind(kind);
+      if reason is null or pg_catalog.btrim(reason) = '' then
+        raise exception 'a legal hold needs a reason' using errcode = '22023';
+      end if;
+      if until is null or until <= current_date then
+        raise exception 'until must be a date after today, not %', coalesce(until::text, 'NULL') using errcode = '22023';
+      end if;
+      if tables is not null then
+        if pg_catalog.cardinality(tables) = 0 then
+          raise exception 'tables must be NULL (every registered table) or name at least one table' using errcode = '22023';
+        end if;
+        select t.x into bad from unnest(tables) as t (x) where not exists (select from pii.tables r where r.relid = t.x) limit 1;
+        if bad is not null then
+          raise exception 'table % is not registered with Lethe: only registered tables can be held', bad using errcode = '22023';
+        end if;
+      end if;
+      select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes) r;
+      if hashes is null then
+        raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
+      end if;
+
+      insert into pii.legal_holds (reason, held_until, tables, kind, subjects)
+      values (pg_catalog.btrim(reason), until, (select pg_catalog.array_agg(distinct t.x) from unnest(tables) as t (x)), kind,
+              pg_catalog.cardinality(hashes))
+      returning id into hold_id;
+      insert into pii.hold_subjects (subject_hash, hold_id) select h, hold_id from unnest(hashes) as u (h);
+      perform pii_internal.write_audit('place_hold', null, pg_catalog.jsonb_build_object(
+        'hold_id', hold_id, 'subjects', pg_catalog.cardinality(hashes), 'until', until,
+        'tables', (select pg_catalog.array_agg(pii_internal.qualified_name(t.x)) from unnest(tables) as t (x))));
+      return hold_id;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Places a legal hold (F29): until the given date, the subjects'' rows in the held tables (NULL: every registered
+table) are kept when the subjects are erased, minimised (their PII columns erased) instead of deleted; retention
+leaves held subjects out. Subjects are kept as keyed hashes. Keep names out of the reason.
+Example: select pii.place_hold(array[''42''], ''invoices: 10-year tax retention'', date ''2036-12-31'', array[''app.orders''::regclass]);'
+
+function pii.preview_retention(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.preview_retention(name text)
+     RETURNS TABLE(version integer, candidates bigint, held bigint, max_subjects integer, within_limit boolean, sample text[], rows_to_change jsonb)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+      q record;
+      p record;
+    begin
+      select * into cur from pii.retention_policy_versions x where x.policy_name = preview_retention.name order by x.version desc limit 1;
+      if cur.version is null then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      q := pii.subject_query_keys(cur.subject_query);
+      p := pii.retention_preview_step(name, cur.version, q.subject_keys, q.scopes);
+      return query select cur.version, p.candidates, p.held, cur.max_subjects, p.candidates <= cur.max_subjects, p.sample, p.rows_to_change;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'What enforcing a policy''s current version would do now, changing nothing (one audit row): candidates, held
+subjects left out, the limit, a sample of 20 subject hashes and the rows each table would change. Runs the query with
+your own rights. Example: select * from pii.preview_retention(''inactive-3y'');'
+
 function pii.process_request_chunk(uuid,integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.process_request_chunk(request_id uuid, chunk_size integer DEFAULT NULL::integer)
      RETURNS integer
@@ -1281,6 +1698,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
        where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
       update pii.requests r
          set erased = r.erased + pg_catalog.cardinality(claimed),
+             held_until = greatest(r.held_until, result.held_until),
              rows_affected = pii_internal.add_row_counts(r.rows_affected,
                (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
        where r.id = req.id;
@@ -1293,6 +1711,41 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Worker step: erases up to chunk_size pending subjects of a request (FOR UPDATE SKIP LOCKED), set-based, all or
 nothing; returns how many items it processed (0: nothing left). Example: select pii.process_request_chunk(''…''::uuid);'
+
+function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.query_erasure_step(subject_keys text[], scopes text[], max_subjects integer, request_key text, kind text, mode text, dry_run boolean)
+     RETURNS TABLE(request_id uuid, subjects bigint, rows_to_change jsonb)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r record;
+      n bigint;
+    begin
+      perform pii_internal.check_kind(kind);
+      perform pii_internal.check_limit_and_mode(max_subjects, mode);
+      select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
+        into r
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
+      n := pg_catalog.cardinality(r.keys);
+      if n > max_subjects then
+        raise exception 'subject_query selects % subjects, more than max_subjects (%): nothing was requested', n, max_subjects
+          using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
+      end if;
+      if dry_run then
+        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode);
+        return;
+      end if;
+      if n = 0 then
+        raise exception 'subject_query selects no subject: nothing to request' using errcode = '22023';
+      end if;
+      return query select pii_internal.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
+                                             'query', mode, null), n, null::jsonb;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Step of pii.request_erasure_from_query, which runs the query with the caller''s rights and passes the keys here: kind, limit, dry run (count and rows per table) or one request. Example: select * from pii.query_erasure_step(array[''42''], null, 10, null, null, ''erase'', true);'
 
 function pii.record_ledger_export(bigint,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.record_ledger_export(exported_seq bigint, target text, error text DEFAULT NULL::text)
@@ -1562,6 +2015,31 @@ apply column strategies) or delete (remove the rows: behavioural history). In a 
 defaults to the subject table''s scope column name. Warns when subject_column has no index.
 Example: select pii.register_table(''crm.events'', ''customer_id'', ''delete'');'
 
+function pii.release_hold(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.release_hold(hold_id uuid)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      h pii.legal_holds;
+    begin
+      select * into h from pii.legal_holds x where x.id = release_hold.hold_id for update;
+      if h.id is null then
+        raise exception 'legal hold % does not exist', hold_id using errcode = '42704';
+      end if;
+      if h.released_at is not null then
+        raise exception 'legal hold % was already released at %', hold_id, h.released_at using errcode = '55000';
+      end if;
+      update pii.legal_holds x set released_at = pg_catalog.now(), released_by = session_user where x.id = h.id;
+      perform pii_internal.write_audit('release_hold', null, pg_catalog.jsonb_build_object('hold_id', h.id, 'subjects', h.subjects));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Ends a legal hold now (audited): its subjects are no longer left out of retention, and the expiry job erases their
+held rows. Example: select pii.release_hold(''6f1c…''::uuid);'
+
 function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
      RETURNS uuid
@@ -1609,6 +2087,26 @@ function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time
   comment 'Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
 row; duplicates are counted) and removes the staged rows in the same transaction.
 Example: select pii.request_erasure_from_import(''2b1e…''::uuid, request_key => ''dpo-2026-11.csv'');'
+
+function pii.request_erasure_from_query(text,integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure_from_query(subject_query text, max_subjects integer, request_key text DEFAULT NULL::text, kind text DEFAULT NULL::text, mode text DEFAULT 'erase'::text, dry_run boolean DEFAULT false)
+     RETURNS TABLE(request_id uuid, subjects bigint, rows_to_change jsonb)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      q record;
+    begin
+      q := pii.subject_query_keys(subject_query);
+      return query select * from pii.query_erasure_step(q.subject_keys, q.scopes, max_subjects, request_key, kind, mode,
+                                                        coalesce(dry_run, false));
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Erases a segment or list (F22): the subjects a query selects (run read-only, with your own rights) become one
+request (source query), refused with 54000 when they are more than max_subjects. dry_run returns the count and the
+rows each table would change, and changes nothing. Example:
+select * from pii.request_erasure_from_query(''select m.customer_id from app.list_members m where m.list_id = 7'', 1000, dry_run => true);'
 
 function pii.request_items(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_items(request_id uuid)
@@ -1786,6 +2284,108 @@ function pii.resume_requests() owner <owner>
   grant EXECUTE to pii_operator
   comment 'Re-queues the job of every open request (after a worker crash a job may stay locked until it times out). Workers call it at start. Example: select pii.resume_requests();'
 
+function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retention_enforce_step(name text, policy_version integer, subject_keys text[], scopes text[])
+     RETURNS TABLE(policy_name text, version integer, outcome text, candidates bigint, held bigint, request_id uuid)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+      period timestamptz;
+      previous pii.retention_runs;
+      s record;
+      outcome_ text;
+      rid uuid;
+      note bigint;
+    begin
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      cur := pii_internal.current_retention_version(name);
+      if cur.version is distinct from policy_version then
+        raise exception 'retention policy "%" changed during the run (now version %)', name, cur.version using errcode = '40001';
+      end if;
+      period := pii.retention_period_start(cur.schedule, pg_catalog.now());
+      select * into previous from pii.retention_runs r
+      where r.policy_name = name and r.period_start = period and r.outcome = 'requested' limit 1;
+
+      if cur.approved_at is null then
+        outcome_ := 'unapproved';
+      elsif previous.id is not null then
+        outcome_ := 'already_requested';
+        rid := previous.request_id;
+      elsif subject_keys is null then
+        -- The caller did not run the query: its author lacks the caller's rights (see enforce_retention).
+        outcome_ := 'refused';
+      else
+        s := pii_internal.retention_candidates(subject_keys, scopes);
+        held := s.held;
+        candidates := pg_catalog.cardinality(s.keys);
+        if candidates = 0 then
+          outcome_ := 'nothing_to_erase';
+        elsif candidates > cur.max_subjects then
+          outcome_ := 'blocked';
+          insert into pii.notifications (kind, policy_name, details)
+          values ('retention_blocked', name, pg_catalog.jsonb_build_object(
+            'version', cur.version, 'candidates', candidates, 'max_subjects', cur.max_subjects, 'period_start', period))
+          returning id into note;
+          perform pii_internal.announce_notification(note, 'retention_blocked', name, null, pg_catalog.jsonb_build_object(
+            'version', cur.version, 'candidates', candidates, 'max_subjects', cur.max_subjects));
+        else
+          outcome_ := 'requested';
+          rid := pii_internal.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
+                                    'retention:' || name || ':' || pg_catalog.to_char(period at time zone 'UTC', 'YYYY-MM-DD"T"HH24'),
+                                    'retention:' || name, cur.mode, null);
+        end if;
+      end if;
+      insert into pii.retention_runs (policy_name, version, period_start, candidates, held, outcome, request_id)
+      values (name, cur.version, period, candidates, held, outcome_, rid);
+      perform pii_internal.write_audit('enforce_retention', rid, pg_catalog.jsonb_build_object(
+        'policy', name, 'version', cur.version, 'outcome', outcome_, 'candidates', candidates, 'held', held,
+        'max_subjects', cur.max_subjects));
+      return query select name, cur.version, outcome_, candidates, held, rid;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Step of pii.enforce_retention, which runs the query with the caller''s rights and passes the keys here (NULL: not run): approval, period, holds, limit, request, run record, notification. Keys given directly are trusted as pii.request_erasure trusts them. Example: select * from pii.retention_enforce_step(''inactive-3y'', 2, array[''42''], null);'
+
+function pii.retention_period_start(text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retention_period_start(schedule text, at timestamp with time zone)
+     RETURNS timestamp with time zone
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.date_trunc(case schedule when 'hourly' then 'hour' when 'daily' then 'day'
+                                                 when 'weekly' then 'week' else 'month' end, at, 'UTC')
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Start (UTC) of the retention period (hour, day, ISO week, month) containing a moment: one request per policy and period. Example: select pii.retention_period_start(''weekly'', now());'
+
+function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.retention_preview_step(name text, policy_version integer, subject_keys text[], scopes text[], OUT candidates bigint, OUT held bigint, OUT sample text[], OUT rows_to_change jsonb)
+     RETURNS record
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
+      s record;
+    begin
+      s := pii_internal.retention_candidates(subject_keys, scopes);
+      candidates := pg_catalog.cardinality(s.keys);
+      held := s.held;
+      select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
+      from (select h from unnest(s.hashes) as u (h) limit 20) x;
+      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
+      perform pii_internal.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
+        'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Step of pii.preview_retention, which runs the query with the caller''s rights and passes the keys here: candidates, held, sample, rows per table, one audit row. Example: select * from pii.retention_preview_step(''inactive-3y'', 1, array[''42''], null);'
+
 function pii.retry_request(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.retry_request(request_id uuid)
      RETURNS void
@@ -1936,6 +2536,29 @@ function pii.set_guard(regclass,text) owner <owner>
 scrub (default: accept the row, erase its PII; rows of delete tables are removed), reject (raise SQLSTATE PII01),
 skip (drop the new rows; updates are scrubbed), off. Example: select pii.set_guard(''crm.customers'', ''reject'');'
 
+function pii.set_retention_policy(text,text,integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.set_retention_policy(name text, subject_query text, max_subjects integer, kind text DEFAULT NULL::text, mode text DEFAULT 'erase'::text, schedule text DEFAULT 'daily'::text, enabled boolean DEFAULT false)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      key_type regtype;
+    begin
+      perform pii.subject_query_keys(subject_query);
+      select a.atttypid::regtype into key_type
+      from pii.subject_table s join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum;
+      return pii.store_retention_version(name, subject_query, key_type, max_subjects, kind, mode, schedule, enabled);
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Defines or changes a retention policy (F16): subject_query selects the subjects to erase (the key column, plus the
+scope on scoped installs). It is validated now, read-only and with your own rights (it parses, returns the key''s
+type, does not write). Each change makes a new version, which pii_admin must approve (pii.approve_retention) before
+enforcement runs it; enabled puts it on the worker''s schedule (hourly, daily, weekly, monthly: one request per
+period). Returns the version. Example:
+select pii.set_retention_policy(''inactive-3y'', $q$select c.id from app.customers c where c.last_seen_at < now() - interval ''3 years''$q$, 5000);'
+
 function pii.set_token_kind(text,boolean,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.set_token_kind(kind text, deterministic boolean DEFAULT false, normaliser text DEFAULT 'none'::text)
      RETURNS void
@@ -1960,6 +2583,138 @@ function pii.set_token_kind(text,boolean,text) owner <owner>
   comment 'Declares a token kind: deterministic (same scope + kind + normalised value -> same token, never across scopes; the
 token is a keyed hash) and its normaliser (none, trim, email: trimmed lower case, phone: digits and +). Applies to
 new tokens. Example: select pii.set_token_kind(''email'', deterministic => true, normaliser => ''email'');'
+
+function pii.store_retention_version(text,text,regtype,integer,text,text,text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.store_retention_version(name text, subject_query text, key_type regtype, max_subjects integer, kind text, mode text, schedule text, enabled boolean)
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+      v integer;
+    begin
+      perform pii_internal.check_kind(kind);
+      if name is null or name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+        raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
+          using errcode = '22023';
+      end if;
+      perform pii_internal.check_limit_and_mode(max_subjects, mode);
+      if schedule is null or schedule not in ('hourly', 'daily', 'weekly', 'monthly') then
+        raise exception 'schedule must be hourly, daily, weekly or monthly, not "%"', schedule using errcode = '22023';
+      end if;
+      if enabled is null then
+        raise exception 'enabled must be true or false' using errcode = '22004';
+      end if;
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      select * into cur from pii.retention_policy_versions x where x.policy_name = name order by x.version desc limit 1;
+      if cur.version is not null and cur.subject_query = subject_query and cur.max_subjects = max_subjects
+         and cur.kind is not distinct from kind and cur.mode = mode and cur.schedule = schedule and cur.enabled = enabled then
+        return cur.version;
+      end if;
+      v := coalesce(cur.version, 0) + 1;
+      insert into pii.retention_policy_versions (policy_name, version, subject_query, kind, key_type, max_subjects, mode, schedule, enabled)
+      values (name, v, subject_query, kind, key_type, max_subjects, mode, schedule, enabled);
+      perform pii_internal.write_audit('set_retention_policy', null, pg_catalog.jsonb_build_object(
+        'policy', name, 'version', v, 'max_subjects', max_subjects, 'mode', mode, 'schedule', schedule, 'enabled', enabled));
+      return v;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Step of pii.set_retention_policy, which validates the query with the caller''s rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version(''inactive-3y'', ''select c.id from app.customers c'', ''bigint'', 100, null, ''erase'', ''daily'', false);'
+
+function pii.subject_query_keys(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, OUT subject_keys text[], OUT scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj record;
+      scoped boolean;
+      query_ text := pg_catalog.rtrim(pg_catalog.btrim(subject_query), ';');
+      aliases text;
+      got_key regtype;
+      got_scope regtype;
+      state text;
+      msg text;
+    begin
+      if query_ is null or query_ = '' then
+        raise exception 'subject_query must not be empty' using errcode = '22023';
+      end if;
+      if pg_catalog.strpos(query_, ';') > 0 then
+        raise exception 'subject_query must be a single SELECT statement (no ";" inside it)' using errcode = '42601';
+      end if;
+      select a.atttypid::regtype as key_type, sa.atttypid::regtype as scope_type into subj
+      from pii.subject_table s
+      join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum
+      left join pg_catalog.pg_attribute sa on sa.attrelid = s.relid and sa.attnum = s.scope_attnum;
+      if subj.key_type is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000';
+      end if;
+      scoped := subj.scope_type is not null;
+      aliases := case when scoped then 'k, s' else 'k' end;
+
+      begin
+        perform pg_catalog.set_config('transaction_read_only', 'on', true);
+        -- One column too many in the alias list fails only when the query has no extra column.
+        begin
+          execute pg_catalog.format('select from (%s) as q (%s, lethe_extra) limit 0', query_, aliases);
+          raise exception using errcode = 'LTH01';
+        exception when sqlstate '42P10' then
+          null;
+        end;
+        -- The column types, even when the query returns no row.
+        execute pg_catalog.format(
+          'select pg_catalog.pg_typeof(q.k), %s from (values (1)) as v (x) left join (select * from (%s) as q0 limit 0) as q (%s) on true',
+          case when scoped then 'pg_catalog.pg_typeof(q.s)' else 'null::regtype' end, query_, aliases)
+          into got_key, got_scope;
+        if got_key operator(pg_catalog.<>) subj.key_type
+           or (scoped and got_scope operator(pg_catalog.<>) subj.scope_type) then
+          raise exception using errcode = 'LTH02';
+        end if;
+        execute pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), %s
+             from (select distinct q.k::text as k, %s as s from (%s) as q (%s) where q.k is not null) as x$q$,
+          case when scoped then 'coalesce(pg_catalog.array_agg(x.s), ''{}'')' else 'null::text[]' end,
+          case when scoped then 'q.s::text' else 'null::text' end, query_, aliases)
+          into subject_keys, scopes;
+        -- Roll the subtransaction back: read-write again, and nothing the query did is kept.
+        raise exception using errcode = 'LTH00';
+      exception when others then
+        get stacked diagnostics state = returned_sqlstate, msg = message_text;
+        if state = 'LTH00' then
+          return;
+        elsif state = 'LTH01' then
+          raise exception 'subject_query returns more columns than expected: it must return %',
+            case when scoped then 'the key and the scope (2 columns: key, scope)' else 'one column, the subject key' end
+            using errcode = '42P10';
+        elsif state = '42P10' then
+          raise exception 'subject_query returns fewer columns than expected: it must return %',
+            case when scoped then 'the key and the scope (2 columns: key, scope)' else 'one column, the subject key' end
+            using errcode = '42P10';
+        elsif state = 'LTH02' then
+          raise exception 'subject_query returns % but the subject key is %',
+            case when scoped then got_key::text || ', ' || coalesce(got_scope::text, '?') else got_key::text end,
+            case when scoped then subj.key_type::text || ', ' || subj.scope_type::text else subj.key_type::text end
+            using errcode = '42804', hint = 'Select the key column itself, or cast it: select c.id::bigint …';
+        elsif state = '25006' then
+          raise exception 'subject_query must be read-only: it tried to write (SQLSTATE 25006)' using errcode = '25006';
+        elsif state like '42%' or state like '0A%' then
+          raise exception 'subject_query is invalid: % (SQLSTATE %)', msg, state using errcode = state;
+        else
+          raise exception 'subject_query failed with SQLSTATE %', state using errcode = state;
+        end if;
+      end;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Runs a subject query read-only with the caller''s own rights and returns its distinct keys (and scopes) as text.
+The query returns the subject key column''s type (and the scope''s, after the key, on scoped installs); it is checked
+for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
+pii.subject_query_keys(''select c.id from app.customers c where c.created_at < now() - interval ''''3 years'''''');'
 
 function pii.sync_guards(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.sync_guards(tbl regclass)
@@ -2370,12 +3125,7 @@ function pii.verify_erasure(uuid) owner <owner>
       key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                            pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-      execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
-           from (select %s as k, %s as s, %s as h from %s as t) x
-           join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-        key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-        into keys, scps, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+      select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
       if subj.key_is_pii then
         execute pg_catalog.format(
           $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
@@ -2437,7 +3187,12 @@ function pii.verify_erasure(uuid) owner <owner>
                where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
         if action = 'delete' then
-          checks := '(null::text, true, ''row not deleted'')';
+          -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
+          checks := pg_catalog.format(
+            $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                                             where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
+                                            'row not deleted'))$c$,
+            t.relid::oid);
         else
           select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
             into checks
@@ -2515,6 +3270,19 @@ function pii.was_erased_hash(text) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Looks a subject up by its hex keyed hash, as shown in request items, verification reports and audit rows. Example: select * from pii.was_erased_hash(''9f2c…'');'
 
+function pii_internal.active_hold_subjects(date) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.active_hold_subjects(on_date date DEFAULT NULL::date)
+     RETURNS TABLE(subject_hash bytea, hold_id uuid, held_until date, tables regclass[])
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select hs.subject_hash, h.id, h.held_until, h.tables
+      from pii.legal_holds h join pii.hold_subjects hs on hs.hold_id = h.id
+      where h.released_at is null and h.held_until >= coalesce(on_date, current_date)
+    $function$
+  comment 'Internal. Subjects under a hold that is neither released nor past its end date.'
+
 function pii_internal.add_row_counts(jsonb,jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.add_row_counts(a jsonb, b jsonb)
      RETURNS jsonb
@@ -2530,6 +3298,17 @@ function pii_internal.add_row_counts(jsonb,jsonb) owner <owner>
             group by e.key) x
     $function$
   comment 'Internal. Adds per-table row counts.'
+
+function pii_internal.announce_notification(bigint,text,text,uuid,jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.announce_notification(id bigint, kind text, policy_name text, hold_id uuid, details jsonb)
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.pg_notify('pii_notification', (pg_catalog.jsonb_build_object(
+        'id', id, 'kind', kind, 'policy', policy_name, 'holdId', hold_id) operator(pg_catalog.||) details)::text)
+    $function$
+  comment 'Internal. NOTIFY pii_notification with a notification''s ids and counts.'
 
 function pii_internal.announce_request(pii.requests) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.announce_request(req pii.requests)
@@ -2591,8 +3370,8 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     $function$
   comment 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.'
 
-function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean, keys text[], scopes text[], new_rows text[] DEFAULT NULL::text[], OUT n bigint, OUT found_keys text[], OUT found_scopes text[])
+function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[],oid[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean, keys text[], scopes text[], new_rows text[] DEFAULT NULL::text[], held_keys text[] DEFAULT NULL::text[], held_tables oid[] DEFAULT NULL::oid[], held_scopes text[] DEFAULT NULL::text[], OUT n bigint, OUT found_keys text[], OUT found_scopes text[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2605,9 +3384,9 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[]) owner
       if hashes then
         select * into sec from pii.secret;
       end if;
-      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7) d', deputy)
+      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
         into n, found_keys, found_scopes
-        using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows;
+        using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows, held_keys, held_tables, held_scopes;
     end
     $function$
   comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
@@ -2833,6 +3612,44 @@ function pii_internal.check_group_role(text) owner <owner>
     end
     $function$
   comment 'Internal. Raises 22023 unless the name is one of the five Lethe group roles.'
+
+function pii_internal.check_kind(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_kind(kind text)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      known text;
+    begin
+      select c.relname into known from pii.subject_table s join pg_catalog.pg_class c on c.oid = s.relid;
+      if known is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000',
+          hint = 'Call pii.register_subject_table(...) first.';
+      end if;
+      if kind is not null and kind operator(pg_catalog.<>) known then
+        raise exception 'unknown subject kind "%": this install has one kind, "%"', kind, known using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.'
+
+function pii_internal.check_limit_and_mode(integer,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_limit_and_mode(max_subjects integer, mode text)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if max_subjects is null or max_subjects < 1 then
+        raise exception 'max_subjects must be a positive integer, not %', coalesce(max_subjects::text, 'NULL') using errcode = '22023';
+      end if;
+      perform pii_internal.check_erase_mode(mode);
+    end
+    $function$
+  comment 'Internal. Refuses a missing or non-positive max_subjects and a mode other than erase or delete.'
 
 function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_mask_strategy(tbl regclass, col smallint, strategy text)
@@ -3129,6 +3946,25 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
     $function$
   comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
 
+function pii_internal.current_retention_version(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.current_retention_version(name text)
+     RETURNS pii.retention_policy_versions
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      cur pii.retention_policy_versions;
+    begin
+      select * into cur from pii.retention_policy_versions x where x.policy_name = name order by x.version desc limit 1;
+      if cur.version is null then
+        raise exception 'retention policy "%" does not exist', name using errcode = '42704';
+      end if;
+      return cur;
+    end
+    $function$
+  comment 'Internal. The current version of a policy; 42704 when there is none.'
+
 function pii_internal.deputy(regrole) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.deputy(owner regrole)
      RETURNS text
@@ -3138,19 +3974,25 @@ function pii_internal.deputy(regrole) owner <owner>
     declare
       fname name := 'deputy_' || owner::oid;
       existing regrole;
-      args constant text := '(text, boolean, text[], text[], bytea, bytea, text[])';
+      existing_fn regprocedure;
+      current_shape boolean;
+      args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
     begin
-      select p.proowner::regrole into existing from pg_catalog.pg_proc p
+      select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+        into existing, existing_fn, current_shape
+      from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
-      if existing = owner then
+      if existing = owner and current_shape then
         return pg_catalog.format('pii_internal.%I', fname);
       end if;
       -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
       -- a lock held on every call would serialize all erasures until commit).
       perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
-      select p.proowner::regrole into existing from pg_catalog.pg_proc p
+      select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+        into existing, existing_fn, current_shape
+      from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
-      if existing = owner then
+      if existing = owner and current_shape then
         return pg_catalog.format('pii_internal.%I', fname);
       end if;
       if not pg_catalog.pg_has_role(current_user, owner, 'MEMBER') then
@@ -3158,21 +4000,23 @@ function pii_internal.deputy(regrole) owner <owner>
           using errcode = '42501', hint = pg_catalog.format('grant %I to %I;', owner, current_user);
       end if;
       if existing is not null then
-        -- A role dropped without DROP OWNED left it behind, and its oid came back: start over.
-        execute pg_catalog.format('drop function pii_internal.%I%s', fname, args);
+        -- A role dropped without DROP OWNED left it behind and its oid came back, or it has an
+        -- older version's parameters: start over.
+        execute pg_catalog.format('drop function %s', existing_fn);
       end if;
       execute pg_catalog.format($f$
         create function pii_internal.%I(statement text, returns_keys boolean, keys text[], scopes text[],
                                         inner_key bytea, outer_key bytea, new_rows text[],
+                                        held_keys text[], held_tables oid[], held_scopes text[],
                                         out n bigint, out found_keys text[], out found_scopes text[])
         language plpgsql security definer
         set search_path = pg_catalog, pg_temp
         as $body$
         begin
           if returns_keys then
-            execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows;
+            execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
           else
-            execute statement using keys, scopes, inner_key, outer_key, new_rows;
+            execute statement using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
             get diagnostics n = row_count;
           end if;
         end
@@ -3486,7 +4330,7 @@ function pii_internal.erase_plan(text) owner <owner>
   comment 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.'
 
 function pii_internal.erase_resolved(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[])
+    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date)
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -3501,19 +4345,24 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
       err_table text;
       err_constraint text;
       err_column text;
+      held record;
     begin
       perform pii_internal.check_erase_mode(mode);
       table_names := '{}';
       rows_affected := '{}';
 
       matched := pii_internal.matched_subjects(subject_keys, scopes);
+      -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
+      held := pii_internal.held_pairs(subject_keys, scopes);
+      held_until := held.held_until;
 
       -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
       -- owner attached to the table runs as them. The guards see these statements too; rows
       -- they leave hold no PII, so they pass.
       begin
         for step in select * from pii_internal.erase_plan(mode) loop
-          n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
+          n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
+                                       held.held_keys, held.held_tables, held.held_scopes);
           table_names := table_names || step.table_name;
           rows_affected := rows_affected || n;
         end loop;
@@ -3528,7 +4377,7 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
       end;
     end
     $function$
-  comment 'Internal. Runs pii_internal.erase_plan for canonical subjects; returns per-table counts and the subjects found.'
+  comment 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.'
 
 function pii_internal.erase_set_list(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_set_list(tbl regclass)
@@ -3551,6 +4400,29 @@ function pii_internal.erase_set_list(regclass) owner <owner>
       ) x
     $function$
   comment 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.'
+
+function pii_internal.erase_step(regclass,text,text,text[],text[],text[],oid[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_step(tbl regclass, action text, statement text, subject_keys text[], scopes text[], held_keys text[], held_tables oid[], held_scopes text[])
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      stmts record;
+      kept bigint := 0;
+    begin
+      if action operator(pg_catalog.<>) 'delete' or coalesce(pg_catalog.cardinality(held_keys), 0) = 0 then
+        return (pii_internal.as_owner(tbl, statement, false, subject_keys, scopes)).n;
+      end if;
+      stmts := pii_internal.held_step_statements(tbl, statement);
+      if stmts.minimise is not null then
+        kept := (pii_internal.as_owner(tbl, stmts.minimise, false, subject_keys, scopes, null, held_keys, held_tables, held_scopes)).n;
+      end if;
+      return kept + (pii_internal.as_owner(tbl, stmts.delete_others, false, subject_keys, scopes, null,
+                                           held_keys, held_tables, held_scopes)).n;
+    end
+    $function$
+  comment 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.'
 
 function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
@@ -3618,9 +4490,11 @@ function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
     AS $function$
     declare
       path record := pii_internal.subject_key_sql(tbl);
-      erased text := pii_internal.row_erased_sql(tbl, pii_internal.erase_action(tbl));
+      action text := pii_internal.erase_action(tbl);
+      erased text := pii_internal.row_erased_sql(tbl, action);
       filter text;
       pii_sql text;
+      flag_sql text;
     begin
       -- The common cases evaluate the erased-state test once per row.
       if link_sql = 'false' then
@@ -3633,17 +4507,23 @@ function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
         filter := pg_catalog.format('(not (%s) or %s)', erased, link_sql);
         pii_sql := pg_catalog.format('not (%s)', erased);
       end if;
+      -- Rows of a delete table carry PII until deleted, but a legal hold keeps some of them
+      -- minimised (pii_internal.erase_step): a minimised row is flagged 2, and passes when a
+      -- hold keeps its subject's rows in this table (guard_hits decides, by hash).
+      flag_sql := case when action = 'delete' and exists (select from pii.legal_holds h where h.released_at is null)
+                       then pg_catalog.format('case when %s then ''2'' else ''1'' end', pii_internal.row_erased_sql(tbl, 'anonymize'))
+                       else pg_catalog.format('case when %s then ''1'' else ''0'' end', pii_sql) end;
       return pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-           from (select distinct %s::text as s, case when %s then '1' else '0' end operator(pg_catalog.||) %s as k
+           from (select distinct %s::text as s, %s operator(pg_catalog.||) %s as k
                  from %s as t%s
                  where %s and %s) as h$q$,
-        coalesce(path.scope_sql, 'null'), pii_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+        coalesce(path.scope_sql, 'null'), flag_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
         source, case when path.from_list = '' then '' else ', ' || path.from_list end,
         case when path.join_sql = '' then 'true' else path.join_sql end, filter);
     end
     $function$
-  comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1/0 for PII.'
+  comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.'
 
 function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean)
@@ -3653,15 +4533,18 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
     AS $function$
     declare
       step record;
+      held record;
       total bigint := 0;
     begin
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
-      for step in select p.relid, p.statement from pii_internal.erase_plan('erase') p
+      held := pii_internal.held_pairs(keys, scopes);
+      for step in select p.relid, p.action, p.statement from pii_internal.erase_plan('erase') p
                   where case when p.relid = tbl then self
                              else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
-        total := total + (pii_internal.as_owner(step.relid, step.statement, false, keys, scopes)).n;
+        total := total + pii_internal.erase_step(step.relid, step.action, step.statement, keys, scopes,
+                                                 held.held_keys, held.held_tables, held.held_scopes);
       end loop;
       return total;
     end
@@ -3690,7 +4573,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
         pii_internal.guard_candidates_sql(reg.relid, pii_internal.qualified_name(part),
                                           case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
         true, null, null);
-      hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+      hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       if pg_catalog.cardinality(hits.keys) = 0 then
         return;
       end if;
@@ -3710,8 +4593,8 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
     $function$
   comment 'Internal. Checks the rows a partition or inheritance child brings into a registered table (as one INSERT) before it is guarded.'
 
-function pii_internal.guard_hits(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.guard_hits(candidate_keys text[], candidate_scopes text[], OUT keys text[], OUT scopes text[], OUT pii boolean[])
+function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_hits(tbl regclass, candidate_keys text[], candidate_scopes text[], OUT keys text[], OUT scopes text[], OUT pii boolean[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -3722,15 +4605,19 @@ function pii_internal.guard_hits(text[],text[]) owner <owner>
     begin
       select * into sec from pii.secret;
       execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
-           from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
+                  coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
+                    select from pii_internal.active_hold_subjects() a
+                    where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
+           from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
+                        pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
                  from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
            join pii.tombstones as tb on tb.subject_hash = %s$q$,
         pii_internal.subject_hash_sql('h.s', 'h.k'))
-        into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key;
+        into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
-  comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags.'
+  comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -3868,7 +4755,7 @@ function pii_internal.guard_rows() owner <owner>
       candidates := pii_internal.as_owner(reg.relid,
         pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
         true, moved, null, new_rows);
-      hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+      hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       if pg_catalog.cardinality(hits.keys) = 0 then
         return null;
       end if;
@@ -3952,6 +4839,73 @@ function pii_internal.has_leading_index(regclass,smallint) owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Internal. Whether an index leads with the column (subject lookups need one).'
+
+function pii_internal.held_pairs(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.held_pairs(subject_keys text[], scopes text[], OUT held_keys text[], OUT held_tables oid[], OUT held_scopes text[], OUT held_until date)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      held_keys := '{}';
+      held_tables := '{}';
+      held_scopes := '{}';
+      if not exists (select from pii.legal_holds h where h.released_at is null and h.held_until >= current_date) then
+        return;
+      end if;
+      select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(t.r::oid), '{}'),
+             coalesce(pg_catalog.array_agg(u.s), '{}'), pg_catalog.max(a.held_until)
+        into held_keys, held_tables, held_scopes, held_until
+      from unnest(subject_keys, scopes) as u (k, s)
+      join pii_internal.active_hold_subjects() a on a.subject_hash = pii_internal.subject_hash(u.s, u.k)
+      left join lateral unnest(a.tables) as t (r) on true;
+    end
+    $function$
+  comment 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.'
+
+function pii_internal.held_row_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.held_row_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii_internal.subject_key_sql(tbl);
+    begin
+      return pg_catalog.format(
+        'exists (select from unnest($6::text[], $7::oid[], $8::text[]) as h (k, r, s) where h.k operator(pg_catalog.=) %s%s%s)',
+        pii_internal.key_text_sql(path.key_sql, path.key_type),
+        case when path.scope_sql is null then '' else pg_catalog.format(' and h.s operator(pg_catalog.=) (%s)::text', path.scope_sql) end,
+        case when exists (select from pii.subject_table s where s.relid = tbl) then ''
+             else pg_catalog.format(' and (h.r is null or h.r operator(pg_catalog.=) %s::oid)', tbl::oid) end);
+    end
+    $function$
+  comment 'Internal. SQL predicate: the row (alias t) is kept by a legal hold (pairs bound as $6/$7/$8).'
+
+function pii_internal.held_step_statements(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.held_step_statements(tbl regclass, delete_statement text, OUT minimise text, OUT delete_others text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      rows_sql record := pii_internal.subject_rows_sql(tbl);
+      set_list text := pii_internal.erase_set_list(tbl);
+      held text := pii_internal.held_row_sql(tbl);
+    begin
+      if set_list is not null then
+        minimise := pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii_internal.qualified_name(tbl), set_list,
+                                      case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end,
+                                      rows_sql.where_sql, held, pii_internal.row_erased_sql(tbl, 'anonymize'));
+      end if;
+      -- The plan's delete statements end with their WHERE clause.
+      delete_others := delete_statement || ' and not ' || held;
+    end
+    $function$
+  comment 'Internal. For a delete step with held rows: the UPDATE minimising them and the DELETE of the rest.'
 
 function pii_internal.hmac(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.hmac(message text)
@@ -5271,6 +6225,26 @@ function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     $function$
   comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
+function pii_internal.retention_candidates(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.retention_candidates(subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      select coalesce(pg_catalog.array_agg(r.subject_key order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             coalesce(pg_catalog.array_agg(r.scope order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
+             pg_catalog.count(h.subject_hash)
+        into keys, key_scopes, hashes, held
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
+      left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
+      where not exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+    end
+    $function$
+  comment 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.'
+
 function pii_internal.rewrites_pii_key(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.rewrites_pii_key(tbl regclass)
      RETURNS boolean
@@ -5328,6 +6302,49 @@ function pii_internal.row_key_hash_sql(regclass) owner <owner>
       having pg_catalog.count(*) > 0
     $function$
   comment 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.'
+
+function pii_internal.rows_to_change(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
+     RETURNS jsonb
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      step record;
+      rows_sql record;
+      n bigint;
+      counts jsonb := '{}'::jsonb;
+      err_state text;
+      err_message text;
+      err_context text;
+      err_schema text;
+      err_table text;
+      err_constraint text;
+      err_column text;
+    begin
+      for step in select * from pii_internal.erase_plan(mode) loop
+        rows_sql := pii_internal.subject_rows_sql(step.relid);
+        begin
+          n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
+                                      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                      case when step.action = 'delete' then ''
+                                           else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                      false, subject_keys, scopes)).n;
+        exception when others then
+          -- Application code ran here (casts, policies): its message may quote anyone.
+          get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                                  err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+          if pii_internal.raised_by_lethe(err_context) then
+            raise;
+          end if;
+          perform pii_internal.raise_without_text('counting rows to change', err_state, err_message, err_schema, err_table, err_constraint, err_column);
+        end;
+        counts := counts || pg_catalog.jsonb_build_object(step.table_name, n);
+      end loop;
+      return counts;
+    end
+    $function$
+  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
 
 function pii_internal.strategy_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
@@ -5431,6 +6448,35 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     end
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
+
+function pii_internal.subjects_by_hash(bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      key_sql text;
+      scope_sql text;
+    begin
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text'
+                        else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
+           from (select %s as k, %s as s, %s as h from %s as t) x
+           join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
+        key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
+        into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+    end
+    $function$
+  comment 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.'
 
 function pii_internal.sync_guard_triggers() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.sync_guard_triggers()

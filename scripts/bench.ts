@@ -30,6 +30,7 @@ import { benchMasking } from './bench/masking.js';
 import { benchVault } from './bench/vault.js';
 import { profileStatements } from './bench/profile.js';
 import { benchRestoreReplay, copyDatabase, databaseName, dropDatabase } from './bench/restoreReplay.js';
+import { benchRetention } from './bench/retention.js';
 import { type BenchOptions, type BenchResults, summaryRows, textTable } from './bench/results.js';
 import {
   BENCH_SCHEMA_SQL,
@@ -53,12 +54,23 @@ const USAGE = `usage: npm run bench -- [options]
   --in-place           use the database of --database-url itself instead of creating one
   --skip-build         reuse the crm dataset already in that database (with --in-place)
   --only LIST          run only these sections (comma-separated: erasure,single,masking,
-                       vault,request,verify,guards,csv,restore); for development
+                       vault,retention,request,verify,guards,csv,restore); for development
   --render FILE.json   rewrite the report from the results a run saved (no measuring)
   --methods LIST       item 1's methods (default hand,lethe,request,plpgsql,client); hand
                        is always needed (it is the floor)`;
 
-const SECTIONS = ['erasure', 'single', 'masking', 'vault', 'request', 'verify', 'guards', 'csv', 'restore'] as const;
+const SECTIONS = [
+  'erasure',
+  'single',
+  'masking',
+  'vault',
+  'retention',
+  'request',
+  'verify',
+  'guards',
+  'csv',
+  'restore',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 function log(s: string) {
@@ -253,6 +265,10 @@ async function main(): Promise<number> {
       backedUp = true;
       db = await connect(bench.url);
     }
+    await section('retention', async () => {
+      log('10. retention: preview and enforce of a policy selecting the bulk size');
+      results.retention = await benchRetention(db!, { subjects: options.bulkSubjects, pairs, log });
+    });
     // From here on the data changes for good: the bulk erasure is committed.
     await section('request', async () => {
       log('2. request + worker, committed');

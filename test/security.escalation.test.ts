@@ -186,6 +186,26 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
     await expectRanAsOwnerOnly(a);
   });
 
+  it('a row trigger fired by the minimising of rows a legal hold keeps (delete table), by erasure and by the guard', async () => {
+    const a = await ownedTable({ onErase: 'delete' });
+    await a.db.query(
+      `select pii.place_hold(array['1'], 'notes: litigation', current_date + 30, array['own.notes'::regclass])`,
+    );
+    await a.as.query(`create trigger pwn before update on own.notes for each row execute function own.pwn_trigger()`);
+    await a.operator.query(`select * from pii.erase_subjects(array['1', '2'])`);
+    const rows = async (customer: number) =>
+      (await a.db.query(`select id::int, note from own.notes where customer_id = $1 order by id`, [customer])).rows;
+    expect(await rows(1)).toEqual([{ id: 1, note: null }]);
+    expect(await rows(2)).toEqual([]);
+    // The owner re-inserts the held subject's row: the guard minimises it (kept, no PII).
+    await a.as.query(`insert into own.notes values (100, 1, 'back again')`);
+    expect(await rows(1)).toEqual([
+      { id: 1, note: null },
+      { id: 100, note: null },
+    ]);
+    await expectRanAsOwnerOnly(a);
+  });
+
   it('a statement trigger fired by the worker chunk (request_erasure + process_request_chunk)', async () => {
     const a = await ownedTable();
     await a.as.query(

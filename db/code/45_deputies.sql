@@ -24,19 +24,25 @@ as $$
 declare
   fname name := 'deputy_' || owner::oid;
   existing regrole;
-  args constant text := '(text, boolean, text[], text[], bytea, bytea, text[])';
+  existing_fn regprocedure;
+  current_shape boolean;
+  args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
 begin
-  select p.proowner::regrole into existing from pg_catalog.pg_proc p
+  select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+    into existing, existing_fn, current_shape
+  from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
-  if existing = owner then
+  if existing = owner and current_shape then
     return pg_catalog.format('pii_internal.%I', fname);
   end if;
   -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
   -- a lock held on every call would serialize all erasures until commit).
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
-  select p.proowner::regrole into existing from pg_catalog.pg_proc p
+  select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+    into existing, existing_fn, current_shape
+  from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
-  if existing = owner then
+  if existing = owner and current_shape then
     return pg_catalog.format('pii_internal.%I', fname);
   end if;
   if not pg_catalog.pg_has_role(current_user, owner, 'MEMBER') then
@@ -44,21 +50,23 @@ begin
       using errcode = '42501', hint = pg_catalog.format('grant %I to %I;', owner, current_user);
   end if;
   if existing is not null then
-    -- A role dropped without DROP OWNED left it behind, and its oid came back: start over.
-    execute pg_catalog.format('drop function pii_internal.%I%s', fname, args);
+    -- A role dropped without DROP OWNED left it behind and its oid came back, or it has an
+    -- older version's parameters: start over.
+    execute pg_catalog.format('drop function %s', existing_fn);
   end if;
   execute pg_catalog.format($f$
     create function pii_internal.%I(statement text, returns_keys boolean, keys text[], scopes text[],
                                     inner_key bytea, outer_key bytea, new_rows text[],
+                                    held_keys text[], held_tables oid[], held_scopes text[],
                                     out n bigint, out found_keys text[], out found_scopes text[])
     language plpgsql security definer
     set search_path = pg_catalog, pg_temp
     as $body$
     begin
       if returns_keys then
-        execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows;
+        execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
       else
-        execute statement using keys, scopes, inner_key, outer_key, new_rows;
+        execute statement using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
         get diagnostics n = row_count;
       end if;
     end
@@ -82,10 +90,13 @@ $$;
 comment on function pii_internal.deputy(regrole) is 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.';
 
 -- Runs a statement on tbl with its owner's rights: $1 keys, $2 scopes, $3/$4 the install key
--- (only bound when the statement hashes), $5 rows as text of the table's row type (guards).
+-- (only bound when the statement hashes), $5 rows as text of the table's row type (guards),
+-- $6/$7/$8 the (key, table oid, scope) pairs a legal hold keeps (pii_internal.held_pairs).
 -- returns_keys: the statement selects (keys text[], scopes text[]); otherwise its row count.
 create or replace function pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean,
                                                  keys text[], scopes text[], new_rows text[] default null,
+                                                 held_keys text[] default null, held_tables oid[] default null,
+                                                 held_scopes text[] default null,
                                                  out n bigint, out found_keys text[], out found_scopes text[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -98,12 +109,12 @@ begin
   if hashes then
     select * into sec from pii.secret;
   end if;
-  execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7) d', deputy)
+  execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
     into n, found_keys, found_scopes
-    using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows;
+    using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows, held_keys, held_tables, held_scopes;
 end
 $$;
-comment on function pii_internal.as_owner(regclass, text, boolean, text[], text[], text[]) is 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.';
+comment on function pii_internal.as_owner(regclass, text, boolean, text[], text[], text[], text[], oid[], text[]) is 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.';
 
 -- The deputies left by owners whose tables are no longer registered are harmless (they run
 -- as their owner, for Lethe's owner only); DROP OWNED BY removes them with the role.

@@ -290,11 +290,36 @@ end
 $$;
 comment on function pii_internal.matched_subjects(text[], text[]) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.';
 
+-- Runs one step of the erasure plan for canonical subjects with its table owner's rights
+-- (pii_internal.as_owner). A delete step whose rows a legal hold keeps (the pairs of
+-- pii_internal.held_pairs) minimises those rows and deletes the others. Returns rows changed.
+create or replace function pii_internal.erase_step(tbl regclass, action text, statement text, subject_keys text[], scopes text[],
+                                                   held_keys text[], held_tables oid[], held_scopes text[]) returns bigint
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  stmts record;
+  kept bigint := 0;
+begin
+  if action operator(pg_catalog.<>) 'delete' or coalesce(pg_catalog.cardinality(held_keys), 0) = 0 then
+    return (pii_internal.as_owner(tbl, statement, false, subject_keys, scopes)).n;
+  end if;
+  stmts := pii_internal.held_step_statements(tbl, statement);
+  if stmts.minimise is not null then
+    kept := (pii_internal.as_owner(tbl, stmts.minimise, false, subject_keys, scopes, null, held_keys, held_tables, held_scopes)).n;
+  end if;
+  return kept + (pii_internal.as_owner(tbl, stmts.delete_others, false, subject_keys, scopes, null,
+                                       held_keys, held_tables, held_scopes)).n;
+end
+$$;
+comment on function pii_internal.erase_step(regclass, text, text, text[], text[], text[], oid[], text[]) is 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.';
+
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
 create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text,
-                                   out table_names text[], out rows_affected bigint[], out matched text[])
+                                   out table_names text[], out rows_affected bigint[], out matched text[], out held_until date)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -308,19 +333,24 @@ declare
   err_table text;
   err_constraint text;
   err_column text;
+  held record;
 begin
   perform pii_internal.check_erase_mode(mode);
   table_names := '{}';
   rows_affected := '{}';
 
   matched := pii_internal.matched_subjects(subject_keys, scopes);
+  -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
+  held := pii_internal.held_pairs(subject_keys, scopes);
+  held_until := held.held_until;
 
   -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
   -- owner attached to the table runs as them. The guards see these statements too; rows
   -- they leave hold no PII, so they pass.
   begin
     for step in select * from pii_internal.erase_plan(mode) loop
-      n := (pii_internal.as_owner(step.relid, step.statement, false, subject_keys, scopes)).n;
+      n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
+                                   held.held_keys, held.held_tables, held.held_scopes);
       table_names := table_names || step.table_name;
       rows_affected := rows_affected || n;
     end loop;
@@ -335,7 +365,7 @@ begin
   end;
 end
 $$;
-comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects; returns per-table counts and the subjects found.';
+comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';
 
 create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
 returns table (table_name text, rows_affected bigint)

@@ -44,7 +44,8 @@ comment on function pii_internal.wait_for_erasures() is 'Internal. Guards wait h
 -- carry PII or (link_sql, over t) newly link to their subject: inserted, re-keyed,
 -- attached. Where tables are registered beneath tbl, their rows then belong to that
 -- subject too, PII or not ('false' when there are none). Each key comes back prefixed
--- with 1 when one of its rows carries PII, else 0 (a deputy returns two text arrays).
+-- with 1 when one of its rows carries PII, 2 when it is a minimised row of a delete table
+-- (kept by a legal hold, or not), else 0 (a deputy returns two text arrays).
 -- Runs with the table owner's rights; Lethe hashes (guard_hits).
 create or replace function pii_internal.guard_candidates_sql(tbl regclass, source text, link_sql text) returns text
 language plpgsql stable
@@ -52,9 +53,11 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   path record := pii_internal.subject_key_sql(tbl);
-  erased text := pii_internal.row_erased_sql(tbl, pii_internal.erase_action(tbl));
+  action text := pii_internal.erase_action(tbl);
+  erased text := pii_internal.row_erased_sql(tbl, action);
   filter text;
   pii_sql text;
+  flag_sql text;
 begin
   -- The common cases evaluate the erased-state test once per row.
   if link_sql = 'false' then
@@ -67,21 +70,28 @@ begin
     filter := pg_catalog.format('(not (%s) or %s)', erased, link_sql);
     pii_sql := pg_catalog.format('not (%s)', erased);
   end if;
+  -- Rows of a delete table carry PII until deleted, but a legal hold keeps some of them
+  -- minimised (pii_internal.erase_step): a minimised row is flagged 2, and passes when a
+  -- hold keeps its subject's rows in this table (guard_hits decides, by hash).
+  flag_sql := case when action = 'delete' and exists (select from pii.legal_holds h where h.released_at is null)
+                   then pg_catalog.format('case when %s then ''2'' else ''1'' end', pii_internal.row_erased_sql(tbl, 'anonymize'))
+                   else pg_catalog.format('case when %s then ''1'' else ''0'' end', pii_sql) end;
   return pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}')
-       from (select distinct %s::text as s, case when %s then '1' else '0' end operator(pg_catalog.||) %s as k
+       from (select distinct %s::text as s, %s operator(pg_catalog.||) %s as k
              from %s as t%s
              where %s and %s) as h$q$,
-    coalesce(path.scope_sql, 'null'), pii_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+    coalesce(path.scope_sql, 'null'), flag_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
     source, case when path.from_list = '' then '' else ', ' || path.from_list end,
     case when path.join_sql = '' then 'true' else path.join_sql end, filter);
 end
 $$;
-comment on function pii_internal.guard_candidates_sql(regclass, text, text) is 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1/0 for PII.';
+comment on function pii_internal.guard_candidates_sql(regclass, text, text) is 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.';
 
--- Lethe's half: which candidates (guard_candidates_sql) are tombstoned, each hashed once,
--- and whether one of their rows carries PII.
-create or replace function pii_internal.guard_hits(candidate_keys text[], candidate_scopes text[],
+-- Lethe's half: which candidates (guard_candidates_sql) of registered table tbl are
+-- tombstoned, each hashed once, and whether one of their rows carries PII (a minimised row
+-- does unless a legal hold keeps the subject's rows in tbl).
+create or replace function pii_internal.guard_hits(tbl regclass, candidate_keys text[], candidate_scopes text[],
                                                    out keys text[], out scopes text[], out pii boolean[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -91,34 +101,42 @@ declare
 begin
   select * into sec from pii.secret;
   execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'), coalesce(pg_catalog.array_agg(h.pii), '{}')
-       from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
+              coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
+                select from pii_internal.active_hold_subjects() a
+                where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
+       from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
+                    pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
              from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
        join pii.tombstones as tb on tb.subject_hash = %s$q$,
     pii_internal.subject_hash_sql('h.s', 'h.k'))
-    into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key;
+    into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
 end
 $$;
-comment on function pii_internal.guard_hits(text[], text[]) is 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags.';
+comment on function pii_internal.guard_hits(regclass, text[], text[]) is 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).';
 
 -- Erases subjects' rows in the tables registered beneath tbl (children) and/or in tbl
 -- itself, children first: the statements erasure runs, bound to these subjects, each
--- with its table owner's rights.
+-- with its table owner's rights (pii_internal.erase_step: rows a legal hold keeps are
+-- minimised, as the erasure itself does).
 create or replace function pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean) returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   step record;
+  held record;
   total bigint := 0;
 begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
-  for step in select p.relid, p.statement from pii_internal.erase_plan('erase') p
+  held := pii_internal.held_pairs(keys, scopes);
+  for step in select p.relid, p.action, p.statement from pii_internal.erase_plan('erase') p
               where case when p.relid = tbl then self
                          else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
-    total := total + (pii_internal.as_owner(step.relid, step.statement, false, keys, scopes)).n;
+    total := total + pii_internal.erase_step(step.relid, step.action, step.statement, keys, scopes,
+                                             held.held_keys, held.held_tables, held.held_scopes);
   end loop;
   return total;
 end
@@ -187,7 +205,7 @@ begin
   candidates := pii_internal.as_owner(reg.relid,
     pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
     true, moved, null, new_rows);
-  hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+  hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
   if pg_catalog.cardinality(hits.keys) = 0 then
     return null;
   end if;
@@ -261,7 +279,7 @@ begin
     pii_internal.guard_candidates_sql(reg.relid, pii_internal.qualified_name(part),
                                       case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
     true, null, null);
-  hits := pii_internal.guard_hits(candidates.found_keys, candidates.found_scopes);
+  hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
   if pg_catalog.cardinality(hits.keys) = 0 then
     return;
   end if;

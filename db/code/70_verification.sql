@@ -128,6 +128,35 @@ end
 $$;
 comment on function pii_internal.record_identifier_residuals(uuid, text, text[], text[], bytea[], text[]) is 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (keyed hashes of the row''s key and of the value).';
 
+-- Subjects given by keyed hash, found again by hashing every key of the subject table (one
+-- scan): their keys, scopes (one per key, NULL when unscoped) and hashes, in one order.
+create or replace function pii_internal.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[],
+                                                         out found_hashes bytea[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  sec pii.secret;
+  key_sql text;
+  scope_sql text;
+begin
+  select * into subj from pii.subject_table;
+  select * into sec from pii.secret;
+  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                       pii_internal.column_type(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text'
+                    else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
+       from (select %s as k, %s as s, %s as h from %s as t) x
+       join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
+    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
+    into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+end
+$$;
+comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
+
 create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable security definer
@@ -184,12 +213,7 @@ begin
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-  execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
-       from (select %s as k, %s as s, %s as h from %s as t) x
-       join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-    into keys, scps, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+  select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
   if subj.key_is_pii then
     execute pg_catalog.format(
       $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
@@ -251,7 +275,12 @@ begin
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
     if action = 'delete' then
-      checks := '(null::text, true, ''row not deleted'')';
+      -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
+      checks := pg_catalog.format(
+        $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                                         where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
+                                        'row not deleted'))$c$,
+        t.relid::oid);
     else
       select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
         into checks

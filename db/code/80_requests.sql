@@ -257,6 +257,7 @@ begin
    where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
   update pii.requests r
      set erased = r.erased + pg_catalog.cardinality(claimed),
+         held_until = greatest(r.held_until, result.held_until),
          rows_affected = pii_internal.add_row_counts(r.rows_affected,
            (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
    where r.id = req.id;
@@ -305,7 +306,8 @@ begin
      or exists (select from pii.request_items i where i.request_id = req.id and i.status = 'pending') then
     return req.status;
   end if;
-  select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id);
+  -- Rows a legal hold keeps are reported (held until …) but are not residue.
+  select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
   select pg_catalog.count(*) into failed_items from pii.request_items i where i.request_id = req.id and i.status = 'failed';
   update pii.requests r
      set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,

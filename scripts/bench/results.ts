@@ -6,6 +6,7 @@ import type { BulkProfile } from './erasureProfile.js';
 import type { GuardResult } from './guards.js';
 import type { MachineInfo, ServerInfo } from './machine.js';
 import type { MaskingResult } from './masking.js';
+import type { RetentionResult } from './retention.js';
 import type { StatementStat } from './profile.js';
 import type { RestoreReplayResult } from './restoreReplay.js';
 import type { Dataset } from './setup.js';
@@ -43,6 +44,7 @@ export interface BenchResults {
   csv?: CsvImportResult;
   restore?: RestoreReplayResult;
   vault?: VaultResult;
+  retention?: RetentionResult;
   /** Sections that failed, with the error (the rest of the run still reports). */
   errors: Array<{ section: string; message: string }>;
 }
@@ -256,6 +258,19 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
     });
   }
   if (r.vault) rows.push(...vaultRows(r.vault));
+  if (r.retention) {
+    const t = r.retention;
+    for (const side of ['preview', 'enforce'] as const)
+      rows.push({
+        item: '10',
+        measure: `pii.${side}_retention, ${fmtInt(t.candidates)} candidates (vs the policy's query alone)${side === 'enforce' ? ', rolled back' : ''}`,
+        ours: fmtSeconds(t.medians[side]),
+        baseline: fmtSeconds(t.medians.query),
+        ratio: fmtRatio(t.medians[side] / t.medians.query),
+        goal: side === 'preview' ? '<= 2 s at scale 1' : 'reported',
+        verdict: side === 'preview' && r.options.scale >= 1 ? verdict(t.medians.preview <= 2) : 'info',
+      });
+  }
   return rows;
 }
 

@@ -23,3 +23,15 @@ export type { AuditRow, AuditFilter } from '../sql/audit.js';
 export type { LintProblem } from '../sql/lint.js';
 export type { RegisteredColumn, RegisteredTable } from '../sql/registry.js';
 export type { DB } from '../db/types.js';
+export { setRetentionPolicy, type RetentionPolicyOptions, type RetentionSchedule } from '../sql/setRetentionPolicy.js';
+export { approveRetention } from '../sql/approveRetention.js';
+export { previewRetention, type RetentionPreview } from '../sql/previewRetention.js';
+export { enforceRetention, type RetentionOutcome, type RetentionRun } from '../sql/enforceRetention.js';
+export { retentionPolicies, type RetentionPolicy } from '../sql/retentionPolicies.js';
+export { retentionHistory, type RetentionHistoryRow } from '../sql/retentionHistory.js';
+export {
+  requestErasureFromQuery,
+  type QueryErasure,
+  type QueryErasureOptions,
+} from '../sql/requestErasureFromQuery.js';
+export { LETHE_CRONTAB, ENFORCE_RETENTION_TASK, HOLD_TICK_TASK } from '../worker/retention.js';

@@ -1,9 +1,12 @@
-// lethe erase <keys…> | --file keys.txt: one request for the keys. The keys are never
-// echoed or logged; the output is the request id and counts.
+// lethe erase <keys…> | --file keys.txt | --query <sql> --max N: one request for the keys
+// (or the subjects the query selects). The keys are never echoed or logged; the output is
+// the request id and counts.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { action, dueDate, EXIT, globals, modeOption, UsageError, withLethe } from './context.js';
-import { print, printJson } from './output.js';
+import type { Lethe } from '../api/createLethe.js';
+import { requestErasureFromQuery } from '../sql/requestErasureFromQuery.js';
+import { action, dueDate, EXIT, globals, modeOption, positiveInt, UsageError, withLethe } from './context.js';
+import { keyValues, print, printJson, tableCounts } from './output.js';
 import { watchRequest } from './watch.js';
 import { renderStatus } from './statusView.js';
 
@@ -14,6 +17,9 @@ interface EraseOptions {
   mode?: string;
   due?: string;
   wait?: boolean;
+  query?: string;
+  max?: string;
+  dryRun?: boolean;
 }
 
 export function addEraseCommand(program: Command): void {
@@ -27,9 +33,17 @@ export function addEraseCommand(program: Command): void {
     .option('--mode <mode>', 'erase (per table on_erase) or delete (remove every registered row)')
     .option('--due <when>', 'deadline: ISO date/time or a delay such as 48h, 30d')
     .option('--wait', 'wait until the request is done (progress bar on a terminal)')
+    .option(
+      '--query <sql>',
+      'erase the subjects this SELECT returns (a segment or list; run with your rights, read-only)',
+    )
+    .option('--max <n>', 'with --query: refuse when the query selects more subjects than this')
+    .option('--dry-run', 'with --query: show how many subjects and rows would change; change nothing')
     .action(
       action(async (keys: string[], opts: EraseOptions, cmd: Command) => {
         const json = globals(cmd).json;
+        if (opts.query !== undefined) return eraseByQuery(keys, opts, cmd);
+        if (opts.max !== undefined || opts.dryRun) throw new UsageError('--max and --dry-run go with --query');
         const all = [...keys, ...(opts.file ? await readKeys(opts.file) : [])];
         if (all.length === 0) throw new UsageError('no subject keys: pass them as arguments or with --file');
         const mode = modeOption(opts.mode);
@@ -42,13 +56,38 @@ export function addEraseCommand(program: Command): void {
             mode,
             dueAt,
           });
-          const status = opts.wait ? await watchRequest(lethe, id, !json) : await lethe.getRequest(id);
-          if (json) printJson(status);
-          else print(renderStatus(status));
-          return status.status === 'failed' ? EXIT.failure : EXIT.ok;
+          return showRequest(lethe, id, opts.wait, json);
         });
       }),
     );
+}
+
+async function eraseByQuery(keys: string[], opts: EraseOptions, cmd: Command): Promise<number> {
+  if (keys.length > 0 || opts.file) throw new UsageError('--query selects the subjects: pass no keys and no --file');
+  const max = positiveInt('--max', opts.max);
+  if (max === undefined) throw new UsageError('--query needs --max <n>: the most subjects it may erase');
+  const mode = modeOption(opts.mode);
+  return withLethe(cmd, async (lethe) => {
+    const r = await requestErasureFromQuery(lethe.db, opts.query!, max, {
+      requestKey: opts.requestKey,
+      mode,
+      dryRun: opts.dryRun,
+    });
+    if (r.requestId !== null) return showRequest(lethe, r.requestId, opts.wait, globals(cmd).json);
+    if (globals(cmd).json) printJson(r);
+    else
+      print(
+        keyValues([['dry run: subjects', r.subjects]]) + tableCounts('rows that would change', r.rowsToChange ?? {}),
+      );
+    return EXIT.ok;
+  });
+}
+
+async function showRequest(lethe: Lethe, id: string, wait?: boolean, json?: boolean): Promise<number> {
+  const status = wait ? await watchRequest(lethe, id, !json) : await lethe.getRequest(id);
+  if (json) printJson(status);
+  else print(renderStatus(status));
+  return status.status === 'failed' ? EXIT.failure : EXIT.ok;
 }
 
 async function readKeys(path: string): Promise<string[]> {

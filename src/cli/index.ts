@@ -16,6 +16,7 @@ import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
 import { addRestoreCheckCommand } from './restoreCheck.js';
 import { addPiiApiCommand } from './piiApi.js';
+import { addRetentionCommand } from './retention.js';
 import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
 import { addVerifyCommand } from './verify.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
     addWasErasedCommand,
     addWorkerCommand,
     addRestoreCheckCommand,
+    addRetentionCommand,
     addGrantCommand,
     addLintCommand,
     addDoctorCommand,

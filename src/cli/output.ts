@@ -50,3 +50,9 @@ export function print(text: string): void {
 export function percent(fraction: number): string {
   return `${(fraction * 100).toFixed(fraction >= 1 || fraction === 0 ? 0 : 1)}%`;
 }
+
+/** A "label" line, then one indented line per table with its row count, tables sorted. */
+export function tableCounts(label: string, counts: Readonly<Record<string, number>>): string {
+  const tables = Object.entries(counts).sort(([a], [b]) => a.localeCompare(b));
+  return keyValues([[label, null], ...tables.map(([t, n]) => [`  ${t}`, n] as const)]);
+}

@@ -1,6 +1,6 @@
 // How a request's status reads in a terminal.
 import type { RequestStatus } from '../sql/requestStatus.js';
-import { keyValues, percent } from './output.js';
+import { keyValues, percent, tableCounts } from './output.js';
 
 export function renderStatus(s: RequestStatus): string {
   const rows: Array<readonly [string, string | number | Date | null]> = [
@@ -24,8 +24,7 @@ export function renderStatus(s: RequestStatus): string {
   ];
   if (s.error) rows.push(['error', s.error]);
   let out = keyValues(rows);
-  const tables = Object.entries(s.rowsAffected).sort(([a], [b]) => a.localeCompare(b));
-  if (tables.length > 0) out += keyValues([['rows changed', null], ...tables.map(([t, n]) => [`  ${t}`, n] as const)]);
+  if (Object.keys(s.rowsAffected).length > 0) out += tableCounts('rows changed', s.rowsAffected);
   return out;
 }
 

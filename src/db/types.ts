@@ -83,11 +83,54 @@ export interface PiiErasureLedger {
   subject_hash: Buffer;
 }
 
+export interface PiiHoldNotices {
+  days_before: number;
+  hold_id: string;
+  sent_at: Generated<Timestamp>;
+}
+
+export interface PiiHolds {
+  days_left: number | null;
+  ended_at: Timestamp | null;
+  held_until: Timestamp | null;
+  hold_id: string | null;
+  kind: string | null;
+  placed_at: Timestamp | null;
+  placed_by: string | null;
+  reason: string | null;
+  released_at: Timestamp | null;
+  released_by: string | null;
+  status: string | null;
+  subject_hashes: string[] | null;
+  subjects: number | null;
+  tables: string[] | null;
+}
+
+export interface PiiHoldSubjects {
+  hold_id: string;
+  subject_hash: Buffer;
+}
+
 export interface PiiImportRows {
   import_id: string;
   row_number: Int8;
   scope: string | null;
   subject_key: string;
+}
+
+export interface PiiLegalHolds {
+  ended_at: Timestamp | null;
+  expiry_request_id: string | null;
+  held_until: Timestamp;
+  id: Generated<string>;
+  kind: string | null;
+  placed_at: Generated<Timestamp>;
+  placed_by: Generated<string>;
+  reason: string;
+  released_at: Timestamp | null;
+  released_by: string | null;
+  subjects: number;
+  tables: string[] | null;
 }
 
 export interface PiiMaskedViews {
@@ -96,6 +139,15 @@ export interface PiiMaskedViews {
   relid: string;
   saved_acl: string[] | null;
   view_name: string;
+}
+
+export interface PiiNotifications {
+  at: Generated<Timestamp>;
+  details: Generated<Json>;
+  hold_id: string | null;
+  id: Generated<Int8>;
+  kind: string;
+  policy_name: string | null;
 }
 
 export interface PiiOverdueRequests {
@@ -172,6 +224,7 @@ export interface PiiRequests {
   failed: Generated<Int8>;
   filed_snapshot: Generated<string>;
   finished_at: Timestamp | null;
+  held_until: Timestamp | null;
   id: Generated<string>;
   matched: Generated<Int8>;
   mode: string;
@@ -185,6 +238,68 @@ export interface PiiRequests {
   status: Generated<string>;
   total: Generated<Int8>;
   verified_at: Timestamp | null;
+}
+
+export interface PiiRetentionHistory {
+  at: Timestamp | null;
+  candidates: Int8 | null;
+  held: Int8 | null;
+  id: Int8 | null;
+  max_subjects: number | null;
+  outcome: string | null;
+  period_start: Timestamp | null;
+  policy_name: string | null;
+  request_id: string | null;
+  run_by: string | null;
+  version: number | null;
+}
+
+export interface PiiRetentionPolicies {
+  approved: boolean | null;
+  approved_at: Timestamp | null;
+  approved_by: string | null;
+  defined_at: Timestamp | null;
+  defined_by: string | null;
+  enabled: boolean | null;
+  key_type: string | null;
+  kind: string | null;
+  last_outcome: string | null;
+  last_run_at: Timestamp | null;
+  max_subjects: number | null;
+  mode: string | null;
+  policy_name: string | null;
+  schedule: string | null;
+  subject_query: string | null;
+  version: number | null;
+}
+
+export interface PiiRetentionPolicyVersions {
+  approved_at: Timestamp | null;
+  approved_by: string | null;
+  defined_at: Generated<Timestamp>;
+  defined_by: Generated<string>;
+  enabled: boolean;
+  key_type: string;
+  kind: string | null;
+  max_subjects: number;
+  mode: string;
+  policy_name: string;
+  schedule: string;
+  subject_query: string;
+  version: number;
+}
+
+export interface PiiRetentionRuns {
+  at: Generated<Timestamp>;
+  candidates: Int8 | null;
+  held: Int8 | null;
+  id: Generated<Int8>;
+  outcome: string;
+  period_start: Timestamp;
+  policy_name: string;
+  request_id: string | null;
+  run_by: Generated<string>;
+  version: number;
 }
 
 export interface PiiSecret {
@@ -245,14 +360,23 @@ export interface DB {
   "pii.audit": PiiAudit;
   "pii.columns": PiiColumns;
   "pii.erasure_ledger": PiiErasureLedger;
+  "pii.hold_notices": PiiHoldNotices;
+  "pii.hold_subjects": PiiHoldSubjects;
+  "pii.holds": PiiHolds;
   "pii.import_rows": PiiImportRows;
+  "pii.legal_holds": PiiLegalHolds;
   "pii.masked_views": PiiMaskedViews;
+  "pii.notifications": PiiNotifications;
   "pii.overdue_requests": PiiOverdueRequests;
   "pii.registered_columns": PiiRegisteredColumns;
   "pii.registered_tables": PiiRegisteredTables;
   "pii.request_items": PiiRequestItems;
   "pii.request_residuals": PiiRequestResiduals;
   "pii.requests": PiiRequests;
+  "pii.retention_history": PiiRetentionHistory;
+  "pii.retention_policies": PiiRetentionPolicies;
+  "pii.retention_policy_versions": PiiRetentionPolicyVersions;
+  "pii.retention_runs": PiiRetentionRuns;
   "pii.secret": PiiSecret;
   "pii.settings": PiiSettings;
   "pii.subject_table": PiiSubjectTable;

@@ -7,6 +7,7 @@ import { toLetheError } from '../sql/errors.js';
 import { resumeRequests } from '../sql/resumeRequests.js';
 import { openLedgerDir } from '../ledger/ledgerDir.js';
 import { startLedgerExport } from './exportLedger.js';
+import { LETHE_CRONTAB } from './retention.js';
 import { letheTasks } from './tasks.js';
 
 /** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
@@ -29,6 +30,8 @@ export interface RunWorkerOptions {
    * the database's backups, so lethe restore-check can replay erasures after a restore.
    */
   ledgerDir?: string;
+  /** graphile-worker crontab; default LETHE_CRONTAB (retention hourly, legal holds daily). '' for none. */
+  crontab?: string;
   /** Receives log lines (ids and counts only). Default: stderr for info and above. */
   log?: (level: WorkerLogLevel, message: string) => void;
 }
@@ -75,6 +78,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
       concurrency,
       pollInterval: opts.pollInterval ?? 2000,
       taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize }) },
+      crontab: opts.crontab ?? LETHE_CRONTAB,
       // Signals are the caller's business (the CLI stops gracefully on SIGTERM/SIGINT);
       // a library must not install process-wide handlers.
       noHandleSignals: true,

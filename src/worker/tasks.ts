@@ -4,6 +4,7 @@
 import type { TaskList } from 'graphile-worker';
 import type { LetheDb } from '../sql/db.js';
 import { PROCESS_REQUEST_TASK, processRequestTask } from './processRequest.js';
+import { ENFORCE_RETENTION_TASK, enforceRetentionTask, HOLD_TICK_TASK, holdTickTask } from './retention.js';
 
 export const ERASURE_COMPLETED_TASK = 'erasure_completed';
 
@@ -18,5 +19,9 @@ export interface ErasureCompletedPayload {
 }
 
 export function letheTasks(db: LetheDb, opts: { chunkSize?: number } = {}): TaskList {
-  return { [PROCESS_REQUEST_TASK]: processRequestTask(db, opts) };
+  return {
+    [PROCESS_REQUEST_TASK]: processRequestTask(db, opts),
+    [ENFORCE_RETENTION_TASK]: enforceRetentionTask(db),
+    [HOLD_TICK_TASK]: holdTickTask(db),
+  };
 }

@@ -1,0 +1,143 @@
+// lethe retention list|preview|approve|run|history: retention policies (defined in SQL
+// with pii.set_retention_policy). Output: versions, counts, subject hashes, request ids.
+import type { Command } from 'commander';
+import { approveRetention } from '../sql/approveRetention.js';
+import { enforceRetention } from '../sql/enforceRetention.js';
+import { previewRetention } from '../sql/previewRetention.js';
+import { retentionHistory } from '../sql/retentionHistory.js';
+import { retentionPolicies } from '../sql/retentionPolicies.js';
+import { action, EXIT, globals, positiveInt, withLethe } from './context.js';
+import { keyValues, print, printJson, table, tableCounts } from './output.js';
+
+export function addRetentionCommand(program: Command): void {
+  const retention = program
+    .command('retention')
+    .description('retention policies: list, preview, approve, run, history');
+
+  retention
+    .command('list')
+    .description("each policy's current version, approval and last run")
+    .action(
+      action(async (_opts, cmd: Command) =>
+        withLethe(cmd, async (lethe) => {
+          const policies = await retentionPolicies(lethe.db);
+          if (globals(cmd).json) printJson(policies);
+          else
+            print(
+              table(
+                policies,
+                [
+                  'policyName',
+                  'version',
+                  'approved',
+                  'enabled',
+                  'schedule',
+                  'maxSubjects',
+                  'mode',
+                  'lastRunAt',
+                  'lastOutcome',
+                ],
+                ['policy', 'version', 'approved', 'enabled', 'schedule', 'max', 'mode', 'last run', 'outcome'],
+              ),
+            );
+          return EXIT.ok;
+        }),
+      ),
+    );
+
+  retention
+    .command('preview')
+    .description('what enforcing the policy would do now (changes nothing)')
+    .argument('<name>', 'policy name')
+    .action(
+      action(async (name: string, _opts, cmd: Command) =>
+        withLethe(cmd, async (lethe) => {
+          const p = await previewRetention(lethe.db, name);
+          if (globals(cmd).json) printJson(p);
+          else {
+            print(
+              keyValues([
+                ['policy', name],
+                ['version', p.version],
+                ['candidates', p.candidates],
+                ['held (left out)', p.held],
+                ['max subjects', p.maxSubjects],
+                ['within limit', p.withinLimit ? 'yes' : 'no: enforcement would be blocked'],
+              ]),
+            );
+            print(tableCounts('rows that would change', p.rowsToChange));
+            if (p.sample.length > 0) print(`sample of subject hashes:\n${p.sample.map((h) => `  ${h}\n`).join('')}`);
+          }
+          return EXIT.ok;
+        }),
+      ),
+    );
+
+  retention
+    .command('approve')
+    .description("approve the policy's current version (pii_admin)")
+    .argument('<name>', 'policy name')
+    .argument('<version>', 'the version shown by preview')
+    .action(
+      action(async (name: string, version: string, _opts, cmd: Command) => {
+        const v = positiveInt('version', version)!;
+        return withLethe(cmd, async (lethe) => {
+          await approveRetention(lethe.db, name, v);
+          if (globals(cmd).json) printJson({ policy: name, version: v, approved: true });
+          else print(`retention policy ${name} version ${v} approved\n`);
+          return EXIT.ok;
+        });
+      }),
+    );
+
+  retention
+    .command('run')
+    .description('enforce one policy now, or every enabled one (exit 1 when a run is blocked, unapproved or refused)')
+    .argument('[name]', 'policy name (default: every enabled policy)')
+    .action(
+      action(async (name: string | undefined, _opts, cmd: Command) =>
+        withLethe(cmd, async (lethe) => {
+          const runs = await enforceRetention(lethe.db, name);
+          if (globals(cmd).json) printJson(runs);
+          else
+            print(
+              table(
+                runs,
+                ['policyName', 'version', 'outcome', 'candidates', 'held', 'requestId'],
+                ['policy', 'version', 'outcome', 'candidates', 'held', 'request'],
+              ),
+            );
+          return runs.some((r) => r.outcome === 'blocked' || r.outcome === 'unapproved' || r.outcome === 'refused')
+            ? EXIT.failure
+            : EXIT.ok;
+        }),
+      ),
+    );
+
+  retention
+    .command('history')
+    .description('every retention run, newest first')
+    .argument('[name]', 'policy name (default: all)')
+    .option('--limit <n>', 'at most n runs', '100')
+    .action(
+      action(async (name: string | undefined, opts: { limit?: string }, cmd: Command) => {
+        const limit = positiveInt('--limit', opts.limit);
+        return withLethe(cmd, async (lethe) => {
+          const runs = await retentionHistory(lethe.db, name, limit);
+          if (globals(cmd).json) printJson(runs);
+          else
+            print(
+              table(
+                runs,
+                ['at', 'policyName', 'version', 'outcome', 'candidates', 'held', 'maxSubjects', 'requestId', 'runBy'],
+                ['at', 'policy', 'version', 'outcome', 'candidates', 'held', 'max', 'request', 'run by'],
+              ),
+            );
+          return EXIT.ok;
+        });
+      }),
+    );
+
+  // index.ts sets exitOverride on top-level commands only.
+  for (const sub of retention.commands) sub.exitOverride();
+}
