@@ -2775,7 +2775,7 @@ function pii.tokenize(text,text,text,text) owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
   comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
-Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''ada@example.com''));'
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));'
 
 function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[])

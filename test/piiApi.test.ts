@@ -313,5 +313,5 @@ describe('lethe pii-api', () => {
       expect(serverOutput).not.toContain(secret);
       expect(log).not.toContain(secret);
     }
-  });
+  }, 180_000);
 });

@@ -213,7 +213,7 @@ as $$
 $$;
 comment on function pii.tokenize(text, text, text, text) is
 $$Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
-Example: insert into app.customers (id, email_token) values (42, pii.tokenize('42', 'email', 'ada@example.com'));$$;
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize('42', 'email', 'someone@example.org'));$$;
 
 comment on function pii.detokenize(text[], text, text) is
 $$Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
