@@ -50,24 +50,14 @@ $$;-- Re-ingestion guards (F11): erased subjects must not come back with the nex
 -- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
 -- and probed against the tombstones; an empty tombstone table costs one probe.
 
--- SQL predicate: column c of row t is in its erased state (NULL when nothing to check).
+-- SQL predicate: column c of row t is in its erased state (NULL when nothing to check):
+-- the erased_sql template of its strategy (47_strategies).
 create or replace function pii_internal.column_erased_sql(tbl regclass, col smallint, strategy text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case s.name
-    when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-    -- Compared as the base type: verification runs this in Lethe's context, where the owner's
-    -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
-    when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
-    when 'pseudonym' then
-      (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when 'jsonb_remove' then
-      pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                        pii_internal.strategy_keys(s.argument))
-  end
-  from pii_internal.parse_strategy(strategy) s
+  select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
+  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
@@ -156,23 +146,14 @@ end
 $$;
 comment on function pii_internal.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
 
--- The SQL expression a column takes on erasure (NULL when its rule is keep).
+-- The SQL expression a column takes on erasure (NULL when its rule is keep): the erase_sql
+-- template of its strategy (47_strategies).
 create or replace function pii_internal.erase_expression(tbl regclass, col smallint, strategy text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case s.name
-    when 'null' then 'null'
-    when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
-    when 'pseudonym' then
-      (select pg_catalog.format('case when %s then t.%I else %s end',
-                                pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
-                                pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when 'jsonb_remove' then
-      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
-  end
-  from pii_internal.parse_strategy(strategy) s
+  select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
+  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 

@@ -98,18 +98,6 @@ Example: select * from masked.customers where external_ref = pii.mask_hash('6f1c
 ---------------------------------------------------------------------------------------
 -- Internal: the SQL expressions the views inline.
 
--- Email mask over a text expression x (same result as pii.mask_email).
-create or replace function pii_internal.mask_email_sql(x text) returns text
-language sql immutable strict
-set search_path = pg_catalog, pii, pg_temp
-as $$
-  select pg_catalog.format(
-    'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
-    'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
-    'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
-$$;
-comment on function pii_internal.mask_email_sql(text) is 'Internal. SQL text of the email mask over a text expression.';
-
 -- Partial mask over a text expression x, specialised for constant first/last (same result
 -- as pii.mask_partial).
 create or replace function pii_internal.mask_partial_sql(x text, first integer, last integer) returns text
@@ -184,8 +172,9 @@ declare
   typ text;
   plain_typ text;
   base_name name;
-  fl text[];
   parsed record;
+  m record;
+  template text;
 begin
   select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
          t.typtype, t.typbasetype, t.typtypmod,
@@ -230,50 +219,25 @@ begin
     rule := strategy;
   end if;
 
-  select * into parsed from pii_internal.parse_strategy(strategy);
-  if strategy = 'clear' then
-    expression := x;
-  elsif strategy = 'hide' then
-    expression := pg_catalog.format('null::%s', plain_typ);
-  elsif parsed.name = 'set' and parsed.argument is not null then
-    expression := pg_catalog.format('%L::%s', parsed.argument, typ);
-  elsif strategy = 'email' and att.category = 'S' then
-    expression := pii_internal.mask_email_sql(txt);
-  elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-    fl := pg_catalog.string_to_array(parsed.argument, ',');
-    expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
-  elsif strategy = 'year' and base_name = 'date' then
-    expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
-  elsif strategy = 'year' and base_name = 'timestamp' then
-    expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
-  elsif strategy = 'year' and base_name = 'timestamptz' then
-    expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
-  elsif strategy = 'hash' then
-    if base_name = 'uuid' then
-      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii_internal.mask_hmac_sql(txt));
-    elsif base_name = 'int8' then
-      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii_internal.mask_hmac_sql(txt));
-    elsif base_name = 'int4' then
-      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii_internal.mask_hmac_sql(txt));
-    elsif base_name = 'int2' then
-      expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii_internal.mask_hmac_sql(txt));
-    else
-      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii_internal.mask_hmac_sql(txt));
-      if att.category <> 'S' then
-        plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
-      end if;
-    end if;
-  else
+  -- The strategy's row in the catalog (47_strategies) and its template for this base type.
+  parsed := pii_internal.parse_strategy(strategy);
+  select * into m from pii_internal.mask_strategies() ms where ms.name operator(pg_catalog.=) parsed.name;
+  if m.name is null or (parsed.argument is null) <> (m.argument is null)
+     or not pii_internal.strategy_fits(m.types, base_name, att.category)
+     or not pii_internal.strategy_argument_ok(m.argument, parsed.argument) then
     -- The rule no longer fits the column (its type changed): hide it until re-registered.
     rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
     expression := pg_catalog.format('null::%s', plain_typ);
     return;
   end if;
+  template := m.mask_sql ->> base_name::text;
+  expression := pg_catalog.format(coalesce(template, m.mask_sql ->> '*'), x, txt, typ, plain_typ, parsed.argument,
+    case when pg_catalog.strpos(m.mask_sql::text, '%6$') > 0 then pii_internal.mask_hmac_sql(txt) end,
+    case when m.argument = 'first,last' then
+      pii_internal.mask_partial_sql(txt, pg_catalog.split_part(parsed.argument, ',', 1)::integer, pg_catalog.split_part(parsed.argument, ',', 2)::integer) end);
   -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-  if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
-    if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
-      expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
-    end if;
+  if m.cast_back and template is null and att.category = 'S' and plain_typ not in ('text', 'pg_catalog.text') then
+    expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
   end if;
 end
 $$;
