@@ -3542,57 +3542,32 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
     AS $function$
     declare
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      typ text := pii_internal.column_type(tbl, col);
-      col_not_null boolean;
-      typmod integer;
-      typname name;
-      parsed record;
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      e record;
     begin
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
-      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-      where a.attrelid = tbl and a.attnum = col;
-
       if strategy is null then
         raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
-            or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
-        raise exception 'unknown erase strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
-      elsif parsed.name = 'null' then
-        if col_not_null then
-          raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
-            using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-        end if;
-      elsif parsed.name = 'set' then
-        begin
-          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-        exception when others then
-          raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
-            using errcode = '22P02';
-        end;
-      elsif parsed.name = 'pseudonym' then
-        if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
-          raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
-            using errcode = '42804';
-        end if;
-        if typname in ('varchar', 'bpchar') and typmod <> -1 and typmod - 4 < 37 then
-          raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
-            using errcode = '22001';
-        end if;
-      elsif parsed.name = 'jsonb_remove' then
-        if typname <> 'jsonb' then
-          raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
-            using errcode = '42804';
-        end if;
-        if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
-          raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
-            using errcode = '22023';
-        end if;
       end if;
+      select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
+      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+        raise exception 'unknown erase strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+        raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
+      end if;
+      if e.nullable and c.not_null then
+        raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
+          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+      end if;
+      if c.char_limit < e.min_length then
+        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+      end if;
+      perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
     end
     $function$
-  comment 'Internal. Validates an erase strategy against the column it is for.'
+  comment 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().'
 
 function pii_internal.check_group_role(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_group_role(group_role text)
@@ -3659,45 +3634,25 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
     AS $function$
     declare
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      typ text := pii_internal.column_type(tbl, col);
-      typname name;
-      parsed record;
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      m record;
     begin
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      select t.typname into typname
-      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-      where a.attrelid = tbl and a.attnum = col;
-
       if strategy is null then
         raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
-            or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
-        raise exception 'unknown mask strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
-      elsif parsed.name in ('hide', 'hash', 'clear') then
-        null;
-      elsif parsed.name in ('email', 'partial') then
-        if not pii_internal.is_text_type(tbl, col) then
-          raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
-        end if;
-        if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
-          raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
-            using errcode = '22023';
-        end if;
-      elsif parsed.name = 'year' then
-        if typname not in ('date', 'timestamp', 'timestamptz') then
-          raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
-        end if;
-      elsif parsed.name = 'set' then
-        begin
-          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-        exception when others then
-          raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
-        end;
       end if;
+      select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
+      if m.name is null or (parsed.argument is null) <> (m.argument is null) then
+        raise exception 'unknown mask strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
+        raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
+      end if;
+      perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
     end
     $function$
-  comment 'Internal. Validates a mask strategy against the column it is for.'
+  comment 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().'
 
 function pii_internal.check_member_role(name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_member_role(login_role name)
@@ -3773,6 +3728,27 @@ function pii_internal.check_registrable(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
+function pii_internal.check_strategy_argument(text,text,text,text,text,regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_strategy_argument(family text, strategy text, syntax text, form text, argument text, tbl regclass, typ text, where_ text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if form = 'literal' then
+        begin
+          perform pii_internal.cast_as_owner(tbl, argument, typ);
+        exception when others then
+          raise exception '% strategy "%" does not cast to % (column %)', family, strategy, typ, where_ using errcode = '22P02';
+        end;
+      elsif not pii_internal.strategy_argument_ok(form, argument) then
+        raise exception '% strategy "%" % (column %): expected %', family, strategy,
+          case form when 'keys' then 'has an empty key' else 'is malformed' end, where_, syntax using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Raises 22P02 when a literal argument does not cast to the column''s type, 22023 when another argument does not have its form.'
+
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
      RETURNS smallint
@@ -3821,19 +3797,8 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case s.name
-        when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-        -- Compared as the base type: verification runs this in Lethe's context, where the owner's
-        -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
-        when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
-        when 'pseudonym' then
-          (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when 'jsonb_remove' then
-          pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                            pii_internal.strategy_keys(s.argument))
-      end
-      from pii_internal.parse_strategy(strategy) s
+      select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
+      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
     $function$
   comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
@@ -4261,18 +4226,8 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case s.name
-        when 'null' then 'null'
-        when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
-        when 'pseudonym' then
-          (select pg_catalog.format('case when %s then t.%I else %s end',
-                                    pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
-                                    pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when 'jsonb_remove' then
-          pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
-      end
-      from pii_internal.parse_strategy(strategy) s
+      select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
+      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
     $function$
   comment 'Internal. SQL expression for a column under its erase strategy (NULL for keep).'
 
@@ -4423,6 +4378,56 @@ function pii_internal.erase_step(regclass,text,text,text[],text[],text[],oid[],t
     end
     $function$
   comment 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.'
+
+function pii_internal.erase_strategies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_strategies()
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, nullable boolean, min_length integer, erase_sql text, erased_sql text, example text, example_type text, example_value text, example_result text, doc text)
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('null', 'null', null, null, null, true, null,
+         'null', '%1$s is null',
+         'null', 'text', 'jane@example.com', null,
+         'The column becomes NULL (refused on a NOT NULL column).'),
+        ('set', 'set:<literal>', 'literal', null, null, false, null,
+         '%4$L::%2$s',
+         -- Compared as the base type: verification runs this in Lethe's context, where the
+         -- owner's domain CHECK must not run (erasure and guards run it with the owner's rights).
+         '%1$s::%3$s is not distinct from %4$L::%3$s',
+         'set:DEACTIVATED', 'text', 'ACTIVE', 'DEACTIVATED',
+         'The column becomes the literal, cast to the column''s type (checked when the rule is registered).'),
+        ('pseudonym', 'pseudonym', null, array['string', 'uuid'], 'a text or uuid column', false, 37,
+         -- A value that already is a pseudonym stays: erasing twice changes nothing.
+         'case when %7$s then %1$s else %6$s end', '(%1$s is null or %7$s)',
+         'pseudonym', 'text', 'CUST-0042', 'anon_%',
+         'Keyed HMAC: anon_<32 hex> for text, a version-8 UUID for uuid; the same input always gives the same pseudonym, so joins on it survive.'),
+        ('jsonb_remove', 'jsonb_remove:<key>[,<key>…]', 'keys', array['jsonb'], 'a jsonb column', false, null,
+         '%1$s operator(pg_catalog.-) %5$L::text[]', '(%1$s is null or not (%1$s operator(pg_catalog.?|) %5$L::text[]))',
+         'jsonb_remove:phone,email', 'jsonb', '{"plan": "pro", "email": "jane@example.com", "phone": "+44 7700 900123"}', '{"plan": "pro"}',
+         'Removes top-level keys from a jsonb document; the other keys stay.'),
+        ('keep', 'keep', null, null, null, false, null,
+         null, null,
+         'keep', 'text', 'Order #1001', 'Order #1001',
+         'Erasure leaves the column as it is (still classified, e.g. for masking).')
+    $function$
+  comment 'Internal. The erase strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the erased value and of the "already erased" predicate, an example and a doc line (docs/architecture.md, "Adding a strategy").'
+
+function pii_internal.erase_template_sql(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_template_sql(template text, tbl regclass, col smallint, argument text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(template, c.ref, c.typ, c.base_typ, argument,
+               case when pg_catalog.strpos(template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(argument) end,
+               case when pg_catalog.strpos(template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
+               case when pg_catalog.strpos(template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
+      from pii_internal.strategy_column(tbl, col) c
+    $function$
+  comment 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.'
 
 function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
@@ -5278,20 +5283,6 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mask_email_sql(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mask_email_sql(x text)
-     RETURNS text
-     LANGUAGE sql
-     IMMUTABLE STRICT
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pg_catalog.format(
-        'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
-        'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
-        'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
-    $function$
-  comment 'Internal. SQL text of the email mask over a text expression.'
-
 function pii_internal.mask_expression(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.mask_expression(tbl regclass, col smallint, OUT rule text, OUT expression text)
      RETURNS record
@@ -5307,8 +5298,9 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
       typ text;
       plain_typ text;
       base_name name;
-      fl text[];
       parsed record;
+      m record;
+      template text;
     begin
       select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
              t.typtype, t.typbasetype, t.typtypmod,
@@ -5353,50 +5345,25 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
         rule := strategy;
       end if;
 
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      if strategy = 'clear' then
-        expression := x;
-      elsif strategy = 'hide' then
-        expression := pg_catalog.format('null::%s', plain_typ);
-      elsif parsed.name = 'set' and parsed.argument is not null then
-        expression := pg_catalog.format('%L::%s', parsed.argument, typ);
-      elsif strategy = 'email' and att.category = 'S' then
-        expression := pii_internal.mask_email_sql(txt);
-      elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-        fl := pg_catalog.string_to_array(parsed.argument, ',');
-        expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
-      elsif strategy = 'year' and base_name = 'date' then
-        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
-      elsif strategy = 'year' and base_name = 'timestamp' then
-        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
-      elsif strategy = 'year' and base_name = 'timestamptz' then
-        expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
-      elsif strategy = 'hash' then
-        if base_name = 'uuid' then
-          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int8' then
-          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int4' then
-          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int2' then
-          expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii_internal.mask_hmac_sql(txt));
-        else
-          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii_internal.mask_hmac_sql(txt));
-          if att.category <> 'S' then
-            plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
-          end if;
-        end if;
-      else
+      -- The strategy's row in the catalog (47_strategies) and its template for this base type.
+      parsed := pii_internal.parse_strategy(strategy);
+      select * into m from pii_internal.mask_strategies() ms where ms.name operator(pg_catalog.=) parsed.name;
+      if m.name is null or (parsed.argument is null) <> (m.argument is null)
+         or not pii_internal.strategy_fits(m.types, base_name, att.category)
+         or not pii_internal.strategy_argument_ok(m.argument, parsed.argument) then
         -- The rule no longer fits the column (its type changed): hide it until re-registered.
         rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
         expression := pg_catalog.format('null::%s', plain_typ);
         return;
       end if;
+      template := m.mask_sql ->> base_name::text;
+      expression := pg_catalog.format(coalesce(template, m.mask_sql ->> '*'), x, txt, typ, plain_typ, parsed.argument,
+        case when pg_catalog.strpos(m.mask_sql::text, '%6$') > 0 then pii_internal.mask_hmac_sql(txt) end,
+        case when m.argument = 'first,last' then
+          pii_internal.mask_partial_sql(txt, pg_catalog.split_part(parsed.argument, ',', 1)::integer, pg_catalog.split_part(parsed.argument, ',', 2)::integer) end);
       -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-      if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
-        if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
-          expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
-        end if;
+      if m.cast_back and template is null and att.category = 'S' and plain_typ not in ('text', 'pg_catalog.text') then
+        expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
       end if;
     end
     $function$
@@ -5434,6 +5401,57 @@ function pii_internal.mask_partial_sql(text,integer,integer) owner <owner>
       end
     $function$
   comment 'Internal. SQL text of the partial mask over a text expression.'
+
+function pii_internal.mask_strategies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mask_strategies()
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, mask_sql jsonb, cast_back boolean, example text, example_type text, example_value text, example_result text, doc text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('hide', 'hide', null, null, null,
+         pg_catalog.jsonb_build_object('*', 'null::%4$s'), false,
+         'hide', 'text', 'jane@example.com', null,
+         'NULL: the column is shown empty (the default).'),
+        ('email', 'email', null, array['string'], 'a text column',
+         pg_catalog.jsonb_build_object('*',
+           'case pg_catalog.strpos(%2$s, ''@'') when 0 then case when %2$s operator(pg_catalog.=) '''' then %2$s else pg_catalog.left(%2$s, 1) operator(pg_catalog.||) ''***'' end '
+           'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%2$s, ''@'', -1) '
+           'else pg_catalog.left(%2$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%2$s, ''@'', -1) end'), true,
+         'email', 'text', 'jane.doe@example.com', 'j***@example.com',
+         'First character, ***, and the domain (after the last @); the same as pii.mask_email.'),
+        ('partial', 'partial:<first>,<last>', 'first,last', array['string'], 'a text column',
+         pg_catalog.jsonb_build_object('*', '%7$s'), true,
+         'partial:3,2', 'text', '+44 7700 900123', '+44***23',
+         'The first and last characters around ***, only while at least half of the value stays hidden; the same as pii.mask_partial.'),
+        ('hash', 'hash', null, null, null,
+         pg_catalog.jsonb_build_object(
+           'uuid', 'pg_catalog.encode(pg_catalog.substr(%6$s, 1, 16), ''hex'')::pg_catalog.uuid',
+           'int8', '(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8',
+           'int4', '(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4',
+           'int2', '((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2',
+           -- dates, numerics, jsonb …: the hash is text
+           '*', 'pg_catalog.encode(pg_catalog.substr(%6$s, 1, 16), ''hex'')'), true,
+         'hash', 'text', 'jane@example.com', '________________________________',
+         'Keyed hash: equal values give equal hashes in every view (joinable); 32 hex for text, a uuid for uuid, the same integer type for int2/4/8, text otherwise; the same as pii.mask_hash.'),
+        ('year', 'year', null, array['date', 'timestamp', 'timestamptz'], 'a date or timestamp column',
+         pg_catalog.jsonb_build_object(
+           'date', 'pg_catalog.date_trunc(''year'', %1$s::pg_catalog.timestamp)::pg_catalog.date',
+           'timestamp', 'pg_catalog.date_trunc(''year'', %1$s::pg_catalog.timestamp)',
+           'timestamptz', 'pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %1$s::pg_catalog.timestamptz)))'), false,
+         'year', 'date', '1984-06-23', '1984-01-01',
+         'January 1st of the year (timestamptz: of the UTC year); the same as pii.mask_year.'),
+        ('set', 'set:<literal>', 'literal', null, null,
+         pg_catalog.jsonb_build_object('*', '%5$L::%3$s'), false,
+         'set:REDACTED', 'text', 'jane@example.com', 'REDACTED',
+         'A constant, cast to the column''s type.'),
+        ('clear', 'clear', null, null, null,
+         pg_catalog.jsonb_build_object('*', '%1$s'), false,
+         'clear', 'text', 'Order #1001', 'Order #1001',
+         'The value as it is (not PII).')
+    $function$
+  comment 'Internal. The mask strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the masked view''s expression (per base type), an example and a doc line (docs/architecture.md, "Adding a strategy").'
 
 function pii_internal.masked_readers() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masked_readers()
@@ -6345,6 +6363,54 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     end
     $function$
   comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+
+function pii_internal.strategy_argument_ok(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case form
+        when 'keys' then not ('' operator(pg_catalog.=) any (pii_internal.strategy_keys(argument)))
+        when 'first,last' then argument operator(pg_catalog.~) '^[0-9]{1,4},[0-9]{1,4}$'
+        else true end
+    $function$
+  comment 'Internal. Whether a strategy''s argument has its form (keys: none empty; first,last: two integers 0-9999).'
+
+function pii_internal.strategy_column(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_column(tbl regclass, col smallint, OUT ref text, OUT typ text, OUT base_typ text, OUT plain_typ text, OUT base_name name, OUT category "char", OUT not_null boolean, OUT char_limit integer, OUT is_domain boolean)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('t.%I', a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
+             pii_internal.column_base_type(tbl, col),
+             case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) else pg_catalog.format_type(a.atttypid, a.atttypmod) end,
+             coalesce(bt.typname, t.typname), coalesce(bt.typcategory, t.typcategory), a.attnotnull,
+             case when coalesce(bt.typname, t.typname) in ('varchar', 'bpchar')
+                       and (case when t.typtype = 'd' then t.typtypmod else a.atttypmod end) operator(pg_catalog.>) 4
+                  then (case when t.typtype = 'd' then t.typtypmod else a.atttypmod end) operator(pg_catalog.-) 4 end,
+             t.typtype = 'd'
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type t on t.oid = a.atttypid
+      left join pg_catalog.pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    $function$
+  comment 'Internal. A column as the strategy catalogs see it: reference (alias t), type, base and plain type, base type name and category, NOT NULL, varchar/char length.'
+
+function pii_internal.strategy_fits(text[],name,"char") owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_fits(types text[], base_name name, category "char")
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select types is null or base_name::text operator(pg_catalog.=) any (types)
+          or (category operator(pg_catalog.=) 'S' and 'string' operator(pg_catalog.=) any (types))
+    $function$
+  comment 'Internal. Whether a column''s base type is one of a strategy''s types (''string'': any string type; NULL: any type).'
 
 function pii_internal.strategy_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
