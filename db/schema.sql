@@ -818,17 +818,8 @@ function pii.discover(integer) owner <owner>
     AS $function$
     declare
       tbl record;
-      col record;
-      rec record;
-      vr record;
-      nr record;
-      sample_cols text[];
-      sample_idx integer[];
-      sample_json boolean[];
-      sql_ text;
-      counts jsonb;
-      found_ boolean;
-      flagged name[];
+      sample_sql text;
+      flagged text[];
     begin
       if sample_rows is null then
         raise exception 'sample_rows must not be NULL' using errcode = '22004';
@@ -837,67 +828,14 @@ function pii.discover(integer) owner <owner>
         raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
       end if;
 
-      for tbl in
-        select c.oid::regclass as relid, pii_internal.qualified_name(c.oid) as name,
-               pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
-        from pg_catalog.pg_class c
-        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-        where c.relkind in ('r', 'p') and not c.relispartition
-          and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
-          and n.nspname !~ '^pg_'
-          and not exists (select from pg_catalog.pg_depend d
-                          where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-        order by 2
-      loop
-        table_name := tbl.name;
-        sample_cols := '{}';
-        sample_idx := '{}';
-        sample_json := '{}';
+      for tbl in select * from pii_internal.discovery_tables() loop
         flagged := '{}';
-
-        -- By name and by type.
-        for col in
-          select a.attnum, a.attname, t.typcategory, t.typname,
-                 pii_internal.discovery_normalize(a.attname) as norm,
-                 r.erase, r.mask,
-                 pii_internal.is_link_column(tbl.relid, a.attnum) as link
-          from pg_catalog.pg_attribute a
-          join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
-          left join pii.columns r on r.relid = tbl.relid and r.attnum = a.attnum
-          where a.attrelid = tbl.relid and a.attnum > 0 and not a.attisdropped
-          order by a.attnum
-        loop
-          if col.erase is null and not col.link then
-            found_ := false;
-            for nr in select * from pii_internal.discovery_name_rules() x
-                      where col.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, col.typcategory) > 0
-                      limit 1
-            loop
-              column_name := col.attname;
-              reason := pg_catalog.format('name suggests %s', nr.rule);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
-              found_ := true;
-              flagged := flagged || col.attname;
-              return next;
-            end loop;
-            if not found_ and col.typname in ('inet', 'cidr') then
-              column_name := col.attname;
-              reason := pg_catalog.format('type %s holds IP addresses', col.typname);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
-              return next;
-            end if;
-          end if;
-          -- Values are sampled for unregistered text and jsonb columns, for columns classified
-          -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
-          if tbl.readable and not col.link
-             and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-             and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
-            sample_cols := sample_cols || col.attname::text;
-            sample_idx := sample_idx || col.attnum::integer;
-            sample_json := sample_json || (col.typname in ('json', 'jsonb'));
-          end if;
+        for column_name, reason, suggestion in select * from pii_internal.discovery_by_name(tbl.relid) loop
+          table_name := tbl.name;
+          flagged := flagged || column_name;
+          return next;
         end loop;
-
+        table_name := tbl.name;
         if not tbl.readable then
           column_name := null;
           reason := 'not sampled: Lethe''s owner role cannot read this table';
@@ -905,98 +843,9 @@ function pii.discover(integer) owner <owner>
           return next;
           continue;
         end if;
-        if pg_catalog.cardinality(sample_cols) = 0 then
-          continue;
-        end if;
-
-        -- By value: one sampling query per table; per column (and per jsonb key path, three
-        -- levels deep), how many sampled values match each pattern. Counts only.
-        begin
-          sql_ := pg_catalog.format(
-            $q$with recursive s as (%s),
-             cells as (
-               select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
-             ),
-             walk (i, path, j, depth) as (
-               select c.i, e.key, e.value, 1
-               from cells c
-               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
-               union all
-               select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
-               from walk w
-               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
-               where w.depth operator(pg_catalog.<) 3
-             ),
-             vals (i, path, val) as (
-               select c.i, null::text, c.val from cells c where c.val is not null
-               union all
-               select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
-             )
-             select v.i, v.path, pg_catalog.count(*) as n, %s
-             from vals v group by v.i, v.path$q$,
-            pii_internal.discovery_sample_sql(tbl.relid, sample_rows,
-                                     (select pg_catalog.string_agg(pg_catalog.format('t.%I', x.c), ', ') from pg_catalog.unnest(sample_cols) as x (c))),
-            (select pg_catalog.string_agg(
-                      case when x.j then pg_catalog.format('(%s, null::text, s.%I::jsonb)', x.k, x.c)
-                           else pg_catalog.format('(%s, s.%I::text, null::jsonb)', x.k, x.c) end, ', ')
-             from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
-            (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
-             from pii_internal.discovery_value_rules() r));
-          for rec in execute sql_ loop
-            select a.attname, r.erase, r.mask, r.category into col
-            from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
-            where a.attrelid = tbl.relid and a.attnum = rec.i;
-            counts := pg_catalog.to_jsonb(rec);
-            -- A jsonb key this column's rule already removes is fine.
-            if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
-               and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
-              continue;
-            end if;
-            if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
-              continue;  -- already reported by name, or a jsonb rule (its keys are checked)
-            end if;
-            for vr in select * from pii_internal.discovery_value_rules() r loop
-              if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
-                column_name := col.attname;
-                reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
-                            counts ->> vr.key, rec.n,
-                            case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
-                            case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
-                if rec.path is not null then
-                  -- The key name may say more than the value pattern.
-                  select x.category into nr from pii_internal.discovery_name_rules() x
-                  where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
-                else
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
-                end if;
-                return next;
-                exit;  -- one value finding per column or key
-              end if;
-            end loop;
-            -- A jsonb key whose name says PII, whatever its sampled values.
-            if rec.path is not null then
-              for nr in select * from pii_internal.discovery_name_rules() x
-                        where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
-              loop
-                if not exists (select from pii_internal.discovery_value_rules() r
-                               where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
-                  column_name := col.attname;
-                  reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
-                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
-                  return next;
-                end if;
-              end loop;
-            end if;
-          end loop;
-        exception when others then
-          -- Never echo a value: the SQLSTATE says enough.
-          column_name := null;
-          reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
-          suggestion := null;
-          return next;
-        end;
+        sample_sql := pii_internal.discovery_sample_query(tbl.relid, sample_rows);
+        continue when sample_sql is null;
+        return query select tbl.name, f.column_name, f.reason, f.suggestion from pii_internal.discovery_by_value(tbl.relid, sample_sql, flagged) f;
       end loop;
     end
     $function$
@@ -3075,154 +2924,21 @@ function pii.verify_erasure(uuid) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      req pii.requests;
-      subj pii.subject_table;
-      sec pii.secret;
-      pending bigint;
-      hashes bytea[];
-      pseudonyms text[];
-      missing bytea[];
-      keys text[];
-      scps text[];
-      found_hashes bytea[];
-      key_sql text;
-      scope_sql text;
-      t record;
-      g record;
-      path record;
-      rows_sql record;
-      row_hash text;
-      action text;
-      checks text;
+      subjects record := pii_internal.verify_request_subjects(request_id);
+      found record;
     begin
-      select * into req from pii.requests r where r.id = verify_erasure.request_id;
-      if req.id is null then
-        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
-      end if;
-      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
-      if pending > 0 then
-        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
-          using errcode = '55000';
-      end if;
-      select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
-
-      -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
-      -- present again: its new data is not a trace of this request.
-      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
-        into hashes, pseudonyms
-      from pii.request_items i
-      where i.request_id = req.id and i.status = 'done'
-        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
       -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
-      return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
-      if hashes is null or subj.relid is null then
+      return query select * from pii_internal.vault_residuals(coalesce(subjects.hashes, '{}'));
+      if subjects.hashes is null or not exists (select from pii.subject_table) then
         return;
       end if;
-
-      -- Find the subjects again: hash every key of the subject table (the raw key may still
-      -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-      select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
-      if subj.key_is_pii then
-        execute pg_catalog.format(
-          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
-             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
-          into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
-      end if;
-
-      -- Subjects with no row in the subject table (deleted, or never there): look for their
-      -- keys in the tables that name subjects directly, one pass over each key column.
-      select pg_catalog.array_agg(x.h) into missing
-      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
-      if missing is not null then
-        for t in select r.* from pii.tables r
-                 join pg_catalog.pg_class c on c.oid = r.relid
-                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
-          path := pii_internal.subject_key_sql(t.relid);
-          execute pg_catalog.format(
-            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
-               from (select d.k, d.s, %s as h
-                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
-               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
-            into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
-        end loop;
-      end if;
-      if pg_catalog.cardinality(keys) = 0 then
+      found := pii_internal.find_subjects_again(subjects.hashes, subjects.pseudonyms);
+      if pg_catalog.cardinality(found.keys) = 0 then
         return;
       end if;
-
-      -- Identifiers found in unregistered columns during erasure, while that value is still
-      -- there: the row is found among its subject's rows by the keyed hash of its key.
-      for g in select distinct r.relid, r.column_name from pii.request_residuals r
-               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-        row_hash := pii_internal.row_key_hash_sql(g.relid);
-        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
-           or not exists (select from pii.tables r where r.relid = g.relid) then
-          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
-          continue;
-        end if;
-        path := pii_internal.subject_key_sql(g.relid);
-        rows_sql := pii_internal.subject_rows_sql(g.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
-             where %s and l.k = %s and %s
-               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
-               and %s = r.row_key_hash and %s = r.value_hash$q$,
-          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
-      end loop;
-
-      -- Their rows in every registered table, against the erased state.
-      for t in select r.* from pii.tables r
-               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-        action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-        if action = 'delete' then
-          -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
-          checks := pg_catalog.format(
-            $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                                             where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
-                                            'row not deleted'))$c$,
-            t.relid::oid);
-        else
-          select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
-            into checks
-          from (
-            select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
-                   'not erased (erase strategy ' || c.erase || ')' as detail
-            from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
-            union all
-            -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
-            -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-            select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
-                   'subject key not replaced by its pseudonym'
-            where subj.key_is_pii and t.subject_attnum is not null
-          ) x where x.pred is not null;
-          continue when checks is null;
-        end if;
-        path := pii_internal.subject_key_sql(t.relid);
-        rows_sql := pii_internal.subject_rows_sql(t.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
-                  lateral (values %s) as x (col, bad, detail)
-             where %s and l.k = %s and %s and x.bad$q$,
-          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
-          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
-      end loop;
+      return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
+      return query select * from pii_internal.registered_residuals((select r.mode from pii.requests r where r.id = verify_erasure.request_id),
+                                                                   found.keys, found.scopes, found.found_hashes, subjects.pseudonyms);
     end
     $function$
   grant EXECUTE to pii_auditor
@@ -4004,6 +3720,120 @@ function pii_internal.deputy(regrole) owner <owner>
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
 
+function pii_internal.discovery_by_name(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
+     RETURNS TABLE(column_name text, reason text, suggestion text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.attname,
+             case when nr.rule is not null then pg_catalog.format('name suggests %s', nr.rule) else pg_catalog.format('type %s holds IP addresses', c.typname) end,
+             pii_internal.discovery_suggestion(tbl, c.attname, coalesce(nr.category, 'network'), coalesce(nr.mask, 'hide'))
+      from pii_internal.discovery_columns(tbl) c
+      left join lateral (select x.rule, x.category, x.mask
+                         from pii_internal.discovery_name_rules() with ordinality as x (rule, pattern, type_categories, category, mask, n)
+                         where c.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, c.typcategory) > 0
+                         order by x.n limit 1) nr on true
+      where c.erase is null and not c.link and (nr.rule is not null or c.typname in ('inet', 'cidr'))
+      order by c.attnum
+    $function$
+  comment 'Internal. Step of pii.discover: columns with no rule whose name (or type) suggests PII, with the suggested registration.'
+
+function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_by_value(tbl regclass, sample_sql text, flagged text[])
+     RETURNS TABLE(column_name text, reason text, suggestion text)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col record;
+      rec record;
+      vr record;
+      nr record;
+      counts jsonb;
+    begin
+      begin
+        for rec in execute sample_sql loop
+          select a.attname, r.erase, r.mask, r.category into col
+          from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+          where a.attrelid = tbl and a.attnum = rec.i;
+          counts := pg_catalog.to_jsonb(rec);
+          -- A jsonb key this column's rule already removes is fine.
+          if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
+             and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
+            continue;
+          end if;
+          if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname::text = any (flagged)) then
+            continue;  -- already reported by name, or a jsonb rule (its keys are checked)
+          end if;
+          for vr in select * from pii_internal.discovery_value_rules() r loop
+            if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
+              column_name := col.attname;
+              reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
+                          case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl, rec.path)) else '' end,
+                          counts ->> vr.key, rec.n,
+                          case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
+                          case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
+              if rec.path is not null then
+                -- The key name may say more than the value pattern.
+                select x.category into nr from pii_internal.discovery_name_rules() x
+                where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+                suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+              else
+                suggestion := pii_internal.discovery_suggestion(tbl, col.attname, vr.category, vr.mask);
+              end if;
+              return next;
+              exit;  -- one value finding per column or key
+            end if;
+          end loop;
+          -- A jsonb key whose name says PII, whatever its sampled values.
+          if rec.path is not null then
+            for nr in select * from pii_internal.discovery_name_rules() x
+                      where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+            loop
+              if not exists (select from pii_internal.discovery_value_rules() r
+                             where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
+                column_name := col.attname;
+                reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl, rec.path), nr.rule);
+                suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, nr.category, nr.mask, rec.path);
+                return next;
+              end if;
+            end loop;
+          end if;
+        end loop;
+      exception when others then
+        -- Never echo a value: the SQLSTATE says enough.
+        column_name := null;
+        reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
+        suggestion := null;
+        return next;
+      end;
+    end
+    $function$
+  comment 'Internal. Step of pii.discover: columns and jsonb keys whose sampled values (or key names) suggest PII, from one sampling query.'
+
+function pii_internal.discovery_columns(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_columns(tbl regclass)
+     RETURNS TABLE(attnum smallint, attname name, typcategory "char", typname name, norm text, erase text, mask text, link boolean, sampled boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb'))
+                  and (x.erase is null or (x.erase = 'keep' and x.mask = 'clear') or (pii_internal.parse_strategy(x.erase)).name = 'jsonb_remove')
+      from (
+        select a.attnum, a.attname, t.typcategory, t.typname, pii_internal.discovery_normalize(a.attname), r.erase, r.mask,
+               pii_internal.is_link_column(tbl, a.attnum)
+        from pg_catalog.pg_attribute a
+        join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
+        left join pii.columns r on r.relid = tbl and r.attnum = a.attnum
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      ) x (attnum, attname, typcategory, typname, norm, erase, mask, link)
+      order by x.attnum
+    $function$
+  comment 'Internal. Step of pii.discover: a table''s columns with type, normalised name, rule, link flag and whether their values are sampled.'
+
 function pii_internal.discovery_key_label(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_key_label(tbl regclass, path text)
      RETURNS text
@@ -4063,6 +3893,46 @@ function pii_internal.discovery_normalize(text) owner <owner>
       select pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name_, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^[:alnum:]]+', '_', 'g'))
     $function$
   comment 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.'
+
+function pii_internal.discovery_sample_query(regclass,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_sample_query(tbl regclass, sample_rows integer)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        $q$with recursive s as (%s),
+         cells as (
+           select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
+         ),
+         walk (i, path, j, depth) as (
+           select c.i, e.key, e.value, 1
+           from cells c
+           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+           union all
+           select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+           from walk w
+           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
+           where w.depth operator(pg_catalog.<) 3
+         ),
+         vals (i, path, val) as (
+           select c.i, null::text, c.val from cells c where c.val is not null
+           union all
+           select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
+         )
+         select v.i, v.path, pg_catalog.count(*) as n, %s
+         from vals v group by v.i, v.path$q$,
+        pii_internal.discovery_sample_sql(tbl, sample_rows, pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' order by c.attnum)),
+        pg_catalog.string_agg(case when c.typname in ('json', 'jsonb') then pg_catalog.format('(%s, null::text, s.%I::jsonb)', c.attnum, c.attname)
+                                   else pg_catalog.format('(%s, s.%I::text, null::jsonb)', c.attnum, c.attname) end, ', ' order by c.attnum),
+        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
+         from pii_internal.discovery_value_rules() r))
+      from pii_internal.discovery_columns(tbl) c
+      where c.sampled
+      having pg_catalog.count(*) > 0
+    $function$
+  comment 'Internal. Step of pii.discover: the sampling query of a table (counts of sampled values matching each value rule, per column and jsonb key path); NULL when no column is sampled.'
 
 function pii_internal.discovery_sample_sql(regclass,integer,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_sample_sql(tbl regclass, sample_rows integer, columns text)
@@ -4146,6 +4016,25 @@ function pii_internal.discovery_suggestion(regclass,name,text,text,text) owner <
     end
     $function$
   comment 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).'
+
+function pii_internal.discovery_tables() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_tables()
+     RETURNS TABLE(relid regclass, name text, readable boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.oid::regclass, pii_internal.qualified_name(c.oid), pg_catalog.has_table_privilege(c.oid, 'SELECT')
+      from pg_catalog.pg_class c
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p') and not c.relispartition
+        and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
+        and n.nspname !~ '^pg_'
+        and not exists (select from pg_catalog.pg_depend d
+                        where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+      order by 2
+    $function$
+  comment 'Internal. Step of pii.discover: the application''s tables it looks at, and whether Lethe''s owner may read each.'
 
 function pii_internal.discovery_value_rules() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_value_rules()
@@ -4428,6 +4317,56 @@ function pii_internal.erase_template_sql(text,regclass,smallint,text) owner <own
       from pii_internal.strategy_column(tbl, col) c
     $function$
   comment 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.'
+
+function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      missing bytea[];
+      key_sql text;
+      scope_sql text;
+      t record;
+      path record;
+    begin
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+      if subj.key_is_pii then
+        execute pg_catalog.format(
+          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
+             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
+          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
+          into keys, scopes, found_hashes using keys, scopes, found_hashes, pseudonyms, hashes;
+      end if;
+
+      select pg_catalog.array_agg(x.h) into missing
+      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
+      if missing is not null then
+        for t in select r.* from pii.tables r
+                 join pg_catalog.pg_class c on c.oid = r.relid
+                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+          path := pii_internal.subject_key_sql(t.relid);
+          execute pg_catalog.format(
+            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
+               from (select d.k, d.s, %s as h
+                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
+               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
+            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+            into keys, scopes, found_hashes using keys, scopes, sec.inner_key, sec.outer_key, found_hashes, missing;
+        end loop;
+      end if;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).'
 
 function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
@@ -4969,6 +4908,48 @@ function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
                        and pii_internal.holds_subject_key(t.parent_relid, t.parent_key_attnum))
     $function$
   comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
+
+function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_residuals(request_id uuid, keys text[], scopes text[], found_hashes bytea[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      g record;
+      path record;
+      rows_sql record;
+      row_hash text;
+    begin
+      select * into sec from pii.secret;
+      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+               where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+        row_hash := pii_internal.row_key_hash_sql(g.relid);
+        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+           or not exists (select from pii.tables r where r.relid = g.relid) then
+          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                       from pii.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
+          continue;
+        end if;
+        path := pii_internal.subject_key_sql(g.relid);
+        rows_sql := pii_internal.subject_rows_sql(g.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+             where %s and l.k = %s and %s
+               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+               and %s = r.row_key_hash and %s = r.value_hash$q$,
+          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, request_id;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: identifiers of the subjects recorded in unregistered columns during erasure and still there.'
 
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
@@ -6060,6 +6041,43 @@ function pii_internal.registered_ancestor(regclass) owner <owner>
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
+function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      t record;
+      path record;
+      rows_sql record;
+      checks text;
+    begin
+      select * into sec from pii.secret;
+      for t in select r.* from pii.tables r
+               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
+        checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);
+        continue when checks is null;
+        path := pii_internal.subject_key_sql(t.relid);
+        rows_sql := pii_internal.subject_rows_sql(t.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
+                  lateral (values %s) as x (col, bad, detail)
+             where %s and l.k = %s and %s and x.bad$q$,
+          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
+          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, pseudonyms;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table that are not in the state erasure leaves (mode erase or delete).'
+
 function pii_internal.registered_subtree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
      RETURNS SETOF regclass
@@ -6075,6 +6093,36 @@ function pii_internal.registered_subtree(regclass) owner <owner>
       select sub.relid from sub
     $function$
   comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
+
+function pii_internal.residual_checks_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then
+        pg_catalog.format(
+          $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                                           where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
+                                          'row not deleted'))$c$,
+          tbl::oid)
+      else (
+        select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+        from (
+          select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
+                 'not erased (erase strategy ' || c.erase || ')' as detail
+          from pii.columns c where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          union all
+          -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+          -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+          select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
+                 'subject key not replaced by its pseudonym'
+          from pii.tables t, pii.subject_table subj
+          where t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+        ) x where x.pred is not null) end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t, subject l) as a VALUES list, NULL when none apply.'
 
 function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
@@ -6600,6 +6648,33 @@ function pii_internal.vault_shred_erased() owner <owner>
     end
     $function$
   comment 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
+
+function pii_internal.verify_request_subjects(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.verify_request_subjects(request_id uuid, OUT hashes bytea[], OUT pseudonyms text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      pending bigint;
+    begin
+      if not exists (select from pii.requests r where r.id = verify_request_subjects.request_id) then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+      end if;
+      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
+      if pending > 0 then
+        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', request_id, pending
+          using errcode = '55000';
+      end if;
+      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
+        into hashes, pseudonyms
+      from pii.request_items i
+      where i.request_id = verify_request_subjects.request_id and i.status = 'done'
+        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the keyed hashes (and pseudonyms) of a finished request''s done subjects that still have a tombstone.'
 
 function pii_internal.wait_for_erasures() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.wait_for_erasures()
