@@ -5484,6 +5484,54 @@ function pii_internal.masked_view_sql(regclass) owner <owner>
     $function$
   comment 'Internal. The query of a registered table''s masked view.'
 
+function pii_internal.masking_check_view_name(regclass,name,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_check_view_name(tbl regclass, old_view_name name, view_name name)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if exists (select from pii.masked_views m where m.view_name = masking_check_view_name.view_name and m.relid <> tbl) then
+        raise exception 'masked.% already belongs to another registered table', view_name using errcode = '42P07';
+      end if;
+      if old_view_name is distinct from view_name then
+        raise exception 'masked.% exists and was not made by Lethe', view_name using errcode = '42P07',
+          hint = 'Rename or drop it, then call pii.apply_masking().';
+      end if;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: refuses (42P07) to replace a masked view that belongs to another table or was not made by Lethe.'
+
+function pii_internal.masking_comment_view(regclass,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_comment_view(tbl regclass, view_name name)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col record;
+    begin
+      execute pg_catalog.format('comment on view masked.%I is %L', view_name,
+                                pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
+                                                  pii_internal.qualified_name(tbl),
+                                                  case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
+      for col in
+        select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      loop
+        execute pg_catalog.format('comment on column masked.%I.%I is %L', view_name, col.attname,
+          case when col.rule = 'clear' then 'shown (classified: clear)'
+               when col.rule = 'key' then 'shown (key linking rows to their subject)'
+               when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
+               when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
+               when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
+               else 'masked: ' || col.rule end);
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: comments a masked view and each of its columns.'
+
 function pii_internal.masking_ddl_end() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masking_ddl_end()
      RETURNS event_trigger
@@ -5572,12 +5620,7 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
     AS $function$
     declare
       tbl regclass;
-      old pii.masked_views;
-      name_ name;
-      sql_ text;
-      exists_ boolean;
-      acl aclitem[];
-      col record;
+      one record;
     begin
       perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
       for tbl in
@@ -5587,80 +5630,14 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
           select m.relid from pii.masked_views m where tbls is null or m.relid = any (tbls)) r
         order by r.relid::oid
       loop
-        select * into old from pii.masked_views m where m.relid = tbl;
         table_name := coalesce(pii_internal.qualified_name(tbl), tbl::oid::text);
+        -- Named in the result even when the rebuild fails.
+        view_name := coalesce(pii_internal.masked_view_name(tbl), (select m.view_name from pii.masked_views m where m.relid = tbl));
+        action := null;
         begin
-          -- No longer registered, or the table is gone: the view goes.
-          if not exists (select from pii.tables t where t.relid = tbl)
-             or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
-            view_name := old.view_name;
-            action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
-                           else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
-            return next;
-            continue;
-          end if;
-
-          name_ := pii_internal.masked_view_name(tbl);
-          sql_ := pii_internal.masked_view_sql(tbl);
-          view_name := name_;
-          select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
-            into exists_;
-          if old.relid is not null and old.view_name = name_ and old.definition = sql_ and exists_ then
-            action := 'unchanged';
-            return next;
-            continue;
-          end if;
-          -- Never replace a view that is not this table's: another table's, or not Lethe's.
-          if exists_ and (old.relid is null or old.view_name <> name_) then
-            if exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
-              raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
-            end if;
-            raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
-              hint = 'Rename or drop it, then call pii.apply_masking().';
-          end if;
-          if old.relid is not null and old.view_name <> name_ then
-            -- The table was renamed: its view follows.
-            execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
-            exists_ := false;
-          end if;
-
-          action := case when exists_ then 'replaced' else 'created' end;
-          begin
-            execute pg_catalog.format('create or replace view masked.%I as %s', name_, sql_);
-          exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
-            -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
-            -- Drop and create, keeping the grants a DBA made on the view.
-            select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
-            execute pg_catalog.format('drop view masked.%I', name_);
-            execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-            perform pii_internal.restore_view_acl(name_, acl);
-            action := 'recreated';
-          end;
-          if action = 'created' and old.saved_acl is not null then
-            -- Dropped by the DDL event trigger: the grants come back with the view.
-            perform pii_internal.restore_view_acl(name_, old.saved_acl);
-            action := 'recreated';
-          end if;
-          execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
-          execute pg_catalog.format('comment on view masked.%I is %L', name_,
-                                    pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
-                                                      pii_internal.qualified_name(tbl),
-                                                      case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
-          for col in
-            select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
-            where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
-          loop
-            execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
-              case when col.rule = 'clear' then 'shown (classified: clear)'
-                   when col.rule = 'key' then 'shown (key linking rows to their subject)'
-                   when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
-                   when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
-                   when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
-                   else 'masked: ' || col.rule end);
-          end loop;
-          insert into pii.masked_views as m (relid, view_name, definition)
-          values (tbl, name_, sql_)
-          on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+          one := pii_internal.masking_rebuild_one(tbl);
+          view_name := one.view_name;
+          action := one.action;
           return next;
         exception when others then
           if strict then
@@ -5682,6 +5659,54 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
     end
     $function$
   comment 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.'
+
+function pii_internal.masking_rebuild_one(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_rebuild_one(tbl regclass, OUT view_name name, OUT action text)
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      old pii.masked_views;
+      sql_ text;
+      exists_ boolean;
+    begin
+      select * into old from pii.masked_views m where m.relid = tbl;
+      -- No longer registered, or the table is gone: the view goes.
+      if not exists (select from pii.tables t where t.relid = tbl)
+         or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+        view_name := old.view_name;
+        action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
+                       else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
+        return;
+      end if;
+
+      view_name := pii_internal.masked_view_name(tbl);
+      sql_ := pii_internal.masked_view_sql(tbl);
+      select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = masking_rebuild_one.view_name)
+        into exists_;
+      if old.relid is not null and old.view_name = view_name and old.definition = sql_ and exists_ then
+        action := 'unchanged';
+        return;
+      end if;
+      if exists_ then
+        perform pii_internal.masking_check_view_name(tbl, old.view_name, view_name);
+      end if;
+      if old.relid is not null and old.view_name <> view_name then
+        -- The table was renamed: its view follows.
+        execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
+        exists_ := false;
+      end if;
+
+      action := pii_internal.masking_write_view(view_name, sql_, exists_, old.saved_acl);
+      execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', view_name);
+      perform pii_internal.masking_comment_view(tbl, view_name);
+      insert into pii.masked_views as m (relid, view_name, definition)
+      values (tbl, masking_rebuild_one.view_name, sql_)
+      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: (re)builds, leaves or drops one table''s masked view; raises on failure.'
 
 function pii_internal.masking_registry_changed() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masking_registry_changed()
@@ -5743,6 +5768,37 @@ function pii_internal.masking_sql_drop() owner <owner>
     end
     $function$
   comment 'Internal. Event trigger: forgets the masked views of dropped tables.'
+
+function pii_internal.masking_write_view(name,text,boolean,aclitem[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_write_view(view_name name, sql_ text, exists_ boolean, saved_acl aclitem[])
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      acl aclitem[];
+      action text := case when exists_ then 'replaced' else 'created' end;
+    begin
+      begin
+        execute pg_catalog.format('create or replace view masked.%I as %s', view_name, sql_);
+      exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
+        -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
+        -- Drop and create, keeping the grants a DBA made on the view.
+        select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = view_name;
+        execute pg_catalog.format('drop view masked.%I', view_name);
+        execute pg_catalog.format('create view masked.%I as %s', view_name, sql_);
+        perform pii_internal.restore_view_acl(view_name, acl);
+        action := 'recreated';
+      end;
+      if action = 'created' and saved_acl is not null then
+        -- Dropped by the DDL event trigger: the grants come back with the view.
+        perform pii_internal.restore_view_acl(view_name, saved_acl);
+        action := 'recreated';
+      end if;
+      return action;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: creates or replaces a masked view (drop and create when a column changed, keeping its grants); returns created, replaced or recreated.'
 
 function pii_internal.matched_subjects(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[])
