@@ -84,7 +84,10 @@ begin
 -- Tokenizes values, set-based. Inputs are parallel arrays; scopes is one scope for all or
 -- one per value (scoped installs). Subjects are hashed as the rest of Lethe does (keys
 -- cast through the key column's type), so erasure finds their entries. A subject with a
--- tombstone (asked to be forgotten) gets no entry and a NULL token.
+-- tombstone (asked to be forgotten) gets no entry and a NULL token. Randomness: one
+-- gen_random_bytes(32) seed per statement, expanded with SHA-256 (seed || position for the
+-- tokens' 96 bits, seed || subject hash for new data keys): pgcrypto's generator costs
+-- several microseconds a call, the built-in sha256 a fraction; the seeds never leave the call.
 create or replace function pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] default null)
 returns table (ordinality bigint, token text)
 language plpgsql security definer
@@ -111,8 +114,11 @@ begin
   if n = 0 then
     return;
   end if;
-  select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
-  where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+  -- The pattern on each distinct kind (a batch has one or two); positions only if one fails.
+  if exists (select from (select distinct k.k from unnest(kinds) as k (k)) d where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
+    select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
+    where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+  end if;
   if bad is not null then
     raise exception 'kind #% must be a name of lower-case letters, digits and _ (e.g. email)', bad using errcode = '22023';
   end if;
@@ -141,7 +147,7 @@ begin
          from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
                       case when tb.subject_hash is not null then null
                            when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
-                           else pg_catalog.encode(@crypto@.gen_random_bytes(12), 'hex') end as b
+                           else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256($7 operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
                from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
                cross join lateral (select (u.k::%s)::text as k, %s as s) c
                cross join lateral (select %s as h) h
@@ -160,7 +166,8 @@ begin
            else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
       pii_internal.subject_hash_sql('c.s', 'c.k'))
       into hashes, tokens, any_deterministic
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values";
+      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
+            @crypto@.gen_random_bytes(32);
   exception when data_exception then
     -- Names the position of the bad key or scope, never its value.
     perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
@@ -189,7 +196,7 @@ begin
              select k.subject_hash as h, @crypto@.decrypt(k.wrapped_key, $5, 'aes') as dk from pii_internal.vault_keys k
              where k.subject_hash operator(pg_catalog.=) any (array(select distinct x.h from x))),
            fresh as (
-             select d.h, @crypto@.gen_random_bytes(32) as dk from (select distinct x.h from x) d
+             select d.h, pg_catalog.sha256($6 operator(pg_catalog.||) d.h) as dk from (select distinct x.h from x) d
              where not exists (select from held where held.h operator(pg_catalog.=) d.h)),
            stored as (
              insert into pii_internal.vault_keys (subject_hash, wrapped_key) select f.h, @crypto@.encrypt(f.dk, $5, 'aes') from fresh f),
@@ -201,7 +208,7 @@ begin
          %s$q$,
         -- A deterministic token asked for twice belongs to its first subject in input order.
         case when any_deterministic then 'order by x.i on conflict (token) do nothing' else '' end)
-        using tokens, hashes, kinds, "values", kek;
+        using tokens, hashes, kinds, "values", kek, @crypto@.gen_random_bytes(32);
       exit;
     exception when unique_violation then
       if attempt = 3 then
