@@ -4264,45 +4264,16 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      step record;
-      n bigint;
-      err_state text;
-      err_message text;
-      err_context text;
-      err_schema text;
-      err_table text;
-      err_constraint text;
-      err_column text;
       held record;
     begin
       perform pii_internal.check_erase_mode(mode);
-      table_names := '{}';
-      rows_affected := '{}';
-
       matched := pii_internal.matched_subjects(subject_keys, scopes);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
       held := pii_internal.held_pairs(subject_keys, scopes);
       held_until := held.held_until;
-
-      -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
-      -- owner attached to the table runs as them. The guards see these statements too; rows
-      -- they leave hold no PII, so they pass.
-      begin
-        for step in select * from pii_internal.erase_plan(mode) loop
-          n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
-                                       held.held_keys, held.held_tables, held.held_scopes);
-          table_names := table_names || step.table_name;
-          rows_affected := rows_affected || n;
-        end loop;
-      exception when others then
-        -- Application code ran here (triggers, checks): its message may quote anyone.
-        get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                                err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-        if pii_internal.raised_by_lethe(err_context) then
-          raise;
-        end if;
-        perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-      end;
+      -- The guards see these statements too; rows they leave hold no PII, so they pass.
+      select r.table_names, r.rows_affected into table_names, rows_affected
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
     end
     $function$
   comment 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.'
@@ -6512,6 +6483,18 @@ function pii_internal.row_key_hash_sql(regclass) owner <owner>
 function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
      RETURNS jsonb
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+           unnest(r.table_names, r.rows_affected) as x (t, n)
+    $function$
+  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+
+function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], OUT table_names text[], OUT rows_affected bigint[])
+     RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
@@ -6519,7 +6502,6 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
       step record;
       rows_sql record;
       n bigint;
-      counts jsonb := '{}'::jsonb;
       err_state text;
       err_message text;
       err_context text;
@@ -6528,29 +6510,35 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
       err_constraint text;
       err_column text;
     begin
-      for step in select * from pii_internal.erase_plan(mode) loop
-        rows_sql := pii_internal.subject_rows_sql(step.relid);
-        begin
-          n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
-                                      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
-                                      case when step.action = 'delete' then ''
-                                           else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
-                                      false, subject_keys, scopes)).n;
-        exception when others then
-          -- Application code ran here (casts, policies): its message may quote anyone.
-          get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                                  err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-          if pii_internal.raised_by_lethe(err_context) then
-            raise;
+      table_names := '{}';
+      rows_affected := '{}';
+      begin
+        for step in select * from pii_internal.erase_plan(mode) loop
+          if count_only then
+            rows_sql := pii_internal.subject_rows_sql(step.relid);
+            n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
+                                        case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                        case when step.action = 'delete' then ''
+                                             else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                        false, subject_keys, scopes)).n;
+          else
+            n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes, held_keys, held_tables, held_scopes);
           end if;
-          perform pii_internal.raise_without_text('counting rows to change', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-        end;
-        counts := counts || pg_catalog.jsonb_build_object(step.table_name, n);
-      end loop;
-      return counts;
+          table_names := table_names || step.table_name;
+          rows_affected := rows_affected || n;
+        end loop;
+      exception when others then
+        get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                                err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+        if pii_internal.raised_by_lethe(err_context) then
+          raise;
+        end if;
+        perform pii_internal.raise_without_text(case when count_only then 'counting rows to change' else 'erasure' end,
+                                                err_state, err_message, err_schema, err_table, err_constraint, err_column);
+      end;
     end
     $function$
-  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+  comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies; an application error is raised again without its text.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
