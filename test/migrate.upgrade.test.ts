@@ -143,6 +143,13 @@ describe(`upgrade from the ${RELEASE} release`, () => {
       },
     ]);
     expect((await client.query(`select email from app.customers where id = 5`)).rows).toEqual([{ email: null }]);
+    // 0017: the vault's KEK stays embedded and gets its check value.
+    expect(
+      (
+        await client.query(`select kek is not null as embedded, kek_check = sha256('lethe vault kek check'::bytea || kek) as checked
+                            from pii_internal.vault_kek`)
+      ).rows,
+    ).toEqual([{ embedded: true, checked: true }]);
     await Promise.all([client.end(), fresh.end()]);
   });
 });

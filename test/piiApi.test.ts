@@ -1,9 +1,13 @@
 // lethe pii-api as a real process on its own PostgreSQL (log_statement = all), called
 // with fetch: single and bulk lookups, bearer keys and OAuth client credentials, every
 // error status, revocation without restart, one audit row per call, and no value, key or
-// data key anywhere in the server's output or the PostgreSQL log.
+// data key anywhere in the server's output or the PostgreSQL log; then the KEK moved out of
+// the database (lethe pii-api kek rotate) and the server given it with --kek-file.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +32,7 @@ let serverOutput = '';
 let base: string;
 let dispatcherKey: { id: string; key: string };
 let pingKey: { id: string; key: string };
+let senderPassword: string;
 const tokens: Record<number, { email: string; phone: string }> = {};
 
 function lethe(args: string[], url = adminUrl): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -55,6 +60,37 @@ function call(path: string, init: RequestInit & { key?: string } = {}): Promise<
 const lookup = (body: unknown, key = dispatcherKey.key) =>
   call('/v1/pii/lookup', { method: 'POST', key, body: JSON.stringify(body) });
 
+/** lethe pii-api as the sender role, on a free port, until killed; its output goes to onOutput. */
+async function startServer(
+  args: string[],
+  onOutput: (d: string) => void,
+): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, [BIN, 'pii-api', '--listen', '127.0.0.1:0', ...args], {
+    env: { ...process.env, DATABASE_URL: connectAs(adminUrl, 'sender', senderPassword) },
+  });
+  let output = '';
+  const collect = (d: Buffer) => {
+    output += d;
+    onOutput(String(d));
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const m = /listening on (http:\/\/[\d.:]+)/.exec(output);
+      if (m) {
+        clearInterval(timer);
+        resolve(m[1]!);
+      }
+    }, 50);
+    child.once('exit', (code) => {
+      clearInterval(timer);
+      reject(new Error(`pii-api exited with ${code}: ${output}`));
+    });
+  });
+  return { child, base: url };
+}
+
 async function auditRows(action: string): Promise<number> {
   return Number((await admin.query('select count(*) as n from pii.audit where action = $1', [action])).rows[0].n);
 }
@@ -75,8 +111,8 @@ beforeAll(async () => {
     select pii.register_column('public.members', 'email_token', 'null', 'clear', 'token');
     select pii.register_column('public.members', 'phone_token', 'null', 'clear', 'token');
     alter database pii_api set log_statement = 'all';`);
-  const password = randomBytes(12).toString('hex');
-  await admin.query(`create role sender login password '${password}'; grant pii_dispatcher to sender`);
+  senderPassword = randomBytes(12).toString('hex');
+  await admin.query(`create role sender login password '${senderPassword}'; grant pii_dispatcher to sender`);
 
   // Signup through a fresh session, so its statements are logged. The application's own
   // bind parameters (the values it tokenizes) would be logged too: docs/vault.md says to
@@ -97,24 +133,7 @@ beforeAll(async () => {
   dispatcherKey = await createKey('moengage');
   pingKey = await createKey('monitor', 'ping');
 
-  server = spawn(process.execPath, [BIN, 'pii-api', '--listen', '127.0.0.1:0'], {
-    env: { ...process.env, DATABASE_URL: connectAs(adminUrl, 'sender', password) },
-  });
-  server.stdout!.on('data', (d) => (serverOutput += d));
-  server.stderr!.on('data', (d) => (serverOutput += d));
-  base = await new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(serverOutput);
-      if (m) {
-        clearInterval(timer);
-        resolve(m[1]!);
-      }
-    }, 50);
-    server.once('exit', (code) => {
-      clearInterval(timer);
-      reject(new Error(`pii-api exited with ${code}: ${serverOutput}`));
-    });
-  });
+  ({ child: server, base } = await startServer([], (d) => (serverOutput += d)));
 }, 120_000);
 
 afterAll(async () => {
@@ -314,4 +333,54 @@ describe('lethe pii-api', () => {
       expect(log).not.toContain(secret);
     }
   }, 180_000);
+  it('kek rotate --to external moves the KEK to a file: a server without it answers 503, with --kek-file it serves, and the KEK reaches no log', async () => {
+    const kekFile = join(mkdtempSync(join(tmpdir(), 'lethe-kek-')), 'vault.kek');
+    const refused = await lethe(['pii-api', 'kek', 'rotate', '--to', 'external']);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('needs --new-kek-file')]);
+    const rotated = await lethe(['pii-api', 'kek', 'rotate', '--to', 'external', '--new-kek-file', kekFile, '--json']);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(JSON.parse(rotated.stdout)).toEqual({ kekLocation: 'external', rewrappedKeys: 2 });
+    expect(statSync(kekFile).mode & 0o777).toBe(0o600);
+    const kek = readFileSync(kekFile, 'utf8').trim();
+    const key = await createKey('moengage-external');
+
+    let output = rotated.stdout + rotated.stderr;
+    const lookupAt = (url: string) =>
+      fetch(`${url}/v1/pii/lookup`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ tokens: [tokens[1]!.email, tokens[2]!.phone], purpose: 'campaign:8' }),
+      });
+    for (const [args, expected] of [
+      [[], { status: 503, error: 'vault_locked' }],
+      [['--kek-file', kekFile], { status: 200, values: [VALUES[1].email, VALUES[2].phone] }],
+    ] as const) {
+      const running = await startServer([...args], (d) => (output += d));
+      try {
+        const res = await lookupAt(running.base);
+        const body = await res.json();
+        expect(
+          res.status === 200
+            ? { status: 200, values: body.results.map((r: { value: string }) => r.value) }
+            : { status: res.status, error: body.error },
+        ).toEqual(expected);
+      } finally {
+        running.child.kill('SIGTERM');
+        await new Promise((resolve) => running.child.once('exit', resolve));
+      }
+    }
+
+    // This session's statements stay out of the log (set in the test above).
+    const { rows } = await admin.query(
+      `select array_agg(encode(pii_crypto.decrypt(v.wrapped_key, decode($1, 'hex'), 'aes'), 'hex')) as data_keys
+       from pii_internal.vault_keys v`,
+      [kek],
+    );
+    const log = pgLog.join('\n');
+    expect(log).toMatch(/pii\.vault_rotate_kek/);
+    for (const secret of [kek, key.key, ...rows[0].data_keys]) {
+      expect(output).not.toContain(secret);
+      expect(log).not.toContain(secret);
+    }
+  }, 120_000);
 });

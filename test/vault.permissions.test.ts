@@ -102,4 +102,16 @@ describe('vault permissions', () => {
       /permission denied for function set_token_kind/,
     );
   });
+
+  it('only pii_admin rotates the KEK (pii.vault_rotate_kek)', async () => {
+    for (const who of ['operator', 'dispatcher', 'auditor'] as const) {
+      await expectPgError(
+        clients[who].query(`select * from pii.vault_rotate_kek()`),
+        '42501',
+        /permission denied for function vault_rotate_kek/,
+      );
+    }
+    const { rows } = await clients.admin.query(`select * from pii.vault_rotate_kek()`);
+    expect(rows).toEqual([{ kek_location: 'embedded', rewrapped_keys: expect.any(String) }]);
+  });
 });

@@ -2,6 +2,66 @@
 -- on erasure, the residual check verification calls, and PII API keys. Repeatable
 -- (create or replace; triggers dropped and re-created), re-applied by lethe migrate.
 
+-- The KEK outside the database (external KEK mode, docs/vault.md): a session brings it in
+-- its startup packet, options=-c lethe.vault_kek=<64 hex digits> (PGOPTIONS, or
+-- LETHE_VAULT_KEK / --kek-file for lethe pii-api), which no log line records, and which
+-- only that session can read. Never SET it: log_statement logs SET statements.
+-- A setting's KEK, or NULL when the session has none; the error never quotes the setting.
+create or replace function pii_internal.vault_kek_setting(setting text) returns bytea
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  given text := pg_catalog.current_setting(setting, true);
+begin
+  if given is null or given = '' then
+    return null;
+  end if;
+  if given !~ '^[0-9A-Fa-f]{64}$' then
+    raise exception '% must be 64 hexadecimal digits (a 256-bit key)', setting using errcode = '22023';
+  end if;
+  return pg_catalog.decode(given, 'hex');
+end
+$$;
+comment on function pii_internal.vault_kek_setting(text) is 'Internal. The 256-bit key a session carries in a lethe.* setting (from its startup options), or NULL.';
+
+-- The KEK this statement uses: the embedded one, or the session's, checked against
+-- kek_check so that a wrong KEK fails at once instead of wrapping keys nobody can open.
+create or replace function pii_internal.vault_open_kek() returns bytea
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  held pii_internal.vault_kek;
+  given bytea;
+begin
+  select * into held from pii_internal.vault_kek;
+  if held.kek is not null then
+    return held.kek;
+  end if;
+  given := pii_internal.vault_kek_setting('lethe.vault_kek');
+  if given is null then
+    raise exception 'the vault''s key-encryption key is held outside the database and this session has none'
+      using errcode = '55000',
+            hint = 'Connect with options=-c lethe.vault_kek=<64 hex digits> (PGOPTIONS; lethe pii-api: LETHE_VAULT_KEK or --kek-file). Never SET it.';
+  end if;
+  if pii_internal.vault_kek_check(given) operator(pg_catalog.<>) held.kek_check then
+    raise exception 'the key-encryption key of this session does not open this vault' using errcode = '28000',
+      hint = 'A KEK that was rotated away no longer works; use the current one.';
+  end if;
+  return given;
+end
+$$;
+comment on function pii_internal.vault_open_kek() is 'Internal. The vault''s KEK: embedded, or the session''s lethe.vault_kek checked against kek_check (55000 without one, 28000 for a wrong one).';
+
+create or replace function pii_internal.vault_kek_check(kek bytea) returns bytea
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.sha256(pg_catalog.convert_to('lethe vault kek check', 'UTF8') operator(pg_catalog.||) kek)
+$$;
+comment on function pii_internal.vault_kek_check(bytea) is 'Internal. The check value of a KEK (pii_internal.vault_kek.kek_check): identifies it, reveals nothing of it.';
+
 -- The functions that call pgcrypto name its schema, resolved once here: the text below is
 -- installed with @crypto@ replaced by that schema (never found through search_path).
 -- pgcrypto's functions must belong to a superuser or to Lethe's owner: whoever owns them
@@ -24,7 +84,10 @@ begin
 -- Tokenizes values, set-based. Inputs are parallel arrays; scopes is one scope for all or
 -- one per value (scoped installs). Subjects are hashed as the rest of Lethe does (keys
 -- cast through the key column's type), so erasure finds their entries. A subject with a
--- tombstone (asked to be forgotten) gets no entry and a NULL token.
+-- tombstone (asked to be forgotten) gets no entry and a NULL token. Randomness: one
+-- gen_random_bytes(32) seed per statement, expanded with SHA-256 (seed || position for the
+-- tokens' 96 bits, seed || subject hash for new data keys): pgcrypto's generator costs
+-- several microseconds a call, the built-in sha256 a fraction; the seeds never leave the call.
 create or replace function pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] default null)
 returns table (ordinality bigint, token text)
 language plpgsql security definer
@@ -39,7 +102,7 @@ declare
   hashes bytea[];
   tokens text[];
   any_deterministic boolean;
-  new_keys text;
+  kek bytea;
 begin
   if subject_keys is null or kinds is null or "values" is null then
     raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -51,8 +114,11 @@ begin
   if n = 0 then
     return;
   end if;
-  select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
-  where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+  -- The pattern on each distinct kind (a batch has one or two); positions only if one fails.
+  if exists (select from (select distinct k.k from unnest(kinds) as k (k)) d where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
+    select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
+    where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+  end if;
   if bad is not null then
     raise exception 'kind #% must be a name of lower-case letters, digits and _ (e.g. email)', bad using errcode = '22023';
   end if;
@@ -81,7 +147,7 @@ begin
          from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
                       case when tb.subject_hash is not null then null
                            when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
-                           else pg_catalog.encode(@crypto@.gen_random_bytes(12), 'hex') end as b
+                           else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256($7 operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
                from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
                cross join lateral (select (u.k::%s)::text as k, %s as s) c
                cross join lateral (select %s as h) h
@@ -100,40 +166,56 @@ begin
            else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
       pii_internal.subject_hash_sql('c.s', 'c.k'))
       into hashes, tokens, any_deterministic
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values";
+      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
+            @crypto@.gen_random_bytes(32);
   exception when data_exception then
     -- Names the position of the bad key or scope, never its value.
     perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
     raise;
   end;
 
-  -- Plain INSERTs: ON CONFLICT's speculative insertion costs about as much again per row.
-  -- A data key created concurrently for the same new subject (two signups of one person
-  -- at the same moment) is the only possible conflict: then again, tolerating it.
-  new_keys := $q$insert into pii_internal.vault_keys (subject_hash, wrapped_key)
-       select d.h, @crypto@.encrypt(@crypto@.gen_random_bytes(32), kek.kek, 'aes')
-       from (select distinct u.h from unnest($1::bytea[], $2::text[]) as u (h, t) where u.t is not null) d
-       cross join pii_internal.vault_kek kek
-       where not exists (select from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) d.h) %s$q$;
-  begin
-    execute pg_catalog.format(new_keys, '') using hashes, tokens;
-  exception when unique_violation then
-    execute pg_catalog.format(new_keys, 'on conflict (subject_hash) do nothing') using hashes, tokens;
-  end;
+  -- The KEK: FOR SHARE, so that a rotation (FOR UPDATE) waits for this call and a call
+  -- that waited for a rotation sees the new KEK, never wrapping a key under the old one.
+  perform from pii_internal.vault_kek for share;
+  kek := pii_internal.vault_open_kek();
 
-  -- The IV is the token's own 128 bits (96 random, or for a deterministic kind keyed-hash,
-  -- and the keyed tag): unpredictable before the call, never reused under one key.
-  -- Random tokens cannot collide (128 bits); deterministic ones repeat by design.
-  execute pg_catalog.format(
-    $q$insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
-       select x.t, x.h, x.kind,
-              x.iv operator(pg_catalog.||) @crypto@.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), @crypto@.decrypt(k.wrapped_key, kek.kek, 'aes'), x.iv, 'aes-cbc/pad:pkcs')
-       from (select u.t, u.h, u.kind, u.v, pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv
-             from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) as u (t, h, kind, v) where u.t is not null) x
-       join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) x.h
-       cross join pii_internal.vault_kek kek
-       %s$q$, case when any_deterministic then 'on conflict (token) do nothing' else '' end)
-    using tokens, hashes, kinds, "values";
+  -- One statement: each subject's data key once (unwrapped if it exists, made and wrapped
+  -- if not), then each value encrypted under it. The IV is the token's own 128 bits (96
+  -- random, or for a deterministic kind keyed-hash, and the keyed tag): unpredictable
+  -- before the call, never reused under one key. Random tokens cannot collide (128 bits);
+  -- deterministic ones repeat by design. A data key created concurrently for the same
+  -- new subject (two signups of one person at the same moment) is the only conflict
+  -- possible on the keys: then the statement runs again and finds that key.
+  for attempt in 1..3 loop
+    begin
+      execute pg_catalog.format(
+        $q$with x as (
+             select u.t, u.h, u.kind, u.v, u.i from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) with ordinality as u (t, h, kind, v, i)
+             where u.t is not null),
+           held as (
+             select k.subject_hash as h, @crypto@.decrypt(k.wrapped_key, $5, 'aes') as dk from pii_internal.vault_keys k
+             where k.subject_hash operator(pg_catalog.=) any (array(select distinct x.h from x))),
+           fresh as (
+             select d.h, pg_catalog.sha256($6 operator(pg_catalog.||) d.h) as dk from (select distinct x.h from x) d
+             where not exists (select from held where held.h operator(pg_catalog.=) d.h)),
+           stored as (
+             insert into pii_internal.vault_keys (subject_hash, wrapped_key) select f.h, @crypto@.encrypt(f.dk, $5, 'aes') from fresh f),
+           keys as (select held.h, held.dk from held union all select fresh.h, fresh.dk from fresh)
+         insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
+         select x.t, x.h, x.kind, y.iv operator(pg_catalog.||) @crypto@.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
+         from x cross join lateral (select pg_catalog.decode(pg_catalog.substr(x.t, 5), 'hex') as iv) y
+         join keys on keys.h operator(pg_catalog.=) x.h
+         %s$q$,
+        -- A deterministic token asked for twice belongs to its first subject in input order.
+        case when any_deterministic then 'order by x.i on conflict (token) do nothing' else '' end)
+        using tokens, hashes, kinds, "values", kek, @crypto@.gen_random_bytes(32);
+      exit;
+    exception when unique_violation then
+      if attempt = 3 then
+        raise;
+      end if;
+    end;
+  end loop;
 
   perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
     'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
@@ -172,23 +254,79 @@ begin
     'purpose', purpose, 'client', client, 'tokens', n,
     'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
   select * into sec from pii.secret;
-  -- Not in the vault but carrying a valid keyed tag: issued by this install, so erased.
+  -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
+  -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
+  -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
+  -- valid keyed tag: issued by this install, so erased.
   return query
-    select u.t, e.kind,
-           pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(e.ciphertext, 17), @crypto@.decrypt(k.wrapped_key, kek.kek, 'aes'),
-                                                       pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
-           case when k.subject_hash is not null then 'ok'
-                when e.token is not null then 'erased'
-                when u.t ~ '^tok_[0-9a-f]{32}$'
-                     and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
-                           sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
+    with found as (
+      select u.t, u.i, e.token as entry, e.kind, e.subject_hash, e.ciphertext
+      from unnest(tokens) with ordinality as u (t, i)
+      left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t),
+    keys as (
+      select k.subject_hash, @crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
+      from pii_internal.vault_keys k
+      where k.subject_hash operator(pg_catalog.=) any (array(select distinct f.subject_hash from found f where f.subject_hash is not null)))
+    select f.t, f.kind,
+           pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(f.ciphertext, 17), keys.dk,
+                                                       pg_catalog.substr(f.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
+           case when keys.subject_hash is not null then 'ok'
+                when f.entry is not null then 'erased'
+                when f.t ~ '^tok_[0-9a-f]{32}$'
+                     and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
+                           sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
                   then 'erased'
                 else 'unknown' end
-    from unnest(tokens) with ordinality as u (t, i)
-    left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
-    left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
-    cross join pii_internal.vault_kek kek
-    order by u.i;
+    from found f
+    left join keys on keys.subject_hash operator(pg_catalog.=) f.subject_hash
+    order by f.i;
+end
+$fn$;
+
+-- Rewraps every data key under a new KEK in one statement; tokens and ciphertext do not
+-- change. to_location embedded: the new KEK is made here and kept in the database;
+-- external: the session brings it (options=-c lethe.vault_new_kek=<hex>, with
+-- lethe.vault_kek for the current one when that is external too) and the database keeps
+-- only its check value. The old KEK opens nothing from then on.
+create or replace function pii.vault_rotate_kek(to_location text default null)
+returns table (kek_location text, rewrapped_keys bigint)
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $fn$
+declare
+  held pii_internal.vault_kek;
+  from_location text;
+  old_kek bytea;
+  new_kek bytea;
+  n bigint;
+begin
+  if to_location is not null and to_location not in ('embedded', 'external') then
+    raise exception 'to_location must be embedded or external' using errcode = '22023';
+  end if;
+  -- Waits for tokenize calls holding the KEK (FOR SHARE); they wait for this in turn.
+  select * into held from pii_internal.vault_kek for update;
+  from_location := case when held.kek is null then 'external' else 'embedded' end;
+  to_location := coalesce(to_location, from_location);
+  old_kek := pii_internal.vault_open_kek();
+  if to_location = 'external' then
+    new_kek := pii_internal.vault_kek_setting('lethe.vault_new_kek');
+    if new_kek is null then
+      raise exception 'a rotation to an external KEK needs the new KEK in this session' using errcode = '55000',
+        hint = 'Connect with options=-c lethe.vault_new_kek=<64 hex digits>, or use lethe pii-api kek rotate.';
+    end if;
+    if new_kek operator(pg_catalog.=) old_kek then
+      raise exception 'the new KEK is the current one' using errcode = '22023';
+    end if;
+  else
+    new_kek := @crypto@.gen_random_bytes(32);
+  end if;
+  update pii_internal.vault_keys k set wrapped_key = @crypto@.encrypt(@crypto@.decrypt(k.wrapped_key, old_kek, 'aes'), new_kek, 'aes');
+  get diagnostics n = row_count;
+  update pii_internal.vault_kek k
+  set kek = case when to_location = 'embedded' then new_kek end, kek_check = pii_internal.vault_kek_check(new_kek), rotated_at = pg_catalog.now();
+  perform pii_internal.write_audit('vault_rotate_kek', null,
+    pg_catalog.jsonb_build_object('from', from_location, 'to', to_location, 'data_keys', n));
+  return query select to_location, n;
 end
 $fn$;
 
@@ -239,6 +377,13 @@ begin
   perform pii_internal.write_audit('set_token_kind', null, pg_catalog.jsonb_build_object('kind', kind, 'deterministic', deterministic, 'normaliser', normaliser));
 end
 $$;
+comment on function pii.vault_rotate_kek(text) is
+$$Rewraps every data key of the vault under a new key-encryption key, in one statement, and audits the count; tokens
+and values do not change and the old KEK opens nothing afterwards. to_location embedded (a new KEK made and kept in the
+database) or external (the session brings the new KEK as options=-c lethe.vault_new_kek=<hex>, and the current one as
+lethe.vault_kek if that is external too; the database keeps a check value only). Default: where the KEK is now.
+pii_admin only; lethe pii-api kek rotate does it. Example: select * from pii.vault_rotate_kek();$$;
+
 comment on function pii.set_token_kind(text, boolean, text) is
 $$Declares a token kind: deterministic (same scope + kind + normalised value -> same token, never across scopes; the
 token is a keyed hash) and its normaliser (none, trim, email: trimmed lower case, phone: digits and +). Applies to
@@ -373,5 +518,5 @@ grant execute on function pii.tokenize_many(text[], text[], text[], text[]), pii
   to pii_operator, pii_admin;
 grant execute on function pii.detokenize(text[], text, text), pii.api_key_scope(bytea, uuid) to pii_dispatcher;
 grant execute on function pii.set_token_kind(text, boolean, text), pii.create_api_key(text, bytea, text),
-  pii.revoke_api_key(text) to pii_admin;
+  pii.revoke_api_key(text), pii.vault_rotate_kek(text) to pii_admin;
 grant select on pii.api_key_list to pii_admin, pii_auditor;

