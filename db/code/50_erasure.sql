@@ -56,8 +56,7 @@ create or replace function pii_internal.column_erased_sql(tbl regclass, col smal
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
-  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+  select pii_internal.erase_strategy_sql('erased_sql', tbl, col, strategy)
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
@@ -152,8 +151,7 @@ create or replace function pii_internal.erase_expression(tbl regclass, col small
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
-  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+  select pii_internal.erase_strategy_sql('erase_sql', tbl, col, strategy)
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 
