@@ -7,6 +7,18 @@
 -- could reveal (an email in an unregistered text column) are looked for while the chunk
 -- still has them, and stored.
 
+-- The subject table's key and scope as text (alias t), as subject hashes take them.
+create or replace function pii_internal.subject_table_key_sql(out key_sql text, out scope_sql text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(s.relid, s.key_attnum)),
+                                   pii_internal.column_type(s.relid, s.key_attnum)),
+         case when s.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end
+  from pii.subject_table s
+$$;
+comment on function pii_internal.subject_table_key_sql() is 'Internal. SQL of the subject table''s key and scope as text (alias t).';
+
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
 -- contact/identifier/email/phone). Values shorter than 5 characters are ignored.
@@ -25,9 +37,7 @@ declare
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                       pii_internal.column_type(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
   select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
     into value_list
   from pii.columns c
@@ -209,9 +219,7 @@ declare
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                       pii_internal.column_type(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
   select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
   if subj.key_is_pii then
     execute pg_catalog.format(
