@@ -3149,9 +3149,7 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     begin
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
       select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
         into value_list
       from pii.columns c
@@ -3256,31 +3254,8 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      c record := pii_internal.strategy_column(tbl, col);
-      parsed record := pii_internal.parse_strategy(strategy);
-      e record;
     begin
-      if strategy is null then
-        raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-      end if;
-      select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
-      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
-        raise exception 'unknown erase strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
-      end if;
-      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
-        raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
-      end if;
-      if e.nullable and c.not_null then
-        raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
-          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-      end if;
-      if c.char_limit < e.min_length then
-        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
-      end if;
-      perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
+      perform pii_internal.check_strategy('erase', tbl, col, strategy);
     end
     $function$
   comment 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().'
@@ -3348,24 +3323,8 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      c record := pii_internal.strategy_column(tbl, col);
-      parsed record := pii_internal.parse_strategy(strategy);
-      m record;
     begin
-      if strategy is null then
-        raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-      end if;
-      select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
-      if m.name is null or (parsed.argument is null) <> (m.argument is null) then
-        raise exception 'unknown mask strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
-      end if;
-      if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
-        raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
-      end if;
-      perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
+      perform pii_internal.check_strategy('mask', tbl, col, strategy);
     end
     $function$
   comment 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().'
@@ -3444,6 +3403,41 @@ function pii_internal.check_registrable(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
+function pii_internal.check_strategy(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_strategy(family text, tbl regclass, col smallint, strategy text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      e record;
+    begin
+      if strategy is null then
+        raise exception '% strategy must not be NULL (column %)', family, where_ using errcode = '22004';
+      end if;
+      select * into e from pii_internal.strategy_entries(family) x where x.name = parsed.name;
+      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+        raise exception 'unknown % strategy "%" for column %', family, strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.strategy_entries(family) x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+        raise exception '% strategy "%" needs %; % is %', family, e.name, e.needs, where_, c.typ using errcode = '42804';
+      end if;
+      if e.nullable and c.not_null then
+        raise exception 'column % is NOT NULL: % strategy "%" cannot apply', where_, family, e.name
+          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+      end if;
+      if c.char_limit < e.min_length then
+        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+      end if;
+      perform pii_internal.check_strategy_argument(family, strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
+    end
+    $function$
+  comment 'Internal. Validates an erase or mask rule against its column by the strategy''s catalog row.'
+
 function pii_internal.check_strategy_argument(text,text,text,text,text,regclass,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_strategy_argument(family text, strategy text, syntax text, form text, argument text, tbl regclass, typ text, where_ text)
      RETURNS void
@@ -3513,8 +3507,7 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
-      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+      select pii_internal.erase_strategy_sql('erased_sql', tbl, col, strategy)
     $function$
   comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
@@ -4115,8 +4108,7 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
-      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+      select pii_internal.erase_strategy_sql('erase_sql', tbl, col, strategy)
     $function$
   comment 'Internal. SQL expression for a column under its erase strategy (NULL for keep).'
 
@@ -4180,45 +4172,16 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      step record;
-      n bigint;
-      err_state text;
-      err_message text;
-      err_context text;
-      err_schema text;
-      err_table text;
-      err_constraint text;
-      err_column text;
       held record;
     begin
       perform pii_internal.check_erase_mode(mode);
-      table_names := '{}';
-      rows_affected := '{}';
-
       matched := pii_internal.matched_subjects(subject_keys, scopes);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
       held := pii_internal.held_pairs(subject_keys, scopes);
       held_until := held.held_until;
-
-      -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
-      -- owner attached to the table runs as them. The guards see these statements too; rows
-      -- they leave hold no PII, so they pass.
-      begin
-        for step in select * from pii_internal.erase_plan(mode) loop
-          n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
-                                       held.held_keys, held.held_tables, held.held_scopes);
-          table_names := table_names || step.table_name;
-          rows_affected := rows_affected || n;
-        end loop;
-      exception when others then
-        -- Application code ran here (triggers, checks): its message may quote anyone.
-        get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                                err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-        if pii_internal.raised_by_lethe(err_context) then
-          raise;
-        end if;
-        perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-      end;
+      -- The guards see these statements too; rows they leave hold no PII, so they pass.
+      select r.table_names, r.rows_affected into table_names, rows_affected
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
     end
     $function$
   comment 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.'
@@ -4303,20 +4266,23 @@ function pii_internal.erase_strategies() owner <owner>
     $function$
   comment 'Internal. The erase strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the erased value and of the "already erased" predicate, an example and a doc line (docs/architecture.md, "Adding a strategy").'
 
-function pii_internal.erase_template_sql(text,regclass,smallint,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.erase_template_sql(template text, tbl regclass, col smallint, argument text)
+function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_strategy_sql(part text, tbl regclass, col smallint, strategy text)
      RETURNS text
      LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format(template, c.ref, c.typ, c.base_typ, argument,
-               case when pg_catalog.strpos(template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(argument) end,
-               case when pg_catalog.strpos(template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
-               case when pg_catalog.strpos(template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
-      from pii_internal.strategy_column(tbl, col) c
+      select pg_catalog.format(x.template, c.ref, c.typ, c.base_typ, s.argument,
+               case when pg_catalog.strpos(x.template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(s.argument) end,
+               case when pg_catalog.strpos(x.template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
+               case when pg_catalog.strpos(x.template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
+      from pii_internal.parse_strategy(strategy) s
+      join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+      cross join lateral (select case part when 'erase_sql' then e.erase_sql when 'erased_sql' then e.erased_sql end as template) x
+      cross join pii_internal.strategy_column(tbl, col) c
     $function$
-  comment 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.'
+  comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
 function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
@@ -4336,9 +4302,7 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     begin
       select * into subj from pii.subject_table;
       select * into sec from pii.secret;
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
       select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
       if subj.key_is_pii then
         execute pg_catalog.format(
@@ -6428,6 +6392,18 @@ function pii_internal.row_key_hash_sql(regclass) owner <owner>
 function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
      RETURNS jsonb
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+           unnest(r.table_names, r.rows_affected) as x (t, n)
+    $function$
+  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+
+function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], OUT table_names text[], OUT rows_affected bigint[])
+     RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
@@ -6435,7 +6411,6 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
       step record;
       rows_sql record;
       n bigint;
-      counts jsonb := '{}'::jsonb;
       err_state text;
       err_message text;
       err_context text;
@@ -6444,29 +6419,35 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
       err_constraint text;
       err_column text;
     begin
-      for step in select * from pii_internal.erase_plan(mode) loop
-        rows_sql := pii_internal.subject_rows_sql(step.relid);
-        begin
-          n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
-                                      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
-                                      case when step.action = 'delete' then ''
-                                           else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
-                                      false, subject_keys, scopes)).n;
-        exception when others then
-          -- Application code ran here (casts, policies): its message may quote anyone.
-          get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                                  err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-          if pii_internal.raised_by_lethe(err_context) then
-            raise;
+      table_names := '{}';
+      rows_affected := '{}';
+      begin
+        for step in select * from pii_internal.erase_plan(mode) loop
+          if count_only then
+            rows_sql := pii_internal.subject_rows_sql(step.relid);
+            n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
+                                        case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                        case when step.action = 'delete' then ''
+                                             else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                        false, subject_keys, scopes)).n;
+          else
+            n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes, held_keys, held_tables, held_scopes);
           end if;
-          perform pii_internal.raise_without_text('counting rows to change', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-        end;
-        counts := counts || pg_catalog.jsonb_build_object(step.table_name, n);
-      end loop;
-      return counts;
+          table_names := table_names || step.table_name;
+          rows_affected := rows_affected || n;
+        end loop;
+      exception when others then
+        get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                                err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+        if pii_internal.raised_by_lethe(err_context) then
+          raise;
+        end if;
+        perform pii_internal.raise_without_text(case when count_only then 'counting rows to change' else 'erasure' end,
+                                                err_state, err_message, err_schema, err_table, err_constraint, err_column);
+      end;
     end
     $function$
-  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+  comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies; an application error is raised again without its text.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
@@ -6503,6 +6484,21 @@ function pii_internal.strategy_column(regclass,smallint) owner <owner>
       where a.attrelid = tbl and a.attnum = col and not a.attisdropped
     $function$
   comment 'Internal. A column as the strategy catalogs see it: reference (alias t), type, base and plain type, base type name and category, NOT NULL, varchar/char length.'
+
+function pii_internal.strategy_entries(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_entries(family text)
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, nullable boolean, min_length integer)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select e.name, e.syntax, e.argument, e.types, e.needs, e.nullable, e.min_length
+      from pii_internal.erase_strategies() e where family = 'erase'
+      union all
+      select m.name, m.syntax, m.argument, m.types, m.needs, false, null::integer
+      from pii_internal.mask_strategies() m where family = 'mask'
+    $function$
+  comment 'Internal. The erase or mask catalog''s rows as the registry checks them.'
 
 function pii_internal.strategy_fits(text[],name,"char") owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_fits(types text[], base_name name, category "char")
@@ -6618,6 +6614,20 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     end
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
+
+function pii_internal.subject_table_key_sql() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_table_key_sql(OUT key_sql text, OUT scope_sql text)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(s.relid, s.key_attnum)),
+                                       pii_internal.column_type(s.relid, s.key_attnum)),
+             case when s.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end
+      from pii.subject_table s
+    $function$
+  comment 'Internal. SQL of the subject table''s key and scope as text (alias t).'
 
 function pii_internal.subjects_by_hash(bytea[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
