@@ -171,38 +171,6 @@ table pii.notifications owner <owner>
   grant SELECT to pii_operator
   comment 'Notifications for the privacy team (also sent as NOTIFY pii_notification): blocked retention runs, expiring and expired legal holds.'
 
-table pii.request_items owner <owner>
-  column request_id uuid not null
-  column subject_hash bytea not null
-  column subject_key text
-  column scope text
-  column pseudonym text
-  column source_row bigint
-  column matched boolean not null default false
-  column status text not null default 'pending'::text
-  column erased_by uuid
-  column error text
-  column processed_at timestamp with time zone
-  constraint request_items_check CHECK (((status <> 'done'::text) OR ((subject_key IS NULL) AND (scope IS NULL))))
-  constraint request_items_pkey PRIMARY KEY (request_id, subject_hash)
-  constraint request_items_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'done'::text, 'failed'::text])))
-  index CREATE INDEX request_items_pending_idx ON pii.request_items USING btree (request_id, subject_hash) WHERE (status = 'pending'::text)
-  index CREATE UNIQUE INDEX request_items_pkey ON pii.request_items USING btree (request_id, subject_hash)
-  comment 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).'
-
-table pii.request_residuals owner <owner>
-  column request_id uuid not null
-  column relid regclass not null
-  column table_name text not null
-  column column_name text not null
-  column subject_hash bytea not null
-  column value_hash bytea not null
-  column detail text not null
-  column found_at timestamp with time zone not null default now()
-  column row_key_hash bytea
-    comment 'Keyed hash of the row''s primary key (as jsonb text): finds the row again among the subject''s rows without keeping the key.'
-  index CREATE INDEX request_residuals_request_id_idx ON pii.request_residuals USING btree (request_id)
-
 table pii.requests owner <owner>
   column id uuid not null default gen_random_uuid()
   column request_key_hash bytea
@@ -282,18 +250,6 @@ table pii.retention_runs owner <owner>
   grant SELECT to pii_operator
   comment 'Every retention enforcement run: version, candidates, held subjects left out, outcome, request filed.'
 
-table pii.secret owner <owner>
-  column singleton boolean not null default true
-  column inner_key bytea not null
-  column outer_key bytea not null
-  column created_at timestamp with time zone not null default now()
-  constraint secret_inner_key_check CHECK ((length(inner_key) = 64))
-  constraint secret_outer_key_check CHECK ((length(outer_key) = 64))
-  constraint secret_pkey PRIMARY KEY (singleton)
-  constraint secret_singleton_check CHECK (singleton)
-  index CREATE UNIQUE INDEX secret_pkey ON pii.secret USING btree (singleton)
-  comment 'Per-install HMAC-SHA256 key (RFC 2104 padded form). Readable by the Lethe owner only. Losing it makes old hashes unmatchable.'
-
 table pii.settings owner <owner>
   column singleton boolean not null default true
   column default_due interval not null default '24:00:00'::interval
@@ -356,21 +312,6 @@ table pii.tables owner <owner>
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
   comment 'Registered tables: linked to the subject by subject_attnum, or through a registered parent (parent_fk_attnum -> parent_key_attnum).'
-
-table pii.tombstones owner <owner>
-  column subject_hash bytea not null
-  column pseudonym text
-  column request_id uuid
-  column flagged_at timestamp with time zone not null default now()
-  column erased_at timestamp with time zone
-  column erased_xact xid8
-  constraint tombstones_pkey PRIMARY KEY (subject_hash)
-  index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
-  index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
-  trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
-  trigger CREATE TRIGGER vault_shred_on_erase_insert AFTER INSERT ON pii.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
-  trigger CREATE TRIGGER vault_shred_on_erase_update AFTER UPDATE ON pii.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
-  comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
 
 table pii.vault_kinds owner <owner>
   column kind text not null
@@ -447,6 +388,65 @@ table pii_internal.migrations owner <owner>
   column applied_at timestamp with time zone not null default now()
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
+
+table pii_internal.request_items owner <owner>
+  column request_id uuid not null
+  column subject_hash bytea not null
+  column subject_key text
+  column scope text
+  column pseudonym text
+  column source_row bigint
+  column matched boolean not null default false
+  column status text not null default 'pending'::text
+  column erased_by uuid
+  column error text
+  column processed_at timestamp with time zone
+  constraint request_items_check CHECK (((status <> 'done'::text) OR ((subject_key IS NULL) AND (scope IS NULL))))
+  constraint request_items_pkey PRIMARY KEY (request_id, subject_hash)
+  constraint request_items_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'done'::text, 'failed'::text])))
+  index CREATE INDEX request_items_pending_idx ON pii_internal.request_items USING btree (request_id, subject_hash) WHERE (status = 'pending'::text)
+  index CREATE UNIQUE INDEX request_items_pkey ON pii_internal.request_items USING btree (request_id, subject_hash)
+  comment 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).'
+
+table pii_internal.request_residuals owner <owner>
+  column request_id uuid not null
+  column relid regclass not null
+  column table_name text not null
+  column column_name text not null
+  column subject_hash bytea not null
+  column value_hash bytea not null
+  column detail text not null
+  column found_at timestamp with time zone not null default now()
+  column row_key_hash bytea
+    comment 'Keyed hash of the row''s primary key (as jsonb text): finds the row again among the subject''s rows without keeping the key.'
+  index CREATE INDEX request_residuals_request_id_idx ON pii_internal.request_residuals USING btree (request_id)
+
+table pii_internal.secret owner <owner>
+  column singleton boolean not null default true
+  column inner_key bytea not null
+  column outer_key bytea not null
+  column created_at timestamp with time zone not null default now()
+  constraint secret_inner_key_check CHECK ((length(inner_key) = 64))
+  constraint secret_outer_key_check CHECK ((length(outer_key) = 64))
+  constraint secret_pkey PRIMARY KEY (singleton)
+  constraint secret_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX secret_pkey ON pii_internal.secret USING btree (singleton)
+  comment 'Per-install HMAC-SHA256 key (RFC 2104 padded form). Readable by the Lethe owner only. Losing it makes old hashes unmatchable.'
+
+table pii_internal.tombstones owner <owner>
+  column subject_hash bytea not null
+  column pseudonym text
+  column request_id uuid
+  column flagged_at timestamp with time zone not null default now()
+  column erased_at timestamp with time zone
+  column erased_xact xid8
+  constraint tombstones_pkey PRIMARY KEY (subject_hash)
+  index CREATE INDEX tombstones_pseudonym_idx ON pii_internal.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
+  index CREATE UNIQUE INDEX tombstones_pkey ON pii_internal.tombstones USING btree (subject_hash)
+  trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
+  trigger CREATE TRIGGER vault_shred_on_erase_insert AFTER INSERT ON pii_internal.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
+  trigger CREATE TRIGGER vault_shred_on_erase_update AFTER UPDATE ON pii_internal.tombstones REFERENCING NEW TABLE AS erased_tombstones FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.vault_shred_erased() -- enabled always
+  comment 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.'
 
 table pii_internal.vault_entries owner <owner>
   column token text not null
@@ -647,7 +647,7 @@ function pii.allow_return(text,text) owner <owner>
     begin
       select r.subject_hash into h
       from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
-      delete from pii.tombstones t where t.subject_hash = h;
+      delete from pii_internal.tombstones t where t.subject_hash = h;
       if not found then
         return false;
       end if;
@@ -768,7 +768,7 @@ function pii.detokenize(text[],text,text) owner <owner>
     #variable_conflict use_column
     declare
       n integer := coalesce(pg_catalog.cardinality(tokens), 0);
-      sec pii.secret;
+      sec pii_internal.secret;
     begin
       if tokens is null then
         raise exception 'tokens must not be NULL' using errcode = '22004';
@@ -788,7 +788,7 @@ function pii.detokenize(text[],text,text) owner <owner>
         'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
         'purpose', purpose, 'client', client, 'tokens', n,
         'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
       -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
       -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
@@ -954,7 +954,7 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
 
       perform pii_internal.flag_subjects(hashes, pseudonyms);
       result := pii_internal.erase_resolved(keys, scps, mode);
-      update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
+      update pii_internal.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
         'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
@@ -984,11 +984,11 @@ function pii.fail_request(uuid,text) owner <owner>
       -- Worker errors are Postgres messages (no DETAIL, which can echo values); keep them short.
       msg text := pg_catalog.left(coalesce(error, 'unknown error'), 500);
     begin
-      update pii.request_items i set status = 'failed', error = msg
+      update pii_internal.request_items i set status = 'failed', error = msg
       where i.request_id = fail_request.request_id and i.status = 'pending';
       update pii.requests r
          set status = 'failed', error = msg, finished_at = pg_catalog.now(),
-             failed = (select pg_catalog.count(*) from pii.request_items i where i.request_id = r.id and i.status = 'failed')
+             failed = (select pg_catalog.count(*) from pii_internal.request_items i where i.request_id = r.id and i.status = 'failed')
        where r.id = fail_request.request_id and r.status in ('queued', 'running')
       returning * into req;
       if req.id is null then
@@ -1018,12 +1018,12 @@ function pii.finish_request(uuid) owner <owner>
         raise exception 'erasure request % does not exist', request_id using errcode = '42704';
       end if;
       if req.status in ('done', 'failed')
-         or exists (select from pii.request_items i where i.request_id = req.id and i.status = 'pending') then
+         or exists (select from pii_internal.request_items i where i.request_id = req.id and i.status = 'pending') then
         return req.status;
       end if;
       -- Rows a legal hold keeps are reported (held until …) but are not residue.
       select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
-      select pg_catalog.count(*) into failed_items from pii.request_items i where i.request_id = req.id and i.status = 'failed';
+      select pg_catalog.count(*) into failed_items from pii_internal.request_items i where i.request_id = req.id and i.status = 'failed';
       update pii.requests r
          set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
              finished_at = pg_catalog.now(), verified_at = pg_catalog.now(), residual_count = residuals, failed = failed_items,
@@ -1139,7 +1139,7 @@ function pii.hold_tick(date) owner <owner>
         rid := null;
         select pg_catalog.array_agg(hs.subject_hash) into hashes
         from pii.hold_subjects hs
-        join pii.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
+        join pii_internal.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
         where hs.hold_id = ended.id
           and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
         if hashes is not null then
@@ -1318,7 +1318,7 @@ function pii.mask_hash(text) owner <owner>
       select pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.outer_key operator(pg_catalog.||)
                pg_catalog.sha256(s.inner_key operator(pg_catalog.||) '\xff6d61736b1f'::pg_catalog.bytea
                                  operator(pg_catalog.||) pg_catalog.convert_to(value, 'UTF8'))), 1, 16), 'hex')
-      from pii.secret s
+      from pii_internal.secret s
     $function$
   grant EXECUTE to pii_admin
   comment 'The hash mask of a value as masked views show it: 32 hex characters of HMAC-SHA256 under the install key
@@ -1521,7 +1521,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
              pg_catalog.array_agg(c.scope order by c.subject_hash), pg_catalog.array_agg(c.pseudonym order by c.subject_hash)
         into claimed, keys, scps, pseudonyms
       from (select i.subject_hash, i.subject_key, i.scope, i.pseudonym
-            from pii.request_items i
+            from pii_internal.request_items i
             where i.request_id = process_request_chunk.request_id and i.status = 'pending'
             order by i.subject_hash
             limit size_
@@ -1535,7 +1535,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
       perform pii_internal.flag_subjects(claimed, pseudonyms, req.id);
       select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
-      from (select tb.subject_hash from pii.tombstones tb
+      from (select tb.subject_hash from pii_internal.tombstones tb
             where tb.subject_hash = any (claimed)
               and (tb.erased_xact is null or pg_catalog.pg_visible_in_snapshot(tb.erased_xact, req.filed_snapshot))
             order by tb.subject_hash
@@ -1548,17 +1548,17 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
-      update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
+      update pii_internal.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
        where tb.subject_hash = any (to_erase);
       -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
       select pg_catalog.array_agg(u.h) into now_matched
       from unnest(claimed, keys, scps) as u (h, k, s)
       join unnest(result.matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
-      update pii.request_items i
+      update pii_internal.request_items i
          set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
-             erased_by = (select tb.request_id from pii.tombstones tb where tb.subject_hash = i.subject_hash)
+             erased_by = (select tb.request_id from pii_internal.tombstones tb where tb.subject_hash = i.subject_hash)
        where i.request_id = req.id and i.subject_hash = any (claimed);
-      update pii.request_items i set matched = true
+      update pii_internal.request_items i set matched = true
        where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
       update pii.requests r
          set erased = r.erased + pg_catalog.cardinality(claimed),
@@ -1980,7 +1980,7 @@ function pii.request_items(uuid) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
-      from pii.request_items i where i.request_id = request_items.request_id
+      from pii_internal.request_items i where i.request_id = request_items.request_id
       order by i.source_row nulls last, i.subject_hash
     $function$
   grant EXECUTE to pii_auditor
@@ -2021,7 +2021,7 @@ function pii.restore_check(jsonb) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii.secret;
+      sec pii_internal.secret;
       sid text := pii.secret_id();
       parsed pii.erasure_ledger[];
       ledger record;
@@ -2039,7 +2039,7 @@ function pii.restore_check(jsonb) owner <owner>
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
       end if;
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       parsed := pii_internal.parse_ledger_entries(entries);
 
       -- 1. The ledger itself continues where the external copy ends.
@@ -2081,13 +2081,13 @@ function pii.restore_check(jsonb) owner <owner>
                else 'not_present' end order by c.i)
         into states
       from unnest(hashes, modes, times) with ordinality as c (h, m, t, i)
-      left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
+      left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
       left join pii.requests rq on rq.id operator(pg_catalog.=) tb.request_id and rq.status in ('queued', 'running')
       left join pg_catalog.unnest(found_hashes) as f (h) on f.h operator(pg_catalog.=) c.h;
 
       -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
       --    who are back (their request marks them erased), erased as of the ledger for the rest.
-      insert into pii.tombstones as tb (subject_hash, erased_at)
+      insert into pii_internal.tombstones as tb (subject_hash, erased_at)
       select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
       from unnest(hashes, times, states) as c (h, t, st)
       where c.st in ('replayed', 'not_present')
@@ -2258,7 +2258,7 @@ function pii.retry_request(uuid) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     begin
-      update pii.request_items i set status = 'pending', error = null
+      update pii_internal.request_items i set status = 'pending', error = null
       where i.request_id = retry_request.request_id and i.status = 'failed';
       -- Also a request that failed verification only: finishing it again re-verifies.
       update pii.requests r set status = 'running', error = null, finished_at = null, failed = 0
@@ -2651,7 +2651,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
     #variable_conflict use_column
     declare
       subj pii.subject_table;
-      sec pii.secret;
+      sec pii_internal.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
       bad integer;
       hashes bytea[];
@@ -2692,7 +2692,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
         scopes := pg_catalog.array_fill(scopes[1], array[n]);
       end if;
       select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
 
       begin
         execute pg_catalog.format(
@@ -2707,7 +2707,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
                    cross join lateral (select (u.k::%s)::text as k, %s as s) c
                    cross join lateral (select %s as h) h
                    left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
-                   left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
+                   left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
           pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
           pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
                           operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
@@ -2940,9 +2940,9 @@ function pii.verify_audit_chain() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii.secret;
+      sec pii_internal.secret;
     begin
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       -- Placeholders, not format(): the query has format() calls of its own. $1 is this
       -- database's secret id, $3/$4 its key (hashing in C, set-based).
       return query execute pg_catalog.replace(pg_catalog.replace($q$
@@ -3044,7 +3044,7 @@ function pii.was_erased(text,text) owner <owner>
       return query
         select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
         from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
-        join pii.tombstones t on t.subject_hash = r.subject_hash;
+        join pii_internal.tombstones t on t.subject_hash = r.subject_hash;
       if not found then
         return query select false, null::timestamptz, null::timestamptz, null::uuid;
       end if;
@@ -3064,7 +3064,7 @@ function pii.was_erased_hash(text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
-      from pii.tombstones t where t.subject_hash = pg_catalog.decode(was_erased_hash.subject_hash, 'hex')
+      from pii_internal.tombstones t where t.subject_hash = pg_catalog.decode(was_erased_hash.subject_hash, 'hex')
     $function$
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
@@ -3138,14 +3138,14 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sec pii.secret;
+      sec pii_internal.secret;
       is_scoped boolean;
     begin
       if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
         return 0;
       end if;
       select s.scope_attnum is not null into is_scoped from pii.subject_table s;
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
         $q$with numbered as (
@@ -3177,12 +3177,12 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[]
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii.secret;
+      sec pii_internal.secret;
       hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
       deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
     begin
       if hashes then
-        select * into sec from pii.secret;
+        select * into sec from pii_internal.secret;
       end if;
       execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
         into n, found_keys, found_scopes
@@ -3225,17 +3225,15 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii.secret;
+      sec pii_internal.secret;
       rows_sql record;
       key_sql text;
       scope_sql text;
       value_list text;
     begin
       select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select * into sec from pii_internal.secret;
+      select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
       select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
         into value_list
       from pii.columns c
@@ -3340,31 +3338,8 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      c record := pii_internal.strategy_column(tbl, col);
-      parsed record := pii_internal.parse_strategy(strategy);
-      e record;
     begin
-      if strategy is null then
-        raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-      end if;
-      select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
-      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
-        raise exception 'unknown erase strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
-      end if;
-      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
-        raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
-      end if;
-      if e.nullable and c.not_null then
-        raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
-          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-      end if;
-      if c.char_limit < e.min_length then
-        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
-      end if;
-      perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
+      perform pii_internal.check_strategy('erase', tbl, col, strategy);
     end
     $function$
   comment 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().'
@@ -3432,24 +3407,8 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      c record := pii_internal.strategy_column(tbl, col);
-      parsed record := pii_internal.parse_strategy(strategy);
-      m record;
     begin
-      if strategy is null then
-        raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-      end if;
-      select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
-      if m.name is null or (parsed.argument is null) <> (m.argument is null) then
-        raise exception 'unknown mask strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
-      end if;
-      if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
-        raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
-      end if;
-      perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
+      perform pii_internal.check_strategy('mask', tbl, col, strategy);
     end
     $function$
   comment 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().'
@@ -3528,6 +3487,41 @@ function pii_internal.check_registrable(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
+function pii_internal.check_strategy(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_strategy(family text, tbl regclass, col smallint, strategy text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      e record;
+    begin
+      if strategy is null then
+        raise exception '% strategy must not be NULL (column %)', family, where_ using errcode = '22004';
+      end if;
+      select * into e from pii_internal.strategy_entries(family) x where x.name = parsed.name;
+      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+        raise exception 'unknown % strategy "%" for column %', family, strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.strategy_entries(family) x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+        raise exception '% strategy "%" needs %; % is %', family, e.name, e.needs, where_, c.typ using errcode = '42804';
+      end if;
+      if e.nullable and c.not_null then
+        raise exception 'column % is NOT NULL: % strategy "%" cannot apply', where_, family, e.name
+          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+      end if;
+      if c.char_limit < e.min_length then
+        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+      end if;
+      perform pii_internal.check_strategy_argument(family, strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
+    end
+    $function$
+  comment 'Internal. Validates an erase or mask rule against its column by the strategy''s catalog row.'
+
 function pii_internal.check_strategy_argument(text,text,text,text,text,regclass,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_strategy_argument(family text, strategy text, syntax text, form text, argument text, tbl regclass, typ text, where_ text)
      RETURNS void
@@ -3597,8 +3591,7 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
-      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+      select pii_internal.erase_strategy_sql('erased_sql', tbl, col, strategy)
     $function$
   comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
@@ -3686,7 +3679,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       end if;
 
       matched := pii_internal.matched_subjects(keys, scps);
-      insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
+      insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
       select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
       from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
       left join unnest(matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
@@ -3699,8 +3692,8 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
         -- walking the index.
-        analyze pii.request_items;
-        analyze pii.tombstones;
+        analyze pii_internal.request_items;
+        analyze pii_internal.tombstones;
       end if;
       perform pii_internal.enqueue_request_job(rid);
       perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
@@ -4199,8 +4192,7 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
-      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+      select pii_internal.erase_strategy_sql('erase_sql', tbl, col, strategy)
     $function$
   comment 'Internal. SQL expression for a column under its erase strategy (NULL for keep).'
 
@@ -4358,20 +4350,23 @@ function pii_internal.erase_strategies() owner <owner>
     $function$
   comment 'Internal. The erase strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the erased value and of the "already erased" predicate, an example and a doc line (docs/architecture.md, "Adding a strategy").'
 
-function pii_internal.erase_template_sql(text,regclass,smallint,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.erase_template_sql(template text, tbl regclass, col smallint, argument text)
+function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_strategy_sql(part text, tbl regclass, col smallint, strategy text)
      RETURNS text
      LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format(template, c.ref, c.typ, c.base_typ, argument,
-               case when pg_catalog.strpos(template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(argument) end,
-               case when pg_catalog.strpos(template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
-               case when pg_catalog.strpos(template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
-      from pii_internal.strategy_column(tbl, col) c
+      select pg_catalog.format(x.template, c.ref, c.typ, c.base_typ, s.argument,
+               case when pg_catalog.strpos(x.template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(s.argument) end,
+               case when pg_catalog.strpos(x.template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
+               case when pg_catalog.strpos(x.template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
+      from pii_internal.parse_strategy(strategy) s
+      join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+      cross join lateral (select case part when 'erase_sql' then e.erase_sql when 'erased_sql' then e.erased_sql end as template) x
+      cross join pii_internal.strategy_column(tbl, col) c
     $function$
-  comment 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.'
+  comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
 function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
@@ -4382,7 +4377,7 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii.secret;
+      sec pii_internal.secret;
       missing bytea[];
       key_sql text;
       scope_sql text;
@@ -4390,10 +4385,8 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
       path record;
     begin
       select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select * into sec from pii_internal.secret;
+      select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
       select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
       if subj.key_is_pii then
         execute pg_catalog.format(
@@ -4430,7 +4423,7 @@ function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii.tombstones as t (subject_hash, pseudonym, request_id)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id)
         select h, p, flag_subjects.request_id from unnest(hashes, pseudonyms) as u (h, p)
         on conflict (subject_hash) do update
           set request_id = coalesce(t.request_id, excluded.request_id)
@@ -4565,7 +4558,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       n bigint;
     begin
       select * into reg from pii.tables r where r.relid = tbl;
-      if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii.tombstones) then
+      if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii_internal.tombstones) then
         return;
       end if;
       candidates := pii_internal.as_owner(part,
@@ -4600,9 +4593,9 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii.secret;
+      sec pii_internal.secret;
     begin
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
                   coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
@@ -4611,7 +4604,7 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
            from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
                  from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
-           join pii.tombstones as tb on tb.subject_hash = %s$q$,
+           join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
         pii_internal.subject_hash_sql('h.s', 'h.k'))
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
@@ -4714,7 +4707,7 @@ function pii_internal.guard_rows() owner <owner>
       n bigint := 0;
     begin
       perform pii_internal.wait_for_erasures();
-      if not exists (select from pii.tombstones) then
+      if not exists (select from pii_internal.tombstones) then
         return null;
       end if;
       -- Fired on the registered table, or on one of its partitions or inheritance children.
@@ -4914,7 +4907,7 @@ function pii_internal.hmac(text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select pg_catalog.sha256(s.outer_key || pg_catalog.sha256(s.inner_key || pg_catalog.convert_to(message, 'UTF8')))
-      from pii.secret s
+      from pii_internal.secret s
     $function$
   comment 'Internal. HMAC-SHA256 of the message under the per-install key.'
 
@@ -4947,7 +4940,7 @@ function pii_internal.hold_erased_for_ledger() owner <owner>
       return null;
     end
     $function$
-  comment 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
+  comment 'Internal. AFTER UPDATE statement trigger on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
 
 function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.holds_subject_key(tbl regclass, col smallint)
@@ -4972,27 +4965,27 @@ function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <ow
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii.secret;
+      sec pii_internal.secret;
       g record;
       path record;
       rows_sql record;
       row_hash text;
     begin
-      select * into sec from pii.secret;
-      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+      select * into sec from pii_internal.secret;
+      for g in select distinct r.relid, r.column_name from pii_internal.request_residuals r
                where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
         row_hash := pii_internal.row_key_hash_sql(g.relid);
         if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
            or not exists (select from pii.tables r where r.relid = g.relid) then
           return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                       from pii.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
+                       from pii_internal.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
           continue;
         end if;
         path := pii_internal.subject_key_sql(g.relid);
         rows_sql := pii_internal.subject_rows_sql(g.relid);
         return query execute pg_catalog.format(
           $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii_internal.request_residuals as r
              where %s and l.k = %s and %s
                and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
                and %s = r.row_key_hash and %s = r.value_hash$q$,
@@ -5413,8 +5406,8 @@ function pii_internal.mask_hmac_sql(text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select pg_catalog.format(
-        'pg_catalog.sha256((select s.outer_key from pii.secret s) operator(pg_catalog.||) '
-        'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii.secret s) '
+        'pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) '
+        'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii_internal.secret s) '
         'operator(pg_catalog.||) pg_catalog.convert_to(%s, ''UTF8'')))', x)
     $function$
   comment 'Internal. SQL text of the hash mask''s HMAC over a text expression.'
@@ -6089,7 +6082,7 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii.secret;
+      sec pii_internal.secret;
       t record;
       path record;
       rows_sql record;
@@ -6100,7 +6093,7 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
       if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
         return 0;
       end if;
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       for t in select r.* from pii.tables r
                where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii_internal.erase_action(r.relid) = 'anonymize'
                order by r.relid::oid loop
@@ -6116,7 +6109,7 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
         path := pii_internal.subject_key_sql(t.relid);
         rows_sql := pii_internal.subject_rows_sql(t.relid);
         execute pg_catalog.format(
-          $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
+          $q$insert into pii_internal.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
              select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
              from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
                   lateral (values %s) as x (col, val)
@@ -6160,13 +6153,13 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) ow
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii.secret;
+      sec pii_internal.secret;
       t record;
       path record;
       rows_sql record;
       checks text;
     begin
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       for t in select r.* from pii.tables r
                where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);
@@ -6244,7 +6237,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
     declare
       canonical record;
       subj pii.subject_table;
-      sec pii.secret;
+      sec pii_internal.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
       max_keys integer;
       key_type text;
@@ -6290,7 +6283,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
         scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
       end if;
       key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
 
       begin
         -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
@@ -6340,12 +6333,12 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sec pii.secret;
+      sec pii_internal.secret;
       sid text := pii.secret_id();
       bad bigint;
     begin
       restored := 0;
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       select pg_catalog.count(*) into conflicts
       from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -6417,7 +6410,7 @@ function pii_internal.retention_candidates(text[],text[]) owner <owner>
         into keys, key_scopes, hashes, held
       from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
       left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
-      where not exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+      where not exists (select from pii_internal.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
     end
     $function$
   comment 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.'
@@ -6576,6 +6569,21 @@ function pii_internal.strategy_column(regclass,smallint) owner <owner>
     $function$
   comment 'Internal. A column as the strategy catalogs see it: reference (alias t), type, base and plain type, base type name and category, NOT NULL, varchar/char length.'
 
+function pii_internal.strategy_entries(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_entries(family text)
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, nullable boolean, min_length integer)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select e.name, e.syntax, e.argument, e.types, e.needs, e.nullable, e.min_length
+      from pii_internal.erase_strategies() e where family = 'erase'
+      union all
+      select m.name, m.syntax, m.argument, m.types, m.needs, false, null::integer
+      from pii_internal.mask_strategies() m where family = 'mask'
+    $function$
+  comment 'Internal. The erase or mask catalog''s rows as the registry checks them.'
+
 function pii_internal.strategy_fits(text[],name,"char") owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_fits(types text[], base_name name, category "char")
      RETURNS boolean
@@ -6691,6 +6699,20 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
 
+function pii_internal.subject_table_key_sql() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_table_key_sql(OUT key_sql text, OUT scope_sql text)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(s.relid, s.key_attnum)),
+                                       pii_internal.column_type(s.relid, s.key_attnum)),
+             case when s.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end
+      from pii.subject_table s
+    $function$
+  comment 'Internal. SQL of the subject table''s key and scope as text (alias t).'
+
 function pii_internal.subjects_by_hash(bytea[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
@@ -6700,12 +6722,12 @@ function pii_internal.subjects_by_hash(bytea[]) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii.secret;
+      sec pii_internal.secret;
       key_sql text;
       scope_sql text;
     begin
       select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
+      select * into sec from pii_internal.secret;
       key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                            pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text'
@@ -6837,7 +6859,7 @@ function pii_internal.vault_shred_erased() owner <owner>
       return null;
     end
     $function$
-  comment 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
+  comment 'Internal. Trigger on pii_internal.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
 
 function pii_internal.verify_request_subjects(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.verify_request_subjects(request_id uuid, OUT hashes bytea[], OUT pseudonyms text[])
@@ -6852,16 +6874,16 @@ function pii_internal.verify_request_subjects(uuid) owner <owner>
       if not exists (select from pii.requests r where r.id = verify_request_subjects.request_id) then
         raise exception 'erasure request % does not exist', request_id using errcode = '42704';
       end if;
-      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
+      select pg_catalog.count(*) into pending from pii_internal.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
       if pending > 0 then
         raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', request_id, pending
           using errcode = '55000';
       end if;
       select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
         into hashes, pseudonyms
-      from pii.request_items i
+      from pii_internal.request_items i
       where i.request_id = verify_request_subjects.request_id and i.status = 'done'
-        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+        and exists (select from pii_internal.tombstones tb where tb.subject_hash = i.subject_hash);
     end
     $function$
   comment 'Internal. Step of pii.verify_erasure: the keyed hashes (and pseudonyms) of a finished request''s done subjects that still have a tombstone.'

@@ -128,7 +128,7 @@ async function main(): Promise<void> {
           );
           await c.query(`update pii.requests set due_at = now() - interval '1 hour'
                        where id = (select id from pii.requests order by requested_at limit 1)`);
-          await c.query('vacuum analyze bench.customers, pii.requests, pii.request_items');
+          await c.query('vacuum analyze bench.customers, pii.requests, pii_internal.request_items');
           const smallId = (await c.query(`select id from pii.requests order by requested_at desc limit 1`)).rows[0].id;
 
           const port = await freePort();

@@ -279,7 +279,10 @@ describe('what the database role decides', () => {
     const [key] = await memberHandles(fx.db, 10, 10);
     const made = await post(op, '/erase', { keys: key! });
     const id = String(made.headers.location).split('/').pop()!;
-    await fx.db.query(`update pii.request_items set status = 'failed', error = 'XX000' where request_id = $1`, [id]);
+    await fx.db.query(
+      `update pii_internal.request_items set status = 'failed', error = 'XX000' where request_id = $1`,
+      [id],
+    );
     await fx.db.query(`update pii.requests set status = 'failed', failed = 1 where id = $1`, [id]);
     const page = await call({ method: 'GET', url: `/requests/${id}`, cookies: { lethe_session: op.cookie } });
     expect(page.body).toContain('Retry failed items');
@@ -288,7 +291,7 @@ describe('what the database role decides', () => {
     expect(res.headers.location).toBe(`/requests/${id}`);
     const { rows } = await fx.db.query(
       `select r.status, i.status as item from pii.requests r
-      join pii.request_items i on i.request_id = r.id where r.id = $1`,
+      join pii_internal.request_items i on i.request_id = r.id where r.id = $1`,
       [id],
     );
     expect(rows).toEqual([{ status: 'running', item: 'pending' }]);
@@ -422,7 +425,10 @@ describe('GET /requests/:id/evidence', () => {
     expect(file.pack.verification).toMatchObject({ verified: true, residualsByTable: {} });
     expect(file.pack.rowsAffected).toEqual({ 'acct.members': 1, 'acct.logins': 0 });
     const hashes = (
-      await fx.db.query(`select encode(subject_hash, 'hex') as h from pii.request_items where request_id = $1`, [id])
+      await fx.db.query(
+        `select encode(subject_hash, 'hex') as h from pii_internal.request_items where request_id = $1`,
+        [id],
+      )
     ).rows;
     for (const { h } of hashes) expect(json.body).not.toContain(h);
 

@@ -59,7 +59,7 @@ beforeAll(async () => {
     analyze app.customers;
     select lo_from_bytea(424242, convert_to('user1@example.com', 'UTF8'));
     create extension if not exists pg_stat_statements;`);
-  secretHex = (await db.query(`select encode(inner_key, 'hex') as k from pii.secret`)).rows[0].k;
+  secretHex = (await db.query(`select encode(inner_key, 'hex') as k from pii_internal.secret`)).rows[0].k;
 
   reader = new pg.Client({ connectionString: connectAs(db.url, role, password), application_name: 'bypass-reader' });
   reader.on('notice', (n) => notices.push(`${n.message ?? ''} ${n.detail ?? ''} ${n.where ?? ''}`));
@@ -153,8 +153,8 @@ describe('bypass attempts (each must fail)', () => {
     await denied(`select stxdmcv::text from pg_statistic_ext_data`);
   });
 
-  it('10 the install key (pii.secret) and pii_internal.hmac', async () => {
-    await denied(`select * from pii.secret`);
+  it('10 the install key (pii_internal.secret) and pii_internal.hmac', async () => {
+    await denied(`select * from pii_internal.secret`);
     await denied(`select pii_internal.hmac('user7@example.com')`);
   });
 
@@ -187,8 +187,8 @@ describe('bypass attempts (each must fail)', () => {
     for (const t of [
       'pii.audit',
       'pii.requests',
-      'pii.request_items',
-      'pii.tombstones',
+      'pii_internal.request_items',
+      'pii_internal.tombstones',
       'pii.import_rows',
       'pii.masked_views',
     ]) {
@@ -367,7 +367,7 @@ describe('bypass attempts (each must fail)', () => {
 
   it('32 the view definition reveals rules, never the key', async () => {
     const { rows } = await reader.query(`select pg_get_viewdef('masked.customers'::regclass) as d`);
-    expect(rows[0].d).toMatch(/pii\.secret/);
+    expect(rows[0].d).toMatch(/pii_internal\.secret/);
     expectNoRaw(rows[0].d);
   });
 

@@ -41,7 +41,7 @@ async function footprint() {
     select (select count(*) from pii.requests)::int as requests,
            (select count(*) from pii.import_rows)::int as staged,
            (select count(*) from graphile_worker.jobs)::int as jobs,
-           (select count(*) from pii.tombstones)::int as tombstones`);
+           (select count(*) from pii_internal.tombstones)::int as tombstones`);
   return rows[0];
 }
 

@@ -95,7 +95,7 @@ describe('pii.erase_subjects with a PII key', () => {
   });
 
   it('stores the tombstone as a keyed hash and pseudonym, never the email', async () => {
-    const { rows } = await db.query(`select t::text as row from pii.tombstones t`);
+    const { rows } = await db.query(`select t::text as row from pii_internal.tombstones t`);
     expect(rows).toHaveLength(1);
     expect(rows[0].row).not.toMatch(/ann@example\.com/);
     expect((await db.query(`select erased from pii.was_erased('ann@example.com')`)).rows).toEqual([{ erased: true }]);

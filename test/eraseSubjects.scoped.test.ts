@@ -1,22 +1,23 @@
 // Scoped installs: two brands share player ids; the subject is (brand, player id).
 // Erasing brand 1's pl-1 must never touch brand 2's pl-1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
-import { expectPgError, loadFixture } from './helpers/fixtures.js';
+import { type TestDatabase } from './helpers/testDatabase.js';
+import { createScopedBrandsDatabase } from './helpers/scopedBrands.js';
+import { expectPgError } from './helpers/fixtures.js';
 
 let db: TestDatabase;
 
 beforeAll(async () => {
-  db = await createTestDatabase('scoped');
-  await loadFixture(db, 'brands_scoped.sql');
-  await db.query(`
-    select pii.register_subject_table('casino.players', 'player_id', scope_column => 'brand_id');
+  db = await createScopedBrandsDatabase(
+    'scoped',
+    `
     select pii.register_column('casino.players', 'nickname', 'null', 'partial:1,0', 'name');
     select pii.register_column('casino.players', 'email', 'null', 'email', 'contact');
     select pii.register_column('casino.players', 'status', 'set:DEACTIVATED', 'clear', 'status');
     select pii.register_table('casino.bets', 'player_id', 'delete');
     select pii.register_table('casino.sessions', 'player_id', 'anonymize', scope_column => 'brand');
-    select pii.register_column('casino.sessions', 'ip', 'null', 'hide', 'network');`);
+    select pii.register_column('casino.sessions', 'ip', 'null', 'hide', 'network');`,
+  );
 });
 afterAll(() => db.drop());
 

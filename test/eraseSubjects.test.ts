@@ -52,10 +52,10 @@ describe('pii.erase_subjects (mode erase)', () => {
 
   it('pseudonyms are deterministic and keyed: the stored value is the keyed pseudonym of the original, no plain hash', async () => {
     // The pseudonym of customer 3's original external_ref, computed again from the value alone.
-    // The builder binds the install key as $3/$4 (erase_plan's parameters); read it from pii.secret here.
+    // The builder binds the install key as $3/$4 (erase_plan's parameters); read it from pii_internal.secret here.
     const expr = ((await db.query(`select pii_internal.pseudonym_sql('x.v', true) as e`)).rows[0].e as string)
-      .replaceAll('$3', '(select inner_key from pii.secret)')
-      .replaceAll('$4', '(select outer_key from pii.secret)');
+      .replaceAll('$3', '(select inner_key from pii_internal.secret)')
+      .replaceAll('$4', '(select outer_key from pii_internal.secret)');
     const again = `select ${expr} as p from (values ('00000000-0000-4000-8000-000000000003'::uuid)) x (v)`;
     const first = (await db.query(again)).rows[0].p;
     expect((await db.query(again)).rows[0].p).toBe(first);
@@ -133,7 +133,7 @@ describe('pii.erase_subjects (mode erase)', () => {
 
   it('tombstones every requested subject by keyed hash, including unknown keys', async () => {
     const { rows } = await db.query(
-      `select count(*) as n, count(*) filter (where erased_at is not null) as erased from pii.tombstones`,
+      `select count(*) as n, count(*) filter (where erased_at is not null) as erased from pii_internal.tombstones`,
     );
     expect(rows[0]).toEqual({ n: '3', erased: '3' });
     const known = await db.query(`select erased from pii.was_erased('4')`);
@@ -233,7 +233,7 @@ describe('bad input changes nothing', () => {
   const snapshot = async () =>
     (
       await db.query(`select (select md5(string_agg(c::text, ',' order by id)) from app.customers c) as c,
-                            (select count(*) from pii.tombstones) as t, (select count(*) from pii.audit) as a`)
+                            (select count(*) from pii_internal.tombstones) as t, (select count(*) from pii.audit) as a`)
     ).rows[0];
 
   it('a key that does not cast to the key type', async () => {

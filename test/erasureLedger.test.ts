@@ -70,7 +70,7 @@ describe('pii.erasure_ledger', () => {
 
   it('records the time the tombstone was marked erased', async () => {
     const { rows } = await db.query(
-      `select pg_catalog.count(*)::int as n from pii.erasure_ledger l join pii.tombstones t using (subject_hash)
+      `select pg_catalog.count(*)::int as n from pii.erasure_ledger l join pii_internal.tombstones t using (subject_hash)
        where l.erased_at = t.erased_at`,
     );
     expect(rows[0].n).toBe(8);

@@ -134,9 +134,9 @@ describe('pii.ledger_status', () => {
     const client = await db.pool.connect();
     try {
       await client.query('begin');
-      await client.query(`insert into pii.tombstones (subject_hash) values (sha256('x'))`);
+      await client.query(`insert into pii_internal.tombstones (subject_hash) values (sha256('x'))`);
       await client.query(
-        `update pii.tombstones set erased_at = now(), erased_xact = pg_current_xact_id() where subject_hash = sha256('x')`,
+        `update pii_internal.tombstones set erased_at = now(), erased_xact = pg_current_xact_id() where subject_hash = sha256('x')`,
       );
       await client.query('commit');
     } finally {

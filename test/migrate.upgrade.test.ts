@@ -35,8 +35,11 @@ afterAll(async () => {
   for (const name of created) await admin(`drop database if exists ${name} with (force)`);
 });
 
-/** What users and Lethe made: registry, requests, tombstones, audit, application data, grants. */
-async function userState(client: pg.Client) {
+/**
+ * What users and Lethe made: registry, requests, tombstones, audit, application data, grants.
+ * internal: the schema of Lethe's internal tables (pii in 0.1.0, pii_internal since 0011).
+ */
+async function userState(client: pg.Client, internal: 'pii' | 'pii_internal') {
   const q = async (sql: string) => (await client.query(sql)).rows;
   return {
     registered: await q(`select * from pii.registered_columns order by table_name, column_name`),
@@ -44,16 +47,18 @@ async function userState(client: pg.Client) {
     requests: await q(
       `select id, status, total, matched, erased, failed, residual_count from pii.requests order by id`,
     ),
-    items: await q(`select request_id, encode(subject_hash, 'hex') as h, status from pii.request_items order by 1, 2`),
+    items: await q(
+      `select request_id, encode(subject_hash, 'hex') as h, status from ${internal}.request_items order by 1, 2`,
+    ),
     tombstones: await q(
-      `select encode(subject_hash, 'hex') as h, pseudonym, request_id, erased_at from pii.tombstones order by 1`,
+      `select encode(subject_hash, 'hex') as h, pseudonym, request_id, erased_at from ${internal}.tombstones order by 1`,
     ),
     audit: await q(`select id, action, request_id, details from pii.audit order by id`),
     customers: await q(`select * from app.customers order by id`),
     orders: await q(`select * from app.orders order by id`),
     guards: await q(`select tgname, tgrelid::regclass::text as tbl, tgfoid::regprocedure::text as fn, tgenabled
                      from pg_trigger where tgrelid::regclass::text like 'app.%' order by 1, 2`),
-    secret: await q(`select md5(inner_key::text || outer_key::text) as k from pii.secret`),
+    secret: await q(`select md5(inner_key::text || outer_key::text) as k from ${internal}.secret`),
     grants: await q(`select r.rolname, p.oid::regprocedure::text as fn
                      from pg_proc p cross join pg_roles r
                      where p.pronamespace = 'pii'::regnamespace and r.rolname like 'pii\\_%'
@@ -90,7 +95,7 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     expect((await client.query(`select pii.finish_request($1) as s`, [id])).rows).toEqual([{ s: 'done' }]);
     await client.query(`select * from pii.erase_subjects(array['3'])`);
     const queued = (await client.query(`select pii.request_erasure(array['4']) as id`)).rows[0].id;
-    const before = await userState(client);
+    const before = await userState(client, 'pii');
     expect(before.tombstones).toHaveLength(4);
     expect(before.guards).toHaveLength(8); // insert and update guards, on two tables, plus truncate/delete companions
 
@@ -107,7 +112,7 @@ describe(`upgrade from the ${RELEASE} release`, () => {
 
     // Grants the release made are all kept (functions added since bring their own); the guards
     // are made again ENABLE ALWAYS (they fire under session_replication_role = replica too).
-    const after = await userState(client);
+    const after = await userState(client, 'pii_internal');
     const existed = new Set(before.grants.map((g) => g.fn as string));
     expect({ ...after, grants: after.grants.filter((g) => existed.has(g.fn as string)) }).toEqual({
       ...before,
@@ -116,6 +121,17 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     expect((await client.query(`select status from pii.requests where id = $1`, [queued])).rows).toEqual([
       { status: 'queued' },
     ]);
+    // Lethe's internal tables moved to pii_internal (migration 0011) with their rows (above).
+    const moved = ['secret', 'tombstones', 'request_items', 'request_residuals'];
+    expect(
+      (
+        await client.query(
+          `select t, to_regclass('pii.' || t) is null as gone, to_regclass('pii_internal.' || t) is not null as there
+           from unnest($1::text[]) t`,
+          [moved],
+        )
+      ).rows,
+    ).toEqual(moved.map((t) => ({ t, gone: true, there: true })));
     // Lethe's own schemas as a fresh install has them (db/schema.sql is such a dump; masked
     // holds this test's views, so it is compared without them).
     const fresh = await freshDatabase('fresh');

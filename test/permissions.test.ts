@@ -115,16 +115,16 @@ describe('pii_operator', () => {
   });
 
   const denied: [string, string, RegExp][] = [
-    ['read pii.secret', 'select * from pii.secret', /permission denied for table secret/],
+    ['read pii_internal.secret', 'select * from pii_internal.secret', /permission denied for table secret/],
     [
-      'read pii.request_items (the table)',
-      'select * from pii.request_items',
+      'read pii_internal.request_items (the table)',
+      'select * from pii_internal.request_items',
       /permission denied for table request_items/,
     ],
-    ['read pii.tombstones', 'select * from pii.tombstones', /permission denied for table tombstones/],
+    ['read pii_internal.tombstones', 'select * from pii_internal.tombstones', /permission denied for table tombstones/],
     [
-      'read pii.request_residuals',
-      'select * from pii.request_residuals',
+      'read pii_internal.request_residuals',
+      'select * from pii_internal.request_residuals',
       /permission denied for table request_residuals/,
     ],
     ['read pii.audit', 'select * from pii.audit', /permission denied for table audit/],
@@ -177,11 +177,11 @@ describe('pii_auditor', () => {
     ],
     ['lift a tombstone', `select pii.allow_return('1')`, /permission denied for function allow_return/],
     ['change the audit trail', `delete from pii.audit`, /permission denied for table audit/],
-    ['read pii.secret', 'select * from pii.secret', /permission denied for table secret/],
-    ['read pii.tombstones', 'select * from pii.tombstones', /permission denied for table tombstones/],
+    ['read pii_internal.secret', 'select * from pii_internal.secret', /permission denied for table secret/],
+    ['read pii_internal.tombstones', 'select * from pii_internal.tombstones', /permission denied for table tombstones/],
     [
-      'read pii.request_items (the table)',
-      'select * from pii.request_items',
+      'read pii_internal.request_items (the table)',
+      'select * from pii_internal.request_items',
       /permission denied for table request_items/,
     ],
     [
@@ -213,9 +213,9 @@ describe('a role with no Lethe group', () => {
     ['pii.allow_return', `select pii.allow_return('1')`],
     ['pii_internal.hmac', `select pii_internal.hmac('x')`],
     ['pii.audit', 'select * from pii.audit'],
-    ['pii.secret', 'select * from pii.secret'],
-    ['pii.tombstones', 'select * from pii.tombstones'],
-    ['pii.request_items', 'select * from pii.request_items'],
+    ['pii_internal.secret', 'select * from pii_internal.secret'],
+    ['pii_internal.tombstones', 'select * from pii_internal.tombstones'],
+    ['pii_internal.request_items', 'select * from pii_internal.request_items'],
     ['pii.requests', 'select * from pii.requests'],
     ['pii.settings', 'select * from pii.settings'],
     ['pii.registered_columns', 'select * from pii.registered_columns'],
@@ -302,7 +302,7 @@ describe('pii_admin', () => {
     const { rows } = await ad.query(`select pii.request_erasure(array['9']) as id`);
     expect((await ad.query('select status from pii.request_status($1)', [rows[0].id])).rows[0].status).toBe('queued');
     expect((await ad.query('select count(*)::int as n from pii.audit')).rows[0].n).toBeGreaterThan(0);
-    await expectPgError(ad.query('select * from pii.secret'), '42501', /permission denied for table secret/);
+    await expectPgError(ad.query('select * from pii_internal.secret'), '42501', /permission denied for table secret/);
   });
 });
 

@@ -96,8 +96,8 @@ async function atomicity(db: TestDatabase, requestId: string) {
        (select count(*) from subj where profile_erased and (order_pii or item_pii or has_events or has_loyalty))::int as erased_profile_with_traces,
        (select count(*) from subj where not profile_erased and not (order_pii and item_pii and has_events and has_loyalty))::int as intact_profile_missing_rows,
        (select count(*) from subj where profile_erased)::int as erased_subjects,
-       (select count(*) from pii.request_items where request_id = $1 and status = 'done' and matched)::int as items_done_matched,
-       (select count(*) from pii.request_items where request_id = $1 and status = 'done')::int as items_done,
+       (select count(*) from pii_internal.request_items where request_id = $1 and status = 'done' and matched)::int as items_done_matched,
+       (select count(*) from pii_internal.request_items where request_id = $1 and status = 'done')::int as items_done,
        (select coalesce(sum((details ->> 'erased_now')::int), 0) from pii.audit where action = 'erase_chunk' and request_id = $1)::int as erased_now`,
     [requestId],
   );
@@ -207,7 +207,7 @@ describe('a 50k-subject request and a worker SIGKILLed 10 times in a row', () =>
     });
     expect((await db.query('select * from pii.verify_erasure($1)', [id])).rows).toEqual([]);
     const { rows: items } = await db.query(
-      `select status, count(*)::int as n from pii.request_items where request_id = $1 group by 1`,
+      `select status, count(*)::int as n from pii_internal.request_items where request_id = $1 group by 1`,
       [id],
     );
     expect(items).toEqual([{ status: 'done', n: total }]);
@@ -291,11 +291,11 @@ describe('4 worker processes, 50 overlapping requests with shared subjects', () 
     // the request that erased its subject, which is one that named it.
     const { rows: once } = await db.query(
       `select (select sum((details ->> 'erased_now')::int) from pii.audit where action = 'erase_chunk' and request_id = any ($1))::int as erased_now,
-              (select count(distinct subject_hash) from pii.request_items where request_id = any ($1))::int as distinct_subjects,
-              (select count(*) from pii.request_items i join pii.tombstones t using (subject_hash)
+              (select count(distinct subject_hash) from pii_internal.request_items where request_id = any ($1))::int as distinct_subjects,
+              (select count(*) from pii_internal.request_items i join pii_internal.tombstones t using (subject_hash)
                 where i.request_id = any ($1) and (i.erased_by is distinct from t.request_id or t.erased_at is null))::int as inconsistent,
-              (select count(*) from pii.tombstones t
-                where t.request_id = any ($1) and not exists (select from pii.request_items i where i.request_id = t.request_id and i.subject_hash = t.subject_hash))::int as erased_by_stranger`,
+              (select count(*) from pii_internal.tombstones t
+                where t.request_id = any ($1) and not exists (select from pii_internal.request_items i where i.request_id = t.request_id and i.subject_hash = t.subject_hash))::int as erased_by_stranger`,
       [ids],
     );
     expect(once[0]).toEqual({

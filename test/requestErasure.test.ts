@@ -48,8 +48,8 @@ async function processAll(id: string, chunk?: number): Promise<number[]> {
 async function footprint() {
   const { rows } = await db.query(`
     select (select count(*) from pii.requests)::int as requests,
-           (select count(*) from pii.request_items)::int as items,
-           (select count(*) from pii.tombstones)::int as tombstones,
+           (select count(*) from pii_internal.request_items)::int as items,
+           (select count(*) from pii_internal.tombstones)::int as tombstones,
            (select count(*) from pii.audit)::int as audit,
            (select count(*) from graphile_worker._private_jobs)::int as jobs`);
   return rows[0] as { requests: number; items: number; tombstones: number; audit: number; jobs: number };
@@ -123,7 +123,7 @@ describe('recording a request', () => {
       id = (await client.query(`select pii.request_erasure(array['14', '9014']) as id`)).rows[0].id;
       // Inside the transaction everything is there...
       const inside = await client.query(
-        `select (select count(*) from pii.request_items where request_id = $1)::int as items,
+        `select (select count(*) from pii_internal.request_items where request_id = $1)::int as items,
                 (select count(*) from graphile_worker.jobs where key = 'lethe:request:' || $1)::int as jobs`,
         [id],
       );
@@ -167,7 +167,7 @@ describe('recording a request', () => {
       expect(rows[0].flagged_at).toBeInstanceOf(Date);
     }
     const { rows: t } = await db.query(
-      'select count(*)::int as n from pii.tombstones where request_id = $1 and erased_at is null',
+      'select count(*)::int as n from pii_internal.tombstones where request_id = $1 and erased_at is null',
       [id],
     );
     expect(t[0].n).toBe(2);
@@ -306,7 +306,7 @@ describe('processing', () => {
     });
     const { rows } = await db.query(
       `select count(*)::int as n, count(*) filter (where subject_key is null and scope is null and status = 'done' and erased_by = request_id)::int as clean
-       from pii.request_items where request_id = $1`,
+       from pii_internal.request_items where request_id = $1`,
       [id],
     );
     expect(rows[0]).toEqual({ n: 3, clean: 3 });
@@ -360,7 +360,7 @@ describe('processing', () => {
 
     const { rows: items } = await db.query(
       `select i.request_id = $1 as of_first, i.erased_by = $1 as by_first, count(*)::int as n
-       from pii.request_items i where i.request_id in ($1, $2) group by 1, 2 order by 1, 2`,
+       from pii_internal.request_items i where i.request_id in ($1, $2) group by 1, 2 order by 1, 2`,
       [first, second],
     );
     // second: 34 erased by first, 35 by second; first: both by first
@@ -692,7 +692,7 @@ describe('no raw key kept (text-keyed subjects)', () => {
   async function tablesHolding(needle: string): Promise<string[]> {
     const { rows: tables } = await kdb.query(
       `select format('%I.%I', n.nspname, c.relname) as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
-       where c.relkind in ('r', 'p') and (n.nspname = 'pii' or (n.nspname = 'graphile_worker' and c.relname = '_private_jobs'))
+       where c.relkind in ('r', 'p') and (n.nspname in ('pii', 'pii_internal') or (n.nspname = 'graphile_worker' and c.relname = '_private_jobs'))
        order by 1`,
     );
     expect(tables.length).toBeGreaterThan(8);
@@ -713,7 +713,7 @@ describe('no raw key kept (text-keyed subjects)', () => {
     ]);
     const id = rows[0].id;
     // Pending: the key is there (the search works), in the items only.
-    expect(await tablesHolding(handles[1]!)).toEqual(['pii.request_items']);
+    expect(await tablesHolding(handles[1]!)).toEqual(['pii_internal.request_items']);
 
     for (;;) {
       const { rows: r } = await kdb.query('select pii.process_request_chunk($1, 2) as n', [id]);
@@ -724,7 +724,7 @@ describe('no raw key kept (text-keyed subjects)', () => {
       expect(await tablesHolding(key), key).toEqual([]);
     }
     const { rows: items } = await kdb.query(
-      'select count(*)::int as n, count(*) filter (where subject_key is null and scope is null)::int as keyless from pii.request_items',
+      'select count(*)::int as n, count(*) filter (where subject_key is null and scope is null)::int as keyless from pii_internal.request_items',
     );
     expect(items[0]).toEqual({ n: 4, keyless: 4 });
     // The subject record is kept (anonymized), its logins deleted.

@@ -310,7 +310,7 @@ describe('lethe restore-check', () => {
       const r = await restoreCheck(withDatabaseName(adminUrl, `${live.name}_tampered`), tampered);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/ledger entry seq 6 does not continue the chain .*SQLSTATE 22023/);
-      expect((await pool.query(`select count(*)::int as n from pii.tombstones`)).rows[0].n).toBe(0);
+      expect((await pool.query(`select count(*)::int as n from pii_internal.tombstones`)).rows[0].n).toBe(0);
     } finally {
       rmSync(tampered, { recursive: true, force: true });
     }
@@ -327,7 +327,7 @@ describe('lethe restore-check after the HMAC secret was rotated after the backup
       await (await copyDatabase(`${live.name}_rot`, `${live.name}_rot_backup`)).end();
       const { rows: before } = await rotLive.query(`select pii.secret_id() as id`);
       await rotLive.query(`with k as (select decode(md5('rotated') || md5('rotated-2') || md5('3') || md5('4'), 'hex') as k)
-        update pii.secret set inner_key = (select k from k), outer_key = (select decode(md5('o1') || md5('o2') || md5('o3') || md5('o4'), 'hex'))`);
+        update pii_internal.secret set inner_key = (select k from k), outer_key = (select decode(md5('o1') || md5('o2') || md5('o3') || md5('o4'), 'hex'))`);
       const { rows: after } = await rotLive.query(`select pii.secret_id() as id`);
       expect(after[0].id).not.toBe(before[0].id);
       await rotLive.query(`select * from pii.erase_subjects(array['1104', '1105', '1106', '1107', '1108'])`);
@@ -351,8 +351,8 @@ describe('lethe restore-check after the HMAC secret was rotated after the backup
       expect(back[0].n).toBe(5);
 
       // The documented way out: carry the live database's current secret over, run again.
-      const { rows: secret } = await rotLive.query(`select inner_key, outer_key from pii.secret`);
-      await rotRestored.query(`update pii.secret set inner_key = $1, outer_key = $2`, [
+      const { rows: secret } = await rotLive.query(`select inner_key, outer_key from pii_internal.secret`);
+      await rotRestored.query(`update pii_internal.secret set inner_key = $1, outer_key = $2`, [
         secret[0].inner_key,
         secret[0].outer_key,
       ]);

@@ -1,20 +1,21 @@
 // Erasure by query, retention and holds on a scoped install (F21): the query returns the
 // key and the scope, and brand 1's pl-1 never touches brand 2's pl-1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectPgError, loadFixture } from './helpers/fixtures.js';
-import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { expectPgError } from './helpers/fixtures.js';
+import { type TestDatabase } from './helpers/testDatabase.js';
+import { createScopedBrandsDatabase } from './helpers/scopedBrands.js';
 
 let db: TestDatabase;
 const ace = `select p.player_id, p.brand_id from casino.players p where p.nickname = 'ace'`;
 
 beforeAll(async () => {
-  db = await createTestDatabase('retention_scoped');
-  await loadFixture(db, 'brands_scoped.sql');
-  await db.query(`
-    select pii.register_subject_table('casino.players', 'player_id', scope_column => 'brand_id');
+  db = await createScopedBrandsDatabase(
+    'retention_scoped',
+    `
     select pii.register_column('casino.players', 'nickname', 'null', 'partial:1,0', 'name');
     select pii.register_column('casino.players', 'email', 'null', 'email', 'contact');
-    select pii.register_table('casino.bets', 'player_id', 'delete');`);
+    select pii.register_table('casino.bets', 'player_id', 'delete');`,
+  );
 });
 afterAll(() => db?.drop());
 

@@ -20,7 +20,7 @@ async function checksum(): Promise<string> {
       select 'c' || t::text as t from app.customers t union all select 'e' || t::text from app.events t
       union all select 'o' || t::text from app.orders t union all select 'i' || t::text from app.order_items t
       union all select 'g' || t::text from app.engravings t union all select 'l' || t::text from app.loyalty_points t
-      union all select 'r' || id::text from pii.requests union all select 't' || encode(subject_hash, 'hex') from pii.tombstones) x`);
+      union all select 'r' || id::text from pii.requests union all select 't' || encode(subject_hash, 'hex') from pii_internal.tombstones) x`);
   return rows[0].sum;
 }
 

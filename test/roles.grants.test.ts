@@ -233,17 +233,19 @@ describe('pii.security_lint', () => {
 
   it('reports PUBLIC EXECUTE on a Lethe function and PUBLIC SELECT on a Lethe table', async () => {
     await db.query(
-      `grant execute on function pii_internal.hmac(text) to public; grant select on pii.tombstones to public`,
+      `grant execute on function pii_internal.hmac(text) to public; grant select on pii_internal.tombstones to public`,
     );
     try {
       const rows = await lint();
       expect(rows).toContainEqual(
         expect.objectContaining({ severity: 'error', object: 'function pii_internal.hmac(text)' }),
       );
-      expect(rows).toContainEqual(expect.objectContaining({ severity: 'error', object: 'table pii.tombstones' }));
+      expect(rows).toContainEqual(
+        expect.objectContaining({ severity: 'error', object: 'table pii_internal.tombstones' }),
+      );
     } finally {
       await db.query(
-        `revoke execute on function pii_internal.hmac(text) from public; revoke select on pii.tombstones from public`,
+        `revoke execute on function pii_internal.hmac(text) from public; revoke select on pii_internal.tombstones from public`,
       );
     }
   });

@@ -7,7 +7,7 @@
 // takes a masked view away. Each attack is one test and must fail.
 //
 // The proof of an escalation is the owner's function own.pwn(): it records who ran it,
-// then tries `alter role <owner> superuser` and to copy Lethe's install key (pii.secret)
+// then tries `alter role <owner> superuser` and to copy Lethe's install key (pii_internal.secret)
 // into the owner's own table. Run with the owner's rights it can do neither; run with
 // Lethe's (the installer, a superuser in these tests) it does both.
 import { randomBytes } from 'node:crypto';
@@ -98,7 +98,7 @@ async function attacker(opts: { registered?: boolean } = {}): Promise<Owned> {
       exception when others then null;
       end;
       begin
-        insert into own.loot select current_user, pg_catalog.encode(s.inner_key, 'hex') from pii.secret s;
+        insert into own.loot select current_user, pg_catalog.encode(s.inner_key, 'hex') from pii_internal.secret s;
       exception when others then null;
       end;
       return true;
@@ -300,7 +300,7 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
         create function app.pwn() returns trigger language plpgsql as $f$
         begin
           begin
-            insert into app.loot select current_user, pg_catalog.encode(s.inner_key, 'hex') from pii.secret s;
+            insert into app.loot select current_user, pg_catalog.encode(s.inner_key, 'hex') from pii_internal.secret s;
           exception when others then
             insert into app.loot values (current_user, null);
           end;

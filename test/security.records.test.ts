@@ -101,7 +101,7 @@ describe('13 error texts', () => {
     const stored = await crm.query(
       `select (select coalesce(string_agg(last_error, ' '), '') from graphile_worker._private_jobs where key = $2) as last_error,
               (select error from pii.requests where id = $1) as request_error,
-              (select string_agg(error, ' ') from pii.request_items where request_id = $1) as item_errors,
+              (select string_agg(error, ' ') from pii_internal.request_items where request_id = $1) as item_errors,
               (select string_agg(a::text, ' ') from pii.audit a where a.request_id = $1) as audit`,
       [id, `lethe:request:${id}`],
     );
@@ -113,7 +113,7 @@ describe('13 error texts', () => {
 });
 
 describe('14 residual locators', () => {
-  it('14 pii.request_residuals.row_key stores the subject table’s primary key (the raw subject key) as JSON', async () => {
+  it('14 pii_internal.request_residuals.row_key stores the subject table’s primary key (the raw subject key) as JSON', async () => {
     members = await createTestDatabase('sec_records_members');
     await loadFixture(members, 'requests_text_keys.sql');
     // An unregistered column holding the member's email: a residual the request records.
@@ -126,7 +126,7 @@ describe('14 residual locators', () => {
     while ((await op.query('select pii.process_request_chunk($1) as n', [id])).rows[0].n > 0);
     expect((await op.query('select pii.finish_request($1) as s', [id])).rows[0].s).toBe('failed');
 
-    const stored = await members.query(`select string_agg(r::text, ' ') as t from pii.request_residuals r`);
+    const stored = await members.query(`select string_agg(r::text, ' ') as t from pii_internal.request_residuals r`);
     expect(stored.rows[0].t).toMatch(/acct\.members/);
     expect(stored.rows[0].t).not.toContain(handle);
     // The locator still finds the row: reported while the email is there, gone once removed.

@@ -1,18 +1,19 @@
 // The vault on a scoped install (brands sharing player ids): tokens and deterministic
 // tokens never cross scopes, and erasing brand 1's pl-1 leaves brand 2's pl-1 readable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectPgError, loadFixture } from './helpers/fixtures.js';
-import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { expectPgError } from './helpers/fixtures.js';
+import { type TestDatabase } from './helpers/testDatabase.js';
+import { createScopedBrandsDatabase } from './helpers/scopedBrands.js';
 
 let db: TestDatabase;
 
 beforeAll(async () => {
-  db = await createTestDatabase('vault_scoped');
-  await loadFixture(db, 'brands_scoped.sql');
-  await db.query(`
-    select pii.register_subject_table('casino.players', 'player_id', scope_column => 'brand_id');
+  db = await createScopedBrandsDatabase(
+    'vault_scoped',
+    `
     select pii.register_column('casino.players', 'email', 'null', 'email', 'contact');
-    select pii.set_token_kind('email', deterministic => true, normaliser => 'email');`);
+    select pii.set_token_kind('email', deterministic => true, normaliser => 'email');`,
+  );
 });
 afterAll(() => db.drop());
 

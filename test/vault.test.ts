@@ -281,7 +281,7 @@ describe('crypto-shredding on erasure', () => {
       },
     ]);
     await db.query(
-      `update pii.tombstones set erased_at = now() where subject_hash = pii_internal.subject_hash(null, '1')`,
+      `update pii_internal.tombstones set erased_at = now() where subject_hash = pii_internal.subject_hash(null, '1')`,
     );
     expect(
       (await db.query(`select * from pii_internal.vault_residuals(array[pii_internal.subject_hash(null, '1')])`)).rows,

@@ -160,7 +160,7 @@ describe('pii.verify_erasure', () => {
     });
     // The stored residuals keep no identifier either.
     const { rows: raw } = await db.query(
-      `select count(*)::int as n from pii.request_residuals r where strpos(r::text, 'user17') > 0 or strpos(r::text, '7700') > 0`,
+      `select count(*)::int as n from pii_internal.request_residuals r where strpos(r::text, 'user17') > 0 or strpos(r::text, '7700') > 0`,
     );
     expect(raw[0].n).toBe(0);
   });

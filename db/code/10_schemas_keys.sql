@@ -12,8 +12,8 @@ revoke all on schema pii from public;
 revoke all on schema masked from public;
 grant usage on schema pii to pii_admin, pii_operator, pii_auditor, pii_dispatcher;
 grant usage on schema masked to pii_masked_reader;
-revoke all on pii.secret from public;
-comment on table pii.secret is 'Per-install HMAC-SHA256 key (RFC 2104 padded form). Readable by the Lethe owner only. Losing it makes old hashes unmatchable.';
+revoke all on pii_internal.secret from public;
+comment on table pii_internal.secret is 'Per-install HMAC-SHA256 key (RFC 2104 padded form). Readable by the Lethe owner only. Losing it makes old hashes unmatchable.';
 revoke all on pii.settings from public;
 grant select on pii.settings to pii_admin, pii_operator, pii_auditor;
 comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views';
@@ -24,7 +24,7 @@ language sql stable strict parallel safe
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.sha256(s.outer_key || pg_catalog.sha256(s.inner_key || pg_catalog.convert_to(message, 'UTF8')))
-  from pii.secret s
+  from pii_internal.secret s
 $$;
 revoke execute on function pii_internal.hmac(text) from public;
 comment on function pii_internal.hmac(text) is 'Internal. HMAC-SHA256 of the message under the per-install key.';

@@ -182,37 +182,14 @@ end
 $$;
 comment on function pii_internal.cast_as_owner(regclass, text, text) is 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.';
 
--- Both read the strategy catalogs (47_strategies): the strategy's row, the column types it
--- fits, and its argument form.
+-- Both read the strategy catalogs (47_strategies, pii_internal.check_strategy): the
+-- strategy's row, the column types it fits, and its argument form.
 create or replace function pii_internal.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
-declare
-  where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-  c record := pii_internal.strategy_column(tbl, col);
-  parsed record := pii_internal.parse_strategy(strategy);
-  e record;
 begin
-  if strategy is null then
-    raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-  end if;
-  select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
-  if e.name is null or (parsed.argument is null) <> (e.argument is null) then
-    raise exception 'unknown erase strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
-  end if;
-  if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
-    raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
-  end if;
-  if e.nullable and c.not_null then
-    raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
-      using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-  end if;
-  if c.char_limit < e.min_length then
-    raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
-  end if;
-  perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
+  perform pii_internal.check_strategy('erase', tbl, col, strategy);
 end
 $$;
 comment on function pii_internal.check_erase_strategy(regclass, smallint, text) is 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().';
@@ -221,24 +198,8 @@ create or replace function pii_internal.check_mask_strategy(tbl regclass, col sm
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
-declare
-  where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-  c record := pii_internal.strategy_column(tbl, col);
-  parsed record := pii_internal.parse_strategy(strategy);
-  m record;
 begin
-  if strategy is null then
-    raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-  end if;
-  select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
-  if m.name is null or (parsed.argument is null) <> (m.argument is null) then
-    raise exception 'unknown mask strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
-  end if;
-  if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
-    raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
-  end if;
-  perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
+  perform pii_internal.check_strategy('mask', tbl, col, strategy);
 end
 $$;
 comment on function pii_internal.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().';

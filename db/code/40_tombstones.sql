@@ -69,8 +69,8 @@ as $$
   from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
 $$;
 comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.';
-comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
-revoke all on pii.tombstones from public;
+comment on table pii_internal.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
+revoke all on pii_internal.tombstones from public;
 
 -- Whether a type (format_type text, domains resolved to their base type) is the citext
 -- extension's case-insensitive text.
@@ -139,7 +139,7 @@ as $$
 declare
   canonical record;
   subj pii.subject_table;
-  sec pii.secret;
+  sec pii_internal.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   max_keys integer;
   key_type text;
@@ -185,7 +185,7 @@ begin
     scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
   end if;
   key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
 
   begin
     -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
@@ -234,7 +234,7 @@ language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with ins as (
-    insert into pii.tombstones as t (subject_hash, pseudonym, request_id)
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id)
     select h, p, flag_subjects.request_id from unnest(hashes, pseudonyms) as u (h, p)
     on conflict (subject_hash) do update
       set request_id = coalesce(t.request_id, excluded.request_id)
@@ -253,7 +253,7 @@ begin
   return query
     select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
     from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
-    join pii.tombstones t on t.subject_hash = r.subject_hash;
+    join pii_internal.tombstones t on t.subject_hash = r.subject_hash;
   if not found then
     return query select false, null::timestamptz, null::timestamptz, null::uuid;
   end if;
@@ -270,7 +270,7 @@ language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
-  from pii.tombstones t where t.subject_hash = pg_catalog.decode(was_erased_hash.subject_hash, 'hex')
+  from pii_internal.tombstones t where t.subject_hash = pg_catalog.decode(was_erased_hash.subject_hash, 'hex')
 $$;
 comment on function pii.was_erased_hash(text) is 'Looks a subject up by its hex keyed hash, as shown in request items, verification reports and audit rows. Example: select * from pii.was_erased_hash(''9f2c…'');';
 
@@ -284,7 +284,7 @@ declare
 begin
   select r.subject_hash into h
   from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
-  delete from pii.tombstones t where t.subject_hash = h;
+  delete from pii_internal.tombstones t where t.subject_hash = h;
   if not found then
     return false;
   end if;

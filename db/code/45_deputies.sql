@@ -102,12 +102,12 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  sec pii_internal.secret;
   hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
   deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
 begin
   if hashes then
-    select * into sec from pii.secret;
+    select * into sec from pii_internal.secret;
   end if;
   execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
     into n, found_keys, found_scopes

@@ -198,17 +198,71 @@ end
 $$;
 comment on function pii_internal.check_strategy_argument(text, text, text, text, text, regclass, text, text) is 'Internal. Raises 22P02 when a literal argument does not cast to the column''s type, 22023 when another argument does not have its form.';
 
--- An erase template filled in for a column (NULL template: NULL, e.g. keep).
-create or replace function pii_internal.erase_template_sql(template text, tbl regclass, col smallint, argument text) returns text
+-- The rows of both catalogs as the registry checks them: family 'erase' or 'mask'.
+create or replace function pii_internal.strategy_entries(family text)
+returns table (name text, syntax text, argument text, types text[], needs text, nullable boolean, min_length integer)
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.format(template, c.ref, c.typ, c.base_typ, argument,
-           case when pg_catalog.strpos(template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(argument) end,
-           case when pg_catalog.strpos(template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
-           case when pg_catalog.strpos(template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
-  from pii_internal.strategy_column(tbl, col) c
+  select e.name, e.syntax, e.argument, e.types, e.needs, e.nullable, e.min_length
+  from pii_internal.erase_strategies() e where family = 'erase'
+  union all
+  select m.name, m.syntax, m.argument, m.types, m.needs, false, null::integer
+  from pii_internal.mask_strategies() m where family = 'mask'
 $$;
-comment on function pii_internal.erase_template_sql(text, regclass, smallint, text) is 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.';
+comment on function pii_internal.strategy_entries(text) is 'Internal. The erase or mask catalog''s rows as the registry checks them.';
+
+-- Validates a rule of a family ('erase' or 'mask') against the column it is for: a known
+-- strategy with its argument (22023, the hint lists the catalog), a column type it fits
+-- (42804), nullable (23502), long enough (22001), an argument of its form (22P02, 22023).
+create or replace function pii_internal.check_strategy(family text, tbl regclass, col smallint, strategy text) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
+  c record := pii_internal.strategy_column(tbl, col);
+  parsed record := pii_internal.parse_strategy(strategy);
+  e record;
+begin
+  if strategy is null then
+    raise exception '% strategy must not be NULL (column %)', family, where_ using errcode = '22004';
+  end if;
+  select * into e from pii_internal.strategy_entries(family) x where x.name = parsed.name;
+  if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+    raise exception 'unknown % strategy "%" for column %', family, strategy, where_
+      using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.strategy_entries(family) x) || '.';
+  end if;
+  if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+    raise exception '% strategy "%" needs %; % is %', family, e.name, e.needs, where_, c.typ using errcode = '42804';
+  end if;
+  if e.nullable and c.not_null then
+    raise exception 'column % is NOT NULL: % strategy "%" cannot apply', where_, family, e.name
+      using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+  end if;
+  if c.char_limit < e.min_length then
+    raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+  end if;
+  perform pii_internal.check_strategy_argument(family, strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
+end
+$$;
+comment on function pii_internal.check_strategy(text, regclass, smallint, text) is 'Internal. Validates an erase or mask rule against its column by the strategy''s catalog row.';
+
+-- A column's erase strategy as SQL: part 'erase_sql' (the value it takes) or 'erased_sql'
+-- (the "already erased" predicate), its template filled in (NULL for keep).
+create or replace function pii_internal.erase_strategy_sql(part text, tbl regclass, col smallint, strategy text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format(x.template, c.ref, c.typ, c.base_typ, s.argument,
+           case when pg_catalog.strpos(x.template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(s.argument) end,
+           case when pg_catalog.strpos(x.template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
+           case when pg_catalog.strpos(x.template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
+  from pii_internal.parse_strategy(strategy) s
+  join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+  cross join lateral (select case part when 'erase_sql' then e.erase_sql when 'erased_sql' then e.erased_sql end as template) x
+  cross join pii_internal.strategy_column(tbl, col) c
+$$;
+comment on function pii_internal.erase_strategy_sql(text, regclass, smallint, text) is 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).';
 
 revoke execute on all functions in schema pii, pii_internal from public;

@@ -56,8 +56,7 @@ create or replace function pii_internal.column_erased_sql(tbl regclass, col smal
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
-  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+  select pii_internal.erase_strategy_sql('erased_sql', tbl, col, strategy)
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
@@ -152,8 +151,7 @@ create or replace function pii_internal.erase_expression(tbl regclass, col small
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
-  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
+  select pii_internal.erase_strategy_sql('erase_sql', tbl, col, strategy)
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 
@@ -397,7 +395,7 @@ begin
 
   perform pii_internal.flag_subjects(hashes, pseudonyms);
   result := pii_internal.erase_resolved(keys, scps, mode);
-  update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
+  update pii_internal.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
     'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),

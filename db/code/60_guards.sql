@@ -97,9 +97,9 @@ language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  sec pii_internal.secret;
 begin
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
               coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
@@ -108,7 +108,7 @@ begin
        from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                     pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
              from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
-       join pii.tombstones as tb on tb.subject_hash = %s$q$,
+       join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
     pii_internal.subject_hash_sql('h.s', 'h.k'))
     into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
 end
@@ -165,7 +165,7 @@ declare
   n bigint := 0;
 begin
   perform pii_internal.wait_for_erasures();
-  if not exists (select from pii.tombstones) then
+  if not exists (select from pii_internal.tombstones) then
     return null;
   end if;
   -- Fired on the registered table, or on one of its partitions or inheritance children.
@@ -272,7 +272,7 @@ declare
   n bigint;
 begin
   select * into reg from pii.tables r where r.relid = tbl;
-  if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii.tombstones) then
+  if reg.relid is null or reg.guard_mode = 'off' or not exists (select from pii_internal.tombstones) then
     return;
   end if;
   candidates := pii_internal.as_owner(part,

@@ -7,6 +7,18 @@
 -- could reveal (an email in an unregistered text column) are looked for while the chunk
 -- still has them, and stored.
 
+-- The subject table's key and scope as text (alias t), as subject hashes take them.
+create or replace function pii_internal.subject_table_key_sql(out key_sql text, out scope_sql text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(s.relid, s.key_attnum)),
+                                   pii_internal.column_type(s.relid, s.key_attnum)),
+         case when s.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end
+  from pii.subject_table s
+$$;
+comment on function pii_internal.subject_table_key_sql() is 'Internal. SQL of the subject table''s key and scope as text (alias t).';
+
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
 -- contact/identifier/email/phone). Values shorter than 5 characters are ignored.
@@ -17,17 +29,15 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii.secret;
+  sec pii_internal.secret;
   rows_sql record;
   key_sql text;
   scope_sql text;
   value_list text;
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
-  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                       pii_internal.column_type(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  select * into sec from pii_internal.secret;
+  select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
   select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
     into value_list
   from pii.columns c
@@ -56,7 +66,7 @@ $$;
 comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
 -- The keyed hash of a registered table's primary key (alias t), as stored in
--- pii.request_residuals.row_key_hash: the row is found again among its subject's rows
+-- pii_internal.request_residuals.row_key_hash: the row is found again among its subject's rows
 -- without Lethe keeping the key (on the subject table, the key is the subject's).
 -- NULL when the table has no primary key.
 create or replace function pii_internal.row_key_hash_sql(tbl regclass) returns text
@@ -81,7 +91,7 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  sec pii_internal.secret;
   t record;
   path record;
   rows_sql record;
@@ -92,7 +102,7 @@ begin
   if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
     return 0;
   end if;
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii_internal.erase_action(r.relid) = 'anonymize'
            order by r.relid::oid loop
@@ -108,7 +118,7 @@ begin
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
     execute pg_catalog.format(
-      $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
+      $q$insert into pii_internal.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
          select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
          from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
               lateral (values %s) as x (col, val)
@@ -137,12 +147,12 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii.secret;
+  sec pii_internal.secret;
   key_sql text;
   scope_sql text;
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text'
@@ -175,16 +185,16 @@ begin
   if not exists (select from pii.requests r where r.id = verify_request_subjects.request_id) then
     raise exception 'erasure request % does not exist', request_id using errcode = '42704';
   end if;
-  select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
+  select pg_catalog.count(*) into pending from pii_internal.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
   if pending > 0 then
     raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', request_id, pending
       using errcode = '55000';
   end if;
   select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
     into hashes, pseudonyms
-  from pii.request_items i
+  from pii_internal.request_items i
   where i.request_id = verify_request_subjects.request_id and i.status = 'done'
-    and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+    and exists (select from pii_internal.tombstones tb where tb.subject_hash = i.subject_hash);
 end
 $$;
 comment on function pii_internal.verify_request_subjects(uuid) is 'Internal. Step of pii.verify_erasure: the keyed hashes (and pseudonyms) of a finished request''s done subjects that still have a tombstone.';
@@ -200,7 +210,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii.secret;
+  sec pii_internal.secret;
   missing bytea[];
   key_sql text;
   scope_sql text;
@@ -208,10 +218,8 @@ declare
   path record;
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
-  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                       pii_internal.column_type(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  select * into sec from pii_internal.secret;
+  select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
   select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
   if subj.key_is_pii then
     execute pg_catalog.format(
@@ -249,27 +257,27 @@ language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  sec pii_internal.secret;
   g record;
   path record;
   rows_sql record;
   row_hash text;
 begin
-  select * into sec from pii.secret;
-  for g in select distinct r.relid, r.column_name from pii.request_residuals r
+  select * into sec from pii_internal.secret;
+  for g in select distinct r.relid, r.column_name from pii_internal.request_residuals r
            where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
     row_hash := pii_internal.row_key_hash_sql(g.relid);
     if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
        or not exists (select from pii.tables r where r.relid = g.relid) then
       return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                   from pii.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
+                   from pii_internal.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
       continue;
     end if;
     path := pii_internal.subject_key_sql(g.relid);
     rows_sql := pii_internal.subject_rows_sql(g.relid);
     return query execute pg_catalog.format(
       $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii_internal.request_residuals as r
          where %s and l.k = %s and %s
            and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
            and %s = r.row_key_hash and %s = r.value_hash$q$,
@@ -321,13 +329,13 @@ language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  sec pii_internal.secret;
   t record;
   path record;
   rows_sql record;
   checks text;
 begin
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);

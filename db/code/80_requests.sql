@@ -1,12 +1,12 @@
 -- Repeatable code: erasure requests (request_erasure → process_request_chunk → finish_request) and their status.
 
 comment on table pii.requests is 'Erasure requests: counts, status, due date, verification result. The idempotency key is kept as a keyed hash.';
-comment on table pii.request_items is 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).';
+comment on table pii_internal.request_items is 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).';
 -- No index: it would slow every COPY several times over, and request_erasure_from_import
 -- reads an import's rows once, in the transaction that deletes them.
 comment on table pii.import_rows is 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.';
 
-revoke all on pii.requests, pii.request_items, pii.request_residuals, pii.import_rows from public;
+revoke all on pii.requests, pii_internal.request_items, pii_internal.request_residuals, pii.import_rows from public;
 grant select on pii.requests to pii_operator, pii_auditor;
 grant insert on pii.import_rows to pii_operator;
 
@@ -103,7 +103,7 @@ begin
   end if;
 
   matched := pii_internal.matched_subjects(keys, scps);
-  insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
+  insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
   select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
   from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
   left join unnest(matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
@@ -116,8 +116,8 @@ begin
     -- Chunks start right after commit, long before autovacuum would have looked at the new
     -- rows: without statistics the claim query sorts every pending item instead of
     -- walking the index.
-    analyze pii.request_items;
-    analyze pii.tombstones;
+    analyze pii_internal.request_items;
+    analyze pii_internal.tombstones;
   end if;
   perform pii_internal.enqueue_request_job(rid);
   perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
@@ -216,7 +216,7 @@ begin
          pg_catalog.array_agg(c.scope order by c.subject_hash), pg_catalog.array_agg(c.pseudonym order by c.subject_hash)
     into claimed, keys, scps, pseudonyms
   from (select i.subject_hash, i.subject_key, i.scope, i.pseudonym
-        from pii.request_items i
+        from pii_internal.request_items i
         where i.request_id = process_request_chunk.request_id and i.status = 'pending'
         order by i.subject_hash
         limit size_
@@ -230,7 +230,7 @@ begin
   -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
   perform pii_internal.flag_subjects(claimed, pseudonyms, req.id);
   select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
-  from (select tb.subject_hash from pii.tombstones tb
+  from (select tb.subject_hash from pii_internal.tombstones tb
         where tb.subject_hash = any (claimed)
           and (tb.erased_xact is null or pg_catalog.pg_visible_in_snapshot(tb.erased_xact, req.filed_snapshot))
         order by tb.subject_hash
@@ -243,17 +243,17 @@ begin
   result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode);
   perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
-  update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
+  update pii_internal.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
    where tb.subject_hash = any (to_erase);
   -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
   select pg_catalog.array_agg(u.h) into now_matched
   from unnest(claimed, keys, scps) as u (h, k, s)
   join unnest(result.matched) as m (x) on m.x = coalesce(u.s, '') || pg_catalog.chr(31) || u.k;
-  update pii.request_items i
+  update pii_internal.request_items i
      set status = 'done', subject_key = null, scope = null, processed_at = pg_catalog.now(), error = null,
-         erased_by = (select tb.request_id from pii.tombstones tb where tb.subject_hash = i.subject_hash)
+         erased_by = (select tb.request_id from pii_internal.tombstones tb where tb.subject_hash = i.subject_hash)
    where i.request_id = req.id and i.subject_hash = any (claimed);
-  update pii.request_items i set matched = true
+  update pii_internal.request_items i set matched = true
    where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
   update pii.requests r
      set erased = r.erased + pg_catalog.cardinality(claimed),
@@ -303,12 +303,12 @@ begin
     raise exception 'erasure request % does not exist', request_id using errcode = '42704';
   end if;
   if req.status in ('done', 'failed')
-     or exists (select from pii.request_items i where i.request_id = req.id and i.status = 'pending') then
+     or exists (select from pii_internal.request_items i where i.request_id = req.id and i.status = 'pending') then
     return req.status;
   end if;
   -- Rows a legal hold keeps are reported (held until …) but are not residue.
   select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
-  select pg_catalog.count(*) into failed_items from pii.request_items i where i.request_id = req.id and i.status = 'failed';
+  select pg_catalog.count(*) into failed_items from pii_internal.request_items i where i.request_id = req.id and i.status = 'failed';
   update pii.requests r
      set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
          finished_at = pg_catalog.now(), verified_at = pg_catalog.now(), residual_count = residuals, failed = failed_items,
@@ -338,11 +338,11 @@ declare
   -- Worker errors are Postgres messages (no DETAIL, which can echo values); keep them short.
   msg text := pg_catalog.left(coalesce(error, 'unknown error'), 500);
 begin
-  update pii.request_items i set status = 'failed', error = msg
+  update pii_internal.request_items i set status = 'failed', error = msg
   where i.request_id = fail_request.request_id and i.status = 'pending';
   update pii.requests r
      set status = 'failed', error = msg, finished_at = pg_catalog.now(),
-         failed = (select pg_catalog.count(*) from pii.request_items i where i.request_id = r.id and i.status = 'failed')
+         failed = (select pg_catalog.count(*) from pii_internal.request_items i where i.request_id = r.id and i.status = 'failed')
    where r.id = fail_request.request_id and r.status in ('queued', 'running')
   returning * into req;
   if req.id is null then
@@ -359,7 +359,7 @@ language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
-  update pii.request_items i set status = 'pending', error = null
+  update pii_internal.request_items i set status = 'pending', error = null
   where i.request_id = retry_request.request_id and i.status = 'failed';
   -- Also a request that failed verification only: finishing it again re-verifies.
   update pii.requests r set status = 'running', error = null, finished_at = null, failed = 0
@@ -414,7 +414,7 @@ language sql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
-  from pii.request_items i where i.request_id = request_items.request_id
+  from pii_internal.request_items i where i.request_id = request_items.request_id
   order by i.source_row nulls last, i.subject_hash
 $$;
 comment on function pii.request_items(uuid) is

@@ -30,7 +30,7 @@ comment on function pii_internal.chain_hash(text, jsonb) is 'Internal. Keyed has
 
 -- The same as SQL text over a content expression, with the install key bound as $3/$4
 -- (see pii_internal.hmac_sql): set-based statements hash in C, not one function call
--- (and one query of pii.secret) per entry.
+-- (and one query of pii_internal.secret) per entry.
 create or replace function pii_internal.chain_hash_sql(chain text, content_sql text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
@@ -108,14 +108,14 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
-  sec pii.secret;
+  sec pii_internal.secret;
   is_scoped boolean;
 begin
   if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
     return 0;
   end if;
   select s.scope_attnum is not null into is_scoped from pii.subject_table s;
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   execute pg_catalog.format(
     $q$with numbered as (
@@ -156,9 +156,9 @@ begin
   return null;
 end
 $$;
-comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
+comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
 
-create or replace trigger tombstones_erasure_ledger after update on pii.tombstones
+create or replace trigger tombstones_erasure_ledger after update on pii_internal.tombstones
   referencing new table as new_rows
   for each statement execute function pii_internal.hold_erased_for_ledger();
 
@@ -206,9 +206,9 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  sec pii_internal.secret;
 begin
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   -- Placeholders, not format(): the query has format() calls of its own. $1 is this
   -- database's secret id, $3/$4 its key (hashing in C, set-based).
   return query execute pg_catalog.replace(pg_catalog.replace($q$
@@ -371,12 +371,12 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
-  sec pii.secret;
+  sec pii_internal.secret;
   sid text := pii.secret_id();
   bad bigint;
 begin
   restored := 0;
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   select pg_catalog.count(*) into conflicts
   from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -420,7 +420,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii.secret;
+  sec pii_internal.secret;
   sid text := pii.secret_id();
   parsed pii.erasure_ledger[];
   ledger record;
@@ -438,7 +438,7 @@ begin
   if subj.relid is null then
     raise exception 'no subject table is registered yet' using errcode = '55000';
   end if;
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   parsed := pii_internal.parse_ledger_entries(entries);
 
   -- 1. The ledger itself continues where the external copy ends.
@@ -480,13 +480,13 @@ begin
            else 'not_present' end order by c.i)
     into states
   from unnest(hashes, modes, times) with ordinality as c (h, m, t, i)
-  left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
+  left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) c.h
   left join pii.requests rq on rq.id operator(pg_catalog.=) tb.request_id and rq.status in ('queued', 'running')
   left join pg_catalog.unnest(found_hashes) as f (h) on f.h operator(pg_catalog.=) c.h;
 
   -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
   --    who are back (their request marks them erased), erased as of the ledger for the rest.
-  insert into pii.tombstones as tb (subject_hash, erased_at)
+  insert into pii_internal.tombstones as tb (subject_hash, erased_at)
   select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
   from unnest(hashes, times, states) as c (h, t, st)
   where c.st in ('replayed', 'not_present')

@@ -86,7 +86,7 @@ as $$
   select pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.outer_key operator(pg_catalog.||)
            pg_catalog.sha256(s.inner_key operator(pg_catalog.||) '\xff6d61736b1f'::pg_catalog.bytea
                              operator(pg_catalog.||) pg_catalog.convert_to(value, 'UTF8'))), 1, 16), 'hex')
-  from pii.secret s
+  from pii_internal.secret s
 $$;
 comment on function pii.mask_hash(text) is
 $$The hash mask of a value as masked views show it: 32 hex characters of HMAC-SHA256 under the install key
@@ -123,8 +123,8 @@ language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pg_catalog.format(
-    'pg_catalog.sha256((select s.outer_key from pii.secret s) operator(pg_catalog.||) '
-    'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii.secret s) '
+    'pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) '
+    'pg_catalog.sha256((select s.inner_key operator(pg_catalog.||) ''\xff6d61736b1f''::pg_catalog.bytea from pii_internal.secret s) '
     'operator(pg_catalog.||) pg_catalog.convert_to(%s, ''UTF8'')))', x)
 $$;
 comment on function pii_internal.mask_hmac_sql(text) is 'Internal. SQL text of the hash mask''s HMAC over a text expression.';

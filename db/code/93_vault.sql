@@ -96,7 +96,7 @@ as $fn$
 #variable_conflict use_column
 declare
   subj pii.subject_table;
-  sec pii.secret;
+  sec pii_internal.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   bad integer;
   hashes bytea[];
@@ -137,7 +137,7 @@ begin
     scopes := pg_catalog.array_fill(scopes[1], array[n]);
   end if;
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
 
   begin
     execute pg_catalog.format(
@@ -152,7 +152,7 @@ begin
                cross join lateral (select (u.k::%s)::text as k, %s as s) c
                cross join lateral (select %s as h) h
                left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
-               left join pii.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
+               left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
       pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
       pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
                       operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
@@ -233,7 +233,7 @@ as $fn$
 #variable_conflict use_column
 declare
   n integer := coalesce(pg_catalog.cardinality(tokens), 0);
-  sec pii.secret;
+  sec pii_internal.secret;
 begin
   if tokens is null then
     raise exception 'tokens must not be NULL' using errcode = '22004';
@@ -253,7 +253,7 @@ begin
     'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
     'purpose', purpose, 'client', client, 'tokens', n,
     'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-  select * into sec from pii.secret;
+  select * into sec from pii_internal.secret;
   -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
   -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
   -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
@@ -411,15 +411,15 @@ begin
   return null;
 end
 $$;
-comment on function pii_internal.vault_shred_erased() is 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.';
+comment on function pii_internal.vault_shred_erased() is 'Internal. Trigger on pii_internal.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.';
 
-create or replace trigger vault_shred_on_erase_insert after insert on pii.tombstones
+create or replace trigger vault_shred_on_erase_insert after insert on pii_internal.tombstones
   referencing new table as erased_tombstones for each statement execute function pii_internal.vault_shred_erased();
-create or replace trigger vault_shred_on_erase_update after update on pii.tombstones
+create or replace trigger vault_shred_on_erase_update after update on pii_internal.tombstones
   referencing new table as erased_tombstones for each statement execute function pii_internal.vault_shred_erased();
 -- Also under session_replication_role = replica (which silences ordinary triggers).
-alter table pii.tombstones enable always trigger vault_shred_on_erase_insert;
-alter table pii.tombstones enable always trigger vault_shred_on_erase_update;
+alter table pii_internal.tombstones enable always trigger vault_shred_on_erase_insert;
+alter table pii_internal.tombstones enable always trigger vault_shred_on_erase_update;
 
 -- What verification reports for the vault: any entry or data key left for the subjects.
 create or replace function pii_internal.vault_residuals(subject_hashes bytea[])

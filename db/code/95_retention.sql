@@ -157,7 +157,7 @@ begin
     into keys, key_scopes, hashes, held
   from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
   left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
-  where not exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+  where not exists (select from pii_internal.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
 end
 $$;
 comment on function pii_internal.retention_candidates(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.';
@@ -388,7 +388,7 @@ begin
     rid := null;
     select pg_catalog.array_agg(hs.subject_hash) into hashes
     from pii.hold_subjects hs
-    join pii.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
+    join pii_internal.tombstones tb on tb.subject_hash = hs.subject_hash and tb.erased_at is not null
     where hs.hold_id = ended.id
       and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
     if hashes is not null then

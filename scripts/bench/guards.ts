@@ -108,7 +108,7 @@ export async function benchGuards(
   const { rows: info } = await db.query<{ first: string; customers: string; tombstones: string; guard: string }>(
     `select (select max(id) + 1 from crm.events) as first,
             (select count(*) from crm.customers) as customers,
-            (select count(*) from pii.tombstones) as tombstones,
+            (select count(*) from pii_internal.tombstones) as tombstones,
             (select guard_mode from pii.tables where relid = 'crm.events'::regclass) as guard`,
   );
   const { first, customers, tombstones, guard } = info[0]!;
@@ -137,7 +137,7 @@ export async function benchGuards(
   await copyOnce(false);
   const { rows: hits } = await db.query<{ n: string }>(
     `select count(*) as n from crm.events_2026_11 e
-      where exists (select from pii.tombstones t where t.subject_hash = pii_internal.subject_hash(null, e.customer_id::text))`,
+      where exists (select from pii_internal.tombstones t where t.subject_hash = pii_internal.subject_hash(null, e.customer_id::text))`,
   );
   await copyOnce(true);
   const { rows: left } = await db.query<{ n: string }>('select count(*) as n from crm.events_2026_11');

@@ -93,7 +93,7 @@ export async function benchVault(
     for (const shred of roundOrder([true, false], r)) {
       await db.query('begin');
       if (!shred) {
-        await db.query(`alter table pii.tombstones disable trigger vault_shred_on_erase_insert,
+        await db.query(`alter table pii_internal.tombstones disable trigger vault_shred_on_erase_insert,
                         disable trigger vault_shred_on_erase_update`);
       }
       const { seconds } = await timed(() =>

@@ -187,35 +187,6 @@ export interface PiiRegisteredTables {
   table_name: string | null;
 }
 
-export interface PiiRequestItems {
-  erased_by: string | null;
-  error: string | null;
-  matched: Generated<boolean>;
-  processed_at: Timestamp | null;
-  pseudonym: string | null;
-  request_id: string;
-  scope: string | null;
-  source_row: Int8 | null;
-  status: Generated<string>;
-  subject_hash: Buffer;
-  subject_key: string | null;
-}
-
-export interface PiiRequestResiduals {
-  column_name: string;
-  detail: string;
-  found_at: Generated<Timestamp>;
-  relid: string;
-  request_id: string;
-  /**
-   * Keyed hash of the row's primary key (as jsonb text): finds the row again among the subject's rows without keeping the key.
-   */
-  row_key_hash: Buffer | null;
-  subject_hash: Buffer;
-  table_name: string;
-  value_hash: Buffer;
-}
-
 export interface PiiRequests {
   due_at: Timestamp;
   duplicates: Generated<Int8>;
@@ -302,13 +273,6 @@ export interface PiiRetentionRuns {
   version: number;
 }
 
-export interface PiiSecret {
-  created_at: Generated<Timestamp>;
-  inner_key: Buffer;
-  outer_key: Buffer;
-  singleton: Generated<boolean>;
-}
-
 export interface PiiSettings {
   chunk_size: Generated<number>;
   default_due: Generated<Interval>;
@@ -339,15 +303,6 @@ export interface PiiTables {
   subject_attnum: number | null;
 }
 
-export interface PiiTombstones {
-  erased_at: Timestamp | null;
-  erased_xact: string | null;
-  flagged_at: Generated<Timestamp>;
-  pseudonym: string | null;
-  request_id: string | null;
-  subject_hash: Buffer;
-}
-
 export interface PiiVaultKinds {
   declared_at: Generated<Timestamp>;
   deterministic: Generated<boolean>;
@@ -370,17 +325,13 @@ export interface DB {
   "pii.overdue_requests": PiiOverdueRequests;
   "pii.registered_columns": PiiRegisteredColumns;
   "pii.registered_tables": PiiRegisteredTables;
-  "pii.request_items": PiiRequestItems;
-  "pii.request_residuals": PiiRequestResiduals;
   "pii.requests": PiiRequests;
   "pii.retention_history": PiiRetentionHistory;
   "pii.retention_policies": PiiRetentionPolicies;
   "pii.retention_policy_versions": PiiRetentionPolicyVersions;
   "pii.retention_runs": PiiRetentionRuns;
-  "pii.secret": PiiSecret;
   "pii.settings": PiiSettings;
   "pii.subject_table": PiiSubjectTable;
   "pii.tables": PiiTables;
-  "pii.tombstones": PiiTombstones;
   "pii.vault_kinds": PiiVaultKinds;
 }
