@@ -377,6 +377,40 @@ comment on view pii.holds is 'Legal holds with their status (active, released, e
 -- Daily job: notices 30, 7 and 1 days before a hold ends (the nearest one due, once), and
 -- marks holds that ended (expired or released) as handled with a hold_expired notice.
 -- on_date is injectable for tests; the worker passes nothing.
+-- The keys (and scopes) under which the erased subjects of an ended hold can be found now.
+-- Usually their own keys, by hashing the subject table's (pii_internal.subjects_by_hash).
+-- When the key is PII, erasure replaced it with its pseudonym (kept in the tombstone) in
+-- every row, the held ones included, so no key hashes to the subject any more: the held
+-- rows are found under the pseudonym, and the scope (scoped installs) on the subject row
+-- that carries it (one index probe per subject on the key).
+create or replace function pii_internal.hold_expiry_subjects(hashes bytea[], out subject_keys text[], out scopes text[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+begin
+  select * into subj from pii.subject_table;
+  if not subj.key_is_pii then
+    select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes) f;
+    return;
+  end if;
+  if subj.scope_attnum is null then
+    select coalesce(pg_catalog.array_agg(tb.pseudonym), '{}') into subject_keys
+    from pii.tombstones tb where tb.subject_hash = any (hashes) and tb.pseudonym is not null;
+    return;
+  end if;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(t.%1$I::text), '{}'), coalesce(pg_catalog.array_agg(t.%2$I::text), '{}')
+       from pii.tombstones tb join %3$s as t on t.%1$I operator(pg_catalog.=) tb.pseudonym
+       where tb.subject_hash = any ($1) and tb.pseudonym is not null$q$,
+    pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.column_name(subj.relid, subj.scope_attnum),
+    pii_internal.qualified_name(subj.relid))
+    into subject_keys, scopes using hashes;
+end
+$$;
+comment on function pii_internal.hold_expiry_subjects(bytea[]) is 'Internal. Keys (and scopes) under which an ended hold''s erased subjects are found now: their keys, or their pseudonyms when the key is PII.';
+
 create or replace function pii.hold_tick(on_date date default null)
 returns table (hold_id uuid, notice text, days_left integer)
 language plpgsql security definer
@@ -423,7 +457,7 @@ begin
     where hs.hold_id = ended.id
       and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
     if hashes is not null then
-      found_ := pii_internal.subjects_by_hash(hashes);
+      found_ := pii_internal.hold_expiry_subjects(hashes);
       if pg_catalog.cardinality(found_.subject_keys) > 0 then
         rid := pii_internal.create_request(
           found_.subject_keys,
