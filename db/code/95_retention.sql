@@ -189,7 +189,7 @@ comment on function pii_internal.ensure_deputies() is 'Internal. Makes the missi
 -- Rows each registered table would change if the subjects were erased now (the
 -- erasure's own statements as counts; rows already in their erased state do not count),
 -- each read with its table owner's rights (pii_internal.as_owner: the deputy returns the
--- SELECT's row count). Like the erasure, it keeps no application error's text.
+-- count the statement computes, one statement per table). Like the erasure, it keeps no application error's text.
 create or replace function pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text) returns jsonb
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -210,11 +210,14 @@ begin
   for step in select * from pii_internal.erase_plan(mode) loop
     rows_sql := pii_internal.subject_rows_sql(step.relid);
     begin
-      n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
-                                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
-                                  case when step.action = 'delete' then ''
-                                       else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
-                                  false, subject_keys, scopes)).n;
+      -- Counted by the statement itself (one row back, not every row to count).
+      n := (pii_internal.as_owner(step.relid, pg_catalog.format(
+                                    'select array[pg_catalog.count(*)::text], null::text[] from %s as t%s where %s%s',
+                                    pii_internal.qualified_name(step.relid),
+                                    case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                    case when step.action = 'delete' then ''
+                                         else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                  true, subject_keys, scopes)).found_keys[1]::bigint;
     exception when others then
       -- Application code ran here (casts, policies): its message may quote anyone.
       get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
