@@ -58,9 +58,11 @@ describe('pii.hold_tick with a PII subject key', () => {
     const child = (await db.query('select expiry_request_id as id from pii.legal_holds where id = $1', [holdId]))
       .rows[0].id;
     expect(child).not.toBeNull();
-    expect((await db.query('select source, total, matched from pii.requests where id = $1', [child])).rows[0]).toEqual(
-      { source: `hold_expiry:${holdId}`, total: '1', matched: '1' },
-    );
+    expect((await db.query('select source, total, matched from pii.requests where id = $1', [child])).rows[0]).toEqual({
+      source: `hold_expiry:${holdId}`,
+      total: '1',
+      matched: '1',
+    });
     expect(await processRequest(child)).toBe('done');
     expect(await unsubscribes()).toEqual([{ id: 2, contact_email: 'cy@example.com' }]);
     expect((await db.query('select * from pii.verify_erasure($1)', [child])).rows).toEqual([]);
