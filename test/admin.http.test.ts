@@ -443,6 +443,62 @@ describe('GET /requests/:id/evidence', () => {
   });
 });
 
+describe('GET /requests/:id/items', () => {
+  it('pages a request of 2,500 subjects by keyset, 50 a page: every subject once, the unmatched ones alone', async () => {
+    const op = await signIn(fx.roles.operator);
+    const members = await memberHandles(fx.db, 20, 29);
+    const { rows } = await fx.db.query(
+      `select pii.request_erasure($1::text[] || array(select 'unknown-' || i from generate_series(1, 2490) i)) as id`,
+      [members],
+    );
+    const id: string = rows[0].id;
+    const detail = await call({ method: 'GET', url: `/requests/${id}`, cookies: { lethe_session: op.cookie } });
+    expect(detail.statusCode, detail.body).toBe(200);
+    expect(detail.body).toContain('first 50 of 2490');
+    expect(detail.body).toMatch(new RegExp(`href="/requests/${id}/items\\?only=unmatched&amp;after=[0-9a-f]{64}"`));
+
+    /** Follows the next links from the first page; the hashes in page order. */
+    const walk = async (only?: string): Promise<string[]> => {
+      const seen: string[] = [];
+      let url: string | undefined = `/requests/${id}/items${only ? `?only=${only}` : ''}`;
+      while (url) {
+        const page = await call({ method: 'GET', url, cookies: { lethe_session: op.cookie } });
+        expect(page.statusCode, page.body).toBe(200);
+        const hashes = [...page.body.matchAll(/<td class="hash">([0-9a-f]{64})<\/td>/g)].map((m) => m[1]!);
+        expect(hashes.length).toBeLessThanOrEqual(50);
+        seen.push(...hashes);
+        url = /href="([^"]+)">next →/.exec(page.body)?.[1]?.replaceAll('&amp;', '&');
+      }
+      return seen;
+    };
+    const expected = async (where: string) =>
+      (
+        await fx.db.query(
+          `select encode(subject_hash, 'hex') as h from pii.request_items where request_id = $1 and ${where} order by subject_hash`,
+          [id],
+        )
+      ).rows.map((r) => r.h);
+    const all = await walk();
+    expect(all).toEqual(await expected('true'));
+    expect(all).toHaveLength(2500);
+    const unmatched = await walk('unmatched');
+    expect(unmatched).toEqual(await expected('not matched'));
+    expect(unmatched).toHaveLength(2490);
+    expect(await walk('failed')).toEqual([]);
+  });
+
+  it('refuses an after that is not a subject hash (400)', async () => {
+    const op = await signIn(fx.roles.operator);
+    const { rows } = await fx.db.query(`select id from pii.requests limit 1`);
+    const res = await call({
+      method: 'GET',
+      url: `/requests/${rows[0].id}/items?after=zz`,
+      cookies: { lethe_session: op.cookie },
+    });
+    expect(res.statusCode).toBe(400);
+  });
+});
+
 describe('lethe admin (the CLI command, a real process)', () => {
   it('serves the pages, logs one line per response without any submitted key, and stops on SIGTERM', async () => {
     const { spawn } = await import('node:child_process');
