@@ -160,6 +160,66 @@ describe('POST /sign-in', () => {
   });
 });
 
+describe('sign-in rate limiting (over real HTTP)', () => {
+  /** A server of its own on a real port (the failures it counts are its own). */
+  async function listening(signInLimit?: { failures: number; windowMs: number }) {
+    const server = await buildAdminServer({ databaseUrl: fx.db.url, ...(signInLimit ? { signInLimit } : {}) });
+    const base = await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const attempt = async (user: string, password: string) => {
+      const page = await fetch(`${base}/sign-in`);
+      const cookie = page.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .join('; ');
+      const res = await fetch(`${base}/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ _csrf: csrfToken(await page.text()), user, password }).toString(),
+      });
+      const body = await res.text();
+      bodies.push(body);
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body };
+    };
+    return { server, attempt };
+  }
+
+  it('password guessing: after 5 failures in a minute, 429 with Retry-After, even for the right password', async () => {
+    const { server, attempt } = await listening();
+    try {
+      for (let i = 0; i < 5; i++) expect((await attempt(fx.roles.auditor, `guess-${i}`)).status).toBe(401);
+      const refused = await attempt(fx.roles.auditor, 'guess-5');
+      expect(refused.status).toBe(429);
+      expect(Number(refused.retryAfter)).toBeGreaterThan(50);
+      expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
+      expect(refused.body).toContain('Too many failed sign-ins');
+      // Not even tried: the right password gets no answer either.
+      expect((await attempt(fx.roles.auditor, PASSWORD)).status).toBe(429);
+      // The address is limited too: another role from it is refused as well.
+      expect((await attempt(fx.roles.admin, PASSWORD)).status).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('the limit ends with its window; a correct sign-in clears the role’s failures', async () => {
+    const { server, attempt } = await listening({ failures: 2, windowMs: 1_500 });
+    try {
+      expect((await attempt(fx.roles.auditor, 'guess-a')).status).toBe(401);
+      expect((await attempt(fx.roles.auditor, PASSWORD)).status).toBe(303);
+      expect((await attempt(fx.roles.auditor, 'guess-b')).status).toBe(401);
+      // One failure counted against the role since its success, two against the address.
+      const refused = await attempt(fx.roles.auditor, PASSWORD);
+      expect(refused.status).toBe(429);
+      expect(refused.retryAfter).toMatch(/^[12]$/);
+      await sleep(Number(refused.retryAfter) * 1000 + 100);
+      expect((await attempt(fx.roles.auditor, PASSWORD)).status).toBe(303);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('sessions', () => {
   it('without a session, pages redirect to the sign-in and forms are refused (401)', async () => {
     const page = await call({ method: 'GET', url: '/requests' });

@@ -5,6 +5,7 @@ import { isRequestId } from '../sql/requestId.js';
 import type { Html } from './html.js';
 import { type NavEntry, page, type PageOptions } from './layout.js';
 import type { Session, SessionStore } from './sessions.js';
+import type { SignInLimiter } from './signInLimiter.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -22,6 +23,7 @@ declare module 'fastify' {
 
 export interface AdminContext {
   sessions: SessionStore;
+  signInLimiter: SignInLimiter;
   /** Private directory (0700) where uploads wait for confirmation. */
   uploadDir: string;
   nav: readonly NavEntry[];

@@ -19,6 +19,7 @@ import { lookupSection } from './pages/lookup.js';
 import { requestsSection } from './pages/requests.js';
 import { uploadSection } from './pages/upload.js';
 import { sameToken, SessionStore } from './sessions.js';
+import { type SignInLimit, SignInLimiter } from './signInLimiter.js';
 
 /** The page groups, in navigation order. Retention policies and legal holds go here when they land. */
 export const ADMIN_SECTIONS: readonly AdminSection[] = [
@@ -41,6 +42,8 @@ export interface AdminServerOptions {
   trustProxy?: boolean;
   /** Largest CSV accepted. Default 2 GiB. */
   maxUploadBytes?: number;
+  /** Failed sign-ins allowed per client address and per role name in a window; then 429. Default 5 a minute. */
+  signInLimit?: SignInLimit;
   /** One line per response (method, route pattern, status, time) and per server error (its code only). */
   log?: (line: string) => void;
 }
@@ -61,7 +64,12 @@ export async function buildAdminServer(opts: AdminServerOptions): Promise<AdminS
       await Promise.all([...s.uploads.values()].map((u) => rm(u.path, { force: true })));
     },
   });
-  const ctx: AdminContext = { sessions, uploadDir, nav: ADMIN_SECTIONS.flatMap((s) => s.nav) };
+  const ctx: AdminContext = {
+    sessions,
+    signInLimiter: new SignInLimiter(opts.signInLimit),
+    uploadDir,
+    nav: ADMIN_SECTIONS.flatMap((s) => s.nav),
+  };
   const app = Fastify({
     logger: false,
     trustProxy: opts.trustProxy ?? false,
