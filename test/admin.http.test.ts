@@ -559,6 +559,124 @@ describe('GET /requests/:id/items', () => {
   });
 });
 
+describe('GET/POST /retention', () => {
+  const policy = 'inactive-members';
+  const count = async (sql: string, params: unknown[] = []) => Number((await fx.db.query(sql, params)).rows[0].n);
+
+  beforeAll(async () => {
+    await fx.db.query(`grant usage on schema acct to ${fx.roles.operator}, ${fx.roles.admin};
+      grant select on acct.members to ${fx.roles.operator}, ${fx.roles.admin}`);
+    await fx.db.query(`select pii.set_retention_policy($1, $2, 5)`, [
+      policy,
+      `select m.handle from acct.members m where m.display_name in ('Member 30', 'Member 31', 'Member 32')`,
+    ]);
+  });
+
+  it('lists the policies, the current version not approved', async () => {
+    const op = await signIn(fx.roles.operator);
+    const res = await call({ method: 'GET', url: '/retention', cookies: { lethe_session: op.cookie } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toMatch(new RegExp(`<a href="/retention/${policy}">${policy}</a>`));
+    expect(res.body).toContain('not approved');
+  });
+
+  it('an operator previews (one audit row): candidates, rows per table and keyed hashes, never a key', async () => {
+    const op = await signIn(fx.roles.operator);
+    const audits = await count(`select count(*) as n from pii.audit where action = 'preview_retention'`);
+    const res = await post(op, `/retention/${policy}/preview`, {});
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toContain('3 subject(s) would be erased now (limit 5)');
+    expect(res.body).toMatch(/<td>acct\.members<\/td>\s*<td class="num">3<\/td>/);
+    expect([...res.body.matchAll(/<li>([0-9a-f]{64})<\/li>/g)]).toHaveLength(3);
+    expect(await count(`select count(*) as n from pii.audit where action = 'preview_retention'`)).toBe(audits + 1);
+    // An operator is offered no approval.
+    expect(res.body).not.toContain('Approve version');
+  });
+
+  it('an auditor cannot preview and an operator cannot approve (403, nothing changes); pii_admin approves', async () => {
+    const aud = await signIn(fx.roles.auditor);
+    const audits = await count(`select count(*) as n from pii.audit`);
+    expect((await post(aud, `/retention/${policy}/preview`, {})).statusCode).toBe(403);
+    const op = await signIn(fx.roles.operator);
+    expect((await post(op, `/retention/${policy}/approve`, { version: '1' })).statusCode).toBe(403);
+    expect(await count(`select count(*) as n from pii.audit`)).toBe(audits);
+    const approved = async () =>
+      (await fx.db.query(`select approved_by from pii.retention_policies where policy_name = $1`, [policy])).rows[0]
+        .approved_by;
+    expect(await approved()).toBeNull();
+
+    const adm = await signIn(fx.roles.admin);
+    const page = await call({ method: 'GET', url: `/retention/${policy}`, cookies: { lethe_session: adm.cookie } });
+    expect(page.body).toContain('Approve version 1');
+    const res = await post(adm, `/retention/${policy}/approve`, { version: '1' });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe(`/retention/${policy}?approved=1`);
+    expect(await approved()).toBe(fx.roles.admin);
+    // An approval of a version that is not the current one: 409 with the SQLSTATE.
+    const stale = await post(adm, `/retention/${policy}/approve`, { version: '7' });
+    expect(stale.statusCode).toBe(409);
+    expect(stale.body).toContain('55000');
+  });
+});
+
+describe('GET/POST /holds', () => {
+  it('pii_admin places a hold for typed keys (never shown again) and releases it; pii.holds records both', async () => {
+    const adm = await signIn(fx.roles.admin);
+    const keys = await memberHandles(fx.db, 33, 34);
+    const placed = await post(adm, '/holds', {
+      keys: keys.join('\n'),
+      reason: 'chargeback dispute',
+      until: '2099-12-31',
+      tables: 'acct.logins',
+    });
+    expect(placed.statusCode, placed.body).toBe(303);
+    const { rows } = await fx.db.query(
+      `select hold_id, subjects, tables, status from pii.holds where reason = 'chargeback dispute'`,
+    );
+    expect(rows).toEqual([{ hold_id: expect.any(String), subjects: 2, tables: ['acct.logins'], status: 'active' }]);
+    const list = await call({ method: 'GET', url: '/holds?placed', cookies: { lethe_session: adm.cookie } });
+    expect(list.body).toContain('The hold was placed.');
+    expect(list.body).toContain('chargeback dispute');
+    expect(list.body).toContain(`action="/holds/${rows[0].hold_id}/release"`);
+
+    // An auditor sees the hold, is offered no release, and the database refuses one.
+    const aud = await signIn(fx.roles.auditor);
+    const seen = await call({ method: 'GET', url: '/holds', cookies: { lethe_session: aud.cookie } });
+    expect(seen.statusCode).toBe(200);
+    expect(seen.body).toContain('chargeback dispute');
+    expect(seen.body).not.toContain('/release"');
+    expect((await post(aud, `/holds/${rows[0].hold_id}/release`, {})).statusCode).toBe(403);
+
+    const released = await post(adm, `/holds/${rows[0].hold_id}/release`, {});
+    expect(released.statusCode).toBe(303);
+    expect((await fx.db.query(`select status from pii.holds where hold_id = $1`, [rows[0].hold_id])).rows).toEqual([
+      { status: 'released' },
+    ]);
+  });
+
+  it('an operator may not see holds (403 from the database; not in the navigation) nor place one', async () => {
+    const op = await signIn(fx.roles.operator);
+    const home = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: op.cookie } });
+    expect(home.body).not.toContain('href="/holds"');
+    expect((await call({ method: 'GET', url: '/holds', cookies: { lethe_session: op.cookie } })).statusCode).toBe(403);
+    const before = await fx.db.query(`select count(*)::int as n from pii.legal_holds`);
+    const keys = await memberHandles(fx.db, 35, 35);
+    const res = await post(op, '/holds', { keys: keys[0]!, reason: 'x', until: '2099-01-01', tables: '' });
+    expect(res.statusCode).toBe(403);
+    expect(res.body).not.toContain(keys[0]!);
+    expect((await fx.db.query(`select count(*)::int as n from pii.legal_holds`)).rows).toEqual(before.rows);
+  });
+
+  it('a bad date is refused (400) without echoing the keys', async () => {
+    const adm = await signIn(fx.roles.admin);
+    const keys = await memberHandles(fx.db, 36, 36);
+    const res = await post(adm, '/holds', { keys: keys[0]!, reason: 'audit', until: '2020-01-01', tables: '' });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toContain('until must be a date after today');
+    expect(res.body).not.toContain(keys[0]!);
+  });
+});
+
 describe('lethe admin (the CLI command, a real process)', () => {
   it('serves the pages, logs one line per response without any submitted key, and stops on SIGTERM', async () => {
     const { spawn } = await import('node:child_process');

@@ -29,10 +29,7 @@ export interface AdminContext {
   nav: readonly NavEntry[];
 }
 
-/**
- * A group of pages. The retention and legal-hold pages (a later issue) are one more
- * AdminSection in ADMIN_SECTIONS (src/admin/server.ts): nav entries plus routes.
- */
+/** A group of pages (one of ADMIN_SECTIONS in src/admin/server.ts): nav entries plus routes. */
 export interface AdminSection {
   nav: readonly NavEntry[];
   register(app: FastifyInstance, ctx: AdminContext): void;
