@@ -404,7 +404,9 @@ table pii_internal.request_items owner <owner>
   constraint request_items_check CHECK (((status <> 'done'::text) OR ((subject_key IS NULL) AND (scope IS NULL))))
   constraint request_items_pkey PRIMARY KEY (request_id, subject_hash)
   constraint request_items_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'done'::text, 'failed'::text])))
+  index CREATE INDEX request_items_failed_idx ON pii_internal.request_items USING btree (request_id, subject_hash) WHERE (status = 'failed'::text)
   index CREATE INDEX request_items_pending_idx ON pii_internal.request_items USING btree (request_id, subject_hash) WHERE (status = 'pending'::text)
+  index CREATE INDEX request_items_unmatched_idx ON pii_internal.request_items USING btree (request_id, subject_hash) WHERE (NOT matched)
   index CREATE UNIQUE INDEX request_items_pkey ON pii_internal.request_items USING btree (request_id, subject_hash)
   comment 'One item per distinct subject of a request. subject_key/scope are held only while the item is pending (or failed, for a retry).'
 
@@ -714,6 +716,7 @@ function pii.approve_retention(text,integer) owner <owner>
         raise exception 'retention policy "%" is at version %, not %: approve the current version', name, cur.version,
           coalesce(version::text, 'NULL') using errcode = '55000', hint = 'Preview it first: select * from pii.preview_retention(...).';
       end if;
+      perform pii_internal.ensure_deputies();
       if cur.approved_at is not null then
         return;
       end if;
@@ -1143,7 +1146,7 @@ function pii.hold_tick(date) owner <owner>
         where hs.hold_id = ended.id
           and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
         if hashes is not null then
-          found_ := pii_internal.subjects_by_hash(hashes);
+          found_ := pii_internal.hold_expiry_subjects(hashes);
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
             rid := pii_internal.create_request(
               found_.subject_keys,
@@ -1988,6 +1991,54 @@ function pii.request_items(uuid) owner <owner>
   comment 'A request''s subjects by keyed hash (never the key), with their CSV row, whether they matched a subject row,
 status, and the request that erased them. Example: select * from pii.request_items(''…''::uuid) where not matched;'
 
+function pii.request_items_page(uuid,text,integer,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_items_page(request_id uuid, after_hash text DEFAULT NULL::text, page_size integer DEFAULT 50, only_items text DEFAULT NULL::text)
+     RETURNS TABLE(subject_hash text, source_row bigint, matched boolean, status text, erased_by uuid, error text)
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      after bytea;
+    begin
+      if page_size is null or page_size < 1 or page_size > 1000 then
+        raise exception 'page_size must be between 1 and 1000, not %', coalesce(page_size::text, 'NULL') using errcode = '22023';
+      end if;
+      if only_items is not null and only_items not in ('unmatched', 'failed') then
+        raise exception 'only_items must be NULL (all items), unmatched or failed, not "%"', only_items using errcode = '22023';
+      end if;
+      if after_hash is not null then
+        if after_hash !~ '^[0-9a-f]{64}$' then
+          raise exception 'after_hash must be a subject hash (64 lowercase hex digits)' using errcode = '22023';
+        end if;
+        after := pg_catalog.decode(after_hash, 'hex');
+      end if;
+      -- One static statement per filter, so that each walks its own index.
+      if only_items is null then
+        return query select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+          from pii_internal.request_items i
+          where i.request_id = request_items_page.request_id and (after is null or i.subject_hash > after)
+          order by i.subject_hash limit page_size;
+      elsif only_items = 'unmatched' then
+        return query select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+          from pii_internal.request_items i
+          where i.request_id = request_items_page.request_id and not i.matched and (after is null or i.subject_hash > after)
+          order by i.subject_hash limit page_size;
+      else
+        return query select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+          from pii_internal.request_items i
+          where i.request_id = request_items_page.request_id and i.status = 'failed' and (after is null or i.subject_hash > after)
+          order by i.subject_hash limit page_size;
+      end if;
+    end
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'One page of a request''s items (as pii.request_items(): keyed hashes, never keys), in subject-hash order after
+after_hash (the last hash of the previous page; NULL: the first page), at most page_size (1-1000), all of them or
+only_items => ''unmatched'' or ''failed''. Each page reads one index range, however large the request.
+Example: select * from pii.request_items_page(''…''::uuid, only_items => ''failed'');'
+
 function pii.request_status(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_status(request_id uuid)
      RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text)
@@ -2237,14 +2288,19 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
       s record;
     begin
+      perform pii_internal.ensure_deputies();
       s := pii_internal.retention_candidates(subject_keys, scopes);
       candidates := pg_catalog.cardinality(s.keys);
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
       from (select h from unnest(s.hashes) as u (h) limit 20) x;
       rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
-      perform pii_internal.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
-        'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
+      -- A read-only transaction (a standby, a cautious session) can keep no audit row: the
+      -- preview changes nothing either way, and the caller sees no key.
+      if pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
+        perform pii_internal.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
+          'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
+      end if;
     end
     $function$
   grant EXECUTE to pii_operator
@@ -2472,6 +2528,8 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
         raise exception 'enabled must be true or false' using errcode = '22004';
       end if;
       perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+      -- So that its preview works in a read-only transaction.
+      perform pii_internal.ensure_deputies();
       select * into cur from pii.retention_policy_versions x where x.policy_name = name order by x.version desc limit 1;
       if cur.version is not null and cur.subject_query = subject_query and cur.max_subjects = max_subjects
          and cur.kind is not distinct from kind and cur.mode = mode and cur.schedule = schedule and cur.enabled = enabled then
@@ -4167,6 +4225,28 @@ function pii_internal.enqueue_request_job(uuid) owner <owner>
     $function$
   comment 'Internal. Queues (or re-queues) the graphile-worker job that processes a request.'
 
+function pii_internal.ensure_deputies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.ensure_deputies()
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      o record;
+    begin
+      for o in select distinct c.relowner::regrole as owner, pg_catalog.min(pii_internal.qualified_name(c.oid::regclass)) as example
+               from pii.tables t join pg_catalog.pg_class c on c.oid = t.relid group by c.relowner loop
+        begin
+          perform pii_internal.deputy(o.owner);
+        exception when read_only_sql_transaction then
+          raise exception 'Lethe has no deputy yet for role %, which owns % (the table''s owner changed since it was registered): it cannot be made in a read-only transaction', o.owner, o.example
+            using errcode = '25006', hint = 'Preview once in a read-write transaction, or set or approve the policy again.';
+        end;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Makes the missing deputies of registered tables'' owners (25006 naming the owner when the transaction is read-only).'
+
 function pii_internal.erase_action(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_action(tbl regclass)
      RETURNS text
@@ -4941,6 +5021,37 @@ function pii_internal.hold_erased_for_ledger() owner <owner>
     end
     $function$
   comment 'Internal. AFTER UPDATE statement trigger on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
+
+function pii_internal.hold_expiry_subjects(bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.hold_expiry_subjects(hashes bytea[], OUT subject_keys text[], OUT scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+    begin
+      select * into subj from pii.subject_table;
+      if not subj.key_is_pii then
+        select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes) f;
+        return;
+      end if;
+      if subj.scope_attnum is null then
+        select coalesce(pg_catalog.array_agg(tb.pseudonym), '{}') into subject_keys
+        from pii_internal.tombstones tb where tb.subject_hash = any (hashes) and tb.pseudonym is not null;
+        return;
+      end if;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(t.%1$I::text), '{}'), coalesce(pg_catalog.array_agg(t.%2$I::text), '{}')
+           from pii_internal.tombstones tb join %3$s as t on t.%1$I operator(pg_catalog.=) tb.pseudonym
+           where tb.subject_hash = any ($1) and tb.pseudonym is not null$q$,
+        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.column_name(subj.relid, subj.scope_attnum),
+        pii_internal.qualified_name(subj.relid))
+        into subject_keys, scopes using hashes;
+    end
+    $function$
+  comment 'Internal. Keys (and scopes) under which an ended hold''s erased subjects are found now: their keys, or their pseudonyms when the key is PII.'
 
 function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.holds_subject_key(tbl regclass, col smallint)

@@ -3,7 +3,8 @@
 // An operator signs in, uploads a CSV with a bad row (rejected, row named, nothing
 // queued) and a good one, follows it to done under a real worker, re-verifies, downloads
 // the evidence pack and checks its hash, looks a person up and erases two by key; an
-// auditor reads but is refused (403) when submitting. Every response body of the run is
+// auditor reads but is refused (403) when submitting; pii_admin places and releases a
+// legal hold and previews and approves a retention policy. Every response body of the run is
 // searched for the subjects' keys and emails. Screenshots: test-output/admin/*.png.
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -241,6 +242,57 @@ describe('lethe admin in a browser, JavaScript disabled', () => {
 
     await submit(page, 'form.signout button');
     expect(new URL(page.url()).pathname).toBe('/sign-in');
+  });
+
+  it('pii_admin places a legal hold, previews and approves a retention policy, and releases the hold', async () => {
+    await fx.db.query(
+      `grant usage on schema acct to ${fx.roles.admin}; grant select on acct.members to ${fx.roles.admin}`,
+    );
+    await fx.db.query(`select pii.set_retention_policy('inactive-members', $1, 10)`, [
+      `select m.handle from acct.members m where m.display_name in ('Member 38', 'Member 39', 'Member 40')`,
+    ]);
+    const page = await newPage();
+    await signIn(page, fx.roles.admin);
+    const nav = await page.$$eval('nav a', (as) => as.map((a) => a.textContent));
+    expect(nav).toEqual(expect.arrayContaining(['Retention', 'Legal holds']));
+
+    const [held] = await memberHandles(fx.db, 39, 39);
+    await page.goto(`${base}/holds`);
+    await page.type('#keys', held!);
+    await page.type('#reason', 'chargeback dispute');
+    // A date input takes the digits in the browser's locale order (en-US: month, day, year).
+    await page.type('#until', '12312099');
+    await page.type('#tables', 'acct.logins');
+    await submit(page);
+    expect(new URL(page.url()).pathname).toBe('/holds');
+    expect(await text(page)).toMatch(
+      /The hold was placed\.[\s\S]*active\s+2099-12-31[\s\S]*chargeback dispute\s+acct\.logins\s+1/,
+    );
+    expect(await page.$eval('#keys', (t) => (t as HTMLTextAreaElement).value)).toBe('');
+    await shot(page, '13-holds');
+
+    await page.goto(`${base}/retention`);
+    expect(await text(page)).toMatch(/inactive-members\s+1\s+not approved/);
+    await shot(page, '14-retention');
+    await page.click('a[href="/retention/inactive-members"]');
+    await page.waitForSelector('form[action$="/preview"]');
+    await submit(page, 'form[action$="/preview"] button');
+    const preview = await text(page);
+    expect(preview).toContain('2 subject(s) would be erased now (limit 10).');
+    expect(preview).toMatch(/Held \(left out\)\s+1/);
+    expect(await page.$$eval('ul.hash li', (lis) => lis.length)).toBe(2);
+    await shot(page, '15-retention-preview');
+    await submit(page, 'form[action$="/approve"] button');
+    expect(await text(page)).toMatch(/Version 1 approved\.[\s\S]*approved by/);
+    expect(
+      (await fx.db.query(`select approved_by from pii.retention_policies where policy_name = 'inactive-members'`)).rows,
+    ).toEqual([{ approved_by: fx.roles.admin }]);
+    await shot(page, '16-retention-approved');
+
+    await page.goto(`${base}/holds`);
+    await submit(page, 'form[action$="/release"] button');
+    expect(await text(page)).toMatch(/The hold was released\.[\s\S]*released\s+2099-12-31/);
+    expect((await fx.db.query(`select status from pii.holds`)).rows).toEqual([{ status: 'released' }]);
   });
 
   it('no response of the whole run contains a subject key or an email', async () => {

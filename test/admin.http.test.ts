@@ -160,6 +160,66 @@ describe('POST /sign-in', () => {
   });
 });
 
+describe('sign-in rate limiting (over real HTTP)', () => {
+  /** A server of its own on a real port (the failures it counts are its own). */
+  async function listening(signInLimit?: { failures: number; windowMs: number }) {
+    const server = await buildAdminServer({ databaseUrl: fx.db.url, ...(signInLimit ? { signInLimit } : {}) });
+    const base = await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const attempt = async (user: string, password: string) => {
+      const page = await fetch(`${base}/sign-in`);
+      const cookie = page.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .join('; ');
+      const res = await fetch(`${base}/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ _csrf: csrfToken(await page.text()), user, password }).toString(),
+      });
+      const body = await res.text();
+      bodies.push(body);
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body };
+    };
+    return { server, attempt };
+  }
+
+  it('password guessing: after 5 failures in a minute, 429 with Retry-After, even for the right password', async () => {
+    const { server, attempt } = await listening();
+    try {
+      for (let i = 0; i < 5; i++) expect((await attempt(fx.roles.auditor, `guess-${i}`)).status).toBe(401);
+      const refused = await attempt(fx.roles.auditor, 'guess-5');
+      expect(refused.status).toBe(429);
+      expect(Number(refused.retryAfter)).toBeGreaterThan(50);
+      expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
+      expect(refused.body).toContain('Too many failed sign-ins');
+      // Not even tried: the right password gets no answer either.
+      expect((await attempt(fx.roles.auditor, PASSWORD)).status).toBe(429);
+      // The address is limited too: another role from it is refused as well.
+      expect((await attempt(fx.roles.admin, PASSWORD)).status).toBe(429);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('the limit ends with its window; a correct sign-in clears the role’s failures', async () => {
+    const { server, attempt } = await listening({ failures: 2, windowMs: 1_500 });
+    try {
+      expect((await attempt(fx.roles.auditor, 'guess-a')).status).toBe(401);
+      expect((await attempt(fx.roles.auditor, PASSWORD)).status).toBe(303);
+      expect((await attempt(fx.roles.auditor, 'guess-b')).status).toBe(401);
+      // One failure counted against the role since its success, two against the address.
+      const refused = await attempt(fx.roles.auditor, PASSWORD);
+      expect(refused.status).toBe(429);
+      expect(refused.retryAfter).toMatch(/^[12]$/);
+      await sleep(Number(refused.retryAfter) * 1000 + 100);
+      expect((await attempt(fx.roles.auditor, PASSWORD)).status).toBe(303);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('sessions', () => {
   it('without a session, pages redirect to the sign-in and forms are refused (401)', async () => {
     const page = await call({ method: 'GET', url: '/requests' });
@@ -446,6 +506,180 @@ describe('GET /requests/:id/evidence', () => {
         .digest('hex'),
     ).toBe(last.split(',')[2]);
     expect(lines).toContain(`request,requested_by,${fx.roles.operator}`);
+  });
+});
+
+describe('GET /requests/:id/items', () => {
+  it('pages a request of 2,500 subjects by keyset, 50 a page: every subject once, the unmatched ones alone', async () => {
+    const op = await signIn(fx.roles.operator);
+    const members = await memberHandles(fx.db, 20, 29);
+    const { rows } = await fx.db.query(
+      `select pii.request_erasure($1::text[] || array(select 'unknown-' || i from generate_series(1, 2490) i)) as id`,
+      [members],
+    );
+    const id: string = rows[0].id;
+    const detail = await call({ method: 'GET', url: `/requests/${id}`, cookies: { lethe_session: op.cookie } });
+    expect(detail.statusCode, detail.body).toBe(200);
+    expect(detail.body).toContain('first 50 of 2490');
+    expect(detail.body).toMatch(new RegExp(`href="/requests/${id}/items\\?only=unmatched&amp;after=[0-9a-f]{64}"`));
+
+    /** Follows the next links from the first page; the hashes in page order. */
+    const walk = async (only?: string): Promise<string[]> => {
+      const seen: string[] = [];
+      let url: string | undefined = `/requests/${id}/items${only ? `?only=${only}` : ''}`;
+      while (url) {
+        const page = await call({ method: 'GET', url, cookies: { lethe_session: op.cookie } });
+        expect(page.statusCode, page.body).toBe(200);
+        const hashes = [...page.body.matchAll(/<td class="hash">([0-9a-f]{64})<\/td>/g)].map((m) => m[1]!);
+        expect(hashes.length).toBeLessThanOrEqual(50);
+        seen.push(...hashes);
+        url = /href="([^"]+)">next →/.exec(page.body)?.[1]?.replaceAll('&amp;', '&');
+      }
+      return seen;
+    };
+    const expected = async (where: string) =>
+      (
+        await fx.db.query(
+          `select encode(subject_hash, 'hex') as h from pii_internal.request_items where request_id = $1 and ${where} order by subject_hash`,
+          [id],
+        )
+      ).rows.map((r) => r.h);
+    const all = await walk();
+    expect(all).toEqual(await expected('true'));
+    expect(all).toHaveLength(2500);
+    const unmatched = await walk('unmatched');
+    expect(unmatched).toEqual(await expected('not matched'));
+    expect(unmatched).toHaveLength(2490);
+    expect(await walk('failed')).toEqual([]);
+  });
+
+  it('refuses an after that is not a subject hash (400)', async () => {
+    const op = await signIn(fx.roles.operator);
+    const { rows } = await fx.db.query(`select id from pii.requests limit 1`);
+    const res = await call({
+      method: 'GET',
+      url: `/requests/${rows[0].id}/items?after=zz`,
+      cookies: { lethe_session: op.cookie },
+    });
+    expect(res.statusCode).toBe(400);
+  });
+});
+
+describe('GET/POST /retention', () => {
+  const policy = 'inactive-members';
+  const count = async (sql: string, params: unknown[] = []) => Number((await fx.db.query(sql, params)).rows[0].n);
+
+  beforeAll(async () => {
+    await fx.db.query(`grant usage on schema acct to ${fx.roles.operator}, ${fx.roles.admin};
+      grant select on acct.members to ${fx.roles.operator}, ${fx.roles.admin}`);
+    await fx.db.query(`select pii.set_retention_policy($1, $2, 5)`, [
+      policy,
+      `select m.handle from acct.members m where m.display_name in ('Member 30', 'Member 31', 'Member 32')`,
+    ]);
+  });
+
+  it('lists the policies, the current version not approved', async () => {
+    const op = await signIn(fx.roles.operator);
+    const res = await call({ method: 'GET', url: '/retention', cookies: { lethe_session: op.cookie } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toMatch(new RegExp(`<a href="/retention/${policy}">${policy}</a>`));
+    expect(res.body).toContain('not approved');
+  });
+
+  it('an operator previews (one audit row): candidates, rows per table and keyed hashes, never a key', async () => {
+    const op = await signIn(fx.roles.operator);
+    const audits = await count(`select count(*) as n from pii.audit where action = 'preview_retention'`);
+    const res = await post(op, `/retention/${policy}/preview`, {});
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toContain('3 subject(s) would be erased now (limit 5)');
+    expect(res.body).toMatch(/<td>acct\.members<\/td>\s*<td class="num">3<\/td>/);
+    expect([...res.body.matchAll(/<li>([0-9a-f]{64})<\/li>/g)]).toHaveLength(3);
+    expect(await count(`select count(*) as n from pii.audit where action = 'preview_retention'`)).toBe(audits + 1);
+    // An operator is offered no approval.
+    expect(res.body).not.toContain('Approve version');
+  });
+
+  it('an auditor cannot preview and an operator cannot approve (403, nothing changes); pii_admin approves', async () => {
+    const aud = await signIn(fx.roles.auditor);
+    const audits = await count(`select count(*) as n from pii.audit`);
+    expect((await post(aud, `/retention/${policy}/preview`, {})).statusCode).toBe(403);
+    const op = await signIn(fx.roles.operator);
+    expect((await post(op, `/retention/${policy}/approve`, { version: '1' })).statusCode).toBe(403);
+    expect(await count(`select count(*) as n from pii.audit`)).toBe(audits);
+    const approved = async () =>
+      (await fx.db.query(`select approved_by from pii.retention_policies where policy_name = $1`, [policy])).rows[0]
+        .approved_by;
+    expect(await approved()).toBeNull();
+
+    const adm = await signIn(fx.roles.admin);
+    const page = await call({ method: 'GET', url: `/retention/${policy}`, cookies: { lethe_session: adm.cookie } });
+    expect(page.body).toContain('Approve version 1');
+    const res = await post(adm, `/retention/${policy}/approve`, { version: '1' });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe(`/retention/${policy}?approved=1`);
+    expect(await approved()).toBe(fx.roles.admin);
+    // An approval of a version that is not the current one: 409 with the SQLSTATE.
+    const stale = await post(adm, `/retention/${policy}/approve`, { version: '7' });
+    expect(stale.statusCode).toBe(409);
+    expect(stale.body).toContain('55000');
+  });
+});
+
+describe('GET/POST /holds', () => {
+  it('pii_admin places a hold for typed keys (never shown again) and releases it; pii.holds records both', async () => {
+    const adm = await signIn(fx.roles.admin);
+    const keys = await memberHandles(fx.db, 33, 34);
+    const placed = await post(adm, '/holds', {
+      keys: keys.join('\n'),
+      reason: 'chargeback dispute',
+      until: '2099-12-31',
+      tables: 'acct.logins',
+    });
+    expect(placed.statusCode, placed.body).toBe(303);
+    const { rows } = await fx.db.query(
+      `select hold_id, subjects, tables, status from pii.holds where reason = 'chargeback dispute'`,
+    );
+    expect(rows).toEqual([{ hold_id: expect.any(String), subjects: 2, tables: ['acct.logins'], status: 'active' }]);
+    const list = await call({ method: 'GET', url: '/holds?placed', cookies: { lethe_session: adm.cookie } });
+    expect(list.body).toContain('The hold was placed.');
+    expect(list.body).toContain('chargeback dispute');
+    expect(list.body).toContain(`action="/holds/${rows[0].hold_id}/release"`);
+
+    // An auditor sees the hold, is offered no release, and the database refuses one.
+    const aud = await signIn(fx.roles.auditor);
+    const seen = await call({ method: 'GET', url: '/holds', cookies: { lethe_session: aud.cookie } });
+    expect(seen.statusCode).toBe(200);
+    expect(seen.body).toContain('chargeback dispute');
+    expect(seen.body).not.toContain('/release"');
+    expect((await post(aud, `/holds/${rows[0].hold_id}/release`, {})).statusCode).toBe(403);
+
+    const released = await post(adm, `/holds/${rows[0].hold_id}/release`, {});
+    expect(released.statusCode).toBe(303);
+    expect((await fx.db.query(`select status from pii.holds where hold_id = $1`, [rows[0].hold_id])).rows).toEqual([
+      { status: 'released' },
+    ]);
+  });
+
+  it('an operator may not see holds (403 from the database; not in the navigation) nor place one', async () => {
+    const op = await signIn(fx.roles.operator);
+    const home = await call({ method: 'GET', url: '/requests', cookies: { lethe_session: op.cookie } });
+    expect(home.body).not.toContain('href="/holds"');
+    expect((await call({ method: 'GET', url: '/holds', cookies: { lethe_session: op.cookie } })).statusCode).toBe(403);
+    const before = await fx.db.query(`select count(*)::int as n from pii.legal_holds`);
+    const keys = await memberHandles(fx.db, 35, 35);
+    const res = await post(op, '/holds', { keys: keys[0]!, reason: 'x', until: '2099-01-01', tables: '' });
+    expect(res.statusCode).toBe(403);
+    expect(res.body).not.toContain(keys[0]!);
+    expect((await fx.db.query(`select count(*)::int as n from pii.legal_holds`)).rows).toEqual(before.rows);
+  });
+
+  it('a bad date is refused (400) without echoing the keys', async () => {
+    const adm = await signIn(fx.roles.admin);
+    const keys = await memberHandles(fx.db, 36, 36);
+    const res = await post(adm, '/holds', { keys: keys[0]!, reason: 'audit', until: '2020-01-01', tables: '' });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).toContain('until must be a date after today');
+    expect(res.body).not.toContain(keys[0]!);
   });
 });
 

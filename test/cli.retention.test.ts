@@ -69,6 +69,89 @@ describe('lethe retention', () => {
   });
 });
 
+describe('lethe retention set', () => {
+  it('stores a new version (the same definition again: the same version), disabled unless --enable', async () => {
+    const query = 'select c.id from app.customers c where c.id between 34 and 35';
+    const first = await lethe(['retention', 'set', 'cli-set', '--query', query, '--max', '5', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toEqual({ policy: 'cli-set', version: 1 });
+    const again = await lethe(['retention', 'set', 'cli-set', '--query', query, '--max', '5']);
+    expect(again.stdout).toBe(
+      'retention policy cli-set is at version 1: preview it (lethe retention preview cli-set), then approve it (lethe retention approve cli-set 1)\n',
+    );
+    const changed = await lethe([
+      'retention',
+      'set',
+      'cli-set',
+      '--query',
+      query,
+      '--max',
+      '9',
+      '--mode',
+      'delete',
+      '--schedule',
+      'weekly',
+      '--enable',
+      '--json',
+    ]);
+    expect(JSON.parse(changed.stdout)).toEqual({ policy: 'cli-set', version: 2 });
+    const { rows } = await db.query(
+      `select version, subject_query, max_subjects, mode, schedule, enabled, approved from pii.retention_policies where policy_name = 'cli-set'`,
+    );
+    expect(rows).toEqual([
+      {
+        version: 2,
+        subject_query: query,
+        max_subjects: 9,
+        mode: 'delete',
+        schedule: 'weekly',
+        enabled: true,
+        approved: false,
+      },
+    ]);
+  });
+
+  it('refuses a query that returns the wrong type (exit 1, SQLSTATE 42804) and stores nothing', async () => {
+    const r = await lethe([
+      'retention',
+      'set',
+      'cli-bad',
+      '--query',
+      'select c.email from app.customers c',
+      '--max',
+      '5',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/subject_query returns text but the subject key is bigint.*SQLSTATE 42804/);
+    expect(
+      (await db.query(`select count(*)::int as n from pii.retention_policy_versions where policy_name = 'cli-bad'`))
+        .rows[0].n,
+    ).toBe(0);
+  });
+
+  it('usage errors (exit 2): no --max, a bad --schedule or --mode', async () => {
+    const noMax = await lethe(['retention', 'set', 'cli-bad', '--query', segment]);
+    expect(noMax.code).toBe(2);
+    expect(noMax.stderr).toMatch(/--max/);
+    const schedule = await lethe([
+      'retention',
+      'set',
+      'cli-bad',
+      '--query',
+      segment,
+      '--max',
+      '5',
+      '--schedule',
+      'yearly',
+    ]);
+    expect(schedule.code).toBe(2);
+    expect(schedule.stderr).toMatch(/--schedule must be hourly, daily, weekly, monthly, got "yearly"/);
+    const mode = await lethe(['retention', 'set', 'cli-bad', '--query', segment, '--max', '5', '--mode', 'shred']);
+    expect(mode.code).toBe(2);
+    expect(mode.stderr).toMatch(/--mode must be erase or delete/);
+  });
+});
+
 describe('lethe erase --query', () => {
   it('--dry-run prints the count and rows per table and files nothing', async () => {
     const r = await lethe(['erase', '--query', segment, '--max', '5', '--dry-run']);

@@ -192,6 +192,55 @@ describe('pii.preview_retention', () => {
   });
 });
 
+describe('pii.preview_retention in a read-only transaction', () => {
+  let owners: string[];
+  const previewReadOnly = async () => {
+    const c = as('operator');
+    await c.query('begin read only');
+    try {
+      return (await c.query(`select candidates, rows_to_change from pii.preview_retention('p-read-only')`)).rows[0];
+    } finally {
+      await c.query('rollback');
+    }
+  };
+  const audits = async () =>
+    (await db.query(`select count(*)::int as n from pii.audit where action = 'preview_retention'`)).rows[0].n;
+
+  beforeAll(async () => {
+    owners = ['new_owner', 'newer_owner'].map((o) => `${db.name}_${o}`);
+    for (const owner of owners)
+      await db.query(`create role ${owner}; grant ${owner} to current_user;
+        grant usage on schema app to ${owner}; grant select on all tables in schema app to ${owner}`);
+  });
+  afterAll(async () => {
+    await db.query('alter table app.loyalty_points owner to current_user');
+    for (const owner of owners) await db.query(`drop owned by ${owner}; drop role ${owner}`);
+  });
+
+  it('works (no audit row) for a table whose owner changed since registration: setting the policy made its deputy', async () => {
+    await db.query(`alter table app.loyalty_points owner to ${owners[0]}`);
+    await as('admin').query('select pii.set_retention_policy($1, $2, 10)', ['p-read-only', range(1, 3)]);
+    const before = await audits();
+    const row = await previewReadOnly();
+    expect(row.candidates).toBe('3');
+    expect(row.rows_to_change['app.loyalty_points']).toBe(9);
+    expect(await audits()).toBe(before);
+  });
+
+  it('names the owner that has no deputy yet (25006); a read-write preview makes it', async () => {
+    await db.query(`alter table app.loyalty_points owner to ${owners[1]}`);
+    await expectPgError(
+      previewReadOnly(),
+      '25006',
+      new RegExp(`no deputy yet for role ${owners[1]}, which owns app\\.`),
+    );
+    const before = await audits();
+    await as('operator').query(`select * from pii.preview_retention('p-read-only')`);
+    expect(await audits()).toBe(before + 1);
+    expect((await previewReadOnly()).rows_to_change['app.loyalty_points']).toBe(9);
+  });
+});
+
 describe('pii.approve_retention and pii.enforce_retention', () => {
   it('refuses an unapproved version: the run is recorded, nothing is requested', async () => {
     await as('admin').query('select pii.set_retention_policy($1, $2, 10)', ['p-unapproved', range(4, 5)]);

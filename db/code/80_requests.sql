@@ -421,8 +421,57 @@ comment on function pii.request_items(uuid) is
 $$A request's subjects by keyed hash (never the key), with their CSV row, whether they matched a subject row,
 status, and the request that erased them. Example: select * from pii.request_items('…'::uuid) where not matched;$$;
 
+-- One page of a request's items in subject-hash order, after the last hash of the previous
+-- page (keyset: each page is one index range, however many items the request has).
+create or replace function pii.request_items_page(request_id uuid, after_hash text default null, page_size integer default 50,
+                                                  only_items text default null)
+returns table (subject_hash text, source_row bigint, matched boolean, status text, erased_by uuid, error text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  after bytea;
+begin
+  if page_size is null or page_size < 1 or page_size > 1000 then
+    raise exception 'page_size must be between 1 and 1000, not %', coalesce(page_size::text, 'NULL') using errcode = '22023';
+  end if;
+  if only_items is not null and only_items not in ('unmatched', 'failed') then
+    raise exception 'only_items must be NULL (all items), unmatched or failed, not "%"', only_items using errcode = '22023';
+  end if;
+  if after_hash is not null then
+    if after_hash !~ '^[0-9a-f]{64}$' then
+      raise exception 'after_hash must be a subject hash (64 lowercase hex digits)' using errcode = '22023';
+    end if;
+    after := pg_catalog.decode(after_hash, 'hex');
+  end if;
+  -- One static statement per filter, so that each walks its own index.
+  if only_items is null then
+    return query select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+      from pii_internal.request_items i
+      where i.request_id = request_items_page.request_id and (after is null or i.subject_hash > after)
+      order by i.subject_hash limit page_size;
+  elsif only_items = 'unmatched' then
+    return query select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+      from pii_internal.request_items i
+      where i.request_id = request_items_page.request_id and not i.matched and (after is null or i.subject_hash > after)
+      order by i.subject_hash limit page_size;
+  else
+    return query select pg_catalog.encode(i.subject_hash, 'hex'), i.source_row, i.matched, i.status, i.erased_by, i.error
+      from pii_internal.request_items i
+      where i.request_id = request_items_page.request_id and i.status = 'failed' and (after is null or i.subject_hash > after)
+      order by i.subject_hash limit page_size;
+  end if;
+end
+$$;
+comment on function pii.request_items_page(uuid, text, integer, text) is
+$$One page of a request's items (as pii.request_items(): keyed hashes, never keys), in subject-hash order after
+after_hash (the last hash of the previous page; NULL: the first page), at most page_size (1-1000), all of them or
+only_items => 'unmatched' or 'failed'. Each page reads one index range, however large the request.
+Example: select * from pii.request_items_page('…'::uuid, only_items => 'failed');$$;
+
 revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.request_erasure(text[], text, text, text[], text, timestamptz),
   pii.request_erasure_from_import(uuid, text, text, text, timestamptz), pii.process_request_chunk(uuid, integer),
   pii.finish_request(uuid), pii.fail_request(uuid, text), pii.retry_request(uuid), pii.resume_requests() to pii_operator;
-grant execute on function pii.request_status(uuid), pii.request_items(uuid) to pii_operator, pii_auditor;
+grant execute on function pii.request_status(uuid), pii.request_items(uuid), pii.request_items_page(uuid, text, integer, text)
+  to pii_operator, pii_auditor;

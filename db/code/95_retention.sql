@@ -162,6 +162,30 @@ end
 $$;
 comment on function pii_internal.retention_candidates(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.';
 
+-- The deputy of every registered table's owner (pii_internal.deputy), made now if missing:
+-- registration makes it, but a table's owner may change afterwards, and a preview must work
+-- in a read-only transaction, where none can be made. Setting and approving a policy call
+-- this; a preview calls it too and, read-only, names the owner that has none yet (25006).
+create or replace function pii_internal.ensure_deputies() returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  o record;
+begin
+  for o in select distinct c.relowner::regrole as owner, pg_catalog.min(pii_internal.qualified_name(c.oid::regclass)) as example
+           from pii.tables t join pg_catalog.pg_class c on c.oid = t.relid group by c.relowner loop
+    begin
+      perform pii_internal.deputy(o.owner);
+    exception when read_only_sql_transaction then
+      raise exception 'Lethe has no deputy yet for role %, which owns % (the table''s owner changed since it was registered): it cannot be made in a read-only transaction', o.owner, o.example
+        using errcode = '25006', hint = 'Preview once in a read-write transaction, or set or approve the policy again.';
+    end;
+  end loop;
+end
+$$;
+comment on function pii_internal.ensure_deputies() is 'Internal. Makes the missing deputies of registered tables'' owners (25006 naming the owner when the transaction is read-only).';
+
 -- Rows each registered table would change if the subjects were erased now (the
 -- erasure's own statements as counts, pii_internal.run_erase_plan: rows already in their
 -- erased state do not count, each read with its table owner's rights). Like the erasure,
@@ -346,6 +370,40 @@ comment on view pii.holds is 'Legal holds with their status (active, released, e
 -- Daily job: notices 30, 7 and 1 days before a hold ends (the nearest one due, once), and
 -- marks holds that ended (expired or released) as handled with a hold_expired notice.
 -- on_date is injectable for tests; the worker passes nothing.
+-- The keys (and scopes) under which the erased subjects of an ended hold can be found now.
+-- Usually their own keys, by hashing the subject table's (pii_internal.subjects_by_hash).
+-- When the key is PII, erasure replaced it with its pseudonym (kept in the tombstone) in
+-- every row, the held ones included, so no key hashes to the subject any more: the held
+-- rows are found under the pseudonym, and the scope (scoped installs) on the subject row
+-- that carries it (one index probe per subject on the key).
+create or replace function pii_internal.hold_expiry_subjects(hashes bytea[], out subject_keys text[], out scopes text[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+begin
+  select * into subj from pii.subject_table;
+  if not subj.key_is_pii then
+    select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes) f;
+    return;
+  end if;
+  if subj.scope_attnum is null then
+    select coalesce(pg_catalog.array_agg(tb.pseudonym), '{}') into subject_keys
+    from pii_internal.tombstones tb where tb.subject_hash = any (hashes) and tb.pseudonym is not null;
+    return;
+  end if;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(t.%1$I::text), '{}'), coalesce(pg_catalog.array_agg(t.%2$I::text), '{}')
+       from pii_internal.tombstones tb join %3$s as t on t.%1$I operator(pg_catalog.=) tb.pseudonym
+       where tb.subject_hash = any ($1) and tb.pseudonym is not null$q$,
+    pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.column_name(subj.relid, subj.scope_attnum),
+    pii_internal.qualified_name(subj.relid))
+    into subject_keys, scopes using hashes;
+end
+$$;
+comment on function pii_internal.hold_expiry_subjects(bytea[]) is 'Internal. Keys (and scopes) under which an ended hold''s erased subjects are found now: their keys, or their pseudonyms when the key is PII.';
+
 create or replace function pii.hold_tick(on_date date default null)
 returns table (hold_id uuid, notice text, days_left integer)
 language plpgsql security definer
@@ -392,7 +450,7 @@ begin
     where hs.hold_id = ended.id
       and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
     if hashes is not null then
-      found_ := pii_internal.subjects_by_hash(hashes);
+      found_ := pii_internal.hold_expiry_subjects(hashes);
       if pg_catalog.cardinality(found_.subject_keys) > 0 then
         rid := pii_internal.create_request(
           found_.subject_keys,
@@ -485,6 +543,8 @@ begin
     raise exception 'enabled must be true or false' using errcode = '22004';
   end if;
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe:retention:' || name));
+  -- So that its preview works in a read-only transaction.
+  perform pii_internal.ensure_deputies();
   select * into cur from pii.retention_policy_versions x where x.policy_name = name order by x.version desc limit 1;
   if cur.version is not null and cur.subject_query = subject_query and cur.max_subjects = max_subjects
      and cur.kind is not distinct from kind and cur.mode = mode and cur.schedule = schedule and cur.enabled = enabled then
@@ -541,6 +601,7 @@ begin
     raise exception 'retention policy "%" is at version %, not %: approve the current version', name, cur.version,
       coalesce(version::text, 'NULL') using errcode = '55000', hint = 'Preview it first: select * from pii.preview_retention(...).';
   end if;
+  perform pii_internal.ensure_deputies();
   if cur.approved_at is not null then
     return;
   end if;
@@ -579,14 +640,19 @@ declare
   cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
   s record;
 begin
+  perform pii_internal.ensure_deputies();
   s := pii_internal.retention_candidates(subject_keys, scopes);
   candidates := pg_catalog.cardinality(s.keys);
   held := s.held;
   select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
   from (select h from unnest(s.hashes) as u (h) limit 20) x;
   rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
-  perform pii_internal.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
-    'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
+  -- A read-only transaction (a standby, a cautious session) can keep no audit row: the
+  -- preview changes nothing either way, and the caller sees no key.
+  if pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
+    perform pii_internal.write_audit('preview_retention', null, pg_catalog.jsonb_build_object(
+      'policy', name, 'version', policy_version, 'candidates', candidates, 'held', held, 'max_subjects', cur.max_subjects));
+  end if;
 end
 $$;
 comment on function pii.retention_preview_step(text, integer, text[], text[]) is $$Step of pii.preview_retention, which runs the query with the caller's rights and passes the keys here: candidates, held, sample, rows per table, one audit row. Example: select * from pii.retention_preview_step('inactive-3y', 1, array['42'], null);$$;

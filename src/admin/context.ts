@@ -5,6 +5,7 @@ import { isRequestId } from '../sql/requestId.js';
 import type { Html } from './html.js';
 import { type NavEntry, page, type PageOptions } from './layout.js';
 import type { Session, SessionStore } from './sessions.js';
+import type { SignInLimiter } from './signInLimiter.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -22,15 +23,13 @@ declare module 'fastify' {
 
 export interface AdminContext {
   sessions: SessionStore;
+  signInLimiter: SignInLimiter;
   /** Private directory (0700) where uploads wait for confirmation. */
   uploadDir: string;
   nav: readonly NavEntry[];
 }
 
-/**
- * A group of pages. The retention and legal-hold pages (a later issue) are one more
- * AdminSection in ADMIN_SECTIONS (src/admin/server.ts): nav entries plus routes.
- */
+/** A group of pages (one of ADMIN_SECTIONS in src/admin/server.ts): nav entries plus routes. */
 export interface AdminSection {
   nav: readonly NavEntry[];
   register(app: FastifyInstance, ctx: AdminContext): void;

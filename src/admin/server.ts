@@ -15,17 +15,22 @@ import { notice, STYLESHEET } from './layout.js';
 import { auditSection } from './pages/audit.js';
 import { authSection, SESSION_COOKIE } from './pages/auth.js';
 import { eraseSection } from './pages/erase.js';
+import { holdsSection } from './pages/holds.js';
 import { lookupSection } from './pages/lookup.js';
 import { requestsSection } from './pages/requests.js';
+import { retentionSection } from './pages/retention.js';
 import { uploadSection } from './pages/upload.js';
 import { sameToken, SessionStore } from './sessions.js';
+import { type SignInLimit, SignInLimiter } from './signInLimiter.js';
 
-/** The page groups, in navigation order. Retention policies and legal holds go here when they land. */
+/** The page groups, in navigation order. */
 export const ADMIN_SECTIONS: readonly AdminSection[] = [
   requestsSection,
   uploadSection,
   eraseSection,
   lookupSection,
+  retentionSection,
+  holdsSection,
   auditSection,
   authSection,
 ];
@@ -41,6 +46,8 @@ export interface AdminServerOptions {
   trustProxy?: boolean;
   /** Largest CSV accepted. Default 2 GiB. */
   maxUploadBytes?: number;
+  /** Failed sign-ins allowed per client address and per role name in a window; then 429. Default 5 a minute. */
+  signInLimit?: SignInLimit;
   /** One line per response (method, route pattern, status, time) and per server error (its code only). */
   log?: (line: string) => void;
 }
@@ -61,7 +68,12 @@ export async function buildAdminServer(opts: AdminServerOptions): Promise<AdminS
       await Promise.all([...s.uploads.values()].map((u) => rm(u.path, { force: true })));
     },
   });
-  const ctx: AdminContext = { sessions, uploadDir, nav: ADMIN_SECTIONS.flatMap((s) => s.nav) };
+  const ctx: AdminContext = {
+    sessions,
+    signInLimiter: new SignInLimiter(opts.signInLimit),
+    uploadDir,
+    nav: ADMIN_SECTIONS.flatMap((s) => s.nav),
+  };
   const app = Fastify({
     logger: false,
     trustProxy: opts.trustProxy ?? false,
@@ -149,9 +161,11 @@ function answerError(
         ? 403
         : err.code === SqlState.undefinedObject
           ? 404
-          : err.isBadInput
-            ? 400
-            : 500;
+          : err.code === SqlState.objectNotInPrerequisiteState
+            ? 409
+            : err.isBadInput
+              ? 400
+              : 500;
     message =
       status === 403
         ? `Your database role may not do this (SQLSTATE ${err.code}): ${err.message}`

@@ -1,18 +1,66 @@
-// lethe retention list|preview|approve|run|history: retention policies (defined in SQL
-// with pii.set_retention_policy). Output: versions, counts, subject hashes, request ids.
+// lethe retention set|list|preview|approve|run|history: retention policies
+// (pii.set_retention_policy and friends). Output: versions, counts, subject hashes, request ids.
 import type { Command } from 'commander';
 import { approveRetention } from '../sql/approveRetention.js';
 import { enforceRetention } from '../sql/enforceRetention.js';
 import { previewRetention } from '../sql/previewRetention.js';
 import { retentionHistory } from '../sql/retentionHistory.js';
 import { retentionPolicies } from '../sql/retentionPolicies.js';
-import { action, EXIT, globals, positiveInt, withLethe } from './context.js';
+import { type RetentionSchedule, setRetentionPolicy } from '../sql/setRetentionPolicy.js';
+import { action, EXIT, globals, modeOption, positiveInt, UsageError, withLethe } from './context.js';
 import { keyValues, print, printJson, table, tableCounts } from './output.js';
+
+const SCHEDULES: readonly RetentionSchedule[] = ['hourly', 'daily', 'weekly', 'monthly'];
+
+function scheduleOption(value: string | undefined): RetentionSchedule | undefined {
+  if (value === undefined) return undefined;
+  const s = SCHEDULES.find((x) => x === value);
+  if (!s) throw new UsageError(`--schedule must be ${SCHEDULES.join(', ')}, got "${value}"`);
+  return s;
+}
 
 export function addRetentionCommand(program: Command): void {
   const retention = program
     .command('retention')
-    .description('retention policies: list, preview, approve, run, history');
+    .description('retention policies: set, list, preview, approve, run, history');
+
+  retention
+    .command('set')
+    .description('define or change a policy: a new version, to approve (pii_admin)')
+    .argument('<name>', 'policy name (a-z, 0-9, _ . -)')
+    .requiredOption('--query <sql>', 'SELECT returning the subject keys to erase (run read-only with your rights)')
+    .requiredOption('--max <n>', 'safety limit: a run selecting more subjects than this erases nobody')
+    .option('--mode <mode>', 'erase (default) or delete')
+    .option('--schedule <period>', 'hourly, daily (default), weekly or monthly: one request per period')
+    .option('--enable', "on the worker's schedule (default: off)")
+    .option('--kind <kind>', 'subject kind (default: the install’s one kind)')
+    .action(
+      action(
+        async (
+          name: string,
+          opts: { query: string; max: string; mode?: string; schedule?: string; enable?: boolean; kind?: string },
+          cmd: Command,
+        ) => {
+          const max = positiveInt('--max', opts.max)!;
+          const mode = modeOption(opts.mode);
+          const schedule = scheduleOption(opts.schedule);
+          return withLethe(cmd, async (lethe) => {
+            const version = await setRetentionPolicy(lethe.db, name, opts.query, max, {
+              mode,
+              schedule,
+              enabled: opts.enable ?? false,
+              kind: opts.kind,
+            });
+            if (globals(cmd).json) printJson({ policy: name, version });
+            else
+              print(
+                `retention policy ${name} is at version ${version}: preview it (lethe retention preview ${name}), then approve it (lethe retention approve ${name} ${version})\n`,
+              );
+            return EXIT.ok;
+          });
+        },
+      ),
+    );
 
   retention
     .command('list')

@@ -20,7 +20,7 @@ export interface RequestItemsFilter {
   limit?: number;
 }
 
-interface RequestItemRow {
+export interface RequestItemRow {
   subject_hash: string;
   source_row: string | null;
   matched: boolean;
@@ -50,13 +50,17 @@ export async function requestItems(
       where (${filter.matched ?? null}::boolean is null or i.matched = ${filter.matched ?? null}::boolean)
         and (${filter.status ?? null}::text is null or i.status = ${filter.status ?? null}::text)
       limit ${filter.limit ?? null}::bigint`.execute(db);
-    return rows.map((r) => ({
-      subjectHash: r.subject_hash,
-      sourceRow: r.source_row == null ? null : Number(r.source_row),
-      matched: r.matched,
-      status: r.status,
-      erasedBy: r.erased_by,
-      error: r.error,
-    }));
+    return rows.map(toRequestItem);
   });
+}
+
+export function toRequestItem(r: RequestItemRow): RequestItem {
+  return {
+    subjectHash: r.subject_hash,
+    sourceRow: r.source_row == null ? null : Number(r.source_row),
+    matched: r.matched,
+    status: r.status,
+    erasedBy: r.erased_by,
+    error: r.error,
+  };
 }

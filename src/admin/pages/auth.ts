@@ -56,13 +56,24 @@ export const authSection: AdminSection = {
       if (!user || typeof password !== 'string' || !password) {
         return signInPage(ctx, req, reply.code(400), 'Enter your database role and password.');
       }
+      const wait = ctx.signInLimiter.retryAfter(req.ip, user);
+      if (wait > 0) {
+        return signInPage(
+          ctx,
+          req,
+          reply.code(429).header('retry-after', String(wait)),
+          `Too many failed sign-ins: try again in ${wait} s.`,
+        );
+      }
       try {
         const s = await ctx.sessions.signIn(user, password);
+        ctx.signInLimiter.recordSuccess(user);
         reply.clearCookie(SIGN_IN_COOKIE, { path: '/' });
         reply.setCookie(SESSION_COOKIE, s.id, cookieOptions(req));
         return reply.redirect('/requests', 303);
       } catch (err) {
         if (!(err instanceof LetheError)) throw err;
+        if (err.code === '28P01' || err.code === '28000') ctx.signInLimiter.recordFailure(req.ip, user);
         const message =
           err.code === '28P01' || err.code === '28000'
             ? 'Sign-in failed: wrong role name or password.'

@@ -3,6 +3,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Residual } from '../../sql/verifyErasure.js';
 import { listRequests, type RequestSummary } from '../../sql/listRequests.js';
+import type { RequestItem } from '../../sql/requestItems.js';
+import { requestItemsPage } from '../../sql/requestItemsPage.js';
 import type { RequestStatus } from '../../sql/requestStatus.js';
 import { isFinished } from '../../sql/requestStatus.js';
 import { type AdminContext, type AdminSection, HttpError, requestIdParam, send, session } from '../context.js';
@@ -12,6 +14,25 @@ import { csrfField, notice, progressBar, tableHead } from '../layout.js';
 import type { Session } from '../sessions.js';
 
 const PAGE_SIZE = 50;
+const ITEM_FILTERS = ['unmatched', 'failed'] as const;
+type ItemFilter = (typeof ITEM_FILTERS)[number];
+
+/** One keyset page of items, and the hash to continue after when there are more. */
+async function itemsPage(
+  s: Session,
+  id: string,
+  only: ItemFilter | undefined,
+  afterHash?: string,
+): Promise<{ items: RequestItem[]; next: string | undefined }> {
+  const rows = await requestItemsPage(s.lethe.db, id, { only, afterHash, pageSize: PAGE_SIZE + 1 });
+  const items = rows.slice(0, PAGE_SIZE);
+  return { items, next: rows.length > PAGE_SIZE ? items.at(-1)!.subjectHash : undefined };
+}
+
+function itemsUrl(id: string, only: ItemFilter | undefined, after?: string): string {
+  const q = [only && `only=${only}`, after && `after=${after}`].filter(Boolean).join('&');
+  return `/requests/${id}/items${q ? `?${q}` : ''}`;
+}
 const STATUSES = ['queued', 'running', 'done', 'failed'] as const;
 
 function statusBadge(status: string): Html {
@@ -124,10 +145,11 @@ async function detailPage(
   const s = session(req);
   const id = requestIdParam(req);
   const [st, [summary]] = await Promise.all([s.lethe.getRequest(id), listRequests(s.lethe.db, { id, limit: 1 })]);
-  // pii.request_items reads every item of the request: only ask when there is something to list.
+  // The first page of each (one index range each, however many items the request has).
+  const none = { items: [], next: undefined };
   const [unmatched, failed] = await Promise.all([
-    st.unmatched > 0 ? s.lethe.getRequestItems(id, { matched: false, limit: 50 }) : [],
-    st.failed > 0 ? s.lethe.getRequestItems(id, { status: 'failed', limit: 50 }) : [],
+    st.unmatched > 0 ? itemsPage(s, id, 'unmatched') : none,
+    st.failed > 0 ? itemsPage(s, id, 'failed') : none,
   ]);
   const audit = s.privileges.auditor ? await s.lethe.audit.rows({ requestId: id, limit: 100 }) : undefined;
   const tables = Object.entries(st.rowsAffected).sort(([a], [b]) => a.localeCompare(b));
@@ -163,7 +185,9 @@ async function detailPage(
             </tbody>
           </table>`
     }
-    ${itemsTable('Unmatched subjects', unmatched, st.unmatched)} ${itemsTable('Failed subjects', failed, st.failed)}
+    ${itemsSection('Unmatched subjects', id, 'unmatched', unmatched, st.unmatched)}
+    ${itemsSection('Failed subjects', id, 'failed', failed, st.failed)}
+    <p><a href="${itemsUrl(id, undefined)}">All ${st.total} subjects, page by page</a></p>
     <h2>Audit</h2>
     ${
       audit === undefined
@@ -179,29 +203,65 @@ async function detailPage(
   );
 }
 
-function itemsTable(
+function itemsSection(
   title: string,
-  items: Awaited<ReturnType<Session['lethe']['getRequestItems']>>,
+  id: string,
+  only: ItemFilter,
+  page: { items: RequestItem[]; next: string | undefined },
   total: number,
 ): Html {
-  if (items.length === 0) return html``;
+  if (page.items.length === 0) return html``;
   return html`<h2>
-      ${title} <span class="muted small">(${items.length < total ? `first ${items.length} of ` : ''}${total})</span>
+      ${title} <span class="muted small">(${page.next ? `first ${page.items.length} of ` : ''}${total})</span>
     </h2>
-    <table>
-      ${tableHead('#CSV row', 'Subject (keyed hash)', 'Status', 'Error')}
-      <tbody>
-        ${items.map(
-          (i) =>
-            html`<tr>
-              <td class="num">${i.sourceRow ?? '–'}</td>
-              <td class="hash">${i.subjectHash}</td>
-              <td>${i.status}</td>
-              <td>${i.error ?? ''}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>`;
+    ${itemsTable(page.items)}
+    ${page.next ? html`<p class="pager"><a href="${itemsUrl(id, only, page.next)}">more →</a></p>` : ''}`;
+}
+
+function itemsTable(items: RequestItem[]): Html {
+  if (items.length === 0) return html`<p class="muted">No subjects.</p>`;
+  return html`<table>
+    ${tableHead('#CSV row', 'Subject (keyed hash)', 'Status', 'Error')}
+    <tbody>
+      ${items.map(
+        (i) =>
+          html`<tr>
+            <td class="num">${i.sourceRow ?? '–'}</td>
+            <td class="hash">${i.subjectHash}</td>
+            <td>${i.status}${i.matched ? '' : ' (unmatched)'}</td>
+            <td>${i.error ?? ''}</td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+/** All of a request's subjects, or its unmatched or failed ones, one keyset page at a time. */
+async function itemsListPage(ctx: AdminContext, req: FastifyRequest, reply: FastifyReply) {
+  const s = session(req);
+  const id = requestIdParam(req);
+  const q = req.query as { only?: string; after?: string };
+  const only = ITEM_FILTERS.find((x) => x === q.only);
+  if (q.after !== undefined && !/^[0-9a-f]{64}$/.test(q.after))
+    throw new HttpError(400, 'after must be a subject hash');
+  const page = await itemsPage(s, id, only, q.after);
+  return send(
+    ctx,
+    req,
+    reply,
+    { title: `Subjects of request ${id.slice(0, 8)}` },
+    html`<p class="filters">
+        Show:
+        <a href="${itemsUrl(id, undefined)}" ${only ? '' : html` aria-current="page"`}>all</a>
+        ${ITEM_FILTERS.map((x) => html` · <a href="${itemsUrl(id, x)}" ${only === x ? html` aria-current="page"` : ''}>${x}</a>`)}
+      </p>
+      ${itemsTable(page.items)}
+      <p class="pager">
+        ${q.after ? html`<a href="${itemsUrl(id, only)}">← first page</a>` : ''}${page.next ? html`<a href="${itemsUrl(id, only, page.next)}">next →</a>` : ''}
+      </p>
+      <p><a href="/requests/${id}">Back to the request</a></p>
+      <p class="muted small">In keyed-hash order, ${PAGE_SIZE} a page.</p>`,
+  );
 }
 
 export function auditTable(rows: Awaited<ReturnType<Session['lethe']['audit']['rows']>>): Html {
@@ -231,6 +291,7 @@ export const requestsSection: AdminSection = {
   register(app, ctx) {
     app.get('/requests', (req, reply) => listPage(ctx, req, reply));
     app.get('/requests/:id', (req, reply) => detailPage(ctx, req, reply));
+    app.get('/requests/:id/items', (req, reply) => itemsListPage(ctx, req, reply));
     app.post('/requests/:id/verify', async (req, reply) => {
       const s = session(req);
       const at = new Date();
