@@ -377,6 +377,92 @@ describe('2. a domain CHECK never runs with Lethe rights', () => {
   });
 });
 
+describe('1b. reading a registered table never runs the owner code as Lethe', () => {
+  /**
+   * The owner's subject table own.people, scoped by the owner's enum own.tenant whose cast
+   * to text (CREATE CAST … WITH FUNCTION) calls own.pwn(): every place Lethe turns a scope
+   * into text (hashing subjects, verification, the residual search) runs that function.
+   * own.people.bio is an unregistered text column, searched for the subject's identifiers.
+   */
+  async function castingOwner(): Promise<Owned> {
+    const a = await attacker({ registered: false });
+    await a.as.query(`
+      create type own.tenant as enum ('eu', 'us');
+      create function own.tenant_text(t own.tenant) returns text language plpgsql as
+        'begin perform own.pwn(); return t::name::text; end';
+      create cast (own.tenant as text) with function own.tenant_text(own.tenant);
+      create table own.people (tenant own.tenant not null, id bigint not null, email text, bio text,
+                               primary key (tenant, id));
+      insert into own.people select 'eu', i, 'person' || i || '@example.com', 'write to person' || i || '@example.com'
+      from generate_series(1, 3) i;`);
+    await a.db.query(`select pii.register_subject_table('own.people', 'id', 'tenant');
+                      select pii.register_column('own.people', 'email', 'null', mask => 'email')`);
+    return a;
+  }
+
+  it("owner's cast to text runs during the worker chunk, finish_request and verify_erasure as the owner only", async () => {
+    const a = await castingOwner();
+    const id = (await a.operator.query(`select pii.request_erasure(array['2'], scopes => array['eu']) as id`)).rows[0].id;
+    while ((await a.operator.query(`select pii.process_request_chunk($1) as n`, [id])).rows[0].n > 0);
+    // The bio still names the subject: the residual search found it (as the owner).
+    expect((await a.operator.query(`select pii.finish_request($1) as s`, [id])).rows[0].s).toBe('failed');
+    expect((await a.operator.query(`select table_name, column_name from pii.verify_erasure($1)`, [id])).rows).toEqual([
+      { table_name: 'own.people', column_name: 'bio' },
+    ]);
+    await a.db.query(`update own.people set bio = null where id = 2`);
+    expect((await a.operator.query(`select * from pii.verify_erasure($1)`, [id])).rows).toEqual([]);
+    await expectRanAsOwnerOnly(a);
+  });
+});
+
+describe('1c. the install key never reaches the statements run with an owner\'s rights', () => {
+  /** The bytes of a key as debug_print_plan prints a bytea constant (signed decimals). */
+  const planBytes = (hex: string): string =>
+    [...Buffer.from(hex, 'hex').subarray(0, 16)].map((b) => (b > 127 ? b - 256 : b)).join(' ');
+
+  it("owner's trigger turning on debug_print_plan sees the pseudonym key in the plans of an erasure, never the install key", async () => {
+    const a = await ownedTable({ noteRule: 'pseudonym' });
+    await a.as.query(`
+      create function own.show_plans() returns trigger language plpgsql as $f$
+      begin
+        perform pg_catalog.set_config('debug_print_plan', 'on', false);
+        perform pg_catalog.set_config('client_min_messages', 'log', false);
+        return new;
+      end
+      $f$;
+      create trigger show_plans before update on own.notes for each row execute function own.show_plans()`);
+    const notices: string[] = [];
+    a.operator.on('notice', (n) => notices.push(`${n.message ?? ''} ${n.detail ?? ''}`));
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    await a.operator.query(`select * from pii.erase_subjects(array['2'])`);
+    await a.operator.query(`reset debug_print_plan; reset client_min_messages`);
+    const { rows } = await a.db.query(
+      `select encode(s.inner_key, 'hex') as install, encode(p.inner_key, 'hex') as pseudonym
+       from pii.secret s, pii_internal.pseudonym_key p`,
+    );
+    // Node dumps wrap lines anywhere: compare whitespace-normalised.
+    const plans = notices.join(' ').replace(/\s+/g, ' ');
+    // The channel is real: the bound pseudonym key shows in the owner-visible plans.
+    expect(plans).toContain(planBytes(rows[0].pseudonym));
+    expect(plans).not.toContain(planBytes(rows[0].install));
+    expect(await notesLeft(a, 2)).toBe(1); // pseudonymised, not NULL
+  });
+
+  it('pii_internal.pseudonym_key is HMAC(install key, lethe pseudonym key) in RFC 2104 padded form, and pseudonyms are made with it', async () => {
+    const a = await ownedTable({ noteRule: 'pseudonym' });
+    await a.operator.query(`select * from pii.erase_subjects(array['3'])`);
+    const { rows } = await a.db.query(`
+      with k as (select pii_internal.hmac('lethe pseudonym key') || decode(repeat('00', 32), 'hex') as k),
+           pads as (select (select string_agg(lpad(to_hex(get_byte(k.k, i) # 54), 2, '0'), '' order by i) from generate_series(0, 63) i) as i,
+                           (select string_agg(lpad(to_hex(get_byte(k.k, i) # 92), 2, '0'), '' order by i) from generate_series(0, 63) i) as o
+                    from k)
+      select pads.i = encode(p.inner_key, 'hex') and pads.o = encode(p.outer_key, 'hex') as derived,
+             (select note from own.notes where customer_id = 3) = (pii_internal.pseudonyms(array['note of customer 3']))[1] as pseudonym
+      from pads, pii_internal.pseudonym_key p`);
+    expect(rows[0]).toEqual({ derived: true, pseudonym: true });
+  });
+});
+
 describe('3. a pii_admin cannot change a table through Lethe beyond its own privileges', () => {
   async function adminWithSelectOnly(): Promise<{ db: TestDatabase; admin: pg.Client }> {
     const db = await crm();

@@ -24,7 +24,10 @@ $$;
 comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.';
 
 -- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
--- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID).
+-- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID). The key is
+-- the pseudonym key (pii_internal.pseudonym_key, bound as $3/$4), never the install key:
+-- these expressions run in statements on application tables, with their owner's rights
+-- and code (pii_internal.as_owner binds it).
 -- Deterministic, so joins on pseudonymised columns survive; keyed, so it cannot be
 -- reversed by guessing; tagged, so that a value is taken as already pseudonymised only
 -- when it carries the tag: a real value shaped like a pseudonym (anon_fan@news.example,
@@ -37,7 +40,7 @@ as $$
          || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
          || ', ''hex''), 8)'
 $$;
-comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), pseudonym key bound as $3/$4.';
 
 create or replace function pii_internal.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
@@ -52,7 +55,7 @@ as $$
                  else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
         from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
 $$;
-comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the pseudonym key (pii_internal.pseudonym_key) bound as $3/$4.';
 
 -- SQL predicate: the value is a pseudonym Lethe wrote (so erasing twice changes nothing):
 -- its shape and its keyed tag, never the shape alone.
@@ -68,7 +71,26 @@ as $$
   end
   from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
 $$;
-comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.';
+comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), pseudonym key bound as $3/$4.';
+-- Pseudonyms computed in Lethe's own context (keys it holds, values a deputy returned):
+-- one statement for the array, in the order given.
+create or replace function pii_internal.pseudonyms(vals text[]) returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  pk pii_internal.pseudonym_key;
+  result text[];
+begin
+  select * into pk from pii_internal.pseudonym_key;
+  execute pg_catalog.format('select pg_catalog.array_agg(%s order by u.i) from unnest($1::text[]) with ordinality as u (v, i)',
+                            pii_internal.pseudonym_sql('u.v'))
+    into result using vals, null::text[], pk.inner_key, pk.outer_key;
+  return coalesce(result, '{}');
+end
+$$;
+comment on function pii_internal.pseudonyms(text[]) is 'Internal. The pseudonyms of text values (pii_internal.pseudonym_sql under the pseudonym key), in order.';
+
 comment on table pii.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii.tombstones from public;
 
@@ -196,13 +218,13 @@ begin
       pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
       true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
     return query execute pg_catalog.format(
-      $q$select r.s, r.k, %s, %s, r.i
+      $q$select r.s, r.k, %s, ($5::text[])[r.i], r.i
          from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                group by c.s, c.k) r$q$,
-      pii_internal.subject_hash_sql('r.s', 'r.k'),
-      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
-      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
+      pii_internal.subject_hash_sql('r.s', 'r.k'))
+      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+            case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
   exception when data_exception then
     -- Name the position, never the value: keys are personal data.
     if pg_catalog.current_setting('server_version_num')::integer >= 160000 then

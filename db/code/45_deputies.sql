@@ -89,8 +89,10 @@ end
 $$;
 comment on function pii_internal.deputy(regrole) is 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.';
 
--- Runs a statement on tbl with its owner's rights: $1 keys, $2 scopes, $3/$4 the install key
--- (only bound when the statement hashes), $5 rows as text of the table's row type (guards),
+-- Runs a statement on tbl with its owner's rights: $1 keys, $2 scopes, $3/$4 the pseudonym
+-- key (only bound when the statement computes or tests pseudonyms; never the install key: the
+-- owner's code runs inside the statement and a plan can show its parameters, e.g. with
+-- debug_print_plan), $5 rows as text of the table's row type (guards, or values to look for),
 -- $6/$7/$8 the (key, table oid, scope) pairs a legal hold keeps (pii_internal.held_pairs).
 -- returns_keys: the statement selects (keys text[], scopes text[]); otherwise its row count.
 create or replace function pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean,
@@ -102,16 +104,16 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
+  pk pii_internal.pseudonym_key;
   hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
   deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
 begin
   if hashes then
-    select * into sec from pii.secret;
+    select * into pk from pii_internal.pseudonym_key;
   end if;
   execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
     into n, found_keys, found_scopes
-    using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows, held_keys, held_tables, held_scopes;
+    using statement, returns_keys, keys, scopes, pk.inner_key, pk.outer_key, new_rows, held_keys, held_tables, held_scopes;
 end
 $$;
 comment on function pii_internal.as_owner(regclass, text, boolean, text[], text[], text[], text[], oid[], text[]) is 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.';

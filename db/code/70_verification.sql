@@ -6,6 +6,12 @@
 -- then checked against the registry's erased state. Identifiers that only the raw values
 -- could reveal (an email in an unregistered text column) are looked for while the chunk
 -- still has them, and stored.
+--
+-- Every read of an application table runs with its owner's rights (pii_internal.as_owner):
+-- a read can run the owner's code too (a CREATE CAST of their type to text, a row level
+-- security policy, an operator of their type). The deputy returns raw text (keys, scopes,
+-- values, packed as jsonb arrays when there are more than two) and Lethe hashes it in its
+-- own context: the install key never goes into a statement on an application table.
 
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
@@ -22,6 +28,7 @@ declare
   key_sql text;
   scope_sql text;
   value_list text;
+  raw text[];
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
@@ -41,36 +48,53 @@ begin
     return;
   end if;
   rows_sql := pii_internal.subject_rows_sql(subj.relid);
+  raw := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(%s, %s, v.v)::text), '{}'), null::text[]
+       from %s as t cross join lateral (values %s) as v (v)
+       where %s and pg_catalog.length(v.v) >= 5$q$,
+    key_sql, scope_sql, pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql),
+    true, subject_keys, scopes)).found_keys;
   execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'),
-              coalesce(pg_catalog.array_agg(x.h), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
-       from (select %s as k, %s as s, %s as h, v.v
-             from %s as t cross join lateral (values %s) as v (v)
-             where %s and pg_catalog.length(v.v) >= 5) x$q$,
-    case when subj.key_is_pii then pii_internal.pseudonym_sql(key_sql) else key_sql end, scope_sql,
-    pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+    $q$select coalesce(pg_catalog.array_agg(x.k order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.s order by x.i), '{}'),
+              coalesce(pg_catalog.array_agg(%s order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.v order by x.i), '{}')
+       from (select j.j::jsonb ->> 0 as k, j.j::jsonb ->> 1 as s, j.j::jsonb ->> 2 as v, j.i
+             from unnest($1::text[]) with ordinality as j (j, i)) x$q$,
+    pii_internal.subject_hash_sql('x.s', 'x.k'))
     into current_keys, current_scopes, hashes, identifiers
-    using subject_keys, scopes, sec.inner_key, sec.outer_key;
+    using raw, null::text[], sec.inner_key, sec.outer_key;
+  if subj.key_is_pii then
+    current_keys := pii_internal.pseudonyms(current_keys);
+  end if;
 end
 $$;
 comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
--- The keyed hash of a registered table's primary key (alias t), as stored in
--- pii.request_residuals.row_key_hash: the row is found again among its subject's rows
+-- A registered table's primary key (alias t) as text (a jsonb object): a deputy returns
+-- it and Lethe keeps its keyed hash (pii_internal.row_key_hash) in
+-- pii.request_residuals.row_key_hash, so the row is found again among its subject's rows
 -- without Lethe keeping the key (on the subject table, the key is the subject's).
 -- NULL when the table has no primary key.
-create or replace function pii_internal.row_key_hash_sql(tbl regclass) returns text
+create or replace function pii_internal.row_key_sql(tbl regclass) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.jsonb_build_object('
-                               || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text')
+  select 'pg_catalog.jsonb_build_object('
+         || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text'
   from pg_catalog.pg_constraint c
   join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
   where c.conrelid = tbl and c.contype = 'p'
   having pg_catalog.count(*) > 0
 $$;
-comment on function pii_internal.row_key_hash_sql(regclass) is 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.';
+comment on function pii_internal.row_key_sql(regclass) is 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.';
+
+-- The keyed hash of a row_key_sql value (install key bound as $3/$4).
+create or replace function pii_internal.row_key_hash_sql(row_key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || row_key_sql)
+$$;
+comment on function pii_internal.row_key_hash_sql(text) is 'Internal. SQL text of the keyed hash of a row key (pii_internal.row_key_sql''s text), install key bound as $3/$4.';
 
 -- After erasure: stores every unregistered text/json column of an anonymized registered
 -- row that still contains one of the captured identifiers.
@@ -86,6 +110,7 @@ declare
   path record;
   rows_sql record;
   value_list text;
+  found text[];
   n bigint;
   total bigint := 0;
 begin
@@ -107,19 +132,27 @@ begin
     continue when value_list is null;
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
-    execute pg_catalog.format(
-      $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
-         select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
-         from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
+    -- With the owner's rights: which identifier (by position) is in which column of which
+    -- row; the value itself comes back only to be hashed.
+    found := (pii_internal.as_owner(t.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.col, %s, x.val)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[], $5::text[]) with ordinality as l (k, s, v, i),
               lateral (values %s) as x (col, val)
          where %s and l.k = %s and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-      t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(pii_internal.row_key_hash_sql(t.relid), 'null::bytea'), pii_internal.hmac_sql('x.val'),
-      pii_internal.qualified_name(t.relid),
+      coalesce(pii_internal.row_key_sql(t.relid), 'null::text'), pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       value_list, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-      using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      true, current_keys, current_scopes, identifiers)).found_keys;
+    execute pg_catalog.format(
+      $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
+         select distinct $5, %L::regclass, %L, f.col, ($6::bytea[])[f.i], case when f.row_key is not null then %s end, %s,
+                'identifier of the subject found in an unregistered column'
+         from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as col, j.j::jsonb ->> 2 as row_key, j.j::jsonb ->> 3 as val
+               from unnest($1::text[]) as j (j)) f$q$,
+      t.relid::oid, pii_internal.qualified_name(t.relid), pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
+      using found, null::text[], sec.inner_key, sec.outer_key, request_id, hashes;
     get diagnostics n = row_count;
     total := total + n;
   end loop;
@@ -138,21 +171,24 @@ as $$
 declare
   subj pii.subject_table;
   sec pii.secret;
-  key_sql text;
-  scope_sql text;
+  every record;
 begin
   select * into subj from pii.subject_table;
   select * into sec from pii.secret;
-  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                       pii_internal.column_type(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text'
-                    else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  -- Every key, read with the owner's rights, hashed here.
+  every := pii_internal.as_owner(subj.relid, pg_catalog.format(
+    'select coalesce(pg_catalog.array_agg(%s), ''{}''), coalesce(pg_catalog.array_agg(%s), ''{}'') from %s as t',
+    pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                              pii_internal.column_type(subj.relid, subj.key_attnum)),
+    case when subj.scope_attnum is null then 'null::text'
+         else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+    pii_internal.qualified_name(subj.relid)), true, null, null);
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
-       from (select %s as k, %s as s, %s as h from %s as t) x
+       from (select u.k, u.s, %s as h from unnest($1::text[], $2::text[]) as u (k, s)) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-    into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+    pii_internal.subject_hash_sql('u.s', 'u.k'))
+    into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, sec.inner_key, sec.outer_key, hashes;
 end
 $$;
 comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
@@ -182,6 +218,10 @@ declare
   row_hash text;
   action text;
   checks text;
+  check_columns text[];
+  check_details text[];
+  key_checks boolean[];
+  found record;
 begin
   select * into req from pii.requests r where r.id = verify_erasure.request_id;
   if req.id is null then
@@ -215,11 +255,15 @@ begin
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
   if subj.key_is_pii then
-    execute pg_catalog.format(
-      $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
-         from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-      key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
-      into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
+    found := pii_internal.as_owner(subj.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(%s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+         from %s as t join unnest($1::text[]) as p (p) on t.%I = p.p$q$,
+      key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum)),
+      true, pseudonyms, null);
+    select keys || coalesce(pg_catalog.array_agg(f.k), '{}'), scps || coalesce(pg_catalog.array_agg(f.s), '{}'),
+           found_hashes || coalesce(pg_catalog.array_agg(p.h), '{}')
+      into keys, scps, found_hashes
+    from unnest(found.found_keys, found.found_scopes) as f (k, s) join unnest(pseudonyms, hashes) as p (p, h) on p.p = f.k;
   end if;
 
   -- Subjects with no row in the subject table (deleted, or never there): look for their
@@ -231,13 +275,17 @@ begin
              join pg_catalog.pg_class c on c.oid = r.relid
              where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
       path := pii_internal.subject_key_sql(t.relid);
+      found := pii_internal.as_owner(t.relid, pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(d.k), '{}'), coalesce(pg_catalog.array_agg(d.s), '{}')
+           from (select distinct %s as k, %s::text as s from %s as t) as d$q$,
+        pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid)),
+        true, null, null);
       execute pg_catalog.format(
-        $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
-           from (select d.k, d.s, %s as h
-                 from (select distinct %s as k, %s::text as s from %s as t) as d) as x
-           join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-        pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
-        into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
+        $q$select $6 || coalesce(pg_catalog.array_agg(x.k), '{}'), $7 || coalesce(pg_catalog.array_agg(x.s), '{}'), $8 || coalesce(pg_catalog.array_agg(x.h), '{}')
+           from (select d.k, d.s, %s as h from unnest($1::text[], $2::text[]) as d (k, s)) as x
+           join unnest($5::bytea[]) as m (h) on m.h = x.h$q$,
+        pii_internal.subject_hash_sql('d.s', 'd.k'))
+        into keys, scps, found_hashes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key, missing, keys, scps, found_hashes;
     end loop;
   end if;
   if pg_catalog.cardinality(keys) = 0 then
@@ -248,7 +296,7 @@ begin
   -- there: the row is found among its subject's rows by the keyed hash of its key.
   for g in select distinct r.relid, r.column_name from pii.request_residuals r
            where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-    row_hash := pii_internal.row_key_hash_sql(g.relid);
+    row_hash := pii_internal.row_key_sql(g.relid);
     if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
        or not exists (select from pii.tables r where r.relid = g.relid) then
       return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
@@ -257,59 +305,77 @@ begin
     end if;
     path := pii_internal.subject_key_sql(g.relid);
     rows_sql := pii_internal.subject_rows_sql(g.relid);
+    -- The subjects' rows, read with the owner's rights: (subject position, row key, value).
+    found := pii_internal.as_owner(g.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(l.i, %s, t.%I::text)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i)
+         where %s and l.k = %s and %s$q$,
+      row_hash, g.column_name, pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      true, keys, scps);
     return query execute pg_catalog.format(
       $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
-         where %s and l.k = %s and %s
-           and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+         from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as row_key, j.j::jsonb ->> 2 as val
+               from unnest($1::text[]) as j (j)) f, pii.request_residuals as r
+         where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = ($6::bytea[])[f.i]
            and %s = r.row_key_hash and %s = r.value_hash$q$,
-      pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-      g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-      using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
+      g.relid::oid, g.column_name, pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
+      using found.found_keys, null::text[], sec.inner_key, sec.outer_key, req.id, found_hashes;
   end loop;
 
-  -- Their rows in every registered table, against the erased state.
+  -- Their rows in every registered table, against the erased state: the deputy says which
+  -- check (by position) fails for which subject (by position); Lethe names them.
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
     if action = 'delete' then
-      -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
-      checks := pg_catalog.format(
-        $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                                         where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
-                                        'row not deleted'))$c$,
-        t.relid::oid);
+      check_columns := array[null::text]; check_details := array[null::text]; key_checks := array[false]; checks := '(1, true)';
     else
-      select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
-        into checks
+      select pg_catalog.array_agg(x.col order by x.n), pg_catalog.array_agg(x.detail order by x.n), pg_catalog.array_agg(x.is_key order by x.n),
+             pg_catalog.string_agg(pg_catalog.format('(%s, %s)', x.n, x.bad), ', ' order by x.n)
+        into check_columns, check_details, key_checks, checks
       from (
-        select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
-               'not erased (erase strategy ' || c.erase || ')' as detail
-        from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
-        union all
-        -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
-        -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-        select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
-               'subject key not replaced by its pseudonym'
-        where subj.key_is_pii and t.subject_attnum is not null
-      ) x where x.pred is not null;
+        select pg_catalog.row_number() over () as n, y.*
+        from (
+          select pii_internal.column_name(c.relid, c.attnum) as col,
+                 pg_catalog.format('not coalesce(%s, false)', pii_internal.column_erased_sql(c.relid, c.attnum, c.erase)) as bad,
+                 'not erased (erase strategy ' || c.erase || ')' as detail, false as is_key
+          from pii.columns c
+          where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
+            and pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) is not null
+          union all
+          -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+          -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+          select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
+          where subj.key_is_pii and t.subject_attnum is not null
+        ) y
+      ) x;
       continue when checks is null;
     end if;
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
-    return query execute pg_catalog.format(
-      $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
-         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
-              lateral (values %s) as x (col, bad, detail)
+    found := pii_internal.as_owner(t.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
+              lateral (values %s) as x (n, bad)
          where %s and l.k = %s and %s and x.bad$q$,
-      pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
+      pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-      using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      true, keys, scps);
+    return query
+      select distinct pii_internal.qualified_name(t.relid), check_columns[f.n], pg_catalog.encode(found_hashes[f.i], 'hex'),
+             case when action = 'delete' then
+               -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
+               coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                         where a.subject_hash = found_hashes[f.i] and (a.tables is null or t.relid::oid = any (a.tables::oid[]))),
+                        'row not deleted')
+             else check_details[f.n] end
+      from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found.found_keys) as j (j)) f
+      where not (key_checks[f.n] and keys[f.i] operator(pg_catalog.=) any (pseudonyms));
   end loop;
 end
 $$;
