@@ -3,16 +3,29 @@
 -- Subject resolution (keys as given -> canonical keys + keyed hashes) and tombstones:
 -- the PII-free memory of who was erased (F11, F28).
 
--- HMAC-SHA256 as SQL text over parameters $3 (inner key) and $4 (outer key), so that
+-- HMAC-SHA256 as SQL text, keyed by two SQL expressions (the RFC 2104 padded key), so that
 -- set-based statements hash in C without a function call per row.
+create or replace function pii_internal.keyed_hmac_sql(message_sql text, inner_key_sql text, outer_key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'pg_catalog.sha256(' || outer_key_sql || ' operator(pg_catalog.||) pg_catalog.sha256(' || inner_key_sql
+         || ' operator(pg_catalog.||) pg_catalog.convert_to(' || message_sql || ', ''UTF8'')))'
+$$;
+comment on function pii_internal.keyed_hmac_sql(text, text, text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.';
+
+-- HMAC-SHA256 under the install key as SQL text, for statements in Lethe's own context. The
+-- key is read by the statement (an InitPlan, once), never bound as a value: a bound value
+-- becomes a constant of the plan, and any session may SET debug_print_plan (the operator's,
+-- the sync role's whose write fires a guard, or the table owner's code inside a chunk), which
+-- prints plans to the client and the server log.
 create or replace function pii_internal.hmac_sql(message_sql text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select 'pg_catalog.sha256($4 operator(pg_catalog.||) pg_catalog.sha256($3 operator(pg_catalog.||) pg_catalog.convert_to('
-         || message_sql || ', ''UTF8'')))'
+  select pii_internal.keyed_hmac_sql(message_sql, '(select s.inner_key from pii.secret s)', '(select s.outer_key from pii.secret s)')
 $$;
-comment on function pii_internal.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.';
+comment on function pii_internal.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key (read from pii.secret by the statement, never bound).';
 
 -- The subject hash (see pii_internal.subject_hash) as SQL text over scope and key expressions.
 create or replace function pii_internal.subject_hash_sql(scope_sql text, key_sql text) returns text
@@ -21,7 +34,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select pii_internal.hmac_sql('coalesce(' || scope_sql || ', '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || key_sql)
 $$;
-comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.';
+comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) under the install key (pii_internal.hmac_sql).';
 
 -- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
 -- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID). The key is
@@ -37,7 +50,7 @@ language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select 'pg_catalog.left(pg_catalog.encode('
-         || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+         || pii_internal.keyed_hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql, '$3', '$4')
          || ', ''hex''), 8)'
 $$;
 comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), pseudonym key bound as $3/$4.';
@@ -53,7 +66,7 @@ as $$
   from (select case when as_uuid
                  then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
                  else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
-        from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
+        from (select pii_internal.keyed_hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text', '$3', '$4') as mac) m) x
 $$;
 comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the pseudonym key (pii_internal.pseudonym_key) bound as $3/$4.';
 
@@ -74,9 +87,12 @@ $$;
 comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), pseudonym key bound as $3/$4.';
 -- Pseudonyms computed in Lethe's own context (keys it holds, values a deputy returned):
 -- one statement for the array, in the order given.
+-- The key is bound (pseudonym builders serve the deputies, which cannot read it), so the
+-- plan that holds it is never printed (see pii_internal.hmac_sql).
 create or replace function pii_internal.pseudonyms(vals text[]) returns text[]
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
+set debug_print_plan = off
 as $$
 declare
   pk pii_internal.pseudonym_key;

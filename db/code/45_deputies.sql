@@ -9,7 +9,8 @@
 -- function OWNED BY THE TABLE OWNER that executes a statement Lethe built (bound to the
 -- subjects' keys) and returns its row count or the keys it selected. EXECUTE is granted to
 -- Lethe's owner only; the table owner may call it too, which gains them nothing (it runs as
--- them). Hashing, tombstones, the install key and Lethe's tables stay in Lethe's own context
+-- them). Its statements may bind the pseudonym key, so their plans are never printed
+-- (debug_print_plan = off: a bound value is a constant of the plan). Hashing, tombstones, the install key and Lethe's tables stay in Lethe's own context
 -- and touch only Lethe's tables and pg_catalog functions on text and bytea.
 --
 -- Creating a function owned by another role needs Lethe's owner to be able to SET ROLE to it
@@ -28,7 +29,8 @@ declare
   current_shape boolean;
   args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
 begin
-  select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+  select p.proowner::regrole, p.oid::regprocedure,
+         '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
     into existing, existing_fn, current_shape
   from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -38,7 +40,8 @@ begin
   -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
   -- a lock held on every call would serialize all erasures until commit).
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
-  select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+  select p.proowner::regrole, p.oid::regprocedure,
+         '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
     into existing, existing_fn, current_shape
   from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -51,7 +54,7 @@ begin
   end if;
   if existing is not null then
     -- A role dropped without DROP OWNED left it behind and its oid came back, or it has an
-    -- older version's parameters: start over.
+    -- older version's parameters or settings: start over.
     execute pg_catalog.format('drop function %s', existing_fn);
   end if;
   execute pg_catalog.format($f$
@@ -61,6 +64,7 @@ begin
                                     out n bigint, out found_keys text[], out found_scopes text[])
     language plpgsql security definer
     set search_path = pg_catalog, pg_temp
+    set debug_print_plan = off
     as $body$
     begin
       if returns_keys then
@@ -102,6 +106,7 @@ create or replace function pii_internal.as_owner(tbl regclass, statement text, r
                                                  out n bigint, out found_keys text[], out found_scopes text[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
+set debug_print_plan = off
 as $$
 declare
   pk pii_internal.pseudonym_key;
