@@ -415,6 +415,50 @@ describe('1b. reading a registered table never runs the owner code as Lethe', ()
   });
 });
 
+describe('1d. a partition owned by another role never runs its code with the parent owner\'s rights', () => {
+  it("a partition given to another login, whose trigger would run with the parent owner's rights: erasure refused (42501) until the owners match; registration refused too", async () => {
+    const a = await attacker();
+    const other = await login(a.db, 'part');
+    await a.as.query(`
+      grant usage on schema own to public;
+      create table own.events (id bigint not null, customer_id bigint not null, note text) partition by range (id);
+      create table own.events_1 partition of own.events for values from (0) to (100);
+      create index on own.events (customer_id);
+      insert into own.events select i, i, 'event of customer ' || i from generate_series(1, 3) i;`);
+    await a.db.query(`select pii.register_table('own.events', 'customer_id', 'anonymize');
+                      select pii.register_column('own.events', 'note', 'null')`);
+    await a.db.query(`alter table own.events_1 owner to ${other.name}`);
+    await other.client.query(
+      `create trigger pwn before update on own.events_1 for each row execute function own.pwn_trigger()`,
+    );
+    await expectPgError(
+      a.operator.query(`select * from pii.erase_subjects(array['1'])`),
+      '42501',
+      new RegExp(`own.events_1 \\(in the tree of own.events\\) is owned by ${other.name}, not by ${a.owner}`),
+    );
+    expect((await a.db.query(`select count(*)::int as n from own.ran`)).rows[0].n).toBe(0);
+    expect((await a.db.query(`select note from own.events where customer_id = 1`)).rows).toEqual([
+      { note: 'event of customer 1' },
+    ]);
+    // Registering such a tree is refused as well.
+    await a.as.query(`
+      create table own.visits (id bigint not null, customer_id bigint not null) partition by range (id);
+      create table own.visits_1 partition of own.visits for values from (0) to (100);
+      create index on own.visits (customer_id);`);
+    await a.db.query(`alter table own.visits_1 owner to ${other.name}`);
+    await expectPgError(
+      a.db.query(`select pii.register_table('own.visits', 'customer_id', 'delete')`),
+      '42501',
+      /own.visits_1 \(in the tree of own.visits\) is owned by/,
+    );
+    // One owner again: the erasure runs, the trigger as that owner.
+    await a.db.query(`alter table own.events_1 owner to ${a.owner}`);
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    expect((await a.db.query(`select note from own.events where customer_id = 1`)).rows).toEqual([{ note: null }]);
+    await expectRanAsOwnerOnly(a);
+  });
+});
+
 describe('1c. no key of Lethe shows in a plan, and statements run with an owner\'s rights never hold the install key', () => {
   /** The bytes of a key as debug_print_plan prints a bytea constant (signed decimals). */
   const planBytes = (hex: string): string =>

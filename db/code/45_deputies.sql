@@ -93,6 +93,35 @@ end
 $$;
 comment on function pii_internal.deputy(regrole) is 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.';
 
+-- A statement on a partitioned table or an inheritance parent also writes its partitions and
+-- children, and their code (triggers, checks) runs with the deputy's rights: the parent
+-- owner's. A member owned by another role would run its owner's code with more than that
+-- owner's rights, so Lethe refuses to act on such a tree (at registration, and on every
+-- statement: members can be attached or given away later).
+create or replace function pii_internal.check_tree_owner(tbl regclass) returns void
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  other record;
+begin
+  select m.rel, c.relowner::regrole as member_owner, p.relowner::regrole as table_owner into other
+  from pii_internal.guarded_tree(tbl) m (rel)
+  join pg_catalog.pg_class c on c.oid = m.rel
+  join pg_catalog.pg_class p on p.oid = tbl
+  where c.relowner <> p.relowner
+  order by m.rel::oid
+  limit 1;
+  if other.rel is not null then
+    raise exception 'table % (in the tree of %) is owned by %, not by %: Lethe''s statements on % would run its code with %''s rights',
+      pii_internal.qualified_name(other.rel), pii_internal.qualified_name(tbl), other.member_owner, other.table_owner,
+      pii_internal.qualified_name(tbl), other.table_owner
+      using errcode = '42501', hint = pg_catalog.format('alter table %s owner to %I;', pii_internal.qualified_name(other.rel), other.table_owner);
+  end if;
+end
+$$;
+comment on function pii_internal.check_tree_owner(regclass) is 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.';
+
 -- Runs a statement on tbl with its owner's rights: $1 keys, $2 scopes, $3/$4 the pseudonym
 -- key (only bound when the statement computes or tests pseudonyms; never the install key: the
 -- owner's code runs inside the statement and a plan can show its parameters, e.g. with
@@ -113,6 +142,7 @@ declare
   hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
   deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
 begin
+  perform pii_internal.check_tree_owner(tbl);
   if hashes then
     select * into pk from pii_internal.pseudonym_key;
   end if;
