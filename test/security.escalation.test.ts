@@ -402,7 +402,8 @@ describe('1b. reading a registered table never runs the owner code as Lethe', ()
 
   it("owner's cast to text runs during the worker chunk, finish_request and verify_erasure as the owner only", async () => {
     const a = await castingOwner();
-    const id = (await a.operator.query(`select pii.request_erasure(array['2'], scopes => array['eu']) as id`)).rows[0].id;
+    const id = (await a.operator.query(`select pii.request_erasure(array['2'], scopes => array['eu']) as id`)).rows[0]
+      .id;
     while ((await a.operator.query(`select pii.process_request_chunk($1) as n`, [id])).rows[0].n > 0);
     // The bio still names the subject: the residual search found it (as the owner).
     expect((await a.operator.query(`select pii.finish_request($1) as s`, [id])).rows[0].s).toBe('failed');
@@ -415,7 +416,7 @@ describe('1b. reading a registered table never runs the owner code as Lethe', ()
   });
 });
 
-describe('1d. a partition owned by another role never runs its code with the parent owner\'s rights', () => {
+describe("1d. a partition owned by another role never runs its code with the parent owner's rights", () => {
   it("a partition given to another login, whose trigger would run with the parent owner's rights: erasure refused (42501) until the owners match; registration refused too", async () => {
     const a = await attacker();
     const other = await login(a.db, 'part');
@@ -459,7 +460,7 @@ describe('1d. a partition owned by another role never runs its code with the par
   });
 });
 
-describe('1c. no key of Lethe shows in a plan, and statements run with an owner\'s rights never hold the install key', () => {
+describe("1c. no key of Lethe shows in a plan, and statements run with an owner's rights never hold the install key", () => {
   /** The bytes of a key as debug_print_plan prints a bytea constant (signed decimals). */
   const planBytes = (hex: string): string =>
     [...Buffer.from(hex, 'hex').subarray(0, 16)].map((b) => (b > 127 ? b - 256 : b)).join(' ');
@@ -476,7 +477,8 @@ describe('1c. no key of Lethe shows in a plan, and statements run with an owner\
       $f$;
       create trigger show_plans before update on own.notes for each row execute function own.show_plans()`);
     const notices: string[] = [];
-    const collect = (n: pg.NoticeMessage): number => notices.push(`${n.message ?? ''} ${n.detail ?? ''}`);
+    const collect = (n: { message?: string; detail?: string }): number =>
+      notices.push(`${n.message ?? ''} ${n.detail ?? ''}`);
     a.operator.on('notice', collect);
     a.as.on('notice', collect);
     await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
@@ -494,7 +496,8 @@ describe('1c. no key of Lethe shows in a plan, and statements run with an owner\
     // Node dumps wrap lines anywhere: compare whitespace-normalised.
     const plans = notices.join(' ').replace(/\s+/g, ' ');
     expect(plans).toContain('PLANNEDSTMT'); // the plans were printed
-    for (const [name, key] of Object.entries(rows[0]) as [string, string][]) expect(plans, name).not.toContain(planBytes(key));
+    for (const [name, key] of Object.entries(rows[0]) as [string, string][])
+      expect(plans, name).not.toContain(planBytes(key));
     expect((await a.db.query(`select note from own.notes where id = 10`)).rows[0].note).toMatch(/^anon_[0-9a-f]{32}$/);
     expect(await notesLeft(a, 2)).toBe(2); // pseudonymised, not NULL
   });
