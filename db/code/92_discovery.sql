@@ -194,7 +194,7 @@ begin
 
   for tbl in
     select c.oid::regclass as relid, pii_internal.qualified_name(c.oid) as name,
-           pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
+           pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable, c.relowner::regrole as owner
     from pg_catalog.pg_class c
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace
     where c.relkind in ('r', 'p') and not c.relispartition
@@ -260,6 +260,13 @@ begin
       return next;
       continue;
     end if;
+    if pg_catalog.cardinality(sample_cols) > 0 and not pg_catalog.pg_has_role(current_user, tbl.owner, 'MEMBER') then
+      column_name := null;
+      reason := pg_catalog.format('not sampled: Lethe''s owner role is not a member of %s, the table''s owner (samples are read with the owner''s rights)', tbl.owner);
+      suggestion := pg_catalog.format('grant %I to %I;', tbl.owner, current_user);
+      return next;
+      continue;
+    end if;
     if pg_catalog.cardinality(sample_cols) = 0 then
       continue;
     end if;
@@ -297,11 +304,18 @@ begin
          from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
         (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
          from pii_internal.discovery_value_rules() r));
-      for rec in execute sql_ loop
+      -- The sample is read with the table owner's rights (their casts, RLS policies and
+      -- operators run as them, never as Lethe); only the counts come back, as jsonb.
+      for rec in
+        select (j.j::jsonb ->> 'i')::integer as i, j.j::jsonb ->> 'path' as path, (j.j::jsonb ->> 'n')::bigint as n, j.j::jsonb as counts
+        from unnest((pii_internal.as_owner(tbl.relid,
+               pg_catalog.format('select coalesce(pg_catalog.array_agg(pg_catalog.to_jsonb(x)::text), ''{}''), null::text[] from (%s) x', sql_),
+               true, null, null)).found_keys) as j (j)
+      loop
         select a.attname, r.erase, r.mask, r.category into col
         from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
         where a.attrelid = tbl.relid and a.attnum = rec.i;
-        counts := pg_catalog.to_jsonb(rec);
+        counts := rec.counts;
         -- A jsonb key this column's rule already removes is fine.
         if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
            and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
