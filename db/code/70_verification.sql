@@ -23,7 +23,6 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii.secret;
   rows_sql record;
   key_sql text;
   scope_sql text;
@@ -31,7 +30,6 @@ declare
   raw text[];
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
@@ -61,7 +59,7 @@ begin
              from unnest($1::text[]) with ordinality as j (j, i)) x$q$,
     pii_internal.subject_hash_sql('x.s', 'x.k'))
     into current_keys, current_scopes, hashes, identifiers
-    using raw, null::text[], sec.inner_key, sec.outer_key;
+    using raw;
   if subj.key_is_pii then
     current_keys := pii_internal.pseudonyms(current_keys);
   end if;
@@ -87,14 +85,14 @@ as $$
 $$;
 comment on function pii_internal.row_key_sql(regclass) is 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.';
 
--- The keyed hash of a row_key_sql value (install key bound as $3/$4).
+-- The keyed hash of a row_key_sql value (install key: pii_internal.hmac_sql).
 create or replace function pii_internal.row_key_hash_sql(row_key_sql text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || row_key_sql)
 $$;
-comment on function pii_internal.row_key_hash_sql(text) is 'Internal. SQL text of the keyed hash of a row key (pii_internal.row_key_sql''s text), install key bound as $3/$4.';
+comment on function pii_internal.row_key_hash_sql(text) is 'Internal. SQL text of the keyed hash of a row key (pii_internal.row_key_sql''s text), under the install key.';
 
 -- After erasure: stores every unregistered text/json column of an anonymized registered
 -- row that still contains one of the captured identifiers.
@@ -105,7 +103,6 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii.secret;
   t record;
   path record;
   rows_sql record;
@@ -117,7 +114,6 @@ begin
   if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
     return 0;
   end if;
-  select * into sec from pii.secret;
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii_internal.erase_action(r.relid) = 'anonymize'
            order by r.relid::oid loop
@@ -152,7 +148,7 @@ begin
          from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as col, j.j::jsonb ->> 2 as row_key, j.j::jsonb ->> 3 as val
                from unnest($1::text[]) as j (j)) f$q$,
       t.relid::oid, pii_internal.qualified_name(t.relid), pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
-      using found, null::text[], sec.inner_key, sec.outer_key, request_id, hashes;
+      using found, null::text[], null::bytea, null::bytea, request_id, hashes;
     get diagnostics n = row_count;
     total := total + n;
   end loop;
@@ -170,11 +166,9 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii.secret;
   every record;
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
   -- Every key, read with the owner's rights, hashed here.
   every := pii_internal.as_owner(subj.relid, pg_catalog.format(
     'select coalesce(pg_catalog.array_agg(%s), ''{}''), coalesce(pg_catalog.array_agg(%s), ''{}'') from %s as t',
@@ -188,86 +182,78 @@ begin
        from (select u.k, u.s, %s as h from unnest($1::text[], $2::text[]) as u (k, s)) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
     pii_internal.subject_hash_sql('u.s', 'u.k'))
-    into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, sec.inner_key, sec.outer_key, hashes;
+    into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, null::bytea, null::bytea, hashes;
 end
 $$;
 comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
 
-create or replace function pii.verify_erasure(request_id uuid)
-returns table (table_name text, column_name text, subject_hash text, detail text)
-language plpgsql stable security definer
+-- pii.verify_erasure in steps: the request's subjects (verify_request_subjects), found again
+-- (find_subjects_again), the identifiers recorded in unregistered columns that are still
+-- there (identifier_residuals), their rows in the registered tables against the erased
+-- state (registered_residuals, per table residual_checks_sql).
+
+-- The done items of a request whose subject still has a tombstone. A subject let back in with
+-- pii.allow_return (no tombstone any more) is legitimately present again: its new data is not
+-- a trace of this request. Raises 42704 (no such request) or 55000 (items still pending).
+create or replace function pii_internal.verify_request_subjects(request_id uuid, out hashes bytea[], out pseudonyms text[])
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  req pii.requests;
-  subj pii.subject_table;
-  sec pii.secret;
   pending bigint;
-  hashes bytea[];
-  pseudonyms text[];
-  missing bytea[];
-  keys text[];
-  scps text[];
-  found_hashes bytea[];
-  key_sql text;
-  scope_sql text;
-  t record;
-  g record;
-  path record;
-  rows_sql record;
-  row_hash text;
-  action text;
-  checks text;
-  check_columns text[];
-  check_details text[];
-  key_checks boolean[];
-  found record;
 begin
-  select * into req from pii.requests r where r.id = verify_erasure.request_id;
-  if req.id is null then
+  if not exists (select from pii.requests r where r.id = verify_request_subjects.request_id) then
     raise exception 'erasure request % does not exist', request_id using errcode = '42704';
   end if;
-  select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
+  select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
   if pending > 0 then
-    raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
+    raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', request_id, pending
       using errcode = '55000';
   end if;
-  select * into subj from pii.subject_table;
-  select * into sec from pii.secret;
-
-  -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
-  -- present again: its new data is not a trace of this request.
   select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
     into hashes, pseudonyms
   from pii.request_items i
-  where i.request_id = req.id and i.status = 'done'
+  where i.request_id = verify_request_subjects.request_id and i.status = 'done'
     and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
-  -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
-  return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
-  if hashes is null or subj.relid is null then
-    return;
-  end if;
+end
+$$;
+comment on function pii_internal.verify_request_subjects(uuid) is 'Internal. Step of pii.verify_erasure: the keyed hashes (and pseudonyms) of a finished request''s done subjects that still have a tombstone.';
 
-  -- Find the subjects again: hash every key of the subject table (the raw key may still
-  -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
+-- Finds the subjects again by their hashes: every key of the subject table is hashed (the
+-- raw key may still be there if something went wrong); when the key is PII, its pseudonym
+-- is looked up; subjects with no row in the subject table (deleted, or never there) are
+-- looked for in the tables that name subjects directly, one pass over each key column.
+create or replace function pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[],
+                                                            out keys text[], out scopes text[], out found_hashes bytea[])
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table;
+  missing bytea[];
+  key_sql text;
+  scope_sql text;
+  t record;
+  path record;
+  found record;
+begin
+  select * into subj from pii.subject_table;
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-  select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+  select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
   if subj.key_is_pii then
     found := pii_internal.as_owner(subj.relid, pg_catalog.format(
       $q$select coalesce(pg_catalog.array_agg(%s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
          from %s as t join unnest($1::text[]) as p (p) on t.%I = p.p$q$,
       key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum)),
       true, pseudonyms, null);
-    select keys || coalesce(pg_catalog.array_agg(f.k), '{}'), scps || coalesce(pg_catalog.array_agg(f.s), '{}'),
+    select keys || coalesce(pg_catalog.array_agg(f.k), '{}'), scopes || coalesce(pg_catalog.array_agg(f.s), '{}'),
            found_hashes || coalesce(pg_catalog.array_agg(p.h), '{}')
-      into keys, scps, found_hashes
+      into keys, scopes, found_hashes
     from unnest(found.found_keys, found.found_scopes) as f (k, s) join unnest(pseudonyms, hashes) as p (p, h) on p.p = f.k;
   end if;
 
-  -- Subjects with no row in the subject table (deleted, or never there): look for their
-  -- keys in the tables that name subjects directly, one pass over each key column.
   select pg_catalog.array_agg(x.h) into missing
   from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
   if missing is not null then
@@ -285,35 +271,47 @@ begin
            from (select d.k, d.s, %s as h from unnest($1::text[], $2::text[]) as d (k, s)) as x
            join unnest($5::bytea[]) as m (h) on m.h = x.h$q$,
         pii_internal.subject_hash_sql('d.s', 'd.k'))
-        into keys, scps, found_hashes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key, missing, keys, scps, found_hashes;
+        into keys, scopes, found_hashes using found.found_keys, found.found_scopes, null::bytea, null::bytea, missing, keys, scopes, found_hashes;
     end loop;
   end if;
-  if pg_catalog.cardinality(keys) = 0 then
-    return;
-  end if;
+end
+$$;
+comment on function pii_internal.find_subjects_again(bytea[], text[]) is 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).';
 
-  -- Identifiers found in unregistered columns during erasure, while that value is still
-  -- there: the row is found among its subject's rows by the keyed hash of its key.
+-- Identifiers found in unregistered columns during erasure, while that value is still
+-- there: the row is found among its subject's rows by the keyed hash of its key.
+create or replace function pii_internal.identifier_residuals(request_id uuid, keys text[], scopes text[], found_hashes bytea[])
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  g record;
+  path record;
+  rows_sql record;
+  row_key text;
+  found text[];
+begin
   for g in select distinct r.relid, r.column_name from pii.request_residuals r
-           where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-    row_hash := pii_internal.row_key_sql(g.relid);
-    if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+           where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+    row_key := pii_internal.row_key_sql(g.relid);
+    if row_key is null or pii_internal.column_attnum(g.relid, g.column_name) is null
        or not exists (select from pii.tables r where r.relid = g.relid) then
       return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                   from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
+                   from pii.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
       continue;
     end if;
     path := pii_internal.subject_key_sql(g.relid);
     rows_sql := pii_internal.subject_rows_sql(g.relid);
     -- The subjects' rows, read with the owner's rights: (subject position, row key, value).
-    found := pii_internal.as_owner(g.relid, pg_catalog.format(
+    found := (pii_internal.as_owner(g.relid, pg_catalog.format(
       $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(l.i, %s, t.%I::text)::text), '{}'), null::text[]
          from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i)
          where %s and l.k = %s and %s$q$,
-      row_hash, g.column_name, pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      row_key, g.column_name, pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
-      true, keys, scps);
+      true, keys, scopes)).found_keys;
     return query execute pg_catalog.format(
       $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
          from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as row_key, j.j::jsonb ->> 2 as val
@@ -321,62 +319,117 @@ begin
          where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = ($6::bytea[])[f.i]
            and %s = r.row_key_hash and %s = r.value_hash$q$,
       g.relid::oid, g.column_name, pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
-      using found.found_keys, null::text[], sec.inner_key, sec.outer_key, req.id, found_hashes;
+      using found, null::text[], null::bytea, null::bytea, request_id, found_hashes;
   end loop;
+end
+$$;
+comment on function pii_internal.identifier_residuals(uuid, text[], text[], bytea[]) is 'Internal. Step of pii.verify_erasure: identifiers of the subjects recorded in unregistered columns during erasure and still there.';
 
-  -- Their rows in every registered table, against the erased state: the deputy says which
-  -- check (by position) fails for which subject (by position); Lethe names them.
+-- The checks of a registered table's rows, run with the owner's rights: a VALUES list of
+-- (n, bad) over the row t (n: the check's position), and per check its column, its detail
+-- and whether it is the key check, which Lethe finishes (NULL when nothing in the table can
+-- be a trace): a row that should have been deleted (detail NULL: Lethe says whether a hold
+-- keeps it), each column not in its erased state, and a PII key not replaced by its
+-- pseudonym (the row is reported unless its subject's key is a pseudonym of the request).
+create or replace function pii_internal.residual_checks_sql(tbl regclass, action text,
+                                                            out checks text, out columns text[], out details text[], out key_checks boolean[])
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.string_agg(pg_catalog.format('(%s, %s)', x.n, x.bad), ', ' order by x.n),
+         pg_catalog.array_agg(x.col order by x.n), pg_catalog.array_agg(x.detail order by x.n), pg_catalog.array_agg(x.is_key order by x.n)
+  from (
+    select pg_catalog.row_number() over () as n, y.*
+    from (
+      select null::text as col, 'true' as bad, null::text as detail, false as is_key
+      where action = 'delete'
+      union all
+      select pii_internal.column_name(c.relid, c.attnum),
+             pg_catalog.format('not coalesce(%s, false)', pii_internal.column_erased_sql(c.relid, c.attnum, c.erase)),
+             'not erased (erase strategy ' || c.erase || ')', false
+      from pii.columns c
+      where action <> 'delete' and c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+        and pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) is not null
+      union all
+      -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+      -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+      select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
+      from pii.tables t, pii.subject_table subj
+      where action <> 'delete' and t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+    ) y
+  ) x
+$$;
+comment on function pii_internal.residual_checks_sql(regclass, text) is 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t) as a VALUES list of (n, bad), with each check''s column, detail and key flag; NULL when none apply.';
+
+-- The subjects' rows in every registered table, against the erased state: the deputy says
+-- which check (by position) fails for which subject (by position); Lethe names them.
+create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  t record;
+  path record;
+  rows_sql record;
+  action text;
+  checks record;
+  found text[];
+begin
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-    action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-    if action = 'delete' then
-      check_columns := array[null::text]; check_details := array[null::text]; key_checks := array[false]; checks := '(1, true)';
-    else
-      select pg_catalog.array_agg(x.col order by x.n), pg_catalog.array_agg(x.detail order by x.n), pg_catalog.array_agg(x.is_key order by x.n),
-             pg_catalog.string_agg(pg_catalog.format('(%s, %s)', x.n, x.bad), ', ' order by x.n)
-        into check_columns, check_details, key_checks, checks
-      from (
-        select pg_catalog.row_number() over () as n, y.*
-        from (
-          select pii_internal.column_name(c.relid, c.attnum) as col,
-                 pg_catalog.format('not coalesce(%s, false)', pii_internal.column_erased_sql(c.relid, c.attnum, c.erase)) as bad,
-                 'not erased (erase strategy ' || c.erase || ')' as detail, false as is_key
-          from pii.columns c
-          where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
-            and pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) is not null
-          union all
-          -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
-          -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-          select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
-          where subj.key_is_pii and t.subject_attnum is not null
-        ) y
-      ) x;
-      continue when checks is null;
-    end if;
+    action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
+    checks := pii_internal.residual_checks_sql(t.relid, action);
+    continue when checks.checks is null;
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
-    found := pii_internal.as_owner(t.relid, pg_catalog.format(
+    found := (pii_internal.as_owner(t.relid, pg_catalog.format(
       $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
          from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
               lateral (values %s) as x (n, bad)
          where %s and l.k = %s and %s and x.bad$q$,
       pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+      checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
       case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
-      true, keys, scps);
+      true, keys, scopes)).found_keys;
     return query
-      select distinct pii_internal.qualified_name(t.relid), check_columns[f.n], pg_catalog.encode(found_hashes[f.i], 'hex'),
+      select distinct pii_internal.qualified_name(t.relid), checks.columns[f.n], pg_catalog.encode(found_hashes[f.i], 'hex'),
              case when action = 'delete' then
                -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
                coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
                          where a.subject_hash = found_hashes[f.i] and (a.tables is null or t.relid::oid = any (a.tables::oid[]))),
                         'row not deleted')
-             else check_details[f.n] end
-      from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found.found_keys) as j (j)) f
-      where not (key_checks[f.n] and keys[f.i] operator(pg_catalog.=) any (pseudonyms));
+             else checks.details[f.n] end
+      from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
+      where not (checks.key_checks[f.n] and keys[f.i] operator(pg_catalog.=) any (pseudonyms));
   end loop;
+end
+$$;
+comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[]) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table that are not in the state erasure leaves (mode erase or delete).';
+
+create or replace function pii.verify_erasure(request_id uuid)
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subjects record := pii_internal.verify_request_subjects(request_id);
+  found record;
+begin
+  -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
+  return query select * from pii_internal.vault_residuals(coalesce(subjects.hashes, '{}'));
+  if subjects.hashes is null or not exists (select from pii.subject_table) then
+    return;
+  end if;
+  found := pii_internal.find_subjects_again(subjects.hashes, subjects.pseudonyms);
+  if pg_catalog.cardinality(found.keys) = 0 then
+    return;
+  end if;
+  return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
+  return query select * from pii_internal.registered_residuals((select r.mode from pii.requests r where r.id = verify_erasure.request_id),
+                                                               found.keys, found.scopes, found.found_hashes, subjects.pseudonyms);
 end
 $$;
 comment on function pii.verify_erasure(uuid) is

@@ -78,3 +78,6 @@ begin
     scope_sql, subj.key_name, subj.relid::regclass, install);
 end
 $$;
+-- pii_internal.residual_checks_sql returns the checks with their columns and details (the
+-- deputy evaluates only the predicates).
+drop function if exists pii_internal.residual_checks_sql(regclass, text);
