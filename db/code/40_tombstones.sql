@@ -234,10 +234,12 @@ begin
       pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
       true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
     return query execute pg_catalog.format(
-      $q$select r.s, r.k, %s, ($5::text[])[r.i], r.i
+      -- Joined by position, not subscripted: a subscript of a text[] walks the array.
+      $q$select r.s, r.k, %s, p.p, r.i
          from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
-               group by c.s, c.k) r$q$,
+               group by c.s, c.k) r
+         left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
       pii_internal.subject_hash_sql('r.s', 'r.k'))
       using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
             case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
