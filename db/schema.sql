@@ -4986,8 +4986,9 @@ function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <ow
         return query execute pg_catalog.format(
           $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
              from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as row_key, j.j::jsonb ->> 2 as val
-                   from unnest($1::text[]) as j (j)) f, pii.request_residuals as r
-             where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = ($6::bytea[])[f.i]
+                   from unnest($1::text[]) as j (j)) f
+             join unnest($6::bytea[]) with ordinality as h (h, i) on h.i = f.i, pii.request_residuals as r
+             where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = h.h
                and %s = r.row_key_hash and %s = r.value_hash$q$,
           g.relid::oid, g.column_name, pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
           using found, null::text[], null::bytea, null::bytea, request_id, found_hashes;
@@ -6174,10 +6175,11 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
           true, current_keys, current_scopes, identifiers)).found_keys;
         execute pg_catalog.format(
           $q$insert into pii.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
-             select distinct $5, %L::regclass, %L, f.col, ($6::bytea[])[f.i], case when f.row_key is not null then %s end, %s,
+             select distinct $5, %L::regclass, %L, f.col, h.h, case when f.row_key is not null then %s end, %s,
                     'identifier of the subject found in an unregistered column'
              from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as col, j.j::jsonb ->> 2 as row_key, j.j::jsonb ->> 3 as val
-                   from unnest($1::text[]) as j (j)) f$q$,
+                   from unnest($1::text[]) as j (j)) f
+             join unnest($6::bytea[]) with ordinality as h (h, i) on h.i = f.i$q$,
           t.relid::oid, pii_internal.qualified_name(t.relid), pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
           using found, null::text[], null::bytea, null::bytea, request_id, hashes;
         get diagnostics n = row_count;
@@ -6237,16 +6239,21 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) ow
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
           case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
           true, keys, scopes)).found_keys;
+        -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
+        -- pseudonyms by a join (a hash, not a scan of the array per row).
         return query
-          select distinct pii_internal.qualified_name(t.relid), checks.columns[f.n], pg_catalog.encode(found_hashes[f.i], 'hex'),
+          select distinct pii_internal.qualified_name(t.relid), c.col, pg_catalog.encode(l.h, 'hex'),
                  case when action = 'delete' then
                    -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
                    coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                             where a.subject_hash = found_hashes[f.i] and (a.tables is null or t.relid::oid = any (a.tables::oid[]))),
+                             where a.subject_hash = l.h and (a.tables is null or t.relid::oid = any (a.tables::oid[]))),
                             'row not deleted')
-                 else checks.details[f.n] end
+                 else c.detail end
           from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
-          where not (checks.key_checks[f.n] and keys[f.i] operator(pg_catalog.=) any (pseudonyms));
+          join unnest(keys, found_hashes) with ordinality as l (k, h, i) on l.i = f.i
+          join unnest(checks.columns, checks.details, checks.key_checks) with ordinality as c (col, detail, is_key, n) on c.n = f.n
+          left join (select distinct p.p from unnest(pseudonyms) as p (p)) as ps on ps.p = l.k
+          where not (c.is_key and ps.p is not null);
       end loop;
     end
     $function$
@@ -6366,10 +6373,12 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
           pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
           true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
         return query execute pg_catalog.format(
-          $q$select r.s, r.k, %s, ($5::text[])[r.i], r.i
+          -- Joined by position, not subscripted: a subscript of a text[] walks the array.
+          $q$select r.s, r.k, %s, p.p, r.i
              from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                    from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
-                   group by c.s, c.k) r$q$,
+                   group by c.s, c.k) r
+             left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
           pii_internal.subject_hash_sql('r.s', 'r.k'))
           using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
                 case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
