@@ -389,6 +389,17 @@ table pii_internal.migrations owner <owner>
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
 
+table pii_internal.pseudonym_key owner <owner>
+  column singleton boolean not null default true
+  column inner_key bytea not null
+  column outer_key bytea not null
+  constraint pseudonym_key_inner_key_check CHECK ((length(inner_key) = 64))
+  constraint pseudonym_key_outer_key_check CHECK ((length(outer_key) = 64))
+  constraint pseudonym_key_pkey PRIMARY KEY (singleton)
+  constraint pseudonym_key_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX pseudonym_key_pkey ON pii_internal.pseudonym_key USING btree (singleton)
+  comment 'The key of pseudonyms only (RFC 2104 padded form), derived from the install key: bound into statements that run with a table owner''s rights, where the install key must never go.'
+
 table pii_internal.request_items owner <owner>
   column request_id uuid not null
   column subject_hash bytea not null
@@ -771,7 +782,6 @@ function pii.detokenize(text[],text,text) owner <owner>
     #variable_conflict use_column
     declare
       n integer := coalesce(pg_catalog.cardinality(tokens), 0);
-      sec pii_internal.secret;
     begin
       if tokens is null then
         raise exception 'tokens must not be NULL' using errcode = '22004';
@@ -791,7 +801,6 @@ function pii.detokenize(text[],text,text) owner <owner>
         'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
         'purpose', purpose, 'client', client, 'tokens', n,
         'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-      select * into sec from pii_internal.secret;
       -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
       -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
       -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
@@ -811,8 +820,9 @@ function pii.detokenize(text[],text,text) owner <owner>
                case when keys.subject_hash is not null then 'ok'
                     when f.entry is not null then 'erased'
                     when f.t ~ '^tok_[0-9a-f]{32}$'
-                         and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
-                               sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                         -- The key read by the statement, not a plpgsql variable (a plan constant: see pii_internal.hmac_sql).
+                         and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
+                               (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
                       then 'erased'
                     else 'unknown' end
         from found f
@@ -846,7 +856,7 @@ function pii.discover(integer) owner <owner>
         raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
       end if;
 
-      for tbl in select * from pii_internal.discovery_tables() loop
+      for tbl in select t.*, c.relowner::regrole as owner from pii_internal.discovery_tables() t join pg_catalog.pg_class c on c.oid = t.relid loop
         flagged := '{}';
         for column_name, reason, suggestion in select * from pii_internal.discovery_by_name(tbl.relid) loop
           table_name := tbl.name;
@@ -863,6 +873,13 @@ function pii.discover(integer) owner <owner>
         end if;
         sample_sql := pii_internal.discovery_sample_query(tbl.relid, sample_rows);
         continue when sample_sql is null;
+        if not pg_catalog.pg_has_role(current_user, tbl.owner, 'MEMBER') then
+          column_name := null;
+          reason := pg_catalog.format('not sampled: Lethe''s owner role is not a member of %s, the table''s owner (samples are read with the owner''s rights)', tbl.owner);
+          suggestion := pg_catalog.format('grant %I to %I;', tbl.owner, current_user);
+          return next;
+          continue;
+        end if;
         return query select tbl.name, f.column_name, f.reason, f.suggestion from pii_internal.discovery_by_value(tbl.relid, sample_sql, flagged) f;
       end loop;
     end
@@ -3233,18 +3250,20 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[]
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET debug_print_plan TO 'off'
     AS $function$
     declare
-      sec pii_internal.secret;
+      pk pii_internal.pseudonym_key;
       hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
       deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
     begin
+      perform pii_internal.check_tree_owner(tbl);
       if hashes then
-        select * into sec from pii_internal.secret;
+        select * into pk from pii_internal.pseudonym_key;
       end if;
       execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
         into n, found_keys, found_scopes
-        using statement, returns_keys, keys, scopes, sec.inner_key, sec.outer_key, new_rows, held_keys, held_tables, held_scopes;
+        using statement, returns_keys, keys, scopes, pk.inner_key, pk.outer_key, new_rows, held_keys, held_tables, held_scopes;
     end
     $function$
   comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
@@ -3283,15 +3302,16 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii_internal.secret;
       rows_sql record;
       key_sql text;
       scope_sql text;
       value_list text;
+      raw text[];
     begin
       select * into subj from pii.subject_table;
-      select * into sec from pii_internal.secret;
-      select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
         into value_list
       from pii.columns c
@@ -3305,16 +3325,23 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
         return;
       end if;
       rows_sql := pii_internal.subject_rows_sql(subj.relid);
+      raw := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(%s, %s, v.v)::text), '{}'), null::text[]
+           from %s as t cross join lateral (values %s) as v (v)
+           where %s and pg_catalog.length(v.v) >= 5$q$,
+        key_sql, scope_sql, pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql),
+        true, subject_keys, scopes)).found_keys;
       execute pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'),
-                  coalesce(pg_catalog.array_agg(x.h), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
-           from (select %s as k, %s as s, %s as h, v.v
-                 from %s as t cross join lateral (values %s) as v (v)
-                 where %s and pg_catalog.length(v.v) >= 5) x$q$,
-        case when subj.key_is_pii then pii_internal.pseudonym_sql(key_sql) else key_sql end, scope_sql,
-        pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+        $q$select coalesce(pg_catalog.array_agg(x.k order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.s order by x.i), '{}'),
+                  coalesce(pg_catalog.array_agg(%s order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.v order by x.i), '{}')
+           from (select j.j::jsonb ->> 0 as k, j.j::jsonb ->> 1 as s, j.j::jsonb ->> 2 as v, j.i
+                 from unnest($1::text[]) with ordinality as j (j, i)) x$q$,
+        pii_internal.subject_hash_sql('x.s', 'x.k'))
         into current_keys, current_scopes, hashes, identifiers
-        using subject_keys, scopes, sec.inner_key, sec.outer_key;
+        using raw;
+      if subj.key_is_pii then
+        current_keys := pii_internal.pseudonyms(current_keys);
+      end if;
     end
     $function$
   comment 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.'
@@ -3541,6 +3568,7 @@ function pii_internal.check_registrable(regclass) owner <owner>
       -- Lethe runs its statements on the table as the table's owner (pii_internal.deputy), which
       -- needs Lethe's owner to be a member of that role.
       perform pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
+      perform pii_internal.check_tree_owner(tbl);
     end
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
@@ -3600,6 +3628,33 @@ function pii_internal.check_strategy_argument(text,text,text,text,text,regclass,
     end
     $function$
   comment 'Internal. Raises 22P02 when a literal argument does not cast to the column''s type, 22023 when another argument does not have its form.'
+
+function pii_internal.check_tree_owner(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_tree_owner(tbl regclass)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      other record;
+    begin
+      select m.rel, c.relowner::regrole as member_owner, p.relowner::regrole as table_owner into other
+      from pii_internal.guarded_tree(tbl) m (rel)
+      join pg_catalog.pg_class c on c.oid = m.rel
+      join pg_catalog.pg_class p on p.oid = tbl
+      where c.relowner <> p.relowner
+      order by m.rel::oid
+      limit 1;
+      if other.rel is not null then
+        raise exception 'table % (in the tree of %) is owned by %, not by %: Lethe''s statements on % would run its code with %''s rights',
+          pii_internal.qualified_name(other.rel), pii_internal.qualified_name(tbl), other.member_owner, other.table_owner,
+          pii_internal.qualified_name(tbl), other.table_owner
+          using errcode = '42501', hint = pg_catalog.format('alter table %s owner to %I;', pii_internal.qualified_name(other.rel), other.table_owner);
+      end if;
+    end
+    $function$
+  comment 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.'
 
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
@@ -3794,7 +3849,8 @@ function pii_internal.deputy(regrole) owner <owner>
       current_shape boolean;
       args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
     begin
-      select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+      select p.proowner::regrole, p.oid::regprocedure,
+             '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
         into existing, existing_fn, current_shape
       from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -3804,7 +3860,8 @@ function pii_internal.deputy(regrole) owner <owner>
       -- Only when creating: two sessions creating the same deputy would collide in pg_proc (and
       -- a lock held on every call would serialize all erasures until commit).
       perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
-      select p.proowner::regrole, p.oid::regprocedure, '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args
+      select p.proowner::regrole, p.oid::regprocedure,
+             '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
         into existing, existing_fn, current_shape
       from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -3817,7 +3874,7 @@ function pii_internal.deputy(regrole) owner <owner>
       end if;
       if existing is not null then
         -- A role dropped without DROP OWNED left it behind and its oid came back, or it has an
-        -- older version's parameters: start over.
+        -- older version's parameters or settings: start over.
         execute pg_catalog.format('drop function %s', existing_fn);
       end if;
       execute pg_catalog.format($f$
@@ -3827,6 +3884,7 @@ function pii_internal.deputy(regrole) owner <owner>
                                         out n bigint, out found_keys text[], out found_scopes text[])
         language plpgsql security definer
         set search_path = pg_catalog, pg_temp
+        set debug_print_plan = off
         as $body$
         begin
           if returns_keys then
@@ -3889,11 +3947,18 @@ function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
       counts jsonb;
     begin
       begin
-        for rec in execute sample_sql loop
+        -- The sample is read with the table owner's rights (their casts, row level security
+        -- policies and operators run as them, never as Lethe); only the counts come back.
+        for rec in
+          select (j.j::jsonb ->> 'i')::integer as i, j.j::jsonb ->> 'path' as path, (j.j::jsonb ->> 'n')::bigint as n, j.j::jsonb as counts
+          from unnest((pii_internal.as_owner(tbl,
+                 pg_catalog.format('select coalesce(pg_catalog.array_agg(pg_catalog.to_jsonb(x)::text), ''{}''), null::text[] from (%s) x', sample_sql),
+                 true, null, null)).found_keys) as j (j)
+        loop
           select a.attname, r.erase, r.mask, r.category into col
           from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
           where a.attrelid = tbl and a.attnum = rec.i;
-          counts := pg_catalog.to_jsonb(rec);
+          counts := rec.counts;
           -- A jsonb key this column's rule already removes is fine.
           if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
              and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
@@ -4457,23 +4522,28 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii_internal.secret;
       missing bytea[];
       key_sql text;
       scope_sql text;
       t record;
       path record;
+      found record;
     begin
       select * into subj from pii.subject_table;
-      select * into sec from pii_internal.secret;
-      select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
       select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
       if subj.key_is_pii then
-        execute pg_catalog.format(
-          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
-             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
-          into keys, scopes, found_hashes using keys, scopes, found_hashes, pseudonyms, hashes;
+        found := pii_internal.as_owner(subj.relid, pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(%s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+             from %s as t join unnest($1::text[]) as p (p) on t.%I = p.p$q$,
+          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum)),
+          true, pseudonyms, null);
+        select keys || coalesce(pg_catalog.array_agg(f.k), '{}'), scopes || coalesce(pg_catalog.array_agg(f.s), '{}'),
+               found_hashes || coalesce(pg_catalog.array_agg(p.h), '{}')
+          into keys, scopes, found_hashes
+        from unnest(found.found_keys, found.found_scopes) as f (k, s) join unnest(pseudonyms, hashes) as p (p, h) on p.p = f.k;
       end if;
 
       select pg_catalog.array_agg(x.h) into missing
@@ -4483,13 +4553,17 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
                  join pg_catalog.pg_class c on c.oid = r.relid
                  where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
           path := pii_internal.subject_key_sql(t.relid);
+          found := pii_internal.as_owner(t.relid, pg_catalog.format(
+            $q$select coalesce(pg_catalog.array_agg(d.k), '{}'), coalesce(pg_catalog.array_agg(d.s), '{}')
+               from (select distinct %s as k, %s::text as s from %s as t) as d$q$,
+            pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid)),
+            true, null, null);
           execute pg_catalog.format(
-            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
-               from (select d.k, d.s, %s as h
-                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
-               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
-            into keys, scopes, found_hashes using keys, scopes, sec.inner_key, sec.outer_key, found_hashes, missing;
+            $q$select $6 || coalesce(pg_catalog.array_agg(x.k), '{}'), $7 || coalesce(pg_catalog.array_agg(x.s), '{}'), $8 || coalesce(pg_catalog.array_agg(x.h), '{}')
+               from (select d.k, d.s, %s as h from unnest($1::text[], $2::text[]) as d (k, s)) as x
+               join unnest($5::bytea[]) as m (h) on m.h = x.h$q$,
+            pii_internal.subject_hash_sql('d.s', 'd.k'))
+            into keys, scopes, found_hashes using found.found_keys, found.found_scopes, null::bytea, null::bytea, missing, keys, scopes, found_hashes;
         end loop;
       end if;
     end
@@ -4998,10 +5072,9 @@ function pii_internal.hmac_sql(text) owner <owner>
      IMMUTABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select 'pg_catalog.sha256($4 operator(pg_catalog.||) pg_catalog.sha256($3 operator(pg_catalog.||) pg_catalog.convert_to('
-             || message_sql || ', ''UTF8'')))'
+      select pii_internal.keyed_hmac_sql(message_sql, '(select s.inner_key from pii_internal.secret s)', '(select s.outer_key from pii_internal.secret s)')
     $function$
-  comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key (read from pii_internal.secret by the statement, never bound).'
 
 function pii_internal.hold_erased_for_ledger() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.hold_erased_for_ledger()
@@ -5076,17 +5149,16 @@ function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <ow
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
       g record;
       path record;
       rows_sql record;
-      row_hash text;
+      row_key text;
+      found text[];
     begin
-      select * into sec from pii_internal.secret;
       for g in select distinct r.relid, r.column_name from pii_internal.request_residuals r
                where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-        row_hash := pii_internal.row_key_hash_sql(g.relid);
-        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+        row_key := pii_internal.row_key_sql(g.relid);
+        if row_key is null or pii_internal.column_attnum(g.relid, g.column_name) is null
            or not exists (select from pii.tables r where r.relid = g.relid) then
           return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
                        from pii_internal.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
@@ -5094,17 +5166,24 @@ function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <ow
         end if;
         path := pii_internal.subject_key_sql(g.relid);
         rows_sql := pii_internal.subject_rows_sql(g.relid);
+        -- The subjects' rows, read with the owner's rights: (subject position, row key, value).
+        found := (pii_internal.as_owner(g.relid, pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(l.i, %s, t.%I::text)::text), '{}'), null::text[]
+             from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i)
+             where %s and l.k = %s and %s$q$,
+          row_key, g.column_name, pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+          true, keys, scopes)).found_keys;
         return query execute pg_catalog.format(
           $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii_internal.request_residuals as r
-             where %s and l.k = %s and %s
-               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+             from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as row_key, j.j::jsonb ->> 2 as val
+                   from unnest($1::text[]) as j (j)) f
+             join unnest($6::bytea[]) with ordinality as h (h, i) on h.i = f.i, pii_internal.request_residuals as r
+             where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = h.h
                and %s = r.row_key_hash and %s = r.value_hash$q$,
-          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, request_id;
+          g.relid::oid, g.column_name, pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
+          using found, null::text[], null::bytea, null::bytea, request_id, found_hashes;
       end loop;
     end
     $function$
@@ -5154,7 +5233,7 @@ function pii_internal.is_pseudonym_sql(text,boolean) owner <owner>
       end
       from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
     $function$
-  comment 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.'
+  comment 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), pseudonym key bound as $3/$4.'
 
 function pii_internal.is_text_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_text_type(tbl regclass, col smallint)
@@ -5209,6 +5288,18 @@ function pii_internal.key_text_sql(text,text) owner <owner>
                   else '(' || value_sql || ')::text' end
     $function$
   comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
+
+function pii_internal.keyed_hmac_sql(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.keyed_hmac_sql(message_sql text, inner_key_sql text, outer_key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'pg_catalog.sha256(' || outer_key_sql || ' operator(pg_catalog.||) pg_catalog.sha256(' || inner_key_sql
+             || ' operator(pg_catalog.||) pg_catalog.convert_to(' || message_sql || ', ''UTF8'')))'
+    $function$
+  comment 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -5699,6 +5790,7 @@ function pii_internal.masking_ddl_end() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      error_context text;
       tbls regclass[];
     begin
       if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
@@ -5721,7 +5813,8 @@ function pii_internal.masking_ddl_end() owner <owner>
       end if;
       perform from pii_internal.masking_rebuild(tbls, false);
     exception when others then
-      raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, sqlerrm;
+      get stacked diagnostics error_context = pg_exception_context;
+      raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
     end
     $function$
   comment 'Internal. Event trigger: rebuilds the masked views of registered tables an ALTER TABLE changed (columns added, dropped, renamed, retyped; table renamed or moved), and any view a ddl_command_start dropped.'
@@ -5734,6 +5827,7 @@ function pii_internal.masking_ddl_start() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      error_context text;
       q text;
       v record;
     begin
@@ -5762,11 +5856,13 @@ function pii_internal.masking_ddl_start() owner <owner>
           where m.relid = v.relid;
           execute pg_catalog.format('drop view if exists masked.%I', v.view_name);
         exception when others then
-          raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, sqlerrm;
+          get stacked diagnostics error_context = pg_exception_context;
+          raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
         end;
       end loop;
     exception when others then
-      raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', sqlerrm;
+      get stacked diagnostics error_context = pg_exception_context;
+      raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
     end
     $function$
   comment 'Internal. Event trigger: drops the masked views a DROP TABLE / ALTER TABLE names, so view dependencies never block the command.'
@@ -5778,6 +5874,7 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      error_context text;
       tbl regclass;
       one record;
     begin
@@ -5799,17 +5896,19 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
           action := one.action;
           return next;
         exception when others then
+          get stacked diagnostics error_context = pg_exception_context;
           if strict then
             raise;
           end if;
           -- Fail closed: without a correct view, no view.
           begin
             perform pii_internal.drop_masked_view(tbl);
-            raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, sqlerrm;
-            action := 'dropped: ' || sqlerrm;
+            raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
+            action := 'dropped: ' || pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
           exception when others then
-            raise warning 'Lethe: could not rebuild the masked view of % (%), nor drop it (%)', table_name, action, sqlerrm;
-            action := 'failed: ' || sqlerrm;
+            get stacked diagnostics error_context = pg_exception_context;
+            raise warning 'Lethe: could not rebuild the masked view of % (%), nor drop it (%)', table_name, action, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
+            action := 'failed: ' || pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
           end;
           return next;
         end;
@@ -5913,6 +6012,8 @@ function pii_internal.masking_sql_drop() owner <owner>
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
+    declare
+      error_context text;
     begin
       if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
         return;
@@ -5923,7 +6024,8 @@ function pii_internal.masking_sql_drop() owner <owner>
       where o.object_type = 'table' and o.objid = m.relid::oid;
       -- Its registry rows are forgotten by pii_internal.forget_dropped_tables (30_registry).
     exception when others then
-      raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
+      get stacked diagnostics error_context = pg_exception_context;
+      raise warning 'Lethe: masking event trigger (sql_drop) failed: %', pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
     end
     $function$
   comment 'Internal. Event trigger: forgets the masked views of dropped tables.'
@@ -5984,6 +6086,17 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
     end
     $function$
   comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
+
+function pii_internal.message_hmac(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.message_hmac(message text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('error' || pg_catalog.chr(31) || coalesce(message, '')), 'hex'), 16)
+    $function$
+  comment 'Internal. 16 hex digits of the keyed hash of an error message: what Lethe keeps instead of its text.'
 
 function pii_internal.named_relations(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.named_relations(command text)
@@ -6088,9 +6201,9 @@ function pii_internal.pseudonym_sql(text,boolean) owner <owner>
       from (select case when as_uuid
                      then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
                      else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
-            from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
+            from (select pii_internal.keyed_hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text', '$3', '$4') as mac) m) x
     $function$
-  comment 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the pseudonym key (pii_internal.pseudonym_key) bound as $3/$4.'
 
 function pii_internal.pseudonym_tag_sql(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.pseudonym_tag_sql(body_sql text)
@@ -6100,10 +6213,31 @@ function pii_internal.pseudonym_tag_sql(text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select 'pg_catalog.left(pg_catalog.encode('
-             || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+             || pii_internal.keyed_hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql, '$3', '$4')
              || ', ''hex''), 8)'
     $function$
-  comment 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.'
+  comment 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), pseudonym key bound as $3/$4.'
+
+function pii_internal.pseudonyms(text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.pseudonyms(vals text[])
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET debug_print_plan TO 'off'
+    AS $function$
+    declare
+      pk pii_internal.pseudonym_key;
+      result text[];
+    begin
+      select * into pk from pii_internal.pseudonym_key;
+      execute pg_catalog.format('select pg_catalog.array_agg(%s order by u.i) from unnest($1::text[]) with ordinality as u (v, i)',
+                                pii_internal.pseudonym_sql('u.v'))
+        into result using vals, null::text[], pk.inner_key, pk.outer_key;
+      return coalesce(result, '{}');
+    end
+    $function$
+  comment 'Internal. The pseudonyms of text values (pii_internal.pseudonym_sql under the pseudonym key), in order.'
 
 function pii_internal.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.qualified_name(tbl regclass)
@@ -6132,7 +6266,7 @@ function pii_internal.raise_without_text(text,text,text,text,text,text,text) own
         case when table_name <> '' then pg_catalog.format(' on %s.%s', schema_name, table_name) else '' end,
         case when constraint_name <> '' then pg_catalog.format(', constraint %s', constraint_name) else '' end,
         case when column_name <> '' then pg_catalog.format(', column %s', column_name) else '' end,
-        pg_catalog.left(pg_catalog.encode(pii_internal.hmac('error' || pg_catalog.chr(31) || coalesce(message, '')), 'hex'), 16)),
+        pii_internal.message_hmac(message)),
               errcode = state,
               hint = 'Raised by code outside Lethe (a trigger, a check, a constraint of the application): Lethe keeps no database error''s text, since it can quote personal data.';
     end
@@ -6193,18 +6327,17 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
       t record;
       path record;
       rows_sql record;
       value_list text;
+      found text[];
       n bigint;
       total bigint := 0;
     begin
       if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
         return 0;
       end if;
-      select * into sec from pii_internal.secret;
       for t in select r.* from pii.tables r
                where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii_internal.erase_action(r.relid) = 'anonymize'
                order by r.relid::oid loop
@@ -6219,19 +6352,28 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
         continue when value_list is null;
         path := pii_internal.subject_key_sql(t.relid);
         rows_sql := pii_internal.subject_rows_sql(t.relid);
-        execute pg_catalog.format(
-          $q$insert into pii_internal.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
-             select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
-             from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
+        -- With the owner's rights: which identifier (by position) is in which column of which
+        -- row; the value itself comes back only to be hashed.
+        found := (pii_internal.as_owner(t.relid, pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.col, %s, x.val)::text), '{}'), null::text[]
+             from %s as t%s, unnest($1::text[], $2::text[], $5::text[]) with ordinality as l (k, s, v, i),
                   lateral (values %s) as x (col, val)
              where %s and l.k = %s and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-          t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(pii_internal.row_key_hash_sql(t.relid), 'null::bytea'), pii_internal.hmac_sql('x.val'),
-          pii_internal.qualified_name(t.relid),
+          coalesce(pii_internal.row_key_sql(t.relid), 'null::text'), pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
           value_list, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+          true, current_keys, current_scopes, identifiers)).found_keys;
+        execute pg_catalog.format(
+          $q$insert into pii_internal.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
+             select distinct $5, %L::regclass, %L, f.col, h.h, case when f.row_key is not null then %s end, %s,
+                    'identifier of the subject found in an unregistered column'
+             from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as col, j.j::jsonb ->> 2 as row_key, j.j::jsonb ->> 3 as val
+                   from unnest($1::text[]) as j (j)) f
+             join unnest($6::bytea[]) with ordinality as h (h, i) on h.i = f.i$q$,
+          t.relid::oid, pii_internal.qualified_name(t.relid), pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
+          using found, null::text[], null::bytea, null::bytea, request_id, hashes;
         get diagnostics n = row_count;
         total := total + n;
       end loop;
@@ -6264,30 +6406,46 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) ow
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
       t record;
       path record;
       rows_sql record;
-      checks text;
+      action text;
+      checks record;
+      found text[];
     begin
-      select * into sec from pii_internal.secret;
       for t in select r.* from pii.tables r
                where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-        checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);
-        continue when checks is null;
+        action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
+        checks := pii_internal.residual_checks_sql(t.relid, action);
+        continue when checks.checks is null;
         path := pii_internal.subject_key_sql(t.relid);
         rows_sql := pii_internal.subject_rows_sql(t.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
-                  lateral (values %s) as x (col, bad, detail)
+        found := (pii_internal.as_owner(t.relid, pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
+             from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
+                  lateral (values %s) as x (n, bad)
              where %s and l.k = %s and %s and x.bad$q$,
-          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
+          pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, pseudonyms;
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+          true, keys, scopes)).found_keys;
+        -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
+        -- pseudonyms by a join (a hash, not a scan of the array per row).
+        return query
+          select distinct pii_internal.qualified_name(t.relid), c.col, pg_catalog.encode(l.h, 'hex'),
+                 case when action = 'delete' then
+                   -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
+                   coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                             where a.subject_hash = l.h and (a.tables is null or t.relid::oid = any (a.tables::oid[]))),
+                            'row not deleted')
+                 else c.detail end
+          from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
+          join unnest(keys, found_hashes) with ordinality as l (k, h, i) on l.i = f.i
+          join unnest(checks.columns, checks.details, checks.key_checks) with ordinality as c (col, detail, is_key, n) on c.n = f.n
+          left join (select distinct p.p from unnest(pseudonyms) as p (p)) as ps on ps.p = l.k
+          where not (c.is_key and ps.p is not null);
       end loop;
     end
     $function$
@@ -6310,34 +6468,36 @@ function pii_internal.registered_subtree(regclass) owner <owner>
   comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
 
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text)
-     RETURNS text
+    CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])
+     RETURNS record
      LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when action = 'delete' then
-        pg_catalog.format(
-          $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                                           where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
-                                          'row not deleted'))$c$,
-          tbl::oid)
-      else (
-        select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+      select pg_catalog.string_agg(pg_catalog.format('(%s, %s)', x.n, x.bad), ', ' order by x.n),
+             pg_catalog.array_agg(x.col order by x.n), pg_catalog.array_agg(x.detail order by x.n), pg_catalog.array_agg(x.is_key order by x.n)
+      from (
+        select pg_catalog.row_number() over () as n, y.*
         from (
-          select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
-                 'not erased (erase strategy ' || c.erase || ')' as detail
-          from pii.columns c where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          select null::text as col, 'true' as bad, null::text as detail, false as is_key
+          where action = 'delete'
+          union all
+          select pii_internal.column_name(c.relid, c.attnum),
+                 pg_catalog.format('not coalesce(%s, false)', pii_internal.column_erased_sql(c.relid, c.attnum, c.erase)),
+                 'not erased (erase strategy ' || c.erase || ')', false
+          from pii.columns c
+          where action <> 'delete' and c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+            and pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) is not null
           union all
           -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
           -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-          select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
-                 'subject key not replaced by its pseudonym'
+          select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
           from pii.tables t, pii.subject_table subj
-          where t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
-        ) x where x.pred is not null) end
+          where action <> 'delete' and t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+        ) y
+      ) x
     $function$
-  comment 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t, subject l) as a VALUES list, NULL when none apply.'
+  comment 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t) as a VALUES list of (n, bad), with each check''s column, detail and key flag; NULL when none apply.'
 
 function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
@@ -6405,13 +6565,15 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
           pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
           true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
         return query execute pg_catalog.format(
-          $q$select r.s, r.k, %s, %s, r.i
+          -- Joined by position, not subscripted: a subscript of a text[] walks the array.
+          $q$select r.s, r.k, %s, p.p, r.i
              from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                    from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
-                   group by c.s, c.k) r$q$,
-          pii_internal.subject_hash_sql('r.s', 'r.k'),
-          case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
-          using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
+                   group by c.s, c.k) r
+             left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
+          pii_internal.subject_hash_sql('r.s', 'r.k'))
+          using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+                case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
       exception when data_exception then
         -- Name the position, never the value: keys are personal data.
         if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
@@ -6568,21 +6730,32 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
-function pii_internal.row_key_hash_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.row_key_hash_sql(tbl regclass)
+function pii_internal.row_key_hash_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.row_key_hash_sql(row_key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || row_key_sql)
+    $function$
+  comment 'Internal. SQL text of the keyed hash of a row key (pii_internal.row_key_sql''s text), under the install key.'
+
+function pii_internal.row_key_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.row_key_sql(tbl regclass)
      RETURNS text
      LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.jsonb_build_object('
-                                   || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text')
+      select 'pg_catalog.jsonb_build_object('
+             || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text'
       from pg_catalog.pg_constraint c
       join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
       where c.conrelid = tbl and c.contype = 'p'
       having pg_catalog.count(*) > 0
     $function$
-  comment 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.'
+  comment 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.'
 
 function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
@@ -6643,6 +6816,18 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
     end
     $function$
   comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies; an application error is raised again without its text.'
+
+function pii_internal.safe_error_text(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.safe_error_text(state text, message text, context text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when pii_internal.raised_by_lethe(context) then message
+                  else pg_catalog.format('SQLSTATE %s (message hmac %s)', state, pii_internal.message_hmac(message)) end
+    $function$
+  comment 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
@@ -6738,7 +6923,7 @@ function pii_internal.subject_hash_sql(text,text) owner <owner>
     AS $function$
       select pii_internal.hmac_sql('coalesce(' || scope_sql || ', '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || key_sql)
     $function$
-  comment 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing pii_internal.subject_hash(scope, key) under the install key (pii_internal.hmac_sql).'
 
 function pii_internal.subject_key_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
@@ -6810,20 +6995,6 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
 
-function pii_internal.subject_table_key_sql() owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subject_table_key_sql(OUT key_sql text, OUT scope_sql text)
-     RETURNS record
-     LANGUAGE sql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(s.relid, s.key_attnum)),
-                                       pii_internal.column_type(s.relid, s.key_attnum)),
-             case when s.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end
-      from pii.subject_table s
-    $function$
-  comment 'Internal. SQL of the subject table''s key and scope as text (alias t).'
-
 function pii_internal.subjects_by_hash(bytea[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
@@ -6833,22 +7004,23 @@ function pii_internal.subjects_by_hash(bytea[]) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii_internal.secret;
-      key_sql text;
-      scope_sql text;
+      every record;
     begin
       select * into subj from pii.subject_table;
-      select * into sec from pii_internal.secret;
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text'
-                        else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      -- Every key, read with the owner's rights, hashed here.
+      every := pii_internal.as_owner(subj.relid, pg_catalog.format(
+        'select coalesce(pg_catalog.array_agg(%s), ''{}''), coalesce(pg_catalog.array_agg(%s), ''{}'') from %s as t',
+        pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                  pii_internal.column_type(subj.relid, subj.key_attnum)),
+        case when subj.scope_attnum is null then 'null::text'
+             else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+        pii_internal.qualified_name(subj.relid)), true, null, null);
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
-           from (select %s as k, %s as s, %s as h from %s as t) x
+           from (select u.k, u.s, %s as h from unnest($1::text[], $2::text[]) as u (k, s)) x
            join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-        key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-        into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+        pii_internal.subject_hash_sql('u.s', 'u.k'))
+        into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, null::bytea, null::bytea, hashes;
     end
     $function$
   comment 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.'

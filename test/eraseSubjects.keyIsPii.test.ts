@@ -47,8 +47,11 @@ describe('pii.erase_subjects with a PII key', () => {
   it('replaces the email everywhere with one pseudonym and keeps the joins', async () => {
     const pseudonymOf = (
       await db.query(
-        `select 'anon_' || b || left(encode(pii_internal.hmac('pseudonym tag' || chr(31) || b), 'hex'), 8) as p
-         from (select left(encode(pii_internal.hmac('pseudonym' || chr(31) || 'ann@example.com'), 'hex'), 24) as b) x`,
+        // HMAC-SHA256 under the pseudonym key (pii_internal.pseudonym_key), not the install key.
+        `with k as (select inner_key, outer_key from pii_internal.pseudonym_key),
+              b as (select left(encode(sha256(k.outer_key || sha256(k.inner_key || convert_to('pseudonym' || chr(31) || 'ann@example.com', 'UTF8'))), 'hex'), 24) as b from k)
+         select 'anon_' || b.b || left(encode(sha256(k.outer_key || sha256(k.inner_key || convert_to('pseudonym tag' || chr(31) || b.b, 'UTF8'))), 'hex'), 8) as p
+         from k, b`,
       )
     ).rows[0].p;
     const { rows } = await db.query(`select * from pii.erase_subjects(array['ann@example.com'])`);

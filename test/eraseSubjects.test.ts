@@ -52,10 +52,10 @@ describe('pii.erase_subjects (mode erase)', () => {
 
   it('pseudonyms are deterministic and keyed: the stored value is the keyed pseudonym of the original, no plain hash', async () => {
     // The pseudonym of customer 3's original external_ref, computed again from the value alone.
-    // The builder binds the install key as $3/$4 (erase_plan's parameters); read it from pii_internal.secret here.
+    // The builder binds the pseudonym key as $3/$4 (erase_plan's parameters); read it from pii_internal.pseudonym_key here.
     const expr = ((await db.query(`select pii_internal.pseudonym_sql('x.v', true) as e`)).rows[0].e as string)
-      .replaceAll('$3', '(select inner_key from pii_internal.secret)')
-      .replaceAll('$4', '(select outer_key from pii_internal.secret)');
+      .replaceAll('$3', '(select inner_key from pii_internal.pseudonym_key)')
+      .replaceAll('$4', '(select outer_key from pii_internal.pseudonym_key)');
     const again = `select ${expr} as p from (values ('00000000-0000-4000-8000-000000000003'::uuid)) x (v)`;
     const first = (await db.query(again)).rows[0].p;
     expect((await db.query(again)).rows[0].p).toBe(first);

@@ -394,6 +394,30 @@ describe('DDL on registered tables (event triggers)', () => {
     }
   });
 
+  it("a failed rebuild's warning names the database error by SQLSTATE and keyed hash, never its text (a value it quotes)", async () => {
+    await db.query(`
+      create table app.callbacks (id bigint primary key, customer_id bigint not null, phone text);
+      create index on app.callbacks (customer_id);
+      select pii.register_table('app.callbacks', 'customer_id', 'anonymize');
+      select pii.register_column('app.callbacks', 'phone', 'null', mask => 'set:call ann@example.com');`);
+    const client = await db.pool.connect();
+    const notices: string[] = [];
+    const onNotice = (n: { message?: string; detail?: string }) => notices.push(`${n.message ?? ''} ${n.detail ?? ''}`);
+    client.on('notice', onNotice);
+    try {
+      // The view casts the set: literal to the new type: invalid input syntax for type bigint: "call ann@…".
+      await client.query(`alter table app.callbacks alter column phone type bigint using null`);
+      expect(notices.join('\n')).toMatch(
+        /could not rebuild the masked view of app.callbacks: SQLSTATE 22P02 \(message hmac [0-9a-f]{16}\)/,
+      );
+      expect(notices.join('\n')).not.toContain('ann@example.com');
+    } finally {
+      client.off('notice', onNotice);
+      client.release();
+      await db.query(`select pii.unregister_table('app.callbacks'); drop table app.callbacks`);
+    }
+  });
+
   it('DROP TABLE of a registered table is not blocked by its view', async () => {
     await db.query(`
       create table app.sms_log (id bigint primary key, customer_id bigint not null, phone text);

@@ -170,6 +170,41 @@ describe(`upgrade from the ${RELEASE} release`, () => {
   });
 });
 
+describe(`tombstones of ${RELEASE} after the upgrade`, () => {
+  it('a citext key erased by 0.1.0 in its stored case (Bob@X.example) is still erased: was_erased in any case, and the guard scrubs it back', async () => {
+    const client = await freshDatabase('citext');
+    const script = gunzipSync(readFileSync(join(packageRoot(), 'db', 'releases', `${RELEASE}.sql.gz`))).toString(
+      'utf8',
+    );
+    await client.query(`create extension if not exists citext`);
+    await client.query(script);
+    await client.query(`
+      create schema app;
+      create table app.people (email citext primary key, name text);
+      create table app.notes (id bigint primary key, email citext not null references app.people, note text);
+      create index on app.notes (email);
+      insert into app.people values ('Bob@X.example', 'Bob'), ('Ann@X.example', 'Ann');
+      select pii.register_subject_table('app.people', 'email');
+      select pii.register_table('app.notes', 'email', 'anonymize');
+      select pii.register_column('app.people', 'name', 'null');
+      select pii.register_column('app.notes', 'note', 'null');
+      select * from pii.erase_subjects(array['Bob@X.example']);`);
+    await migrate(urlOf(client));
+    expect(
+      (
+        await client.query(`select (select erased from pii.was_erased('Bob@X.example')) as given, (select erased from pii.was_erased('bob@x.example')) as lower,
+                                   (select erased from pii.was_erased('Ann@X.example')) as other`)
+      ).rows,
+    ).toEqual([{ given: true, lower: true, other: false }]);
+    await client.query(`insert into app.notes values (1, 'BOB@x.example', 'Bob is back'), (2, 'Ann@X.example', 'Ann')`);
+    expect((await client.query(`select id, note from app.notes order by id`)).rows).toEqual([
+      { id: '1', note: null },
+      { id: '2', note: 'Ann' },
+    ]);
+    await client.end();
+  });
+});
+
 describe('lethe sql (install script of HEAD)', () => {
   it('installs what migrate installs: a later migrate applies nothing', async () => {
     const client = await freshDatabase('script');

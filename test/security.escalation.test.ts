@@ -377,6 +377,146 @@ describe('2. a domain CHECK never runs with Lethe rights', () => {
   });
 });
 
+describe('1b. reading a registered table never runs the owner code as Lethe', () => {
+  /**
+   * The owner's subject table own.people, scoped by the owner's enum own.tenant whose cast
+   * to text (CREATE CAST … WITH FUNCTION) calls own.pwn(): every place Lethe turns a scope
+   * into text (hashing subjects, verification, the residual search) runs that function.
+   * own.people.bio is an unregistered text column, searched for the subject's identifiers.
+   */
+  async function castingOwner(): Promise<Owned> {
+    const a = await attacker({ registered: false });
+    await a.as.query(`
+      create type own.tenant as enum ('eu', 'us');
+      create function own.tenant_text(t own.tenant) returns text language plpgsql as
+        'begin perform own.pwn(); return t::name::text; end';
+      create cast (own.tenant as text) with function own.tenant_text(own.tenant);
+      create table own.people (tenant own.tenant not null, id bigint not null, email text, bio text,
+                               primary key (tenant, id));
+      insert into own.people select 'eu', i, 'person' || i || '@example.com', 'write to person' || i || '@example.com'
+      from generate_series(1, 3) i;`);
+    await a.db.query(`select pii.register_subject_table('own.people', 'id', 'tenant');
+                      select pii.register_column('own.people', 'email', 'null', mask => 'email')`);
+    return a;
+  }
+
+  it("owner's cast to text runs during the worker chunk, finish_request and verify_erasure as the owner only", async () => {
+    const a = await castingOwner();
+    const id = (await a.operator.query(`select pii.request_erasure(array['2'], scopes => array['eu']) as id`)).rows[0]
+      .id;
+    while ((await a.operator.query(`select pii.process_request_chunk($1) as n`, [id])).rows[0].n > 0);
+    // The bio still names the subject: the residual search found it (as the owner).
+    expect((await a.operator.query(`select pii.finish_request($1) as s`, [id])).rows[0].s).toBe('failed');
+    expect((await a.operator.query(`select table_name, column_name from pii.verify_erasure($1)`, [id])).rows).toEqual([
+      { table_name: 'own.people', column_name: 'bio' },
+    ]);
+    await a.db.query(`update own.people set bio = null where id = 2`);
+    expect((await a.operator.query(`select * from pii.verify_erasure($1)`, [id])).rows).toEqual([]);
+    await expectRanAsOwnerOnly(a);
+  });
+});
+
+describe("1d. a partition owned by another role never runs its code with the parent owner's rights", () => {
+  it("a partition given to another login, whose trigger would run with the parent owner's rights: erasure refused (42501) until the owners match; registration refused too", async () => {
+    const a = await attacker();
+    const other = await login(a.db, 'part');
+    await a.as.query(`
+      grant usage on schema own to public;
+      create table own.events (id bigint not null, customer_id bigint not null, note text) partition by range (id);
+      create table own.events_1 partition of own.events for values from (0) to (100);
+      create index on own.events (customer_id);
+      insert into own.events select i, i, 'event of customer ' || i from generate_series(1, 3) i;`);
+    await a.db.query(`select pii.register_table('own.events', 'customer_id', 'anonymize');
+                      select pii.register_column('own.events', 'note', 'null')`);
+    await a.db.query(`alter table own.events_1 owner to ${other.name}`);
+    await other.client.query(
+      `create trigger pwn before update on own.events_1 for each row execute function own.pwn_trigger()`,
+    );
+    await expectPgError(
+      a.operator.query(`select * from pii.erase_subjects(array['1'])`),
+      '42501',
+      new RegExp(`own.events_1 \\(in the tree of own.events\\) is owned by ${other.name}, not by ${a.owner}`),
+    );
+    expect((await a.db.query(`select count(*)::int as n from own.ran`)).rows[0].n).toBe(0);
+    expect((await a.db.query(`select note from own.events where customer_id = 1`)).rows).toEqual([
+      { note: 'event of customer 1' },
+    ]);
+    // Registering such a tree is refused as well.
+    await a.as.query(`
+      create table own.visits (id bigint not null, customer_id bigint not null) partition by range (id);
+      create table own.visits_1 partition of own.visits for values from (0) to (100);
+      create index on own.visits (customer_id);`);
+    await a.db.query(`alter table own.visits_1 owner to ${other.name}`);
+    await expectPgError(
+      a.db.query(`select pii.register_table('own.visits', 'customer_id', 'delete')`),
+      '42501',
+      /own.visits_1 \(in the tree of own.visits\) is owned by/,
+    );
+    // One owner again: the erasure runs, the trigger as that owner.
+    await a.db.query(`alter table own.events_1 owner to ${a.owner}`);
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    expect((await a.db.query(`select note from own.events where customer_id = 1`)).rows).toEqual([{ note: null }]);
+    await expectRanAsOwnerOnly(a);
+  });
+});
+
+describe("1c. no key of Lethe shows in a plan, and statements run with an owner's rights never hold the install key", () => {
+  /** The bytes of a key as debug_print_plan prints a bytea constant (signed decimals). */
+  const planBytes = (hex: string): string =>
+    [...Buffer.from(hex, 'hex').subarray(0, 16)].map((b) => (b > 127 ? b - 256 : b)).join(' ');
+
+  it("debug_print_plan turned on by the owner's trigger (in the operator's session) or by a writer whose row the guard scrubs shows no key in Lethe's plans", async () => {
+    const a = await ownedTable({ noteRule: 'pseudonym' });
+    await a.as.query(`
+      create function own.show_plans() returns trigger language plpgsql as $f$
+      begin
+        perform pg_catalog.set_config('debug_print_plan', 'on', false);
+        perform pg_catalog.set_config('client_min_messages', 'log', false);
+        return new;
+      end
+      $f$;
+      create trigger show_plans before update on own.notes for each row execute function own.show_plans()`);
+    const notices: string[] = [];
+    const collect = (n: { message?: string; detail?: string }): number =>
+      notices.push(`${n.message ?? ''} ${n.detail ?? ''}`);
+    a.operator.on('notice', collect);
+    a.as.on('notice', collect);
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    await a.operator.query(`select * from pii.erase_subjects(array['2'])`);
+    // The writer's own session: its insert of an erased subject fires the guard's scrub.
+    await a.as.query(`set debug_print_plan = on; set client_min_messages = log;
+                      insert into own.notes values (10, 2, 'note of customer 2 again');
+                      reset debug_print_plan; reset client_min_messages`);
+    await a.operator.query(`reset debug_print_plan; reset client_min_messages`);
+    const { rows } = await a.db.query(
+      `select encode(s.inner_key, 'hex') as install_inner, encode(s.outer_key, 'hex') as install_outer,
+              encode(p.inner_key, 'hex') as pseudonym_inner, encode(p.outer_key, 'hex') as pseudonym_outer
+       from pii_internal.secret s, pii_internal.pseudonym_key p`,
+    );
+    // Node dumps wrap lines anywhere: compare whitespace-normalised.
+    const plans = notices.join(' ').replace(/\s+/g, ' ');
+    expect(plans).toContain('PLANNEDSTMT'); // the plans were printed
+    for (const [name, key] of Object.entries(rows[0]) as [string, string][])
+      expect(plans, name).not.toContain(planBytes(key));
+    expect((await a.db.query(`select note from own.notes where id = 10`)).rows[0].note).toMatch(/^anon_[0-9a-f]{32}$/);
+    expect(await notesLeft(a, 2)).toBe(2); // pseudonymised, not NULL
+  });
+
+  it('pii_internal.pseudonym_key is HMAC(install key, lethe pseudonym key) in RFC 2104 padded form, and pseudonyms are made with it', async () => {
+    const a = await ownedTable({ noteRule: 'pseudonym' });
+    await a.operator.query(`select * from pii.erase_subjects(array['3'])`);
+    const { rows } = await a.db.query(`
+      with k as (select pii_internal.hmac('lethe pseudonym key') || decode(repeat('00', 32), 'hex') as k),
+           pads as (select (select string_agg(lpad(to_hex(get_byte(k.k, i) # 54), 2, '0'), '' order by i) from generate_series(0, 63) i) as i,
+                           (select string_agg(lpad(to_hex(get_byte(k.k, i) # 92), 2, '0'), '' order by i) from generate_series(0, 63) i) as o
+                    from k)
+      select pads.i = encode(p.inner_key, 'hex') and pads.o = encode(p.outer_key, 'hex') as derived,
+             (select note from own.notes where customer_id = 3) = (pii_internal.pseudonyms(array['note of customer 3']))[1] as pseudonym
+      from pads, pii_internal.pseudonym_key p`);
+    expect(rows[0]).toEqual({ derived: true, pseudonym: true });
+  });
+});
+
 describe('3. a pii_admin cannot change a table through Lethe beyond its own privileges', () => {
   async function adminWithSelectOnly(): Promise<{ db: TestDatabase; admin: pg.Client }> {
     const db = await crm();

@@ -109,6 +109,41 @@ describe('failures', () => {
     expect((await lethe.waitForRequest(id, { timeoutMs: 30_000 })).status).toBe('done');
   });
 
+  it('runs a chunk again at once when it fails with a serialization failure (40001): the request completes in one attempt, counted once', async () => {
+    // The first erasure of loyalty rows fails with 40001, as a SERIALIZABLE conflict would
+    // (a sequence, since the failed transaction rolls everything else back).
+    await db.query(`
+      create sequence app.serialization_failures;
+      create function app.fail_once() returns trigger language plpgsql as $$
+      begin
+        if nextval('app.serialization_failures') = 1 then
+          raise exception 'could not serialize access' using errcode = '40001';
+        end if;
+        return null;
+      end $$;
+      create trigger fail_once before delete on app.loyalty_points for each statement execute function app.fail_once();`);
+    try {
+      await start();
+      const id = await requestErasureWithOneAttempt(db, ['34']);
+      const done = await lethe.waitForRequest(id, { timeoutMs: 30_000 });
+      expect(done).toMatchObject({ status: 'done', total: 1, matched: 1, erased: 1, failed: 0 });
+      expect((await db.query(`select last_value::int as n from app.serialization_failures`)).rows[0].n).toBe(2);
+      expect(
+        (await db.query(`select count(*)::int as n from app.loyalty_points where customer_id = 34`)).rows[0].n,
+      ).toBe(0);
+      const { rows } = await db.query(
+        `select count(*)::int as n from pii.audit where request_id = $1 and action = 'erase_chunk'`,
+        [id],
+      );
+      expect(rows[0].n).toBe(1);
+      expect(logs.some((l) => l.includes(`request ${id}: chunk rolled back (SQLSTATE 40001)`))).toBe(true);
+    } finally {
+      await db.query(
+        `drop trigger fail_once on app.loyalty_points; drop function app.fail_once(); drop sequence app.serialization_failures`,
+      );
+    }
+  });
+
   it('drops a job whose payload has no request id instead of retrying it', async () => {
     await start();
     await db.query(

@@ -14,6 +14,8 @@ grant usage on schema pii to pii_admin, pii_operator, pii_auditor, pii_dispatche
 grant usage on schema masked to pii_masked_reader;
 revoke all on pii_internal.secret from public;
 comment on table pii_internal.secret is 'Per-install HMAC-SHA256 key (RFC 2104 padded form). Readable by the Lethe owner only. Losing it makes old hashes unmatchable.';
+revoke all on pii_internal.pseudonym_key from public;
+comment on table pii_internal.pseudonym_key is 'The key of pseudonyms only (RFC 2104 padded form), derived from the install key: bound into statements that run with a table owner''s rights, where the install key must never go.';
 revoke all on pii.settings from public;
 grant select on pii.settings to pii_admin, pii_operator, pii_auditor;
 comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views';

@@ -54,6 +54,28 @@ as $$
 $$;
 comment on function pii_internal.raised_by_lethe(text) is 'Internal. Whether an error (by its PG_EXCEPTION_CONTEXT) was raised by one of Lethe''s own RAISE statements.';
 
+-- A database error's text can quote personal data (an application's RAISE, a constraint's
+-- DETAIL, a value in a DDL error): Lethe keeps a keyed hash of it, enough to tell two errors
+-- apart and to match one a DBA reproduces, never the text.
+create or replace function pii_internal.message_hmac(message text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.left(pg_catalog.encode(pii_internal.hmac('error' || pg_catalog.chr(31) || coalesce(message, '')), 'hex'), 16)
+$$;
+comment on function pii_internal.message_hmac(text) is 'Internal. 16 hex digits of the keyed hash of an error message: what Lethe keeps instead of its text.';
+
+-- An error as Lethe may show it in warnings and its own records: a message of Lethe's own
+-- RAISE as it is (they never quote values), any other as SQLSTATE and message hash.
+create or replace function pii_internal.safe_error_text(state text, message text, context text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when pii_internal.raised_by_lethe(context) then message
+              else pg_catalog.format('SQLSTATE %s (message hmac %s)', state, pii_internal.message_hmac(message)) end
+$$;
+comment on function pii_internal.safe_error_text(text, text, text) is 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.';
+
 create or replace function pii_internal.raise_without_text(what text, state text, message text, schema_name text, table_name text,
                                                            constraint_name text, column_name text)
 returns void
@@ -65,7 +87,7 @@ begin
     case when table_name <> '' then pg_catalog.format(' on %s.%s', schema_name, table_name) else '' end,
     case when constraint_name <> '' then pg_catalog.format(', constraint %s', constraint_name) else '' end,
     case when column_name <> '' then pg_catalog.format(', column %s', column_name) else '' end,
-    pg_catalog.left(pg_catalog.encode(pii_internal.hmac('error' || pg_catalog.chr(31) || coalesce(message, '')), 'hex'), 16)),
+    pii_internal.message_hmac(message)),
           errcode = state,
           hint = 'Raised by code outside Lethe (a trigger, a check, a constraint of the application): Lethe keeps no database error''s text, since it can quote personal data.';
 end

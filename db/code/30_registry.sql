@@ -161,6 +161,7 @@ begin
   -- Lethe runs its statements on the table as the table's owner (pii_internal.deputy), which
   -- needs Lethe's owner to be a member of that role.
   perform pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
+  perform pii_internal.check_tree_owner(tbl);
 end
 $$;
 comment on function pii_internal.check_registrable(regclass) is 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).';

@@ -3,16 +3,29 @@
 -- Subject resolution (keys as given -> canonical keys + keyed hashes) and tombstones:
 -- the PII-free memory of who was erased (F11, F28).
 
--- HMAC-SHA256 as SQL text over parameters $3 (inner key) and $4 (outer key), so that
+-- HMAC-SHA256 as SQL text, keyed by two SQL expressions (the RFC 2104 padded key), so that
 -- set-based statements hash in C without a function call per row.
+create or replace function pii_internal.keyed_hmac_sql(message_sql text, inner_key_sql text, outer_key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'pg_catalog.sha256(' || outer_key_sql || ' operator(pg_catalog.||) pg_catalog.sha256(' || inner_key_sql
+         || ' operator(pg_catalog.||) pg_catalog.convert_to(' || message_sql || ', ''UTF8'')))'
+$$;
+comment on function pii_internal.keyed_hmac_sql(text, text, text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.';
+
+-- HMAC-SHA256 under the install key as SQL text, for statements in Lethe's own context. The
+-- key is read by the statement (an InitPlan, once), never bound as a value: a bound value
+-- becomes a constant of the plan, and any session may SET debug_print_plan (the operator's,
+-- the sync role's whose write fires a guard, or the table owner's code inside a chunk), which
+-- prints plans to the client and the server log.
 create or replace function pii_internal.hmac_sql(message_sql text) returns text
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select 'pg_catalog.sha256($4 operator(pg_catalog.||) pg_catalog.sha256($3 operator(pg_catalog.||) pg_catalog.convert_to('
-         || message_sql || ', ''UTF8'')))'
+  select pii_internal.keyed_hmac_sql(message_sql, '(select s.inner_key from pii_internal.secret s)', '(select s.outer_key from pii_internal.secret s)')
 $$;
-comment on function pii_internal.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key bound as $3/$4.';
+comment on function pii_internal.hmac_sql(text) is 'Internal. SQL text computing HMAC-SHA256 of message_sql with the install key (read from pii_internal.secret by the statement, never bound).';
 
 -- The subject hash (see pii_internal.subject_hash) as SQL text over scope and key expressions.
 create or replace function pii_internal.subject_hash_sql(scope_sql text, key_sql text) returns text
@@ -21,10 +34,13 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select pii_internal.hmac_sql('coalesce(' || scope_sql || ', '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || key_sql)
 $$;
-comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) with the install key bound as $3/$4.';
+comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) under the install key (pii_internal.hmac_sql).';
 
 -- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
--- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID).
+-- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID). The key is
+-- the pseudonym key (pii_internal.pseudonym_key, bound as $3/$4), never the install key:
+-- these expressions run in statements on application tables, with their owner's rights
+-- and code (pii_internal.as_owner binds it).
 -- Deterministic, so joins on pseudonymised columns survive; keyed, so it cannot be
 -- reversed by guessing; tagged, so that a value is taken as already pseudonymised only
 -- when it carries the tag: a real value shaped like a pseudonym (anon_fan@news.example,
@@ -34,10 +50,10 @@ language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select 'pg_catalog.left(pg_catalog.encode('
-         || pii_internal.hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql)
+         || pii_internal.keyed_hmac_sql('''pseudonym tag'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || body_sql, '$3', '$4')
          || ', ''hex''), 8)'
 $$;
-comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_tag_sql(text) is 'Internal. SQL text of the 8-hex keyed tag that ends a pseudonym (over its first 24 hex digits), pseudonym key bound as $3/$4.';
 
 create or replace function pii_internal.pseudonym_sql(value_sql text, as_uuid boolean default false) returns text
 language sql immutable strict
@@ -50,9 +66,9 @@ as $$
   from (select case when as_uuid
                  then 'overlay(pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24) placing ''8'' from 13 for 1)'
                  else 'pg_catalog.left(pg_catalog.encode(' || m.mac || ', ''hex''), 24)' end as body
-        from (select pii_internal.hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text') as mac) m) x
+        from (select pii_internal.keyed_hmac_sql('''pseudonym'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (' || value_sql || ')::text', '$3', '$4') as mac) m) x
 $$;
-comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the install key bound as $3/$4.';
+comment on function pii_internal.pseudonym_sql(text, boolean) is 'Internal. SQL text computing the pseudonym of a value (anon_<24 hex><8 hex tag>, or a version-8 uuid of the same digits) with the pseudonym key (pii_internal.pseudonym_key) bound as $3/$4.';
 
 -- SQL predicate: the value is a pseudonym Lethe wrote (so erasing twice changes nothing):
 -- its shape and its keyed tag, never the shape alone.
@@ -68,7 +84,29 @@ as $$
   end
   from (select pg_catalog.format('pg_catalog.replace((%s)::text, ''-'', '''')', value_sql) as hex) x
 $$;
-comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), install key bound as $3/$4.';
+comment on function pii_internal.is_pseudonym_sql(text, boolean) is 'Internal. SQL predicate: the value is a Lethe pseudonym (shape and keyed tag), pseudonym key bound as $3/$4.';
+-- Pseudonyms computed in Lethe's own context (keys it holds, values a deputy returned):
+-- one statement for the array, in the order given.
+-- The key is bound (pseudonym builders serve the deputies, which cannot read it), so the
+-- plan that holds it is never printed (see pii_internal.hmac_sql).
+create or replace function pii_internal.pseudonyms(vals text[]) returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+set debug_print_plan = off
+as $$
+declare
+  pk pii_internal.pseudonym_key;
+  result text[];
+begin
+  select * into pk from pii_internal.pseudonym_key;
+  execute pg_catalog.format('select pg_catalog.array_agg(%s order by u.i) from unnest($1::text[]) with ordinality as u (v, i)',
+                            pii_internal.pseudonym_sql('u.v'))
+    into result using vals, null::text[], pk.inner_key, pk.outer_key;
+  return coalesce(result, '{}');
+end
+$$;
+comment on function pii_internal.pseudonyms(text[]) is 'Internal. The pseudonyms of text values (pii_internal.pseudonym_sql under the pseudonym key), in order.';
+
 comment on table pii_internal.tombstones is 'One row per subject asked to be forgotten: keyed hash only (and, when the key is PII, its pseudonym). Guards stop these subjects from coming back.';
 revoke all on pii_internal.tombstones from public;
 
@@ -196,13 +234,15 @@ begin
       pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
       true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
     return query execute pg_catalog.format(
-      $q$select r.s, r.k, %s, %s, r.i
+      -- Joined by position, not subscripted: a subscript of a text[] walks the array.
+      $q$select r.s, r.k, %s, p.p, r.i
          from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
-               group by c.s, c.k) r$q$,
-      pii_internal.subject_hash_sql('r.s', 'r.k'),
-      case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
-      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
+               group by c.s, c.k) r
+         left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
+      pii_internal.subject_hash_sql('r.s', 'r.k'))
+      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+            case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
   exception when data_exception then
     -- Name the position, never the value: keys are personal data.
     if pg_catalog.current_setting('server_version_num')::integer >= 160000 then

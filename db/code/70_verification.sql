@@ -6,18 +6,12 @@
 -- then checked against the registry's erased state. Identifiers that only the raw values
 -- could reveal (an email in an unregistered text column) are looked for while the chunk
 -- still has them, and stored.
-
--- The subject table's key and scope as text (alias t), as subject hashes take them.
-create or replace function pii_internal.subject_table_key_sql(out key_sql text, out scope_sql text)
-language sql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-  select pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(s.relid, s.key_attnum)),
-                                   pii_internal.column_type(s.relid, s.key_attnum)),
-         case when s.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end
-  from pii.subject_table s
-$$;
-comment on function pii_internal.subject_table_key_sql() is 'Internal. SQL of the subject table''s key and scope as text (alias t).';
+--
+-- Every read of an application table runs with its owner's rights (pii_internal.as_owner):
+-- a read can run the owner's code too (a CREATE CAST of their type to text, a row level
+-- security policy, an operator of their type). The deputy returns raw text (keys, scopes,
+-- values, packed as jsonb arrays when there are more than two) and Lethe hashes it in its
+-- own context: the install key never goes into a statement on an application table.
 
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
@@ -29,15 +23,16 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii_internal.secret;
   rows_sql record;
   key_sql text;
   scope_sql text;
   value_list text;
+  raw text[];
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii_internal.secret;
-  select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
+  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                       pii_internal.column_type(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   select pg_catalog.string_agg(pg_catalog.format('(t.%I::text)', pii_internal.column_name(c.relid, c.attnum)), ', ')
     into value_list
   from pii.columns c
@@ -51,36 +46,53 @@ begin
     return;
   end if;
   rows_sql := pii_internal.subject_rows_sql(subj.relid);
+  raw := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(%s, %s, v.v)::text), '{}'), null::text[]
+       from %s as t cross join lateral (values %s) as v (v)
+       where %s and pg_catalog.length(v.v) >= 5$q$,
+    key_sql, scope_sql, pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql),
+    true, subject_keys, scopes)).found_keys;
   execute pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'),
-              coalesce(pg_catalog.array_agg(x.h), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
-       from (select %s as k, %s as s, %s as h, v.v
-             from %s as t cross join lateral (values %s) as v (v)
-             where %s and pg_catalog.length(v.v) >= 5) x$q$,
-    case when subj.key_is_pii then pii_internal.pseudonym_sql(key_sql) else key_sql end, scope_sql,
-    pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+    $q$select coalesce(pg_catalog.array_agg(x.k order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.s order by x.i), '{}'),
+              coalesce(pg_catalog.array_agg(%s order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.v order by x.i), '{}')
+       from (select j.j::jsonb ->> 0 as k, j.j::jsonb ->> 1 as s, j.j::jsonb ->> 2 as v, j.i
+             from unnest($1::text[]) with ordinality as j (j, i)) x$q$,
+    pii_internal.subject_hash_sql('x.s', 'x.k'))
     into current_keys, current_scopes, hashes, identifiers
-    using subject_keys, scopes, sec.inner_key, sec.outer_key;
+    using raw;
+  if subj.key_is_pii then
+    current_keys := pii_internal.pseudonyms(current_keys);
+  end if;
 end
 $$;
 comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
--- The keyed hash of a registered table's primary key (alias t), as stored in
--- pii_internal.request_residuals.row_key_hash: the row is found again among its subject's rows
+-- A registered table's primary key (alias t) as text (a jsonb object): a deputy returns
+-- it and Lethe keeps its keyed hash (pii_internal.row_key_hash) in
+-- pii_internal.request_residuals.row_key_hash, so the row is found again among its subject's rows
 -- without Lethe keeping the key (on the subject table, the key is the subject's).
 -- NULL when the table has no primary key.
-create or replace function pii_internal.row_key_hash_sql(tbl regclass) returns text
+create or replace function pii_internal.row_key_sql(tbl regclass) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.jsonb_build_object('
-                               || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text')
+  select 'pg_catalog.jsonb_build_object('
+         || pg_catalog.string_agg(pg_catalog.format('%L, t.%I', a.attname, a.attname), ', ' order by a.attnum) || ')::text'
   from pg_catalog.pg_constraint c
   join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
   where c.conrelid = tbl and c.contype = 'p'
   having pg_catalog.count(*) > 0
 $$;
-comment on function pii_internal.row_key_hash_sql(regclass) is 'Internal. SQL text of the keyed hash of a table''s primary key (alias t), with the install key bound as $3/$4.';
+comment on function pii_internal.row_key_sql(regclass) is 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.';
+
+-- The keyed hash of a row_key_sql value (install key: pii_internal.hmac_sql).
+create or replace function pii_internal.row_key_hash_sql(row_key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.hmac_sql('''row'' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) ' || row_key_sql)
+$$;
+comment on function pii_internal.row_key_hash_sql(text) is 'Internal. SQL text of the keyed hash of a row key (pii_internal.row_key_sql''s text), under the install key.';
 
 -- After erasure: stores every unregistered text/json column of an anonymized registered
 -- row that still contains one of the captured identifiers.
@@ -91,18 +103,17 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii_internal.secret;
   t record;
   path record;
   rows_sql record;
   value_list text;
+  found text[];
   n bigint;
   total bigint := 0;
 begin
   if pg_catalog.cardinality(identifiers) = 0 or mode = 'delete' then
     return 0;
   end if;
-  select * into sec from pii_internal.secret;
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) and pii_internal.erase_action(r.relid) = 'anonymize'
            order by r.relid::oid loop
@@ -117,19 +128,28 @@ begin
     continue when value_list is null;
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
-    execute pg_catalog.format(
-      $q$insert into pii_internal.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
-         select distinct $5, %L::regclass, %L, x.col, l.h, %s, %s, 'identifier of the subject found in an unregistered column'
-         from %s as t%s, unnest($6::text[], $7::text[], $8::bytea[], $9::text[]) as l (k, s, h, v),
+    -- With the owner's rights: which identifier (by position) is in which column of which
+    -- row; the value itself comes back only to be hashed.
+    found := (pii_internal.as_owner(t.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.col, %s, x.val)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[], $5::text[]) with ordinality as l (k, s, v, i),
               lateral (values %s) as x (col, val)
          where %s and l.k = %s and %s and pg_catalog.strpos(x.val, l.v) > 0$q$,
-      t.relid::oid, pii_internal.qualified_name(t.relid), coalesce(pii_internal.row_key_hash_sql(t.relid), 'null::bytea'), pii_internal.hmac_sql('x.val'),
-      pii_internal.qualified_name(t.relid),
+      coalesce(pii_internal.row_key_sql(t.relid), 'null::text'), pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       value_list, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-      using current_keys, current_scopes, sec.inner_key, sec.outer_key, request_id, current_keys, current_scopes, hashes, identifiers;
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      true, current_keys, current_scopes, identifiers)).found_keys;
+    execute pg_catalog.format(
+      $q$insert into pii_internal.request_residuals (request_id, relid, table_name, column_name, subject_hash, row_key_hash, value_hash, detail)
+         select distinct $5, %L::regclass, %L, f.col, h.h, case when f.row_key is not null then %s end, %s,
+                'identifier of the subject found in an unregistered column'
+         from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as col, j.j::jsonb ->> 2 as row_key, j.j::jsonb ->> 3 as val
+               from unnest($1::text[]) as j (j)) f
+         join unnest($6::bytea[]) with ordinality as h (h, i) on h.i = f.i$q$,
+      t.relid::oid, pii_internal.qualified_name(t.relid), pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
+      using found, null::text[], null::bytea, null::bytea, request_id, hashes;
     get diagnostics n = row_count;
     total := total + n;
   end loop;
@@ -147,22 +167,23 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii_internal.secret;
-  key_sql text;
-  scope_sql text;
+  every record;
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii_internal.secret;
-  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                       pii_internal.column_type(subj.relid, subj.key_attnum));
-  scope_sql := case when subj.scope_attnum is null then 'null::text'
-                    else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+  -- Every key, read with the owner's rights, hashed here.
+  every := pii_internal.as_owner(subj.relid, pg_catalog.format(
+    'select coalesce(pg_catalog.array_agg(%s), ''{}''), coalesce(pg_catalog.array_agg(%s), ''{}'') from %s as t',
+    pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                              pii_internal.column_type(subj.relid, subj.key_attnum)),
+    case when subj.scope_attnum is null then 'null::text'
+         else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
+    pii_internal.qualified_name(subj.relid)), true, null, null);
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
-       from (select %s as k, %s as s, %s as h from %s as t) x
+       from (select u.k, u.s, %s as h from unnest($1::text[], $2::text[]) as u (k, s)) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
-    into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
+    pii_internal.subject_hash_sql('u.s', 'u.k'))
+    into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, null::bytea, null::bytea, hashes;
 end
 $$;
 comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
@@ -210,23 +231,28 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii_internal.secret;
   missing bytea[];
   key_sql text;
   scope_sql text;
   t record;
   path record;
+  found record;
 begin
   select * into subj from pii.subject_table;
-  select * into sec from pii_internal.secret;
-  select k.key_sql, k.scope_sql into key_sql, scope_sql from pii_internal.subject_table_key_sql() k;
+  key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                       pii_internal.column_type(subj.relid, subj.key_attnum));
+  scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
   select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
   if subj.key_is_pii then
-    execute pg_catalog.format(
-      $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
-         from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-      key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
-      into keys, scopes, found_hashes using keys, scopes, found_hashes, pseudonyms, hashes;
+    found := pii_internal.as_owner(subj.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(%s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+         from %s as t join unnest($1::text[]) as p (p) on t.%I = p.p$q$,
+      key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum)),
+      true, pseudonyms, null);
+    select keys || coalesce(pg_catalog.array_agg(f.k), '{}'), scopes || coalesce(pg_catalog.array_agg(f.s), '{}'),
+           found_hashes || coalesce(pg_catalog.array_agg(p.h), '{}')
+      into keys, scopes, found_hashes
+    from unnest(found.found_keys, found.found_scopes) as f (k, s) join unnest(pseudonyms, hashes) as p (p, h) on p.p = f.k;
   end if;
 
   select pg_catalog.array_agg(x.h) into missing
@@ -236,13 +262,17 @@ begin
              join pg_catalog.pg_class c on c.oid = r.relid
              where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
       path := pii_internal.subject_key_sql(t.relid);
+      found := pii_internal.as_owner(t.relid, pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(d.k), '{}'), coalesce(pg_catalog.array_agg(d.s), '{}')
+           from (select distinct %s as k, %s::text as s from %s as t) as d$q$,
+        pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid)),
+        true, null, null);
       execute pg_catalog.format(
-        $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
-           from (select d.k, d.s, %s as h
-                 from (select distinct %s as k, %s::text as s from %s as t) as d) as x
-           join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-        pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
-        into keys, scopes, found_hashes using keys, scopes, sec.inner_key, sec.outer_key, found_hashes, missing;
+        $q$select $6 || coalesce(pg_catalog.array_agg(x.k), '{}'), $7 || coalesce(pg_catalog.array_agg(x.s), '{}'), $8 || coalesce(pg_catalog.array_agg(x.h), '{}')
+           from (select d.k, d.s, %s as h from unnest($1::text[], $2::text[]) as d (k, s)) as x
+           join unnest($5::bytea[]) as m (h) on m.h = x.h$q$,
+        pii_internal.subject_hash_sql('d.s', 'd.k'))
+        into keys, scopes, found_hashes using found.found_keys, found.found_scopes, null::bytea, null::bytea, missing, keys, scopes, found_hashes;
     end loop;
   end if;
 end
@@ -257,17 +287,16 @@ language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii_internal.secret;
   g record;
   path record;
   rows_sql record;
-  row_hash text;
+  row_key text;
+  found text[];
 begin
-  select * into sec from pii_internal.secret;
   for g in select distinct r.relid, r.column_name from pii_internal.request_residuals r
            where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-    row_hash := pii_internal.row_key_hash_sql(g.relid);
-    if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+    row_key := pii_internal.row_key_sql(g.relid);
+    if row_key is null or pii_internal.column_attnum(g.relid, g.column_name) is null
        or not exists (select from pii.tables r where r.relid = g.relid) then
       return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
                    from pii_internal.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
@@ -275,84 +304,113 @@ begin
     end if;
     path := pii_internal.subject_key_sql(g.relid);
     rows_sql := pii_internal.subject_rows_sql(g.relid);
+    -- The subjects' rows, read with the owner's rights: (subject position, row key, value).
+    found := (pii_internal.as_owner(g.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_array(l.i, %s, t.%I::text)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i)
+         where %s and l.k = %s and %s$q$,
+      row_key, g.column_name, pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      true, keys, scopes)).found_keys;
     return query execute pg_catalog.format(
       $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii_internal.request_residuals as r
-         where %s and l.k = %s and %s
-           and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+         from (select (j.j::jsonb ->> 0)::integer as i, j.j::jsonb ->> 1 as row_key, j.j::jsonb ->> 2 as val
+               from unnest($1::text[]) as j (j)) f
+         join unnest($6::bytea[]) with ordinality as h (h, i) on h.i = f.i, pii_internal.request_residuals as r
+         where r.request_id = $5 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = h.h
            and %s = r.row_key_hash and %s = r.value_hash$q$,
-      pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-      g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-      using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, request_id;
+      g.relid::oid, g.column_name, pii_internal.row_key_hash_sql('f.row_key'), pii_internal.hmac_sql('f.val'))
+      using found, null::text[], null::bytea, null::bytea, request_id, found_hashes;
   end loop;
 end
 $$;
 comment on function pii_internal.identifier_residuals(uuid, text[], text[], bytea[]) is 'Internal. Step of pii.verify_erasure: identifiers of the subjects recorded in unregistered columns during erasure and still there.';
 
--- The checks of a registered table's rows as a VALUES list of (column, bad, detail) over the
--- row t and its subject l (NULL when nothing in the table can be a trace): a row that should
--- have been deleted (or is held, with the hold's end), each column not in its erased state,
--- and a PII key not replaced by its pseudonym.
-create or replace function pii_internal.residual_checks_sql(tbl regclass, action text) returns text
+-- The checks of a registered table's rows, run with the owner's rights: a VALUES list of
+-- (n, bad) over the row t (n: the check's position), and per check its column, its detail
+-- and whether it is the key check, which Lethe finishes (NULL when nothing in the table can
+-- be a trace): a row that should have been deleted (detail NULL: Lethe says whether a hold
+-- keeps it), each column not in its erased state, and a PII key not replaced by its
+-- pseudonym (the row is reported unless its subject's key is a pseudonym of the request).
+create or replace function pii_internal.residual_checks_sql(tbl regclass, action text,
+                                                            out checks text, out columns text[], out details text[], out key_checks boolean[])
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case when action = 'delete' then
-    pg_catalog.format(
-      $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                                       where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
-                                      'row not deleted'))$c$,
-      tbl::oid)
-  else (
-    select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+  select pg_catalog.string_agg(pg_catalog.format('(%s, %s)', x.n, x.bad), ', ' order by x.n),
+         pg_catalog.array_agg(x.col order by x.n), pg_catalog.array_agg(x.detail order by x.n), pg_catalog.array_agg(x.is_key order by x.n)
+  from (
+    select pg_catalog.row_number() over () as n, y.*
     from (
-      select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
-             'not erased (erase strategy ' || c.erase || ')' as detail
-      from pii.columns c where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+      select null::text as col, 'true' as bad, null::text as detail, false as is_key
+      where action = 'delete'
+      union all
+      select pii_internal.column_name(c.relid, c.attnum),
+             pg_catalog.format('not coalesce(%s, false)', pii_internal.column_erased_sql(c.relid, c.attnum, c.erase)),
+             'not erased (erase strategy ' || c.erase || ')', false
+      from pii.columns c
+      where action <> 'delete' and c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+        and pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) is not null
       union all
       -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
       -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-      select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
-             'subject key not replaced by its pseudonym'
+      select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
       from pii.tables t, pii.subject_table subj
-      where t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
-    ) x where x.pred is not null) end
+      where action <> 'delete' and t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+    ) y
+  ) x
 $$;
-comment on function pii_internal.residual_checks_sql(regclass, text) is 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t, subject l) as a VALUES list, NULL when none apply.';
+comment on function pii_internal.residual_checks_sql(regclass, text) is 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t) as a VALUES list of (n, bad), with each check''s column, detail and key flag; NULL when none apply.';
 
--- The subjects' rows in every registered table, against the erased state.
+-- The subjects' rows in every registered table, against the erased state: the deputy says
+-- which check (by position) fails for which subject (by position); Lethe names them.
 create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii_internal.secret;
   t record;
   path record;
   rows_sql record;
-  checks text;
+  action text;
+  checks record;
+  found text[];
 begin
-  select * into sec from pii_internal.secret;
   for t in select r.* from pii.tables r
            where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-    checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);
-    continue when checks is null;
+    action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
+    checks := pii_internal.residual_checks_sql(t.relid, action);
+    continue when checks.checks is null;
     path := pii_internal.subject_key_sql(t.relid);
     rows_sql := pii_internal.subject_rows_sql(t.relid);
-    return query execute pg_catalog.format(
-      $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
-         from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
-              lateral (values %s) as x (col, bad, detail)
+    found := (pii_internal.as_owner(t.relid, pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
+              lateral (values %s) as x (n, bad)
          where %s and l.k = %s and %s and x.bad$q$,
-      pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
+      pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+      checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-      using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, pseudonyms;
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      true, keys, scopes)).found_keys;
+    -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
+    -- pseudonyms by a join (a hash, not a scan of the array per row).
+    return query
+      select distinct pii_internal.qualified_name(t.relid), c.col, pg_catalog.encode(l.h, 'hex'),
+             case when action = 'delete' then
+               -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
+               coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                         where a.subject_hash = l.h and (a.tables is null or t.relid::oid = any (a.tables::oid[]))),
+                        'row not deleted')
+             else c.detail end
+      from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
+      join unnest(keys, found_hashes) with ordinality as l (k, h, i) on l.i = f.i
+      join unnest(checks.columns, checks.details, checks.key_checks) with ordinality as c (col, detail, is_key, n) on c.n = f.n
+      left join (select distinct p.p from unnest(pseudonyms) as p (p)) as ps on ps.p = l.k
+      where not (c.is_key and ps.p is not null);
   end loop;
 end
 $$;

@@ -451,6 +451,7 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  error_context text;
   tbl regclass;
   one record;
 begin
@@ -472,17 +473,19 @@ begin
       action := one.action;
       return next;
     exception when others then
+      get stacked diagnostics error_context = pg_exception_context;
       if strict then
         raise;
       end if;
       -- Fail closed: without a correct view, no view.
       begin
         perform pii_internal.drop_masked_view(tbl);
-        raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, sqlerrm;
-        action := 'dropped: ' || sqlerrm;
+        raise warning 'Lethe: could not rebuild the masked view of %: % (the view was dropped; fix the cause, then select * from pii.apply_masking())', table_name, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
+        action := 'dropped: ' || pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
       exception when others then
-        raise warning 'Lethe: could not rebuild the masked view of % (%), nor drop it (%)', table_name, action, sqlerrm;
-        action := 'failed: ' || sqlerrm;
+        get stacked diagnostics error_context = pg_exception_context;
+        raise warning 'Lethe: could not rebuild the masked view of % (%), nor drop it (%)', table_name, action, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
+        action := 'failed: ' || pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
       end;
       return next;
     end;
@@ -652,6 +655,7 @@ language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  error_context text;
   q text;
   v record;
 begin
@@ -680,11 +684,13 @@ begin
       where m.relid = v.relid;
       execute pg_catalog.format('drop view if exists masked.%I', v.view_name);
     exception when others then
-      raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, sqlerrm;
+      get stacked diagnostics error_context = pg_exception_context;
+      raise warning 'Lethe: could not drop masked.% before %: %', v.view_name, tg_tag, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
     end;
   end loop;
 exception when others then
-  raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', sqlerrm;
+  get stacked diagnostics error_context = pg_exception_context;
+  raise warning 'Lethe: masking event trigger (ddl_command_start) failed: %', pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
 end
 $$;
 comment on function pii_internal.masking_ddl_start() is 'Internal. Event trigger: drops the masked views a DROP TABLE / ALTER TABLE names, so view dependencies never block the command.';
@@ -694,6 +700,7 @@ language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  error_context text;
   tbls regclass[];
 begin
   if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
@@ -716,7 +723,8 @@ begin
   end if;
   perform from pii_internal.masking_rebuild(tbls, false);
 exception when others then
-  raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, sqlerrm;
+  get stacked diagnostics error_context = pg_exception_context;
+  raise warning 'Lethe: could not rebuild masked views after %: % (call select * from pii.apply_masking())', tg_tag, pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
 end
 $$;
 comment on function pii_internal.masking_ddl_end() is 'Internal. Event trigger: rebuilds the masked views of registered tables an ALTER TABLE changed (columns added, dropped, renamed, retyped; table renamed or moved), and any view a ddl_command_start dropped.';
@@ -725,6 +733,8 @@ create or replace function pii_internal.masking_sql_drop() returns event_trigger
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
+declare
+  error_context text;
 begin
   if pg_catalog.current_setting('lethe.masking_rebuild', true) = 'on' then
     return;
@@ -735,7 +745,8 @@ begin
   where o.object_type = 'table' and o.objid = m.relid::oid;
   -- Its registry rows are forgotten by pii_internal.forget_dropped_tables (30_registry).
 exception when others then
-  raise warning 'Lethe: masking event trigger (sql_drop) failed: %', sqlerrm;
+  get stacked diagnostics error_context = pg_exception_context;
+  raise warning 'Lethe: masking event trigger (sql_drop) failed: %', pii_internal.safe_error_text(sqlstate, sqlerrm, error_context);
 end
 $$;
 comment on function pii_internal.masking_sql_drop() is 'Internal. Event trigger: forgets the masked views of dropped tables.';

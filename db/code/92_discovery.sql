@@ -284,11 +284,18 @@ declare
   counts jsonb;
 begin
   begin
-    for rec in execute sample_sql loop
+    -- The sample is read with the table owner's rights (their casts, row level security
+    -- policies and operators run as them, never as Lethe); only the counts come back.
+    for rec in
+      select (j.j::jsonb ->> 'i')::integer as i, j.j::jsonb ->> 'path' as path, (j.j::jsonb ->> 'n')::bigint as n, j.j::jsonb as counts
+      from unnest((pii_internal.as_owner(tbl,
+             pg_catalog.format('select coalesce(pg_catalog.array_agg(pg_catalog.to_jsonb(x)::text), ''{}''), null::text[] from (%s) x', sample_sql),
+             true, null, null)).found_keys) as j (j)
+    loop
       select a.attname, r.erase, r.mask, r.category into col
       from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
       where a.attrelid = tbl and a.attnum = rec.i;
-      counts := pg_catalog.to_jsonb(rec);
+      counts := rec.counts;
       -- A jsonb key this column's rule already removes is fine.
       if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
          and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
@@ -363,7 +370,7 @@ begin
     raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
   end if;
 
-  for tbl in select * from pii_internal.discovery_tables() loop
+  for tbl in select t.*, c.relowner::regrole as owner from pii_internal.discovery_tables() t join pg_catalog.pg_class c on c.oid = t.relid loop
     flagged := '{}';
     for column_name, reason, suggestion in select * from pii_internal.discovery_by_name(tbl.relid) loop
       table_name := tbl.name;
@@ -380,6 +387,13 @@ begin
     end if;
     sample_sql := pii_internal.discovery_sample_query(tbl.relid, sample_rows);
     continue when sample_sql is null;
+    if not pg_catalog.pg_has_role(current_user, tbl.owner, 'MEMBER') then
+      column_name := null;
+      reason := pg_catalog.format('not sampled: Lethe''s owner role is not a member of %s, the table''s owner (samples are read with the owner''s rights)', tbl.owner);
+      suggestion := pg_catalog.format('grant %I to %I;', tbl.owner, current_user);
+      return next;
+      continue;
+    end if;
     return query select tbl.name, f.column_name, f.reason, f.suggestion from pii_internal.discovery_by_value(tbl.relid, sample_sql, flagged) f;
   end loop;
 end

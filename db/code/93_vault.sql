@@ -233,7 +233,6 @@ as $fn$
 #variable_conflict use_column
 declare
   n integer := coalesce(pg_catalog.cardinality(tokens), 0);
-  sec pii_internal.secret;
 begin
   if tokens is null then
     raise exception 'tokens must not be NULL' using errcode = '22004';
@@ -253,7 +252,6 @@ begin
     'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
     'purpose', purpose, 'client', client, 'tokens', n,
     'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-  select * into sec from pii_internal.secret;
   -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
   -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
   -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
@@ -273,8 +271,9 @@ begin
            case when keys.subject_hash is not null then 'ok'
                 when f.entry is not null then 'erased'
                 when f.t ~ '^tok_[0-9a-f]{32}$'
-                     and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(sec.outer_key operator(pg_catalog.||) pg_catalog.sha256(
-                           sec.inner_key operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                     -- The key read by the statement, not a plpgsql variable (a plan constant: see pii_internal.hmac_sql).
+                     and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
+                           (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
                   then 'erased'
                 else 'unknown' end
     from found f

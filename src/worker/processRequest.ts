@@ -10,6 +10,10 @@ import { isRequestId } from '../sql/requestId.js';
 
 export const PROCESS_REQUEST_TASK = 'lethe_process_request';
 
+/** SQLSTATEs of a chunk that lost a race (serialization failure, deadlock): its transaction rolled back whole. */
+const TRANSIENT = new Set(['40001', '40P01']);
+const CHUNK_TRIES = 5;
+
 /** Thrown between chunks when the worker is shutting down; the job is retried on the next start. */
 export class ShutdownInterruption extends Error {
   override readonly name = 'ShutdownInterruption';
@@ -31,7 +35,7 @@ export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {
             `worker shutting down after ${processed} item(s); the request resumes on the next start`,
           );
         }
-        const n = await processRequestChunk(db, requestId, opts.chunkSize);
+        const n = await chunkWithRetry(db, requestId, opts.chunkSize, (m) => helpers.logger.warn(m));
         if (n === 0) break;
         processed += n;
         helpers.logger.info(`request ${requestId}: ${processed} item(s) processed`);
@@ -54,4 +58,29 @@ export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {
       throw err;
     }
   };
+}
+
+/**
+ * One chunk, run again at once (after a short pause) when it lost a race: the chunk is one
+ * transaction, so a serialization failure or deadlock rolled all of it back and nothing
+ * was counted; waiting for graphile-worker's next attempt would cost an attempt and seconds.
+ */
+async function chunkWithRetry(
+  db: LetheDb,
+  requestId: string,
+  chunkSize: number | undefined,
+  warn: (message: string) => void,
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await processRequestChunk(db, requestId, chunkSize);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code !== 'string' || !TRANSIENT.has(code) || attempt >= CHUNK_TRIES) throw err;
+      warn(
+        `request ${requestId}: chunk rolled back (SQLSTATE ${code}), running it again (try ${attempt + 1} of ${CHUNK_TRIES})`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
 }
