@@ -255,13 +255,34 @@ describe('rental shop: registrations that are refused (SQLSTATE, message, nothin
     await unchanged();
   });
 
-  it('register_table refuses rental as delete while payment (not registered) references it: payment_rental_id_fkey', async () => {
-    await expectPgError(
-      db.query(`select pii.register_table('shop.rental', 'customer_id', 'delete')`),
-      '55000',
-      /deleting rows of shop\.rental violates foreign key payment_rental_id_fkey: shop\.payment rows of this unregistered table still reference them/,
+  it('register_table refuses rental as delete while payment (registered, kept) references it: payment_rental_id_fkey', async () => {
+    await db.query(`select pii.register_table('shop.payment', 'customer_id', 'anonymize')`);
+    state = await registryState();
+    try {
+      await expectPgError(
+        db.query(`select pii.register_table('shop.rental', 'customer_id', 'delete')`),
+        '55000',
+        /erasure could not run: deleting rows of shop\.rental violates foreign key payment_rental_id_fkey: shop\.payment rows that erasure keeps still reference them/,
+      );
+      await unchanged();
+    } finally {
+      await db.query(`select pii.unregister_table('shop.payment')`);
+    }
+  });
+
+  it('register_table warns when a table not registered yet (payment) references the rows it deletes', async () => {
+    const client = await db.pool.connect();
+    const warnings: string[] = [];
+    client.on('notice', (n) => warnings.push(`${n.severity}: ${n.message}`));
+    try {
+      await client.query(`select pii.register_table('shop.rental', 'customer_id', 'delete')`);
+    } finally {
+      client.release();
+    }
+    expect(warnings).toContain(
+      'WARNING: erasure cannot run until this is fixed: deleting rows of shop.rental violates foreign key payment_rental_id_fkey: shop.payment rows of this unregistered table still reference them',
     );
-    await unchanged();
+    await db.query(`select pii.unregister_table('shop.rental')`);
   });
 
   it('register_child_table refuses deleting addresses the erased customer row still references: customer_address_id_fkey', async () => {

@@ -482,9 +482,6 @@ begin
     raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii_internal.qualified_name(tbl) using errcode = '22023';
   end if;
   col_n := pii_internal.column_attnum(tbl, subject_column);
-  -- The table references the subject table: a foreign key from subject_column to its key.
-  link := pii_internal.resolve_link(tbl, subj.relid, subject_column, pii_internal.column_name(subj.relid, subj.key_attnum),
-                                    foreign_key, unenforced_join, false);
 
   if subj.scope_attnum is null then
     if scope_column is not null then
@@ -494,6 +491,9 @@ begin
   else
     scope_n := pii_internal.column_attnum(tbl, coalesce(scope_column, pii_internal.column_name(subj.relid, subj.scope_attnum)));
   end if;
+  -- The table references the subject table: a foreign key from subject_column to its key.
+  link := pii_internal.resolve_link(tbl, subj.relid, subject_column, pii_internal.column_name(subj.relid, subj.key_attnum),
+                                    foreign_key, unenforced_join, false);
 
   if subj.key_is_pii then
     -- The key is rewritten to a pseudonym in the subject table; a foreign key that
@@ -915,9 +915,12 @@ as $$
 $$;
 comment on function pii_internal.fk_columns(regclass, smallint[]) is 'Internal. Column names of a foreign key, comma-separated and quoted.';
 
--- Registration refuses a table whose own plan (mode erase) cannot run, and warns of one
--- that cannot run with mode => delete. Raised inside the registering statement: nothing is
--- written.
+-- Registration refuses a table whose own plan (mode erase) cannot run because of a table
+-- registered already (a kept table referencing the rows it deletes). A table not registered
+-- yet may be registered next (a child below the table just registered, which follows its
+-- deletes): a WARNING names it, lint lists it as an error and erasure refuses to run until
+-- it is fixed. Plans only mode delete cannot run are warned about. Raised inside the
+-- registering statement: nothing is written.
 create or replace function pii_internal.refuse_unrunnable_plan(tbl regclass) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -925,16 +928,29 @@ as $$
 declare
   p record;
 begin
-  select * into p from pii_internal.plan_problems('erase') x where x.table_name = pii_internal.qualified_name(tbl) limit 1;
-  if p.table_name is not null then
-    raise exception 'erasure could not run: %', p.problem using errcode = '55000', hint = p.hint, constraint = p.constraint_name;
-  end if;
-  for p in select * from pii_internal.plan_problems('delete') x where x.table_name = pii_internal.qualified_name(tbl) loop
-    raise warning 'erasure with mode => delete could not run: %', p.problem using hint = p.hint;
+  for p in
+    select x.*, exists (select from pii.tables r where r.relid::oid = c.conrelid) as by_registered, 'erase' as mode
+    from pii_internal.plan_problems('erase') x
+    join pg_catalog.pg_constraint c on c.conname = x.constraint_name and c.confrelid = tbl::oid and c.contype = 'f'
+    where x.table_name = pii_internal.qualified_name(tbl)
+    union all
+    select x.*, false, 'delete'
+    from pii_internal.plan_problems('delete') x
+    where x.table_name = pii_internal.qualified_name(tbl)
+      and not exists (select from pii_internal.plan_problems('erase') e where e.table_name = x.table_name and e.constraint_name = x.constraint_name)
+    order by 5 desc, 6
+  loop
+    if p.by_registered then
+      raise exception 'erasure could not run: %', p.problem using errcode = '55000', hint = p.hint, constraint = p.constraint_name;
+    elsif p.mode = 'erase' then
+      raise warning 'erasure cannot run until this is fixed: %', p.problem using hint = p.hint;
+    else
+      raise warning 'erasure with mode => delete could not run: %', p.problem using hint = p.hint;
+    end if;
   end loop;
 end
 $$;
-comment on function pii_internal.refuse_unrunnable_plan(regclass) is 'Internal. Raises 55000 (naming the constraint) when a registered table''s erasure plan would violate a constraint; warns when only mode delete would.';
+comment on function pii_internal.refuse_unrunnable_plan(regclass) is 'Internal. Raises 55000 (naming the constraint) when a registered table''s erasure plan would violate a constraint because of a registered table; warns of unregistered referencing tables and of plans only mode delete cannot run.';
 
 -- Registry problems, for humans and for `lethe lint`.
 create or replace function pii.lint()
