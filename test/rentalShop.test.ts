@@ -176,6 +176,12 @@ describe('rental shop: erasure of customers', () => {
       .rows[0];
     expect(status2.rows_affected['shop.address']).toBe(0);
     expect(status2.shared_kept).toEqual({ 'shop.address': 1 });
+    // The kept shared address (PII still in it) is no residual of the request.
+    await db.query(`select pii.finish_request($1::uuid)`, [id2]);
+    expect((await db.query(`select * from pii.verify_erasure($1::uuid)`, [id2])).rows).toEqual([]);
+    expect((await db.query(`select phone from shop.address where address_id = 12`)).rows).toEqual([
+      { phone: '+1 555 0888' },
+    ]);
   });
 });
 
