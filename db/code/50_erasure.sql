@@ -50,24 +50,14 @@ $$;-- Re-ingestion guards (F11): erased subjects must not come back with the nex
 -- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
 -- and probed against the tombstones; an empty tombstone table costs one probe.
 
--- SQL predicate: column c of row t is in its erased state (NULL when nothing to check).
+-- SQL predicate: column c of row t is in its erased state (NULL when nothing to check):
+-- the erased_sql template of its strategy (47_strategies).
 create or replace function pii_internal.column_erased_sql(tbl regclass, col smallint, strategy text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case s.name
-    when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-    -- Compared as the base type: verification runs this in Lethe's context, where the owner's
-    -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
-    when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
-    when 'pseudonym' then
-      (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when 'jsonb_remove' then
-      pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                        pii_internal.strategy_keys(s.argument))
-  end
-  from pii_internal.parse_strategy(strategy) s
+  select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
+  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
@@ -156,23 +146,14 @@ end
 $$;
 comment on function pii_internal.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
 
--- The SQL expression a column takes on erasure (NULL when its rule is keep).
+-- The SQL expression a column takes on erasure (NULL when its rule is keep): the erase_sql
+-- template of its strategy (47_strategies).
 create or replace function pii_internal.erase_expression(tbl regclass, col smallint, strategy text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case s.name
-    when 'null' then 'null'
-    when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
-    when 'pseudonym' then
-      (select pg_catalog.format('case when %s then t.%I else %s end',
-                                pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
-                                pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when 'jsonb_remove' then
-      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
-  end
-  from pii_internal.parse_strategy(strategy) s
+  select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
+  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 
@@ -402,14 +383,19 @@ end
 $$;
 comment on function pii_internal.erase_step(regclass, text, text, text[], text[], text[], oid[], text[]) is 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.';
 
--- Runs the erasure plan (or its steps on the tables in only_tables, when given) for canonical
--- subjects: first the capture statements of tables their parent references (while every
--- join still holds), then each step through its table owner's deputy. Returns the steps'
--- tables and row counts in order, and per step the rows kept because others share them.
--- A legal hold keeps referenced tables' rows whole (their rows are found by key, not by
--- subject, so they are not minimised row by row).
-create or replace function pii_internal.run_erase_plan(mode text, only_tables regclass[], subject_keys text[], scopes text[],
+-- Runs the erasure plan's statements (or its steps on the tables in only_tables) for canonical
+-- subjects, or (count_only) counts the rows each would change (rows already in their erased
+-- state do not count; the SELECT's row count comes back from the deputy), every statement
+-- with its table owner's rights (pii_internal.as_owner). Tables their parent references are
+-- reached by the keys their capture statements select first, while every join still holds
+-- (split into owned by the subjects alone, and shared: per step, the rows kept). A legal hold
+-- keeps such a table's rows whole (they are found by key, not by subject). Application code
+-- runs there (triggers, checks, casts, policies) and its message may quote anyone: such an
+-- error is raised again without its text; Lethe's own errors pass as they are. One handler
+-- for the erasure, the guards and retention's preview.
+create or replace function pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean,
                                                        held_keys text[], held_tables oid[], held_scopes text[],
+                                                       only_tables regclass[] default null,
                                                        out table_names text[], out rows_affected bigint[], out shared_kept bigint[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -421,7 +407,15 @@ declare
   captures text[];
   owned text[] := '{}';
   captured record;
+  rows_sql record;
   n bigint;
+  err_state text;
+  err_message text;
+  err_context text;
+  err_schema text;
+  err_table text;
+  err_constraint text;
+  err_column text;
 begin
   select coalesce(pg_catalog.array_agg(p.relid order by p.ord), '{}'), coalesce(pg_catalog.array_agg(p.table_name order by p.ord), '{}'),
          coalesce(pg_catalog.array_agg(p.action order by p.ord), '{}'), coalesce(pg_catalog.array_agg(p.statement order by p.ord), '{}'),
@@ -431,27 +425,45 @@ begin
   where only_tables is null or p.relid = any (only_tables);
   rows_affected := '{}';
   shared_kept := '{}';
-  for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
-    shared_kept[i] := 0;
-    if captures[i] is not null then
-      captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
-      owned[i] := captured.found_keys::text;
-      shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
+  begin
+    for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
+      shared_kept[i] := 0;
+      if captures[i] is not null then
+        captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+        owned[i] := captured.found_keys::text;
+        shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
+      end if;
+    end loop;
+    for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
+      if captures[i] is not null and count_only then
+        n := pg_catalog.cardinality(owned[i]::text[]);
+      elsif captures[i] is not null then
+        n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
+                  else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+      elsif count_only then
+        rows_sql := pii_internal.subject_rows_sql(relids[i]);
+        n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
+                                    case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                    case when actions[i] = 'delete' then ''
+                                         else ' and not (' || pii_internal.row_erased_sql(relids[i], 'anonymize') || ')' end),
+                                    false, subject_keys, scopes)).n;
+      else
+        n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
+      end if;
+      rows_affected := rows_affected || n;
+    end loop;
+  exception when others then
+    get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                            err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+    if pii_internal.raised_by_lethe(err_context) then
+      raise;
     end if;
-  end loop;
-  for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
-    if captures[i] is null then
-      n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
-    elsif actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then
-      n := 0;
-    else
-      n := (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n;
-    end if;
-    rows_affected := rows_affected || n;
-  end loop;
+    perform pii_internal.raise_without_text(case when count_only then 'counting rows to change' else 'erasure' end,
+                                            err_state, err_message, err_schema, err_table, err_constraint, err_column);
+  end;
 end
 $$;
-comment on function pii_internal.run_erase_plan(text, regclass[], text[], text[], text[], oid[], text[]) is 'Internal. Runs pii_internal.erase_plan (captures first) for canonical subjects through the tables'' deputies: per step its table, rows changed and shared rows kept.';
+comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[]) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
 
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
@@ -463,49 +475,22 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  plan record;
   problem record;
-  err_state text;
-  err_message text;
-  err_context text;
-  err_schema text;
-  err_table text;
-  err_constraint text;
-  err_column text;
   held record;
 begin
   perform pii_internal.check_erase_mode(mode);
-  table_names := '{}';
-  rows_affected := '{}';
-
   -- A plan that would violate a constraint is refused before anything changes.
   select * into problem from pii_internal.plan_problems(mode) limit 1;
   if problem.table_name is not null then
     raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
   end if;
-
   matched := pii_internal.matched_subjects(subject_keys, scopes);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
   held := pii_internal.held_pairs(subject_keys, scopes);
   held_until := held.held_until;
-
-  -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
-  -- owner attached to the table runs as them. The guards see these statements too; rows
-  -- they leave hold no PII, so they pass.
-  begin
-    plan := pii_internal.run_erase_plan(mode, null, subject_keys, scopes, held.held_keys, held.held_tables, held.held_scopes);
-    table_names := plan.table_names;
-    rows_affected := plan.rows_affected;
-    shared_kept := plan.shared_kept;
-  exception when others then
-    -- Application code ran here (triggers, checks): its message may quote anyone.
-    get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                            err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-    if pii_internal.raised_by_lethe(err_context) then
-      raise;
-    end if;
-    perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-  end;
+  -- The guards see these statements too; rows they leave hold no PII, so they pass.
+  select r.table_names, r.rows_affected, r.shared_kept into table_names, rows_affected, shared_kept
+  from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
 end
 $$;
 comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.';

@@ -160,7 +160,7 @@ begin
   select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
   from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
   return (select coalesce(pg_catalog.sum(n), 0)::bigint
-          from unnest((pii_internal.run_erase_plan('erase', only_tables, keys, scopes, held.held_keys, held.held_tables, held.held_scopes)).rows_affected) n);
+          from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables)).rows_affected) n);
 end
 $$;
 comment on function pii_internal.guard_erase(regclass, text[], text[], boolean, boolean) is 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.';

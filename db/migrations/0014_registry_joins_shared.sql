@@ -46,3 +46,5 @@ drop function if exists pii_internal.erase_plan(text);
 drop function if exists pii_internal.erase_resolved(text[], text[], text);
 drop function if exists pii.erase_subjects(text[], text[], text);
 drop function if exists pii.request_status(uuid);
+-- run_erase_plan (0011's code) gains only_tables and a shared_kept count per step.
+drop function if exists pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[]);
