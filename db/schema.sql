@@ -193,6 +193,7 @@ table pii.requests owner <owner>
   column residual_count integer
   column error text
   column held_until date
+  column shared_kept jsonb not null default '{}'::jsonb
   constraint requests_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
   constraint requests_pkey PRIMARY KEY (id)
   constraint requests_request_key_hash_key UNIQUE (request_key_hash)
@@ -297,11 +298,16 @@ table pii.tables owner <owner>
   column on_erase text not null
   column guard_mode text not null default 'scrub'::text
   column registered_at timestamp with time zone not null default now()
+  column link_fk name
+  column link_referenced boolean not null default false
+  column unenforced_join boolean not null default false
+  column shared text not null default 'keep'::text
   constraint tables_check CHECK ((((subject_attnum IS NOT NULL) AND (parent_relid IS NULL) AND (parent_fk_attnum IS NULL) AND (parent_key_attnum IS NULL)) OR ((subject_attnum IS NULL) AND (parent_relid IS NOT NULL) AND (parent_fk_attnum IS NOT NULL) AND (parent_key_attnum IS NOT NULL))))
   constraint tables_guard_mode_check CHECK ((guard_mode = ANY (ARRAY['scrub'::text, 'reject'::text, 'skip'::text, 'off'::text])))
   constraint tables_on_erase_check CHECK ((on_erase = ANY (ARRAY['anonymize'::text, 'delete'::text])))
   constraint tables_parent_relid_fkey FOREIGN KEY (parent_relid) REFERENCES pii.tables(relid)
   constraint tables_pkey PRIMARY KEY (relid)
+  constraint tables_shared_check CHECK ((shared = ANY (ARRAY['keep'::text, 'erase'::text])))
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -571,6 +577,7 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
             CASE
                 WHEN s.relid IS NOT NULL THEN 'subject'::text
                 WHEN t.parent_relid IS NULL THEN 'direct'::text
+                WHEN t.link_referenced THEN 'referenced by parent'::text
                 ELSE 'via parent'::text
             END AS link,
         pii_internal.column_name(t.relid, t.subject_attnum) AS subject_column,
@@ -581,17 +588,23 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
         t.on_erase,
         t.guard_mode,
         COALESCE(s.key_is_pii, false) AS key_is_pii,
-        pii_internal.has_leading_index(t.relid, COALESCE(t.subject_attnum, t.parent_fk_attnum)) AS has_index,
+            CASE
+                WHEN t.link_referenced THEN pii_internal.has_leading_index(t.parent_relid, t.parent_key_attnum)
+                ELSE pii_internal.has_leading_index(t.relid, COALESCE(t.subject_attnum, t.parent_fk_attnum))
+            END AS has_index,
         ( SELECT count(*) AS count
                FROM pii.columns c
               WHERE c.relid::oid = t.relid::oid AND c.category <> 'not_pii'::text) AS pii_columns,
-        t.registered_at
+        t.registered_at,
+        t.link_fk AS foreign_key,
+        t.unenforced_join,
+        t.shared
        FROM pii.tables t
          LEFT JOIN pii.subject_table s ON s.relid::oid = t.relid::oid;
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.'
+  comment 'Registered tables: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.'
 
 view pii.retention_history owner <owner> with (security_barrier=true) as
      SELECT r.id,
@@ -950,7 +963,7 @@ author does not have the caller''s rights (42501 by name; outcome refused on sch
 
 function pii.erase_subjects(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.erase_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text)
-     RETURNS TABLE(table_name text, rows_affected bigint)
+     RETURNS TABLE(table_name text, rows_affected bigint, shared_kept bigint)
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -978,11 +991,12 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
         'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
-        'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+        'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
+        'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
       raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
         pg_catalog.cardinality(keys) - pg_catalog.cardinality(result.matched);
 
-      return query select u.t, u.n from unnest(result.table_names, result.rows_affected) as u (t, n);
+      return query select u.t, u.n, u.k from unnest(result.table_names, result.rows_affected, result.shared_kept) as u (t, n, k);
     end
     $function$
   grant EXECUTE to pii_operator
@@ -990,6 +1004,8 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
 mode erase: each table''s on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
 registered row and the subject row go. Keys are cast to the key column''s type; unknown keys are ignored and counted
 (NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
+shared_kept: rows of a referenced table (an address) left intact because others (staff, stores, other customers)
+reference them too. A plan that would violate a constraint is refused before anything changes (55000).
 Example: select * from pii.erase_subjects(array[''42'', ''43'']);'
 
 function pii.fail_request(uuid,text) owner <owner>
@@ -1270,6 +1286,29 @@ function pii.lint() owner <owner>
       from live t join pg_catalog.pg_class c on c.oid = t.relid
       where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
       union all
+      select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
+             pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
+                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+             'Add the foreign key and register the table again, or keep the override knowingly'
+      from live t
+      where t.unenforced_join
+      union all
+      -- Erasure plans that would violate a constraint (registration refuses them for mode erase).
+      select case when p.mode = 'erase' then 'error' else 'warning' end, p.table_name, null,
+             case when p.mode = 'erase' then p.problem else 'with mode => delete: ' || p.problem end, p.hint
+      from (select distinct on (x.table_name, x.constraint_name) x.*
+            from (select 'erase' as mode, e.* from pii_internal.plan_problems('erase') e
+                  union all select 'delete', d.* from pii_internal.plan_problems('delete') d) x
+            order by x.table_name, x.constraint_name, x.mode desc) p
+      union all
+      -- Shared rows are found by anti-joins on every foreign key into a referenced table.
+      select 'warning', pii_internal.qualified_name(f.referencing), f.columns,
+             pg_catalog.format('no index leads with the columns of foreign key %s into %s: erasure checks whether its rows are shared by scanning this table',
+                               f.conname, pii_internal.qualified_name(f.referenced)),
+             pg_catalog.format('create index on %s (%s)', pii_internal.qualified_name(f.referencing), f.columns)
+      from pii_internal.shared_row_references() f
+      where not f.indexed
+      union all
       -- A missing event trigger is how installs without a superuser are: a warning with the manual step.
       select case when g.table_name is null then 'warning' else 'error' end, g.table_name, null, g.problem, g.hint
       from pii_internal.guard_problems() g
@@ -1278,7 +1317,7 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -1584,11 +1623,13 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
          set erased = r.erased + pg_catalog.cardinality(claimed),
              held_until = greatest(r.held_until, result.held_until),
              rows_affected = pii_internal.add_row_counts(r.rows_affected,
-               (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
+               (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))),
+             shared_kept = pii_internal.add_row_counts(r.shared_kept, pii_internal.shared_kept_counts(result.table_names, result.shared_kept))
        where r.id = req.id;
       perform pii_internal.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
         'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
-        'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+        'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
+        'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
       return pg_catalog.cardinality(claimed);
     end
     $function$
@@ -1648,16 +1689,15 @@ function pii.record_ledger_export(bigint,text,text) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Worker step: records how far the external ledger copy got, or why it failed (the error clears on the next success). Example: select pii.record_ledger_export(120, ''/backup/ledger'');'
 
-function pii.register_child_table(regclass,regclass,name,text,name) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name)
+function pii.register_child_table(regclass,regclass,name,text,name,name,boolean,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.register_child_table(tbl regclass, parent regclass, fk_column name DEFAULT NULL::name, on_erase text DEFAULT 'delete'::text, parent_column name DEFAULT NULL::name, foreign_key name DEFAULT NULL::name, unenforced_join boolean DEFAULT false, shared text DEFAULT 'keep'::text)
      RETURNS void
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      fk_n smallint;
-      key_n smallint;
+      link record;
       ancestor regclass;
     begin
       if tbl is null or parent is null then
@@ -1688,41 +1728,50 @@ function pii.register_child_table(regclass,regclass,name,text,name) owner <owner
       if on_erase is null or on_erase not in ('anonymize', 'delete') then
         raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii_internal.qualified_name(tbl) using errcode = '22023';
       end if;
-      fk_n := pii_internal.column_attnum(tbl, fk_column);
-      if parent_column is not null then
-        key_n := pii_internal.column_attnum(parent, parent_column);
-      else
-        -- The column the foreign key references, else the parent's one-column primary key.
-        select c.confkey[1] into key_n from pg_catalog.pg_constraint c
-        where c.conrelid = tbl and c.contype = 'f' and c.confrelid = parent and c.conkey = array[fk_n];
-        if key_n is null then
-          select c.conkey[1] into key_n from pg_catalog.pg_constraint c
-          where c.conrelid = parent and c.contype = 'p' and pg_catalog.array_length(c.conkey, 1) = 1;
-        end if;
-        if key_n is null then
-          raise exception 'cannot tell which column of % %.% refers to', pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), fk_column
-            using errcode = '55000', hint = 'Pass parent_column.';
-        end if;
+      perform pii_internal.check_shared(tbl, shared);
+      -- Rows reached through a referenced row (customer -> address) are found through a key
+      -- captured before erasure starts; nothing can hang below them yet.
+      if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
+        raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
+                        pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
+          using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
       end if;
+      -- The join is one of a foreign key's column pairs, in either direction (a column not given
+      -- is the one the foreign key has); never a guessed column.
+      link := pii_internal.resolve_link(tbl, parent, fk_column, parent_column, foreign_key, unenforced_join, true);
 
-      insert into pii.tables (relid, parent_relid, parent_fk_attnum, parent_key_attnum, on_erase)
-      values (tbl, parent, fk_n, key_n, on_erase)
+      insert into pii.tables (relid, parent_relid, parent_fk_attnum, parent_key_attnum, on_erase, link_fk, link_referenced, unenforced_join, shared)
+      values (tbl, parent, link.tbl_attnum, link.parent_attnum, on_erase, link.link_fk, link.link_referenced, link.link_fk is null, shared)
       on conflict (relid) do update
         set subject_attnum = null, scope_attnum = null, parent_relid = excluded.parent_relid,
-            parent_fk_attnum = excluded.parent_fk_attnum, parent_key_attnum = excluded.parent_key_attnum, on_erase = excluded.on_erase;
+            parent_fk_attnum = excluded.parent_fk_attnum, parent_key_attnum = excluded.parent_key_attnum, on_erase = excluded.on_erase,
+            link_fk = excluded.link_fk, link_referenced = excluded.link_referenced, unenforced_join = excluded.unenforced_join,
+            shared = excluded.shared;
+      perform pii_internal.refuse_unrunnable_plan(tbl);
 
-      if not pii_internal.has_leading_index(tbl, fk_n) then
-        raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), fk_column
-          using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), fk_column);
+      -- The lookup erasure and guards make: the referencing column (on the parent when it
+      -- references this table, whose own column is its key).
+      if link.link_referenced and not pii_internal.has_leading_index(parent, link.parent_attnum) then
+        raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(parent), pii_internal.column_name(parent, link.parent_attnum)
+          using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(parent), pii_internal.column_name(parent, link.parent_attnum));
+      elsif not pii_internal.has_leading_index(tbl, link.tbl_attnum) then
+        raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, link.tbl_attnum)
+          using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, link.tbl_attnum));
       end if;
-      perform pii_internal.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'parent', pii_internal.qualified_name(parent), 'on_erase', on_erase));
+      perform pii_internal.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'parent', pii_internal.qualified_name(parent), 'on_erase', on_erase,
+        'foreign_key', link.link_fk, 'unenforced_join', link.link_fk is null, 'referenced', link.link_referenced, 'shared', shared));
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Registers a table that reaches the subject only through a registered parent (order_items -> orders -> customers),
-any depth. Its rows follow the parent: when the parent''s rows are deleted, so are these. parent_column defaults to
-the column fk_column references, else the parent''s primary key.
-Example: select pii.register_child_table(''crm.order_items'', ''crm.orders'', ''order_id'', ''anonymize'');'
+  comment 'Registers a table that reaches the subject only through a registered parent, by a foreign key in either direction:
+it references the parent (order_items -> orders -> customers, any depth; its rows follow the parent''s: deleted when
+they are) or the parent references it (customer.address_id -> address: a referenced row, which staff, stores or other
+customers may share). The join is taken from the foreign key: fk_column (this table''s column) and parent_column
+narrow it, foreign_key names it; several fitting are refused (42P09), none (42830) unless unenforced_join => true
+(both columns given, one type; pii.lint() lists it). shared: keep (default) leaves rows that other rows also
+reference intact, erase erases them too. A plan that would violate a constraint is refused (55000).
+Examples: select pii.register_child_table(''crm.order_items'', ''crm.orders'', ''order_id'', ''anonymize'');
+select pii.register_child_table(''shop.address'', ''shop.customer'', on_erase => ''anonymize'');'
 
 function pii.register_column(regclass,name,text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_column(tbl regclass, col name, erase text, mask text DEFAULT 'hide'::text, category text DEFAULT 'pii'::text)
@@ -1827,8 +1876,8 @@ scope_column makes a subject (scope, key), for brands whose keys overlap. key_is
 pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
 Example: select pii.register_subject_table(''crm.customers'', ''id'', scope_column => ''brand_id'');'
 
-function pii.register_table(regclass,name,text,name) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name DEFAULT NULL::name)
+function pii.register_table(regclass,name,text,name,name,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name DEFAULT NULL::name, foreign_key name DEFAULT NULL::name, unenforced_join boolean DEFAULT false)
      RETURNS void
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -1839,6 +1888,7 @@ function pii.register_table(regclass,name,text,name) owner <owner>
       col_n smallint;
       scope_n smallint;
       fk record;
+      link record;
     begin
       if tbl is null then
         raise exception 'table must not be NULL' using errcode = '22004';
@@ -1865,6 +1915,9 @@ function pii.register_table(regclass,name,text,name) owner <owner>
       else
         scope_n := pii_internal.column_attnum(tbl, coalesce(scope_column, pii_internal.column_name(subj.relid, subj.scope_attnum)));
       end if;
+      -- The table references the subject table: a foreign key from subject_column to its key.
+      link := pii_internal.resolve_link(tbl, subj.relid, subject_column, pii_internal.column_name(subj.relid, subj.key_attnum),
+                                        foreign_key, unenforced_join, false);
 
       if subj.key_is_pii then
         -- The key is rewritten to a pseudonym in the subject table; a foreign key that
@@ -1880,24 +1933,30 @@ function pii.register_table(regclass,name,text,name) owner <owner>
         end loop;
       end if;
 
-      insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
-      values (tbl, col_n, scope_n, on_erase)
+      insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase, link_fk, link_referenced, unenforced_join)
+      values (tbl, col_n, scope_n, on_erase, link.link_fk, false, link.link_fk is null)
       on conflict (relid) do update
         set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = excluded.on_erase,
-            parent_relid = null, parent_fk_attnum = null, parent_key_attnum = null;
+            parent_relid = null, parent_fk_attnum = null, parent_key_attnum = null,
+            link_fk = excluded.link_fk, link_referenced = false, unenforced_join = excluded.unenforced_join;
+      perform pii_internal.refuse_unrunnable_plan(tbl);
 
       if not pii_internal.has_leading_index(tbl, col_n) and (scope_n is null or not pii_internal.has_leading_index(tbl, scope_n)) then
         raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), subject_column
           using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), subject_column);
       end if;
-      perform pii_internal.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'on_erase', on_erase));
+      perform pii_internal.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'on_erase', on_erase,
+        'foreign_key', link.link_fk, 'unenforced_join', link.link_fk is null));
     end
     $function$
   grant EXECUTE to pii_admin
   comment 'Registers a table whose rows belong to a subject through subject_column. on_erase: anonymize (keep the row,
 apply column strategies) or delete (remove the rows: behavioural history). In a scoped install scope_column
 defaults to the subject table''s scope column name. Warns when subject_column has no index.
-Example: select pii.register_table(''crm.events'', ''customer_id'', ''delete'');'
+The join must be a foreign key from subject_column to the subject table''s key (foreign_key names it when several
+fit); a join no foreign key backs is refused (42830) unless unenforced_join => true (pii.lint() lists it). A
+registration whose erasure plan would violate a constraint is refused (55000, naming the constraint).
+Example: select pii.register_table(''crm.orders'', ''customer_id'', ''anonymize'');'
 
 function pii.release_hold(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.release_hold(hold_id uuid)
@@ -2058,7 +2117,7 @@ Example: select * from pii.request_items_page(''…''::uuid, only_items => ''fai
 
 function pii.request_status(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_status(request_id uuid)
-     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text)
+     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text, shared_kept jsonb)
      LANGUAGE plpgsql
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2067,7 +2126,7 @@ function pii.request_status(uuid) owner <owner>
       return query
         select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
                case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
-               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error
+               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
         from pii.requests r where r.id = request_status.request_id;
       if not found then
         raise exception 'erasure request % does not exist', request_id using errcode = '42704';
@@ -2077,7 +2136,8 @@ function pii.request_status(uuid) owner <owner>
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
   comment 'Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
-progress (0-1), timestamps, due date, verification result and rows changed per table.
+progress (0-1), timestamps, due date, verification result, rows changed per table and rows kept per table because
+others share them (shared_kept: an address staff or other customers also reference).
 Example: select * from pii.request_status(''…''::uuid);'
 
 function pii.restore_check(jsonb) owner <owner>
@@ -3104,7 +3164,8 @@ function pii.verify_erasure(uuid) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Every residual trace of a finished request''s erased subjects: a registered column not in its erased state, a row
 that should have been deleted, a PII key not replaced by its pseudonym, or an identifier of the subject found in an
-unregistered text/json column during erasure and still there. Subjects appear as keyed hashes; subjects let back in
+unregistered text/json column during erasure and still there. Rows of a referenced table that others share are kept
+by design (shared => keep) and are not residuals. Subjects appear as keyed hashes; subjects let back in
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure(''…''::uuid);'
 
@@ -3572,6 +3633,22 @@ function pii_internal.check_registrable(regclass) owner <owner>
     end
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
+
+function pii_internal.check_shared(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_shared(tbl regclass, shared text)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if shared is null or shared not in ('keep', 'erase') then
+        raise exception 'shared must be keep or erase, not "%" (table %)', shared, tbl using errcode = '22023',
+          hint = 'keep (the default) leaves rows others also reference intact; erase erases them too.';
+      end if;
+    end
+    $function$
+  comment 'Internal. Raises 22023 unless shared is keep or erase.'
 
 function pii_internal.check_strategy(text,regclass,smallint,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_strategy(family text, tbl regclass, col smallint, strategy text)
@@ -4343,7 +4420,7 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
 
 function pii_internal.erase_plan(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_plan(mode text)
-     RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text)
+     RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
      LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -4352,6 +4429,8 @@ function pii_internal.erase_plan(text) owner <owner>
       r record;
       rows_sql record;
       set_list text;
+      owned text;
+      key_col text;
     begin
       for r in
         with recursive tree as (
@@ -4361,59 +4440,97 @@ function pii_internal.erase_plan(text) owner <owner>
           union all
           select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
           from pii.tables c join tree on c.parent_relid = tree.relid
+        ),
+        -- referencing -> referenced, between registered tables.
+        edges (src, dst) as (
+          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
+          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
+          union
+          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
+          from pii.tables t cross join pii.subject_table s
+          where t.relid <> s.relid
+        ),
+        -- How far a table is above the tables nothing registered references further: it runs
+        -- before every table it references.
+        level (relid, n) as (
+          select tree.relid::oid, 0 from tree
+          union
+          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
+          where level.n < (select pg_catalog.count(*) from tree)
         )
         select tree.relid, tree.depth,
                case when mode = 'delete' then 'delete'
                     when s.relid is not null then 'anonymize'
                     when tree.deletes then 'delete'
                     else 'anonymize' end as action,
-               s.relid is not null as is_subject
-        from tree left join pii.subject_table s on s.relid = tree.relid
-        order by s.relid is not null, tree.depth desc, tree.relid::oid
+               s.relid is not null as is_subject,
+               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
+        from tree
+        left join pii.subject_table s on s.relid = tree.relid
+        left join pii.tables t on t.relid = tree.relid
+        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
       loop
+        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
+        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
+        continue when r.action = 'anonymize' and set_list is null;
         rows_sql := pii_internal.subject_rows_sql(r.relid);
-        if r.action = 'delete' then
-          relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth;
-          statement := pg_catalog.format('delete from %s as t%s where %s', pii_internal.qualified_name(r.relid),
-                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
-          return next;
-        else
-          set_list := pii_internal.erase_set_list(r.relid);
-          if set_list is not null then
-            relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth;
-            -- Rows already in their erased state are not written again (no new row version,
-            -- no index entries, no trigger work): erasing twice writes nothing.
-            statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', pii_internal.qualified_name(r.relid), set_list,
-                                           case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
-                                           pii_internal.row_erased_sql(r.relid, 'anonymize'));
-            return next;
-          end if;
+        if r.referenced then
+          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
+          owned := pii_internal.exclusively_owned_sql(r.relid);
+          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
+          capture := pg_catalog.format(
+            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
+            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
+            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
+          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
+          rows_sql.from_list := '';
+          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
+                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
         end if;
+        if r.action = 'delete' then
+          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
+                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+        else
+          -- Rows already in their erased state are not written again (no new row version,
+          -- no index entries, no trigger work): erasing twice writes nothing.
+          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
+                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
+        end if;
+        return next;
       end loop;
     end
     $function$
-  comment 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.'
+  comment 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.'
 
 function pii_internal.erase_resolved(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date)
+    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date, OUT shared_kept bigint[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      problem record;
       held record;
     begin
       perform pii_internal.check_erase_mode(mode);
+      -- A plan that would violate a constraint is refused before anything changes.
+      select * into problem from pii_internal.plan_problems(mode) limit 1;
+      if problem.table_name is not null then
+        raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+      end if;
       matched := pii_internal.matched_subjects(subject_keys, scopes);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
       held := pii_internal.held_pairs(subject_keys, scopes);
       held_until := held.held_until;
       -- The guards see these statements too; rows they leave hold no PII, so they pass.
-      select r.table_names, r.rows_affected into table_names, rows_affected
+      select r.table_names, r.rows_affected, r.shared_kept into table_names, rows_affected, shared_kept
       from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
     end
     $function$
-  comment 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.'
+  comment 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.'
 
 function pii_internal.erase_set_list(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_set_list(tbl regclass)
@@ -4513,6 +4630,51 @@ function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <own
     $function$
   comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
+function pii_internal.exclusively_owned_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.exclusively_owned_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      f record;
+      conds text[] := '{}';
+      cond text;
+      alias text;
+      inner_rows record;
+      i integer := 0;
+    begin
+      if not exists (select from pii.tables t where t.relid = tbl and t.link_referenced and t.shared = 'keep') then
+        return 'true';
+      end if;
+      for f in select * from pii_internal.shared_row_references() r where r.referenced = tbl order by r.conname loop
+        i := i + 1;
+        alias := 'r' || i;
+        select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
+                                                       pii_internal.column_name(tbl, u.b)), ' and ')
+          into cond from unnest(f.conkey, f.confkey) as u (a, b);
+        if exists (select from pii.tables t where t.relid = f.referencing) then
+          -- Inside, t is the referencing table again (the subject rows' own alias).
+          inner_rows := pii_internal.subject_rows_sql(f.referencing);
+          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+                                            pii_internal.qualified_name(f.referencing),
+                                            case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
+                                            inner_rows.where_sql, alias, alias);
+        end if;
+        conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
+        -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
+        conds := conds || (select pg_catalog.array_agg(pg_catalog.format('t.%I is distinct from %L::%s', pii_internal.column_name(tbl, f.confkey[1]),
+                                                                        (pii_internal.parse_strategy(c.erase)).argument, pii_internal.column_type(tbl, f.confkey[1])))
+                           from pii.columns c
+                           where c.relid = f.referencing and c.attnum = f.conkey[1] and pg_catalog.cardinality(f.conkey) = 1
+                             and (pii_internal.parse_strategy(c.erase)).name = 'set');
+      end loop;
+      return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
+    end
+    $function$
+  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.'
+
 function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
@@ -4570,6 +4732,17 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
     $function$
   comment 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).'
 
+function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.fk_columns(tbl regclass, cols smallint[])
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.string_agg(pg_catalog.quote_ident(pii_internal.column_name(tbl, k.a)), ', ' order by k.i) from unnest(cols) with ordinality as k (a, i)
+    $function$
+  comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
+
 function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
      RETURNS bigint
@@ -4586,6 +4759,24 @@ function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
       select pg_catalog.count(*) from ins
     $function$
   comment 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.'
+
+function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
+     RETURNS TABLE(conname name, tbl_attnum smallint, other_attnum smallint, referenced boolean, columns integer)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.conname, k.tbl_att, k.other_att, c.conrelid <> tbl, pg_catalog.cardinality(c.conkey)
+      from pg_catalog.pg_constraint c
+      cross join lateral (
+        select case when c.conrelid = tbl then u.a else u.b end as tbl_att, case when c.conrelid = tbl then u.b else u.a end as other_att
+        from unnest(c.conkey, c.confkey) as u (a, b)
+      ) k
+      where c.contype = 'f' and c.conparentid = 0
+        and ((c.conrelid = tbl and c.confrelid = other) or (c.conrelid = other and c.confrelid = tbl))
+    $function$
+  comment 'Internal. Column pairs (tbl side, other side) of the foreign keys between two tables; referenced: other''s rows reference tbl''s.'
 
 function pii_internal.forget_dropped_tables() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.forget_dropped_tables()
@@ -4666,7 +4857,7 @@ function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
                  where %s and %s) as h$q$,
         coalesce(path.scope_sql, 'null'), flag_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
         source, case when path.from_list = '' then '' else ', ' || path.from_list end,
-        case when path.join_sql = '' then 'true' else path.join_sql end, filter);
+        case when path.join_sql = '' then 'true' else path.join_sql end, filter || ' and ' || pii_internal.guard_owned_sql(tbl));
     end
     $function$
   comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.'
@@ -4678,21 +4869,17 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      step record;
       held record;
-      total bigint := 0;
+      only_tables regclass[];
     begin
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
       held := pii_internal.held_pairs(keys, scopes);
-      for step in select p.relid, p.action, p.statement from pii_internal.erase_plan('erase') p
-                  where case when p.relid = tbl then self
-                             else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
-        total := total + pii_internal.erase_step(step.relid, step.action, step.statement, keys, scopes,
-                                                 held.held_keys, held.held_tables, held.held_scopes);
-      end loop;
-      return total;
+      select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
+      from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+      return (select coalesce(pg_catalog.sum(n), 0)::bigint
+              from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables)).rows_affected) n);
     end
     $function$
   comment 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.'
@@ -4804,6 +4991,30 @@ function pii_internal.guard_new_partitions() owner <owner>
     end
     $function$
   comment 'Internal. Event trigger: checks and guards partitions and inheritance children joining a registered table, unguards tables that left one, refuses disabling a guard.'
+
+function pii_internal.guard_owned_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_owned_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.string_agg(
+               case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                    then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                           pii_internal.qualified_name(f.referencing), c.cond)
+                    else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+               ' and ' order by f.conname), 'true')
+      from pii.tables t
+      join pii_internal.shared_row_references() f on f.referenced = t.relid
+      cross join lateral (
+        select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                       pii_internal.column_name(tbl, u.b)), ' and ') as cond
+        from unnest(f.conkey, f.confkey) as u (a, b)
+      ) c
+      where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+    $function$
+  comment 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).'
 
 function pii_internal.guard_problems() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_problems()
@@ -6187,6 +6398,64 @@ function pii_internal.parse_strategy(text) owner <owner>
     $function$
   comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
+function pii_internal.plan_problems(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
+     RETURNS TABLE(table_name text, constraint_name name, problem text, hint text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return query
+      with reg as (
+        select t.relid, t.link_referenced, t.shared,
+               case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end as action
+        from pii.tables t where exists (select from pg_catalog.pg_class x where x.oid = t.relid)
+      ),
+      refs as (
+        select r.relid, r.link_referenced, r.shared, c.conname, c.conrelid::regclass as y, c.confdeltype, c.conkey,
+               y.relid is not null as y_registered, y.action as y_action,
+               -- Each referencing column is moved off the row by its erase strategy (null, set:).
+               y.relid is not null and not exists (
+                 select from unnest(c.conkey) k (a)
+                 where not exists (select from pii.columns pc where pc.relid = y.relid and pc.attnum = k.a
+                                     and (pii_internal.parse_strategy(pc.erase)).name in ('null', 'set'))) as y_moves_off,
+               exists (select from pg_catalog.pg_attribute a where a.attrelid = c.conrelid and a.attnum = any (c.conkey) and a.attnotnull) as y_not_null
+        from reg r
+        join pg_catalog.pg_constraint c on c.contype = 'f' and c.conparentid = 0 and c.confrelid = r.relid::oid and c.conrelid <> r.relid::oid
+        left join reg y on y.relid::oid = c.conrelid
+        where r.action = 'delete'
+      )
+      select pii_internal.qualified_name(f.relid), f.conname,
+             case when f.confdeltype = 'n'
+                  then pg_catalog.format('deleting rows of %s sets %s.(%s) to NULL (foreign key %s, ON DELETE SET NULL), which is NOT NULL',
+                                         pii_internal.qualified_name(f.relid), pii_internal.qualified_name(f.y), pii_internal.fk_columns(f.y, f.conkey), f.conname)
+                  else pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows %s still reference them',
+                                         pii_internal.qualified_name(f.relid), f.conname, pii_internal.qualified_name(f.y),
+                                         case when f.y_registered then 'that erasure keeps' else 'of this unregistered table' end) end,
+             case when f.confdeltype = 'n'
+                  then pg_catalog.format('Make %s.(%s) nullable, or register %s with on_erase => anonymize.', pii_internal.qualified_name(f.y),
+                                         pii_internal.fk_columns(f.y, f.conkey), pii_internal.qualified_name(f.relid))
+                  else pg_catalog.format('Register %s with on_erase => delete%s, or alter %s to ON DELETE CASCADE / SET NULL, or %s%s.',
+                                         pii_internal.qualified_name(f.y),
+                                         case when f.y_registered then pg_catalog.format(', or give %s.(%s) the erase strategy null or set:<placeholder id>',
+                                                                                        pii_internal.qualified_name(f.y), pii_internal.fk_columns(f.y, f.conkey)) else '' end,
+                                         f.conname,
+                                         case when mode = 'delete' then 'erase with mode => erase'
+                                              else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(f.relid)) end,
+                                         case when f.link_referenced then ' (with shared => keep, rows other tables reference are kept)' else '' end) end
+      from refs f
+      where case when f.confdeltype = 'n' then f.y_not_null
+                 when f.confdeltype in ('a', 'r') then not (
+                   f.y_action is not distinct from 'delete' or f.y_moves_off
+                   -- Rows an unregistered table references are shared, and kept.
+                   or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
+                 else false end
+      order by 1, 2;
+    end
+    $function$
+  comment 'Internal. Registrations whose erasure plan (mode erase or delete) would violate a constraint: the table, the constraint, the problem and the fix.'
+
 function pii_internal.pseudonym_sql(text,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
      RETURNS text
@@ -6382,6 +6651,39 @@ function pii_internal.record_identifier_residuals(uuid,text,text[],text[],bytea[
     $function$
   comment 'Internal. After a chunk''s erasure: records unregistered columns still holding a subject''s identifier (keyed hashes of the row''s key and of the value).'
 
+function pii_internal.refuse_unrunnable_plan(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.refuse_unrunnable_plan(tbl regclass)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      p record;
+    begin
+      for p in
+        select x.*, exists (select from pii.tables r where r.relid::oid = c.conrelid) as by_registered, 'erase' as mode
+        from pii_internal.plan_problems('erase') x
+        join pg_catalog.pg_constraint c on c.conname = x.constraint_name and c.confrelid = tbl::oid and c.contype = 'f'
+        where x.table_name = pii_internal.qualified_name(tbl)
+        union all
+        select x.*, false, 'delete'
+        from pii_internal.plan_problems('delete') x
+        where x.table_name = pii_internal.qualified_name(tbl)
+          and not exists (select from pii_internal.plan_problems('erase') e where e.table_name = x.table_name and e.constraint_name = x.constraint_name)
+        order by 5 desc, 6
+      loop
+        if p.by_registered then
+          raise exception 'erasure could not run: %', p.problem using errcode = '55000', hint = p.hint, constraint = p.constraint_name;
+        elsif p.mode = 'erase' then
+          raise warning 'erasure cannot run until this is fixed: %', p.problem using hint = p.hint;
+        else
+          raise warning 'erasure with mode => delete could not run: %', p.problem using hint = p.hint;
+        end if;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Raises 55000 (naming the constraint) when a registered table''s erasure plan would violate a constraint because of a registered table; warns of unregistered referencing tables and of plans only mode delete cannot run.'
+
 function pii_internal.registered_ancestor(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_ancestor(rel regclass)
      RETURNS regclass
@@ -6424,12 +6726,14 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) ow
           $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
              from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
                   lateral (values %s) as x (n, bad)
-             where %s and l.k = %s and %s and x.bad$q$,
+             where %s and l.k = %s and %s and x.bad and %s$q$,
           pii_internal.qualified_name(t.relid),
           case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
           checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
           -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          -- A referenced row others share was kept on purpose (shared => keep): no residual.
+          pii_internal.exclusively_owned_sql(t.relid)),
           true, keys, scopes)).found_keys;
         -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
         -- pseudonyms by a join (a hash, not a scan of the array per row).
@@ -6498,6 +6802,68 @@ function pii_internal.residual_checks_sql(regclass,text) owner <owner>
       ) x
     $function$
   comment 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t) as a VALUES list of (n, bad), with each check''s column, detail and key flag; NULL when none apply.'
+
+function pii_internal.resolve_link(regclass,regclass,name,name,name,boolean,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.resolve_link(tbl regclass, parent regclass, tbl_column name, parent_column name, foreign_key name, unenforced boolean, allow_referenced boolean, OUT tbl_attnum smallint, OUT parent_attnum smallint, OUT link_fk name, OUT link_referenced boolean)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl_n smallint := case when tbl_column is not null then pii_internal.column_attnum(tbl, tbl_column) end;
+      parent_n smallint := case when parent_column is not null then pii_internal.column_attnum(parent, parent_column) end;
+      fits integer;
+      candidates text;
+      between_ text := pg_catalog.format('%s and %s', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
+    begin
+      if foreign_key is not null and not exists (select from pii_internal.foreign_key_pairs(tbl, parent) p where p.conname = foreign_key) then
+        raise exception 'foreign key "%" does not connect %', foreign_key, between_
+          using errcode = '42704', hint = coalesce('Foreign keys between them: ' || (select pg_catalog.string_agg(distinct p.conname, ', ') from pii_internal.foreign_key_pairs(tbl, parent) p), 'None: add one, or pass unenforced_join => true.');
+      end if;
+      with fit as (
+        select p.* from pii_internal.foreign_key_pairs(tbl, parent) p
+        where (foreign_key is null or p.conname = foreign_key)
+          and (tbl_n is null or p.tbl_attnum = tbl_n) and (parent_n is null or p.other_attnum = parent_n)
+          and (allow_referenced or not p.referenced)
+          -- A composite key names its pair by a column (a scope column is matched on its own).
+          and (p.columns = 1 or tbl_n is not null or parent_n is not null)
+      )
+      select pg_catalog.count(*), pg_catalog.string_agg(pg_catalog.format('%s (%s.%I = %s.%I)', f.conname, pii_internal.qualified_name(tbl),
+                                                           pii_internal.column_name(tbl, f.tbl_attnum), pii_internal.qualified_name(parent),
+                                                           pii_internal.column_name(parent, f.other_attnum)), ', ' order by f.conname),
+             pg_catalog.min(f.tbl_attnum), pg_catalog.min(f.other_attnum), pg_catalog.min(f.conname), pg_catalog.bool_or(f.referenced)
+        into fits, candidates, tbl_attnum, parent_attnum, link_fk, link_referenced
+      from fit f;
+      if fits > 1 then
+        raise exception 'several foreign keys join %: %', between_, candidates
+          using errcode = '42P09', hint = 'Name one: foreign_key => ''<constraint>''.';
+      elsif fits = 1 then
+        return;
+      end if;
+      link_fk := null;
+      link_referenced := false;
+      if not coalesce(unenforced, false) then
+        raise exception 'no foreign key backs the join of %.% to %.%', pii_internal.qualified_name(tbl), coalesce(tbl_column, '?'),
+                        pii_internal.qualified_name(parent), coalesce(parent_column, '?')
+          using errcode = '42830',
+                hint = coalesce('Foreign keys between them: ' || (select pg_catalog.string_agg(distinct p.conname, ', ') from pii_internal.foreign_key_pairs(tbl, parent) p) || '.', 'None.')
+                       || ' Erasure follows real foreign keys: add the constraint, or pass unenforced_join => true (pii.lint() lists it).';
+      end if;
+      if tbl_n is null or parent_n is null then
+        raise exception 'an unenforced join of % to % needs both columns', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent)
+          using errcode = '22023', hint = 'Pass the column of each table (fk_column and parent_column).';
+      end if;
+      if pii_internal.column_base_type(tbl, tbl_n) is distinct from pii_internal.column_base_type(parent, parent_n) then
+        raise exception 'cannot join %.% (%) to %.% (%): the types differ', pii_internal.qualified_name(tbl), tbl_column, pii_internal.column_type(tbl, tbl_n),
+                        pii_internal.qualified_name(parent), parent_column, pii_internal.column_type(parent, parent_n)
+          using errcode = '42804';
+      end if;
+      tbl_attnum := tbl_n;
+      parent_attnum := parent_n;
+    end
+    $function$
+  comment 'Internal. The column pair, foreign key and direction of a registered table''s join to its parent; refuses ambiguous (42P09), unbacked (42830) and mistyped (42804) joins.'
 
 function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
@@ -6769,14 +7135,19 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     $function$
   comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
 
-function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], OUT table_names text[], OUT rows_affected bigint[])
+function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[],regclass[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], only_tables regclass[] DEFAULT NULL::regclass[], OUT table_names text[], OUT rows_affected bigint[], OUT shared_kept bigint[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      step record;
+      relids regclass[];
+      actions text[];
+      statements text[];
+      captures text[];
+      owned text[] := '{}';
+      captured record;
       rows_sql record;
       n bigint;
       err_state text;
@@ -6787,21 +7158,39 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       err_constraint text;
       err_column text;
     begin
-      table_names := '{}';
+      select coalesce(pg_catalog.array_agg(p.relid order by p.ord), '{}'), coalesce(pg_catalog.array_agg(p.table_name order by p.ord), '{}'),
+             coalesce(pg_catalog.array_agg(p.action order by p.ord), '{}'), coalesce(pg_catalog.array_agg(p.statement order by p.ord), '{}'),
+             coalesce(pg_catalog.array_agg(p.capture order by p.ord), '{}')
+        into relids, table_names, actions, statements, captures
+      from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+      where only_tables is null or p.relid = any (only_tables);
       rows_affected := '{}';
+      shared_kept := '{}';
       begin
-        for step in select * from pii_internal.erase_plan(mode) loop
-          if count_only then
-            rows_sql := pii_internal.subject_rows_sql(step.relid);
-            n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
+        for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
+          shared_kept[i] := 0;
+          if captures[i] is not null then
+            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+            owned[i] := captured.found_keys::text;
+            shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
+          end if;
+        end loop;
+        for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
+          if captures[i] is not null and count_only then
+            n := pg_catalog.cardinality(owned[i]::text[]);
+          elsif captures[i] is not null then
+            n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
+                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+          elsif count_only then
+            rows_sql := pii_internal.subject_rows_sql(relids[i]);
+            n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
                                         case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
-                                        case when step.action = 'delete' then ''
-                                             else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                        case when actions[i] = 'delete' then ''
+                                             else ' and not (' || pii_internal.row_erased_sql(relids[i], 'anonymize') || ')' end),
                                         false, subject_keys, scopes)).n;
           else
-            n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes, held_keys, held_tables, held_scopes);
+            n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
           end if;
-          table_names := table_names || step.table_name;
           rows_affected := rows_affected || n;
         end loop;
       exception when others then
@@ -6815,7 +7204,7 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       end;
     end
     $function$
-  comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies; an application error is raised again without its text.'
+  comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.'
 
 function pii_internal.safe_error_text(text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.safe_error_text(state text, message text, context text)
@@ -6828,6 +7217,35 @@ function pii_internal.safe_error_text(text,text,text) owner <owner>
                   else pg_catalog.format('SQLSTATE %s (message hmac %s)', state, pii_internal.message_hmac(message)) end
     $function$
   comment 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.'
+
+function pii_internal.shared_kept_counts(text[],bigint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.shared_kept_counts(table_names text[], shared_kept bigint[])
+     RETURNS jsonb
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.jsonb_object_agg(u.t, u.k) filter (where u.k operator(pg_catalog.>) 0), '{}'::jsonb)
+      from unnest(table_names, shared_kept) as u (t, k)
+    $function$
+  comment 'Internal. {table: shared rows kept} of an erasure, tables with none left out.'
+
+function pii_internal.shared_row_references() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.shared_row_references()
+     RETURNS TABLE(referenced regclass, referencing regclass, conname name, conkey smallint[], confkey smallint[], columns text, indexed boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select t.relid, c.conrelid::regclass, c.conname, c.conkey, c.confkey,
+             (select pg_catalog.string_agg(pg_catalog.quote_ident(pii_internal.column_name(c.conrelid, k.a)), ', ' order by k.i)
+              from unnest(c.conkey) with ordinality as k (a, i)),
+             pii_internal.has_leading_index(c.conrelid, c.conkey[1])
+      from pii.tables t
+      join pg_catalog.pg_constraint c on c.contype = 'f' and c.conparentid = 0 and c.confrelid = t.relid::oid
+      where t.link_referenced and exists (select from pg_catalog.pg_class x where x.oid = t.relid)
+    $function$
+  comment 'Internal. The foreign keys into tables registered as referenced by their parent (whose rows may be shared), with their columns and whether an index leads with them.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)

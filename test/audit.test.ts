@@ -128,6 +128,7 @@ describe('pii.audit rows', () => {
           items: 2,
           erased_now: 2,
           rows: expect.objectContaining({ 'app.customers': expect.any(Number), 'app.events': expect.any(Number) }),
+          shared_kept: {},
         },
       },
       { action: 'erase_chunk', details: expect.objectContaining({ items: 2, erased_now: 2 }) },

@@ -10,7 +10,7 @@ let erased: { table_name: string; rows_affected: string }[];
 beforeAll(async () => {
   db = await createTestDatabase('erase_subjects');
   await loadFixture(db, 'crm.sql', 'crm_register.sql');
-  erased = (await db.query(`select * from pii.erase_subjects(array['3', '4', '999'])`)).rows;
+  erased = (await db.query(`select table_name, rows_affected from pii.erase_subjects(array['3', '4', '999'])`)).rows;
 });
 afterAll(() => db.drop());
 
@@ -166,7 +166,9 @@ describe('pii.erase_subjects (mode erase)', () => {
 
 describe('pii.erase_subjects (mode delete)', () => {
   it('removes the subject row and every registered row, children included', async () => {
-    const { rows } = await db.query(`select * from pii.erase_subjects(array['6'], mode => 'delete')`);
+    const { rows } = await db.query(
+      `select table_name, rows_affected from pii.erase_subjects(array['6'], mode => 'delete')`,
+    );
     expect(rows).toEqual([
       { table_name: 'app.engravings', rows_affected: '2' },
       { table_name: 'app.order_items', rows_affected: '4' },

@@ -112,11 +112,30 @@ describe(`upgrade from the ${RELEASE} release`, () => {
 
     // Grants the release made are all kept (functions added since bring their own); the guards
     // are made again ENABLE ALWAYS (they fire under session_replication_role = replica too).
+    // 0014 gives register_table / register_child_table new arguments (the grants move to the
+    // new signatures) and each registered join the foreign key backing it.
     const after = await userState(client, 'pii_internal');
+    const replaced = new Set([
+      'pii.register_table(regclass,name,text,name)',
+      'pii.register_child_table(regclass,regclass,name,text,name)',
+    ]);
     const existed = new Set(before.grants.map((g) => g.fn as string));
-    expect({ ...after, grants: after.grants.filter((g) => existed.has(g.fn as string)) }).toEqual({
+    expect({
+      ...after,
+      grants: after.grants.filter((g) => existed.has(g.fn as string)),
+      tables: after.tables.map(({ foreign_key: _fk, unenforced_join: _u, shared: _s, ...t }) => t),
+    }).toEqual({
       ...before,
+      grants: before.grants.filter((g) => !replaced.has(g.fn as string)),
       guards: before.guards.map((g) => (/^lethe_guard_/.test(g.tgname) ? { ...g, tgenabled: 'A' } : g)),
+    });
+    expect(after.tables.map((t) => [t.table_name, t.foreign_key, t.unenforced_join, t.shared])).toEqual([
+      ['app.customers', null, false, 'keep'],
+      ['app.orders', 'orders_customer_id_fkey', false, 'keep'],
+    ]);
+    expect(after.grants).toContainEqual({
+      rolname: 'pii_admin',
+      fn: 'pii.register_table(regclass,name,text,name,name,boolean)',
     });
     expect((await client.query(`select status from pii.requests where id = $1`, [queued])).rows).toEqual([
       { status: 'queued' },

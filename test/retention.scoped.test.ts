@@ -14,7 +14,7 @@ beforeAll(async () => {
     `
     select pii.register_column('casino.players', 'nickname', 'null', 'partial:1,0', 'name');
     select pii.register_column('casino.players', 'email', 'null', 'email', 'contact');
-    select pii.register_table('casino.bets', 'player_id', 'delete');`,
+    select pii.register_table('casino.bets', 'player_id', 'delete', unenforced_join => true);`,
   );
 });
 afterAll(() => db?.drop());

@@ -132,7 +132,9 @@ async function ownedTable(
     create table own.notes (id bigint primary key, customer_id bigint not null, note ${opts.noteType ?? 'text'});
     create index on own.notes (customer_id);
     insert into own.notes select i, i, 'note of customer ' || i from generate_series(1, 3) i;`);
-  await a.db.query(`select pii.register_table('own.notes', 'customer_id', $1)`, [opts.onErase ?? 'anonymize']);
+  await a.db.query(`select pii.register_table('own.notes', 'customer_id', $1, unenforced_join => true)`, [
+    opts.onErase ?? 'anonymize',
+  ]);
   await a.db.query(`select pii.register_column('own.notes', 'note', $1)`, [opts.noteRule ?? 'null']);
   return a;
 }
@@ -533,7 +535,9 @@ describe('3. a pii_admin cannot change a table through Lethe beyond its own priv
 
   it('registers a table it may only SELECT on_erase => delete and deletes its rows via erase_subjects', async () => {
     const { db, admin } = await adminWithSelectOnly();
-    const refused = await failure(admin.query(`select pii.register_table('app.wishlist', 'customer_id', 'delete')`));
+    const refused = await failure(
+      admin.query(`select pii.register_table('app.wishlist', 'customer_id', 'delete', unenforced_join => true)`),
+    );
     await failure(admin.query(`select * from pii.erase_subjects(array['1', '2', '3'])`));
     expect((await db.query(`select count(*)::int as n from app.wishlist`)).rows[0].n).toBe(9);
     expect(refused?.code).toBe('42501');
@@ -543,7 +547,7 @@ describe('3. a pii_admin cannot change a table through Lethe beyond its own priv
   it('registers a table it may only SELECT as anonymize and rewrites its rows via erase_subjects', async () => {
     const { db, admin } = await adminWithSelectOnly();
     const refused = await failure(
-      admin.query(`select pii.register_table('app.wishlist', 'customer_id', 'anonymize');
+      admin.query(`select pii.register_table('app.wishlist', 'customer_id', 'anonymize', unenforced_join => true);
                    select pii.register_column('app.wishlist', 'item', 'null')`),
     );
     await failure(admin.query(`select * from pii.erase_subjects(array['1', '2', '3'])`));
@@ -557,7 +561,7 @@ describe('3. a pii_admin cannot change a table through Lethe beyond its own priv
     await db.query(`
       create table app.wish_notes (id bigint primary key, wish_id bigint not null references app.wishlist, body text);
       insert into app.wish_notes select i, i, 'body ' || i from generate_series(1, 9) i`);
-    await db.query(`select pii.register_table('app.wishlist', 'customer_id', 'anonymize')`);
+    await db.query(`select pii.register_table('app.wishlist', 'customer_id', 'anonymize', unenforced_join => true)`);
     const refused = await failure(
       admin.query(`select pii.register_child_table('app.wish_notes', 'app.wishlist', 'wish_id', 'delete')`),
     );

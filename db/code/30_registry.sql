@@ -205,6 +205,110 @@ end
 $$;
 comment on function pii_internal.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().';
 
+---------------------------------------------------------------------------------------
+-- Joins backed by foreign keys (issue 12). A registered table reaches its parent (or the
+-- subject table) through one column pair; that pair must be one of a foreign key's, in
+-- either direction: the table references its parent (orders.customer_id -> customers) or
+-- the parent references it (customer.address_id -> address: a referenced row, which others
+-- may share). docs/schemas.md.
+
+-- The column pairs of the foreign keys between tbl and other, either direction (constraints
+-- of partitions inherited from their parent's are left out: the parent's stands for them).
+create or replace function pii_internal.foreign_key_pairs(tbl regclass, other regclass)
+returns table (conname name, tbl_attnum smallint, other_attnum smallint, referenced boolean, columns integer)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select c.conname, k.tbl_att, k.other_att, c.conrelid <> tbl, pg_catalog.cardinality(c.conkey)
+  from pg_catalog.pg_constraint c
+  cross join lateral (
+    select case when c.conrelid = tbl then u.a else u.b end as tbl_att, case when c.conrelid = tbl then u.b else u.a end as other_att
+    from unnest(c.conkey, c.confkey) as u (a, b)
+  ) k
+  where c.contype = 'f' and c.conparentid = 0
+    and ((c.conrelid = tbl and c.confrelid = other) or (c.conrelid = other and c.confrelid = tbl))
+$$;
+comment on function pii_internal.foreign_key_pairs(regclass, regclass) is 'Internal. Column pairs (tbl side, other side) of the foreign keys between two tables; referenced: other''s rows reference tbl''s.';
+
+-- The join of tbl to parent (the subject table for a direct table): the column pair, the
+-- foreign key backing it and its direction. Columns not given are taken from the one foreign
+-- key that fits; several fitting are refused (42P09, naming them), none is refused (42830)
+-- unless unenforced, where both columns must be given and of one type (42804).
+create or replace function pii_internal.resolve_link(tbl regclass, parent regclass, tbl_column name, parent_column name,
+                                                     foreign_key name, unenforced boolean, allow_referenced boolean,
+                                                     out tbl_attnum smallint, out parent_attnum smallint,
+                                                     out link_fk name, out link_referenced boolean)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbl_n smallint := case when tbl_column is not null then pii_internal.column_attnum(tbl, tbl_column) end;
+  parent_n smallint := case when parent_column is not null then pii_internal.column_attnum(parent, parent_column) end;
+  fits integer;
+  candidates text;
+  between_ text := pg_catalog.format('%s and %s', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
+begin
+  if foreign_key is not null and not exists (select from pii_internal.foreign_key_pairs(tbl, parent) p where p.conname = foreign_key) then
+    raise exception 'foreign key "%" does not connect %', foreign_key, between_
+      using errcode = '42704', hint = coalesce('Foreign keys between them: ' || (select pg_catalog.string_agg(distinct p.conname, ', ') from pii_internal.foreign_key_pairs(tbl, parent) p), 'None: add one, or pass unenforced_join => true.');
+  end if;
+  with fit as (
+    select p.* from pii_internal.foreign_key_pairs(tbl, parent) p
+    where (foreign_key is null or p.conname = foreign_key)
+      and (tbl_n is null or p.tbl_attnum = tbl_n) and (parent_n is null or p.other_attnum = parent_n)
+      and (allow_referenced or not p.referenced)
+      -- A composite key names its pair by a column (a scope column is matched on its own).
+      and (p.columns = 1 or tbl_n is not null or parent_n is not null)
+  )
+  select pg_catalog.count(*), pg_catalog.string_agg(pg_catalog.format('%s (%s.%I = %s.%I)', f.conname, pii_internal.qualified_name(tbl),
+                                                       pii_internal.column_name(tbl, f.tbl_attnum), pii_internal.qualified_name(parent),
+                                                       pii_internal.column_name(parent, f.other_attnum)), ', ' order by f.conname),
+         pg_catalog.min(f.tbl_attnum), pg_catalog.min(f.other_attnum), pg_catalog.min(f.conname), pg_catalog.bool_or(f.referenced)
+    into fits, candidates, tbl_attnum, parent_attnum, link_fk, link_referenced
+  from fit f;
+  if fits > 1 then
+    raise exception 'several foreign keys join %: %', between_, candidates
+      using errcode = '42P09', hint = 'Name one: foreign_key => ''<constraint>''.';
+  elsif fits = 1 then
+    return;
+  end if;
+  link_fk := null;
+  link_referenced := false;
+  if not coalesce(unenforced, false) then
+    raise exception 'no foreign key backs the join of %.% to %.%', pii_internal.qualified_name(tbl), coalesce(tbl_column, '?'),
+                    pii_internal.qualified_name(parent), coalesce(parent_column, '?')
+      using errcode = '42830',
+            hint = coalesce('Foreign keys between them: ' || (select pg_catalog.string_agg(distinct p.conname, ', ') from pii_internal.foreign_key_pairs(tbl, parent) p) || '.', 'None.')
+                   || ' Erasure follows real foreign keys: add the constraint, or pass unenforced_join => true (pii.lint() lists it).';
+  end if;
+  if tbl_n is null or parent_n is null then
+    raise exception 'an unenforced join of % to % needs both columns', pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent)
+      using errcode = '22023', hint = 'Pass the column of each table (fk_column and parent_column).';
+  end if;
+  if pii_internal.column_base_type(tbl, tbl_n) is distinct from pii_internal.column_base_type(parent, parent_n) then
+    raise exception 'cannot join %.% (%) to %.% (%): the types differ', pii_internal.qualified_name(tbl), tbl_column, pii_internal.column_type(tbl, tbl_n),
+                    pii_internal.qualified_name(parent), parent_column, pii_internal.column_type(parent, parent_n)
+      using errcode = '42804';
+  end if;
+  tbl_attnum := tbl_n;
+  parent_attnum := parent_n;
+end
+$$;
+comment on function pii_internal.resolve_link(regclass, regclass, name, name, name, boolean, boolean) is 'Internal. The column pair, foreign key and direction of a registered table''s join to its parent; refuses ambiguous (42P09), unbacked (42830) and mistyped (42804) joins.';
+
+create or replace function pii_internal.check_shared(tbl regclass, shared text) returns void
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if shared is null or shared not in ('keep', 'erase') then
+    raise exception 'shared must be keep or erase, not "%" (table %)', shared, tbl using errcode = '22023',
+      hint = 'keep (the default) leaves rows others also reference intact; erase erases them too.';
+  end if;
+end
+$$;
+comment on function pii_internal.check_shared(regclass, text) is 'Internal. Raises 22023 unless shared is keep or erase.';
+
 revoke execute on all functions in schema pii, pii_internal from public;
 
 ---------------------------------------------------------------------------------------
@@ -268,7 +372,8 @@ scope_column makes a subject (scope, key), for brands whose keys overlap. key_is
 pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
 Example: select pii.register_subject_table('crm.customers', 'id', scope_column => 'brand_id');$$;
 
-create or replace function pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name default null)
+create or replace function pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name default null,
+                                              foreign_key name default null, unenforced_join boolean default false)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -278,6 +383,7 @@ declare
   col_n smallint;
   scope_n smallint;
   fk record;
+  link record;
 begin
   if tbl is null then
     raise exception 'table must not be NULL' using errcode = '22004';
@@ -304,6 +410,9 @@ begin
   else
     scope_n := pii_internal.column_attnum(tbl, coalesce(scope_column, pii_internal.column_name(subj.relid, subj.scope_attnum)));
   end if;
+  -- The table references the subject table: a foreign key from subject_column to its key.
+  link := pii_internal.resolve_link(tbl, subj.relid, subject_column, pii_internal.column_name(subj.relid, subj.key_attnum),
+                                    foreign_key, unenforced_join, false);
 
   if subj.key_is_pii then
     -- The key is rewritten to a pseudonym in the subject table; a foreign key that
@@ -319,33 +428,40 @@ begin
     end loop;
   end if;
 
-  insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
-  values (tbl, col_n, scope_n, on_erase)
+  insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase, link_fk, link_referenced, unenforced_join)
+  values (tbl, col_n, scope_n, on_erase, link.link_fk, false, link.link_fk is null)
   on conflict (relid) do update
     set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = excluded.on_erase,
-        parent_relid = null, parent_fk_attnum = null, parent_key_attnum = null;
+        parent_relid = null, parent_fk_attnum = null, parent_key_attnum = null,
+        link_fk = excluded.link_fk, link_referenced = false, unenforced_join = excluded.unenforced_join;
+  perform pii_internal.refuse_unrunnable_plan(tbl);
 
   if not pii_internal.has_leading_index(tbl, col_n) and (scope_n is null or not pii_internal.has_leading_index(tbl, scope_n)) then
     raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), subject_column
       using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), subject_column);
   end if;
-  perform pii_internal.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'on_erase', on_erase));
+  perform pii_internal.write_audit('register_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'on_erase', on_erase,
+    'foreign_key', link.link_fk, 'unenforced_join', link.link_fk is null));
 end
 $$;
-comment on function pii.register_table(regclass, name, text, name) is
+comment on function pii.register_table(regclass, name, text, name, name, boolean) is
 $$Registers a table whose rows belong to a subject through subject_column. on_erase: anonymize (keep the row,
 apply column strategies) or delete (remove the rows: behavioural history). In a scoped install scope_column
 defaults to the subject table's scope column name. Warns when subject_column has no index.
-Example: select pii.register_table('crm.events', 'customer_id', 'delete');$$;
+The join must be a foreign key from subject_column to the subject table's key (foreign_key names it when several
+fit); a join no foreign key backs is refused (42830) unless unenforced_join => true (pii.lint() lists it). A
+registration whose erasure plan would violate a constraint is refused (55000, naming the constraint).
+Example: select pii.register_table('crm.orders', 'customer_id', 'anonymize');$$;
 
-create or replace function pii.register_child_table(tbl regclass, parent regclass, fk_column name, on_erase text default 'delete', parent_column name default null)
+create or replace function pii.register_child_table(tbl regclass, parent regclass, fk_column name default null, on_erase text default 'delete',
+                                                    parent_column name default null, foreign_key name default null,
+                                                    unenforced_join boolean default false, shared text default 'keep')
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  fk_n smallint;
-  key_n smallint;
+  link record;
   ancestor regclass;
 begin
   if tbl is null or parent is null then
@@ -376,41 +492,50 @@ begin
   if on_erase is null or on_erase not in ('anonymize', 'delete') then
     raise exception 'on_erase must be anonymize or delete, not "%" (table %)', on_erase, pii_internal.qualified_name(tbl) using errcode = '22023';
   end if;
-  fk_n := pii_internal.column_attnum(tbl, fk_column);
-  if parent_column is not null then
-    key_n := pii_internal.column_attnum(parent, parent_column);
-  else
-    -- The column the foreign key references, else the parent's one-column primary key.
-    select c.confkey[1] into key_n from pg_catalog.pg_constraint c
-    where c.conrelid = tbl and c.contype = 'f' and c.confrelid = parent and c.conkey = array[fk_n];
-    if key_n is null then
-      select c.conkey[1] into key_n from pg_catalog.pg_constraint c
-      where c.conrelid = parent and c.contype = 'p' and pg_catalog.array_length(c.conkey, 1) = 1;
-    end if;
-    if key_n is null then
-      raise exception 'cannot tell which column of % %.% refers to', pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), fk_column
-        using errcode = '55000', hint = 'Pass parent_column.';
-    end if;
+  perform pii_internal.check_shared(tbl, shared);
+  -- Rows reached through a referenced row (customer -> address) are found through a key
+  -- captured before erasure starts; nothing can hang below them yet.
+  if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
+    raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
+                    pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
+      using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
   end if;
+  -- The join is one of a foreign key's column pairs, in either direction (a column not given
+  -- is the one the foreign key has); never a guessed column.
+  link := pii_internal.resolve_link(tbl, parent, fk_column, parent_column, foreign_key, unenforced_join, true);
 
-  insert into pii.tables (relid, parent_relid, parent_fk_attnum, parent_key_attnum, on_erase)
-  values (tbl, parent, fk_n, key_n, on_erase)
+  insert into pii.tables (relid, parent_relid, parent_fk_attnum, parent_key_attnum, on_erase, link_fk, link_referenced, unenforced_join, shared)
+  values (tbl, parent, link.tbl_attnum, link.parent_attnum, on_erase, link.link_fk, link.link_referenced, link.link_fk is null, shared)
   on conflict (relid) do update
     set subject_attnum = null, scope_attnum = null, parent_relid = excluded.parent_relid,
-        parent_fk_attnum = excluded.parent_fk_attnum, parent_key_attnum = excluded.parent_key_attnum, on_erase = excluded.on_erase;
+        parent_fk_attnum = excluded.parent_fk_attnum, parent_key_attnum = excluded.parent_key_attnum, on_erase = excluded.on_erase,
+        link_fk = excluded.link_fk, link_referenced = excluded.link_referenced, unenforced_join = excluded.unenforced_join,
+        shared = excluded.shared;
+  perform pii_internal.refuse_unrunnable_plan(tbl);
 
-  if not pii_internal.has_leading_index(tbl, fk_n) then
-    raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), fk_column
-      using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), fk_column);
+  -- The lookup erasure and guards make: the referencing column (on the parent when it
+  -- references this table, whose own column is its key).
+  if link.link_referenced and not pii_internal.has_leading_index(parent, link.parent_attnum) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(parent), pii_internal.column_name(parent, link.parent_attnum)
+      using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(parent), pii_internal.column_name(parent, link.parent_attnum));
+  elsif not pii_internal.has_leading_index(tbl, link.tbl_attnum) then
+    raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, link.tbl_attnum)
+      using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, link.tbl_attnum));
   end if;
-  perform pii_internal.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'parent', pii_internal.qualified_name(parent), 'on_erase', on_erase));
+  perform pii_internal.write_audit('register_child_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'parent', pii_internal.qualified_name(parent), 'on_erase', on_erase,
+    'foreign_key', link.link_fk, 'unenforced_join', link.link_fk is null, 'referenced', link.link_referenced, 'shared', shared));
 end
 $$;
-comment on function pii.register_child_table(regclass, regclass, name, text, name) is
-$$Registers a table that reaches the subject only through a registered parent (order_items -> orders -> customers),
-any depth. Its rows follow the parent: when the parent's rows are deleted, so are these. parent_column defaults to
-the column fk_column references, else the parent's primary key.
-Example: select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize');$$;
+comment on function pii.register_child_table(regclass, regclass, name, text, name, name, boolean, text) is
+$$Registers a table that reaches the subject only through a registered parent, by a foreign key in either direction:
+it references the parent (order_items -> orders -> customers, any depth; its rows follow the parent's: deleted when
+they are) or the parent references it (customer.address_id -> address: a referenced row, which staff, stores or other
+customers may share). The join is taken from the foreign key: fk_column (this table's column) and parent_column
+narrow it, foreign_key names it; several fitting are refused (42P09), none (42830) unless unenforced_join => true
+(both columns given, one type; pii.lint() lists it). shared: keep (default) leaves rows that other rows also
+reference intact, erase erases them too. A plan that would violate a constraint is refused (55000).
+Examples: select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize');
+select pii.register_child_table('shop.address', 'shop.customer', on_erase => 'anonymize');$$;
 
 create or replace function pii.register_column(tbl regclass, col name, erase text, mask text default 'hide', category text default 'pii')
 returns void
@@ -521,7 +646,7 @@ comment on function pii.unregister_subject_table() is 'Removes the subject table
 create or replace view pii.registered_tables with (security_barrier) as
 select
   pii_internal.qualified_name(t.relid) as table_name,
-  case when s.relid is not null then 'subject' when t.parent_relid is null then 'direct' else 'via parent' end as link,
+  case when s.relid is not null then 'subject' when t.parent_relid is null then 'direct' when t.link_referenced then 'referenced by parent' else 'via parent' end as link,
   pii_internal.column_name(t.relid, t.subject_attnum) as subject_column,
   pii_internal.qualified_name(t.parent_relid) as parent_table,
   pii_internal.column_name(t.relid, t.parent_fk_attnum) as parent_fk_column,
@@ -530,12 +655,16 @@ select
   t.on_erase,
   t.guard_mode,
   coalesce(s.key_is_pii, false) as key_is_pii,
-  pii_internal.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) as has_index,
+  case when t.link_referenced then pii_internal.has_leading_index(t.parent_relid, t.parent_key_attnum)
+       else pii_internal.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) end as has_index,
   (select pg_catalog.count(*) from pii.columns c where c.relid = t.relid and c.category <> 'not_pii') as pii_columns,
-  t.registered_at
+  t.registered_at,
+  t.link_fk as foreign_key,
+  t.unenforced_join,
+  t.shared
 from pii.tables t
 left join pii.subject_table s on s.relid = t.relid;
-comment on view pii.registered_tables is 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.';
+comment on view pii.registered_tables is 'Registered tables: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.';
 
 create or replace view pii.registered_columns with (security_barrier) as
 select
@@ -616,6 +745,132 @@ as $$
 $$;
 comment on function pii_internal.guard_problems() is 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.';
 
+---------------------------------------------------------------------------------------
+-- Plans that cannot run (issue 12): found at registration and by lint, not at erase time.
+
+-- Every foreign key into a table registered as referenced by its parent: erasure looks for
+-- rows referencing a row through each of them (a row someone else references is shared).
+create or replace function pii_internal.shared_row_references()
+returns table (referenced regclass, referencing regclass, conname name, conkey smallint[], confkey smallint[], columns text, indexed boolean)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select t.relid, c.conrelid::regclass, c.conname, c.conkey, c.confkey,
+         (select pg_catalog.string_agg(pg_catalog.quote_ident(pii_internal.column_name(c.conrelid, k.a)), ', ' order by k.i)
+          from unnest(c.conkey) with ordinality as k (a, i)),
+         pii_internal.has_leading_index(c.conrelid, c.conkey[1])
+  from pii.tables t
+  join pg_catalog.pg_constraint c on c.contype = 'f' and c.conparentid = 0 and c.confrelid = t.relid::oid
+  where t.link_referenced and exists (select from pg_catalog.pg_class x where x.oid = t.relid)
+$$;
+comment on function pii_internal.shared_row_references() is 'Internal. The foreign keys into tables registered as referenced by their parent (whose rows may be shared), with their columns and whether an index leads with them.';
+
+-- Registrations whose erasure plan in mode (erase or delete) would violate a constraint:
+-- deleting rows that a row erasure leaves in place still references (a foreign key without
+-- ON DELETE CASCADE / SET NULL, partitioned tables' included), or an ON DELETE SET NULL onto
+-- a NOT NULL column. Rows of a referenced table that others reference are shared: with
+-- shared => keep they are kept, so those references are no problem.
+create or replace function pii_internal.plan_problems(mode text)
+returns table (table_name text, constraint_name name, problem text, hint text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query
+  with reg as (
+    select t.relid, t.link_referenced, t.shared,
+           case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end as action
+    from pii.tables t where exists (select from pg_catalog.pg_class x where x.oid = t.relid)
+  ),
+  refs as (
+    select r.relid, r.link_referenced, r.shared, c.conname, c.conrelid::regclass as y, c.confdeltype, c.conkey,
+           y.relid is not null as y_registered, y.action as y_action,
+           -- Each referencing column is moved off the row by its erase strategy (null, set:).
+           y.relid is not null and not exists (
+             select from unnest(c.conkey) k (a)
+             where not exists (select from pii.columns pc where pc.relid = y.relid and pc.attnum = k.a
+                                 and (pii_internal.parse_strategy(pc.erase)).name in ('null', 'set'))) as y_moves_off,
+           exists (select from pg_catalog.pg_attribute a where a.attrelid = c.conrelid and a.attnum = any (c.conkey) and a.attnotnull) as y_not_null
+    from reg r
+    join pg_catalog.pg_constraint c on c.contype = 'f' and c.conparentid = 0 and c.confrelid = r.relid::oid and c.conrelid <> r.relid::oid
+    left join reg y on y.relid::oid = c.conrelid
+    where r.action = 'delete'
+  )
+  select pii_internal.qualified_name(f.relid), f.conname,
+         case when f.confdeltype = 'n'
+              then pg_catalog.format('deleting rows of %s sets %s.(%s) to NULL (foreign key %s, ON DELETE SET NULL), which is NOT NULL',
+                                     pii_internal.qualified_name(f.relid), pii_internal.qualified_name(f.y), pii_internal.fk_columns(f.y, f.conkey), f.conname)
+              else pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows %s still reference them',
+                                     pii_internal.qualified_name(f.relid), f.conname, pii_internal.qualified_name(f.y),
+                                     case when f.y_registered then 'that erasure keeps' else 'of this unregistered table' end) end,
+         case when f.confdeltype = 'n'
+              then pg_catalog.format('Make %s.(%s) nullable, or register %s with on_erase => anonymize.', pii_internal.qualified_name(f.y),
+                                     pii_internal.fk_columns(f.y, f.conkey), pii_internal.qualified_name(f.relid))
+              else pg_catalog.format('Register %s with on_erase => delete%s, or alter %s to ON DELETE CASCADE / SET NULL, or %s%s.',
+                                     pii_internal.qualified_name(f.y),
+                                     case when f.y_registered then pg_catalog.format(', or give %s.(%s) the erase strategy null or set:<placeholder id>',
+                                                                                    pii_internal.qualified_name(f.y), pii_internal.fk_columns(f.y, f.conkey)) else '' end,
+                                     f.conname,
+                                     case when mode = 'delete' then 'erase with mode => erase'
+                                          else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(f.relid)) end,
+                                     case when f.link_referenced then ' (with shared => keep, rows other tables reference are kept)' else '' end) end
+  from refs f
+  where case when f.confdeltype = 'n' then f.y_not_null
+             when f.confdeltype in ('a', 'r') then not (
+               f.y_action is not distinct from 'delete' or f.y_moves_off
+               -- Rows an unregistered table references are shared, and kept.
+               or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
+             else false end
+  order by 1, 2;
+end
+$$;
+comment on function pii_internal.plan_problems(text) is 'Internal. Registrations whose erasure plan (mode erase or delete) would violate a constraint: the table, the constraint, the problem and the fix.';
+
+create or replace function pii_internal.fk_columns(tbl regclass, cols smallint[]) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.string_agg(pg_catalog.quote_ident(pii_internal.column_name(tbl, k.a)), ', ' order by k.i) from unnest(cols) with ordinality as k (a, i)
+$$;
+comment on function pii_internal.fk_columns(regclass, smallint[]) is 'Internal. Column names of a foreign key, comma-separated and quoted.';
+
+-- Registration refuses a table whose own plan (mode erase) cannot run because of a table
+-- registered already (a kept table referencing the rows it deletes). A table not registered
+-- yet may be registered next (a child below the table just registered, which follows its
+-- deletes): a WARNING names it, lint lists it as an error and erasure refuses to run until
+-- it is fixed. Plans only mode delete cannot run are warned about. Raised inside the
+-- registering statement: nothing is written.
+create or replace function pii_internal.refuse_unrunnable_plan(tbl regclass) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  p record;
+begin
+  for p in
+    select x.*, exists (select from pii.tables r where r.relid::oid = c.conrelid) as by_registered, 'erase' as mode
+    from pii_internal.plan_problems('erase') x
+    join pg_catalog.pg_constraint c on c.conname = x.constraint_name and c.confrelid = tbl::oid and c.contype = 'f'
+    where x.table_name = pii_internal.qualified_name(tbl)
+    union all
+    select x.*, false, 'delete'
+    from pii_internal.plan_problems('delete') x
+    where x.table_name = pii_internal.qualified_name(tbl)
+      and not exists (select from pii_internal.plan_problems('erase') e where e.table_name = x.table_name and e.constraint_name = x.constraint_name)
+    order by 5 desc, 6
+  loop
+    if p.by_registered then
+      raise exception 'erasure could not run: %', p.problem using errcode = '55000', hint = p.hint, constraint = p.constraint_name;
+    elsif p.mode = 'erase' then
+      raise warning 'erasure cannot run until this is fixed: %', p.problem using hint = p.hint;
+    else
+      raise warning 'erasure with mode => delete could not run: %', p.problem using hint = p.hint;
+    end if;
+  end loop;
+end
+$$;
+comment on function pii_internal.refuse_unrunnable_plan(regclass) is 'Internal. Raises 55000 (naming the constraint) when a registered table''s erasure plan would violate a constraint because of a registered table; warns of unregistered referencing tables and of plans only mode delete cannot run.';
+
 -- Registry problems, for humans and for `lethe lint`.
 create or replace function pii.lint()
 returns table (severity text, table_name text, column_name text, problem text, hint text)
@@ -661,12 +916,35 @@ as $$
   from live t join pg_catalog.pg_class c on c.oid = t.relid
   where not pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
   union all
+  select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
+         pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
+                           pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+         'Add the foreign key and register the table again, or keep the override knowingly'
+  from live t
+  where t.unenforced_join
+  union all
+  -- Erasure plans that would violate a constraint (registration refuses them for mode erase).
+  select case when p.mode = 'erase' then 'error' else 'warning' end, p.table_name, null,
+         case when p.mode = 'erase' then p.problem else 'with mode => delete: ' || p.problem end, p.hint
+  from (select distinct on (x.table_name, x.constraint_name) x.*
+        from (select 'erase' as mode, e.* from pii_internal.plan_problems('erase') e
+              union all select 'delete', d.* from pii_internal.plan_problems('delete') d) x
+        order by x.table_name, x.constraint_name, x.mode desc) p
+  union all
+  -- Shared rows are found by anti-joins on every foreign key into a referenced table.
+  select 'warning', pii_internal.qualified_name(f.referencing), f.columns,
+         pg_catalog.format('no index leads with the columns of foreign key %s into %s: erasure checks whether its rows are shared by scanning this table',
+                           f.conname, pii_internal.qualified_name(f.referenced)),
+         pg_catalog.format('create index on %s (%s)', pii_internal.qualified_name(f.referencing), f.columns)
+  from pii_internal.shared_row_references() f
+  where not f.indexed
+  union all
   -- A missing event trigger is how installs without a superuser are: a warning with the manual step.
   select case when g.table_name is null then 'warning' else 'error' end, g.table_name, null, g.problem, g.hint
   from pii_internal.guard_problems() g
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();';
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).
@@ -707,8 +985,8 @@ exception when insufficient_privilege then
 end
 $$;
 
-grant execute on function pii.register_subject_table(regclass, name, name, boolean), pii.register_table(regclass, name, text, name),
-  pii.register_child_table(regclass, regclass, name, text, name), pii.register_column(regclass, name, text, text, text),
+grant execute on function pii.register_subject_table(regclass, name, name, boolean), pii.register_table(regclass, name, text, name, name, boolean),
+  pii.register_child_table(regclass, regclass, name, text, name, name, boolean, text), pii.register_column(regclass, name, text, text, text),
   pii.unregister_column(regclass, name), pii.unregister_table(regclass), pii.unregister_subject_table() to pii_admin;
 grant execute on function pii.lint() to pii_admin, pii_operator, pii_auditor;
 -- The registry views call these helpers with the caller's rights.

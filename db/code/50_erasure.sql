@@ -176,10 +176,63 @@ as $$
 $$;
 comment on function pii_internal.erase_set_list(regclass) is 'Internal. SET list of a table''s erase rules, NULL when erasure changes nothing in it.';
 
--- One statement per registered table, in execution order: deepest child first, the
--- subject table last. A table whose ancestor's rows are deleted is deleted too.
+-- SQL predicate: row t of a table registered as referenced by its parent (address, which
+-- customer.address_id references) belongs to the subjects bound as $1/$2 alone: no row
+-- references it through any foreign key into the table, except rows of a registered table
+-- that themselves belong to those subjects (found by the subject rows of that table, by
+-- tableoid and ctid). 'true' when shared => erase or the table is not such a table.
+-- Anti-joins, one per foreign key; pii.lint() lists the ones without an index.
+create or replace function pii_internal.exclusively_owned_sql(tbl regclass) returns text
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  f record;
+  conds text[] := '{}';
+  cond text;
+  alias text;
+  inner_rows record;
+  i integer := 0;
+begin
+  if not exists (select from pii.tables t where t.relid = tbl and t.link_referenced and t.shared = 'keep') then
+    return 'true';
+  end if;
+  for f in select * from pii_internal.shared_row_references() r where r.referenced = tbl order by r.conname loop
+    i := i + 1;
+    alias := 'r' || i;
+    select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
+                                                   pii_internal.column_name(tbl, u.b)), ' and ')
+      into cond from unnest(f.conkey, f.confkey) as u (a, b);
+    if exists (select from pii.tables t where t.relid = f.referencing) then
+      -- Inside, t is the referencing table again (the subject rows' own alias).
+      inner_rows := pii_internal.subject_rows_sql(f.referencing);
+      cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+                                        pii_internal.qualified_name(f.referencing),
+                                        case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
+                                        inner_rows.where_sql, alias, alias);
+    end if;
+    conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
+    -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
+    conds := conds || (select pg_catalog.array_agg(pg_catalog.format('t.%I is distinct from %L::%s', pii_internal.column_name(tbl, f.confkey[1]),
+                                                                    (pii_internal.parse_strategy(c.erase)).argument, pii_internal.column_type(tbl, f.confkey[1])))
+                       from pii.columns c
+                       where c.relid = f.referencing and c.attnum = f.conkey[1] and pg_catalog.cardinality(f.conkey) = 1
+                         and (pii_internal.parse_strategy(c.erase)).name = 'set');
+  end loop;
+  return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
+end
+$$;
+comment on function pii_internal.exclusively_owned_sql(regclass) is 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.';
+
+-- One statement per registered table, in execution order: the order of the foreign keys
+-- between registered tables (and of the registered joins), referencing rows before the
+-- rows they reference, so delete mode never deletes a row still referenced; among equals the
+-- deepest child first, the subject table last. A table whose ancestor's rows are deleted is
+-- deleted too. A table its parent references (address) is reached by the keys a capture
+-- statement selects before the plan runs (its parent's rows may be deleted by then), bound
+-- as $5, and only rows no one else references are changed (exclusively_owned_sql).
 create or replace function pii_internal.erase_plan(mode text)
-returns table (relid regclass, table_name text, action text, depth integer, statement text)
+returns table (relid regclass, table_name text, action text, depth integer, statement text, capture text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -187,6 +240,8 @@ declare
   r record;
   rows_sql record;
   set_list text;
+  owned text;
+  key_col text;
 begin
   for r in
     with recursive tree as (
@@ -196,38 +251,70 @@ begin
       union all
       select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
       from pii.tables c join tree on c.parent_relid = tree.relid
+    ),
+    -- referencing -> referenced, between registered tables.
+    edges (src, dst) as (
+      select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
+      where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+        and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
+      union
+      select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+             case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
+      from pii.tables t cross join pii.subject_table s
+      where t.relid <> s.relid
+    ),
+    -- How far a table is above the tables nothing registered references further: it runs
+    -- before every table it references.
+    level (relid, n) as (
+      select tree.relid::oid, 0 from tree
+      union
+      select e.src, level.n + 1 from level join edges e on e.dst = level.relid
+      where level.n < (select pg_catalog.count(*) from tree)
     )
     select tree.relid, tree.depth,
            case when mode = 'delete' then 'delete'
                 when s.relid is not null then 'anonymize'
                 when tree.deletes then 'delete'
                 else 'anonymize' end as action,
-           s.relid is not null as is_subject
-    from tree left join pii.subject_table s on s.relid = tree.relid
-    order by s.relid is not null, tree.depth desc, tree.relid::oid
+           s.relid is not null as is_subject,
+           coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
+    from tree
+    left join pii.subject_table s on s.relid = tree.relid
+    left join pii.tables t on t.relid = tree.relid
+    order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
   loop
+    relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
+    set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
+    continue when r.action = 'anonymize' and set_list is null;
     rows_sql := pii_internal.subject_rows_sql(r.relid);
-    if r.action = 'delete' then
-      relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth;
-      statement := pg_catalog.format('delete from %s as t%s where %s', pii_internal.qualified_name(r.relid),
-                                     case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
-      return next;
-    else
-      set_list := pii_internal.erase_set_list(r.relid);
-      if set_list is not null then
-        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth;
-        -- Rows already in their erased state are not written again (no new row version,
-        -- no index entries, no trigger work): erasing twice writes nothing.
-        statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', pii_internal.qualified_name(r.relid), set_list,
-                                       case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
-                                       pii_internal.row_erased_sql(r.relid, 'anonymize'));
-        return next;
-      end if;
+    if r.referenced then
+      key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
+      owned := pii_internal.exclusively_owned_sql(r.relid);
+      -- The keys of the rows the subjects reach, split into owned by them alone and shared.
+      capture := pg_catalog.format(
+        'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
+        'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
+        key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
+      -- Checked again when changing: a row someone referenced meanwhile is theirs too.
+      rows_sql.from_list := '';
+      rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
+                                              pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
     end if;
+    if r.action = 'delete' then
+      statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
+                                     case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+    else
+      -- Rows already in their erased state are not written again (no new row version,
+      -- no index entries, no trigger work): erasing twice writes nothing.
+      statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
+                                     case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                     pii_internal.row_erased_sql(r.relid, 'anonymize'));
+    end if;
+    return next;
   end loop;
 end
 $$;
-comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.';
+comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.';
 
 -- The mode of an erasure (erase_subjects, request_erasure): erase follows each table's
 -- on_erase, delete removes every registered row.
@@ -294,20 +381,30 @@ end
 $$;
 comment on function pii_internal.erase_step(regclass, text, text, text[], text[], text[], oid[], text[]) is 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.';
 
--- Runs the erasure plan's statements for canonical subjects, or (count_only) counts the rows
--- each would change (rows already in their erased state do not count; the SELECT's row count
--- comes back from the deputy), every statement with its table owner's rights
--- (pii_internal.as_owner). Application code runs there (triggers, checks, casts, policies)
--- and its message may quote anyone: such an error is raised again without its text; Lethe's
--- own errors pass as they are. One handler for the erasure and for retention's preview.
+-- Runs the erasure plan's statements (or its steps on the tables in only_tables) for canonical
+-- subjects, or (count_only) counts the rows each would change (rows already in their erased
+-- state do not count; the SELECT's row count comes back from the deputy), every statement
+-- with its table owner's rights (pii_internal.as_owner). Tables their parent references are
+-- reached by the keys their capture statements select first, while every join still holds
+-- (split into owned by the subjects alone, and shared: per step, the rows kept). A legal hold
+-- keeps such a table's rows whole (they are found by key, not by subject). Application code
+-- runs there (triggers, checks, casts, policies) and its message may quote anyone: such an
+-- error is raised again without its text; Lethe's own errors pass as they are. One handler
+-- for the erasure, the guards and retention's preview.
 create or replace function pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean,
                                                        held_keys text[], held_tables oid[], held_scopes text[],
-                                                       out table_names text[], out rows_affected bigint[])
+                                                       only_tables regclass[] default null,
+                                                       out table_names text[], out rows_affected bigint[], out shared_kept bigint[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  step record;
+  relids regclass[];
+  actions text[];
+  statements text[];
+  captures text[];
+  owned text[] := '{}';
+  captured record;
   rows_sql record;
   n bigint;
   err_state text;
@@ -318,21 +415,39 @@ declare
   err_constraint text;
   err_column text;
 begin
-  table_names := '{}';
+  select coalesce(pg_catalog.array_agg(p.relid order by p.ord), '{}'), coalesce(pg_catalog.array_agg(p.table_name order by p.ord), '{}'),
+         coalesce(pg_catalog.array_agg(p.action order by p.ord), '{}'), coalesce(pg_catalog.array_agg(p.statement order by p.ord), '{}'),
+         coalesce(pg_catalog.array_agg(p.capture order by p.ord), '{}')
+    into relids, table_names, actions, statements, captures
+  from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+  where only_tables is null or p.relid = any (only_tables);
   rows_affected := '{}';
+  shared_kept := '{}';
   begin
-    for step in select * from pii_internal.erase_plan(mode) loop
-      if count_only then
-        rows_sql := pii_internal.subject_rows_sql(step.relid);
-        n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
+    for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
+      shared_kept[i] := 0;
+      if captures[i] is not null then
+        captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+        owned[i] := captured.found_keys::text;
+        shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
+      end if;
+    end loop;
+    for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
+      if captures[i] is not null and count_only then
+        n := pg_catalog.cardinality(owned[i]::text[]);
+      elsif captures[i] is not null then
+        n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
+                  else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+      elsif count_only then
+        rows_sql := pii_internal.subject_rows_sql(relids[i]);
+        n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
                                     case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
-                                    case when step.action = 'delete' then ''
-                                         else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                    case when actions[i] = 'delete' then ''
+                                         else ' and not (' || pii_internal.row_erased_sql(relids[i], 'anonymize') || ')' end),
                                     false, subject_keys, scopes)).n;
       else
-        n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes, held_keys, held_tables, held_scopes);
+        n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
       end if;
-      table_names := table_names || step.table_name;
       rows_affected := rows_affected || n;
     end loop;
   exception when others then
@@ -346,33 +461,50 @@ begin
   end;
 end
 $$;
-comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[]) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies; an application error is raised again without its text.';
+comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[]) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
 
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
 create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text,
-                                   out table_names text[], out rows_affected bigint[], out matched text[], out held_until date)
+                                   out table_names text[], out rows_affected bigint[], out matched text[], out held_until date,
+                                   out shared_kept bigint[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  problem record;
   held record;
 begin
   perform pii_internal.check_erase_mode(mode);
+  -- A plan that would violate a constraint is refused before anything changes.
+  select * into problem from pii_internal.plan_problems(mode) limit 1;
+  if problem.table_name is not null then
+    raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+  end if;
   matched := pii_internal.matched_subjects(subject_keys, scopes);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
   held := pii_internal.held_pairs(subject_keys, scopes);
   held_until := held.held_until;
   -- The guards see these statements too; rows they leave hold no PII, so they pass.
-  select r.table_names, r.rows_affected into table_names, rows_affected
+  select r.table_names, r.rows_affected, r.shared_kept into table_names, rows_affected, shared_kept
   from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
 end
 $$;
-comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';
+comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.';
+
+-- {table: shared rows kept} for the audit and requests, tables with none left out.
+create or replace function pii_internal.shared_kept_counts(table_names text[], shared_kept bigint[]) returns jsonb
+language sql immutable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.jsonb_object_agg(u.t, u.k) filter (where u.k operator(pg_catalog.>) 0), '{}'::jsonb)
+  from unnest(table_names, shared_kept) as u (t, k)
+$$;
+comment on function pii_internal.shared_kept_counts(text[], bigint[]) is 'Internal. {table: shared rows kept} of an erasure, tables with none left out.';
 
 create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
-returns table (table_name text, rows_affected bigint)
+returns table (table_name text, rows_affected bigint, shared_kept bigint)
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -399,11 +531,12 @@ begin
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
     'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
-    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
+    'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
   raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
     pg_catalog.cardinality(keys) - pg_catalog.cardinality(result.matched);
 
-  return query select u.t, u.n from unnest(result.table_names, result.rows_affected) as u (t, n);
+  return query select u.t, u.n, u.k from unnest(result.table_names, result.rows_affected, result.shared_kept) as u (t, n, k);
 end
 $$;
 comment on function pii.erase_subjects(text[], text[], text) is
@@ -411,6 +544,8 @@ $$Erases subjects now, set-based, in the caller's transaction: one statement per
 mode erase: each table's on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
 registered row and the subject row go. Keys are cast to the key column's type; unknown keys are ignored and counted
 (NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
+shared_kept: rows of a referenced table (an address) left intact because others (staff, stores, other customers)
+reference them too. A plan that would violate a constraint is refused before anything changes (55000).
 Example: select * from pii.erase_subjects(array['42', '43']);$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;

@@ -39,6 +39,32 @@ end
 $$;
 comment on function pii_internal.wait_for_erasures() is 'Internal. Guards wait here for direct erasures in flight (pii_internal.erasure_lock), so no row slips between an erasure and its tombstones.';
 
+-- SQL predicate for guards: row t of a table registered as referenced by its parent
+-- (address) belongs to one parent row alone: no other foreign key references it and at
+-- most one row of the parent does. A shared row is written for its other owners too (a
+-- store updating its address), so the guard never attributes it to an erased subject.
+-- 'true' for other tables and shared => erase.
+create or replace function pii_internal.guard_owned_sql(tbl regclass) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.string_agg(
+           case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                       pii_internal.qualified_name(f.referencing), c.cond)
+                else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+           ' and ' order by f.conname), 'true')
+  from pii.tables t
+  join pii_internal.shared_row_references() f on f.referenced = t.relid
+  cross join lateral (
+    select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                   pii_internal.column_name(tbl, u.b)), ' and ') as cond
+    from unnest(f.conkey, f.confkey) as u (a, b)
+  ) c
+  where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+$$;
+comment on function pii_internal.guard_owned_sql(regclass) is 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).';
+
 -- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
 -- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
 -- carry PII or (link_sql, over t) newly link to their subject: inserted, re-keyed,
@@ -83,7 +109,7 @@ begin
              where %s and %s) as h$q$,
     coalesce(path.scope_sql, 'null'), flag_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
     source, case when path.from_list = '' then '' else ', ' || path.from_list end,
-    case when path.join_sql = '' then 'true' else path.join_sql end, filter);
+    case when path.join_sql = '' then 'true' else path.join_sql end, filter || ' and ' || pii_internal.guard_owned_sql(tbl));
 end
 $$;
 comment on function pii_internal.guard_candidates_sql(regclass, text, text) is 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.';
@@ -124,21 +150,17 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  step record;
   held record;
-  total bigint := 0;
+  only_tables regclass[];
 begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
   held := pii_internal.held_pairs(keys, scopes);
-  for step in select p.relid, p.action, p.statement from pii_internal.erase_plan('erase') p
-              where case when p.relid = tbl then self
-                         else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
-    total := total + pii_internal.erase_step(step.relid, step.action, step.statement, keys, scopes,
-                                             held.held_keys, held.held_tables, held.held_scopes);
-  end loop;
-  return total;
+  select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
+  from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+  return (select coalesce(pg_catalog.sum(n), 0)::bigint
+          from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables)).rows_affected) n);
 end
 $$;
 comment on function pii_internal.guard_erase(regclass, text[], text[], boolean, boolean) is 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.';

@@ -389,12 +389,14 @@ begin
       $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
          from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
               lateral (values %s) as x (n, bad)
-         where %s and l.k = %s and %s and x.bad$q$,
+         where %s and l.k = %s and %s and x.bad and %s$q$,
       pii_internal.qualified_name(t.relid),
       case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
       checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
       -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end),
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+      -- A referenced row others share was kept on purpose (shared => keep): no residual.
+      pii_internal.exclusively_owned_sql(t.relid)),
       true, keys, scopes)).found_keys;
     -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
     -- pseudonyms by a join (a hash, not a scan of the array per row).
@@ -442,7 +444,8 @@ $$;
 comment on function pii.verify_erasure(uuid) is
 $$Every residual trace of a finished request's erased subjects: a registered column not in its erased state, a row
 that should have been deleted, a PII key not replaced by its pseudonym, or an identifier of the subject found in an
-unregistered text/json column during erasure and still there. Subjects appear as keyed hashes; subjects let back in
+unregistered text/json column during erasure and still there. Rows of a referenced table that others share are kept
+by design (shared => keep) and are not residuals. Subjects appear as keyed hashes; subjects let back in
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure('…'::uuid);$$;
 

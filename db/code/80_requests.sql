@@ -259,11 +259,13 @@ begin
      set erased = r.erased + pg_catalog.cardinality(claimed),
          held_until = greatest(r.held_until, result.held_until),
          rows_affected = pii_internal.add_row_counts(r.rows_affected,
-           (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
+           (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))),
+         shared_kept = pii_internal.add_row_counts(r.shared_kept, pii_internal.shared_kept_counts(result.table_names, result.shared_kept))
    where r.id = req.id;
   perform pii_internal.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
     'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
-    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
+    'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
+    'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
   return pg_catalog.cardinality(claimed);
 end
 $$;
@@ -388,7 +390,7 @@ create or replace function pii.request_status(request_id uuid)
 returns table (id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint,
                erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamptz,
                started_at timestamptz, finished_at timestamptz, due_at timestamptz, verified_at timestamptz,
-               residual_count integer, rows_affected jsonb, error text)
+               residual_count integer, rows_affected jsonb, error text, shared_kept jsonb)
 language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -396,7 +398,7 @@ begin
   return query
     select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
            case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
-           r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error
+           r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
     from pii.requests r where r.id = request_status.request_id;
   if not found then
     raise exception 'erasure request % does not exist', request_id using errcode = '42704';
@@ -405,7 +407,8 @@ end
 $$;
 comment on function pii.request_status(uuid) is
 $$Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
-progress (0-1), timestamps, due date, verification result and rows changed per table.
+progress (0-1), timestamps, due date, verification result, rows changed per table and rows kept per table because
+others share them (shared_kept: an address staff or other customers also reference).
 Example: select * from pii.request_status('…'::uuid);$$;
 
 create or replace function pii.request_items(request_id uuid)

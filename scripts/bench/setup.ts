@@ -139,10 +139,10 @@ export async function buildDataset(url: string, scale: number, log: (s: string) 
  */
 export const REGISTER_SQL = `
 select pii.register_subject_table('crm.customers', 'id');
-select pii.register_table('crm.events', 'customer_id', 'delete');
-select pii.register_table('crm.orders', 'customer_id', 'anonymize');
-select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize');
-select pii.register_table('crm.loyalty_points', 'customer_id', 'delete');
+select pii.register_table('crm.events', 'customer_id', 'delete', unenforced_join => true);
+select pii.register_table('crm.orders', 'customer_id', 'anonymize', unenforced_join => true);
+select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize', 'id', unenforced_join => true);
+select pii.register_table('crm.loyalty_points', 'customer_id', 'delete', unenforced_join => true);
 
 select pii.register_column('crm.customers', 'email', 'null', 'email', 'contact');
 select pii.register_column('crm.customers', 'first_name', 'null', 'partial:1,0', 'name');

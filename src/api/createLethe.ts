@@ -12,6 +12,8 @@ import { type OverdueRequest, overdueRequests } from '../sql/overdueRequests.js'
 import {
   type ColumnRule,
   type OnErase,
+  type ChildTableOptions,
+  type JoinOptions,
   registerChildTable,
   registerColumn,
   registerSubjectTable,
@@ -95,13 +97,14 @@ export interface Lethe {
       table: string,
       subjectColumn: string,
       onErase: OnErase,
-      opts?: { scopeColumn?: string },
+      opts?: JoinOptions & { scopeColumn?: string },
     ): Promise<void>;
+    /** fkColumn undefined: the join is taken from the one foreign key between the tables. */
     registerChildTable(
       table: string,
       parent: string,
-      fkColumn: string,
-      opts?: { onErase?: OnErase; parentColumn?: string },
+      fkColumn: string | undefined,
+      opts?: ChildTableOptions,
     ): Promise<void>;
     registerColumn(table: string, column: string, rule: ColumnRule): Promise<void>;
     /** pii.grant_role: make a login role a member of pii_operator, pii_auditor, … */

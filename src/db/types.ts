@@ -172,6 +172,7 @@ export interface PiiRegisteredColumns {
 }
 
 export interface PiiRegisteredTables {
+  foreign_key: string | null;
   guard_mode: string | null;
   has_index: boolean | null;
   key_is_pii: boolean | null;
@@ -183,8 +184,10 @@ export interface PiiRegisteredTables {
   pii_columns: Int8 | null;
   registered_at: Timestamp | null;
   scope_column: string | null;
+  shared: string | null;
   subject_column: string | null;
   table_name: string | null;
+  unenforced_join: boolean | null;
 }
 
 export interface PiiRequests {
@@ -204,6 +207,7 @@ export interface PiiRequests {
   requested_by: Generated<string>;
   residual_count: number | null;
   rows_affected: Generated<Json>;
+  shared_kept: Generated<Json>;
   source: string;
   started_at: Timestamp | null;
   status: Generated<string>;
@@ -293,6 +297,8 @@ export interface PiiSubjectTable {
 
 export interface PiiTables {
   guard_mode: Generated<string>;
+  link_fk: string | null;
+  link_referenced: Generated<boolean>;
   on_erase: string;
   parent_fk_attnum: number | null;
   parent_key_attnum: number | null;
@@ -300,7 +306,9 @@ export interface PiiTables {
   registered_at: Generated<Timestamp>;
   relid: string;
   scope_attnum: number | null;
+  shared: Generated<string>;
   subject_attnum: number | null;
+  unenforced_join: Generated<boolean>;
 }
 
 export interface PiiVaultKinds {

@@ -6,10 +6,17 @@ import type { Lethe } from '../api/createLethe.js';
 export async function registerCrm(lethe: Lethe): Promise<void> {
   const r = lethe.registry;
   await r.registerSubjectTable('crm.customers', 'id');
-  await r.registerTable('crm.events', 'customer_id', 'delete'); // behavioural history goes
-  await r.registerTable('crm.orders', 'customer_id', 'anonymize'); // revenue stays, names go
-  await r.registerChildTable('crm.order_items', 'crm.orders', 'order_id', { onErase: 'anonymize' });
-  await r.registerTable('crm.loyalty_points', 'customer_id', 'delete');
+  // The demo CRM is bulk-loaded without foreign keys (src/demo/crm/schema.sql): each join is
+  // registered as unenforced, and pii.lint() lists them (docs/schemas.md).
+  const unenforcedJoin = true;
+  await r.registerTable('crm.events', 'customer_id', 'delete', { unenforcedJoin }); // behavioural history goes
+  await r.registerTable('crm.orders', 'customer_id', 'anonymize', { unenforcedJoin }); // revenue stays, names go
+  await r.registerChildTable('crm.order_items', 'crm.orders', 'order_id', {
+    onErase: 'anonymize',
+    parentColumn: 'id',
+    unenforcedJoin,
+  });
+  await r.registerTable('crm.loyalty_points', 'customer_id', 'delete', { unenforcedJoin });
   // crm.daily_revenue is an aggregate that identifies nobody: not registered, never touched.
 
   const customers: Array<[string, string, string, string]> = [

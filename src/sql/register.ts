@@ -21,28 +21,45 @@ export async function registerSubjectTable(
   await sqlCall(() => sql`select pii.register_subject_table(${args})`.execute(db));
 }
 
+/** How a registered table's join is backed (docs/schemas.md). */
+export interface JoinOptions {
+  /** The foreign key constraint to join by, when several connect the two tables. */
+  foreignKey?: string;
+  /** Register a join no foreign key backs (pii.lint() lists it). */
+  unenforcedJoin?: boolean;
+}
+
 export async function registerTable(
   db: LetheDb,
   table: string,
   subjectColumn: string,
   onErase: OnErase,
-  opts: { scopeColumn?: string } = {},
+  opts: JoinOptions & { scopeColumn?: string } = {},
 ): Promise<void> {
   const args = namedArgs([
     ['tbl', table, 'regclass'],
     ['subject_column', subjectColumn, 'name'],
     ['on_erase', onErase, 'text'],
     ['scope_column', opts.scopeColumn, 'name'],
+    ['foreign_key', opts.foreignKey, 'name'],
+    ['unenforced_join', opts.unenforcedJoin, 'boolean'],
   ]);
   await sqlCall(() => sql`select pii.register_table(${args})`.execute(db));
+}
+
+export interface ChildTableOptions extends JoinOptions {
+  onErase?: OnErase;
+  parentColumn?: string;
+  /** Rows others also reference (a shared address): keep (default) or erase. */
+  shared?: 'keep' | 'erase';
 }
 
 export async function registerChildTable(
   db: LetheDb,
   table: string,
   parent: string,
-  fkColumn: string,
-  opts: { onErase?: OnErase; parentColumn?: string } = {},
+  fkColumn: string | undefined,
+  opts: ChildTableOptions = {},
 ): Promise<void> {
   const args = namedArgs([
     ['tbl', table, 'regclass'],
@@ -50,6 +67,9 @@ export async function registerChildTable(
     ['fk_column', fkColumn, 'name'],
     ['on_erase', opts.onErase, 'text'],
     ['parent_column', opts.parentColumn, 'name'],
+    ['foreign_key', opts.foreignKey, 'name'],
+    ['unenforced_join', opts.unenforcedJoin, 'boolean'],
+    ['shared', opts.shared, 'text'],
   ]);
   await sqlCall(() => sql`select pii.register_child_table(${args})`.execute(db));
 }

@@ -31,6 +31,8 @@ export interface RequestStatus {
   /** Rows changed per table, summed over chunks. */
   rowsAffected: Record<string, number>;
   error: string | null;
+  /** Rows per table left intact because others share them (an address staff also reference). */
+  sharedKept: Record<string, number>;
 }
 
 /** The row pii.request_status returns (pg's default parsing: bigint and numeric as strings). */
@@ -54,6 +56,7 @@ interface RequestStatusRow {
   residual_count: number | null;
   rows_affected: Record<string, number | string> | null;
   error: string | null;
+  shared_kept: Record<string, number | string> | null;
 }
 
 export const REQUEST_STATUS_COLUMNS = [
@@ -76,6 +79,7 @@ export const REQUEST_STATUS_COLUMNS = [
   'residual_count',
   'rows_affected',
   'error',
+  'shared_kept',
 ] as const satisfies ReadonlyArray<keyof RequestStatusRow>;
 
 /** pii.request_status. Unknown ids raise LetheError 42704. */
@@ -103,6 +107,7 @@ export async function requestStatus(db: LetheDb, requestId: string): Promise<Req
       residualCount: toNumberOrNull(r.residual_count),
       rowsAffected: Object.fromEntries(Object.entries(r.rows_affected ?? {}).map(([t, n]) => [t, Number(n)])),
       error: r.error,
+      sharedKept: Object.fromEntries(Object.entries(r.shared_kept ?? {}).map(([t, n]) => [t, Number(n)])),
     };
   });
 }
