@@ -79,7 +79,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select exists (
     select from pii.tables t, pii.subject_table s
-    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+    where t.relid = tbl and s.kind = t.kind and s.key_is_pii and t.subject_attnum is not null
       and not exists (
         select from pg_catalog.pg_constraint fk
         where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
@@ -266,16 +266,15 @@ comment on function pii_internal.check_erase_mode(text) is 'Internal. Raises 220
 
 -- Which of the (canonical) subjects exist in the subject table, as
 -- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
-create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[]) returns text[]
+create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[], kind text) returns text[]
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  subj pii.subject_table;
+  subj pii.subject_table := pii_internal.subject_kind(kind);
   match record;
   matched text[];
 begin
-  select * into subj from pii.subject_table;
   match := pii_internal.subject_rows_sql(subj.relid);
   -- Read with the subject table owner's rights (casts and policies on it are theirs).
   select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
@@ -288,7 +287,7 @@ begin
   return matched;
 end
 $$;
-comment on function pii_internal.matched_subjects(text[], text[]) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.';
+comment on function pii_internal.matched_subjects(text[], text[], text) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table of their kind.';
 
 -- Runs one step of the erasure plan for canonical subjects with its table owner's rights
 -- (pii_internal.as_owner). A delete step whose rows a legal hold keeps (the pairs of
@@ -318,7 +317,7 @@ comment on function pii_internal.erase_step(regclass, text, text, text[], text[]
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
-create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text,
+create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, kind text,
                                    out table_names text[], out rows_affected bigint[], out matched text[], out held_until date)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -339,16 +338,19 @@ begin
   table_names := '{}';
   rows_affected := '{}';
 
-  matched := pii_internal.matched_subjects(subject_keys, scopes);
+  matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
-  held := pii_internal.held_pairs(subject_keys, scopes);
+  held := pii_internal.held_pairs(subject_keys, scopes, kind);
   held_until := held.held_until;
 
   -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
   -- owner attached to the table runs as them. The guards see these statements too; rows
   -- they leave hold no PII, so they pass.
   begin
-    for step in select * from pii_internal.erase_plan(mode) loop
+    -- While the values are still there: the keyed hashes of the subjects' identifiers.
+    perform pii_internal.tombstone_identifiers(kind, subject_keys, scopes);
+    for step in select p.* from pii_internal.erase_plan(mode) p
+                where p.relid in (select t.relid from pii.tables t where t.kind operator(pg_catalog.=) erase_resolved.kind) loop
       n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
                                    held.held_keys, held.held_tables, held.held_scopes);
       table_names := table_names || step.table_name;
@@ -365,14 +367,15 @@ begin
   end;
 end
 $$;
-comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';
+comment on function pii_internal.erase_resolved(text[], text[], text, text) is 'Internal. Runs pii_internal.erase_plan over the tables of a kind for its canonical subjects, after tombstoning their identifiers (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';
 
-create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
+create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase', kind text default null)
 returns table (table_name text, rows_affected bigint)
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  kind_ text;
   keys text[];
   scps text[];
   hashes bytea[];
@@ -384,17 +387,18 @@ begin
   -- then seen by the statements below), and makes later ones wait until this
   -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
   lock table pii_internal.erasure_lock in share row exclusive mode;
+  kind_ := (pii_internal.subject_kind(kind)).kind;
   select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
          coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
     into keys, scps, hashes, pseudonyms
-  from pii_internal.resolve_subjects(subject_keys, scopes) r;
+  from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
-  perform pii_internal.flag_subjects(hashes, pseudonyms);
-  result := pii_internal.erase_resolved(keys, scps, mode);
+  perform pii_internal.flag_subjects(hashes, pseudonyms, null, kind_);
+  result := pii_internal.erase_resolved(keys, scps, mode, kind_);
   update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
-    'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
+    'mode', mode, 'kind', kind_, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
     'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
   raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
     pg_catalog.cardinality(keys) - pg_catalog.cardinality(result.matched);
@@ -402,12 +406,14 @@ begin
   return query select u.t, u.n from unnest(result.table_names, result.rows_affected) as u (t, n);
 end
 $$;
-comment on function pii.erase_subjects(text[], text[], text) is
-$$Erases subjects now, set-based, in the caller's transaction: one statement per registered table (children first).
-mode erase: each table's on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
-registered row and the subject row go. Keys are cast to the key column's type; unknown keys are ignored and counted
-(NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
-Example: select * from pii.erase_subjects(array['42', '43']);$$;
+comment on function pii.erase_subjects(text[], text[], text, text) is
+$$Erases subjects of a kind now, set-based, in the caller's transaction: one statement per registered table of the kind
+(children first). mode erase: each table's on_erase (anonymize: apply column strategies; delete: remove rows); mode
+delete: every registered row and the subject row go. Keys are cast to the key column's type; unknown keys are ignored
+and counted (NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed
+hash only, and their registered identifiers' keyed hashes). kind may be omitted when the install has one kind.
+Verify afterwards with pii.verify_erasure_keys(the same keys).
+Example: select * from pii.erase_subjects(array['42', '43']); select * from pii.erase_subjects(array['7'], kind => 'staff');$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.erase_subjects(text[], text[], text) to pii_operator;
+grant execute on function pii.erase_subjects(text[], text[], text, text) to pii_operator;

@@ -109,7 +109,7 @@ begin
                     pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
              from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
        join pii.tombstones as tb on tb.subject_hash = %s$q$,
-    pii_internal.subject_hash_sql('h.s', 'h.k'))
+    pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
     into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
 end
 $$;
@@ -131,7 +131,7 @@ begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
-  held := pii_internal.held_pairs(keys, scopes);
+  held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
   for step in select p.relid, p.action, p.statement from pii_internal.erase_plan('erase') p
               where case when p.relid = tbl then self
                          else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
@@ -173,7 +173,7 @@ begin
   if reg.relid is null or reg.guard_mode = 'off' then
     return null;
   end if;
-  select * into subj from pii.subject_table;
+  select * into subj from pii.subject_table s where s.kind = reg.kind;
 
   -- The new rows leave the trigger as text (record_out: output functions only, never a
   -- cast), and the table owner's deputy reads them back as the table's row type and selects
@@ -206,6 +206,9 @@ begin
     pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
     true, moved, null, new_rows);
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+  -- An erased person written again under a new key, known by an identifier (email, phone).
+  hits := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
+                                       hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(hits.keys) = 0 then
     return null;
   end if;
@@ -280,6 +283,7 @@ begin
                                       case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
     true, null, null);
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+  hits := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(hits.keys) = 0 then
     return;
   end if;

@@ -10,7 +10,7 @@
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
 -- contact/identifier/email/phone). Values shorter than 5 characters are ignored.
-create or replace function pii_internal.capture_identifiers(subject_keys text[], scopes text[],
+create or replace function pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text,
                                         out current_keys text[], out current_scopes text[], out hashes bytea[], out identifiers text[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -23,7 +23,7 @@ declare
   scope_sql text;
   value_list text;
 begin
-  select * into subj from pii.subject_table;
+  subj := pii_internal.subject_kind(kind);
   select * into sec from pii.secret;
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
@@ -48,12 +48,12 @@ begin
              from %s as t cross join lateral (values %s) as v (v)
              where %s and pg_catalog.length(v.v) >= 5) x$q$,
     case when subj.key_is_pii then pii_internal.pseudonym_sql(key_sql) else key_sql end, scope_sql,
-    pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+    pii_internal.kind_hash_sql(subj.kind, scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
     into current_keys, current_scopes, hashes, identifiers
     using subject_keys, scopes, sec.inner_key, sec.outer_key;
 end
 $$;
-comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
+comment on function pii_internal.capture_identifiers(text[], text[], text) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
 -- The keyed hash of a registered table's primary key (alias t), as stored in
 -- pii.request_residuals.row_key_hash: the row is found again among its subject's rows
@@ -130,7 +130,7 @@ comment on function pii_internal.record_identifier_residuals(uuid, text, text[],
 
 -- Subjects given by keyed hash, found again by hashing every key of the subject table (one
 -- scan): their keys, scopes (one per key, NULL when unscoped) and hashes, in one order.
-create or replace function pii_internal.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[],
+create or replace function pii_internal.subjects_by_hash(hashes bytea[], kind text, out subject_keys text[], out scopes text[],
                                                          out found_hashes bytea[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -141,7 +141,7 @@ declare
   key_sql text;
   scope_sql text;
 begin
-  select * into subj from pii.subject_table;
+  subj := pii_internal.subject_kind(kind);
   select * into sec from pii.secret;
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
@@ -151,24 +151,24 @@ begin
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
        from (select %s as k, %s as s, %s as h from %s as t) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
+    key_sql, scope_sql, pii_internal.kind_hash_sql(subj.kind, scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
     into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
 end
 $$;
-comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
+comment on function pii_internal.subjects_by_hash(bytea[], text) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
 
-create or replace function pii.verify_erasure(request_id uuid)
+-- The checks of a verification, for subjects given by keyed hash (and pseudonym, for PII
+-- keys) of one kind, erased in one mode; request_id names the request whose residual
+-- identifiers were recorded (NULL: none).
+create or replace function pii_internal.verify_subjects(hashes bytea[], pseudonyms text[], mode text, kind text, request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
-language plpgsql stable security definer
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  req pii.requests;
+  req record;
   subj pii.subject_table;
   sec pii.secret;
-  pending bigint;
-  hashes bytea[];
-  pseudonyms text[];
   missing bytea[];
   keys text[];
   scps text[];
@@ -183,25 +183,9 @@ declare
   action text;
   checks text;
 begin
-  select * into req from pii.requests r where r.id = verify_erasure.request_id;
-  if req.id is null then
-    raise exception 'erasure request % does not exist', request_id using errcode = '42704';
-  end if;
-  select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
-  if pending > 0 then
-    raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
-      using errcode = '55000';
-  end if;
-  select * into subj from pii.subject_table;
+  subj := pii_internal.subject_kind(kind);
   select * into sec from pii.secret;
-
-  -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
-  -- present again: its new data is not a trace of this request.
-  select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
-    into hashes, pseudonyms
-  from pii.request_items i
-  where i.request_id = req.id and i.status = 'done'
-    and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+  select verify_subjects.request_id as id, verify_subjects.mode as mode into req;
   -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
   return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
   if hashes is null or subj.relid is null then
@@ -213,7 +197,7 @@ begin
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-  select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+  select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes, subj.kind) f;
   if subj.key_is_pii then
     execute pg_catalog.format(
       $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
@@ -229,14 +213,14 @@ begin
   if missing is not null then
     for t in select r.* from pii.tables r
              join pg_catalog.pg_class c on c.oid = r.relid
-             where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+             where r.subject_attnum is not null and r.relid <> subj.relid and r.kind = subj.kind order by r.relid::oid loop
       path := pii_internal.subject_key_sql(t.relid);
       execute pg_catalog.format(
         $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select d.k, d.s, %s as h
                  from (select distinct %s as k, %s::text as s from %s as t) as d) as x
            join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-        pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+        pii_internal.kind_hash_sql(subj.kind, 'd.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
         into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
     end loop;
   end if;
@@ -247,7 +231,7 @@ begin
   -- Identifiers found in unregistered columns during erasure, while that value is still
   -- there: the row is found among its subject's rows by the keyed hash of its key.
   for g in select distinct r.relid, r.column_name from pii.request_residuals r
-           where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+           where req.id is not null and r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
     row_hash := pii_internal.row_key_hash_sql(g.relid);
     if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
        or not exists (select from pii.tables r where r.relid = g.relid) then
@@ -272,7 +256,7 @@ begin
 
   -- Their rows in every registered table, against the erased state.
   for t in select r.* from pii.tables r
-           where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
+           where r.kind = subj.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
     if action = 'delete' then
       -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
@@ -313,6 +297,43 @@ begin
   end loop;
 end
 $$;
+comment on function pii_internal.verify_subjects(bytea[], text[], text, text, uuid) is 'Internal. The residual traces of subjects (by keyed hash) of a kind after an erasure in a mode: what pii.verify_erasure and pii.verify_erasure_keys report.';
+
+create or replace function pii.verify_erasure(request_id uuid)
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  req pii.requests;
+  pending bigint;
+  hashes bytea[];
+  pseudonyms text[];
+begin
+  select * into req from pii.requests r where r.id = verify_erasure.request_id;
+  if req.id is null then
+    raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+  end if;
+  select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
+  if pending > 0 then
+    raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
+      using errcode = '55000';
+  end if;
+  -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
+  -- present again: its new data is not a trace of this request.
+  select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
+    into hashes, pseudonyms
+  from pii.request_items i
+  where i.request_id = req.id and i.status = 'done'
+    and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+  if not exists (select from pii.subject_table) then
+    return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
+    return;
+  end if;
+  return query select * from pii_internal.verify_subjects(hashes, pseudonyms, req.mode,
+    coalesce(req.kind, (select s.kind from pii.subject_table s where s.hash_prefix = '')), req.id);
+end
+$$;
 comment on function pii.verify_erasure(uuid) is
 $$Every residual trace of a finished request's erased subjects: a registered column not in its erased state, a row
 that should have been deleted, a PII key not replaced by its pseudonym, or an identifier of the subject found in an
@@ -320,5 +341,29 @@ unregistered text/json column during erasure and still there. Subjects appear as
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure('…'::uuid);$$;
 
+
+-- Verification of a direct erasure (pii.erase_subjects): the subjects are named by key again.
+create or replace function pii.verify_erasure_keys(subject_keys text[], scopes text[] default null, kind text default null, mode text default 'erase')
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  kind_ text := (pii_internal.subject_kind(kind)).kind;
+  hashes bytea[];
+  pseudonyms text[];
+begin
+  perform pii_internal.check_erase_mode(mode);
+  select pg_catalog.array_agg(r.subject_hash), pg_catalog.array_agg(r.pseudonym) into hashes, pseudonyms
+  from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r
+  where exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+  return query select * from pii_internal.verify_subjects(hashes, pseudonyms, mode, kind_, null);
+end
+$$;
+comment on function pii.verify_erasure_keys(text[], text[], text, text) is
+$$Verifies a direct erasure (pii.erase_subjects) by naming its subjects again: the same checks as pii.verify_erasure for
+the given keys (of a kind; omitted when the install has one) that are tombstoned as erased. Empty result = verified.
+Example: select * from pii.verify_erasure_keys(array['42', '43']); select * from pii.verify_erasure_keys(array['7'], kind => 'staff');$$;
+
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.verify_erasure(uuid) to pii_operator, pii_auditor;
+grant execute on function pii.verify_erasure(uuid), pii.verify_erasure_keys(text[], text[], text, text) to pii_operator, pii_auditor;
