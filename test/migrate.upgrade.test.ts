@@ -108,9 +108,25 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     // Grants the release made are all kept (functions added since bring their own); the guards
     // are made again ENABLE ALWAYS (they fire under session_replication_role = replica too).
     const after = await userState(client);
-    const existed = new Set(before.grants.map((g) => g.fn as string));
+    // Functions that gained an optional kind (migration 0013) keep their grants under the new signature.
+    const gainedKind: Record<string, string> = {
+      'pii.allow_return(text,text)': 'pii.allow_return(text,text,text)',
+      'pii.erase_subjects(text[],text[],text)': 'pii.erase_subjects(text[],text[],text,text)',
+      'pii.register_subject_table(regclass,name,name,boolean)':
+        'pii.register_subject_table(regclass,name,name,boolean,text)',
+      'pii.request_erasure(text[],text,text,text[],text,timestamp with time zone)':
+        'pii.request_erasure(text[],text,text,text[],text,timestamp with time zone,text)',
+      'pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone)':
+        'pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone,text)',
+      'pii.unregister_subject_table()': 'pii.unregister_subject_table(text)',
+      'pii.was_erased(text,text)': 'pii.was_erased(text,text,text)',
+    };
+    const renamed = (grants: Record<string, unknown>[]) =>
+      grants.map((g) => ({ ...g, fn: gainedKind[g.fn as string] ?? g.fn }));
+    const existed = new Set(renamed(before.grants).map((g) => g.fn as string));
     expect({ ...after, grants: after.grants.filter((g) => existed.has(g.fn as string)) }).toEqual({
       ...before,
+      grants: renamed(before.grants),
       guards: before.guards.map((g) => (/^lethe_guard_/.test(g.tgname) ? { ...g, tgenabled: 'A' } : g)),
     });
     expect((await client.query(`select status from pii.requests where id = $1`, [queued])).rows).toEqual([
@@ -143,6 +159,35 @@ describe(`upgrade from the ${RELEASE} release`, () => {
       },
     ]);
     expect((await client.query(`select email from app.customers where id = 5`)).rows).toEqual([{ email: null }]);
+
+    // Migration 0013: the release's tombstones, requests and tables are the default kind (the
+    // subject table's name), whose hashes are unchanged: old tombstones still answer and guard,
+    // and calls without a kind still work; a second kind is independent of them.
+    expect(
+      (await client.query(`select distinct kind from pii.tombstones union all select distinct kind from pii.requests`))
+        .rows,
+    ).toEqual([{ kind: 'customers' }, { kind: 'customers' }]);
+    expect((await client.query(`select erased from pii.was_erased('3')`)).rows).toEqual([{ erased: true }]);
+    expect((await client.query(`select erased from pii.was_erased('1', kind => 'customers')`)).rows).toEqual([
+      { erased: true },
+    ]);
+    await client.query(`insert into app.orders values (100, 1, 'Back Again')`);
+    expect((await client.query(`select shipping_name from app.orders where id = 100`)).rows[0].shipping_name).toMatch(
+      /^anon_/,
+    );
+    await client.query(`
+      create table app.staff (id bigint primary key, email text);
+      insert into app.staff values (3, 'staff3@example.com');
+      select pii.register_subject_table('app.staff', 'id', kind => 'staff');
+      select pii.register_column('app.staff', 'email', 'null');`);
+    expect((await client.query(`select erased from pii.was_erased('3', kind => 'staff')`)).rows).toEqual([
+      { erased: false },
+    ]);
+    await client.query(`select * from pii.erase_subjects(array['3'], kind => 'staff')`);
+    expect((await client.query(`select email from app.staff`)).rows).toEqual([{ email: null }]);
+    expect((await client.query(`select erased from pii.was_erased('3', kind => 'customers')`)).rows).toEqual([
+      { erased: true },
+    ]);
     await Promise.all([client.end(), fresh.end()]);
   });
 });

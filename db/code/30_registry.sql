@@ -654,8 +654,7 @@ select
   coalesce(s.key_is_pii, false) as key_is_pii,
   pii_internal.has_leading_index(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)) as has_index,
   (select pg_catalog.count(*) from pii.columns c where c.relid = t.relid and c.category <> 'not_pii') as pii_columns,
-  t.registered_at,
-  t.kind
+  t.registered_at
 from pii.tables t
 left join pii.subject_table s on s.relid = t.relid;
 comment on view pii.registered_tables is 'Registered tables: how each reaches the subject, what erasure does to its rows, whether the subject lookup is indexed.';

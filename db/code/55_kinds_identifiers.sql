@@ -116,7 +116,7 @@ create or replace function pii_internal.normalised_sql(normaliser text, value_sq
 language sql immutable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.format('pg_catalog.nullif(%s, '''')', case normaliser
+  select pg_catalog.format('nullif(%s, '''')', case normaliser
     when 'email' then pg_catalog.format('pg_catalog.lower(pg_catalog.btrim(%s))', value_sql)
     when 'lower_trim' then pg_catalog.format('pg_catalog.lower(pg_catalog.btrim(%s))', value_sql)
     when 'trim' then pg_catalog.format('pg_catalog.btrim(%s)', value_sql)
@@ -262,13 +262,15 @@ $$;
 comment on function pii_internal.tombstone_identifiers(text, text[], text[]) is 'Internal. Writes the keyed hashes of erased subjects'' identifiers (each distinct value hashed once, one statement per table) into pii.identifier_tombstones.';
 
 -- The guards' identifier probe: among rows written to registered table tbl (source, alias
--- t, read by the deputy of owner_tbl), the subjects of rows carrying an identifier of an
--- erased person of the table's kind, merged into the key hits of pii_internal.guard_hits
--- (such a row carries PII). Each distinct value is hashed once; the probe uses the
--- primary key of pii.identifier_tombstones.
+-- t, read by the deputy of owner_tbl), the identifier values (identifier chr(31)
+-- normalised value) of erased persons of the table's kind, each distinct value hashed once
+-- and probed by the primary key of pii.identifier_tombstones. On the kind's subject table
+-- the rows carrying them are the erased person under a new key: their keys are merged into
+-- the key hits of pii_internal.guard_hits (such a row carries PII), with their hashes.
 create or replace function pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[],
                                                         hit_keys text[], hit_scopes text[], hit_pii boolean[],
-                                                        out keys text[], out scopes text[], out pii boolean[])
+                                                        out keys text[], out scopes text[], out pii boolean[],
+                                                        out pairs text[], out new_hashes bytea[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -278,21 +280,23 @@ declare
   path record;
   found_ record;
   sec pii.secret;
+  is_subject boolean;
 begin
-  keys := hit_keys; scopes := hit_scopes; pii := hit_pii;
+  keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
   select * into reg from pii.tables t where t.relid = tbl;
   values_sql := pii_internal.identifier_values_sql(tbl);
   if values_sql is null or not exists (select from pii.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
     return;
   end if;
   path := pii_internal.subject_key_sql(tbl);
-  -- The deputy returns (scope marker, key) and (identifier chr(31) value) pairs, distinct.
+  is_subject := exists (select from pii.subject_table s where s.relid = tbl);
+  -- The deputy returns distinct (scope marker chr(31) key, identifier chr(31) value) pairs.
   found_ := pii_internal.as_owner(owner_tbl, pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
-       from (select distinct case when %s is null then '0' else '1' operator(pg_catalog.||) (%1$s)::text end
-                             operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s as k, v.v
-             from %s as t%s cross join lateral (values %s) as v (v)
-             where %s and v.v is not null) x$q$,
+       from (select distinct case when %1$s is null then '0' else '1' operator(pg_catalog.||) (%1$s)::text end
+                             operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %2$s as k, v.v
+             from %3$s as t%4$s cross join lateral (values %5$s) as v (v)
+             where %6$s and v.v is not null) x$q$,
     coalesce(path.scope_sql, 'null::text'), pii_internal.key_text_sql(path.key_sql, path.key_type),
     source, case when path.from_list = '' then '' else ', ' || path.from_list end, values_sql,
     case when path.join_sql = '' then 'true' else path.join_sql end),
@@ -309,17 +313,62 @@ begin
             hit as (select distinct case when pg_catalog.left(c.k, 1) operator(pg_catalog.=) '0' then null
                                          else pg_catalog.substr(pg_catalog.split_part(c.k, pg_catalog.chr(31), 1), 2) end as s,
                                     pg_catalog.substr(c.k, pg_catalog.strpos(c.k, pg_catalog.chr(31)) operator(pg_catalog.+) 1) as k
-                    from c join erased e on e.v operator(pg_catalog.=) c.v),
+                    from c join erased e on e.v operator(pg_catalog.=) c.v where $9),
             merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
                        union all select hit.k, hit.s, true from hit)
-       select coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
+       select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
+              coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+              coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
        from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-    pii_internal.identifier_hash_sql(reg.kind, 'd.v'))
-    into keys, scopes, pii
-    using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii;
+    pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
+    into pairs, new_hashes, keys, scopes, pii
+    using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
 end
 $$;
-comment on function pii_internal.identifier_hits(regclass, regclass, text, text[], text[], text[], boolean[]) is 'Internal. Adds to a guard''s tombstone hits the subjects of written rows that carry an erased person''s identifier (keyed hash probe by index).';
+comment on function pii_internal.identifier_hits(regclass, regclass, text, text[], text[], text[], boolean[]) is 'Internal. The erased persons'' identifier values among a guard''s written rows (keyed hash probe by index); on a subject table, also the rows'' keys (merged into the key hits) and their subject hashes.';
+
+-- What a guard does to rows of a table other than the subject table that carry an erased
+-- person's identifier (pairs: identifier chr(31) normalised value), whatever subject they
+-- belong to: reject the statement, drop the new rows (skip, INSERT), or erase these rows
+-- only (scrub; rows of delete tables are deleted), never the subject's other rows.
+create or replace function pii_internal.guard_identifier_rows(tbl regclass, row_type text, new_rows text[], pairs text[], mode text, op text)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  carries text := pg_catalog.format('exists (select from (values %s) as v (v) where v.v operator(pg_catalog.=) any ($1::text[]))',
+                                    pii_internal.identifier_values_sql(tbl));
+  pk_cols text;
+  set_list text;
+  rows_of text;
+begin
+  if mode = 'reject' then
+    raise exception 'rows carrying an erased person''s identifier cannot be written to % (% blocked)', pii_internal.qualified_name(tbl), pg_catalog.lower(op)
+      using errcode = 'PII01',
+            hint = 'Stop sending data of erased people, or lift an identifier tombstone with pii.allow_return_identifier(...) for a person who legitimately came back.';
+  end if;
+  -- The written rows, by primary key when there is one (else every row carrying the value).
+  select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ') into pk_cols
+  from pg_catalog.pg_constraint c join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+  where c.conrelid = tbl and c.contype = 'p' and new_rows is not null;
+  rows_of := case when pk_cols is null then '' else pg_catalog.format(' pg_catalog.unnest($5::text[]::%s[]) as n', row_type) end;
+  if pii_internal.erase_action(tbl) = 'delete' or (mode = 'skip' and op = 'INSERT') then
+    return (pii_internal.as_owner(tbl, pg_catalog.format('delete from %s as t%s where %s and %s', pii_internal.qualified_name(tbl),
+              case when rows_of = '' then '' else ' using' || rows_of end, coalesce(pk_cols, 'true'), carries),
+              false, pairs, null, new_rows)).n;
+  end if;
+  set_list := pii_internal.erase_set_list(tbl);
+  if set_list is null then
+    return 0;
+  end if;
+  return (pii_internal.as_owner(tbl, pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii_internal.qualified_name(tbl), set_list,
+            case when rows_of = '' then '' else ' from' || rows_of end, coalesce(pk_cols, 'true'), carries,
+            pii_internal.row_erased_sql(tbl, 'anonymize')),
+            false, pairs, null, new_rows)).n;
+end
+$$;
+comment on function pii_internal.guard_identifier_rows(regclass, text, text[], text[], text, text) is 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.';
 
 create or replace function pii.allow_return_identifier(identifier text, value text, kind text default null)
 returns bigint

@@ -158,6 +158,7 @@ declare
   moved text[];
   row_type text;
   candidates record;
+  idents record;
   pii_keys text[];
   pii_scopes text[];
   pk_cols text;
@@ -206,10 +207,22 @@ begin
     pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
     true, moved, null, new_rows);
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
-  -- An erased person written again under a new key, known by an identifier (email, phone).
-  hits := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
-                                       hits.keys, hits.scopes, hits.pii);
+  -- An erased person written again under a new key, known by an identifier (email, phone):
+  -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
+  -- only the rows carrying the identifier are theirs.
+  idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
+                                         hits.keys, hits.scopes, hits.pii);
+  if pg_catalog.cardinality(idents.new_hashes) > 0 then
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    hits := idents;
+  elsif pg_catalog.cardinality(idents.pairs) > 0 then
+    n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
+  end if;
   if pg_catalog.cardinality(hits.keys) = 0 then
+    if n > 0 then
+      perform pii_internal.write_audit('guard_' || reg.guard_mode, null, pg_catalog.jsonb_build_object(
+        'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op), 'subjects', 0, 'identifier_rows', n, 'rows', n));
+    end if;
     return null;
   end if;
   select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
@@ -270,6 +283,7 @@ declare
   reg pii.tables;
   candidates record;
   hits record;
+  idents record;
   pii_keys text[];
   pii_scopes text[];
   n bigint;
@@ -283,7 +297,14 @@ begin
                                       case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
     true, null, null);
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
-  hits := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
+  idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
+  if pg_catalog.cardinality(idents.new_hashes) > 0 then
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    hits := idents;
+  elsif pg_catalog.cardinality(idents.pairs) > 0 then
+    -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
+    perform pii_internal.guard_identifier_rows(reg.relid, null, null, idents.pairs, case when reg.guard_mode = 'reject' then 'reject' else 'scrub' end, 'ATTACH');
+  end if;
   if pg_catalog.cardinality(hits.keys) = 0 then
     return;
   end if;

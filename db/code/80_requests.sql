@@ -123,7 +123,7 @@ begin
   end if;
   perform pii_internal.enqueue_request_job(rid);
   perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
-    'source', source, 'mode', mode, 'kind', kind_, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
+    'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
     'duplicates', pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes)));
   return rid;
 end
@@ -276,6 +276,7 @@ begin
   update pii.requests r
      set erased = r.erased + (select pg_catalog.count(*) from pii.request_items i
                               where i.request_id = req.id and i.subject_hash = any (claimed) and i.matched),
+         processed = r.processed + pg_catalog.cardinality(claimed),
          held_until = greatest(r.held_until, result.held_until),
          rows_affected = pii_internal.add_row_counts(r.rows_affected,
            (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
@@ -414,7 +415,7 @@ as $$
 begin
   return query
     select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
-           case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
+           case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
            r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error
     from pii.requests r where r.id = request_status.request_id;
   if not found then

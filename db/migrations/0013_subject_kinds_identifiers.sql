@@ -28,6 +28,13 @@ alter table pii.requests add column kind text;
 update pii.requests r set kind = (select s.kind from pii.subject_table s);
 alter table pii.import_rows add column kind text;
 
+-- A request's erased count is subjects erased; it used to count every processed key, so
+-- "erased 302" could be 300 subjects and 2 keys that matched none. processed keeps the
+-- count of processed items (progress); erased is recomputed from the items.
+alter table pii.requests add column processed bigint not null default 0;
+update pii.requests r set processed = r.erased,
+  erased = (select pg_catalog.count(*) from pii.request_items i where i.request_id = r.id and i.status = 'done' and i.matched);
+
 -- Identifier columns: values that name a person whatever their row's key (email, phone,
 -- username, national id, device id). identifier names what the value is, so that the
 -- same email in two tables of one kind is one identifier; normaliser is how a value is
