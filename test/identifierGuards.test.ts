@@ -162,9 +162,9 @@ describe('guards catch an erased person under a new key by an identifier', () =>
           const client = await db.pool.connect();
           try {
             await client.query('begin');
-            const [id, otherId] = (
-              await client.query(`select nextval($1) as a, nextval($1) as b`, [spec.sequence])
-            ).rows.map((r) => [Number(r.a), Number(r.b)])[0]!;
+            const ids = (await client.query(`select nextval($1) as a, nextval($1) as b`, [spec.sequence])).rows[0];
+            const id = Number(ids.a);
+            const otherId = Number(ids.b);
             await client.query(`select pii.set_guard($1, $2)`, [spec.table, mode]);
             const before10 =
               spec === payment

@@ -3,7 +3,9 @@
 // the kind; with one kind it may be omitted, with several it is required. Erasing one kind
 // changes no row of the other. Identifier tombstones, the ledger and every Lethe table hold
 // keyed hashes only.
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importCsv } from '../src/csv/importCsv.js';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -169,6 +171,30 @@ describe('pii.request_erasure by kind', () => {
     expect(changed(before, await checksums())).toEqual(
       ['customer:6', 'customer:7', ...rentals, ...payments, 'staff:4'].sort(),
     );
+  });
+});
+
+describe('CSV import with kinds', () => {
+  const csv = (text: string) => Readable.from([text]);
+  it('takes the kind from a kind column or from the kind option; refuses two kinds in one file and no kind', async () => {
+    const fromColumn = await importCsv(db.pool, csv('customer_id,kind\n8,customer\n9,customer\n'));
+    expect((await db.query(`select kind, total from pii.requests where id = $1`, [fromColumn.requestId])).rows).toEqual(
+      [{ kind: 'customer', total: '2' }],
+    );
+    const fromOption = await importCsv(db.pool, csv('subject_key\n1\n'), { kind: 'staff' });
+    expect((await db.query(`select kind from pii.requests where id = $1`, [fromOption.requestId])).rows).toEqual([
+      { kind: 'staff' },
+    ]);
+    const before = (await db.query(`select count(*)::int as n from pii.requests`)).rows[0].n;
+    await expect(importCsv(db.pool, csv('customer_id,kind\n8,customer\n2,staff\n'))).rejects.toMatchObject({
+      code: '22023',
+      message: expect.stringMatching(/rows of 2 kinds \(customer, staff\); a request erases one kind/),
+    });
+    await expect(importCsv(db.pool, csv('customer_id\n8\n'))).rejects.toMatchObject({
+      code: '22023',
+      message: expect.stringMatching(/several subject kinds/),
+    });
+    expect((await db.query(`select count(*)::int as n from pii.requests`)).rows[0].n).toBe(before);
   });
 });
 
