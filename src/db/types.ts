@@ -111,8 +111,25 @@ export interface PiiHoldSubjects {
   subject_hash: Buffer;
 }
 
+export interface PiiIdentifiers {
+  attnum: number;
+  identifier: string;
+  normaliser: string;
+  registered_at: Generated<Timestamp>;
+  relid: string;
+}
+
+export interface PiiIdentifierTombstones {
+  erased_at: Generated<Timestamp>;
+  identifier: string;
+  identifier_hash: Buffer;
+  kind: string;
+  subject_hash: Buffer;
+}
+
 export interface PiiImportRows {
   import_id: string;
+  kind: string | null;
   row_number: Int8;
   scope: string | null;
   subject_key: string;
@@ -226,8 +243,10 @@ export interface PiiRequests {
   finished_at: Timestamp | null;
   held_until: Timestamp | null;
   id: Generated<string>;
+  kind: string | null;
   matched: Generated<Int8>;
   mode: string;
+  processed: Generated<Int8>;
   request_key_hash: Buffer | null;
   requested_at: Generated<Timestamp>;
   requested_by: Generated<string>;
@@ -319,16 +338,18 @@ export interface PiiSettings {
 }
 
 export interface PiiSubjectTable {
+  hash_prefix: Generated<string>;
   key_attnum: number;
   key_is_pii: Generated<boolean>;
+  kind: string;
   registered_at: Generated<Timestamp>;
   relid: string;
   scope_attnum: number | null;
-  singleton: Generated<boolean>;
 }
 
 export interface PiiTables {
   guard_mode: Generated<string>;
+  kind: string;
   on_erase: string;
   parent_fk_attnum: number | null;
   parent_key_attnum: number | null;
@@ -343,6 +364,7 @@ export interface PiiTombstones {
   erased_at: Timestamp | null;
   erased_xact: string | null;
   flagged_at: Generated<Timestamp>;
+  kind: string | null;
   pseudonym: string | null;
   request_id: string | null;
   subject_hash: Buffer;
@@ -363,6 +385,8 @@ export interface DB {
   "pii.hold_notices": PiiHoldNotices;
   "pii.hold_subjects": PiiHoldSubjects;
   "pii.holds": PiiHolds;
+  "pii.identifier_tombstones": PiiIdentifierTombstones;
+  "pii.identifiers": PiiIdentifiers;
   "pii.import_rows": PiiImportRows;
   "pii.legal_holds": PiiLegalHolds;
   "pii.masked_views": PiiMaskedViews;
