@@ -116,39 +116,11 @@ table pii.hold_subjects owner <owner>
   index CREATE UNIQUE INDEX hold_subjects_pkey ON pii.hold_subjects USING btree (subject_hash, hold_id)
   comment 'The subjects of each hold, as keyed hashes.'
 
-table pii.identifier_tombstones owner <owner>
-  column kind text not null
-  column identifier_hash bytea not null
-  column subject_hash bytea not null
-  column identifier text not null
-  column erased_at timestamp with time zone not null default now()
-  constraint identifier_tombstones_pkey PRIMARY KEY (kind, identifier_hash, subject_hash)
-  index CREATE INDEX identifier_tombstones_subject_hash_idx ON pii.identifier_tombstones USING btree (subject_hash)
-  index CREATE UNIQUE INDEX identifier_tombstones_pkey ON pii.identifier_tombstones USING btree (kind, identifier_hash, subject_hash)
-  comment 'Keyed hashes (never values) of erased subjects'' identifiers, by kind: what the guards probe for an erased person re-ingested under a new key.'
-
-table pii.identifiers owner <owner>
-  column relid regclass not null
-  column attnum smallint not null
-  column identifier text not null
-  column normaliser text not null
-  column registered_at timestamp with time zone not null default now()
-  constraint identifiers_identifier_check CHECK ((identifier ~ '^[a-z][a-z0-9_]{0,62}$'::text))
-  constraint identifiers_normaliser_check CHECK ((normaliser = ANY (ARRAY['email'::text, 'phone'::text, 'lower_trim'::text, 'trim'::text, 'exact'::text])))
-  constraint identifiers_pkey PRIMARY KEY (relid, attnum)
-  constraint identifiers_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
-  index CREATE UNIQUE INDEX identifiers_pkey ON pii.identifiers USING btree (relid, attnum)
-  grant SELECT to pii_admin
-  grant SELECT to pii_auditor
-  grant SELECT to pii_operator
-  comment 'Registered identifier columns (email, phone, username, national id, device id): their keyed hashes go into the subject''s tombstone at erasure, and guards refuse an erased person coming back under a new key by any of them.'
-
 table pii.import_rows owner <owner>
   column import_id uuid not null
   column row_number bigint not null
   column subject_key text not null
   column scope text
-  column kind text
   grant INSERT to pii_operator
   comment 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.'
 
@@ -253,8 +225,6 @@ table pii.requests owner <owner>
   column residual_count integer
   column error text
   column held_until date
-  column kind text
-  column processed bigint not null default 0
   constraint requests_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
   constraint requests_pkey PRIMARY KEY (id)
   constraint requests_request_key_hash_key UNIQUE (request_key_hash)
@@ -344,23 +314,22 @@ table pii.settings owner <owner>
   comment 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views'
 
 table pii.subject_table owner <owner>
+  column singleton boolean not null default true
   column relid regclass not null
   column key_attnum smallint not null
   column scope_attnum smallint
   column key_is_pii boolean not null default false
   column registered_at timestamp with time zone not null default now()
-  column kind text not null
-  column hash_prefix text not null default ''::text
-  constraint subject_table_kind_check CHECK (((kind <> ''::text) AND (length(kind) <= 63)))
-  constraint subject_table_pkey PRIMARY KEY (kind)
+  constraint subject_table_pkey PRIMARY KEY (singleton)
   constraint subject_table_relid_key UNIQUE (relid)
-  index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (kind)
+  constraint subject_table_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (singleton)
   index CREATE UNIQUE INDEX subject_table_relid_key ON pii.subject_table USING btree (relid)
   trigger CREATE TRIGGER masking_subject_table_change AFTER INSERT OR DELETE OR UPDATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'The tables whose rows are data subjects, one per kind (customer, staff). hash_prefix: what a kind''s subject hashes are prefixed with ('''' for the first kind).'
+  comment 'The one table whose rows are data subjects (customers, contacts).'
 
 table pii.tables owner <owner>
   column relid regclass not null
@@ -372,10 +341,8 @@ table pii.tables owner <owner>
   column on_erase text not null
   column guard_mode text not null default 'scrub'::text
   column registered_at timestamp with time zone not null default now()
-  column kind text not null
   constraint tables_check CHECK ((((subject_attnum IS NOT NULL) AND (parent_relid IS NULL) AND (parent_fk_attnum IS NULL) AND (parent_key_attnum IS NULL)) OR ((subject_attnum IS NULL) AND (parent_relid IS NOT NULL) AND (parent_fk_attnum IS NOT NULL) AND (parent_key_attnum IS NOT NULL))))
   constraint tables_guard_mode_check CHECK ((guard_mode = ANY (ARRAY['scrub'::text, 'reject'::text, 'skip'::text, 'off'::text])))
-  constraint tables_kind_fkey FOREIGN KEY (kind) REFERENCES pii.subject_table(kind)
   constraint tables_on_erase_check CHECK ((on_erase = ANY (ARRAY['anonymize'::text, 'delete'::text])))
   constraint tables_parent_relid_fkey FOREIGN KEY (parent_relid) REFERENCES pii.tables(relid)
   constraint tables_pkey PRIMARY KEY (relid)
@@ -384,7 +351,6 @@ table pii.tables owner <owner>
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
-  trigger CREATE TRIGGER tables_kind BEFORE INSERT OR UPDATE OF parent_relid, subject_attnum ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.set_table_kind()
   trigger CREATE TRIGGER tables_sync_guards AFTER INSERT OR DELETE OR UPDATE OF guard_mode ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.sync_guard_triggers()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
@@ -398,7 +364,6 @@ table pii.tombstones owner <owner>
   column flagged_at timestamp with time zone not null default now()
   column erased_at timestamp with time zone
   column erased_xact xid8
-  column kind text
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii.tombstones USING btree (subject_hash)
@@ -664,8 +629,8 @@ view pii.retention_policies owner <owner> with (security_barrier=true) as
 
 -- functions
 
-function pii.allow_return(text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.allow_return(subject_key text, scope text DEFAULT NULL::text, kind text DEFAULT NULL::text)
+function pii.allow_return(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.allow_return(subject_key text, scope text DEFAULT NULL::text)
      RETURNS boolean
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -675,61 +640,18 @@ function pii.allow_return(text,text,text) owner <owner>
       h bytea;
     begin
       select r.subject_hash into h
-      from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end, kind => kind) r;
+      from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
       delete from pii.tombstones t where t.subject_hash = h;
       if not found then
         return false;
       end if;
-      -- The person is back under any key: their identifiers no longer stop them either.
-      delete from pii.identifier_tombstones it where it.subject_hash = h;
       perform pii_internal.write_audit('allow_return', null, '{}'::jsonb, h);
       return true;
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them, by key
-and by their identifiers (pii.allow_return_identifier lifts one identifier only). Audited with the keyed hash.
-Returns false when there was no tombstone. Example: select pii.allow_return(''42''); select pii.allow_return(''7'', kind => ''staff'');'
-
-function pii.allow_return_identifier(text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.allow_return_identifier(identifier text, value text, kind text DEFAULT NULL::text)
-     RETURNS bigint
-     LANGUAGE plpgsql
-     SECURITY DEFINER
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      subj pii.subject_table := pii_internal.subject_kind(kind);
-      normaliser_ text;
-      sec pii.secret;
-      h bytea;
-      n bigint;
-    begin
-      if value is null then
-        raise exception 'value must not be NULL' using errcode = '22004';
-      end if;
-      select i.normaliser into normaliser_ from pii.identifiers i join pii.tables t on t.relid = i.relid
-      where t.kind operator(pg_catalog.=) subj.kind and i.identifier operator(pg_catalog.=) allow_return_identifier.identifier
-      limit 1;
-      if normaliser_ is null then
-        raise exception 'no identifier "%" is registered for kind "%"', identifier, subj.kind using errcode = '22023';
-      end if;
-      select * into sec from pii.secret;
-      execute pg_catalog.format('select %s', pii_internal.identifier_hash_sql(subj.kind,
-                pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)', identifier, pii_internal.normalised_sql(normaliser_, '$1'))))
-        into h using value, null::text, sec.inner_key, sec.outer_key;
-      delete from pii.identifier_tombstones it where it.kind operator(pg_catalog.=) subj.kind and it.identifier_hash operator(pg_catalog.=) h;
-      get diagnostics n = row_count;
-      if n > 0 then
-        perform pii_internal.write_audit('allow_return_identifier', null, pg_catalog.jsonb_build_object('kind', subj.kind, 'identifier', identifier, 'tombstones', n));
-      end if;
-      return n;
-    end
-    $function$
-  grant EXECUTE to pii_operator
-  comment 'Lets a person who legitimately comes back under a new key (signs up again with the same email) through the
-identifier guards: removes the identifier tombstones of that value (normalised as registered). Returns how many were
-removed. Audited without the value. Example: select pii.allow_return_identifier(''email'', ''Ann@Example.com'', kind => ''customer'');'
+  comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
+Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return(''42'');'
 
 function pii.api_key_scope(bytea,uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.api_key_scope(key_hash bytea DEFAULT NULL::bytea, key_id uuid DEFAULT NULL::uuid)
@@ -896,17 +818,8 @@ function pii.discover(integer) owner <owner>
     AS $function$
     declare
       tbl record;
-      col record;
-      rec record;
-      vr record;
-      nr record;
-      sample_cols text[];
-      sample_idx integer[];
-      sample_json boolean[];
-      sql_ text;
-      counts jsonb;
-      found_ boolean;
-      flagged name[];
+      sample_sql text;
+      flagged text[];
     begin
       if sample_rows is null then
         raise exception 'sample_rows must not be NULL' using errcode = '22004';
@@ -915,67 +828,14 @@ function pii.discover(integer) owner <owner>
         raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
       end if;
 
-      for tbl in
-        select c.oid::regclass as relid, pii_internal.qualified_name(c.oid) as name,
-               pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
-        from pg_catalog.pg_class c
-        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-        where c.relkind in ('r', 'p') and not c.relispartition
-          and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
-          and n.nspname !~ '^pg_'
-          and not exists (select from pg_catalog.pg_depend d
-                          where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-        order by 2
-      loop
-        table_name := tbl.name;
-        sample_cols := '{}';
-        sample_idx := '{}';
-        sample_json := '{}';
+      for tbl in select * from pii_internal.discovery_tables() loop
         flagged := '{}';
-
-        -- By name and by type.
-        for col in
-          select a.attnum, a.attname, t.typcategory, t.typname,
-                 pii_internal.discovery_normalize(a.attname) as norm,
-                 r.erase, r.mask,
-                 pii_internal.is_link_column(tbl.relid, a.attnum) as link
-          from pg_catalog.pg_attribute a
-          join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
-          left join pii.columns r on r.relid = tbl.relid and r.attnum = a.attnum
-          where a.attrelid = tbl.relid and a.attnum > 0 and not a.attisdropped
-          order by a.attnum
-        loop
-          if col.erase is null and not col.link then
-            found_ := false;
-            for nr in select * from pii_internal.discovery_name_rules() x
-                      where col.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, col.typcategory) > 0
-                      limit 1
-            loop
-              column_name := col.attname;
-              reason := pg_catalog.format('name suggests %s', nr.rule);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
-              found_ := true;
-              flagged := flagged || col.attname;
-              return next;
-            end loop;
-            if not found_ and col.typname in ('inet', 'cidr') then
-              column_name := col.attname;
-              reason := pg_catalog.format('type %s holds IP addresses', col.typname);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
-              return next;
-            end if;
-          end if;
-          -- Values are sampled for unregistered text and jsonb columns, for columns classified
-          -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
-          if tbl.readable and not col.link
-             and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-             and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
-            sample_cols := sample_cols || col.attname::text;
-            sample_idx := sample_idx || col.attnum::integer;
-            sample_json := sample_json || (col.typname in ('json', 'jsonb'));
-          end if;
+        for column_name, reason, suggestion in select * from pii_internal.discovery_by_name(tbl.relid) loop
+          table_name := tbl.name;
+          flagged := flagged || column_name;
+          return next;
         end loop;
-
+        table_name := tbl.name;
         if not tbl.readable then
           column_name := null;
           reason := 'not sampled: Lethe''s owner role cannot read this table';
@@ -983,98 +843,9 @@ function pii.discover(integer) owner <owner>
           return next;
           continue;
         end if;
-        if pg_catalog.cardinality(sample_cols) = 0 then
-          continue;
-        end if;
-
-        -- By value: one sampling query per table; per column (and per jsonb key path, three
-        -- levels deep), how many sampled values match each pattern. Counts only.
-        begin
-          sql_ := pg_catalog.format(
-            $q$with recursive s as (%s),
-             cells as (
-               select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
-             ),
-             walk (i, path, j, depth) as (
-               select c.i, e.key, e.value, 1
-               from cells c
-               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
-               union all
-               select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
-               from walk w
-               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
-               where w.depth operator(pg_catalog.<) 3
-             ),
-             vals (i, path, val) as (
-               select c.i, null::text, c.val from cells c where c.val is not null
-               union all
-               select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
-             )
-             select v.i, v.path, pg_catalog.count(*) as n, %s
-             from vals v group by v.i, v.path$q$,
-            pii_internal.discovery_sample_sql(tbl.relid, sample_rows,
-                                     (select pg_catalog.string_agg(pg_catalog.format('t.%I', x.c), ', ') from pg_catalog.unnest(sample_cols) as x (c))),
-            (select pg_catalog.string_agg(
-                      case when x.j then pg_catalog.format('(%s, null::text, s.%I::jsonb)', x.k, x.c)
-                           else pg_catalog.format('(%s, s.%I::text, null::jsonb)', x.k, x.c) end, ', ')
-             from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
-            (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
-             from pii_internal.discovery_value_rules() r));
-          for rec in execute sql_ loop
-            select a.attname, r.erase, r.mask, r.category into col
-            from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
-            where a.attrelid = tbl.relid and a.attnum = rec.i;
-            counts := pg_catalog.to_jsonb(rec);
-            -- A jsonb key this column's rule already removes is fine.
-            if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
-               and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
-              continue;
-            end if;
-            if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
-              continue;  -- already reported by name, or a jsonb rule (its keys are checked)
-            end if;
-            for vr in select * from pii_internal.discovery_value_rules() r loop
-              if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
-                column_name := col.attname;
-                reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
-                            counts ->> vr.key, rec.n,
-                            case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
-                            case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
-                if rec.path is not null then
-                  -- The key name may say more than the value pattern.
-                  select x.category into nr from pii_internal.discovery_name_rules() x
-                  where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
-                else
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
-                end if;
-                return next;
-                exit;  -- one value finding per column or key
-              end if;
-            end loop;
-            -- A jsonb key whose name says PII, whatever its sampled values.
-            if rec.path is not null then
-              for nr in select * from pii_internal.discovery_name_rules() x
-                        where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
-              loop
-                if not exists (select from pii_internal.discovery_value_rules() r
-                               where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
-                  column_name := col.attname;
-                  reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
-                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
-                  return next;
-                end if;
-              end loop;
-            end if;
-          end loop;
-        exception when others then
-          -- Never echo a value: the SQLSTATE says enough.
-          column_name := null;
-          reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
-          suggestion := null;
-          return next;
-        end;
+        sample_sql := pii_internal.discovery_sample_query(tbl.relid, sample_rows);
+        continue when sample_sql is null;
+        return query select tbl.name, f.column_name, f.reason, f.suggestion from pii_internal.discovery_by_value(tbl.relid, sample_sql, flagged) f;
       end loop;
     end
     $function$
@@ -1142,15 +913,14 @@ NOTIFY pii_notification names the policy and count. Unapproved versions are refu
 author does not have the caller''s rights (42501 by name; outcome refused on schedule). Every run is recorded
 (pii.retention_history). Example: select * from pii.enforce_retention(''inactive-3y'');'
 
-function pii.erase_subjects(text[],text[],text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.erase_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, kind text DEFAULT NULL::text)
+function pii.erase_subjects(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.erase_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text)
      RETURNS TABLE(table_name text, rows_affected bigint)
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      kind_ text;
       keys text[];
       scps text[];
       hashes bytea[];
@@ -1162,18 +932,17 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       -- then seen by the statements below), and makes later ones wait until this
       -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
       lock table pii_internal.erasure_lock in share row exclusive mode;
-      kind_ := (pii_internal.subject_kind(kind)).kind;
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
              coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
         into keys, scps, hashes, pseudonyms
-      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
+      from pii_internal.resolve_subjects(subject_keys, scopes) r;
 
-      perform pii_internal.flag_subjects(hashes, pseudonyms, null, kind_);
-      result := pii_internal.erase_resolved(keys, scps, mode, kind_);
+      perform pii_internal.flag_subjects(hashes, pseudonyms);
+      result := pii_internal.erase_resolved(keys, scps, mode);
       update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
-        'mode', mode, 'kind', kind_, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
+        'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
         'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))));
       raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
         pg_catalog.cardinality(keys) - pg_catalog.cardinality(result.matched);
@@ -1182,13 +951,11 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Erases subjects of a kind now, set-based, in the caller''s transaction: one statement per registered table of the kind
-(children first). mode erase: each table''s on_erase (anonymize: apply column strategies; delete: remove rows); mode
-delete: every registered row and the subject row go. Keys are cast to the key column''s type; unknown keys are ignored
-and counted (NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed
-hash only, and their registered identifiers'' keyed hashes). kind may be omitted when the install has one kind.
-Verify afterwards with pii.verify_erasure_keys(the same keys).
-Example: select * from pii.erase_subjects(array[''42'', ''43'']); select * from pii.erase_subjects(array[''7''], kind => ''staff'');'
+  comment 'Erases subjects now, set-based, in the caller''s transaction: one statement per registered table (children first).
+mode erase: each table''s on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
+registered row and the subject row go. Keys are cast to the key column''s type; unknown keys are ignored and counted
+(NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
+Example: select * from pii.erase_subjects(array[''42'', ''43'']);'
 
 function pii.fail_request(uuid,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.fail_request(request_id uuid, error text)
@@ -1350,7 +1117,7 @@ function pii.hold_tick(date) owner <owner>
 
       -- Ended holds (expired or released): one request per hold erases the rows it kept, for
       -- its subjects that were erased meanwhile and no other hold still keeps.
-      for ended in select h.id, h.subjects, h.kind from pii.legal_holds h
+      for ended in select h.id, h.subjects from pii.legal_holds h
                    where h.ended_at is null and (h.released_at is not null or h.held_until < today)
                    order by h.placed_at
       loop
@@ -1361,12 +1128,12 @@ function pii.hold_tick(date) owner <owner>
         where hs.hold_id = ended.id
           and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
         if hashes is not null then
-          found_ := pii_internal.subjects_by_hash(hashes, ended.kind);
+          found_ := pii_internal.subjects_by_hash(hashes);
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
             rid := pii_internal.create_request(
               found_.subject_keys,
               case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
-              null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
+              null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null);
           end if;
         end if;
         update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
@@ -1652,7 +1419,7 @@ function pii.place_hold(text[],text,date,regclass[],text,text[]) owner <owner>
           raise exception 'table % is not registered with Lethe: only registered tables can be held', bad using errcode = '22023';
         end if;
       end if;
-      select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind) r;
+      select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes) r;
       if hashes is null then
         raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
       end if;
@@ -1727,7 +1494,6 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       if req.status in ('done', 'failed') then
         return 0;
       end if;
-      req.kind := coalesce(req.kind, (pii_internal.subject_kind(null)).kind);
       -- Like a guard, before any row is locked: a direct erasure in flight finishes first, so
       -- the two never wait for each other's rows.
       perform pii_internal.wait_for_erasures();
@@ -1752,7 +1518,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       where r.id = req.id and r.status = 'queued';
 
       -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
-      perform pii_internal.flag_subjects(claimed, pseudonyms, req.id, req.kind);
+      perform pii_internal.flag_subjects(claimed, pseudonyms, req.id);
       select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
       from (select tb.subject_hash from pii.tombstones tb
             where tb.subject_hash = any (claimed)
@@ -1763,8 +1529,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
         into erase_keys, erase_scopes
       from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
-      idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
-      result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
+      idents := pii_internal.capture_identifiers(erase_keys, erase_scopes);
+      result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
       update pii.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
@@ -1779,11 +1545,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
        where i.request_id = req.id and i.subject_hash = any (claimed);
       update pii.request_items i set matched = true
        where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
-      -- Erased counts subjects erased, never keys that matched no subject.
       update pii.requests r
-         set erased = r.erased + (select pg_catalog.count(*) from pii.request_items i
-                                  where i.request_id = req.id and i.subject_hash = any (claimed) and i.matched),
-             processed = r.processed + pg_catalog.cardinality(claimed),
+         set erased = r.erased + pg_catalog.cardinality(claimed),
              held_until = greatest(r.held_until, result.held_until),
              rows_affected = pii_internal.add_row_counts(r.rows_affected,
                (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)))
@@ -1813,7 +1576,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
       perform pii_internal.check_limit_and_mode(max_subjects, mode);
       select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
         into r
-      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1), null, kind) x;
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
       n := pg_catalog.cardinality(r.keys);
       if n > max_subjects then
         raise exception 'subject_query selects % subjects, more than max_subjects (%): nothing was requested', n, max_subjects
@@ -1827,7 +1590,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
         raise exception 'subject_query selects no subject: nothing to request' using errcode = '22023';
       end if;
       return query select pii_internal.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
-                                             'query', mode, null, kind), n, null::jsonb;
+                                             'query', mode, null), n, null::jsonb;
     end
     $function$
   grant EXECUTE to pii_operator
@@ -1969,58 +1732,8 @@ erase: null | set:<literal> (set:DEACTIVATED, set:true) | pseudonym (keyed HMAC,
 mask (masked views): hide | email | partial:<first>,<last> | hash | year | set:<literal> | clear.
 Example: select pii.register_column(''crm.customers'', ''email'', ''null'', mask => ''email'', category => ''contact'');'
 
-function pii.register_identifier(regclass,name,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.register_identifier(tbl regclass, col name, normaliser text, identifier text DEFAULT NULL::text)
-     RETURNS void
-     LANGUAGE plpgsql
-     SECURITY DEFINER
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      reg pii.tables;
-      n smallint;
-      rule pii.columns;
-      name_ text;
-    begin
-      if tbl is null then
-        raise exception 'table must not be NULL' using errcode = '22004';
-      end if;
-      select * into reg from pii.tables t where t.relid = tbl;
-      if reg.relid is null then
-        raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
-          using errcode = '55000', hint = 'Register the table (pii.register_table, register_child_table or register_subject_table) and the column (pii.register_column) first.';
-      end if;
-      n := pii_internal.column_attnum(tbl, col);
-      if normaliser is null or normaliser not in ('email', 'phone', 'lower_trim', 'trim', 'exact') then
-        raise exception 'unknown identifier normaliser "%" (column %.%)', normaliser, pii_internal.qualified_name(tbl), col
-          using errcode = '22023', hint = 'Expected one of: email (lower(trim())), phone (digits only), lower_trim, trim, exact.';
-      end if;
-      name_ := coalesce(identifier, case when normaliser in ('email', 'phone') then normaliser else col end);
-      if name_ !~ '^[a-z][a-z0-9_]{0,62}$' then
-        raise exception 'identifier name "%" must be lower case letters, digits and _ (column %.%)', name_, pii_internal.qualified_name(tbl), col
-          using errcode = '22023', hint = 'Pass identifier => ''username'' (the same name in every table that holds it).';
-      end if;
-      select * into rule from pii.columns c where c.relid = tbl and c.attnum = n;
-      if rule.relid is null or rule.erase = 'keep' then
-        raise exception 'column %.% must be registered with an erase strategy other than keep before it is an identifier', pii_internal.qualified_name(tbl), col
-          using errcode = '55000', hint = pg_catalog.format('select pii.register_column(%L, %L, ''null'');', pii_internal.qualified_name(tbl), col);
-      end if;
-      insert into pii.identifiers (relid, attnum, identifier, normaliser)
-      values (tbl, n, name_, normaliser)
-      on conflict (relid, attnum) do update set identifier = excluded.identifier, normaliser = excluded.normaliser;
-      perform pii_internal.write_audit('register_identifier', null, pg_catalog.jsonb_build_object(
-        'table', pii_internal.qualified_name(tbl), 'column', col, 'identifier', name_, 'normaliser', normaliser, 'kind', reg.kind));
-    end
-    $function$
-  grant EXECUTE to pii_admin
-  comment 'Declares a registered PII column an identifier of its kind''s subjects (email, phone, username, national id, device
-id). At erasure the keyed hash of each normalised value (never the value) goes into the subject''s tombstone; guards
-then catch the erased person written again under a new key by that identifier. normaliser: email / lower_trim
-(lower(trim())), phone (digits only), trim, exact. identifier names the value across tables (default: email or phone
-for those normalisers, else the column name). Example: select pii.register_identifier(''crm.customers'', ''email'', ''email'');'
-
-function pii.register_subject_table(regclass,name,name,boolean,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.register_subject_table(tbl regclass, key_column name, scope_column name DEFAULT NULL::name, key_is_pii boolean DEFAULT false, kind text DEFAULT NULL::text)
+function pii.register_subject_table(regclass,name,name,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.register_subject_table(tbl regclass, key_column name, scope_column name DEFAULT NULL::name, key_is_pii boolean DEFAULT false)
      RETURNS void
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -2029,8 +1742,7 @@ function pii.register_subject_table(regclass,name,name,boolean,text) owner <owne
     declare
       key_n smallint;
       scope_n smallint;
-      existing pii.subject_table;
-      kind_ text;
+      existing regclass;
     begin
       if tbl is null then
         raise exception 'table must not be NULL' using errcode = '22004';
@@ -2048,60 +1760,37 @@ function pii.register_subject_table(regclass,name,name,boolean,text) owner <owne
           using errcode = '42804', hint = 'A PII key (an email, a phone) is replaced by a text pseudonym on erasure.';
       end if;
 
-      -- Several subject tables per install, one per kind (default: the table's name).
-      select * into existing from pii.subject_table s where s.relid = tbl;
-      kind_ := coalesce(kind, existing.kind, (select c.relname::text from pg_catalog.pg_class c where c.oid = tbl));
-      if kind_ = '' or pg_catalog.length(kind_) > 63 then
-        raise exception 'subject kind must be 1 to 63 characters (table %)', pii_internal.qualified_name(tbl) using errcode = '22023';
+      select s.relid into existing from pii.subject_table s;
+      if existing is not null and existing <> tbl then
+        raise exception 'a subject table is already registered (%); Lethe has one per install', pii_internal.qualified_name(existing)
+          using errcode = '55000', hint = 'Call pii.unregister_subject_table() first.';
       end if;
-      if existing.kind is not null and existing.kind <> kind_ then
-        raise exception 'table % is already the subject table of kind "%"', pii_internal.qualified_name(tbl), existing.kind using errcode = '55000',
-          hint = pg_catalog.format('Call pii.unregister_subject_table(%L) first.', existing.kind);
-      end if;
-      if existing.kind is null and exists (select from pii.tables t where t.relid = tbl) then
-        raise exception 'table % belongs to kind "%": a subject table is already registered (%) above it', pii_internal.qualified_name(tbl),
-          (select t.kind from pii.tables t where t.relid = tbl),
-          (select pii_internal.qualified_name(s.relid) from pii.subject_table s join pii.tables t on t.kind = s.kind where t.relid = tbl)
-          using errcode = '55000', hint = 'Unregister it (pii.unregister_table) before registering it as a subject table of its own kind.';
-      end if;
-      if exists (select from pii.subject_table s where s.kind = kind_ and s.relid <> tbl) then
-        raise exception 'subject kind "%" is already registered with table %', kind_,
-          (select pii_internal.qualified_name(s.relid) from pii.subject_table s where s.kind = kind_)
-          using errcode = '55000', hint = pg_catalog.format('Pass another kind => ..., or call pii.unregister_subject_table(%L) first.', kind_);
-      end if;
-      if existing.kind is not null and exists (select from pii.tables t where t.kind = kind_ and t.relid <> tbl) then
+      if existing is not null and exists (select from pii.tables t where t.relid <> tbl) then
         raise exception 'subject table % cannot change while other tables are registered', pii_internal.qualified_name(tbl)
           using errcode = '55000';
       end if;
 
-      -- The first kind hashes subjects as Lethe always has; a later kind's hashes carry its
-      -- name (pii_internal.kind_hash_sql), so the same key in two kinds is two subjects.
-      insert into pii.subject_table (kind, relid, key_attnum, scope_attnum, key_is_pii, hash_prefix)
-      values (kind_, tbl, key_n, scope_n, coalesce(key_is_pii, false),
-              case when existing.kind is not null then existing.hash_prefix
-                   when not exists (select from pii.subject_table s where s.hash_prefix = '')
-                        and not exists (select from pii.tombstones tb where tb.kind is distinct from kind_) then ''
-                   else kind_ || pg_catalog.chr(30) end)
-      on conflict on constraint subject_table_pkey do update
+      insert into pii.subject_table (relid, key_attnum, scope_attnum, key_is_pii)
+      values (tbl, key_n, scope_n, coalesce(key_is_pii, false))
+      on conflict (singleton) do update
         set key_attnum = excluded.key_attnum, scope_attnum = excluded.scope_attnum, key_is_pii = excluded.key_is_pii;
 
-      insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase, kind)
-      values (tbl, key_n, scope_n, 'anonymize', kind_)
+      insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
+      values (tbl, key_n, scope_n, 'anonymize')
       on conflict (relid) do update set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = 'anonymize';
 
       if not pii_internal.has_leading_index(tbl, coalesce(scope_n, key_n)) and not pii_internal.has_leading_index(tbl, key_n) then
         raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), key_column
           using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), key_column);
       end if;
-      perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null, 'kind', kind_));
+      perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null));
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Registers a table whose rows are data subjects of a kind (kind defaults to the table''s name; an install may have
-several kinds: customer, staff). Its record is kept on erasure (anonymize). Tables registered through it belong to
-its kind. scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with
-a pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
-Example: select pii.register_subject_table(''crm.customers'', ''id'', kind => ''customer'');'
+  comment 'Registers the table whose rows are data subjects (one per install). Its record is kept on erasure (anonymize).
+scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with a
+pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
+Example: select pii.register_subject_table(''crm.customers'', ''id'', scope_column => ''brand_id'');'
 
 function pii.register_table(regclass,name,text,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name DEFAULT NULL::name)
@@ -2119,23 +1808,10 @@ function pii.register_table(regclass,name,text,name) owner <owner>
       if tbl is null then
         raise exception 'table must not be NULL' using errcode = '22004';
       end if;
-      -- The kind: the subject table subject_column's foreign key references, else the only kind.
-      select s.* into subj from pii.subject_table s
-      join pg_catalog.pg_constraint c on c.confrelid = s.relid and c.conrelid = tbl and c.contype = 'f'
-      join pg_catalog.pg_attribute a on a.attrelid = tbl and a.attname = subject_column and c.conkey = array[a.attnum]
-      limit 1;
-      if subj.relid is null and not exists (select from pii.subject_table) then
+      select * into subj from pii.subject_table;
+      if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000',
           hint = 'Call pii.register_subject_table(...) first.';
-      end if;
-      if exists (select from pii.subject_table s where s.relid = tbl) then
-        select * into subj from pii.subject_table s where s.relid = tbl;
-      elsif subj.relid is null and (select pg_catalog.count(*) from pii.subject_table) > 1 then
-        raise exception 'which subject kind does % belong to? no foreign key from %.% to a subject table (kinds %)',
-          pii_internal.qualified_name(tbl), pii_internal.qualified_name(tbl), subject_column, pii_internal.kind_list()
-          using errcode = '22023', hint = 'Add the foreign key to the subject table of its kind, or register the table under a registered parent (pii.register_child_table).';
-      elsif subj.relid is null then
-        select * into subj from pii.subject_table;
       end if;
       if tbl = subj.relid then
         raise exception 'table % is the subject table; it is registered already', pii_internal.qualified_name(tbl) using errcode = '55000';
@@ -2213,25 +1889,23 @@ function pii.release_hold(uuid) owner <owner>
   comment 'Ends a legal hold now (audited): its subjects are no longer left out of retention, and the expiry job erases their
 held rows. Example: select pii.release_hold(''6f1c…''::uuid);'
 
-function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone, kind text DEFAULT NULL::text)
+function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
      RETURNS uuid
      LANGUAGE sql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at, kind)
+      select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
     $function$
   grant EXECUTE to pii_operator
   comment 'Records an erasure request for any number of subjects and queues it (graphile-worker job lethe_process_request)
 in the caller''s transaction: rollback = no request, no job. Subjects are flagged at once (guards act from now).
 Idempotent on request_key: the same key returns the same id. due_at defaults to now() + pii.settings.default_due.
-A request erases subjects of one kind (kind may be omitted when the install has one).
-Example: select pii.request_erasure(array[''42'', ''43''], request_key => ''ticket-1812'');
-select pii.request_erasure(array[''7''], kind => ''staff'');'
+Example: select pii.request_erasure(array[''42'', ''43''], request_key => ''ticket-1812'');'
 
-function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.request_erasure_from_import(import_id uuid, request_key text DEFAULT NULL::text, source text DEFAULT 'csv'::text, mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone, kind text DEFAULT NULL::text)
+function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure_from_import(import_id uuid, request_key text DEFAULT NULL::text, source text DEFAULT 'csv'::text, mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
      RETURNS uuid
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -2242,36 +1916,25 @@ function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time
       scps text[];
       rows_ bigint[];
       rid uuid;
-      kinds text[];
     begin
       select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
-             pg_catalog.array_agg(i.row_number order by i.row_number), pg_catalog.array_agg(distinct i.kind) filter (where i.kind is not null)
-        into keys, scps, rows_, kinds
+             pg_catalog.array_agg(i.row_number order by i.row_number)
+        into keys, scps, rows_
       from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
       if keys is null then
         raise exception 'import % has no staged rows', import_id using errcode = '22023';
       end if;
-      -- One request is one kind: the file's kind column (one value), or the kind argument.
-      if pg_catalog.cardinality(kinds) > 1 then
-        raise exception 'import %: rows of % kinds (%); a request erases one kind', import_id, pg_catalog.cardinality(kinds), pg_catalog.array_to_string(kinds, ', ')
-          using errcode = '22023', hint = 'Split the file by kind, or import each kind with --kind.';
-      end if;
-      if kind is not null and kinds is not null and kinds[1] <> kind then
-        raise exception 'import %: the rows say kind "%", the call says "%"', import_id, kinds[1], kind using errcode = '22023';
-      end if;
       if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
         raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
       end if;
-      rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at,
-                                         coalesce(kind, kinds[1]));
+      rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
       delete from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
       return rid;
     end
     $function$
   grant EXECUTE to pii_operator
   comment 'Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
-row; duplicates are counted) and removes the staged rows in the same transaction. The kind is the rows'' kind column
-(one value) or the kind argument (omitted when the install has one kind).
+row; duplicates are counted) and removes the staged rows in the same transaction.
 Example: select pii.request_erasure_from_import(''2b1e…''::uuid, request_key => ''dpo-2026-11.csv'');'
 
 function pii.request_erasure_from_query(text,integer,text,text,text,boolean) owner <owner>
@@ -2320,7 +1983,7 @@ function pii.request_status(uuid) owner <owner>
     begin
       return query
         select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
-               case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
+               case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
                r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error
         from pii.requests r where r.id = request_status.request_id;
       if not found then
@@ -2357,9 +2020,7 @@ function pii.restore_check(jsonb) owner <owner>
       rids uuid[] := '{}';
       r record;
     begin
-      -- The first kind (hashes without a kind prefix). Subjects of later kinds get their
-      -- tombstones and identifier tombstones back, but are not looked for to re-erase.
-      select * into subj from pii.subject_table s order by s.hash_prefix limit 1;
+      select * into subj from pii.subject_table;
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
       end if;
@@ -2411,24 +2072,13 @@ function pii.restore_check(jsonb) owner <owner>
 
       -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
       --    who are back (their request marks them erased), erased as of the ledger for the rest.
-      insert into pii.tombstones as tb (subject_hash, erased_at, kind)
-      select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end,
-             coalesce(k.kind, subj.kind)
+      insert into pii.tombstones as tb (subject_hash, erased_at)
+      select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
       from unnest(hashes, times, states) as c (h, t, st)
-      left join (select distinct on (p.subject_hash) p.subject_hash, p.kind from pg_catalog.unnest(parsed) p
-                 where p.kind is not null order by p.subject_hash, p.seq desc) k on k.subject_hash operator(pg_catalog.=) c.h
       where c.st in ('replayed', 'not_present')
       on conflict (subject_hash) do update set erased_at = excluded.erased_at
         where excluded.erased_at is not null and (tb.erased_at is null or tb.erased_at operator(pg_catalog.<) excluded.erased_at);
       get diagnostics tombstones_written = row_count;
-      -- Identifier tombstones too: the erased person stays out under a new key as well.
-      insert into pii.identifier_tombstones (kind, identifier_hash, subject_hash, identifier)
-      select distinct coalesce(p.kind, subj.kind), i.h, p.subject_hash, 'restored'
-      from pg_catalog.unnest(parsed) p
-      cross join lateral pg_catalog.unnest(p.identifier_hashes) as i (h)
-      join unnest(hashes, states) as c (h, st) on c.h operator(pg_catalog.=) p.subject_hash
-      where p.secret_id operator(pg_catalog.=) sid and p.mode operator(pg_catalog.<>) 'return' and c.st in ('replayed', 'not_present', 'already_erased')
-      on conflict do nothing;
 
       -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
       for r in
@@ -2439,7 +2089,7 @@ function pii.restore_check(jsonb) owner <owner>
         group by c.m order by c.m
       loop
         rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
-                                                                null, null, 'restore-check', r.mode, null, subj.kind);
+                                                                null, null, 'restore-check', r.mode, null);
       end loop;
 
       ledger_entries := pg_catalog.cardinality(parsed);
@@ -2517,7 +2167,7 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
         -- The caller did not run the query: its author lacks the caller's rights (see enforce_retention).
         outcome_ := 'refused';
       else
-        s := pii_internal.retention_candidates(subject_keys, scopes, cur.kind);
+        s := pii_internal.retention_candidates(subject_keys, scopes);
         held := s.held;
         candidates := pg_catalog.cardinality(s.keys);
         if candidates = 0 then
@@ -2534,7 +2184,7 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
           outcome_ := 'requested';
           rid := pii_internal.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
                                     'retention:' || name || ':' || pg_catalog.to_char(period at time zone 'UTC', 'YYYY-MM-DD"T"HH24'),
-                                    'retention:' || name, cur.mode, null, cur.kind);
+                                    'retention:' || name, cur.mode, null);
         end if;
       end if;
       insert into pii.retention_runs (policy_name, version, period_start, candidates, held, outcome, request_id)
@@ -2572,7 +2222,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       cur pii.retention_policy_versions := pii_internal.current_retention_version(name);
       s record;
     begin
-      s := pii_internal.retention_candidates(subject_keys, scopes, cur.kind);
+      s := pii_internal.retention_candidates(subject_keys, scopes);
       candidates := pg_catalog.cardinality(s.keys);
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
@@ -3146,53 +2796,31 @@ function pii.unregister_column(regclass,name) owner <owner>
   grant EXECUTE to pii_admin
   comment 'Removes a column''s rule; returns false when it had none. Example: select pii.unregister_column(''crm.customers'', ''city'');'
 
-function pii.unregister_identifier(regclass,name) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.unregister_identifier(tbl regclass, col name)
-     RETURNS boolean
-     LANGUAGE plpgsql
-     SECURITY DEFINER
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    begin
-      delete from pii.identifiers i where i.relid = tbl and i.attnum = pii_internal.column_attnum(tbl, col);
-      if not found then
-        return false;
-      end if;
-      perform pii_internal.write_audit('unregister_identifier', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'column', col));
-      return true;
-    end
-    $function$
-  grant EXECUTE to pii_admin
-  comment 'Stops treating a column as an identifier (identifier tombstones already written stay). Example: select pii.unregister_identifier(''crm.customers'', ''email'');'
-
-function pii.unregister_subject_table(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.unregister_subject_table(kind text DEFAULT NULL::text)
+function pii.unregister_subject_table() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.unregister_subject_table()
      RETURNS boolean
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      subj pii.subject_table;
+      subj regclass;
     begin
-      if not exists (select from pii.subject_table) then
+      select s.relid into subj from pii.subject_table s;
+      if subj is null then
         return false;
       end if;
-      if kind is not null and not exists (select from pii.subject_table s where s.kind = unregister_subject_table.kind) then
-        return false;
-      end if;
-      subj := pii_internal.subject_kind(kind);
-      if exists (select from pii.tables t where t.kind = subj.kind and t.relid <> subj.relid) then
+      if exists (select from pii.tables t where t.relid <> subj) then
         raise exception 'other tables are registered; unregister them first' using errcode = '2BP01';
       end if;
-      delete from pii.tables t where t.relid = subj.relid;
-      delete from pii.subject_table s where s.kind = subj.kind;
-      perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj.relid), 'kind', subj.kind));
+      delete from pii.tables t where t.relid = subj;
+      delete from pii.subject_table;
+      perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj)));
       return true;
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Removes a kind''s subject table registration (only when no other table of the kind is registered; kind may be omitted when the install has one). Example: select pii.unregister_subject_table(''staff'');'
+  comment 'Removes the subject table registration (only when no other table is registered). Example: select pii.unregister_subject_table();'
 
 function pii.unregister_table(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.unregister_table(tbl regclass)
@@ -3296,33 +2924,21 @@ function pii.verify_erasure(uuid) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      req pii.requests;
-      pending bigint;
-      hashes bytea[];
-      pseudonyms text[];
+      subjects record := pii_internal.verify_request_subjects(request_id);
+      found record;
     begin
-      select * into req from pii.requests r where r.id = verify_erasure.request_id;
-      if req.id is null then
-        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
-      end if;
-      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
-      if pending > 0 then
-        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
-          using errcode = '55000';
-      end if;
-      -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
-      -- present again: its new data is not a trace of this request.
-      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
-        into hashes, pseudonyms
-      from pii.request_items i
-      where i.request_id = req.id and i.status = 'done'
-        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
-      if not exists (select from pii.subject_table) then
-        return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
+      -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
+      return query select * from pii_internal.vault_residuals(coalesce(subjects.hashes, '{}'));
+      if subjects.hashes is null or not exists (select from pii.subject_table) then
         return;
       end if;
-      return query select * from pii_internal.verify_subjects(hashes, pseudonyms, req.mode,
-        coalesce(req.kind, (select s.kind from pii.subject_table s where s.hash_prefix = '')), req.id);
+      found := pii_internal.find_subjects_again(subjects.hashes, subjects.pseudonyms);
+      if pg_catalog.cardinality(found.keys) = 0 then
+        return;
+      end if;
+      return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
+      return query select * from pii_internal.registered_residuals((select r.mode from pii.requests r where r.id = verify_erasure.request_id),
+                                                                   found.keys, found.scopes, found.found_hashes, subjects.pseudonyms);
     end
     $function$
   grant EXECUTE to pii_auditor
@@ -3333,33 +2949,8 @@ unregistered text/json column during erasure and still there. Subjects appear as
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure(''…''::uuid);'
 
-function pii.verify_erasure_keys(text[],text[],text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.verify_erasure_keys(subject_keys text[], scopes text[] DEFAULT NULL::text[], kind text DEFAULT NULL::text, mode text DEFAULT 'erase'::text)
-     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
-     LANGUAGE plpgsql
-     STABLE SECURITY DEFINER
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      kind_ text := (pii_internal.subject_kind(kind)).kind;
-      hashes bytea[];
-      pseudonyms text[];
-    begin
-      perform pii_internal.check_erase_mode(mode);
-      select pg_catalog.array_agg(r.subject_hash), pg_catalog.array_agg(r.pseudonym) into hashes, pseudonyms
-      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r
-      where exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
-      return query select * from pii_internal.verify_subjects(hashes, pseudonyms, mode, kind_, null);
-    end
-    $function$
-  grant EXECUTE to pii_auditor
-  grant EXECUTE to pii_operator
-  comment 'Verifies a direct erasure (pii.erase_subjects) by naming its subjects again: the same checks as pii.verify_erasure for
-the given keys (of a kind; omitted when the install has one) that are tombstoned as erased. Empty result = verified.
-Example: select * from pii.verify_erasure_keys(array[''42'', ''43'']); select * from pii.verify_erasure_keys(array[''7''], kind => ''staff'');'
-
-function pii.was_erased(text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.was_erased(subject_key text, scope text DEFAULT NULL::text, kind text DEFAULT NULL::text)
+function pii.was_erased(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.was_erased(subject_key text, scope text DEFAULT NULL::text)
      RETURNS TABLE(erased boolean, flagged_at timestamp with time zone, erased_at timestamp with time zone, request_id uuid)
      LANGUAGE plpgsql
      STABLE SECURITY DEFINER
@@ -3368,7 +2959,7 @@ function pii.was_erased(text,text,text) owner <owner>
     begin
       return query
         select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
-        from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end, kind => kind) r
+        from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
         join pii.tombstones t on t.subject_hash = r.subject_hash;
       if not found then
         return query select false, null::timestamptz, null::timestamptz, null::uuid;
@@ -3379,8 +2970,7 @@ function pii.was_erased(text,text,text) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Answers "was this person erased?" from the keyed hash, never storing or returning the identity:
 erased (bool), when flagged, when erased, by which request. Example: select * from pii.was_erased(''42'');
-Scoped installs pass the scope: select * from pii.was_erased(''pl-1'', scope => ''2'');
-With several subject kinds, name the kind: select * from pii.was_erased(''7'', kind => ''staff'');'
+Scoped installs pass the scope: select * from pii.was_erased(''pl-1'', scope => ''2'');'
 
 function pii.was_erased_hash(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.was_erased_hash(subject_hash text)
@@ -3475,24 +3065,20 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
         $q$with numbered as (
-             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
-                    -- The subject's kind and identifier tombstones: a restore re-applies both.
-                    (select tb.kind from pii.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
-                    (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii.identifier_tombstones it
-                     where it.subject_hash operator(pg_catalog.=) u.h) as ih
+             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
              from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
            ), hashed as (
-             select n.seq, n.h, n.t, n.k, n.ih, %s as entry_hash from numbered n
+             select n.seq, n.h, n.t, %s as entry_hash from numbered n
            ), ins as (
              insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-             select x.seq, x.h, x.ih, x.k, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
              from hashed x
              returning erasure_ledger.seq, erasure_ledger.entry_hash
            )
            update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
            from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
            where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, $7, $8, $9, n.t, $10)'))
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
         using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
               entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
@@ -3546,8 +3132,8 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
-function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
+function pii_internal.capture_identifiers(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -3561,7 +3147,7 @@ function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
       scope_sql text;
       value_list text;
     begin
-      subj := pii_internal.subject_kind(kind);
+      select * into subj from pii.subject_table;
       select * into sec from pii.secret;
       key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                            pii_internal.column_type(subj.relid, subj.key_attnum));
@@ -3586,7 +3172,7 @@ function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
                  from %s as t cross join lateral (values %s) as v (v)
                  where %s and pg_catalog.length(v.v) >= 5) x$q$,
         case when subj.key_is_pii then pii_internal.pseudonym_sql(key_sql) else key_sql end, scope_sql,
-        pii_internal.kind_hash_sql(subj.kind, scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
+        pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid), value_list, rows_sql.where_sql)
         into current_keys, current_scopes, hashes, identifiers
         using subject_keys, scopes, sec.inner_key, sec.outer_key;
     end
@@ -3672,57 +3258,32 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
     AS $function$
     declare
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      typ text := pii_internal.column_type(tbl, col);
-      col_not_null boolean;
-      typmod integer;
-      typname name;
-      parsed record;
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      e record;
     begin
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
-      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-      where a.attrelid = tbl and a.attnum = col;
-
       if strategy is null then
         raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
-            or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
-        raise exception 'unknown erase strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
-      elsif parsed.name = 'null' then
-        if col_not_null then
-          raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
-            using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-        end if;
-      elsif parsed.name = 'set' then
-        begin
-          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-        exception when others then
-          raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
-            using errcode = '22P02';
-        end;
-      elsif parsed.name = 'pseudonym' then
-        if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
-          raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
-            using errcode = '42804';
-        end if;
-        if typname in ('varchar', 'bpchar') and typmod <> -1 and typmod - 4 < 37 then
-          raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
-            using errcode = '22001';
-        end if;
-      elsif parsed.name = 'jsonb_remove' then
-        if typname <> 'jsonb' then
-          raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
-            using errcode = '42804';
-        end if;
-        if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
-          raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
-            using errcode = '22023';
-        end if;
       end if;
+      select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
+      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+        raise exception 'unknown erase strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+        raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
+      end if;
+      if e.nullable and c.not_null then
+        raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
+          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+      end if;
+      if c.char_limit < e.min_length then
+        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+      end if;
+      perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
     end
     $function$
-  comment 'Internal. Validates an erase strategy against the column it is for.'
+  comment 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().'
 
 function pii_internal.check_group_role(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_group_role(group_role text)
@@ -3750,11 +3311,20 @@ function pii_internal.check_kind(text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
+    declare
+      known text;
     begin
-      perform pii_internal.subject_kind(kind);
+      select c.relname into known from pii.subject_table s join pg_catalog.pg_class c on c.oid = s.relid;
+      if known is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000',
+          hint = 'Call pii.register_subject_table(...) first.';
+      end if;
+      if kind is not null and kind operator(pg_catalog.<>) known then
+        raise exception 'unknown subject kind "%": this install has one kind, "%"', kind, known using errcode = '22023';
+      end if;
     end
     $function$
-  comment 'Internal. Refuses an unknown subject kind, and NULL when the install has several (pii_internal.subject_kind).'
+  comment 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.'
 
 function pii_internal.check_limit_and_mode(integer,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_limit_and_mode(max_subjects integer, mode text)
@@ -3780,45 +3350,25 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
     AS $function$
     declare
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      typ text := pii_internal.column_type(tbl, col);
-      typname name;
-      parsed record;
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      m record;
     begin
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      select t.typname into typname
-      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-      where a.attrelid = tbl and a.attnum = col;
-
       if strategy is null then
         raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
-            or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
-        raise exception 'unknown mask strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
-      elsif parsed.name in ('hide', 'hash', 'clear') then
-        null;
-      elsif parsed.name in ('email', 'partial') then
-        if not pii_internal.is_text_type(tbl, col) then
-          raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
-        end if;
-        if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
-          raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
-            using errcode = '22023';
-        end if;
-      elsif parsed.name = 'year' then
-        if typname not in ('date', 'timestamp', 'timestamptz') then
-          raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
-        end if;
-      elsif parsed.name = 'set' then
-        begin
-          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-        exception when others then
-          raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
-        end;
       end if;
+      select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
+      if m.name is null or (parsed.argument is null) <> (m.argument is null) then
+        raise exception 'unknown mask strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
+        raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
+      end if;
+      perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
     end
     $function$
-  comment 'Internal. Validates a mask strategy against the column it is for.'
+  comment 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().'
 
 function pii_internal.check_member_role(name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_member_role(login_role name)
@@ -3894,6 +3444,27 @@ function pii_internal.check_registrable(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
+function pii_internal.check_strategy_argument(text,text,text,text,text,regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_strategy_argument(family text, strategy text, syntax text, form text, argument text, tbl regclass, typ text, where_ text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if form = 'literal' then
+        begin
+          perform pii_internal.cast_as_owner(tbl, argument, typ);
+        exception when others then
+          raise exception '% strategy "%" does not cast to % (column %)', family, strategy, typ, where_ using errcode = '22P02';
+        end;
+      elsif not pii_internal.strategy_argument_ok(form, argument) then
+        raise exception '% strategy "%" % (column %): expected %', family, strategy,
+          case form when 'keys' then 'has an empty key' else 'is malformed' end, where_, syntax using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Raises 22P02 when a literal argument does not cast to the column''s type, 22023 when another argument does not have its form.'
+
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
      RETURNS smallint
@@ -3942,19 +3513,8 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case s.name
-        when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-        -- Compared as the base type: verification runs this in Lethe's context, where the owner's
-        -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
-        when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
-        when 'pseudonym' then
-          (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when 'jsonb_remove' then
-          pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                            pii_internal.strategy_keys(s.argument))
-      end
-      from pii_internal.parse_strategy(strategy) s
+      select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
+      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
     $function$
   comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
@@ -3988,8 +3548,8 @@ function pii_internal.column_type(regclass,smallint) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).'
 
-function pii_internal.create_request(text[],text[],bigint[],text,text,text,timestamp with time zone,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text, source text, mode text, due_at timestamp with time zone, kind text)
+function pii_internal.create_request(text[],text[],bigint[],text,text,text,timestamp with time zone) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text, source text, mode text, due_at timestamp with time zone)
      RETURNS uuid
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -4005,10 +3565,8 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       rows_ bigint[];
       matched text[];
       n_matched bigint;
-      kind_ text;
     begin
       perform pii_internal.check_erase_mode(mode);
-      kind_ := (pii_internal.subject_kind(kind)).kind;
       if source is null or pg_catalog.btrim(source) = '' then
         raise exception 'source must not be empty' using errcode = '22023';
       end if;
@@ -4027,13 +3585,13 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
              coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
              coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
         into hashes, keys, scps, pseudonyms, rows_
-      from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows, kind_) r;
+      from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
       if pg_catalog.cardinality(hashes) = 0 then
         raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
       end if;
 
-      insert into pii.requests (request_key_hash, source, mode, kind, due_at, total, duplicates)
-      values (key_hash, source, mode, kind_, coalesce(due_at, pg_catalog.now() + cfg.default_due),
+      insert into pii.requests (request_key_hash, source, mode, due_at, total, duplicates)
+      values (key_hash, source, mode, coalesce(due_at, pg_catalog.now() + cfg.default_due),
               pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
       on conflict (request_key_hash) do nothing
       returning id into rid;
@@ -4043,7 +3601,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
         return rid;
       end if;
 
-      matched := pii_internal.matched_subjects(keys, scps, kind_);
+      matched := pii_internal.matched_subjects(keys, scps);
       insert into pii.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
       select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
       from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
@@ -4052,7 +3610,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, rid);
       if pg_catalog.cardinality(hashes) >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
@@ -4067,7 +3625,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       return rid;
     end
     $function$
-  comment 'Internal. Records a request for subjects of a kind (NULL: the only kind) and its items, flags the subjects and queues the job.'
+  comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
 
 function pii_internal.current_retention_version(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.current_retention_version(name text)
@@ -4162,6 +3720,120 @@ function pii_internal.deputy(regrole) owner <owner>
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
 
+function pii_internal.discovery_by_name(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
+     RETURNS TABLE(column_name text, reason text, suggestion text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.attname,
+             case when nr.rule is not null then pg_catalog.format('name suggests %s', nr.rule) else pg_catalog.format('type %s holds IP addresses', c.typname) end,
+             pii_internal.discovery_suggestion(tbl, c.attname, coalesce(nr.category, 'network'), coalesce(nr.mask, 'hide'))
+      from pii_internal.discovery_columns(tbl) c
+      left join lateral (select x.rule, x.category, x.mask
+                         from pii_internal.discovery_name_rules() with ordinality as x (rule, pattern, type_categories, category, mask, n)
+                         where c.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, c.typcategory) > 0
+                         order by x.n limit 1) nr on true
+      where c.erase is null and not c.link and (nr.rule is not null or c.typname in ('inet', 'cidr'))
+      order by c.attnum
+    $function$
+  comment 'Internal. Step of pii.discover: columns with no rule whose name (or type) suggests PII, with the suggested registration.'
+
+function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_by_value(tbl regclass, sample_sql text, flagged text[])
+     RETURNS TABLE(column_name text, reason text, suggestion text)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col record;
+      rec record;
+      vr record;
+      nr record;
+      counts jsonb;
+    begin
+      begin
+        for rec in execute sample_sql loop
+          select a.attname, r.erase, r.mask, r.category into col
+          from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+          where a.attrelid = tbl and a.attnum = rec.i;
+          counts := pg_catalog.to_jsonb(rec);
+          -- A jsonb key this column's rule already removes is fine.
+          if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
+             and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
+            continue;
+          end if;
+          if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname::text = any (flagged)) then
+            continue;  -- already reported by name, or a jsonb rule (its keys are checked)
+          end if;
+          for vr in select * from pii_internal.discovery_value_rules() r loop
+            if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
+              column_name := col.attname;
+              reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
+                          case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl, rec.path)) else '' end,
+                          counts ->> vr.key, rec.n,
+                          case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
+                          case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
+              if rec.path is not null then
+                -- The key name may say more than the value pattern.
+                select x.category into nr from pii_internal.discovery_name_rules() x
+                where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+                suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+              else
+                suggestion := pii_internal.discovery_suggestion(tbl, col.attname, vr.category, vr.mask);
+              end if;
+              return next;
+              exit;  -- one value finding per column or key
+            end if;
+          end loop;
+          -- A jsonb key whose name says PII, whatever its sampled values.
+          if rec.path is not null then
+            for nr in select * from pii_internal.discovery_name_rules() x
+                      where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+            loop
+              if not exists (select from pii_internal.discovery_value_rules() r
+                             where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
+                column_name := col.attname;
+                reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl, rec.path), nr.rule);
+                suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, nr.category, nr.mask, rec.path);
+                return next;
+              end if;
+            end loop;
+          end if;
+        end loop;
+      exception when others then
+        -- Never echo a value: the SQLSTATE says enough.
+        column_name := null;
+        reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
+        suggestion := null;
+        return next;
+      end;
+    end
+    $function$
+  comment 'Internal. Step of pii.discover: columns and jsonb keys whose sampled values (or key names) suggest PII, from one sampling query.'
+
+function pii_internal.discovery_columns(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_columns(tbl regclass)
+     RETURNS TABLE(attnum smallint, attname name, typcategory "char", typname name, norm text, erase text, mask text, link boolean, sampled boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb'))
+                  and (x.erase is null or (x.erase = 'keep' and x.mask = 'clear') or (pii_internal.parse_strategy(x.erase)).name = 'jsonb_remove')
+      from (
+        select a.attnum, a.attname, t.typcategory, t.typname, pii_internal.discovery_normalize(a.attname), r.erase, r.mask,
+               pii_internal.is_link_column(tbl, a.attnum)
+        from pg_catalog.pg_attribute a
+        join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
+        left join pii.columns r on r.relid = tbl and r.attnum = a.attnum
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      ) x (attnum, attname, typcategory, typname, norm, erase, mask, link)
+      order by x.attnum
+    $function$
+  comment 'Internal. Step of pii.discover: a table''s columns with type, normalised name, rule, link flag and whether their values are sampled.'
+
 function pii_internal.discovery_key_label(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_key_label(tbl regclass, path text)
      RETURNS text
@@ -4221,6 +3893,46 @@ function pii_internal.discovery_normalize(text) owner <owner>
       select pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name_, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^[:alnum:]]+', '_', 'g'))
     $function$
   comment 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.'
+
+function pii_internal.discovery_sample_query(regclass,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_sample_query(tbl regclass, sample_rows integer)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        $q$with recursive s as (%s),
+         cells as (
+           select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
+         ),
+         walk (i, path, j, depth) as (
+           select c.i, e.key, e.value, 1
+           from cells c
+           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+           union all
+           select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+           from walk w
+           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
+           where w.depth operator(pg_catalog.<) 3
+         ),
+         vals (i, path, val) as (
+           select c.i, null::text, c.val from cells c where c.val is not null
+           union all
+           select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
+         )
+         select v.i, v.path, pg_catalog.count(*) as n, %s
+         from vals v group by v.i, v.path$q$,
+        pii_internal.discovery_sample_sql(tbl, sample_rows, pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' order by c.attnum)),
+        pg_catalog.string_agg(case when c.typname in ('json', 'jsonb') then pg_catalog.format('(%s, null::text, s.%I::jsonb)', c.attnum, c.attname)
+                                   else pg_catalog.format('(%s, s.%I::text, null::jsonb)', c.attnum, c.attname) end, ', ' order by c.attnum),
+        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
+         from pii_internal.discovery_value_rules() r))
+      from pii_internal.discovery_columns(tbl) c
+      where c.sampled
+      having pg_catalog.count(*) > 0
+    $function$
+  comment 'Internal. Step of pii.discover: the sampling query of a table (counts of sampled values matching each value rule, per column and jsonb key path); NULL when no column is sampled.'
 
 function pii_internal.discovery_sample_sql(regclass,integer,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_sample_sql(tbl regclass, sample_rows integer, columns text)
@@ -4305,6 +4017,25 @@ function pii_internal.discovery_suggestion(regclass,name,text,text,text) owner <
     $function$
   comment 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).'
 
+function pii_internal.discovery_tables() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_tables()
+     RETURNS TABLE(relid regclass, name text, readable boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.oid::regclass, pii_internal.qualified_name(c.oid), pg_catalog.has_table_privilege(c.oid, 'SELECT')
+      from pg_catalog.pg_class c
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p') and not c.relispartition
+        and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
+        and n.nspname !~ '^pg_'
+        and not exists (select from pg_catalog.pg_depend d
+                        where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+      order by 2
+    $function$
+  comment 'Internal. Step of pii.discover: the application''s tables it looks at, and whether Lethe''s owner may read each.'
+
 function pii_internal.discovery_value_rules() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_value_rules()
      RETURNS TABLE(key text, rule text, pattern text, min_share numeric, category text, mask text)
@@ -4384,18 +4115,8 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case s.name
-        when 'null' then 'null'
-        when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
-        when 'pseudonym' then
-          (select pg_catalog.format('case when %s then t.%I else %s end',
-                                    pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
-                                    pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when 'jsonb_remove' then
-          pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
-      end
-      from pii_internal.parse_strategy(strategy) s
+      select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
+      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
     $function$
   comment 'Internal. SQL expression for a column under its erase strategy (NULL for keep).'
 
@@ -4452,8 +4173,8 @@ function pii_internal.erase_plan(text) owner <owner>
     $function$
   comment 'Internal. The statements an erasure runs, in order; select * from pii_internal.erase_plan(''erase'') shows them.'
 
-function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, kind text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date)
+function pii_internal.erase_resolved(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date)
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -4474,19 +4195,16 @@ function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
       table_names := '{}';
       rows_affected := '{}';
 
-      matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
+      matched := pii_internal.matched_subjects(subject_keys, scopes);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
-      held := pii_internal.held_pairs(subject_keys, scopes, kind);
+      held := pii_internal.held_pairs(subject_keys, scopes);
       held_until := held.held_until;
 
       -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
       -- owner attached to the table runs as them. The guards see these statements too; rows
       -- they leave hold no PII, so they pass.
       begin
-        -- While the values are still there: the keyed hashes of the subjects' identifiers.
-        perform pii_internal.tombstone_identifiers(kind, subject_keys, scopes);
-        for step in select p.* from pii_internal.erase_plan(mode) p
-                    where p.relid in (select t.relid from pii.tables t where t.kind operator(pg_catalog.=) erase_resolved.kind) loop
+        for step in select * from pii_internal.erase_plan(mode) loop
           n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
                                        held.held_keys, held.held_tables, held.held_scopes);
           table_names := table_names || step.table_name;
@@ -4503,7 +4221,7 @@ function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
       end;
     end
     $function$
-  comment 'Internal. Runs pii_internal.erase_plan over the tables of a kind for its canonical subjects, after tombstoning their identifiers (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.'
+  comment 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.'
 
 function pii_internal.erase_set_list(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_set_list(tbl regclass)
@@ -4550,22 +4268,122 @@ function pii_internal.erase_step(regclass,text,text,text[],text[],text[],oid[],t
     $function$
   comment 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+function pii_internal.erase_strategies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_strategies()
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, nullable boolean, min_length integer, erase_sql text, erased_sql text, example text, example_type text, example_value text, example_result text, doc text)
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('null', 'null', null, null, null, true, null,
+         'null', '%1$s is null',
+         'null', 'text', 'jane@example.com', null,
+         'The column becomes NULL (refused on a NOT NULL column).'),
+        ('set', 'set:<literal>', 'literal', null, null, false, null,
+         '%4$L::%2$s',
+         -- Compared as the base type: verification runs this in Lethe's context, where the
+         -- owner's domain CHECK must not run (erasure and guards run it with the owner's rights).
+         '%1$s::%3$s is not distinct from %4$L::%3$s',
+         'set:DEACTIVATED', 'text', 'ACTIVE', 'DEACTIVATED',
+         'The column becomes the literal, cast to the column''s type (checked when the rule is registered).'),
+        ('pseudonym', 'pseudonym', null, array['string', 'uuid'], 'a text or uuid column', false, 37,
+         -- A value that already is a pseudonym stays: erasing twice changes nothing.
+         'case when %7$s then %1$s else %6$s end', '(%1$s is null or %7$s)',
+         'pseudonym', 'text', 'CUST-0042', 'anon_%',
+         'Keyed HMAC: anon_<32 hex> for text, a version-8 UUID for uuid; the same input always gives the same pseudonym, so joins on it survive.'),
+        ('jsonb_remove', 'jsonb_remove:<key>[,<key>…]', 'keys', array['jsonb'], 'a jsonb column', false, null,
+         '%1$s operator(pg_catalog.-) %5$L::text[]', '(%1$s is null or not (%1$s operator(pg_catalog.?|) %5$L::text[]))',
+         'jsonb_remove:phone,email', 'jsonb', '{"plan": "pro", "email": "jane@example.com", "phone": "+44 7700 900123"}', '{"plan": "pro"}',
+         'Removes top-level keys from a jsonb document; the other keys stay.'),
+        ('keep', 'keep', null, null, null, false, null,
+         null, null,
+         'keep', 'text', 'Order #1001', 'Order #1001',
+         'Erasure leaves the column as it is (still classified, e.g. for masking).')
+    $function$
+  comment 'Internal. The erase strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the erased value and of the "already erased" predicate, an example and a doc line (docs/architecture.md, "Adding a strategy").'
+
+function pii_internal.erase_template_sql(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_template_sql(template text, tbl regclass, col smallint, argument text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(template, c.ref, c.typ, c.base_typ, argument,
+               case when pg_catalog.strpos(template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(argument) end,
+               case when pg_catalog.strpos(template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
+               case when pg_catalog.strpos(template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
+      from pii_internal.strategy_column(tbl, col) c
+    $function$
+  comment 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.'
+
+function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      missing bytea[];
+      key_sql text;
+      scope_sql text;
+      t record;
+      path record;
+    begin
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+      if subj.key_is_pii then
+        execute pg_catalog.format(
+          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
+             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
+          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
+          into keys, scopes, found_hashes using keys, scopes, found_hashes, pseudonyms, hashes;
+      end if;
+
+      select pg_catalog.array_agg(x.h) into missing
+      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
+      if missing is not null then
+        for t in select r.* from pii.tables r
+                 join pg_catalog.pg_class c on c.oid = r.relid
+                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+          path := pii_internal.subject_key_sql(t.relid);
+          execute pg_catalog.format(
+            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
+               from (select d.k, d.s, %s as h
+                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
+               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
+            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+            into keys, scopes, found_hashes using keys, scopes, sec.inner_key, sec.outer_key, found_hashes, missing;
+        end loop;
+      end if;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).'
+
+function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii.tombstones as t (subject_hash, pseudonym, request_id, kind)
-        select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii.tombstones as t (subject_hash, pseudonym, request_id)
+        select h, p, flag_subjects.request_id from unnest(hashes, pseudonyms) as u (h, p)
         on conflict (subject_hash) do update
           set request_id = coalesce(t.request_id, excluded.request_id)
         returning 1
       )
       select pg_catalog.count(*) from ins
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.'
 
 function pii_internal.forget_dropped_tables() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.forget_dropped_tables()
@@ -4665,7 +4483,7 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
-      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
+      held := pii_internal.held_pairs(keys, scopes);
       for step in select p.relid, p.action, p.statement from pii_internal.erase_plan('erase') p
                   where case when p.relid = tbl then self
                              else children and p.relid in (select s from pii_internal.registered_subtree(tbl) s) end loop
@@ -4687,7 +4505,6 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       reg pii.tables;
       candidates record;
       hits record;
-      idents record;
       pii_keys text[];
       pii_scopes text[];
       n bigint;
@@ -4701,14 +4518,6 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
                                           case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
         true, null, null);
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
-      idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
-      if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
-        hits := idents;
-      elsif pg_catalog.cardinality(idents.pairs) > 0 then
-        -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
-        perform pii_internal.guard_identifier_rows(reg.relid, null, null, idents.pairs, case when reg.guard_mode = 'reject' then 'reject' else 'scrub' end, 'ATTACH');
-      end if;
       if pg_catalog.cardinality(hits.keys) = 0 then
         return;
       end if;
@@ -4748,51 +4557,11 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
                  from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
            join pii.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
+        pii_internal.subject_hash_sql('h.s', 'h.k'))
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
   comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).'
-
-function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.guard_identifier_rows(tbl regclass, row_type text, new_rows text[], pairs text[], mode text, op text)
-     RETURNS bigint
-     LANGUAGE plpgsql
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      carries text := pg_catalog.format('exists (select from (values %s) as v (v) where v.v operator(pg_catalog.=) any ($1::text[]))',
-                                        pii_internal.identifier_values_sql(tbl));
-      pk_cols text;
-      set_list text;
-      rows_of text;
-    begin
-      if mode = 'reject' then
-        raise exception 'rows carrying an erased person''s identifier cannot be written to % (% blocked)', pii_internal.qualified_name(tbl), pg_catalog.lower(op)
-          using errcode = 'PII01',
-                hint = 'Stop sending data of erased people, or lift an identifier tombstone with pii.allow_return_identifier(...) for a person who legitimately came back.';
-      end if;
-      -- The written rows, by primary key when there is one (else every row carrying the value).
-      select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ') into pk_cols
-      from pg_catalog.pg_constraint c join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
-      where c.conrelid = tbl and c.contype = 'p' and new_rows is not null;
-      rows_of := case when pk_cols is null then '' else pg_catalog.format(' pg_catalog.unnest($5::text[]::%s[]) as n', row_type) end;
-      if pii_internal.erase_action(tbl) = 'delete' or (mode = 'skip' and op = 'INSERT') then
-        return (pii_internal.as_owner(tbl, pg_catalog.format('delete from %s as t%s where %s and %s', pii_internal.qualified_name(tbl),
-                  case when rows_of = '' then '' else ' using' || rows_of end, coalesce(pk_cols, 'true'), carries),
-                  false, pairs, null, new_rows)).n;
-      end if;
-      set_list := pii_internal.erase_set_list(tbl);
-      if set_list is null then
-        return 0;
-      end if;
-      return (pii_internal.as_owner(tbl, pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii_internal.qualified_name(tbl), set_list,
-                case when rows_of = '' then '' else ' from' || rows_of end, coalesce(pk_cols, 'true'), carries,
-                pii_internal.row_erased_sql(tbl, 'anonymize')),
-                false, pairs, null, new_rows)).n;
-    end
-    $function$
-  comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -4883,7 +4652,6 @@ function pii_internal.guard_rows() owner <owner>
       moved text[];
       row_type text;
       candidates record;
-      idents record;
       pii_keys text[];
       pii_scopes text[];
       pk_cols text;
@@ -4899,7 +4667,7 @@ function pii_internal.guard_rows() owner <owner>
       if reg.relid is null or reg.guard_mode = 'off' then
         return null;
       end if;
-      select * into subj from pii.subject_table s where s.kind = reg.kind;
+      select * into subj from pii.subject_table;
 
       -- The new rows leave the trigger as text (record_out: output functions only, never a
       -- cast), and the table owner's deputy reads them back as the table's row type and selects
@@ -4932,22 +4700,7 @@ function pii_internal.guard_rows() owner <owner>
         pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
         true, moved, null, new_rows);
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
-      -- An erased person written again under a new key, known by an identifier (email, phone):
-      -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
-      -- only the rows carrying the identifier are theirs.
-      idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
-                                             hits.keys, hits.scopes, hits.pii);
-      if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
-        hits := idents;
-      elsif pg_catalog.cardinality(idents.pairs) > 0 then
-        n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
-      end if;
       if pg_catalog.cardinality(hits.keys) = 0 then
-        if n > 0 then
-          perform pii_internal.write_audit('guard_' || reg.guard_mode, null, pg_catalog.jsonb_build_object(
-            'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op), 'subjects', 0, 'identifier_rows', n, 'rows', n));
-        end if;
         return null;
       end if;
       select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
@@ -5031,8 +4784,8 @@ function pii_internal.has_leading_index(regclass,smallint) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Internal. Whether an index leads with the column (subject lookups need one).'
 
-function pii_internal.held_pairs(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.held_pairs(subject_keys text[], scopes text[], kind text, OUT held_keys text[], OUT held_tables oid[], OUT held_scopes text[], OUT held_until date)
+function pii_internal.held_pairs(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.held_pairs(subject_keys text[], scopes text[], OUT held_keys text[], OUT held_tables oid[], OUT held_scopes text[], OUT held_until date)
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -5049,12 +4802,11 @@ function pii_internal.held_pairs(text[],text[],text) owner <owner>
              coalesce(pg_catalog.array_agg(u.s), '{}'), pg_catalog.max(a.held_until)
         into held_keys, held_tables, held_scopes, held_until
       from unnest(subject_keys, scopes) as u (k, s)
-      join pii_internal.active_hold_subjects() a
-        on a.subject_hash = pii_internal.subject_hash((select sk.hash_prefix from pii.subject_table sk where sk.kind = held_pairs.kind) || coalesce(u.s, ''), u.k)
+      join pii_internal.active_hold_subjects() a on a.subject_hash = pii_internal.subject_hash(u.s, u.k)
       left join lateral unnest(a.tables) as t (r) on true;
     end
     $function$
-  comment 'Internal. Which of these canonical subjects (of a kind) an active legal hold keeps, in which tables (NULL: all), and until when.'
+  comment 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.'
 
 function pii_internal.held_row_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.held_row_sql(tbl regclass)
@@ -5157,95 +4909,47 @@ function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     $function$
   comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
 
-function pii_internal.identifier_hash_sql(text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_hash_sql(kind text, pair_sql text)
-     RETURNS text
-     LANGUAGE sql
-     IMMUTABLE STRICT
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s', 'identifier' || pg_catalog.chr(31) || kind, pair_sql))
-    $function$
-  comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
-
-function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[])
-     RETURNS record
+function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_residuals(request_id uuid, keys text[], scopes text[], found_hashes bytea[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
      LANGUAGE plpgsql
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      reg pii.tables;
-      values_sql text;
-      path record;
-      found_ record;
-      sec pii.secret;
-      is_subject boolean;
-    begin
-      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
-      select * into reg from pii.tables t where t.relid = tbl;
-      values_sql := pii_internal.identifier_values_sql(tbl);
-      if values_sql is null or not exists (select from pii.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
-        return;
-      end if;
-      path := pii_internal.subject_key_sql(tbl);
-      is_subject := exists (select from pii.subject_table s where s.relid = tbl);
-      -- The deputy returns distinct (scope marker chr(31) key, identifier chr(31) value) pairs.
-      found_ := pii_internal.as_owner(owner_tbl, pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
-           from (select distinct case when %1$s is null then '0' else '1' operator(pg_catalog.||) (%1$s)::text end
-                                 operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %2$s as k, v.v
-                 from %3$s as t%4$s cross join lateral (values %5$s) as v (v)
-                 where %6$s and v.v is not null) x$q$,
-        coalesce(path.scope_sql, 'null::text'), pii_internal.key_text_sql(path.key_sql, path.key_type),
-        source, case when path.from_list = '' then '' else ', ' || path.from_list end, values_sql,
-        case when path.join_sql = '' then 'true' else path.join_sql end),
-        true, null, null, new_rows);
-      if pg_catalog.cardinality(found_.found_keys) = 0 then
-        return;
-      end if;
-      select * into sec from pii.secret;
-      execute pg_catalog.format(
-        $q$with c as (select u.k, u.v from unnest($1::text[], $2::text[]) as u (k, v)),
-                erased as (select d.v from (select distinct c.v from c) d
-                           where exists (select from pii.identifier_tombstones it
-                                         where it.kind operator(pg_catalog.=) $5 and it.identifier_hash operator(pg_catalog.=) %s)),
-                hit as (select distinct case when pg_catalog.left(c.k, 1) operator(pg_catalog.=) '0' then null
-                                             else pg_catalog.substr(pg_catalog.split_part(c.k, pg_catalog.chr(31), 1), 2) end as s,
-                                        pg_catalog.substr(c.k, pg_catalog.strpos(c.k, pg_catalog.chr(31)) operator(pg_catalog.+) 1) as k
-                        from c join erased e on e.v operator(pg_catalog.=) c.v where $9),
-                merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
-                           union all select hit.k, hit.s, true from hit)
-           select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
-                  coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
-                  coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
-           from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
-        into pairs, new_hashes, keys, scopes, pii
-        using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
-    end
-    $function$
-  comment 'Internal. The erased persons'' identifier values among a guard''s written rows (keyed hash probe by index); on a subject table, also the rows'' keys (merged into the key hits) and their subject hashes.'
-
-function pii_internal.identifier_values_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_values_sql(tbl regclass)
-     RETURNS text
-     LANGUAGE sql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.string_agg(pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)',
-                                   i.identifier,
-                                   case when c.erase is null or c.erase = 'keep' then pii_internal.normalised_sql(i.normaliser, pg_catalog.format('t.%I::text', a.attname))
-                                        else pg_catalog.format('case when %s then null else %s end', pii_internal.column_erased_sql(i.relid, i.attnum, c.erase),
-                                                               pii_internal.normalised_sql(i.normaliser, pg_catalog.format('t.%I::text', a.attname))) end),
-                                   ', ' order by i.attnum)
-      from pii.identifiers i
-      join pg_catalog.pg_attribute a on a.attrelid = i.relid and a.attnum = i.attnum and not a.attisdropped
-      left join pii.columns c on c.relid = i.relid and c.attnum = i.attnum
-      where i.relid = tbl
+    declare
+      sec pii.secret;
+      g record;
+      path record;
+      rows_sql record;
+      row_hash text;
+    begin
+      select * into sec from pii.secret;
+      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+               where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+        row_hash := pii_internal.row_key_hash_sql(g.relid);
+        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+           or not exists (select from pii.tables r where r.relid = g.relid) then
+          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                       from pii.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
+          continue;
+        end if;
+        path := pii_internal.subject_key_sql(g.relid);
+        rows_sql := pii_internal.subject_rows_sql(g.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+             where %s and l.k = %s and %s
+               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+               and %s = r.row_key_hash and %s = r.value_hash$q$,
+          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, request_id;
+      end loop;
+    end
     $function$
-  comment 'Internal. VALUES items (identifier chr(31) normalised value) of a table''s identifier columns (alias t), erased values left out.'
+  comment 'Internal. Step of pii.verify_erasure: identifiers of the subjects recorded in unregistered columns during erasure and still there.'
 
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
@@ -5346,32 +5050,6 @@ function pii_internal.key_text_sql(text,text) owner <owner>
                   else '(' || value_sql || ')::text' end
     $function$
   comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
-
-function pii_internal.kind_hash_sql(text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text)
-     RETURNS text
-     LANGUAGE sql
-     STABLE STRICT
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pii_internal.subject_hash_sql(
-               case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
-                    else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
-               key_sql)
-      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
-    $function$
-  comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
-
-function pii_internal.kind_list() owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.kind_list()
-     RETURNS text
-     LANGUAGE sql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pg_catalog.string_agg(pg_catalog.format('"%s"', s.kind), ', ' order by s.kind) from pii.subject_table s
-    $function$
-  comment 'Internal. The install''s subject kinds, quoted and comma-separated, for error messages.'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -5586,20 +5264,6 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mask_email_sql(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mask_email_sql(x text)
-     RETURNS text
-     LANGUAGE sql
-     IMMUTABLE STRICT
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pg_catalog.format(
-        'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
-        'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
-        'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
-    $function$
-  comment 'Internal. SQL text of the email mask over a text expression.'
-
 function pii_internal.mask_expression(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.mask_expression(tbl regclass, col smallint, OUT rule text, OUT expression text)
      RETURNS record
@@ -5615,8 +5279,9 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
       typ text;
       plain_typ text;
       base_name name;
-      fl text[];
       parsed record;
+      m record;
+      template text;
     begin
       select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
              t.typtype, t.typbasetype, t.typtypmod,
@@ -5661,50 +5326,25 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
         rule := strategy;
       end if;
 
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      if strategy = 'clear' then
-        expression := x;
-      elsif strategy = 'hide' then
-        expression := pg_catalog.format('null::%s', plain_typ);
-      elsif parsed.name = 'set' and parsed.argument is not null then
-        expression := pg_catalog.format('%L::%s', parsed.argument, typ);
-      elsif strategy = 'email' and att.category = 'S' then
-        expression := pii_internal.mask_email_sql(txt);
-      elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-        fl := pg_catalog.string_to_array(parsed.argument, ',');
-        expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
-      elsif strategy = 'year' and base_name = 'date' then
-        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
-      elsif strategy = 'year' and base_name = 'timestamp' then
-        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
-      elsif strategy = 'year' and base_name = 'timestamptz' then
-        expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
-      elsif strategy = 'hash' then
-        if base_name = 'uuid' then
-          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int8' then
-          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int4' then
-          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int2' then
-          expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii_internal.mask_hmac_sql(txt));
-        else
-          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii_internal.mask_hmac_sql(txt));
-          if att.category <> 'S' then
-            plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
-          end if;
-        end if;
-      else
+      -- The strategy's row in the catalog (47_strategies) and its template for this base type.
+      parsed := pii_internal.parse_strategy(strategy);
+      select * into m from pii_internal.mask_strategies() ms where ms.name operator(pg_catalog.=) parsed.name;
+      if m.name is null or (parsed.argument is null) <> (m.argument is null)
+         or not pii_internal.strategy_fits(m.types, base_name, att.category)
+         or not pii_internal.strategy_argument_ok(m.argument, parsed.argument) then
         -- The rule no longer fits the column (its type changed): hide it until re-registered.
         rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
         expression := pg_catalog.format('null::%s', plain_typ);
         return;
       end if;
+      template := m.mask_sql ->> base_name::text;
+      expression := pg_catalog.format(coalesce(template, m.mask_sql ->> '*'), x, txt, typ, plain_typ, parsed.argument,
+        case when pg_catalog.strpos(m.mask_sql::text, '%6$') > 0 then pii_internal.mask_hmac_sql(txt) end,
+        case when m.argument = 'first,last' then
+          pii_internal.mask_partial_sql(txt, pg_catalog.split_part(parsed.argument, ',', 1)::integer, pg_catalog.split_part(parsed.argument, ',', 2)::integer) end);
       -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-      if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
-        if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
-          expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
-        end if;
+      if m.cast_back and template is null and att.category = 'S' and plain_typ not in ('text', 'pg_catalog.text') then
+        expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
       end if;
     end
     $function$
@@ -5742,6 +5382,57 @@ function pii_internal.mask_partial_sql(text,integer,integer) owner <owner>
       end
     $function$
   comment 'Internal. SQL text of the partial mask over a text expression.'
+
+function pii_internal.mask_strategies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mask_strategies()
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, mask_sql jsonb, cast_back boolean, example text, example_type text, example_value text, example_result text, doc text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('hide', 'hide', null, null, null,
+         pg_catalog.jsonb_build_object('*', 'null::%4$s'), false,
+         'hide', 'text', 'jane@example.com', null,
+         'NULL: the column is shown empty (the default).'),
+        ('email', 'email', null, array['string'], 'a text column',
+         pg_catalog.jsonb_build_object('*',
+           'case pg_catalog.strpos(%2$s, ''@'') when 0 then case when %2$s operator(pg_catalog.=) '''' then %2$s else pg_catalog.left(%2$s, 1) operator(pg_catalog.||) ''***'' end '
+           'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%2$s, ''@'', -1) '
+           'else pg_catalog.left(%2$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%2$s, ''@'', -1) end'), true,
+         'email', 'text', 'jane.doe@example.com', 'j***@example.com',
+         'First character, ***, and the domain (after the last @); the same as pii.mask_email.'),
+        ('partial', 'partial:<first>,<last>', 'first,last', array['string'], 'a text column',
+         pg_catalog.jsonb_build_object('*', '%7$s'), true,
+         'partial:3,2', 'text', '+44 7700 900123', '+44***23',
+         'The first and last characters around ***, only while at least half of the value stays hidden; the same as pii.mask_partial.'),
+        ('hash', 'hash', null, null, null,
+         pg_catalog.jsonb_build_object(
+           'uuid', 'pg_catalog.encode(pg_catalog.substr(%6$s, 1, 16), ''hex'')::pg_catalog.uuid',
+           'int8', '(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8',
+           'int4', '(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4',
+           'int2', '((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2',
+           -- dates, numerics, jsonb …: the hash is text
+           '*', 'pg_catalog.encode(pg_catalog.substr(%6$s, 1, 16), ''hex'')'), true,
+         'hash', 'text', 'jane@example.com', '________________________________',
+         'Keyed hash: equal values give equal hashes in every view (joinable); 32 hex for text, a uuid for uuid, the same integer type for int2/4/8, text otherwise; the same as pii.mask_hash.'),
+        ('year', 'year', null, array['date', 'timestamp', 'timestamptz'], 'a date or timestamp column',
+         pg_catalog.jsonb_build_object(
+           'date', 'pg_catalog.date_trunc(''year'', %1$s::pg_catalog.timestamp)::pg_catalog.date',
+           'timestamp', 'pg_catalog.date_trunc(''year'', %1$s::pg_catalog.timestamp)',
+           'timestamptz', 'pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %1$s::pg_catalog.timestamptz)))'), false,
+         'year', 'date', '1984-06-23', '1984-01-01',
+         'January 1st of the year (timestamptz: of the UTC year); the same as pii.mask_year.'),
+        ('set', 'set:<literal>', 'literal', null, null,
+         pg_catalog.jsonb_build_object('*', '%5$L::%3$s'), false,
+         'set:REDACTED', 'text', 'jane@example.com', 'REDACTED',
+         'A constant, cast to the column''s type.'),
+        ('clear', 'clear', null, null, null,
+         pg_catalog.jsonb_build_object('*', '%1$s'), false,
+         'clear', 'text', 'Order #1001', 'Order #1001',
+         'The value as it is (not PII).')
+    $function$
+  comment 'Internal. The mask strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the masked view''s expression (per base type), an example and a doc line (docs/architecture.md, "Adding a strategy").'
 
 function pii_internal.masked_readers() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masked_readers()
@@ -5792,6 +5483,54 @@ function pii_internal.masked_view_sql(regclass) owner <owner>
       where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
     $function$
   comment 'Internal. The query of a registered table''s masked view.'
+
+function pii_internal.masking_check_view_name(regclass,name,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_check_view_name(tbl regclass, old_view_name name, view_name name)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if exists (select from pii.masked_views m where m.view_name = masking_check_view_name.view_name and m.relid <> tbl) then
+        raise exception 'masked.% already belongs to another registered table', view_name using errcode = '42P07';
+      end if;
+      if old_view_name is distinct from view_name then
+        raise exception 'masked.% exists and was not made by Lethe', view_name using errcode = '42P07',
+          hint = 'Rename or drop it, then call pii.apply_masking().';
+      end if;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: refuses (42P07) to replace a masked view that belongs to another table or was not made by Lethe.'
+
+function pii_internal.masking_comment_view(regclass,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_comment_view(tbl regclass, view_name name)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col record;
+    begin
+      execute pg_catalog.format('comment on view masked.%I is %L', view_name,
+                                pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
+                                                  pii_internal.qualified_name(tbl),
+                                                  case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
+      for col in
+        select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      loop
+        execute pg_catalog.format('comment on column masked.%I.%I is %L', view_name, col.attname,
+          case when col.rule = 'clear' then 'shown (classified: clear)'
+               when col.rule = 'key' then 'shown (key linking rows to their subject)'
+               when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
+               when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
+               when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
+               else 'masked: ' || col.rule end);
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: comments a masked view and each of its columns.'
 
 function pii_internal.masking_ddl_end() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masking_ddl_end()
@@ -5881,12 +5620,7 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
     AS $function$
     declare
       tbl regclass;
-      old pii.masked_views;
-      name_ name;
-      sql_ text;
-      exists_ boolean;
-      acl aclitem[];
-      col record;
+      one record;
     begin
       perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
       for tbl in
@@ -5896,80 +5630,14 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
           select m.relid from pii.masked_views m where tbls is null or m.relid = any (tbls)) r
         order by r.relid::oid
       loop
-        select * into old from pii.masked_views m where m.relid = tbl;
         table_name := coalesce(pii_internal.qualified_name(tbl), tbl::oid::text);
+        -- Named in the result even when the rebuild fails.
+        view_name := coalesce(pii_internal.masked_view_name(tbl), (select m.view_name from pii.masked_views m where m.relid = tbl));
+        action := null;
         begin
-          -- No longer registered, or the table is gone: the view goes.
-          if not exists (select from pii.tables t where t.relid = tbl)
-             or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
-            view_name := old.view_name;
-            action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
-                           else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
-            return next;
-            continue;
-          end if;
-
-          name_ := pii_internal.masked_view_name(tbl);
-          sql_ := pii_internal.masked_view_sql(tbl);
-          view_name := name_;
-          select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
-            into exists_;
-          if old.relid is not null and old.view_name = name_ and old.definition = sql_ and exists_ then
-            action := 'unchanged';
-            return next;
-            continue;
-          end if;
-          -- Never replace a view that is not this table's: another table's, or not Lethe's.
-          if exists_ and (old.relid is null or old.view_name <> name_) then
-            if exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
-              raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
-            end if;
-            raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
-              hint = 'Rename or drop it, then call pii.apply_masking().';
-          end if;
-          if old.relid is not null and old.view_name <> name_ then
-            -- The table was renamed: its view follows.
-            execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
-            exists_ := false;
-          end if;
-
-          action := case when exists_ then 'replaced' else 'created' end;
-          begin
-            execute pg_catalog.format('create or replace view masked.%I as %s', name_, sql_);
-          exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
-            -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
-            -- Drop and create, keeping the grants a DBA made on the view.
-            select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
-            execute pg_catalog.format('drop view masked.%I', name_);
-            execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-            perform pii_internal.restore_view_acl(name_, acl);
-            action := 'recreated';
-          end;
-          if action = 'created' and old.saved_acl is not null then
-            -- Dropped by the DDL event trigger: the grants come back with the view.
-            perform pii_internal.restore_view_acl(name_, old.saved_acl);
-            action := 'recreated';
-          end if;
-          execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
-          execute pg_catalog.format('comment on view masked.%I is %L', name_,
-                                    pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
-                                                      pii_internal.qualified_name(tbl),
-                                                      case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
-          for col in
-            select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
-            where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
-          loop
-            execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
-              case when col.rule = 'clear' then 'shown (classified: clear)'
-                   when col.rule = 'key' then 'shown (key linking rows to their subject)'
-                   when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
-                   when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
-                   when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
-                   else 'masked: ' || col.rule end);
-          end loop;
-          insert into pii.masked_views as m (relid, view_name, definition)
-          values (tbl, name_, sql_)
-          on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+          one := pii_internal.masking_rebuild_one(tbl);
+          view_name := one.view_name;
+          action := one.action;
           return next;
         exception when others then
           if strict then
@@ -5991,6 +5659,54 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
     end
     $function$
   comment 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.'
+
+function pii_internal.masking_rebuild_one(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_rebuild_one(tbl regclass, OUT view_name name, OUT action text)
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      old pii.masked_views;
+      sql_ text;
+      exists_ boolean;
+    begin
+      select * into old from pii.masked_views m where m.relid = tbl;
+      -- No longer registered, or the table is gone: the view goes.
+      if not exists (select from pii.tables t where t.relid = tbl)
+         or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+        view_name := old.view_name;
+        action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
+                       else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
+        return;
+      end if;
+
+      view_name := pii_internal.masked_view_name(tbl);
+      sql_ := pii_internal.masked_view_sql(tbl);
+      select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = masking_rebuild_one.view_name)
+        into exists_;
+      if old.relid is not null and old.view_name = view_name and old.definition = sql_ and exists_ then
+        action := 'unchanged';
+        return;
+      end if;
+      if exists_ then
+        perform pii_internal.masking_check_view_name(tbl, old.view_name, view_name);
+      end if;
+      if old.relid is not null and old.view_name <> view_name then
+        -- The table was renamed: its view follows.
+        execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
+        exists_ := false;
+      end if;
+
+      action := pii_internal.masking_write_view(view_name, sql_, exists_, old.saved_acl);
+      execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', view_name);
+      perform pii_internal.masking_comment_view(tbl, view_name);
+      insert into pii.masked_views as m (relid, view_name, definition)
+      values (tbl, masking_rebuild_one.view_name, sql_)
+      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: (re)builds, leaves or drops one table''s masked view; raises on failure.'
 
 function pii_internal.masking_registry_changed() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masking_registry_changed()
@@ -6053,17 +5769,49 @@ function pii_internal.masking_sql_drop() owner <owner>
     $function$
   comment 'Internal. Event trigger: forgets the masked views of dropped tables.'
 
-function pii_internal.matched_subjects(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[], kind text)
+function pii_internal.masking_write_view(name,text,boolean,aclitem[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_write_view(view_name name, sql_ text, exists_ boolean, saved_acl aclitem[])
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      acl aclitem[];
+      action text := case when exists_ then 'replaced' else 'created' end;
+    begin
+      begin
+        execute pg_catalog.format('create or replace view masked.%I as %s', view_name, sql_);
+      exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
+        -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
+        -- Drop and create, keeping the grants a DBA made on the view.
+        select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = view_name;
+        execute pg_catalog.format('drop view masked.%I', view_name);
+        execute pg_catalog.format('create view masked.%I as %s', view_name, sql_);
+        perform pii_internal.restore_view_acl(view_name, acl);
+        action := 'recreated';
+      end;
+      if action = 'created' and saved_acl is not null then
+        -- Dropped by the DDL event trigger: the grants come back with the view.
+        perform pii_internal.restore_view_acl(view_name, saved_acl);
+        action := 'recreated';
+      end if;
+      return action;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: creates or replaces a masked view (drop and create when a column changed, keeping its grants); returns created, replaced or recreated.'
+
+function pii_internal.matched_subjects(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[])
      RETURNS text[]
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      subj pii.subject_table := pii_internal.subject_kind(kind);
+      subj pii.subject_table;
       match record;
       matched text[];
     begin
+      select * into subj from pii.subject_table;
       match := pii_internal.subject_rows_sql(subj.relid);
       -- Read with the subject table owner's rights (casts and policies on it are theirs).
       select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
@@ -6076,7 +5824,7 @@ function pii_internal.matched_subjects(text[],text[],text) owner <owner>
       return matched;
     end
     $function$
-  comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table of their kind.'
+  comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
 
 function pii_internal.named_relations(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.named_relations(command text)
@@ -6098,22 +5846,6 @@ function pii_internal.named_relations(text) owner <owner>
       select case when b is null then null else a end, coalesce(b, a) from parts
     $function$
   comment 'Internal. The relation names (schema or NULL, name) a command text can refer to, as PostgreSQL would read its identifiers.'
-
-function pii_internal.normalised_sql(text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.normalised_sql(normaliser text, value_sql text)
-     RETURNS text
-     LANGUAGE sql
-     IMMUTABLE STRICT
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pg_catalog.format('nullif(%s, '''')', case normaliser
-        when 'email' then pg_catalog.format('pg_catalog.lower(pg_catalog.btrim(%s))', value_sql)
-        when 'lower_trim' then pg_catalog.format('pg_catalog.lower(pg_catalog.btrim(%s))', value_sql)
-        when 'trim' then pg_catalog.format('pg_catalog.btrim(%s)', value_sql)
-        when 'phone' then pg_catalog.format('pg_catalog.regexp_replace(%s, ''[^0-9]'', '''', ''g'')', value_sql)
-        else value_sql end)
-    $function$
-  comment 'Internal. SQL text of a value under an identifier normaliser: email / lower_trim lower(btrim()), trim btrim(), phone digits only, exact as is; empty is NULL.'
 
 function pii_internal.parse_ledger_entries(jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)
@@ -6365,6 +6097,43 @@ function pii_internal.registered_ancestor(regclass) owner <owner>
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
+function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      t record;
+      path record;
+      rows_sql record;
+      checks text;
+    begin
+      select * into sec from pii.secret;
+      for t in select r.* from pii.tables r
+               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
+        checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);
+        continue when checks is null;
+        path := pii_internal.subject_key_sql(t.relid);
+        rows_sql := pii_internal.subject_rows_sql(t.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
+                  lateral (values %s) as x (col, bad, detail)
+             where %s and l.k = %s and %s and x.bad$q$,
+          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
+          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, pseudonyms;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table that are not in the state erasure leaves (mode erase or delete).'
+
 function pii_internal.registered_subtree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
      RETURNS SETOF regclass
@@ -6381,8 +6150,38 @@ function pii_internal.registered_subtree(regclass) owner <owner>
     $function$
   comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
 
-function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], kind text DEFAULT NULL::text)
+function pii_internal.residual_checks_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then
+        pg_catalog.format(
+          $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                                           where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
+                                          'row not deleted'))$c$,
+          tbl::oid)
+      else (
+        select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+        from (
+          select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
+                 'not erased (erase strategy ' || c.erase || ')' as detail
+          from pii.columns c where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          union all
+          -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+          -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+          select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
+                 'subject key not replaced by its pseudonym'
+          from pii.tables t, pii.subject_table subj
+          where t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+        ) x where x.pred is not null) end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t, subject l) as a VALUES list, NULL when none apply.'
+
+function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
      RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -6397,7 +6196,11 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
       scope_type text;
       bad integer;
     begin
-      subj := pii_internal.subject_kind(kind);
+      select * into subj from pii.subject_table;
+      if subj.relid is null then
+        raise exception 'no subject table is registered yet' using errcode = '55000',
+          hint = 'Call pii.register_subject_table(...) first.';
+      end if;
       if subject_keys is null then
         raise exception 'subject_keys must not be NULL' using errcode = '22004';
       end if;
@@ -6447,7 +6250,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
              from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                    from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                    group by c.s, c.k) r$q$,
-          pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'),
+          pii_internal.subject_hash_sql('r.s', 'r.k'),
           case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end)
           using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key;
       exception when data_exception then
@@ -6472,7 +6275,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
       end;
     end
     $function$
-  comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+  comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
 
 function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], OUT restored bigint, OUT conflicts bigint)
@@ -6544,8 +6347,8 @@ function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     $function$
   comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
-function pii_internal.retention_candidates(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.retention_candidates(subject_keys text[], scopes text[], kind text, OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
+function pii_internal.retention_candidates(text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.retention_candidates(subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -6557,7 +6360,7 @@ function pii_internal.retention_candidates(text[],text[],text) owner <owner>
              coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
              pg_catalog.count(h.subject_hash)
         into keys, key_scopes, hashes, held
-      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1), null, kind) r
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
       left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
       where not exists (select from pii.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
     end
@@ -6573,7 +6376,7 @@ function pii_internal.rewrites_pii_key(regclass) owner <owner>
     AS $function$
       select exists (
         select from pii.tables t, pii.subject_table s
-        where t.relid = tbl and s.kind = t.kind and s.key_is_pii and t.subject_attnum is not null
+        where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
           and not exists (
             select from pg_catalog.pg_constraint fk
             where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
@@ -6665,41 +6468,53 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     $function$
   comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
 
-function pii_internal.set_table_kind() owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.set_table_kind()
-     RETURNS trigger
-     LANGUAGE plpgsql
+function pii_internal.strategy_argument_ok(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      fk_kinds text[];
-    begin
-      if new.parent_relid is not null then
-        select t.kind into new.kind from pii.tables t where t.relid = new.parent_relid;
-        return new;
-      end if;
-      if exists (select from pii.subject_table s where s.relid = new.relid) then
-        select s.kind into new.kind from pii.subject_table s where s.relid = new.relid;
-        return new;
-      end if;
-      select pg_catalog.array_agg(distinct s.kind) into fk_kinds
-      from pg_catalog.pg_constraint c join pii.subject_table s on s.relid = c.confrelid
-      where c.conrelid = new.relid and c.contype = 'f' and c.conkey = array[new.subject_attnum];
-      if pg_catalog.cardinality(fk_kinds) = 1 then
-        new.kind := fk_kinds[1];
-      elsif tg_op = 'UPDATE' and old.kind is not null and pg_catalog.cardinality(fk_kinds) is null then
-        new.kind := old.kind;
-      elsif (select pg_catalog.count(*) from pii.subject_table) > 1 then
-        raise exception 'which subject kind does % belong to? no foreign key from %.% to a subject table (kinds %)',
-          pii_internal.qualified_name(new.relid), pii_internal.qualified_name(new.relid), pii_internal.column_name(new.relid, new.subject_attnum), pii_internal.kind_list()
-          using errcode = '22023', hint = 'Add the foreign key to the subject table of its kind, or register the table under a registered parent (pii.register_child_table).';
-      else
-        new.kind := (pii_internal.subject_kind(null)).kind;
-      end if;
-      return new;
-    end
+      select case form
+        when 'keys' then not ('' operator(pg_catalog.=) any (pii_internal.strategy_keys(argument)))
+        when 'first,last' then argument operator(pg_catalog.~) '^[0-9]{1,4},[0-9]{1,4}$'
+        else true end
     $function$
-  comment 'Internal. BEFORE trigger on pii.tables: a registered table''s kind, from its parent, its subject table, or its subject column''s foreign key.'
+  comment 'Internal. Whether a strategy''s argument has its form (keys: none empty; first,last: two integers 0-9999).'
+
+function pii_internal.strategy_column(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_column(tbl regclass, col smallint, OUT ref text, OUT typ text, OUT base_typ text, OUT plain_typ text, OUT base_name name, OUT category "char", OUT not_null boolean, OUT char_limit integer, OUT is_domain boolean)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('t.%I', a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
+             pii_internal.column_base_type(tbl, col),
+             case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) else pg_catalog.format_type(a.atttypid, a.atttypmod) end,
+             coalesce(bt.typname, t.typname), coalesce(bt.typcategory, t.typcategory), a.attnotnull,
+             case when coalesce(bt.typname, t.typname) in ('varchar', 'bpchar')
+                       and (case when t.typtype = 'd' then t.typtypmod else a.atttypmod end) operator(pg_catalog.>) 4
+                  then (case when t.typtype = 'd' then t.typtypmod else a.atttypmod end) operator(pg_catalog.-) 4 end,
+             t.typtype = 'd'
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type t on t.oid = a.atttypid
+      left join pg_catalog.pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    $function$
+  comment 'Internal. A column as the strategy catalogs see it: reference (alias t), type, base and plain type, base type name and category, NOT NULL, varchar/char length.'
+
+function pii_internal.strategy_fits(text[],name,"char") owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_fits(types text[], base_name name, category "char")
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select types is null or base_name::text operator(pg_catalog.=) any (types)
+          or (category operator(pg_catalog.=) 'S' and 'string' operator(pg_catalog.=) any (types))
+    $function$
+  comment 'Internal. Whether a column''s base type is one of a strategy''s types (''string'': any string type; NULL: any type).'
 
 function pii_internal.strategy_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
@@ -6776,41 +6591,6 @@ function pii_internal.subject_key_sql(regclass) owner <owner>
     $function$
   comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
 
-function pii_internal.subject_kind(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subject_kind(kind text)
-     RETURNS pii.subject_table
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      subj pii.subject_table;
-      n integer;
-    begin
-      select pg_catalog.count(*) into n from pii.subject_table;
-      if n = 0 then
-        raise exception 'no subject table is registered yet' using errcode = '55000',
-          hint = 'Call pii.register_subject_table(...) first.';
-      end if;
-      if kind is null then
-        if n > 1 then
-          raise exception 'this install has several subject kinds (%): name one with kind => ''…''', pii_internal.kind_list()
-            using errcode = '22023', hint = 'SQL: kind => ''<kind>''; CLI: --kind <kind>; CSV: a kind column or --kind.';
-        end if;
-        select * into subj from pii.subject_table;
-        return subj;
-      end if;
-      select * into subj from pii.subject_table s where s.kind operator(pg_catalog.=) subject_kind.kind;
-      if subj.kind is null then
-        raise exception 'unknown subject kind "%": this install has %', kind,
-          case when n = 1 then 'one kind, ' || pii_internal.kind_list() else 'kinds ' || pii_internal.kind_list() end
-          using errcode = '22023';
-      end if;
-      return subj;
-    end
-    $function$
-  comment 'Internal. The subject table of a kind; NULL is the only kind (22023 listing the kinds when there are several, 55000 when there is none).'
-
 function pii_internal.subject_rows_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
      RETURNS record
@@ -6839,8 +6619,8 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
 
-function pii_internal.subjects_by_hash(bytea[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], kind text, OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
+function pii_internal.subjects_by_hash(bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -6852,7 +6632,7 @@ function pii_internal.subjects_by_hash(bytea[],text) owner <owner>
       key_sql text;
       scope_sql text;
     begin
-      subj := pii_internal.subject_kind(kind);
+      select * into subj from pii.subject_table;
       select * into sec from pii.secret;
       key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                            pii_internal.column_type(subj.relid, subj.key_attnum));
@@ -6862,7 +6642,7 @@ function pii_internal.subjects_by_hash(bytea[],text) owner <owner>
         $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select %s as k, %s as s, %s as h from %s as t) x
            join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-        key_sql, scope_sql, pii_internal.kind_hash_sql(subj.kind, scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
+        key_sql, scope_sql, pii_internal.subject_hash_sql(scope_sql, key_sql), pii_internal.qualified_name(subj.relid))
         into subject_keys, scopes, found_hashes using null::text[], null::text[], sec.inner_key, sec.outer_key, hashes;
     end
     $function$
@@ -6885,49 +6665,6 @@ function pii_internal.sync_guard_triggers() owner <owner>
     end
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
-
-function pii_internal.tombstone_identifiers(text,text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.tombstone_identifiers(kind text, subject_keys text[], scopes text[])
-     RETURNS bigint
-     LANGUAGE plpgsql
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      tbl regclass;
-      path record;
-      rows_sql record;
-      found_ record;
-      total bigint := 0;
-      n bigint;
-    begin
-      for tbl in select distinct i.relid from pii.identifiers i join pii.tables t on t.relid = i.relid
-                 where t.kind operator(pg_catalog.=) tombstone_identifiers.kind and exists (select from pg_catalog.pg_class c where c.oid = i.relid)
-                 order by i.relid loop
-        path := pii_internal.subject_key_sql(tbl);
-        rows_sql := pii_internal.subject_rows_sql(tbl);
-        found_ := pii_internal.as_owner(tbl, pg_catalog.format(
-          $q$select coalesce(pg_catalog.array_agg(pg_catalog.encode(%s, 'hex') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.split_part(x.v, pg_catalog.chr(31), 1)), '{}'),
-                    coalesce(pg_catalog.array_agg(pg_catalog.encode(%s, 'hex')), '{}')
-             from (select distinct v.v, %s as k, %s::text as s
-                   from %s as t%s cross join lateral (values %s) as v (v)
-                   where %s and v.v is not null) x$q$,
-          pii_internal.identifier_hash_sql(kind, 'x.v'), pii_internal.kind_hash_sql(kind, 'x.s', 'x.k'),
-          pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'),
-          pii_internal.qualified_name(tbl), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          pii_internal.identifier_values_sql(tbl), rows_sql.where_sql),
-          true, subject_keys, scopes);
-        insert into pii.identifier_tombstones (kind, identifier_hash, subject_hash, identifier)
-        select tombstone_identifiers.kind, pg_catalog.decode(pg_catalog.split_part(u.h, pg_catalog.chr(31), 1), 'hex'), pg_catalog.decode(u.s, 'hex'),
-               pg_catalog.split_part(u.h, pg_catalog.chr(31), 2)
-        from unnest(found_.found_keys, found_.found_scopes) as u (h, s)
-        on conflict do nothing;
-        get diagnostics n = row_count;
-        total := total + n;
-      end loop;
-      return total;
-    end
-    $function$
-  comment 'Internal. Writes the keyed hashes of erased subjects'' identifiers (each distinct value hashed once, one statement per table) into pii.identifier_tombstones.'
 
 function pii_internal.vault_residuals(bytea[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_residuals(subject_hashes bytea[])
@@ -6968,146 +6705,32 @@ function pii_internal.vault_shred_erased() owner <owner>
     $function$
   comment 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
 
-function pii_internal.verify_subjects(bytea[],text[],text,text,uuid) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.verify_subjects(hashes bytea[], pseudonyms text[], mode text, kind text, request_id uuid)
-     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+function pii_internal.verify_request_subjects(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.verify_request_subjects(request_id uuid, OUT hashes bytea[], OUT pseudonyms text[])
+     RETURNS record
      LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      req record;
-      subj pii.subject_table;
-      sec pii.secret;
-      missing bytea[];
-      keys text[];
-      scps text[];
-      found_hashes bytea[];
-      key_sql text;
-      scope_sql text;
-      t record;
-      g record;
-      path record;
-      rows_sql record;
-      row_hash text;
-      action text;
-      checks text;
+      pending bigint;
     begin
-      subj := pii_internal.subject_kind(kind);
-      select * into sec from pii.secret;
-      select verify_subjects.request_id as id, verify_subjects.mode as mode into req;
-      -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
-      return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
-      if hashes is null or subj.relid is null then
-        return;
+      if not exists (select from pii.requests r where r.id = verify_request_subjects.request_id) then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
       end if;
-
-      -- Find the subjects again: hash every key of the subject table (the raw key may still
-      -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-      select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes, subj.kind) f;
-      if subj.key_is_pii then
-        execute pg_catalog.format(
-          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
-             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
-          into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
+      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
+      if pending > 0 then
+        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', request_id, pending
+          using errcode = '55000';
       end if;
-
-      -- Subjects with no row in the subject table (deleted, or never there): look for their
-      -- keys in the tables that name subjects directly, one pass over each key column.
-      select pg_catalog.array_agg(x.h) into missing
-      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
-      if missing is not null then
-        for t in select r.* from pii.tables r
-                 join pg_catalog.pg_class c on c.oid = r.relid
-                 where r.subject_attnum is not null and r.relid <> subj.relid and r.kind = subj.kind order by r.relid::oid loop
-          path := pii_internal.subject_key_sql(t.relid);
-          execute pg_catalog.format(
-            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
-               from (select d.k, d.s, %s as h
-                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
-               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.kind_hash_sql(subj.kind, 'd.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
-            into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
-        end loop;
-      end if;
-      if pg_catalog.cardinality(keys) = 0 then
-        return;
-      end if;
-
-      -- Identifiers found in unregistered columns during erasure, while that value is still
-      -- there: the row is found among its subject's rows by the keyed hash of its key.
-      for g in select distinct r.relid, r.column_name from pii.request_residuals r
-               where req.id is not null and r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-        row_hash := pii_internal.row_key_hash_sql(g.relid);
-        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
-           or not exists (select from pii.tables r where r.relid = g.relid) then
-          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
-          continue;
-        end if;
-        path := pii_internal.subject_key_sql(g.relid);
-        rows_sql := pii_internal.subject_rows_sql(g.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
-             where %s and l.k = %s and %s
-               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
-               and %s = r.row_key_hash and %s = r.value_hash$q$,
-          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
-      end loop;
-
-      -- Their rows in every registered table, against the erased state.
-      for t in select r.* from pii.tables r
-               where r.kind = subj.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-        action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-        if action = 'delete' then
-          -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
-          checks := pg_catalog.format(
-            $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                                             where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
-                                            'row not deleted'))$c$,
-            t.relid::oid);
-        else
-          select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
-            into checks
-          from (
-            select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
-                   'not erased (erase strategy ' || c.erase || ')' as detail
-            from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
-            union all
-            -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
-            -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-            select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
-                   'subject key not replaced by its pseudonym'
-            where subj.key_is_pii and t.subject_attnum is not null
-          ) x where x.pred is not null;
-          continue when checks is null;
-        end if;
-        path := pii_internal.subject_key_sql(t.relid);
-        rows_sql := pii_internal.subject_rows_sql(t.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
-                  lateral (values %s) as x (col, bad, detail)
-             where %s and l.k = %s and %s and x.bad$q$,
-          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
-          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
-      end loop;
+      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
+        into hashes, pseudonyms
+      from pii.request_items i
+      where i.request_id = verify_request_subjects.request_id and i.status = 'done'
+        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
     end
     $function$
-  comment 'Internal. The residual traces of subjects (by keyed hash) of a kind after an erasure in a mode: what pii.verify_erasure and pii.verify_erasure_keys report.'
+  comment 'Internal. Step of pii.verify_erasure: the keyed hashes (and pseudonyms) of a finished request''s done subjects that still have a tombstone.'
 
 function pii_internal.wait_for_erasures() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.wait_for_erasures()

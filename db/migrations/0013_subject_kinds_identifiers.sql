@@ -81,3 +81,6 @@ drop function if exists pii_internal.subjects_by_hash(bytea[]);
 drop function if exists pii_internal.create_request(text[], text[], bigint[], text, text, text, timestamptz);
 drop function if exists pii_internal.retention_candidates(text[], text[]);
 drop function if exists pii_internal.held_pairs(text[], text[]);
+drop function if exists pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[]);
+drop function if exists pii_internal.find_subjects_again(bytea[], text[]);
+drop function if exists pii_internal.registered_residuals(text, text[], text[], bytea[], text[]);
