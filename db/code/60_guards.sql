@@ -270,7 +270,7 @@ begin
   return null;
 end
 $$;
-comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.';
+comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects, or an erased person''s registered identifier under a new key, are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.';
 
 -- Rows a table brings into a registered table's tree all at once (ATTACH PARTITION,
 -- INHERIT, a partition or child created with rows): checked like one INSERT of them all,
