@@ -5029,7 +5029,7 @@ function pii_internal.guard_rows() owner <owner>
       return null;
     end
     $function$
-  comment 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.'
+  comment 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects, or an erased person''s registered identifier under a new key, are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.'
 
 function pii_internal.guarded_tree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
