@@ -8,24 +8,32 @@
 -- ledger stays valid; a later kind's hashes are prefixed with its name, so staff 42 and
 -- customer 42 never share a tombstone.
 
-alter table pii.subject_table add column kind text;
-update pii.subject_table s set kind = c.relname from pg_catalog.pg_class c where c.oid = s.relid;
+-- Existing rows get the install's one kind (the subject table's name) as a column default,
+-- dropped right after: no row is updated, so no trigger of the code still installed fires
+-- (it may be an older release's) and a million tombstones are not rewritten.
+do $$
+declare
+  existing_kind text := (select c.relname::text from pii.subject_table s join pg_catalog.pg_class c on c.oid = s.relid);
+  t text;
+begin
+  foreach t in array array['subject_table', 'tables', 'tombstones', 'requests'] loop
+    if existing_kind is null then
+      execute pg_catalog.format('alter table pii.%I add column kind text', t);
+    else
+      execute pg_catalog.format('alter table pii.%I add column kind text default %L', t, existing_kind);
+      execute pg_catalog.format('alter table pii.%I alter column kind drop default', t);
+    end if;
+  end loop;
+end
+$$;
 alter table pii.subject_table alter column kind set not null;
 alter table pii.subject_table add constraint subject_table_kind_check check (kind <> '' and pg_catalog.length(kind) <= 63);
 alter table pii.subject_table add column hash_prefix text not null default '';
 alter table pii.subject_table drop constraint subject_table_pkey;
 alter table pii.subject_table drop column singleton;
 alter table pii.subject_table add primary key (kind);
-
-alter table pii.tables add column kind text references pii.subject_table (kind);
-update pii.tables t set kind = (select s.kind from pii.subject_table s);
 alter table pii.tables alter column kind set not null;
-
--- Existing tombstones and requests are the install's one kind.
-alter table pii.tombstones add column kind text;
-update pii.tombstones t set kind = (select s.kind from pii.subject_table s);
-alter table pii.requests add column kind text;
-update pii.requests r set kind = (select s.kind from pii.subject_table s);
+alter table pii.tables add constraint tables_kind_fkey foreign key (kind) references pii.subject_table (kind);
 alter table pii.import_rows add column kind text;
 
 -- A request's erased count is subjects erased; it used to count every processed key, so
