@@ -116,11 +116,28 @@ table pii.hold_subjects owner <owner>
   index CREATE UNIQUE INDEX hold_subjects_pkey ON pii.hold_subjects USING btree (subject_hash, hold_id)
   comment 'The subjects of each hold, as keyed hashes.'
 
+table pii.identifiers owner <owner>
+  column relid regclass not null
+  column attnum smallint not null
+  column identifier text not null
+  column normaliser text not null
+  column registered_at timestamp with time zone not null default now()
+  constraint identifiers_identifier_check CHECK ((identifier ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+  constraint identifiers_normaliser_check CHECK ((normaliser = ANY (ARRAY['email'::text, 'phone'::text, 'lower_trim'::text, 'trim'::text, 'exact'::text])))
+  constraint identifiers_pkey PRIMARY KEY (relid, attnum)
+  constraint identifiers_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
+  index CREATE UNIQUE INDEX identifiers_pkey ON pii.identifiers USING btree (relid, attnum)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Registered identifier columns (email, phone, username, national id, device id): their keyed hashes go into the subject''s tombstone at erasure, and guards refuse an erased person coming back under a new key by any of them.'
+
 table pii.import_rows owner <owner>
   column import_id uuid not null
   column row_number bigint not null
   column subject_key text not null
   column scope text
+  column kind text
   grant INSERT to pii_operator
   comment 'Staging for CSV imports (COPY target). Rows live only until pii.request_erasure_from_import consumes them.'
 
@@ -194,6 +211,8 @@ table pii.requests owner <owner>
   column error text
   column held_until date
   column shared_kept jsonb not null default '{}'::jsonb
+  column kind text
+  column processed bigint not null default 0
   constraint requests_mode_check CHECK ((mode = ANY (ARRAY['erase'::text, 'delete'::text])))
   constraint requests_pkey PRIMARY KEY (id)
   constraint requests_request_key_hash_key UNIQUE (request_key_hash)
@@ -271,22 +290,23 @@ table pii.settings owner <owner>
   comment 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views'
 
 table pii.subject_table owner <owner>
-  column singleton boolean not null default true
   column relid regclass not null
   column key_attnum smallint not null
   column scope_attnum smallint
   column key_is_pii boolean not null default false
   column registered_at timestamp with time zone not null default now()
-  constraint subject_table_pkey PRIMARY KEY (singleton)
+  column kind text not null
+  column hash_prefix text not null default ''::text
+  constraint subject_table_kind_check CHECK (((kind <> ''::text) AND (length(kind) <= 63)))
+  constraint subject_table_pkey PRIMARY KEY (kind)
   constraint subject_table_relid_key UNIQUE (relid)
-  constraint subject_table_singleton_check CHECK (singleton)
-  index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (singleton)
+  index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (kind)
   index CREATE UNIQUE INDEX subject_table_relid_key ON pii.subject_table USING btree (relid)
   trigger CREATE TRIGGER masking_subject_table_change AFTER INSERT OR DELETE OR UPDATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'The one table whose rows are data subjects (customers, contacts).'
+  comment 'The tables whose rows are data subjects, one per kind (customer, staff). hash_prefix: what a kind''s subject hashes are prefixed with ('''' for the first kind).'
 
 table pii.tables owner <owner>
   column relid regclass not null
@@ -302,8 +322,10 @@ table pii.tables owner <owner>
   column link_referenced boolean not null default false
   column unenforced_join boolean not null default false
   column shared text not null default 'keep'::text
+  column kind text not null
   constraint tables_check CHECK ((((subject_attnum IS NOT NULL) AND (parent_relid IS NULL) AND (parent_fk_attnum IS NULL) AND (parent_key_attnum IS NULL)) OR ((subject_attnum IS NULL) AND (parent_relid IS NOT NULL) AND (parent_fk_attnum IS NOT NULL) AND (parent_key_attnum IS NOT NULL))))
   constraint tables_guard_mode_check CHECK ((guard_mode = ANY (ARRAY['scrub'::text, 'reject'::text, 'skip'::text, 'off'::text])))
+  constraint tables_kind_fkey FOREIGN KEY (kind) REFERENCES pii.subject_table(kind)
   constraint tables_on_erase_check CHECK ((on_erase = ANY (ARRAY['anonymize'::text, 'delete'::text])))
   constraint tables_parent_relid_fkey FOREIGN KEY (parent_relid) REFERENCES pii.tables(relid)
   constraint tables_pkey PRIMARY KEY (relid)
@@ -313,6 +335,7 @@ table pii.tables owner <owner>
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
+  trigger CREATE TRIGGER tables_kind BEFORE INSERT OR UPDATE OF parent_relid, subject_attnum ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.set_table_kind()
   trigger CREATE TRIGGER tables_sync_guards AFTER INSERT OR DELETE OR UPDATE OF guard_mode ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.sync_guard_triggers()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
@@ -374,6 +397,17 @@ table pii_internal.erasure_ledger_pending owner <owner>
 
 table pii_internal.erasure_lock owner <owner>
   comment 'Never holds rows: locked by guards (ROW EXCLUSIVE) and pii.erase_subjects (SHARE ROW EXCLUSIVE) so that no write slips between an erasure and its tombstones.'
+
+table pii_internal.identifier_tombstones owner <owner>
+  column kind text not null
+  column identifier_hash bytea not null
+  column subject_hash bytea not null
+  column identifier text not null
+  column erased_at timestamp with time zone not null default now()
+  constraint identifier_tombstones_pkey PRIMARY KEY (kind, identifier_hash, subject_hash)
+  index CREATE INDEX identifier_tombstones_subject_hash_idx ON pii_internal.identifier_tombstones USING btree (subject_hash)
+  index CREATE UNIQUE INDEX identifier_tombstones_pkey ON pii_internal.identifier_tombstones USING btree (kind, identifier_hash, subject_hash)
+  comment 'Keyed hashes (never values) of erased subjects'' identifiers, by kind: what the guards probe for an erased person re-ingested under a new key.'
 
 table pii_internal.ledger_export owner <owner>
   column singleton boolean not null default true
@@ -459,6 +493,7 @@ table pii_internal.tombstones owner <owner>
   column flagged_at timestamp with time zone not null default now()
   column erased_at timestamp with time zone
   column erased_xact xid8
+  column kind text
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii_internal.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii_internal.tombstones USING btree (subject_hash)
@@ -661,8 +696,8 @@ view pii.retention_policies owner <owner> with (security_barrier=true) as
 
 -- functions
 
-function pii.allow_return(text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.allow_return(subject_key text, scope text DEFAULT NULL::text)
+function pii.allow_return(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.allow_return(subject_key text, scope text DEFAULT NULL::text, kind text DEFAULT NULL::text)
      RETURNS boolean
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -672,18 +707,61 @@ function pii.allow_return(text,text) owner <owner>
       h bytea;
     begin
       select r.subject_hash into h
-      from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
+      from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end, kind => kind) r;
       delete from pii_internal.tombstones t where t.subject_hash = h;
       if not found then
         return false;
       end if;
+      -- The person is back under any key: their identifiers no longer stop them either.
+      delete from pii_internal.identifier_tombstones it where it.subject_hash = h;
       perform pii_internal.write_audit('allow_return', null, '{}'::jsonb, h);
       return true;
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
-Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return(''42'');'
+  comment 'Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them, by key
+and by their identifiers (pii.allow_return_identifier lifts one identifier only). Audited with the keyed hash.
+Returns false when there was no tombstone. Example: select pii.allow_return(''42''); select pii.allow_return(''7'', kind => ''staff'');'
+
+function pii.allow_return_identifier(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.allow_return_identifier(identifier text, value text, kind text DEFAULT NULL::text)
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+      normaliser_ text;
+      sec pii_internal.secret;
+      h bytea;
+      n bigint;
+    begin
+      if value is null then
+        raise exception 'value must not be NULL' using errcode = '22004';
+      end if;
+      select i.normaliser into normaliser_ from pii.identifiers i join pii.tables t on t.relid = i.relid
+      where t.kind operator(pg_catalog.=) subj.kind and i.identifier operator(pg_catalog.=) allow_return_identifier.identifier
+      limit 1;
+      if normaliser_ is null then
+        raise exception 'no identifier "%" is registered for kind "%"', identifier, subj.kind using errcode = '22023';
+      end if;
+      select * into sec from pii_internal.secret;
+      execute pg_catalog.format('select %s', pii_internal.identifier_hash_sql(subj.kind,
+                pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)', identifier, pii_internal.normalised_sql(normaliser_, '$1'))))
+        into h using value, null::text, sec.inner_key, sec.outer_key;
+      delete from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) subj.kind and it.identifier_hash operator(pg_catalog.=) h;
+      get diagnostics n = row_count;
+      if n > 0 then
+        perform pii_internal.write_audit('allow_return_identifier', null, pg_catalog.jsonb_build_object('kind', subj.kind, 'identifier', identifier, 'tombstones', n));
+      end if;
+      return n;
+    end
+    $function$
+  grant EXECUTE to pii_operator
+  comment 'Lets a person who legitimately comes back under a new key (signs up again with the same email) through the
+identifier guards: removes the identifier tombstones of that value (normalised as registered). Returns how many were
+removed. Audited without the value. Example: select pii.allow_return_identifier(''email'', ''Ann@Example.com'', kind => ''customer'');'
 
 function pii.api_key_scope(bytea,uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.api_key_scope(key_hash bytea DEFAULT NULL::bytea, key_id uuid DEFAULT NULL::uuid)
@@ -961,14 +1039,15 @@ NOTIFY pii_notification names the policy and count. Unapproved versions are refu
 author does not have the caller''s rights (42501 by name; outcome refused on schedule). Every run is recorded
 (pii.retention_history). Example: select * from pii.enforce_retention(''inactive-3y'');'
 
-function pii.erase_subjects(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.erase_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text)
+function pii.erase_subjects(text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.erase_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, kind text DEFAULT NULL::text)
      RETURNS TABLE(table_name text, rows_affected bigint, shared_kept bigint)
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
+      kind_ text;
       keys text[];
       scps text[];
       hashes bytea[];
@@ -980,17 +1059,18 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
       -- then seen by the statements below), and makes later ones wait until this
       -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
       lock table pii_internal.erasure_lock in share row exclusive mode;
+      kind_ := (pii_internal.subject_kind(kind)).kind;
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
              coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
         into keys, scps, hashes, pseudonyms
-      from pii_internal.resolve_subjects(subject_keys, scopes) r;
+      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
-      perform pii_internal.flag_subjects(hashes, pseudonyms);
-      result := pii_internal.erase_resolved(keys, scps, mode);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, null, kind_);
+      result := pii_internal.erase_resolved(keys, scps, mode, kind_);
       update pii_internal.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
-        'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
+        'mode', mode, 'kind', kind_, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
         'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
         'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
       raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
@@ -1000,13 +1080,15 @@ function pii.erase_subjects(text[],text[],text) owner <owner>
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Erases subjects now, set-based, in the caller''s transaction: one statement per registered table (children first).
-mode erase: each table''s on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
-registered row and the subject row go. Keys are cast to the key column''s type; unknown keys are ignored and counted
-(NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
-shared_kept: rows of a referenced table (an address) left intact because others (staff, stores, other customers)
-reference them too. A plan that would violate a constraint is refused before anything changes (55000).
-Example: select * from pii.erase_subjects(array[''42'', ''43'']);'
+  comment 'Erases subjects of a kind now, set-based, in the caller''s transaction: one statement per registered table of the kind,
+in the order of the foreign keys (referencing rows first). mode erase: each table''s on_erase (anonymize: apply column
+strategies; delete: remove rows); mode delete: every registered row and the subject row go. Keys are cast to the key
+column''s type; unknown keys are ignored and counted (NOTICE). Scoped installs pass scopes (one for all keys, or one per
+key). Subjects are tombstoned (keyed hash only, and their registered identifiers'' keyed hashes). kind may be omitted
+when the install has one kind. shared_kept: rows of a referenced table (an address) left intact because others (staff,
+stores, other customers) reference them too. A plan that would violate a constraint is refused before anything
+changes (55000). Verify afterwards with pii.verify_erasure_keys(the same keys).
+Example: select * from pii.erase_subjects(array[''42'', ''43'']); select * from pii.erase_subjects(array[''7''], kind => ''staff'');'
 
 function pii.fail_request(uuid,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.fail_request(request_id uuid, error text)
@@ -1168,7 +1250,7 @@ function pii.hold_tick(date) owner <owner>
 
       -- Ended holds (expired or released): one request per hold erases the rows it kept, for
       -- its subjects that were erased meanwhile and no other hold still keeps.
-      for ended in select h.id, h.subjects from pii.legal_holds h
+      for ended in select h.id, h.subjects, h.kind from pii.legal_holds h
                    where h.ended_at is null and (h.released_at is not null or h.held_until < today)
                    order by h.placed_at
       loop
@@ -1179,12 +1261,12 @@ function pii.hold_tick(date) owner <owner>
         where hs.hold_id = ended.id
           and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
         if hashes is not null then
-          found_ := pii_internal.hold_expiry_subjects(hashes);
+          found_ := pii_internal.hold_expiry_subjects(hashes, ended.kind);
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
             rid := pii_internal.create_request(
               found_.subject_keys,
               case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
-              null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null);
+              null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
           end if;
         end if;
         update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
@@ -1493,7 +1575,7 @@ function pii.place_hold(text[],text,date,regclass[],text,text[]) owner <owner>
           raise exception 'table % is not registered with Lethe: only registered tables can be held', bad using errcode = '22023';
         end if;
       end if;
-      select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes) r;
+      select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind) r;
       if hashes is null then
         raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
       end if;
@@ -1568,6 +1650,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       if req.status in ('done', 'failed') then
         return 0;
       end if;
+      req.kind := coalesce(req.kind, (pii_internal.subject_kind(null)).kind);
       -- Like a guard, before any row is locked: a direct erasure in flight finishes first, so
       -- the two never wait for each other's rows.
       perform pii_internal.wait_for_erasures();
@@ -1592,7 +1675,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       where r.id = req.id and r.status = 'queued';
 
       -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
-      perform pii_internal.flag_subjects(claimed, pseudonyms, req.id);
+      perform pii_internal.flag_subjects(claimed, pseudonyms, req.id, req.kind);
       select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
       from (select tb.subject_hash from pii_internal.tombstones tb
             where tb.subject_hash = any (claimed)
@@ -1603,8 +1686,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
         into erase_keys, erase_scopes
       from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
-      idents := pii_internal.capture_identifiers(erase_keys, erase_scopes);
-      result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode);
+      idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
+      result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
       update pii_internal.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
@@ -1619,8 +1702,11 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
        where i.request_id = req.id and i.subject_hash = any (claimed);
       update pii_internal.request_items i set matched = true
        where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
+      -- Erased counts subjects erased, never keys that matched no subject.
       update pii.requests r
-         set erased = r.erased + pg_catalog.cardinality(claimed),
+         set erased = r.erased + (select pg_catalog.count(*) from pii_internal.request_items i
+                                  where i.request_id = req.id and i.subject_hash = any (claimed) and i.matched),
+             processed = r.processed + pg_catalog.cardinality(claimed),
              held_until = greatest(r.held_until, result.held_until),
              rows_affected = pii_internal.add_row_counts(r.rows_affected,
                (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))),
@@ -1652,7 +1738,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
       perform pii_internal.check_limit_and_mode(max_subjects, mode);
       select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
         into r
-      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1), null, kind) x;
       n := pg_catalog.cardinality(r.keys);
       if n > max_subjects then
         raise exception 'subject_query selects % subjects, more than max_subjects (%): nothing was requested', n, max_subjects
@@ -1666,7 +1752,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
         raise exception 'subject_query selects no subject: nothing to request' using errcode = '22023';
       end if;
       return query select pii_internal.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
-                                             'query', mode, null), n, null::jsonb;
+                                             'query', mode, null, kind), n, null::jsonb;
     end
     $function$
   grant EXECUTE to pii_operator
@@ -1816,8 +1902,58 @@ erase: null | set:<literal> (set:DEACTIVATED, set:true) | pseudonym (keyed HMAC,
 mask (masked views): hide | email | partial:<first>,<last> | hash | year | set:<literal> | clear.
 Example: select pii.register_column(''crm.customers'', ''email'', ''null'', mask => ''email'', category => ''contact'');'
 
-function pii.register_subject_table(regclass,name,name,boolean) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.register_subject_table(tbl regclass, key_column name, scope_column name DEFAULT NULL::name, key_is_pii boolean DEFAULT false)
+function pii.register_identifier(regclass,name,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.register_identifier(tbl regclass, col name, normaliser text, identifier text DEFAULT NULL::text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      n smallint;
+      rule pii.columns;
+      name_ text;
+    begin
+      if tbl is null then
+        raise exception 'table must not be NULL' using errcode = '22004';
+      end if;
+      select * into reg from pii.tables t where t.relid = tbl;
+      if reg.relid is null then
+        raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
+          using errcode = '55000', hint = 'Register the table (pii.register_table, register_child_table or register_subject_table) and the column (pii.register_column) first.';
+      end if;
+      n := pii_internal.column_attnum(tbl, col);
+      if normaliser is null or normaliser not in ('email', 'phone', 'lower_trim', 'trim', 'exact') then
+        raise exception 'unknown identifier normaliser "%" (column %.%)', normaliser, pii_internal.qualified_name(tbl), col
+          using errcode = '22023', hint = 'Expected one of: email (lower(trim())), phone (digits only), lower_trim, trim, exact.';
+      end if;
+      name_ := coalesce(identifier, case when normaliser in ('email', 'phone') then normaliser else col end);
+      if name_ !~ '^[a-z][a-z0-9_]{0,62}$' then
+        raise exception 'identifier name "%" must be lower case letters, digits and _ (column %.%)', name_, pii_internal.qualified_name(tbl), col
+          using errcode = '22023', hint = 'Pass identifier => ''username'' (the same name in every table that holds it).';
+      end if;
+      select * into rule from pii.columns c where c.relid = tbl and c.attnum = n;
+      if rule.relid is null or rule.erase = 'keep' then
+        raise exception 'column %.% must be registered with an erase strategy other than keep before it is an identifier', pii_internal.qualified_name(tbl), col
+          using errcode = '55000', hint = pg_catalog.format('select pii.register_column(%L, %L, ''null'');', pii_internal.qualified_name(tbl), col);
+      end if;
+      insert into pii.identifiers (relid, attnum, identifier, normaliser)
+      values (tbl, n, name_, normaliser)
+      on conflict (relid, attnum) do update set identifier = excluded.identifier, normaliser = excluded.normaliser;
+      perform pii_internal.write_audit('register_identifier', null, pg_catalog.jsonb_build_object(
+        'table', pii_internal.qualified_name(tbl), 'column', col, 'identifier', name_, 'normaliser', normaliser, 'kind', reg.kind));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Declares a registered PII column an identifier of its kind''s subjects (email, phone, username, national id, device
+id). At erasure the keyed hash of each normalised value (never the value) goes into the subject''s tombstone; guards
+then catch the erased person written again under a new key by that identifier. normaliser: email / lower_trim
+(lower(trim())), phone (digits only), trim, exact. identifier names the value across tables (default: email or phone
+for those normalisers, else the column name). Example: select pii.register_identifier(''crm.customers'', ''email'', ''email'');'
+
+function pii.register_subject_table(regclass,name,name,boolean,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.register_subject_table(tbl regclass, key_column name, scope_column name DEFAULT NULL::name, key_is_pii boolean DEFAULT false, kind text DEFAULT NULL::text)
      RETURNS void
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -1826,7 +1962,8 @@ function pii.register_subject_table(regclass,name,name,boolean) owner <owner>
     declare
       key_n smallint;
       scope_n smallint;
-      existing regclass;
+      existing pii.subject_table;
+      kind_ text;
     begin
       if tbl is null then
         raise exception 'table must not be NULL' using errcode = '22004';
@@ -1844,37 +1981,60 @@ function pii.register_subject_table(regclass,name,name,boolean) owner <owner>
           using errcode = '42804', hint = 'A PII key (an email, a phone) is replaced by a text pseudonym on erasure.';
       end if;
 
-      select s.relid into existing from pii.subject_table s;
-      if existing is not null and existing <> tbl then
-        raise exception 'a subject table is already registered (%); Lethe has one per install', pii_internal.qualified_name(existing)
-          using errcode = '55000', hint = 'Call pii.unregister_subject_table() first.';
+      -- Several subject tables per install, one per kind (default: the table's name).
+      select * into existing from pii.subject_table s where s.relid = tbl;
+      kind_ := coalesce(kind, existing.kind, (select c.relname::text from pg_catalog.pg_class c where c.oid = tbl));
+      if kind_ = '' or pg_catalog.length(kind_) > 63 then
+        raise exception 'subject kind must be 1 to 63 characters (table %)', pii_internal.qualified_name(tbl) using errcode = '22023';
       end if;
-      if existing is not null and exists (select from pii.tables t where t.relid <> tbl) then
+      if existing.kind is not null and existing.kind <> kind_ then
+        raise exception 'table % is already the subject table of kind "%"', pii_internal.qualified_name(tbl), existing.kind using errcode = '55000',
+          hint = pg_catalog.format('Call pii.unregister_subject_table(%L) first.', existing.kind);
+      end if;
+      if existing.kind is null and exists (select from pii.tables t where t.relid = tbl) then
+        raise exception 'table % belongs to kind "%": a subject table is already registered (%) above it', pii_internal.qualified_name(tbl),
+          (select t.kind from pii.tables t where t.relid = tbl),
+          (select pii_internal.qualified_name(s.relid) from pii.subject_table s join pii.tables t on t.kind = s.kind where t.relid = tbl)
+          using errcode = '55000', hint = 'Unregister it (pii.unregister_table) before registering it as a subject table of its own kind.';
+      end if;
+      if exists (select from pii.subject_table s where s.kind = kind_ and s.relid <> tbl) then
+        raise exception 'subject kind "%" is already registered with table %', kind_,
+          (select pii_internal.qualified_name(s.relid) from pii.subject_table s where s.kind = kind_)
+          using errcode = '55000', hint = pg_catalog.format('Pass another kind => ..., or call pii.unregister_subject_table(%L) first.', kind_);
+      end if;
+      if existing.kind is not null and exists (select from pii.tables t where t.kind = kind_ and t.relid <> tbl) then
         raise exception 'subject table % cannot change while other tables are registered', pii_internal.qualified_name(tbl)
           using errcode = '55000';
       end if;
 
-      insert into pii.subject_table (relid, key_attnum, scope_attnum, key_is_pii)
-      values (tbl, key_n, scope_n, coalesce(key_is_pii, false))
-      on conflict (singleton) do update
+      -- The first kind hashes subjects as Lethe always has; a later kind's hashes carry its
+      -- name (pii_internal.kind_hash_sql), so the same key in two kinds is two subjects.
+      insert into pii.subject_table (kind, relid, key_attnum, scope_attnum, key_is_pii, hash_prefix)
+      values (kind_, tbl, key_n, scope_n, coalesce(key_is_pii, false),
+              case when existing.kind is not null then existing.hash_prefix
+                   when not exists (select from pii.subject_table s where s.hash_prefix = '')
+                        and not exists (select from pii_internal.tombstones tb where tb.kind is distinct from kind_) then ''
+                   else kind_ || pg_catalog.chr(30) end)
+      on conflict on constraint subject_table_pkey do update
         set key_attnum = excluded.key_attnum, scope_attnum = excluded.scope_attnum, key_is_pii = excluded.key_is_pii;
 
-      insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
-      values (tbl, key_n, scope_n, 'anonymize')
+      insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase, kind)
+      values (tbl, key_n, scope_n, 'anonymize', kind_)
       on conflict (relid) do update set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = 'anonymize';
 
       if not pii_internal.has_leading_index(tbl, coalesce(scope_n, key_n)) and not pii_internal.has_leading_index(tbl, key_n) then
         raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), key_column
           using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), key_column);
       end if;
-      perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null));
+      perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null, 'kind', kind_));
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Registers the table whose rows are data subjects (one per install). Its record is kept on erasure (anonymize).
-scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with a
-pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
-Example: select pii.register_subject_table(''crm.customers'', ''id'', scope_column => ''brand_id'');'
+  comment 'Registers a table whose rows are data subjects of a kind (kind defaults to the table''s name; an install may have
+several kinds: customer, staff). Its record is kept on erasure (anonymize). Tables registered through it belong to
+its kind. scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with
+a pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
+Example: select pii.register_subject_table(''crm.customers'', ''id'', kind => ''customer'');'
 
 function pii.register_table(regclass,name,text,name,name,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name DEFAULT NULL::name, foreign_key name DEFAULT NULL::name, unenforced_join boolean DEFAULT false)
@@ -1893,10 +2053,23 @@ function pii.register_table(regclass,name,text,name,name,boolean) owner <owner>
       if tbl is null then
         raise exception 'table must not be NULL' using errcode = '22004';
       end if;
-      select * into subj from pii.subject_table;
-      if subj.relid is null then
+      -- The kind: the subject table subject_column's foreign key references, else the only kind.
+      select s.* into subj from pii.subject_table s
+      join pg_catalog.pg_constraint c on c.confrelid = s.relid and c.conrelid = tbl and c.contype = 'f'
+      join pg_catalog.pg_attribute a on a.attrelid = tbl and a.attname = subject_column and c.conkey = array[a.attnum]
+      limit 1;
+      if subj.relid is null and not exists (select from pii.subject_table) then
         raise exception 'no subject table is registered yet' using errcode = '55000',
           hint = 'Call pii.register_subject_table(...) first.';
+      end if;
+      if exists (select from pii.subject_table s where s.relid = tbl) then
+        select * into subj from pii.subject_table s where s.relid = tbl;
+      elsif subj.relid is null and (select pg_catalog.count(*) from pii.subject_table) > 1 then
+        raise exception 'which subject kind does % belong to? no foreign key from %.% to a subject table (kinds %)',
+          pii_internal.qualified_name(tbl), pii_internal.qualified_name(tbl), subject_column, pii_internal.kind_list()
+          using errcode = '22023', hint = 'Add the foreign key to the subject table of its kind, or register the table under a registered parent (pii.register_child_table).';
+      elsif subj.relid is null then
+        select * into subj from pii.subject_table;
       end if;
       if tbl = subj.relid then
         raise exception 'table % is the subject table; it is registered already', pii_internal.qualified_name(tbl) using errcode = '55000';
@@ -1983,23 +2156,25 @@ function pii.release_hold(uuid) owner <owner>
   comment 'Ends a legal hold now (audited): its subjects are no longer left out of retention, and the expiry job erases their
 held rows. Example: select pii.release_hold(''6f1c…''::uuid);'
 
-function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+function pii.request_erasure(text[],text,text,text[],text,timestamp with time zone,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure(subject_keys text[], request_key text DEFAULT NULL::text, source text DEFAULT 'api'::text, scopes text[] DEFAULT NULL::text[], mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone, kind text DEFAULT NULL::text)
      RETURNS uuid
      LANGUAGE sql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
+      select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at, kind)
     $function$
   grant EXECUTE to pii_operator
   comment 'Records an erasure request for any number of subjects and queues it (graphile-worker job lethe_process_request)
 in the caller''s transaction: rollback = no request, no job. Subjects are flagged at once (guards act from now).
 Idempotent on request_key: the same key returns the same id. due_at defaults to now() + pii.settings.default_due.
-Example: select pii.request_erasure(array[''42'', ''43''], request_key => ''ticket-1812'');'
+A request erases subjects of one kind (kind may be omitted when the install has one).
+Example: select pii.request_erasure(array[''42'', ''43''], request_key => ''ticket-1812'');
+select pii.request_erasure(array[''7''], kind => ''staff'');'
 
-function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.request_erasure_from_import(import_id uuid, request_key text DEFAULT NULL::text, source text DEFAULT 'csv'::text, mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.request_erasure_from_import(import_id uuid, request_key text DEFAULT NULL::text, source text DEFAULT 'csv'::text, mode text DEFAULT 'erase'::text, due_at timestamp with time zone DEFAULT NULL::timestamp with time zone, kind text DEFAULT NULL::text)
      RETURNS uuid
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -2010,25 +2185,36 @@ function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time
       scps text[];
       rows_ bigint[];
       rid uuid;
+      kinds text[];
     begin
       select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
-             pg_catalog.array_agg(i.row_number order by i.row_number)
-        into keys, scps, rows_
+             pg_catalog.array_agg(i.row_number order by i.row_number), pg_catalog.array_agg(distinct i.kind) filter (where i.kind is not null)
+        into keys, scps, rows_, kinds
       from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
       if keys is null then
         raise exception 'import % has no staged rows', import_id using errcode = '22023';
       end if;
+      -- One request is one kind: the file's kind column (one value), or the kind argument.
+      if pg_catalog.cardinality(kinds) > 1 then
+        raise exception 'import %: rows of % kinds (%); a request erases one kind', import_id, pg_catalog.cardinality(kinds), pg_catalog.array_to_string(kinds, ', ')
+          using errcode = '22023', hint = 'Split the file by kind, or import each kind with --kind.';
+      end if;
+      if kind is not null and kinds is not null and kinds[1] <> kind then
+        raise exception 'import %: the rows say kind "%", the call says "%"', import_id, kinds[1], kind using errcode = '22023';
+      end if;
       if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
         raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
       end if;
-      rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
+      rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at,
+                                         coalesce(kind, kinds[1]));
       delete from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
       return rid;
     end
     $function$
   grant EXECUTE to pii_operator
   comment 'Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
-row; duplicates are counted) and removes the staged rows in the same transaction.
+row; duplicates are counted) and removes the staged rows in the same transaction. The kind is the rows'' kind column
+(one value) or the kind argument (omitted when the install has one kind).
 Example: select pii.request_erasure_from_import(''2b1e…''::uuid, request_key => ''dpo-2026-11.csv'');'
 
 function pii.request_erasure_from_query(text,integer,text,text,text,boolean) owner <owner>
@@ -2125,7 +2311,7 @@ function pii.request_status(uuid) owner <owner>
     begin
       return query
         select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
-               case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
+               case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
                r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
         from pii.requests r where r.id = request_status.request_id;
       if not found then
@@ -2163,7 +2349,9 @@ function pii.restore_check(jsonb) owner <owner>
       rids uuid[] := '{}';
       r record;
     begin
-      select * into subj from pii.subject_table;
+      -- The first kind (hashes without a kind prefix). Subjects of later kinds get their
+      -- tombstones and identifier tombstones back, but are not looked for to re-erase.
+      select * into subj from pii.subject_table s order by s.hash_prefix limit 1;
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
       end if;
@@ -2215,13 +2403,24 @@ function pii.restore_check(jsonb) owner <owner>
 
       -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
       --    who are back (their request marks them erased), erased as of the ledger for the rest.
-      insert into pii_internal.tombstones as tb (subject_hash, erased_at)
-      select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
+      insert into pii_internal.tombstones as tb (subject_hash, erased_at, kind)
+      select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end,
+             coalesce(k.kind, subj.kind)
       from unnest(hashes, times, states) as c (h, t, st)
+      left join (select distinct on (p.subject_hash) p.subject_hash, p.kind from pg_catalog.unnest(parsed) p
+                 where p.kind is not null order by p.subject_hash, p.seq desc) k on k.subject_hash operator(pg_catalog.=) c.h
       where c.st in ('replayed', 'not_present')
       on conflict (subject_hash) do update set erased_at = excluded.erased_at
         where excluded.erased_at is not null and (tb.erased_at is null or tb.erased_at operator(pg_catalog.<) excluded.erased_at);
       get diagnostics tombstones_written = row_count;
+      -- Identifier tombstones too: the erased person stays out under a new key as well.
+      insert into pii_internal.identifier_tombstones (kind, identifier_hash, subject_hash, identifier)
+      select distinct coalesce(p.kind, subj.kind), i.h, p.subject_hash, 'restored'
+      from pg_catalog.unnest(parsed) p
+      cross join lateral pg_catalog.unnest(p.identifier_hashes) as i (h)
+      join unnest(hashes, states) as c (h, st) on c.h operator(pg_catalog.=) p.subject_hash
+      where p.secret_id operator(pg_catalog.=) sid and p.mode operator(pg_catalog.<>) 'return' and c.st in ('replayed', 'not_present', 'already_erased')
+      on conflict do nothing;
 
       -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
       for r in
@@ -2232,7 +2431,7 @@ function pii.restore_check(jsonb) owner <owner>
         group by c.m order by c.m
       loop
         rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
-                                                                null, null, 'restore-check', r.mode, null);
+                                                                null, null, 'restore-check', r.mode, null, subj.kind);
       end loop;
 
       ledger_entries := pg_catalog.cardinality(parsed);
@@ -2310,7 +2509,7 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
         -- The caller did not run the query: its author lacks the caller's rights (see enforce_retention).
         outcome_ := 'refused';
       else
-        s := pii_internal.retention_candidates(subject_keys, scopes);
+        s := pii_internal.retention_candidates(subject_keys, scopes, cur.kind);
         held := s.held;
         candidates := pg_catalog.cardinality(s.keys);
         if candidates = 0 then
@@ -2327,7 +2526,7 @@ function pii.retention_enforce_step(text,integer,text[],text[]) owner <owner>
           outcome_ := 'requested';
           rid := pii_internal.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
                                     'retention:' || name || ':' || pg_catalog.to_char(period at time zone 'UTC', 'YYYY-MM-DD"T"HH24'),
-                                    'retention:' || name, cur.mode, null);
+                                    'retention:' || name, cur.mode, null, cur.kind);
         end if;
       end if;
       insert into pii.retention_runs (policy_name, version, period_start, candidates, held, outcome, request_id)
@@ -2366,7 +2565,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       s record;
     begin
       perform pii_internal.ensure_deputies();
-      s := pii_internal.retention_candidates(subject_keys, scopes);
+      s := pii_internal.retention_candidates(subject_keys, scopes, cur.kind);
       candidates := pg_catalog.cardinality(s.keys);
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
@@ -2965,31 +3164,53 @@ function pii.unregister_column(regclass,name) owner <owner>
   grant EXECUTE to pii_admin
   comment 'Removes a column''s rule; returns false when it had none. Example: select pii.unregister_column(''crm.customers'', ''city'');'
 
-function pii.unregister_subject_table() owner <owner>
-    CREATE OR REPLACE FUNCTION pii.unregister_subject_table()
+function pii.unregister_identifier(regclass,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.unregister_identifier(tbl regclass, col name)
+     RETURNS boolean
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      delete from pii.identifiers i where i.relid = tbl and i.attnum = pii_internal.column_attnum(tbl, col);
+      if not found then
+        return false;
+      end if;
+      perform pii_internal.write_audit('unregister_identifier', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'column', col));
+      return true;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Stops treating a column as an identifier (identifier tombstones already written stay). Example: select pii.unregister_identifier(''crm.customers'', ''email'');'
+
+function pii.unregister_subject_table(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.unregister_subject_table(kind text DEFAULT NULL::text)
      RETURNS boolean
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      subj regclass;
+      subj pii.subject_table;
     begin
-      select s.relid into subj from pii.subject_table s;
-      if subj is null then
+      if not exists (select from pii.subject_table) then
         return false;
       end if;
-      if exists (select from pii.tables t where t.relid <> subj) then
+      if kind is not null and not exists (select from pii.subject_table s where s.kind = unregister_subject_table.kind) then
+        return false;
+      end if;
+      subj := pii_internal.subject_kind(kind);
+      if exists (select from pii.tables t where t.kind = subj.kind and t.relid <> subj.relid) then
         raise exception 'other tables are registered; unregister them first' using errcode = '2BP01';
       end if;
-      delete from pii.tables t where t.relid = subj;
-      delete from pii.subject_table;
-      perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj)));
+      delete from pii.tables t where t.relid = subj.relid;
+      delete from pii.subject_table s where s.kind = subj.kind;
+      perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj.relid), 'kind', subj.kind));
       return true;
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Removes the subject table registration (only when no other table is registered). Example: select pii.unregister_subject_table();'
+  comment 'Removes a kind''s subject table registration (only when no other table of the kind is registered; kind may be omitted when the install has one). Example: select pii.unregister_subject_table(''staff'');'
 
 function pii.unregister_table(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii.unregister_table(tbl regclass)
@@ -3144,20 +3365,16 @@ function pii.verify_erasure(uuid) owner <owner>
     AS $function$
     declare
       subjects record := pii_internal.verify_request_subjects(request_id);
-      found record;
+      req pii.requests;
     begin
+      select * into req from pii.requests r where r.id = verify_erasure.request_id;
       -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
       return query select * from pii_internal.vault_residuals(coalesce(subjects.hashes, '{}'));
       if subjects.hashes is null or not exists (select from pii.subject_table) then
         return;
       end if;
-      found := pii_internal.find_subjects_again(subjects.hashes, subjects.pseudonyms);
-      if pg_catalog.cardinality(found.keys) = 0 then
-        return;
-      end if;
-      return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
-      return query select * from pii_internal.registered_residuals((select r.mode from pii.requests r where r.id = verify_erasure.request_id),
-                                                                   found.keys, found.scopes, found.found_hashes, subjects.pseudonyms);
+      return query select * from pii_internal.subject_residuals(subjects.hashes, subjects.pseudonyms, req.mode,
+        coalesce(req.kind, (select s.kind from pii.subject_table s where s.hash_prefix = '')), req.id);
     end
     $function$
   grant EXECUTE to pii_auditor
@@ -3169,8 +3386,36 @@ by design (shared => keep) and are not residuals. Subjects appear as keyed hashe
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure(''…''::uuid);'
 
-function pii.was_erased(text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.was_erased(subject_key text, scope text DEFAULT NULL::text)
+function pii.verify_erasure_keys(text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.verify_erasure_keys(subject_keys text[], scopes text[] DEFAULT NULL::text[], kind text DEFAULT NULL::text, mode text DEFAULT 'erase'::text)
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      kind_ text := (pii_internal.subject_kind(kind)).kind;
+      hashes bytea[];
+      pseudonyms text[];
+    begin
+      perform pii_internal.check_erase_mode(mode);
+      select pg_catalog.array_agg(r.subject_hash), pg_catalog.array_agg(r.pseudonym) into hashes, pseudonyms
+      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r
+      where exists (select from pii_internal.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+      return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
+      if hashes is not null then
+        return query select * from pii_internal.subject_residuals(hashes, pseudonyms, mode, kind_, null);
+      end if;
+    end
+    $function$
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'Verifies a direct erasure (pii.erase_subjects) by naming its subjects again: the same checks as pii.verify_erasure for
+the given keys (of a kind; omitted when the install has one) that are tombstoned as erased. Empty result = verified.
+Example: select * from pii.verify_erasure_keys(array[''42'', ''43'']); select * from pii.verify_erasure_keys(array[''7''], kind => ''staff'');'
+
+function pii.was_erased(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.was_erased(subject_key text, scope text DEFAULT NULL::text, kind text DEFAULT NULL::text)
      RETURNS TABLE(erased boolean, flagged_at timestamp with time zone, erased_at timestamp with time zone, request_id uuid)
      LANGUAGE plpgsql
      STABLE SECURITY DEFINER
@@ -3179,7 +3424,7 @@ function pii.was_erased(text,text) owner <owner>
     begin
       return query
         select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
-        from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
+        from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end, kind => kind) r
         join pii_internal.tombstones t on t.subject_hash = r.subject_hash;
       if not found then
         return query select false, null::timestamptz, null::timestamptz, null::uuid;
@@ -3190,7 +3435,8 @@ function pii.was_erased(text,text) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Answers "was this person erased?" from the keyed hash, never storing or returning the identity:
 erased (bool), when flagged, when erased, by which request. Example: select * from pii.was_erased(''42'');
-Scoped installs pass the scope: select * from pii.was_erased(''pl-1'', scope => ''2'');'
+Scoped installs pass the scope: select * from pii.was_erased(''pl-1'', scope => ''2'');
+With several subject kinds, name the kind: select * from pii.was_erased(''7'', kind => ''staff'');'
 
 function pii.was_erased_hash(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.was_erased_hash(subject_hash text)
@@ -3285,20 +3531,24 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
         $q$with numbered as (
-             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
+                    -- The subject's kind and identifier tombstones: a restore re-applies both.
+                    (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
+                    (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
+                     where it.subject_hash operator(pg_catalog.=) u.h) as ih
              from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
            ), hashed as (
-             select n.seq, n.h, n.t, %s as entry_hash from numbered n
+             select n.seq, n.h, n.t, n.k, n.ih, %s as entry_hash from numbered n
            ), ins as (
              insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-             select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             select x.seq, x.h, x.ih, x.k, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
              from hashed x
              returning erasure_ledger.seq, erasure_ledger.entry_hash
            )
            update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
            from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
            where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, $7, $8, $9, n.t, $10)'))
         using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
               entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
@@ -3354,8 +3604,8 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
-function pii_internal.capture_identifiers(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
+function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -3369,7 +3619,7 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
       value_list text;
       raw text[];
     begin
-      select * into subj from pii.subject_table;
+      subj := pii_internal.subject_kind(kind);
       key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                            pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
@@ -3397,7 +3647,7 @@ function pii_internal.capture_identifiers(text[],text[]) owner <owner>
                   coalesce(pg_catalog.array_agg(%s order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.v order by x.i), '{}')
            from (select j.j::jsonb ->> 0 as k, j.j::jsonb ->> 1 as s, j.j::jsonb ->> 2 as v, j.i
                  from unnest($1::text[]) with ordinality as j (j, i)) x$q$,
-        pii_internal.subject_hash_sql('x.s', 'x.k'))
+        pii_internal.kind_hash_sql(subj.kind, 'x.s', 'x.k'))
         into current_keys, current_scopes, hashes, identifiers
         using raw;
       if subj.key_is_pii then
@@ -3516,20 +3766,11 @@ function pii_internal.check_kind(text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      known text;
     begin
-      select c.relname into known from pii.subject_table s join pg_catalog.pg_class c on c.oid = s.relid;
-      if known is null then
-        raise exception 'no subject table is registered yet' using errcode = '55000',
-          hint = 'Call pii.register_subject_table(...) first.';
-      end if;
-      if kind is not null and kind operator(pg_catalog.<>) known then
-        raise exception 'unknown subject kind "%": this install has one kind, "%"', kind, known using errcode = '22023';
-      end if;
+      perform pii_internal.subject_kind(kind);
     end
     $function$
-  comment 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.'
+  comment 'Internal. Refuses an unknown subject kind, and NULL when the install has several (pii_internal.subject_kind).'
 
 function pii_internal.check_limit_and_mode(integer,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_limit_and_mode(max_subjects integer, mode text)
@@ -3815,8 +4056,8 @@ function pii_internal.column_type(regclass,smallint) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).'
 
-function pii_internal.create_request(text[],text[],bigint[],text,text,text,timestamp with time zone) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text, source text, mode text, due_at timestamp with time zone)
+function pii_internal.create_request(text[],text[],bigint[],text,text,text,timestamp with time zone,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text, source text, mode text, due_at timestamp with time zone, kind text)
      RETURNS uuid
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -3832,8 +4073,10 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       rows_ bigint[];
       matched text[];
       n_matched bigint;
+      kind_ text;
     begin
       perform pii_internal.check_erase_mode(mode);
+      kind_ := (pii_internal.subject_kind(kind)).kind;
       if source is null or pg_catalog.btrim(source) = '' then
         raise exception 'source must not be empty' using errcode = '22023';
       end if;
@@ -3852,13 +4095,13 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
              coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
              coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
         into hashes, keys, scps, pseudonyms, rows_
-      from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
+      from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows, kind_) r;
       if pg_catalog.cardinality(hashes) = 0 then
         raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
       end if;
 
-      insert into pii.requests (request_key_hash, source, mode, due_at, total, duplicates)
-      values (key_hash, source, mode, coalesce(due_at, pg_catalog.now() + cfg.default_due),
+      insert into pii.requests (request_key_hash, source, mode, kind, due_at, total, duplicates)
+      values (key_hash, source, mode, kind_, coalesce(due_at, pg_catalog.now() + cfg.default_due),
               pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
       on conflict (request_key_hash) do nothing
       returning id into rid;
@@ -3868,7 +4111,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
         return rid;
       end if;
 
-      matched := pii_internal.matched_subjects(keys, scps);
+      matched := pii_internal.matched_subjects(keys, scps, kind_);
       insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
       select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
       from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
@@ -3877,7 +4120,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
       if pg_catalog.cardinality(hashes) >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
@@ -3892,7 +4135,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       return rid;
     end
     $function$
-  comment 'Internal. Records a request and its items, flags the subjects and queues the job.'
+  comment 'Internal. Records a request for subjects of a kind (NULL: the only kind) and its items, flags the subjects and queues the job.'
 
 function pii_internal.current_retention_version(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.current_retention_version(name text)
@@ -4505,8 +4748,8 @@ function pii_internal.erase_plan(text) owner <owner>
     $function$
   comment 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.'
 
-function pii_internal.erase_resolved(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date, OUT shared_kept bigint[])
+function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, kind text, OUT table_names text[], OUT rows_affected bigint[], OUT matched text[], OUT held_until date, OUT shared_kept bigint[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -4521,16 +4764,18 @@ function pii_internal.erase_resolved(text[],text[],text) owner <owner>
       if problem.table_name is not null then
         raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
       end if;
-      matched := pii_internal.matched_subjects(subject_keys, scopes);
+      matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
-      held := pii_internal.held_pairs(subject_keys, scopes);
+      held := pii_internal.held_pairs(subject_keys, scopes, kind);
       held_until := held.held_until;
+      -- While the values are still there: the keyed hashes of the subjects' identifiers.
+      perform pii_internal.tombstone_identifiers(kind, subject_keys, scopes);
       -- The guards see these statements too; rows they leave hold no PII, so they pass.
       select r.table_names, r.rows_affected, r.shared_kept into table_names, rows_affected, shared_kept
-      from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, null, kind) r;
     end
     $function$
-  comment 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.'
+  comment 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan over the tables of a kind for its canonical subjects, after tombstoning their identifiers (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.'
 
 function pii_internal.erase_set_list(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_set_list(tbl regclass)
@@ -4675,8 +4920,8 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
     $function$
   comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.'
 
-function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
+function pii_internal.find_subjects_again(bytea[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], kind text, OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -4691,11 +4936,11 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
       path record;
       found record;
     begin
-      select * into subj from pii.subject_table;
+      subj := pii_internal.subject_kind(kind);
       key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                            pii_internal.column_type(subj.relid, subj.key_attnum));
       scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-      select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+      select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes, subj.kind) f;
       if subj.key_is_pii then
         found := pii_internal.as_owner(subj.relid, pg_catalog.format(
           $q$select coalesce(pg_catalog.array_agg(%s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
@@ -4713,7 +4958,7 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
       if missing is not null then
         for t in select r.* from pii.tables r
                  join pg_catalog.pg_class c on c.oid = r.relid
-                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+                 where r.subject_attnum is not null and r.relid <> subj.relid and r.kind = subj.kind order by r.relid::oid loop
           path := pii_internal.subject_key_sql(t.relid);
           found := pii_internal.as_owner(t.relid, pg_catalog.format(
             $q$select coalesce(pg_catalog.array_agg(d.k), '{}'), coalesce(pg_catalog.array_agg(d.s), '{}')
@@ -4724,13 +4969,13 @@ function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
             $q$select $6 || coalesce(pg_catalog.array_agg(x.k), '{}'), $7 || coalesce(pg_catalog.array_agg(x.s), '{}'), $8 || coalesce(pg_catalog.array_agg(x.h), '{}')
                from (select d.k, d.s, %s as h from unnest($1::text[], $2::text[]) as d (k, s)) as x
                join unnest($5::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.subject_hash_sql('d.s', 'd.k'))
+            pii_internal.kind_hash_sql(subj.kind, 'd.s', 'd.k'))
             into keys, scopes, found_hashes using found.found_keys, found.found_scopes, null::bytea, null::bytea, missing, keys, scopes, found_hashes;
         end loop;
       end if;
     end
     $function$
-  comment 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).'
+  comment 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects of a kind with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).'
 
 function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.fk_columns(tbl regclass, cols smallint[])
@@ -4743,22 +4988,22 @@ function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     $function$
   comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
+function pii_internal.flag_subjects(bytea[],text[],uuid,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id)
-        select h, p, flag_subjects.request_id from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
+        select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
         on conflict (subject_hash) do update
           set request_id = coalesce(t.request_id, excluded.request_id)
         returning 1
       )
       select pg_catalog.count(*) from ins
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -4875,11 +5120,12 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
-      held := pii_internal.held_pairs(keys, scopes);
+      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
       from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
       return (select coalesce(pg_catalog.sum(n), 0)::bigint
-              from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables)).rows_affected) n);
+              from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
+                                                       (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
     end
     $function$
   comment 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.'
@@ -4894,6 +5140,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       reg pii.tables;
       candidates record;
       hits record;
+      idents record;
       pii_keys text[];
       pii_scopes text[];
       n bigint;
@@ -4907,6 +5154,14 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
                                           case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
         true, null, null);
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+      idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
+      if pg_catalog.cardinality(idents.new_hashes) > 0 then
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        hits := idents;
+      elsif pg_catalog.cardinality(idents.pairs) > 0 then
+        -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
+        perform pii_internal.guard_identifier_rows(reg.relid, null, null, idents.pairs, case when reg.guard_mode = 'reject' then 'reject' else 'scrub' end, 'ATTACH');
+      end if;
       if pg_catalog.cardinality(hits.keys) = 0 then
         return;
       end if;
@@ -4946,11 +5201,51 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
                  from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
            join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.subject_hash_sql('h.s', 'h.k'))
+        pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
   comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).'
+
+function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_identifier_rows(tbl regclass, row_type text, new_rows text[], pairs text[], mode text, op text)
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      carries text := pg_catalog.format('exists (select from (values %s) as v (v) where v.v operator(pg_catalog.=) any ($1::text[]))',
+                                        pii_internal.identifier_values_sql(tbl));
+      pk_cols text;
+      set_list text;
+      rows_of text;
+    begin
+      if mode = 'reject' then
+        raise exception 'rows carrying an erased person''s identifier cannot be written to % (% blocked)', pii_internal.qualified_name(tbl), pg_catalog.lower(op)
+          using errcode = 'PII01',
+                hint = 'Stop sending data of erased people, or lift an identifier tombstone with pii.allow_return_identifier(...) for a person who legitimately came back.';
+      end if;
+      -- The written rows, by primary key when there is one (else every row carrying the value).
+      select pg_catalog.string_agg(pg_catalog.format('t.%I = n.%I', a.attname, a.attname), ' and ') into pk_cols
+      from pg_catalog.pg_constraint c join pg_catalog.pg_attribute a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+      where c.conrelid = tbl and c.contype = 'p' and new_rows is not null;
+      rows_of := case when pk_cols is null then '' else pg_catalog.format(' pg_catalog.unnest($5::text[]::%s[]) as n', row_type) end;
+      if pii_internal.erase_action(tbl) = 'delete' or (mode = 'skip' and op = 'INSERT') then
+        return (pii_internal.as_owner(tbl, pg_catalog.format('delete from %s as t%s where %s and %s', pii_internal.qualified_name(tbl),
+                  case when rows_of = '' then '' else ' using' || rows_of end, coalesce(pk_cols, 'true'), carries),
+                  false, pairs, null, new_rows)).n;
+      end if;
+      set_list := pii_internal.erase_set_list(tbl);
+      if set_list is null then
+        return 0;
+      end if;
+      return (pii_internal.as_owner(tbl, pg_catalog.format('update %s as t set %s%s where %s and %s and not (%s)', pii_internal.qualified_name(tbl), set_list,
+                case when rows_of = '' then '' else ' from' || rows_of end, coalesce(pk_cols, 'true'), carries,
+                pii_internal.row_erased_sql(tbl, 'anonymize')),
+                false, pairs, null, new_rows)).n;
+    end
+    $function$
+  comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -5065,6 +5360,7 @@ function pii_internal.guard_rows() owner <owner>
       moved text[];
       row_type text;
       candidates record;
+      idents record;
       pii_keys text[];
       pii_scopes text[];
       pk_cols text;
@@ -5080,7 +5376,7 @@ function pii_internal.guard_rows() owner <owner>
       if reg.relid is null or reg.guard_mode = 'off' then
         return null;
       end if;
-      select * into subj from pii.subject_table;
+      select * into subj from pii.subject_table s where s.kind = reg.kind;
 
       -- The new rows leave the trigger as text (record_out: output functions only, never a
       -- cast), and the table owner's deputy reads them back as the table's row type and selects
@@ -5113,7 +5409,22 @@ function pii_internal.guard_rows() owner <owner>
         pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
         true, moved, null, new_rows);
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+      -- An erased person written again under a new key, known by an identifier (email, phone):
+      -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
+      -- only the rows carrying the identifier are theirs.
+      idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
+                                             hits.keys, hits.scopes, hits.pii);
+      if pg_catalog.cardinality(idents.new_hashes) > 0 then
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        hits := idents;
+      elsif pg_catalog.cardinality(idents.pairs) > 0 then
+        n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
+      end if;
       if pg_catalog.cardinality(hits.keys) = 0 then
+        if n > 0 then
+          perform pii_internal.write_audit('guard_' || reg.guard_mode, null, pg_catalog.jsonb_build_object(
+            'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op), 'subjects', 0, 'identifier_rows', n, 'rows', n));
+        end if;
         return null;
       end if;
       select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
@@ -5161,7 +5472,7 @@ function pii_internal.guard_rows() owner <owner>
       return null;
     end
     $function$
-  comment 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.'
+  comment 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects, or an erased person''s registered identifier under a new key, are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.'
 
 function pii_internal.guarded_tree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
@@ -5197,8 +5508,8 @@ function pii_internal.has_leading_index(regclass,smallint) owner <owner>
   grant EXECUTE to pii_operator
   comment 'Internal. Whether an index leads with the column (subject lookups need one).'
 
-function pii_internal.held_pairs(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.held_pairs(subject_keys text[], scopes text[], OUT held_keys text[], OUT held_tables oid[], OUT held_scopes text[], OUT held_until date)
+function pii_internal.held_pairs(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.held_pairs(subject_keys text[], scopes text[], kind text, OUT held_keys text[], OUT held_tables oid[], OUT held_scopes text[], OUT held_until date)
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -5215,11 +5526,12 @@ function pii_internal.held_pairs(text[],text[]) owner <owner>
              coalesce(pg_catalog.array_agg(u.s), '{}'), pg_catalog.max(a.held_until)
         into held_keys, held_tables, held_scopes, held_until
       from unnest(subject_keys, scopes) as u (k, s)
-      join pii_internal.active_hold_subjects() a on a.subject_hash = pii_internal.subject_hash(u.s, u.k)
+      join pii_internal.active_hold_subjects() a
+        on a.subject_hash = pii_internal.subject_hash((select sk.hash_prefix from pii.subject_table sk where sk.kind = held_pairs.kind) || coalesce(u.s, ''), u.k)
       left join lateral unnest(a.tables) as t (r) on true;
     end
     $function$
-  comment 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.'
+  comment 'Internal. Which of these canonical subjects (of a kind) an active legal hold keeps, in which tables (NULL: all), and until when.'
 
 function pii_internal.held_row_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.held_row_sql(tbl regclass)
@@ -5306,8 +5618,8 @@ function pii_internal.hold_erased_for_ledger() owner <owner>
     $function$
   comment 'Internal. AFTER UPDATE statement trigger on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
 
-function pii_internal.hold_expiry_subjects(bytea[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.hold_expiry_subjects(hashes bytea[], OUT subject_keys text[], OUT scopes text[])
+function pii_internal.hold_expiry_subjects(bytea[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.hold_expiry_subjects(hashes bytea[], kind text, OUT subject_keys text[], OUT scopes text[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -5316,9 +5628,9 @@ function pii_internal.hold_expiry_subjects(bytea[]) owner <owner>
     declare
       subj pii.subject_table;
     begin
-      select * into subj from pii.subject_table;
+      select * into subj from pii.subject_table s where s.kind operator(pg_catalog.=) hold_expiry_subjects.kind;
       if not subj.key_is_pii then
-        select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes) f;
+        select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes, kind) f;
         return;
       end if;
       if subj.scope_attnum is null then
@@ -5335,7 +5647,7 @@ function pii_internal.hold_expiry_subjects(bytea[]) owner <owner>
         into subject_keys, scopes using hashes;
     end
     $function$
-  comment 'Internal. Keys (and scopes) under which an ended hold''s erased subjects are found now: their keys, or their pseudonyms when the key is PII.'
+  comment 'Internal. Keys (and scopes) under which an ended hold''s erased subjects of a kind are found now: their keys, or their pseudonyms when the key is PII.'
 
 function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.holds_subject_key(tbl regclass, col smallint)
@@ -5351,6 +5663,76 @@ function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
                        and pii_internal.holds_subject_key(t.parent_relid, t.parent_key_attnum))
     $function$
   comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
+
+function pii_internal.identifier_hash_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_hash_sql(kind text, pair_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s', 'identifier' || pg_catalog.chr(31) || kind, pair_sql))
+    $function$
+  comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
+
+function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      values_sql text;
+      path record;
+      found_ record;
+      sec pii_internal.secret;
+      is_subject boolean;
+    begin
+      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
+      select * into reg from pii.tables t where t.relid = tbl;
+      values_sql := pii_internal.identifier_values_sql(tbl);
+      if values_sql is null or not exists (select from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
+        return;
+      end if;
+      path := pii_internal.subject_key_sql(tbl);
+      is_subject := exists (select from pii.subject_table s where s.relid = tbl);
+      -- The deputy returns distinct (scope marker chr(31) key, identifier chr(31) value) pairs.
+      found_ := pii_internal.as_owner(owner_tbl, pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.v), '{}')
+           from (select distinct case when %1$s is null then '0' else '1' operator(pg_catalog.||) (%1$s)::text end
+                                 operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %2$s as k, v.v
+                 from %3$s as t%4$s cross join lateral (values %5$s) as v (v)
+                 where %6$s and v.v is not null) x$q$,
+        coalesce(path.scope_sql, 'null::text'), pii_internal.key_text_sql(path.key_sql, path.key_type),
+        source, case when path.from_list = '' then '' else ', ' || path.from_list end, values_sql,
+        case when path.join_sql = '' then 'true' else path.join_sql end),
+        true, null, null, new_rows);
+      if pg_catalog.cardinality(found_.found_keys) = 0 then
+        return;
+      end if;
+      select * into sec from pii_internal.secret;
+      execute pg_catalog.format(
+        $q$with c as (select u.k, u.v from unnest($1::text[], $2::text[]) as u (k, v)),
+                erased as (select d.v from (select distinct c.v from c) d
+                           where exists (select from pii_internal.identifier_tombstones it
+                                         where it.kind operator(pg_catalog.=) $5 and it.identifier_hash operator(pg_catalog.=) %s)),
+                hit as (select distinct case when pg_catalog.left(c.k, 1) operator(pg_catalog.=) '0' then null
+                                             else pg_catalog.substr(pg_catalog.split_part(c.k, pg_catalog.chr(31), 1), 2) end as s,
+                                        pg_catalog.substr(c.k, pg_catalog.strpos(c.k, pg_catalog.chr(31)) operator(pg_catalog.+) 1) as k
+                        from c join erased e on e.v operator(pg_catalog.=) c.v where $9),
+                merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
+                           union all select hit.k, hit.s, true from hit)
+           select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+                  coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
+           from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
+        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
+        into pairs, new_hashes, keys, scopes, pii
+        using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
+    end
+    $function$
+  comment 'Internal. The erased persons'' identifier values among a guard''s written rows (keyed hash probe by index); on a subject table, also the rows'' keys (merged into the key hits) and their subject hashes.'
 
 function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.identifier_residuals(request_id uuid, keys text[], scopes text[], found_hashes bytea[])
@@ -5399,6 +5781,26 @@ function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <ow
     end
     $function$
   comment 'Internal. Step of pii.verify_erasure: identifiers of the subjects recorded in unregistered columns during erasure and still there.'
+
+function pii_internal.identifier_values_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_values_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.string_agg(pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)',
+                                   i.identifier,
+                                   case when c.erase is null or c.erase = 'keep' then pii_internal.normalised_sql(i.normaliser, pg_catalog.format('t.%I::text', a.attname))
+                                        else pg_catalog.format('case when %s then null else %s end', pii_internal.column_erased_sql(i.relid, i.attnum, c.erase),
+                                                               pii_internal.normalised_sql(i.normaliser, pg_catalog.format('t.%I::text', a.attname))) end),
+                                   ', ' order by i.attnum)
+      from pii.identifiers i
+      join pg_catalog.pg_attribute a on a.attrelid = i.relid and a.attnum = i.attnum and not a.attisdropped
+      left join pii.columns c on c.relid = i.relid and c.attnum = i.attnum
+      where i.relid = tbl
+    $function$
+  comment 'Internal. VALUES items (identifier chr(31) normalised value) of a table''s identifier columns (alias t), erased values left out.'
 
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
@@ -5511,6 +5913,32 @@ function pii_internal.keyed_hmac_sql(text,text,text) owner <owner>
              || ' operator(pg_catalog.||) pg_catalog.convert_to(' || message_sql || ', ''UTF8'')))'
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.'
+
+function pii_internal.kind_hash_sql(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.subject_hash_sql(
+               case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
+                    else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
+               key_sql)
+      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
+    $function$
+  comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
+
+function pii_internal.kind_list() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_list()
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.string_agg(pg_catalog.format('"%s"', s.kind), ', ' order by s.kind) from pii.subject_table s
+    $function$
+  comment 'Internal. The install''s subject kinds, quoted and comma-separated, for error messages.'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -6272,18 +6700,17 @@ function pii_internal.masking_write_view(name,text,boolean,aclitem[]) owner <own
     $function$
   comment 'Internal. Step of masking_rebuild: creates or replaces a masked view (drop and create when a column changed, keeping its grants); returns created, replaced or recreated.'
 
-function pii_internal.matched_subjects(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[])
+function pii_internal.matched_subjects(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[], kind text)
      RETURNS text[]
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      subj pii.subject_table;
+      subj pii.subject_table := pii_internal.subject_kind(kind);
       match record;
       matched text[];
     begin
-      select * into subj from pii.subject_table;
       match := pii_internal.subject_rows_sql(subj.relid);
       -- Read with the subject table owner's rights (casts and policies on it are theirs).
       select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
@@ -6296,7 +6723,7 @@ function pii_internal.matched_subjects(text[],text[]) owner <owner>
       return matched;
     end
     $function$
-  comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.'
+  comment 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table of their kind.'
 
 function pii_internal.message_hmac(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.message_hmac(message text)
@@ -6329,6 +6756,22 @@ function pii_internal.named_relations(text) owner <owner>
       select case when b is null then null else a end, coalesce(b, a) from parts
     $function$
   comment 'Internal. The relation names (schema or NULL, name) a command text can refer to, as PostgreSQL would read its identifiers.'
+
+function pii_internal.normalised_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.normalised_sql(normaliser text, value_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('nullif(%s, '''')', case normaliser
+        when 'email' then pg_catalog.format('pg_catalog.lower(pg_catalog.btrim(%s))', value_sql)
+        when 'lower_trim' then pg_catalog.format('pg_catalog.lower(pg_catalog.btrim(%s))', value_sql)
+        when 'trim' then pg_catalog.format('pg_catalog.btrim(%s)', value_sql)
+        when 'phone' then pg_catalog.format('pg_catalog.regexp_replace(%s, ''[^0-9]'', '''', ''g'')', value_sql)
+        else value_sql end)
+    $function$
+  comment 'Internal. SQL text of a value under an identifier normaliser: email / lower_trim lower(btrim()), trim btrim(), phone digits only, exact as is; empty is NULL.'
 
 function pii_internal.parse_ledger_entries(jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)
@@ -6700,8 +7143,8 @@ function pii_internal.registered_ancestor(regclass) owner <owner>
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
-function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
+function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text)
      RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
      LANGUAGE plpgsql
      STABLE
@@ -6716,7 +7159,7 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) ow
       found text[];
     begin
       for t in select r.* from pii.tables r
-               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
+               where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
         checks := pii_internal.residual_checks_sql(t.relid, action);
         continue when checks.checks is null;
@@ -6753,7 +7196,7 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) ow
       end loop;
     end
     $function$
-  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table that are not in the state erasure leaves (mode erase or delete).'
+  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete).'
 
 function pii_internal.registered_subtree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
@@ -6797,7 +7240,7 @@ function pii_internal.residual_checks_sql(regclass,text) owner <owner>
           -- shape of a key proves nothing (anon_fan@news.example is someone's address).
           select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
           from pii.tables t, pii.subject_table subj
-          where action <> 'delete' and t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+          where action <> 'delete' and t.relid = tbl and subj.kind = t.kind and subj.key_is_pii and t.subject_attnum is not null
         ) y
       ) x
     $function$
@@ -6865,8 +7308,8 @@ function pii_internal.resolve_link(regclass,regclass,name,name,name,boolean,bool
     $function$
   comment 'Internal. The column pair, foreign key and direction of a registered table''s join to its parent; refuses ambiguous (42P09), unbacked (42830) and mistyped (42804) joins.'
 
-function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
+function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], kind text DEFAULT NULL::text)
      RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -6881,11 +7324,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
       scope_type text;
       bad integer;
     begin
-      select * into subj from pii.subject_table;
-      if subj.relid is null then
-        raise exception 'no subject table is registered yet' using errcode = '55000',
-          hint = 'Call pii.register_subject_table(...) first.';
-      end if;
+      subj := pii_internal.subject_kind(kind);
       if subject_keys is null then
         raise exception 'subject_keys must not be NULL' using errcode = '22004';
       end if;
@@ -6937,7 +7376,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
                    from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                    group by c.s, c.k) r
              left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-          pii_internal.subject_hash_sql('r.s', 'r.k'))
+          pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
           using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
                 case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
       exception when data_exception then
@@ -6962,7 +7401,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <ow
       end;
     end
     $function$
-  comment 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+  comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
 
 function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], OUT restored bigint, OUT conflicts bigint)
@@ -7034,8 +7473,8 @@ function pii_internal.restore_view_acl(name,aclitem[]) owner <owner>
     $function$
   comment 'Internal. Re-grants the privileges of a saved ACL on a masked view.'
 
-function pii_internal.retention_candidates(text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.retention_candidates(subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
+function pii_internal.retention_candidates(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.retention_candidates(subject_keys text[], scopes text[], kind text, OUT keys text[], OUT key_scopes text[], OUT hashes bytea[], OUT held bigint)
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -7047,7 +7486,7 @@ function pii_internal.retention_candidates(text[],text[]) owner <owner>
              coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
              pg_catalog.count(h.subject_hash)
         into keys, key_scopes, hashes, held
-      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
+      from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1), null, kind) r
       left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
       where not exists (select from pii_internal.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
     end
@@ -7063,7 +7502,7 @@ function pii_internal.rewrites_pii_key(regclass) owner <owner>
     AS $function$
       select exists (
         select from pii.tables t, pii.subject_table s
-        where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+        where t.relid = tbl and s.kind = t.kind and s.key_is_pii and t.subject_attnum is not null
           and not exists (
             select from pg_catalog.pg_constraint fk
             where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
@@ -7135,8 +7574,8 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     $function$
   comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
 
-function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[],regclass[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], only_tables regclass[] DEFAULT NULL::regclass[], OUT table_names text[], OUT rows_affected bigint[], OUT shared_kept bigint[])
+function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[],regclass[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], only_tables regclass[] DEFAULT NULL::regclass[], kind text DEFAULT NULL::text, OUT table_names text[], OUT rows_affected bigint[], OUT shared_kept bigint[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -7163,7 +7602,10 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
              coalesce(pg_catalog.array_agg(p.capture order by p.ord), '{}')
         into relids, table_names, actions, statements, captures
       from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
-      where only_tables is null or p.relid = any (only_tables);
+      where (only_tables is null or p.relid = any (only_tables))
+        -- The tables of the subjects' kind (NULL: the install's only kind).
+        and p.relid in (select t.relid from pii.tables t
+                        where t.kind operator(pg_catalog.=) (pii_internal.subject_kind(run_erase_plan.kind)).kind);
       rows_affected := '{}';
       shared_kept := '{}';
       begin
@@ -7204,7 +7646,7 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       end;
     end
     $function$
-  comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.'
+  comment 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements over the tables of a kind (NULL: the only kind) for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.'
 
 function pii_internal.safe_error_text(text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.safe_error_text(state text, message text, context text)
@@ -7217,6 +7659,42 @@ function pii_internal.safe_error_text(text,text,text) owner <owner>
                   else pg_catalog.format('SQLSTATE %s (message hmac %s)', state, pii_internal.message_hmac(message)) end
     $function$
   comment 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.'
+
+function pii_internal.set_table_kind() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.set_table_kind()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      fk_kinds text[];
+    begin
+      if new.parent_relid is not null then
+        select t.kind into new.kind from pii.tables t where t.relid = new.parent_relid;
+        return new;
+      end if;
+      if exists (select from pii.subject_table s where s.relid = new.relid) then
+        select s.kind into new.kind from pii.subject_table s where s.relid = new.relid;
+        return new;
+      end if;
+      select pg_catalog.array_agg(distinct s.kind) into fk_kinds
+      from pg_catalog.pg_constraint c join pii.subject_table s on s.relid = c.confrelid
+      where c.conrelid = new.relid and c.contype = 'f' and c.conkey = array[new.subject_attnum];
+      if pg_catalog.cardinality(fk_kinds) = 1 then
+        new.kind := fk_kinds[1];
+      elsif tg_op = 'UPDATE' and old.kind is not null and pg_catalog.cardinality(fk_kinds) is null then
+        new.kind := old.kind;
+      elsif (select pg_catalog.count(*) from pii.subject_table) > 1 then
+        raise exception 'which subject kind does % belong to? no foreign key from %.% to a subject table (kinds %)',
+          pii_internal.qualified_name(new.relid), pii_internal.qualified_name(new.relid), pii_internal.column_name(new.relid, new.subject_attnum), pii_internal.kind_list()
+          using errcode = '22023', hint = 'Add the foreign key to the subject table of its kind, or register the table under a registered parent (pii.register_child_table).';
+      else
+        new.kind := (pii_internal.subject_kind(null)).kind;
+      end if;
+      return new;
+    end
+    $function$
+  comment 'Internal. BEFORE trigger on pii.tables: a registered table''s kind, from its parent, its subject table, or its subject column''s foreign key.'
 
 function pii_internal.shared_kept_counts(text[],bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.shared_kept_counts(table_names text[], shared_kept bigint[])
@@ -7385,6 +7863,62 @@ function pii_internal.subject_key_sql(regclass) owner <owner>
     $function$
   comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
 
+function pii_internal.subject_kind(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_kind(kind text)
+     RETURNS pii.subject_table
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      n integer;
+    begin
+      select pg_catalog.count(*) into n from pii.subject_table;
+      if n = 0 then
+        raise exception 'no subject table is registered yet' using errcode = '55000',
+          hint = 'Call pii.register_subject_table(...) first.';
+      end if;
+      if kind is null then
+        if n > 1 then
+          raise exception 'this install has several subject kinds (%): name one with kind => ''…''', pii_internal.kind_list()
+            using errcode = '22023', hint = 'SQL: kind => ''<kind>''; CLI: --kind <kind>; CSV: a kind column or --kind.';
+        end if;
+        select * into subj from pii.subject_table;
+        return subj;
+      end if;
+      select * into subj from pii.subject_table s where s.kind operator(pg_catalog.=) subject_kind.kind;
+      if subj.kind is null then
+        raise exception 'unknown subject kind "%": this install has %', kind,
+          case when n = 1 then 'one kind, ' || pii_internal.kind_list() else 'kinds ' || pii_internal.kind_list() end
+          using errcode = '22023';
+      end if;
+      return subj;
+    end
+    $function$
+  comment 'Internal. The subject table of a kind; NULL is the only kind (22023 listing the kinds when there are several, 55000 when there is none).'
+
+function pii_internal.subject_residuals(bytea[],text[],text,text,uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_residuals(hashes bytea[], pseudonyms text[], mode text, kind text, request_id uuid)
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      found record := pii_internal.find_subjects_again(hashes, pseudonyms, kind);
+    begin
+      if pg_catalog.cardinality(found.keys) = 0 then
+        return;
+      end if;
+      if request_id is not null then
+        return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
+      end if;
+      return query select * from pii_internal.registered_residuals(mode, found.keys, found.scopes, found.found_hashes, pseudonyms, kind);
+    end
+    $function$
+  comment 'Internal. Steps of pii.verify_erasure and pii.verify_erasure_keys after the subjects are known: found again, recorded identifiers still there, rows not in their erased state.'
+
 function pii_internal.subject_rows_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
      RETURNS record
@@ -7413,8 +7947,8 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
 
-function pii_internal.subjects_by_hash(bytea[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
+function pii_internal.subjects_by_hash(bytea[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subjects_by_hash(hashes bytea[], kind text, OUT subject_keys text[], OUT scopes text[], OUT found_hashes bytea[])
      RETURNS record
      LANGUAGE plpgsql
      STABLE
@@ -7424,7 +7958,7 @@ function pii_internal.subjects_by_hash(bytea[]) owner <owner>
       subj pii.subject_table;
       every record;
     begin
-      select * into subj from pii.subject_table;
+      subj := pii_internal.subject_kind(kind);
       -- Every key, read with the owner's rights, hashed here.
       every := pii_internal.as_owner(subj.relid, pg_catalog.format(
         'select coalesce(pg_catalog.array_agg(%s), ''{}''), coalesce(pg_catalog.array_agg(%s), ''{}'') from %s as t',
@@ -7437,11 +7971,11 @@ function pii_internal.subjects_by_hash(bytea[]) owner <owner>
         $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select u.k, u.s, %s as h from unnest($1::text[], $2::text[]) as u (k, s)) x
            join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-        pii_internal.subject_hash_sql('u.s', 'u.k'))
+        pii_internal.kind_hash_sql(subj.kind, 'u.s', 'u.k'))
         into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, null::bytea, null::bytea, hashes;
     end
     $function$
-  comment 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.'
+  comment 'Internal. Keys, scopes and hashes of the rows of a kind''s subject table whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.'
 
 function pii_internal.sync_guard_triggers() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.sync_guard_triggers()
@@ -7460,6 +7994,49 @@ function pii_internal.sync_guard_triggers() owner <owner>
     end
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
+
+function pii_internal.tombstone_identifiers(text,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.tombstone_identifiers(kind text, subject_keys text[], scopes text[])
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl regclass;
+      path record;
+      rows_sql record;
+      found_ record;
+      total bigint := 0;
+      n bigint;
+    begin
+      for tbl in select distinct i.relid from pii.identifiers i join pii.tables t on t.relid = i.relid
+                 where t.kind operator(pg_catalog.=) tombstone_identifiers.kind and exists (select from pg_catalog.pg_class c where c.oid = i.relid)
+                 order by i.relid loop
+        path := pii_internal.subject_key_sql(tbl);
+        rows_sql := pii_internal.subject_rows_sql(tbl);
+        found_ := pii_internal.as_owner(tbl, pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(pg_catalog.encode(%s, 'hex') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.split_part(x.v, pg_catalog.chr(31), 1)), '{}'),
+                    coalesce(pg_catalog.array_agg(pg_catalog.encode(%s, 'hex')), '{}')
+             from (select distinct v.v, %s as k, %s::text as s
+                   from %s as t%s cross join lateral (values %s) as v (v)
+                   where %s and v.v is not null) x$q$,
+          pii_internal.identifier_hash_sql(kind, 'x.v'), pii_internal.kind_hash_sql(kind, 'x.s', 'x.k'),
+          pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'),
+          pii_internal.qualified_name(tbl), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          pii_internal.identifier_values_sql(tbl), rows_sql.where_sql),
+          true, subject_keys, scopes);
+        insert into pii_internal.identifier_tombstones (kind, identifier_hash, subject_hash, identifier)
+        select tombstone_identifiers.kind, pg_catalog.decode(pg_catalog.split_part(u.h, pg_catalog.chr(31), 1), 'hex'), pg_catalog.decode(u.s, 'hex'),
+               pg_catalog.split_part(u.h, pg_catalog.chr(31), 2)
+        from unnest(found_.found_keys, found_.found_scopes) as u (h, s)
+        on conflict do nothing;
+        get diagnostics n = row_count;
+        total := total + n;
+      end loop;
+      return total;
+    end
+    $function$
+  comment 'Internal. Writes the keyed hashes of erased subjects'' identifiers (each distinct value hashed once, one statement per table) into pii_internal.identifier_tombstones.'
 
 function pii_internal.vault_kek_check(bytea) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_kek_check(kek bytea)

@@ -138,7 +138,7 @@ describe('pii.audit rows', () => {
           status: 'done',
           total: 4,
           matched: 3,
-          erased: 4,
+          erased: 3, // subjects erased, not the unmatched key
           failed: 0,
           residuals: 0,
           rows: {

@@ -37,7 +37,7 @@ describe('generated Kysely types', () => {
     ['pii.request_status(uuid)', REQUEST_STATUS_COLUMNS],
     ['pii.request_items(uuid)', REQUEST_ITEMS_COLUMNS],
     ['pii.verify_erasure(uuid)', VERIFY_ERASURE_COLUMNS],
-    ['pii.was_erased(text,text)', WAS_ERASED_COLUMNS],
+    ['pii.was_erased(text,text,text)', WAS_ERASED_COLUMNS],
     ['pii.lint()', LINT_COLUMNS],
   ])('the columns read from %s are the ones it returns', async (fn, columns) => {
     const { rows } = await db.query(

@@ -119,14 +119,29 @@ describe(`upgrade from the ${RELEASE} release`, () => {
       'pii.register_table(regclass,name,text,name)',
       'pii.register_child_table(regclass,regclass,name,text,name)',
     ]);
-    const existed = new Set(before.grants.map((g) => g.fn as string));
+    // Functions that gained an optional kind (migration 0015) keep their grants under the new signature.
+    const gainedKind: Record<string, string> = {
+      'pii.allow_return(text,text)': 'pii.allow_return(text,text,text)',
+      'pii.erase_subjects(text[],text[],text)': 'pii.erase_subjects(text[],text[],text,text)',
+      'pii.register_subject_table(regclass,name,name,boolean)':
+        'pii.register_subject_table(regclass,name,name,boolean,text)',
+      'pii.request_erasure(text[],text,text,text[],text,timestamp with time zone)':
+        'pii.request_erasure(text[],text,text,text[],text,timestamp with time zone,text)',
+      'pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone)':
+        'pii.request_erasure_from_import(uuid,text,text,text,timestamp with time zone,text)',
+      'pii.unregister_subject_table()': 'pii.unregister_subject_table(text)',
+      'pii.was_erased(text,text)': 'pii.was_erased(text,text,text)',
+    };
+    const renamed = (grants: Record<string, unknown>[]) =>
+      grants.map((g) => ({ ...g, fn: gainedKind[g.fn as string] ?? g.fn }));
+    const existed = new Set(renamed(before.grants).map((g) => g.fn as string));
     expect({
       ...after,
       grants: after.grants.filter((g) => existed.has(g.fn as string)),
       tables: after.tables.map(({ foreign_key: _fk, unenforced_join: _u, shared: _s, ...t }) => t),
     }).toEqual({
       ...before,
-      grants: before.grants.filter((g) => !replaced.has(g.fn as string)),
+      grants: renamed(before.grants).filter((g) => !replaced.has(g.fn as string)),
       guards: before.guards.map((g) => (/^lethe_guard_/.test(g.tgname) ? { ...g, tgenabled: 'A' } : g)),
     });
     expect(after.tables.map((t) => [t.table_name, t.foreign_key, t.unenforced_join, t.shared])).toEqual([
@@ -185,6 +200,35 @@ describe(`upgrade from the ${RELEASE} release`, () => {
                             from pii_internal.vault_kek`)
       ).rows,
     ).toEqual([{ embedded: true, checked: true }]);
+
+    // Migration 0015: the release's tombstones, requests and tables are the default kind (the
+    // subject table's name), whose hashes are unchanged: old tombstones still answer and guard,
+    // and calls without a kind still work; a second kind is independent of them.
+    expect(
+      (await client.query(`select distinct kind from pii_internal.tombstones union all select distinct kind from pii.requests`))
+        .rows,
+    ).toEqual([{ kind: 'customers' }, { kind: 'customers' }]);
+    expect((await client.query(`select erased from pii.was_erased('3')`)).rows).toEqual([{ erased: true }]);
+    expect((await client.query(`select erased from pii.was_erased('1', kind => 'customers')`)).rows).toEqual([
+      { erased: true },
+    ]);
+    await client.query(`insert into app.orders values (100, 1, 'Back Again')`);
+    expect((await client.query(`select shipping_name from app.orders where id = 100`)).rows[0].shipping_name).toMatch(
+      /^anon_/,
+    );
+    await client.query(`
+      create table app.staff (id bigint primary key, email text);
+      insert into app.staff values (3, 'staff3@example.com');
+      select pii.register_subject_table('app.staff', 'id', kind => 'staff');
+      select pii.register_column('app.staff', 'email', 'null');`);
+    expect((await client.query(`select erased from pii.was_erased('3', kind => 'staff')`)).rows).toEqual([
+      { erased: false },
+    ]);
+    await client.query(`select * from pii.erase_subjects(array['3'], kind => 'staff')`);
+    expect((await client.query(`select email from app.staff`)).rows).toEqual([{ email: null }]);
+    expect((await client.query(`select erased from pii.was_erased('3', kind => 'customers')`)).rows).toEqual([
+      { erased: true },
+    ]);
     await Promise.all([client.end(), fresh.end()]);
   });
 });

@@ -290,7 +290,7 @@ describe('processing', () => {
       total: '3',
       matched: '2',
       unmatched: '1',
-      erased: '3',
+      erased: '2', // subjects erased: the unmatched key is not one
       failed: '0',
       residual_count: 0,
       error: null,
@@ -336,7 +336,7 @@ describe('processing', () => {
         status: 'done',
         total: 2,
         matched: 1,
-        erased: 2,
+        erased: 1, // the unmatched key is not an erased subject
         failed: 0,
         residuals: 0,
       });
@@ -531,7 +531,8 @@ describe('pii.request_erasure_from_import', () => {
     expect(staged).toEqual([{ import_id: other, n: 1 }]);
 
     await processAll(id);
-    expect(await status(id)).toMatchObject({ status: 'done', erased: '4', residual_count: 0 });
+    // Erased counts subjects erased (3), not the unmatched row 4.
+    expect(await status(id)).toMatchObject({ status: 'done', erased: '3', residual_count: 0 });
     await expectPgError(
       db.query('select pii.request_erasure_from_import($1)', [importId]),
       '22023',

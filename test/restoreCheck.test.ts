@@ -186,6 +186,8 @@ describe('lethe worker --ledger-dir', () => {
       for (const [k, v] of Object.entries(JSON.parse(line) as Record<string, unknown>)) {
         if (k === 'seq') expect(typeof v).toBe('number');
         else if (k === 'scoped') expect(typeof v).toBe('boolean');
+        else if (k === 'kind')
+          expect(v).toBe('customers'); // the subject kind: the subject table's name
         else if (v !== null)
           expect(String(v)).toMatch(
             /^([0-9a-f]{16}|[0-9a-f]{64}|[0-9a-f-]{36}|erase|delete|return|\d{4}-\d\d-\d\dT[\d:.]+Z)$/,

@@ -219,7 +219,7 @@ describe('erasure_completed hook', () => {
       status: 'done',
       total: 3,
       matched: 2,
-      erased: 3,
+      erased: 2, // subjects erased, not the unmatched key
       failed: 0,
       residuals: 0,
     });

@@ -1,6 +1,6 @@
 -- Repeatable code: the registry (register_*, unregister_*, lint, registered_* views) and its checks.
 
-comment on table pii.subject_table is 'The one table whose rows are data subjects (customers, contacts).';
+comment on table pii.subject_table is 'The tables whose rows are data subjects, one per kind (customer, staff). hash_prefix: what a kind''s subject hashes are prefixed with ('''' for the first kind).';
 comment on table pii.tables is 'Registered tables: linked to the subject by subject_attnum, or through a registered parent (parent_fk_attnum -> parent_key_attnum).';
 comment on table pii.columns is 'Registered PII columns: erase strategy (on erasure), mask strategy (masked views), category.';
 
@@ -314,7 +314,8 @@ revoke execute on all functions in schema pii, pii_internal from public;
 ---------------------------------------------------------------------------------------
 -- Public registry API
 
-create or replace function pii.register_subject_table(tbl regclass, key_column name, scope_column name default null, key_is_pii boolean default false)
+create or replace function pii.register_subject_table(tbl regclass, key_column name, scope_column name default null, key_is_pii boolean default false,
+                                                       kind text default null)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -322,7 +323,8 @@ as $$
 declare
   key_n smallint;
   scope_n smallint;
-  existing regclass;
+  existing pii.subject_table;
+  kind_ text;
 begin
   if tbl is null then
     raise exception 'table must not be NULL' using errcode = '22004';
@@ -340,37 +342,60 @@ begin
       using errcode = '42804', hint = 'A PII key (an email, a phone) is replaced by a text pseudonym on erasure.';
   end if;
 
-  select s.relid into existing from pii.subject_table s;
-  if existing is not null and existing <> tbl then
-    raise exception 'a subject table is already registered (%); Lethe has one per install', pii_internal.qualified_name(existing)
-      using errcode = '55000', hint = 'Call pii.unregister_subject_table() first.';
+  -- Several subject tables per install, one per kind (default: the table's name).
+  select * into existing from pii.subject_table s where s.relid = tbl;
+  kind_ := coalesce(kind, existing.kind, (select c.relname::text from pg_catalog.pg_class c where c.oid = tbl));
+  if kind_ = '' or pg_catalog.length(kind_) > 63 then
+    raise exception 'subject kind must be 1 to 63 characters (table %)', pii_internal.qualified_name(tbl) using errcode = '22023';
   end if;
-  if existing is not null and exists (select from pii.tables t where t.relid <> tbl) then
+  if existing.kind is not null and existing.kind <> kind_ then
+    raise exception 'table % is already the subject table of kind "%"', pii_internal.qualified_name(tbl), existing.kind using errcode = '55000',
+      hint = pg_catalog.format('Call pii.unregister_subject_table(%L) first.', existing.kind);
+  end if;
+  if existing.kind is null and exists (select from pii.tables t where t.relid = tbl) then
+    raise exception 'table % belongs to kind "%": a subject table is already registered (%) above it', pii_internal.qualified_name(tbl),
+      (select t.kind from pii.tables t where t.relid = tbl),
+      (select pii_internal.qualified_name(s.relid) from pii.subject_table s join pii.tables t on t.kind = s.kind where t.relid = tbl)
+      using errcode = '55000', hint = 'Unregister it (pii.unregister_table) before registering it as a subject table of its own kind.';
+  end if;
+  if exists (select from pii.subject_table s where s.kind = kind_ and s.relid <> tbl) then
+    raise exception 'subject kind "%" is already registered with table %', kind_,
+      (select pii_internal.qualified_name(s.relid) from pii.subject_table s where s.kind = kind_)
+      using errcode = '55000', hint = pg_catalog.format('Pass another kind => ..., or call pii.unregister_subject_table(%L) first.', kind_);
+  end if;
+  if existing.kind is not null and exists (select from pii.tables t where t.kind = kind_ and t.relid <> tbl) then
     raise exception 'subject table % cannot change while other tables are registered', pii_internal.qualified_name(tbl)
       using errcode = '55000';
   end if;
 
-  insert into pii.subject_table (relid, key_attnum, scope_attnum, key_is_pii)
-  values (tbl, key_n, scope_n, coalesce(key_is_pii, false))
-  on conflict (singleton) do update
+  -- The first kind hashes subjects as Lethe always has; a later kind's hashes carry its
+  -- name (pii_internal.kind_hash_sql), so the same key in two kinds is two subjects.
+  insert into pii.subject_table (kind, relid, key_attnum, scope_attnum, key_is_pii, hash_prefix)
+  values (kind_, tbl, key_n, scope_n, coalesce(key_is_pii, false),
+          case when existing.kind is not null then existing.hash_prefix
+               when not exists (select from pii.subject_table s where s.hash_prefix = '')
+                    and not exists (select from pii_internal.tombstones tb where tb.kind is distinct from kind_) then ''
+               else kind_ || pg_catalog.chr(30) end)
+  on conflict on constraint subject_table_pkey do update
     set key_attnum = excluded.key_attnum, scope_attnum = excluded.scope_attnum, key_is_pii = excluded.key_is_pii;
 
-  insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase)
-  values (tbl, key_n, scope_n, 'anonymize')
+  insert into pii.tables (relid, subject_attnum, scope_attnum, on_erase, kind)
+  values (tbl, key_n, scope_n, 'anonymize', kind_)
   on conflict (relid) do update set subject_attnum = excluded.subject_attnum, scope_attnum = excluded.scope_attnum, on_erase = 'anonymize';
 
   if not pii_internal.has_leading_index(tbl, coalesce(scope_n, key_n)) and not pii_internal.has_leading_index(tbl, key_n) then
     raise warning 'no index on %.%: every erasure will scan the table', pii_internal.qualified_name(tbl), key_column
       using hint = pg_catalog.format('create index on %s (%I)', pii_internal.qualified_name(tbl), key_column);
   end if;
-  perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null));
+  perform pii_internal.write_audit('register_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(tbl), 'key_is_pii', coalesce(key_is_pii, false), 'scoped', scope_n is not null, 'kind', kind_));
 end
 $$;
-comment on function pii.register_subject_table(regclass, name, name, boolean) is
-$$Registers the table whose rows are data subjects (one per install). Its record is kept on erasure (anonymize).
-scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with a
-pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
-Example: select pii.register_subject_table('crm.customers', 'id', scope_column => 'brand_id');$$;
+comment on function pii.register_subject_table(regclass, name, name, boolean, text) is
+$$Registers a table whose rows are data subjects of a kind (kind defaults to the table's name; an install may have
+several kinds: customer, staff). Its record is kept on erasure (anonymize). Tables registered through it belong to
+its kind. scope_column makes a subject (scope, key), for brands whose keys overlap. key_is_pii replaces the key with
+a pseudonym everywhere it is referenced on erasure (referencing foreign keys must be ON UPDATE CASCADE).
+Example: select pii.register_subject_table('crm.customers', 'id', kind => 'customer');$$;
 
 create or replace function pii.register_table(tbl regclass, subject_column name, on_erase text, scope_column name default null,
                                               foreign_key name default null, unenforced_join boolean default false)
@@ -388,10 +413,23 @@ begin
   if tbl is null then
     raise exception 'table must not be NULL' using errcode = '22004';
   end if;
-  select * into subj from pii.subject_table;
-  if subj.relid is null then
+  -- The kind: the subject table subject_column's foreign key references, else the only kind.
+  select s.* into subj from pii.subject_table s
+  join pg_catalog.pg_constraint c on c.confrelid = s.relid and c.conrelid = tbl and c.contype = 'f'
+  join pg_catalog.pg_attribute a on a.attrelid = tbl and a.attname = subject_column and c.conkey = array[a.attnum]
+  limit 1;
+  if subj.relid is null and not exists (select from pii.subject_table) then
     raise exception 'no subject table is registered yet' using errcode = '55000',
       hint = 'Call pii.register_subject_table(...) first.';
+  end if;
+  if exists (select from pii.subject_table s where s.relid = tbl) then
+    select * into subj from pii.subject_table s where s.relid = tbl;
+  elsif subj.relid is null and (select pg_catalog.count(*) from pii.subject_table) > 1 then
+    raise exception 'which subject kind does % belong to? no foreign key from %.% to a subject table (kinds %)',
+      pii_internal.qualified_name(tbl), pii_internal.qualified_name(tbl), subject_column, pii_internal.kind_list()
+      using errcode = '22023', hint = 'Add the foreign key to the subject table of its kind, or register the table under a registered parent (pii.register_child_table).';
+  elsif subj.relid is null then
+    select * into subj from pii.subject_table;
   end if;
   if tbl = subj.relid then
     raise exception 'table % is the subject table; it is registered already', pii_internal.qualified_name(tbl) using errcode = '55000';
@@ -618,27 +656,30 @@ end
 $$;
 comment on function pii.unregister_table(regclass) is 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');';
 
-create or replace function pii.unregister_subject_table() returns boolean
+create or replace function pii.unregister_subject_table(kind text default null) returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  subj regclass;
+  subj pii.subject_table;
 begin
-  select s.relid into subj from pii.subject_table s;
-  if subj is null then
+  if not exists (select from pii.subject_table) then
     return false;
   end if;
-  if exists (select from pii.tables t where t.relid <> subj) then
+  if kind is not null and not exists (select from pii.subject_table s where s.kind = unregister_subject_table.kind) then
+    return false;
+  end if;
+  subj := pii_internal.subject_kind(kind);
+  if exists (select from pii.tables t where t.kind = subj.kind and t.relid <> subj.relid) then
     raise exception 'other tables are registered; unregister them first' using errcode = '2BP01';
   end if;
-  delete from pii.tables t where t.relid = subj;
-  delete from pii.subject_table;
-  perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj)));
+  delete from pii.tables t where t.relid = subj.relid;
+  delete from pii.subject_table s where s.kind = subj.kind;
+  perform pii_internal.write_audit('unregister_subject_table', null, pg_catalog.jsonb_build_object('table', pii_internal.qualified_name(subj.relid), 'kind', subj.kind));
   return true;
 end
 $$;
-comment on function pii.unregister_subject_table() is 'Removes the subject table registration (only when no other table is registered). Example: select pii.unregister_subject_table();';
+comment on function pii.unregister_subject_table(text) is 'Removes a kind''s subject table registration (only when no other table of the kind is registered; kind may be omitted when the install has one). Example: select pii.unregister_subject_table(''staff'');';
 
 ---------------------------------------------------------------------------------------
 -- Views over the registry (names, not attnums)
@@ -985,9 +1026,9 @@ exception when insufficient_privilege then
 end
 $$;
 
-grant execute on function pii.register_subject_table(regclass, name, name, boolean), pii.register_table(regclass, name, text, name, name, boolean),
+grant execute on function pii.register_subject_table(regclass, name, name, boolean, text), pii.register_table(regclass, name, text, name, name, boolean),
   pii.register_child_table(regclass, regclass, name, text, name, name, boolean, text), pii.register_column(regclass, name, text, text, text),
-  pii.unregister_column(regclass, name), pii.unregister_table(regclass), pii.unregister_subject_table() to pii_admin;
+  pii.unregister_column(regclass, name), pii.unregister_table(regclass), pii.unregister_subject_table(text) to pii_admin;
 grant execute on function pii.lint() to pii_admin, pii_operator, pii_auditor;
 -- The registry views call these helpers with the caller's rights.
 grant execute on function pii_internal.qualified_name(regclass), pii_internal.column_name(regclass, smallint), pii_internal.column_type(regclass, smallint),

@@ -169,7 +169,7 @@ comment on function pii_internal.key_position(integer, bigint[]) is 'Internal. N
 -- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
 -- subject), deduplicated, with their hashes. Validates everything first.
 create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
-                                      source_rows bigint[] default null)
+                                      source_rows bigint[] default null, kind text default null)
 returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -184,11 +184,7 @@ declare
   scope_type text;
   bad integer;
 begin
-  select * into subj from pii.subject_table;
-  if subj.relid is null then
-    raise exception 'no subject table is registered yet' using errcode = '55000',
-      hint = 'Call pii.register_subject_table(...) first.';
-  end if;
+  subj := pii_internal.subject_kind(kind);
   if subject_keys is null then
     raise exception 'subject_keys must not be NULL' using errcode = '22004';
   end if;
@@ -240,7 +236,7 @@ begin
                from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                group by c.s, c.k) r
          left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-      pii_internal.subject_hash_sql('r.s', 'r.k'))
+      pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
       using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
             case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
   exception when data_exception then
@@ -265,26 +261,26 @@ begin
   end;
 end
 $$;
-comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[]) is 'Internal. Validates and canonicalises subject keys and scopes; returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
+comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
 -- Records subjects as asked-to-be-forgotten; guards act on them from now on.
-create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid default null)
+create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
 returns bigint
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with ins as (
-    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id)
-    select h, p, flag_subjects.request_id from unnest(hashes, pseudonyms) as u (h, p)
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
+    select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
     on conflict (subject_hash) do update
       set request_id = coalesce(t.request_id, excluded.request_id)
     returning 1
   )
   select pg_catalog.count(*) from ins
 $$;
-comment on function pii_internal.flag_subjects(bytea[], text[], uuid) is 'Internal. Inserts tombstones (keyed hashes) for subjects; idempotent.';
+comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text) is 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.';
 
-create or replace function pii.was_erased(subject_key text, scope text default null)
+create or replace function pii.was_erased(subject_key text, scope text default null, kind text default null)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
 language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -292,17 +288,18 @@ as $$
 begin
   return query
     select t.erased_at is not null, t.flagged_at, t.erased_at, t.request_id
-    from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r
+    from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end, kind => kind) r
     join pii_internal.tombstones t on t.subject_hash = r.subject_hash;
   if not found then
     return query select false, null::timestamptz, null::timestamptz, null::uuid;
   end if;
 end
 $$;
-comment on function pii.was_erased(text, text) is
+comment on function pii.was_erased(text, text, text) is
 $$Answers "was this person erased?" from the keyed hash, never storing or returning the identity:
 erased (bool), when flagged, when erased, by which request. Example: select * from pii.was_erased('42');
-Scoped installs pass the scope: select * from pii.was_erased('pl-1', scope => '2');$$;
+Scoped installs pass the scope: select * from pii.was_erased('pl-1', scope => '2');
+With several subject kinds, name the kind: select * from pii.was_erased('7', kind => 'staff');$$;
 
 create or replace function pii.was_erased_hash(subject_hash text)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
@@ -314,7 +311,7 @@ as $$
 $$;
 comment on function pii.was_erased_hash(text) is 'Looks a subject up by its hex keyed hash, as shown in request items, verification reports and audit rows. Example: select * from pii.was_erased_hash(''9f2c…'');';
 
-create or replace function pii.allow_return(subject_key text, scope text default null)
+create or replace function pii.allow_return(subject_key text, scope text default null, kind text default null)
 returns boolean
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -323,19 +320,22 @@ declare
   h bytea;
 begin
   select r.subject_hash into h
-  from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end) r;
+  from pii_internal.resolve_subjects(array[subject_key], case when scope is null then null else array[scope] end, kind => kind) r;
   delete from pii_internal.tombstones t where t.subject_hash = h;
   if not found then
     return false;
   end if;
+  -- The person is back under any key: their identifiers no longer stop them either.
+  delete from pii_internal.identifier_tombstones it where it.subject_hash = h;
   perform pii_internal.write_audit('allow_return', null, '{}'::jsonb, h);
   return true;
 end
 $$;
-comment on function pii.allow_return(text, text) is
-$$Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them.
-Audited with the keyed hash. Returns false when there was no tombstone. Example: select pii.allow_return('42');$$;
+comment on function pii.allow_return(text, text, text) is
+$$Lifts the tombstone of a person who legitimately comes back (signs up again): guards stop acting on them, by key
+and by their identifiers (pii.allow_return_identifier lifts one identifier only). Audited with the keyed hash.
+Returns false when there was no tombstone. Example: select pii.allow_return('42'); select pii.allow_return('7', kind => 'staff');$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.was_erased(text, text), pii.was_erased_hash(text) to pii_operator, pii_auditor;
-grant execute on function pii.allow_return(text, text) to pii_operator;
+grant execute on function pii.was_erased(text, text, text), pii.was_erased_hash(text) to pii_operator, pii_auditor;
+grant execute on function pii.allow_return(text, text, text) to pii_operator;

@@ -68,7 +68,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select exists (
     select from pii.tables t, pii.subject_table s
-    where t.relid = tbl and s.key_is_pii and t.subject_attnum is not null
+    where t.relid = tbl and s.kind = t.kind and s.key_is_pii and t.subject_attnum is not null
       and not exists (
         select from pg_catalog.pg_constraint fk
         where fk.conrelid = t.relid and fk.contype = 'f' and fk.confrelid = s.relid
@@ -332,16 +332,15 @@ comment on function pii_internal.check_erase_mode(text) is 'Internal. Raises 220
 
 -- Which of the (canonical) subjects exist in the subject table, as
 -- '<scope>' || chr(31) || '<key>' (scope empty when unscoped).
-create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[]) returns text[]
+create or replace function pii_internal.matched_subjects(subject_keys text[], scopes text[], kind text) returns text[]
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  subj pii.subject_table;
+  subj pii.subject_table := pii_internal.subject_kind(kind);
   match record;
   matched text[];
 begin
-  select * into subj from pii.subject_table;
   match := pii_internal.subject_rows_sql(subj.relid);
   -- Read with the subject table owner's rights (casts and policies on it are theirs).
   select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
@@ -354,7 +353,7 @@ begin
   return matched;
 end
 $$;
-comment on function pii_internal.matched_subjects(text[], text[]) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table.';
+comment on function pii_internal.matched_subjects(text[], text[], text) is 'Internal. The subjects (scope chr(31) key) among canonical keys that have a row in the subject table of their kind.';
 
 -- Runs one step of the erasure plan for canonical subjects with its table owner's rights
 -- (pii_internal.as_owner). A delete step whose rows a legal hold keeps (the pairs of
@@ -393,7 +392,7 @@ comment on function pii_internal.erase_step(regclass, text, text, text[], text[]
 -- for the erasure, the guards and retention's preview.
 create or replace function pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean,
                                                        held_keys text[], held_tables oid[], held_scopes text[],
-                                                       only_tables regclass[] default null,
+                                                       only_tables regclass[] default null, kind text default null,
                                                        out table_names text[], out rows_affected bigint[], out shared_kept bigint[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -420,7 +419,10 @@ begin
          coalesce(pg_catalog.array_agg(p.capture order by p.ord), '{}')
     into relids, table_names, actions, statements, captures
   from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
-  where only_tables is null or p.relid = any (only_tables);
+  where (only_tables is null or p.relid = any (only_tables))
+    -- The tables of the subjects' kind (NULL: the install's only kind).
+    and p.relid in (select t.relid from pii.tables t
+                    where t.kind operator(pg_catalog.=) (pii_internal.subject_kind(run_erase_plan.kind)).kind);
   rows_affected := '{}';
   shared_kept := '{}';
   begin
@@ -461,12 +463,12 @@ begin
   end;
 end
 $$;
-comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[]) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
+comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[], text) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements over the tables of a kind (NULL: the only kind) for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
 
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
-create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text,
+create or replace function pii_internal.erase_resolved(subject_keys text[], scopes text[], mode text, kind text,
                                    out table_names text[], out rows_affected bigint[], out matched text[], out held_until date,
                                    out shared_kept bigint[])
 language plpgsql
@@ -482,16 +484,18 @@ begin
   if problem.table_name is not null then
     raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
   end if;
-  matched := pii_internal.matched_subjects(subject_keys, scopes);
+  matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
-  held := pii_internal.held_pairs(subject_keys, scopes);
+  held := pii_internal.held_pairs(subject_keys, scopes, kind);
   held_until := held.held_until;
+  -- While the values are still there: the keyed hashes of the subjects' identifiers.
+  perform pii_internal.tombstone_identifiers(kind, subject_keys, scopes);
   -- The guards see these statements too; rows they leave hold no PII, so they pass.
   select r.table_names, r.rows_affected, r.shared_kept into table_names, rows_affected, shared_kept
-  from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
+  from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, null, kind) r;
 end
 $$;
-comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.';
+comment on function pii_internal.erase_resolved(text[], text[], text, text) is 'Internal. Refuses a plan that would violate a constraint (55000), then runs pii_internal.erase_plan over the tables of a kind for its canonical subjects, after tombstoning their identifiers (rows a legal hold keeps are minimised, not deleted); returns per-table counts and shared rows kept, the subjects found and the latest end of the holds that kept rows.';
 
 -- {table: shared rows kept} for the audit and requests, tables with none left out.
 create or replace function pii_internal.shared_kept_counts(table_names text[], shared_kept bigint[]) returns jsonb
@@ -503,12 +507,13 @@ as $$
 $$;
 comment on function pii_internal.shared_kept_counts(text[], bigint[]) is 'Internal. {table: shared rows kept} of an erasure, tables with none left out.';
 
-create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase')
+create or replace function pii.erase_subjects(subject_keys text[], scopes text[] default null, mode text default 'erase', kind text default null)
 returns table (table_name text, rows_affected bigint, shared_kept bigint)
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
+  kind_ text;
   keys text[];
   scps text[];
   hashes bytea[];
@@ -520,17 +525,18 @@ begin
   -- then seen by the statements below), and makes later ones wait until this
   -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
   lock table pii_internal.erasure_lock in share row exclusive mode;
+  kind_ := (pii_internal.subject_kind(kind)).kind;
   select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
          coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
     into keys, scps, hashes, pseudonyms
-  from pii_internal.resolve_subjects(subject_keys, scopes) r;
+  from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
-  perform pii_internal.flag_subjects(hashes, pseudonyms);
-  result := pii_internal.erase_resolved(keys, scps, mode);
+  perform pii_internal.flag_subjects(hashes, pseudonyms, null, kind_);
+  result := pii_internal.erase_resolved(keys, scps, mode, kind_);
   update pii_internal.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
-    'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
+    'mode', mode, 'kind', kind_, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
     'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
     'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
   raise notice 'erased % subjects (% matched, % unmatched)', pg_catalog.cardinality(keys), pg_catalog.cardinality(result.matched),
@@ -539,14 +545,16 @@ begin
   return query select u.t, u.n, u.k from unnest(result.table_names, result.rows_affected, result.shared_kept) as u (t, n, k);
 end
 $$;
-comment on function pii.erase_subjects(text[], text[], text) is
-$$Erases subjects now, set-based, in the caller's transaction: one statement per registered table (children first).
-mode erase: each table's on_erase (anonymize: apply column strategies; delete: remove rows); mode delete: every
-registered row and the subject row go. Keys are cast to the key column's type; unknown keys are ignored and counted
-(NOTICE). Scoped installs pass scopes (one for all keys, or one per key). Subjects are tombstoned (keyed hash only).
-shared_kept: rows of a referenced table (an address) left intact because others (staff, stores, other customers)
-reference them too. A plan that would violate a constraint is refused before anything changes (55000).
-Example: select * from pii.erase_subjects(array['42', '43']);$$;
+comment on function pii.erase_subjects(text[], text[], text, text) is
+$$Erases subjects of a kind now, set-based, in the caller's transaction: one statement per registered table of the kind,
+in the order of the foreign keys (referencing rows first). mode erase: each table's on_erase (anonymize: apply column
+strategies; delete: remove rows); mode delete: every registered row and the subject row go. Keys are cast to the key
+column's type; unknown keys are ignored and counted (NOTICE). Scoped installs pass scopes (one for all keys, or one per
+key). Subjects are tombstoned (keyed hash only, and their registered identifiers' keyed hashes). kind may be omitted
+when the install has one kind. shared_kept: rows of a referenced table (an address) left intact because others (staff,
+stores, other customers) reference them too. A plan that would violate a constraint is refused before anything
+changes (55000). Verify afterwards with pii.verify_erasure_keys(the same keys).
+Example: select * from pii.erase_subjects(array['42', '43']); select * from pii.erase_subjects(array['7'], kind => 'staff');$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.erase_subjects(text[], text[], text) to pii_operator;
+grant execute on function pii.erase_subjects(text[], text[], text, text) to pii_operator;

@@ -135,7 +135,7 @@ begin
                     pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
              from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
        join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-    pii_internal.subject_hash_sql('h.s', 'h.k'))
+    pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
     into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
 end
 $$;
@@ -156,11 +156,12 @@ begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
-  held := pii_internal.held_pairs(keys, scopes);
+  held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
   select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
   from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
   return (select coalesce(pg_catalog.sum(n), 0)::bigint
-          from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables)).rows_affected) n);
+          from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
+                                                   (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
 end
 $$;
 comment on function pii_internal.guard_erase(regclass, text[], text[], boolean, boolean) is 'Internal. Runs erasure for some subjects on a registered table''s registered children and/or the table itself, children first.';
@@ -180,6 +181,7 @@ declare
   moved text[];
   row_type text;
   candidates record;
+  idents record;
   pii_keys text[];
   pii_scopes text[];
   pk_cols text;
@@ -195,7 +197,7 @@ begin
   if reg.relid is null or reg.guard_mode = 'off' then
     return null;
   end if;
-  select * into subj from pii.subject_table;
+  select * into subj from pii.subject_table s where s.kind = reg.kind;
 
   -- The new rows leave the trigger as text (record_out: output functions only, never a
   -- cast), and the table owner's deputy reads them back as the table's row type and selects
@@ -228,7 +230,22 @@ begin
     pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
     true, moved, null, new_rows);
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+  -- An erased person written again under a new key, known by an identifier (email, phone):
+  -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
+  -- only the rows carrying the identifier are theirs.
+  idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
+                                         hits.keys, hits.scopes, hits.pii);
+  if pg_catalog.cardinality(idents.new_hashes) > 0 then
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    hits := idents;
+  elsif pg_catalog.cardinality(idents.pairs) > 0 then
+    n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
+  end if;
   if pg_catalog.cardinality(hits.keys) = 0 then
+    if n > 0 then
+      perform pii_internal.write_audit('guard_' || reg.guard_mode, null, pg_catalog.jsonb_build_object(
+        'table', pii_internal.qualified_name(reg.relid), 'operation', pg_catalog.lower(tg_op), 'subjects', 0, 'identifier_rows', n, 'rows', n));
+    end if;
     return null;
   end if;
   select coalesce(pg_catalog.array_agg(u.k), '{}'), coalesce(pg_catalog.array_agg(u.s), '{}') into pii_keys, pii_scopes
@@ -276,7 +293,7 @@ begin
   return null;
 end
 $$;
-comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.';
+comment on function pii_internal.guard_rows() is 'Internal. Statement trigger on registered tables, their partitions and inheritance children: rows carrying PII of tombstoned subjects, or an erased person''s registered identifier under a new key, are scrubbed, skipped or rejected (pii.tables.guard_mode), and rows registered beneath rows that newly link to such a subject are erased; statements on the table run with its owner''s rights.';
 
 -- Rows a table brings into a registered table's tree all at once (ATTACH PARTITION,
 -- INHERIT, a partition or child created with rows): checked like one INSERT of them all,
@@ -289,6 +306,7 @@ declare
   reg pii.tables;
   candidates record;
   hits record;
+  idents record;
   pii_keys text[];
   pii_scopes text[];
   n bigint;
@@ -302,6 +320,14 @@ begin
                                       case when exists (select from pii.tables c where c.parent_relid = reg.relid) then 'true' else 'false' end),
     true, null, null);
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+  idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
+  if pg_catalog.cardinality(idents.new_hashes) > 0 then
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    hits := idents;
+  elsif pg_catalog.cardinality(idents.pairs) > 0 then
+    -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
+    perform pii_internal.guard_identifier_rows(reg.relid, null, null, idents.pairs, case when reg.guard_mode = 'reject' then 'reject' else 'scrub' end, 'ATTACH');
+  end if;
   if pg_catalog.cardinality(hits.keys) = 0 then
     return;
   end if;

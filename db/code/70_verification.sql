@@ -16,7 +16,7 @@
 -- Identifier values of subjects, captured before erasure: the key when it is PII, and
 -- the subject table's registered text columns that identify (mask email, or category
 -- contact/identifier/email/phone). Values shorter than 5 characters are ignored.
-create or replace function pii_internal.capture_identifiers(subject_keys text[], scopes text[],
+create or replace function pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text,
                                         out current_keys text[], out current_scopes text[], out hashes bytea[], out identifiers text[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -29,7 +29,7 @@ declare
   value_list text;
   raw text[];
 begin
-  select * into subj from pii.subject_table;
+  subj := pii_internal.subject_kind(kind);
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
@@ -57,7 +57,7 @@ begin
               coalesce(pg_catalog.array_agg(%s order by x.i), '{}'), coalesce(pg_catalog.array_agg(x.v order by x.i), '{}')
        from (select j.j::jsonb ->> 0 as k, j.j::jsonb ->> 1 as s, j.j::jsonb ->> 2 as v, j.i
              from unnest($1::text[]) with ordinality as j (j, i)) x$q$,
-    pii_internal.subject_hash_sql('x.s', 'x.k'))
+    pii_internal.kind_hash_sql(subj.kind, 'x.s', 'x.k'))
     into current_keys, current_scopes, hashes, identifiers
     using raw;
   if subj.key_is_pii then
@@ -65,7 +65,7 @@ begin
   end if;
 end
 $$;
-comment on function pii_internal.capture_identifiers(text[], text[]) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
+comment on function pii_internal.capture_identifiers(text[], text[], text) is 'Internal. Before a chunk''s erasure: the subjects'' identifying values, with their keys as they will be after it.';
 
 -- A registered table's primary key (alias t) as text (a jsonb object): a deputy returns
 -- it and Lethe keeps its keyed hash (pii_internal.row_key_hash) in
@@ -160,7 +160,7 @@ comment on function pii_internal.record_identifier_residuals(uuid, text, text[],
 
 -- Subjects given by keyed hash, found again by hashing every key of the subject table (one
 -- scan): their keys, scopes (one per key, NULL when unscoped) and hashes, in one order.
-create or replace function pii_internal.subjects_by_hash(hashes bytea[], out subject_keys text[], out scopes text[],
+create or replace function pii_internal.subjects_by_hash(hashes bytea[], kind text, out subject_keys text[], out scopes text[],
                                                          out found_hashes bytea[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -169,7 +169,7 @@ declare
   subj pii.subject_table;
   every record;
 begin
-  select * into subj from pii.subject_table;
+  subj := pii_internal.subject_kind(kind);
   -- Every key, read with the owner's rights, hashed here.
   every := pii_internal.as_owner(subj.relid, pg_catalog.format(
     'select coalesce(pg_catalog.array_agg(%s), ''{}''), coalesce(pg_catalog.array_agg(%s), ''{}'') from %s as t',
@@ -182,11 +182,11 @@ begin
     $q$select coalesce(pg_catalog.array_agg(x.k), '{}'), coalesce(pg_catalog.array_agg(x.s), '{}'), coalesce(pg_catalog.array_agg(x.h), '{}')
        from (select u.k, u.s, %s as h from unnest($1::text[], $2::text[]) as u (k, s)) x
        join unnest($5::bytea[]) as r (h) on r.h = x.h$q$,
-    pii_internal.subject_hash_sql('u.s', 'u.k'))
+    pii_internal.kind_hash_sql(subj.kind, 'u.s', 'u.k'))
     into subject_keys, scopes, found_hashes using every.found_keys, every.found_scopes, null::bytea, null::bytea, hashes;
 end
 $$;
-comment on function pii_internal.subjects_by_hash(bytea[]) is 'Internal. Keys, scopes and hashes of the subject-table rows whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
+comment on function pii_internal.subjects_by_hash(bytea[], text) is 'Internal. Keys, scopes and hashes of the rows of a kind''s subject table whose subject hash is among the given ones (one scan): verification and the legal-hold expiry job find subjects again this way.';
 
 -- pii.verify_erasure in steps: the request's subjects (verify_request_subjects), found again
 -- (find_subjects_again), the identifiers recorded in unregistered columns that are still
@@ -224,7 +224,7 @@ comment on function pii_internal.verify_request_subjects(uuid) is 'Internal. Ste
 -- raw key may still be there if something went wrong); when the key is PII, its pseudonym
 -- is looked up; subjects with no row in the subject table (deleted, or never there) are
 -- looked for in the tables that name subjects directly, one pass over each key column.
-create or replace function pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[],
+create or replace function pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], kind text,
                                                             out keys text[], out scopes text[], out found_hashes bytea[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -238,11 +238,11 @@ declare
   path record;
   found record;
 begin
-  select * into subj from pii.subject_table;
+  subj := pii_internal.subject_kind(kind);
   key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
                                        pii_internal.column_type(subj.relid, subj.key_attnum));
   scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-  select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+  select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes, subj.kind) f;
   if subj.key_is_pii then
     found := pii_internal.as_owner(subj.relid, pg_catalog.format(
       $q$select coalesce(pg_catalog.array_agg(%s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
@@ -260,7 +260,7 @@ begin
   if missing is not null then
     for t in select r.* from pii.tables r
              join pg_catalog.pg_class c on c.oid = r.relid
-             where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+             where r.subject_attnum is not null and r.relid <> subj.relid and r.kind = subj.kind order by r.relid::oid loop
       path := pii_internal.subject_key_sql(t.relid);
       found := pii_internal.as_owner(t.relid, pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(d.k), '{}'), coalesce(pg_catalog.array_agg(d.s), '{}')
@@ -271,13 +271,13 @@ begin
         $q$select $6 || coalesce(pg_catalog.array_agg(x.k), '{}'), $7 || coalesce(pg_catalog.array_agg(x.s), '{}'), $8 || coalesce(pg_catalog.array_agg(x.h), '{}')
            from (select d.k, d.s, %s as h from unnest($1::text[], $2::text[]) as d (k, s)) as x
            join unnest($5::bytea[]) as m (h) on m.h = x.h$q$,
-        pii_internal.subject_hash_sql('d.s', 'd.k'))
+        pii_internal.kind_hash_sql(subj.kind, 'd.s', 'd.k'))
         into keys, scopes, found_hashes using found.found_keys, found.found_scopes, null::bytea, null::bytea, missing, keys, scopes, found_hashes;
     end loop;
   end if;
 end
 $$;
-comment on function pii_internal.find_subjects_again(bytea[], text[]) is 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).';
+comment on function pii_internal.find_subjects_again(bytea[], text[], text) is 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects of a kind with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).';
 
 -- Identifiers found in unregistered columns during erasure, while that value is still
 -- there: the row is found among its subject's rows by the keyed hash of its key.
@@ -357,15 +357,15 @@ as $$
       -- shape of a key proves nothing (anon_fan@news.example is someone's address).
       select pii_internal.column_name(t.relid, t.subject_attnum), 'true', 'subject key not replaced by its pseudonym', true
       from pii.tables t, pii.subject_table subj
-      where action <> 'delete' and t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+      where action <> 'delete' and t.relid = tbl and subj.kind = t.kind and subj.key_is_pii and t.subject_attnum is not null
     ) y
   ) x
 $$;
 comment on function pii_internal.residual_checks_sql(regclass, text) is 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t) as a VALUES list of (n, bad), with each check''s column, detail and key flag; NULL when none apply.';
 
--- The subjects' rows in every registered table, against the erased state: the deputy says
--- which check (by position) fails for which subject (by position); Lethe names them.
-create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
+-- The subjects' rows in every registered table of a kind, against the erased state: the deputy
+-- says which check (by position) fails for which subject (by position); Lethe names them.
+create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text)
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -379,7 +379,7 @@ declare
   found text[];
 begin
   for t in select r.* from pii.tables r
-           where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
+           where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
     checks := pii_internal.residual_checks_sql(t.relid, action);
     continue when checks.checks is null;
@@ -416,7 +416,30 @@ begin
   end loop;
 end
 $$;
-comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[]) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table that are not in the state erasure leaves (mode erase or delete).';
+comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[], text) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete).';
+
+-- The residual traces of subjects of a kind, given by keyed hash (and pseudonym, for PII
+-- keys), after an erasure in a mode; request_id names the request whose residual
+-- identifiers were recorded (NULL: none). What verify_erasure and verify_erasure_keys report
+-- besides vault residuals.
+create or replace function pii_internal.subject_residuals(hashes bytea[], pseudonyms text[], mode text, kind text, request_id uuid)
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  found record := pii_internal.find_subjects_again(hashes, pseudonyms, kind);
+begin
+  if pg_catalog.cardinality(found.keys) = 0 then
+    return;
+  end if;
+  if request_id is not null then
+    return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
+  end if;
+  return query select * from pii_internal.registered_residuals(mode, found.keys, found.scopes, found.found_hashes, pseudonyms, kind);
+end
+$$;
+comment on function pii_internal.subject_residuals(bytea[], text[], text, text, uuid) is 'Internal. Steps of pii.verify_erasure and pii.verify_erasure_keys after the subjects are known: found again, recorded identifiers still there, rows not in their erased state.';
 
 create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
@@ -425,20 +448,16 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subjects record := pii_internal.verify_request_subjects(request_id);
-  found record;
+  req pii.requests;
 begin
+  select * into req from pii.requests r where r.id = verify_erasure.request_id;
   -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
   return query select * from pii_internal.vault_residuals(coalesce(subjects.hashes, '{}'));
   if subjects.hashes is null or not exists (select from pii.subject_table) then
     return;
   end if;
-  found := pii_internal.find_subjects_again(subjects.hashes, subjects.pseudonyms);
-  if pg_catalog.cardinality(found.keys) = 0 then
-    return;
-  end if;
-  return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
-  return query select * from pii_internal.registered_residuals((select r.mode from pii.requests r where r.id = verify_erasure.request_id),
-                                                               found.keys, found.scopes, found.found_hashes, subjects.pseudonyms);
+  return query select * from pii_internal.subject_residuals(subjects.hashes, subjects.pseudonyms, req.mode,
+    coalesce(req.kind, (select s.kind from pii.subject_table s where s.hash_prefix = '')), req.id);
 end
 $$;
 comment on function pii.verify_erasure(uuid) is
@@ -449,5 +468,31 @@ by design (shared => keep) and are not residuals. Subjects appear as keyed hashe
 with pii.allow_return are not checked. Empty result = verified. Raises 55000 while subjects are still pending.
 Example: select * from pii.verify_erasure('…'::uuid);$$;
 
+-- Verification of a direct erasure (pii.erase_subjects): the subjects are named by key again.
+create or replace function pii.verify_erasure_keys(subject_keys text[], scopes text[] default null, kind text default null, mode text default 'erase')
+returns table (table_name text, column_name text, subject_hash text, detail text)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  kind_ text := (pii_internal.subject_kind(kind)).kind;
+  hashes bytea[];
+  pseudonyms text[];
+begin
+  perform pii_internal.check_erase_mode(mode);
+  select pg_catalog.array_agg(r.subject_hash), pg_catalog.array_agg(r.pseudonym) into hashes, pseudonyms
+  from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r
+  where exists (select from pii_internal.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
+  return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
+  if hashes is not null then
+    return query select * from pii_internal.subject_residuals(hashes, pseudonyms, mode, kind_, null);
+  end if;
+end
+$$;
+comment on function pii.verify_erasure_keys(text[], text[], text, text) is
+$$Verifies a direct erasure (pii.erase_subjects) by naming its subjects again: the same checks as pii.verify_erasure for
+the given keys (of a kind; omitted when the install has one) that are tombstoned as erased. Empty result = verified.
+Example: select * from pii.verify_erasure_keys(array['42', '43']); select * from pii.verify_erasure_keys(array['7'], kind => 'staff');$$;
+
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.verify_erasure(uuid) to pii_operator, pii_auditor;
+grant execute on function pii.verify_erasure(uuid), pii.verify_erasure_keys(text[], text[], text, text) to pii_operator, pii_auditor;

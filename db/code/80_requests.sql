@@ -50,7 +50,7 @@ $$;
 comment on function pii_internal.enqueue_request_job(uuid) is 'Internal. Queues (or re-queues) the graphile-worker job that processes a request.';
 
 create or replace function pii_internal.create_request(subject_keys text[], scopes text[], source_rows bigint[], request_key text,
-                                   source text, mode text, due_at timestamptz)
+                                   source text, mode text, due_at timestamptz, kind text)
 returns uuid
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -66,8 +66,10 @@ declare
   rows_ bigint[];
   matched text[];
   n_matched bigint;
+  kind_ text;
 begin
   perform pii_internal.check_erase_mode(mode);
+  kind_ := (pii_internal.subject_kind(kind)).kind;
   if source is null or pg_catalog.btrim(source) = '' then
     raise exception 'source must not be empty' using errcode = '22023';
   end if;
@@ -86,13 +88,13 @@ begin
          coalesce(pg_catalog.array_agg(r.pseudonym order by r.subject_hash), '{}'),
          coalesce(pg_catalog.array_agg(source_rows[r.first_position] order by r.subject_hash), '{}')
     into hashes, keys, scps, pseudonyms, rows_
-  from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows) r;
+  from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows, kind_) r;
   if pg_catalog.cardinality(hashes) = 0 then
     raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
   end if;
 
-  insert into pii.requests (request_key_hash, source, mode, due_at, total, duplicates)
-  values (key_hash, source, mode, coalesce(due_at, pg_catalog.now() + cfg.default_due),
+  insert into pii.requests (request_key_hash, source, mode, kind, due_at, total, duplicates)
+  values (key_hash, source, mode, kind_, coalesce(due_at, pg_catalog.now() + cfg.default_due),
           pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
   on conflict (request_key_hash) do nothing
   returning id into rid;
@@ -102,7 +104,7 @@ begin
     return rid;
   end if;
 
-  matched := pii_internal.matched_subjects(keys, scps);
+  matched := pii_internal.matched_subjects(keys, scps, kind_);
   insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
   select rid, u.h, u.k, u.s, u.p, u.r, m.x is not null
   from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
@@ -111,7 +113,7 @@ begin
   update pii.requests r set matched = n_matched where r.id = rid;
 
   -- Guards act from this moment; the job runs once this transaction commits.
-  perform pii_internal.flag_subjects(hashes, pseudonyms, rid);
+  perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
   if pg_catalog.cardinality(hashes) >= 10000 then
     -- Chunks start right after commit, long before autovacuum would have looked at the new
     -- rows: without statistics the claim query sorts every pending item instead of
@@ -126,24 +128,27 @@ begin
   return rid;
 end
 $$;
-comment on function pii_internal.create_request(text[], text[], bigint[], text, text, text, timestamptz) is 'Internal. Records a request and its items, flags the subjects and queues the job.';
+comment on function pii_internal.create_request(text[], text[], bigint[], text, text, text, timestamptz, text) is 'Internal. Records a request for subjects of a kind (NULL: the only kind) and its items, flags the subjects and queues the job.';
 
 create or replace function pii.request_erasure(subject_keys text[], request_key text default null, source text default 'api',
-                                    scopes text[] default null, mode text default 'erase', due_at timestamptz default null)
+                                    scopes text[] default null, mode text default 'erase', due_at timestamptz default null,
+                                    kind text default null)
 returns uuid
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at)
+  select pii_internal.create_request(subject_keys, scopes, null, request_key, source, mode, due_at, kind)
 $$;
-comment on function pii.request_erasure(text[], text, text, text[], text, timestamptz) is
+comment on function pii.request_erasure(text[], text, text, text[], text, timestamptz, text) is
 $$Records an erasure request for any number of subjects and queues it (graphile-worker job lethe_process_request)
 in the caller's transaction: rollback = no request, no job. Subjects are flagged at once (guards act from now).
 Idempotent on request_key: the same key returns the same id. due_at defaults to now() + pii.settings.default_due.
-Example: select pii.request_erasure(array['42', '43'], request_key => 'ticket-1812');$$;
+A request erases subjects of one kind (kind may be omitted when the install has one).
+Example: select pii.request_erasure(array['42', '43'], request_key => 'ticket-1812');
+select pii.request_erasure(array['7'], kind => 'staff');$$;
 
 create or replace function pii.request_erasure_from_import(import_id uuid, request_key text default null, source text default 'csv',
-                                                mode text default 'erase', due_at timestamptz default null)
+                                                mode text default 'erase', due_at timestamptz default null, kind text default null)
 returns uuid
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -153,25 +158,36 @@ declare
   scps text[];
   rows_ bigint[];
   rid uuid;
+  kinds text[];
 begin
   select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
-         pg_catalog.array_agg(i.row_number order by i.row_number)
-    into keys, scps, rows_
+         pg_catalog.array_agg(i.row_number order by i.row_number), pg_catalog.array_agg(distinct i.kind) filter (where i.kind is not null)
+    into keys, scps, rows_, kinds
   from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
   if keys is null then
     raise exception 'import % has no staged rows', import_id using errcode = '22023';
   end if;
+  -- One request is one kind: the file's kind column (one value), or the kind argument.
+  if pg_catalog.cardinality(kinds) > 1 then
+    raise exception 'import %: rows of % kinds (%); a request erases one kind', import_id, pg_catalog.cardinality(kinds), pg_catalog.array_to_string(kinds, ', ')
+      using errcode = '22023', hint = 'Split the file by kind, or import each kind with --kind.';
+  end if;
+  if kind is not null and kinds is not null and kinds[1] <> kind then
+    raise exception 'import %: the rows say kind "%", the call says "%"', import_id, kinds[1], kind using errcode = '22023';
+  end if;
   if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
     raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
   end if;
-  rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at);
+  rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at,
+                                     coalesce(kind, kinds[1]));
   delete from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
   return rid;
 end
 $$;
-comment on function pii.request_erasure_from_import(uuid, text, text, text, timestamptz) is
+comment on function pii.request_erasure_from_import(uuid, text, text, text, timestamptz, text) is
 $$Turns the rows COPYed into pii.import_rows under import_id into one erasure request (items remember their CSV
-row; duplicates are counted) and removes the staged rows in the same transaction.
+row; duplicates are counted) and removes the staged rows in the same transaction. The kind is the rows' kind column
+(one value) or the kind argument (omitted when the install has one kind).
 Example: select pii.request_erasure_from_import('2b1e…'::uuid, request_key => 'dpo-2026-11.csv');$$;
 
 -- One chunk: claim pending items, erase the subjects unless an erasure that was not yet
@@ -204,6 +220,7 @@ begin
   if req.status in ('done', 'failed') then
     return 0;
   end if;
+  req.kind := coalesce(req.kind, (pii_internal.subject_kind(null)).kind);
   -- Like a guard, before any row is locked: a direct erasure in flight finishes first, so
   -- the two never wait for each other's rows.
   perform pii_internal.wait_for_erasures();
@@ -228,7 +245,7 @@ begin
   where r.id = req.id and r.status = 'queued';
 
   -- Tombstones are locked in hash order, so overlapping requests queue up instead of deadlocking.
-  perform pii_internal.flag_subjects(claimed, pseudonyms, req.id);
+  perform pii_internal.flag_subjects(claimed, pseudonyms, req.id, req.kind);
   select coalesce(pg_catalog.array_agg(t.subject_hash order by t.subject_hash), '{}') into to_erase
   from (select tb.subject_hash from pii_internal.tombstones tb
         where tb.subject_hash = any (claimed)
@@ -239,8 +256,8 @@ begin
     into erase_keys, erase_scopes
   from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
-  idents := pii_internal.capture_identifiers(erase_keys, erase_scopes);
-  result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode);
+  idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
+  result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
   perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
 
   update pii_internal.tombstones tb set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id(), request_id = req.id
@@ -255,8 +272,11 @@ begin
    where i.request_id = req.id and i.subject_hash = any (claimed);
   update pii_internal.request_items i set matched = true
    where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
+  -- Erased counts subjects erased, never keys that matched no subject.
   update pii.requests r
-     set erased = r.erased + pg_catalog.cardinality(claimed),
+     set erased = r.erased + (select pg_catalog.count(*) from pii_internal.request_items i
+                              where i.request_id = req.id and i.subject_hash = any (claimed) and i.matched),
+         processed = r.processed + pg_catalog.cardinality(claimed),
          held_until = greatest(r.held_until, result.held_until),
          rows_affected = pii_internal.add_row_counts(r.rows_affected,
            (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n))),
@@ -397,7 +417,7 @@ as $$
 begin
   return query
     select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
-           case when r.total = 0 then 1::numeric else pg_catalog.round((r.erased + r.failed)::numeric / r.total, 4) end,
+           case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
            r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
     from pii.requests r where r.id = request_status.request_id;
   if not found then
@@ -473,8 +493,8 @@ only_items => 'unmatched' or 'failed'. Each page reads one index range, however 
 Example: select * from pii.request_items_page('…'::uuid, only_items => 'failed');$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.request_erasure(text[], text, text, text[], text, timestamptz),
-  pii.request_erasure_from_import(uuid, text, text, text, timestamptz), pii.process_request_chunk(uuid, integer),
+grant execute on function pii.request_erasure(text[], text, text, text[], text, timestamptz, text),
+  pii.request_erasure_from_import(uuid, text, text, text, timestamptz, text), pii.process_request_chunk(uuid, integer),
   pii.finish_request(uuid), pii.fail_request(uuid, text), pii.retry_request(uuid), pii.resume_requests() to pii_operator;
 grant execute on function pii.request_status(uuid), pii.request_items(uuid), pii.request_items_page(uuid, text, integer, text)
   to pii_operator, pii_auditor;

@@ -119,20 +119,24 @@ begin
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   execute pg_catalog.format(
     $q$with numbered as (
-         select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t
+         select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
+                -- The subject's kind and identifier tombstones: a restore re-applies both.
+                (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
+                (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
+                 where it.subject_hash operator(pg_catalog.=) u.h) as ih
          from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
        ), hashed as (
-         select n.seq, n.h, n.t, %s as entry_hash from numbered n
+         select n.seq, n.h, n.t, n.k, n.ih, %s as entry_hash from numbered n
        ), ins as (
          insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-         select x.seq, x.h, null, null, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+         select x.seq, x.h, x.ih, x.k, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
          from hashed x
          returning erasure_ledger.seq, erasure_ledger.entry_hash
        )
        update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
        from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
        where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, null, null, $7, $8, $9, n.t, $10)'))
+    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, $7, $8, $9, n.t, $10)'))
     using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
           entry_mode, entry_request_id, pii.secret_id();
   return pg_catalog.cardinality(subject_hashes);
@@ -434,7 +438,9 @@ declare
   rids uuid[] := '{}';
   r record;
 begin
-  select * into subj from pii.subject_table;
+  -- The first kind (hashes without a kind prefix). Subjects of later kinds get their
+  -- tombstones and identifier tombstones back, but are not looked for to re-erase.
+  select * into subj from pii.subject_table s order by s.hash_prefix limit 1;
   if subj.relid is null then
     raise exception 'no subject table is registered yet' using errcode = '55000';
   end if;
@@ -486,13 +492,24 @@ begin
 
   -- 4. Tombstones first, so guards refuse these subjects from now on: flagged for those
   --    who are back (their request marks them erased), erased as of the ledger for the rest.
-  insert into pii_internal.tombstones as tb (subject_hash, erased_at)
-  select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end
+  insert into pii_internal.tombstones as tb (subject_hash, erased_at, kind)
+  select c.h, case when c.st operator(pg_catalog.=) 'not_present' then c.t end,
+         coalesce(k.kind, subj.kind)
   from unnest(hashes, times, states) as c (h, t, st)
+  left join (select distinct on (p.subject_hash) p.subject_hash, p.kind from pg_catalog.unnest(parsed) p
+             where p.kind is not null order by p.subject_hash, p.seq desc) k on k.subject_hash operator(pg_catalog.=) c.h
   where c.st in ('replayed', 'not_present')
   on conflict (subject_hash) do update set erased_at = excluded.erased_at
     where excluded.erased_at is not null and (tb.erased_at is null or tb.erased_at operator(pg_catalog.<) excluded.erased_at);
   get diagnostics tombstones_written = row_count;
+  -- Identifier tombstones too: the erased person stays out under a new key as well.
+  insert into pii_internal.identifier_tombstones (kind, identifier_hash, subject_hash, identifier)
+  select distinct coalesce(p.kind, subj.kind), i.h, p.subject_hash, 'restored'
+  from pg_catalog.unnest(parsed) p
+  cross join lateral pg_catalog.unnest(p.identifier_hashes) as i (h)
+  join unnest(hashes, states) as c (h, st) on c.h operator(pg_catalog.=) p.subject_hash
+  where p.secret_id operator(pg_catalog.=) sid and p.mode operator(pg_catalog.<>) 'return' and c.st in ('replayed', 'not_present', 'already_erased')
+  on conflict do nothing;
 
   -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
   for r in
@@ -503,7 +520,7 @@ begin
     group by c.m order by c.m
   loop
     rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
-                                                            null, null, 'restore-check', r.mode, null);
+                                                            null, null, 'restore-check', r.mode, null, subj.kind);
   end loop;
 
   ledger_entries := pg_catalog.cardinality(parsed);

@@ -11,26 +11,16 @@
 -- keys just as pii.request_erasure does, and is granted to the same roles, so calling a
 -- step directly gains nothing. See docs/retention.md.
 
--- The subject kind named in a call: NULL or the one kind this install has (named after
--- its subject table) until several kinds exist (issue 12).
+-- The subject kind named in a call: a registered kind, or NULL for the install's only kind.
 create or replace function pii_internal.check_kind(kind text) returns void
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-declare
-  known text;
 begin
-  select c.relname into known from pii.subject_table s join pg_catalog.pg_class c on c.oid = s.relid;
-  if known is null then
-    raise exception 'no subject table is registered yet' using errcode = '55000',
-      hint = 'Call pii.register_subject_table(...) first.';
-  end if;
-  if kind is not null and kind operator(pg_catalog.<>) known then
-    raise exception 'unknown subject kind "%": this install has one kind, "%"', kind, known using errcode = '22023';
-  end if;
+  perform pii_internal.subject_kind(kind);
 end
 $$;
-comment on function pii_internal.check_kind(text) is 'Internal. Refuses a subject kind other than the install''s one kind (the subject table''s name); NULL is that kind.';
+comment on function pii_internal.check_kind(text) is 'Internal. Refuses an unknown subject kind, and NULL when the install has several (pii_internal.subject_kind).';
 
 -- Runs a subject query with the caller's rights in a read-only subtransaction that is
 -- always rolled back (a query cannot write, and nothing it did survives), and returns
@@ -144,7 +134,7 @@ comment on function pii_internal.check_limit_and_mode(integer, text) is 'Interna
 -- Retention candidates among the query's keys: canonical, minus subjects already erased
 -- (their anonymized rows stay inactive forever and would count against the limit every
 -- period) and minus those under an active legal hold (counted).
-create or replace function pii_internal.retention_candidates(subject_keys text[], scopes text[],
+create or replace function pii_internal.retention_candidates(subject_keys text[], scopes text[], kind text,
                                                              out keys text[], out key_scopes text[], out hashes bytea[], out held bigint)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -155,12 +145,12 @@ begin
          coalesce(pg_catalog.array_agg(r.subject_hash order by r.subject_hash) filter (where h.subject_hash is null), '{}'),
          pg_catalog.count(h.subject_hash)
     into keys, key_scopes, hashes, held
-  from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) r
+  from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1), null, kind) r
   left join (select distinct hs.subject_hash from pii_internal.active_hold_subjects() hs) h on h.subject_hash = r.subject_hash
   where not exists (select from pii_internal.tombstones tb where tb.subject_hash = r.subject_hash and tb.erased_at is not null);
 end
 $$;
-comment on function pii_internal.retention_candidates(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.';
+comment on function pii_internal.retention_candidates(text[], text[], text) is 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.';
 
 -- The deputy of every registered table's owner (pii_internal.deputy), made now if missing:
 -- registration makes it, but a table's owner may change afterwards, and a preview must work
@@ -217,7 +207,7 @@ comment on function pii_internal.active_hold_subjects(date) is 'Internal. Subjec
 -- The (key, table, scope) pairs of canonical subjects that an active hold keeps (table NULL:
 -- every registered table), and the latest end date. Empty, at the cost of one probe, while
 -- no hold is active.
-create or replace function pii_internal.held_pairs(subject_keys text[], scopes text[], out held_keys text[], out held_tables oid[],
+create or replace function pii_internal.held_pairs(subject_keys text[], scopes text[], kind text, out held_keys text[], out held_tables oid[],
                                           out held_scopes text[], out held_until date)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -233,11 +223,12 @@ begin
          coalesce(pg_catalog.array_agg(u.s), '{}'), pg_catalog.max(a.held_until)
     into held_keys, held_tables, held_scopes, held_until
   from unnest(subject_keys, scopes) as u (k, s)
-  join pii_internal.active_hold_subjects() a on a.subject_hash = pii_internal.subject_hash(u.s, u.k)
+  join pii_internal.active_hold_subjects() a
+    on a.subject_hash = pii_internal.subject_hash((select sk.hash_prefix from pii.subject_table sk where sk.kind = held_pairs.kind) || coalesce(u.s, ''), u.k)
   left join lateral unnest(a.tables) as t (r) on true;
 end
 $$;
-comment on function pii_internal.held_pairs(text[], text[]) is 'Internal. Which of these canonical subjects an active legal hold keeps, in which tables (NULL: all), and until when.';
+comment on function pii_internal.held_pairs(text[], text[], text) is 'Internal. Which of these canonical subjects (of a kind) an active legal hold keeps, in which tables (NULL: all), and until when.';
 
 -- SQL predicate: row t of a registered table is kept by a hold, the pairs of pii_internal.held_pairs
 -- bound as $6 (keys), $7 (table oids), $8 (scopes). The subject row is kept whenever any
@@ -309,7 +300,7 @@ begin
       raise exception 'table % is not registered with Lethe: only registered tables can be held', bad using errcode = '22023';
     end if;
   end if;
-  select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes) r;
+  select pg_catalog.array_agg(r.subject_hash) into hashes from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind) r;
   if hashes is null then
     raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
   end if;
@@ -376,16 +367,16 @@ comment on view pii.holds is 'Legal holds with their status (active, released, e
 -- every row, the held ones included, so no key hashes to the subject any more: the held
 -- rows are found under the pseudonym, and the scope (scoped installs) on the subject row
 -- that carries it (one index probe per subject on the key).
-create or replace function pii_internal.hold_expiry_subjects(hashes bytea[], out subject_keys text[], out scopes text[])
+create or replace function pii_internal.hold_expiry_subjects(hashes bytea[], kind text, out subject_keys text[], out scopes text[])
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
 begin
-  select * into subj from pii.subject_table;
+  select * into subj from pii.subject_table s where s.kind operator(pg_catalog.=) hold_expiry_subjects.kind;
   if not subj.key_is_pii then
-    select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes) f;
+    select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes, kind) f;
     return;
   end if;
   if subj.scope_attnum is null then
@@ -402,7 +393,7 @@ begin
     into subject_keys, scopes using hashes;
 end
 $$;
-comment on function pii_internal.hold_expiry_subjects(bytea[]) is 'Internal. Keys (and scopes) under which an ended hold''s erased subjects are found now: their keys, or their pseudonyms when the key is PII.';
+comment on function pii_internal.hold_expiry_subjects(bytea[], text) is 'Internal. Keys (and scopes) under which an ended hold''s erased subjects of a kind are found now: their keys, or their pseudonyms when the key is PII.';
 
 create or replace function pii.hold_tick(on_date date default null)
 returns table (hold_id uuid, notice text, days_left integer)
@@ -439,7 +430,7 @@ begin
 
   -- Ended holds (expired or released): one request per hold erases the rows it kept, for
   -- its subjects that were erased meanwhile and no other hold still keeps.
-  for ended in select h.id, h.subjects from pii.legal_holds h
+  for ended in select h.id, h.subjects, h.kind from pii.legal_holds h
                where h.ended_at is null and (h.released_at is not null or h.held_until < today)
                order by h.placed_at
   loop
@@ -450,12 +441,12 @@ begin
     where hs.hold_id = ended.id
       and not exists (select from pii_internal.active_hold_subjects(today) a where a.subject_hash = hs.subject_hash);
     if hashes is not null then
-      found_ := pii_internal.hold_expiry_subjects(hashes);
+      found_ := pii_internal.hold_expiry_subjects(hashes, ended.kind);
       if pg_catalog.cardinality(found_.subject_keys) > 0 then
         rid := pii_internal.create_request(
           found_.subject_keys,
           case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
-          null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null);
+          null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
       end if;
     end if;
     update pii.legal_holds h set ended_at = pg_catalog.now(), expiry_request_id = rid where h.id = ended.id;
@@ -641,7 +632,7 @@ declare
   s record;
 begin
   perform pii_internal.ensure_deputies();
-  s := pii_internal.retention_candidates(subject_keys, scopes);
+  s := pii_internal.retention_candidates(subject_keys, scopes, cur.kind);
   candidates := pg_catalog.cardinality(s.keys);
   held := s.held;
   select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
@@ -716,7 +707,7 @@ begin
     -- The caller did not run the query: its author lacks the caller's rights (see enforce_retention).
     outcome_ := 'refused';
   else
-    s := pii_internal.retention_candidates(subject_keys, scopes);
+    s := pii_internal.retention_candidates(subject_keys, scopes, cur.kind);
     held := s.held;
     candidates := pg_catalog.cardinality(s.keys);
     if candidates = 0 then
@@ -733,7 +724,7 @@ begin
       outcome_ := 'requested';
       rid := pii_internal.create_request(s.keys, case when scopes is null then null else s.key_scopes end, null,
                                 'retention:' || name || ':' || pg_catalog.to_char(period at time zone 'UTC', 'YYYY-MM-DD"T"HH24'),
-                                'retention:' || name, cur.mode, null);
+                                'retention:' || name, cur.mode, null, cur.kind);
     end if;
   end if;
   insert into pii.retention_runs (policy_name, version, period_start, candidates, held, outcome, request_id)
@@ -814,7 +805,7 @@ begin
   perform pii_internal.check_limit_and_mode(max_subjects, mode);
   select coalesce(pg_catalog.array_agg(x.subject_key), '{}') as keys, coalesce(pg_catalog.array_agg(x.scope), '{}') as scps
     into r
-  from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1)) x;
+  from pii_internal.resolve_subjects(subject_keys, scopes, greatest(pg_catalog.cardinality(subject_keys), 1), null, kind) x;
   n := pg_catalog.cardinality(r.keys);
   if n > max_subjects then
     raise exception 'subject_query selects % subjects, more than max_subjects (%): nothing was requested', n, max_subjects
@@ -828,7 +819,7 @@ begin
     raise exception 'subject_query selects no subject: nothing to request' using errcode = '22023';
   end if;
   return query select pii_internal.create_request(r.keys, case when scopes is null then null else r.scps end, null, request_key,
-                                         'query', mode, null), n, null::jsonb;
+                                         'query', mode, null, kind), n, null::jsonb;
 end
 $$;
 comment on function pii.query_erasure_step(text[], text[], integer, text, text, text, boolean) is $$Step of pii.request_erasure_from_query, which runs the query with the caller's rights and passes the keys here: kind, limit, dry run (count and rows per table) or one request. Example: select * from pii.query_erasure_step(array['42'], null, 10, null, null, 'erase', true);$$;

@@ -73,7 +73,7 @@ export interface Lethe {
   /** pii.retry_request: re-queue a failed request's failed items. */
   retryRequest(requestId: string): Promise<void>;
   /** pii.was_erased (from the keyed hash; the key is not kept). */
-  wasErased(subjectKey: string, scope?: string): Promise<WasErased>;
+  wasErased(subjectKey: string, scope?: string, kind?: string): Promise<WasErased>;
   /** pii.was_erased_hash: from a hash shown in a report. */
   wasErasedHash(subjectHash: string): Promise<WasErased>;
   /** Streams a CSV (path or stream) into one request; see docs/csv.md. */
@@ -146,7 +146,7 @@ export function createLethe(opts: LetheOptions): Lethe {
       return { verified: residuals.length === 0, residuals };
     },
     retryRequest: (id) => retryRequest(db, id),
-    wasErased: (key, scope) => wasErased(db, key, scope),
+    wasErased: (key, scope, kind) => wasErased(db, key, scope, kind),
     wasErasedHash: (hash) => wasErasedHash(db, hash),
     importCsv: (source, o) => importCsv(pool, source, o),
     overdueRequests: () => overdueRequests(db),

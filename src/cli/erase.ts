@@ -20,6 +20,7 @@ interface EraseOptions {
   query?: string;
   max?: string;
   dryRun?: boolean;
+  kind?: string;
 }
 
 export function addEraseCommand(program: Command): void {
@@ -29,6 +30,7 @@ export function addEraseCommand(program: Command): void {
     .argument('[keys...]', 'subject keys')
     .option('-f, --file <path>', 'read keys from a file, one per line ("-" for stdin)')
     .option('--scope <scope>', 'scope (brand) of every key, for scoped installs')
+    .option('--kind <kind>', 'subject kind of every key (customer, staff); needed when the install has several')
     .option('--request-key <key>', 'idempotency key: the same key returns the same request')
     .option('--mode <mode>', 'erase (per table on_erase) or delete (remove every registered row)')
     .option('--due <when>', 'deadline: ISO date/time or a delay such as 48h, 30d')
@@ -55,6 +57,7 @@ export function addEraseCommand(program: Command): void {
             scopes: opts.scope === undefined ? undefined : [opts.scope],
             mode,
             dueAt,
+            kind: opts.kind,
           });
           return showRequest(lethe, id, opts.wait, json);
         });
@@ -72,6 +75,7 @@ async function eraseByQuery(keys: string[], opts: EraseOptions, cmd: Command): P
       requestKey: opts.requestKey,
       mode,
       dryRun: opts.dryRun,
+      kind: opts.kind,
     });
     if (r.requestId !== null) return showRequest(lethe, r.requestId, opts.wait, globals(cmd).json);
     if (globals(cmd).json) printJson(r);

@@ -16,6 +16,7 @@ interface ImportOptions {
   due?: string;
   wait?: boolean;
   limit?: string;
+  kind?: string;
 }
 
 /** The bar appears once a file is past this many rows: small files finish before it would matter. */
@@ -25,7 +26,11 @@ export function addImportCommand(program: Command): void {
   program
     .command('import')
     .description('import a CSV of subjects to erase as one request (see docs/csv.md)')
-    .argument('<file>', 'CSV file: header subject_key (or customer_id, user_ext_id)[,scope|core_sm_brand_id][,erase]')
+    .argument(
+      '<file>',
+      'CSV file: header subject_key (or customer_id, user_ext_id)[,scope|core_sm_brand_id][,kind][,erase]',
+    )
+    .option('--kind <kind>', 'subject kind of every row (customer, staff); needed when the install has several')
     .option('--skip-invalid', 'import the valid rows and report the invalid ones, instead of rejecting the file')
     .option('--request-key <key>', 'idempotency key: importing again with the same key returns the same request')
     .option('--mode <mode>', 'erase (per table on_erase) or delete (remove every registered row)')
@@ -47,6 +52,7 @@ export function addImportCommand(program: Command): void {
               requestKey: opts.requestKey,
               mode,
               dueAt,
+              kind: opts.kind,
               listLimit,
               onPreview: ({ rows, errors }) => {
                 if (json) return;

@@ -1,7 +1,9 @@
 // The CSV format a privacy team uploads, following Smartico's and Optimove's rules:
 //   - a header row naming the columns: the subject key (subject_key, or customer_id /
 //     user_ext_id as those platforms call it), optionally the scope (scope, or Smartico's
-//     core_sm_brand_id) and optionally an erase flag that must be true or 1 on every row;
+//     core_sm_brand_id), optionally the subject kind (kind: customer, staff; one value per
+//     file, since a request erases one kind) and optionally an erase flag that must be true
+//     or 1 on every row;
 //   - comma separated, unquoted values, one subject per line.
 // Pure functions: no I/O, so the rules are unit-testable and shared by the up-front check
 // of the first rows and by the streaming import.
@@ -12,6 +14,7 @@
 export const KEY_COLUMNS = ['subject_key', 'customer_id', 'user_ext_id'] as const;
 export const SCOPE_COLUMNS = ['scope', 'core_sm_brand_id'] as const;
 export const ERASE_COLUMNS = ['erase'] as const;
+export const KIND_COLUMNS = ['kind'] as const;
 /** How many data rows are checked before anything touches the database. */
 export const PREVIEW_ROWS = 20;
 /** Longer values are surely not identifiers (a wrong file, a pasted document). */
@@ -23,6 +26,8 @@ export interface CsvLayout {
   keyIndex: number;
   scopeIndex: number | undefined;
   eraseIndex: number | undefined;
+  /** The subject kind column, when the file has one. */
+  kindIndex?: number;
   /** The header names as canonical roles, for reports: e.g. customer_id → subject_key. */
   columns: string[];
 }
@@ -35,7 +40,7 @@ export interface RowError {
 
 export type HeaderResult = { ok: true; layout: CsvLayout } | { ok: false; errors: RowError[] };
 
-const describeExpected = `expected a header with ${KEY_COLUMNS.join(' | ')}, optionally ${SCOPE_COLUMNS.join(' | ')} and ${ERASE_COLUMNS.join(' | ')}`;
+const describeExpected = `expected a header with ${KEY_COLUMNS.join(' | ')}, optionally ${SCOPE_COLUMNS.join(' | ')}, ${KIND_COLUMNS.join(' | ')} and ${ERASE_COLUMNS.join(' | ')}`;
 
 /** Reads the header row (line 1). */
 export function parseHeader(fields: readonly string[] | undefined): HeaderResult {
@@ -50,6 +55,7 @@ export function parseHeader(fields: readonly string[] | undefined): HeaderResult
   let keyIndex: number | undefined;
   let scopeIndex: number | undefined;
   let eraseIndex: number | undefined;
+  let kindIndex: number | undefined;
   fields.forEach((raw, i) => {
     const name = raw.trim().toLowerCase();
     const col = i + 1;
@@ -74,6 +80,9 @@ export function parseHeader(fields: readonly string[] | undefined): HeaderResult
     } else if ((SCOPE_COLUMNS as readonly string[]).includes(name)) {
       scopeIndex = set(scopeIndex, 'scope');
       roles.push('scope');
+    } else if ((KIND_COLUMNS as readonly string[]).includes(name)) {
+      kindIndex = set(kindIndex, 'kind');
+      roles.push('kind');
     } else if ((ERASE_COLUMNS as readonly string[]).includes(name)) {
       eraseIndex = set(eraseIndex, 'erase flag');
       roles.push('erase');
@@ -94,10 +103,12 @@ export function parseHeader(fields: readonly string[] | undefined): HeaderResult
     errors.push({ row: 1, reason: `no subject key column: ${describeExpected}` });
   }
   if (errors.length > 0 || keyIndex === undefined) return { ok: false, errors };
-  return { ok: true, layout: { width: fields.length, keyIndex, scopeIndex, eraseIndex, columns: roles } };
+  const layout: CsvLayout = { width: fields.length, keyIndex, scopeIndex, eraseIndex, columns: roles };
+  if (kindIndex !== undefined) layout.kindIndex = kindIndex;
+  return { ok: true, layout };
 }
 
-export type RowResult = { ok: true; key: string; scope: string | null } | { ok: false; reason: string };
+export type RowResult = { ok: true; key: string; scope: string | null; kind?: string } | { ok: false; reason: string };
 
 /** True for a line with nothing on it (skipped, not counted as a row). */
 export function isBlankLine(fields: readonly string[]): boolean {
@@ -140,6 +151,11 @@ export function checkRow(fields: readonly string[], layout: CsvLayout): RowResul
   if (layout.eraseIndex !== undefined) {
     const flag = fields[layout.eraseIndex]!.trim().toLowerCase();
     if (flag !== 'true' && flag !== '1') return { ok: false, reason: 'erase flag must be true or 1' };
+  }
+  if (layout.kindIndex !== undefined) {
+    const kind = fields[layout.kindIndex]!.trim();
+    if (kind === '') return { ok: false, reason: 'empty kind' };
+    return { ok: true, key, scope, kind };
   }
   return { ok: true, key, scope };
 }

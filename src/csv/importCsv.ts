@@ -30,6 +30,8 @@ export interface ImportCsvOptions {
   source?: string;
   mode?: ErasureMode;
   dueAt?: Date;
+  /** Subject kind of every row (else the file's kind column; may be omitted when the install has one kind). */
+  kind?: string;
   /** How many unmatched and rejected rows the report lists (counts are always complete). Default 1000. */
   listLimit?: number;
   /** Called once the header and first rows are checked, before the database is touched. */
@@ -189,7 +191,7 @@ class ImportState {
       return undefined;
     }
     this.staged++;
-    return importId === undefined ? undefined : encodeCopyRow(importId, line, r.key, r.scope);
+    return importId === undefined ? undefined : encodeCopyRow(importId, line, r.key, r.scope, r.kind);
   }
 }
 
@@ -231,7 +233,7 @@ async function stageAndRequest(
       return batch || null;
     });
     try {
-      await pipeline(source, copyImportRows(client));
+      await pipeline(source, copyImportRows(client, layout.kindIndex !== undefined));
     } catch (err) {
       const e = toSyntaxError(err, lastLine() + 1);
       // A CSV syntax error ends the COPY mid-stream; the connection is fine once rolled back.
@@ -271,6 +273,7 @@ async function stageAndRequest(
       source: opts.source ?? 'csv',
       mode: opts.mode,
       dueAt: opts.dueAt,
+      kind: opts.kind,
     });
     await client.query('commit');
     return { requestId, stagingSeconds };

@@ -111,8 +111,17 @@ export interface PiiHoldSubjects {
   subject_hash: Buffer;
 }
 
+export interface PiiIdentifiers {
+  attnum: number;
+  identifier: string;
+  normaliser: string;
+  registered_at: Generated<Timestamp>;
+  relid: string;
+}
+
 export interface PiiImportRows {
   import_id: string;
+  kind: string | null;
   row_number: Int8;
   scope: string | null;
   subject_key: string;
@@ -200,8 +209,10 @@ export interface PiiRequests {
   finished_at: Timestamp | null;
   held_until: Timestamp | null;
   id: Generated<string>;
+  kind: string | null;
   matched: Generated<Int8>;
   mode: string;
+  processed: Generated<Int8>;
   request_key_hash: Buffer | null;
   requested_at: Generated<Timestamp>;
   requested_by: Generated<string>;
@@ -287,16 +298,18 @@ export interface PiiSettings {
 }
 
 export interface PiiSubjectTable {
+  hash_prefix: Generated<string>;
   key_attnum: number;
   key_is_pii: Generated<boolean>;
+  kind: string;
   registered_at: Generated<Timestamp>;
   relid: string;
   scope_attnum: number | null;
-  singleton: Generated<boolean>;
 }
 
 export interface PiiTables {
   guard_mode: Generated<string>;
+  kind: string;
   link_fk: string | null;
   link_referenced: Generated<boolean>;
   on_erase: string;
@@ -326,6 +339,7 @@ export interface DB {
   "pii.hold_notices": PiiHoldNotices;
   "pii.hold_subjects": PiiHoldSubjects;
   "pii.holds": PiiHolds;
+  "pii.identifiers": PiiIdentifiers;
   "pii.import_rows": PiiImportRows;
   "pii.legal_holds": PiiLegalHolds;
   "pii.masked_views": PiiMaskedViews;

@@ -85,7 +85,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       }
     });
     out(
-      `  status ${status.status}: ${status.erased}/${status.total} subjects; rows changed: ` +
+      `  status ${status.status}: ${status.erased}/${status.matched} subjects erased (${status.unmatched} keys matched none); rows changed: ` +
         `${Object.entries(status.rowsAffected)
           .map(([t, n]) => `${t} ${fmt(n)}`)
           .join(', ')}\n`,

@@ -13,6 +13,8 @@ export interface RequestSummary {
   total: number;
   matched: number;
   erased: number;
+  /** Items processed (erased, already erased by another request, or matching no subject). */
+  processed: number;
   failed: number;
   requestedBy: string;
   requestedAt: Date;
@@ -41,6 +43,7 @@ export async function listRequests(db: LetheDb, filter: ListRequestsFilter = {})
         'total',
         'matched',
         'erased',
+        'processed',
         'failed',
         'requested_by',
         'requested_at',
@@ -65,6 +68,7 @@ export async function listRequests(db: LetheDb, filter: ListRequestsFilter = {})
       total: toNumber(r.total),
       matched: toNumber(r.matched),
       erased: toNumber(r.erased),
+      processed: toNumber(r.processed),
       failed: toNumber(r.failed),
       requestedBy: r.requested_by,
       requestedAt: r.requested_at as Date,

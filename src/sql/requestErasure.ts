@@ -15,6 +15,8 @@ export interface RequestErasureOptions {
   mode?: ErasureMode;
   /** Deadline; the install's default (24 h) otherwise. */
   dueAt?: Date;
+  /** Subject kind (customer, staff); may be omitted when the install has one kind. */
+  kind?: string;
 }
 
 /** pii.request_erasure: records and queues a request in the caller's transaction; returns its id. */
@@ -30,6 +32,7 @@ export async function requestErasure(
     ['scopes', opts.scopes, 'text[]'],
     ['mode', opts.mode, 'text'],
     ['due_at', opts.dueAt, 'timestamptz'],
+    ['kind', opts.kind, 'text'],
   ]);
   return sqlCall(async () => {
     const { rows } = await sql<{ id: string }>`select pii.request_erasure(${args}) as id`.execute(db);

@@ -8,6 +8,8 @@ export interface FromImportOptions {
   source?: string;
   mode?: ErasureMode;
   dueAt?: Date;
+  /** Subject kind of every row (else the rows' kind column; omitted when the install has one kind). */
+  kind?: string;
 }
 
 /**
@@ -25,6 +27,7 @@ export async function requestErasureFromImport(
     ['source', opts.source, 'text'],
     ['mode', opts.mode, 'text'],
     ['due_at', opts.dueAt, 'timestamptz'],
+    ['kind', opts.kind, 'text'],
   ]);
   return sqlCall(async () => {
     const { rows } = await sql<{ id: string }>`select pii.request_erasure_from_import(${args}) as id`.execute(db);

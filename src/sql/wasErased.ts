@@ -27,10 +27,11 @@ function fromRow(r: WasErasedRow | undefined): WasErased {
 }
 
 /** pii.was_erased: answered from the keyed hash; the key is not stored. */
-export async function wasErased(db: LetheDb, subjectKey: string, scope?: string): Promise<WasErased> {
+export async function wasErased(db: LetheDb, subjectKey: string, scope?: string, kind?: string): Promise<WasErased> {
   const args = namedArgs([
     ['subject_key', subjectKey, 'text'],
     ['scope', scope, 'text'],
+    ['kind', kind, 'text'],
   ]);
   return sqlCall(async () => {
     const { rows } = await sql<WasErasedRow>`select * from pii.was_erased(${args})`.execute(db);

@@ -48,7 +48,7 @@ function requestsTable(rows: RequestSummary[]): Html {
         (r) => html`<tr>
 <td><a class="hash" href="/requests/${r.id}">${r.id.slice(0, 8)}</a></td>
 <td>${statusBadge(r.status)}${r.status === 'done' && r.residualCount === 0 ? html` <span class="small muted">verified</span>` : ''}</td>
-<td>${progressBar(r.total === 0 ? 1 : (r.erased + r.failed) / r.total)}</td>
+<td>${progressBar(r.total === 0 ? 1 : (r.processed + r.failed) / r.total)}</td>
 <td${r.overdue ? html` class="overdue"` : ''}>${r.dueAt}${r.overdue ? ' (overdue)' : ''}</td>
 <td>${r.source}</td>
 <td class="num">${r.total}</td><td class="num">${r.matched}</td><td class="num">${r.erased}</td><td class="num">${r.failed}</td>
