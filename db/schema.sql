@@ -5628,9 +5628,9 @@ function pii_internal.hold_expiry_subjects(bytea[],text) owner <owner>
     declare
       subj pii.subject_table;
     begin
-      select * into subj from pii.subject_table s where s.kind operator(pg_catalog.=) hold_expiry_subjects.kind;
+      subj := pii_internal.subject_kind(kind);
       if not subj.key_is_pii then
-        select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes, kind) f;
+        select f.subject_keys, f.scopes into subject_keys, scopes from pii_internal.subjects_by_hash(hashes, subj.kind) f;
         return;
       end if;
       if subj.scope_attnum is null then
