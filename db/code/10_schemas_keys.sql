@@ -16,7 +16,8 @@ revoke all on pii.secret from public;
 comment on table pii.secret is 'Per-install HMAC-SHA256 key (RFC 2104 padded form). Readable by the Lethe owner only. Losing it makes old hashes unmatchable.';
 revoke all on pii.settings from public;
 grant select on pii.settings to pii_admin, pii_operator, pii_auditor;
-comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views';
+comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views, erasure_completed jobs';
+comment on column pii.settings.erasure_completed_jobs is 'Queue a graphile-worker erasure_completed job per finished request (off: nothing would run them unless the application has a handler). Opt in: update pii.settings set erasure_completed_jobs = true;';
 
 -- HMAC-SHA256 under the install key. Internal: callable only inside Lethe's own functions.
 create or replace function pii_internal.hmac(message text) returns bytea
