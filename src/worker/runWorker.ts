@@ -79,11 +79,12 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
     if (resumed > 0) log('info', `re-queued ${resumed} open request(s)`);
     if (opts.tasks?.[ERASURE_COMPLETED_TASK]) {
       const announced = await enableErasureCompletedJobs(db);
-      if (announced === 'enabled') log('info', 'erasure_completed jobs turned on (pii.settings.erasure_completed_jobs)');
+      if (announced === 'enabled')
+        log('info', 'erasure_completed jobs turned on (pii.settings.erasure_completed_jobs)');
       if (announced === 'forbidden')
         log(
           'warning',
-          'an erasure_completed handler is registered but no jobs are queued for it: as Lethe\'s owner run update pii.settings set erasure_completed_jobs = true;',
+          "an erasure_completed handler is registered but no jobs are queued for it: as Lethe's owner run update pii.settings set erasure_completed_jobs = true;",
         );
     }
 
