@@ -172,6 +172,18 @@ table pii.masked_views owner <owner>
   grant SELECT to pii_auditor
   comment 'The masked view of each registered table and the definition it was last built from (empty while a rebuild is pending, with the grants to restore in saved_acl).'
 
+table pii.not_pii_columns owner <owner>
+  column relid regclass not null
+  column attnum smallint not null
+  column marked_by name not null default SESSION_USER
+  column marked_at timestamp with time zone not null default now()
+  constraint not_pii_columns_pkey PRIMARY KEY (relid, attnum)
+  index CREATE UNIQUE INDEX not_pii_columns_pkey ON pii.not_pii_columns USING btree (relid, attnum)
+  grant SELECT to pii_admin
+  grant SELECT to pii_auditor
+  grant SELECT to pii_operator
+  comment 'Columns of tables Lethe does not register, classified as not personal data by pii.mark_not_pii: pii.discover does not report them by name. They become pii.columns rules when the table is registered.'
+
 table pii.notifications owner <owner>
   column id bigint not null generated always as identity
   column at timestamp with time zone not null default clock_timestamp()
@@ -277,6 +289,8 @@ table pii.settings owner <owner>
   column max_keys_per_call integer not null default 100000
   column max_keys_per_request integer not null default 1000000
   column privacy_by_default boolean not null default true
+  column erasure_completed_jobs boolean not null default false
+    comment 'Queue a graphile-worker erasure_completed job per finished request (off: nothing would run them unless the application has a handler). Opt in: update pii.settings set erasure_completed_jobs = true;'
   constraint settings_chunk_size_check CHECK (((chunk_size >= 1) AND (chunk_size <= 100000)))
   constraint settings_max_keys_per_call_check CHECK (((max_keys_per_call >= 1) AND (max_keys_per_call <= 10000000)))
   constraint settings_max_keys_per_request_check CHECK (((max_keys_per_request >= 1) AND (max_keys_per_request <= 100000000)))
@@ -287,7 +301,7 @@ table pii.settings owner <owner>
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views'
+  comment 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views, erasure_completed jobs'
 
 table pii.subject_table owner <owner>
   column relid regclass not null
@@ -332,6 +346,7 @@ table pii.tables owner <owner>
   constraint tables_shared_check CHECK ((shared = ANY (ARRAY['keep'::text, 'erase'::text])))
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
+  trigger CREATE TRIGGER adopt_not_pii_columns AFTER INSERT ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.adopt_not_pii_columns()
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -980,8 +995,11 @@ function pii.discover(integer) owner <owner>
   comment 'Lists columns of the application''s tables (every schema but pii, masked, graphile_worker and the catalogs)
 that look like personal data but have no rule: by name (email, phone, first_name, birth…, ip, address, zip,
 iban, ssn, passport … in English, German, French, Spanish, Italian, Portuguese, Dutch), by type (inet), by
-sampled values (email, phone, IBAN, card, IPv4/IPv6) and by keys of jsonb documents; also columns classified
-as not PII whose values look like PII, and jsonb keys a jsonb_remove rule leaves behind. Each finding says why
+sampled values (email, phone, IBAN, card, IPv4/IPv6, password hashes; pictures and documents by the first bytes
+of bytea values) and by keys of jsonb documents and of objects in their arrays; also columns classified as not PII
+(pii.mark_not_pii, on registered tables or not: never reported by name again) whose values look like PII, and
+jsonb keys a jsonb_remove rule leaves behind. Second address lines, password hashes and pictures (bytea) are found
+by name too. Each finding says why
 and suggests a pii.register_column call. Reads at most sample_rows rows per table with TABLESAMPLE SYSTEM
 (LIMIT for tables of a few pages) and never returns or logs a sampled value; jsonb keys (which are data) are named
 only to a login that may read the table, others see #<keyed hash>.
@@ -1159,7 +1177,8 @@ function pii.finish_request(uuid) owner <owner>
     $function$
   grant EXECUTE to pii_operator
   comment 'Worker step after the last chunk: verifies the erasure (pii.verify_erasure), stores the result, sets the status
-(done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and queues an erasure_completed job.
+(done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs
+is on, queues an erasure_completed job.
 Idempotent; returns the status. Example: select pii.finish_request(''…''::uuid);'
 
 function pii.grant_masked_reader(name) owner <owner>
@@ -1411,21 +1430,48 @@ function pii.mark_not_pii(regclass,name[]) owner <owner>
     declare
       col name;
       n integer := 0;
+      attnums smallint[] := '{}';
     begin
+      if tbl is null then
+        raise exception 'table must not be NULL' using errcode = '22004';
+      end if;
       if columns is null or pg_catalog.cardinality(columns) = 0 then
         raise exception 'no column given' using errcode = '22004';
       end if;
+      if exists (select from pii.tables t where t.relid = tbl) then
+        foreach col in array columns loop
+          perform pii.register_column(tbl, col, 'keep', 'clear', 'not_pii');
+          n := n + 1;
+        end loop;
+        return n;
+      end if;
+      -- A table Lethe does not register (discovery's false positives, e.g. category.name):
+      -- the classification is kept aside until the table is registered.
+      if not exists (select from pg_catalog.pg_class c where c.oid = tbl and c.relkind in ('r', 'p')) then
+        raise exception '% is not a table', tbl using errcode = '42809';
+      end if;
+      if (select c.relnamespace from pg_catalog.pg_class c where c.oid = tbl)
+         in ('pii'::regnamespace, 'pii_internal'::regnamespace, 'masked'::regnamespace) then
+        raise exception '% is one of Lethe''s own tables', tbl using errcode = '22023';
+      end if;
       foreach col in array columns loop
-        perform pii.register_column(tbl, col, 'keep', 'clear', 'not_pii');
-        n := n + 1;
+        attnums := attnums || pii_internal.column_attnum(tbl, col);  -- 42703 before anything is written
       end loop;
-      return n;
+      insert into pii.not_pii_columns (relid, attnum)
+      select distinct tbl, a from pg_catalog.unnest(attnums) a
+      on conflict (relid, attnum) do nothing;
+      perform pii_internal.write_audit('mark_not_pii', null, pg_catalog.jsonb_build_object(
+        'table', pii_internal.qualified_name(tbl), 'columns', pg_catalog.cardinality(columns)));
+      return pg_catalog.cardinality(columns);
     end
     $function$
   grant EXECUTE to pii_admin
-  comment 'Classifies columns of a registered table as not personal data (ids, totals, timestamps): masked views show
-them, erasure keeps them. Same as pii.register_column(tbl, col, erase => ''keep'', mask => ''clear'', category => ''not_pii'').
-Example: select pii.mark_not_pii(''app.orders'', ''id'', ''total'', ''ordered_at'');'
+  comment 'Classifies columns as not personal data (ids, totals, timestamps, discovery''s false positives such as
+category.name): pii.discover no longer reports them by name (their sampled values are still checked). On a
+registered table masked views show them and erasure keeps them: the same as pii.register_column(tbl, col,
+erase => ''keep'', mask => ''clear'', category => ''not_pii''). On a table Lethe does not register the classification is
+kept in pii.not_pii_columns and becomes that rule when the table is registered. Returns the number of columns.
+Example: select pii.mark_not_pii(''app.orders'', ''id'', ''total'', ''ordered_at'');  select pii.mark_not_pii(''app.category'', ''name'');'
 
 function pii.mask_email(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mask_email(value text)
@@ -2698,6 +2744,8 @@ function pii.security_lint() owner <owner>
       select * from pii_internal.lint_masking()
       union all
       select * from pii_internal.lint_guards()
+      union all
+      select * from pii_internal.lint_pii_readers()
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -2706,7 +2754,9 @@ function pii.security_lint() owner <owner>
 on registered tables (or columns) and on Lethe''s objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
 not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
-guards (erased people could come back). Severity error means raw PII is
+guards (erased people could come back), and application views, materialized views and SECURITY DEFINER functions
+over registered PII (or columns discovery flags by name) that roles other than their owner and pii_admin may read or
+execute (error when PUBLIC or a masked reader may). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = ''error'';'
 
 function pii.set_guard(regclass,text) owner <owner>
@@ -3481,6 +3531,26 @@ function pii_internal.add_row_counts(jsonb,jsonb) owner <owner>
     $function$
   comment 'Internal. Adds per-table row counts.'
 
+function pii_internal.adopt_not_pii_columns() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.adopt_not_pii_columns()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      insert into pii.columns (relid, attnum, erase, mask, category)
+      select n.relid, n.attnum, 'keep', 'clear', 'not_pii'
+      from pii.not_pii_columns n
+      where n.relid = new.relid and not pii_internal.is_link_column(new.relid, n.attnum)
+        and exists (select from pg_catalog.pg_attribute a where a.attrelid = n.relid and a.attnum = n.attnum and not a.attisdropped)
+      on conflict (relid, attnum) do nothing;
+      delete from pii.not_pii_columns n where n.relid = new.relid;
+      return null;
+    end
+    $function$
+  comment 'Internal. Trigger on pii.tables: a newly registered table''s not-PII classifications (pii.not_pii_columns) become its keep/clear/not_pii column rules.'
+
 function pii_internal.announce_notification(bigint,text,text,uuid,jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.announce_notification(id bigint, kind text, policy_name text, hold_id uuid, details jsonb)
      RETURNS void
@@ -3505,12 +3575,15 @@ function pii_internal.announce_request(pii.requests) owner <owner>
     begin
       perform pg_catalog.pg_notify('pii_erasure', p::text);
       -- No graphile-worker schema (psql-only install, no worker yet): the NOTIFY is the announcement.
-      if pg_catalog.to_regnamespace('graphile_worker') is not null then
+      -- The job only when the application opted in: nothing would run it otherwise, and the
+      -- queue would keep one per request forever.
+      if pg_catalog.to_regnamespace('graphile_worker') is not null
+         and (select s.erasure_completed_jobs from pii.settings s) then
         perform graphile_worker.add_job('erasure_completed', p, job_key => 'lethe:completed:' || req.id);
       end if;
     end
     $function$
-  comment 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).'
+  comment 'Internal. NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs is on, an erasure_completed job for a finished request (ids and counts only).'
 
 function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],text,uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamp with time zone[], entry_mode text, entry_request_id uuid)
@@ -4275,13 +4348,13 @@ function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
                  pg_catalog.format('select coalesce(pg_catalog.array_agg(pg_catalog.to_jsonb(x)::text), ''{}''), null::text[] from (%s) x', sample_sql),
                  true, null, null)).found_keys) as j (j)
         loop
-          select a.attname, r.erase, r.mask, r.category into col
-          from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+          select a.attname, r.erase, r.mask into col
+          from pg_catalog.pg_attribute a left join pii_internal.discovery_column_rules(tbl) r on r.attnum = a.attnum
           where a.attrelid = tbl and a.attnum = rec.i;
           counts := rec.counts;
           -- A jsonb key this column's rule already removes is fine.
           if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
-             and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
+             and pg_catalog.rtrim(pg_catalog.split_part(rec.path, '.', 1), '[]') = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
             continue;
           end if;
           if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname::text = any (flagged)) then
@@ -4298,7 +4371,7 @@ function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
               if rec.path is not null then
                 -- The key name may say more than the value pattern.
                 select x.category into nr from pii_internal.discovery_name_rules() x
-                where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+                where pii_internal.discovery_key_name(rec.path) ~ x.pattern and pg_catalog.strpos(x.type_categories, 'S') > 0 limit 1;
                 suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
               else
                 suggestion := pii_internal.discovery_suggestion(tbl, col.attname, vr.category, vr.mask);
@@ -4310,7 +4383,7 @@ function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
           -- A jsonb key whose name says PII, whatever its sampled values.
           if rec.path is not null then
             for nr in select * from pii_internal.discovery_name_rules() x
-                      where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+                      where pii_internal.discovery_key_name(rec.path) ~ x.pattern and pg_catalog.strpos(x.type_categories, 'S') > 0 limit 1
             loop
               if not exists (select from pii_internal.discovery_value_rules() r
                              where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
@@ -4333,6 +4406,35 @@ function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
     $function$
   comment 'Internal. Step of pii.discover: columns and jsonb keys whose sampled values (or key names) suggest PII, from one sampling query.'
 
+function pii_internal.discovery_children(jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_children(doc jsonb)
+     RETURNS TABLE(key text, value jsonb)
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select e.key, e.value from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(doc) = 'object' then doc else '{}'::jsonb end) e
+      union all
+      select '[]', a.value
+      from pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(doc) = 'array' then doc else '[]'::jsonb end) with ordinality a (value, n)
+      where a.n <= 5
+    $function$
+  comment 'Internal. The children of a jsonb value for pii.discover''s walk: object members, or the first 5 array elements under key [].'
+
+function pii_internal.discovery_column_rules(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_column_rules(tbl regclass)
+     RETURNS TABLE(attnum smallint, erase text, mask text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.attnum, c.erase, c.mask from pii.columns c where c.relid = tbl
+      union all
+      select n.attnum, 'keep', 'clear' from pii.not_pii_columns n
+      where n.relid = tbl and not exists (select from pii.columns c where c.relid = tbl and c.attnum = n.attnum)
+    $function$
+  comment 'Internal. The column rules pii.discover honours: registered columns, and not-PII classifications of unregistered tables (as keep/clear).'
+
 function pii_internal.discovery_columns(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_columns(tbl regclass)
      RETURNS TABLE(attnum smallint, attname name, typcategory "char", typname name, norm text, erase text, mask text, link boolean, sampled boolean)
@@ -4340,14 +4442,14 @@ function pii_internal.discovery_columns(regclass) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb'))
+      select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb', 'bytea'))
                   and (x.erase is null or (x.erase = 'keep' and x.mask = 'clear') or (pii_internal.parse_strategy(x.erase)).name = 'jsonb_remove')
       from (
         select a.attnum, a.attname, t.typcategory, t.typname, pii_internal.discovery_normalize(a.attname), r.erase, r.mask,
                pii_internal.is_link_column(tbl, a.attnum)
         from pg_catalog.pg_attribute a
         join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
-        left join pii.columns r on r.relid = tbl and r.attnum = a.attnum
+        left join pii_internal.discovery_column_rules(tbl) r on r.attnum = a.attnum
         where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
       ) x (attnum, attname, typcategory, typname, norm, erase, mask, link)
       order by x.attnum
@@ -4365,6 +4467,17 @@ function pii_internal.discovery_key_label(regclass,text) owner <owner>
                   else '#' || pg_catalog.left(pg_catalog.encode(pii_internal.hmac('jsonb key' || pg_catalog.chr(31) || path), 'hex'), 12) end
     $function$
   comment 'Internal. A jsonb key path as pii.discover shows it: the path to callers who may read the table, a keyed hash to others.'
+
+function pii_internal.discovery_key_name(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_key_name(path text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.discovery_normalize(pg_catalog.rtrim(pg_catalog.split_part(path, '.', -1), '[]'))
+    $function$
+  comment 'Internal. The last key of a jsonb key path of pii.discover, normalized for the name rules.'
 
 function pii_internal.discovery_key_suggestion(regclass,name,text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_key_suggestion(tbl regclass, col name, category text, mask text, path text)
@@ -4393,7 +4506,10 @@ function pii_internal.discovery_name_rules() owner <owner>
         ('a first name', '(^|_)(first_?name|firstname|given_?name|forename|vorname|pr[eé]nom|nombre|nome|voornaam)(_|$)', 'S', 'name', 'partial:1,0'),
         ('a last name', '(^|_)(last_?name|lastname|surname|family_?name|nachname|familienname|nom|nom_?de_?famille|apellidos?|cognome|sobrenome|achternaam)(_|$)', 'S', 'name', 'hide'),
         ('a person''s name', '^(name|full_?name|fullname|display_?name|contact_?name|customer_?name|client_?name|shipping_?name|billing_?name|recipient_?name|person_?name|user_?name|username|maiden_?name|middle_?name|nick_?name|nickname|nombre_?completo|nom_?complet|vollst[aä]ndiger_?name)$', 'S', 'name', 'partial:1,0'),
+        ('a password hash', '(^|_)(password|passwd|passwort|pwd|pass_?hash|pw_?hash|hashed_?password|encrypted_?password|crypted_?password|mot_?de_?passe|contrase[nñ]a|senha|wachtwoord)(_|$)', 'SU', 'credential', 'hide'),
+        ('a picture, signature or document of a person', '(^|_)(photo|picture|pic|avatar|image|img|portrait|selfie|headshot|signature|scan|document|doc|attachment|foto|bild|imagen|immagine|unterschrift|handtekening)(_|$)', 'U', 'image', 'hide'),
         ('a date of birth', '(^|_)(birth|birthday|birthdate|birth_?date|date_?of_?birth|dob|born|geburtsdatum|geburtstag|naissance|date_?de_?naissance|fecha_?de_?nacimiento|fecha_?nacimiento|nacimiento|data_?di_?nascita|data_?de_?nascimento|nascita|nascimento|geboortedatum)(_|$)', 'SD', 'demographic', 'year'),
+        ('a second address line', '(^|_)(address|addr|adr|address_?line|addr_?line|street|street_?line|street_?address|adresse|direcci[oó]n|indirizzo|endere[cç]o)_?(2|3|two|ii)(_|$)|^(line_?2|line_?two|address_?extra|address_?supplement|adresszusatz|complement|complemento)$', 'S', 'address', 'hide'),
         ('a postal address', '(^|_)(address|addr|address_?line_?[0-9]?|street|street_?address|house_?number|strasse|stra(ss|ß)e|hausnummer|anschrift|adresse|rue|direcci[oó]n|calle|indirizzo|via|endere[cç]o|rua|adres|straat)(_|$)', 'S', 'address', 'hide'),
         ('a postcode', '(^|_)(zip|zip_?code|zipcode|postcode|post_?code|postal_?code|plz|postleitzahl|code_?postal|c[oó]digo_?postal|cap|cep|postcode_?nl)(_|$)', 'SN', 'address', 'hide'),
         ('a bank account or card number', '(^|_)(iban|bic|swift|account_?number|bank_?account|kontonummer|card_?number|credit_?card|cc_?number|pan|cvv|cvc|tarjeta|numero_?de_?cuenta|carte_?bancaire)(_|$)', 'SN', 'financial', 'hide'),
@@ -4401,7 +4517,7 @@ function pii_internal.discovery_name_rules() owner <owner>
         ('a geolocation', '(^|_)(lat|latitude|lon|lng|longitude|geo|geolocation|gps|coordinates|geo_?point|location)(_|$)', 'SNG', 'location', 'hide'),
         ('gender (special category adjacent)', '(^|_)(gender|sex|geschlecht|sexe|sexo|genere)(_|$)', 'SE', 'demographic', 'hide')
     $function$
-  comment 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to, and the suggested category and mask.'
+  comment 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to (S text, U bytea, …; jsonb keys are matched against the rules for S), and the suggested category and mask.'
 
 function pii_internal.discovery_normalize(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_normalize(name_ text)
@@ -4429,12 +4545,14 @@ function pii_internal.discovery_sample_query(regclass,integer) owner <owner>
          walk (i, path, j, depth) as (
            select c.i, e.key, e.value, 1
            from cells c
-           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+           cross join lateral pii_internal.discovery_children(c.doc) e
            union all
-           select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+           select w.i, case when e.key operator(pg_catalog.=) '[]' then w.path operator(pg_catalog.||) e.key
+                            else w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key end,
+                  e.value, w.depth operator(pg_catalog.+) 1
            from walk w
-           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
-           where w.depth operator(pg_catalog.<) 3
+           cross join lateral pii_internal.discovery_children(w.j) e
+           where w.depth operator(pg_catalog.<) 4
          ),
          vals (i, path, val) as (
            select c.i, null::text, c.val from cells c where c.val is not null
@@ -4445,6 +4563,7 @@ function pii_internal.discovery_sample_query(regclass,integer) owner <owner>
          from vals v group by v.i, v.path$q$,
         pii_internal.discovery_sample_sql(tbl, sample_rows, pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' order by c.attnum)),
         pg_catalog.string_agg(case when c.typname in ('json', 'jsonb') then pg_catalog.format('(%s, null::text, s.%I::jsonb)', c.attnum, c.attname)
+                                   when c.typname = 'bytea' then pg_catalog.format('(%s, ''bytea:'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(s.%I::bytea, 1, 8), ''hex''), null::jsonb)', c.attnum, c.attname)
                                    else pg_catalog.format('(%s, s.%I::text, null::jsonb)', c.attnum, c.attname) end, ', ' order by c.attnum),
         (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
          from pii_internal.discovery_value_rules() r))
@@ -4513,7 +4632,7 @@ function pii_internal.discovery_suggestion(regclass,name,text,text,text) owner <
       end if;
       if jsonb_key is not null then
         select * into rule from pii.columns c where c.relid = tbl and c.attnum = (select a.attnum from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attname = col);
-        if pg_catalog.strpos(jsonb_key, '.') > 0 then
+        if pg_catalog.strpos(jsonb_key, '.') > 0 or pg_catalog.strpos(jsonb_key, '[') > 0 then
           -- jsonb_remove removes top-level keys only.
           return prefix || pg_catalog.format('select pii.register_column(%L, %L, ''null'', ''hide'', %L);  -- nested key %s: jsonb_remove cannot reach it',
                                              pii_internal.qualified_name(tbl), col, category, jsonb_key);
@@ -4569,7 +4688,9 @@ function pii_internal.discovery_value_rules() owner <owner>
         ('ipv6', 'IPv6 addresses', '^(?=.*(::|[0-9a-f]{3,4}:[0-9a-f]{1,4}:))[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}(/[0-9]{1,3})?$', 0.5, 'network', 'hide'),
         ('iban', 'IBANs', '^[a-z]{2}[0-9]{2} ?[a-z0-9]{4}( ?[a-z0-9]{1,4}){2,7}$', 0.5, 'financial', 'hide'),
         ('card', 'payment card numbers', '^[2-6][0-9]{3}([ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}$', 0.5, 'financial', 'hide'),
-        ('phone', 'phone numbers', '^(\+|00|0)[0-9][0-9 ()./-]{5,18}[0-9]$|^\+?[0-9]{1,4}[ ./-]\(?[0-9]{1,5}\)?([ ./-]?[0-9]{2,5}){2,4}$', 0.5, 'contact', 'partial:3,2')
+        ('phone', 'phone numbers', '^(\+|00|0)[0-9][0-9 ()./-]{5,18}[0-9]$|^\+?[0-9]{1,4}[ ./-]\(?[0-9]{1,5}\)?([ ./-]?[0-9]{2,5}){2,4}$', 0.5, 'contact', 'partial:3,2'),
+        ('password_hash', 'password hashes (bcrypt, argon2, scrypt, crypt, PBKDF2)', '^(\$2[abxy]?\$[0-9]{2}\$[./a-z0-9]{53}|\$argon2(id|i|d)\$(v=[0-9]+\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\$[a-z0-9+/=]+\$[a-z0-9+/=]+|\$scrypt\$[^ ]+|\$[156]\$([^$ ]{1,16}\$)?[./a-z0-9]{22,86}|pbkdf2_sha(1|256|512)\$[0-9]+\$[^ ]+)$', 0.5, 'credential', 'hide'),
+        ('image', 'pictures or documents (JPEG, PNG, GIF, WebP, TIFF, PDF)', '^bytea:(ffd8ff|89504e470d0a1a0a|474946383[79]61|52494646|49492a00|4d4d002a|25504446)', 0.5, 'image', 'hide')
     $function$
   comment 'Internal. Value patterns of pii.discover and the share of sampled values that must match.'
 
@@ -5022,6 +5143,22 @@ function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
         and ((c.conrelid = tbl and c.confrelid = other) or (c.conrelid = other and c.confrelid = tbl))
     $function$
   comment 'Internal. Column pairs (tbl side, other side) of the foreign keys between two tables; referenced: other''s rows reference tbl''s.'
+
+function pii_internal.forget_dropped_not_pii_columns() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.forget_dropped_not_pii_columns()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      delete from pii.not_pii_columns n
+      using pg_catalog.pg_event_trigger_dropped_objects() o
+      where o.objid = n.relid::oid
+        and (o.object_type = 'table' or (o.object_type = 'table column' and o.objsubid = n.attnum));
+    end
+    $function$
+  comment 'Internal. Event trigger: forgets not-PII classifications of dropped tables and columns.'
 
 function pii_internal.forget_dropped_tables() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.forget_dropped_tables()
@@ -6103,6 +6240,130 @@ function pii_internal.lint_masking() owner <owner>
       from pii.unclassified_columns() u join reg on reg.name = u.table_name
     $function$
   comment 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.'
+
+function pii_internal.lint_pii_columns() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_pii_columns()
+     RETURNS TABLE(relid oid, attnum smallint)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return query
+      select c.relid::oid, c.attnum from pii.columns c where c.category operator(pg_catalog.<>) 'not_pii'
+      union
+      select a.attrelid, a.attnum
+      from pg_catalog.pg_class t
+      join pg_catalog.pg_namespace n on n.oid = t.relnamespace
+      join pg_catalog.pg_attribute a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+      join pg_catalog.pg_type ty on ty.oid = a.atttypid
+      where t.relkind in ('r', 'p')
+        and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema') and n.nspname !~ '^pg_'
+        and not exists (select from pii.columns c where c.relid = t.oid and c.attnum = a.attnum)
+        and not exists (select from pii.not_pii_columns x where x.relid = t.oid and x.attnum = a.attnum)
+        and not pii_internal.is_link_column(t.oid, a.attnum)
+        and exists (select from pii_internal.discovery_name_rules() r
+                    where pii_internal.discovery_normalize(a.attname) ~ r.pattern and pg_catalog.strpos(r.type_categories, ty.typcategory) > 0);
+    end
+    $function$
+  comment 'Internal. Columns security_lint treats as personal data: registered (not not_pii) columns, and columns pii.discover''s name rules flag.'
+
+function pii_internal.lint_pii_readers() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_pii_readers()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive pii_cols as (select * from pii_internal.lint_pii_columns()),
+      pii_tables as (select distinct p.relid from pii_cols p),
+      app_rel as (
+        select c.oid, c.relkind, c.relowner, c.relacl, pii_internal.qualified_name(c.oid) as name
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('v', 'm')
+          and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema') and n.nspname !~ '^pg_'
+          and not exists (select from pg_catalog.pg_depend e where e.classid = 'pg_catalog.pg_class'::regclass and e.objid = c.oid and e.deptype = 'e')
+          and not exists (select from pg_catalog.unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')
+      ),
+      -- What each view reads (attnum 0: a whole row).
+      reads as (
+        select r.ev_class as view_oid, d.refobjid as relid, d.refobjsubid as attnum
+        from pg_catalog.pg_rewrite r
+        join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = r.oid
+                                   and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> r.ev_class
+        where r.ev_class in (select a.oid from app_rel a)
+      ),
+      -- The PII columns each view reaches, directly or through other views.
+      exposed (view_oid, relid, attnum) as (
+        select rd.view_oid, p.relid, p.attnum
+        from reads rd join pii_cols p on p.relid = rd.relid and rd.attnum in (0, p.attnum)
+        union
+        select rd.view_oid, e.relid, e.attnum
+        from reads rd join exposed e on e.view_oid = rd.relid
+      ),
+      views as (
+        select a.oid, a.relkind, a.relowner, a.relacl, a.name,
+               (select pg_catalog.string_agg(x.t, ', ' order by x.t) from (
+                  select pii_internal.qualified_name(e.relid) || ' (' ||
+                         pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' order by att.attnum) || ')' as t
+                  from exposed e join pg_catalog.pg_attribute att on att.attrelid = e.relid and att.attnum = e.attnum
+                  where e.view_oid = a.oid group by e.relid) x) as reaches
+        from app_rel a
+        where exists (select from exposed e where e.view_oid = a.oid)
+      ),
+      view_grants as (
+        select v.oid, v.relkind, v.name, v.reaches, g.grantee
+        from views v
+        cross join lateral (
+          select x.grantee from pg_catalog.aclexplode(v.relacl) x where x.privilege_type = 'SELECT'
+          union
+          select x.grantee from pg_catalog.pg_attribute att cross join lateral pg_catalog.aclexplode(att.attacl) x
+          where att.attrelid = v.oid and att.attacl is not null and x.privilege_type = 'SELECT') g
+        where g.grantee <> v.relowner
+      ),
+      funcs as (
+        select p.oid, p.proowner, p.proacl, p.oid::regprocedure::text as name,  -- qualified: the schema is not on this search_path
+               (select pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by 1) from pii_tables t
+                join pg_catalog.pg_class c on c.oid = t.relid
+                where exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid
+                              and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid = t.relid)
+                   or p.prorettype = c.reltype
+                   or p.prosrc ~* ('\m' || pg_catalog.regexp_replace(c.relname, '([^[:alnum:]_])', '\\\1', 'g') || '\M')) as reaches
+        from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+        where p.prosecdef and p.prokind in ('f', 'p')
+          and p.prorettype not in ('pg_catalog.trigger'::regtype, 'pg_catalog.event_trigger'::regtype)
+          and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema') and n.nspname !~ '^pg_'
+          and not exists (select from pg_catalog.pg_depend e where e.classid = 'pg_catalog.pg_proc'::regclass and e.objid = p.oid and e.deptype = 'e')
+      ),
+      func_grants as (
+        select f.name, f.reaches, g.grantee
+        from funcs f
+        cross join lateral pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) g
+        where f.reaches is not null and g.privilege_type = 'EXECUTE' and g.grantee <> f.proowner
+      ),
+      findings as (
+        select case vg.relkind when 'm' then 'materialized view ' else 'view ' end || vg.name as object, vg.grantee,
+               'select' as verb, vg.reaches,
+               pg_catalog.format('revoke select on %s from %s;', vg.name,
+                                 case when vg.grantee = 0 then 'public' else vg.grantee::regrole::text end) as fix
+        from view_grants vg
+        union all
+        select 'function ' || fg.name, fg.grantee, 'execute (SECURITY DEFINER)', fg.reaches,
+               pg_catalog.format('revoke execute on function %s from %s;', fg.name,
+                                 case when fg.grantee = 0 then 'public' else fg.grantee::regrole::text end)
+        from func_grants fg
+      )
+      select case when f.grantee = 0 or exists (select from pii_internal.masked_readers() rd where pg_catalog.pg_has_role(rd.oid, f.grantee, 'MEMBER'))
+                  then 'error' else 'warning' end,
+             f.object,
+             pg_catalog.format('%s may %s it, and it reads personal data of %s: raw PII around the masked views',
+                               case when f.grantee = 0 then 'PUBLIC' else 'role ' || f.grantee::regrole::text end,
+                               f.verb, f.reaches),
+             f.fix || ' -- people who need this data masked: pii.grant_masked_reader and the masked.* views'
+      from findings f
+      where f.grantee = 0 or not pg_catalog.pg_has_role(f.grantee, 'pii_admin', 'MEMBER')
+    $function$
+  comment 'Internal. security_lint step: application views, materialized views and SECURITY DEFINER functions over personal data that roles other than pii_admin may read or execute.'
 
 function pii_internal.lint_registered_table_access() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_registered_table_access()
@@ -8208,5 +8469,7 @@ event trigger lethe_masking_ddl_end on ddl_command_end when tag in ('ALTER TABLE
 event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER TABLE', 'DROP TABLE') execute pii_internal.masking_ddl_start() owner <owner>
 
 event trigger lethe_masking_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.masking_sql_drop() owner <owner>
+
+event trigger lethe_not_pii_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE') execute pii_internal.forget_dropped_not_pii_columns() owner <owner>
 
 event trigger lethe_registry_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.forget_dropped_tables() owner <owner>

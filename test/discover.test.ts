@@ -22,7 +22,32 @@ beforeAll(async () => {
     alter table app.orders add column contact text;
     update app.orders set contact = 'buyer' || id || '@example.com';
     select pii.mark_not_pii('app.orders', 'contact');
-    update app.events set payload = payload || jsonb_build_object('phone', '+44 20 7946 0' || customer_id);`);
+    update app.events set payload = payload || jsonb_build_object('phone', '+44 20 7946 0' || customer_id);
+    -- Second address lines, password hashes, pictures (bytea), names inside jsonb arrays.
+    create table shop.accounts (
+      id bigint primary key,
+      address2 text, address_line_2 text, "streetLine2" text, address_line_1 text,
+      password_hash text, passwd text, pwd text,
+      secret text,           -- bcrypt hashes, the name says nothing
+      kdf text,              -- argon2id hashes
+      photo bytea, avatar bytea, signature bytea,
+      blob bytea,            -- PNG pictures, the name says nothing
+      payload bytea,         -- neither name nor bytes say anything
+      image_url text,        -- a URL, not a picture
+      profile jsonb
+    );
+    insert into shop.accounts
+    select i, 'Apt ' || i, 'Floor ' || i, 'c/o ' || i, i || ' Main St',
+           '$2b$12$' || rpad(md5('a' || i), 53, 'x'), 'x', 'x',
+           '$2a$10$' || rpad(md5('b' || i), 53, 'y'),
+           '$argon2id$v=19$m=65536,t=3,p=4$' || md5('s' || i) || '$' || md5('h' || i),
+           decode('ffd8ffe000104a464946', 'hex'), decode('89504e470d0a1a0a', 'hex'), decode('25504446', 'hex'),
+           decode('89504e470d0a1a0a0000000d49484452', 'hex') || convert_to('pixels' || i, 'UTF8'),
+           convert_to('plain ' || i, 'UTF8'),
+           'https://cdn.example.com/' || i || '.png',
+           jsonb_build_object('contacts', jsonb_build_array(jsonb_build_object('name', 'Guest' || i, 'mail', 'guest' || i || '@example.org')),
+                              'tags', jsonb_build_array('a', 'b'), 'owner', jsonb_build_object('first_name', 'Owner' || i))
+    from generate_series(1, 200) i;`);
   findings = (await db.query(`select * from pii.discover()`)).rows;
 });
 afterAll(() => db?.drop());
@@ -193,3 +218,141 @@ describe('sampling', () => {
 async function sampleSql(client: { query: (s: string) => Promise<{ rows: any[] }> }): Promise<string> {
   return (await client.query(`select pii_internal.discovery_sample_sql('shop.big_log', 100, 't.line') as s`)).rows[0].s;
 }
+
+describe('second address lines, password hashes, pictures, names inside jsonb', () => {
+  it.each([
+    ['address2', /^name suggests a second address line$/],
+    ['address_line_2', /^name suggests a second address line$/],
+    ['streetLine2', /^name suggests a second address line$/],
+    ['address_line_1', /^name suggests a postal address$/],
+    ['password_hash', /^name suggests a password hash$/],
+    ['passwd', /^name suggests a password hash$/],
+    ['pwd', /^name suggests a password hash$/],
+    ['secret', /^200 of 200 sampled values look like password hashes/],
+    ['kdf', /^200 of 200 sampled values look like password hashes/],
+    ['photo', /^name suggests a picture, signature or document of a person$/],
+    ['avatar', /^name suggests a picture/],
+    ['signature', /^name suggests a picture/],
+    ['blob', /^200 of 200 sampled values look like pictures or documents/],
+  ])('shop.accounts.%s', (column, reason) => {
+    expect(find('shop.accounts', column)?.reason).toMatch(reason);
+  });
+
+  it('bytea without picture bytes and text URLs of pictures are not reported', () => {
+    expect(find('shop.accounts', 'payload')).toBeUndefined();
+    expect(find('shop.accounts', 'image_url')).toBeUndefined();
+  });
+
+  it('a picture column flagged by name is not reported again by its bytes', () => {
+    expect(findings.filter((f) => f.table_name === 'shop.accounts' && f.column_name === 'photo')).toHaveLength(1);
+  });
+
+  it('suggests a register_column call for bytea', () => {
+    expect(find('shop.accounts', 'blob')!.suggestion).toContain(
+      `select pii.register_column('shop.accounts', 'blob', 'null', 'hide', 'image');`,
+    );
+  });
+
+  it('finds names and emails inside objects of jsonb arrays, and names in nested objects', () => {
+    expect(find('shop.accounts', 'profile', /contacts\[\]\.name/)?.reason).toBe(
+      "jsonb key contacts[].name: name suggests a person's name",
+    );
+    expect(find('shop.accounts', 'profile', /contacts\[\]\.mail/)?.reason).toBe(
+      'jsonb key contacts[].mail: 200 of 200 sampled values contain email addresses',
+    );
+    expect(find('shop.accounts', 'profile', /owner\.first_name/)?.reason).toBe(
+      'jsonb key owner.first_name: name suggests a first name',
+    );
+    expect(find('shop.accounts', 'profile', /contacts\[\]\.name/)?.suggestion).toMatch(
+      /'null', 'hide', 'name'\); {2}-- nested key contacts\[\]\.name/,
+    );
+    expect(find('shop.accounts', 'profile', /tags/)).toBeUndefined();
+  });
+});
+
+describe('pii.mark_not_pii on a table Lethe does not register', () => {
+  const discover = async () => (await db.query<Finding>(`select * from pii.discover()`)).rows;
+
+  it("dismisses discovery's false positive: the column is not reported again", async () => {
+    await db.query(`create table shop.category (id int primary key, name text not null, note text);
+                    insert into shop.category select i, 'Genre ' || i, 'write to staff' || i || '@example.com' from generate_series(1, 20) i;`);
+    const has = (rows: Finding[], col: string) =>
+      rows.some((f) => f.table_name === 'shop.category' && f.column_name === col);
+    expect(has(await discover(), 'name')).toBe(true);
+    expect((await db.query(`select pii.mark_not_pii('shop.category', 'name', 'note') as n`)).rows).toEqual([{ n: 2 }]);
+    const after = await discover();
+    expect(has(after, 'name')).toBe(false);
+    // Values that look like PII are still reported, saying the column was classified.
+    expect(after.find((f) => f.table_name === 'shop.category' && f.column_name === 'note')?.reason).toMatch(
+      /contain email addresses \(the column is classified as not PII\)$/,
+    );
+    expect(
+      (
+        await db.query(
+          `select relid::text, attnum from pii.not_pii_columns where relid = 'shop.category'::regclass order by 2`,
+        )
+      ).rows,
+    ).toEqual([
+      { relid: 'shop.category', attnum: 2 },
+      { relid: 'shop.category', attnum: 3 },
+    ]);
+    // Idempotent; the audit keeps the table and a count.
+    await db.query(`select pii.mark_not_pii('shop.category', 'name')`);
+    expect(
+      (await db.query(`select count(*)::int as n from pii.not_pii_columns where relid = 'shop.category'::regclass`))
+        .rows[0].n,
+    ).toBe(2);
+    expect(
+      (await db.query(`select details from pii.audit where action = 'mark_not_pii' order by id desc limit 1`)).rows[0]
+        .details,
+    ).toEqual({
+      table: 'shop.category',
+      columns: 1,
+    });
+  });
+
+  it("refuses a missing column (42703), a view (42809) and Lethe's own tables (22023), writing nothing", async () => {
+    const before = (await db.query(`select count(*)::int as n from pii.not_pii_columns`)).rows[0].n;
+    await expectPgError(
+      db.query(`select pii.mark_not_pii('shop.category', 'id', 'nope')`),
+      '42703',
+      /column "nope" does not exist in table shop.category/,
+    );
+    await db.query(`create view shop.category_names as select name from shop.category`);
+    await expectPgError(db.query(`select pii.mark_not_pii('shop.category_names', 'name')`), '42809', /is not a table/);
+    await expectPgError(db.query(`select pii.mark_not_pii('pii.audit', 'action')`), '22023', /Lethe's own tables/);
+    await expectPgError(
+      db.query(`select pii.mark_not_pii('shop.category', variadic '{}'::name[])`),
+      '22004',
+      /no column given/,
+    );
+    expect((await db.query(`select count(*)::int as n from pii.not_pii_columns`)).rows[0].n).toBe(before);
+  });
+
+  it('becomes a keep/clear/not_pii rule when the table is registered', async () => {
+    await db.query(`create table shop.wishlists (id bigint primary key, customer_id bigint not null references app.customers (id), title text, note text);
+                    create index on shop.wishlists (customer_id);
+                    select pii.mark_not_pii('shop.wishlists', 'title', 'customer_id');
+                    select pii.register_table('shop.wishlists', 'customer_id', 'anonymize');`);
+    expect(
+      (
+        await db.query(
+          `select column_name, erase, mask, category from pii.registered_columns where table_name = 'shop.wishlists'`,
+        )
+      ).rows,
+    ).toEqual([{ column_name: 'title', erase: 'keep', mask: 'clear', category: 'not_pii' }]);
+    expect(
+      (await db.query(`select count(*)::int as n from pii.not_pii_columns where relid = 'shop.wishlists'::regclass`))
+        .rows[0].n,
+    ).toBe(0);
+  });
+
+  it('is forgotten when its column or table is dropped', async () => {
+    await db.query(`alter table shop.category drop column note`);
+    expect(
+      (await db.query(`select attnum from pii.not_pii_columns where relid = 'shop.category'::regclass`)).rows,
+    ).toEqual([{ attnum: 2 }]);
+    await db.query(`drop table shop.category cascade`);
+    expect((await db.query(`select count(*)::int as n from pii.not_pii_columns`)).rows[0].n).toBe(0);
+  });
+});

@@ -228,6 +228,13 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     expect((await client.query(`select email from app.staff`)).rows).toEqual([{ email: null }]);
     expect((await client.query(`select erased from pii.was_erased('3', kind => 'customers')`)).rows).toEqual([
       { erased: true },
+    // 0016: erasure_completed jobs are off until opted in; columns of unregistered tables
+    // can be classified as not PII.
+    expect((await client.query(`select erasure_completed_jobs as on from pii.settings`)).rows).toEqual([{ on: false }]);
+    await client.query(`create table app.category (id int primary key, name text);
+                        select pii.mark_not_pii('app.category', 'name');`);
+    expect((await client.query(`select relid::text, attnum from pii.not_pii_columns`)).rows).toEqual([
+      { relid: 'app.category', attnum: 2 },
     ]);
     await Promise.all([client.end(), fresh.end()]);
   });

@@ -319,7 +319,7 @@ describe('processing', () => {
     expect(await jobsOf(id)).toHaveLength(jobs);
   });
 
-  it('announces the end: NOTIFY pii_erasure with ids and counts only, and an erasure_completed job', async () => {
+  it('announces the end: NOTIFY pii_erasure with ids and counts only; no erasure_completed job unless opted in', async () => {
     const listener = new pg.Client({ connectionString: db.url });
     await listener.connect();
     const received: { channel: string; payload?: string }[] = [];
@@ -342,11 +342,38 @@ describe('processing', () => {
       });
       expect(mine[0]!.payload!.replace(id, '')).not.toMatch(/32|example/);
 
-      const jobs = await jobsOf(id);
-      expect(jobs.map((j) => j.identifier)).toEqual(['lethe_process_request', 'erasure_completed']);
-      expect(jobs[1]).toMatchObject({ key: `lethe:completed:${id}`, payload: { requestId: id, status: 'done' } });
+      // Nothing handles erasure_completed by default: no job is left to pile up.
+      expect((await jobsOf(id)).map((j) => j.identifier)).toEqual(['lethe_process_request']);
     } finally {
       await listener.end();
+    }
+  });
+
+  it('pii.settings.erasure_completed_jobs: one erasure_completed job per finished request, none queued before the opt-in', async () => {
+    const completedJobs = async () =>
+      (
+        await db.query(`select count(*)::int as n from graphile_worker._private_jobs j
+                        join graphile_worker._private_tasks t on t.id = j.task_id where t.identifier = 'erasure_completed'`)
+      ).rows[0].n as number;
+    const before = await request(['61']);
+    await processAll(before);
+    expect(await completedJobs()).toBe(0);
+    await db.query(`update pii.settings set erasure_completed_jobs = true`);
+    try {
+      const a = await request(['62']);
+      const b = await request(['63', '9063']);
+      await processAll(a);
+      await processAll(b);
+      expect(await db.query('select pii.finish_request($1) as s', [a])).toMatchObject({ rows: [{ s: 'done' }] });
+      expect(await completedJobs()).toBe(2);
+      for (const id of [a, b]) {
+        const jobs = await jobsOf(id);
+        expect(jobs.map((j) => j.identifier)).toEqual(['lethe_process_request', 'erasure_completed']);
+        expect(jobs[1]).toMatchObject({ key: `lethe:completed:${id}`, payload: { requestId: id, status: 'done' } });
+      }
+      expect((await jobsOf(before)).map((j) => j.identifier)).toEqual(['lethe_process_request']);
+    } finally {
+      await db.query(`update pii.settings set erasure_completed_jobs = false`);
     }
   });
 

@@ -263,3 +263,139 @@ describe('pii.security_lint', () => {
     });
   });
 });
+
+describe('pii.security_lint: views, materialized views and functions over PII', () => {
+  const about = (rows: Awaited<ReturnType<typeof lint>>, object: string) => rows.filter((r) => r.object === object);
+
+  it('reports an application view over a registered table granted to a role: warning, error for a masked reader', async () => {
+    const reader = await role('app_reader');
+    const support = await role('support_reader');
+    await db.query(`select pii.grant_masked_reader($1)`, [support]);
+    await db.query(`create view public.customer_list as select id, first_name, last_name, phone from app.customers;
+                    grant select on public.customer_list to ${reader}`);
+    try {
+      expect(about(await lint(), 'view public.customer_list')).toEqual([
+        {
+          severity: 'warning',
+          object: 'view public.customer_list',
+          problem: `role ${reader} may select it, and it reads personal data of app.customers (first_name, last_name, phone): raw PII around the masked views`,
+          hint: `revoke select on public.customer_list from ${reader}; -- people who need this data masked: pii.grant_masked_reader and the masked.* views`,
+        },
+      ]);
+      // A masked reader reading raw names through it is an escape from the masks.
+      await db.query(`grant select (first_name) on public.customer_list to ${support}`);
+      expect(
+        about(await lint(), 'view public.customer_list').map((r) => [r.severity, r.problem.split(' may ')[0]]),
+      ).toEqual([
+        ['error', `role ${support}`],
+        ['warning', `role ${reader}`],
+      ]);
+      await db.query(`revoke all on public.customer_list from ${reader}, ${support}`);
+      expect(about(await lint(), 'view public.customer_list')).toEqual([]);
+    } finally {
+      await db.query(`drop view public.customer_list`);
+    }
+  });
+
+  it('reports views over such views and materialized views granted to PUBLIC as errors', async () => {
+    const reader = await role('mv_reader');
+    await db.query(`create view public.customer_list as select id, first_name, phone from app.customers;
+                    create view public.customer_names as select first_name from public.customer_list;
+                    grant select on public.customer_names to public;
+                    create materialized view public.customer_emails as select email from app.customers;
+                    grant select on public.customer_emails to ${reader}`);
+    try {
+      const rows = await lint();
+      expect(about(rows, 'view public.customer_names')).toEqual([
+        expect.objectContaining({
+          severity: 'error',
+          problem: expect.stringMatching(
+            /^PUBLIC may select it, and it reads personal data of app\.customers \(first_name, phone\)/,
+          ),
+          hint: expect.stringMatching(/^revoke select on public\.customer_names from public;/),
+        }),
+      ]);
+      expect(about(rows, 'view public.customer_list')).toEqual([]); // only its owner reads it
+      expect(about(rows, 'materialized view public.customer_emails')).toEqual([
+        expect.objectContaining({
+          severity: 'warning',
+          problem: expect.stringMatching(
+            new RegExp(`^role ${reader} may select it, and it reads personal data of app\\.customers \\(email\\)`),
+          ),
+        }),
+      ]);
+    } finally {
+      await db.query(
+        `drop view public.customer_names; drop view public.customer_list; drop materialized view public.customer_emails`,
+      );
+    }
+  });
+
+  it('reports a SECURITY DEFINER function over registered columns that PUBLIC may execute; not a security invoker one', async () => {
+    const caller = await role('fn_caller');
+    await db.query(`
+      create function public.customer_phone(bigint) returns text language sql security definer
+        as $$ select phone from app.customers where id = $1 $$;
+      create function public.customer_phone_invoker(bigint) returns text language sql
+        as $$ select phone from app.customers where id = $1 $$;
+      create function public.all_customers() returns setof app.customers language sql security definer
+        begin atomic select * from app.customers; end;
+      revoke execute on function public.all_customers() from public;
+      grant execute on function public.all_customers() to ${caller};`);
+    try {
+      const rows = await lint();
+      expect(about(rows, 'function public.customer_phone(bigint)')).toEqual([
+        expect.objectContaining({
+          severity: 'error',
+          problem:
+            'PUBLIC may execute (SECURITY DEFINER) it, and it reads personal data of app.customers: raw PII around the masked views',
+          hint: expect.stringMatching(/^revoke execute on function public\.customer_phone\(bigint\) from public;/),
+        }),
+      ]);
+      expect(about(rows, 'function public.customer_phone_invoker(bigint)')).toEqual([]);
+      expect(about(rows, 'function public.all_customers()')).toEqual([
+        expect.objectContaining({
+          severity: 'warning',
+          problem: expect.stringMatching(new RegExp(`^role ${caller} may execute`)),
+        }),
+      ]);
+      await db.query(`revoke execute on function public.customer_phone(bigint) from public;
+                      grant execute on function public.customer_phone(bigint) to pii_admin`);
+      expect(about(await lint(), 'function public.customer_phone(bigint)')).toEqual([]);
+    } finally {
+      await db.query(`drop function public.customer_phone(bigint); drop function public.customer_phone_invoker(bigint);
+                      drop function public.all_customers()`);
+    }
+  });
+
+  it('not reported: readable by pii_admin only, the masked views, views over columns that are not PII', async () => {
+    await db.query(`create view public.admin_list as select email from app.customers;
+                    grant select on public.admin_list to pii_admin;
+                    create view public.order_totals as select id, customer_id, total from app.orders;
+                    grant select on public.order_totals to public`);
+    try {
+      const rows = await lint();
+      expect(rows.filter((r) => /^(view|materialized view|function) /.test(r.object))).toEqual([]);
+    } finally {
+      await db.query(`drop view public.admin_list; drop view public.order_totals`);
+    }
+  });
+
+  it('reports views over columns of unregistered tables that discovery flags by name, unless marked not PII', async () => {
+    await db.query(`create table public.leads (id int primary key, email text, source text);
+                    create view public.lead_emails as select email, source from public.leads;
+                    grant select on public.lead_emails to public`);
+    try {
+      expect(about(await lint(), 'view public.lead_emails')).toEqual([
+        expect.objectContaining({
+          severity: 'error',
+          problem: expect.stringMatching(/personal data of public\.leads \(email\)/),
+        }),
+      ]);
+      await db.query(`select pii.mark_not_pii('public.leads', 'email')`);
+      expect(about(await lint(), 'view public.lead_emails')).toEqual([]);
+    } finally {
+      await db.query(`drop table public.leads cascade`);
+    }
+  });
+});

@@ -205,9 +205,13 @@ describe('stop and resume', () => {
 });
 
 describe('erasure_completed hook', () => {
-  it('runs a handler passed in tasks with ids and counts only', async () => {
+  it('runs a handler passed in tasks with ids and counts only (the handler turns pii.settings.erasure_completed_jobs on)', async () => {
     const seen: unknown[] = [];
+    await db.query(`update pii.settings set erasure_completed_jobs = false`);
+    logs.length = 0;
     await start({ tasks: { erasure_completed: async (payload) => void seen.push(payload) } });
+    expect((await db.query(`select erasure_completed_jobs as on from pii.settings`)).rows).toEqual([{ on: true }]);
+    expect(logs).toContain('info: erasure_completed jobs turned on (pii.settings.erasure_completed_jobs)');
     const id = await lethe.requestErasure(['71', '72', '999999']);
     await lethe.waitForRequest(id, { timeoutMs: 30_000 });
     await until(
@@ -223,5 +227,21 @@ describe('erasure_completed hook', () => {
       failed: 0,
       residuals: 0,
     });
+  });
+});
+
+describe('runWorker start', () => {
+  it.each([
+    ['the default crontab', {}],
+    ['no crontab', { crontab: '' }],
+  ])('logs no error, warning or crontab message with %s', async (_label, opts) => {
+    logs.length = 0;
+    const w = await start(opts);
+    await until(
+      async () => logs.filter((l) => l.includes('looking for jobs')).length,
+      (n) => n > 0,
+    );
+    await w.stop();
+    expect(logs.filter((l) => /^(error|warning):|crontab/i.test(l))).toEqual([]);
   });
 });

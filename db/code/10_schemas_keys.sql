@@ -18,7 +18,11 @@ revoke all on pii_internal.pseudonym_key from public;
 comment on table pii_internal.pseudonym_key is 'The key of pseudonyms only (RFC 2104 padded form), derived from the install key: bound into statements that run with a table owner''s rights, where the install key must never go.';
 revoke all on pii.settings from public;
 grant select on pii.settings to pii_admin, pii_operator, pii_auditor;
-comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views';
+comment on table pii.settings is 'Install-wide settings: request due time, chunk size, key limits per erase_subjects call and per request, privacy by default for masked views, erasure_completed jobs';
+revoke all on pii.not_pii_columns from public;
+grant select on pii.not_pii_columns to pii_admin, pii_operator, pii_auditor;
+comment on table pii.not_pii_columns is 'Columns of tables Lethe does not register, classified as not personal data by pii.mark_not_pii: pii.discover does not report them by name. They become pii.columns rules when the table is registered.';
+comment on column pii.settings.erasure_completed_jobs is 'Queue a graphile-worker erasure_completed job per finished request (off: nothing would run them unless the application has a handler). Opt in: update pii.settings set erasure_completed_jobs = true;';
 
 -- HMAC-SHA256 under the install key. Internal: callable only inside Lethe's own functions.
 create or replace function pii_internal.hmac(message text) returns bytea

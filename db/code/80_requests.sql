@@ -304,12 +304,15 @@ declare
 begin
   perform pg_catalog.pg_notify('pii_erasure', p::text);
   -- No graphile-worker schema (psql-only install, no worker yet): the NOTIFY is the announcement.
-  if pg_catalog.to_regnamespace('graphile_worker') is not null then
+  -- The job only when the application opted in: nothing would run it otherwise, and the
+  -- queue would keep one per request forever.
+  if pg_catalog.to_regnamespace('graphile_worker') is not null
+     and (select s.erasure_completed_jobs from pii.settings s) then
     perform graphile_worker.add_job('erasure_completed', p, job_key => 'lethe:completed:' || req.id);
   end if;
 end
 $$;
-comment on function pii_internal.announce_request(pii.requests) is 'Internal. NOTIFY pii_erasure and an erasure_completed job for a finished request (ids and counts only).';
+comment on function pii_internal.announce_request(pii.requests) is 'Internal. NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs is on, an erasure_completed job for a finished request (ids and counts only).';
 
 create or replace function pii.finish_request(request_id uuid) returns text
 language plpgsql security definer
@@ -348,7 +351,8 @@ end
 $$;
 comment on function pii.finish_request(uuid) is
 $$Worker step after the last chunk: verifies the erasure (pii.verify_erasure), stores the result, sets the status
-(done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and queues an erasure_completed job.
+(done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs
+is on, queues an erasure_completed job.
 Idempotent; returns the status. Example: select pii.finish_request('…'::uuid);$$;
 
 create or replace function pii.fail_request(request_id uuid, error text) returns void

@@ -523,21 +523,92 @@ as $$
 declare
   col name;
   n integer := 0;
+  attnums smallint[] := '{}';
 begin
+  if tbl is null then
+    raise exception 'table must not be NULL' using errcode = '22004';
+  end if;
   if columns is null or pg_catalog.cardinality(columns) = 0 then
     raise exception 'no column given' using errcode = '22004';
   end if;
+  if exists (select from pii.tables t where t.relid = tbl) then
+    foreach col in array columns loop
+      perform pii.register_column(tbl, col, 'keep', 'clear', 'not_pii');
+      n := n + 1;
+    end loop;
+    return n;
+  end if;
+  -- A table Lethe does not register (discovery's false positives, e.g. category.name):
+  -- the classification is kept aside until the table is registered.
+  if not exists (select from pg_catalog.pg_class c where c.oid = tbl and c.relkind in ('r', 'p')) then
+    raise exception '% is not a table', tbl using errcode = '42809';
+  end if;
+  if (select c.relnamespace from pg_catalog.pg_class c where c.oid = tbl)
+     in ('pii'::regnamespace, 'pii_internal'::regnamespace, 'masked'::regnamespace) then
+    raise exception '% is one of Lethe''s own tables', tbl using errcode = '22023';
+  end if;
   foreach col in array columns loop
-    perform pii.register_column(tbl, col, 'keep', 'clear', 'not_pii');
-    n := n + 1;
+    attnums := attnums || pii_internal.column_attnum(tbl, col);  -- 42703 before anything is written
   end loop;
-  return n;
+  insert into pii.not_pii_columns (relid, attnum)
+  select distinct tbl, a from pg_catalog.unnest(attnums) a
+  on conflict (relid, attnum) do nothing;
+  perform pii_internal.write_audit('mark_not_pii', null, pg_catalog.jsonb_build_object(
+    'table', pii_internal.qualified_name(tbl), 'columns', pg_catalog.cardinality(columns)));
+  return pg_catalog.cardinality(columns);
 end
 $$;
 comment on function pii.mark_not_pii(regclass, name[]) is
-$$Classifies columns of a registered table as not personal data (ids, totals, timestamps): masked views show
-them, erasure keeps them. Same as pii.register_column(tbl, col, erase => 'keep', mask => 'clear', category => 'not_pii').
-Example: select pii.mark_not_pii('app.orders', 'id', 'total', 'ordered_at');$$;
+$$Classifies columns as not personal data (ids, totals, timestamps, discovery's false positives such as
+category.name): pii.discover no longer reports them by name (their sampled values are still checked). On a
+registered table masked views show them and erasure keeps them: the same as pii.register_column(tbl, col,
+erase => 'keep', mask => 'clear', category => 'not_pii'). On a table Lethe does not register the classification is
+kept in pii.not_pii_columns and becomes that rule when the table is registered. Returns the number of columns.
+Example: select pii.mark_not_pii('app.orders', 'id', 'total', 'ordered_at');  select pii.mark_not_pii('app.category', 'name');$$;
+
+-- A table registered after some of its columns were classified as not PII gets them as
+-- rules (keep, clear, not_pii); its subject, scope and foreign key columns need none.
+create or replace function pii_internal.adopt_not_pii_columns() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  insert into pii.columns (relid, attnum, erase, mask, category)
+  select n.relid, n.attnum, 'keep', 'clear', 'not_pii'
+  from pii.not_pii_columns n
+  where n.relid = new.relid and not pii_internal.is_link_column(new.relid, n.attnum)
+    and exists (select from pg_catalog.pg_attribute a where a.attrelid = n.relid and a.attnum = n.attnum and not a.attisdropped)
+  on conflict (relid, attnum) do nothing;
+  delete from pii.not_pii_columns n where n.relid = new.relid;
+  return null;
+end
+$$;
+comment on function pii_internal.adopt_not_pii_columns() is 'Internal. Trigger on pii.tables: a newly registered table''s not-PII classifications (pii.not_pii_columns) become its keep/clear/not_pii column rules.';
+create or replace trigger adopt_not_pii_columns after insert on pii.tables
+  for each row execute function pii_internal.adopt_not_pii_columns();
+
+-- Classifications of a dropped table or column go with it (its oid and attnum may be reused).
+create or replace function pii_internal.forget_dropped_not_pii_columns() returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  delete from pii.not_pii_columns n
+  using pg_catalog.pg_event_trigger_dropped_objects() o
+  where o.objid = n.relid::oid
+    and (o.object_type = 'table' or (o.object_type = 'table column' and o.objsubid = n.attnum));
+end
+$$;
+comment on function pii_internal.forget_dropped_not_pii_columns() is 'Internal. Event trigger: forgets not-PII classifications of dropped tables and columns.';
+do $$
+begin
+  drop event trigger if exists lethe_not_pii_sql_drop;
+  create event trigger lethe_not_pii_sql_drop on sql_drop
+    when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE') execute function pii_internal.forget_dropped_not_pii_columns();
+exception when insufficient_privilege then
+  raise notice 'Lethe: % may not create event triggers (superuser only): not-PII classifications of dropped tables stay in pii.not_pii_columns.', current_user;
+end
+$$;
 
 create or replace function pii.unclassified_columns()
 returns table (table_name text, column_name name, data_type text, shown boolean, suggestion text)

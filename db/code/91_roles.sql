@@ -350,6 +350,138 @@ as $$
 $$;
 comment on function pii_internal.lint_guards() is 'Internal. security_lint step: missing or disabled re-ingestion guards.';
 
+-- Columns that hold personal data for security_lint: registered columns not classified as
+-- not PII, and columns of other tables whose names pii.discover's name rules flag (cheap:
+-- no sampling) and that are not classified as not PII.
+-- (PL/pgSQL: the name rules are defined later, in 92_discovery.sql.)
+create or replace function pii_internal.lint_pii_columns()
+returns table (relid oid, attnum smallint)
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query
+  select c.relid::oid, c.attnum from pii.columns c where c.category operator(pg_catalog.<>) 'not_pii'
+  union
+  select a.attrelid, a.attnum
+  from pg_catalog.pg_class t
+  join pg_catalog.pg_namespace n on n.oid = t.relnamespace
+  join pg_catalog.pg_attribute a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+  join pg_catalog.pg_type ty on ty.oid = a.atttypid
+  where t.relkind in ('r', 'p')
+    and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema') and n.nspname !~ '^pg_'
+    and not exists (select from pii.columns c where c.relid = t.oid and c.attnum = a.attnum)
+    and not exists (select from pii.not_pii_columns x where x.relid = t.oid and x.attnum = a.attnum)
+    and not pii_internal.is_link_column(t.oid, a.attnum)
+    and exists (select from pii_internal.discovery_name_rules() r
+                where pii_internal.discovery_normalize(a.attname) ~ r.pattern and pg_catalog.strpos(r.type_categories, ty.typcategory) > 0);
+end
+$$;
+comment on function pii_internal.lint_pii_columns() is 'Internal. Columns security_lint treats as personal data: registered (not not_pii) columns, and columns pii.discover''s name rules flag.';
+
+-- security_lint step: views, materialized views and SECURITY DEFINER functions of the
+-- application that read personal data (pii_internal.lint_pii_columns) and that a role other
+-- than their owner and pii_admin may read or execute: they hand out raw PII around the
+-- masks. Views are followed through pg_rewrite's dependencies (a view over such a view
+-- counts); functions by their dependencies (SQL-standard bodies), their row type or a
+-- mention of the table's name in their body. Error when PUBLIC or a masked reader reaches
+-- it, warning for other roles. Security invoker views and functions read with the caller's
+-- rights and are left out, and so are Lethe's own schemas (masked.* is how PII is shared).
+create or replace function pii_internal.lint_pii_readers()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive pii_cols as (select * from pii_internal.lint_pii_columns()),
+  pii_tables as (select distinct p.relid from pii_cols p),
+  app_rel as (
+    select c.oid, c.relkind, c.relowner, c.relacl, pii_internal.qualified_name(c.oid) as name
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('v', 'm')
+      and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema') and n.nspname !~ '^pg_'
+      and not exists (select from pg_catalog.pg_depend e where e.classid = 'pg_catalog.pg_class'::regclass and e.objid = c.oid and e.deptype = 'e')
+      and not exists (select from pg_catalog.unnest(c.reloptions) o where o ~* '^security_invoker=(true|on|yes|1)$')
+  ),
+  -- What each view reads (attnum 0: a whole row).
+  reads as (
+    select r.ev_class as view_oid, d.refobjid as relid, d.refobjsubid as attnum
+    from pg_catalog.pg_rewrite r
+    join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = r.oid
+                               and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> r.ev_class
+    where r.ev_class in (select a.oid from app_rel a)
+  ),
+  -- The PII columns each view reaches, directly or through other views.
+  exposed (view_oid, relid, attnum) as (
+    select rd.view_oid, p.relid, p.attnum
+    from reads rd join pii_cols p on p.relid = rd.relid and rd.attnum in (0, p.attnum)
+    union
+    select rd.view_oid, e.relid, e.attnum
+    from reads rd join exposed e on e.view_oid = rd.relid
+  ),
+  views as (
+    select a.oid, a.relkind, a.relowner, a.relacl, a.name,
+           (select pg_catalog.string_agg(x.t, ', ' order by x.t) from (
+              select pii_internal.qualified_name(e.relid) || ' (' ||
+                     pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' order by att.attnum) || ')' as t
+              from exposed e join pg_catalog.pg_attribute att on att.attrelid = e.relid and att.attnum = e.attnum
+              where e.view_oid = a.oid group by e.relid) x) as reaches
+    from app_rel a
+    where exists (select from exposed e where e.view_oid = a.oid)
+  ),
+  view_grants as (
+    select v.oid, v.relkind, v.name, v.reaches, g.grantee
+    from views v
+    cross join lateral (
+      select x.grantee from pg_catalog.aclexplode(v.relacl) x where x.privilege_type = 'SELECT'
+      union
+      select x.grantee from pg_catalog.pg_attribute att cross join lateral pg_catalog.aclexplode(att.attacl) x
+      where att.attrelid = v.oid and att.attacl is not null and x.privilege_type = 'SELECT') g
+    where g.grantee <> v.relowner
+  ),
+  funcs as (
+    select p.oid, p.proowner, p.proacl, p.oid::regprocedure::text as name,  -- qualified: the schema is not on this search_path
+           (select pg_catalog.string_agg(pii_internal.qualified_name(t.relid), ', ' order by 1) from pii_tables t
+            join pg_catalog.pg_class c on c.oid = t.relid
+            where exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid
+                          and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid = t.relid)
+               or p.prorettype = c.reltype
+               or p.prosrc ~* ('\m' || pg_catalog.regexp_replace(c.relname, '([^[:alnum:]_])', '\\\1', 'g') || '\M')) as reaches
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where p.prosecdef and p.prokind in ('f', 'p')
+      and p.prorettype not in ('pg_catalog.trigger'::regtype, 'pg_catalog.event_trigger'::regtype)
+      and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema') and n.nspname !~ '^pg_'
+      and not exists (select from pg_catalog.pg_depend e where e.classid = 'pg_catalog.pg_proc'::regclass and e.objid = p.oid and e.deptype = 'e')
+  ),
+  func_grants as (
+    select f.name, f.reaches, g.grantee
+    from funcs f
+    cross join lateral pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) g
+    where f.reaches is not null and g.privilege_type = 'EXECUTE' and g.grantee <> f.proowner
+  ),
+  findings as (
+    select case vg.relkind when 'm' then 'materialized view ' else 'view ' end || vg.name as object, vg.grantee,
+           'select' as verb, vg.reaches,
+           pg_catalog.format('revoke select on %s from %s;', vg.name,
+                             case when vg.grantee = 0 then 'public' else vg.grantee::regrole::text end) as fix
+    from view_grants vg
+    union all
+    select 'function ' || fg.name, fg.grantee, 'execute (SECURITY DEFINER)', fg.reaches,
+           pg_catalog.format('revoke execute on function %s from %s;', fg.name,
+                             case when fg.grantee = 0 then 'public' else fg.grantee::regrole::text end)
+    from func_grants fg
+  )
+  select case when f.grantee = 0 or exists (select from pii_internal.masked_readers() rd where pg_catalog.pg_has_role(rd.oid, f.grantee, 'MEMBER'))
+              then 'error' else 'warning' end,
+         f.object,
+         pg_catalog.format('%s may %s it, and it reads personal data of %s: raw PII around the masked views',
+                           case when f.grantee = 0 then 'PUBLIC' else 'role ' || f.grantee::regrole::text end,
+                           f.verb, f.reaches),
+         f.fix || ' -- people who need this data masked: pii.grant_masked_reader and the masked.* views'
+  from findings f
+  where f.grantee = 0 or not pg_catalog.pg_has_role(f.grantee, 'pii_admin', 'MEMBER')
+$$;
+comment on function pii_internal.lint_pii_readers() is 'Internal. security_lint step: application views, materialized views and SECURITY DEFINER functions over personal data that roles other than pii_admin may read or execute.';
+
 create or replace function pii.security_lint()
 returns table (severity text, object text, problem text, hint text)
 language sql stable security definer
@@ -364,6 +496,8 @@ as $$
   select * from pii_internal.lint_masking()
   union all
   select * from pii_internal.lint_guards()
+  union all
+  select * from pii_internal.lint_pii_readers()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
@@ -371,7 +505,9 @@ $$Lists what would let a masked reader reach raw PII or what keeps masked views 
 on registered tables (or columns) and on Lethe's objects, masked readers who can read registered tables directly or
 are superusers, masked readers with privileged Lethe roles, missing masked views, row level security the views do
 not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
-guards (erased people could come back). Severity error means raw PII is
+guards (erased people could come back), and application views, materialized views and SECURITY DEFINER functions
+over registered PII (or columns discovery flags by name) that roles other than their owner and pii_admin may read or
+execute (error when PUBLIC or a masked reader may). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;

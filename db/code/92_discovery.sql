@@ -3,7 +3,10 @@
 -- PII discovery (F23): columns of the application's tables that look like personal data
 -- but have no rule, found by their names (in English, German, French, Spanish, Italian,
 -- Portuguese, Dutch), their types (inet), and a small sample of their values (email,
--- phone, IBAN, card, IPv4/IPv6 patterns), including keys inside jsonb documents.
+-- phone, IBAN, card, IPv4/IPv6, password hash patterns; the first bytes of bytea values
+-- for pictures and documents), including keys inside jsonb documents and their arrays.
+-- Columns classified as not PII (pii.mark_not_pii, registered or not) are not reported by
+-- name again; their values are still sampled.
 -- Samples are read with TABLESAMPLE SYSTEM (pages, never a full scan) or, for tables of
 -- a few pages, LIMIT; only counts leave the function, never a sampled value.
 
@@ -21,7 +24,10 @@ as $$
     ('a first name', '(^|_)(first_?name|firstname|given_?name|forename|vorname|pr[eé]nom|nombre|nome|voornaam)(_|$)', 'S', 'name', 'partial:1,0'),
     ('a last name', '(^|_)(last_?name|lastname|surname|family_?name|nachname|familienname|nom|nom_?de_?famille|apellidos?|cognome|sobrenome|achternaam)(_|$)', 'S', 'name', 'hide'),
     ('a person''s name', '^(name|full_?name|fullname|display_?name|contact_?name|customer_?name|client_?name|shipping_?name|billing_?name|recipient_?name|person_?name|user_?name|username|maiden_?name|middle_?name|nick_?name|nickname|nombre_?completo|nom_?complet|vollst[aä]ndiger_?name)$', 'S', 'name', 'partial:1,0'),
+    ('a password hash', '(^|_)(password|passwd|passwort|pwd|pass_?hash|pw_?hash|hashed_?password|encrypted_?password|crypted_?password|mot_?de_?passe|contrase[nñ]a|senha|wachtwoord)(_|$)', 'SU', 'credential', 'hide'),
+    ('a picture, signature or document of a person', '(^|_)(photo|picture|pic|avatar|image|img|portrait|selfie|headshot|signature|scan|document|doc|attachment|foto|bild|imagen|immagine|unterschrift|handtekening)(_|$)', 'U', 'image', 'hide'),
     ('a date of birth', '(^|_)(birth|birthday|birthdate|birth_?date|date_?of_?birth|dob|born|geburtsdatum|geburtstag|naissance|date_?de_?naissance|fecha_?de_?nacimiento|fecha_?nacimiento|nacimiento|data_?di_?nascita|data_?de_?nascimento|nascita|nascimento|geboortedatum)(_|$)', 'SD', 'demographic', 'year'),
+    ('a second address line', '(^|_)(address|addr|adr|address_?line|addr_?line|street|street_?line|street_?address|adresse|direcci[oó]n|indirizzo|endere[cç]o)_?(2|3|two|ii)(_|$)|^(line_?2|line_?two|address_?extra|address_?supplement|adresszusatz|complement|complemento)$', 'S', 'address', 'hide'),
     ('a postal address', '(^|_)(address|addr|address_?line_?[0-9]?|street|street_?address|house_?number|strasse|stra(ss|ß)e|hausnummer|anschrift|adresse|rue|direcci[oó]n|calle|indirizzo|via|endere[cç]o|rua|adres|straat)(_|$)', 'S', 'address', 'hide'),
     ('a postcode', '(^|_)(zip|zip_?code|zipcode|postcode|post_?code|postal_?code|plz|postleitzahl|code_?postal|c[oó]digo_?postal|cap|cep|postcode_?nl)(_|$)', 'SN', 'address', 'hide'),
     ('a bank account or card number', '(^|_)(iban|bic|swift|account_?number|bank_?account|kontonummer|card_?number|credit_?card|cc_?number|pan|cvv|cvc|tarjeta|numero_?de_?cuenta|carte_?bancaire)(_|$)', 'SN', 'financial', 'hide'),
@@ -29,10 +35,12 @@ as $$
     ('a geolocation', '(^|_)(lat|latitude|lon|lng|longitude|geo|geolocation|gps|coordinates|geo_?point|location)(_|$)', 'SNG', 'location', 'hide'),
     ('gender (special category adjacent)', '(^|_)(gender|sex|geschlecht|sexe|sexo|genere)(_|$)', 'SE', 'demographic', 'hide')
 $$;
-comment on function pii_internal.discovery_name_rules() is 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to, and the suggested category and mask.';
+comment on function pii_internal.discovery_name_rules() is 'Internal. Column-name rules of pii.discover: what the name suggests, the type categories it applies to (S text, U bytea, …; jsonb keys are matched against the rules for S), and the suggested category and mask.';
 
 -- Value patterns of sampled text (case-insensitive). email is unanchored (addresses inside
--- free text count); the others must be the whole value.
+-- free text count); the others must be the whole value. A bytea value is sampled as
+-- 'bytea:' and the hex of its first 8 bytes, which only the image rule (magic numbers of
+-- JPEG, PNG, GIF, WebP/RIFF, TIFF and PDF) can match.
 create or replace function pii_internal.discovery_value_rules()
 returns table (key text, rule text, pattern text, min_share numeric, category text, mask text)
 language sql immutable
@@ -44,7 +52,9 @@ as $$
     ('ipv6', 'IPv6 addresses', '^(?=.*(::|[0-9a-f]{3,4}:[0-9a-f]{1,4}:))[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}(/[0-9]{1,3})?$', 0.5, 'network', 'hide'),
     ('iban', 'IBANs', '^[a-z]{2}[0-9]{2} ?[a-z0-9]{4}( ?[a-z0-9]{1,4}){2,7}$', 0.5, 'financial', 'hide'),
     ('card', 'payment card numbers', '^[2-6][0-9]{3}([ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}$', 0.5, 'financial', 'hide'),
-    ('phone', 'phone numbers', '^(\+|00|0)[0-9][0-9 ()./-]{5,18}[0-9]$|^\+?[0-9]{1,4}[ ./-]\(?[0-9]{1,5}\)?([ ./-]?[0-9]{2,5}){2,4}$', 0.5, 'contact', 'partial:3,2')
+    ('phone', 'phone numbers', '^(\+|00|0)[0-9][0-9 ()./-]{5,18}[0-9]$|^\+?[0-9]{1,4}[ ./-]\(?[0-9]{1,5}\)?([ ./-]?[0-9]{2,5}){2,4}$', 0.5, 'contact', 'partial:3,2'),
+    ('password_hash', 'password hashes (bcrypt, argon2, scrypt, crypt, PBKDF2)', '^(\$2[abxy]?\$[0-9]{2}\$[./a-z0-9]{53}|\$argon2(id|i|d)\$(v=[0-9]+\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\$[a-z0-9+/=]+\$[a-z0-9+/=]+|\$scrypt\$[^ ]+|\$[156]\$([^$ ]{1,16}\$)?[./a-z0-9]{22,86}|pbkdf2_sha(1|256|512)\$[0-9]+\$[^ ]+)$', 0.5, 'credential', 'hide'),
+    ('image', 'pictures or documents (JPEG, PNG, GIF, WebP, TIFF, PDF)', '^bytea:(ffd8ff|89504e470d0a1a0a|474946383[79]61|52494646|49492a00|4d4d002a|25504446)', 0.5, 'image', 'hide')
 $$;
 comment on function pii_internal.discovery_value_rules() is 'Internal. Value patterns of pii.discover and the share of sampled values that must match.';
 
@@ -56,6 +66,45 @@ as $$
   select pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name_, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^[:alnum:]]+', '_', 'g'))
 $$;
 comment on function pii_internal.discovery_normalize(text) is 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.';
+
+-- The last key of a jsonb key path (contacts[].name -> name, emails[] -> emails) as the
+-- name rules expect it.
+create or replace function pii_internal.discovery_key_name(path text) returns text
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.discovery_normalize(pg_catalog.rtrim(pg_catalog.split_part(path, '.', -1), '[]'))
+$$;
+comment on function pii_internal.discovery_key_name(text) is 'Internal. The last key of a jsonb key path of pii.discover, normalized for the name rules.';
+
+-- One level of the jsonb walk of pii.discover: an object's keys and values, or an array's
+-- first 5 elements under the key '[]' (names inside lists of contacts count; a long array
+-- must not multiply the sample).
+create or replace function pii_internal.discovery_children(doc jsonb) returns table (key text, value jsonb)
+language sql immutable parallel safe
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select e.key, e.value from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(doc) = 'object' then doc else '{}'::jsonb end) e
+  union all
+  select '[]', a.value
+  from pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(doc) = 'array' then doc else '[]'::jsonb end) with ordinality a (value, n)
+  where a.n <= 5
+$$;
+comment on function pii_internal.discovery_children(jsonb) is 'Internal. The children of a jsonb value for pii.discover''s walk: object members, or the first 5 array elements under key [].';
+
+-- The rules pii.discover treats as given for a table's columns: registered columns, and
+-- columns of unregistered tables classified as not PII (pii.mark_not_pii), which count as
+-- keep/clear like a registered not_pii column.
+create or replace function pii_internal.discovery_column_rules(tbl regclass) returns table (attnum smallint, erase text, mask text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select c.attnum, c.erase, c.mask from pii.columns c where c.relid = tbl
+  union all
+  select n.attnum, 'keep', 'clear' from pii.not_pii_columns n
+  where n.relid = tbl and not exists (select from pii.columns c where c.relid = tbl and c.attnum = n.attnum)
+$$;
+comment on function pii_internal.discovery_column_rules(regclass) is 'Internal. The column rules pii.discover honours: registered columns, and not-PII classifications of unregistered tables (as keep/clear).';
 
 -- A suggested registration for a finding.
 create or replace function pii_internal.discovery_suggestion(tbl regclass, col name, category text, mask text, jsonb_key text default null)
@@ -81,7 +130,7 @@ begin
   end if;
   if jsonb_key is not null then
     select * into rule from pii.columns c where c.relid = tbl and c.attnum = (select a.attnum from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attname = col);
-    if pg_catalog.strpos(jsonb_key, '.') > 0 then
+    if pg_catalog.strpos(jsonb_key, '.') > 0 or pg_catalog.strpos(jsonb_key, '[') > 0 then
       -- jsonb_remove removes top-level keys only.
       return prefix || pg_catalog.format('select pii.register_column(%L, %L, ''null'', ''hide'', %L);  -- nested key %s: jsonb_remove cannot reach it',
                                          pii_internal.qualified_name(tbl), col, category, jsonb_key);
@@ -189,21 +238,21 @@ comment on function pii_internal.discovery_tables() is 'Internal. Step of pii.di
 
 -- A table's live columns with their (base) type, normalised name, rule and whether they link
 -- rows to their subject; sampled: whether discovery samples the column's values (unregistered
--- text and jsonb columns, columns classified as not PII (keep/clear), and jsonb columns whose
--- rule removes only some keys).
+-- text, jsonb and bytea columns, columns classified as not PII (keep/clear, on registered
+-- tables or in pii.not_pii_columns), and jsonb columns whose rule removes only some keys).
 create or replace function pii_internal.discovery_columns(tbl regclass)
 returns table (attnum smallint, attname name, typcategory "char", typname name, norm text, erase text, mask text, link boolean, sampled boolean)
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb'))
+  select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb', 'bytea'))
               and (x.erase is null or (x.erase = 'keep' and x.mask = 'clear') or (pii_internal.parse_strategy(x.erase)).name = 'jsonb_remove')
   from (
     select a.attnum, a.attname, t.typcategory, t.typname, pii_internal.discovery_normalize(a.attname), r.erase, r.mask,
            pii_internal.is_link_column(tbl, a.attnum)
     from pg_catalog.pg_attribute a
     join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
-    left join pii.columns r on r.relid = tbl and r.attnum = a.attnum
+    left join pii_internal.discovery_column_rules(tbl) r on r.attnum = a.attnum
     where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
   ) x (attnum, attname, typcategory, typname, norm, erase, mask, link)
   order by x.attnum
@@ -231,7 +280,9 @@ $$;
 comment on function pii_internal.discovery_by_name(regclass) is 'Internal. Step of pii.discover: columns with no rule whose name (or type) suggests PII, with the suggested registration.';
 
 -- The one sampling query of a table: per sampled column (and per jsonb key path, three
--- levels deep), how many sampled values match each value rule. Counts only.
+-- levels deep; key[] for the first 5 elements of an array), how many sampled values match
+-- each value rule. Counts only. A bytea value is sampled as 'bytea:' and the hex of its
+-- first 8 bytes.
 create or replace function pii_internal.discovery_sample_query(tbl regclass, sample_rows integer) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -244,12 +295,14 @@ as $$
      walk (i, path, j, depth) as (
        select c.i, e.key, e.value, 1
        from cells c
-       cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+       cross join lateral pii_internal.discovery_children(c.doc) e
        union all
-       select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+       select w.i, case when e.key operator(pg_catalog.=) '[]' then w.path operator(pg_catalog.||) e.key
+                        else w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key end,
+              e.value, w.depth operator(pg_catalog.+) 1
        from walk w
-       cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
-       where w.depth operator(pg_catalog.<) 3
+       cross join lateral pii_internal.discovery_children(w.j) e
+       where w.depth operator(pg_catalog.<) 4
      ),
      vals (i, path, val) as (
        select c.i, null::text, c.val from cells c where c.val is not null
@@ -260,6 +313,7 @@ as $$
      from vals v group by v.i, v.path$q$,
     pii_internal.discovery_sample_sql(tbl, sample_rows, pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' order by c.attnum)),
     pg_catalog.string_agg(case when c.typname in ('json', 'jsonb') then pg_catalog.format('(%s, null::text, s.%I::jsonb)', c.attnum, c.attname)
+                               when c.typname = 'bytea' then pg_catalog.format('(%s, ''bytea:'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(s.%I::bytea, 1, 8), ''hex''), null::jsonb)', c.attnum, c.attname)
                                else pg_catalog.format('(%s, s.%I::text, null::jsonb)', c.attnum, c.attname) end, ', ' order by c.attnum),
     (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
      from pii_internal.discovery_value_rules() r))
@@ -292,13 +346,13 @@ begin
              pg_catalog.format('select coalesce(pg_catalog.array_agg(pg_catalog.to_jsonb(x)::text), ''{}''), null::text[] from (%s) x', sample_sql),
              true, null, null)).found_keys) as j (j)
     loop
-      select a.attname, r.erase, r.mask, r.category into col
-      from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+      select a.attname, r.erase, r.mask into col
+      from pg_catalog.pg_attribute a left join pii_internal.discovery_column_rules(tbl) r on r.attnum = a.attnum
       where a.attrelid = tbl and a.attnum = rec.i;
       counts := rec.counts;
       -- A jsonb key this column's rule already removes is fine.
       if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
-         and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
+         and pg_catalog.rtrim(pg_catalog.split_part(rec.path, '.', 1), '[]') = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
         continue;
       end if;
       if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname::text = any (flagged)) then
@@ -315,7 +369,7 @@ begin
           if rec.path is not null then
             -- The key name may say more than the value pattern.
             select x.category into nr from pii_internal.discovery_name_rules() x
-            where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+            where pii_internal.discovery_key_name(rec.path) ~ x.pattern and pg_catalog.strpos(x.type_categories, 'S') > 0 limit 1;
             suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
           else
             suggestion := pii_internal.discovery_suggestion(tbl, col.attname, vr.category, vr.mask);
@@ -327,7 +381,7 @@ begin
       -- A jsonb key whose name says PII, whatever its sampled values.
       if rec.path is not null then
         for nr in select * from pii_internal.discovery_name_rules() x
-                  where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+                  where pii_internal.discovery_key_name(rec.path) ~ x.pattern and pg_catalog.strpos(x.type_categories, 'S') > 0 limit 1
         loop
           if not exists (select from pii_internal.discovery_value_rules() r
                          where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
@@ -402,8 +456,11 @@ comment on function pii.discover(integer) is
 $$Lists columns of the application's tables (every schema but pii, masked, graphile_worker and the catalogs)
 that look like personal data but have no rule: by name (email, phone, first_name, birth…, ip, address, zip,
 iban, ssn, passport … in English, German, French, Spanish, Italian, Portuguese, Dutch), by type (inet), by
-sampled values (email, phone, IBAN, card, IPv4/IPv6) and by keys of jsonb documents; also columns classified
-as not PII whose values look like PII, and jsonb keys a jsonb_remove rule leaves behind. Each finding says why
+sampled values (email, phone, IBAN, card, IPv4/IPv6, password hashes; pictures and documents by the first bytes
+of bytea values) and by keys of jsonb documents and of objects in their arrays; also columns classified as not PII
+(pii.mark_not_pii, on registered tables or not: never reported by name again) whose values look like PII, and
+jsonb keys a jsonb_remove rule leaves behind. Second address lines, password hashes and pictures (bytea) are found
+by name too. Each finding says why
 and suggests a pii.register_column call. Reads at most sample_rows rows per table with TABLESAMPLE SYSTEM
 (LIMIT for tables of a few pages) and never returns or logs a sampled value; jsonb keys (which are data) are named
 only to a login that may read the table, others see #<keyed hash>.

@@ -159,6 +159,13 @@ export interface PiiNotifications {
   policy_name: string | null;
 }
 
+export interface PiiNotPiiColumns {
+  attnum: number;
+  marked_at: Generated<Timestamp>;
+  marked_by: Generated<string>;
+  relid: string;
+}
+
 export interface PiiOverdueRequests {
   due_at: Timestamp | null;
   erased: Int8 | null;
@@ -291,6 +298,10 @@ export interface PiiRetentionRuns {
 export interface PiiSettings {
   chunk_size: Generated<number>;
   default_due: Generated<Interval>;
+  /**
+   * Queue a graphile-worker erasure_completed job per finished request (off: nothing would run them unless the application has a handler). Opt in: update pii.settings set erasure_completed_jobs = true;
+   */
+  erasure_completed_jobs: Generated<boolean>;
   max_keys_per_call: Generated<number>;
   max_keys_per_request: Generated<number>;
   privacy_by_default: Generated<boolean>;
@@ -343,6 +354,7 @@ export interface DB {
   "pii.import_rows": PiiImportRows;
   "pii.legal_holds": PiiLegalHolds;
   "pii.masked_views": PiiMaskedViews;
+  "pii.not_pii_columns": PiiNotPiiColumns;
   "pii.notifications": PiiNotifications;
   "pii.overdue_requests": PiiOverdueRequests;
   "pii.registered_columns": PiiRegisteredColumns;

@@ -8,7 +8,8 @@ import { resumeRequests } from '../sql/resumeRequests.js';
 import { openLedgerDir } from '../ledger/ledgerDir.js';
 import { startLedgerExport } from './exportLedger.js';
 import { LETHE_CRONTAB } from './retention.js';
-import { letheTasks } from './tasks.js';
+import { enableErasureCompletedJobs } from '../sql/enableErasureCompletedJobs.js';
+import { ERASURE_COMPLETED_TASK, letheTasks } from './tasks.js';
 
 /** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -21,7 +22,11 @@ export interface RunWorkerOptions {
   concurrency?: number;
   /** Items per chunk; pii.settings.chunk_size by default. */
   chunkSize?: number;
-  /** Extra tasks, e.g. { erasure_completed: async (payload) => … }. */
+  /**
+   * Extra tasks, e.g. { erasure_completed: async (payload) => … }. A handler for
+   * erasure_completed turns pii.settings.erasure_completed_jobs on (the jobs are queued only
+   * then), or, when this role may not, logs a warning with the statement to run.
+   */
   tasks?: TaskList;
   /** Milliseconds between polls for retries and scheduled jobs (new jobs arrive by LISTEN/NOTIFY). Default 2000. */
   pollInterval?: number;
@@ -72,13 +77,25 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
     if (opts.ledgerDir) await openLedgerDir(opts.ledgerDir);
     const resumed = await resumeRequests(db);
     if (resumed > 0) log('info', `re-queued ${resumed} open request(s)`);
+    if (opts.tasks?.[ERASURE_COMPLETED_TASK]) {
+      const announced = await enableErasureCompletedJobs(db);
+      if (announced === 'enabled')
+        log('info', 'erasure_completed jobs turned on (pii.settings.erasure_completed_jobs)');
+      if (announced === 'forbidden')
+        log(
+          'warning',
+          "an erasure_completed handler is registered but no jobs are queued for it: as Lethe's owner run update pii.settings set erasure_completed_jobs = true;",
+        );
+    }
 
     const runner = await run({
       pgPool: pool,
       concurrency,
       pollInterval: opts.pollInterval ?? 2000,
       taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize }) },
-      crontab: opts.crontab ?? LETHE_CRONTAB,
+      // graphile-worker reads ./crontab when given no crontab (and logs that it found none):
+      // '' means no schedule, so it gets an empty list of items instead.
+      ...(opts.crontab === '' ? { parsedCronItems: [] } : { crontab: opts.crontab ?? LETHE_CRONTAB }),
       // Signals are the caller's business (the CLI stops gracefully on SIGTERM/SIGINT);
       // a library must not install process-wide handlers.
       noHandleSignals: true,
