@@ -205,8 +205,11 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     // subject table's name), whose hashes are unchanged: old tombstones still answer and guard,
     // and calls without a kind still work; a second kind is independent of them.
     expect(
-      (await client.query(`select distinct kind from pii_internal.tombstones union all select distinct kind from pii.requests`))
-        .rows,
+      (
+        await client.query(
+          `select distinct kind from pii_internal.tombstones union all select distinct kind from pii.requests`,
+        )
+      ).rows,
     ).toEqual([{ kind: 'customers' }, { kind: 'customers' }]);
     expect((await client.query(`select erased from pii.was_erased('3')`)).rows).toEqual([{ erased: true }]);
     expect((await client.query(`select erased from pii.was_erased('1', kind => 'customers')`)).rows).toEqual([
@@ -228,6 +231,8 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     expect((await client.query(`select email from app.staff`)).rows).toEqual([{ email: null }]);
     expect((await client.query(`select erased from pii.was_erased('3', kind => 'customers')`)).rows).toEqual([
       { erased: true },
+    ]);
+
     // 0016: erasure_completed jobs are off until opted in; columns of unregistered tables
     // can be classified as not PII.
     expect((await client.query(`select erasure_completed_jobs as on from pii.settings`)).rows).toEqual([{ on: false }]);
