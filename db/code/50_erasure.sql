@@ -389,9 +389,9 @@ begin
     into keys, scps, hashes, pseudonyms
   from pii_internal.resolve_subjects(subject_keys, scopes) r;
 
-  perform pii_internal.flag_subjects(hashes, pseudonyms);
+  -- Tombstoned (and marked erased) before the statements run, so guards see them.
+  perform pii_internal.mark_erased(hashes, pseudonyms);
   result := pii_internal.erase_resolved(keys, scps, mode);
-  update pii.tombstones t set erased_at = pg_catalog.now(), erased_xact = pg_catalog.pg_current_xact_id() where t.subject_hash = any (hashes);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
     'mode', mode, 'subjects', pg_catalog.cardinality(keys), 'matched', pg_catalog.cardinality(result.matched),
