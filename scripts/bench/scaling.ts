@@ -42,7 +42,9 @@ export async function benchScaling(
     await eraser.restore();
     const request = await eraser.run('request', keys);
     await eraser.restore();
-    log(`scaling: ${n} subjects: erase_subjects ${erase.seconds.toFixed(2)} s, request path ${request.seconds.toFixed(2)} s`);
+    log(
+      `scaling: ${n} subjects: erase_subjects ${erase.seconds.toFixed(2)} s, request path ${request.seconds.toFixed(2)} s`,
+    );
     points.push({ subjects: n, eraseSeconds: erase.seconds, requestSeconds: request.seconds });
   }
   return { points };
