@@ -818,17 +818,8 @@ function pii.discover(integer) owner <owner>
     AS $function$
     declare
       tbl record;
-      col record;
-      rec record;
-      vr record;
-      nr record;
-      sample_cols text[];
-      sample_idx integer[];
-      sample_json boolean[];
-      sql_ text;
-      counts jsonb;
-      found_ boolean;
-      flagged name[];
+      sample_sql text;
+      flagged text[];
     begin
       if sample_rows is null then
         raise exception 'sample_rows must not be NULL' using errcode = '22004';
@@ -837,67 +828,14 @@ function pii.discover(integer) owner <owner>
         raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
       end if;
 
-      for tbl in
-        select c.oid::regclass as relid, pii_internal.qualified_name(c.oid) as name,
-               pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
-        from pg_catalog.pg_class c
-        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-        where c.relkind in ('r', 'p') and not c.relispartition
-          and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
-          and n.nspname !~ '^pg_'
-          and not exists (select from pg_catalog.pg_depend d
-                          where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-        order by 2
-      loop
-        table_name := tbl.name;
-        sample_cols := '{}';
-        sample_idx := '{}';
-        sample_json := '{}';
+      for tbl in select * from pii_internal.discovery_tables() loop
         flagged := '{}';
-
-        -- By name and by type.
-        for col in
-          select a.attnum, a.attname, t.typcategory, t.typname,
-                 pii_internal.discovery_normalize(a.attname) as norm,
-                 r.erase, r.mask,
-                 pii_internal.is_link_column(tbl.relid, a.attnum) as link
-          from pg_catalog.pg_attribute a
-          join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
-          left join pii.columns r on r.relid = tbl.relid and r.attnum = a.attnum
-          where a.attrelid = tbl.relid and a.attnum > 0 and not a.attisdropped
-          order by a.attnum
-        loop
-          if col.erase is null and not col.link then
-            found_ := false;
-            for nr in select * from pii_internal.discovery_name_rules() x
-                      where col.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, col.typcategory) > 0
-                      limit 1
-            loop
-              column_name := col.attname;
-              reason := pg_catalog.format('name suggests %s', nr.rule);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
-              found_ := true;
-              flagged := flagged || col.attname;
-              return next;
-            end loop;
-            if not found_ and col.typname in ('inet', 'cidr') then
-              column_name := col.attname;
-              reason := pg_catalog.format('type %s holds IP addresses', col.typname);
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
-              return next;
-            end if;
-          end if;
-          -- Values are sampled for unregistered text and jsonb columns, for columns classified
-          -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
-          if tbl.readable and not col.link
-             and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-             and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
-            sample_cols := sample_cols || col.attname::text;
-            sample_idx := sample_idx || col.attnum::integer;
-            sample_json := sample_json || (col.typname in ('json', 'jsonb'));
-          end if;
+        for column_name, reason, suggestion in select * from pii_internal.discovery_by_name(tbl.relid) loop
+          table_name := tbl.name;
+          flagged := flagged || column_name;
+          return next;
         end loop;
-
+        table_name := tbl.name;
         if not tbl.readable then
           column_name := null;
           reason := 'not sampled: Lethe''s owner role cannot read this table';
@@ -905,98 +843,9 @@ function pii.discover(integer) owner <owner>
           return next;
           continue;
         end if;
-        if pg_catalog.cardinality(sample_cols) = 0 then
-          continue;
-        end if;
-
-        -- By value: one sampling query per table; per column (and per jsonb key path, three
-        -- levels deep), how many sampled values match each pattern. Counts only.
-        begin
-          sql_ := pg_catalog.format(
-            $q$with recursive s as (%s),
-             cells as (
-               select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
-             ),
-             walk (i, path, j, depth) as (
-               select c.i, e.key, e.value, 1
-               from cells c
-               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
-               union all
-               select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
-               from walk w
-               cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
-               where w.depth operator(pg_catalog.<) 3
-             ),
-             vals (i, path, val) as (
-               select c.i, null::text, c.val from cells c where c.val is not null
-               union all
-               select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
-             )
-             select v.i, v.path, pg_catalog.count(*) as n, %s
-             from vals v group by v.i, v.path$q$,
-            pii_internal.discovery_sample_sql(tbl.relid, sample_rows,
-                                     (select pg_catalog.string_agg(pg_catalog.format('t.%I', x.c), ', ') from pg_catalog.unnest(sample_cols) as x (c))),
-            (select pg_catalog.string_agg(
-                      case when x.j then pg_catalog.format('(%s, null::text, s.%I::jsonb)', x.k, x.c)
-                           else pg_catalog.format('(%s, s.%I::text, null::jsonb)', x.k, x.c) end, ', ')
-             from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
-            (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
-             from pii_internal.discovery_value_rules() r));
-          for rec in execute sql_ loop
-            select a.attname, r.erase, r.mask, r.category into col
-            from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
-            where a.attrelid = tbl.relid and a.attnum = rec.i;
-            counts := pg_catalog.to_jsonb(rec);
-            -- A jsonb key this column's rule already removes is fine.
-            if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
-               and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
-              continue;
-            end if;
-            if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
-              continue;  -- already reported by name, or a jsonb rule (its keys are checked)
-            end if;
-            for vr in select * from pii_internal.discovery_value_rules() r loop
-              if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
-                column_name := col.attname;
-                reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                            case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
-                            counts ->> vr.key, rec.n,
-                            case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
-                            case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
-                if rec.path is not null then
-                  -- The key name may say more than the value pattern.
-                  select x.category into nr from pii_internal.discovery_name_rules() x
-                  where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
-                else
-                  suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
-                end if;
-                return next;
-                exit;  -- one value finding per column or key
-              end if;
-            end loop;
-            -- A jsonb key whose name says PII, whatever its sampled values.
-            if rec.path is not null then
-              for nr in select * from pii_internal.discovery_name_rules() x
-                        where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
-              loop
-                if not exists (select from pii_internal.discovery_value_rules() r
-                               where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
-                  column_name := col.attname;
-                  reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
-                  suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
-                  return next;
-                end if;
-              end loop;
-            end if;
-          end loop;
-        exception when others then
-          -- Never echo a value: the SQLSTATE says enough.
-          column_name := null;
-          reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
-          suggestion := null;
-          return next;
-        end;
+        sample_sql := pii_internal.discovery_sample_query(tbl.relid, sample_rows);
+        continue when sample_sql is null;
+        return query select tbl.name, f.column_name, f.reason, f.suggestion from pii_internal.discovery_by_value(tbl.relid, sample_sql, flagged) f;
       end loop;
     end
     $function$
@@ -3075,154 +2924,21 @@ function pii.verify_erasure(uuid) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      req pii.requests;
-      subj pii.subject_table;
-      sec pii.secret;
-      pending bigint;
-      hashes bytea[];
-      pseudonyms text[];
-      missing bytea[];
-      keys text[];
-      scps text[];
-      found_hashes bytea[];
-      key_sql text;
-      scope_sql text;
-      t record;
-      g record;
-      path record;
-      rows_sql record;
-      row_hash text;
-      action text;
-      checks text;
+      subjects record := pii_internal.verify_request_subjects(request_id);
+      found record;
     begin
-      select * into req from pii.requests r where r.id = verify_erasure.request_id;
-      if req.id is null then
-        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
-      end if;
-      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = req.id and i.status = 'pending';
-      if pending > 0 then
-        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', req.id, pending
-          using errcode = '55000';
-      end if;
-      select * into subj from pii.subject_table;
-      select * into sec from pii.secret;
-
-      -- A subject let back in with pii.allow_return (no tombstone any more) is legitimately
-      -- present again: its new data is not a trace of this request.
-      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
-        into hashes, pseudonyms
-      from pii.request_items i
-      where i.request_id = req.id and i.status = 'done'
-        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
       -- Erasure shreds the subjects' vault entries and data keys (db/code/93_vault.sql).
-      return query select * from pii_internal.vault_residuals(coalesce(hashes, '{}'));
-      if hashes is null or subj.relid is null then
+      return query select * from pii_internal.vault_residuals(coalesce(subjects.hashes, '{}'));
+      if subjects.hashes is null or not exists (select from pii.subject_table) then
         return;
       end if;
-
-      -- Find the subjects again: hash every key of the subject table (the raw key may still
-      -- be there if something went wrong), and, when the key is PII, look up its pseudonym.
-      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
-                                           pii_internal.column_type(subj.relid, subj.key_attnum));
-      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
-      select f.subject_keys, f.scopes, f.found_hashes into keys, scps, found_hashes from pii_internal.subjects_by_hash(hashes) f;
-      if subj.key_is_pii then
-        execute pg_catalog.format(
-          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
-             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
-          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
-          into keys, scps, found_hashes using keys, scps, found_hashes, pseudonyms, hashes;
-      end if;
-
-      -- Subjects with no row in the subject table (deleted, or never there): look for their
-      -- keys in the tables that name subjects directly, one pass over each key column.
-      select pg_catalog.array_agg(x.h) into missing
-      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
-      if missing is not null then
-        for t in select r.* from pii.tables r
-                 join pg_catalog.pg_class c on c.oid = r.relid
-                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
-          path := pii_internal.subject_key_sql(t.relid);
-          execute pg_catalog.format(
-            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
-               from (select d.k, d.s, %s as h
-                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
-               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
-            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
-            into keys, scps, found_hashes using keys, scps, sec.inner_key, sec.outer_key, found_hashes, missing;
-        end loop;
-      end if;
-      if pg_catalog.cardinality(keys) = 0 then
+      found := pii_internal.find_subjects_again(subjects.hashes, subjects.pseudonyms);
+      if pg_catalog.cardinality(found.keys) = 0 then
         return;
       end if;
-
-      -- Identifiers found in unregistered columns during erasure, while that value is still
-      -- there: the row is found among its subject's rows by the keyed hash of its key.
-      for g in select distinct r.relid, r.column_name from pii.request_residuals r
-               where r.request_id = req.id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
-        row_hash := pii_internal.row_key_hash_sql(g.relid);
-        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
-           or not exists (select from pii.tables r where r.relid = g.relid) then
-          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-                       from pii.request_residuals r where r.request_id = req.id and r.relid = g.relid and r.column_name = g.column_name;
-          continue;
-        end if;
-        path := pii_internal.subject_key_sql(g.relid);
-        rows_sql := pii_internal.subject_rows_sql(g.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
-             where %s and l.k = %s and %s
-               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
-               and %s = r.row_key_hash and %s = r.value_hash$q$,
-          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, req.id;
-      end loop;
-
-      -- Their rows in every registered table, against the erased state.
-      for t in select r.* from pii.tables r
-               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
-        action := case when req.mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-        if action = 'delete' then
-          -- A row a legal hold keeps (minimised) is reported as held, with the hold's end.
-          checks := pg_catalog.format(
-            $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
-                                             where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
-                                            'row not deleted'))$c$,
-            t.relid::oid);
-        else
-          select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
-            into checks
-          from (
-            select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
-                   'not erased (erase strategy ' || c.erase || ')' as detail
-            from pii.columns c where c.relid = t.relid and pii_internal.column_name(c.relid, c.attnum) is not null
-            union all
-            -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
-            -- shape of a key proves nothing (anon_fan@news.example is someone's address).
-            select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
-                   'subject key not replaced by its pseudonym'
-            where subj.key_is_pii and t.subject_attnum is not null
-          ) x where x.pred is not null;
-          continue when checks is null;
-        end if;
-        path := pii_internal.subject_key_sql(t.relid);
-        rows_sql := pii_internal.subject_rows_sql(t.relid);
-        return query execute pg_catalog.format(
-          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
-             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
-                  lateral (values %s) as x (col, bad, detail)
-             where %s and l.k = %s and %s and x.bad$q$,
-          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
-          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
-          using keys, scps, sec.inner_key, sec.outer_key, keys, scps, found_hashes, pseudonyms;
-      end loop;
+      return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
+      return query select * from pii_internal.registered_residuals((select r.mode from pii.requests r where r.id = verify_erasure.request_id),
+                                                                   found.keys, found.scopes, found.found_hashes, subjects.pseudonyms);
     end
     $function$
   grant EXECUTE to pii_auditor
@@ -3542,57 +3258,32 @@ function pii_internal.check_erase_strategy(regclass,smallint,text) owner <owner>
     AS $function$
     declare
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      typ text := pii_internal.column_type(tbl, col);
-      col_not_null boolean;
-      typmod integer;
-      typname name;
-      parsed record;
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      e record;
     begin
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
-      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-      where a.attrelid = tbl and a.attnum = col;
-
       if strategy is null then
         raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
-            or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
-        raise exception 'unknown erase strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
-      elsif parsed.name = 'null' then
-        if col_not_null then
-          raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
-            using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-        end if;
-      elsif parsed.name = 'set' then
-        begin
-          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-        exception when others then
-          raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
-            using errcode = '22P02';
-        end;
-      elsif parsed.name = 'pseudonym' then
-        if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
-          raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
-            using errcode = '42804';
-        end if;
-        if typname in ('varchar', 'bpchar') and typmod <> -1 and typmod - 4 < 37 then
-          raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
-            using errcode = '22001';
-        end if;
-      elsif parsed.name = 'jsonb_remove' then
-        if typname <> 'jsonb' then
-          raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
-            using errcode = '42804';
-        end if;
-        if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
-          raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
-            using errcode = '22023';
-        end if;
       end if;
+      select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
+      if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+        raise exception 'unknown erase strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+        raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
+      end if;
+      if e.nullable and c.not_null then
+        raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
+          using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+      end if;
+      if c.char_limit < e.min_length then
+        raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+      end if;
+      perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
     end
     $function$
-  comment 'Internal. Validates an erase strategy against the column it is for.'
+  comment 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().'
 
 function pii_internal.check_group_role(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_group_role(group_role text)
@@ -3659,45 +3350,25 @@ function pii_internal.check_mask_strategy(regclass,smallint,text) owner <owner>
     AS $function$
     declare
       where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-      typ text := pii_internal.column_type(tbl, col);
-      typname name;
-      parsed record;
+      c record := pii_internal.strategy_column(tbl, col);
+      parsed record := pii_internal.parse_strategy(strategy);
+      m record;
     begin
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      select t.typname into typname
-      from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-      where a.attrelid = tbl and a.attnum = col;
-
       if strategy is null then
         raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-      elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
-            or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
-        raise exception 'unknown mask strategy "%" for column %', strategy, where_
-          using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
-      elsif parsed.name in ('hide', 'hash', 'clear') then
-        null;
-      elsif parsed.name in ('email', 'partial') then
-        if not pii_internal.is_text_type(tbl, col) then
-          raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
-        end if;
-        if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
-          raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
-            using errcode = '22023';
-        end if;
-      elsif parsed.name = 'year' then
-        if typname not in ('date', 'timestamp', 'timestamptz') then
-          raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
-        end if;
-      elsif parsed.name = 'set' then
-        begin
-          perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-        exception when others then
-          raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
-        end;
       end if;
+      select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
+      if m.name is null or (parsed.argument is null) <> (m.argument is null) then
+        raise exception 'unknown mask strategy "%" for column %', strategy, where_
+          using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
+      end if;
+      if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
+        raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
+      end if;
+      perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
     end
     $function$
-  comment 'Internal. Validates a mask strategy against the column it is for.'
+  comment 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().'
 
 function pii_internal.check_member_role(name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_member_role(login_role name)
@@ -3773,6 +3444,27 @@ function pii_internal.check_registrable(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses catalog/Lethe tables, non-tables, tables the registering login may not read, change and guard, and tables whose owner Lethe cannot act for (creates that owner''s deputy).'
 
+function pii_internal.check_strategy_argument(text,text,text,text,text,regclass,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.check_strategy_argument(family text, strategy text, syntax text, form text, argument text, tbl regclass, typ text, where_ text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if form = 'literal' then
+        begin
+          perform pii_internal.cast_as_owner(tbl, argument, typ);
+        exception when others then
+          raise exception '% strategy "%" does not cast to % (column %)', family, strategy, typ, where_ using errcode = '22P02';
+        end;
+      elsif not pii_internal.strategy_argument_ok(form, argument) then
+        raise exception '% strategy "%" % (column %): expected %', family, strategy,
+          case form when 'keys' then 'has an empty key' else 'is malformed' end, where_, syntax using errcode = '22023';
+      end if;
+    end
+    $function$
+  comment 'Internal. Raises 22P02 when a literal argument does not cast to the column''s type, 22023 when another argument does not have its form.'
+
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
      RETURNS smallint
@@ -3821,19 +3513,8 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case s.name
-        when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-        -- Compared as the base type: verification runs this in Lethe's context, where the owner's
-        -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
-        when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
-        when 'pseudonym' then
-          (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when 'jsonb_remove' then
-          pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                            pii_internal.strategy_keys(s.argument))
-      end
-      from pii_internal.parse_strategy(strategy) s
+      select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
+      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
     $function$
   comment 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).'
 
@@ -4039,6 +3720,120 @@ function pii_internal.deputy(regrole) owner <owner>
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
 
+function pii_internal.discovery_by_name(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
+     RETURNS TABLE(column_name text, reason text, suggestion text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.attname,
+             case when nr.rule is not null then pg_catalog.format('name suggests %s', nr.rule) else pg_catalog.format('type %s holds IP addresses', c.typname) end,
+             pii_internal.discovery_suggestion(tbl, c.attname, coalesce(nr.category, 'network'), coalesce(nr.mask, 'hide'))
+      from pii_internal.discovery_columns(tbl) c
+      left join lateral (select x.rule, x.category, x.mask
+                         from pii_internal.discovery_name_rules() with ordinality as x (rule, pattern, type_categories, category, mask, n)
+                         where c.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, c.typcategory) > 0
+                         order by x.n limit 1) nr on true
+      where c.erase is null and not c.link and (nr.rule is not null or c.typname in ('inet', 'cidr'))
+      order by c.attnum
+    $function$
+  comment 'Internal. Step of pii.discover: columns with no rule whose name (or type) suggests PII, with the suggested registration.'
+
+function pii_internal.discovery_by_value(regclass,text,text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_by_value(tbl regclass, sample_sql text, flagged text[])
+     RETURNS TABLE(column_name text, reason text, suggestion text)
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col record;
+      rec record;
+      vr record;
+      nr record;
+      counts jsonb;
+    begin
+      begin
+        for rec in execute sample_sql loop
+          select a.attname, r.erase, r.mask, r.category into col
+          from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+          where a.attrelid = tbl and a.attnum = rec.i;
+          counts := pg_catalog.to_jsonb(rec);
+          -- A jsonb key this column's rule already removes is fine.
+          if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
+             and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
+            continue;
+          end if;
+          if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname::text = any (flagged)) then
+            continue;  -- already reported by name, or a jsonb rule (its keys are checked)
+          end if;
+          for vr in select * from pii_internal.discovery_value_rules() r loop
+            if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
+              column_name := col.attname;
+              reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
+                          case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl, rec.path)) else '' end,
+                          counts ->> vr.key, rec.n,
+                          case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
+                          case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
+              if rec.path is not null then
+                -- The key name may say more than the value pattern.
+                select x.category into nr from pii_internal.discovery_name_rules() x
+                where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+                suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+              else
+                suggestion := pii_internal.discovery_suggestion(tbl, col.attname, vr.category, vr.mask);
+              end if;
+              return next;
+              exit;  -- one value finding per column or key
+            end if;
+          end loop;
+          -- A jsonb key whose name says PII, whatever its sampled values.
+          if rec.path is not null then
+            for nr in select * from pii_internal.discovery_name_rules() x
+                      where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+            loop
+              if not exists (select from pii_internal.discovery_value_rules() r
+                             where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
+                column_name := col.attname;
+                reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl, rec.path), nr.rule);
+                suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, nr.category, nr.mask, rec.path);
+                return next;
+              end if;
+            end loop;
+          end if;
+        end loop;
+      exception when others then
+        -- Never echo a value: the SQLSTATE says enough.
+        column_name := null;
+        reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
+        suggestion := null;
+        return next;
+      end;
+    end
+    $function$
+  comment 'Internal. Step of pii.discover: columns and jsonb keys whose sampled values (or key names) suggest PII, from one sampling query.'
+
+function pii_internal.discovery_columns(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_columns(tbl regclass)
+     RETURNS TABLE(attnum smallint, attname name, typcategory "char", typname name, norm text, erase text, mask text, link boolean, sampled boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb'))
+                  and (x.erase is null or (x.erase = 'keep' and x.mask = 'clear') or (pii_internal.parse_strategy(x.erase)).name = 'jsonb_remove')
+      from (
+        select a.attnum, a.attname, t.typcategory, t.typname, pii_internal.discovery_normalize(a.attname), r.erase, r.mask,
+               pii_internal.is_link_column(tbl, a.attnum)
+        from pg_catalog.pg_attribute a
+        join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
+        left join pii.columns r on r.relid = tbl and r.attnum = a.attnum
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      ) x (attnum, attname, typcategory, typname, norm, erase, mask, link)
+      order by x.attnum
+    $function$
+  comment 'Internal. Step of pii.discover: a table''s columns with type, normalised name, rule, link flag and whether their values are sampled.'
+
 function pii_internal.discovery_key_label(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_key_label(tbl regclass, path text)
      RETURNS text
@@ -4098,6 +3893,46 @@ function pii_internal.discovery_normalize(text) owner <owner>
       select pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name_, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^[:alnum:]]+', '_', 'g'))
     $function$
   comment 'Internal. A name in lower snake case (camelCase split, punctuation to _), as the name rules expect.'
+
+function pii_internal.discovery_sample_query(regclass,integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_sample_query(tbl regclass, sample_rows integer)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        $q$with recursive s as (%s),
+         cells as (
+           select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
+         ),
+         walk (i, path, j, depth) as (
+           select c.i, e.key, e.value, 1
+           from cells c
+           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+           union all
+           select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+           from walk w
+           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
+           where w.depth operator(pg_catalog.<) 3
+         ),
+         vals (i, path, val) as (
+           select c.i, null::text, c.val from cells c where c.val is not null
+           union all
+           select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
+         )
+         select v.i, v.path, pg_catalog.count(*) as n, %s
+         from vals v group by v.i, v.path$q$,
+        pii_internal.discovery_sample_sql(tbl, sample_rows, pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' order by c.attnum)),
+        pg_catalog.string_agg(case when c.typname in ('json', 'jsonb') then pg_catalog.format('(%s, null::text, s.%I::jsonb)', c.attnum, c.attname)
+                                   else pg_catalog.format('(%s, s.%I::text, null::jsonb)', c.attnum, c.attname) end, ', ' order by c.attnum),
+        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
+         from pii_internal.discovery_value_rules() r))
+      from pii_internal.discovery_columns(tbl) c
+      where c.sampled
+      having pg_catalog.count(*) > 0
+    $function$
+  comment 'Internal. Step of pii.discover: the sampling query of a table (counts of sampled values matching each value rule, per column and jsonb key path); NULL when no column is sampled.'
 
 function pii_internal.discovery_sample_sql(regclass,integer,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_sample_sql(tbl regclass, sample_rows integer, columns text)
@@ -4182,6 +4017,25 @@ function pii_internal.discovery_suggestion(regclass,name,text,text,text) owner <
     $function$
   comment 'Internal. The register_column call pii.discover suggests (with register_table first when the table is not registered).'
 
+function pii_internal.discovery_tables() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.discovery_tables()
+     RETURNS TABLE(relid regclass, name text, readable boolean)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select c.oid::regclass, pii_internal.qualified_name(c.oid), pg_catalog.has_table_privilege(c.oid, 'SELECT')
+      from pg_catalog.pg_class c
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p') and not c.relispartition
+        and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
+        and n.nspname !~ '^pg_'
+        and not exists (select from pg_catalog.pg_depend d
+                        where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+      order by 2
+    $function$
+  comment 'Internal. Step of pii.discover: the application''s tables it looks at, and whether Lethe''s owner may read each.'
+
 function pii_internal.discovery_value_rules() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_value_rules()
      RETURNS TABLE(key text, rule text, pattern text, min_share numeric, category text, mask text)
@@ -4261,18 +4115,8 @@ function pii_internal.erase_expression(regclass,smallint,text) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case s.name
-        when 'null' then 'null'
-        when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
-        when 'pseudonym' then
-          (select pg_catalog.format('case when %s then t.%I else %s end',
-                                    pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
-                                    pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-           from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-        when 'jsonb_remove' then
-          pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
-      end
-      from pii_internal.parse_strategy(strategy) s
+      select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
+      from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
     $function$
   comment 'Internal. SQL expression for a column under its erase strategy (NULL for keep).'
 
@@ -4423,6 +4267,106 @@ function pii_internal.erase_step(regclass,text,text,text[],text[],text[],oid[],t
     end
     $function$
   comment 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.'
+
+function pii_internal.erase_strategies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_strategies()
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, nullable boolean, min_length integer, erase_sql text, erased_sql text, example text, example_type text, example_value text, example_result text, doc text)
+     LANGUAGE sql
+     IMMUTABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('null', 'null', null, null, null, true, null,
+         'null', '%1$s is null',
+         'null', 'text', 'jane@example.com', null,
+         'The column becomes NULL (refused on a NOT NULL column).'),
+        ('set', 'set:<literal>', 'literal', null, null, false, null,
+         '%4$L::%2$s',
+         -- Compared as the base type: verification runs this in Lethe's context, where the
+         -- owner's domain CHECK must not run (erasure and guards run it with the owner's rights).
+         '%1$s::%3$s is not distinct from %4$L::%3$s',
+         'set:DEACTIVATED', 'text', 'ACTIVE', 'DEACTIVATED',
+         'The column becomes the literal, cast to the column''s type (checked when the rule is registered).'),
+        ('pseudonym', 'pseudonym', null, array['string', 'uuid'], 'a text or uuid column', false, 37,
+         -- A value that already is a pseudonym stays: erasing twice changes nothing.
+         'case when %7$s then %1$s else %6$s end', '(%1$s is null or %7$s)',
+         'pseudonym', 'text', 'CUST-0042', 'anon_%',
+         'Keyed HMAC: anon_<32 hex> for text, a version-8 UUID for uuid; the same input always gives the same pseudonym, so joins on it survive.'),
+        ('jsonb_remove', 'jsonb_remove:<key>[,<key>…]', 'keys', array['jsonb'], 'a jsonb column', false, null,
+         '%1$s operator(pg_catalog.-) %5$L::text[]', '(%1$s is null or not (%1$s operator(pg_catalog.?|) %5$L::text[]))',
+         'jsonb_remove:phone,email', 'jsonb', '{"plan": "pro", "email": "jane@example.com", "phone": "+44 7700 900123"}', '{"plan": "pro"}',
+         'Removes top-level keys from a jsonb document; the other keys stay.'),
+        ('keep', 'keep', null, null, null, false, null,
+         null, null,
+         'keep', 'text', 'Order #1001', 'Order #1001',
+         'Erasure leaves the column as it is (still classified, e.g. for masking).')
+    $function$
+  comment 'Internal. The erase strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the erased value and of the "already erased" predicate, an example and a doc line (docs/architecture.md, "Adding a strategy").'
+
+function pii_internal.erase_template_sql(text,regclass,smallint,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erase_template_sql(template text, tbl regclass, col smallint, argument text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(template, c.ref, c.typ, c.base_typ, argument,
+               case when pg_catalog.strpos(template, '%5$') operator(pg_catalog.>) 0 then pii_internal.strategy_keys(argument) end,
+               case when pg_catalog.strpos(template, '%6$') operator(pg_catalog.>) 0 then pii_internal.pseudonym_sql(c.ref, c.base_name = 'uuid') end,
+               case when pg_catalog.strpos(template, '%7$') operator(pg_catalog.>) 0 then pii_internal.is_pseudonym_sql(c.ref, c.base_name = 'uuid') end)
+      from pii_internal.strategy_column(tbl, col) c
+    $function$
+  comment 'Internal. Fills an erase_strategies() template in for a column (alias t) and a strategy argument.'
+
+function pii_internal.find_subjects_again(bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table;
+      sec pii.secret;
+      missing bytea[];
+      key_sql text;
+      scope_sql text;
+      t record;
+      path record;
+    begin
+      select * into subj from pii.subject_table;
+      select * into sec from pii.secret;
+      key_sql := pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(subj.relid, subj.key_attnum)),
+                                           pii_internal.column_type(subj.relid, subj.key_attnum));
+      scope_sql := case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('t.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end;
+      select f.subject_keys, f.scopes, f.found_hashes into keys, scopes, found_hashes from pii_internal.subjects_by_hash(hashes) f;
+      if subj.key_is_pii then
+        execute pg_catalog.format(
+          $q$select $1 || coalesce(pg_catalog.array_agg(%s), '{}'), $2 || coalesce(pg_catalog.array_agg(%s), '{}'), $3 || coalesce(pg_catalog.array_agg(p.h), '{}')
+             from %s as t join unnest($4::text[], $5::bytea[]) as p (p, h) on t.%I = p.p$q$,
+          key_sql, scope_sql, pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.key_attnum))
+          into keys, scopes, found_hashes using keys, scopes, found_hashes, pseudonyms, hashes;
+      end if;
+
+      select pg_catalog.array_agg(x.h) into missing
+      from (select unnest(hashes) except select unnest(found_hashes)) as x (h);
+      if missing is not null then
+        for t in select r.* from pii.tables r
+                 join pg_catalog.pg_class c on c.oid = r.relid
+                 where r.subject_attnum is not null and r.relid <> subj.relid order by r.relid::oid loop
+          path := pii_internal.subject_key_sql(t.relid);
+          execute pg_catalog.format(
+            $q$select $1 || coalesce(pg_catalog.array_agg(x.k), '{}'), $2 || coalesce(pg_catalog.array_agg(x.s), '{}'), $5 || coalesce(pg_catalog.array_agg(x.h), '{}')
+               from (select d.k, d.s, %s as h
+                     from (select distinct %s as k, %s::text as s from %s as t) as d) as x
+               join unnest($6::bytea[]) as m (h) on m.h = x.h$q$,
+            pii_internal.subject_hash_sql('d.s', 'd.k'), pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql, 'null'), pii_internal.qualified_name(t.relid))
+            into keys, scopes, found_hashes using keys, scopes, sec.inner_key, sec.outer_key, found_hashes, missing;
+        end loop;
+      end if;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the keys, scopes and hashes of the subjects with these hashes, wherever their key still is (subject table, its pseudonym when the key is PII, tables that name subjects directly).'
 
 function pii_internal.flag_subjects(bytea[],text[],uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid)
@@ -4965,6 +4909,48 @@ function pii_internal.holds_subject_key(regclass,smallint) owner <owner>
     $function$
   comment 'Internal. Whether a column holds the subject key (directly or through registered foreign keys).'
 
+function pii_internal.identifier_residuals(uuid,text[],text[],bytea[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_residuals(request_id uuid, keys text[], scopes text[], found_hashes bytea[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      g record;
+      path record;
+      rows_sql record;
+      row_hash text;
+    begin
+      select * into sec from pii.secret;
+      for g in select distinct r.relid, r.column_name from pii.request_residuals r
+               where r.request_id = identifier_residuals.request_id and exists (select from pg_catalog.pg_class c where c.oid = r.relid) loop
+        row_hash := pii_internal.row_key_hash_sql(g.relid);
+        if row_hash is null or pii_internal.column_attnum(g.relid, g.column_name) is null
+           or not exists (select from pii.tables r where r.relid = g.relid) then
+          return query select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+                       from pii.request_residuals r where r.request_id = identifier_residuals.request_id and r.relid = g.relid and r.column_name = g.column_name;
+          continue;
+        end if;
+        path := pii_internal.subject_key_sql(g.relid);
+        rows_sql := pii_internal.subject_rows_sql(g.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct r.table_name, r.column_name, pg_catalog.encode(r.subject_hash, 'hex'), r.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h), pii.request_residuals as r
+             where %s and l.k = %s and %s
+               and r.request_id = $8 and r.relid = %L::regclass and r.column_name = %L and r.subject_hash = l.h
+               and %s = r.row_key_hash and %s = r.value_hash$q$,
+          pii_internal.qualified_name(g.relid), case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          g.relid::oid, g.column_name, row_hash, pii_internal.hmac_sql(pg_catalog.format('t.%I::text', g.column_name)))
+          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, request_id;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: identifiers of the subjects recorded in unregistered columns during erasure and still there.'
+
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
      RETURNS boolean
@@ -5278,20 +5264,6 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mask_email_sql(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mask_email_sql(x text)
-     RETURNS text
-     LANGUAGE sql
-     IMMUTABLE STRICT
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-      select pg_catalog.format(
-        'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
-        'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
-        'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
-    $function$
-  comment 'Internal. SQL text of the email mask over a text expression.'
-
 function pii_internal.mask_expression(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.mask_expression(tbl regclass, col smallint, OUT rule text, OUT expression text)
      RETURNS record
@@ -5307,8 +5279,9 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
       typ text;
       plain_typ text;
       base_name name;
-      fl text[];
       parsed record;
+      m record;
+      template text;
     begin
       select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
              t.typtype, t.typbasetype, t.typtypmod,
@@ -5353,50 +5326,25 @@ function pii_internal.mask_expression(regclass,smallint) owner <owner>
         rule := strategy;
       end if;
 
-      select * into parsed from pii_internal.parse_strategy(strategy);
-      if strategy = 'clear' then
-        expression := x;
-      elsif strategy = 'hide' then
-        expression := pg_catalog.format('null::%s', plain_typ);
-      elsif parsed.name = 'set' and parsed.argument is not null then
-        expression := pg_catalog.format('%L::%s', parsed.argument, typ);
-      elsif strategy = 'email' and att.category = 'S' then
-        expression := pii_internal.mask_email_sql(txt);
-      elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-        fl := pg_catalog.string_to_array(parsed.argument, ',');
-        expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
-      elsif strategy = 'year' and base_name = 'date' then
-        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
-      elsif strategy = 'year' and base_name = 'timestamp' then
-        expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
-      elsif strategy = 'year' and base_name = 'timestamptz' then
-        expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
-      elsif strategy = 'hash' then
-        if base_name = 'uuid' then
-          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int8' then
-          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int4' then
-          expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii_internal.mask_hmac_sql(txt));
-        elsif base_name = 'int2' then
-          expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii_internal.mask_hmac_sql(txt));
-        else
-          expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii_internal.mask_hmac_sql(txt));
-          if att.category <> 'S' then
-            plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
-          end if;
-        end if;
-      else
+      -- The strategy's row in the catalog (47_strategies) and its template for this base type.
+      parsed := pii_internal.parse_strategy(strategy);
+      select * into m from pii_internal.mask_strategies() ms where ms.name operator(pg_catalog.=) parsed.name;
+      if m.name is null or (parsed.argument is null) <> (m.argument is null)
+         or not pii_internal.strategy_fits(m.types, base_name, att.category)
+         or not pii_internal.strategy_argument_ok(m.argument, parsed.argument) then
         -- The rule no longer fits the column (its type changed): hide it until re-registered.
         rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
         expression := pg_catalog.format('null::%s', plain_typ);
         return;
       end if;
+      template := m.mask_sql ->> base_name::text;
+      expression := pg_catalog.format(coalesce(template, m.mask_sql ->> '*'), x, txt, typ, plain_typ, parsed.argument,
+        case when pg_catalog.strpos(m.mask_sql::text, '%6$') > 0 then pii_internal.mask_hmac_sql(txt) end,
+        case when m.argument = 'first,last' then
+          pii_internal.mask_partial_sql(txt, pg_catalog.split_part(parsed.argument, ',', 1)::integer, pg_catalog.split_part(parsed.argument, ',', 2)::integer) end);
       -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-      if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
-        if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
-          expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
-        end if;
+      if m.cast_back and template is null and att.category = 'S' and plain_typ not in ('text', 'pg_catalog.text') then
+        expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
       end if;
     end
     $function$
@@ -5434,6 +5382,57 @@ function pii_internal.mask_partial_sql(text,integer,integer) owner <owner>
       end
     $function$
   comment 'Internal. SQL text of the partial mask over a text expression.'
+
+function pii_internal.mask_strategies() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mask_strategies()
+     RETURNS TABLE(name text, syntax text, argument text, types text[], needs text, mask_sql jsonb, cast_back boolean, example text, example_type text, example_value text, example_result text, doc text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      values
+        ('hide', 'hide', null, null, null,
+         pg_catalog.jsonb_build_object('*', 'null::%4$s'), false,
+         'hide', 'text', 'jane@example.com', null,
+         'NULL: the column is shown empty (the default).'),
+        ('email', 'email', null, array['string'], 'a text column',
+         pg_catalog.jsonb_build_object('*',
+           'case pg_catalog.strpos(%2$s, ''@'') when 0 then case when %2$s operator(pg_catalog.=) '''' then %2$s else pg_catalog.left(%2$s, 1) operator(pg_catalog.||) ''***'' end '
+           'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%2$s, ''@'', -1) '
+           'else pg_catalog.left(%2$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%2$s, ''@'', -1) end'), true,
+         'email', 'text', 'jane.doe@example.com', 'j***@example.com',
+         'First character, ***, and the domain (after the last @); the same as pii.mask_email.'),
+        ('partial', 'partial:<first>,<last>', 'first,last', array['string'], 'a text column',
+         pg_catalog.jsonb_build_object('*', '%7$s'), true,
+         'partial:3,2', 'text', '+44 7700 900123', '+44***23',
+         'The first and last characters around ***, only while at least half of the value stays hidden; the same as pii.mask_partial.'),
+        ('hash', 'hash', null, null, null,
+         pg_catalog.jsonb_build_object(
+           'uuid', 'pg_catalog.encode(pg_catalog.substr(%6$s, 1, 16), ''hex'')::pg_catalog.uuid',
+           'int8', '(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8',
+           'int4', '(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4',
+           'int2', '((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%6$s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2',
+           -- dates, numerics, jsonb …: the hash is text
+           '*', 'pg_catalog.encode(pg_catalog.substr(%6$s, 1, 16), ''hex'')'), true,
+         'hash', 'text', 'jane@example.com', '________________________________',
+         'Keyed hash: equal values give equal hashes in every view (joinable); 32 hex for text, a uuid for uuid, the same integer type for int2/4/8, text otherwise; the same as pii.mask_hash.'),
+        ('year', 'year', null, array['date', 'timestamp', 'timestamptz'], 'a date or timestamp column',
+         pg_catalog.jsonb_build_object(
+           'date', 'pg_catalog.date_trunc(''year'', %1$s::pg_catalog.timestamp)::pg_catalog.date',
+           'timestamp', 'pg_catalog.date_trunc(''year'', %1$s::pg_catalog.timestamp)',
+           'timestamptz', 'pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %1$s::pg_catalog.timestamptz)))'), false,
+         'year', 'date', '1984-06-23', '1984-01-01',
+         'January 1st of the year (timestamptz: of the UTC year); the same as pii.mask_year.'),
+        ('set', 'set:<literal>', 'literal', null, null,
+         pg_catalog.jsonb_build_object('*', '%5$L::%3$s'), false,
+         'set:REDACTED', 'text', 'jane@example.com', 'REDACTED',
+         'A constant, cast to the column''s type.'),
+        ('clear', 'clear', null, null, null,
+         pg_catalog.jsonb_build_object('*', '%1$s'), false,
+         'clear', 'text', 'Order #1001', 'Order #1001',
+         'The value as it is (not PII).')
+    $function$
+  comment 'Internal. The mask strategy catalog: per strategy its syntax, argument form, the column types it fits, the format() templates of the masked view''s expression (per base type), an example and a doc line (docs/architecture.md, "Adding a strategy").'
 
 function pii_internal.masked_readers() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masked_readers()
@@ -5484,6 +5483,54 @@ function pii_internal.masked_view_sql(regclass) owner <owner>
       where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
     $function$
   comment 'Internal. The query of a registered table''s masked view.'
+
+function pii_internal.masking_check_view_name(regclass,name,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_check_view_name(tbl regclass, old_view_name name, view_name name)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if exists (select from pii.masked_views m where m.view_name = masking_check_view_name.view_name and m.relid <> tbl) then
+        raise exception 'masked.% already belongs to another registered table', view_name using errcode = '42P07';
+      end if;
+      if old_view_name is distinct from view_name then
+        raise exception 'masked.% exists and was not made by Lethe', view_name using errcode = '42P07',
+          hint = 'Rename or drop it, then call pii.apply_masking().';
+      end if;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: refuses (42P07) to replace a masked view that belongs to another table or was not made by Lethe.'
+
+function pii_internal.masking_comment_view(regclass,name) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_comment_view(tbl regclass, view_name name)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      col record;
+    begin
+      execute pg_catalog.format('comment on view masked.%I is %L', view_name,
+                                pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
+                                                  pii_internal.qualified_name(tbl),
+                                                  case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
+      for col in
+        select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
+        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+      loop
+        execute pg_catalog.format('comment on column masked.%I.%I is %L', view_name, col.attname,
+          case when col.rule = 'clear' then 'shown (classified: clear)'
+               when col.rule = 'key' then 'shown (key linking rows to their subject)'
+               when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
+               when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
+               when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
+               else 'masked: ' || col.rule end);
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: comments a masked view and each of its columns.'
 
 function pii_internal.masking_ddl_end() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masking_ddl_end()
@@ -5573,12 +5620,7 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
     AS $function$
     declare
       tbl regclass;
-      old pii.masked_views;
-      name_ name;
-      sql_ text;
-      exists_ boolean;
-      acl aclitem[];
-      col record;
+      one record;
     begin
       perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
       for tbl in
@@ -5588,80 +5630,14 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
           select m.relid from pii.masked_views m where tbls is null or m.relid = any (tbls)) r
         order by r.relid::oid
       loop
-        select * into old from pii.masked_views m where m.relid = tbl;
         table_name := coalesce(pii_internal.qualified_name(tbl), tbl::oid::text);
+        -- Named in the result even when the rebuild fails.
+        view_name := coalesce(pii_internal.masked_view_name(tbl), (select m.view_name from pii.masked_views m where m.relid = tbl));
+        action := null;
         begin
-          -- No longer registered, or the table is gone: the view goes.
-          if not exists (select from pii.tables t where t.relid = tbl)
-             or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
-            view_name := old.view_name;
-            action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
-                           else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
-            return next;
-            continue;
-          end if;
-
-          name_ := pii_internal.masked_view_name(tbl);
-          sql_ := pii_internal.masked_view_sql(tbl);
-          view_name := name_;
-          select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
-            into exists_;
-          if old.relid is not null and old.view_name = name_ and old.definition = sql_ and exists_ then
-            action := 'unchanged';
-            return next;
-            continue;
-          end if;
-          -- Never replace a view that is not this table's: another table's, or not Lethe's.
-          if exists_ and (old.relid is null or old.view_name <> name_) then
-            if exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
-              raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
-            end if;
-            raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
-              hint = 'Rename or drop it, then call pii.apply_masking().';
-          end if;
-          if old.relid is not null and old.view_name <> name_ then
-            -- The table was renamed: its view follows.
-            execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
-            exists_ := false;
-          end if;
-
-          action := case when exists_ then 'replaced' else 'created' end;
-          begin
-            execute pg_catalog.format('create or replace view masked.%I as %s', name_, sql_);
-          exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
-            -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
-            -- Drop and create, keeping the grants a DBA made on the view.
-            select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
-            execute pg_catalog.format('drop view masked.%I', name_);
-            execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-            perform pii_internal.restore_view_acl(name_, acl);
-            action := 'recreated';
-          end;
-          if action = 'created' and old.saved_acl is not null then
-            -- Dropped by the DDL event trigger: the grants come back with the view.
-            perform pii_internal.restore_view_acl(name_, old.saved_acl);
-            action := 'recreated';
-          end if;
-          execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
-          execute pg_catalog.format('comment on view masked.%I is %L', name_,
-                                    pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
-                                                      pii_internal.qualified_name(tbl),
-                                                      case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
-          for col in
-            select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
-            where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
-          loop
-            execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
-              case when col.rule = 'clear' then 'shown (classified: clear)'
-                   when col.rule = 'key' then 'shown (key linking rows to their subject)'
-                   when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
-                   when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
-                   when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
-                   else 'masked: ' || col.rule end);
-          end loop;
-          insert into pii.masked_views as m (relid, view_name, definition)
-          values (tbl, name_, sql_)
-          on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+          one := pii_internal.masking_rebuild_one(tbl);
+          view_name := one.view_name;
+          action := one.action;
           return next;
         exception when others then
           if strict then
@@ -5683,6 +5659,54 @@ function pii_internal.masking_rebuild(regclass[],boolean) owner <owner>
     end
     $function$
   comment 'Internal. (Re)builds masked views whose definition changed; strict raises on failure, otherwise warns and drops the view.'
+
+function pii_internal.masking_rebuild_one(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_rebuild_one(tbl regclass, OUT view_name name, OUT action text)
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      old pii.masked_views;
+      sql_ text;
+      exists_ boolean;
+    begin
+      select * into old from pii.masked_views m where m.relid = tbl;
+      -- No longer registered, or the table is gone: the view goes.
+      if not exists (select from pii.tables t where t.relid = tbl)
+         or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+        view_name := old.view_name;
+        action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
+                       else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
+        return;
+      end if;
+
+      view_name := pii_internal.masked_view_name(tbl);
+      sql_ := pii_internal.masked_view_sql(tbl);
+      select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = masking_rebuild_one.view_name)
+        into exists_;
+      if old.relid is not null and old.view_name = view_name and old.definition = sql_ and exists_ then
+        action := 'unchanged';
+        return;
+      end if;
+      if exists_ then
+        perform pii_internal.masking_check_view_name(tbl, old.view_name, view_name);
+      end if;
+      if old.relid is not null and old.view_name <> view_name then
+        -- The table was renamed: its view follows.
+        execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
+        exists_ := false;
+      end if;
+
+      action := pii_internal.masking_write_view(view_name, sql_, exists_, old.saved_acl);
+      execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', view_name);
+      perform pii_internal.masking_comment_view(tbl, view_name);
+      insert into pii.masked_views as m (relid, view_name, definition)
+      values (tbl, masking_rebuild_one.view_name, sql_)
+      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: (re)builds, leaves or drops one table''s masked view; raises on failure.'
 
 function pii_internal.masking_registry_changed() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masking_registry_changed()
@@ -5744,6 +5768,37 @@ function pii_internal.masking_sql_drop() owner <owner>
     end
     $function$
   comment 'Internal. Event trigger: forgets the masked views of dropped tables.'
+
+function pii_internal.masking_write_view(name,text,boolean,aclitem[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.masking_write_view(view_name name, sql_ text, exists_ boolean, saved_acl aclitem[])
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      acl aclitem[];
+      action text := case when exists_ then 'replaced' else 'created' end;
+    begin
+      begin
+        execute pg_catalog.format('create or replace view masked.%I as %s', view_name, sql_);
+      exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
+        -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
+        -- Drop and create, keeping the grants a DBA made on the view.
+        select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = view_name;
+        execute pg_catalog.format('drop view masked.%I', view_name);
+        execute pg_catalog.format('create view masked.%I as %s', view_name, sql_);
+        perform pii_internal.restore_view_acl(view_name, acl);
+        action := 'recreated';
+      end;
+      if action = 'created' and saved_acl is not null then
+        -- Dropped by the DDL event trigger: the grants come back with the view.
+        perform pii_internal.restore_view_acl(view_name, saved_acl);
+        action := 'recreated';
+      end if;
+      return action;
+    end
+    $function$
+  comment 'Internal. Step of masking_rebuild: creates or replaces a masked view (drop and create when a column changed, keeping its grants); returns created, replaced or recreated.'
 
 function pii_internal.matched_subjects(text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.matched_subjects(subject_keys text[], scopes text[])
@@ -6042,6 +6097,43 @@ function pii_internal.registered_ancestor(regclass) owner <owner>
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
+function pii_internal.registered_residuals(text,text[],text[],bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[])
+     RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      sec pii.secret;
+      t record;
+      path record;
+      rows_sql record;
+      checks text;
+    begin
+      select * into sec from pii.secret;
+      for t in select r.* from pii.tables r
+               where exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
+        checks := pii_internal.residual_checks_sql(t.relid, case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end);
+        continue when checks is null;
+        path := pii_internal.subject_key_sql(t.relid);
+        rows_sql := pii_internal.subject_rows_sql(t.relid);
+        return query execute pg_catalog.format(
+          $q$select distinct %L::text, x.col, pg_catalog.encode(l.h, 'hex'), x.detail
+             from %s as t%s, unnest($5::text[], $6::text[], $7::bytea[]) as l (k, s, h),
+                  lateral (values %s) as x (col, bad, detail)
+             where %s and l.k = %s and %s and x.bad$q$,
+          pii_internal.qualified_name(t.relid), pii_internal.qualified_name(t.relid),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end)
+          using keys, scopes, sec.inner_key, sec.outer_key, keys, scopes, found_hashes, pseudonyms;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table that are not in the state erasure leaves (mode erase or delete).'
+
 function pii_internal.registered_subtree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
      RETURNS SETOF regclass
@@ -6057,6 +6149,36 @@ function pii_internal.registered_subtree(regclass) owner <owner>
       select sub.relid from sub
     $function$
   comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
+
+function pii_internal.residual_checks_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then
+        pg_catalog.format(
+          $c$(null::text, true, coalesce((select 'held until ' || pg_catalog.max(a.held_until) from pii_internal.active_hold_subjects() a
+                                           where a.subject_hash = l.h and (a.tables is null or %s::oid = any (a.tables::oid[]))),
+                                          'row not deleted'))$c$,
+          tbl::oid)
+      else (
+        select pg_catalog.string_agg(pg_catalog.format('(%L::text, not coalesce(%s, false), %L)', x.col, x.pred, x.detail), ', ')
+        from (
+          select pii_internal.column_name(c.relid, c.attnum) as col, pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred,
+                 'not erased (erase strategy ' || c.erase || ')' as detail
+          from pii.columns c where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          union all
+          -- Found by its pseudonym (not by its raw key, which hashes to the tombstone): the
+          -- shape of a key proves nothing (anon_fan@news.example is someone's address).
+          select pii_internal.column_name(t.relid, t.subject_attnum), 'l.k operator(pg_catalog.=) any ($8::text[])',
+                 'subject key not replaced by its pseudonym'
+          from pii.tables t, pii.subject_table subj
+          where t.relid = tbl and subj.key_is_pii and t.subject_attnum is not null
+        ) x where x.pred is not null) end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t, subject l) as a VALUES list, NULL when none apply.'
 
 function pii_internal.resolve_subjects(text[],text[],integer,bigint[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[])
@@ -6346,6 +6468,54 @@ function pii_internal.rows_to_change(text[],text[],text) owner <owner>
     $function$
   comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
 
+function pii_internal.strategy_argument_ok(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case form
+        when 'keys' then not ('' operator(pg_catalog.=) any (pii_internal.strategy_keys(argument)))
+        when 'first,last' then argument operator(pg_catalog.~) '^[0-9]{1,4},[0-9]{1,4}$'
+        else true end
+    $function$
+  comment 'Internal. Whether a strategy''s argument has its form (keys: none empty; first,last: two integers 0-9999).'
+
+function pii_internal.strategy_column(regclass,smallint) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_column(tbl regclass, col smallint, OUT ref text, OUT typ text, OUT base_typ text, OUT plain_typ text, OUT base_name name, OUT category "char", OUT not_null boolean, OUT char_limit integer, OUT is_domain boolean)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('t.%I', a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
+             pii_internal.column_base_type(tbl, col),
+             case when t.typtype = 'd' then pg_catalog.format_type(t.typbasetype, t.typtypmod) else pg_catalog.format_type(a.atttypid, a.atttypmod) end,
+             coalesce(bt.typname, t.typname), coalesce(bt.typcategory, t.typcategory), a.attnotnull,
+             case when coalesce(bt.typname, t.typname) in ('varchar', 'bpchar')
+                       and (case when t.typtype = 'd' then t.typtypmod else a.atttypmod end) operator(pg_catalog.>) 4
+                  then (case when t.typtype = 'd' then t.typtypmod else a.atttypmod end) operator(pg_catalog.-) 4 end,
+             t.typtype = 'd'
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type t on t.oid = a.atttypid
+      left join pg_catalog.pg_type bt on t.typtype = 'd' and bt.oid = t.typbasetype
+      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    $function$
+  comment 'Internal. A column as the strategy catalogs see it: reference (alias t), type, base and plain type, base type name and category, NOT NULL, varchar/char length.'
+
+function pii_internal.strategy_fits(text[],name,"char") owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.strategy_fits(types text[], base_name name, category "char")
+     RETURNS boolean
+     LANGUAGE sql
+     IMMUTABLE PARALLEL SAFE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select types is null or base_name::text operator(pg_catalog.=) any (types)
+          or (category operator(pg_catalog.=) 'S' and 'string' operator(pg_catalog.=) any (types))
+    $function$
+  comment 'Internal. Whether a column''s base type is one of a strategy''s types (''string'': any string type; NULL: any type).'
+
 function pii_internal.strategy_keys(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_keys(argument text)
      RETURNS text[]
@@ -6534,6 +6704,33 @@ function pii_internal.vault_shred_erased() owner <owner>
     end
     $function$
   comment 'Internal. Trigger on pii.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
+
+function pii_internal.verify_request_subjects(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.verify_request_subjects(request_id uuid, OUT hashes bytea[], OUT pseudonyms text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      pending bigint;
+    begin
+      if not exists (select from pii.requests r where r.id = verify_request_subjects.request_id) then
+        raise exception 'erasure request % does not exist', request_id using errcode = '42704';
+      end if;
+      select pg_catalog.count(*) into pending from pii.request_items i where i.request_id = verify_request_subjects.request_id and i.status = 'pending';
+      if pending > 0 then
+        raise exception 'erasure request % is still in progress (% subject(s) pending): verify it once it is finished', request_id, pending
+          using errcode = '55000';
+      end if;
+      select pg_catalog.array_agg(i.subject_hash), pg_catalog.array_agg(i.pseudonym)
+        into hashes, pseudonyms
+      from pii.request_items i
+      where i.request_id = verify_request_subjects.request_id and i.status = 'done'
+        and exists (select from pii.tombstones tb where tb.subject_hash = i.subject_hash);
+    end
+    $function$
+  comment 'Internal. Step of pii.verify_erasure: the keyed hashes (and pseudonyms) of a finished request''s done subjects that still have a tombstone.'
 
 function pii_internal.wait_for_erasures() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.wait_for_erasures()

@@ -15,6 +15,7 @@ import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
 import { withDatabase, withDatabaseName } from '../src/db/databaseUrl.js';
 import { migrate, packageRoot } from '../src/db/migrate.js';
+import { runSql } from '../src/db/runSql.js';
 
 const run = promisify(execFile);
 
@@ -48,23 +49,13 @@ export async function runKyselyCodegen(databaseUrl: string, outFile: string): Pr
 /** Creates a scratch database on serverUrl, migrates it, generates outFile, drops the database. */
 export async function generateTypes(serverUrl: string, outFile = TYPES_FILE): Promise<void> {
   const name = `lethe_codegen_${randomBytes(4).toString('hex')}`;
-  await admin(serverUrl, `create database ${pg.escapeIdentifier(name)}`);
+  await runSql(serverUrl, `create database ${pg.escapeIdentifier(name)}`);
   try {
     const url = withDatabaseName(serverUrl, name);
     await migrate(url);
     await runKyselyCodegen(url, outFile);
   } finally {
-    await admin(serverUrl, `drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  }
-}
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
+    await runSql(serverUrl, `drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
   }
 }
 

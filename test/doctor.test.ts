@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { collect, type ProcessResult } from './helpers/collect.js';
 import { loadFixture } from './helpers/fixtures.js';
-import { runSql } from './helpers/runSql.js';
+import { runSql } from '../src/db/runSql.js';
 import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));

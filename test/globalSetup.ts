@@ -7,7 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { startEmbeddedPostgres } from '../src/db/embeddedPostgres.js';
 import { migrate } from '../src/db/migrate.js';
-import { runSql } from './helpers/runSql.js';
+import { runSql } from '../src/db/runSql.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

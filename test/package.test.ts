@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { collect } from './helpers/collect.js';
-import { runSql } from './helpers/runSql.js';
+import { runSql } from '../src/db/runSql.js';
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL('..', import.meta.url));

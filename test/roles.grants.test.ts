@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GROUP_ROLES } from '../src/db/groupRoles.js';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
 import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
@@ -46,9 +47,14 @@ afterAll(async () => {
 });
 
 describe('pii.grant_role / pii.revoke_role', () => {
+  it('pii_internal.group_roles() names the group roles TypeScript knows (src/db/groupRoles.ts, used by lethe doctor)', async () => {
+    const { rows } = await db.query(`select pii_internal.group_roles() as r`);
+    expect(rows[0].r).toEqual([...GROUP_ROLES]);
+  });
+
   it('grants and revokes each of the five group roles, audited', async () => {
     const r = await role('multi');
-    for (const g of ['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher']) {
+    for (const g of GROUP_ROLES) {
       await db.query(`select pii.grant_role($1, $2)`, [g, r]);
     }
     expect(await groupsOf(r)).toEqual([

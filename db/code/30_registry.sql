@@ -182,63 +182,40 @@ end
 $$;
 comment on function pii_internal.cast_as_owner(regclass, text, text) is 'Internal. Validates a literal against a column type (domain checks included) with the table owner''s rights.';
 
+-- Both read the strategy catalogs (47_strategies): the strategy's row, the column types it
+-- fits, and its argument form.
 create or replace function pii_internal.check_erase_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-  typ text := pii_internal.column_type(tbl, col);
-  col_not_null boolean;
-  typmod integer;
-  typname name;
-  parsed record;
+  c record := pii_internal.strategy_column(tbl, col);
+  parsed record := pii_internal.parse_strategy(strategy);
+  e record;
 begin
-  select * into parsed from pii_internal.parse_strategy(strategy);
-  select a.attnotnull, a.atttypmod, t.typname into col_not_null, typmod, typname
-  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-  where a.attrelid = tbl and a.attnum = col;
-
   if strategy is null then
     raise exception 'erase strategy must not be NULL (column %)', where_ using errcode = '22004';
-  elsif parsed.name not in ('null', 'set', 'pseudonym', 'jsonb_remove', 'keep')
-        or (parsed.argument is null) = (parsed.name in ('set', 'jsonb_remove')) then
-    raise exception 'unknown erase strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: null, set:<literal>, pseudonym, jsonb_remove:<key>[,<key>…], keep.';
-  elsif parsed.name = 'null' then
-    if col_not_null then
-      raise exception 'column % is NOT NULL: erase strategy "null" cannot apply', where_
-        using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
-    end if;
-  elsif parsed.name = 'set' then
-    begin
-      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-    exception when others then
-      raise exception 'erase strategy "%" does not cast to % (column %)', strategy, typ, where_
-        using errcode = '22P02';
-    end;
-  elsif parsed.name = 'pseudonym' then
-    if not (pii_internal.is_text_type(tbl, col) or typname = 'uuid') then
-      raise exception 'erase strategy "pseudonym" needs a text or uuid column; % is %', where_, typ
-        using errcode = '42804';
-    end if;
-    if typname in ('varchar', 'bpchar') and typmod <> -1 and typmod - 4 < 37 then
-      raise exception 'column % (%) is too short for a pseudonym (37 characters)', where_, typ
-        using errcode = '22001';
-    end if;
-  elsif parsed.name = 'jsonb_remove' then
-    if typname <> 'jsonb' then
-      raise exception 'erase strategy "jsonb_remove" needs a jsonb column; % is %', where_, typ
-        using errcode = '42804';
-    end if;
-    if '' operator(pg_catalog.=) any (pii_internal.strategy_keys(parsed.argument)) then
-      raise exception 'erase strategy "%" has an empty key (column %): expected jsonb_remove:<key>[,<key>…]', strategy, where_
-        using errcode = '22023';
-    end if;
   end if;
+  select * into e from pii_internal.erase_strategies() x where x.name = parsed.name;
+  if e.name is null or (parsed.argument is null) <> (e.argument is null) then
+    raise exception 'unknown erase strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.erase_strategies() x) || '.';
+  end if;
+  if not pii_internal.strategy_fits(e.types, c.base_name, c.category) then
+    raise exception 'erase strategy "%" needs %; % is %', e.name, e.needs, where_, c.typ using errcode = '42804';
+  end if;
+  if e.nullable and c.not_null then
+    raise exception 'column % is NOT NULL: erase strategy "%" cannot apply', where_, e.name
+      using errcode = '23502', hint = 'Use set:<value> (for example set:DEACTIVATED) or drop the NOT NULL constraint.';
+  end if;
+  if c.char_limit < e.min_length then
+    raise exception 'column % (%) is too short for a % (% characters)', where_, c.typ, e.name, e.min_length using errcode = '22001';
+  end if;
+  perform pii_internal.check_strategy_argument('erase', strategy, e.syntax, e.argument, parsed.argument, tbl, c.typ, where_);
 end
 $$;
-comment on function pii_internal.check_erase_strategy(regclass, smallint, text) is 'Internal. Validates an erase strategy against the column it is for.';
+comment on function pii_internal.check_erase_strategy(regclass, smallint, text) is 'Internal. Validates an erase strategy against the column it is for, by its row in pii_internal.erase_strategies().';
 
 create or replace function pii_internal.check_mask_strategy(tbl regclass, col smallint, strategy text) returns void
 language plpgsql
@@ -246,45 +223,25 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   where_ text := pg_catalog.format('%s.%I', pii_internal.qualified_name(tbl), pii_internal.column_name(tbl, col));
-  typ text := pii_internal.column_type(tbl, col);
-  typname name;
-  parsed record;
+  c record := pii_internal.strategy_column(tbl, col);
+  parsed record := pii_internal.parse_strategy(strategy);
+  m record;
 begin
-  select * into parsed from pii_internal.parse_strategy(strategy);
-  select t.typname into typname
-  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-  where a.attrelid = tbl and a.attnum = col;
-
   if strategy is null then
     raise exception 'mask strategy must not be NULL (column %)', where_ using errcode = '22004';
-  elsif parsed.name not in ('hide', 'hash', 'clear', 'email', 'partial', 'year', 'set')
-        or (parsed.argument is null) = (parsed.name in ('partial', 'set')) then
-    raise exception 'unknown mask strategy "%" for column %', strategy, where_
-      using errcode = '22023', hint = 'Expected one of: hide, email, partial:<first>,<last>, hash, year, set:<literal>, clear.';
-  elsif parsed.name in ('hide', 'hash', 'clear') then
-    null;
-  elsif parsed.name in ('email', 'partial') then
-    if not pii_internal.is_text_type(tbl, col) then
-      raise exception 'mask strategy "%" needs a text column; % is %', strategy, where_, typ using errcode = '42804';
-    end if;
-    if parsed.name = 'partial' and parsed.argument !~ '^[0-9]{1,4},[0-9]{1,4}$' then
-      raise exception 'mask strategy "%" is malformed (column %): expected partial:<first>,<last>', strategy, where_
-        using errcode = '22023';
-    end if;
-  elsif parsed.name = 'year' then
-    if typname not in ('date', 'timestamp', 'timestamptz') then
-      raise exception 'mask strategy "year" needs a date or timestamp column; % is %', where_, typ using errcode = '42804';
-    end if;
-  elsif parsed.name = 'set' then
-    begin
-      perform pii_internal.cast_as_owner(tbl, parsed.argument, typ);
-    exception when others then
-      raise exception 'mask strategy "%" does not cast to % (column %)', strategy, typ, where_ using errcode = '22P02';
-    end;
   end if;
+  select * into m from pii_internal.mask_strategies() x where x.name = parsed.name;
+  if m.name is null or (parsed.argument is null) <> (m.argument is null) then
+    raise exception 'unknown mask strategy "%" for column %', strategy, where_
+      using errcode = '22023', hint = 'Expected one of: ' || (select pg_catalog.string_agg(x.syntax, ', ') from pii_internal.mask_strategies() x) || '.';
+  end if;
+  if not pii_internal.strategy_fits(m.types, c.base_name, c.category) then
+    raise exception 'mask strategy "%" needs %; % is %', m.name, m.needs, where_, c.typ using errcode = '42804';
+  end if;
+  perform pii_internal.check_strategy_argument('mask', strategy, m.syntax, m.argument, parsed.argument, tbl, c.typ, where_);
 end
 $$;
-comment on function pii_internal.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for.';
+comment on function pii_internal.check_mask_strategy(regclass, smallint, text) is 'Internal. Validates a mask strategy against the column it is for, by its row in pii_internal.mask_strategies().';
 
 revoke execute on all functions in schema pii, pii_internal from public;
 

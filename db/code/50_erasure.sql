@@ -50,24 +50,14 @@ $$;-- Re-ingestion guards (F11): erased subjects must not come back with the nex
 -- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
 -- and probed against the tombstones; an empty tombstone table costs one probe.
 
--- SQL predicate: column c of row t is in its erased state (NULL when nothing to check).
+-- SQL predicate: column c of row t is in its erased state (NULL when nothing to check):
+-- the erased_sql template of its strategy (47_strategies).
 create or replace function pii_internal.column_erased_sql(tbl regclass, col smallint, strategy text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case s.name
-    when 'null' then pg_catalog.format('t.%I is null', pii_internal.column_name(tbl, col))
-    -- Compared as the base type: verification runs this in Lethe's context, where the owner's
-    -- domain CHECK must not run (erasure and guards run it with the owner's rights anyway).
-    when 'set' then pg_catalog.format('t.%I::%s is not distinct from %L::%2$s', pii_internal.column_name(tbl, col), pii_internal.column_base_type(tbl, col), s.argument)
-    when 'pseudonym' then
-      (select pg_catalog.format('(t.%I is null or %s)', a.attname, pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when 'jsonb_remove' then
-      pg_catalog.format('(t.%I is null or not (t.%I operator(pg_catalog.?|) %L::text[]))', pii_internal.column_name(tbl, col), pii_internal.column_name(tbl, col),
-                        pii_internal.strategy_keys(s.argument))
-  end
-  from pii_internal.parse_strategy(strategy) s
+  select pii_internal.erase_template_sql(e.erased_sql, tbl, col, s.argument)
+  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
 $$;
 comment on function pii_internal.column_erased_sql(regclass, smallint, text) is 'Internal. SQL predicate: the column (alias t) is in the state its erase strategy leaves (NULL for keep).';
 
@@ -175,23 +165,14 @@ end
 $$;
 comment on function pii_internal.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
 
--- The SQL expression a column takes on erasure (NULL when its rule is keep).
+-- The SQL expression a column takes on erasure (NULL when its rule is keep): the erase_sql
+-- template of its strategy (47_strategies).
 create or replace function pii_internal.erase_expression(tbl regclass, col smallint, strategy text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case s.name
-    when 'null' then 'null'
-    when 'set' then pg_catalog.format('%L::%s', s.argument, pii_internal.column_type(tbl, col))
-    when 'pseudonym' then
-      (select pg_catalog.format('case when %s then t.%I else %s end',
-                                pii_internal.is_pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype), a.attname,
-                                pii_internal.pseudonym_sql(pg_catalog.format('t.%I', a.attname), a.atttypid = 'uuid'::regtype))
-       from pg_catalog.pg_attribute a where a.attrelid = tbl and a.attnum = col)
-    when 'jsonb_remove' then
-      pg_catalog.format('t.%I operator(pg_catalog.-) %L::text[]', pii_internal.column_name(tbl, col), pii_internal.strategy_keys(s.argument))
-  end
-  from pii_internal.parse_strategy(strategy) s
+  select pii_internal.erase_template_sql(e.erase_sql, tbl, col, s.argument)
+  from pii_internal.parse_strategy(strategy) s join pii_internal.erase_strategies() e on e.name operator(pg_catalog.=) s.name
 $$;
 comment on function pii_internal.erase_expression(regclass, smallint, text) is 'Internal. SQL expression for a column under its erase strategy (NULL for keep).';
 
@@ -334,6 +315,60 @@ end
 $$;
 comment on function pii_internal.erase_step(regclass, text, text, text[], text[], text[], oid[], text[]) is 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.';
 
+-- Runs the erasure plan's statements for canonical subjects, or (count_only) counts the rows
+-- each would change (rows already in their erased state do not count; the SELECT's row count
+-- comes back from the deputy), every statement with its table owner's rights
+-- (pii_internal.as_owner). Application code runs there (triggers, checks, casts, policies)
+-- and its message may quote anyone: such an error is raised again without its text; Lethe's
+-- own errors pass as they are. One handler for the erasure and for retention's preview.
+create or replace function pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean,
+                                                       held_keys text[], held_tables oid[], held_scopes text[],
+                                                       out table_names text[], out rows_affected bigint[])
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  step record;
+  rows_sql record;
+  n bigint;
+  err_state text;
+  err_message text;
+  err_context text;
+  err_schema text;
+  err_table text;
+  err_constraint text;
+  err_column text;
+begin
+  table_names := '{}';
+  rows_affected := '{}';
+  begin
+    for step in select * from pii_internal.erase_plan(mode) loop
+      if count_only then
+        rows_sql := pii_internal.subject_rows_sql(step.relid);
+        n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
+                                    case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
+                                    case when step.action = 'delete' then ''
+                                         else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
+                                    false, subject_keys, scopes)).n;
+      else
+        n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes, held_keys, held_tables, held_scopes);
+      end if;
+      table_names := table_names || step.table_name;
+      rows_affected := rows_affected || n;
+    end loop;
+  exception when others then
+    get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
+                            err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
+    if pii_internal.raised_by_lethe(err_context) then
+      raise;
+    end if;
+    perform pii_internal.raise_without_text(case when count_only then 'counting rows to change' else 'erasure' end,
+                                            err_state, err_message, err_schema, err_table, err_constraint, err_column);
+  end;
+end
+$$;
+comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[]) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements for canonical subjects through the table owners'' deputies; an application error is raised again without its text.';
+
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
@@ -343,45 +378,16 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  step record;
-  n bigint;
-  err_state text;
-  err_message text;
-  err_context text;
-  err_schema text;
-  err_table text;
-  err_constraint text;
-  err_column text;
   held record;
 begin
   perform pii_internal.check_erase_mode(mode);
-  table_names := '{}';
-  rows_affected := '{}';
-
   matched := pii_internal.matched_subjects(subject_keys, scopes);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
   held := pii_internal.held_pairs(subject_keys, scopes);
   held_until := held.held_until;
-
-  -- Each statement runs with its table owner's rights (pii_internal.as_owner): whatever the
-  -- owner attached to the table runs as them. The guards see these statements too; rows
-  -- they leave hold no PII, so they pass.
-  begin
-    for step in select * from pii_internal.erase_plan(mode) loop
-      n := pii_internal.erase_step(step.relid, step.action, step.statement, subject_keys, scopes,
-                                   held.held_keys, held.held_tables, held.held_scopes);
-      table_names := table_names || step.table_name;
-      rows_affected := rows_affected || n;
-    end loop;
-  exception when others then
-    -- Application code ran here (triggers, checks): its message may quote anyone.
-    get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                            err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-    if pii_internal.raised_by_lethe(err_context) then
-      raise;
-    end if;
-    perform pii_internal.raise_without_text('erasure', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-  end;
+  -- The guards see these statements too; rows they leave hold no PII, so they pass.
+  select r.table_names, r.rows_affected into table_names, rows_affected
+  from pii_internal.run_erase_plan(mode, subject_keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes) r;
 end
 $$;
 comment on function pii_internal.erase_resolved(text[], text[], text) is 'Internal. Runs pii_internal.erase_plan for canonical subjects (rows a legal hold keeps are minimised, not deleted); returns per-table counts, the subjects found and the latest end of the holds that kept rows.';

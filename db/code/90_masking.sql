@@ -98,18 +98,6 @@ Example: select * from masked.customers where external_ref = pii.mask_hash('6f1c
 ---------------------------------------------------------------------------------------
 -- Internal: the SQL expressions the views inline.
 
--- Email mask over a text expression x (same result as pii.mask_email).
-create or replace function pii_internal.mask_email_sql(x text) returns text
-language sql immutable strict
-set search_path = pg_catalog, pii, pg_temp
-as $$
-  select pg_catalog.format(
-    'case pg_catalog.strpos(%1$s, ''@'') when 0 then case when %1$s operator(pg_catalog.=) '''' then %1$s else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***'' end '
-    'when 1 then ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) '
-    'else pg_catalog.left(%1$s, 1) operator(pg_catalog.||) ''***@'' operator(pg_catalog.||) pg_catalog.split_part(%1$s, ''@'', -1) end', x)
-$$;
-comment on function pii_internal.mask_email_sql(text) is 'Internal. SQL text of the email mask over a text expression.';
-
 -- Partial mask over a text expression x, specialised for constant first/last (same result
 -- as pii.mask_partial).
 create or replace function pii_internal.mask_partial_sql(x text, first integer, last integer) returns text
@@ -184,8 +172,9 @@ declare
   typ text;
   plain_typ text;
   base_name name;
-  fl text[];
   parsed record;
+  m record;
+  template text;
 begin
   select a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
          t.typtype, t.typbasetype, t.typtypmod,
@@ -230,50 +219,25 @@ begin
     rule := strategy;
   end if;
 
-  select * into parsed from pii_internal.parse_strategy(strategy);
-  if strategy = 'clear' then
-    expression := x;
-  elsif strategy = 'hide' then
-    expression := pg_catalog.format('null::%s', plain_typ);
-  elsif parsed.name = 'set' and parsed.argument is not null then
-    expression := pg_catalog.format('%L::%s', parsed.argument, typ);
-  elsif strategy = 'email' and att.category = 'S' then
-    expression := pii_internal.mask_email_sql(txt);
-  elsif parsed.name = 'partial' and parsed.argument ~ '^[0-9]{1,4},[0-9]{1,4}$' and att.category = 'S' then
-    fl := pg_catalog.string_to_array(parsed.argument, ',');
-    expression := pii_internal.mask_partial_sql(txt, fl[1]::integer, fl[2]::integer);
-  elsif strategy = 'year' and base_name = 'date' then
-    expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)::pg_catalog.date', x);
-  elsif strategy = 'year' and base_name = 'timestamp' then
-    expression := pg_catalog.format('pg_catalog.date_trunc(''year'', %s::pg_catalog.timestamp)', x);
-  elsif strategy = 'year' and base_name = 'timestamptz' then
-    expression := pg_catalog.format('pg_catalog.timezone(''UTC'', pg_catalog.date_trunc(''year'', pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamptz)))', x);
-  elsif strategy = 'hash' then
-    if base_name = 'uuid' then
-      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')::pg_catalog.uuid', pii_internal.mask_hmac_sql(txt));
-    elsif base_name = 'int8' then
-      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8', pii_internal.mask_hmac_sql(txt));
-    elsif base_name = 'int4' then
-      expression := pg_catalog.format('(''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 4), ''hex''))::pg_catalog.bit(32)::pg_catalog.int4', pii_internal.mask_hmac_sql(txt));
-    elsif base_name = 'int2' then
-      expression := pg_catalog.format('((''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(%s, 1, 2), ''hex''))::pg_catalog.bit(16)::pg_catalog.int4 operator(pg_catalog.-) 32768)::pg_catalog.int2', pii_internal.mask_hmac_sql(txt));
-    else
-      expression := pg_catalog.format('pg_catalog.encode(pg_catalog.substr(%s, 1, 16), ''hex'')', pii_internal.mask_hmac_sql(txt));
-      if att.category <> 'S' then
-        plain_typ := 'pg_catalog.text';  -- dates, numerics, jsonb …: the hash is text
-      end if;
-    end if;
-  else
+  -- The strategy's row in the catalog (47_strategies) and its template for this base type.
+  parsed := pii_internal.parse_strategy(strategy);
+  select * into m from pii_internal.mask_strategies() ms where ms.name operator(pg_catalog.=) parsed.name;
+  if m.name is null or (parsed.argument is null) <> (m.argument is null)
+     or not pii_internal.strategy_fits(m.types, base_name, att.category)
+     or not pii_internal.strategy_argument_ok(m.argument, parsed.argument) then
     -- The rule no longer fits the column (its type changed): hide it until re-registered.
     rule := 'hide (' || strategy || ' does not fit ' || typ || ')';
     expression := pg_catalog.format('null::%s', plain_typ);
     return;
   end if;
+  template := m.mask_sql ->> base_name::text;
+  expression := pg_catalog.format(coalesce(template, m.mask_sql ->> '*'), x, txt, typ, plain_typ, parsed.argument,
+    case when pg_catalog.strpos(m.mask_sql::text, '%6$') > 0 then pii_internal.mask_hmac_sql(txt) end,
+    case when m.argument = 'first,last' then
+      pii_internal.mask_partial_sql(txt, pg_catalog.split_part(parsed.argument, ',', 1)::integer, pg_catalog.split_part(parsed.argument, ',', 2)::integer) end);
   -- Back to the column's type (varchar(n), char(n), citext, name …), where it differs.
-  if strategy in ('email', 'hash') or (parsed.name = 'partial' and parsed.argument is not null) then
-    if plain_typ <> 'text' and plain_typ <> 'pg_catalog.text' and base_name not in ('uuid', 'int8', 'int4', 'int2', 'date', 'timestamp', 'timestamptz') then
-      expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
-    end if;
+  if m.cast_back and template is null and att.category = 'S' and plain_typ not in ('text', 'pg_catalog.text') then
+    expression := pg_catalog.format('(%s)::%s', expression, plain_typ);
   end if;
 end
 $$;
@@ -353,6 +317,134 @@ comment on function pii_internal.restore_view_acl(name, aclitem[]) is 'Internal.
 -- build (registry changes: the registry change is refused rather than leave a view that
 -- shows more than its rules allow); otherwise warn (DDL: never fail the user's command).
 -- A view that cannot be rebuilt is dropped: masked readers lose it, never see more.
+-- masking_rebuild in steps: per table masking_rebuild_one (drop the view of a table no longer
+-- registered, leave an unchanged view, else check the name is this table's
+-- (masking_check_view_name), write the view (masking_write_view), grant, comment it
+-- (masking_comment_view) and record it); masking_rebuild runs it over the tables and fails
+-- closed.
+
+-- Never replace a view that is not this table's: another table's, or not Lethe's.
+create or replace function pii_internal.masking_check_view_name(tbl regclass, old_view_name name, view_name name) returns void
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if exists (select from pii.masked_views m where m.view_name = masking_check_view_name.view_name and m.relid <> tbl) then
+    raise exception 'masked.% already belongs to another registered table', view_name using errcode = '42P07';
+  end if;
+  if old_view_name is distinct from view_name then
+    raise exception 'masked.% exists and was not made by Lethe', view_name using errcode = '42P07',
+      hint = 'Rename or drop it, then call pii.apply_masking().';
+  end if;
+end
+$$;
+comment on function pii_internal.masking_check_view_name(regclass, name, name) is 'Internal. Step of masking_rebuild: refuses (42P07) to replace a masked view that belongs to another table or was not made by Lethe.';
+
+-- Creates or replaces a masked view; returns created, replaced or recreated.
+create or replace function pii_internal.masking_write_view(view_name name, sql_ text, exists_ boolean, saved_acl aclitem[]) returns text
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  acl aclitem[];
+  action text := case when exists_ then 'replaced' else 'created' end;
+begin
+  begin
+    execute pg_catalog.format('create or replace view masked.%I as %s', view_name, sql_);
+  exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
+    -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
+    -- Drop and create, keeping the grants a DBA made on the view.
+    select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = view_name;
+    execute pg_catalog.format('drop view masked.%I', view_name);
+    execute pg_catalog.format('create view masked.%I as %s', view_name, sql_);
+    perform pii_internal.restore_view_acl(view_name, acl);
+    action := 'recreated';
+  end;
+  if action = 'created' and saved_acl is not null then
+    -- Dropped by the DDL event trigger: the grants come back with the view.
+    perform pii_internal.restore_view_acl(view_name, saved_acl);
+    action := 'recreated';
+  end if;
+  return action;
+end
+$$;
+comment on function pii_internal.masking_write_view(name, text, boolean, aclitem[]) is 'Internal. Step of masking_rebuild: creates or replaces a masked view (drop and create when a column changed, keeping its grants); returns created, replaced or recreated.';
+
+-- The comments of a masked view and of each of its columns (what the column shows).
+create or replace function pii_internal.masking_comment_view(tbl regclass, view_name name) returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  col record;
+begin
+  execute pg_catalog.format('comment on view masked.%I is %L', view_name,
+                            pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
+                                              pii_internal.qualified_name(tbl),
+                                              case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
+  for col in
+    select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
+    where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+  loop
+    execute pg_catalog.format('comment on column masked.%I.%I is %L', view_name, col.attname,
+      case when col.rule = 'clear' then 'shown (classified: clear)'
+           when col.rule = 'key' then 'shown (key linking rows to their subject)'
+           when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
+           when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
+           when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
+           else 'masked: ' || col.rule end);
+  end loop;
+end
+$$;
+comment on function pii_internal.masking_comment_view(regclass, name) is 'Internal. Step of masking_rebuild: comments a masked view and each of its columns.';
+
+-- Rebuilds one table's masked view; returns its name and what was done (raises on failure).
+create or replace function pii_internal.masking_rebuild_one(tbl regclass, out view_name name, out action text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  old pii.masked_views;
+  sql_ text;
+  exists_ boolean;
+begin
+  select * into old from pii.masked_views m where m.relid = tbl;
+  -- No longer registered, or the table is gone: the view goes.
+  if not exists (select from pii.tables t where t.relid = tbl)
+     or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
+    view_name := old.view_name;
+    action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
+                   else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
+    return;
+  end if;
+
+  view_name := pii_internal.masked_view_name(tbl);
+  sql_ := pii_internal.masked_view_sql(tbl);
+  select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = masking_rebuild_one.view_name)
+    into exists_;
+  if old.relid is not null and old.view_name = view_name and old.definition = sql_ and exists_ then
+    action := 'unchanged';
+    return;
+  end if;
+  if exists_ then
+    perform pii_internal.masking_check_view_name(tbl, old.view_name, view_name);
+  end if;
+  if old.relid is not null and old.view_name <> view_name then
+    -- The table was renamed: its view follows.
+    execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
+    exists_ := false;
+  end if;
+
+  action := pii_internal.masking_write_view(view_name, sql_, exists_, old.saved_acl);
+  execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', view_name);
+  perform pii_internal.masking_comment_view(tbl, view_name);
+  insert into pii.masked_views as m (relid, view_name, definition)
+  values (tbl, masking_rebuild_one.view_name, sql_)
+  on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+end
+$$;
+comment on function pii_internal.masking_rebuild_one(regclass) is 'Internal. Step of masking_rebuild: (re)builds, leaves or drops one table''s masked view; raises on failure.';
+
 create or replace function pii_internal.masking_rebuild(tbls regclass[], strict boolean)
 returns table (table_name text, view_name text, action text)
 language plpgsql
@@ -360,12 +452,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   tbl regclass;
-  old pii.masked_views;
-  name_ name;
-  sql_ text;
-  exists_ boolean;
-  acl aclitem[];
-  col record;
+  one record;
 begin
   perform pg_catalog.set_config('lethe.masking_rebuild', 'on', true);
   for tbl in
@@ -375,80 +462,14 @@ begin
       select m.relid from pii.masked_views m where tbls is null or m.relid = any (tbls)) r
     order by r.relid::oid
   loop
-    select * into old from pii.masked_views m where m.relid = tbl;
     table_name := coalesce(pii_internal.qualified_name(tbl), tbl::oid::text);
+    -- Named in the result even when the rebuild fails.
+    view_name := coalesce(pii_internal.masked_view_name(tbl), (select m.view_name from pii.masked_views m where m.relid = tbl));
+    action := null;
     begin
-      -- No longer registered, or the table is gone: the view goes.
-      if not exists (select from pii.tables t where t.relid = tbl)
-         or not exists (select from pg_catalog.pg_class c where c.oid = tbl) then
-        view_name := old.view_name;
-        action := case when pii_internal.drop_masked_view(tbl) then 'dropped'
-                       else 'skipped: the table no longer exists (select pii.unregister_table(' || tbl::oid || '))' end;
-        return next;
-        continue;
-      end if;
-
-      name_ := pii_internal.masked_view_name(tbl);
-      sql_ := pii_internal.masked_view_sql(tbl);
-      view_name := name_;
-      select exists (select from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_)
-        into exists_;
-      if old.relid is not null and old.view_name = name_ and old.definition = sql_ and exists_ then
-        action := 'unchanged';
-        return next;
-        continue;
-      end if;
-      -- Never replace a view that is not this table's: another table's, or not Lethe's.
-      if exists_ and (old.relid is null or old.view_name <> name_) then
-        if exists (select from pii.masked_views m where m.view_name = name_ and m.relid <> tbl) then
-          raise exception 'masked.% already belongs to another registered table', name_ using errcode = '42P07';
-        end if;
-        raise exception 'masked.% exists and was not made by Lethe', name_ using errcode = '42P07',
-          hint = 'Rename or drop it, then call pii.apply_masking().';
-      end if;
-      if old.relid is not null and old.view_name <> name_ then
-        -- The table was renamed: its view follows.
-        execute pg_catalog.format('drop view if exists masked.%I', old.view_name);
-        exists_ := false;
-      end if;
-
-      action := case when exists_ then 'replaced' else 'created' end;
-      begin
-        execute pg_catalog.format('create or replace view masked.%I as %s', name_, sql_);
-      exception when feature_not_supported or invalid_table_definition or datatype_mismatch or duplicate_column or invalid_column_reference then
-        -- A column was dropped, renamed or changed type: CREATE OR REPLACE cannot do that.
-        -- Drop and create, keeping the grants a DBA made on the view.
-        select c.relacl into acl from pg_catalog.pg_class c where c.relnamespace = 'masked'::regnamespace and c.relname = name_;
-        execute pg_catalog.format('drop view masked.%I', name_);
-        execute pg_catalog.format('create view masked.%I as %s', name_, sql_);
-        perform pii_internal.restore_view_acl(name_, acl);
-        action := 'recreated';
-      end;
-      if action = 'created' and old.saved_acl is not null then
-        -- Dropped by the DDL event trigger: the grants come back with the view.
-        perform pii_internal.restore_view_acl(name_, old.saved_acl);
-        action := 'recreated';
-      end if;
-      execute pg_catalog.format('grant select on masked.%I to pii_masked_reader', name_);
-      execute pg_catalog.format('comment on view masked.%I is %L', name_,
-                                pg_catalog.format('Masked view of %s (Lethe): registered PII columns masked, unclassified columns %s. Rebuilt by pii.apply_masking().',
-                                                  pii_internal.qualified_name(tbl),
-                                                  case when (select s.privacy_by_default from pii.settings s) then 'hidden (NULL)' else 'shown' end));
-      for col in
-        select a.attname, m.rule from pg_catalog.pg_attribute a, pii_internal.mask_expression(tbl, a.attnum) m
-        where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
-      loop
-        execute pg_catalog.format('comment on column masked.%I.%I is %L', name_, col.attname,
-          case when col.rule = 'clear' then 'shown (classified: clear)'
-               when col.rule = 'key' then 'shown (key linking rows to their subject)'
-               when col.rule = 'key:hash' then 'keyed hash (the subject key is PII)'
-               when col.rule = 'unclassified:hide' then 'hidden: not classified yet (privacy by default); see pii.unclassified_columns()'
-               when col.rule = 'unclassified:clear' then 'shown: not classified (privacy by default is off)'
-               else 'masked: ' || col.rule end);
-      end loop;
-      insert into pii.masked_views as m (relid, view_name, definition)
-      values (tbl, name_, sql_)
-      on conflict (relid) do update set view_name = excluded.view_name, definition = excluded.definition, saved_acl = null, built_at = pg_catalog.now();
+      one := pii_internal.masking_rebuild_one(tbl);
+      view_name := one.view_name;
+      action := one.action;
       return next;
     exception when others then
       if strict then

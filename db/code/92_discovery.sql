@@ -163,6 +163,186 @@ end
 $$;
 comment on function pii_internal.discovery_sample_sql(regclass, integer, text) is 'Internal. SELECT of a bounded sample (TABLESAMPLE SYSTEM, or LIMIT for small tables) of some columns of a table.';
 
+-- pii.discover in steps: the tables it looks at (discovery_tables), per table the findings by
+-- column name and type (discovery_by_name), the columns whose values it samples
+-- (discovery_columns, discovery_sample_query) and the findings by sampled value and jsonb key
+-- (discovery_by_value).
+
+-- The application's tables: every plain or partitioned (root) table outside Lethe's schemas,
+-- graphile-worker's, the catalogs and extensions, and whether Lethe's owner may read it.
+create or replace function pii_internal.discovery_tables()
+returns table (relid regclass, name text, readable boolean)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select c.oid::regclass, pii_internal.qualified_name(c.oid), pg_catalog.has_table_privilege(c.oid, 'SELECT')
+  from pg_catalog.pg_class c
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where c.relkind in ('r', 'p') and not c.relispartition
+    and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
+    and n.nspname !~ '^pg_'
+    and not exists (select from pg_catalog.pg_depend d
+                    where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+  order by 2
+$$;
+comment on function pii_internal.discovery_tables() is 'Internal. Step of pii.discover: the application''s tables it looks at, and whether Lethe''s owner may read each.';
+
+-- A table's live columns with their (base) type, normalised name, rule and whether they link
+-- rows to their subject; sampled: whether discovery samples the column's values (unregistered
+-- text and jsonb columns, columns classified as not PII (keep/clear), and jsonb columns whose
+-- rule removes only some keys).
+create or replace function pii_internal.discovery_columns(tbl regclass)
+returns table (attnum smallint, attname name, typcategory "char", typname name, norm text, erase text, mask text, link boolean, sampled boolean)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select x.*, not x.link and (x.typcategory = 'S' or x.typname in ('json', 'jsonb'))
+              and (x.erase is null or (x.erase = 'keep' and x.mask = 'clear') or (pii_internal.parse_strategy(x.erase)).name = 'jsonb_remove')
+  from (
+    select a.attnum, a.attname, t.typcategory, t.typname, pii_internal.discovery_normalize(a.attname), r.erase, r.mask,
+           pii_internal.is_link_column(tbl, a.attnum)
+    from pg_catalog.pg_attribute a
+    join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
+    left join pii.columns r on r.relid = tbl and r.attnum = a.attnum
+    where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+  ) x (attnum, attname, typcategory, typname, norm, erase, mask, link)
+  order by x.attnum
+$$;
+comment on function pii_internal.discovery_columns(regclass) is 'Internal. Step of pii.discover: a table''s columns with type, normalised name, rule, link flag and whether their values are sampled.';
+
+-- Findings by column name (the first name rule that matches) and by type (inet, cidr), for
+-- columns with no rule that do not link rows to their subject.
+create or replace function pii_internal.discovery_by_name(tbl regclass)
+returns table (column_name text, reason text, suggestion text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select c.attname,
+         case when nr.rule is not null then pg_catalog.format('name suggests %s', nr.rule) else pg_catalog.format('type %s holds IP addresses', c.typname) end,
+         pii_internal.discovery_suggestion(tbl, c.attname, coalesce(nr.category, 'network'), coalesce(nr.mask, 'hide'))
+  from pii_internal.discovery_columns(tbl) c
+  left join lateral (select x.rule, x.category, x.mask
+                     from pii_internal.discovery_name_rules() with ordinality as x (rule, pattern, type_categories, category, mask, n)
+                     where c.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, c.typcategory) > 0
+                     order by x.n limit 1) nr on true
+  where c.erase is null and not c.link and (nr.rule is not null or c.typname in ('inet', 'cidr'))
+  order by c.attnum
+$$;
+comment on function pii_internal.discovery_by_name(regclass) is 'Internal. Step of pii.discover: columns with no rule whose name (or type) suggests PII, with the suggested registration.';
+
+-- The one sampling query of a table: per sampled column (and per jsonb key path, three
+-- levels deep), how many sampled values match each value rule. Counts only.
+create or replace function pii_internal.discovery_sample_query(tbl regclass, sample_rows integer) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format(
+    $q$with recursive s as (%s),
+     cells as (
+       select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
+     ),
+     walk (i, path, j, depth) as (
+       select c.i, e.key, e.value, 1
+       from cells c
+       cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
+       union all
+       select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
+       from walk w
+       cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
+       where w.depth operator(pg_catalog.<) 3
+     ),
+     vals (i, path, val) as (
+       select c.i, null::text, c.val from cells c where c.val is not null
+       union all
+       select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
+     )
+     select v.i, v.path, pg_catalog.count(*) as n, %s
+     from vals v group by v.i, v.path$q$,
+    pii_internal.discovery_sample_sql(tbl, sample_rows, pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' order by c.attnum)),
+    pg_catalog.string_agg(case when c.typname in ('json', 'jsonb') then pg_catalog.format('(%s, null::text, s.%I::jsonb)', c.attnum, c.attname)
+                               else pg_catalog.format('(%s, s.%I::text, null::jsonb)', c.attnum, c.attname) end, ', ' order by c.attnum),
+    (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
+     from pii_internal.discovery_value_rules() r))
+  from pii_internal.discovery_columns(tbl) c
+  where c.sampled
+  having pg_catalog.count(*) > 0
+$$;
+comment on function pii_internal.discovery_sample_query(regclass, integer) is 'Internal. Step of pii.discover: the sampling query of a table (counts of sampled values matching each value rule, per column and jsonb key path); NULL when no column is sampled.';
+
+-- Findings by sampled value and by jsonb key name. flagged: the columns already reported by
+-- name (not reported again by value). A failing sample query is reported by its SQLSTATE only.
+create or replace function pii_internal.discovery_by_value(tbl regclass, sample_sql text, flagged text[])
+returns table (column_name text, reason text, suggestion text)
+language plpgsql volatile
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  col record;
+  rec record;
+  vr record;
+  nr record;
+  counts jsonb;
+begin
+  begin
+    for rec in execute sample_sql loop
+      select a.attname, r.erase, r.mask, r.category into col
+      from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
+      where a.attrelid = tbl and a.attnum = rec.i;
+      counts := pg_catalog.to_jsonb(rec);
+      -- A jsonb key this column's rule already removes is fine.
+      if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
+         and pg_catalog.split_part(rec.path, '.', 1) = any (pii_internal.strategy_keys((pii_internal.parse_strategy(col.erase)).argument)) then
+        continue;
+      end if;
+      if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname::text = any (flagged)) then
+        continue;  -- already reported by name, or a jsonb rule (its keys are checked)
+      end if;
+      for vr in select * from pii_internal.discovery_value_rules() r loop
+        if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
+          column_name := col.attname;
+          reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
+                      case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl, rec.path)) else '' end,
+                      counts ->> vr.key, rec.n,
+                      case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
+                      case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
+          if rec.path is not null then
+            -- The key name may say more than the value pattern.
+            select x.category into nr from pii_internal.discovery_name_rules() x
+            where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
+            suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
+          else
+            suggestion := pii_internal.discovery_suggestion(tbl, col.attname, vr.category, vr.mask);
+          end if;
+          return next;
+          exit;  -- one value finding per column or key
+        end if;
+      end loop;
+      -- A jsonb key whose name says PII, whatever its sampled values.
+      if rec.path is not null then
+        for nr in select * from pii_internal.discovery_name_rules() x
+                  where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
+        loop
+          if not exists (select from pii_internal.discovery_value_rules() r
+                         where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
+            column_name := col.attname;
+            reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl, rec.path), nr.rule);
+            suggestion := pii_internal.discovery_key_suggestion(tbl, col.attname, nr.category, nr.mask, rec.path);
+            return next;
+          end if;
+        end loop;
+      end if;
+    end loop;
+  exception when others then
+    -- Never echo a value: the SQLSTATE says enough.
+    column_name := null;
+    reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
+    suggestion := null;
+    return next;
+  end;
+end
+$$;
+comment on function pii_internal.discovery_by_value(regclass, text, text[]) is 'Internal. Step of pii.discover: columns and jsonb keys whose sampled values (or key names) suggest PII, from one sampling query.';
+
 create or replace function pii.discover(sample_rows integer default 1000)
 returns table (table_name text, column_name text, reason text, suggestion text)
 language plpgsql volatile security definer
@@ -173,17 +353,8 @@ set jit = off
 as $$
 declare
   tbl record;
-  col record;
-  rec record;
-  vr record;
-  nr record;
-  sample_cols text[];
-  sample_idx integer[];
-  sample_json boolean[];
-  sql_ text;
-  counts jsonb;
-  found_ boolean;
-  flagged name[];
+  sample_sql text;
+  flagged text[];
 begin
   if sample_rows is null then
     raise exception 'sample_rows must not be NULL' using errcode = '22004';
@@ -192,67 +363,14 @@ begin
     raise exception 'sample_rows must be between 1 and 100000, not %', sample_rows using errcode = '22023';
   end if;
 
-  for tbl in
-    select c.oid::regclass as relid, pii_internal.qualified_name(c.oid) as name,
-           pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable
-    from pg_catalog.pg_class c
-    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-    where c.relkind in ('r', 'p') and not c.relispartition
-      and n.nspname not in ('pii', 'pii_internal', 'masked', 'graphile_worker', 'information_schema')
-      and n.nspname !~ '^pg_'
-      and not exists (select from pg_catalog.pg_depend d
-                      where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-    order by 2
-  loop
-    table_name := tbl.name;
-    sample_cols := '{}';
-    sample_idx := '{}';
-    sample_json := '{}';
+  for tbl in select * from pii_internal.discovery_tables() loop
     flagged := '{}';
-
-    -- By name and by type.
-    for col in
-      select a.attnum, a.attname, t.typcategory, t.typname,
-             pii_internal.discovery_normalize(a.attname) as norm,
-             r.erase, r.mask,
-             pii_internal.is_link_column(tbl.relid, a.attnum) as link
-      from pg_catalog.pg_attribute a
-      join pg_catalog.pg_type t on t.oid = coalesce(nullif((select bt.typbasetype from pg_catalog.pg_type bt where bt.oid = a.atttypid), 0), a.atttypid)
-      left join pii.columns r on r.relid = tbl.relid and r.attnum = a.attnum
-      where a.attrelid = tbl.relid and a.attnum > 0 and not a.attisdropped
-      order by a.attnum
-    loop
-      if col.erase is null and not col.link then
-        found_ := false;
-        for nr in select * from pii_internal.discovery_name_rules() x
-                  where col.norm ~ x.pattern and pg_catalog.strpos(x.type_categories, col.typcategory) > 0
-                  limit 1
-        loop
-          column_name := col.attname;
-          reason := pg_catalog.format('name suggests %s', nr.rule);
-          suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, nr.category, nr.mask);
-          found_ := true;
-          flagged := flagged || col.attname;
-          return next;
-        end loop;
-        if not found_ and col.typname in ('inet', 'cidr') then
-          column_name := col.attname;
-          reason := pg_catalog.format('type %s holds IP addresses', col.typname);
-          suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, 'network', 'hide');
-          return next;
-        end if;
-      end if;
-      -- Values are sampled for unregistered text and jsonb columns, for columns classified
-      -- as not PII (keep/clear), and for jsonb columns whose rule removes only some keys.
-      if tbl.readable and not col.link
-         and (col.typcategory = 'S' or col.typname in ('json', 'jsonb'))
-         and (col.erase is null or (col.erase = 'keep' and col.mask = 'clear') or (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove') then
-        sample_cols := sample_cols || col.attname::text;
-        sample_idx := sample_idx || col.attnum::integer;
-        sample_json := sample_json || (col.typname in ('json', 'jsonb'));
-      end if;
+    for column_name, reason, suggestion in select * from pii_internal.discovery_by_name(tbl.relid) loop
+      table_name := tbl.name;
+      flagged := flagged || column_name;
+      return next;
     end loop;
-
+    table_name := tbl.name;
     if not tbl.readable then
       column_name := null;
       reason := 'not sampled: Lethe''s owner role cannot read this table';
@@ -260,98 +378,9 @@ begin
       return next;
       continue;
     end if;
-    if pg_catalog.cardinality(sample_cols) = 0 then
-      continue;
-    end if;
-
-    -- By value: one sampling query per table; per column (and per jsonb key path, three
-    -- levels deep), how many sampled values match each pattern. Counts only.
-    begin
-      sql_ := pg_catalog.format(
-        $q$with recursive s as (%s),
-         cells as (
-           select v.i, v.val, v.doc from s cross join lateral (values %s) v (i, val, doc)
-         ),
-         walk (i, path, j, depth) as (
-           select c.i, e.key, e.value, 1
-           from cells c
-           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(c.doc) = 'object' then c.doc else '{}'::jsonb end) e
-           union all
-           select w.i, w.path operator(pg_catalog.||) '.' operator(pg_catalog.||) e.key, e.value, w.depth operator(pg_catalog.+) 1
-           from walk w
-           cross join lateral pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(w.j) = 'object' then w.j else '{}'::jsonb end) e
-           where w.depth operator(pg_catalog.<) 3
-         ),
-         vals (i, path, val) as (
-           select c.i, null::text, c.val from cells c where c.val is not null
-           union all
-           select w.i, w.path, w.j operator(pg_catalog.#>>) '{}' from walk w where pg_catalog.jsonb_typeof(w.j) in ('string', 'number')
-         )
-         select v.i, v.path, pg_catalog.count(*) as n, %s
-         from vals v group by v.i, v.path$q$,
-        pii_internal.discovery_sample_sql(tbl.relid, sample_rows,
-                                 (select pg_catalog.string_agg(pg_catalog.format('t.%I', x.c), ', ') from pg_catalog.unnest(sample_cols) as x (c))),
-        (select pg_catalog.string_agg(
-                  case when x.j then pg_catalog.format('(%s, null::text, s.%I::jsonb)', x.k, x.c)
-                       else pg_catalog.format('(%s, s.%I::text, null::jsonb)', x.k, x.c) end, ', ')
-         from unnest(sample_cols, sample_idx, sample_json) as x (c, k, j)),
-        (select pg_catalog.string_agg(pg_catalog.format('pg_catalog.count(*) filter (where v.val operator(pg_catalog.~*) %L) as %I', r.pattern, r.key), ', ')
-         from pii_internal.discovery_value_rules() r));
-      for rec in execute sql_ loop
-        select a.attname, r.erase, r.mask, r.category into col
-        from pg_catalog.pg_attribute a left join pii.columns r on r.relid = a.attrelid and r.attnum = a.attnum
-        where a.attrelid = tbl.relid and a.attnum = rec.i;
-        counts := pg_catalog.to_jsonb(rec);
-        -- A jsonb key this column's rule already removes is fine.
-        if rec.path is not null and (pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove'
-           and pg_catalog.split_part(rec.path, '.', 1) = any (select pg_catalog.btrim(k) from pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.substr(col.erase, 14), ',')) k) then
-          continue;
-        end if;
-        if rec.path is null and ((pii_internal.parse_strategy(col.erase)).name = 'jsonb_remove' or col.attname = any (flagged)) then
-          continue;  -- already reported by name, or a jsonb rule (its keys are checked)
-        end if;
-        for vr in select * from pii_internal.discovery_value_rules() r loop
-          if (counts ->> vr.key)::bigint > 0 and (counts ->> vr.key)::numeric / rec.n >= vr.min_share then
-            column_name := col.attname;
-            reason := pg_catalog.format('%s%s of %s sampled values %s %s%s',
-                        case when rec.path is not null then pg_catalog.format('jsonb key %s: ', pii_internal.discovery_key_label(tbl.relid, rec.path)) else '' end,
-                        counts ->> vr.key, rec.n,
-                        case when vr.key = 'email' then 'contain' else 'look like' end, vr.rule,
-                        case when col.erase = 'keep' and col.mask = 'clear' then ' (the column is classified as not PII)' else '' end);
-            if rec.path is not null then
-              -- The key name may say more than the value pattern.
-              select x.category into nr from pii_internal.discovery_name_rules() x
-              where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1;
-              suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, coalesce(nr.category, vr.category), vr.mask, rec.path);
-            else
-              suggestion := pii_internal.discovery_suggestion(tbl.relid, col.attname, vr.category, vr.mask);
-            end if;
-            return next;
-            exit;  -- one value finding per column or key
-          end if;
-        end loop;
-        -- A jsonb key whose name says PII, whatever its sampled values.
-        if rec.path is not null then
-          for nr in select * from pii_internal.discovery_name_rules() x
-                    where pii_internal.discovery_normalize(pg_catalog.split_part(rec.path, '.', -1)) ~ x.pattern limit 1
-          loop
-            if not exists (select from pii_internal.discovery_value_rules() r
-                           where (counts ->> r.key)::bigint > 0 and (counts ->> r.key)::numeric / rec.n >= r.min_share) then
-              column_name := col.attname;
-              reason := pg_catalog.format('jsonb key %s: name suggests %s', pii_internal.discovery_key_label(tbl.relid, rec.path), nr.rule);
-              suggestion := pii_internal.discovery_key_suggestion(tbl.relid, col.attname, nr.category, nr.mask, rec.path);
-              return next;
-            end if;
-          end loop;
-        end if;
-      end loop;
-    exception when others then
-      -- Never echo a value: the SQLSTATE says enough.
-      column_name := null;
-      reason := pg_catalog.format('not sampled: the sample query failed (SQLSTATE %s)', sqlstate);
-      suggestion := null;
-      return next;
-    end;
+    sample_sql := pii_internal.discovery_sample_query(tbl.relid, sample_rows);
+    continue when sample_sql is null;
+    return query select tbl.name, f.column_name, f.reason, f.suggestion from pii_internal.discovery_by_value(tbl.relid, sample_sql, flagged) f;
   end loop;
 end
 $$;

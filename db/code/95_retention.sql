@@ -163,47 +163,16 @@ $$;
 comment on function pii_internal.retention_candidates(text[], text[]) is 'Internal. Canonical keys, scopes and hashes of a retention query''s subjects that are neither erased already nor under an active legal hold, and how many were held.';
 
 -- Rows each registered table would change if the subjects were erased now (the
--- erasure's own statements as counts; rows already in their erased state do not count),
--- each read with its table owner's rights (pii_internal.as_owner: the deputy returns the
--- SELECT's row count). Like the erasure, it keeps no application error's text.
+-- erasure's own statements as counts, pii_internal.run_erase_plan: rows already in their
+-- erased state do not count, each read with its table owner's rights). Like the erasure,
+-- it keeps no application error's text.
 create or replace function pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text) returns jsonb
-language plpgsql
+language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
-declare
-  step record;
-  rows_sql record;
-  n bigint;
-  counts jsonb := '{}'::jsonb;
-  err_state text;
-  err_message text;
-  err_context text;
-  err_schema text;
-  err_table text;
-  err_constraint text;
-  err_column text;
-begin
-  for step in select * from pii_internal.erase_plan(mode) loop
-    rows_sql := pii_internal.subject_rows_sql(step.relid);
-    begin
-      n := (pii_internal.as_owner(step.relid, pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(step.relid),
-                                  case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
-                                  case when step.action = 'delete' then ''
-                                       else ' and not (' || pii_internal.row_erased_sql(step.relid, 'anonymize') || ')' end),
-                                  false, subject_keys, scopes)).n;
-    exception when others then
-      -- Application code ran here (casts, policies): its message may quote anyone.
-      get stacked diagnostics err_state = returned_sqlstate, err_message = message_text, err_context = pg_exception_context,
-                              err_schema = schema_name, err_table = table_name, err_constraint = constraint_name, err_column = column_name;
-      if pii_internal.raised_by_lethe(err_context) then
-        raise;
-      end if;
-      perform pii_internal.raise_without_text('counting rows to change', err_state, err_message, err_schema, err_table, err_constraint, err_column);
-    end;
-    counts := counts || pg_catalog.jsonb_build_object(step.table_name, n);
-  end loop;
-  return counts;
-end
+  select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
+  from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+       unnest(r.table_names, r.rows_affected) as x (t, n)
 $$;
 comment on function pii_internal.rows_to_change(text[], text[], text) is 'Internal. {table: rows} an erasure of these canonical subjects would change now.';
 

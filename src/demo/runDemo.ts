@@ -16,6 +16,7 @@ import { runWorker } from '../worker/runWorker.js';
 import { writeDemoCsv } from './demoCsv.js';
 import { registerCrm } from './registerCrm.js';
 import { showCustomer, showAudit, type Out } from './show.js';
+import { runSql } from '../db/runSql.js';
 
 export interface DemoOptions {
   /** A server to work on (a scratch database is created and dropped); default: embedded PostgreSQL. */
@@ -50,7 +51,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const server = opts.serverUrl ?? cluster!.url;
   const dbName = `lethe_demo_${randomBytes(4).toString('hex')}`;
   const tmp = await mkdtemp(join(tmpdir(), 'lethe-demo-'));
-  await admin(server, `create database ${pg.escapeIdentifier(dbName)}`);
+  await runSql(server, `create database ${pg.escapeIdentifier(dbName)}`);
   const url = withDatabaseName(server, dbName);
   const lethe = createLethe({ connectionString: url, applicationName: 'lethe-demo', max: 4 });
   try {
@@ -110,20 +111,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     return { requestId: report.requestId, status: status.status, verified: verification.verified, seconds, steps };
   } finally {
     await lethe.close();
-    await admin(server, `drop database if exists ${pg.escapeIdentifier(dbName)} with (force)`).catch(() => undefined);
+    await runSql(server, `drop database if exists ${pg.escapeIdentifier(dbName)} with (force)`).catch(() => undefined);
     await rm(tmp, { recursive: true, force: true });
     await cluster?.stop();
   }
 }
 
 const fmt = (n: number | undefined) => (n ?? 0).toLocaleString('en-US');
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { evidenceChecks } from './evidence.js';
 import { CODE_TABLE, MIGRATIONS_TABLE, packageRoot, readCode, readMigrations } from '../db/sqlFiles.js';
+import { GROUP_ROLES } from '../db/groupRoles.js';
 
 /** fail: Lethe cannot work (exit 1); warn: works with a limitation; info: a notice. */
 export type CheckStatus = 'ok' | 'info' | 'warn' | 'fail';
@@ -26,7 +27,6 @@ export interface DoctorReport {
 
 /** Majors the test suite runs on (npm run test:matrix). */
 const TESTED_MAJORS = [14, 15, 16, 17, 18];
-const GROUP_ROLES = ['pii_admin', 'pii_operator', 'pii_masked_reader', 'pii_auditor', 'pii_dispatcher'];
 const EVENT_TRIGGERS = [
   'lethe_registry_sql_drop',
   'lethe_guard_partitions',

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { withDatabaseName } from '../../src/db/databaseUrl.js';
-import { runSql } from './runSql.js';
+import { runSql } from '../../src/db/runSql.js';
 
 export interface TestDatabase {
   name: string;

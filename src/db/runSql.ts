@@ -1,5 +1,5 @@
-// One statement on its own connection: for server-wide work (databases, roles) that must
-// not run inside a test database's pool. No vitest import: globalSetup uses it too.
+// One statement on its own connection, closed afterwards: for server-wide work (creating and
+// dropping databases, roles) that must not run inside a pool or a transaction.
 import pg from 'pg';
 
 export async function runSql(url: string, sql: string): Promise<void> {
