@@ -31,6 +31,7 @@ import { benchVault } from './bench/vault.js';
 import { profileStatements } from './bench/profile.js';
 import { benchRestoreReplay, copyDatabase, databaseName, dropDatabase } from './bench/restoreReplay.js';
 import { benchRetention } from './bench/retention.js';
+import { benchScaling, scalingSizes } from './bench/scaling.js';
 import { type BenchOptions, type BenchResults, summaryRows, textTable } from './bench/results.js';
 import {
   BENCH_SCHEMA_SQL,
@@ -54,7 +55,8 @@ const USAGE = `usage: npm run bench -- [options]
   --in-place           use the database of --database-url itself instead of creating one
   --skip-build         reuse the crm dataset already in that database (with --in-place)
   --only LIST          run only these sections (comma-separated: erasure,single,masking,
-                       vault,retention,request,verify,guards,csv,restore); for development
+                       vault,retention,scaling,request,verify,guards,csv,restore); for
+                       development
   --render FILE.json   rewrite the report from the results a run saved (no measuring)
   --methods LIST       item 1's methods (default hand,lethe,request,plpgsql,client); hand
                        is always needed (it is the floor)`;
@@ -65,6 +67,7 @@ const SECTIONS = [
   'masking',
   'vault',
   'retention',
+  'scaling',
   'request',
   'verify',
   'guards',
@@ -268,6 +271,12 @@ async function main(): Promise<number> {
     await section('retention', async () => {
       log('10. retention: preview and enforce of a policy selecting the bulk size');
       results.retention = await benchRetention(db!, { subjects: options.bulkSubjects, pairs, log });
+    });
+    await section('scaling', async () => {
+      const sizes = scalingSizes(scale, customers);
+      log(`11. scaling: erase_subjects and the request path at ${sizes.join(', ')} subjects`);
+      // A new Eraser: the connection it was made with closed for item 9's backup.
+      results.scaling = await benchScaling(db!, new Eraser(db!), sizes, log);
     });
     // From here on the data changes for good: the bulk erasure is committed.
     await section('request', async () => {

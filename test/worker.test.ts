@@ -158,6 +158,29 @@ describe('failures', () => {
 });
 
 describe('stop and resume', () => {
+  it('runWorker with concurrency 2 processes two chunks of one request at once', async () => {
+    await db.query(`update app.switches set sleep_ms = 300`);
+    const keys = Array.from({ length: 6 }, (_, i) => String(70 + i));
+    const id = await lethe.requestErasure(keys);
+    await start({ chunkSize: 1, concurrency: 2 });
+    let most = 0;
+    const watch = until(
+      async () => {
+        const { rows } = await db.query(
+          `select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and state = 'active' and query like '%process_request_chunk%'
+              and pid <> pg_backend_pid()`,
+        );
+        most = Math.max(most, rows[0].n);
+        return (await lethe.getRequest(id)).status;
+      },
+      (status) => status === 'done' || status === 'failed',
+    );
+    await watch;
+    expect(most).toBe(2);
+    expect(await lethe.getRequest(id)).toMatchObject({ status: 'done', erased: 6, failed: 0 });
+  });
+
   it('stops between chunks on stop(); the next worker finishes the request', async () => {
     await db.query(`update app.switches set sleep_ms = 150`);
     const keys = Array.from({ length: 30 }, (_, i) => String(40 + i));

@@ -280,6 +280,33 @@ as $$
 $$;
 comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text) is 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.';
 
+-- Marks subjects erased by this transaction: one write per tombstone (inserted or
+-- updated erased), never a flag followed by an update. With a request's filed_snapshot
+-- (a chunk), a subject that an erasure not yet committed when the request was filed has
+-- marked is left to that erasure: not written, not returned. Rows are written (and
+-- locked) in the order of hashes, which callers sort, so overlapping requests queue up
+-- instead of deadlocking. Returns the subjects to erase now, in hash order.
+create or replace function pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid default null,
+                                                    filed_snapshot pg_snapshot default null, kind text default null)
+returns bytea[]
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with marked as (
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
+    select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
+    from unnest(hashes, pseudonyms) as u (h, p)
+    on conflict (subject_hash) do update
+      set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
+          request_id = coalesce(excluded.request_id, t.request_id)
+      where mark_erased.filed_snapshot is null or t.erased_xact is null
+         or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
+    returning t.subject_hash
+  )
+  select coalesce(pg_catalog.array_agg(m.subject_hash order by m.subject_hash), '{}') from marked m
+$$;
+comment on function pii_internal.mark_erased(bytea[], text[], uuid, pg_snapshot, text) is 'Internal. Inserts or updates tombstones as erased by this transaction in one write each (a chunk skips subjects an erasure in flight at filing time covers); returns the subjects to erase now.';
+
 create or replace function pii.was_erased(subject_key text, scope text default null, kind text default null)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)
 language plpgsql stable security definer

@@ -160,9 +160,13 @@ begin
   return null;
 end
 $$;
-comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER UPDATE statement trigger on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
+comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER INSERT and AFTER UPDATE statement triggers on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
 
 create or replace trigger tombstones_erasure_ledger after update on pii_internal.tombstones
+  referencing new table as new_rows
+  for each statement execute function pii_internal.hold_erased_for_ledger();
+-- Tombstones inserted already erased (pii_internal.mark_erased): one write, not two.
+create or replace trigger tombstones_erasure_ledger_insert after insert on pii_internal.tombstones
   referencing new table as new_rows
   for each statement execute function pii_internal.hold_erased_for_ledger();
 

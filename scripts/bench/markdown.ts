@@ -436,6 +436,29 @@ export function renderMarkdown(r: BenchResults): string {
   } else push('_not run_');
   push('');
 
+  push('## 11. How cost grows with work');
+  push('');
+  if (r.scaling) {
+    push(
+      'The same dataset, the first N subjects of the bulk order, each run in a rolled-back transaction (VACUUM and CHECKPOINT between runs, not timed). ' +
+        'Index-driven erasure keeps the time per subject flat; table size (scale 0.25 vs 1) is compared across two runs at those scales.',
+    );
+    push('');
+    push(
+      mdTable(
+        ['subjects', 'pii.erase_subjects', 'per subject', 'request + chunks + finish', 'per subject'],
+        r.scaling.points.map((p) => [
+          fmtInt(p.subjects),
+          fmtSeconds(p.eraseSeconds),
+          fmtMs(p.eraseSeconds / p.subjects),
+          fmtSeconds(p.requestSeconds),
+          fmtMs(p.requestSeconds / p.subjects),
+        ]),
+      ),
+    );
+  } else push('_not run_');
+  push('');
+
   push('## Findings');
   push('');
   push(findings(r));

@@ -13,7 +13,7 @@ export function addWorkerCommand(program: Command): void {
   program
     .command('worker')
     .description('process erasure requests (graphile-worker) until SIGTERM/SIGINT')
-    .option('-c, --concurrency <n>', 'requests processed at once', '1')
+    .option('-c, --concurrency <n>', 'requests, and chunks of one request, processed at once', '1')
     .option('--chunk-size <n>', 'subjects per chunk (default: pii.settings.chunk_size)')
     .option(
       '--ledger-dir <dir>',

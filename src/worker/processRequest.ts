@@ -1,5 +1,5 @@
-// Task lethe_process_request {requestId}: chunk after chunk until nothing is pending,
-// then finish (verify, set the status, announce). Each chunk is one SQL call and one
+// Task lethe_process_request {requestId}: chunk after chunk until nothing is pending (with
+// parallelChunks, that many chunks at once), then finish (verify, set the status, announce). Each chunk is one SQL call and one
 // transaction, so a crash loses at most the chunk in flight, which simply rolls back.
 import type { Task } from 'graphile-worker';
 import type { LetheDb } from '../sql/db.js';
@@ -19,7 +19,17 @@ export class ShutdownInterruption extends Error {
   override readonly name = 'ShutdownInterruption';
 }
 
-export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {}): Task {
+export interface ProcessRequestOptions {
+  chunkSize?: number;
+  /**
+   * Chunks of one request processed at once, each its own transaction on its own
+   * connection (claims use SKIP LOCKED, so they take different items). Default 1.
+   */
+  parallelChunks?: number;
+}
+
+export function processRequestTask(db: LetheDb, opts: ProcessRequestOptions = {}): Task {
+  const parallel = opts.parallelChunks ?? 1;
   return async (payload, helpers) => {
     const requestId = (payload as { requestId?: unknown } | null)?.requestId;
     if (!isRequestId(requestId)) {
@@ -29,17 +39,23 @@ export function processRequestTask(db: LetheDb, opts: { chunkSize?: number } = {
     }
     try {
       let processed = 0;
-      for (;;) {
-        if (helpers.abortSignal?.aborted) {
-          throw new ShutdownInterruption(
-            `worker shutting down after ${processed} item(s); the request resumes on the next start`,
-          );
+      const chunkLoop = async () => {
+        for (;;) {
+          if (helpers.abortSignal?.aborted) {
+            throw new ShutdownInterruption(
+              `worker shutting down after ${processed} item(s); the request resumes on the next start`,
+            );
+          }
+          const n = await chunkWithRetry(db, requestId, opts.chunkSize, (m) => helpers.logger.warn(m));
+          if (n === 0) return;
+          processed += n;
+          helpers.logger.info(`request ${requestId}: ${processed} item(s) processed`);
         }
-        const n = await chunkWithRetry(db, requestId, opts.chunkSize, (m) => helpers.logger.warn(m));
-        if (n === 0) break;
-        processed += n;
-        helpers.logger.info(`request ${requestId}: ${processed} item(s) processed`);
-      }
+      };
+      // Every loop ends (no chunk left in flight) before the job finishes or fails.
+      const loops = await Promise.allSettled(Array.from({ length: parallel }, chunkLoop));
+      const failed = loops.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+      if (failed) throw failed.reason;
       const status = await finishRequest(db, requestId);
       helpers.logger.info(`request ${requestId}: ${status} (${processed} item(s) in this run)`);
     } catch (err) {

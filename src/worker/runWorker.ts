@@ -18,7 +18,10 @@ export interface RunWorkerOptions {
   connectionString?: string;
   /** Use this pool instead of connectionString (not ended by stop()). */
   pool?: pg.Pool;
-  /** Jobs run at once (different requests in parallel). Default 1. */
+  /**
+   * Jobs run at once (different requests in parallel), and chunks of one request run at
+   * once (two workers erase one large request on two cores). Default 1.
+   */
   concurrency?: number;
   /** Items per chunk; pii.settings.chunk_size by default. */
   chunkSize?: number;
@@ -92,7 +95,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
       pgPool: pool,
       concurrency,
       pollInterval: opts.pollInterval ?? 2000,
-      taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize }) },
+      taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize, parallelChunks: concurrency }) },
       // graphile-worker reads ./crontab when given no crontab (and logs that it found none):
       // '' means no schedule, so it gets an empty list of items instead.
       ...(opts.crontab === '' ? { parsedCronItems: [] } : { crontab: opts.crontab ?? LETHE_CRONTAB }),

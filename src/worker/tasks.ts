@@ -3,7 +3,7 @@
 // (purge caches, downstream copies); pass a handler to runWorker({ tasks }) to run it here.
 import type { TaskList } from 'graphile-worker';
 import type { LetheDb } from '../sql/db.js';
-import { PROCESS_REQUEST_TASK, processRequestTask } from './processRequest.js';
+import { PROCESS_REQUEST_TASK, type ProcessRequestOptions, processRequestTask } from './processRequest.js';
 import { ENFORCE_RETENTION_TASK, enforceRetentionTask, HOLD_TICK_TASK, holdTickTask } from './retention.js';
 
 export const ERASURE_COMPLETED_TASK = 'erasure_completed';
@@ -18,7 +18,7 @@ export interface ErasureCompletedPayload {
   residuals: number | null;
 }
 
-export function letheTasks(db: LetheDb, opts: { chunkSize?: number } = {}): TaskList {
+export function letheTasks(db: LetheDb, opts: ProcessRequestOptions = {}): TaskList {
   return {
     [PROCESS_REQUEST_TASK]: processRequestTask(db, opts),
     [ENFORCE_RETENTION_TASK]: enforceRetentionTask(db),
