@@ -73,7 +73,8 @@ describe('pii.register_subject_table with kinds', () => {
 describe('a kind is required where an install has several', () => {
   it('erase_subjects, request_erasure, was_erased, allow_return, verify_erasure_keys: 22023 listing the kinds, nothing written', async () => {
     const state = async () =>
-      (await db.query(`select (select count(*) from pii_internal.tombstones) t, (select count(*) from pii.requests) r`)).rows[0];
+      (await db.query(`select (select count(*) from pii_internal.tombstones) t, (select count(*) from pii.requests) r`))
+        .rows[0];
     const before = await state();
     const sums = await checksums();
     for (const call of [
@@ -117,11 +118,15 @@ describe('pii.erase_subjects by kind', () => {
     const before = await checksums();
     await db.query(`select * from pii.erase_subjects(array['3'], kind => 'staff')`);
     expect(changed(before, await checksums())).toEqual(['staff:3']);
-    const { rows } = await db.query(`select kind, encode(subject_hash, 'hex') as h from pii_internal.tombstones order by kind`);
+    const { rows } = await db.query(
+      `select kind, encode(subject_hash, 'hex') as h from pii_internal.tombstones order by kind`,
+    );
     expect(rows.map((r) => r.kind)).toEqual(['customer', 'staff']);
     expect(rows[0].h).not.toBe(rows[1].h);
     expect((await db.query(`select * from pii.verify_erasure_keys(array['3'], kind => 'staff')`)).rows).toEqual([]);
-    expect((await db.query(`select kind, identifier from pii_internal.identifier_tombstones order by 1, 2`)).rows).toEqual([
+    expect(
+      (await db.query(`select kind, identifier from pii_internal.identifier_tombstones order by 1, 2`)).rows,
+    ).toEqual([
       { kind: 'customer', identifier: 'email' },
       { kind: 'customer', identifier: 'phone' },
       { kind: 'staff', identifier: 'email' },
@@ -210,7 +215,8 @@ describe('identifier tombstones in the erasure ledger', () => {
     const entries = (
       await db.query(`select pii_internal.ledger_entry_json(l) as e from pii.erasure_ledger l order by seq`)
     ).rows.map((r) => r.e);
-    const count = async () => Number((await db.query(`select count(*) as n from pii_internal.identifier_tombstones`)).rows[0].n);
+    const count = async () =>
+      Number((await db.query(`select count(*) as n from pii_internal.identifier_tombstones`)).rows[0].n);
     const all = await count();
     // A backup taken before the identifiers were tombstoned.
     await db.query(`delete from pii_internal.identifier_tombstones`);
@@ -275,7 +281,9 @@ describe('one kind', () => {
       await one.query(`insert into shop_one values (3, 'ONE@mail.example')`);
       expect((await one.query(`select email from shop_one where id = 3`)).rows).toEqual([{ email: null }]);
       expect((await one.query(`select pii.allow_return('1') as ok`)).rows).toEqual([{ ok: true }]);
-      expect((await one.query(`select count(*)::int as n from pii_internal.identifier_tombstones`)).rows).toEqual([{ n: 0 }]);
+      expect((await one.query(`select count(*)::int as n from pii_internal.identifier_tombstones`)).rows).toEqual([
+        { n: 0 },
+      ]);
     } finally {
       await one.drop();
     }
