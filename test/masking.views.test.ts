@@ -396,7 +396,7 @@ describe('DDL on registered tables (event triggers)', () => {
 
   it("a failed rebuild's warning names the database error by SQLSTATE and keyed hash, never its text (a value it quotes)", async () => {
     await db.query(`
-      create table app.callbacks (id bigint primary key, customer_id bigint not null, phone text);
+      create table app.callbacks (id bigint primary key, customer_id bigint not null references app.customers (id), phone text);
       create index on app.callbacks (customer_id);
       select pii.register_table('app.callbacks', 'customer_id', 'anonymize');
       select pii.register_column('app.callbacks', 'phone', 'null', mask => 'set:call ann@example.com');`);
