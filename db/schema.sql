@@ -1910,14 +1910,7 @@ function pii.register_column(regclass,name,text,text,text) owner <owner>
       reg pii.tables;
       n smallint;
     begin
-      if tbl is null then
-        raise exception 'table must not be NULL' using errcode = '22004';
-      end if;
-      select * into reg from pii.tables t where t.relid = tbl;
-      if reg.relid is null then
-        raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
-          using errcode = '55000', hint = 'Call pii.register_table (or register_subject_table / register_child_table) first.';
-      end if;
+      reg := pii_internal.registered_table(tbl);
       perform pii_internal.check_registrable(tbl);
       n := pii_internal.column_attnum(tbl, col);
       if category is null or pg_catalog.btrim(category) = '' then
@@ -1955,14 +1948,7 @@ function pii.register_identifier(regclass,name,text,text) owner <owner>
       rule pii.columns;
       name_ text;
     begin
-      if tbl is null then
-        raise exception 'table must not be NULL' using errcode = '22004';
-      end if;
-      select * into reg from pii.tables t where t.relid = tbl;
-      if reg.relid is null then
-        raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
-          using errcode = '55000', hint = 'Register the table (pii.register_table, register_child_table or register_subject_table) and the column (pii.register_column) first.';
-      end if;
+      reg := pii_internal.registered_table(tbl);
       n := pii_internal.column_attnum(tbl, col);
       if normaliser is null or normaliser not in ('email', 'phone', 'lower_trim', 'trim', 'exact') then
         raise exception 'unknown identifier normaliser "%" (column %.%)', normaliser, pii_internal.qualified_name(tbl), col
@@ -7498,6 +7484,29 @@ function pii_internal.registered_subtree(regclass) owner <owner>
       select sub.relid from sub
     $function$
   comment 'Internal. A registered table and the tables registered beneath it as children, any depth.'
+
+function pii_internal.registered_table(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_table(tbl regclass)
+     RETURNS pii.tables
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+    begin
+      if tbl is null then
+        raise exception 'table must not be NULL' using errcode = '22004';
+      end if;
+      select * into reg from pii.tables t where t.relid = tbl;
+      if reg.relid is null then
+        raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
+          using errcode = '55000', hint = 'Register the table first (pii.register_table, register_child_table or register_subject_table).';
+      end if;
+      return reg;
+    end
+    $function$
+  comment 'Internal. The pii.tables row of a registered table (22004 for NULL, 55000 naming the table when it is not registered).'
 
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])

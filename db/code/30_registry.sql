@@ -575,6 +575,28 @@ reference intact, erase erases them too. A plan that would violate a constraint 
 Examples: select pii.register_child_table('crm.order_items', 'crm.orders', 'order_id', 'anonymize');
 select pii.register_child_table('shop.address', 'shop.customer', on_erase => 'anonymize');$$;
 
+-- The registry row of a table a column-level call names: 22004 for NULL, 55000 when the
+-- table is not registered (column rules and identifiers need their table first).
+create or replace function pii_internal.registered_table(tbl regclass) returns pii.tables
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+begin
+  if tbl is null then
+    raise exception 'table must not be NULL' using errcode = '22004';
+  end if;
+  select * into reg from pii.tables t where t.relid = tbl;
+  if reg.relid is null then
+    raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
+      using errcode = '55000', hint = 'Register the table first (pii.register_table, register_child_table or register_subject_table).';
+  end if;
+  return reg;
+end
+$$;
+comment on function pii_internal.registered_table(regclass) is 'Internal. The pii.tables row of a registered table (22004 for NULL, 55000 naming the table when it is not registered).';
+
 create or replace function pii.register_column(tbl regclass, col name, erase text, mask text default 'hide', category text default 'pii')
 returns void
 language plpgsql security definer
@@ -584,14 +606,7 @@ declare
   reg pii.tables;
   n smallint;
 begin
-  if tbl is null then
-    raise exception 'table must not be NULL' using errcode = '22004';
-  end if;
-  select * into reg from pii.tables t where t.relid = tbl;
-  if reg.relid is null then
-    raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
-      using errcode = '55000', hint = 'Call pii.register_table (or register_subject_table / register_child_table) first.';
-  end if;
+  reg := pii_internal.registered_table(tbl);
   perform pii_internal.check_registrable(tbl);
   n := pii_internal.column_attnum(tbl, col);
   if category is null or pg_catalog.btrim(category) = '' then

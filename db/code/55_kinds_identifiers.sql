@@ -165,14 +165,7 @@ declare
   rule pii.columns;
   name_ text;
 begin
-  if tbl is null then
-    raise exception 'table must not be NULL' using errcode = '22004';
-  end if;
-  select * into reg from pii.tables t where t.relid = tbl;
-  if reg.relid is null then
-    raise exception 'table % is not registered', pii_internal.qualified_name(tbl)
-      using errcode = '55000', hint = 'Register the table (pii.register_table, register_child_table or register_subject_table) and the column (pii.register_column) first.';
-  end if;
+  reg := pii_internal.registered_table(tbl);
   n := pii_internal.column_attnum(tbl, col);
   if normaliser is null or normaliser not in ('email', 'phone', 'lower_trim', 'trim', 'exact') then
     raise exception 'unknown identifier normaliser "%" (column %.%)', normaliser, pii_internal.qualified_name(tbl), col
