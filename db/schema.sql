@@ -71,6 +71,7 @@ table pii.columns owner <owner>
   constraint columns_pkey PRIMARY KEY (relid, attnum)
   constraint columns_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX columns_pkey ON pii.columns USING btree (relid, attnum)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.columns FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_columns_delete AFTER DELETE ON pii.columns REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_columns_insert AFTER INSERT ON pii.columns REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_columns_update AFTER UPDATE ON pii.columns REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -127,6 +128,7 @@ table pii.identifiers owner <owner>
   constraint identifiers_pkey PRIMARY KEY (relid, attnum)
   constraint identifiers_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX identifiers_pkey ON pii.identifiers USING btree (relid, attnum)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.identifiers FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -316,6 +318,7 @@ table pii.subject_table owner <owner>
   constraint subject_table_relid_key UNIQUE (relid)
   index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (kind)
   index CREATE UNIQUE INDEX subject_table_relid_key ON pii.subject_table USING btree (relid)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_subject_table_change AFTER INSERT OR DELETE OR UPDATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
@@ -347,6 +350,7 @@ table pii.tables owner <owner>
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
   trigger CREATE TRIGGER adopt_not_pii_columns AFTER INSERT ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.adopt_not_pii_columns()
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.tables FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -443,6 +447,24 @@ table pii_internal.migrations owner <owner>
   column applied_at timestamp with time zone not null default now()
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
+
+table pii_internal.plan_cache owner <owner>
+  column name text not null
+  column generation bigint not null
+  column parts text[] not null
+  constraint plan_cache_pkey PRIMARY KEY (name)
+  index CREATE UNIQUE INDEX plan_cache_pkey ON pii_internal.plan_cache USING btree (name)
+  comment 'SQL generated from the registry (erasure plan, per-table predicates) by name, valid for one generation of pii_internal.plan_state. Lethe''s own text only; owner-only.'
+
+table pii_internal.plan_state owner <owner>
+  column only_row boolean not null default true
+  column generation bigint not null default 1
+  constraint lethe_plan_cache_build TRIGGER DEFERRABLE INITIALLY DEFERRED
+  constraint plan_state_only_row_check CHECK (only_row)
+  constraint plan_state_pkey PRIMARY KEY (only_row)
+  index CREATE UNIQUE INDEX plan_state_pkey ON pii_internal.plan_state USING btree (only_row)
+  trigger CREATE CONSTRAINT TRIGGER lethe_plan_cache_build AFTER UPDATE ON pii_internal.plan_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pii_internal.build_plan_cache()
+  comment 'One row: the generation of the registry and catalog state cached plans were built from (bumped by registry writes and DDL on registered tables).'
 
 table pii_internal.pseudonym_key owner <owner>
   column singleton boolean not null default true
@@ -3658,6 +3680,277 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
+function pii_internal.build_erase_plan(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_erase_plan(mode text)
+     RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r record;
+      rows_sql record;
+      set_list text;
+      owned text;
+      key_col text;
+    begin
+      for r in
+        with recursive tree as (
+          select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
+          from pii.tables t
+          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+          union all
+          select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
+          from pii.tables c join tree on c.parent_relid = tree.relid
+        ),
+        -- referencing -> referenced, between registered tables.
+        edges (src, dst) as (
+          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
+          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
+          union
+          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
+          from pii.tables t cross join pii.subject_table s
+          where t.relid <> s.relid
+        ),
+        -- How far a table is above the tables nothing registered references further: it runs
+        -- before every table it references.
+        level (relid, n) as (
+          select tree.relid::oid, 0 from tree
+          union
+          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
+          where level.n < (select pg_catalog.count(*) from tree)
+        )
+        select tree.relid, tree.depth,
+               case when mode = 'delete' then 'delete'
+                    when s.relid is not null then 'anonymize'
+                    when tree.deletes then 'delete'
+                    else 'anonymize' end as action,
+               s.relid is not null as is_subject,
+               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
+        from tree
+        left join pii.subject_table s on s.relid = tree.relid
+        left join pii.tables t on t.relid = tree.relid
+        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
+      loop
+        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
+        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
+        continue when r.action = 'anonymize' and set_list is null;
+        rows_sql := pii_internal.subject_rows_sql(r.relid);
+        if r.referenced then
+          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
+          owned := pii_internal.exclusively_owned_sql(r.relid);
+          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
+          capture := pg_catalog.format(
+            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
+            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
+            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
+          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
+          rows_sql.from_list := '';
+          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
+                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
+        end if;
+        if r.action = 'delete' then
+          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
+                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+        else
+          -- Rows already in their erased state are not written again (no new row version,
+          -- no index entries, no trigger work): erasing twice writes nothing.
+          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
+                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
+        end if;
+        return next;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Generates the steps pii_internal.erase_plan returns (uncached).'
+
+function pii_internal.build_plan_cache() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_plan_cache()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gen bigint;
+      tbl regclass;
+    begin
+      if not pii_internal.plan_cache_enabled() or not exists (select from pii.subject_table) then
+        return null;
+      end if;
+      select s.generation into gen from pii_internal.plan_state s;
+      if exists (select from pii_internal.plan_cache c where c.name = 'erase_plan:erase' and c.generation = gen) then
+        return null;
+      end if;
+      begin
+        perform pii_internal.erase_plan('erase');
+        for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
+          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
+        end loop;
+      exception when others then
+        -- A registry that cannot be planned yet (lint says why): erasure reports it when called.
+        null;
+      end;
+      return null;
+    end
+    $function$
+  comment 'Internal. Deferred trigger: at the commit of a registry or DDL change, caches the erasure plan and the per-table predicates (failures leave the cache to be built on use).'
+
+function pii_internal.build_row_erased_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_row_erased_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then 'false' else coalesce((
+        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
+        from (
+          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
+          from pii.columns c
+          where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          union all
+          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
+          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+          -- however much its key looks like a pseudonym (anon_fan@news.example).
+          select 'false', false
+          from pii.tables t
+          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
+        ) x where x.pred is not null), 'true') end
+    $function$
+  comment 'Internal. Generates what pii_internal.row_erased_sql returns (uncached).'
+
+function pii_internal.build_subject_key_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      cur regclass := tbl;
+      alias text := 't';
+      parent_alias text;
+      depth integer := 0;
+      conds text[] := '{}';
+    begin
+      from_list := '';
+      loop
+        select * into reg from pii.tables r where r.relid = cur;
+        if reg.relid is null then
+          raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
+        end if;
+        exit when reg.parent_relid is null;
+        depth := depth + 1;
+        parent_alias := 'p' || depth;
+        from_list := from_list || case when depth > 1 then ', ' else '' end
+                     || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
+        conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
+                                            parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+        alias := parent_alias;
+        cur := reg.parent_relid;
+      end loop;
+      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
+      key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
+      key_type := pii_internal.column_type(cur, reg.subject_attnum);
+      if reg.scope_attnum is not null then
+        scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
+        scope_type := pii_internal.column_type(cur, reg.scope_attnum);
+      end if;
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.subject_key_sql returns (uncached).'
+
+function pii_internal.build_subject_rows_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii_internal.subject_key_sql(tbl);
+      reg pii.tables;
+      key_cond text;
+      first_join text;
+      conds text[];
+    begin
+      from_list := path.from_list;
+      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
+      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+      key_cond := pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
+      conds := conds || key_cond;
+      if path.join_sql <> '' then
+        -- The parent keys of these subjects, looked up first: the table's rows are then found
+        -- through the index on its foreign key (= any (array)), instead of a hash join that
+        -- scans the whole table once per chunk. Implied by the join, so the same rows.
+        select * into reg from pii.tables r where r.relid = tbl;
+        first_join := pg_catalog.format('%I.%I = %I.%I', 't', pii_internal.column_name(tbl, reg.parent_fk_attnum),
+                                        'p1', pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+        if not pg_catalog.starts_with(path.join_sql, first_join) then
+          raise exception 'subject_rows_sql: the path of % does not start with its first hop', pii_internal.qualified_name(tbl) using errcode = 'XX000';
+        end if;
+        conds := conds || pg_catalog.format('t.%I = any (array(select p1.%I from %s where %s))',
+          pii_internal.column_name(tbl, reg.parent_fk_attnum), pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum), path.from_list,
+          -- The joins beyond the first hop (subject_key_sql lists the first hop first).
+          pg_catalog.array_to_string(array[nullif(pg_catalog.substr(path.join_sql, pg_catalog.length(first_join) + 6), ''), key_cond], ' and '));
+      end if;
+      if path.scope_sql is not null then
+        -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
+        conds := conds || case when pii_internal.is_citext(path.key_type)
+          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
+      end if;
+      where_sql := pg_catalog.array_to_string(conds, ' and ');
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.subject_rows_sql returns (uncached).'
+
+function pii_internal.bump_plan_generation() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bump_plan_generation()
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      update pii_internal.plan_state set generation = generation operator(pg_catalog.+) 1
+    $function$
+  comment 'Internal. Starts a new plan cache generation (registry or DDL change).'
+
+function pii_internal.cached_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.cached_sql(name text, build text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gen bigint;
+      parts text[];
+    begin
+      if pii_internal.plan_cache_enabled() then
+        select s.generation into gen from pii_internal.plan_state s;
+        select c.parts into parts from pii_internal.plan_cache c
+        where c.name operator(pg_catalog.=) cached_sql.name and c.generation operator(pg_catalog.=) gen;
+        if parts is not null then
+          return parts;
+        end if;
+      end if;
+      execute 'select ' operator(pg_catalog.||) build into parts;
+      if gen is not null and parts is not null and pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
+        insert into pii_internal.plan_cache as c (name, generation, parts) values (name, gen, parts)
+        on conflict on constraint plan_cache_pkey do update set generation = excluded.generation, parts = excluded.parts
+          where c.generation operator(pg_catalog.<) excluded.generation;
+      end if;
+      return parts;
+    end
+    $function$
+  comment 'Internal. SQL parts generated from the registry, cached per plan generation: the cached parts of a name, or the result of evaluating Lethe''s build expression (then cached).'
+
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
@@ -4775,85 +5068,17 @@ function pii_internal.erase_plan(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_plan(mode text)
      RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      r record;
-      rows_sql record;
-      set_list text;
-      owned text;
-      key_col text;
     begin
-      for r in
-        with recursive tree as (
-          select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
-          from pii.tables t
-          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-          union all
-          select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
-          from pii.tables c join tree on c.parent_relid = tree.relid
-        ),
-        -- referencing -> referenced, between registered tables.
-        edges (src, dst) as (
-          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-          union
-          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-          from pii.tables t cross join pii.subject_table s
-          where t.relid <> s.relid
-        ),
-        -- How far a table is above the tables nothing registered references further: it runs
-        -- before every table it references.
-        level (relid, n) as (
-          select tree.relid::oid, 0 from tree
-          union
-          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
-          where level.n < (select pg_catalog.count(*) from tree)
-        )
-        select tree.relid, tree.depth,
-               case when mode = 'delete' then 'delete'
-                    when s.relid is not null then 'anonymize'
-                    when tree.deletes then 'delete'
-                    else 'anonymize' end as action,
-               s.relid is not null as is_subject,
-               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
-        from tree
-        left join pii.subject_table s on s.relid = tree.relid
-        left join pii.tables t on t.relid = tree.relid
-        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
-      loop
-        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
-        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
-        continue when r.action = 'anonymize' and set_list is null;
-        rows_sql := pii_internal.subject_rows_sql(r.relid);
-        if r.referenced then
-          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
-          owned := pii_internal.exclusively_owned_sql(r.relid);
-          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
-          capture := pg_catalog.format(
-            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
-            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
-            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
-          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
-          rows_sql.from_list := '';
-          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
-                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
-        end if;
-        if r.action = 'delete' then
-          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
-                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
-        else
-          -- Rows already in their erased state are not written again (no new row version,
-          -- no index entries, no trigger work): erasing twice writes nothing.
-          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
-                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
-                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
-        end if;
-        return next;
-      end loop;
+      return query
+      select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+      from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
+             $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+                        'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
+                       from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
+             mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+      order by x.ord;
     end
     $function$
   comment 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.'
@@ -7112,6 +7337,53 @@ function pii_internal.parse_strategy(text) owner <owner>
     $function$
   comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
+function pii_internal.plan_cache_ddl() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_ddl()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if tg_tag in ('ALTER TYPE', 'ALTER DOMAIN', 'ALTER SCHEMA')
+         or exists (
+           select from pg_catalog.pg_event_trigger_ddl_commands() d
+           where d.classid = 'pg_catalog.pg_class'::regclass
+             and (exists (select from pii.tables t where t.relid::oid = d.objid)
+                  or exists (select from pg_catalog.pg_constraint c
+                             where c.contype = 'f' and c.conrelid = d.objid
+                               and c.confrelid in (select t.relid::oid from pii.tables t)))) then
+        perform pii_internal.bump_plan_generation();
+      end if;
+    end
+    $function$
+  comment 'Internal. Event trigger (ddl_command_end): DDL on registered tables, tables referencing them, schemas and types starts a new plan cache generation.'
+
+function pii_internal.plan_cache_drop() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_drop()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.bump_plan_generation();
+    end
+    $function$
+  comment 'Internal. Event trigger (sql_drop): any dropped object may be in a plan (a column, a foreign key, a table): a new plan cache generation.'
+
+function pii_internal.plan_cache_enabled() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_enabled()
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.count(*) operator(pg_catalog.=) 2 from pg_catalog.pg_event_trigger e
+      where e.evtname in ('lethe_plan_cache_ddl', 'lethe_plan_cache_drop') and e.evtenabled operator(pg_catalog.<>) 'D'
+    $function$
+  comment 'Internal. Whether the plan cache is in use: only while its DDL event triggers are installed and enabled.'
+
 function pii_internal.plan_problems(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
      RETURNS TABLE(table_name text, constraint_name name, problem text, hint text)
@@ -7508,6 +7780,19 @@ function pii_internal.registered_table(regclass) owner <owner>
     $function$
   comment 'Internal. The pii.tables row of a registered table (22004 for NULL, 55000 naming the table when it is not registered).'
 
+function pii_internal.registry_changed() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registry_changed()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.bump_plan_generation();
+      return null;
+    end
+    $function$
+  comment 'Internal. Statement trigger on the registry tables: a new plan cache generation.'
+
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])
      RETURNS record
@@ -7807,25 +8092,13 @@ function pii_internal.rewrites_pii_key(regclass) owner <owner>
 function pii_internal.row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.row_erased_sql(tbl regclass, action text)
      RETURNS text
-     LANGUAGE sql
-     STABLE
+     LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when action = 'delete' then 'false' else coalesce((
-        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
-        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
-        from (
-          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
-          from pii.columns c
-          where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
-          union all
-          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
-          -- however much its key looks like a pseudonym (anon_fan@news.example).
-          select 'false', false
-          from pii.tables t
-          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
-        ) x where x.pred is not null), 'true') end
+    begin
+      return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+                                      pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
+    end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
@@ -8119,40 +8392,13 @@ function pii_internal.subject_key_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
      RETURNS record
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      reg pii.tables;
-      cur regclass := tbl;
-      alias text := 't';
-      parent_alias text;
-      depth integer := 0;
-      conds text[] := '{}';
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+        '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
     begin
-      from_list := '';
-      loop
-        select * into reg from pii.tables r where r.relid = cur;
-        if reg.relid is null then
-          raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
-        end if;
-        exit when reg.parent_relid is null;
-        depth := depth + 1;
-        parent_alias := 'p' || depth;
-        from_list := from_list || case when depth > 1 then ', ' else '' end
-                     || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
-        conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
-                                            parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
-        alias := parent_alias;
-        cur := reg.parent_relid;
-      end loop;
-      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
-      key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
-      key_type := pii_internal.column_type(cur, reg.subject_attnum);
-      if reg.scope_attnum is not null then
-        scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
-        scope_type := pii_internal.column_type(cur, reg.scope_attnum);
-      end if;
+      from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
     end
     $function$
   comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
@@ -8217,45 +8463,13 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
      RETURNS record
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      path record := pii_internal.subject_key_sql(tbl);
-      reg pii.tables;
-      key_cond text;
-      first_join text;
-      conds text[];
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+                                          pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
     begin
-      from_list := path.from_list;
-      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
-      key_cond := pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
-      conds := conds || key_cond;
-      if path.join_sql <> '' then
-        -- The parent keys of these subjects, looked up first: the table's rows are then found
-        -- through the index on its foreign key (= any (array)), instead of a hash join that
-        -- scans the whole table once per chunk. Implied by the join, so the same rows.
-        select * into reg from pii.tables r where r.relid = tbl;
-        first_join := pg_catalog.format('%I.%I = %I.%I', 't', pii_internal.column_name(tbl, reg.parent_fk_attnum),
-                                        'p1', pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
-        if not pg_catalog.starts_with(path.join_sql, first_join) then
-          raise exception 'subject_rows_sql: the path of % does not start with its first hop', pii_internal.qualified_name(tbl) using errcode = 'XX000';
-        end if;
-        conds := conds || pg_catalog.format('t.%I = any (array(select p1.%I from %s where %s))',
-          pii_internal.column_name(tbl, reg.parent_fk_attnum), pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum), path.from_list,
-          -- The joins beyond the first hop (subject_key_sql lists the first hop first).
-          pg_catalog.array_to_string(array[nullif(pg_catalog.substr(path.join_sql, pg_catalog.length(first_join) + 6), ''), key_cond], ' and '));
-      end if;
-      if path.scope_sql is not null then
-        -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-        conds := conds || case when pii_internal.is_citext(path.key_type)
-          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
-                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
-          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
-      end if;
-      where_sql := pg_catalog.array_to_string(conds, ' and ');
+      from_list := p[1]; where_sql := p[2];
     end
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
@@ -8523,5 +8737,9 @@ event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER T
 event trigger lethe_masking_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.masking_sql_drop() owner <owner>
 
 event trigger lethe_not_pii_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE') execute pii_internal.forget_dropped_not_pii_columns() owner <owner>
+
+event trigger lethe_plan_cache_ddl on ddl_command_end when tag in ('ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER FOREIGN TABLE', 'CREATE FOREIGN TABLE') execute pii_internal.plan_cache_ddl() owner <owner>
+
+event trigger lethe_plan_cache_drop on sql_drop execute pii_internal.plan_cache_drop() owner <owner>
 
 event trigger lethe_registry_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.forget_dropped_tables() owner <owner>
