@@ -3771,6 +3771,7 @@ function pii_internal.build_plan_cache() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.build_plan_cache()
      RETURNS trigger
      LANGUAGE plpgsql
+     SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
@@ -3785,7 +3786,7 @@ function pii_internal.build_plan_cache() owner <owner>
         return null;
       end if;
       begin
-        perform pii_internal.erase_plan('erase');
+        perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
         for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
           perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
         end loop;
@@ -3939,6 +3940,10 @@ function pii_internal.cached_sql(text,text) owner <owner>
         if parts is not null then
           return parts;
         end if;
+      elsif pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off'
+            and exists (select from pii_internal.plan_cache) then
+        -- DDL meanwhile went unseen: what was cached must not be read when the triggers are back.
+        delete from pii_internal.plan_cache;
       end if;
       execute 'select ' operator(pg_catalog.||) build into parts;
       if gen is not null and parts is not null and pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
@@ -4376,12 +4381,16 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
 function pii_internal.column_name(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_name(tbl regclass, col smallint)
      RETURNS name
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select a.attname from pg_catalog.pg_attribute a
-      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    begin
+      return (
+        select a.attname from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -4391,12 +4400,16 @@ function pii_internal.column_name(regclass,smallint) owner <owner>
 function pii_internal.column_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_type(tbl regclass, col smallint)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
-      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    begin
+      return (
+        select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -5038,18 +5051,22 @@ function pii_internal.ensure_deputies() owner <owner>
 function pii_internal.erase_action(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_action(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive chain as (
-        select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-        union all
-        select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-      )
-      select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-                  when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-                  else 'anonymize' end
+    begin
+      return (
+        with recursive chain as (
+          select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+          union all
+          select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+        )
+        select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                    when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                    else 'anonymize' end
+      );
+    end
     $function$
   comment 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.'
 
@@ -5090,14 +5107,14 @@ function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      problem record;
+      problem text[];
       held record;
     begin
       perform pii_internal.check_erase_mode(mode);
       -- A plan that would violate a constraint is refused before anything changes.
-      select * into problem from pii_internal.plan_problems(mode) limit 1;
-      if problem.table_name is not null then
-        raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+      problem := pii_internal.plan_problem(mode);
+      if pg_catalog.cardinality(problem) > 0 then
+        raise exception 'erasure (mode %) cannot run: %', mode, problem[3] using errcode = '55000', hint = problem[4], constraint = problem[2];
       end if;
       matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
@@ -5641,24 +5658,28 @@ function pii_internal.guard_new_partitions() owner <owner>
 function pii_internal.guard_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_owned_sql(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select coalesce(pg_catalog.string_agg(
-               case when f.referencing = t.parent_relid and f.conname = t.link_fk
-                    then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
-                                           pii_internal.qualified_name(f.referencing), c.cond)
-                    else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
-               ' and ' order by f.conname), 'true')
-      from pii.tables t
-      join pii_internal.shared_row_references() f on f.referenced = t.relid
-      cross join lateral (
-        select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
-                                                       pii_internal.column_name(tbl, u.b)), ' and ') as cond
-        from unnest(f.conkey, f.confkey) as u (a, b)
-      ) c
-      where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+    begin
+      return (
+        select coalesce(pg_catalog.string_agg(
+                 case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                      then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                             pii_internal.qualified_name(f.referencing), c.cond)
+                      else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+                 ' and ' order by f.conname), 'true')
+        from pii.tables t
+        join pii_internal.shared_row_references() f on f.referenced = t.relid
+        cross join lateral (
+          select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                         pii_internal.column_name(tbl, u.b)), ' and ') as cond
+          from unnest(f.conkey, f.confkey) as u (a, b)
+        ) c
+        where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+      );
+    end
     $function$
   comment 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).'
 
@@ -5828,17 +5849,20 @@ function pii_internal.guard_rows() owner <owner>
 function pii_internal.guarded_tree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
      RETURNS SETOF regclass
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive down (relid) as (
-        select tbl::oid
-        union
-        select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
-        where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
-      )
-      select down.relid::regclass from down
+    begin
+      return query
+        with recursive down (relid) as (
+          select tbl::oid
+          union
+          select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+          where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+        )
+        select down.relid::regclass from down;
+    end
     $function$
   comment 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.'
 
@@ -6156,16 +6180,20 @@ function pii_internal.identifier_values_sql(regclass) owner <owner>
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
      RETURNS boolean
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select exists (
-        select from pg_catalog.pg_type ty
-        join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
-        join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
-        join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
-        where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+    begin
+      return (
+        select exists (
+          select from pg_catalog.pg_type ty
+          join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+          join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+          join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+          where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+      );
+    end
     $function$
   comment 'Internal. Whether a type is (a domain over) the citext extension''s type.'
 
@@ -6215,16 +6243,20 @@ function pii_internal.is_text_type(regclass,smallint) owner <owner>
 function pii_internal.key_equality_sql(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_equality_sql(key_type text)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select coalesce(
-        (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
-         from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
-         where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
-         limit 1),
-        'operator(pg_catalog.=)')
+    begin
+      return (
+        select coalesce(
+          (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+           from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+           where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+           limit 1),
+          'operator(pg_catalog.=)')
+      );
+    end
     $function$
   comment 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.'
 
@@ -6243,13 +6275,17 @@ function pii_internal.key_position(integer,bigint[]) owner <owner>
 function pii_internal.key_text_sql(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_text_sql(value_sql text, key_type text)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when pii_internal.is_citext(key_type)
-                  then 'pg_catalog.lower((' || value_sql || ')::text)'
-                  else '(' || value_sql || ')::text' end
+    begin
+      return (
+        select case when pii_internal.is_citext(key_type)
+                    then 'pg_catalog.lower((' || value_sql || ')::text)'
+                    else '(' || value_sql || ')::text' end
+      );
+    end
     $function$
   comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
 
@@ -7384,6 +7420,19 @@ function pii_internal.plan_cache_enabled() owner <owner>
     $function$
   comment 'Internal. Whether the plan cache is in use: only while its DDL event triggers are installed and enabled.'
 
+function pii_internal.plan_problem(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_problem(mode text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return pii_internal.cached_sql(pg_catalog.format('plan_problem:%s', mode), pg_catalog.format(
+        $q$coalesce((select array[p.table_name, p.constraint_name, p.problem, p.hint] from pii_internal.plan_problems(%L) p limit 1), '{}')$q$, mode));
+    end
+    $function$
+  comment 'Internal. The first problem pii_internal.plan_problems finds for a mode (table, constraint, problem, hint), empty when the plan can run.'
+
 function pii_internal.plan_problems(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
      RETURNS TABLE(table_name text, constraint_name name, problem text, hint text)
@@ -7497,13 +7546,17 @@ function pii_internal.pseudonyms(text[]) owner <owner>
 function pii_internal.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.qualified_name(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format('%I.%I', n.nspname, c.relname)
-      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where c.oid = tbl
+    begin
+      return (
+        select pg_catalog.format('%I.%I', n.nspname, c.relname)
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.oid = tbl
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -7673,16 +7726,20 @@ function pii_internal.refuse_unrunnable_plan(regclass) owner <owner>
 function pii_internal.registered_ancestor(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_ancestor(rel regclass)
      RETURNS regclass
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive up (relid, depth) as (
-        select rel::oid, 0
-        union all
-        select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
-      )
-      select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+    begin
+      return (
+        with recursive up (relid, depth) as (
+          select rel::oid, 0
+          union all
+          select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+        )
+        select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+      );
+    end
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 

@@ -108,8 +108,11 @@ $$;
 -- The plans a registry needs, built in the bumping transaction at its commit: the erasure
 -- plan in mode erase and the per-table predicates the guards and verification use. Nothing
 -- raised here reaches the commit (the cache is then built on first use).
+-- SECURITY DEFINER: it fires at the commit of whoever changed the registry or a registered
+-- table (pii_admin, a table owner with no Lethe role); it only reads the registry and the
+-- catalog and writes the cache.
 create or replace function pii_internal.build_plan_cache() returns trigger
-language plpgsql
+language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
@@ -124,7 +127,7 @@ begin
     return null;
   end if;
   begin
-    perform pii_internal.erase_plan('erase');
+    perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
     for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
       perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
     end loop;

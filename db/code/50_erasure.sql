@@ -132,17 +132,21 @@ comment on function pii_internal.row_erased_sql(regclass, text) is 'Internal. SQ
 -- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
 -- ancestor's rows are deleted.
 create or replace function pii_internal.erase_action(tbl regclass) returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive chain as (
-    select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-    union all
-    select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-  )
-  select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-              when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-              else 'anonymize' end
+begin
+  return (
+    with recursive chain as (
+      select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+      union all
+      select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+    )
+    select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                else 'anonymize' end
+  );
+end
 $$;
 comment on function pii_internal.erase_action(regclass) is 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.';
 comment on function pii_internal.subject_key_sql(regclass) is 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).';
@@ -546,6 +550,19 @@ end
 $$;
 comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[], text) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements over the tables of a kind (NULL: the only kind) for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
 
+-- The first problem of pii_internal.plan_problems(mode) as (table, constraint, problem,
+-- hint), empty when the plan can run; cached per plan generation (48_plan_cache).
+create or replace function pii_internal.plan_problem(mode text) returns text[]
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return pii_internal.cached_sql(pg_catalog.format('plan_problem:%s', mode), pg_catalog.format(
+    $q$coalesce((select array[p.table_name, p.constraint_name, p.problem, p.hint] from pii_internal.plan_problems(%L) p limit 1), '{}')$q$, mode));
+end
+$$;
+comment on function pii_internal.plan_problem(text) is 'Internal. The first problem pii_internal.plan_problems finds for a mode (table, constraint, problem, hint), empty when the plan can run.';
+
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
@@ -556,14 +573,14 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  problem record;
+  problem text[];
   held record;
 begin
   perform pii_internal.check_erase_mode(mode);
   -- A plan that would violate a constraint is refused before anything changes.
-  select * into problem from pii_internal.plan_problems(mode) limit 1;
-  if problem.table_name is not null then
-    raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+  problem := pii_internal.plan_problem(mode);
+  if pg_catalog.cardinality(problem) > 0 then
+    raise exception 'erasure (mode %) cannot run: %', mode, problem[3] using errcode = '55000', hint = problem[4], constraint = problem[2];
   end if;
   matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
