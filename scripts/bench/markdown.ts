@@ -441,7 +441,10 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.scaling) {
     push(
       'The same dataset, the first N subjects of the bulk order, each run in a rolled-back transaction (VACUUM and CHECKPOINT between runs, not timed). ' +
-        'Index-driven erasure keeps the time per subject flat; table size (scale 0.25 vs 1) is compared across two runs at those scales.',
+        'Index-driven erasure keeps the time per subject flat; table size (scale 0.25 vs 1) is compared across two runs at those scales.' +
+        (r.scaling.maxKeysPerCall
+          ? ` pii.settings.max_keys_per_call was raised to ${fmtInt(r.scaling.maxKeysPerCall)} for this section (one call per size) and restored after it.`
+          : ''),
     );
     push('');
     push(
