@@ -170,18 +170,69 @@ describe('rental shop: erasure of customers', () => {
     expect(status.rows_affected['shop.address']).toBe(2);
     const id2 = (await db.query(`select pii.request_erasure(array['32']) as id`)).rows[0].id as string;
     while (Number((await db.query(`select pii.process_request_chunk($1::uuid, 100) as n`, [id2])).rows[0].n) > 0);
-    // Address 12 is still referenced by customer 12, erased in another batch: Lethe cannot
-    // tell that row from a live customer's, so the address is kept, and counted.
+    // Address 12 is still referenced by customer 12, erased in another batch: that row belongs
+    // to nobody alive, so with customer 32 the address is theirs alone and erased.
     const status2 = (await db.query(`select rows_affected, shared_kept from pii.request_status($1::uuid)`, [id2]))
       .rows[0];
-    expect(status2.rows_affected['shop.address']).toBe(0);
-    expect(status2.shared_kept).toEqual({ 'shop.address': 1 });
-    // The kept shared address (PII still in it) is no residual of the request.
+    expect(status2.rows_affected['shop.address']).toBe(1);
+    expect(status2.shared_kept).toEqual({});
     await db.query(`select pii.finish_request($1::uuid)`, [id2]);
     expect((await db.query(`select * from pii.verify_erasure($1::uuid)`, [id2])).rows).toEqual([]);
-    expect((await db.query(`select phone from shop.address where address_id = 12`)).rows).toEqual([
-      { phone: '+1 555 0888' },
-    ]);
+    expect((await db.query(`select phone from shop.address where address_id = 12`)).rows).toEqual([{ phone: '' }]);
+  });
+});
+
+describe('rental shop: rows shared by subjects erased in different batches', () => {
+  beforeAll(async () => {
+    db = await createTestDatabase('rental_shop_batches');
+    await loadRentalShop(db);
+    await loadFixture(db, 'rentalShop_register.sql');
+  });
+  afterAll(() => db.drop());
+
+  const erase = async (keys: string[], kind?: string) =>
+    (
+      await db.query(
+        `select table_name, rows_affected::int, shared_kept::int from pii.erase_subjects($1::text[], kind => $2)`,
+        [keys, kind ?? null],
+      )
+    ).rows.find((r) => r.table_name === 'shop.address');
+
+  it('an address is erased with the last of the customers sharing it; a store’s address is never touched', async () => {
+    const before = await shopChecksums(db);
+    // Batch 1: customer 13 (address 13, shared with customer 33) and customer 3 (address 3, store 1's).
+    expect(await erase(['13', '3'])).toMatchObject({ rows_affected: 0, shared_kept: 2 });
+    const middle = await shopChecksums(db);
+    expect(changedIds(before.address, middle.address)).toEqual([]);
+    // Batch 2: customer 33. Address 13's other reference is erased customer 13's row.
+    expect(await erase(['33'])).toMatchObject({ rows_affected: 1, shared_kept: 0 });
+    const after = await shopChecksums(db);
+    expect(changedIds(before.address, after.address)).toEqual([13]);
+    expect(changedIds(before.customer, after.customer)).toEqual([3, 13, 33]);
+    expect(changedIds(before.store, after.store)).toEqual([]);
+    expect(changedIds(before.staff, after.staff)).toEqual([]);
+    // Erasing customer 3 again: store 1 still references address 3.
+    expect(await erase(['3'])).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    expect((await shopChecksums(db)).address).toEqual(after.address);
+  });
+
+  it('a customer allowed back owns the shared address again', async () => {
+    expect(await erase(['14'])).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    await db.query(`select pii.allow_return('14')`);
+    const before = await shopChecksums(db);
+    expect(await erase(['34'])).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    expect(changedIds(before.address, (await shopChecksums(db)).address)).toEqual([]);
+  });
+
+  it('rows of another kind (staff) are owners: erasing customer 2 leaves the address staff 2 lives at', async () => {
+    await db.query(`select pii.register_subject_table('shop.staff', 'staff_id', kind => 'staff');
+                    select pii.register_column('shop.staff', 'email', 'null');`);
+    const before = await shopChecksums(db);
+    expect(await erase(['2'], 'customer')).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    const after = await shopChecksums(db);
+    expect(changedIds(before.address, after.address)).toEqual([]);
+    expect(changedIds(before.customer, after.customer)).toEqual([2]);
+    expect(changedIds(before.staff, after.staff)).toEqual([]);
   });
 });
 
