@@ -1045,7 +1045,7 @@ function pii.enforce_retention(text) owner <owner>
         end if;
         if p.approved and allowed and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
                                                   and r.period_start = p.period and r.outcome = 'requested') then
-          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
+          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query, p.kind) x;
         end if;
         return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
       end loop;
@@ -1286,7 +1286,7 @@ function pii.hold_tick(date) owner <owner>
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
             rid := pii_internal.create_request(
               found_.subject_keys,
-              case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+              case when (pii_internal.subject_kind(ended.kind)).scope_attnum is not null then found_.scopes end,
               null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
           end if;
         end if;
@@ -1660,7 +1660,7 @@ function pii.preview_retention(text) owner <owner>
       if cur.version is null then
         raise exception 'retention policy "%" does not exist', name using errcode = '42704';
       end if;
-      q := pii.subject_query_keys(cur.subject_query);
+      q := pii.subject_query_keys(cur.subject_query, cur.kind);
       p := pii.retention_preview_step(name, cur.version, q.subject_keys, q.scopes);
       return query select cur.version, p.candidates, p.held, cur.max_subjects, p.candidates <= cur.max_subjects, p.sample, p.rows_to_change;
     end
@@ -1786,7 +1786,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
           using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
       end if;
       if dry_run then
-        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode);
+        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode, kind);
         return;
       end if;
       if n = 0 then
@@ -2254,7 +2254,7 @@ function pii.request_erasure_from_query(text,integer,text,text,text,boolean) own
     declare
       q record;
     begin
-      q := pii.subject_query_keys(subject_query);
+      q := pii.subject_query_keys(subject_query, kind);
       return query select * from pii.query_erasure_step(q.subject_keys, q.scopes, max_subjects, request_key, kind, mode,
                                                         coalesce(dry_run, false));
     end
@@ -2607,7 +2607,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
       from (select h from unnest(s.hashes) as u (h) limit 20) x;
-      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
+      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode, cur.kind);
       -- A read-only transaction (a standby, a cautious session) can keep no audit row: the
       -- preview changes nothing either way, and the caller sees no key.
       if pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
@@ -2782,9 +2782,8 @@ function pii.set_retention_policy(text,text,integer,text,text,text,boolean) owne
     declare
       key_type regtype;
     begin
-      perform pii.subject_query_keys(subject_query);
-      select a.atttypid::regtype into key_type
-      from pii.subject_table s join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum;
+      perform pii.subject_query_keys(subject_query, kind);
+      key_type := (pii.subject_key_types(kind)).key_type;
       return pii.store_retention_version(name, subject_query, key_type, max_subjects, kind, mode, schedule, enabled);
     end
     $function$
@@ -2863,8 +2862,28 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
   grant EXECUTE to pii_admin
   comment 'Step of pii.set_retention_policy, which validates the query with the caller''s rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version(''inactive-3y'', ''select c.id from app.customers c'', ''bigint'', 100, null, ''erase'', ''daily'', false);'
 
-function pii.subject_query_keys(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, OUT subject_keys text[], OUT scopes text[])
+function pii.subject_key_types(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_key_types(kind text DEFAULT NULL::text, OUT kind_name text, OUT key_type regtype, OUT scope_type regtype)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+    begin
+      kind_name := subj.kind;
+      select a.atttypid::regtype into key_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.key_attnum;
+      select a.atttypid::regtype into scope_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.scope_attnum;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'The subject kind a call means (kind, or the install''s only kind) and its key and scope types (scope NULL when not
+scoped); 22023 listing the kinds when kind is omitted on an install with several. Example: select * from pii.subject_key_types(''staff'');'
+
+function pii.subject_query_keys(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, kind text DEFAULT NULL::text, OUT subject_keys text[], OUT scopes text[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2885,13 +2904,7 @@ function pii.subject_query_keys(text) owner <owner>
       if pg_catalog.strpos(query_, ';') > 0 then
         raise exception 'subject_query must be a single SELECT statement (no ";" inside it)' using errcode = '42601';
       end if;
-      select a.atttypid::regtype as key_type, sa.atttypid::regtype as scope_type into subj
-      from pii.subject_table s
-      join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum
-      left join pg_catalog.pg_attribute sa on sa.attrelid = s.relid and sa.attnum = s.scope_attnum;
-      if subj.key_type is null then
-        raise exception 'no subject table is registered yet' using errcode = '55000';
-      end if;
+      select * into subj from pii.subject_key_types(kind);
       scoped := subj.scope_type is not null;
       aliases := case when scoped then 'k, s' else 'k' end;
 
@@ -2951,8 +2964,9 @@ function pii.subject_query_keys(text) owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
   comment 'Runs a subject query read-only with the caller''s own rights and returns its distinct keys (and scopes) as text.
-The query returns the subject key column''s type (and the scope''s, after the key, on scoped installs); it is checked
-for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
+The query returns the key column''s type of the subject kind (and the scope''s, after the key, on scoped installs); it
+is checked for shape, type and read-only-ness and rolled back. kind may be omitted when the install has one kind.
+Example: select cardinality(subject_keys) from
 pii.subject_query_keys(''select c.id from app.customers c where c.created_at < now() - interval ''''3 years'''''');'
 
 function pii.sync_guards(regclass) owner <owner>
@@ -3001,23 +3015,25 @@ too) of a registered table, its partitions and inheritance children; returns how
 Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
 
-function pii.tokenize(text,text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text)
+function pii.tokenize(text,text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text, subject_kind text DEFAULT NULL::text)
      RETURNS text
      LANGUAGE sql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select t.token from pii.tokenize_many(array[subject_key], array[kind], array[value],
-                                            case when scope is null then null else array[scope] end) t
+                                            case when scope is null then null else array[scope] end, subject_kind) t
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
-  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
-Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));'
+  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value. kind is
+the value''s kind (email, phone); subject_kind the subject''s (customer, staff), needed when the install has several.
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));
+select pii.tokenize(''7'', ''email'', ''mike@shop.example'', subject_kind => ''staff'');'
 
-function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[])
+function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[], subject_kind text DEFAULT NULL::text)
      RETURNS TABLE(ordinality bigint, token text)
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -3058,15 +3074,15 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       end if;
       -- Registered subject table, scoped or not, first key valid; then, only if something is
       -- wrong further on, the whole batch for an error naming the position.
-      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+      subj := pii_internal.subject_kind(subject_kind);
+      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1], kind => subj.kind);
       if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
          or pg_catalog.array_position(scopes, null) is not null then
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
       end if;
       if pg_catalog.cardinality(scopes) = 1 and n > 1 then
         scopes := pg_catalog.array_fill(scopes[1], array[n]);
       end if;
-      select * into subj from pii.subject_table;
       select * into sec from pii_internal.secret;
 
       begin
@@ -3094,13 +3110,13 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
           pii_internal.column_type(subj.relid, subj.key_attnum),
           case when subj.scope_attnum is null then 'null::text'
                else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
-          pii_internal.subject_hash_sql('c.s', 'c.k'))
+          pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'))
           into hashes, tokens, any_deterministic
           using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
                 pii_crypto.gen_random_bytes(32);
       exception when data_exception then
         -- Names the position of the bad key or scope, never its value.
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
         raise;
       end;
 
@@ -3158,8 +3174,11 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
   comment 'Tokenizes values set-based: each value is stored encrypted (AES-256) under its subject''s data key; returns
 (ordinality, token) in input order. Tokens are random (tok_ + 32 hex) unless the kind is deterministic
 (pii.set_token_kind): then the same scope + kind + normalised value gives the same token. Subjects with a tombstone get
-NULL and nothing is stored. Callable by pii_operator and pii_admin.
-Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);'
+NULL and nothing is stored. subject_kind names the subjects'' kind (customer, staff) and may be omitted when the install
+has one; each kind''s subjects have their own data keys, and erasing one shreds only its entries.
+Callable by pii_operator and pii_admin.
+Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);
+select * from pii.tokenize_many(array[''7''], array[''email''], array[''mike@shop.example''], subject_kind => ''staff'');'
 
 function pii.unclassified_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii.unclassified_columns()
@@ -7920,17 +7939,17 @@ function pii_internal.row_key_sql(regclass) owner <owner>
     $function$
   comment 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.'
 
-function pii_internal.rows_to_change(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
+function pii_internal.rows_to_change(text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text, kind text)
      RETURNS jsonb
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
-      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null, null, kind) r,
            unnest(r.table_names, r.rows_affected) as x (t, n)
     $function$
-  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+  comment 'Internal. {table: rows} an erasure of these canonical subjects of a kind (NULL: the only kind) would change now.'
 
 function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[],regclass[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], only_tables regclass[] DEFAULT NULL::regclass[], kind text DEFAULT NULL::text, OUT table_names text[], OUT rows_affected bigint[], OUT shared_kept bigint[])
