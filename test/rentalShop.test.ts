@@ -225,8 +225,19 @@ describe('rental shop: rows shared by subjects erased in different batches', () 
   });
 
   it('rows of another kind (staff) are owners: erasing customer 2 leaves the address staff 2 lives at', async () => {
+    // An unenforced join registered while customers were the only kind (lint names its subject table).
+    await db.query(`create table shop.visit (customer_id integer, seen_at timestamptz);
+                    create index on shop.visit (customer_id);
+                    select pii.register_table('shop.visit', 'customer_id', 'delete', unenforced_join => true);`);
     await db.query(`select pii.register_subject_table('shop.staff', 'staff_id', kind => 'staff');
                     select pii.register_column('shop.staff', 'email', 'null');`);
+    expect((await db.query(`select table_name, problem from pii.lint() where problem ~ 'unenforced'`)).rows).toEqual([
+      {
+        table_name: 'shop.visit',
+        problem:
+          'unenforced join to shop.customer: no foreign key backs it, so Lethe cannot tell who else owns these rows',
+      },
+    ]);
     const before = await shopChecksums(db);
     expect(await erase(['2'], 'customer')).toMatchObject({ rows_affected: 0, shared_kept: 1 });
     const after = await shopChecksums(db);
@@ -362,6 +373,12 @@ describe('rental shop: registrations that are refused (SQLSTATE, message, nothin
       '0A000',
       /cannot register shop\.address_note under shop\.address/,
     );
+    const hint = await db
+      .query(`select pii.register_child_table('shop.address_note', 'shop.address', 'address_id')`)
+      .catch((e: { hint?: string }) => e.hint);
+    expect(hint).toMatch(
+      /Register shop\.address_note by its own foreign key to a registered table that references the subject/,
+    );
     await unchanged();
   });
 });
@@ -400,6 +417,62 @@ describe('rental shop: plans that cannot run', () => {
     const before = await shopChecksums(db);
     await expectPgError(db.query(`select * from pii.erase_subjects(array['1'])`), '55000', /payment_rental_id_fkey/);
     expect(await shopChecksums(db)).toEqual(before);
+  });
+
+  it('a foreign-key cycle among registered tables: the plan follows the registered joins, lint and erasure name the cycle', async () => {
+    // customer.first_rental_id -> rental and rental.customer_id -> customer: no order satisfies both.
+    await db.query(`alter table shop.customer add column first_rental_id integer
+                      constraint customer_first_rental_id_fkey references shop.rental (rental_id);
+                    update shop.customer c set first_rental_id = (select min(r.rental_id) from shop.rental r where r.customer_id = c.customer_id);
+                    select pii.register_column('shop.customer', 'first_rental_id', 'null');`);
+    onTestFinished(() =>
+      db
+        .query(
+          `select pii.unregister_column('shop.customer', 'first_rental_id');
+                                   alter table shop.customer drop column first_rental_id`,
+        )
+        .then(() => {}),
+    );
+    const plan = async (mode: string) =>
+      (await db.query(`select table_name from pii_internal.erase_plan($1)`, [mode])).rows.map((r) => r.table_name);
+    expect(await plan('delete')).toEqual(['shop.payment', 'shop.rental', 'shop.customer', 'shop.address']);
+    expect(await plan('erase')).toEqual(['shop.payment', 'shop.rental', 'shop.customer', 'shop.address']);
+    const cycle =
+      'foreign keys between registered tables form a cycle: customer_first_rental_id_fkey (shop.customer -> shop.rental), rental_customer_id_fkey (shop.rental -> shop.customer); the plan follows the registered joins';
+    const { rows } = await db.query(
+      `select severity, table_name, problem, hint from pii.lint() where problem ~ 'cycle'`,
+    );
+    expect(rows).toEqual([
+      {
+        severity: 'error',
+        table_name: 'shop.rental',
+        problem: `deleting rows of shop.rental violates foreign key customer_first_rental_id_fkey: shop.customer rows, erased after them, still reference them (${cycle})`,
+        hint: 'Alter customer_first_rental_id_fkey to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or register shop.rental with on_erase => anonymize.',
+      },
+    ]);
+    const before = await shopChecksums(db);
+    for (const mode of ['erase', 'delete'])
+      await expectPgError(
+        db.query(`select * from pii.erase_subjects(array['5'], mode => $1)`, [mode]),
+        '55000',
+        /customer_first_rental_id_fkey: shop\.customer rows, erased after them, still reference them \(foreign keys between registered tables form a cycle/,
+      );
+    expect(await shopChecksums(db)).toEqual(before);
+    // ON DELETE SET NULL: the cycle can run; lint is silent and customer 5 is erased.
+    await db.query(`alter table shop.customer drop constraint customer_first_rental_id_fkey,
+                      add constraint customer_first_rental_id_fkey foreign key (first_rental_id) references shop.rental on delete set null`);
+    expect((await db.query(`select * from pii.lint() where problem ~ 'cycle'`)).rows).toEqual([]);
+    await inRolledBackTransaction(async (q) => {
+      const { rows: out } = await q(
+        `select table_name, rows_affected::int from pii.erase_subjects(array['5'], mode => 'delete')`,
+      );
+      expect(out).toEqual([
+        { table_name: 'shop.payment', rows_affected: 3 },
+        { table_name: 'shop.rental', rows_affected: 3 },
+        { table_name: 'shop.customer', rows_affected: 1 },
+        { table_name: 'shop.address', rows_affected: 1 },
+      ]);
+    });
   });
 
   it('lint warns of a plan only mode delete cannot run (an unregistered table references customers)', async () => {

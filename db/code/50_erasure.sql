@@ -332,16 +332,10 @@ begin
       select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
       from pii.tables c join tree on c.parent_relid = tree.relid
     ),
-    -- referencing -> referenced, between registered tables.
+    -- referencing -> referenced, between registered tables. In a cycle only the registered
+    -- joins order (they never form one); pii.lint() names the cycle's constraints.
     edges (src, dst) as (
-      select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-      where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-        and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-      union
-      select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-             case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-      from pii.tables t join pii.subject_table s on s.kind = t.kind
-      where t.relid <> s.relid
+      select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
     ),
     -- How far a table is above the tables nothing registered references further: it runs
     -- before every table it references.
