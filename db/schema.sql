@@ -7278,10 +7278,18 @@ function pii_internal.plan_problems(text) owner <owner>
                    -- Rows an unregistered table references are shared, and kept.
                    or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
                  else false end
-      union all
+      order by 1, 2;
+      if not exists (select from pii_internal.plan_edges() e where e.cycle is not null and not e.registered_join) then
+        return;
+      end if;
+      return query
       -- In a cycle of foreign keys, a table changed after a table it references is deleted (the
       -- plan's order follows the registered joins): its rows still reference the deleted ones,
       -- whatever its own erase strategies do to them later.
+      with plan as materialized (
+        select p.relid::oid as relid, p.action, p.ord
+        from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+      )
       select pii_internal.qualified_name(e.dst::regclass), e.conname,
              pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows, erased after them, still reference them (foreign keys between registered tables form a cycle: %s; the plan follows the registered joins)',
                                pii_internal.qualified_name(e.dst::regclass), e.conname, pii_internal.qualified_name(e.src::regclass),
@@ -7294,8 +7302,8 @@ function pii_internal.plan_problems(text) owner <owner>
                                     else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(e.dst::regclass)) end)
       from pii_internal.plan_edges() e
       join pg_catalog.pg_constraint c on c.conrelid = e.src and c.conname = e.conname and c.contype = 'f'
-      join pii_internal.erase_plan(mode) with ordinality as ps (relid, table_name, action, depth, statement, capture, ord) on ps.relid::oid = e.src
-      join pii_internal.erase_plan(mode) with ordinality as pd (relid, table_name, action, depth, statement, capture, ord) on pd.relid::oid = e.dst
+      join plan ps on ps.relid = e.src
+      join plan pd on pd.relid = e.dst
       where e.cycle is not null and not e.registered_join and c.confdeltype in ('a', 'r') and not c.condeferred
         and pd.action = 'delete' and ps.ord > pd.ord
       order by 1, 2;
