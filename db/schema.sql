@@ -7213,7 +7213,8 @@ function pii_internal.plan_edges() owner <owner>
               where t.relid <> s.relid) x
         group by x.src, x.dst, x.conname
       ), reach (a, b) as (
-        select e.src, e.dst from edges e
+        -- A cycle needs a foreign key that is no registered join: without one, nothing to walk.
+        select e.src, e.dst from edges e where exists (select from edges n where not n.registered_join)
         union
         select r.a, e.dst from reach r join edges e on e.src = r.b
       )
