@@ -71,6 +71,7 @@ table pii.columns owner <owner>
   constraint columns_pkey PRIMARY KEY (relid, attnum)
   constraint columns_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX columns_pkey ON pii.columns USING btree (relid, attnum)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.columns FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_columns_delete AFTER DELETE ON pii.columns REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_columns_insert AFTER INSERT ON pii.columns REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_columns_update AFTER UPDATE ON pii.columns REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -127,6 +128,7 @@ table pii.identifiers owner <owner>
   constraint identifiers_pkey PRIMARY KEY (relid, attnum)
   constraint identifiers_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX identifiers_pkey ON pii.identifiers USING btree (relid, attnum)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.identifiers FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -316,6 +318,7 @@ table pii.subject_table owner <owner>
   constraint subject_table_relid_key UNIQUE (relid)
   index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (kind)
   index CREATE UNIQUE INDEX subject_table_relid_key ON pii.subject_table USING btree (relid)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_subject_table_change AFTER INSERT OR DELETE OR UPDATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
@@ -347,6 +350,7 @@ table pii.tables owner <owner>
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
   trigger CREATE TRIGGER adopt_not_pii_columns AFTER INSERT ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.adopt_not_pii_columns()
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.tables FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -443,6 +447,24 @@ table pii_internal.migrations owner <owner>
   column applied_at timestamp with time zone not null default now()
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
+
+table pii_internal.plan_cache owner <owner>
+  column name text not null
+  column generation bigint not null
+  column parts text[] not null
+  constraint plan_cache_pkey PRIMARY KEY (name)
+  index CREATE UNIQUE INDEX plan_cache_pkey ON pii_internal.plan_cache USING btree (name)
+  comment 'SQL generated from the registry (erasure plan, per-table predicates) by name, valid for one generation of pii_internal.plan_state. Lethe''s own text only; owner-only.'
+
+table pii_internal.plan_state owner <owner>
+  column only_row boolean not null default true
+  column generation bigint not null default 1
+  constraint lethe_plan_cache_build TRIGGER DEFERRABLE INITIALLY DEFERRED
+  constraint plan_state_only_row_check CHECK (only_row)
+  constraint plan_state_pkey PRIMARY KEY (only_row)
+  index CREATE UNIQUE INDEX plan_state_pkey ON pii_internal.plan_state USING btree (only_row)
+  trigger CREATE CONSTRAINT TRIGGER lethe_plan_cache_build AFTER UPDATE ON pii_internal.plan_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pii_internal.build_plan_cache()
+  comment 'One row: the generation of the registry and catalog state cached plans were built from (bumped by registry writes and DDL on registered tables).'
 
 table pii_internal.pseudonym_key owner <owner>
   column singleton boolean not null default true
@@ -1149,6 +1171,7 @@ function pii.finish_request(uuid) owner <owner>
     declare
       req pii.requests;
       residuals integer;
+      chunks_clean boolean;
       failed_items bigint;
     begin
       select * into req from pii.requests r where r.id = finish_request.request_id for update;
@@ -1159,8 +1182,19 @@ function pii.finish_request(uuid) owner <owner>
          or exists (select from pii_internal.request_items i where i.request_id = req.id and i.status = 'pending') then
         return req.status;
       end if;
-      -- Rows a legal hold keeps are reported (held until …) but are not residue.
-      select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
+      -- Each chunk verified its subjects as it erased them (the residuals of its erase_chunk
+      -- audit entry). Only when a chunk found traces (they may have been cleaned up since, and
+      -- the request retried) or did not verify (before this version) is the whole request
+      -- verified again here. Rows a legal hold keeps are reported (held until …) but are not residue.
+      select coalesce(pg_catalog.bool_and(a.details operator(pg_catalog.?) 'residuals')
+                      and pg_catalog.sum((a.details operator(pg_catalog.->>) 'residuals')::bigint) operator(pg_catalog.=) 0, false)
+        into chunks_clean
+      from pii.audit a where a.request_id = req.id and a.action = 'erase_chunk';
+      if chunks_clean then
+        residuals := 0;
+      else
+        select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
+      end if;
       select pg_catalog.count(*) into failed_items from pii_internal.request_items i where i.request_id = req.id and i.status = 'failed';
       update pii.requests r
          set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
@@ -1178,7 +1212,8 @@ function pii.finish_request(uuid) owner <owner>
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Worker step after the last chunk: verifies the erasure (pii.verify_erasure), stores the result, sets the status
+  comment 'Worker step after the last chunk: stores the verification (each chunk verified its subjects as it erased them; when a
+chunk found traces, pii.verify_erasure checks the whole request again), sets the status
 (done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs
 is on, queues an erasure_completed job.
 Idempotent; returns the status. Example: select pii.finish_request(''…''::uuid);'
@@ -1690,6 +1725,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       now_matched bytea[];
       idents record;
       result record;
+      residuals bigint;
     begin
       select * into req from pii.requests r where r.id = process_request_chunk.request_id;
       if req.id is null then
@@ -1732,6 +1768,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
       result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
+      -- Verified as erased, in this transaction (finish_request adds the chunks up).
+      residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms);
 
       -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
       select pg_catalog.array_agg(u.h) into now_matched
@@ -1754,7 +1792,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
              shared_kept = pii_internal.add_row_counts(r.shared_kept, pii_internal.shared_kept_counts(result.table_names, result.shared_kept))
        where r.id = req.id;
       perform pii_internal.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
-        'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
+        'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase), 'residuals', residuals,
         'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
         'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
       return pg_catalog.cardinality(claimed);
@@ -3691,6 +3729,276 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
+function pii_internal.build_erase_plan(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_erase_plan(mode text)
+     RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r record;
+      rows_sql record;
+      set_list text;
+      owned text;
+      key_col text;
+    begin
+      for r in
+        with recursive tree as (
+          select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
+          from pii.tables t
+          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+          union all
+          select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
+          from pii.tables c join tree on c.parent_relid = tree.relid
+        ),
+        -- referencing -> referenced, between registered tables. In a cycle only the registered
+        -- joins order (they never form one); pii.lint() names the cycle's constraints.
+        edges (src, dst) as (
+          select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
+        ),
+        -- How far a table is above the tables nothing registered references further: it runs
+        -- before every table it references.
+        level (relid, n) as (
+          select tree.relid::oid, 0 from tree
+          union
+          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
+          where level.n < (select pg_catalog.count(*) from tree)
+        )
+        select tree.relid, tree.depth,
+               case when mode = 'delete' then 'delete'
+                    when s.relid is not null then 'anonymize'
+                    when tree.deletes then 'delete'
+                    else 'anonymize' end as action,
+               s.relid is not null as is_subject,
+               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
+        from tree
+        left join pii.subject_table s on s.relid = tree.relid
+        left join pii.tables t on t.relid = tree.relid
+        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
+      loop
+        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
+        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
+        continue when r.action = 'anonymize' and set_list is null;
+        rows_sql := pii_internal.subject_rows_sql(r.relid);
+        if r.referenced then
+          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
+          owned := pii_internal.exclusively_owned_sql(r.relid);
+          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
+          capture := pg_catalog.format(
+            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
+            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
+            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
+          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
+          rows_sql.from_list := '';
+          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
+                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
+        end if;
+        if r.action = 'delete' then
+          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
+                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+        else
+          -- Rows already in their erased state are not written again (no new row version,
+          -- no index entries, no trigger work): erasing twice writes nothing.
+          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
+                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
+        end if;
+        return next;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Generates the steps pii_internal.erase_plan returns (uncached).'
+
+function pii_internal.build_plan_cache() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_plan_cache()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gen bigint;
+      tbl regclass;
+    begin
+      if not pii_internal.plan_cache_enabled() or not exists (select from pii.subject_table) then
+        return null;
+      end if;
+      select s.generation into gen from pii_internal.plan_state s;
+      if exists (select from pii_internal.plan_cache c where c.name = 'erase_plan:erase' and c.generation = gen) then
+        return null;
+      end if;
+      begin
+        perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
+        for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
+          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
+        end loop;
+      exception when others then
+        -- A registry that cannot be planned yet (lint says why): erasure reports it when called.
+        null;
+      end;
+      return null;
+    end
+    $function$
+  comment 'Internal. Deferred trigger: at the commit of a registry or DDL change, caches the erasure plan and the per-table predicates (failures leave the cache to be built on use).'
+
+function pii_internal.build_row_erased_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_row_erased_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then 'false' else coalesce((
+        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
+        from (
+          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
+          from pii.columns c
+          where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          union all
+          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
+          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+          -- however much its key looks like a pseudonym (anon_fan@news.example).
+          select 'false', false
+          from pii.tables t
+          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
+        ) x where x.pred is not null), 'true') end
+    $function$
+  comment 'Internal. Generates what pii_internal.row_erased_sql returns (uncached).'
+
+function pii_internal.build_subject_key_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      cur regclass := tbl;
+      alias text := 't';
+      parent_alias text;
+      depth integer := 0;
+      conds text[] := '{}';
+    begin
+      from_list := '';
+      loop
+        select * into reg from pii.tables r where r.relid = cur;
+        if reg.relid is null then
+          raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
+        end if;
+        exit when reg.parent_relid is null;
+        depth := depth + 1;
+        parent_alias := 'p' || depth;
+        from_list := from_list || case when depth > 1 then ', ' else '' end
+                     || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
+        conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
+                                            parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+        alias := parent_alias;
+        cur := reg.parent_relid;
+      end loop;
+      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
+      key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
+      key_type := pii_internal.column_type(cur, reg.subject_attnum);
+      if reg.scope_attnum is not null then
+        scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
+        scope_type := pii_internal.column_type(cur, reg.scope_attnum);
+      end if;
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.subject_key_sql returns (uncached).'
+
+function pii_internal.build_subject_rows_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii_internal.subject_key_sql(tbl);
+      reg pii.tables;
+      key_cond text;
+      first_join text;
+      conds text[];
+    begin
+      from_list := path.from_list;
+      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
+      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+      key_cond := pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
+      conds := conds || key_cond;
+      if path.join_sql <> '' then
+        -- The parent keys of these subjects, looked up first: the table's rows are then found
+        -- through the index on its foreign key (= any (array)), instead of a hash join that
+        -- scans the whole table once per chunk. Implied by the join, so the same rows.
+        select * into reg from pii.tables r where r.relid = tbl;
+        first_join := pg_catalog.format('%I.%I = %I.%I', 't', pii_internal.column_name(tbl, reg.parent_fk_attnum),
+                                        'p1', pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+        if not pg_catalog.starts_with(path.join_sql, first_join) then
+          raise exception 'subject_rows_sql: the path of % does not start with its first hop', pii_internal.qualified_name(tbl) using errcode = 'XX000';
+        end if;
+        conds := conds || pg_catalog.format('t.%I = any (array(select p1.%I from %s where %s))',
+          pii_internal.column_name(tbl, reg.parent_fk_attnum), pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum), path.from_list,
+          -- The joins beyond the first hop (subject_key_sql lists the first hop first).
+          pg_catalog.array_to_string(array[nullif(pg_catalog.substr(path.join_sql, pg_catalog.length(first_join) + 6), ''), key_cond], ' and '));
+      end if;
+      if path.scope_sql is not null then
+        -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
+        conds := conds || case when pii_internal.is_citext(path.key_type)
+          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
+      end if;
+      where_sql := pg_catalog.array_to_string(conds, ' and ');
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.subject_rows_sql returns (uncached).'
+
+function pii_internal.bump_plan_generation() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bump_plan_generation()
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      update pii_internal.plan_state set generation = generation operator(pg_catalog.+) 1
+    $function$
+  comment 'Internal. Starts a new plan cache generation (registry or DDL change).'
+
+function pii_internal.cached_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.cached_sql(name text, build text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gen bigint;
+      parts text[];
+    begin
+      if pii_internal.plan_cache_enabled() then
+        select s.generation into gen from pii_internal.plan_state s;
+        select c.parts into parts from pii_internal.plan_cache c
+        where c.name operator(pg_catalog.=) cached_sql.name and c.generation operator(pg_catalog.=) gen;
+        if parts is not null then
+          return parts;
+        end if;
+      elsif pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off'
+            and exists (select from pii_internal.plan_cache) then
+        -- DDL meanwhile went unseen: what was cached must not be read when the triggers are back.
+        delete from pii_internal.plan_cache;
+      end if;
+      execute 'select ' operator(pg_catalog.||) build into parts;
+      if gen is not null and parts is not null and pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
+        insert into pii_internal.plan_cache as c (name, generation, parts) values (name, gen, parts)
+        on conflict on constraint plan_cache_pkey do update set generation = excluded.generation, parts = excluded.parts
+          where c.generation operator(pg_catalog.<) excluded.generation;
+      end if;
+      return parts;
+    end
+    $function$
+  comment 'Internal. SQL parts generated from the registry, cached per plan generation: the cached parts of a name, or the result of evaluating Lethe''s build expression (then cached).'
+
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
@@ -4061,6 +4369,34 @@ function pii_internal.check_tree_owner(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.'
 
+function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[], hashes bytea[], pseudonyms text[])
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+      k text[] := keys;
+      s text[] := scopes;
+      h bytea[] := hashes;
+    begin
+      if subj.key_is_pii then
+        k := keys || pseudonyms;
+        s := scopes || scopes;
+        h := hashes || hashes;
+      end if;
+      return (select pg_catalog.count(*) from (
+                select v.detail from pii_internal.vault_residuals(hashes) v
+                union all
+                select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
+                union all
+                select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind) r) x
+              where x.detail not like 'held until %');
+    end
+    $function$
+  comment 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them; rows a legal hold keeps left out.'
+
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
      RETURNS smallint
@@ -4116,12 +4452,16 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
 function pii_internal.column_name(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_name(tbl regclass, col smallint)
      RETURNS name
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select a.attname from pg_catalog.pg_attribute a
-      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    begin
+      return (
+        select a.attname from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -4131,12 +4471,16 @@ function pii_internal.column_name(regclass,smallint) owner <owner>
 function pii_internal.column_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_type(tbl regclass, col smallint)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
-      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    begin
+      return (
+        select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -4778,18 +5122,22 @@ function pii_internal.ensure_deputies() owner <owner>
 function pii_internal.erase_action(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_action(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive chain as (
-        select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-        union all
-        select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-      )
-      select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-                  when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-                  else 'anonymize' end
+    begin
+      return (
+        with recursive chain as (
+          select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+          union all
+          select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+        )
+        select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                    when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                    else 'anonymize' end
+      );
+    end
     $function$
   comment 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.'
 
@@ -4808,79 +5156,17 @@ function pii_internal.erase_plan(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_plan(mode text)
      RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      r record;
-      rows_sql record;
-      set_list text;
-      owned text;
-      key_col text;
     begin
-      for r in
-        with recursive tree as (
-          select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
-          from pii.tables t
-          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-          union all
-          select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
-          from pii.tables c join tree on c.parent_relid = tree.relid
-        ),
-        -- referencing -> referenced, between registered tables. In a cycle only the registered
-        -- joins order (they never form one); pii.lint() names the cycle's constraints.
-        edges (src, dst) as (
-          select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
-        ),
-        -- How far a table is above the tables nothing registered references further: it runs
-        -- before every table it references.
-        level (relid, n) as (
-          select tree.relid::oid, 0 from tree
-          union
-          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
-          where level.n < (select pg_catalog.count(*) from tree)
-        )
-        select tree.relid, tree.depth,
-               case when mode = 'delete' then 'delete'
-                    when s.relid is not null then 'anonymize'
-                    when tree.deletes then 'delete'
-                    else 'anonymize' end as action,
-               s.relid is not null as is_subject,
-               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
-        from tree
-        left join pii.subject_table s on s.relid = tree.relid
-        left join pii.tables t on t.relid = tree.relid
-        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
-      loop
-        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
-        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
-        continue when r.action = 'anonymize' and set_list is null;
-        rows_sql := pii_internal.subject_rows_sql(r.relid);
-        if r.referenced then
-          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
-          owned := pii_internal.exclusively_owned_sql(r.relid);
-          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
-          capture := pg_catalog.format(
-            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
-            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
-            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
-          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
-          rows_sql.from_list := '';
-          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
-                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
-        end if;
-        if r.action = 'delete' then
-          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
-                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
-        else
-          -- Rows already in their erased state are not written again (no new row version,
-          -- no index entries, no trigger work): erasing twice writes nothing.
-          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
-                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
-                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
-        end if;
-        return next;
-      end loop;
+      return query
+      select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+      from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
+             $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+                        'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
+                       from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
+             mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+      order by x.ord;
     end
     $function$
   comment 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.'
@@ -4892,14 +5178,14 @@ function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      problem record;
+      problem text[];
       held record;
     begin
       perform pii_internal.check_erase_mode(mode);
       -- A plan that would violate a constraint is refused before anything changes.
-      select * into problem from pii_internal.plan_problems(mode) limit 1;
-      if problem.table_name is not null then
-        raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+      problem := pii_internal.plan_problem(mode);
+      if pg_catalog.cardinality(problem) > 0 then
+        raise exception 'erasure (mode %) cannot run: %', mode, problem[3] using errcode = '55000', hint = problem[4], constraint = problem[2];
       end if;
       matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
@@ -5495,24 +5781,28 @@ function pii_internal.guard_new_partitions() owner <owner>
 function pii_internal.guard_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_owned_sql(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select coalesce(pg_catalog.string_agg(
-               case when f.referencing = t.parent_relid and f.conname = t.link_fk
-                    then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
-                                           pii_internal.qualified_name(f.referencing), c.cond)
-                    else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
-               ' and ' order by f.conname), 'true')
-      from pii.tables t
-      join pii_internal.shared_row_references() f on f.referenced = t.relid
-      cross join lateral (
-        select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
-                                                       pii_internal.column_name(tbl, u.b)), ' and ') as cond
-        from unnest(f.conkey, f.confkey) as u (a, b)
-      ) c
-      where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+    begin
+      return (
+        select coalesce(pg_catalog.string_agg(
+                 case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                      then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                             pii_internal.qualified_name(f.referencing), c.cond)
+                      else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+                 ' and ' order by f.conname), 'true')
+        from pii.tables t
+        join pii_internal.shared_row_references() f on f.referenced = t.relid
+        cross join lateral (
+          select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                         pii_internal.column_name(tbl, u.b)), ' and ') as cond
+          from unnest(f.conkey, f.confkey) as u (a, b)
+        ) c
+        where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+      );
+    end
     $function$
   comment 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).'
 
@@ -5682,17 +5972,20 @@ function pii_internal.guard_rows() owner <owner>
 function pii_internal.guarded_tree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
      RETURNS SETOF regclass
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive down (relid) as (
-        select tbl::oid
-        union
-        select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
-        where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
-      )
-      select down.relid::regclass from down
+    begin
+      return query
+        with recursive down (relid) as (
+          select tbl::oid
+          union
+          select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+          where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+        )
+        select down.relid::regclass from down;
+    end
     $function$
   comment 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.'
 
@@ -6010,16 +6303,20 @@ function pii_internal.identifier_values_sql(regclass) owner <owner>
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
      RETURNS boolean
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select exists (
-        select from pg_catalog.pg_type ty
-        join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
-        join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
-        join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
-        where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+    begin
+      return (
+        select exists (
+          select from pg_catalog.pg_type ty
+          join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+          join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+          join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+          where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+      );
+    end
     $function$
   comment 'Internal. Whether a type is (a domain over) the citext extension''s type.'
 
@@ -6069,16 +6366,20 @@ function pii_internal.is_text_type(regclass,smallint) owner <owner>
 function pii_internal.key_equality_sql(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_equality_sql(key_type text)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select coalesce(
-        (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
-         from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
-         where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
-         limit 1),
-        'operator(pg_catalog.=)')
+    begin
+      return (
+        select coalesce(
+          (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+           from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+           where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+           limit 1),
+          'operator(pg_catalog.=)')
+      );
+    end
     $function$
   comment 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.'
 
@@ -6097,13 +6398,17 @@ function pii_internal.key_position(integer,bigint[]) owner <owner>
 function pii_internal.key_text_sql(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_text_sql(value_sql text, key_type text)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when pii_internal.is_citext(key_type)
-                  then 'pg_catalog.lower((' || value_sql || ')::text)'
-                  else '(' || value_sql || ')::text' end
+    begin
+      return (
+        select case when pii_internal.is_citext(key_type)
+                    then 'pg_catalog.lower((' || value_sql || ')::text)'
+                    else '(' || value_sql || ')::text' end
+      );
+    end
     $function$
   comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
 
@@ -7191,6 +7496,53 @@ function pii_internal.parse_strategy(text) owner <owner>
     $function$
   comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
+function pii_internal.plan_cache_ddl() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_ddl()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if tg_tag in ('ALTER TYPE', 'ALTER DOMAIN', 'ALTER SCHEMA')
+         or exists (
+           select from pg_catalog.pg_event_trigger_ddl_commands() d
+           where d.classid = 'pg_catalog.pg_class'::regclass
+             and (exists (select from pii.tables t where t.relid::oid = d.objid)
+                  or exists (select from pg_catalog.pg_constraint c
+                             where c.contype = 'f' and c.conrelid = d.objid
+                               and c.confrelid in (select t.relid::oid from pii.tables t)))) then
+        perform pii_internal.bump_plan_generation();
+      end if;
+    end
+    $function$
+  comment 'Internal. Event trigger (ddl_command_end): DDL on registered tables, tables referencing them, schemas and types starts a new plan cache generation.'
+
+function pii_internal.plan_cache_drop() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_drop()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.bump_plan_generation();
+    end
+    $function$
+  comment 'Internal. Event trigger (sql_drop): any dropped object may be in a plan (a column, a foreign key, a table): a new plan cache generation.'
+
+function pii_internal.plan_cache_enabled() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_enabled()
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.count(*) operator(pg_catalog.=) 2 from pg_catalog.pg_event_trigger e
+      where e.evtname in ('lethe_plan_cache_ddl', 'lethe_plan_cache_drop') and e.evtenabled operator(pg_catalog.<>) 'D'
+    $function$
+  comment 'Internal. Whether the plan cache is in use: only while its DDL event triggers are installed and enabled.'
+
 function pii_internal.plan_edges() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_edges()
      RETURNS TABLE(src oid, dst oid, conname name, registered_join boolean, cycle text)
@@ -7225,6 +7577,19 @@ function pii_internal.plan_edges() owner <owner>
       from edges e
     $function$
   comment 'Internal. Referencing -> referenced edges between registered tables (foreign keys and registered joins, with the constraint name); cycle: the first table name of the cycle the edge is part of, NULL when none.'
+
+function pii_internal.plan_problem(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_problem(mode text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return pii_internal.cached_sql(pg_catalog.format('plan_problem:%s', mode), pg_catalog.format(
+        $q$coalesce((select array[p.table_name, p.constraint_name, p.problem, p.hint] from pii_internal.plan_problems(%L) p limit 1), '{}')$q$, mode));
+    end
+    $function$
+  comment 'Internal. The first problem pii_internal.plan_problems finds for a mode (table, constraint, problem, hint), empty when the plan can run.'
 
 function pii_internal.plan_problems(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
@@ -7367,13 +7732,17 @@ function pii_internal.pseudonyms(text[]) owner <owner>
 function pii_internal.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.qualified_name(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format('%I.%I', n.nspname, c.relname)
-      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where c.oid = tbl
+    begin
+      return (
+        select pg_catalog.format('%I.%I', n.nspname, c.relname)
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.oid = tbl
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -7543,16 +7912,20 @@ function pii_internal.refuse_unrunnable_plan(regclass) owner <owner>
 function pii_internal.registered_ancestor(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_ancestor(rel regclass)
      RETURNS regclass
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive up (relid, depth) as (
-        select rel::oid, 0
-        union all
-        select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
-      )
-      select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+    begin
+      return (
+        with recursive up (relid, depth) as (
+          select rel::oid, 0
+          union all
+          select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+        )
+        select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+      );
+    end
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
@@ -7649,6 +8022,19 @@ function pii_internal.registered_table(regclass) owner <owner>
     end
     $function$
   comment 'Internal. The pii.tables row of a registered table (22004 for NULL, 55000 naming the table when it is not registered).'
+
+function pii_internal.registry_changed() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registry_changed()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.bump_plan_generation();
+      return null;
+    end
+    $function$
+  comment 'Internal. Statement trigger on the registry tables: a new plan cache generation.'
 
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])
@@ -7949,25 +8335,13 @@ function pii_internal.rewrites_pii_key(regclass) owner <owner>
 function pii_internal.row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.row_erased_sql(tbl regclass, action text)
      RETURNS text
-     LANGUAGE sql
-     STABLE
+     LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when action = 'delete' then 'false' else coalesce((
-        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
-        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
-        from (
-          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
-          from pii.columns c
-          where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
-          union all
-          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
-          -- however much its key looks like a pseudonym (anon_fan@news.example).
-          select 'false', false
-          from pii.tables t
-          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
-        ) x where x.pred is not null), 'true') end
+    begin
+      return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+                                      pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
+    end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
@@ -8269,40 +8643,13 @@ function pii_internal.subject_key_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
      RETURNS record
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      reg pii.tables;
-      cur regclass := tbl;
-      alias text := 't';
-      parent_alias text;
-      depth integer := 0;
-      conds text[] := '{}';
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+        '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
     begin
-      from_list := '';
-      loop
-        select * into reg from pii.tables r where r.relid = cur;
-        if reg.relid is null then
-          raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
-        end if;
-        exit when reg.parent_relid is null;
-        depth := depth + 1;
-        parent_alias := 'p' || depth;
-        from_list := from_list || case when depth > 1 then ', ' else '' end
-                     || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
-        conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
-                                            parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
-        alias := parent_alias;
-        cur := reg.parent_relid;
-      end loop;
-      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
-      key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
-      key_type := pii_internal.column_type(cur, reg.subject_attnum);
-      if reg.scope_attnum is not null then
-        scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
-        scope_type := pii_internal.column_type(cur, reg.scope_attnum);
-      end if;
+      from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
     end
     $function$
   comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
@@ -8367,45 +8714,13 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
      RETURNS record
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      path record := pii_internal.subject_key_sql(tbl);
-      reg pii.tables;
-      key_cond text;
-      first_join text;
-      conds text[];
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+                                          pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
     begin
-      from_list := path.from_list;
-      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
-      key_cond := pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
-      conds := conds || key_cond;
-      if path.join_sql <> '' then
-        -- The parent keys of these subjects, looked up first: the table's rows are then found
-        -- through the index on its foreign key (= any (array)), instead of a hash join that
-        -- scans the whole table once per chunk. Implied by the join, so the same rows.
-        select * into reg from pii.tables r where r.relid = tbl;
-        first_join := pg_catalog.format('%I.%I = %I.%I', 't', pii_internal.column_name(tbl, reg.parent_fk_attnum),
-                                        'p1', pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
-        if not pg_catalog.starts_with(path.join_sql, first_join) then
-          raise exception 'subject_rows_sql: the path of % does not start with its first hop', pii_internal.qualified_name(tbl) using errcode = 'XX000';
-        end if;
-        conds := conds || pg_catalog.format('t.%I = any (array(select p1.%I from %s where %s))',
-          pii_internal.column_name(tbl, reg.parent_fk_attnum), pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum), path.from_list,
-          -- The joins beyond the first hop (subject_key_sql lists the first hop first).
-          pg_catalog.array_to_string(array[nullif(pg_catalog.substr(path.join_sql, pg_catalog.length(first_join) + 6), ''), key_cond], ' and '));
-      end if;
-      if path.scope_sql is not null then
-        -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-        conds := conds || case when pii_internal.is_citext(path.key_type)
-          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
-                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
-          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
-      end if;
-      where_sql := pg_catalog.array_to_string(conds, ' and ');
+      from_list := p[1]; where_sql := p[2];
     end
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
@@ -8673,5 +8988,9 @@ event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER T
 event trigger lethe_masking_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.masking_sql_drop() owner <owner>
 
 event trigger lethe_not_pii_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE') execute pii_internal.forget_dropped_not_pii_columns() owner <owner>
+
+event trigger lethe_plan_cache_ddl on ddl_command_end when tag in ('ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER FOREIGN TABLE', 'CREATE FOREIGN TABLE') execute pii_internal.plan_cache_ddl() owner <owner>
+
+event trigger lethe_plan_cache_drop on sql_drop execute pii_internal.plan_cache_drop() owner <owner>
 
 event trigger lethe_registry_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.forget_dropped_tables() owner <owner>

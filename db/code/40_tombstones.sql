@@ -113,15 +113,19 @@ revoke all on pii_internal.tombstones from public;
 -- Whether a type (format_type text, domains resolved to their base type) is the citext
 -- extension's case-insensitive text.
 create or replace function pii_internal.is_citext(type_name text) returns boolean
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select exists (
-    select from pg_catalog.pg_type ty
-    join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
-    join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
-    join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
-    where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+begin
+  return (
+    select exists (
+      select from pg_catalog.pg_type ty
+      join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+      join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+      join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+      where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+  );
+end
 $$;
 comment on function pii_internal.is_citext(text) is 'Internal. Whether a type is (a domain over) the citext extension''s type.';
 
@@ -130,12 +134,16 @@ comment on function pii_internal.is_citext(text) is 'Internal. Whether a type is
 -- keys its lower case, which is what citext's own = compares (Bob@X.example and
 -- bob@x.example are one person). key_type is the column's format_type text.
 create or replace function pii_internal.key_text_sql(value_sql text, key_type text) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case when pii_internal.is_citext(key_type)
-              then 'pg_catalog.lower((' || value_sql || ')::text)'
-              else '(' || value_sql || ')::text' end
+begin
+  return (
+    select case when pii_internal.is_citext(key_type)
+                then 'pg_catalog.lower((' || value_sql || ')::text)'
+                else '(' || value_sql || ')::text' end
+  );
+end
 $$;
 comment on function pii_internal.key_text_sql(text, text) is 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.';
 
@@ -143,15 +151,19 @@ comment on function pii_internal.key_text_sql(text, text) is 'Internal. SQL text
 -- citext): under Lethe's pinned search_path a bare = on an extension type resolves to
 -- pg_catalog's text =, which compares case-sensitively.
 create or replace function pii_internal.key_equality_sql(key_type text) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select coalesce(
-    (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
-     from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
-     where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
-     limit 1),
-    'operator(pg_catalog.=)')
+begin
+  return (
+    select coalesce(
+      (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+       from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+       where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+       limit 1),
+      'operator(pg_catalog.=)')
+  );
+end
 $$;
 comment on function pii_internal.key_equality_sql(text) is 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.';
 

@@ -45,23 +45,27 @@ comment on function pii_internal.wait_for_erasures() is 'Internal. Guards wait h
 -- store updating its address), so the guard never attributes it to an erased subject.
 -- 'true' for other tables and shared => erase.
 create or replace function pii_internal.guard_owned_sql(tbl regclass) returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select coalesce(pg_catalog.string_agg(
-           case when f.referencing = t.parent_relid and f.conname = t.link_fk
-                then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
-                                       pii_internal.qualified_name(f.referencing), c.cond)
-                else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
-           ' and ' order by f.conname), 'true')
-  from pii.tables t
-  join pii_internal.shared_row_references() f on f.referenced = t.relid
-  cross join lateral (
-    select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
-                                                   pii_internal.column_name(tbl, u.b)), ' and ') as cond
-    from unnest(f.conkey, f.confkey) as u (a, b)
-  ) c
-  where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+begin
+  return (
+    select coalesce(pg_catalog.string_agg(
+             case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                  then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                         pii_internal.qualified_name(f.referencing), c.cond)
+                  else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+             ' and ' order by f.conname), 'true')
+    from pii.tables t
+    join pii_internal.shared_row_references() f on f.referenced = t.relid
+    cross join lateral (
+      select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                     pii_internal.column_name(tbl, u.b)), ' and ') as cond
+      from unnest(f.conkey, f.confkey) as u (a, b)
+    ) c
+    where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+  );
+end
 $$;
 comment on function pii_internal.guard_owned_sql(regclass) is 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).';
 
