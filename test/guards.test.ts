@@ -618,6 +618,36 @@ describe('guards', () => {
     ).toEqual({ n: 1000 });
   });
 
+  it('send the deputy only the columns they read; a column of a domain that refuses NULL arrives as written', async () => {
+    // The guard sends unread columns of built-in types (a payload) as NULL; a domain column
+    // must arrive as it is, or reading the rows back as the table's type fails (23502).
+    await db.query(`create domain app.ticket_code as text not null check (value like 'T-%')`);
+    await db.query(`create table app.tickets (id bigint primary key, customer_id bigint not null references app.customers (id),
+                      code app.ticket_code, body jsonb, subject text)`);
+    await db.query(`create index on app.tickets (customer_id)`);
+    await db.query(`select pii.register_table('app.tickets', 'customer_id', 'anonymize')`);
+    await db.query(`select pii.register_column('app.tickets', 'subject', 'null', 'hide', 'free_text')`);
+    await db.query(
+      `insert into app.tickets values (1, ${ERASED}, 'T-1', '{"note": "call back"}', 'Refund for First1'),
+                                      (2, 2, 'T-2', '{"note": "fine"}', 'Where is my parcel')`,
+    );
+    expect((await db.query(`select id::int, code, body, subject from app.tickets order by id`)).rows).toEqual([
+      { id: 1, code: 'T-1', body: { note: 'call back' }, subject: null },
+      { id: 2, code: 'T-2', body: { note: 'fine' }, subject: 'Where is my parcel' },
+    ]);
+    await db.query(`select pii.set_guard('app.tickets', 'skip')`);
+    await db.query(
+      `insert into app.tickets values (3, ${ERASED}, 'T-3', null, 'Again'), (4, 2, 'T-4', null, 'Thanks')`,
+    );
+    expect((await db.query(`select id::int from app.tickets order by id`)).rows).toEqual([
+      { id: 1 },
+      { id: 2 },
+      { id: 4 },
+    ]);
+    await db.query(`select pii.unregister_table('app.tickets')`);
+    await db.query(`drop table app.tickets; drop domain app.ticket_code`);
+  });
+
   it('guard writes that name a partition directly', async () => {
     await db.query(`select pii.set_guard('app.events', 'reject')`);
     await expectPgError(

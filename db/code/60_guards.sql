@@ -65,6 +65,53 @@ as $$
 $$;
 comment on function pii_internal.guard_owned_sql(regclass) is 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).';
 
+-- The columns of registered table tbl that a guard looks at in the rows written to it: the
+-- registered PII columns (their erased state), identifiers, the subject key, scope and
+-- foreign key to the registered parent, the key registered children refer to, the primary
+-- key where rows may be dropped by it (skip mode, identifiers, a subject table whose key
+-- is PII) and the columns other tables' foreign keys reference (shared
+-- rows). The other columns of built-in types (a payload, timestamps) leave the trigger as
+-- NULL: nothing reads them, and the deputy parses only what is read. Columns of any other
+-- type (a domain, which may refuse NULL; an enum, citext) always leave as they are.
+create or replace function pii_internal.guard_columns(tbl regclass, mode text) returns name[]
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.array_agg(a.attname order by a.attnum), '{}')
+  from pg_catalog.pg_attribute a
+  join pg_catalog.pg_type ty on ty.oid = a.atttypid
+  where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+    and (ty.typnamespace operator(pg_catalog.<>) 'pg_catalog'::regnamespace
+         or a.attnum in (select c.attnum from pii.columns c where c.relid = tbl and c.erase operator(pg_catalog.<>) 'keep')
+         or a.attnum in (select i.attnum from pii.identifiers i where i.relid = tbl)
+         or a.attnum in (select x from pii.tables t, unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) x where t.relid = tbl)
+         or a.attnum in (select s.key_attnum from pii.subject_table s where s.relid = tbl)
+         or a.attnum in (select s.scope_attnum from pii.subject_table s where s.relid = tbl)
+         or a.attnum in (select c.parent_key_attnum from pii.tables c where c.parent_relid = tbl)
+         or a.attnum in (select unnest(k.conkey) from pg_catalog.pg_constraint k
+                         where k.conrelid = tbl and k.contype = 'p'
+                           and (mode operator(pg_catalog.=) 'skip' or exists (select from pii.identifiers i where i.relid = tbl)
+                                or exists (select from pii.subject_table s where s.relid = tbl and s.key_is_pii)))
+         or a.attnum in (select unnest(k.confkey) from pg_catalog.pg_constraint k where k.confrelid = tbl and k.contype = 'f'))
+$$;
+comment on function pii_internal.guard_columns(regclass, text) is 'Internal. The columns of a registered table whose values a guard reads in written rows (the rest of built-in types are sent to the deputy as NULL).';
+
+-- SQL (over alias t, a row of table rel in the tree of registered table tbl) of the row a
+-- guard in mode sends to the deputy, as text: record_out (output functions only, never a cast) of
+-- the row with the columns guard_columns does not list NULL. The deputy reads it back as
+-- rel's row type.
+create or replace function pii_internal.guard_row_text_sql(tbl regclass, rel regclass, mode text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(%s)))',
+           pg_catalog.string_agg(case when g.n is not null then pg_catalog.format('t.%I', a.attname) else 'null' end, ', ' order by a.attnum))
+  from pg_catalog.pg_attribute a
+  left join unnest(pii_internal.guard_columns(tbl, mode)) as g (n) on g.n operator(pg_catalog.=) a.attname
+  where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+$$;
+comment on function pii_internal.guard_row_text_sql(regclass, regclass, text) is 'Internal. SQL text of a written row as a guard sends it to the deputy: record_out of the columns it reads, the others NULL.';
+
 -- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
 -- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
 -- carry PII or (link_sql, over t) newly link to their subject: inserted, re-keyed,
@@ -156,9 +203,13 @@ begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
-  held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
   select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
   from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+  if pg_catalog.cardinality(only_tables) = 0 then
+    -- No registered children: no plan to build.
+    return 0;
+  end if;
+  held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
   return (select coalesce(pg_catalog.sum(n), 0)::bigint
           from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
                                                    (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
@@ -200,14 +251,17 @@ begin
   select * into subj from pii.subject_table s where s.kind = reg.kind;
 
   -- The new rows leave the trigger as text (record_out: output functions only, never a
-  -- cast), and the table owner's deputy reads them back as the table's row type and selects
-  -- the subjects of rows that carry PII and, where tables are registered beneath this one,
-  -- of rows that newly link to their subject (inserted, or moved to another subject or
-  -- parent). Domain checks, casts and policies on the
-  -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
+  -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+  -- neither printed nor parsed), each distinct row once, and the table owner's deputy reads them back as the
+  -- table's row type and selects the subjects of rows that carry PII and, where tables are
+  -- registered beneath this one, of rows that newly link to their subject (inserted, or
+  -- moved to another subject or parent). Domain checks, casts and policies on the table
+  -- run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
   -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
   -- subject once and probes the tombstones, on text only.
-  select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                            pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+    into new_rows;
   row_type := pii_internal.qualified_name(tg_relid);
   link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
   if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
