@@ -5403,6 +5403,28 @@ function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,tex
     $function$
   comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
 
+function pii_internal.guard_keys_in_place_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_keys_in_place_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+    begin
+      select * into reg from pii.tables t where t.relid = tbl;
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+           from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
+        pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+        pii_internal.column_name(tbl, reg.subject_attnum),
+        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+    end
+    $function$
+  comment 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).'
+
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
      RETURNS event_trigger
@@ -5498,6 +5520,30 @@ function pii_internal.guard_problems() owner <owner>
     $function$
   comment 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.'
 
+function pii_internal.guard_reads_in_place(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_reads_in_place(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce((
+        select t.subject_attnum is not null
+           and pii_internal.erase_action(tbl) operator(pg_catalog.=) 'delete'
+           and not exists (select from pii.legal_holds h where h.released_at is null)
+           and not exists (select from pii.tables c where c.parent_relid = tbl)
+           and not exists (select from pii.identifiers i where i.relid = tbl)
+           and not exists (select from pii.subject_table s where s.relid = tbl)
+           and pii_internal.guard_owned_sql(tbl) operator(pg_catalog.=) 'true'
+           and not exists (select from pg_catalog.pg_attribute a
+                           where a.attrelid = tbl and a.attnum in (t.subject_attnum, t.scope_attnum)
+                             and (a.atttypid not in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                                                     'pg_catalog.uuid'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+                                  or a.attcollation not in (0, 100, 950, 951)))
+        from pii.tables t where t.relid = tbl), false)
+    $function$
+  comment 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.'
+
 function pii_internal.guard_row_text_sql(regclass,regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_row_text_sql(tbl regclass, rel regclass, mode text)
      RETURNS text
@@ -5531,6 +5577,8 @@ function pii_internal.guard_rows() owner <owner>
       moved text[];
       row_type text;
       candidates record;
+      cand_keys text[];
+      cand_scopes text[];
       idents record;
       pii_keys text[];
       pii_scopes text[];
@@ -5549,19 +5597,6 @@ function pii_internal.guard_rows() owner <owner>
       end if;
       select * into subj from pii.subject_table s where s.kind = reg.kind;
 
-      -- The new rows leave the trigger as text (record_out: output functions only, never a
-      -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
-      -- neither printed nor parsed), each distinct row once, and the table owner's deputy reads them back as the
-      -- table's row type and selects the subjects of rows that carry PII and, where tables are
-      -- registered beneath this one, of rows that newly link to their subject (inserted, or
-      -- moved to another subject or parent). Domain checks, casts and policies on the table
-      -- run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-      -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
-      -- subject once and probes the tombstones, on text only.
-      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
-                                pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
-        into new_rows;
-      row_type := pii_internal.qualified_name(tg_relid);
       link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
       if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
         link_sql := 'false';
@@ -5579,10 +5614,32 @@ function pii_internal.guard_rows() owner <owner>
         link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                          else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
       end if;
-      candidates := pii_internal.as_owner(reg.relid,
-        pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-        true, moved, null, new_rows);
-      hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+      row_type := pii_internal.qualified_name(tg_relid);
+      if reg.guard_mode <> 'skip' and pii_internal.guard_reads_in_place(reg.relid) then
+        -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
+        -- a built-in type is read: their text is taken here (pg_catalog's output functions),
+        -- each distinct value once, and no row leaves the trigger.
+        execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+      else
+        -- The new rows leave the trigger as text (record_out: output functions only, never a
+        -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+        -- neither printed nor parsed), each distinct row once, and the table owner's deputy
+        -- reads them back as the table's row type and selects the subjects of rows that carry
+        -- PII and, where tables are registered beneath this one, of rows that newly link to
+        -- their subject (inserted, or moved to another subject or parent). Domain checks, casts
+        -- and policies on the table run as its owner, never as Lethe. (Lethe's own erasures
+        -- pass through here too: the rows they leave carry no PII, and they move nothing.)
+        -- Lethe then hashes each subject once and probes the tombstones, on text only.
+        execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                                  pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+          into new_rows;
+        candidates := pii_internal.as_owner(reg.relid,
+          pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+          true, moved, null, new_rows);
+        cand_keys := candidates.found_keys;
+        cand_scopes := candidates.found_scopes;
+      end if;
+      hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
       -- An erased person written again under a new key, known by an identifier (email, phone):
       -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
       -- only the rows carrying the identifier are theirs.

@@ -112,6 +112,57 @@ as $$
 $$;
 comment on function pii_internal.guard_row_text_sql(regclass, regclass, text) is 'Internal. SQL text of a written row as a guard sends it to the deputy: record_out of the columns it reads, the others NULL.';
 
+-- Whether a guard on registered table tbl reads nothing of the written rows but the subject
+-- column (and scope), of built-in types whose equal values have one text form (integers,
+-- uuid, text and varchar under the default, C or POSIX collation: no domain, no table
+-- owner's cast or collation), so that it may take them from the transition table itself
+-- (guard_keys_in_place_sql): a table
+-- linked directly to its subject, whose rows are deleted on erasure (every row of a
+-- subject is a trace) while no legal hold may keep one minimised, with no registered
+-- children, no identifier columns and no rows shared with other tables.
+create or replace function pii_internal.guard_reads_in_place(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce((
+    select t.subject_attnum is not null
+       and pii_internal.erase_action(tbl) operator(pg_catalog.=) 'delete'
+       and not exists (select from pii.legal_holds h where h.released_at is null)
+       and not exists (select from pii.tables c where c.parent_relid = tbl)
+       and not exists (select from pii.identifiers i where i.relid = tbl)
+       and not exists (select from pii.subject_table s where s.relid = tbl)
+       and pii_internal.guard_owned_sql(tbl) operator(pg_catalog.=) 'true'
+       and not exists (select from pg_catalog.pg_attribute a
+                       where a.attrelid = tbl and a.attnum in (t.subject_attnum, t.scope_attnum)
+                         and (a.atttypid not in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                                                 'pg_catalog.uuid'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+                              or a.attcollation not in (0, 100, 950, 951)))
+    from pii.tables t where t.relid = tbl), false)
+$$;
+comment on function pii_internal.guard_reads_in_place(regclass) is 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.';
+
+-- Where guard_reads_in_place: SQL selecting the distinct subjects of the transition table
+-- lethe_new_rows (each one carries PII, flag 1), as guard_candidates_sql does, compared in
+-- the key's own type before any is turned into text.
+create or replace function pii_internal.guard_keys_in_place_sql(tbl regclass) returns text
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+begin
+  select * into reg from pii.tables t where t.relid = tbl;
+  return pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+       from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
+    pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+    case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+    pii_internal.column_name(tbl, reg.subject_attnum),
+    case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+end
+$$;
+comment on function pii_internal.guard_keys_in_place_sql(regclass) is 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).';
+
 -- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
 -- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
 -- carry PII or (link_sql, over t) newly link to their subject: inserted, re-keyed,
@@ -232,6 +283,8 @@ declare
   moved text[];
   row_type text;
   candidates record;
+  cand_keys text[];
+  cand_scopes text[];
   idents record;
   pii_keys text[];
   pii_scopes text[];
@@ -250,19 +303,6 @@ begin
   end if;
   select * into subj from pii.subject_table s where s.kind = reg.kind;
 
-  -- The new rows leave the trigger as text (record_out: output functions only, never a
-  -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
-  -- neither printed nor parsed), each distinct row once, and the table owner's deputy reads them back as the
-  -- table's row type and selects the subjects of rows that carry PII and, where tables are
-  -- registered beneath this one, of rows that newly link to their subject (inserted, or
-  -- moved to another subject or parent). Domain checks, casts and policies on the table
-  -- run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-  -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
-  -- subject once and probes the tombstones, on text only.
-  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
-                            pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
-    into new_rows;
-  row_type := pii_internal.qualified_name(tg_relid);
   link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
   if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
     link_sql := 'false';
@@ -280,10 +320,32 @@ begin
     link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                      else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
   end if;
-  candidates := pii_internal.as_owner(reg.relid,
-    pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-    true, moved, null, new_rows);
-  hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+  row_type := pii_internal.qualified_name(tg_relid);
+  if reg.guard_mode <> 'skip' and pii_internal.guard_reads_in_place(reg.relid) then
+    -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
+    -- a built-in type is read: their text is taken here (pg_catalog's output functions),
+    -- each distinct value once, and no row leaves the trigger.
+    execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+  else
+    -- The new rows leave the trigger as text (record_out: output functions only, never a
+    -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+    -- neither printed nor parsed), each distinct row once, and the table owner's deputy
+    -- reads them back as the table's row type and selects the subjects of rows that carry
+    -- PII and, where tables are registered beneath this one, of rows that newly link to
+    -- their subject (inserted, or moved to another subject or parent). Domain checks, casts
+    -- and policies on the table run as its owner, never as Lethe. (Lethe's own erasures
+    -- pass through here too: the rows they leave carry no PII, and they move nothing.)
+    -- Lethe then hashes each subject once and probes the tombstones, on text only.
+    execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                              pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+      into new_rows;
+    candidates := pii_internal.as_owner(reg.relid,
+      pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+      true, moved, null, new_rows);
+    cand_keys := candidates.found_keys;
+    cand_scopes := candidates.found_scopes;
+  end if;
+  hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
   -- An erased person written again under a new key, known by an identifier (email, phone):
   -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
   -- only the rows carrying the identifier are theirs.
