@@ -509,8 +509,10 @@ table pii_internal.tombstones owner <owner>
   column erased_at timestamp with time zone
   column erased_xact xid8
   column kind text
+  column bucket integer
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii_internal.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
+  index CREATE INDEX tombstones_unbucketed_idx ON pii_internal.tombstones USING btree (subject_hash) WHERE (bucket IS NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii_internal.tombstones USING btree (subject_hash)
   trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
   trigger CREATE TRIGGER tombstones_erasure_ledger_insert AFTER INSERT ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
@@ -1085,7 +1087,7 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
       -- Tombstoned (and marked erased) before the statements run, so guards see them.
-      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
@@ -3658,6 +3660,20 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
+function pii_internal.bucket_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bucket_sql(scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        'pg_catalog.int4(pg_catalog.hashtextextended(coalesce(%s, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s, '
+        '(select (''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.inner_key operator(pg_catalog.||) ''\x6275636b6574''::pg_catalog.bytea), 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8 '
+        'from pii_internal.secret s)) operator(pg_catalog.&) 16777215)', scope_sql, key_sql)
+    $function$
+  comment 'Internal. SQL text of a subject''s tombstone bucket: 24 bits of a hash of (scope, key) seeded from the install key.'
+
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
@@ -4182,7 +4198,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       if pg_catalog.cardinality(hashes) >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
@@ -5098,22 +5114,22 @@ function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     $function$
   comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+function pii_internal.flag_subjects(bytea[],text[],uuid,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
-        select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+        select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
-          set request_id = coalesce(t.request_id, excluded.request_id)
+          set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
         returning 1
       )
       select pg_catalog.count(*) from ins
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -5312,7 +5328,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
@@ -5346,7 +5362,16 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
     AS $function$
     declare
       sec pii_internal.secret;
+      kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
+      n integer := pg_catalog.cardinality(candidate_keys);
+      prefilter text := 'true';
     begin
+      if n >= 1000
+         and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
+         and not exists (select from pii_internal.tombstones t where t.bucket is null) then
+        prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                       pii_internal.kind_bucket_sql(kind_, 'h.s', 'h.k'));
+      end if;
       select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
@@ -5356,8 +5381,9 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
            from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
                  from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
-           join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
+           join pii_internal.tombstones as tb on tb.subject_hash = %s
+           where %s$q$,
+        pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'), prefilter)
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
@@ -5646,7 +5672,7 @@ function pii_internal.guard_rows() owner <owner>
       idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                              hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -5907,7 +5933,7 @@ function pii_internal.identifier_hash_sql(text,text) owner <owner>
   comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
 
 function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[])
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[], OUT new_buckets integer[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -5920,7 +5946,7 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       sec pii_internal.secret;
       is_subject boolean;
     begin
-      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
+      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
       select * into reg from pii.tables t where t.relid = tbl;
       values_sql := pii_internal.identifier_values_sql(tbl);
       if values_sql is null or not exists (select from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
@@ -5955,11 +5981,13 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
                 merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
                            union all select hit.k, hit.s, true from hit)
            select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
-                  coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
                   coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
            from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
-        into pairs, new_hashes, keys, scopes, pii
+        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
+        pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
+        into pairs, new_hashes, new_buckets, keys, scopes, pii
         using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
     end
     $function$
@@ -6145,6 +6173,17 @@ function pii_internal.keyed_hmac_sql(text,text,text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.'
 
+function pii_internal.kind_bucket_sql(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_bucket_sql(kind text, scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.bucket_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
+    $function$
+  comment 'Internal. SQL text of a kind''s tombstone bucket (pii_internal.bucket_sql with the kind''s prefix).'
+
 function pii_internal.kind_hash_sql(text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text)
      RETURNS text
@@ -6152,11 +6191,7 @@ function pii_internal.kind_hash_sql(text,text,text) owner <owner>
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.subject_hash_sql(
-               case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
-                    else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
-               key_sql)
-      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
+      select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
     $function$
   comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
 
@@ -6170,6 +6205,19 @@ function pii_internal.kind_list() owner <owner>
       select pg_catalog.string_agg(pg_catalog.format('"%s"', s.kind), ', ' order by s.kind) from pii.subject_table s
     $function$
   comment 'Internal. The install''s subject kinds, quoted and comma-separated, for error messages.'
+
+function pii_internal.kind_scope_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_scope_sql(kind text, scope_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
+                  else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end
+      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_scope_sql.kind
+    $function$
+  comment 'Internal. SQL text of the scope a kind''s subjects are hashed with (the kind''s hash_prefix before it).'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -6508,19 +6556,19 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text)
+function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bytea[]
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with marked as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
-        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
-        from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
+        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
+        from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
           set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
-              request_id = coalesce(excluded.request_id, t.request_id)
+              request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
           where mark_erased.filed_snapshot is null or t.erased_xact is null
              or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
         returning t.subject_hash
@@ -8197,6 +8245,24 @@ function pii_internal.strategy_keys(text) owner <owner>
       select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
     $function$
   comment 'Internal. The trimmed keys of a jsonb_remove argument.'
+
+function pii_internal.subject_buckets(text,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[])
+     RETURNS integer[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      result integer[];
+    begin
+      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
+                                pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
+        into result using subject_keys, scopes;
+      return result;
+    end
+    $function$
+  comment 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.'
 
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)

@@ -648,6 +648,40 @@ describe('guards', () => {
     await db.query(`drop table app.tickets; drop domain app.ticket_code`);
   });
 
+  it('narrow a bulk write by tombstone buckets, and hash every key while a tombstone has no bucket', async () => {
+    // 1,500 distinct subjects in one statement: the guard hashes only keys whose bucket a
+    // tombstone has. Erased by a request (ERASED, FRESH_ERASED) and directly (8101).
+    await db.query(`select * from pii.erase_subjects(array['8101'])`);
+    await db.query(`select pii.set_guard('app.events', 'scrub')`);
+    const erased = [ERASED, ...FRESH_ERASED, 8101];
+    const bulkInsert = (tag: string) =>
+      db.query(
+        `insert into app.events (customer_id, occurred_at, kind, payload)
+         select g, '2026-09-15', $1, '{}' from (select generate_series(1, 1499) union all select 8101) as s (g)`,
+        [tag],
+      );
+    const left = async (tag: string) =>
+      (
+        await db.query(
+          `select count(*)::int as n, count(*) filter (where customer_id = any ($2))::int as erased from app.events where kind = $1`,
+          [tag, erased],
+        )
+      ).rows[0];
+    expect(
+      (await db.query(`select count(*)::int as n from pii_internal.tombstones where bucket is null`)).rows[0],
+    ).toEqual({ n: 0 });
+    await bulkInsert('bulk-bucketed');
+    expect(await left('bulk-bucketed')).toEqual({ n: 1500 - erased.length, erased: 0 });
+    // A tombstone without a bucket (written before buckets existed, or restored from the
+    // ledger): the guard cannot narrow by buckets, and still finds that subject.
+    await db.query(
+      `update pii_internal.tombstones set bucket = null where subject_hash = pii_internal.subject_hash(null, $1)`,
+      [String(ERASED)],
+    );
+    await bulkInsert('bulk-unbucketed');
+    expect(await left('bulk-unbucketed')).toEqual({ n: 1500 - erased.length, erased: 0 });
+  });
+
   it('guard writes that name a partition directly', async () => {
     await db.query(`select pii.set_guard('app.events', 'reject')`);
     await expectPgError(

@@ -214,7 +214,11 @@ comment on function pii_internal.guard_candidates_sql(regclass, text, text) is '
 
 -- Lethe's half: which candidates (guard_candidates_sql) of registered table tbl are
 -- tombstoned, each hashed once, and whether one of their rows carries PII (a minimised row
--- does unless a legal hold keeps the subject's rows in tbl).
+-- does unless a legal hold keeps the subject's rows in tbl). Many candidates (a bulk write)
+-- are first narrowed to those whose tombstone bucket (pii_internal.bucket_sql) some
+-- tombstone has, so that only those are hashed; not while a tombstone without a bucket is
+-- left, nor when the tombstones far outnumber the candidates (hashing them is cheaper than
+-- reading every bucket).
 create or replace function pii_internal.guard_hits(tbl regclass, candidate_keys text[], candidate_scopes text[],
                                                    out keys text[], out scopes text[], out pii boolean[])
 language plpgsql stable
@@ -222,7 +226,16 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   sec pii_internal.secret;
+  kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
+  n integer := pg_catalog.cardinality(candidate_keys);
+  prefilter text := 'true';
 begin
+  if n >= 1000
+     and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
+     and not exists (select from pii_internal.tombstones t where t.bucket is null) then
+    prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                   pii_internal.kind_bucket_sql(kind_, 'h.s', 'h.k'));
+  end if;
   select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
@@ -232,8 +245,9 @@ begin
        from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                     pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
              from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
-       join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-    pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
+       join pii_internal.tombstones as tb on tb.subject_hash = %s
+       where %s$q$,
+    pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'), prefilter)
     into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
 end
 $$;
@@ -352,7 +366,7 @@ begin
   idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                          hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(idents.new_hashes) > 0 then
-    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
     hits := idents;
   elsif pg_catalog.cardinality(idents.pairs) > 0 then
     n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -438,7 +452,7 @@ begin
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
   idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(idents.new_hashes) > 0 then
-    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
     hits := idents;
   elsif pg_catalog.cardinality(idents.pairs) > 0 then
     -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
