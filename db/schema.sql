@@ -651,13 +651,14 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
         t.registered_at,
         t.link_fk AS foreign_key,
         t.unenforced_join,
-        t.shared
+        t.shared,
+        t.kind
        FROM pii.tables t
          LEFT JOIN pii.subject_table s ON s.relid::oid = t.relid::oid;
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'Registered tables: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.'
+  comment 'Registered tables and the subject kind each belongs to: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.'
 
 view pii.retention_history owner <owner> with (security_barrier=true) as
      SELECT r.id,
@@ -1046,7 +1047,7 @@ function pii.enforce_retention(text) owner <owner>
         end if;
         if p.approved and allowed and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
                                                   and r.period_start = p.period and r.outcome = 'requested') then
-          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
+          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query, p.kind) x;
         end if;
         return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
       end loop;
@@ -1287,7 +1288,7 @@ function pii.hold_tick(date) owner <owner>
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
             rid := pii_internal.create_request(
               found_.subject_keys,
-              case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+              case when (pii_internal.subject_kind(ended.kind)).scope_attnum is not null then found_.scopes end,
               null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
           end if;
         end if;
@@ -1661,7 +1662,7 @@ function pii.preview_retention(text) owner <owner>
       if cur.version is null then
         raise exception 'retention policy "%" does not exist', name using errcode = '42704';
       end if;
-      q := pii.subject_query_keys(cur.subject_query);
+      q := pii.subject_query_keys(cur.subject_query, cur.kind);
       p := pii.retention_preview_step(name, cur.version, q.subject_keys, q.scopes);
       return query select cur.version, p.candidates, p.held, cur.max_subjects, p.candidates <= cur.max_subjects, p.sample, p.rows_to_change;
     end
@@ -1787,7 +1788,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
           using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
       end if;
       if dry_run then
-        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode);
+        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode, kind);
         return;
       end if;
       if n = 0 then
@@ -2255,7 +2256,7 @@ function pii.request_erasure_from_query(text,integer,text,text,text,boolean) own
     declare
       q record;
     begin
-      q := pii.subject_query_keys(subject_query);
+      q := pii.subject_query_keys(subject_query, kind);
       return query select * from pii.query_erasure_step(q.subject_keys, q.scopes, max_subjects, request_key, kind, mode,
                                                         coalesce(dry_run, false));
     end
@@ -2332,7 +2333,7 @@ Example: select * from pii.request_items_page(''…''::uuid, only_items => ''fai
 
 function pii.request_status(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_status(request_id uuid)
-     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text, shared_kept jsonb)
+     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text, shared_kept jsonb, kind text)
      LANGUAGE plpgsql
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2341,7 +2342,7 @@ function pii.request_status(uuid) owner <owner>
       return query
         select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
                case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
-               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
+               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept, r.kind
         from pii.requests r where r.id = request_status.request_id;
       if not found then
         raise exception 'erasure request % does not exist', request_id using errcode = '42704';
@@ -2350,7 +2351,7 @@ function pii.request_status(uuid) owner <owner>
     $function$
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
+  comment 'Status of a request: queued | running | done | failed, its subject kind, with total, matched, unmatched, erased, failed, duplicates,
 progress (0-1), timestamps, due date, verification result, rows changed per table and rows kept per table because
 others share them (shared_kept: an address staff or other customers also reference).
 Example: select * from pii.request_status(''…''::uuid);'
@@ -2375,11 +2376,12 @@ function pii.restore_check(jsonb) owner <owner>
       found_hashes bytea[];
       found_keys text[];
       found_scopes text[];
+      found_kinds text[];
       rids uuid[] := '{}';
       r record;
     begin
-      -- The first kind (hashes without a kind prefix). Subjects of later kinds get their
-      -- tombstones and identifier tombstones back, but are not looked for to re-erase.
+      -- The first kind (hashes without a kind prefix): the kind of ledger entries made before
+      -- kinds existed (their kind is NULL).
       select * into subj from pii.subject_table s order by s.hash_prefix limit 1;
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
@@ -2405,15 +2407,21 @@ function pii.restore_check(jsonb) owner <owner>
             group by e.subject_hash) s;
       hashes := coalesce(hashes, '{}');
 
-      -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
+      -- 3. Who is back, in every kind: hash every key of each kind's subject table once (a
+      --    kind's hashes carry its prefix, so a hash names its kind), join the ledger's
+      --    hashes. One statement: one SELECT per kind, UNION ALL.
       execute pg_catalog.format(
-        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
-           from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
+        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s), pg_catalog.array_agg(x.kind)
+           from (%s) x
            join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-        pii_internal.subject_hash_sql('t.s', 't.k'),
-        case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
-        into found_hashes, found_keys, found_scopes
+        (select pg_catalog.string_agg(pg_catalog.format(
+                  'select %s as h, t.k, t.s, %L::text as kind from (select %s as s, r.%I::text as k from %s r) t',
+                  pii_internal.kind_hash_sql(s.kind, 't.s', 't.k'), s.kind,
+                  case when s.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end,
+                  pii_internal.column_name(s.relid, s.key_attnum), pii_internal.qualified_name(s.relid)),
+                ' union all ' order by s.kind)
+         from pii.subject_table s))
+        into found_hashes, found_keys, found_scopes, found_kinds
         using hashes, null::text, sec.inner_key, sec.outer_key;
       found_hashes := coalesce(found_hashes, '{}');
 
@@ -2451,16 +2459,18 @@ function pii.restore_check(jsonb) owner <owner>
       where p.secret_id operator(pg_catalog.=) sid and p.mode operator(pg_catalog.<>) 'return' and c.st in ('replayed', 'not_present', 'already_erased')
       on conflict do nothing;
 
-      -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
+      -- 5. One request per kind and mode (a request has one of each): two iterations per kind
+      --    at most, never one per subject.
       for r in
-        select c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes
+        select f.kind, c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes, s.scope_attnum is not null as scoped
         from unnest(hashes, modes, states) as c (h, m, st)
-        join unnest(found_hashes, found_keys, found_scopes) as f (h, k, s) on f.h operator(pg_catalog.=) c.h
+        join unnest(found_hashes, found_keys, found_scopes, found_kinds) as f (h, k, s, kind) on f.h operator(pg_catalog.=) c.h
+        join pii.subject_table s on s.kind operator(pg_catalog.=) f.kind
         where c.st operator(pg_catalog.=) 'replayed'
-        group by c.m order by c.m
+        group by f.kind, c.m, s.scope_attnum order by f.kind, c.m
       loop
-        rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
-                                                                null, null, 'restore-check', r.mode, null, subj.kind);
+        rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when r.scoped then r.scopes end,
+                                                                null, null, 'restore-check', r.mode, null, r.kind);
       end loop;
 
       ledger_entries := pg_catalog.cardinality(parsed);
@@ -2484,8 +2494,8 @@ function pii.restore_check(jsonb) owner <owner>
   grant EXECUTE to pii_admin
   comment 'After restoring a backup: compares the external ledger (the JSON entries lethe worker --ledger-dir wrote) with this
 database. Copies back the ledger entries it lacks, re-creates missing tombstones first (guards refuse the subjects
-from then on), then files one erasure request per mode (source restore-check) for every subject that is back (its
-key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
+from then on), then files one erasure request per kind and mode (source restore-check) for every subject of every kind
+that is back (its key in its kind''s subject table hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
 (allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
 Example: select * from pii.restore_check(''[{"seq": 1, …}]''::jsonb);  -- usually: lethe restore-check --ledger DIR'
 
@@ -2599,7 +2609,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
       from (select h from unnest(s.hashes) as u (h) limit 20) x;
-      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
+      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode, cur.kind);
       -- A read-only transaction (a standby, a cautious session) can keep no audit row: the
       -- preview changes nothing either way, and the caller sees no key.
       if pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
@@ -2774,9 +2784,8 @@ function pii.set_retention_policy(text,text,integer,text,text,text,boolean) owne
     declare
       key_type regtype;
     begin
-      perform pii.subject_query_keys(subject_query);
-      select a.atttypid::regtype into key_type
-      from pii.subject_table s join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum;
+      perform pii.subject_query_keys(subject_query, kind);
+      key_type := (pii.subject_key_types(kind)).key_type;
       return pii.store_retention_version(name, subject_query, key_type, max_subjects, kind, mode, schedule, enabled);
     end
     $function$
@@ -2855,8 +2864,28 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
   grant EXECUTE to pii_admin
   comment 'Step of pii.set_retention_policy, which validates the query with the caller''s rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version(''inactive-3y'', ''select c.id from app.customers c'', ''bigint'', 100, null, ''erase'', ''daily'', false);'
 
-function pii.subject_query_keys(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, OUT subject_keys text[], OUT scopes text[])
+function pii.subject_key_types(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_key_types(kind text DEFAULT NULL::text, OUT kind_name text, OUT key_type regtype, OUT scope_type regtype)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+    begin
+      kind_name := subj.kind;
+      select a.atttypid::regtype into key_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.key_attnum;
+      select a.atttypid::regtype into scope_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.scope_attnum;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'The subject kind a call means (kind, or the install''s only kind) and its key and scope types (scope NULL when not
+scoped); 22023 listing the kinds when kind is omitted on an install with several. Example: select * from pii.subject_key_types(''staff'');'
+
+function pii.subject_query_keys(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, kind text DEFAULT NULL::text, OUT subject_keys text[], OUT scopes text[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2877,13 +2906,7 @@ function pii.subject_query_keys(text) owner <owner>
       if pg_catalog.strpos(query_, ';') > 0 then
         raise exception 'subject_query must be a single SELECT statement (no ";" inside it)' using errcode = '42601';
       end if;
-      select a.atttypid::regtype as key_type, sa.atttypid::regtype as scope_type into subj
-      from pii.subject_table s
-      join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum
-      left join pg_catalog.pg_attribute sa on sa.attrelid = s.relid and sa.attnum = s.scope_attnum;
-      if subj.key_type is null then
-        raise exception 'no subject table is registered yet' using errcode = '55000';
-      end if;
+      select * into subj from pii.subject_key_types(kind);
       scoped := subj.scope_type is not null;
       aliases := case when scoped then 'k, s' else 'k' end;
 
@@ -2943,8 +2966,9 @@ function pii.subject_query_keys(text) owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
   comment 'Runs a subject query read-only with the caller''s own rights and returns its distinct keys (and scopes) as text.
-The query returns the subject key column''s type (and the scope''s, after the key, on scoped installs); it is checked
-for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
+The query returns the key column''s type of the subject kind (and the scope''s, after the key, on scoped installs); it
+is checked for shape, type and read-only-ness and rolled back. kind may be omitted when the install has one kind.
+Example: select cardinality(subject_keys) from
 pii.subject_query_keys(''select c.id from app.customers c where c.created_at < now() - interval ''''3 years'''''');'
 
 function pii.sync_guards(regclass) owner <owner>
@@ -2993,23 +3017,25 @@ too) of a registered table, its partitions and inheritance children; returns how
 Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
 
-function pii.tokenize(text,text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text)
+function pii.tokenize(text,text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text, subject_kind text DEFAULT NULL::text)
      RETURNS text
      LANGUAGE sql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select t.token from pii.tokenize_many(array[subject_key], array[kind], array[value],
-                                            case when scope is null then null else array[scope] end) t
+                                            case when scope is null then null else array[scope] end, subject_kind) t
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
-  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
-Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));'
+  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value. kind is
+the value''s kind (email, phone); subject_kind the subject''s (customer, staff), needed when the install has several.
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));
+select pii.tokenize(''7'', ''email'', ''mike@shop.example'', subject_kind => ''staff'');'
 
-function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[])
+function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[], subject_kind text DEFAULT NULL::text)
      RETURNS TABLE(ordinality bigint, token text)
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -3050,15 +3076,15 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       end if;
       -- Registered subject table, scoped or not, first key valid; then, only if something is
       -- wrong further on, the whole batch for an error naming the position.
-      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+      subj := pii_internal.subject_kind(subject_kind);
+      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1], kind => subj.kind);
       if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
          or pg_catalog.array_position(scopes, null) is not null then
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
       end if;
       if pg_catalog.cardinality(scopes) = 1 and n > 1 then
         scopes := pg_catalog.array_fill(scopes[1], array[n]);
       end if;
-      select * into subj from pii.subject_table;
       select * into sec from pii_internal.secret;
 
       begin
@@ -3086,13 +3112,13 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
           pii_internal.column_type(subj.relid, subj.key_attnum),
           case when subj.scope_attnum is null then 'null::text'
                else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
-          pii_internal.subject_hash_sql('c.s', 'c.k'))
+          pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'))
           into hashes, tokens, any_deterministic
           using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
                 pii_crypto.gen_random_bytes(32);
       exception when data_exception then
         -- Names the position of the bad key or scope, never its value.
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
         raise;
       end;
 
@@ -3150,8 +3176,11 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
   comment 'Tokenizes values set-based: each value is stored encrypted (AES-256) under its subject''s data key; returns
 (ordinality, token) in input order. Tokens are random (tok_ + 32 hex) unless the kind is deterministic
 (pii.set_token_kind): then the same scope + kind + normalised value gives the same token. Subjects with a tombstone get
-NULL and nothing is stored. Callable by pii_operator and pii_admin.
-Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);'
+NULL and nothing is stored. subject_kind names the subjects'' kind (customer, staff) and may be omitted when the install
+has one; each kind''s subjects have their own data keys, and erasing one shreds only its entries.
+Callable by pii_operator and pii_admin.
+Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);
+select * from pii.tokenize_many(array[''7''], array[''email''], array[''mike@shop.example''], subject_kind => ''staff'');'
 
 function pii.unclassified_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii.unclassified_columns()
@@ -3577,35 +3606,37 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     declare
       head pii_internal.chain_heads;
       sec pii_internal.secret;
-      is_scoped boolean;
     begin
       if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
         return 0;
       end if;
-      select s.scope_attnum is not null into is_scoped from pii.subject_table s;
       select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
-        $q$with numbered as (
+        $q$with kinds as (
              select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
                     -- The subject's kind and identifier tombstones: a restore re-applies both.
                     (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
                     (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
                      where it.subject_hash operator(pg_catalog.=) u.h) as ih
              from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+           ), numbered as (
+             -- Scoped: whether the subject table of the subject's own kind is.
+             select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
+             from kinds k
            ), hashed as (
-             select n.seq, n.h, n.t, n.k, n.ih, %s as entry_hash from numbered n
+             select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
            ), ins as (
              insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-             select x.seq, x.h, x.ih, x.k, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             select x.seq, x.h, x.ih, x.k, x.sc, $7, $8, x.t, $9, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
              from hashed x
              returning erasure_ledger.seq, erasure_ledger.entry_hash
            )
            update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
            from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
            where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, $7, $8, $9, n.t, $10)'))
-        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash, coalesce(is_scoped, false),
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
+        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash,
               entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
     end
@@ -4818,7 +4849,7 @@ function pii_internal.erase_plan(text) owner <owner>
           union
           select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
                  case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-          from pii.tables t cross join pii.subject_table s
+          from pii.tables t join pii.subject_table s on s.kind = t.kind
           where t.relid <> s.relid
         ),
         -- How far a table is above the tables nothing registered references further: it runs
@@ -8009,17 +8040,17 @@ function pii_internal.row_key_sql(regclass) owner <owner>
     $function$
   comment 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.'
 
-function pii_internal.rows_to_change(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
+function pii_internal.rows_to_change(text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text, kind text)
      RETURNS jsonb
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
-      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null, null, kind) r,
            unnest(r.table_names, r.rows_affected) as x (t, n)
     $function$
-  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+  comment 'Internal. {table: rows} an erasure of these canonical subjects of a kind (NULL: the only kind) would change now.'
 
 function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[],regclass[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], only_tables regclass[] DEFAULT NULL::regclass[], kind text DEFAULT NULL::text, OUT table_names text[], OUT rows_affected bigint[], OUT shared_kept bigint[])
