@@ -116,10 +116,10 @@ comment on function pii_internal.guard_row_text_sql(regclass, regclass, text) is
 -- column (and scope), of built-in types whose equal values have one text form (integers,
 -- uuid, text and varchar under the default, C or POSIX collation: no domain, no table
 -- owner's cast or collation), so that it may take them from the transition table itself
--- (guard_keys_in_place_sql): a table
--- linked directly to its subject, whose rows are deleted on erasure (every row of a
--- subject is a trace) while no legal hold may keep one minimised, with no registered
--- children, no identifier columns and no rows shared with other tables.
+-- (guard_keys_in_place_sql): a table linked directly to its subject, whose rows are
+-- deleted on erasure (every row of a subject is a trace) while no legal hold may keep one
+-- minimised, with no registered children, no identifier columns and no rows shared with
+-- other tables.
 create or replace function pii_internal.guard_reads_in_place(tbl regclass) returns boolean
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
