@@ -5401,7 +5401,7 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
          and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
          and not exists (select from pii_internal.tombstones t where t.bucket is null) then
         prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
-                                       pii_internal.kind_bucket_sql(kind_, 'h.s', 'h.k'));
+                                       pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
       end if;
       select * into sec from pii_internal.secret;
       execute pg_catalog.format(
@@ -5411,10 +5411,9 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                     where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
            from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
-                 from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
-           join pii_internal.tombstones as tb on tb.subject_hash = %s
-           where %s$q$,
-        pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'), prefilter)
+                 from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
+           join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
+        prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
