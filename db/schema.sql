@@ -1393,7 +1393,7 @@ function pii.lint() owner <owner>
       union all
       select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
              pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
-                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s where s.kind = t.kind)))),
              'Add the foreign key and register the table again, or keep the override knowingly'
       from live t
       where t.unenforced_join
@@ -1422,7 +1422,7 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix; in a foreign-key cycle, naming the cycle''s constraints), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -1863,7 +1863,9 @@ function pii.register_child_table(regclass,regclass,name,text,name,name,boolean,
       if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
         raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
                         pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
-          using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
+          using errcode = '0A000', hint = pg_catalog.format(
+            'Rows below a row others may share belong to its owners, whom Lethe finds for %s only. Register %s by its own foreign key to a registered table that references the subject (pii.register_table, pii.register_child_table), if it has one. Otherwise it stays unregistered: erasure leaves its rows, and the rows of %s they reference count as shared (kept).',
+            pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
       end if;
       -- The join is one of a foreign key's column pairs, in either direction (a column not given
       -- is the one the foreign key has); never a guessed column.
@@ -4841,16 +4843,10 @@ function pii_internal.erase_plan(text) owner <owner>
           select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
           from pii.tables c join tree on c.parent_relid = tree.relid
         ),
-        -- referencing -> referenced, between registered tables.
+        -- referencing -> referenced, between registered tables. In a cycle only the registered
+        -- joins order (they never form one); pii.lint() names the cycle's constraints.
         edges (src, dst) as (
-          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-          union
-          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-          from pii.tables t join pii.subject_table s on s.kind = t.kind
-          where t.relid <> s.relid
+          select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
         ),
         -- How far a table is above the tables nothing registered references further: it runs
         -- before every table it references.
@@ -5032,6 +5028,55 @@ function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <own
     $function$
   comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
+function pii_internal.erased_co_owners(regclass,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erased_co_owners(tbl regclass, subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reach record := pii_internal.subject_rows_sql(tbl);
+      tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
+      selects text[];
+      found record;
+      sec pii_internal.secret;
+    begin
+      keys := '{}';
+      select pg_catalog.array_agg(pg_catalog.format(
+               'select %s as k, %s as s from %s as t%s where %s(%s) in (select %s from %s as t%s where %s)',
+               pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql || '::text', 'null::text'),
+               pii_internal.qualified_name(f.referencing), case when path.from_list = '' then '' else ', ' || path.from_list end,
+               case when path.join_sql = '' then '' else path.join_sql || ' and ' end,
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(f.referencing, u.a)), ', ' order by u.i)
+                from unnest(f.conkey) with ordinality as u (a, i)),
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(tbl, u.b)), ', ' order by u.i)
+                from unnest(f.confkey) with ordinality as u (b, i)),
+               pii_internal.qualified_name(tbl), case when reach.from_list = '' then '' else ', ' || reach.from_list end, reach.where_sql)
+             order by f.conname)
+        into selects
+      from pii_internal.shared_row_references() f
+      join pii.tables r on r.relid = f.referencing and r.kind operator(pg_catalog.=) tbl_kind
+      cross join lateral pii_internal.subject_key_sql(f.referencing) path
+      where f.referenced = tbl;
+      if selects is null then
+        return;
+      end if;
+      found := pii_internal.as_owner(tbl, pg_catalog.format('select coalesce(pg_catalog.array_agg(x.k), ''{}''), pg_catalog.array_agg(x.s) from (%s) as x',
+                                                            pg_catalog.array_to_string(selects, ' union ')),
+                                     true, subject_keys, scopes);
+      if pg_catalog.cardinality(found.found_keys) = 0 then
+        return;
+      end if;
+      select * into sec from pii_internal.secret;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
+           where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
+        pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
+        into keys, key_scopes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  comment 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.'
+
 function pii_internal.exclusively_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.exclusively_owned_sql(tbl regclass)
      RETURNS text
@@ -5056,13 +5101,16 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
         select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
                                                        pii_internal.column_name(tbl, u.b)), ' and ')
           into cond from unnest(f.conkey, f.confkey) as u (a, b);
-        if exists (select from pii.tables t where t.relid = f.referencing) then
-          -- Inside, t is the referencing table again (the subject rows' own alias).
+        if exists (select from pii.tables t, pii.tables x where t.relid = f.referencing and x.relid = tbl and t.kind = x.kind) then
+          -- Inside, t is the referencing table again (the subject rows' own alias): rows of the
+          -- subjects being erased ($1/$2) or of subjects erased before ($6/$8, the same SQL).
           inner_rows := pii_internal.subject_rows_sql(f.referencing);
-          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where ((%s) or (%s)) and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
                                             pii_internal.qualified_name(f.referencing),
                                             case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
-                                            inner_rows.where_sql, alias, alias);
+                                            inner_rows.where_sql,
+                                            pg_catalog.regexp_replace(pg_catalog.regexp_replace(inner_rows.where_sql, '\$1(?![0-9])', '$6', 'g'), '\$2(?![0-9])', '$8', 'g'),
+                                            alias, alias);
         end if;
         conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
         -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
@@ -5075,7 +5123,7 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
       return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
     end
     $function$
-  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.'
+  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of its kind''s subjects bound as $1/$2 or erased before ($6/$8) (shared => keep); true otherwise.'
 
 function pii_internal.find_subjects_again(bytea[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], kind text, OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
@@ -7295,6 +7343,41 @@ function pii_internal.parse_strategy(text) owner <owner>
     $function$
   comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
+function pii_internal.plan_edges() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_edges()
+     RETURNS TABLE(src oid, dst oid, conname name, registered_join boolean, cycle text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive live as (
+        select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      ), edges as (
+        select x.src, x.dst, x.conname, pg_catalog.bool_or(x.registered_join) as registered_join
+        from (select c.conrelid as src, c.confrelid as dst, c.conname, false as registered_join from pg_catalog.pg_constraint c
+              where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+                and c.conrelid in (select l.relid::oid from live l) and c.confrelid in (select l.relid::oid from live l)
+              union all
+              select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                     case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end,
+                     t.link_fk, true
+              from live t join pii.subject_table s on s.kind = t.kind
+              where t.relid <> s.relid) x
+        group by x.src, x.dst, x.conname
+      ), reach (a, b) as (
+        -- A cycle needs a foreign key that is no registered join: without one, nothing to walk.
+        select e.src, e.dst from edges e where exists (select from edges n where not n.registered_join)
+        union
+        select r.a, e.dst from reach r join edges e on e.src = r.b
+      )
+      select e.src, e.dst, e.conname, e.registered_join,
+             case when exists (select from reach r where r.a = e.dst and r.b = e.src) then
+               (select pg_catalog.min(pii_internal.qualified_name(r.b::regclass)) from reach r
+                where r.a = e.src and exists (select from reach q where q.a = r.b and q.b = e.src)) end
+      from edges e
+    $function$
+  comment 'Internal. Referencing -> referenced edges between registered tables (foreign keys and registered joins, with the constraint name); cycle: the first table name of the cycle the edge is part of, NULL when none.'
+
 function pii_internal.plan_problems(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
      RETURNS TABLE(table_name text, constraint_name name, problem text, hint text)
@@ -7348,6 +7431,34 @@ function pii_internal.plan_problems(text) owner <owner>
                    -- Rows an unregistered table references are shared, and kept.
                    or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
                  else false end
+      order by 1, 2;
+      if not exists (select from pii_internal.plan_edges() e where e.cycle is not null and not e.registered_join) then
+        return;
+      end if;
+      return query
+      -- In a cycle of foreign keys, a table changed after a table it references is deleted (the
+      -- plan's order follows the registered joins): its rows still reference the deleted ones,
+      -- whatever its own erase strategies do to them later.
+      with plan as materialized (
+        select p.relid::oid as relid, p.action, p.ord
+        from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+      )
+      select pii_internal.qualified_name(e.dst::regclass), e.conname,
+             pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows, erased after them, still reference them (foreign keys between registered tables form a cycle: %s; the plan follows the registered joins)',
+                               pii_internal.qualified_name(e.dst::regclass), e.conname, pii_internal.qualified_name(e.src::regclass),
+                               (select pg_catalog.string_agg(pg_catalog.format('%s (%s -> %s)', coalesce(x.conname::text, 'unenforced join'),
+                                                                               pii_internal.qualified_name(x.src::regclass), pii_internal.qualified_name(x.dst::regclass)),
+                                                             ', ' order by x.conname, x.src)
+                                from pii_internal.plan_edges() x where x.cycle operator(pg_catalog.=) e.cycle)),
+             pg_catalog.format('Alter %s to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or %s.', e.conname,
+                               case when mode = 'delete' then 'erase with mode => erase'
+                                    else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(e.dst::regclass)) end)
+      from pii_internal.plan_edges() e
+      join pg_catalog.pg_constraint c on c.conrelid = e.src and c.conname = e.conname and c.contype = 'f'
+      join plan ps on ps.relid = e.src
+      join plan pd on pd.relid = e.dst
+      where e.cycle is not null and not e.registered_join and c.confdeltype in ('a', 'r') and not c.condeferred
+        and pd.action = 'delete' and ps.ord > pd.ord
       order by 1, 2;
     end
     $function$
@@ -8063,6 +8174,9 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       statements text[];
       captures text[];
       owned text[] := '{}';
+      others record;
+      other_keys text[] := '{}';
+      other_scopes text[] := '{}';
       captured record;
       rows_sql record;
       n bigint;
@@ -8089,7 +8203,11 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
         for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
           shared_kept[i] := 0;
           if captures[i] is not null then
-            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+            -- Rows of subjects erased before (another batch) do not make a row shared.
+            others := pii_internal.erased_co_owners(relids[i], subject_keys, scopes);
+            other_keys[i] := others.keys::text;
+            other_scopes[i] := others.key_scopes::text;
+            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes, null, others.keys, null, others.key_scopes);
             owned[i] := captured.found_keys::text;
             shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
           end if;
@@ -8099,7 +8217,8 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
             n := pg_catalog.cardinality(owned[i]::text[]);
           elsif captures[i] is not null then
             n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
-                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
+                                                  other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
           elsif count_only then
             rows_sql := pii_internal.subject_rows_sql(relids[i]);
             n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
