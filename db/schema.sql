@@ -531,8 +531,10 @@ table pii_internal.tombstones owner <owner>
   column erased_at timestamp with time zone
   column erased_xact xid8
   column kind text
+  column bucket integer
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii_internal.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
+  index CREATE INDEX tombstones_unbucketed_idx ON pii_internal.tombstones USING btree (subject_hash) WHERE (bucket IS NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii_internal.tombstones USING btree (subject_hash)
   trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
   trigger CREATE TRIGGER tombstones_erasure_ledger_insert AFTER INSERT ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
@@ -1108,7 +1110,7 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
       -- Tombstoned (and marked erased) before the statements run, so guards see them.
-      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
@@ -3729,6 +3731,20 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
+function pii_internal.bucket_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bucket_sql(scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        'pg_catalog.int4(pg_catalog.hashtextextended(coalesce(%s, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s, '
+        '(select (''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.inner_key operator(pg_catalog.||) ''\x6275636b6574''::pg_catalog.bytea), 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8 '
+        'from pii_internal.secret s)) operator(pg_catalog.&) 16777215)', scope_sql, key_sql)
+    $function$
+  comment 'Internal. SQL text of a subject''s tombstone bucket: 24 bits of a hash of (scope, key) seeded from the install key.'
+
 function pii_internal.build_erase_plan(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.build_erase_plan(mode text)
      RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
@@ -4559,7 +4575,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       if pg_catalog.cardinality(hashes) >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
@@ -5463,22 +5479,22 @@ function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     $function$
   comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+function pii_internal.flag_subjects(bytea[],text[],uuid,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
-        select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+        select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
-          set request_id = coalesce(t.request_id, excluded.request_id)
+          set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
         returning 1
       )
       select pg_catalog.count(*) from ins
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -5598,6 +5614,32 @@ function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
     $function$
   comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.'
 
+function pii_internal.guard_columns(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_columns(tbl regclass, mode text)
+     RETURNS name[]
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.array_agg(a.attname order by a.attnum), '{}')
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type ty on ty.oid = a.atttypid
+      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+        and (ty.typnamespace operator(pg_catalog.<>) 'pg_catalog'::regnamespace
+             or a.attnum in (select c.attnum from pii.columns c where c.relid = tbl and c.erase operator(pg_catalog.<>) 'keep')
+             or a.attnum in (select i.attnum from pii.identifiers i where i.relid = tbl)
+             or a.attnum in (select x from pii.tables t, unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) x where t.relid = tbl)
+             or a.attnum in (select s.key_attnum from pii.subject_table s where s.relid = tbl)
+             or a.attnum in (select s.scope_attnum from pii.subject_table s where s.relid = tbl)
+             or a.attnum in (select c.parent_key_attnum from pii.tables c where c.parent_relid = tbl)
+             or a.attnum in (select unnest(k.conkey) from pg_catalog.pg_constraint k
+                             where k.conrelid = tbl and k.contype = 'p'
+                               and (mode operator(pg_catalog.=) 'skip' or exists (select from pii.identifiers i where i.relid = tbl)
+                                    or exists (select from pii.subject_table s where s.relid = tbl and s.key_is_pii)))
+             or a.attnum in (select unnest(k.confkey) from pg_catalog.pg_constraint k where k.confrelid = tbl and k.contype = 'f'))
+    $function$
+  comment 'Internal. The columns of a registered table whose values a guard reads in written rows (the rest of built-in types are sent to the deputy as NULL).'
+
 function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean)
      RETURNS bigint
@@ -5611,9 +5653,13 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
-      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
       from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+      if pg_catalog.cardinality(only_tables) = 0 then
+        -- No registered children: no plan to build.
+        return 0;
+      end if;
+      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       return (select coalesce(pg_catalog.sum(n), 0)::bigint
               from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
                                                        (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
@@ -5647,7 +5693,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
@@ -5681,7 +5727,16 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
     AS $function$
     declare
       sec pii_internal.secret;
+      kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
+      n integer := pg_catalog.cardinality(candidate_keys);
+      prefilter text := 'true';
     begin
+      if n >= 1000
+         and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
+         and not exists (select from pii_internal.tombstones t where t.bucket is null) then
+        prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                       pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
+      end if;
       select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
@@ -5690,9 +5745,9 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                     where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
            from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
-                 from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+                 from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
            join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
+        prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
@@ -5737,6 +5792,28 @@ function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,tex
     end
     $function$
   comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
+
+function pii_internal.guard_keys_in_place_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_keys_in_place_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+    begin
+      select * into reg from pii.tables t where t.relid = tbl;
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+           from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
+        pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+        pii_internal.column_name(tbl, reg.subject_attnum),
+        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+    end
+    $function$
+  comment 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -5837,6 +5914,45 @@ function pii_internal.guard_problems() owner <owner>
     $function$
   comment 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.'
 
+function pii_internal.guard_reads_in_place(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_reads_in_place(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce((
+        select t.subject_attnum is not null
+           and pii_internal.erase_action(tbl) operator(pg_catalog.=) 'delete'
+           and not exists (select from pii.legal_holds h where h.released_at is null)
+           and not exists (select from pii.tables c where c.parent_relid = tbl)
+           and not exists (select from pii.identifiers i where i.relid = tbl)
+           and not exists (select from pii.subject_table s where s.relid = tbl)
+           and pii_internal.guard_owned_sql(tbl) operator(pg_catalog.=) 'true'
+           and not exists (select from pg_catalog.pg_attribute a
+                           where a.attrelid = tbl and a.attnum in (t.subject_attnum, t.scope_attnum)
+                             and (a.atttypid not in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                                                     'pg_catalog.uuid'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+                                  or a.attcollation not in (0, 100, 950, 951)))
+        from pii.tables t where t.relid = tbl), false)
+    $function$
+  comment 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.'
+
+function pii_internal.guard_row_text_sql(regclass,regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_row_text_sql(tbl regclass, rel regclass, mode text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(%s)))',
+               pg_catalog.string_agg(case when g.n is not null then pg_catalog.format('t.%I', a.attname) else 'null' end, ', ' order by a.attnum))
+      from pg_catalog.pg_attribute a
+      left join unnest(pii_internal.guard_columns(tbl, mode)) as g (n) on g.n operator(pg_catalog.=) a.attname
+      where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+    $function$
+  comment 'Internal. SQL text of a written row as a guard sends it to the deputy: record_out of the columns it reads, the others NULL.'
+
 function pii_internal.guard_rows() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_rows()
      RETURNS trigger
@@ -5855,6 +5971,8 @@ function pii_internal.guard_rows() owner <owner>
       moved text[];
       row_type text;
       candidates record;
+      cand_keys text[];
+      cand_scopes text[];
       idents record;
       pii_keys text[];
       pii_scopes text[];
@@ -5873,16 +5991,6 @@ function pii_internal.guard_rows() owner <owner>
       end if;
       select * into subj from pii.subject_table s where s.kind = reg.kind;
 
-      -- The new rows leave the trigger as text (record_out: output functions only, never a
-      -- cast), and the table owner's deputy reads them back as the table's row type and selects
-      -- the subjects of rows that carry PII and, where tables are registered beneath this one,
-      -- of rows that newly link to their subject (inserted, or moved to another subject or
-      -- parent). Domain checks, casts and policies on the
-      -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-      -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
-      -- subject once and probes the tombstones, on text only.
-      select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
-      row_type := pii_internal.qualified_name(tg_relid);
       link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
       if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
         link_sql := 'false';
@@ -5900,17 +6008,39 @@ function pii_internal.guard_rows() owner <owner>
         link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                          else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
       end if;
-      candidates := pii_internal.as_owner(reg.relid,
-        pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-        true, moved, null, new_rows);
-      hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+      row_type := pii_internal.qualified_name(tg_relid);
+      if reg.guard_mode <> 'skip' and pii_internal.guard_reads_in_place(reg.relid) then
+        -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
+        -- a built-in type is read: their text is taken here (pg_catalog's output functions),
+        -- each distinct value once, and no row leaves the trigger.
+        execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+      else
+        -- The new rows leave the trigger as text (record_out: output functions only, never a
+        -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+        -- neither printed nor parsed), each distinct row once, and the table owner's deputy
+        -- reads them back as the table's row type and selects the subjects of rows that carry
+        -- PII and, where tables are registered beneath this one, of rows that newly link to
+        -- their subject (inserted, or moved to another subject or parent). Domain checks, casts
+        -- and policies on the table run as its owner, never as Lethe. (Lethe's own erasures
+        -- pass through here too: the rows they leave carry no PII, and they move nothing.)
+        -- Lethe then hashes each subject once and probes the tombstones, on text only.
+        execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                                  pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+          into new_rows;
+        candidates := pii_internal.as_owner(reg.relid,
+          pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+          true, moved, null, new_rows);
+        cand_keys := candidates.found_keys;
+        cand_scopes := candidates.found_scopes;
+      end if;
+      hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
       -- An erased person written again under a new key, known by an identifier (email, phone):
       -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
       -- only the rows carrying the identifier are theirs.
       idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                              hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -6174,7 +6304,7 @@ function pii_internal.identifier_hash_sql(text,text) owner <owner>
   comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
 
 function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[])
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[], OUT new_buckets integer[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -6187,7 +6317,7 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       sec pii_internal.secret;
       is_subject boolean;
     begin
-      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
+      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
       select * into reg from pii.tables t where t.relid = tbl;
       values_sql := pii_internal.identifier_values_sql(tbl);
       if values_sql is null or not exists (select from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
@@ -6222,11 +6352,13 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
                 merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
                            union all select hit.k, hit.s, true from hit)
            select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
-                  coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
                   coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
            from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
-        into pairs, new_hashes, keys, scopes, pii
+        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
+        pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
+        into pairs, new_hashes, new_buckets, keys, scopes, pii
         using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
     end
     $function$
@@ -6424,6 +6556,17 @@ function pii_internal.keyed_hmac_sql(text,text,text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.'
 
+function pii_internal.kind_bucket_sql(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_bucket_sql(kind text, scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.bucket_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
+    $function$
+  comment 'Internal. SQL text of a kind''s tombstone bucket (pii_internal.bucket_sql with the kind''s prefix).'
+
 function pii_internal.kind_hash_sql(text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text)
      RETURNS text
@@ -6431,11 +6574,7 @@ function pii_internal.kind_hash_sql(text,text,text) owner <owner>
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.subject_hash_sql(
-               case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
-                    else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
-               key_sql)
-      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
+      select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
     $function$
   comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
 
@@ -6449,6 +6588,19 @@ function pii_internal.kind_list() owner <owner>
       select pg_catalog.string_agg(pg_catalog.format('"%s"', s.kind), ', ' order by s.kind) from pii.subject_table s
     $function$
   comment 'Internal. The install''s subject kinds, quoted and comma-separated, for error messages.'
+
+function pii_internal.kind_scope_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_scope_sql(kind text, scope_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
+                  else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end
+      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_scope_sql.kind
+    $function$
+  comment 'Internal. SQL text of the scope a kind''s subjects are hashed with (the kind''s hash_prefix before it).'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -6787,19 +6939,19 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text)
+function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bytea[]
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with marked as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
-        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
-        from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
+        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
+        from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
           set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
-              request_id = coalesce(excluded.request_id, t.request_id)
+              request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
           where mark_erased.filed_snapshot is null or t.erased_xact is null
              or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
         returning t.subject_hash
@@ -8616,6 +8768,24 @@ function pii_internal.strategy_keys(text) owner <owner>
       select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
     $function$
   comment 'Internal. The trimmed keys of a jsonb_remove argument.'
+
+function pii_internal.subject_buckets(text,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[])
+     RETURNS integer[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      result integer[];
+    begin
+      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
+                                pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
+        into result using subject_keys, scopes;
+      return result;
+    end
+    $function$
+  comment 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.'
 
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)

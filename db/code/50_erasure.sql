@@ -693,7 +693,7 @@ begin
   from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
   -- Tombstoned (and marked erased) before the statements run, so guards see them.
-  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
   result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
