@@ -23,7 +23,9 @@ export async function benchRetention(
   // partial index that lets the preview count only order items still holding a gift message
   // (dropped at the end: the later sections measure erasure without it, as before).
   await db.query('create index if not exists customers_created_at_idx on crm.customers (created_at)');
-  await db.query(`create index if not exists ${PARTIAL_INDEX} on crm.order_items (order_id) where gift_message is not null`);
+  await db.query(
+    `create index if not exists ${PARTIAL_INDEX} on crm.order_items (order_id) where gift_message is not null`,
+  );
   await db.query('analyze crm.customers, crm.order_items');
   const { rows } = await db.query<{ cutoff: Date }>(
     'select created_at as cutoff from crm.customers order by created_at offset $1 limit 1',
