@@ -254,33 +254,32 @@ begin
     'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
     'purpose', purpose, 'client', client, 'tokens', n,
     'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-  -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
-  -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
-  -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
-  -- valid keyed tag: issued by this install, so erased.
+  -- One pass in request order: each token's entry by the token's index, then its subject's
+  -- data key by the key's, one unwrap and one decryption per found token, a microsecond
+  -- each (cheaper than collecting each subject's key once). The tokens come through a
+  -- sub-select: the planner then plans these index probes whatever the batch's size, never
+  -- a hash of the whole vault. The KEK is read in this statement (an InitPlan, the statement's snapshot,
+  -- evaluated at the first key it opens), so a concurrent rotation is seen whole or not at
+  -- all, and a batch of only unknown or erased tokens needs no KEK. Not in the vault but
+  -- carrying a valid keyed tag: issued by this install, so erased.
   return query
-    with found as (
-      select u.t, u.i, e.token as entry, e.kind, e.subject_hash, e.ciphertext
-      from unnest(tokens) with ordinality as u (t, i)
-      left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t),
-    keys as (
-      select k.subject_hash, @crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
-      from pii_internal.vault_keys k
-      where k.subject_hash operator(pg_catalog.=) any (array(select distinct f.subject_hash from found f where f.subject_hash is not null)))
-    select f.t, f.kind,
-           pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(f.ciphertext, 17), keys.dk,
-                                                       pg_catalog.substr(f.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
-           case when keys.subject_hash is not null then 'ok'
-                when f.entry is not null then 'erased'
-                when f.t ~ '^tok_[0-9a-f]{32}$'
+    select u.t, e.kind,
+           case when k.wrapped_key is not null then
+             pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(e.ciphertext, 17),
+                                                         @crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes'),
+                                                         pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8') end,
+           case when k.wrapped_key is not null then 'ok'
+                when e.subject_hash is not null then 'erased'
+                when u.t ~ '^tok_[0-9a-f]{32}$'
                      -- The key read by the statement, not a plpgsql variable (a plan constant: see pii_internal.hmac_sql).
-                     and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
-                           (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                     and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
+                           (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
                   then 'erased'
                 else 'unknown' end
-    from found f
-    left join keys on keys.subject_hash operator(pg_catalog.=) f.subject_hash
-    order by f.i;
+    from unnest((select tokens)) with ordinality as u (t, i)
+    left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+    left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+    order by u.i;
 end
 $fn$;
 
