@@ -717,10 +717,11 @@ select
   t.registered_at,
   t.link_fk as foreign_key,
   t.unenforced_join,
-  t.shared
+  t.shared,
+  t.kind
 from pii.tables t
 left join pii.subject_table s on s.relid = t.relid;
-comment on view pii.registered_tables is 'Registered tables: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.';
+comment on view pii.registered_tables is 'Registered tables and the subject kind each belongs to: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.';
 
 create or replace view pii.registered_columns with (security_barrier) as
 select

@@ -279,7 +279,7 @@ begin
       union
       select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
              case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-      from pii.tables t cross join pii.subject_table s
+      from pii.tables t join pii.subject_table s on s.kind = t.kind
       where t.relid <> s.relid
     ),
     -- How far a table is above the tables nothing registered references further: it runs
