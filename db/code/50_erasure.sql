@@ -589,12 +589,14 @@ begin
                   else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
                                               other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
       elsif count_only then
+        -- count(*), not the rows: nothing is materialised, and the planner may count in parallel.
         rows_sql := pii_internal.subject_rows_sql(relids[i]);
-        n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
+        n := (pii_internal.as_owner(relids[i], pg_catalog.format('select array[pg_catalog.count(*)::text], null::text[] from %s as t%s where %s%s',
+                                    pii_internal.qualified_name(relids[i]),
                                     case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
                                     case when actions[i] = 'delete' then ''
                                          else ' and not (' || pii_internal.row_erased_sql(relids[i], 'anonymize') || ')' end),
-                                    false, subject_keys, scopes)).n;
+                                    true, subject_keys, scopes)).found_keys[1]::bigint;
       else
         n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
       end if;
