@@ -965,7 +965,8 @@ function pii.detokenize(text[],text,text) owner <owner>
   comment 'Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
 (an erased or unknown token never fails the batch). Writes exactly one audit row per call (role, purpose, client,
 count, keyed hash of the token list; never tokens or values). purpose (and client) use letters, digits, spaces and
-_.:/#- only. pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
+_.:/#- only. With the KEK outside the database, a batch of only unknown or erased tokens needs none; a resolvable token
+without it fails the batch (55000). pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
 
 function pii.discover(integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
