@@ -3,7 +3,7 @@
 -- The erasure engine (F2-F7): for a batch of subjects, one set-based statement per
 -- registered table, deepest child first, the subject table last. Statements are built
 -- from the registry with format('%I'/'%L') and bound to parameters:
---   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the HMAC key.
+--   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the pseudonym key (pii_internal.as_owner).
 
 -- How the rows of tbl (alias t) reach their subject: the registered parents to join
 -- (FROM-list, aliases p1, p2, …), the join conditions, and the expressions holding the

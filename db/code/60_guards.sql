@@ -123,9 +123,7 @@ language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii_internal.secret;
 begin
-  select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
               coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
@@ -136,7 +134,7 @@ begin
              from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
        join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
     pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
-    into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
+    into keys, scopes, pii using candidate_keys, candidate_scopes, null::bytea, null::bytea, tbl;
 end
 $$;
 comment on function pii_internal.guard_hits(regclass, text[], text[]) is 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).';

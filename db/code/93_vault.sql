@@ -96,7 +96,6 @@ as $fn$
 #variable_conflict use_column
 declare
   subj pii.subject_table;
-  sec pii_internal.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   bad integer;
   hashes bytea[];
@@ -137,7 +136,6 @@ begin
     scopes := pg_catalog.array_fill(scopes[1], array[n]);
   end if;
   select * into subj from pii.subject_table;
-  select * into sec from pii_internal.secret;
 
   begin
     execute pg_catalog.format(
@@ -166,7 +164,7 @@ begin
            else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
       pii_internal.subject_hash_sql('c.s', 'c.k'))
       into hashes, tokens, any_deterministic
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
+      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), null::bytea, null::bytea, kinds, "values",
             @crypto@.gen_random_bytes(32);
   exception when data_exception then
     -- Names the position of the bad key or scope, never its value.
