@@ -2400,15 +2400,10 @@ function pii.restore_check(jsonb) owner <owner>
       hashes := coalesce(hashes, '{}');
 
       -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
-      execute pg_catalog.format(
-        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
-           from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
-           join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-        pii_internal.subject_hash_sql('t.s', 't.k'),
-        case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-        pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
-        into found_hashes, found_keys, found_scopes
-        using hashes, null::text, null::bytea, null::bytea;
+      --    The keys are read with the table owner's rights (a cast or policy of theirs is their
+      --    code) in their canonical form, and hashed here.
+      select f.found_hashes, f.subject_keys, f.scopes into found_hashes, found_keys, found_scopes
+      from pii_internal.subjects_by_hash(hashes, subj.kind) f;
       found_hashes := coalesce(found_hashes, '{}');
 
       -- What the database already reflects, per subject.
@@ -3021,6 +3016,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       tokens text[];
       any_deterministic boolean;
       kek bytea;
+      canonical record;
     begin
       if subject_keys is null or kinds is null or "values" is null then
         raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -3057,6 +3053,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       select * into subj from pii.subject_table;
 
       begin
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
         execute pg_catalog.format(
           $q$select pg_catalog.array_agg(x.h order by x.i),
                     pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
@@ -3066,7 +3063,7 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
                                when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
                                else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256($7 operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
                    from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
-                   cross join lateral (select (u.k::%s)::text as k, %s as s) c
+                   cross join lateral (select u.k, u.s) c
                    cross join lateral (select %s as h) h
                    left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                    left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
@@ -3078,12 +3075,9 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
                             when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                             when 'trim' then pg_catalog.btrim(u.v)
                             else u.v end$s$),
-          pii_internal.column_type(subj.relid, subj.key_attnum),
-          case when subj.scope_attnum is null then 'null::text'
-               else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
           pii_internal.subject_hash_sql('c.s', 'c.k'))
           into hashes, tokens, any_deterministic
-          using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), null::bytea, null::bytea, kinds, "values",
+          using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea, kinds, "values",
                 pii_crypto.gen_random_bytes(32);
       exception when data_exception then
         -- Names the position of the bad key or scope, never its value.
@@ -3660,6 +3654,28 @@ function pii_internal.audit_is_append_only() owner <owner>
     end
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
+
+function pii_internal.canonical_subjects(pii.subject_table,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.canonical_subjects(subj pii.subject_table, subject_keys text[], scopes text[], OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      key_type text := pii_internal.column_type(subj.relid, subj.key_attnum);
+      scope_type text := case when subj.scope_attnum is not null then pii_internal.column_type(subj.relid, subj.scope_attnum) end;
+      canonical record;
+    begin
+      canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+        $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+           from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+        pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+        true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[coalesce(pg_catalog.cardinality(subject_keys), 0)])));
+      found_keys := canonical.found_keys;
+      found_scopes := canonical.found_scopes;
+    end
+    $function$
+  comment 'Internal. Keys and scopes, by position, cast through their column types with the subject table owner''s rights, in canonical text.'
 
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
@@ -7737,13 +7753,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
       key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
 
       begin
-        -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
-        -- is their code, never run as Lethe. Lethe only hashes the canonical text.
-        canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-          $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
-             from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-          pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
-          true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
         return query execute pg_catalog.format(
           -- Joined by position, not subscripted: a subscript of a text[] walks the array.
           $q$select r.s, r.k, %s, p.p, r.i

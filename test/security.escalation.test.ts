@@ -416,6 +416,32 @@ describe('1b. reading a registered table never runs the owner code as Lethe', ()
     expect((await a.operator.query(`select * from pii.verify_erasure($1)`, [id])).rows).toEqual([]);
     await expectRanAsOwnerOnly(a);
   });
+
+  it("owner's cast to text runs during pii.tokenize (the key and scope cast to their column types) as the owner only", async () => {
+    const a = await castingOwner();
+    await a.db.query(`select pii.set_token_kind('email')`);
+    await a.db.query(`truncate own.ran`);
+    const { rows } = await a.db.query(`select pii.tokenize('2', 'email', 'new@example.com', scope => 'eu') as t`);
+    expect(rows[0].t).toMatch(/^tok_/);
+    await expectRanAsOwnerOnly(a);
+  });
+
+  it("owner's cast to text runs during pii.restore_check (every key of the subject table hashed) as the owner only", async () => {
+    const a = await castingOwner();
+    await a.operator.query(`select * from pii.erase_subjects(array['2'], scopes => array['eu'])`);
+    const entries = (
+      await a.db.query(`select pg_catalog.jsonb_agg(entry order by seq) as e from pii.ledger_entries_after(0)`)
+    ).rows[0].e;
+    // Subject 2 is back (a restore from before the erasure): restore_check finds it again.
+    await a.db.query(`update own.people set email = 'person2@example.com' where id = 2`);
+    await a.db.query(`truncate own.ran`);
+    const { rows } = await a.db.query(
+      `select subjects::int, replayed::int, already_erased::int from pii.restore_check($1)`,
+      [JSON.stringify(entries)],
+    );
+    expect(rows).toEqual([{ subjects: 1, replayed: 0, already_erased: 1 }]);
+    await expectRanAsOwnerOnly(a);
+  });
 });
 
 describe("1d. a partition owned by another role never runs its code with the parent owner's rights", () => {

@@ -462,15 +462,10 @@ begin
   hashes := coalesce(hashes, '{}');
 
   -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
-  execute pg_catalog.format(
-    $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s)
-       from (select %s as h, t.k, t.s from (select %s as s, r.%I::text as k from %s r) t) x
-       join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-    pii_internal.subject_hash_sql('t.s', 't.k'),
-    case when subj.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(subj.relid, subj.scope_attnum)) end,
-    pii_internal.column_name(subj.relid, subj.key_attnum), pii_internal.qualified_name(subj.relid))
-    into found_hashes, found_keys, found_scopes
-    using hashes, null::text, null::bytea, null::bytea;
+  --    The keys are read with the table owner's rights (a cast or policy of theirs is their
+  --    code) in their canonical form, and hashed here.
+  select f.found_hashes, f.subject_keys, f.scopes into found_hashes, found_keys, found_scopes
+  from pii_internal.subjects_by_hash(hashes, subj.kind) f;
   found_hashes := coalesce(found_hashes, '{}');
 
   -- What the database already reflects, per subject.

@@ -83,7 +83,8 @@ begin
 
 -- Tokenizes values, set-based. Inputs are parallel arrays; scopes is one scope for all or
 -- one per value (scoped installs). Subjects are hashed as the rest of Lethe does (keys
--- cast through the key column's type), so erasure finds their entries. A subject with a
+-- cast through the key column's type with the subject table owner's rights, in canonical
+-- form: pii_internal.canonical_subjects), so erasure finds their entries. A subject with a
 -- tombstone (asked to be forgotten) gets no entry and a NULL token. Randomness: one
 -- gen_random_bytes(32) seed per statement, expanded with SHA-256 (seed || position for the
 -- tokens' 96 bits, seed || subject hash for new data keys): pgcrypto's generator costs
@@ -102,6 +103,7 @@ declare
   tokens text[];
   any_deterministic boolean;
   kek bytea;
+  canonical record;
 begin
   if subject_keys is null or kinds is null or "values" is null then
     raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -138,6 +140,7 @@ begin
   select * into subj from pii.subject_table;
 
   begin
+    canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
     execute pg_catalog.format(
       $q$select pg_catalog.array_agg(x.h order by x.i),
                 pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
@@ -147,7 +150,7 @@ begin
                            when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
                            else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256($7 operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
                from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
-               cross join lateral (select (u.k::%s)::text as k, %s as s) c
+               cross join lateral (select u.k, u.s) c
                cross join lateral (select %s as h) h
                left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
@@ -159,12 +162,9 @@ begin
                         when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                         when 'trim' then pg_catalog.btrim(u.v)
                         else u.v end$s$),
-      pii_internal.column_type(subj.relid, subj.key_attnum),
-      case when subj.scope_attnum is null then 'null::text'
-           else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
       pii_internal.subject_hash_sql('c.s', 'c.k'))
       into hashes, tokens, any_deterministic
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), null::bytea, null::bytea, kinds, "values",
+      using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea, kinds, "values",
             @crypto@.gen_random_bytes(32);
   exception when data_exception then
     -- Names the position of the bad key or scope, never its value.
