@@ -3611,6 +3611,7 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[]
       owner pg_catalog.regrole := (select c.relowner::pg_catalog.regrole from pg_catalog.pg_class c where c.oid operator(pg_catalog.=) tbl);
       deputy text := pii_internal.deputy(owner);
     begin
+      perform pii_internal.stash_session_keks();
       perform pii_internal.check_tree_owner(tbl);
       if hashes then
         select * into pk from pii_internal.pseudonym_key;
@@ -8043,6 +8044,42 @@ function pii_internal.safe_error_text(text,text,text) owner <owner>
     $function$
   comment 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.'
 
+function pii_internal.session_kek(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.session_kek(setting text)
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.stash_session_keks();
+      if not pii_internal.session_kek_table() then
+        return null;
+      end if;
+      return (select k.value from pg_temp.lethe_session_keks k where k.name operator(pg_catalog.=) setting);
+    end
+    $function$
+  comment 'Internal. The value the session brought in a lethe.vault_* setting (its startup options), or NULL.'
+
+function pii_internal.session_kek_table() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.session_kek_table()
+     RETURNS boolean
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl_owner oid := (select c.relowner from pg_catalog.pg_class c
+                        where c.oid operator(pg_catalog.=) pg_catalog.to_regclass('pg_temp.lethe_session_keks'));
+    begin
+      if tbl_owner is not null and tbl_owner operator(pg_catalog.<>) current_user::pg_catalog.regrole::oid then
+        raise exception 'pg_temp.lethe_session_keks belongs to another role: Lethe keeps the session''s KEKs there'
+          using errcode = '42501', hint = 'Drop that temporary table, or use a new session.';
+      end if;
+      return tbl_owner is not null;
+    end
+    $function$
+  comment 'Internal. Whether this session has Lethe''s table of KEKs taken from its settings (42501 if another role made one of that name).'
+
 function pii_internal.set_table_kind() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.set_table_kind()
      RETURNS trigger
@@ -8107,6 +8144,30 @@ function pii_internal.shared_row_references() owner <owner>
       where t.link_referenced and exists (select from pg_catalog.pg_class x where x.oid = t.relid)
     $function$
   comment 'Internal. The foreign keys into tables registered as referenced by their parent (whose rows may be shared), with their columns and whether an index leads with them.'
+
+function pii_internal.stash_session_keks() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.stash_session_keks()
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      held text[] := (select pg_catalog.array_agg(n) from pg_catalog.unnest(array['lethe.vault_kek', 'lethe.vault_new_kek']) n
+                      where coalesce(pg_catalog.current_setting(n, true), '') operator(pg_catalog.<>) '');
+    begin
+      if held is null then
+        return;
+      end if;
+      if not pii_internal.session_kek_table() then
+        create temporary table lethe_session_keks (name text primary key, value text not null);
+      end if;
+      insert into pg_temp.lethe_session_keks as k (name, value)
+      select n, pg_catalog.current_setting(n) from pg_catalog.unnest(held) n
+      on conflict (name) do update set value = excluded.value;
+      perform pg_catalog.set_config(n, '', false) from pg_catalog.unnest(held) n;
+    end
+    $function$
+  comment 'Internal. Moves the session''s lethe.vault_kek / lethe.vault_new_kek settings into a temporary table only Lethe''s owner may read, before any table owner''s code runs in the session.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
@@ -8455,11 +8516,10 @@ function pii_internal.vault_kek_setting(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_kek_setting(setting text)
      RETURNS bytea
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      given text := pg_catalog.current_setting(setting, true);
+      given text := pii_internal.session_kek(setting);
     begin
       if given is null or given = '' then
         return null;
@@ -8476,7 +8536,6 @@ function pii_internal.vault_open_kek() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_open_kek()
      RETURNS bytea
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare

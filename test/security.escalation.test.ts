@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { vaultKekOptions } from '../src/piiApi/vaultKek.js';
 import { migrate } from '../src/db/migrate.js';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
 import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
@@ -424,6 +425,37 @@ describe('1b. reading a registered table never runs the owner code as Lethe', ()
     const { rows } = await a.db.query(`select pii.tokenize('2', 'email', 'new@example.com', scope => 'eu') as t`);
     expect(rows[0].t).toMatch(/^tok_/);
     await expectRanAsOwnerOnly(a);
+  });
+
+  it("owner's cast reads the vault's external KEK from the PII API session's settings during pii.tokenize", async () => {
+    const a = await castingOwner();
+    const kek = randomBytes(32).toString('hex');
+    const session = async (keks: { current?: string; next?: string }, sql: string): Promise<any[]> => {
+      const c = new pg.Client({ connectionString: a.db.url, options: vaultKekOptions(keks, undefined) });
+      await c.connect();
+      try {
+        return (await c.query(sql)).rows;
+      } finally {
+        await c.end();
+      }
+    };
+    await a.db.query(`select pii.set_token_kind('email')`);
+    await session({ next: kek }, `select * from pii.vault_rotate_kek('external')`);
+    await a.as.query(`create or replace function own.tenant_text(t own.tenant) returns text language plpgsql as $f$
+      begin
+        insert into own.loot values (current_user, pg_catalog.current_setting('lethe.vault_kek', true));
+        insert into own.loot values (current_user, pg_catalog.current_setting('lethe.vault_new_kek', true));
+        return t::name::text;
+      end
+      $f$`);
+    const rows = await session(
+      { current: kek, next: randomBytes(32).toString('hex') },
+      `select pii.tokenize('2', 'email', 'new@example.com', scope => 'eu') as t`,
+    );
+    expect(rows[0].t).toMatch(/^tok_/);
+    const { rows: loot } = await a.db.query(`select who, coalesce(secret, '') as secret from own.loot`);
+    expect(loot.length).toBeGreaterThan(0); // the owner's code ran in that session
+    expect(loot.filter((l) => l.secret !== '')).toEqual([]);
   });
 
   it("owner's cast to text runs during pii.restore_check (every key of the subject table hashed) as the owner only", async () => {

@@ -197,6 +197,66 @@ end
 $$;
 comment on function pii_internal.check_tree_owner(regclass) is 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.';
 
+-- The vault's external KEK (and the next one, for a rotation) arrive in session settings,
+-- lethe.vault_kek and lethe.vault_new_kek (93_vault.sql), which any code running in the
+-- session can read, the owner's code a deputy runs included (pii.tokenize casts keys through
+-- the key type's owner). Before any owner's code runs, Lethe moves them into a temporary
+-- table of its own (owned by Lethe's owner: no other role may read it; refused if the name
+-- is taken by another role's table) and clears the settings. pii_internal.session_kek reads
+-- them back from either place.
+create or replace function pii_internal.session_kek_table() returns boolean
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  tbl_owner oid := (select c.relowner from pg_catalog.pg_class c
+                    where c.oid operator(pg_catalog.=) pg_catalog.to_regclass('pg_temp.lethe_session_keks'));
+begin
+  if tbl_owner is not null and tbl_owner operator(pg_catalog.<>) current_user::pg_catalog.regrole::oid then
+    raise exception 'pg_temp.lethe_session_keks belongs to another role: Lethe keeps the session''s KEKs there'
+      using errcode = '42501', hint = 'Drop that temporary table, or use a new session.';
+  end if;
+  return tbl_owner is not null;
+end
+$$;
+comment on function pii_internal.session_kek_table() is 'Internal. Whether this session has Lethe''s table of KEKs taken from its settings (42501 if another role made one of that name).';
+
+create or replace function pii_internal.stash_session_keks() returns void
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  held text[] := (select pg_catalog.array_agg(n) from pg_catalog.unnest(array['lethe.vault_kek', 'lethe.vault_new_kek']) n
+                  where coalesce(pg_catalog.current_setting(n, true), '') operator(pg_catalog.<>) '');
+begin
+  if held is null then
+    return;
+  end if;
+  if not pii_internal.session_kek_table() then
+    create temporary table lethe_session_keks (name text primary key, value text not null);
+  end if;
+  insert into pg_temp.lethe_session_keks as k (name, value)
+  select n, pg_catalog.current_setting(n) from pg_catalog.unnest(held) n
+  on conflict (name) do update set value = excluded.value;
+  perform pg_catalog.set_config(n, '', false) from pg_catalog.unnest(held) n;
+end
+$$;
+comment on function pii_internal.stash_session_keks() is 'Internal. Moves the session''s lethe.vault_kek / lethe.vault_new_kek settings into a temporary table only Lethe''s owner may read, before any table owner''s code runs in the session.';
+
+create or replace function pii_internal.session_kek(setting text) returns text
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  perform pii_internal.stash_session_keks();
+  if not pii_internal.session_kek_table() then
+    return null;
+  end if;
+  return (select k.value from pg_temp.lethe_session_keks k where k.name operator(pg_catalog.=) setting);
+end
+$$;
+comment on function pii_internal.session_kek(text) is 'Internal. The value the session brought in a lethe.vault_* setting (its startup options), or NULL.';
+
 -- Runs a statement on tbl with its owner's rights: $1 keys, $2 scopes, $3/$4 the pseudonym
 -- key (only bound when the statement computes or tests pseudonyms; never the install key: the
 -- owner's code runs inside the statement and a plan can show its parameters, e.g. with
@@ -219,6 +279,7 @@ declare
   owner pg_catalog.regrole := (select c.relowner::pg_catalog.regrole from pg_catalog.pg_class c where c.oid operator(pg_catalog.=) tbl);
   deputy text := pii_internal.deputy(owner);
 begin
+  perform pii_internal.stash_session_keks();
   perform pii_internal.check_tree_owner(tbl);
   if hashes then
     select * into pk from pii_internal.pseudonym_key;

@@ -7,12 +7,14 @@
 -- LETHE_VAULT_KEK / --kek-file for lethe pii-api), which no log line records, and which
 -- only that session can read. Never SET it: log_statement logs SET statements.
 -- A setting's KEK, or NULL when the session has none; the error never quotes the setting.
+-- Read through pii_internal.session_kek (45_deputies.sql): moved out of the settings before
+-- any table owner's code runs in the session.
 create or replace function pii_internal.vault_kek_setting(setting text) returns bytea
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  given text := pg_catalog.current_setting(setting, true);
+  given text := pii_internal.session_kek(setting);
 begin
   if given is null or given = '' then
     return null;
@@ -28,7 +30,7 @@ comment on function pii_internal.vault_kek_setting(text) is 'Internal. The 256-b
 -- The KEK this statement uses: the embedded one, or the session's, checked against
 -- kek_check so that a wrong KEK fails at once instead of wrapping keys nobody can open.
 create or replace function pii_internal.vault_open_kek() returns bytea
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
