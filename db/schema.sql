@@ -531,8 +531,10 @@ table pii_internal.tombstones owner <owner>
   column erased_at timestamp with time zone
   column erased_xact xid8
   column kind text
+  column bucket integer
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii_internal.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
+  index CREATE INDEX tombstones_unbucketed_idx ON pii_internal.tombstones USING btree (subject_hash) WHERE (bucket IS NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii_internal.tombstones USING btree (subject_hash)
   trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
   trigger CREATE TRIGGER tombstones_erasure_ledger_insert AFTER INSERT ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
@@ -772,7 +774,6 @@ function pii.allow_return_identifier(text,text,text) owner <owner>
     declare
       subj pii.subject_table := pii_internal.subject_kind(kind);
       normaliser_ text;
-      sec pii_internal.secret;
       h bytea;
       n bigint;
     begin
@@ -785,10 +786,9 @@ function pii.allow_return_identifier(text,text,text) owner <owner>
       if normaliser_ is null then
         raise exception 'no identifier "%" is registered for kind "%"', identifier, subj.kind using errcode = '22023';
       end if;
-      select * into sec from pii_internal.secret;
       execute pg_catalog.format('select %s', pii_internal.identifier_hash_sql(subj.kind,
                 pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)', identifier, pii_internal.normalised_sql(normaliser_, '$1'))))
-        into h using value, null::text, sec.inner_key, sec.outer_key;
+        into h using value, null::text, null::bytea, null::bytea;
       delete from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) subj.kind and it.identifier_hash operator(pg_catalog.=) h;
       get diagnostics n = row_count;
       if n > 0 then
@@ -931,40 +931,40 @@ function pii.detokenize(text[],text,text) owner <owner>
         'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
         'purpose', purpose, 'client', client, 'tokens', n,
         'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-      -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
-      -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
-      -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
-      -- valid keyed tag: issued by this install, so erased.
+      -- One pass in request order: each token's entry by the token's index, then its subject's
+      -- data key by the key's, one unwrap and one decryption per found token, a microsecond
+      -- each (cheaper than collecting each subject's key once). The tokens come through a
+      -- sub-select: the planner then plans these index probes whatever the batch's size, never
+      -- a hash of the whole vault. The KEK is read in this statement (an InitPlan, the statement's snapshot,
+      -- evaluated at the first key it opens), so a concurrent rotation is seen whole or not at
+      -- all, and a batch of only unknown or erased tokens needs no KEK. Not in the vault but
+      -- carrying a valid keyed tag: issued by this install, so erased.
       return query
-        with found as (
-          select u.t, u.i, e.token as entry, e.kind, e.subject_hash, e.ciphertext
-          from unnest(tokens) with ordinality as u (t, i)
-          left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t),
-        keys as (
-          select k.subject_hash, pii_crypto.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
-          from pii_internal.vault_keys k
-          where k.subject_hash operator(pg_catalog.=) any (array(select distinct f.subject_hash from found f where f.subject_hash is not null)))
-        select f.t, f.kind,
-               pg_catalog.convert_from(pii_crypto.decrypt_iv(pg_catalog.substr(f.ciphertext, 17), keys.dk,
-                                                           pg_catalog.substr(f.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
-               case when keys.subject_hash is not null then 'ok'
-                    when f.entry is not null then 'erased'
-                    when f.t ~ '^tok_[0-9a-f]{32}$'
+        select u.t, e.kind,
+               case when k.wrapped_key is not null then
+                 pg_catalog.convert_from(pii_crypto.decrypt_iv(pg_catalog.substr(e.ciphertext, 17),
+                                                             pii_crypto.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes'),
+                                                             pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8') end,
+               case when k.wrapped_key is not null then 'ok'
+                    when e.subject_hash is not null then 'erased'
+                    when u.t ~ '^tok_[0-9a-f]{32}$'
                          -- The key read by the statement, not a plpgsql variable (a plan constant: see pii_internal.hmac_sql).
-                         and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
-                               (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                         and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
+                               (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
                       then 'erased'
                     else 'unknown' end
-        from found f
-        left join keys on keys.subject_hash operator(pg_catalog.=) f.subject_hash
-        order by f.i;
+        from unnest((select tokens)) with ordinality as u (t, i)
+        left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+        left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+        order by u.i;
     end
     $function$
   grant EXECUTE to pii_dispatcher
   comment 'Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
 (an erased or unknown token never fails the batch). Writes exactly one audit row per call (role, purpose, client,
 count, keyed hash of the token list; never tokens or values). purpose (and client) use letters, digits, spaces and
-_.:/#- only. pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
+_.:/#- only. With the KEK outside the database, a batch of only unknown or erased tokens needs none; a resolvable token
+without it fails the batch (55000). pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
 
 function pii.discover(integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
@@ -1108,7 +1108,7 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
       -- Tombstoned (and marked erased) before the statements run, so guards see them.
-      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
@@ -1426,7 +1426,7 @@ function pii.lint() owner <owner>
       union all
       select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
              pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
-                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s where s.kind = t.kind)))),
              'Add the foreign key and register the table again, or keep the override knowingly'
       from live t
       where t.unenforced_join
@@ -1455,7 +1455,7 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix; in a foreign-key cycle, naming the cycle''s constraints), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -1899,7 +1899,9 @@ function pii.register_child_table(regclass,regclass,name,text,name,name,boolean,
       if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
         raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
                         pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
-          using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
+          using errcode = '0A000', hint = pg_catalog.format(
+            'Rows below a row others may share belong to its owners, whom Lethe finds for %s only. Register %s by its own foreign key to a registered table that references the subject (pii.register_table, pii.register_child_table), if it has one. Otherwise it stays unregistered: erasure leaves its rows, and the rows of %s they reference count as shared (kept).',
+            pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
       end if;
       -- The join is one of a foreign key's column pairs, in either direction (a column not given
       -- is the one the foreign key has); never a guessed column.
@@ -2401,7 +2403,6 @@ function pii.restore_check(jsonb) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii_internal.secret;
       sid text := pii.secret_id();
       parsed pii.erasure_ledger[];
       ledger record;
@@ -2422,7 +2423,6 @@ function pii.restore_check(jsonb) owner <owner>
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
       end if;
-      select * into sec from pii_internal.secret;
       parsed := pii_internal.parse_ledger_entries(entries);
 
       -- 1. The ledger itself continues where the external copy ends.
@@ -2443,22 +2443,14 @@ function pii.restore_check(jsonb) owner <owner>
             group by e.subject_hash) s;
       hashes := coalesce(hashes, '{}');
 
-      -- 3. Who is back, in every kind: hash every key of each kind's subject table once (a
-      --    kind's hashes carry its prefix, so a hash names its kind), join the ledger's
-      --    hashes. One statement: one SELECT per kind, UNION ALL.
-      execute pg_catalog.format(
-        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s), pg_catalog.array_agg(x.kind)
-           from (%s) x
-           join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-        (select pg_catalog.string_agg(pg_catalog.format(
-                  'select %s as h, t.k, t.s, %L::text as kind from (select %s as s, r.%I::text as k from %s r) t',
-                  pii_internal.kind_hash_sql(s.kind, 't.s', 't.k'), s.kind,
-                  case when s.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end,
-                  pii_internal.column_name(s.relid, s.key_attnum), pii_internal.qualified_name(s.relid)),
-                ' union all ' order by s.kind)
-         from pii.subject_table s))
+      -- 3. Who is back, in every kind: each kind's subject table is read once with its owner's
+      --    rights (a cast or policy of theirs is their code) and its keys hashed here, in their
+      --    canonical form (pii_internal.subjects_by_hash); a kind's hashes carry its prefix.
+      select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.sc), pg_catalog.array_agg(s.kind)
         into found_hashes, found_keys, found_scopes, found_kinds
-        using hashes, null::text, sec.inner_key, sec.outer_key;
+      from pii.subject_table s
+      cross join lateral pii_internal.subjects_by_hash(hashes, s.kind) f
+      cross join lateral unnest(f.found_hashes, f.subject_keys, f.scopes) as x (h, k, sc);
       found_hashes := coalesce(found_hashes, '{}');
 
       -- What the database already reflects, per subject.
@@ -2775,6 +2767,8 @@ function pii.security_lint() owner <owner>
       select * from pii_internal.lint_guards()
       union all
       select * from pii_internal.lint_pii_readers()
+      union all
+      select * from pii_internal.lint_mixed_owners()
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -2785,7 +2779,8 @@ are superusers, masked readers with privileged Lethe roles, missing masked views
 not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
 guards (erased people could come back), and application views, materialized views and SECURITY DEFINER functions
 over registered PII (or columns discovery flags by name) that roles other than their owner and pii_admin may read or
-execute (error when PUBLIC or a masked reader may). Severity error means raw PII is
+execute (error when PUBLIC or a masked reader may), and registered tables owned by another role than their kind''s
+subject table (warning: one owner''s code runs in the erasure of the other''s rows). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = ''error'';'
 
 function pii.set_guard(regclass,text) owner <owner>
@@ -3080,13 +3075,12 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
     #variable_conflict use_column
     declare
       subj pii.subject_table;
-      sec pii_internal.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
       bad integer;
-      hashes bytea[];
+      distinct_kinds text[];
       tokens text[];
-      any_deterministic boolean;
-      kek bytea;
+      tokenized bigint;
+      canonical record;
     begin
       if subject_keys is null or kinds is null or "values" is null then
         raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -3099,7 +3093,8 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
         return;
       end if;
       -- The pattern on each distinct kind (a batch has one or two); positions only if one fails.
-      if exists (select from (select distinct k.k from unnest(kinds) as k (k)) d where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
+      distinct_kinds := array(select distinct k.k from unnest(kinds) as k (k));
+      if exists (select from unnest(distinct_kinds) as d (k) where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
         select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
         where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
       end if;
@@ -3121,78 +3116,81 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       if pg_catalog.cardinality(scopes) = 1 and n > 1 then
         scopes := pg_catalog.array_fill(scopes[1], array[n]);
       end if;
-      select * into sec from pii_internal.secret;
-
+      -- Keys and scopes in canonical text, cast with the subject table owner's rights (a cast
+      -- or domain check of theirs is their code, never run as Lethe's owner).
       begin
-        execute pg_catalog.format(
-          $q$select pg_catalog.array_agg(x.h order by x.i),
-                    pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
-                    pg_catalog.bool_or(x.det)
-             from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
-                          case when tb.subject_hash is not null then null
-                               when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
-                               else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256($7 operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
-                   from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
-                   cross join lateral (select (u.k::%s)::text as k, %s as s) c
-                   cross join lateral (select %s as h) h
-                   left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
-                   left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
-          pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
-          pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
-                          operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
-                          operator(pg_catalog.||) case vk.normaliser
-                            when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
-                            when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
-                            when 'trim' then pg_catalog.btrim(u.v)
-                            else u.v end$s$),
-          pii_internal.column_type(subj.relid, subj.key_attnum),
-          case when subj.scope_attnum is null then 'null::text'
-               else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
-          pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'))
-          into hashes, tokens, any_deterministic
-          using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
-                pii_crypto.gen_random_bytes(32);
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
       exception when data_exception then
         -- Names the position of the bad key or scope, never its value.
         perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
         raise;
       end;
-
       -- The KEK: FOR SHARE, so that a rotation (FOR UPDATE) waits for this call and a call
       -- that waited for a rotation sees the new KEK, never wrapping a key under the old one.
+      -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
+      -- statement reads it again itself (below).
       perform from pii_internal.vault_kek for share;
-      kek := pii_internal.vault_open_kek();
+      perform pii_internal.vault_open_kek();
 
-      -- One statement: each subject's data key once (unwrapped if it exists, made and wrapped
-      -- if not), then each value encrypted under it. The IV is the token's own 128 bits (96
-      -- random, or for a deterministic kind keyed-hash, and the keyed tag): unpredictable
-      -- before the call, never reused under one key. Random tokens cannot collide (128 bits);
-      -- deterministic ones repeat by design. A data key created concurrently for the same
-      -- new subject (two signups of one person at the same moment) is the only conflict
+      -- One statement. u: per value its subject's hash (NULL token for a tombstoned subject)
+      -- and its token: 96 bits (random: SHA-256 of a per-statement seed and the position; a
+      -- deterministic kind: keyed hash of scope, kind and normalised value) and a 32-bit keyed
+      -- tag of them. Then each subject's data key once (unwrapped if it exists, made and
+      -- wrapped if not), and each value encrypted under it. The IV is the token's own 128 bits:
+      -- unpredictable before the call, never reused under one key. Random tokens cannot
+      -- collide (128 bits); deterministic ones repeat by design (the first subject in input
+      -- order keeps one asked for twice). The KEK and the seeds are read by the statement
+      -- (InitPlans), never bound: a bound value is a constant of the plan, and any session may
+      -- turn on debug_print_plan (docs/security.md). A data key created concurrently for the
+      -- same new subject (two signups of one person at the same moment) is the only conflict
       -- possible on the keys: then the statement runs again and finds that key.
       for attempt in 1..3 loop
         begin
           execute pg_catalog.format(
-            $q$with x as (
-                 select u.t, u.h, u.kind, u.v, u.i from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) with ordinality as u (t, h, kind, v, i)
-                 where u.t is not null),
+            $q$with u as (
+                 select u.i, u.kind, u.v, h.h,
+                        case when tb.subject_hash is null
+                             then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t
+                 from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i)
+                 cross join lateral (select u.k, u.s) c
+                 cross join lateral (select %3$s as h) h
+                 left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
+                 left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
+                 cross join lateral (select case when vk.deterministic then pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 24)
+                                                 else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select pii_crypto.gen_random_bytes(32))
+                                                                        operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b) b),
+               subjects as (select distinct u.h from u where u.t is not null),
                held as (
-                 select k.subject_hash as h, pii_crypto.decrypt(k.wrapped_key, $5, 'aes') as dk from pii_internal.vault_keys k
-                 where k.subject_hash operator(pg_catalog.=) any (array(select distinct x.h from x))),
+                 select k.subject_hash as h, pii_crypto.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
+                 from subjects s join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) s.h),
                fresh as (
-                 select d.h, pg_catalog.sha256($6 operator(pg_catalog.||) d.h) as dk from (select distinct x.h from x) d
-                 where not exists (select from held where held.h operator(pg_catalog.=) d.h)),
+                 select s.h, pg_catalog.sha256((select pii_crypto.gen_random_bytes(32)) operator(pg_catalog.||) s.h) as dk from subjects s
+                 where not exists (select from held where held.h operator(pg_catalog.=) s.h)),
                stored as (
-                 insert into pii_internal.vault_keys (subject_hash, wrapped_key) select f.h, pii_crypto.encrypt(f.dk, $5, 'aes') from fresh f),
-               keys as (select held.h, held.dk from held union all select fresh.h, fresh.dk from fresh)
-             insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
-             select x.t, x.h, x.kind, y.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
-             from x cross join lateral (select pg_catalog.decode(pg_catalog.substr(x.t, 5), 'hex') as iv) y
-             join keys on keys.h operator(pg_catalog.=) x.h
-             %s$q$,
+                 insert into pii_internal.vault_keys (subject_hash, wrapped_key)
+                 select f.h, pii_crypto.encrypt(f.dk, (select pii_internal.vault_open_kek()), 'aes') from fresh f),
+               keys as (select held.h, held.dk from held union all select fresh.h, fresh.dk from fresh),
+               entries as (
+                 insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
+                 select u.t, u.h, u.kind, y.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(u.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
+                 from u cross join lateral (select pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv) y
+                 join keys on keys.h operator(pg_catalog.=) u.h
+                 %4$s)
+             select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
+            pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) b.b$s$),
+            pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
+                            operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
+                            operator(pg_catalog.||) case vk.normaliser
+                              when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
+                              when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
+                              when 'trim' then pg_catalog.btrim(u.v)
+                              else u.v end$s$),
+            pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
             -- A deterministic token asked for twice belongs to its first subject in input order.
-            case when any_deterministic then 'order by x.i on conflict (token) do nothing' else '' end)
-            using tokens, hashes, kinds, "values", kek, pii_crypto.gen_random_bytes(32);
+            case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
+                 then 'order by u.i on conflict (token) do nothing' else '' end)
+            into tokens, tokenized
+            using canonical.found_keys, canonical.found_scopes, kinds, "values";
           exit;
         exception when unique_violation then
           if attempt = 3 then
@@ -3202,8 +3200,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       end loop;
 
       perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
-        'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
-        'refused_tombstoned', (select pg_catalog.count(*) - pg_catalog.count(u.t) from unnest(tokens) as u (t))));
+        'values', n, 'tokenized', tokenized, 'refused_tombstoned', n - tokenized));
       return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
     end
     $function$
@@ -3342,6 +3339,7 @@ function pii.vault_rotate_kek(text) owner <owner>
      LANGUAGE plpgsql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET debug_print_plan TO 'off'
     AS $function$
     declare
       held pii_internal.vault_kek;
@@ -3394,11 +3392,9 @@ function pii.verify_audit_chain() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
     begin
-      select * into sec from pii_internal.secret;
       -- Placeholders, not format(): the query has format() calls of its own. $1 is this
-      -- database's secret id, $3/$4 its key (hashing in C, set-based).
+      -- database's secret id (hashing in C, set-based; the key is read in the statement).
       return query execute pg_catalog.replace(pg_catalog.replace($q$
       with links as (
         -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
@@ -3444,7 +3440,7 @@ function pii.verify_audit_chain() owner <owner>
         '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
         '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
           'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
-        using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+        using pii.secret_id(), null::text, null::bytea, null::bytea;
     end
     $function$
   grant EXECUTE to pii_auditor
@@ -3641,12 +3637,10 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sec pii_internal.secret;
     begin
       if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
         return 0;
       end if;
-      select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
         $q$with kinds as (
@@ -3674,7 +3668,7 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
            from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
            where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
         pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
-        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash,
+        using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
               entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
     end
@@ -3690,16 +3684,27 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[]
     AS $function$
     declare
       pk pii_internal.pseudonym_key;
+      changed_setting text;
       hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
-      deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
+      owner pg_catalog.regrole := (select c.relowner::pg_catalog.regrole from pg_catalog.pg_class c where c.oid operator(pg_catalog.=) tbl);
+      deputy text := pii_internal.deputy(owner);
     begin
+      perform pii_internal.stash_session_keks();
       perform pii_internal.check_tree_owner(tbl);
       if hashes then
         select * into pk from pii_internal.pseudonym_key;
       end if;
-      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
-        into n, found_keys, found_scopes
+      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes, d.changed_setting from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
+        into n, found_keys, found_scopes, changed_setting
         using statement, returns_keys, keys, scopes, pk.inner_key, pk.outer_key, new_rows, held_keys, held_tables, held_scopes;
+      -- The owner's code changed a setting (search_path, say): nothing more runs under it (not
+      -- even an unqualified type name here); the error rolls it back.
+      if changed_setting is not null then
+        raise exception 'code of role % (a trigger, rule, check, default or policy of %) changed the setting % during a statement of Lethe',
+          owner, pii_internal.qualified_name(tbl), changed_setting
+          using errcode = '42501',
+                hint = 'Code on registered tables must not change session settings (set_config, SET): the change would apply to Lethe''s next statements and to the caller''s session.';
+      end if;
     end
     $function$
   comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
@@ -3729,6 +3734,20 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
+function pii_internal.bucket_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bucket_sql(scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        'pg_catalog.int4(pg_catalog.hashtextextended(coalesce(%s, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s, '
+        '(select (''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.inner_key operator(pg_catalog.||) ''\x6275636b6574''::pg_catalog.bytea), 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8 '
+        'from pii_internal.secret s)) operator(pg_catalog.&) 16777215)', scope_sql, key_sql)
+    $function$
+  comment 'Internal. SQL text of a subject''s tombstone bucket: 24 bits of a hash of (scope, key) seeded from the install key.'
+
 function pii_internal.build_erase_plan(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.build_erase_plan(mode text)
      RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
@@ -3752,16 +3771,10 @@ function pii_internal.build_erase_plan(text) owner <owner>
           select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
           from pii.tables c join tree on c.parent_relid = tree.relid
         ),
-        -- referencing -> referenced, between registered tables.
+        -- referencing -> referenced, between registered tables. In a cycle only the registered
+        -- joins order (they never form one); pii.lint() names the cycle's constraints.
         edges (src, dst) as (
-          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-          union
-          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-          from pii.tables t join pii.subject_table s on s.kind = t.kind
-          where t.relid <> s.relid
+          select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
         ),
         -- How far a table is above the tables nothing registered references further: it runs
         -- before every table it references.
@@ -4005,6 +4018,28 @@ function pii_internal.cached_sql(text,text) owner <owner>
     $function$
   comment 'Internal. SQL parts generated from the registry, cached per plan generation: the cached parts of a name, or the result of evaluating Lethe''s build expression (then cached).'
 
+function pii_internal.canonical_subjects(pii.subject_table,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.canonical_subjects(subj pii.subject_table, subject_keys text[], scopes text[], OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      key_type text := pii_internal.column_type(subj.relid, subj.key_attnum);
+      scope_type text := case when subj.scope_attnum is not null then pii_internal.column_type(subj.relid, subj.scope_attnum) end;
+      canonical record;
+    begin
+      canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+        $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+           from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+        pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+        true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[coalesce(pg_catalog.cardinality(subject_keys), 0)])));
+      found_keys := canonical.found_keys;
+      found_scopes := canonical.found_scopes;
+    end
+    $function$
+  comment 'Internal. Keys and scopes, by position, cast through their column types with the subject table owner''s rights, in canonical text.'
+
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
@@ -4112,7 +4147,7 @@ function pii_internal.chain_hash_sql(text,text) owner <owner>
       select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
                                                      chain, content_sql))
     $function$
-  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content); reads the install key in the statement, never bound.'
 
 function pii_internal.check_erase_mode(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
@@ -4565,7 +4600,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       if pg_catalog.cardinality(hashes) >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
@@ -4613,9 +4648,14 @@ function pii_internal.deputy(regrole) owner <owner>
       existing_fn regprocedure;
       current_shape boolean;
       args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
+      -- Deputies made by an earlier version lack the settings check: made again.
+      version constant text := 'lethe deputy: settings checked, deferred triggers fired';
+      names text[];
+      settings text;
     begin
       select p.proowner::regrole, p.oid::regprocedure,
              '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
+               and pg_catalog.strpos(p.prosrc, version) > 0
         into existing, existing_fn, current_shape
       from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -4627,6 +4667,7 @@ function pii_internal.deputy(regrole) owner <owner>
       perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
       select p.proowner::regrole, p.oid::regprocedure,
              '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
+               and pg_catalog.strpos(p.prosrc, version) > 0
         into existing, existing_fn, current_shape
       from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -4642,15 +4683,27 @@ function pii_internal.deputy(regrole) owner <owner>
         -- older version's parameters or settings: start over.
         execute pg_catalog.format('drop function %s', existing_fn);
       end if;
+      names := pii_internal.deputy_settings(owner);
+      select pg_catalog.format('array[%s]::text[]',
+               pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
+        into settings from pg_catalog.unnest(names) n;
+      -- After the statement the owner's code may have changed search_path: everything the
+      -- deputy evaluates from then on is schema-qualified, operators too.
       execute pg_catalog.format($f$
         create function pii_internal.%I(statement text, returns_keys boolean, keys text[], scopes text[],
                                         inner_key bytea, outer_key bytea, new_rows text[],
                                         held_keys text[], held_tables oid[], held_scopes text[],
-                                        out n bigint, out found_keys text[], out found_scopes text[])
+                                        out n bigint, out found_keys text[], out found_scopes text[],
+                                        out changed_setting text)
         language plpgsql security definer
         set search_path = pg_catalog, pg_temp
         set debug_print_plan = off
         as $body$
+        -- %s
+        declare
+          before constant text[] := %s;
+          after text[];
+          deferred record;
         begin
           if returns_keys then
             execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
@@ -4658,9 +4711,30 @@ function pii_internal.deputy(regrole) owner <owner>
             execute statement using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
             get diagnostics n = row_count;
           end if;
+          -- Deferred constraint triggers the statement queued fire now, as the owner, not at the
+          -- caller's COMMIT as the caller (foreign keys check as their tables' owners anyway).
+          for deferred in
+            select pg_catalog.format('%%I.%%I', ns.nspname, k.conname) as name, k.condeferred
+            from pg_catalog.pg_constraint k join pg_catalog.pg_namespace ns on ns.oid operator(pg_catalog.=) k.connamespace
+            where k.contype operator(pg_catalog.=) 't' and k.condeferrable
+          loop
+            execute pg_catalog.format('set constraints %%s immediate', deferred.name);
+            if deferred.condeferred then
+              execute pg_catalog.format('set constraints %%s deferred', deferred.name);
+            end if;
+          end loop;
+          after := %s;
+          if not (before operator(pg_catalog.=) after) then
+            for i in 1 .. pg_catalog.array_length(before, 1) loop
+              if not (array[before[i]] operator(pg_catalog.=) array[after[i]]) then
+                changed_setting := (%L::text[])[i];
+                return;
+              end if;
+            end loop;
+          end if;
         end
         $body$
-      $f$, fname);
+      $f$, fname, version, settings, settings, names);
       execute pg_catalog.format('comment on function pii_internal.%I%s is %L', fname, args,
         pg_catalog.format('Internal. Lethe''s deputy for tables owned by %s: runs Lethe''s statements on them with their owner''s rights (EXECUTE: Lethe''s owner only).', owner));
       execute pg_catalog.format('revoke all on function pii_internal.%I%s from public', fname, args);
@@ -4677,6 +4751,31 @@ function pii_internal.deputy(regrole) owner <owner>
     end
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
+
+function pii_internal.deputy_settings(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.deputy_settings(owner regrole)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      names text[];
+    begin
+      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
+        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
+                   where s.context operator(pg_catalog.=) 'user'
+                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
+          into names using owner::oid;
+      else
+        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
+        where s.context operator(pg_catalog.=) 'user'
+           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
+      end if;
+      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
+    end
+    $function$
+  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.discovery_by_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
@@ -5304,6 +5403,53 @@ function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <own
     $function$
   comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
+function pii_internal.erased_co_owners(regclass,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erased_co_owners(tbl regclass, subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reach record := pii_internal.subject_rows_sql(tbl);
+      tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
+      selects text[];
+      found record;
+    begin
+      keys := '{}';
+      select pg_catalog.array_agg(pg_catalog.format(
+               'select %s as k, %s as s from %s as t%s where %s(%s) in (select %s from %s as t%s where %s)',
+               pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql || '::text', 'null::text'),
+               pii_internal.qualified_name(f.referencing), case when path.from_list = '' then '' else ', ' || path.from_list end,
+               case when path.join_sql = '' then '' else path.join_sql || ' and ' end,
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(f.referencing, u.a)), ', ' order by u.i)
+                from unnest(f.conkey) with ordinality as u (a, i)),
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(tbl, u.b)), ', ' order by u.i)
+                from unnest(f.confkey) with ordinality as u (b, i)),
+               pii_internal.qualified_name(tbl), case when reach.from_list = '' then '' else ', ' || reach.from_list end, reach.where_sql)
+             order by f.conname)
+        into selects
+      from pii_internal.shared_row_references() f
+      join pii.tables r on r.relid = f.referencing and r.kind operator(pg_catalog.=) tbl_kind
+      cross join lateral pii_internal.subject_key_sql(f.referencing) path
+      where f.referenced = tbl;
+      if selects is null then
+        return;
+      end if;
+      found := pii_internal.as_owner(tbl, pg_catalog.format('select coalesce(pg_catalog.array_agg(x.k), ''{}''), pg_catalog.array_agg(x.s) from (%s) as x',
+                                                            pg_catalog.array_to_string(selects, ' union ')),
+                                     true, subject_keys, scopes);
+      if pg_catalog.cardinality(found.found_keys) = 0 then
+        return;
+      end if;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
+           where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
+        pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
+        into keys, key_scopes using found.found_keys, found.found_scopes;
+    end
+    $function$
+  comment 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.'
+
 function pii_internal.exclusively_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.exclusively_owned_sql(tbl regclass)
      RETURNS text
@@ -5328,13 +5474,16 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
         select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
                                                        pii_internal.column_name(tbl, u.b)), ' and ')
           into cond from unnest(f.conkey, f.confkey) as u (a, b);
-        if exists (select from pii.tables t where t.relid = f.referencing) then
-          -- Inside, t is the referencing table again (the subject rows' own alias).
+        if exists (select from pii.tables t, pii.tables x where t.relid = f.referencing and x.relid = tbl and t.kind = x.kind) then
+          -- Inside, t is the referencing table again (the subject rows' own alias): rows of the
+          -- subjects being erased ($1/$2) or of subjects erased before ($6/$8, the same SQL).
           inner_rows := pii_internal.subject_rows_sql(f.referencing);
-          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where ((%s) or (%s)) and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
                                             pii_internal.qualified_name(f.referencing),
                                             case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
-                                            inner_rows.where_sql, alias, alias);
+                                            inner_rows.where_sql,
+                                            pg_catalog.regexp_replace(pg_catalog.regexp_replace(inner_rows.where_sql, '\$1(?![0-9])', '$6', 'g'), '\$2(?![0-9])', '$8', 'g'),
+                                            alias, alias);
         end if;
         conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
         -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
@@ -5347,7 +5496,7 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
       return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
     end
     $function$
-  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.'
+  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of its kind''s subjects bound as $1/$2 or erased before ($6/$8) (shared => keep); true otherwise.'
 
 function pii_internal.find_subjects_again(bytea[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], kind text, OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
@@ -5417,22 +5566,22 @@ function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     $function$
   comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+function pii_internal.flag_subjects(bytea[],text[],uuid,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
-        select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+        select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
-          set request_id = coalesce(t.request_id, excluded.request_id)
+          set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
         returning 1
       )
       select pg_catalog.count(*) from ins
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -5552,6 +5701,32 @@ function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
     $function$
   comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.'
 
+function pii_internal.guard_columns(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_columns(tbl regclass, mode text)
+     RETURNS name[]
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.array_agg(a.attname order by a.attnum), '{}')
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type ty on ty.oid = a.atttypid
+      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+        and (ty.typnamespace operator(pg_catalog.<>) 'pg_catalog'::regnamespace
+             or a.attnum in (select c.attnum from pii.columns c where c.relid = tbl and c.erase operator(pg_catalog.<>) 'keep')
+             or a.attnum in (select i.attnum from pii.identifiers i where i.relid = tbl)
+             or a.attnum in (select x from pii.tables t, unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) x where t.relid = tbl)
+             or a.attnum in (select s.key_attnum from pii.subject_table s where s.relid = tbl)
+             or a.attnum in (select s.scope_attnum from pii.subject_table s where s.relid = tbl)
+             or a.attnum in (select c.parent_key_attnum from pii.tables c where c.parent_relid = tbl)
+             or a.attnum in (select unnest(k.conkey) from pg_catalog.pg_constraint k
+                             where k.conrelid = tbl and k.contype = 'p'
+                               and (mode operator(pg_catalog.=) 'skip' or exists (select from pii.identifiers i where i.relid = tbl)
+                                    or exists (select from pii.subject_table s where s.relid = tbl and s.key_is_pii)))
+             or a.attnum in (select unnest(k.confkey) from pg_catalog.pg_constraint k where k.confrelid = tbl and k.contype = 'f'))
+    $function$
+  comment 'Internal. The columns of a registered table whose values a guard reads in written rows (the rest of built-in types are sent to the deputy as NULL).'
+
 function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean)
      RETURNS bigint
@@ -5565,9 +5740,13 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
-      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
       from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+      if pg_catalog.cardinality(only_tables) = 0 then
+        -- No registered children: no plan to build.
+        return 0;
+      end if;
+      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       return (select coalesce(pg_catalog.sum(n), 0)::bigint
               from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
                                                        (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
@@ -5601,7 +5780,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
@@ -5634,9 +5813,16 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
+      kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
+      n integer := pg_catalog.cardinality(candidate_keys);
+      prefilter text := 'true';
     begin
-      select * into sec from pii_internal.secret;
+      if n >= 1000
+         and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
+         and not exists (select from pii_internal.tombstones t where t.bucket is null) then
+        prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                       pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
+      end if;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
                   coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
@@ -5644,10 +5830,10 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                     where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
            from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
-                 from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+                 from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
            join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
-        into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
+        prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
+        into keys, scopes, pii using candidate_keys, candidate_scopes, null::bytea, null::bytea, tbl;
     end
     $function$
   comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).'
@@ -5691,6 +5877,28 @@ function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,tex
     end
     $function$
   comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
+
+function pii_internal.guard_keys_in_place_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_keys_in_place_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+    begin
+      select * into reg from pii.tables t where t.relid = tbl;
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+           from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
+        pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+        pii_internal.column_name(tbl, reg.subject_attnum),
+        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+    end
+    $function$
+  comment 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -5791,6 +5999,45 @@ function pii_internal.guard_problems() owner <owner>
     $function$
   comment 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.'
 
+function pii_internal.guard_reads_in_place(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_reads_in_place(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce((
+        select t.subject_attnum is not null
+           and pii_internal.erase_action(tbl) operator(pg_catalog.=) 'delete'
+           and not exists (select from pii.legal_holds h where h.released_at is null)
+           and not exists (select from pii.tables c where c.parent_relid = tbl)
+           and not exists (select from pii.identifiers i where i.relid = tbl)
+           and not exists (select from pii.subject_table s where s.relid = tbl)
+           and pii_internal.guard_owned_sql(tbl) operator(pg_catalog.=) 'true'
+           and not exists (select from pg_catalog.pg_attribute a
+                           where a.attrelid = tbl and a.attnum in (t.subject_attnum, t.scope_attnum)
+                             and (a.atttypid not in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                                                     'pg_catalog.uuid'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+                                  or a.attcollation not in (0, 100, 950, 951)))
+        from pii.tables t where t.relid = tbl), false)
+    $function$
+  comment 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.'
+
+function pii_internal.guard_row_text_sql(regclass,regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_row_text_sql(tbl regclass, rel regclass, mode text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(%s)))',
+               pg_catalog.string_agg(case when g.n is not null then pg_catalog.format('t.%I', a.attname) else 'null' end, ', ' order by a.attnum))
+      from pg_catalog.pg_attribute a
+      left join unnest(pii_internal.guard_columns(tbl, mode)) as g (n) on g.n operator(pg_catalog.=) a.attname
+      where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+    $function$
+  comment 'Internal. SQL text of a written row as a guard sends it to the deputy: record_out of the columns it reads, the others NULL.'
+
 function pii_internal.guard_rows() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_rows()
      RETURNS trigger
@@ -5809,6 +6056,8 @@ function pii_internal.guard_rows() owner <owner>
       moved text[];
       row_type text;
       candidates record;
+      cand_keys text[];
+      cand_scopes text[];
       idents record;
       pii_keys text[];
       pii_scopes text[];
@@ -5827,16 +6076,6 @@ function pii_internal.guard_rows() owner <owner>
       end if;
       select * into subj from pii.subject_table s where s.kind = reg.kind;
 
-      -- The new rows leave the trigger as text (record_out: output functions only, never a
-      -- cast), and the table owner's deputy reads them back as the table's row type and selects
-      -- the subjects of rows that carry PII and, where tables are registered beneath this one,
-      -- of rows that newly link to their subject (inserted, or moved to another subject or
-      -- parent). Domain checks, casts and policies on the
-      -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-      -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
-      -- subject once and probes the tombstones, on text only.
-      select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
-      row_type := pii_internal.qualified_name(tg_relid);
       link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
       if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
         link_sql := 'false';
@@ -5854,17 +6093,39 @@ function pii_internal.guard_rows() owner <owner>
         link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                          else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
       end if;
-      candidates := pii_internal.as_owner(reg.relid,
-        pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-        true, moved, null, new_rows);
-      hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+      row_type := pii_internal.qualified_name(tg_relid);
+      if reg.guard_mode <> 'skip' and pii_internal.guard_reads_in_place(reg.relid) then
+        -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
+        -- a built-in type is read: their text is taken here (pg_catalog's output functions),
+        -- each distinct value once, and no row leaves the trigger.
+        execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+      else
+        -- The new rows leave the trigger as text (record_out: output functions only, never a
+        -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+        -- neither printed nor parsed), each distinct row once, and the table owner's deputy
+        -- reads them back as the table's row type and selects the subjects of rows that carry
+        -- PII and, where tables are registered beneath this one, of rows that newly link to
+        -- their subject (inserted, or moved to another subject or parent). Domain checks, casts
+        -- and policies on the table run as its owner, never as Lethe. (Lethe's own erasures
+        -- pass through here too: the rows they leave carry no PII, and they move nothing.)
+        -- Lethe then hashes each subject once and probes the tombstones, on text only.
+        execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                                  pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+          into new_rows;
+        candidates := pii_internal.as_owner(reg.relid,
+          pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+          true, moved, null, new_rows);
+        cand_keys := candidates.found_keys;
+        cand_scopes := candidates.found_scopes;
+      end if;
+      hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
       -- An erased person written again under a new key, known by an identifier (email, phone):
       -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
       -- only the rows carrying the identifier are theirs.
       idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                              hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -6125,10 +6386,10 @@ function pii_internal.identifier_hash_sql(text,text) owner <owner>
     AS $function$
       select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s', 'identifier' || pg_catalog.chr(31) || kind, pair_sql))
     $function$
-  comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
+  comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value); reads the install key in the statement, never bound.'
 
 function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[])
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[], OUT new_buckets integer[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -6138,10 +6399,9 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       values_sql text;
       path record;
       found_ record;
-      sec pii_internal.secret;
       is_subject boolean;
     begin
-      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
+      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
       select * into reg from pii.tables t where t.relid = tbl;
       values_sql := pii_internal.identifier_values_sql(tbl);
       if values_sql is null or not exists (select from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
@@ -6163,7 +6423,6 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       if pg_catalog.cardinality(found_.found_keys) = 0 then
         return;
       end if;
-      select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$with c as (select u.k, u.v from unnest($1::text[], $2::text[]) as u (k, v)),
                 erased as (select d.v from (select distinct c.v from c) d
@@ -6176,12 +6435,14 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
                 merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
                            union all select hit.k, hit.s, true from hit)
            select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
-                  coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
                   coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
            from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
-        into pairs, new_hashes, keys, scopes, pii
-        using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
+        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
+        pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
+        into pairs, new_hashes, new_buckets, keys, scopes, pii
+        using found_.found_keys, found_.found_scopes, null::bytea, null::bytea, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
     end
     $function$
   comment 'Internal. The erased persons'' identifier values among a guard''s written rows (keyed hash probe by index); on a subject table, also the rows'' keys (merged into the key hits) and their subject hashes.'
@@ -6378,6 +6639,17 @@ function pii_internal.keyed_hmac_sql(text,text,text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.'
 
+function pii_internal.kind_bucket_sql(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_bucket_sql(kind text, scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.bucket_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
+    $function$
+  comment 'Internal. SQL text of a kind''s tombstone bucket (pii_internal.bucket_sql with the kind''s prefix).'
+
 function pii_internal.kind_hash_sql(text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text)
      RETURNS text
@@ -6385,13 +6657,9 @@ function pii_internal.kind_hash_sql(text,text,text) owner <owner>
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.subject_hash_sql(
-               case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
-                    else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
-               key_sql)
-      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
+      select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
     $function$
-  comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
+  comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix); reads the install key in the statement, never bound.'
 
 function pii_internal.kind_list() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.kind_list()
@@ -6403,6 +6671,19 @@ function pii_internal.kind_list() owner <owner>
       select pg_catalog.string_agg(pg_catalog.format('"%s"', s.kind), ', ' order by s.kind) from pii.subject_table s
     $function$
   comment 'Internal. The install''s subject kinds, quoted and comma-separated, for error messages.'
+
+function pii_internal.kind_scope_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_scope_sql(kind text, scope_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
+                  else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end
+      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_scope_sql.kind
+    $function$
+  comment 'Internal. SQL text of the scope a kind''s subjects are hashed with (the kind''s hash_prefix before it).'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -6567,6 +6848,25 @@ function pii_internal.lint_masking() owner <owner>
       from pii.unclassified_columns() u join reg on reg.name = u.table_name
     $function$
   comment 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.'
+
+function pii_internal.lint_mixed_owners() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_mixed_owners()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'warning', pii_internal.qualified_name(t.relid),
+             pg_catalog.format('owned by %s, but subject table %s (kind %s) is owned by %s: code of one owner runs during every erasure of the other''s rows (each with its own rights; it sees whom Lethe erases and can make the erasure fail)',
+                               c.relowner::regrole, pii_internal.qualified_name(s.relid), s.kind, sc.relowner::regrole),
+             pg_catalog.format('alter table %s owner to %s; -- or accept that these owners trust each other', pii_internal.qualified_name(t.relid), sc.relowner::regrole)
+      from pii.tables t
+      join pii.subject_table s on s.kind operator(pg_catalog.=) t.kind
+      join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) t.relid::oid
+      join pg_catalog.pg_class sc on sc.oid operator(pg_catalog.=) s.relid::oid
+      where c.relowner operator(pg_catalog.<>) sc.relowner
+    $function$
+  comment 'Internal. security_lint step: registered tables owned by another role than their kind''s subject table.'
 
 function pii_internal.lint_pii_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_pii_columns()
@@ -6741,19 +7041,19 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text)
+function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bytea[]
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with marked as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
-        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
-        from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
+        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
+        from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
           set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
-              request_id = coalesce(excluded.request_id, t.request_id)
+              request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
           where mark_erased.filed_snapshot is null or t.erased_xact is null
              or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
         returning t.subject_hash
@@ -6947,8 +7247,9 @@ function pii_internal.masked_readers() owner <owner>
       select r.oid, r.rolname
       from pg_catalog.pg_roles r join members on members.oid = r.oid
       where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+        and pg_catalog.has_database_privilege(r.oid, pg_catalog.current_database(), 'CONNECT')
     $function$
-  comment 'Internal. Login (and other) roles that are masked readers by explicit grants.'
+  comment 'Internal. Login (and other) roles that are masked readers by explicit grants and may connect to this database.'
 
 function pii_internal.masked_view_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masked_view_name(tbl regclass)
@@ -7497,6 +7798,41 @@ function pii_internal.plan_cache_enabled() owner <owner>
     $function$
   comment 'Internal. Whether the plan cache is in use: only while its DDL event triggers are installed and enabled.'
 
+function pii_internal.plan_edges() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_edges()
+     RETURNS TABLE(src oid, dst oid, conname name, registered_join boolean, cycle text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive live as (
+        select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      ), edges as (
+        select x.src, x.dst, x.conname, pg_catalog.bool_or(x.registered_join) as registered_join
+        from (select c.conrelid as src, c.confrelid as dst, c.conname, false as registered_join from pg_catalog.pg_constraint c
+              where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+                and c.conrelid in (select l.relid::oid from live l) and c.confrelid in (select l.relid::oid from live l)
+              union all
+              select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                     case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end,
+                     t.link_fk, true
+              from live t join pii.subject_table s on s.kind = t.kind
+              where t.relid <> s.relid) x
+        group by x.src, x.dst, x.conname
+      ), reach (a, b) as (
+        -- A cycle needs a foreign key that is no registered join: without one, nothing to walk.
+        select e.src, e.dst from edges e where exists (select from edges n where not n.registered_join)
+        union
+        select r.a, e.dst from reach r join edges e on e.src = r.b
+      )
+      select e.src, e.dst, e.conname, e.registered_join,
+             case when exists (select from reach r where r.a = e.dst and r.b = e.src) then
+               (select pg_catalog.min(pii_internal.qualified_name(r.b::regclass)) from reach r
+                where r.a = e.src and exists (select from reach q where q.a = r.b and q.b = e.src)) end
+      from edges e
+    $function$
+  comment 'Internal. Referencing -> referenced edges between registered tables (foreign keys and registered joins, with the constraint name); cycle: the first table name of the cycle the edge is part of, NULL when none.'
+
 function pii_internal.plan_problem(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problem(mode text)
      RETURNS text[]
@@ -7563,6 +7899,34 @@ function pii_internal.plan_problems(text) owner <owner>
                    -- Rows an unregistered table references are shared, and kept.
                    or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
                  else false end
+      order by 1, 2;
+      if not exists (select from pii_internal.plan_edges() e where e.cycle is not null and not e.registered_join) then
+        return;
+      end if;
+      return query
+      -- In a cycle of foreign keys, a table changed after a table it references is deleted (the
+      -- plan's order follows the registered joins): its rows still reference the deleted ones,
+      -- whatever its own erase strategies do to them later.
+      with plan as materialized (
+        select p.relid::oid as relid, p.action, p.ord
+        from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+      )
+      select pii_internal.qualified_name(e.dst::regclass), e.conname,
+             pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows, erased after them, still reference them (foreign keys between registered tables form a cycle: %s; the plan follows the registered joins)',
+                               pii_internal.qualified_name(e.dst::regclass), e.conname, pii_internal.qualified_name(e.src::regclass),
+                               (select pg_catalog.string_agg(pg_catalog.format('%s (%s -> %s)', coalesce(x.conname::text, 'unenforced join'),
+                                                                               pii_internal.qualified_name(x.src::regclass), pii_internal.qualified_name(x.dst::regclass)),
+                                                             ', ' order by x.conname, x.src)
+                                from pii_internal.plan_edges() x where x.cycle operator(pg_catalog.=) e.cycle)),
+             pg_catalog.format('Alter %s to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or %s.', e.conname,
+                               case when mode = 'delete' then 'erase with mode => erase'
+                                    else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(e.dst::regclass)) end)
+      from pii_internal.plan_edges() e
+      join pg_catalog.pg_constraint c on c.conrelid = e.src and c.conname = e.conname and c.contype = 'f'
+      join plan ps on ps.relid = e.src
+      join plan pd on pd.relid = e.dst
+      where e.cycle is not null and not e.registered_join and c.confdeltype in ('a', 'r') and not c.condeferred
+        and pd.action = 'delete' and ps.ord > pd.ord
       order by 1, 2;
     end
     $function$
@@ -8030,7 +8394,6 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
     declare
       canonical record;
       subj pii.subject_table;
-      sec pii_internal.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
       max_keys integer;
       key_type text;
@@ -8072,16 +8435,9 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
         scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
       end if;
       key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-      select * into sec from pii_internal.secret;
 
       begin
-        -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
-        -- is their code, never run as Lethe. Lethe only hashes the canonical text.
-        canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-          $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
-             from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-          pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
-          true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
         return query execute pg_catalog.format(
           -- Joined by position, not subscripted: a subscript of a text[] walks the array.
           $q$select r.s, r.k, %s, p.p, r.i
@@ -8090,7 +8446,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
                    group by c.s, c.k) r
              left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
           pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
-          using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+          using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
                 case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
       exception when data_exception then
         -- Name the position, never the value: keys are personal data.
@@ -8124,12 +8480,10 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sec pii_internal.secret;
       sid text := pii.secret_id();
       bad bigint;
     begin
       restored := 0;
-      select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       select pg_catalog.count(*) into conflicts
       from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -8147,7 +8501,7 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
               or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
         pii_internal.chain_hash_sql('erasure_ledger',
           'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
-        into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
+        into bad using parsed, sid, null::bytea, null::bytea, head.seq, head.last_hash;
       if bad is not null then
         raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
           hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
@@ -8287,6 +8641,9 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       statements text[];
       captures text[];
       owned text[] := '{}';
+      others record;
+      other_keys text[] := '{}';
+      other_scopes text[] := '{}';
       captured record;
       rows_sql record;
       n bigint;
@@ -8313,7 +8670,11 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
         for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
           shared_kept[i] := 0;
           if captures[i] is not null then
-            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+            -- Rows of subjects erased before (another batch) do not make a row shared.
+            others := pii_internal.erased_co_owners(relids[i], subject_keys, scopes);
+            other_keys[i] := others.keys::text;
+            other_scopes[i] := others.key_scopes::text;
+            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes, null, others.keys, null, others.key_scopes);
             owned[i] := captured.found_keys::text;
             shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
           end if;
@@ -8323,14 +8684,17 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
             n := pg_catalog.cardinality(owned[i]::text[]);
           elsif captures[i] is not null then
             n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
-                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
+                                                  other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
           elsif count_only then
+            -- count(*), not the rows: nothing is materialised, and the planner may count in parallel.
             rows_sql := pii_internal.subject_rows_sql(relids[i]);
-            n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
+            n := (pii_internal.as_owner(relids[i], pg_catalog.format('select array[pg_catalog.count(*)::text], null::text[] from %s as t%s where %s%s',
+                                        pii_internal.qualified_name(relids[i]),
                                         case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
                                         case when actions[i] = 'delete' then ''
                                              else ' and not (' || pii_internal.row_erased_sql(relids[i], 'anonymize') || ')' end),
-                                        false, subject_keys, scopes)).n;
+                                        true, subject_keys, scopes)).found_keys[1]::bigint;
           else
             n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
           end if;
@@ -8360,6 +8724,42 @@ function pii_internal.safe_error_text(text,text,text) owner <owner>
                   else pg_catalog.format('SQLSTATE %s (message hmac %s)', state, pii_internal.message_hmac(message)) end
     $function$
   comment 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.'
+
+function pii_internal.session_kek(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.session_kek(setting text)
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.stash_session_keks();
+      if not pii_internal.session_kek_table() then
+        return null;
+      end if;
+      return (select k.value from pg_temp.lethe_session_keks k where k.name operator(pg_catalog.=) setting);
+    end
+    $function$
+  comment 'Internal. The value the session brought in a lethe.vault_* setting (its startup options), or NULL.'
+
+function pii_internal.session_kek_table() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.session_kek_table()
+     RETURNS boolean
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl_owner oid := (select c.relowner from pg_catalog.pg_class c
+                        where c.oid operator(pg_catalog.=) pg_catalog.to_regclass('pg_temp.lethe_session_keks'));
+    begin
+      if tbl_owner is not null and tbl_owner operator(pg_catalog.<>) current_user::pg_catalog.regrole::oid then
+        raise exception 'pg_temp.lethe_session_keks belongs to another role: Lethe keeps the session''s KEKs there'
+          using errcode = '42501', hint = 'Drop that temporary table, or use a new session.';
+      end if;
+      return tbl_owner is not null;
+    end
+    $function$
+  comment 'Internal. Whether this session has Lethe''s table of KEKs taken from its settings (42501 if another role made one of that name).'
 
 function pii_internal.set_table_kind() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.set_table_kind()
@@ -8425,6 +8825,30 @@ function pii_internal.shared_row_references() owner <owner>
       where t.link_referenced and exists (select from pg_catalog.pg_class x where x.oid = t.relid)
     $function$
   comment 'Internal. The foreign keys into tables registered as referenced by their parent (whose rows may be shared), with their columns and whether an index leads with them.'
+
+function pii_internal.stash_session_keks() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.stash_session_keks()
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      held text[] := (select pg_catalog.array_agg(n) from pg_catalog.unnest(array['lethe.vault_kek', 'lethe.vault_new_kek']) n
+                      where coalesce(pg_catalog.current_setting(n, true), '') operator(pg_catalog.<>) '');
+    begin
+      if held is null then
+        return;
+      end if;
+      if not pii_internal.session_kek_table() then
+        create temporary table lethe_session_keks (name text primary key, value text not null);
+      end if;
+      insert into pg_temp.lethe_session_keks as k (name, value)
+      select n, pg_catalog.current_setting(n) from pg_catalog.unnest(held) n
+      on conflict (name) do update set value = excluded.value;
+      perform pg_catalog.set_config(n, '', false) from pg_catalog.unnest(held) n;
+    end
+    $function$
+  comment 'Internal. Moves the session''s lethe.vault_kek / lethe.vault_new_kek settings into a temporary table only Lethe''s owner may read, before any table owner''s code runs in the session.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
@@ -8499,6 +8923,24 @@ function pii_internal.strategy_keys(text) owner <owner>
       select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
     $function$
   comment 'Internal. The trimmed keys of a jsonb_remove argument.'
+
+function pii_internal.subject_buckets(text,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[])
+     RETURNS integer[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      result integer[];
+    begin
+      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
+                                pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
+        into result using subject_keys, scopes;
+      return result;
+    end
+    $function$
+  comment 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.'
 
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)
@@ -8714,11 +9156,10 @@ function pii_internal.vault_kek_setting(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_kek_setting(setting text)
      RETURNS bytea
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      given text := pg_catalog.current_setting(setting, true);
+      given text := pii_internal.session_kek(setting);
     begin
       if given is null or given = '' then
         return null;
@@ -8735,7 +9176,6 @@ function pii_internal.vault_open_kek() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_open_kek()
      RETURNS bytea
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare

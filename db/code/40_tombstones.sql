@@ -36,6 +36,21 @@ as $$
 $$;
 comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) under the install key (pii_internal.hmac_sql).';
 
+-- The tombstone bucket (pii_internal.tombstones.bucket) as SQL text over scope and key
+-- expressions: 24 bits of hashtextextended over the subject hash's message, seeded with 64
+-- bits derived from the install key (read by the statement, never bound). A guard computes
+-- it for every distinct key and the HMAC only for keys whose bucket a tombstone has.
+create or replace function pii_internal.bucket_sql(scope_sql text, key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format(
+    'pg_catalog.int4(pg_catalog.hashtextextended(coalesce(%s, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s, '
+    '(select (''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.inner_key operator(pg_catalog.||) ''\x6275636b6574''::pg_catalog.bytea), 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8 '
+    'from pii_internal.secret s)) operator(pg_catalog.&) 16777215)', scope_sql, key_sql)
+$$;
+comment on function pii_internal.bucket_sql(text, text) is 'Internal. SQL text of a subject''s tombstone bucket: 24 bits of a hash of (scope, key) seeded from the install key.';
+
 -- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
 -- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID). The key is
 -- the pseudonym key (pii_internal.pseudonym_key, bound as $3/$4), never the install key:
@@ -177,6 +192,31 @@ as $$
 $$;
 comment on function pii_internal.key_position(integer, bigint[]) is 'Internal. Names a key in an error message by position (or CSV row), never by value.';
 
+-- Keys (and scopes), one per position, in canonical text: cast through the key and scope
+-- column types with the subject table owner's rights (a domain's CHECK or a cast on the key
+-- type is their code, never run as Lethe), the key in pii_internal.key_text_sql's form.
+-- Lethe only hashes what comes back. A bad key raises data_exception (22xxx).
+create or replace function pii_internal.canonical_subjects(subj pii.subject_table, subject_keys text[], scopes text[],
+                                                           out found_keys text[], out found_scopes text[])
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  key_type text := pii_internal.column_type(subj.relid, subj.key_attnum);
+  scope_type text := case when subj.scope_attnum is not null then pii_internal.column_type(subj.relid, subj.scope_attnum) end;
+  canonical record;
+begin
+  canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+    $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+       from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+    pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+    true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[coalesce(pg_catalog.cardinality(subject_keys), 0)])));
+  found_keys := canonical.found_keys;
+  found_scopes := canonical.found_scopes;
+end
+$$;
+comment on function pii_internal.canonical_subjects(pii.subject_table, text[], text[]) is 'Internal. Keys and scopes, by position, cast through their column types with the subject table owner''s rights, in canonical text.';
+
 -- Resolves keys (and scopes) as callers give them to canonical text (cast through the
 -- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
 -- subject), deduplicated, with their hashes. Validates everything first.
@@ -189,7 +229,6 @@ as $$
 declare
   canonical record;
   subj pii.subject_table;
-  sec pii_internal.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   max_keys integer;
   key_type text;
@@ -231,16 +270,9 @@ begin
     scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
   end if;
   key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-  select * into sec from pii_internal.secret;
 
   begin
-    -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
-    -- is their code, never run as Lethe. Lethe only hashes the canonical text.
-    canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-      $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
-         from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-      pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
-      true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
+    canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
     return query execute pg_catalog.format(
       -- Joined by position, not subscripted: a subscript of a text[] walks the array.
       $q$select r.s, r.k, %s, p.p, r.i
@@ -249,7 +281,7 @@ begin
                group by c.s, c.k) r
          left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
       pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
-      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+      using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
             case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
   exception when data_exception then
     -- Name the position, never the value: keys are personal data.
@@ -276,21 +308,38 @@ $$;
 comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
 -- Records subjects as asked-to-be-forgotten; guards act on them from now on.
-create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] default null)
 returns bigint
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with ins as (
-    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
-    select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+    select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
     on conflict (subject_hash) do update
-      set request_id = coalesce(t.request_id, excluded.request_id)
+      set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
     returning 1
   )
   select pg_catalog.count(*) from ins
 $$;
-comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text) is 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.';
+comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text, integer[]) is 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.';
+
+-- The tombstone buckets (pii_internal.bucket_sql under the kind's prefix) of canonical
+-- keys and scopes, in their order.
+create or replace function pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[]) returns integer[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  result integer[];
+begin
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
+                            pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
+    into result using subject_keys, scopes;
+  return result;
+end
+$$;
+comment on function pii_internal.subject_buckets(text, text[], text[]) is 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.';
 
 -- Marks subjects erased by this transaction: one write per tombstone (inserted or
 -- updated erased), never a flag followed by an update. With a request's filed_snapshot
@@ -299,25 +348,26 @@ comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text) is '
 -- locked) in the order of hashes, which callers sort, so overlapping requests queue up
 -- instead of deadlocking. Returns the subjects to erase now, in hash order.
 create or replace function pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid default null,
-                                                    filed_snapshot pg_snapshot default null, kind text default null)
+                                                    filed_snapshot pg_snapshot default null, kind text default null,
+                                                    buckets integer[] default null)
 returns bytea[]
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with marked as (
-    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
-    select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
-    from unnest(hashes, pseudonyms) as u (h, p)
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
+    select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
+    from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
     on conflict (subject_hash) do update
       set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
-          request_id = coalesce(excluded.request_id, t.request_id)
+          request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
       where mark_erased.filed_snapshot is null or t.erased_xact is null
          or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
     returning t.subject_hash
   )
   select coalesce(pg_catalog.array_agg(m.subject_hash order by m.subject_hash), '{}') from marked m
 $$;
-comment on function pii_internal.mark_erased(bytea[], text[], uuid, pg_snapshot, text) is 'Internal. Inserts or updates tombstones as erased by this transaction in one write each (a chunk skips subjects an erasure in flight at filing time covers); returns the subjects to erase now.';
+comment on function pii_internal.mark_erased(bytea[], text[], uuid, pg_snapshot, text, integer[]) is 'Internal. Inserts or updates tombstones as erased by this transaction in one write each (a chunk skips subjects an erasure in flight at filing time covers); returns the subjects to erase now.';
 
 create or replace function pii.was_erased(subject_key text, scope text default null, kind text default null)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)

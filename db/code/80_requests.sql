@@ -123,7 +123,7 @@ begin
   update pii.requests r set matched = n_matched where r.id = rid;
 
   -- Guards act from this moment; the job runs once this transaction commits.
-  perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
+  perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
   if pg_catalog.cardinality(hashes) >= 10000 then
     -- Chunks start right after commit, long before autovacuum would have looked at the new
     -- rows: without statistics the claim query sorts every pending item instead of

@@ -413,6 +413,17 @@ export function renderMarkdown(r: BenchResults): string {
         `**${fmtRatio(g.guardedMedian / g.unguardedMedian)}** (goal <= 1.15x). ${fmtInt(g.tombstonedRows)} of the rows belong to erased ` +
         `subjects; the guards removed ${fmtInt(g.scrubbedRows)}.`,
     );
+    if (g.withIdentifiers?.length) {
+      push('');
+      push(
+        `The same guarded COPY with identifier tombstones in place too (\`crm.customers.email\` registered as an identifier, ` +
+          `${fmtInt(g.identifierTombstones)} email identifier tombstones, one per tombstoned subject), alternating with the two above: ` +
+          `${samples(g.withIdentifiers)} (median ${fmtSeconds(g.withIdentifiersMedian)}): ` +
+          `**${fmtRatio(g.withIdentifiersMedian / g.unguardedMedian)}** of without guards, ` +
+          `${fmtRatio(g.withIdentifiersMedian / g.guardedMedian)} of the guarded COPY without identifier tombstones ` +
+          '(crm.events holds no identifier: its guard has no identifier pass).',
+      );
+    }
     push('');
     push('pg_stat_statements around one guarded COPY:');
     push('');
