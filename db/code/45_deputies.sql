@@ -65,7 +65,7 @@ declare
   current_shape boolean;
   args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
   -- Deputies made by an earlier version lack the settings check: made again.
-  version constant text := 'lethe deputy: settings checked, deferred triggers fired';
+  version constant text := 'lethe deputy: settings checked, deferred triggers fired, not Lethe''s own';
   names text[];
   settings text;
 begin
@@ -129,10 +129,12 @@ begin
       end if;
       -- Deferred constraint triggers the statement queued fire now, as the owner, not at the
       -- caller's COMMIT as the caller (foreign keys check as their tables' owners anyway).
+      -- Lethe's own (the plan cache's build at commit) are Lethe's, and stay deferred.
       for deferred in
         select pg_catalog.format('%%I.%%I', ns.nspname, k.conname) as name, k.condeferred
         from pg_catalog.pg_constraint k join pg_catalog.pg_namespace ns on ns.oid operator(pg_catalog.=) k.connamespace
         where k.contype operator(pg_catalog.=) 't' and k.condeferrable
+          and ns.nspname operator(pg_catalog.<>) all (array['pii', 'pii_internal']::name[])
       loop
         execute pg_catalog.format('set constraints %%s immediate', deferred.name);
         if deferred.condeferred then
