@@ -4647,7 +4647,7 @@ function pii_internal.deputy(regrole) owner <owner>
       current_shape boolean;
       args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
       -- Deputies made by an earlier version lack the settings check: made again.
-      version constant text := 'lethe deputy: settings checked, deferred triggers fired';
+      version constant text := 'lethe deputy: settings checked, deferred application triggers fired';
       names text[];
       settings text;
     begin

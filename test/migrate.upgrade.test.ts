@@ -183,7 +183,7 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     expect(
       (
         await client.query(`select p.proowner::regrole::text as owner from pg_proc p
-                            where p.pronamespace = 'pii_internal'::regnamespace and p.proname like 'deputy\\_%'`)
+                            where p.pronamespace = 'pii_internal'::regnamespace and p.proname ~ '^deputy_[0-9]+$'`)
       ).rows,
     ).toEqual([
       {
