@@ -649,13 +649,14 @@ view pii.registered_tables owner <owner> with (security_barrier=true) as
         t.registered_at,
         t.link_fk AS foreign_key,
         t.unenforced_join,
-        t.shared
+        t.shared,
+        t.kind
        FROM pii.tables t
          LEFT JOIN pii.subject_table s ON s.relid::oid = t.relid::oid;
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
-  comment 'Registered tables: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.'
+  comment 'Registered tables and the subject kind each belongs to: how each reaches the subject (the foreign key backing the join, or unenforced_join), what erasure does to its rows and to rows others share, whether the subject lookup is indexed.'
 
 view pii.retention_history owner <owner> with (security_barrier=true) as
      SELECT r.id,
@@ -1042,7 +1043,7 @@ function pii.enforce_retention(text) owner <owner>
         end if;
         if p.approved and allowed and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
                                                   and r.period_start = p.period and r.outcome = 'requested') then
-          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
+          select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query, p.kind) x;
         end if;
         return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
       end loop;
@@ -1283,7 +1284,7 @@ function pii.hold_tick(date) owner <owner>
           if pg_catalog.cardinality(found_.subject_keys) > 0 then
             rid := pii_internal.create_request(
               found_.subject_keys,
-              case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+              case when (pii_internal.subject_kind(ended.kind)).scope_attnum is not null then found_.scopes end,
               null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
           end if;
         end if;
@@ -1388,7 +1389,7 @@ function pii.lint() owner <owner>
       union all
       select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
              pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
-                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s where s.kind = t.kind)))),
              'Add the foreign key and register the table again, or keep the override knowingly'
       from live t
       where t.unenforced_join
@@ -1417,7 +1418,7 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix; in a foreign-key cycle, naming the cycle''s constraints), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -1657,7 +1658,7 @@ function pii.preview_retention(text) owner <owner>
       if cur.version is null then
         raise exception 'retention policy "%" does not exist', name using errcode = '42704';
       end if;
-      q := pii.subject_query_keys(cur.subject_query);
+      q := pii.subject_query_keys(cur.subject_query, cur.kind);
       p := pii.retention_preview_step(name, cur.version, q.subject_keys, q.scopes);
       return query select cur.version, p.candidates, p.held, cur.max_subjects, p.candidates <= cur.max_subjects, p.sample, p.rows_to_change;
     end
@@ -1783,7 +1784,7 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
           using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
       end if;
       if dry_run then
-        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode);
+        return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode, kind);
         return;
       end if;
       if n = 0 then
@@ -1858,7 +1859,9 @@ function pii.register_child_table(regclass,regclass,name,text,name,name,boolean,
       if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
         raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
                         pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
-          using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
+          using errcode = '0A000', hint = pg_catalog.format(
+            'Rows below a row others may share belong to its owners, whom Lethe finds for %s only. Register %s by its own foreign key to a registered table that references the subject (pii.register_table, pii.register_child_table), if it has one. Otherwise it stays unregistered: erasure leaves its rows, and the rows of %s they reference count as shared (kept).',
+            pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
       end if;
       -- The join is one of a foreign key's column pairs, in either direction (a column not given
       -- is the one the foreign key has); never a guessed column.
@@ -2251,7 +2254,7 @@ function pii.request_erasure_from_query(text,integer,text,text,text,boolean) own
     declare
       q record;
     begin
-      q := pii.subject_query_keys(subject_query);
+      q := pii.subject_query_keys(subject_query, kind);
       return query select * from pii.query_erasure_step(q.subject_keys, q.scopes, max_subjects, request_key, kind, mode,
                                                         coalesce(dry_run, false));
     end
@@ -2328,7 +2331,7 @@ Example: select * from pii.request_items_page(''…''::uuid, only_items => ''fai
 
 function pii.request_status(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii.request_status(request_id uuid)
-     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text, shared_kept jsonb)
+     RETURNS TABLE(id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint, erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamp with time zone, started_at timestamp with time zone, finished_at timestamp with time zone, due_at timestamp with time zone, verified_at timestamp with time zone, residual_count integer, rows_affected jsonb, error text, shared_kept jsonb, kind text)
      LANGUAGE plpgsql
      STABLE SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2337,7 +2340,7 @@ function pii.request_status(uuid) owner <owner>
       return query
         select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
                case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
-               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
+               r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept, r.kind
         from pii.requests r where r.id = request_status.request_id;
       if not found then
         raise exception 'erasure request % does not exist', request_id using errcode = '42704';
@@ -2346,7 +2349,7 @@ function pii.request_status(uuid) owner <owner>
     $function$
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
+  comment 'Status of a request: queued | running | done | failed, its subject kind, with total, matched, unmatched, erased, failed, duplicates,
 progress (0-1), timestamps, due date, verification result, rows changed per table and rows kept per table because
 others share them (shared_kept: an address staff or other customers also reference).
 Example: select * from pii.request_status(''…''::uuid);'
@@ -2370,11 +2373,12 @@ function pii.restore_check(jsonb) owner <owner>
       found_hashes bytea[];
       found_keys text[];
       found_scopes text[];
+      found_kinds text[];
       rids uuid[] := '{}';
       r record;
     begin
-      -- The first kind (hashes without a kind prefix). Subjects of later kinds get their
-      -- tombstones and identifier tombstones back, but are not looked for to re-erase.
+      -- The first kind (hashes without a kind prefix): the kind of ledger entries made before
+      -- kinds existed (their kind is NULL).
       select * into subj from pii.subject_table s order by s.hash_prefix limit 1;
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
@@ -2399,11 +2403,14 @@ function pii.restore_check(jsonb) owner <owner>
             group by e.subject_hash) s;
       hashes := coalesce(hashes, '{}');
 
-      -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
-      --    The keys are read with the table owner's rights (a cast or policy of theirs is their
-      --    code) in their canonical form, and hashed here.
-      select f.found_hashes, f.subject_keys, f.scopes into found_hashes, found_keys, found_scopes
-      from pii_internal.subjects_by_hash(hashes, subj.kind) f;
+      -- 3. Who is back, in every kind: each kind's subject table read once with its owner's
+      --    rights (a cast or policy of theirs is their code: pii_internal.subjects_by_hash), keys
+      --    in canonical form, hashed here; a kind's hashes carry its prefix, so a hash names its kind.
+      select pg_catalog.array_agg(f.h), pg_catalog.array_agg(f.k), pg_catalog.array_agg(f.sc), pg_catalog.array_agg(st.kind)
+        into found_hashes, found_keys, found_scopes, found_kinds
+      from pii.subject_table st
+      cross join lateral pii_internal.subjects_by_hash(hashes, st.kind) b
+      cross join lateral unnest(b.found_hashes, b.subject_keys, b.scopes) as f (h, k, sc);
       found_hashes := coalesce(found_hashes, '{}');
 
       -- What the database already reflects, per subject.
@@ -2440,16 +2447,18 @@ function pii.restore_check(jsonb) owner <owner>
       where p.secret_id operator(pg_catalog.=) sid and p.mode operator(pg_catalog.<>) 'return' and c.st in ('replayed', 'not_present', 'already_erased')
       on conflict do nothing;
 
-      -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
+      -- 5. One request per kind and mode (a request has one of each): two iterations per kind
+      --    at most, never one per subject.
       for r in
-        select c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes
+        select f.kind, c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes, s.scope_attnum is not null as scoped
         from unnest(hashes, modes, states) as c (h, m, st)
-        join unnest(found_hashes, found_keys, found_scopes) as f (h, k, s) on f.h operator(pg_catalog.=) c.h
+        join unnest(found_hashes, found_keys, found_scopes, found_kinds) as f (h, k, s, kind) on f.h operator(pg_catalog.=) c.h
+        join pii.subject_table s on s.kind operator(pg_catalog.=) f.kind
         where c.st operator(pg_catalog.=) 'replayed'
-        group by c.m order by c.m
+        group by f.kind, c.m, s.scope_attnum order by f.kind, c.m
       loop
-        rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
-                                                                null, null, 'restore-check', r.mode, null, subj.kind);
+        rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when r.scoped then r.scopes end,
+                                                                null, null, 'restore-check', r.mode, null, r.kind);
       end loop;
 
       ledger_entries := pg_catalog.cardinality(parsed);
@@ -2473,8 +2482,8 @@ function pii.restore_check(jsonb) owner <owner>
   grant EXECUTE to pii_admin
   comment 'After restoring a backup: compares the external ledger (the JSON entries lethe worker --ledger-dir wrote) with this
 database. Copies back the ledger entries it lacks, re-creates missing tombstones first (guards refuse the subjects
-from then on), then files one erasure request per mode (source restore-check) for every subject that is back (its
-key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
+from then on), then files one erasure request per kind and mode (source restore-check) for every subject of every kind
+that is back (its key in its kind''s subject table hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
 (allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
 Example: select * from pii.restore_check(''[{"seq": 1, …}]''::jsonb);  -- usually: lethe restore-check --ledger DIR'
 
@@ -2588,7 +2597,7 @@ function pii.retention_preview_step(text,integer,text[],text[]) owner <owner>
       held := s.held;
       select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
       from (select h from unnest(s.hashes) as u (h) limit 20) x;
-      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
+      rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode, cur.kind);
       -- A read-only transaction (a standby, a cautious session) can keep no audit row: the
       -- preview changes nothing either way, and the caller sees no key.
       if pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
@@ -2766,9 +2775,8 @@ function pii.set_retention_policy(text,text,integer,text,text,text,boolean) owne
     declare
       key_type regtype;
     begin
-      perform pii.subject_query_keys(subject_query);
-      select a.atttypid::regtype into key_type
-      from pii.subject_table s join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum;
+      perform pii.subject_query_keys(subject_query, kind);
+      key_type := (pii.subject_key_types(kind)).key_type;
       return pii.store_retention_version(name, subject_query, key_type, max_subjects, kind, mode, schedule, enabled);
     end
     $function$
@@ -2847,8 +2855,28 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
   grant EXECUTE to pii_admin
   comment 'Step of pii.set_retention_policy, which validates the query with the caller''s rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version(''inactive-3y'', ''select c.id from app.customers c'', ''bigint'', 100, null, ''erase'', ''daily'', false);'
 
-function pii.subject_query_keys(text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, OUT subject_keys text[], OUT scopes text[])
+function pii.subject_key_types(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_key_types(kind text DEFAULT NULL::text, OUT kind_name text, OUT key_type regtype, OUT scope_type regtype)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+    begin
+      kind_name := subj.kind;
+      select a.atttypid::regtype into key_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.key_attnum;
+      select a.atttypid::regtype into scope_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.scope_attnum;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'The subject kind a call means (kind, or the install''s only kind) and its key and scope types (scope NULL when not
+scoped); 22023 listing the kinds when kind is omitted on an install with several. Example: select * from pii.subject_key_types(''staff'');'
+
+function pii.subject_query_keys(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.subject_query_keys(subject_query text, kind text DEFAULT NULL::text, OUT subject_keys text[], OUT scopes text[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -2869,13 +2897,7 @@ function pii.subject_query_keys(text) owner <owner>
       if pg_catalog.strpos(query_, ';') > 0 then
         raise exception 'subject_query must be a single SELECT statement (no ";" inside it)' using errcode = '42601';
       end if;
-      select a.atttypid::regtype as key_type, sa.atttypid::regtype as scope_type into subj
-      from pii.subject_table s
-      join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum
-      left join pg_catalog.pg_attribute sa on sa.attrelid = s.relid and sa.attnum = s.scope_attnum;
-      if subj.key_type is null then
-        raise exception 'no subject table is registered yet' using errcode = '55000';
-      end if;
+      select * into subj from pii.subject_key_types(kind);
       scoped := subj.scope_type is not null;
       aliases := case when scoped then 'k, s' else 'k' end;
 
@@ -2935,8 +2957,9 @@ function pii.subject_query_keys(text) owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
   comment 'Runs a subject query read-only with the caller''s own rights and returns its distinct keys (and scopes) as text.
-The query returns the subject key column''s type (and the scope''s, after the key, on scoped installs); it is checked
-for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
+The query returns the key column''s type of the subject kind (and the scope''s, after the key, on scoped installs); it
+is checked for shape, type and read-only-ness and rolled back. kind may be omitted when the install has one kind.
+Example: select cardinality(subject_keys) from
 pii.subject_query_keys(''select c.id from app.customers c where c.created_at < now() - interval ''''3 years'''''');'
 
 function pii.sync_guards(regclass) owner <owner>
@@ -2985,23 +3008,25 @@ too) of a registered table, its partitions and inheritance children; returns how
 Registration and pii.set_guard call it, and so does an event trigger when a partition or child is created or
 attached (where Lethe may create event triggers). Example: select pii.sync_guards(''crm.events'');'
 
-function pii.tokenize(text,text,text,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text)
+function pii.tokenize(text,text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize(subject_key text, kind text, value text, scope text DEFAULT NULL::text, subject_kind text DEFAULT NULL::text)
      RETURNS text
      LANGUAGE sql
      SECURITY DEFINER
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select t.token from pii.tokenize_many(array[subject_key], array[kind], array[value],
-                                            case when scope is null then null else array[scope] end) t
+                                            case when scope is null then null else array[scope] end, subject_kind) t
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_operator
-  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
-Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));'
+  comment 'Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value. kind is
+the value''s kind (email, phone); subject_kind the subject''s (customer, staff), needed when the install has several.
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize(''42'', ''email'', ''someone@example.org''));
+select pii.tokenize(''7'', ''email'', ''mike@shop.example'', subject_kind => ''staff'');'
 
-function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[])
+function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] DEFAULT NULL::text[], subject_kind text DEFAULT NULL::text)
      RETURNS TABLE(ordinality bigint, token text)
      LANGUAGE plpgsql
      SECURITY DEFINER
@@ -3042,15 +3067,15 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
       end if;
       -- Registered subject table, scoped or not, first key valid; then, only if something is
       -- wrong further on, the whole batch for an error naming the position.
-      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+      subj := pii_internal.subject_kind(subject_kind);
+      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1], kind => subj.kind);
       if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
          or pg_catalog.array_position(scopes, null) is not null then
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
       end if;
       if pg_catalog.cardinality(scopes) = 1 and n > 1 then
         scopes := pg_catalog.array_fill(scopes[1], array[n]);
       end if;
-      select * into subj from pii.subject_table;
 
       begin
         canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
@@ -3075,13 +3100,13 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
                             when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                             when 'trim' then pg_catalog.btrim(u.v)
                             else u.v end$s$),
-          pii_internal.subject_hash_sql('c.s', 'c.k'))
+          pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'))
           into hashes, tokens, any_deterministic
           using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea, kinds, "values",
                 pii_crypto.gen_random_bytes(32);
       exception when data_exception then
         -- Names the position of the bad key or scope, never its value.
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
         raise;
       end;
 
@@ -3139,8 +3164,11 @@ function pii.tokenize_many(text[],text[],text[],text[]) owner <owner>
   comment 'Tokenizes values set-based: each value is stored encrypted (AES-256) under its subject''s data key; returns
 (ordinality, token) in input order. Tokens are random (tok_ + 32 hex) unless the kind is deterministic
 (pii.set_token_kind): then the same scope + kind + normalised value gives the same token. Subjects with a tombstone get
-NULL and nothing is stored. Callable by pii_operator and pii_admin.
-Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);'
+NULL and nothing is stored. subject_kind names the subjects'' kind (customer, staff) and may be omitted when the install
+has one; each kind''s subjects have their own data keys, and erasing one shreds only its entries.
+Callable by pii_operator and pii_admin.
+Example: select * from pii.tokenize_many(array[''42'', ''43''], array[''email'', ''email''], array[''a@example.com'', ''b@example.com'']);
+select * from pii.tokenize_many(array[''7''], array[''email''], array[''mike@shop.example''], subject_kind => ''staff'');'
 
 function pii.unclassified_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii.unclassified_columns()
@@ -3563,34 +3591,36 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     AS $function$
     declare
       head pii_internal.chain_heads;
-      is_scoped boolean;
     begin
       if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
         return 0;
       end if;
-      select s.scope_attnum is not null into is_scoped from pii.subject_table s;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
-        $q$with numbered as (
+        $q$with kinds as (
              select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
                     -- The subject's kind and identifier tombstones: a restore re-applies both.
                     (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
                     (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
                      where it.subject_hash operator(pg_catalog.=) u.h) as ih
              from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+           ), numbered as (
+             -- Scoped: whether the subject table of the subject's own kind is.
+             select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
+             from kinds k
            ), hashed as (
-             select n.seq, n.h, n.t, n.k, n.ih, %s as entry_hash from numbered n
+             select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
            ), ins as (
              insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-             select x.seq, x.h, x.ih, x.k, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             select x.seq, x.h, x.ih, x.k, x.sc, $7, $8, x.t, $9, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
              from hashed x
              returning erasure_ledger.seq, erasure_ledger.entry_hash
            )
            update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
            from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
            where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, $7, $8, $9, n.t, $10)'))
-        using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash, coalesce(is_scoped, false),
+        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
+        using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
               entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
     end
@@ -4285,7 +4315,7 @@ function pii_internal.deputy(regrole) owner <owner>
         -- older version's parameters or settings: start over.
         execute pg_catalog.format('drop function %s', existing_fn);
       end if;
-      names := pii_internal.deputy_settings(owner);
+      names := pii_internal.owner_settable_settings(owner);
       select pg_catalog.format('array[%s]::text[]',
                pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
         into settings from pg_catalog.unnest(names) n;
@@ -4353,31 +4383,6 @@ function pii_internal.deputy(regrole) owner <owner>
     end
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
-
-function pii_internal.deputy_settings(regrole) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.deputy_settings(owner regrole)
-     RETURNS text[]
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      names text[];
-    begin
-      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
-        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
-                   where s.context operator(pg_catalog.=) 'user'
-                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
-          into names using owner::oid;
-      else
-        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
-        where s.context operator(pg_catalog.=) 'user'
-           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
-      end if;
-      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
-    end
-    $function$
-  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.discovery_by_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
@@ -4878,16 +4883,10 @@ function pii_internal.erase_plan(text) owner <owner>
           select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
           from pii.tables c join tree on c.parent_relid = tree.relid
         ),
-        -- referencing -> referenced, between registered tables.
+        -- referencing -> referenced, between registered tables. In a cycle only the registered
+        -- joins order (they never form one); pii.lint() names the cycle's constraints.
         edges (src, dst) as (
-          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-          union
-          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-          from pii.tables t cross join pii.subject_table s
-          where t.relid <> s.relid
+          select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
         ),
         -- How far a table is above the tables nothing registered references further: it runs
         -- before every table it references.
@@ -5069,6 +5068,53 @@ function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <own
     $function$
   comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
+function pii_internal.erased_co_owners(regclass,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erased_co_owners(tbl regclass, subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reach record := pii_internal.subject_rows_sql(tbl);
+      tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
+      selects text[];
+      found record;
+    begin
+      keys := '{}';
+      select pg_catalog.array_agg(pg_catalog.format(
+               'select %s as k, %s as s from %s as t%s where %s(%s) in (select %s from %s as t%s where %s)',
+               pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql || '::text', 'null::text'),
+               pii_internal.qualified_name(f.referencing), case when path.from_list = '' then '' else ', ' || path.from_list end,
+               case when path.join_sql = '' then '' else path.join_sql || ' and ' end,
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(f.referencing, u.a)), ', ' order by u.i)
+                from unnest(f.conkey) with ordinality as u (a, i)),
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(tbl, u.b)), ', ' order by u.i)
+                from unnest(f.confkey) with ordinality as u (b, i)),
+               pii_internal.qualified_name(tbl), case when reach.from_list = '' then '' else ', ' || reach.from_list end, reach.where_sql)
+             order by f.conname)
+        into selects
+      from pii_internal.shared_row_references() f
+      join pii.tables r on r.relid = f.referencing and r.kind operator(pg_catalog.=) tbl_kind
+      cross join lateral pii_internal.subject_key_sql(f.referencing) path
+      where f.referenced = tbl;
+      if selects is null then
+        return;
+      end if;
+      found := pii_internal.as_owner(tbl, pg_catalog.format('select coalesce(pg_catalog.array_agg(x.k), ''{}''), pg_catalog.array_agg(x.s) from (%s) as x',
+                                                            pg_catalog.array_to_string(selects, ' union ')),
+                                     true, subject_keys, scopes);
+      if pg_catalog.cardinality(found.found_keys) = 0 then
+        return;
+      end if;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
+           where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
+        pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
+        into keys, key_scopes using found.found_keys, found.found_scopes;
+    end
+    $function$
+  comment 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.'
+
 function pii_internal.exclusively_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.exclusively_owned_sql(tbl regclass)
      RETURNS text
@@ -5093,13 +5139,16 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
         select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
                                                        pii_internal.column_name(tbl, u.b)), ' and ')
           into cond from unnest(f.conkey, f.confkey) as u (a, b);
-        if exists (select from pii.tables t where t.relid = f.referencing) then
-          -- Inside, t is the referencing table again (the subject rows' own alias).
+        if exists (select from pii.tables t, pii.tables x where t.relid = f.referencing and x.relid = tbl and t.kind = x.kind) then
+          -- Inside, t is the referencing table again (the subject rows' own alias): rows of the
+          -- subjects being erased ($1/$2) or of subjects erased before ($6/$8, the same SQL).
           inner_rows := pii_internal.subject_rows_sql(f.referencing);
-          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where ((%s) or (%s)) and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
                                             pii_internal.qualified_name(f.referencing),
                                             case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
-                                            inner_rows.where_sql, alias, alias);
+                                            inner_rows.where_sql,
+                                            pg_catalog.regexp_replace(pg_catalog.regexp_replace(inner_rows.where_sql, '\$1(?![0-9])', '$6', 'g'), '\$2(?![0-9])', '$8', 'g'),
+                                            alias, alias);
         end if;
         conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
         -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
@@ -5112,7 +5161,7 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
       return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
     end
     $function$
-  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.'
+  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of its kind''s subjects bound as $1/$2 or erased before ($6/$8) (shared => keep); true otherwise.'
 
 function pii_internal.find_subjects_again(bytea[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], kind text, OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
@@ -7144,6 +7193,31 @@ function pii_internal.normalised_sql(text,text) owner <owner>
     $function$
   comment 'Internal. SQL text of a value under an identifier normaliser: email / lower_trim lower(btrim()), trim btrim(), phone digits only, exact as is; empty is NULL.'
 
+function pii_internal.owner_settable_settings(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.owner_settable_settings(owner regrole)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      names text[];
+    begin
+      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
+        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
+                   where s.context operator(pg_catalog.=) 'user'
+                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
+          into names using owner::oid;
+      else
+        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
+        where s.context operator(pg_catalog.=) 'user'
+           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
+      end if;
+      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
+    end
+    $function$
+  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
+
 function pii_internal.parse_ledger_entries(jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)
      RETURNS pii.erasure_ledger[]
@@ -7212,6 +7286,41 @@ function pii_internal.parse_strategy(text) owner <owner>
     $function$
   comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
+function pii_internal.plan_edges() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_edges()
+     RETURNS TABLE(src oid, dst oid, conname name, registered_join boolean, cycle text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive live as (
+        select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      ), edges as (
+        select x.src, x.dst, x.conname, pg_catalog.bool_or(x.registered_join) as registered_join
+        from (select c.conrelid as src, c.confrelid as dst, c.conname, false as registered_join from pg_catalog.pg_constraint c
+              where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+                and c.conrelid in (select l.relid::oid from live l) and c.confrelid in (select l.relid::oid from live l)
+              union all
+              select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                     case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end,
+                     t.link_fk, true
+              from live t join pii.subject_table s on s.kind = t.kind
+              where t.relid <> s.relid) x
+        group by x.src, x.dst, x.conname
+      ), reach (a, b) as (
+        -- A cycle needs a foreign key that is no registered join: without one, nothing to walk.
+        select e.src, e.dst from edges e where exists (select from edges n where not n.registered_join)
+        union
+        select r.a, e.dst from reach r join edges e on e.src = r.b
+      )
+      select e.src, e.dst, e.conname, e.registered_join,
+             case when exists (select from reach r where r.a = e.dst and r.b = e.src) then
+               (select pg_catalog.min(pii_internal.qualified_name(r.b::regclass)) from reach r
+                where r.a = e.src and exists (select from reach q where q.a = r.b and q.b = e.src)) end
+      from edges e
+    $function$
+  comment 'Internal. Referencing -> referenced edges between registered tables (foreign keys and registered joins, with the constraint name); cycle: the first table name of the cycle the edge is part of, NULL when none.'
+
 function pii_internal.plan_problems(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
      RETURNS TABLE(table_name text, constraint_name name, problem text, hint text)
@@ -7265,6 +7374,34 @@ function pii_internal.plan_problems(text) owner <owner>
                    -- Rows an unregistered table references are shared, and kept.
                    or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
                  else false end
+      order by 1, 2;
+      if not exists (select from pii_internal.plan_edges() e where e.cycle is not null and not e.registered_join) then
+        return;
+      end if;
+      return query
+      -- In a cycle of foreign keys, a table changed after a table it references is deleted (the
+      -- plan's order follows the registered joins): its rows still reference the deleted ones,
+      -- whatever its own erase strategies do to them later.
+      with plan as materialized (
+        select p.relid::oid as relid, p.action, p.ord
+        from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+      )
+      select pii_internal.qualified_name(e.dst::regclass), e.conname,
+             pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows, erased after them, still reference them (foreign keys between registered tables form a cycle: %s; the plan follows the registered joins)',
+                               pii_internal.qualified_name(e.dst::regclass), e.conname, pii_internal.qualified_name(e.src::regclass),
+                               (select pg_catalog.string_agg(pg_catalog.format('%s (%s -> %s)', coalesce(x.conname::text, 'unenforced join'),
+                                                                               pii_internal.qualified_name(x.src::regclass), pii_internal.qualified_name(x.dst::regclass)),
+                                                             ', ' order by x.conname, x.src)
+                                from pii_internal.plan_edges() x where x.cycle operator(pg_catalog.=) e.cycle)),
+             pg_catalog.format('Alter %s to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or %s.', e.conname,
+                               case when mode = 'delete' then 'erase with mode => erase'
+                                    else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(e.dst::regclass)) end)
+      from pii_internal.plan_edges() e
+      join pg_catalog.pg_constraint c on c.conrelid = e.src and c.conname = e.conname and c.contype = 'f'
+      join plan ps on ps.relid = e.src
+      join plan pd on pd.relid = e.dst
+      where e.cycle is not null and not e.registered_join and c.confdeltype in ('a', 'r') and not c.condeferred
+        and pd.action = 'delete' and ps.ord > pd.ord
       order by 1, 2;
     end
     $function$
@@ -7946,17 +8083,17 @@ function pii_internal.row_key_sql(regclass) owner <owner>
     $function$
   comment 'Internal. SQL text of a table''s primary key (alias t) as jsonb text, NULL without a primary key.'
 
-function pii_internal.rows_to_change(text[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text)
+function pii_internal.rows_to_change(text[],text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text, kind text)
      RETURNS jsonb
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
-      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+      from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null, null, kind) r,
            unnest(r.table_names, r.rows_affected) as x (t, n)
     $function$
-  comment 'Internal. {table: rows} an erasure of these canonical subjects would change now.'
+  comment 'Internal. {table: rows} an erasure of these canonical subjects of a kind (NULL: the only kind) would change now.'
 
 function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],text[],regclass[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.run_erase_plan(mode text, subject_keys text[], scopes text[], count_only boolean, held_keys text[], held_tables oid[], held_scopes text[], only_tables regclass[] DEFAULT NULL::regclass[], kind text DEFAULT NULL::text, OUT table_names text[], OUT rows_affected bigint[], OUT shared_kept bigint[])
@@ -7970,6 +8107,9 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       statements text[];
       captures text[];
       owned text[] := '{}';
+      others record;
+      other_keys text[] := '{}';
+      other_scopes text[] := '{}';
       captured record;
       rows_sql record;
       n bigint;
@@ -7996,7 +8136,11 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
         for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
           shared_kept[i] := 0;
           if captures[i] is not null then
-            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+            -- Rows of subjects erased before (another batch) do not make a row shared.
+            others := pii_internal.erased_co_owners(relids[i], subject_keys, scopes);
+            other_keys[i] := others.keys::text;
+            other_scopes[i] := others.key_scopes::text;
+            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes, null, others.keys, null, others.key_scopes);
             owned[i] := captured.found_keys::text;
             shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
           end if;
@@ -8006,7 +8150,8 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
             n := pg_catalog.cardinality(owned[i]::text[]);
           elsif captures[i] is not null then
             n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
-                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
+                                                  other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
           elsif count_only then
             rows_sql := pii_internal.subject_rows_sql(relids[i]);
             n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),

@@ -158,8 +158,17 @@ describe('erase, worker, status, verify, was-erased', () => {
     expect(watched.stdout).toMatch(/status\s+done/);
     expect(watched.stdout).toMatch(/progress\s+100%/);
     expect(watched.stdout).toMatch(/app\.customers\s+2/);
+    expect(watched.stdout).toMatch(/kind\s+customers/);
     const s = await json(['status', id]);
-    expect(s).toMatchObject({ id, status: 'done', total: 3, matched: 2, erased: 2, residualCount: 0 }); // subjects erased, not the unmatched key
+    expect(s).toMatchObject({
+      id,
+      status: 'done',
+      kind: 'customers',
+      total: 3,
+      matched: 2,
+      erased: 2,
+      residualCount: 0,
+    }); // subjects erased, not the unmatched key
   });
 
   it('status --items/--unmatched lists keyed hashes, not keys', async () => {

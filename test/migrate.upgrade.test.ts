@@ -138,15 +138,15 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     expect({
       ...after,
       grants: after.grants.filter((g) => existed.has(g.fn as string)),
-      tables: after.tables.map(({ foreign_key: _fk, unenforced_join: _u, shared: _s, ...t }) => t),
+      tables: after.tables.map(({ foreign_key: _fk, unenforced_join: _u, shared: _s, kind: _k, ...t }) => t),
     }).toEqual({
       ...before,
       grants: renamed(before.grants).filter((g) => !replaced.has(g.fn as string)),
       guards: before.guards.map((g) => (/^lethe_guard_/.test(g.tgname) ? { ...g, tgenabled: 'A' } : g)),
     });
-    expect(after.tables.map((t) => [t.table_name, t.foreign_key, t.unenforced_join, t.shared])).toEqual([
-      ['app.customers', null, false, 'keep'],
-      ['app.orders', 'orders_customer_id_fkey', false, 'keep'],
+    expect(after.tables.map((t) => [t.table_name, t.foreign_key, t.unenforced_join, t.shared, t.kind])).toEqual([
+      ['app.customers', null, false, 'keep', 'customers'],
+      ['app.orders', 'orders_customer_id_fkey', false, 'keep', 'customers'],
     ]);
     expect(after.grants).toContainEqual({
       rolname: 'pii_admin',

@@ -46,6 +46,15 @@ describe('pii.register_subject_table with kinds', () => {
     ]);
   });
 
+  it('pii.registered_tables shows the kind of every registered table', async () => {
+    expect((await db.query(`select table_name, link, kind from pii.registered_tables order by 1`)).rows).toEqual([
+      { table_name: 'shop.customer', link: 'subject', kind: 'customer' },
+      { table_name: 'shop.payment', link: 'direct', kind: 'customer' },
+      { table_name: 'shop.rental', link: 'direct', kind: 'customer' },
+      { table_name: 'shop.staff', link: 'subject', kind: 'staff' },
+    ]);
+  });
+
   it('refuses a kind that is taken, a table of one kind as another subject, and a table with no way to its kind', async () => {
     const state = async () =>
       (await db.query(`select (select count(*) from pii.tables) t, (select count(*) from pii.subject_table) s`)).rows;
@@ -164,13 +173,14 @@ describe('pii.request_erasure by kind', () => {
       expect((await db.query(`select pii.finish_request($1) as s`, [id])).rows[0].s).toBe('done');
       expect((await db.query(`select * from pii.verify_erasure($1)`, [id])).rows).toEqual([]);
     }
-    expect((await db.query(`select kind from pii.requests where id = $1`, [staffId])).rows).toEqual([
-      { kind: 'staff' },
-    ]);
+    expect((await db.query(`select kind from pii.request_status($1)`, [staffId])).rows).toEqual([{ kind: 'staff' }]);
     expect(
-      (await db.query(`select total, matched, unmatched, erased, progress from pii.request_status($1)`, [customerId]))
-        .rows,
-    ).toEqual([{ total: '3', matched: '2', unmatched: '1', erased: '2', progress: '1.0000' }]);
+      (
+        await db.query(`select kind, total, matched, unmatched, erased, progress from pii.request_status($1)`, [
+          customerId,
+        ])
+      ).rows,
+    ).toEqual([{ kind: 'customer', total: '3', matched: '2', unmatched: '1', erased: '2', progress: '1.0000' }]);
     const rentals = await keysOf(`select 'rental:' || rental_id as k from shop.rental where customer_id in (6, 7)`);
     const payments = await keysOf(`select 'payment:' || payment_id as k from shop.payment where customer_id in (6, 7)`);
     expect(changed(before, await checksums())).toEqual(
@@ -262,6 +272,39 @@ describe('no raw identifier in Lethe', () => {
       (await db.query(`select count(*)::int as n from shop.customer x where x::text ilike '%customer4@mail.example%'`))
         .rows[0].n,
     ).toBe(1);
+  });
+});
+
+describe('the erasure ledger with a scoped and an unscoped kind', () => {
+  it("an entry's scoped flag is its own kind's subject table's, in one erasure and across calls", async () => {
+    const mixed = await createTestDatabase('subject_kinds_scoped');
+    try {
+      await loadFixture(mixed, 'rentalShop.sql');
+      await mixed.query(`select pii.register_subject_table('shop.customer', 'customer_id', kind => 'customer');
+                         select pii.register_column('shop.customer', 'email', 'null');
+                         select pii.register_subject_table('shop.staff', 'staff_id', kind => 'staff', scope_column => 'store_id');
+                         select pii.register_column('shop.staff', 'email', 'null');`);
+      await mixed.query(`select * from pii.erase_subjects(array['3'], kind => 'customer')`);
+      await mixed.query(`select * from pii.erase_subjects(array['3'], array['1'], kind => 'staff')`);
+      const rid = (
+        await mixed.query(`select pii.request_erasure(array['2'], scopes => array['2'], kind => 'staff') as id`)
+      ).rows[0].id;
+      while ((await mixed.query(`select pii.process_request_chunk($1) as n`, [rid])).rows[0].n > 0);
+      expect(
+        (
+          await mixed.query(
+            `select kind, scoped, request_id is not null as by_request from pii.erasure_ledger order by seq`,
+          )
+        ).rows,
+      ).toEqual([
+        { kind: 'customer', scoped: false, by_request: false },
+        { kind: 'staff', scoped: true, by_request: false },
+        { kind: 'staff', scoped: true, by_request: true },
+      ]);
+      expect((await mixed.query(`select * from pii.verify_audit_chain()`)).rows).toEqual([]);
+    } finally {
+      await mixed.drop();
+    }
   });
 });
 

@@ -198,9 +198,11 @@ comment on function pii_internal.erase_set_list(regclass) is 'Internal. SET list
 -- SQL predicate: row t of a table registered as referenced by its parent (address, which
 -- customer.address_id references) belongs to the subjects bound as $1/$2 alone: no row
 -- references it through any foreign key into the table, except rows of a registered table
--- that themselves belong to those subjects (found by the subject rows of that table, by
--- tableoid and ctid). 'true' when shared => erase or the table is not such a table.
--- Anti-joins, one per foreign key; pii.lint() lists the ones without an index.
+-- of the same kind that themselves belong to those subjects, or to subjects of the kind
+-- erased before, bound as $6/$8 (pii_internal.erased_co_owners); such rows are found by the
+-- subject rows of that table, by tableoid and ctid. Rows of another kind's tables count as
+-- owners, like rows of unregistered tables. 'true' when shared => erase or the table is not
+-- such a table. Anti-joins, one per foreign key; pii.lint() lists the ones without an index.
 create or replace function pii_internal.exclusively_owned_sql(tbl regclass) returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -222,13 +224,16 @@ begin
     select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
                                                    pii_internal.column_name(tbl, u.b)), ' and ')
       into cond from unnest(f.conkey, f.confkey) as u (a, b);
-    if exists (select from pii.tables t where t.relid = f.referencing) then
-      -- Inside, t is the referencing table again (the subject rows' own alias).
+    if exists (select from pii.tables t, pii.tables x where t.relid = f.referencing and x.relid = tbl and t.kind = x.kind) then
+      -- Inside, t is the referencing table again (the subject rows' own alias): rows of the
+      -- subjects being erased ($1/$2) or of subjects erased before ($6/$8, the same SQL).
       inner_rows := pii_internal.subject_rows_sql(f.referencing);
-      cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+      cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where ((%s) or (%s)) and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
                                         pii_internal.qualified_name(f.referencing),
                                         case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
-                                        inner_rows.where_sql, alias, alias);
+                                        inner_rows.where_sql,
+                                        pg_catalog.regexp_replace(pg_catalog.regexp_replace(inner_rows.where_sql, '\$1(?![0-9])', '$6', 'g'), '\$2(?![0-9])', '$8', 'g'),
+                                        alias, alias);
     end if;
     conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
     -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
@@ -241,7 +246,61 @@ begin
   return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
 end
 $$;
-comment on function pii_internal.exclusively_owned_sql(regclass) is 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.';
+comment on function pii_internal.exclusively_owned_sql(regclass) is 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of its kind''s subjects bound as $1/$2 or erased before ($6/$8) (shared => keep); true otherwise.';
+
+-- The subjects erased before (in another batch) whose rows in registered tables of tbl's
+-- kind reference the rows of tbl the subjects bound as subject_keys/scopes reach: by rule
+-- zero such a row belongs to nobody alive, so it does not make a row shared. The deputy
+-- reads who references the reached rows (keys as text, through each referencing table's
+-- path to its subject; one SELECT per foreign key, UNION, by the foreign key's index); the
+-- keys are hashed here and kept when their tombstone is marked erased (a subject allowed
+-- back has none, and is an owner again). Empty when no registered table of the kind
+-- references tbl, or tbl is shared => erase.
+create or replace function pii_internal.erased_co_owners(tbl regclass, subject_keys text[], scopes text[],
+                                                         out keys text[], out key_scopes text[])
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reach record := pii_internal.subject_rows_sql(tbl);
+  tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
+  selects text[];
+  found record;
+begin
+  keys := '{}';
+  select pg_catalog.array_agg(pg_catalog.format(
+           'select %s as k, %s as s from %s as t%s where %s(%s) in (select %s from %s as t%s where %s)',
+           pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql || '::text', 'null::text'),
+           pii_internal.qualified_name(f.referencing), case when path.from_list = '' then '' else ', ' || path.from_list end,
+           case when path.join_sql = '' then '' else path.join_sql || ' and ' end,
+           (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(f.referencing, u.a)), ', ' order by u.i)
+            from unnest(f.conkey) with ordinality as u (a, i)),
+           (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(tbl, u.b)), ', ' order by u.i)
+            from unnest(f.confkey) with ordinality as u (b, i)),
+           pii_internal.qualified_name(tbl), case when reach.from_list = '' then '' else ', ' || reach.from_list end, reach.where_sql)
+         order by f.conname)
+    into selects
+  from pii_internal.shared_row_references() f
+  join pii.tables r on r.relid = f.referencing and r.kind operator(pg_catalog.=) tbl_kind
+  cross join lateral pii_internal.subject_key_sql(f.referencing) path
+  where f.referenced = tbl;
+  if selects is null then
+    return;
+  end if;
+  found := pii_internal.as_owner(tbl, pg_catalog.format('select coalesce(pg_catalog.array_agg(x.k), ''{}''), pg_catalog.array_agg(x.s) from (%s) as x',
+                                                        pg_catalog.array_to_string(selects, ' union ')),
+                                 true, subject_keys, scopes);
+  if pg_catalog.cardinality(found.found_keys) = 0 then
+    return;
+  end if;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
+       where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
+    pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
+    into keys, key_scopes using found.found_keys, found.found_scopes;
+end
+$$;
+comment on function pii_internal.erased_co_owners(regclass, text[], text[]) is 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.';
 
 -- One statement per registered table, in execution order: the order of the foreign keys
 -- between registered tables (and of the registered joins), referencing rows before the
@@ -271,16 +330,10 @@ begin
       select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
       from pii.tables c join tree on c.parent_relid = tree.relid
     ),
-    -- referencing -> referenced, between registered tables.
+    -- referencing -> referenced, between registered tables. In a cycle only the registered
+    -- joins order (they never form one); pii.lint() names the cycle's constraints.
     edges (src, dst) as (
-      select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-      where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-        and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-      union
-      select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-             case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-      from pii.tables t cross join pii.subject_table s
-      where t.relid <> s.relid
+      select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
     ),
     -- How far a table is above the tables nothing registered references further: it runs
     -- before every table it references.
@@ -422,6 +475,9 @@ declare
   statements text[];
   captures text[];
   owned text[] := '{}';
+  others record;
+  other_keys text[] := '{}';
+  other_scopes text[] := '{}';
   captured record;
   rows_sql record;
   n bigint;
@@ -448,7 +504,11 @@ begin
     for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
       shared_kept[i] := 0;
       if captures[i] is not null then
-        captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+        -- Rows of subjects erased before (another batch) do not make a row shared.
+        others := pii_internal.erased_co_owners(relids[i], subject_keys, scopes);
+        other_keys[i] := others.keys::text;
+        other_scopes[i] := others.key_scopes::text;
+        captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes, null, others.keys, null, others.key_scopes);
         owned[i] := captured.found_keys::text;
         shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
       end if;
@@ -458,7 +518,8 @@ begin
         n := pg_catalog.cardinality(owned[i]::text[]);
       elsif captures[i] is not null then
         n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
-                  else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+                  else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
+                                              other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
       elsif count_only then
         rows_sql := pii_internal.subject_rows_sql(relids[i]);
         n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),

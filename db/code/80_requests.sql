@@ -419,7 +419,7 @@ create or replace function pii.request_status(request_id uuid)
 returns table (id uuid, status text, mode text, source text, total bigint, matched bigint, unmatched bigint,
                erased bigint, failed bigint, duplicates bigint, progress numeric, requested_at timestamptz,
                started_at timestamptz, finished_at timestamptz, due_at timestamptz, verified_at timestamptz,
-               residual_count integer, rows_affected jsonb, error text, shared_kept jsonb)
+               residual_count integer, rows_affected jsonb, error text, shared_kept jsonb, kind text)
 language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -427,7 +427,7 @@ begin
   return query
     select r.id, r.status, r.mode, r.source, r.total, r.matched, r.total - r.matched, r.erased, r.failed, r.duplicates,
            case when r.total = 0 then 1::numeric else pg_catalog.round((r.processed + r.failed)::numeric / r.total, 4) end,
-           r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept
+           r.requested_at, r.started_at, r.finished_at, r.due_at, r.verified_at, r.residual_count, r.rows_affected, r.error, r.shared_kept, r.kind
     from pii.requests r where r.id = request_status.request_id;
   if not found then
     raise exception 'erasure request % does not exist', request_id using errcode = '42704';
@@ -435,7 +435,7 @@ begin
 end
 $$;
 comment on function pii.request_status(uuid) is
-$$Status of a request: queued | running | done | failed, with total, matched, unmatched, erased, failed, duplicates,
+$$Status of a request: queued | running | done | failed, its subject kind, with total, matched, unmatched, erased, failed, duplicates,
 progress (0-1), timestamps, due date, verification result, rows changed per table and rows kept per table because
 others share them (shared_kept: an address staff or other customers also reference).
 Example: select * from pii.request_status('…'::uuid);$$;

@@ -108,34 +108,36 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
-  is_scoped boolean;
 begin
   if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
     return 0;
   end if;
-  select s.scope_attnum is not null into is_scoped from pii.subject_table s;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   execute pg_catalog.format(
-    $q$with numbered as (
+    $q$with kinds as (
          select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
                 -- The subject's kind and identifier tombstones: a restore re-applies both.
                 (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
                 (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
                  where it.subject_hash operator(pg_catalog.=) u.h) as ih
          from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
+       ), numbered as (
+         -- Scoped: whether the subject table of the subject's own kind is.
+         select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
+         from kinds k
        ), hashed as (
-         select n.seq, n.h, n.t, n.k, n.ih, %s as entry_hash from numbered n
+         select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
        ), ins as (
          insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-         select x.seq, x.h, x.ih, x.k, $7, $8, $9, x.t, $10, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+         select x.seq, x.h, x.ih, x.k, x.sc, $7, $8, x.t, $9, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
          from hashed x
          returning erasure_ledger.seq, erasure_ledger.entry_hash
        )
        update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
        from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
        where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, $7, $8, $9, n.t, $10)'))
-    using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash, coalesce(is_scoped, false),
+    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
+    using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
           entry_mode, entry_request_id, pii.secret_id();
   return pg_catalog.cardinality(subject_hashes);
 end
@@ -432,11 +434,12 @@ declare
   found_hashes bytea[];
   found_keys text[];
   found_scopes text[];
+  found_kinds text[];
   rids uuid[] := '{}';
   r record;
 begin
-  -- The first kind (hashes without a kind prefix). Subjects of later kinds get their
-  -- tombstones and identifier tombstones back, but are not looked for to re-erase.
+  -- The first kind (hashes without a kind prefix): the kind of ledger entries made before
+  -- kinds existed (their kind is NULL).
   select * into subj from pii.subject_table s order by s.hash_prefix limit 1;
   if subj.relid is null then
     raise exception 'no subject table is registered yet' using errcode = '55000';
@@ -461,11 +464,14 @@ begin
         group by e.subject_hash) s;
   hashes := coalesce(hashes, '{}');
 
-  -- 3. Who is back: hash every key of the subject table once, join the ledger's hashes.
-  --    The keys are read with the table owner's rights (a cast or policy of theirs is their
-  --    code) in their canonical form, and hashed here.
-  select f.found_hashes, f.subject_keys, f.scopes into found_hashes, found_keys, found_scopes
-  from pii_internal.subjects_by_hash(hashes, subj.kind) f;
+  -- 3. Who is back, in every kind: each kind's subject table read once with its owner's
+  --    rights (a cast or policy of theirs is their code: pii_internal.subjects_by_hash), keys
+  --    in canonical form, hashed here; a kind's hashes carry its prefix, so a hash names its kind.
+  select pg_catalog.array_agg(f.h), pg_catalog.array_agg(f.k), pg_catalog.array_agg(f.sc), pg_catalog.array_agg(st.kind)
+    into found_hashes, found_keys, found_scopes, found_kinds
+  from pii.subject_table st
+  cross join lateral pii_internal.subjects_by_hash(hashes, st.kind) b
+  cross join lateral unnest(b.found_hashes, b.subject_keys, b.scopes) as f (h, k, sc);
   found_hashes := coalesce(found_hashes, '{}');
 
   -- What the database already reflects, per subject.
@@ -502,16 +508,18 @@ begin
   where p.secret_id operator(pg_catalog.=) sid and p.mode operator(pg_catalog.<>) 'return' and c.st in ('replayed', 'not_present', 'already_erased')
   on conflict do nothing;
 
-  -- 5. One request per mode (a request has one mode): at most two iterations, never one per subject.
+  -- 5. One request per kind and mode (a request has one of each): two iterations per kind
+  --    at most, never one per subject.
   for r in
-    select c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes
+    select f.kind, c.m as mode, pg_catalog.array_agg(f.k) as keys, pg_catalog.array_agg(f.s) as scopes, s.scope_attnum is not null as scoped
     from unnest(hashes, modes, states) as c (h, m, st)
-    join unnest(found_hashes, found_keys, found_scopes) as f (h, k, s) on f.h operator(pg_catalog.=) c.h
+    join unnest(found_hashes, found_keys, found_scopes, found_kinds) as f (h, k, s, kind) on f.h operator(pg_catalog.=) c.h
+    join pii.subject_table s on s.kind operator(pg_catalog.=) f.kind
     where c.st operator(pg_catalog.=) 'replayed'
-    group by c.m order by c.m
+    group by f.kind, c.m, s.scope_attnum order by f.kind, c.m
   loop
-    rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when subj.scope_attnum is null then null else r.scopes end,
-                                                            null, null, 'restore-check', r.mode, null, subj.kind);
+    rids := rids operator(pg_catalog.||) pii_internal.create_request(r.keys, case when r.scoped then r.scopes end,
+                                                            null, null, 'restore-check', r.mode, null, r.kind);
   end loop;
 
   ledger_entries := pg_catalog.cardinality(parsed);
@@ -535,8 +543,8 @@ $$;
 comment on function pii.restore_check(jsonb) is
 $$After restoring a backup: compares the external ledger (the JSON entries lethe worker --ledger-dir wrote) with this
 database. Copies back the ledger entries it lacks, re-creates missing tombstones first (guards refuse the subjects
-from then on), then files one erasure request per mode (source restore-check) for every subject that is back (its
-key hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
+from then on), then files one erasure request per kind and mode (source restore-check) for every subject of every kind
+that is back (its key in its kind's subject table hashes to a ledger entry). Counts: replayed, already_erased, in_progress (a request is already open), returned
 (allowed back since), not_present, indeterminate (hashed under another HMAC secret). A second run replays nothing.
 Example: select * from pii.restore_check('[{"seq": 1, …}]'::jsonb);  -- usually: lethe restore-check --ledger DIR$$;
 

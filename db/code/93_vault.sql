@@ -84,14 +84,17 @@ begin
   execute pg_catalog.replace($code$
 
 -- Tokenizes values, set-based. Inputs are parallel arrays; scopes is one scope for all or
--- one per value (scoped installs). Subjects are hashed as the rest of Lethe does (keys
--- cast through the key column's type with the subject table owner's rights, in canonical
--- form: pii_internal.canonical_subjects), so erasure finds their entries. A subject with a
+-- one per value (scoped installs); subject_kind names the subjects' kind (NULL: the install's
+-- only kind). Subjects are hashed as the rest of Lethe does (keys cast through the kind's key
+-- column type with the subject table owner's rights, in canonical form:
+-- pii_internal.canonical_subjects; the kind's hash), so erasure of that kind finds their
+-- entries and data keys. A subject with a
 -- tombstone (asked to be forgotten) gets no entry and a NULL token. Randomness: one
 -- gen_random_bytes(32) seed per statement, expanded with SHA-256 (seed || position for the
 -- tokens' 96 bits, seed || subject hash for new data keys): pgcrypto's generator costs
 -- several microseconds a call, the built-in sha256 a fraction; the seeds never leave the call.
-create or replace function pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] default null)
+create or replace function pii.tokenize_many(subject_keys text[], kinds text[], "values" text[], scopes text[] default null,
+                                             subject_kind text default null)
 returns table (ordinality bigint, token text)
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
@@ -131,15 +134,15 @@ begin
   end if;
   -- Registered subject table, scoped or not, first key valid; then, only if something is
   -- wrong further on, the whole batch for an error naming the position.
-  perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1]);
+  subj := pii_internal.subject_kind(subject_kind);
+  perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1], kind => subj.kind);
   if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
      or pg_catalog.array_position(scopes, null) is not null then
-    perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+    perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
   end if;
   if pg_catalog.cardinality(scopes) = 1 and n > 1 then
     scopes := pg_catalog.array_fill(scopes[1], array[n]);
   end if;
-  select * into subj from pii.subject_table;
 
   begin
     canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
@@ -164,13 +167,13 @@ begin
                         when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                         when 'trim' then pg_catalog.btrim(u.v)
                         else u.v end$s$),
-      pii_internal.subject_hash_sql('c.s', 'c.k'))
+      pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'))
       into hashes, tokens, any_deterministic
       using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea, kinds, "values",
             @crypto@.gen_random_bytes(32);
   exception when data_exception then
     -- Names the position of the bad key or scope, never its value.
-    perform from pii_internal.resolve_subjects(subject_keys, scopes, n);
+    perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
     raise;
   end;
 
@@ -333,24 +336,29 @@ $code$, '@crypto@', pg_catalog.quote_ident((select n.nspname from pg_catalog.pg_
 end
 $install$;
 
-comment on function pii.tokenize_many(text[], text[], text[], text[]) is
+comment on function pii.tokenize_many(text[], text[], text[], text[], text) is
 $$Tokenizes values set-based: each value is stored encrypted (AES-256) under its subject's data key; returns
 (ordinality, token) in input order. Tokens are random (tok_ + 32 hex) unless the kind is deterministic
 (pii.set_token_kind): then the same scope + kind + normalised value gives the same token. Subjects with a tombstone get
-NULL and nothing is stored. Callable by pii_operator and pii_admin.
-Example: select * from pii.tokenize_many(array['42', '43'], array['email', 'email'], array['a@example.com', 'b@example.com']);$$;
+NULL and nothing is stored. subject_kind names the subjects' kind (customer, staff) and may be omitted when the install
+has one; each kind's subjects have their own data keys, and erasing one shreds only its entries.
+Callable by pii_operator and pii_admin.
+Example: select * from pii.tokenize_many(array['42', '43'], array['email', 'email'], array['a@example.com', 'b@example.com']);
+select * from pii.tokenize_many(array['7'], array['email'], array['mike@shop.example'], subject_kind => 'staff');$$;
 
-create or replace function pii.tokenize(subject_key text, kind text, value text, scope text default null)
+create or replace function pii.tokenize(subject_key text, kind text, value text, scope text default null, subject_kind text default null)
 returns text
 language sql security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select t.token from pii.tokenize_many(array[subject_key], array[kind], array[value],
-                                        case when scope is null then null else array[scope] end) t
+                                        case when scope is null then null else array[scope] end, subject_kind) t
 $$;
-comment on function pii.tokenize(text, text, text, text) is
-$$Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value.
-Example: insert into app.customers (id, email_token) values (42, pii.tokenize('42', 'email', 'someone@example.org'));$$;
+comment on function pii.tokenize(text, text, text, text, text) is
+$$Tokenizes one value of a subject (see pii.tokenize_many). Store the token in your table instead of the value. kind is
+the value's kind (email, phone); subject_kind the subject's (customer, staff), needed when the install has several.
+Example: insert into app.customers (id, email_token) values (42, pii.tokenize('42', 'email', 'someone@example.org'));
+select pii.tokenize('7', 'email', 'mike@shop.example', subject_kind => 'staff');$$;
 
 comment on function pii.detokenize(text[], text, text) is
 $$Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
@@ -513,7 +521,7 @@ revoked. Called by the PII API server on every request. Example: select * from p
 
 revoke execute on all functions in schema pii, pii_internal from public;
 revoke all on pii.api_key_list from public;
-grant execute on function pii.tokenize_many(text[], text[], text[], text[]), pii.tokenize(text, text, text, text)
+grant execute on function pii.tokenize_many(text[], text[], text[], text[], text), pii.tokenize(text, text, text, text, text)
   to pii_operator, pii_admin;
 grant execute on function pii.detokenize(text[], text, text), pii.api_key_scope(bytea, uuid) to pii_dispatcher;
 grant execute on function pii.set_token_kind(text, boolean, text), pii.create_api_key(text, bytea, text),

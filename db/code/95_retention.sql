@@ -27,7 +27,7 @@ comment on function pii_internal.check_kind(text) is 'Internal. Refuses an unkno
 -- its distinct non-NULL keys (and scopes, on scoped installs) as text. Errors name the
 -- SQLSTATE; only errors about the query itself (class 42: syntax, unknown names,
 -- permissions) quote the server's message, never one about a value.
-create or replace function pii.subject_query_keys(subject_query text, out subject_keys text[], out scopes text[])
+create or replace function pii.subject_query_keys(subject_query text, kind text default null, out subject_keys text[], out scopes text[])
 language plpgsql
 security invoker
 set search_path = pg_catalog, pii, pg_temp
@@ -48,13 +48,7 @@ begin
   if pg_catalog.strpos(query_, ';') > 0 then
     raise exception 'subject_query must be a single SELECT statement (no ";" inside it)' using errcode = '42601';
   end if;
-  select a.atttypid::regtype as key_type, sa.atttypid::regtype as scope_type into subj
-  from pii.subject_table s
-  join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum
-  left join pg_catalog.pg_attribute sa on sa.attrelid = s.relid and sa.attnum = s.scope_attnum;
-  if subj.key_type is null then
-    raise exception 'no subject table is registered yet' using errcode = '55000';
-  end if;
+  select * into subj from pii.subject_key_types(kind);
   scoped := subj.scope_type is not null;
   aliases := case when scoped then 'k, s' else 'k' end;
 
@@ -111,11 +105,30 @@ begin
   end;
 end
 $$;
-comment on function pii.subject_query_keys(text) is
+comment on function pii.subject_query_keys(text, text) is
 $$Runs a subject query read-only with the caller's own rights and returns its distinct keys (and scopes) as text.
-The query returns the subject key column's type (and the scope's, after the key, on scoped installs); it is checked
-for shape, type and read-only-ness and rolled back. Example: select cardinality(subject_keys) from
+The query returns the key column's type of the subject kind (and the scope's, after the key, on scoped installs); it
+is checked for shape, type and read-only-ness and rolled back. kind may be omitted when the install has one kind.
+Example: select cardinality(subject_keys) from
 pii.subject_query_keys('select c.id from app.customers c where c.created_at < now() - interval ''3 years''');$$;
+
+-- The key and scope types of a kind's subject table, for the invoker functions above (which
+-- cannot read pii_internal): 22023 listing the kinds when kind is NULL and there are several.
+create or replace function pii.subject_key_types(kind text default null, out kind_name text, out key_type regtype, out scope_type regtype)
+language plpgsql stable security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table := pii_internal.subject_kind(kind);
+begin
+  kind_name := subj.kind;
+  select a.atttypid::regtype into key_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.key_attnum;
+  select a.atttypid::regtype into scope_type from pg_catalog.pg_attribute a where a.attrelid = subj.relid and a.attnum = subj.scope_attnum;
+end
+$$;
+comment on function pii.subject_key_types(text) is
+$$The subject kind a call means (kind, or the install's only kind) and its key and scope types (scope NULL when not
+scoped); 22023 listing the kinds when kind is omitted on an install with several. Example: select * from pii.subject_key_types('staff');$$;
 
 -- The safety limit and the erasure mode of a policy or a query erasure.
 create or replace function pii_internal.check_limit_and_mode(max_subjects integer, mode text) returns void
@@ -180,15 +193,15 @@ comment on function pii_internal.ensure_deputies() is 'Internal. Makes the missi
 -- erasure's own statements as counts, pii_internal.run_erase_plan: rows already in their
 -- erased state do not count, each read with its table owner's rights). Like the erasure,
 -- it keeps no application error's text.
-create or replace function pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text) returns jsonb
+create or replace function pii_internal.rows_to_change(subject_keys text[], scopes text[], mode text, kind text) returns jsonb
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   select coalesce(pg_catalog.jsonb_object_agg(x.t, x.n), '{}'::jsonb)
-  from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null) r,
+  from pii_internal.run_erase_plan(mode, subject_keys, scopes, true, null, null, null, null, kind) r,
        unnest(r.table_names, r.rows_affected) as x (t, n)
 $$;
-comment on function pii_internal.rows_to_change(text[], text[], text) is 'Internal. {table: rows} an erasure of these canonical subjects would change now.';
+comment on function pii_internal.rows_to_change(text[], text[], text, text) is 'Internal. {table: rows} an erasure of these canonical subjects of a kind (NULL: the only kind) would change now.';
 
 ---------------------------------------------------------------------------------------
 -- Legal holds
@@ -445,7 +458,7 @@ begin
       if pg_catalog.cardinality(found_.subject_keys) > 0 then
         rid := pii_internal.create_request(
           found_.subject_keys,
-          case when exists (select from pii.subject_table s where s.scope_attnum is not null) then found_.scopes end,
+          case when (pii_internal.subject_kind(ended.kind)).scope_attnum is not null then found_.scopes end,
           null, 'hold-expiry:' || ended.id, 'hold_expiry:' || ended.id, 'erase', null, ended.kind);
       end if;
     end if;
@@ -562,9 +575,8 @@ as $$
 declare
   key_type regtype;
 begin
-  perform pii.subject_query_keys(subject_query);
-  select a.atttypid::regtype into key_type
-  from pii.subject_table s join pg_catalog.pg_attribute a on a.attrelid = s.relid and a.attnum = s.key_attnum;
+  perform pii.subject_query_keys(subject_query, kind);
+  key_type := (pii.subject_key_types(kind)).key_type;
   return pii.store_retention_version(name, subject_query, key_type, max_subjects, kind, mode, schedule, enabled);
 end
 $$;
@@ -637,7 +649,7 @@ begin
   held := s.held;
   select coalesce(pg_catalog.array_agg(pg_catalog.encode(h, 'hex')), '{}') into sample
   from (select h from unnest(s.hashes) as u (h) limit 20) x;
-  rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode);
+  rows_to_change := pii_internal.rows_to_change(s.keys, s.key_scopes, cur.mode, cur.kind);
   -- A read-only transaction (a standby, a cautious session) can keep no audit row: the
   -- preview changes nothing either way, and the caller sees no key.
   if pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
@@ -663,7 +675,7 @@ begin
   if cur.version is null then
     raise exception 'retention policy "%" does not exist', name using errcode = '42704';
   end if;
-  q := pii.subject_query_keys(cur.subject_query);
+  q := pii.subject_query_keys(cur.subject_query, cur.kind);
   p := pii.retention_preview_step(name, cur.version, q.subject_keys, q.scopes);
   return query select cur.version, p.candidates, p.held, cur.max_subjects, p.candidates <= cur.max_subjects, p.sample, p.rows_to_change;
 end
@@ -774,7 +786,7 @@ begin
     end if;
     if p.approved and allowed and not exists (select from pii.retention_runs r where r.policy_name = p.policy_name
                                               and r.period_start = p.period and r.outcome = 'requested') then
-      select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query) x;
+      select x.subject_keys, x.scopes into keys, scps from pii.subject_query_keys(p.subject_query, p.kind) x;
     end if;
     return query select * from pii.retention_enforce_step(p.policy_name, p.version, keys, scps);
   end loop;
@@ -812,7 +824,7 @@ begin
       using errcode = '54000', hint = 'Check the query (pass dry_run => true to see what it selects), or raise max_subjects.';
   end if;
   if dry_run then
-    return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode);
+    return query select null::uuid, n, pii_internal.rows_to_change(r.keys, r.scps, mode, kind);
     return;
   end if;
   if n = 0 then
@@ -834,7 +846,7 @@ as $$
 declare
   q record;
 begin
-  q := pii.subject_query_keys(subject_query);
+  q := pii.subject_query_keys(subject_query, kind);
   return query select * from pii.query_erasure_step(q.subject_keys, q.scopes, max_subjects, request_key, kind, mode,
                                                     coalesce(dry_run, false));
 end
@@ -849,7 +861,7 @@ select * from pii.request_erasure_from_query('select m.customer_id from app.list
 -- Grants
 
 revoke execute on all functions in schema pii, pii_internal from public;
-grant execute on function pii.subject_query_keys(text) to pii_admin, pii_operator;
+grant execute on function pii.subject_query_keys(text, text), pii.subject_key_types(text) to pii_admin, pii_operator;
 -- Pure date arithmetic that enforce_retention (invoker) uses to skip finished periods.
 grant execute on function pii.retention_period_start(text, timestamptz) to pii_operator;
 grant execute on function pii.set_retention_policy(text, text, integer, text, text, text, boolean),

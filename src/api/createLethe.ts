@@ -25,7 +25,7 @@ import { type RequestItem, requestItems, type RequestItemsFilter } from '../sql/
 import { isFinished, type RequestStatus, requestStatus } from '../sql/requestStatus.js';
 import { retryRequest } from '../sql/retryRequest.js';
 import { type Detokenized, detokenize } from '../sql/detokenize.js';
-import { type TokenizeInput, tokenizeMany } from '../sql/tokenizeMany.js';
+import { type TokenizeInput, type TokenizeOptions, tokenizeMany } from '../sql/tokenizeMany.js';
 import { type Residual, verifyErasure } from '../sql/verifyErasure.js';
 import { type WasErased, wasErased, wasErasedHash } from '../sql/wasErased.js';
 
@@ -81,7 +81,7 @@ export interface Lethe {
   /** The view pii.overdue_requests. */
   overdueRequests(): Promise<OverdueRequest[]>;
   /** pii.tokenize_many (pii_operator): one token per input, in order; NULL for a tombstoned subject. */
-  tokenize(inputs: readonly TokenizeInput[]): Promise<(string | null)[]>;
+  tokenize(inputs: readonly TokenizeInput[], opts?: TokenizeOptions): Promise<(string | null)[]>;
   /** pii.detokenize (pii_dispatcher): one result per token, in order; one audit row per call. */
   detokenize(tokens: readonly string[], purpose: string, client?: string): Promise<Detokenized[]>;
   registry: {
@@ -150,7 +150,7 @@ export function createLethe(opts: LetheOptions): Lethe {
     wasErasedHash: (hash) => wasErasedHash(db, hash),
     importCsv: (source, o) => importCsv(pool, source, o),
     overdueRequests: () => overdueRequests(db),
-    tokenize: (inputs) => tokenizeMany(db, inputs),
+    tokenize: (inputs, opts) => tokenizeMany(db, inputs, opts),
     detokenize: (tokens, purpose, client) => detokenize(db, tokens, purpose, client),
     registry: {
       tables: () => registeredTables(db),

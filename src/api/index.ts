@@ -15,7 +15,7 @@ export { requestStatus, type RequestState, type RequestStatus } from '../sql/req
 export { requestItems, type RequestItem, type RequestItemsFilter } from '../sql/requestItems.js';
 export { verifyErasure, type Residual } from '../sql/verifyErasure.js';
 export { wasErased, wasErasedHash, type WasErased } from '../sql/wasErased.js';
-export { tokenizeMany, type TokenizeInput } from '../sql/tokenizeMany.js';
+export { tokenizeMany, type TokenizeInput, type TokenizeOptions } from '../sql/tokenizeMany.js';
 export { detokenize, type Detokenized, type TokenStatus } from '../sql/detokenize.js';
 export { importCsv, CsvRejectedError, type ImportCsvOptions, type ImportReport } from '../csv/importCsv.js';
 export type { RowError } from '../csv/format.js';

@@ -7,6 +7,7 @@ export function renderStatus(s: RequestStatus): string {
     ['request', s.id],
     ['status', s.status],
     ['mode', s.mode],
+    ['kind', s.kind],
     ['source', s.source],
     ['subjects', s.total],
     ['matched', s.matched],
@@ -25,6 +26,7 @@ export function renderStatus(s: RequestStatus): string {
   if (s.error) rows.push(['error', s.error]);
   let out = keyValues(rows);
   if (Object.keys(s.rowsAffected).length > 0) out += tableCounts('rows changed', s.rowsAffected);
+  if (Object.keys(s.sharedKept).length > 0) out += tableCounts('shared rows kept', s.sharedKept);
   return out;
 }
 

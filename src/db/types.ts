@@ -192,6 +192,7 @@ export interface PiiRegisteredTables {
   guard_mode: string | null;
   has_index: boolean | null;
   key_is_pii: boolean | null;
+  kind: string | null;
   link: string | null;
   on_erase: string | null;
   parent_fk_column: string | null;

@@ -33,6 +33,8 @@ export interface RequestStatus {
   error: string | null;
   /** Rows per table left intact because others share them (an address staff also reference). */
   sharedKept: Record<string, number>;
+  /** The subject kind the request erases (pii.subject_table.kind). */
+  kind: string;
 }
 
 /** The row pii.request_status returns (pg's default parsing: bigint and numeric as strings). */
@@ -57,6 +59,7 @@ interface RequestStatusRow {
   rows_affected: Record<string, number | string> | null;
   error: string | null;
   shared_kept: Record<string, number | string> | null;
+  kind: string;
 }
 
 export const REQUEST_STATUS_COLUMNS = [
@@ -80,6 +83,7 @@ export const REQUEST_STATUS_COLUMNS = [
   'rows_affected',
   'error',
   'shared_kept',
+  'kind',
 ] as const satisfies ReadonlyArray<keyof RequestStatusRow>;
 
 /** pii.request_status. Unknown ids raise LetheError 42704. */
@@ -108,6 +112,7 @@ export async function requestStatus(db: LetheDb, requestId: string): Promise<Req
       rowsAffected: Object.fromEntries(Object.entries(r.rows_affected ?? {}).map(([t, n]) => [t, Number(n)])),
       error: r.error,
       sharedKept: Object.fromEntries(Object.entries(r.shared_kept ?? {}).map(([t, n]) => [t, Number(n)])),
+      kind: r.kind,
     };
   });
 }

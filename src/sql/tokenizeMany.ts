@@ -9,14 +9,24 @@ export interface TokenizeInput {
   scope?: string;
 }
 
+export interface TokenizeOptions {
+  /** The subjects' kind (customer, staff); may be omitted when the install has one. */
+  subjectKind?: string;
+}
+
 /** pii.tokenize_many: one token per input, in order (NULL for a subject with a tombstone). */
-export async function tokenizeMany(db: LetheDb, inputs: readonly TokenizeInput[]): Promise<(string | null)[]> {
+export async function tokenizeMany(
+  db: LetheDb,
+  inputs: readonly TokenizeInput[],
+  opts: TokenizeOptions = {},
+): Promise<(string | null)[]> {
   const scoped = inputs.some((i) => i.scope !== undefined);
   const args = namedArgs([
     ['subject_keys', inputs.map((i) => i.subjectKey), 'text[]'],
     ['kinds', inputs.map((i) => i.kind), 'text[]'],
     ['"values"', inputs.map((i) => i.value), 'text[]'],
     ['scopes', scoped ? inputs.map((i) => i.scope ?? null) : undefined, 'text[]'],
+    ['subject_kind', opts.subjectKind, 'text'],
   ]);
   return sqlCall(async () => {
     const { rows } = await sql<{ token: string | null }>`
