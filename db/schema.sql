@@ -4681,7 +4681,7 @@ function pii_internal.deputy(regrole) owner <owner>
         -- older version's parameters or settings: start over.
         execute pg_catalog.format('drop function %s', existing_fn);
       end if;
-      names := pii_internal.deputy_settings(owner);
+      names := pii_internal.owner_settable_settings(owner);
       select pg_catalog.format('array[%s]::text[]',
                pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
         into settings from pg_catalog.unnest(names) n;
@@ -4752,31 +4752,6 @@ function pii_internal.deputy(regrole) owner <owner>
     end
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
-
-function pii_internal.deputy_settings(regrole) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.deputy_settings(owner regrole)
-     RETURNS text[]
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      names text[];
-    begin
-      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
-        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
-                   where s.context operator(pg_catalog.=) 'user'
-                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
-          into names using owner::oid;
-      else
-        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
-        where s.context operator(pg_catalog.=) 'user'
-           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
-      end if;
-      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
-    end
-    $function$
-  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.discovery_by_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
@@ -7683,6 +7658,31 @@ function pii_internal.normalised_sql(text,text) owner <owner>
         else value_sql end)
     $function$
   comment 'Internal. SQL text of a value under an identifier normaliser: email / lower_trim lower(btrim()), trim btrim(), phone digits only, exact as is; empty is NULL.'
+
+function pii_internal.owner_settable_settings(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.owner_settable_settings(owner regrole)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      names text[];
+    begin
+      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
+        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
+                   where s.context operator(pg_catalog.=) 'user'
+                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
+          into names using owner::oid;
+      else
+        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
+        where s.context operator(pg_catalog.=) 'user'
+           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
+      end if;
+      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
+    end
+    $function$
+  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.parse_ledger_entries(jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)

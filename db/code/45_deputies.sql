@@ -32,7 +32,7 @@
 -- context user, and a superuser-context one it was granted SET on), and Lethe's own lethe.*
 -- settings. The deputy evaluates an array of their values before and after its statement;
 -- the list is fixed when the deputy is made (a deputy of an earlier version is made again).
-create or replace function pii_internal.deputy_settings(owner regrole) returns text[]
+create or replace function pii_internal.owner_settable_settings(owner regrole) returns text[]
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -52,7 +52,7 @@ begin
   return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
 end
 $$;
-comment on function pii_internal.deputy_settings(regrole) is 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.';
+comment on function pii_internal.owner_settable_settings(regrole) is 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.';
 
 create or replace function pii_internal.deputy(owner regrole) returns text
 language plpgsql
@@ -99,7 +99,7 @@ begin
     -- older version's parameters or settings: start over.
     execute pg_catalog.format('drop function %s', existing_fn);
   end if;
-  names := pii_internal.deputy_settings(owner);
+  names := pii_internal.owner_settable_settings(owner);
   select pg_catalog.format('array[%s]::text[]',
            pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
     into settings from pg_catalog.unnest(names) n;
