@@ -114,4 +114,48 @@ describe('vault permissions', () => {
     const { rows } = await clients.admin.query(`select * from pii.vault_rotate_kek()`);
     expect(rows).toEqual([{ kek_location: 'embedded', rewrapped_keys: expect.any(String) }]);
   });
+
+  it('debug_print_plan turned on by the operator, the dispatcher or the admin shows neither a KEK nor a data key in any plan', async () => {
+    /** The bytes of a key as debug_print_plan prints a bytea constant (signed decimals). */
+    const planBytes = (hex: string): string =>
+      [...Buffer.from(hex, 'hex').subarray(0, 16)].map((b) => (b > 127 ? b - 256 : b)).join(' ');
+    const notices: string[] = [];
+    const collect = (n: { message?: string; detail?: string }): number =>
+      notices.push(`${n.message ?? ''} ${n.detail ?? ''}`);
+    const { operator, dispatcher, admin } = clients;
+    const sessions = [operator, dispatcher, admin];
+    for (const c of sessions) c.on('notice', collect);
+    const kekNow = async () => (await db.query(`select encode(kek, 'hex') as k from pii_internal.vault_kek`)).rows[0].k;
+    const keks = [await kekNow()];
+    try {
+      for (const c of sessions) await c.query(`set debug_print_plan = on; set client_min_messages = log`);
+      await admin.query(`select * from pii.vault_rotate_kek()`);
+      keks.push(await kekNow());
+      // New subjects (data keys made and wrapped) and a known one (its key unwrapped).
+      const { rows } = await operator.query(
+        `select token from pii.tokenize_many(array['41', '42', '1'], array['email', 'phone', 'phone'],
+                                             array['kim@example.com', '+1 555 0142', '+1 555 0101']) order by ordinality`,
+      );
+      const resolved = await dispatcher.query(`select value from pii.detokenize($1::text[], 'send')`, [
+        rows.map((r) => r.token),
+      ]);
+      expect(resolved.rows.map((r) => r.value)).toEqual(['kim@example.com', '+1 555 0142', '+1 555 0101']);
+    } finally {
+      for (const c of sessions) {
+        await c.query(`reset debug_print_plan; reset client_min_messages`);
+        c.off('notice', collect);
+      }
+    }
+    const keys = await db.query(
+      `select unnest($1::text[]) as k
+       union all select encode(pii_crypto.decrypt(w.wrapped_key, (select kek from pii_internal.vault_kek), 'aes'), 'hex')
+       from pii_internal.vault_keys w`,
+      [keks],
+    );
+    // Node dumps wrap lines anywhere: compare whitespace-normalised.
+    const plans = notices.join(' ').replace(/\s+/g, ' ');
+    expect(plans).toContain('PLANNEDSTMT'); // the plans were printed
+    expect(keys.rows.length).toBeGreaterThan(3);
+    for (const { k } of keys.rows as { k: string }[]) expect(plans).not.toContain(planBytes(k));
+  });
 });

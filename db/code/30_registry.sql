@@ -35,30 +35,42 @@ comment on function pii_internal.strategy_keys(text) is 'Internal. The trimmed k
 -- Small catalog helpers (internal)
 
 create or replace function pii_internal.qualified_name(tbl regclass) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.format('%I.%I', n.nspname, c.relname)
-  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-  where c.oid = tbl
+begin
+  return (
+    select pg_catalog.format('%I.%I', n.nspname, c.relname)
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where c.oid = tbl
+  );
+end
 $$;
 comment on function pii_internal.qualified_name(regclass) is 'Internal. schema.table, each part quoted as an identifier.';
 
 create or replace function pii_internal.column_name(tbl regclass, col smallint) returns name
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select a.attname from pg_catalog.pg_attribute a
-  where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+begin
+  return (
+    select a.attname from pg_catalog.pg_attribute a
+    where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+  );
+end
 $$;
 comment on function pii_internal.column_name(regclass, smallint) is 'Internal. Name of a live column by attnum (NULL when dropped).';
 
 create or replace function pii_internal.column_type(tbl regclass, col smallint) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
-  where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+begin
+  return (
+    select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
+    where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+  );
+end
 $$;
 comment on function pii_internal.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
 
@@ -743,15 +755,19 @@ grant select on pii.registered_tables, pii.registered_columns to pii_admin, pii_
 -- The registered table whose guard covers rel: rel itself, or its nearest registered
 -- ancestor through partitions and inheritance children alike (pg_inherits holds both).
 create or replace function pii_internal.registered_ancestor(rel regclass) returns regclass
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive up (relid, depth) as (
-    select rel::oid, 0
-    union all
-    select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
-  )
-  select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+begin
+  return (
+    with recursive up (relid, depth) as (
+      select rel::oid, 0
+      union all
+      select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+    )
+    select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+  );
+end
 $$;
 comment on function pii_internal.registered_ancestor(regclass) is 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).';
 
@@ -759,16 +775,19 @@ comment on function pii_internal.registered_ancestor(regclass) is 'Internal. The
 -- inheritance child at any depth (a statement naming a child fires only the child's
 -- triggers), except children registered themselves (they have their own guards).
 create or replace function pii_internal.guarded_tree(tbl regclass) returns setof regclass
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive down (relid) as (
-    select tbl::oid
-    union
-    select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
-    where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
-  )
-  select down.relid::regclass from down
+begin
+  return query
+    with recursive down (relid) as (
+      select tbl::oid
+      union
+      select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+      where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+    )
+    select down.relid::regclass from down;
+end
 $$;
 comment on function pii_internal.guarded_tree(regclass) is 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.';
 

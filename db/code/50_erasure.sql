@@ -8,7 +8,7 @@
 -- How the rows of tbl (alias t) reach their subject: the registered parents to join
 -- (FROM-list, aliases p1, p2, …), the join conditions, and the expressions holding the
 -- subject key and scope on the table that has the key.
-create or replace function pii_internal.subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
+create or replace function pii_internal.build_subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
                                     out scope_sql text, out key_type text, out scope_type text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -45,7 +45,24 @@ begin
     scope_type := pii_internal.column_type(cur, reg.scope_attnum);
   end if;
 end
-$$;-- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
+$$;
+comment on function pii_internal.build_subject_key_sql(regclass) is 'Internal. Generates what pii_internal.subject_key_sql returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache).
+create or replace function pii_internal.subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
+                                    out scope_sql text, out key_type text, out scope_type text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+    '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
+begin
+  from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
+end
+$$;
+
+-- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
 -- Statement-level AFTER triggers with transition tables check a whole INSERT, UPDATE,
 -- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
 -- and probed against the tombstones; an empty tombstone table costs one probe.
@@ -78,7 +95,7 @@ comment on function pii_internal.rewrites_pii_key(regclass) is 'Internal. Whethe
 
 -- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
 -- rows are deleted on erasure: any row of an erased subject is a trace).
-create or replace function pii_internal.row_erased_sql(tbl regclass, action text) returns text
+create or replace function pii_internal.build_row_erased_sql(tbl regclass, action text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -98,29 +115,45 @@ as $$
       where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
     ) x where x.pred is not null), 'true') end
 $$;
+comment on function pii_internal.build_row_erased_sql(regclass, text) is 'Internal. Generates what pii_internal.row_erased_sql returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache).
+create or replace function pii_internal.row_erased_sql(tbl regclass, action text) returns text
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+                                  pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
+end
+$$;
 comment on function pii_internal.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
 
 -- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
 -- ancestor's rows are deleted.
 create or replace function pii_internal.erase_action(tbl regclass) returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive chain as (
-    select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-    union all
-    select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-  )
-  select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-              when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-              else 'anonymize' end
+begin
+  return (
+    with recursive chain as (
+      select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+      union all
+      select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+    )
+    select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                else 'anonymize' end
+  );
+end
 $$;
 comment on function pii_internal.erase_action(regclass) is 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.';
 comment on function pii_internal.subject_key_sql(regclass) is 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).';
 
 -- FROM-list and WHERE clause that select the rows of tbl (alias t) belonging to the
 -- subjects bound as $1 (keys) and $2 (scopes).
-create or replace function pii_internal.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+create or replace function pii_internal.build_subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -160,6 +193,20 @@ begin
                              path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
   end if;
   where_sql := pg_catalog.array_to_string(conds, ' and ');
+end
+$$;
+comment on function pii_internal.build_subject_rows_sql(regclass) is 'Internal. Generates what pii_internal.subject_rows_sql returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache).
+create or replace function pii_internal.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+                                      pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
+begin
+  from_list := p[1]; where_sql := p[2];
 end
 $$;
 comment on function pii_internal.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
@@ -311,7 +358,7 @@ comment on function pii_internal.erased_co_owners(regclass, text[], text[]) is '
 -- deleted too. A table its parent references (address) is reached by the keys a capture
 -- statement selects before the plan runs (its parent's rows may be deleted by then), bound
 -- as $5, and only rows no one else references are changed (exclusively_owned_sql).
-create or replace function pii_internal.erase_plan(mode text)
+create or replace function pii_internal.build_erase_plan(mode text)
 returns table (relid regclass, table_name text, action text, depth integer, statement text, capture text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -386,6 +433,25 @@ begin
     end if;
     return next;
   end loop;
+end
+$$;
+comment on function pii_internal.build_erase_plan(text) is 'Internal. Generates the steps pii_internal.erase_plan returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache), as one jsonb array of the steps.
+create or replace function pii_internal.erase_plan(mode text)
+returns table (relid regclass, table_name text, action text, depth integer, statement text, capture text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query
+  select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+  from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
+         $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+                    'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
+                   from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
+         mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+  order by x.ord;
 end
 $$;
 comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.';
@@ -523,12 +589,14 @@ begin
                   else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
                                               other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
       elsif count_only then
+        -- count(*), not the rows: nothing is materialised, and the planner may count in parallel.
         rows_sql := pii_internal.subject_rows_sql(relids[i]);
-        n := (pii_internal.as_owner(relids[i], pg_catalog.format('select from %s as t%s where %s%s', pii_internal.qualified_name(relids[i]),
+        n := (pii_internal.as_owner(relids[i], pg_catalog.format('select array[pg_catalog.count(*)::text], null::text[] from %s as t%s where %s%s',
+                                    pii_internal.qualified_name(relids[i]),
                                     case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql,
                                     case when actions[i] = 'delete' then ''
                                          else ' and not (' || pii_internal.row_erased_sql(relids[i], 'anonymize') || ')' end),
-                                    false, subject_keys, scopes)).n;
+                                    true, subject_keys, scopes)).found_keys[1]::bigint;
       else
         n := pii_internal.erase_step(relids[i], actions[i], statements[i], subject_keys, scopes, held_keys, held_tables, held_scopes);
       end if;
@@ -547,6 +615,19 @@ end
 $$;
 comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[], text) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements over the tables of a kind (NULL: the only kind) for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
 
+-- The first problem of pii_internal.plan_problems(mode) as (table, constraint, problem,
+-- hint), empty when the plan can run; cached per plan generation (48_plan_cache).
+create or replace function pii_internal.plan_problem(mode text) returns text[]
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return pii_internal.cached_sql(pg_catalog.format('plan_problem:%s', mode), pg_catalog.format(
+    $q$coalesce((select array[p.table_name, p.constraint_name, p.problem, p.hint] from pii_internal.plan_problems(%L) p limit 1), '{}')$q$, mode));
+end
+$$;
+comment on function pii_internal.plan_problem(text) is 'Internal. The first problem pii_internal.plan_problems finds for a mode (table, constraint, problem, hint), empty when the plan can run.';
+
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
@@ -557,14 +638,14 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  problem record;
+  problem text[];
   held record;
 begin
   perform pii_internal.check_erase_mode(mode);
   -- A plan that would violate a constraint is refused before anything changes.
-  select * into problem from pii_internal.plan_problems(mode) limit 1;
-  if problem.table_name is not null then
-    raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+  problem := pii_internal.plan_problem(mode);
+  if pg_catalog.cardinality(problem) > 0 then
+    raise exception 'erasure (mode %) cannot run: %', mode, problem[3] using errcode = '55000', hint = problem[4], constraint = problem[2];
   end if;
   matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
@@ -614,7 +695,7 @@ begin
   from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
   -- Tombstoned (and marked erased) before the statements run, so guards see them.
-  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
   result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(

@@ -98,13 +98,11 @@ as $fn$
 #variable_conflict use_column
 declare
   subj pii.subject_table;
-  sec pii_internal.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   bad integer;
-  hashes bytea[];
+  distinct_kinds text[];
   tokens text[];
-  any_deterministic boolean;
-  kek bytea;
+  tokenized bigint;
 begin
   if subject_keys is null or kinds is null or "values" is null then
     raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -117,7 +115,8 @@ begin
     return;
   end if;
   -- The pattern on each distinct kind (a batch has one or two); positions only if one fails.
-  if exists (select from (select distinct k.k from unnest(kinds) as k (k)) d where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
+  distinct_kinds := array(select distinct k.k from unnest(kinds) as k (k));
+  if exists (select from unnest(distinct_kinds) as d (k) where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
     select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
     where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
   end if;
@@ -139,89 +138,90 @@ begin
   if pg_catalog.cardinality(scopes) = 1 and n > 1 then
     scopes := pg_catalog.array_fill(scopes[1], array[n]);
   end if;
-  select * into sec from pii_internal.secret;
-
-  begin
-    execute pg_catalog.format(
-      $q$select pg_catalog.array_agg(x.h order by x.i),
-                pg_catalog.array_agg('tok_' operator(pg_catalog.||) x.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%s, 'hex'), 8) order by x.i),
-                pg_catalog.bool_or(x.det)
-         from (select u.i, h.h, coalesce(vk.deterministic, false) as det,
-                      case when tb.subject_hash is not null then null
-                           when vk.deterministic then pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)
-                           else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256($7 operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
-               from unnest($1, $2, $5, $6) with ordinality as u (k, s, kind, v, i)
-               cross join lateral (select (u.k::%s)::text as k, %s as s) c
-               cross join lateral (select %s as h) h
-               left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
-               left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h) x$q$,
-      pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) x.b$s$),
-      pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
-                      operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
-                      operator(pg_catalog.||) case vk.normaliser
-                        when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
-                        when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
-                        when 'trim' then pg_catalog.btrim(u.v)
-                        else u.v end$s$),
-      pii_internal.column_type(subj.relid, subj.key_attnum),
-      case when subj.scope_attnum is null then 'null::text'
-           else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
-      pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'))
-      into hashes, tokens, any_deterministic
-      using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), sec.inner_key, sec.outer_key, kinds, "values",
-            @crypto@.gen_random_bytes(32);
-  exception when data_exception then
-    -- Names the position of the bad key or scope, never its value.
-    perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
-    raise;
-  end;
-
   -- The KEK: FOR SHARE, so that a rotation (FOR UPDATE) waits for this call and a call
   -- that waited for a rotation sees the new KEK, never wrapping a key under the old one.
+  -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
+  -- statement reads it again itself (below).
   perform from pii_internal.vault_kek for share;
-  kek := pii_internal.vault_open_kek();
+  perform pii_internal.vault_open_kek();
 
-  -- One statement: each subject's data key once (unwrapped if it exists, made and wrapped
-  -- if not), then each value encrypted under it. The IV is the token's own 128 bits (96
-  -- random, or for a deterministic kind keyed-hash, and the keyed tag): unpredictable
-  -- before the call, never reused under one key. Random tokens cannot collide (128 bits);
-  -- deterministic ones repeat by design. A data key created concurrently for the same
-  -- new subject (two signups of one person at the same moment) is the only conflict
+  -- One statement. u: per value its subject's hash (NULL token for a tombstoned subject)
+  -- and its token: 96 bits (random: SHA-256 of a per-statement seed and the position; a
+  -- deterministic kind: keyed hash of scope, kind and normalised value) and a 32-bit keyed
+  -- tag of them. Then each subject's data key once (unwrapped if it exists, made and
+  -- wrapped if not), and each value encrypted under it. The IV is the token's own 128 bits:
+  -- unpredictable before the call, never reused under one key. Random tokens cannot
+  -- collide (128 bits); deterministic ones repeat by design (the first subject in input
+  -- order keeps one asked for twice). The KEK and the seeds are read by the statement
+  -- (InitPlans), never bound: a bound value is a constant of the plan, and any session may
+  -- turn on debug_print_plan (docs/security.md). A data key created concurrently for the
+  -- same new subject (two signups of one person at the same moment) is the only conflict
   -- possible on the keys: then the statement runs again and finds that key.
   for attempt in 1..3 loop
     begin
       execute pg_catalog.format(
-        $q$with x as (
-             select u.t, u.h, u.kind, u.v, u.i from unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) with ordinality as u (t, h, kind, v, i)
-             where u.t is not null),
+        $q$with u as (
+             select u.i, u.kind, u.v, h.h,
+                    case when tb.subject_hash is null
+                         then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t
+             from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i)
+             cross join lateral (select (u.k::%3$s)::text as k, %4$s as s) c
+             cross join lateral (select %5$s as h) h
+             left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
+             left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
+             cross join lateral (select case when vk.deterministic then pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 24)
+                                             else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select @crypto@.gen_random_bytes(32))
+                                                                    operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b) b),
+           subjects as (select distinct u.h from u where u.t is not null),
            held as (
-             select k.subject_hash as h, @crypto@.decrypt(k.wrapped_key, $5, 'aes') as dk from pii_internal.vault_keys k
-             where k.subject_hash operator(pg_catalog.=) any (array(select distinct x.h from x))),
+             select k.subject_hash as h, @crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
+             from subjects s join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) s.h),
            fresh as (
-             select d.h, pg_catalog.sha256($6 operator(pg_catalog.||) d.h) as dk from (select distinct x.h from x) d
-             where not exists (select from held where held.h operator(pg_catalog.=) d.h)),
+             select s.h, pg_catalog.sha256((select @crypto@.gen_random_bytes(32)) operator(pg_catalog.||) s.h) as dk from subjects s
+             where not exists (select from held where held.h operator(pg_catalog.=) s.h)),
            stored as (
-             insert into pii_internal.vault_keys (subject_hash, wrapped_key) select f.h, @crypto@.encrypt(f.dk, $5, 'aes') from fresh f),
-           keys as (select held.h, held.dk from held union all select fresh.h, fresh.dk from fresh)
-         insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
-         select x.t, x.h, x.kind, y.iv operator(pg_catalog.||) @crypto@.encrypt_iv(pg_catalog.convert_to(x.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
-         from x cross join lateral (select pg_catalog.decode(pg_catalog.substr(x.t, 5), 'hex') as iv) y
-         join keys on keys.h operator(pg_catalog.=) x.h
-         %s$q$,
+             insert into pii_internal.vault_keys (subject_hash, wrapped_key)
+             select f.h, @crypto@.encrypt(f.dk, (select pii_internal.vault_open_kek()), 'aes') from fresh f),
+           keys as (select held.h, held.dk from held union all select fresh.h, fresh.dk from fresh),
+           entries as (
+             insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
+             select u.t, u.h, u.kind, y.iv operator(pg_catalog.||) @crypto@.encrypt_iv(pg_catalog.convert_to(u.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
+             from u cross join lateral (select pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv) y
+             join keys on keys.h operator(pg_catalog.=) u.h
+             %6$s)
+         select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
+        pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) b.b$s$),
+        pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
+                        operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
+                        operator(pg_catalog.||) case vk.normaliser
+                          when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
+                          when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
+                          when 'trim' then pg_catalog.btrim(u.v)
+                          else u.v end$s$),
+        pii_internal.column_type(subj.relid, subj.key_attnum),
+        case when subj.scope_attnum is null then 'null::text'
+             else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
+        pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
         -- A deterministic token asked for twice belongs to its first subject in input order.
-        case when any_deterministic then 'order by x.i on conflict (token) do nothing' else '' end)
-        using tokens, hashes, kinds, "values", kek, @crypto@.gen_random_bytes(32);
+        case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
+             then 'order by u.i on conflict (token) do nothing' else '' end)
+        into tokens, tokenized
+        using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), kinds, "values";
       exit;
-    exception when unique_violation then
-      if attempt = 3 then
+    exception
+      when unique_violation then
+        if attempt = 3 then
+          raise;
+        end if;
+      when data_exception then
+        -- Names the position of the bad key or scope, never its value.
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
         raise;
-      end if;
     end;
   end loop;
 
   perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
-    'values', n, 'tokenized', (select pg_catalog.count(u.t) from unnest(tokens) as u (t)),
-    'refused_tombstoned', (select pg_catalog.count(*) - pg_catalog.count(u.t) from unnest(tokens) as u (t))));
+    'values', n, 'tokenized', tokenized, 'refused_tombstoned', n - tokenized));
   return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
 end
 $fn$;
@@ -254,33 +254,32 @@ begin
     'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
     'purpose', purpose, 'client', client, 'tokens', n,
     'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
-  -- Each subject's data key is unwrapped once, however many of its tokens are asked for.
-  -- The KEK is read in this statement (an InitPlan, the statement's snapshot), so a
-  -- concurrent rotation is seen whole or not at all. Not in the vault but carrying a
-  -- valid keyed tag: issued by this install, so erased.
+  -- One pass in request order: each token's entry by the token's index, then its subject's
+  -- data key by the key's, one unwrap and one decryption per found token, a microsecond
+  -- each (cheaper than collecting each subject's key once). The tokens come through a
+  -- sub-select: the planner then plans these index probes whatever the batch's size, never
+  -- a hash of the whole vault. The KEK is read in this statement (an InitPlan, the statement's snapshot,
+  -- evaluated at the first key it opens), so a concurrent rotation is seen whole or not at
+  -- all, and a batch of only unknown or erased tokens needs no KEK. Not in the vault but
+  -- carrying a valid keyed tag: issued by this install, so erased.
   return query
-    with found as (
-      select u.t, u.i, e.token as entry, e.kind, e.subject_hash, e.ciphertext
-      from unnest(tokens) with ordinality as u (t, i)
-      left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t),
-    keys as (
-      select k.subject_hash, @crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
-      from pii_internal.vault_keys k
-      where k.subject_hash operator(pg_catalog.=) any (array(select distinct f.subject_hash from found f where f.subject_hash is not null)))
-    select f.t, f.kind,
-           pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(f.ciphertext, 17), keys.dk,
-                                                       pg_catalog.substr(f.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8'),
-           case when keys.subject_hash is not null then 'ok'
-                when f.entry is not null then 'erased'
-                when f.t ~ '^tok_[0-9a-f]{32}$'
+    select u.t, e.kind,
+           case when k.wrapped_key is not null then
+             pg_catalog.convert_from(@crypto@.decrypt_iv(pg_catalog.substr(e.ciphertext, 17),
+                                                         @crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes'),
+                                                         pg_catalog.substr(e.ciphertext, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8') end,
+           case when k.wrapped_key is not null then 'ok'
+                when e.subject_hash is not null then 'erased'
+                when u.t ~ '^tok_[0-9a-f]{32}$'
                      -- The key read by the statement, not a plpgsql variable (a plan constant: see pii_internal.hmac_sql).
-                     and pg_catalog.substr(f.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
-                           (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(f.t, 5, 24), 'UTF8'))), 'hex'), 8)
+                     and pg_catalog.substr(u.t, 29) = pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select s.outer_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.sha256(
+                           (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
                   then 'erased'
                 else 'unknown' end
-    from found f
-    left join keys on keys.subject_hash operator(pg_catalog.=) f.subject_hash
-    order by f.i;
+    from unnest((select tokens)) with ordinality as u (t, i)
+    left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+    left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+    order by u.i;
 end
 $fn$;
 
@@ -293,6 +292,9 @@ create or replace function pii.vault_rotate_kek(to_location text default null)
 returns table (kek_location text, rewrapped_keys bigint)
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
+-- The rewrapping statement takes both KEKs as values (plan constants): no plan of it is
+-- printed, whatever the session turned on. Nobody else's code runs in here.
+set debug_print_plan = off
 as $fn$
 declare
   held pii_internal.vault_kek;
@@ -363,7 +365,8 @@ comment on function pii.detokenize(text[], text, text) is
 $$Resolves tokens at send time: one row per token in request order, with kind, value and status ok | erased | unknown
 (an erased or unknown token never fails the batch). Writes exactly one audit row per call (role, purpose, client,
 count, keyed hash of the token list; never tokens or values). purpose (and client) use letters, digits, spaces and
-_.:/#- only. pii_dispatcher only. Example: select * from pii.detokenize(array['tok_…'], 'campaign:4711');$$;
+_.:/#- only. With the KEK outside the database, a batch of only unknown or erased tokens needs none; a resolvable token
+without it fails the batch (55000). pii_dispatcher only. Example: select * from pii.detokenize(array['tok_…'], 'campaign:4711');$$;
 
 create or replace function pii.set_token_kind(kind text, deterministic boolean default false, normaliser text default 'none')
 returns void
