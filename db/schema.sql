@@ -3654,7 +3654,9 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
              -- Scoped: whether the subject table of the subject's own kind is.
              select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
              from kinds k
-           ), hashed as (
+           ), hashed as materialized (
+             -- Materialized: the insert reads entry_hash twice (the row's and lag's), and an
+             -- inlined subquery would hash each entry twice.
              select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
            ), ins as (
              insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
@@ -5241,12 +5243,12 @@ function pii_internal.erase_plan(text) owner <owner>
     AS $function$
     begin
       return query
-      select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+      select x.table_name::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
       from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
-             $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+             $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table_name', p.table_name,
                         'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
                        from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
-             mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+             mode)))[1]::jsonb) as x (table_name text, action text, depth integer, statement text, capture text, ord bigint)
       order by x.ord;
     end
     $function$
@@ -8585,7 +8587,7 @@ function pii_internal.row_erased_sql(regclass,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     begin
-      return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+      return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::text, action),
                                       pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
     end
     $function$
@@ -8972,7 +8974,7 @@ function pii_internal.subject_key_sql(regclass) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::text), pg_catalog.format(
         '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
     begin
       from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
@@ -9043,7 +9045,7 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::text),
                                           pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
     begin
       from_list := p[1]; where_sql := p[2];

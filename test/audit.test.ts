@@ -127,6 +127,7 @@ describe('pii.audit rows', () => {
         details: {
           items: 2,
           erased_now: 2,
+          residuals: 0,
           rows: expect.objectContaining({ 'app.customers': expect.any(Number), 'app.events': expect.any(Number) }),
           shared_kept: {},
         },

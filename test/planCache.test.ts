@@ -55,6 +55,36 @@ describe('plan cache', () => {
     ).toEqual(NONE);
   });
 
+  it('names tables, never oids: a cache restored into another database with other oids (pg_restore) erases right', async () => {
+    const other = await createTestDatabase('plan_cache_restored');
+    try {
+      await loadFixture(other, 'crm.sql', 'crm_register.sql');
+      const oid = `select 'app.customers'::regclass::oid::int as o`;
+      expect((await other.query(oid)).rows[0].o).not.toBe((await db.query(oid)).rows[0].o);
+      // What pg_restore brings back: this database's plan generation and cache, verbatim
+      // (built at the commit of the bump), into a database with the same schema.
+      await db.query('select pii_internal.bump_plan_generation()');
+      const gen = (await db.query(`select generation from pii_internal.plan_state`)).rows[0].generation;
+      const cache = (await db.query(`select name, parts from pii_internal.plan_cache where generation = $1`, [gen]))
+        .rows;
+      const c = await other.pool.connect();
+      try {
+        await c.query('begin');
+        await c.query('update pii_internal.plan_state set generation = $1', [gen]);
+        await c.query('delete from pii_internal.plan_cache');
+        for (const r of cache)
+          await c.query('insert into pii_internal.plan_cache values ($1, $2, $3)', [r.name, gen, r.parts]);
+        await c.query('commit');
+      } finally {
+        c.release();
+      }
+      await other.query(`select * from pii.erase_subjects(array['3'])`);
+      expect((await other.query(`select email from app.customers where id = 3`)).rows).toEqual([{ email: null }]);
+    } finally {
+      await other.drop();
+    }
+  });
+
   it('a renamed registered column: the next erasure erases it under its new name', async () => {
     await db.query('alter table app.customers rename column notes to remarks');
     const c = await db.pool.connect();

@@ -55,7 +55,7 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::text), pg_catalog.format(
     '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
 begin
   from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
@@ -123,7 +123,7 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
-  return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+  return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::text, action),
                                   pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
 end
 $$;
@@ -203,7 +203,7 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::text),
                                       pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
 begin
   from_list := p[1]; where_sql := p[2];
@@ -435,7 +435,9 @@ end
 $$;
 comment on function pii_internal.build_erase_plan(text) is 'Internal. Generates the steps pii_internal.erase_plan returns (uncached).';
 
--- Cached per plan generation (48_plan_cache), as one jsonb array of the steps.
+-- Cached per plan generation (48_plan_cache), as one jsonb array of the steps. Tables are
+-- named, never given by oid, here and in the cache's names: a restored backup (pg_restore)
+-- gives every table a new oid, and its cache, restored with it, must still be right.
 create or replace function pii_internal.erase_plan(mode text)
 returns table (relid regclass, table_name text, action text, depth integer, statement text, capture text)
 language plpgsql
@@ -443,12 +445,12 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 begin
   return query
-  select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+  select x.table_name::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
   from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
-         $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+         $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table_name', p.table_name,
                     'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
                    from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
-         mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+         mode)))[1]::jsonb) as x (table_name text, action text, depth integer, statement text, capture text, ord bigint)
   order by x.ord;
 end
 $$;

@@ -125,7 +125,9 @@ begin
          -- Scoped: whether the subject table of the subject's own kind is.
          select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
          from kinds k
-       ), hashed as (
+       ), hashed as materialized (
+         -- Materialized: the insert reads entry_hash twice (the row's and lag's), and an
+         -- inlined subquery would hash each entry twice.
          select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
        ), ins as (
          insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
