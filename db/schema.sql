@@ -71,6 +71,7 @@ table pii.columns owner <owner>
   constraint columns_pkey PRIMARY KEY (relid, attnum)
   constraint columns_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX columns_pkey ON pii.columns USING btree (relid, attnum)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.columns FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_columns_delete AFTER DELETE ON pii.columns REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_columns_insert AFTER INSERT ON pii.columns REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_columns_update AFTER UPDATE ON pii.columns REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -127,6 +128,7 @@ table pii.identifiers owner <owner>
   constraint identifiers_pkey PRIMARY KEY (relid, attnum)
   constraint identifiers_relid_fkey FOREIGN KEY (relid) REFERENCES pii.tables(relid) ON DELETE CASCADE
   index CREATE UNIQUE INDEX identifiers_pkey ON pii.identifiers USING btree (relid, attnum)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.identifiers FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
   grant SELECT to pii_operator
@@ -316,6 +318,7 @@ table pii.subject_table owner <owner>
   constraint subject_table_relid_key UNIQUE (relid)
   index CREATE UNIQUE INDEX subject_table_pkey ON pii.subject_table USING btree (kind)
   index CREATE UNIQUE INDEX subject_table_relid_key ON pii.subject_table USING btree (relid)
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_subject_table_change AFTER INSERT OR DELETE OR UPDATE ON pii.subject_table FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   grant SELECT to pii_admin
   grant SELECT to pii_auditor
@@ -347,6 +350,7 @@ table pii.tables owner <owner>
   index CREATE INDEX tables_parent_relid_idx ON pii.tables USING btree (parent_relid)
   index CREATE UNIQUE INDEX tables_pkey ON pii.tables USING btree (relid)
   trigger CREATE TRIGGER adopt_not_pii_columns AFTER INSERT ON pii.tables FOR EACH ROW EXECUTE FUNCTION pii_internal.adopt_not_pii_columns()
+  trigger CREATE TRIGGER lethe_plan_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON pii.tables FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.registry_changed()
   trigger CREATE TRIGGER masking_tables_delete AFTER DELETE ON pii.tables REFERENCING OLD TABLE AS lethe_old FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_insert AFTER INSERT ON pii.tables REFERENCING NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
   trigger CREATE TRIGGER masking_tables_update AFTER UPDATE ON pii.tables REFERENCING OLD TABLE AS lethe_old NEW TABLE AS lethe_new FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.masking_registry_changed()
@@ -444,6 +448,24 @@ table pii_internal.migrations owner <owner>
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
 
+table pii_internal.plan_cache owner <owner>
+  column name text not null
+  column generation bigint not null
+  column parts text[] not null
+  constraint plan_cache_pkey PRIMARY KEY (name)
+  index CREATE UNIQUE INDEX plan_cache_pkey ON pii_internal.plan_cache USING btree (name)
+  comment 'SQL generated from the registry (erasure plan, per-table predicates) by name, valid for one generation of pii_internal.plan_state. Lethe''s own text only; owner-only.'
+
+table pii_internal.plan_state owner <owner>
+  column only_row boolean not null default true
+  column generation bigint not null default 1
+  constraint lethe_plan_cache_build TRIGGER DEFERRABLE INITIALLY DEFERRED
+  constraint plan_state_only_row_check CHECK (only_row)
+  constraint plan_state_pkey PRIMARY KEY (only_row)
+  index CREATE UNIQUE INDEX plan_state_pkey ON pii_internal.plan_state USING btree (only_row)
+  trigger CREATE CONSTRAINT TRIGGER lethe_plan_cache_build AFTER UPDATE ON pii_internal.plan_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pii_internal.build_plan_cache()
+  comment 'One row: the generation of the registry and catalog state cached plans were built from (bumped by registry writes and DDL on registered tables).'
+
 table pii_internal.pseudonym_key owner <owner>
   column singleton boolean not null default true
   column inner_key bytea not null
@@ -509,8 +531,10 @@ table pii_internal.tombstones owner <owner>
   column erased_at timestamp with time zone
   column erased_xact xid8
   column kind text
+  column bucket integer
   constraint tombstones_pkey PRIMARY KEY (subject_hash)
   index CREATE INDEX tombstones_pseudonym_idx ON pii_internal.tombstones USING btree (pseudonym) WHERE (pseudonym IS NOT NULL)
+  index CREATE INDEX tombstones_unbucketed_idx ON pii_internal.tombstones USING btree (subject_hash) WHERE (bucket IS NULL)
   index CREATE UNIQUE INDEX tombstones_pkey ON pii_internal.tombstones USING btree (subject_hash)
   trigger CREATE TRIGGER tombstones_erasure_ledger AFTER UPDATE ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
   trigger CREATE TRIGGER tombstones_erasure_ledger_insert AFTER INSERT ON pii_internal.tombstones REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.hold_erased_for_ledger()
@@ -1086,7 +1110,7 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
       -- Tombstoned (and marked erased) before the statements run, so guards see them.
-      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
@@ -1149,6 +1173,7 @@ function pii.finish_request(uuid) owner <owner>
     declare
       req pii.requests;
       residuals integer;
+      chunks_clean boolean;
       failed_items bigint;
     begin
       select * into req from pii.requests r where r.id = finish_request.request_id for update;
@@ -1159,8 +1184,19 @@ function pii.finish_request(uuid) owner <owner>
          or exists (select from pii_internal.request_items i where i.request_id = req.id and i.status = 'pending') then
         return req.status;
       end if;
-      -- Rows a legal hold keeps are reported (held until …) but are not residue.
-      select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
+      -- Each chunk verified its subjects as it erased them (the residuals of its erase_chunk
+      -- audit entry). Only when a chunk found traces (they may have been cleaned up since, and
+      -- the request retried) or did not verify (before this version) is the whole request
+      -- verified again here. Rows a legal hold keeps are reported (held until …) but are not residue.
+      select coalesce(pg_catalog.bool_and(a.details operator(pg_catalog.?) 'residuals')
+                      and pg_catalog.sum((a.details operator(pg_catalog.->>) 'residuals')::bigint) operator(pg_catalog.=) 0, false)
+        into chunks_clean
+      from pii.audit a where a.request_id = req.id and a.action = 'erase_chunk';
+      if chunks_clean then
+        residuals := 0;
+      else
+        select pg_catalog.count(*) into residuals from pii.verify_erasure(req.id) v where v.detail not like 'held until %';
+      end if;
       select pg_catalog.count(*) into failed_items from pii_internal.request_items i where i.request_id = req.id and i.status = 'failed';
       update pii.requests r
          set status = case when failed_items > 0 or residuals > 0 then 'failed' else 'done' end,
@@ -1178,7 +1214,8 @@ function pii.finish_request(uuid) owner <owner>
     end
     $function$
   grant EXECUTE to pii_operator
-  comment 'Worker step after the last chunk: verifies the erasure (pii.verify_erasure), stores the result, sets the status
+  comment 'Worker step after the last chunk: stores the verification (each chunk verified its subjects as it erased them; when a
+chunk found traces, pii.verify_erasure checks the whole request again), sets the status
 (done, or failed when items failed or traces remain), emits NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs
 is on, queues an erasure_completed job.
 Idempotent; returns the status. Example: select pii.finish_request(''…''::uuid);'
@@ -1391,7 +1428,7 @@ function pii.lint() owner <owner>
       union all
       select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
              pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
-                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+                               pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s where s.kind = t.kind)))),
              'Add the foreign key and register the table again, or keep the override knowingly'
       from live t
       where t.unenforced_join
@@ -1420,7 +1457,7 @@ function pii.lint() owner <owner>
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
   grant EXECUTE to pii_operator
-  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
+  comment 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix; in a foreign-key cycle, naming the cycle''s constraints), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();'
 
 function pii.mark_not_pii(regclass,name[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii.mark_not_pii(tbl regclass, VARIADIC columns name[])
@@ -1693,6 +1730,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       now_matched bytea[];
       idents record;
       result record;
+      residuals bigint;
     begin
       select * into req from pii.requests r where r.id = process_request_chunk.request_id;
       if req.id is null then
@@ -1735,6 +1773,8 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
       result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
+      -- Verified as erased, in this transaction (finish_request adds the chunks up).
+      residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms);
 
       -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
       select pg_catalog.array_agg(u.h) into now_matched
@@ -1757,7 +1797,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
              shared_kept = pii_internal.add_row_counts(r.shared_kept, pii_internal.shared_kept_counts(result.table_names, result.shared_kept))
        where r.id = req.id;
       perform pii_internal.write_audit('erase_chunk', req.id, pg_catalog.jsonb_build_object(
-        'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase),
+        'items', pg_catalog.cardinality(claimed), 'erased_now', pg_catalog.cardinality(to_erase), 'residuals', residuals,
         'rows', (select pg_catalog.jsonb_object_agg(u.t, u.n) from unnest(result.table_names, result.rows_affected) as u (t, n)),
         'shared_kept', pii_internal.shared_kept_counts(result.table_names, result.shared_kept)));
       return pg_catalog.cardinality(claimed);
@@ -1864,7 +1904,9 @@ function pii.register_child_table(regclass,regclass,name,text,name,name,boolean,
       if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
         raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
                         pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
-          using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
+          using errcode = '0A000', hint = pg_catalog.format(
+            'Rows below a row others may share belong to its owners, whom Lethe finds for %s only. Register %s by its own foreign key to a registered table that references the subject (pii.register_table, pii.register_child_table), if it has one. Otherwise it stays unregistered: erasure leaves its rows, and the rows of %s they reference count as shared (kept).',
+            pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
       end if;
       -- The join is one of a foreign key's column pairs, in either direction (a column not given
       -- is the one the foreign key has); never a guessed column.
@@ -3695,6 +3737,290 @@ function pii_internal.audit_is_append_only() owner <owner>
     $function$
   comment 'Internal. Trigger refusing UPDATE, DELETE and TRUNCATE on pii.audit and pii.erasure_ledger.'
 
+function pii_internal.bucket_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bucket_sql(scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format(
+        'pg_catalog.int4(pg_catalog.hashtextextended(coalesce(%s, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s, '
+        '(select (''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.inner_key operator(pg_catalog.||) ''\x6275636b6574''::pg_catalog.bytea), 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8 '
+        'from pii_internal.secret s)) operator(pg_catalog.&) 16777215)', scope_sql, key_sql)
+    $function$
+  comment 'Internal. SQL text of a subject''s tombstone bucket: 24 bits of a hash of (scope, key) seeded from the install key.'
+
+function pii_internal.build_erase_plan(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_erase_plan(mode text)
+     RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      r record;
+      rows_sql record;
+      set_list text;
+      owned text;
+      key_col text;
+    begin
+      for r in
+        with recursive tree as (
+          select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
+          from pii.tables t
+          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+          union all
+          select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
+          from pii.tables c join tree on c.parent_relid = tree.relid
+        ),
+        -- referencing -> referenced, between registered tables. In a cycle only the registered
+        -- joins order (they never form one); pii.lint() names the cycle's constraints.
+        edges (src, dst) as (
+          select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
+        ),
+        -- How far a table is above the tables nothing registered references further: it runs
+        -- before every table it references.
+        level (relid, n) as (
+          select tree.relid::oid, 0 from tree
+          union
+          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
+          where level.n < (select pg_catalog.count(*) from tree)
+        )
+        select tree.relid, tree.depth,
+               case when mode = 'delete' then 'delete'
+                    when s.relid is not null then 'anonymize'
+                    when tree.deletes then 'delete'
+                    else 'anonymize' end as action,
+               s.relid is not null as is_subject,
+               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
+        from tree
+        left join pii.subject_table s on s.relid = tree.relid
+        left join pii.tables t on t.relid = tree.relid
+        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
+      loop
+        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
+        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
+        continue when r.action = 'anonymize' and set_list is null;
+        rows_sql := pii_internal.subject_rows_sql(r.relid);
+        if r.referenced then
+          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
+          owned := pii_internal.exclusively_owned_sql(r.relid);
+          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
+          capture := pg_catalog.format(
+            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
+            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
+            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
+          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
+          rows_sql.from_list := '';
+          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
+                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
+        end if;
+        if r.action = 'delete' then
+          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
+                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
+        else
+          -- Rows already in their erased state are not written again (no new row version,
+          -- no index entries, no trigger work): erasing twice writes nothing.
+          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
+                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
+                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
+        end if;
+        return next;
+      end loop;
+    end
+    $function$
+  comment 'Internal. Generates the steps pii_internal.erase_plan returns (uncached).'
+
+function pii_internal.build_plan_cache() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_plan_cache()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gen bigint;
+      tbl regclass;
+    begin
+      if not pii_internal.plan_cache_enabled() or not exists (select from pii.subject_table) then
+        return null;
+      end if;
+      select s.generation into gen from pii_internal.plan_state s;
+      if exists (select from pii_internal.plan_cache c where c.name = 'erase_plan:erase' and c.generation = gen) then
+        return null;
+      end if;
+      begin
+        perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
+        for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
+          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
+        end loop;
+      exception when others then
+        -- A registry that cannot be planned yet (lint says why): erasure reports it when called.
+        null;
+      end;
+      return null;
+    end
+    $function$
+  comment 'Internal. Deferred trigger: at the commit of a registry or DDL change, caches the erasure plan and the per-table predicates (failures leave the cache to be built on use).'
+
+function pii_internal.build_row_erased_sql(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_row_erased_sql(tbl regclass, action text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when action = 'delete' then 'false' else coalesce((
+        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
+        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
+        from (
+          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
+          from pii.columns c
+          where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
+          union all
+          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
+          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
+          -- however much its key looks like a pseudonym (anon_fan@news.example).
+          select 'false', false
+          from pii.tables t
+          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
+        ) x where x.pred is not null), 'true') end
+    $function$
+  comment 'Internal. Generates what pii_internal.row_erased_sql returns (uncached).'
+
+function pii_internal.build_subject_key_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      cur regclass := tbl;
+      alias text := 't';
+      parent_alias text;
+      depth integer := 0;
+      conds text[] := '{}';
+    begin
+      from_list := '';
+      loop
+        select * into reg from pii.tables r where r.relid = cur;
+        if reg.relid is null then
+          raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
+        end if;
+        exit when reg.parent_relid is null;
+        depth := depth + 1;
+        parent_alias := 'p' || depth;
+        from_list := from_list || case when depth > 1 then ', ' else '' end
+                     || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
+        conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
+                                            parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+        alias := parent_alias;
+        cur := reg.parent_relid;
+      end loop;
+      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
+      key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
+      key_type := pii_internal.column_type(cur, reg.subject_attnum);
+      if reg.scope_attnum is not null then
+        scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
+        scope_type := pii_internal.column_type(cur, reg.scope_attnum);
+      end if;
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.subject_key_sql returns (uncached).'
+
+function pii_internal.build_subject_rows_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
+     RETURNS record
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      path record := pii_internal.subject_key_sql(tbl);
+      reg pii.tables;
+      key_cond text;
+      first_join text;
+      conds text[];
+    begin
+      from_list := path.from_list;
+      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
+      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
+      key_cond := pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
+      conds := conds || key_cond;
+      if path.join_sql <> '' then
+        -- The parent keys of these subjects, looked up first: the table's rows are then found
+        -- through the index on its foreign key (= any (array)), instead of a hash join that
+        -- scans the whole table once per chunk. Implied by the join, so the same rows.
+        select * into reg from pii.tables r where r.relid = tbl;
+        first_join := pg_catalog.format('%I.%I = %I.%I', 't', pii_internal.column_name(tbl, reg.parent_fk_attnum),
+                                        'p1', pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
+        if not pg_catalog.starts_with(path.join_sql, first_join) then
+          raise exception 'subject_rows_sql: the path of % does not start with its first hop', pii_internal.qualified_name(tbl) using errcode = 'XX000';
+        end if;
+        conds := conds || pg_catalog.format('t.%I = any (array(select p1.%I from %s where %s))',
+          pii_internal.column_name(tbl, reg.parent_fk_attnum), pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum), path.from_list,
+          -- The joins beyond the first hop (subject_key_sql lists the first hop first).
+          pg_catalog.array_to_string(array[nullif(pg_catalog.substr(path.join_sql, pg_catalog.length(first_join) + 6), ''), key_cond], ' and '));
+      end if;
+      if path.scope_sql is not null then
+        -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
+        conds := conds || case when pii_internal.is_citext(path.key_type)
+          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
+          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
+                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
+      end if;
+      where_sql := pg_catalog.array_to_string(conds, ' and ');
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.subject_rows_sql returns (uncached).'
+
+function pii_internal.bump_plan_generation() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.bump_plan_generation()
+     RETURNS void
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      update pii_internal.plan_state set generation = generation operator(pg_catalog.+) 1
+    $function$
+  comment 'Internal. Starts a new plan cache generation (registry or DDL change).'
+
+function pii_internal.cached_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.cached_sql(name text, build text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      gen bigint;
+      parts text[];
+    begin
+      if pii_internal.plan_cache_enabled() then
+        select s.generation into gen from pii_internal.plan_state s;
+        select c.parts into parts from pii_internal.plan_cache c
+        where c.name operator(pg_catalog.=) cached_sql.name and c.generation operator(pg_catalog.=) gen;
+        if parts is not null then
+          return parts;
+        end if;
+      elsif pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off'
+            and exists (select from pii_internal.plan_cache) then
+        -- DDL meanwhile went unseen: what was cached must not be read when the triggers are back.
+        delete from pii_internal.plan_cache;
+      end if;
+      execute 'select ' operator(pg_catalog.||) build into parts;
+      if gen is not null and parts is not null and pg_catalog.current_setting('transaction_read_only') operator(pg_catalog.=) 'off' then
+        insert into pii_internal.plan_cache as c (name, generation, parts) values (name, gen, parts)
+        on conflict on constraint plan_cache_pkey do update set generation = excluded.generation, parts = excluded.parts
+          where c.generation operator(pg_catalog.<) excluded.generation;
+      end if;
+      return parts;
+    end
+    $function$
+  comment 'Internal. SQL parts generated from the registry, cached per plan generation: the cached parts of a name, or the result of evaluating Lethe''s build expression (then cached).'
+
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
@@ -4065,6 +4391,34 @@ function pii_internal.check_tree_owner(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.'
 
+function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[], hashes bytea[], pseudonyms text[])
+     RETURNS bigint
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+      k text[] := keys;
+      s text[] := scopes;
+      h bytea[] := hashes;
+    begin
+      if subj.key_is_pii then
+        k := keys || pseudonyms;
+        s := scopes || scopes;
+        h := hashes || hashes;
+      end if;
+      return (select pg_catalog.count(*) from (
+                select v.detail from pii_internal.vault_residuals(hashes) v
+                union all
+                select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
+                union all
+                select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind) r) x
+              where x.detail not like 'held until %');
+    end
+    $function$
+  comment 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them; rows a legal hold keeps left out.'
+
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
      RETURNS smallint
@@ -4120,12 +4474,16 @@ function pii_internal.column_erased_sql(regclass,smallint,text) owner <owner>
 function pii_internal.column_name(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_name(tbl regclass, col smallint)
      RETURNS name
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select a.attname from pg_catalog.pg_attribute a
-      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    begin
+      return (
+        select a.attname from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -4135,12 +4493,16 @@ function pii_internal.column_name(regclass,smallint) owner <owner>
 function pii_internal.column_type(regclass,smallint) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_type(tbl regclass, col smallint)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
-      where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+    begin
+      return (
+        select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
+        where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -4219,7 +4581,7 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       update pii.requests r set matched = n_matched where r.id = rid;
 
       -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_);
+      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
       if pg_catalog.cardinality(hashes) >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
@@ -4782,18 +5144,22 @@ function pii_internal.ensure_deputies() owner <owner>
 function pii_internal.erase_action(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_action(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive chain as (
-        select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-        union all
-        select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-      )
-      select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-                  when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-                  else 'anonymize' end
+    begin
+      return (
+        with recursive chain as (
+          select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+          union all
+          select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+        )
+        select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                    when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                    else 'anonymize' end
+      );
+    end
     $function$
   comment 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.'
 
@@ -4812,85 +5178,17 @@ function pii_internal.erase_plan(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_plan(mode text)
      RETURNS TABLE(relid regclass, table_name text, action text, depth integer, statement text, capture text)
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-    declare
-      r record;
-      rows_sql record;
-      set_list text;
-      owned text;
-      key_col text;
     begin
-      for r in
-        with recursive tree as (
-          select t.relid, 0 as depth, t.on_erase = 'delete' as deletes
-          from pii.tables t
-          where t.parent_relid is null and exists (select from pg_catalog.pg_class c where c.oid = t.relid)
-          union all
-          select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
-          from pii.tables c join tree on c.parent_relid = tree.relid
-        ),
-        -- referencing -> referenced, between registered tables.
-        edges (src, dst) as (
-          select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-            and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-          union
-          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-          from pii.tables t join pii.subject_table s on s.kind = t.kind
-          where t.relid <> s.relid
-        ),
-        -- How far a table is above the tables nothing registered references further: it runs
-        -- before every table it references.
-        level (relid, n) as (
-          select tree.relid::oid, 0 from tree
-          union
-          select e.src, level.n + 1 from level join edges e on e.dst = level.relid
-          where level.n < (select pg_catalog.count(*) from tree)
-        )
-        select tree.relid, tree.depth,
-               case when mode = 'delete' then 'delete'
-                    when s.relid is not null then 'anonymize'
-                    when tree.deletes then 'delete'
-                    else 'anonymize' end as action,
-               s.relid is not null as is_subject,
-               coalesce(t.link_referenced, false) as referenced, t.parent_fk_attnum
-        from tree
-        left join pii.subject_table s on s.relid = tree.relid
-        left join pii.tables t on t.relid = tree.relid
-        order by (select pg_catalog.max(l.n) from level l where l.relid = tree.relid::oid) desc, s.relid is not null, tree.depth desc, tree.relid::oid
-      loop
-        relid := r.relid; table_name := pii_internal.qualified_name(r.relid); action := r.action; depth := r.depth; capture := null;
-        set_list := case when r.action = 'anonymize' then pii_internal.erase_set_list(r.relid) end;
-        continue when r.action = 'anonymize' and set_list is null;
-        rows_sql := pii_internal.subject_rows_sql(r.relid);
-        if r.referenced then
-          key_col := pii_internal.column_name(r.relid, r.parent_fk_attnum);
-          owned := pii_internal.exclusively_owned_sql(r.relid);
-          -- The keys of the rows the subjects reach, split into owned by them alone and shared.
-          capture := pg_catalog.format(
-            'select coalesce(pg_catalog.array_agg(distinct x.k) filter (where x.owned), ''{}''), coalesce(pg_catalog.array_agg(distinct x.k) filter (where not x.owned), ''{}'') '
-            'from (select t.%I::text as k, %s as owned from %s as t%s where %s) as x',
-            key_col, owned, table_name, case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end, rows_sql.where_sql);
-          -- Checked again when changing: a row someone referenced meanwhile is theirs too.
-          rows_sql.from_list := '';
-          rows_sql.where_sql := pg_catalog.format('t.%I operator(pg_catalog.=) any ($5::%s[]) and %s', key_col,
-                                                  pii_internal.column_type(r.relid, r.parent_fk_attnum), owned);
-        end if;
-        if r.action = 'delete' then
-          statement := pg_catalog.format('delete from %s as t%s where %s', table_name,
-                                         case when rows_sql.from_list = '' then '' else ' using ' || rows_sql.from_list end, rows_sql.where_sql);
-        else
-          -- Rows already in their erased state are not written again (no new row version,
-          -- no index entries, no trigger work): erasing twice writes nothing.
-          statement := pg_catalog.format('update %s as t set %s%s where %s and not (%s)', table_name, set_list,
-                                         case when rows_sql.from_list = '' then '' else ' from ' || rows_sql.from_list end, rows_sql.where_sql,
-                                         pii_internal.row_erased_sql(r.relid, 'anonymize'));
-        end if;
-        return next;
-      end loop;
+      return query
+      select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+      from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
+             $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+                        'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
+                       from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
+             mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+      order by x.ord;
     end
     $function$
   comment 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.'
@@ -4902,14 +5200,14 @@ function pii_internal.erase_resolved(text[],text[],text,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      problem record;
+      problem text[];
       held record;
     begin
       perform pii_internal.check_erase_mode(mode);
       -- A plan that would violate a constraint is refused before anything changes.
-      select * into problem from pii_internal.plan_problems(mode) limit 1;
-      if problem.table_name is not null then
-        raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+      problem := pii_internal.plan_problem(mode);
+      if pg_catalog.cardinality(problem) > 0 then
+        raise exception 'erasure (mode %) cannot run: %', mode, problem[3] using errcode = '55000', hint = problem[4], constraint = problem[2];
       end if;
       matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
       -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
@@ -5022,6 +5320,55 @@ function pii_internal.erase_strategy_sql(text,regclass,smallint,text) owner <own
     $function$
   comment 'Internal. The erase_sql or erased_sql template of a column''s erase strategy (erase_strategies()), filled in for the column (alias t).'
 
+function pii_internal.erased_co_owners(regclass,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.erased_co_owners(tbl regclass, subject_keys text[], scopes text[], OUT keys text[], OUT key_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reach record := pii_internal.subject_rows_sql(tbl);
+      tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
+      selects text[];
+      found record;
+      sec pii_internal.secret;
+    begin
+      keys := '{}';
+      select pg_catalog.array_agg(pg_catalog.format(
+               'select %s as k, %s as s from %s as t%s where %s(%s) in (select %s from %s as t%s where %s)',
+               pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql || '::text', 'null::text'),
+               pii_internal.qualified_name(f.referencing), case when path.from_list = '' then '' else ', ' || path.from_list end,
+               case when path.join_sql = '' then '' else path.join_sql || ' and ' end,
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(f.referencing, u.a)), ', ' order by u.i)
+                from unnest(f.conkey) with ordinality as u (a, i)),
+               (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(tbl, u.b)), ', ' order by u.i)
+                from unnest(f.confkey) with ordinality as u (b, i)),
+               pii_internal.qualified_name(tbl), case when reach.from_list = '' then '' else ', ' || reach.from_list end, reach.where_sql)
+             order by f.conname)
+        into selects
+      from pii_internal.shared_row_references() f
+      join pii.tables r on r.relid = f.referencing and r.kind operator(pg_catalog.=) tbl_kind
+      cross join lateral pii_internal.subject_key_sql(f.referencing) path
+      where f.referenced = tbl;
+      if selects is null then
+        return;
+      end if;
+      found := pii_internal.as_owner(tbl, pg_catalog.format('select coalesce(pg_catalog.array_agg(x.k), ''{}''), pg_catalog.array_agg(x.s) from (%s) as x',
+                                                            pg_catalog.array_to_string(selects, ' union ')),
+                                     true, subject_keys, scopes);
+      if pg_catalog.cardinality(found.found_keys) = 0 then
+        return;
+      end if;
+      select * into sec from pii_internal.secret;
+      execute pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
+           where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
+        pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
+        into keys, key_scopes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key;
+    end
+    $function$
+  comment 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.'
+
 function pii_internal.exclusively_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.exclusively_owned_sql(tbl regclass)
      RETURNS text
@@ -5046,13 +5393,16 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
         select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
                                                        pii_internal.column_name(tbl, u.b)), ' and ')
           into cond from unnest(f.conkey, f.confkey) as u (a, b);
-        if exists (select from pii.tables t where t.relid = f.referencing) then
-          -- Inside, t is the referencing table again (the subject rows' own alias).
+        if exists (select from pii.tables t, pii.tables x where t.relid = f.referencing and x.relid = tbl and t.kind = x.kind) then
+          -- Inside, t is the referencing table again (the subject rows' own alias): rows of the
+          -- subjects being erased ($1/$2) or of subjects erased before ($6/$8, the same SQL).
           inner_rows := pii_internal.subject_rows_sql(f.referencing);
-          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+          cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where ((%s) or (%s)) and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
                                             pii_internal.qualified_name(f.referencing),
                                             case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
-                                            inner_rows.where_sql, alias, alias);
+                                            inner_rows.where_sql,
+                                            pg_catalog.regexp_replace(pg_catalog.regexp_replace(inner_rows.where_sql, '\$1(?![0-9])', '$6', 'g'), '\$2(?![0-9])', '$8', 'g'),
+                                            alias, alias);
         end if;
         conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
         -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
@@ -5065,7 +5415,7 @@ function pii_internal.exclusively_owned_sql(regclass) owner <owner>
       return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
     end
     $function$
-  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.'
+  comment 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of its kind''s subjects bound as $1/$2 or erased before ($6/$8) (shared => keep); true otherwise.'
 
 function pii_internal.find_subjects_again(bytea[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.find_subjects_again(hashes bytea[], pseudonyms text[], kind text, OUT keys text[], OUT scopes text[], OUT found_hashes bytea[])
@@ -5135,22 +5485,22 @@ function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     $function$
   comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+function pii_internal.flag_subjects(bytea[],text[],uuid,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with ins as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
-        select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+        select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
-          set request_id = coalesce(t.request_id, excluded.request_id)
+          set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
         returning 1
       )
       select pg_catalog.count(*) from ins
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -5270,6 +5620,32 @@ function pii_internal.guard_candidates_sql(regclass,text,text) owner <owner>
     $function$
   comment 'Internal. SQL (for the table owner''s deputy) selecting the subjects of written rows that carry PII or newly link to their subject, flagged 1 (PII), 2 (minimised row of a delete table) or 0.'
 
+function pii_internal.guard_columns(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_columns(tbl regclass, mode text)
+     RETURNS name[]
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.array_agg(a.attname order by a.attnum), '{}')
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_type ty on ty.oid = a.atttypid
+      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+        and (ty.typnamespace operator(pg_catalog.<>) 'pg_catalog'::regnamespace
+             or a.attnum in (select c.attnum from pii.columns c where c.relid = tbl and c.erase operator(pg_catalog.<>) 'keep')
+             or a.attnum in (select i.attnum from pii.identifiers i where i.relid = tbl)
+             or a.attnum in (select x from pii.tables t, unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) x where t.relid = tbl)
+             or a.attnum in (select s.key_attnum from pii.subject_table s where s.relid = tbl)
+             or a.attnum in (select s.scope_attnum from pii.subject_table s where s.relid = tbl)
+             or a.attnum in (select c.parent_key_attnum from pii.tables c where c.parent_relid = tbl)
+             or a.attnum in (select unnest(k.conkey) from pg_catalog.pg_constraint k
+                             where k.conrelid = tbl and k.contype = 'p'
+                               and (mode operator(pg_catalog.=) 'skip' or exists (select from pii.identifiers i where i.relid = tbl)
+                                    or exists (select from pii.subject_table s where s.relid = tbl and s.key_is_pii)))
+             or a.attnum in (select unnest(k.confkey) from pg_catalog.pg_constraint k where k.confrelid = tbl and k.contype = 'f'))
+    $function$
+  comment 'Internal. The columns of a registered table whose values a guard reads in written rows (the rest of built-in types are sent to the deputy as NULL).'
+
 function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_erase(tbl regclass, keys text[], scopes text[], children boolean, self boolean)
      RETURNS bigint
@@ -5283,9 +5659,13 @@ function pii_internal.guard_erase(regclass,text[],text[],boolean,boolean) owner 
       if pg_catalog.cardinality(keys) = 0 then
         return 0;
       end if;
-      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
       from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+      if pg_catalog.cardinality(only_tables) = 0 then
+        -- No registered children: no plan to build.
+        return 0;
+      end if;
+      held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
       return (select coalesce(pg_catalog.sum(n), 0)::bigint
               from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
                                                        (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
@@ -5319,7 +5699,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
@@ -5353,7 +5733,16 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
     AS $function$
     declare
       sec pii_internal.secret;
+      kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
+      n integer := pg_catalog.cardinality(candidate_keys);
+      prefilter text := 'true';
     begin
+      if n >= 1000
+         and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
+         and not exists (select from pii_internal.tombstones t where t.bucket is null) then
+        prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                       pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
+      end if;
       select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
@@ -5362,9 +5751,9 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                     where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
            from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                         pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
-                 from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+                 from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
            join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-        pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
+        prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
         into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
     end
     $function$
@@ -5410,6 +5799,28 @@ function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,tex
     $function$
   comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
 
+function pii_internal.guard_keys_in_place_sql(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_keys_in_place_sql(tbl regclass)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+    begin
+      select * into reg from pii.tables t where t.relid = tbl;
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+           from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
+        pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+        pii_internal.column_name(tbl, reg.subject_attnum),
+        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+    end
+    $function$
+  comment 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).'
+
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
      RETURNS event_trigger
@@ -5453,24 +5864,28 @@ function pii_internal.guard_new_partitions() owner <owner>
 function pii_internal.guard_owned_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_owned_sql(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select coalesce(pg_catalog.string_agg(
-               case when f.referencing = t.parent_relid and f.conname = t.link_fk
-                    then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
-                                           pii_internal.qualified_name(f.referencing), c.cond)
-                    else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
-               ' and ' order by f.conname), 'true')
-      from pii.tables t
-      join pii_internal.shared_row_references() f on f.referenced = t.relid
-      cross join lateral (
-        select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
-                                                       pii_internal.column_name(tbl, u.b)), ' and ') as cond
-        from unnest(f.conkey, f.confkey) as u (a, b)
-      ) c
-      where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+    begin
+      return (
+        select coalesce(pg_catalog.string_agg(
+                 case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                      then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                             pii_internal.qualified_name(f.referencing), c.cond)
+                      else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+                 ' and ' order by f.conname), 'true')
+        from pii.tables t
+        join pii_internal.shared_row_references() f on f.referenced = t.relid
+        cross join lateral (
+          select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                         pii_internal.column_name(tbl, u.b)), ' and ') as cond
+          from unnest(f.conkey, f.confkey) as u (a, b)
+        ) c
+        where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+      );
+    end
     $function$
   comment 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).'
 
@@ -5505,6 +5920,45 @@ function pii_internal.guard_problems() owner <owner>
     $function$
   comment 'Internal. Missing, disabled or not-ALWAYS guard triggers on registered tables and their partitions and children; missing guard event trigger.'
 
+function pii_internal.guard_reads_in_place(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_reads_in_place(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce((
+        select t.subject_attnum is not null
+           and pii_internal.erase_action(tbl) operator(pg_catalog.=) 'delete'
+           and not exists (select from pii.legal_holds h where h.released_at is null)
+           and not exists (select from pii.tables c where c.parent_relid = tbl)
+           and not exists (select from pii.identifiers i where i.relid = tbl)
+           and not exists (select from pii.subject_table s where s.relid = tbl)
+           and pii_internal.guard_owned_sql(tbl) operator(pg_catalog.=) 'true'
+           and not exists (select from pg_catalog.pg_attribute a
+                           where a.attrelid = tbl and a.attnum in (t.subject_attnum, t.scope_attnum)
+                             and (a.atttypid not in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                                                     'pg_catalog.uuid'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+                                  or a.attcollation not in (0, 100, 950, 951)))
+        from pii.tables t where t.relid = tbl), false)
+    $function$
+  comment 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.'
+
+function pii_internal.guard_row_text_sql(regclass,regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_row_text_sql(tbl regclass, rel regclass, mode text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(%s)))',
+               pg_catalog.string_agg(case when g.n is not null then pg_catalog.format('t.%I', a.attname) else 'null' end, ', ' order by a.attnum))
+      from pg_catalog.pg_attribute a
+      left join unnest(pii_internal.guard_columns(tbl, mode)) as g (n) on g.n operator(pg_catalog.=) a.attname
+      where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+    $function$
+  comment 'Internal. SQL text of a written row as a guard sends it to the deputy: record_out of the columns it reads, the others NULL.'
+
 function pii_internal.guard_rows() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_rows()
      RETURNS trigger
@@ -5523,6 +5977,8 @@ function pii_internal.guard_rows() owner <owner>
       moved text[];
       row_type text;
       candidates record;
+      cand_keys text[];
+      cand_scopes text[];
       idents record;
       pii_keys text[];
       pii_scopes text[];
@@ -5541,16 +5997,6 @@ function pii_internal.guard_rows() owner <owner>
       end if;
       select * into subj from pii.subject_table s where s.kind = reg.kind;
 
-      -- The new rows leave the trigger as text (record_out: output functions only, never a
-      -- cast), and the table owner's deputy reads them back as the table's row type and selects
-      -- the subjects of rows that carry PII and, where tables are registered beneath this one,
-      -- of rows that newly link to their subject (inserted, or moved to another subject or
-      -- parent). Domain checks, casts and policies on the
-      -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-      -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
-      -- subject once and probes the tombstones, on text only.
-      select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
-      row_type := pii_internal.qualified_name(tg_relid);
       link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
       if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
         link_sql := 'false';
@@ -5568,17 +6014,39 @@ function pii_internal.guard_rows() owner <owner>
         link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                          else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
       end if;
-      candidates := pii_internal.as_owner(reg.relid,
-        pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-        true, moved, null, new_rows);
-      hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+      row_type := pii_internal.qualified_name(tg_relid);
+      if reg.guard_mode <> 'skip' and pii_internal.guard_reads_in_place(reg.relid) then
+        -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
+        -- a built-in type is read: their text is taken here (pg_catalog's output functions),
+        -- each distinct value once, and no row leaves the trigger.
+        execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+      else
+        -- The new rows leave the trigger as text (record_out: output functions only, never a
+        -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+        -- neither printed nor parsed), each distinct row once, and the table owner's deputy
+        -- reads them back as the table's row type and selects the subjects of rows that carry
+        -- PII and, where tables are registered beneath this one, of rows that newly link to
+        -- their subject (inserted, or moved to another subject or parent). Domain checks, casts
+        -- and policies on the table run as its owner, never as Lethe. (Lethe's own erasures
+        -- pass through here too: the rows they leave carry no PII, and they move nothing.)
+        -- Lethe then hashes each subject once and probes the tombstones, on text only.
+        execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                                  pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+          into new_rows;
+        candidates := pii_internal.as_owner(reg.relid,
+          pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+          true, moved, null, new_rows);
+        cand_keys := candidates.found_keys;
+        cand_scopes := candidates.found_scopes;
+      end if;
+      hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
       -- An erased person written again under a new key, known by an identifier (email, phone):
       -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
       -- only the rows carrying the identifier are theirs.
       idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                              hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -5640,17 +6108,20 @@ function pii_internal.guard_rows() owner <owner>
 function pii_internal.guarded_tree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guarded_tree(tbl regclass)
      RETURNS SETOF regclass
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive down (relid) as (
-        select tbl::oid
-        union
-        select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
-        where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
-      )
-      select down.relid::regclass from down
+    begin
+      return query
+        with recursive down (relid) as (
+          select tbl::oid
+          union
+          select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+          where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+        )
+        select down.relid::regclass from down;
+    end
     $function$
   comment 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.'
 
@@ -5839,7 +6310,7 @@ function pii_internal.identifier_hash_sql(text,text) owner <owner>
   comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
 
 function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[])
+    CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[], OUT new_buckets integer[])
      RETURNS record
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -5852,7 +6323,7 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       sec pii_internal.secret;
       is_subject boolean;
     begin
-      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
+      keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
       select * into reg from pii.tables t where t.relid = tbl;
       values_sql := pii_internal.identifier_values_sql(tbl);
       if values_sql is null or not exists (select from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
@@ -5887,11 +6358,13 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
                 merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
                            union all select hit.k, hit.s, true from hit)
            select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
-                  coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
+                  coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
                   coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
            from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
-        into pairs, new_hashes, keys, scopes, pii
+        pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
+        pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
+        into pairs, new_hashes, new_buckets, keys, scopes, pii
         using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
     end
     $function$
@@ -5968,16 +6441,20 @@ function pii_internal.identifier_values_sql(regclass) owner <owner>
 function pii_internal.is_citext(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.is_citext(type_name text)
      RETURNS boolean
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select exists (
-        select from pg_catalog.pg_type ty
-        join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
-        join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
-        join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
-        where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+    begin
+      return (
+        select exists (
+          select from pg_catalog.pg_type ty
+          join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+          join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+          join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+          where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+      );
+    end
     $function$
   comment 'Internal. Whether a type is (a domain over) the citext extension''s type.'
 
@@ -6027,16 +6504,20 @@ function pii_internal.is_text_type(regclass,smallint) owner <owner>
 function pii_internal.key_equality_sql(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_equality_sql(key_type text)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select coalesce(
-        (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
-         from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
-         where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
-         limit 1),
-        'operator(pg_catalog.=)')
+    begin
+      return (
+        select coalesce(
+          (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+           from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+           where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+           limit 1),
+          'operator(pg_catalog.=)')
+      );
+    end
     $function$
   comment 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.'
 
@@ -6055,13 +6536,17 @@ function pii_internal.key_position(integer,bigint[]) owner <owner>
 function pii_internal.key_text_sql(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.key_text_sql(value_sql text, key_type text)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when pii_internal.is_citext(key_type)
-                  then 'pg_catalog.lower((' || value_sql || ')::text)'
-                  else '(' || value_sql || ')::text' end
+    begin
+      return (
+        select case when pii_internal.is_citext(key_type)
+                    then 'pg_catalog.lower((' || value_sql || ')::text)'
+                    else '(' || value_sql || ')::text' end
+      );
+    end
     $function$
   comment 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.'
 
@@ -6077,6 +6562,17 @@ function pii_internal.keyed_hmac_sql(text,text,text) owner <owner>
     $function$
   comment 'Internal. SQL text computing HMAC-SHA256 of message_sql under a padded key given as two SQL expressions.'
 
+function pii_internal.kind_bucket_sql(text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_bucket_sql(kind text, scope_sql text, key_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pii_internal.bucket_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
+    $function$
+  comment 'Internal. SQL text of a kind''s tombstone bucket (pii_internal.bucket_sql with the kind''s prefix).'
+
 function pii_internal.kind_hash_sql(text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text)
      RETURNS text
@@ -6084,11 +6580,7 @@ function pii_internal.kind_hash_sql(text,text,text) owner <owner>
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pii_internal.subject_hash_sql(
-               case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
-                    else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
-               key_sql)
-      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
+      select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
     $function$
   comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
 
@@ -6102,6 +6594,19 @@ function pii_internal.kind_list() owner <owner>
       select pg_catalog.string_agg(pg_catalog.format('"%s"', s.kind), ', ' order by s.kind) from pii.subject_table s
     $function$
   comment 'Internal. The install''s subject kinds, quoted and comma-separated, for error messages.'
+
+function pii_internal.kind_scope_sql(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.kind_scope_sql(kind text, scope_sql text)
+     RETURNS text
+     LANGUAGE sql
+     STABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
+                  else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end
+      from pii.subject_table s where s.kind operator(pg_catalog.=) kind_scope_sql.kind
+    $function$
+  comment 'Internal. SQL text of the scope a kind''s subjects are hashed with (the kind''s hash_prefix before it).'
 
 function pii_internal.ledger_audited_erasure() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
@@ -6440,19 +6945,19 @@ function pii_internal.lint_registered_tables() owner <owner>
     $function$
   comment 'Internal. Registered tables that exist, with their qualified names.'
 
-function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text)
+function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid DEFAULT NULL::uuid, filed_snapshot pg_snapshot DEFAULT NULL::pg_snapshot, kind text DEFAULT NULL::text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bytea[]
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with marked as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
-        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
-        from unnest(hashes, pseudonyms) as u (h, p)
+        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
+        select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
+        from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
         on conflict (subject_hash) do update
           set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
-              request_id = coalesce(excluded.request_id, t.request_id)
+              request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
           where mark_erased.filed_snapshot is null or t.erased_xact is null
              or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
         returning t.subject_hash
@@ -7149,6 +7654,101 @@ function pii_internal.parse_strategy(text) owner <owner>
     $function$
   comment 'Internal. Splits a strategy into its name and the argument after the first colon (NULL without one).'
 
+function pii_internal.plan_cache_ddl() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_ddl()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if tg_tag in ('ALTER TYPE', 'ALTER DOMAIN', 'ALTER SCHEMA')
+         or exists (
+           select from pg_catalog.pg_event_trigger_ddl_commands() d
+           where d.classid = 'pg_catalog.pg_class'::regclass
+             and (exists (select from pii.tables t where t.relid::oid = d.objid)
+                  or exists (select from pg_catalog.pg_constraint c
+                             where c.contype = 'f' and c.conrelid = d.objid
+                               and c.confrelid in (select t.relid::oid from pii.tables t)))) then
+        perform pii_internal.bump_plan_generation();
+      end if;
+    end
+    $function$
+  comment 'Internal. Event trigger (ddl_command_end): DDL on registered tables, tables referencing them, schemas and types starts a new plan cache generation.'
+
+function pii_internal.plan_cache_drop() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_drop()
+     RETURNS event_trigger
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.bump_plan_generation();
+    end
+    $function$
+  comment 'Internal. Event trigger (sql_drop): any dropped object may be in a plan (a column, a foreign key, a table): a new plan cache generation.'
+
+function pii_internal.plan_cache_enabled() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_cache_enabled()
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.count(*) operator(pg_catalog.=) 2 from pg_catalog.pg_event_trigger e
+      where e.evtname in ('lethe_plan_cache_ddl', 'lethe_plan_cache_drop') and e.evtenabled operator(pg_catalog.<>) 'D'
+    $function$
+  comment 'Internal. Whether the plan cache is in use: only while its DDL event triggers are installed and enabled.'
+
+function pii_internal.plan_edges() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_edges()
+     RETURNS TABLE(src oid, dst oid, conname name, registered_join boolean, cycle text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive live as (
+        select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+      ), edges as (
+        select x.src, x.dst, x.conname, pg_catalog.bool_or(x.registered_join) as registered_join
+        from (select c.conrelid as src, c.confrelid as dst, c.conname, false as registered_join from pg_catalog.pg_constraint c
+              where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+                and c.conrelid in (select l.relid::oid from live l) and c.confrelid in (select l.relid::oid from live l)
+              union all
+              select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                     case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end,
+                     t.link_fk, true
+              from live t join pii.subject_table s on s.kind = t.kind
+              where t.relid <> s.relid) x
+        group by x.src, x.dst, x.conname
+      ), reach (a, b) as (
+        -- A cycle needs a foreign key that is no registered join: without one, nothing to walk.
+        select e.src, e.dst from edges e where exists (select from edges n where not n.registered_join)
+        union
+        select r.a, e.dst from reach r join edges e on e.src = r.b
+      )
+      select e.src, e.dst, e.conname, e.registered_join,
+             case when exists (select from reach r where r.a = e.dst and r.b = e.src) then
+               (select pg_catalog.min(pii_internal.qualified_name(r.b::regclass)) from reach r
+                where r.a = e.src and exists (select from reach q where q.a = r.b and q.b = e.src)) end
+      from edges e
+    $function$
+  comment 'Internal. Referencing -> referenced edges between registered tables (foreign keys and registered joins, with the constraint name); cycle: the first table name of the cycle the edge is part of, NULL when none.'
+
+function pii_internal.plan_problem(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.plan_problem(mode text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return pii_internal.cached_sql(pg_catalog.format('plan_problem:%s', mode), pg_catalog.format(
+        $q$coalesce((select array[p.table_name, p.constraint_name, p.problem, p.hint] from pii_internal.plan_problems(%L) p limit 1), '{}')$q$, mode));
+    end
+    $function$
+  comment 'Internal. The first problem pii_internal.plan_problems finds for a mode (table, constraint, problem, hint), empty when the plan can run.'
+
 function pii_internal.plan_problems(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.plan_problems(mode text)
      RETURNS TABLE(table_name text, constraint_name name, problem text, hint text)
@@ -7202,6 +7802,34 @@ function pii_internal.plan_problems(text) owner <owner>
                    -- Rows an unregistered table references are shared, and kept.
                    or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
                  else false end
+      order by 1, 2;
+      if not exists (select from pii_internal.plan_edges() e where e.cycle is not null and not e.registered_join) then
+        return;
+      end if;
+      return query
+      -- In a cycle of foreign keys, a table changed after a table it references is deleted (the
+      -- plan's order follows the registered joins): its rows still reference the deleted ones,
+      -- whatever its own erase strategies do to them later.
+      with plan as materialized (
+        select p.relid::oid as relid, p.action, p.ord
+        from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+      )
+      select pii_internal.qualified_name(e.dst::regclass), e.conname,
+             pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows, erased after them, still reference them (foreign keys between registered tables form a cycle: %s; the plan follows the registered joins)',
+                               pii_internal.qualified_name(e.dst::regclass), e.conname, pii_internal.qualified_name(e.src::regclass),
+                               (select pg_catalog.string_agg(pg_catalog.format('%s (%s -> %s)', coalesce(x.conname::text, 'unenforced join'),
+                                                                               pii_internal.qualified_name(x.src::regclass), pii_internal.qualified_name(x.dst::regclass)),
+                                                             ', ' order by x.conname, x.src)
+                                from pii_internal.plan_edges() x where x.cycle operator(pg_catalog.=) e.cycle)),
+             pg_catalog.format('Alter %s to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or %s.', e.conname,
+                               case when mode = 'delete' then 'erase with mode => erase'
+                                    else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(e.dst::regclass)) end)
+      from pii_internal.plan_edges() e
+      join pg_catalog.pg_constraint c on c.conrelid = e.src and c.conname = e.conname and c.contype = 'f'
+      join plan ps on ps.relid = e.src
+      join plan pd on pd.relid = e.dst
+      where e.cycle is not null and not e.registered_join and c.confdeltype in ('a', 'r') and not c.condeferred
+        and pd.action = 'delete' and ps.ord > pd.ord
       order by 1, 2;
     end
     $function$
@@ -7262,13 +7890,17 @@ function pii_internal.pseudonyms(text[]) owner <owner>
 function pii_internal.qualified_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.qualified_name(tbl regclass)
      RETURNS text
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE STRICT
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select pg_catalog.format('%I.%I', n.nspname, c.relname)
-      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where c.oid = tbl
+    begin
+      return (
+        select pg_catalog.format('%I.%I', n.nspname, c.relname)
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where c.oid = tbl
+      );
+    end
     $function$
   grant EXECUTE to pii_admin
   grant EXECUTE to pii_auditor
@@ -7438,16 +8070,20 @@ function pii_internal.refuse_unrunnable_plan(regclass) owner <owner>
 function pii_internal.registered_ancestor(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_ancestor(rel regclass)
      RETURNS regclass
-     LANGUAGE sql
+     LANGUAGE plpgsql
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive up (relid, depth) as (
-        select rel::oid, 0
-        union all
-        select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
-      )
-      select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+    begin
+      return (
+        with recursive up (relid, depth) as (
+          select rel::oid, 0
+          union all
+          select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+        )
+        select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+      );
+    end
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
@@ -7544,6 +8180,19 @@ function pii_internal.registered_table(regclass) owner <owner>
     end
     $function$
   comment 'Internal. The pii.tables row of a registered table (22004 for NULL, 55000 naming the table when it is not registered).'
+
+function pii_internal.registry_changed() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registry_changed()
+     RETURNS trigger
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.bump_plan_generation();
+      return null;
+    end
+    $function$
+  comment 'Internal. Statement trigger on the registry tables: a new plan cache generation.'
 
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])
@@ -7844,25 +8493,13 @@ function pii_internal.rewrites_pii_key(regclass) owner <owner>
 function pii_internal.row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.row_erased_sql(tbl regclass, action text)
      RETURNS text
-     LANGUAGE sql
-     STABLE
+     LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      select case when action = 'delete' then 'false' else coalesce((
-        -- Pseudonym tests (two hashes each) last: the first column holding PII ends the test.
-        select pg_catalog.string_agg(x.pred, ' and ' order by x.hashes)
-        from (
-          select pii_internal.column_erased_sql(c.relid, c.attnum, c.erase) as pred, c.erase = 'pseudonym' as hashes
-          from pii.columns c
-          where c.relid = tbl and pii_internal.column_name(c.relid, c.attnum) is not null
-          union all
-          -- A PII key, in the subject table and wherever erasure rewrites it (no cascading FK).
-          -- Rows are found by their raw key (or its keyed hash): such a row is never erased,
-          -- however much its key looks like a pseudonym (anon_fan@news.example).
-          select 'false', false
-          from pii.tables t
-          where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
-        ) x where x.pred is not null), 'true') end
+    begin
+      return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+                                      pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
+    end
     $function$
   comment 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).'
 
@@ -7917,6 +8554,9 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
       statements text[];
       captures text[];
       owned text[] := '{}';
+      others record;
+      other_keys text[] := '{}';
+      other_scopes text[] := '{}';
       captured record;
       rows_sql record;
       n bigint;
@@ -7943,7 +8583,11 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
         for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
           shared_kept[i] := 0;
           if captures[i] is not null then
-            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+            -- Rows of subjects erased before (another batch) do not make a row shared.
+            others := pii_internal.erased_co_owners(relids[i], subject_keys, scopes);
+            other_keys[i] := others.keys::text;
+            other_scopes[i] := others.key_scopes::text;
+            captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes, null, others.keys, null, others.key_scopes);
             owned[i] := captured.found_keys::text;
             shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
           end if;
@@ -7953,7 +8597,8 @@ function pii_internal.run_erase_plan(text,text[],text[],boolean,text[],oid[],tex
             n := pg_catalog.cardinality(owned[i]::text[]);
           elsif captures[i] is not null then
             n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
-                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+                      else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
+                                                  other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
           elsif count_only then
             -- count(*), not the rows: nothing is materialised, and the planner may count in parallel.
             rows_sql := pii_internal.subject_rows_sql(relids[i]);
@@ -8132,6 +8777,24 @@ function pii_internal.strategy_keys(text) owner <owner>
     $function$
   comment 'Internal. The trimmed keys of a jsonb_remove argument.'
 
+function pii_internal.subject_buckets(text,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[])
+     RETURNS integer[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      result integer[];
+    begin
+      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
+                                pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
+        into result using subject_keys, scopes;
+      return result;
+    end
+    $function$
+  comment 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.'
+
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)
      RETURNS bytea
@@ -8158,40 +8821,13 @@ function pii_internal.subject_key_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_key_sql(tbl regclass, OUT from_list text, OUT join_sql text, OUT key_sql text, OUT scope_sql text, OUT key_type text, OUT scope_type text)
      RETURNS record
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      reg pii.tables;
-      cur regclass := tbl;
-      alias text := 't';
-      parent_alias text;
-      depth integer := 0;
-      conds text[] := '{}';
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+        '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
     begin
-      from_list := '';
-      loop
-        select * into reg from pii.tables r where r.relid = cur;
-        if reg.relid is null then
-          raise exception 'table % has no registered path to the subject', pii_internal.qualified_name(tbl) using errcode = '55000';
-        end if;
-        exit when reg.parent_relid is null;
-        depth := depth + 1;
-        parent_alias := 'p' || depth;
-        from_list := from_list || case when depth > 1 then ', ' else '' end
-                     || pg_catalog.format('%s %I', pii_internal.qualified_name(reg.parent_relid), parent_alias);
-        conds := conds || pg_catalog.format('%I.%I = %I.%I', alias, pii_internal.column_name(cur, reg.parent_fk_attnum),
-                                            parent_alias, pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
-        alias := parent_alias;
-        cur := reg.parent_relid;
-      end loop;
-      join_sql := coalesce(pg_catalog.array_to_string(conds, ' and '), '');
-      key_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.subject_attnum));
-      key_type := pii_internal.column_type(cur, reg.subject_attnum);
-      if reg.scope_attnum is not null then
-        scope_sql := pg_catalog.format('%I.%I', alias, pii_internal.column_name(cur, reg.scope_attnum));
-        scope_type := pii_internal.column_type(cur, reg.scope_attnum);
-      end if;
+      from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
     end
     $function$
   comment 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).'
@@ -8256,45 +8892,13 @@ function pii_internal.subject_rows_sql(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_rows_sql(tbl regclass, OUT from_list text, OUT where_sql text)
      RETURNS record
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      path record := pii_internal.subject_key_sql(tbl);
-      reg pii.tables;
-      key_cond text;
-      first_join text;
-      conds text[];
+      p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+                                          pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
     begin
-      from_list := path.from_list;
-      conds := case when path.join_sql = '' then '{}'::text[] else array[path.join_sql] end;
-      -- The key type's own = (citext's compares case-insensitively), schema-qualified.
-      key_cond := pg_catalog.format('%s %s any ($1::%s[])', path.key_sql, pii_internal.key_equality_sql(path.key_type), path.key_type);
-      conds := conds || key_cond;
-      if path.join_sql <> '' then
-        -- The parent keys of these subjects, looked up first: the table's rows are then found
-        -- through the index on its foreign key (= any (array)), instead of a hash join that
-        -- scans the whole table once per chunk. Implied by the join, so the same rows.
-        select * into reg from pii.tables r where r.relid = tbl;
-        first_join := pg_catalog.format('%I.%I = %I.%I', 't', pii_internal.column_name(tbl, reg.parent_fk_attnum),
-                                        'p1', pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum));
-        if not pg_catalog.starts_with(path.join_sql, first_join) then
-          raise exception 'subject_rows_sql: the path of % does not start with its first hop', pii_internal.qualified_name(tbl) using errcode = 'XX000';
-        end if;
-        conds := conds || pg_catalog.format('t.%I = any (array(select p1.%I from %s where %s))',
-          pii_internal.column_name(tbl, reg.parent_fk_attnum), pii_internal.column_name(reg.parent_relid, reg.parent_key_attnum), path.from_list,
-          -- The joins beyond the first hop (subject_key_sql lists the first hop first).
-          pg_catalog.array_to_string(array[nullif(pg_catalog.substr(path.join_sql, pg_catalog.length(first_join) + 6), ''), key_cond], ' and '));
-      end if;
-      if path.scope_sql is not null then
-        -- The key lookup drives the index; the pair test keeps brand 1's key off brand 2's row.
-        conds := conds || case when pii_internal.is_citext(path.key_type)
-          then pg_catalog.format('(%s, %s) in (select u.s::%s, u.k from unnest($2, $1) as u (s, k))',
-                                 path.scope_sql, pii_internal.key_text_sql(path.key_sql, path.key_type), path.scope_type)
-          else pg_catalog.format('(%s, %s) in (select u.s::%s, u.k::%s from unnest($2, $1) as u (s, k))',
-                                 path.scope_sql, path.key_sql, path.scope_type, path.key_type) end;
-      end if;
-      where_sql := pg_catalog.array_to_string(conds, ' and ');
+      from_list := p[1]; where_sql := p[2];
     end
     $function$
   comment 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.'
@@ -8562,5 +9166,9 @@ event trigger lethe_masking_ddl_start on ddl_command_start when tag in ('ALTER T
 event trigger lethe_masking_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.masking_sql_drop() owner <owner>
 
 event trigger lethe_not_pii_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE') execute pii_internal.forget_dropped_not_pii_columns() owner <owner>
+
+event trigger lethe_plan_cache_ddl on ddl_command_end when tag in ('ALTER TABLE', 'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER SCHEMA', 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER FOREIGN TABLE', 'CREATE FOREIGN TABLE') execute pii_internal.plan_cache_ddl() owner <owner>
+
+event trigger lethe_plan_cache_drop on sql_drop execute pii_internal.plan_cache_drop() owner <owner>
 
 event trigger lethe_registry_sql_drop on sql_drop when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') execute pii_internal.forget_dropped_tables() owner <owner>

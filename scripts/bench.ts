@@ -286,7 +286,7 @@ async function main(): Promise<number> {
     await section('verify', async () => {
       if (!results.committed) throw new Error('needs the committed request (section request)');
       log('3. verification');
-      results.verify = await benchVerify(db!, results.committed.requestId, pairs, log);
+      results.verify = await benchVerify(db!, results.committed.requestId, subjects.bulk, pairs, log);
       if (server.pgStatStatements) {
         results.verifyStatements = (
           await profileStatements(
@@ -319,6 +319,12 @@ async function main(): Promise<number> {
       );
     });
     if (backedUp) await dropDatabase(bench.url, databaseName(backupUrl));
+    // After item 9, whose ledger must hold the first committed request's subjects alone.
+    await section('request', async () => {
+      if (!subjects.parallel.length) return;
+      log('2. request + 2 workers (two chunks at once), committed, on as many other subjects');
+      results.committedParallel = await benchCommittedRequest(db!, bench.url, subjects.parallel, log, 2);
+    });
 
     results.finishedAt = new Date();
     results.machine.loadEnd = loadAverage();

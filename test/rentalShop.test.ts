@@ -170,18 +170,80 @@ describe('rental shop: erasure of customers', () => {
     expect(status.rows_affected['shop.address']).toBe(2);
     const id2 = (await db.query(`select pii.request_erasure(array['32']) as id`)).rows[0].id as string;
     while (Number((await db.query(`select pii.process_request_chunk($1::uuid, 100) as n`, [id2])).rows[0].n) > 0);
-    // Address 12 is still referenced by customer 12, erased in another batch: Lethe cannot
-    // tell that row from a live customer's, so the address is kept, and counted.
+    // Address 12 is still referenced by customer 12, erased in another batch: that row belongs
+    // to nobody alive, so with customer 32 the address is theirs alone and erased.
     const status2 = (await db.query(`select rows_affected, shared_kept from pii.request_status($1::uuid)`, [id2]))
       .rows[0];
-    expect(status2.rows_affected['shop.address']).toBe(0);
-    expect(status2.shared_kept).toEqual({ 'shop.address': 1 });
-    // The kept shared address (PII still in it) is no residual of the request.
+    expect(status2.rows_affected['shop.address']).toBe(1);
+    expect(status2.shared_kept).toEqual({});
     await db.query(`select pii.finish_request($1::uuid)`, [id2]);
     expect((await db.query(`select * from pii.verify_erasure($1::uuid)`, [id2])).rows).toEqual([]);
-    expect((await db.query(`select phone from shop.address where address_id = 12`)).rows).toEqual([
-      { phone: '+1 555 0888' },
+    expect((await db.query(`select phone from shop.address where address_id = 12`)).rows).toEqual([{ phone: '' }]);
+  });
+});
+
+describe('rental shop: rows shared by subjects erased in different batches', () => {
+  beforeAll(async () => {
+    db = await createTestDatabase('rental_shop_batches');
+    await loadRentalShop(db);
+    await loadFixture(db, 'rentalShop_register.sql');
+  });
+  afterAll(() => db.drop());
+
+  const erase = async (keys: string[], kind?: string) =>
+    (
+      await db.query(
+        `select table_name, rows_affected::int, shared_kept::int from pii.erase_subjects($1::text[], kind => $2)`,
+        [keys, kind ?? null],
+      )
+    ).rows.find((r) => r.table_name === 'shop.address');
+
+  it('an address is erased with the last of the customers sharing it; a store’s address is never touched', async () => {
+    const before = await shopChecksums(db);
+    // Batch 1: customer 13 (address 13, shared with customer 33) and customer 3 (address 3, store 1's).
+    expect(await erase(['13', '3'])).toMatchObject({ rows_affected: 0, shared_kept: 2 });
+    const middle = await shopChecksums(db);
+    expect(changedIds(before.address, middle.address)).toEqual([]);
+    // Batch 2: customer 33. Address 13's other reference is erased customer 13's row.
+    expect(await erase(['33'])).toMatchObject({ rows_affected: 1, shared_kept: 0 });
+    const after = await shopChecksums(db);
+    expect(changedIds(before.address, after.address)).toEqual([13]);
+    expect(changedIds(before.customer, after.customer)).toEqual([3, 13, 33]);
+    expect(changedIds(before.store, after.store)).toEqual([]);
+    expect(changedIds(before.staff, after.staff)).toEqual([]);
+    // Erasing customer 3 again: store 1 still references address 3.
+    expect(await erase(['3'])).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    expect((await shopChecksums(db)).address).toEqual(after.address);
+  });
+
+  it('a customer allowed back owns the shared address again', async () => {
+    expect(await erase(['14'])).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    await db.query(`select pii.allow_return('14')`);
+    const before = await shopChecksums(db);
+    expect(await erase(['34'])).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    expect(changedIds(before.address, (await shopChecksums(db)).address)).toEqual([]);
+  });
+
+  it('rows of another kind (staff) are owners: erasing customer 2 leaves the address staff 2 lives at', async () => {
+    // An unenforced join registered while customers were the only kind (lint names its subject table).
+    await db.query(`create table shop.visit (customer_id integer, seen_at timestamptz);
+                    create index on shop.visit (customer_id);
+                    select pii.register_table('shop.visit', 'customer_id', 'delete', unenforced_join => true);`);
+    await db.query(`select pii.register_subject_table('shop.staff', 'staff_id', kind => 'staff');
+                    select pii.register_column('shop.staff', 'email', 'null');`);
+    expect((await db.query(`select table_name, problem from pii.lint() where problem ~ 'unenforced'`)).rows).toEqual([
+      {
+        table_name: 'shop.visit',
+        problem:
+          'unenforced join to shop.customer: no foreign key backs it, so Lethe cannot tell who else owns these rows',
+      },
     ]);
+    const before = await shopChecksums(db);
+    expect(await erase(['2'], 'customer')).toMatchObject({ rows_affected: 0, shared_kept: 1 });
+    const after = await shopChecksums(db);
+    expect(changedIds(before.address, after.address)).toEqual([]);
+    expect(changedIds(before.customer, after.customer)).toEqual([2]);
+    expect(changedIds(before.staff, after.staff)).toEqual([]);
   });
 });
 
@@ -311,6 +373,12 @@ describe('rental shop: registrations that are refused (SQLSTATE, message, nothin
       '0A000',
       /cannot register shop\.address_note under shop\.address/,
     );
+    const hint = await db
+      .query(`select pii.register_child_table('shop.address_note', 'shop.address', 'address_id')`)
+      .catch((e: { hint?: string }) => e.hint);
+    expect(hint).toMatch(
+      /Register shop\.address_note by its own foreign key to a registered table that references the subject/,
+    );
     await unchanged();
   });
 });
@@ -349,6 +417,62 @@ describe('rental shop: plans that cannot run', () => {
     const before = await shopChecksums(db);
     await expectPgError(db.query(`select * from pii.erase_subjects(array['1'])`), '55000', /payment_rental_id_fkey/);
     expect(await shopChecksums(db)).toEqual(before);
+  });
+
+  it('a foreign-key cycle among registered tables: the plan follows the registered joins, lint and erasure name the cycle', async () => {
+    // customer.first_rental_id -> rental and rental.customer_id -> customer: no order satisfies both.
+    await db.query(`alter table shop.customer add column first_rental_id integer
+                      constraint customer_first_rental_id_fkey references shop.rental (rental_id);
+                    update shop.customer c set first_rental_id = (select min(r.rental_id) from shop.rental r where r.customer_id = c.customer_id);
+                    select pii.register_column('shop.customer', 'first_rental_id', 'null');`);
+    onTestFinished(() =>
+      db
+        .query(
+          `select pii.unregister_column('shop.customer', 'first_rental_id');
+                                   alter table shop.customer drop column first_rental_id`,
+        )
+        .then(() => {}),
+    );
+    const plan = async (mode: string) =>
+      (await db.query(`select table_name from pii_internal.erase_plan($1)`, [mode])).rows.map((r) => r.table_name);
+    expect(await plan('delete')).toEqual(['shop.payment', 'shop.rental', 'shop.customer', 'shop.address']);
+    expect(await plan('erase')).toEqual(['shop.payment', 'shop.rental', 'shop.customer', 'shop.address']);
+    const cycle =
+      'foreign keys between registered tables form a cycle: customer_first_rental_id_fkey (shop.customer -> shop.rental), rental_customer_id_fkey (shop.rental -> shop.customer); the plan follows the registered joins';
+    const { rows } = await db.query(
+      `select severity, table_name, problem, hint from pii.lint() where problem ~ 'cycle'`,
+    );
+    expect(rows).toEqual([
+      {
+        severity: 'error',
+        table_name: 'shop.rental',
+        problem: `deleting rows of shop.rental violates foreign key customer_first_rental_id_fkey: shop.customer rows, erased after them, still reference them (${cycle})`,
+        hint: 'Alter customer_first_rental_id_fkey to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or register shop.rental with on_erase => anonymize.',
+      },
+    ]);
+    const before = await shopChecksums(db);
+    for (const mode of ['erase', 'delete'])
+      await expectPgError(
+        db.query(`select * from pii.erase_subjects(array['5'], mode => $1)`, [mode]),
+        '55000',
+        /customer_first_rental_id_fkey: shop\.customer rows, erased after them, still reference them \(foreign keys between registered tables form a cycle/,
+      );
+    expect(await shopChecksums(db)).toEqual(before);
+    // ON DELETE SET NULL: the cycle can run; lint is silent and customer 5 is erased.
+    await db.query(`alter table shop.customer drop constraint customer_first_rental_id_fkey,
+                      add constraint customer_first_rental_id_fkey foreign key (first_rental_id) references shop.rental on delete set null`);
+    expect((await db.query(`select * from pii.lint() where problem ~ 'cycle'`)).rows).toEqual([]);
+    await inRolledBackTransaction(async (q) => {
+      const { rows: out } = await q(
+        `select table_name, rows_affected::int from pii.erase_subjects(array['5'], mode => 'delete')`,
+      );
+      expect(out).toEqual([
+        { table_name: 'shop.payment', rows_affected: 3 },
+        { table_name: 'shop.rental', rows_affected: 3 },
+        { table_name: 'shop.customer', rows_affected: 1 },
+        { table_name: 'shop.address', rows_affected: 1 },
+      ]);
+    });
   });
 
   it('lint warns of a plan only mode delete cannot run (an unregistered table references customers)', async () => {

@@ -35,30 +35,42 @@ comment on function pii_internal.strategy_keys(text) is 'Internal. The trimmed k
 -- Small catalog helpers (internal)
 
 create or replace function pii_internal.qualified_name(tbl regclass) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.format('%I.%I', n.nspname, c.relname)
-  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-  where c.oid = tbl
+begin
+  return (
+    select pg_catalog.format('%I.%I', n.nspname, c.relname)
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where c.oid = tbl
+  );
+end
 $$;
 comment on function pii_internal.qualified_name(regclass) is 'Internal. schema.table, each part quoted as an identifier.';
 
 create or replace function pii_internal.column_name(tbl regclass, col smallint) returns name
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select a.attname from pg_catalog.pg_attribute a
-  where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+begin
+  return (
+    select a.attname from pg_catalog.pg_attribute a
+    where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+  );
+end
 $$;
 comment on function pii_internal.column_name(regclass, smallint) is 'Internal. Name of a live column by attnum (NULL when dropped).';
 
 create or replace function pii_internal.column_type(tbl regclass, col smallint) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
-  where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+begin
+  return (
+    select pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
+    where a.attrelid = tbl and a.attnum = col and not a.attisdropped
+  );
+end
 $$;
 comment on function pii_internal.column_type(regclass, smallint) is 'Internal. SQL type of a column by attnum, e.g. bigint, character varying(80).';
 
@@ -536,7 +548,9 @@ begin
   if exists (select from pii.tables t where t.relid = parent and t.link_referenced) then
     raise exception 'cannot register % under %: % is registered as a table its parent references, and tables below such a table are not supported',
                     pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent), pii_internal.qualified_name(parent)
-      using errcode = '0A000', hint = 'Register it under a table that reaches the subject by the foreign keys that reference it.';
+      using errcode = '0A000', hint = pg_catalog.format(
+        'Rows below a row others may share belong to its owners, whom Lethe finds for %s only. Register %s by its own foreign key to a registered table that references the subject (pii.register_table, pii.register_child_table), if it has one. Otherwise it stays unregistered: erasure leaves its rows, and the rows of %s they reference count as shared (kept).',
+        pii_internal.qualified_name(parent), pii_internal.qualified_name(tbl), pii_internal.qualified_name(parent));
   end if;
   -- The join is one of a foreign key's column pairs, in either direction (a column not given
   -- is the one the foreign key has); never a guessed column.
@@ -741,15 +755,19 @@ grant select on pii.registered_tables, pii.registered_columns to pii_admin, pii_
 -- The registered table whose guard covers rel: rel itself, or its nearest registered
 -- ancestor through partitions and inheritance children alike (pg_inherits holds both).
 create or replace function pii_internal.registered_ancestor(rel regclass) returns regclass
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive up (relid, depth) as (
-    select rel::oid, 0
-    union all
-    select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
-  )
-  select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+begin
+  return (
+    with recursive up (relid, depth) as (
+      select rel::oid, 0
+      union all
+      select i.inhparent, up.depth + 1 from pg_catalog.pg_inherits i join up on i.inhrelid = up.relid
+    )
+    select t.relid from up join pii.tables t on t.relid::oid = up.relid order by up.depth limit 1
+  );
+end
 $$;
 comment on function pii_internal.registered_ancestor(regclass) is 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).';
 
@@ -757,16 +775,19 @@ comment on function pii_internal.registered_ancestor(regclass) is 'Internal. The
 -- inheritance child at any depth (a statement naming a child fires only the child's
 -- triggers), except children registered themselves (they have their own guards).
 create or replace function pii_internal.guarded_tree(tbl regclass) returns setof regclass
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive down (relid) as (
-    select tbl::oid
-    union
-    select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
-    where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
-  )
-  select down.relid::regclass from down
+begin
+  return query
+    with recursive down (relid) as (
+      select tbl::oid
+      union
+      select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent = down.relid
+      where not exists (select from pii.tables t where t.relid::oid = i.inhrelid)
+    )
+    select down.relid::regclass from down;
+end
 $$;
 comment on function pii_internal.guarded_tree(regclass) is 'Internal. A registered table and its partitions and inheritance children (any depth): where its guards go.';
 
@@ -804,6 +825,46 @@ comment on function pii_internal.guard_problems() is 'Internal. Missing, disable
 
 ---------------------------------------------------------------------------------------
 -- Plans that cannot run (issue 12): found at registration and by lint, not at erase time.
+
+-- The order erasure statements follow, as edges referencing -> referenced between live
+-- registered tables: every foreign key between two of them (the partitioned parent's
+-- constraint for its partitions), and every registered join (its foreign key, or none for
+-- an unenforced join), each with its constraint's name and whether it is a registered join.
+-- An edge whose referenced table reaches the referencing one again is part of a cycle:
+-- cycle names the cycle (its strongly connected component) by the first of its tables'
+-- names. The registered joins alone form a tree, so they never make a cycle on their own.
+create or replace function pii_internal.plan_edges()
+returns table (src oid, dst oid, conname name, registered_join boolean, cycle text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive live as (
+    select t.* from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid)
+  ), edges as (
+    select x.src, x.dst, x.conname, pg_catalog.bool_or(x.registered_join) as registered_join
+    from (select c.conrelid as src, c.confrelid as dst, c.conname, false as registered_join from pg_catalog.pg_constraint c
+          where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
+            and c.conrelid in (select l.relid::oid from live l) and c.confrelid in (select l.relid::oid from live l)
+          union all
+          select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
+                 case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end,
+                 t.link_fk, true
+          from live t join pii.subject_table s on s.kind = t.kind
+          where t.relid <> s.relid) x
+    group by x.src, x.dst, x.conname
+  ), reach (a, b) as (
+    -- A cycle needs a foreign key that is no registered join: without one, nothing to walk.
+    select e.src, e.dst from edges e where exists (select from edges n where not n.registered_join)
+    union
+    select r.a, e.dst from reach r join edges e on e.src = r.b
+  )
+  select e.src, e.dst, e.conname, e.registered_join,
+         case when exists (select from reach r where r.a = e.dst and r.b = e.src) then
+           (select pg_catalog.min(pii_internal.qualified_name(r.b::regclass)) from reach r
+            where r.a = e.src and exists (select from reach q where q.a = r.b and q.b = e.src)) end
+  from edges e
+$$;
+comment on function pii_internal.plan_edges() is 'Internal. Referencing -> referenced edges between registered tables (foreign keys and registered joins, with the constraint name); cycle: the first table name of the cycle the edge is part of, NULL when none.';
 
 -- Every foreign key into a table registered as referenced by its parent: erasure looks for
 -- rows referencing a row through each of them (a row someone else references is shared).
@@ -878,6 +939,34 @@ begin
                -- Rows an unregistered table references are shared, and kept.
                or (f.link_referenced and f.shared = 'keep' and not f.y_registered))
              else false end
+  order by 1, 2;
+  if not exists (select from pii_internal.plan_edges() e where e.cycle is not null and not e.registered_join) then
+    return;
+  end if;
+  return query
+  -- In a cycle of foreign keys, a table changed after a table it references is deleted (the
+  -- plan's order follows the registered joins): its rows still reference the deleted ones,
+  -- whatever its own erase strategies do to them later.
+  with plan as materialized (
+    select p.relid::oid as relid, p.action, p.ord
+    from pii_internal.erase_plan(mode) with ordinality as p (relid, table_name, action, depth, statement, capture, ord)
+  )
+  select pii_internal.qualified_name(e.dst::regclass), e.conname,
+         pg_catalog.format('deleting rows of %s violates foreign key %s: %s rows, erased after them, still reference them (foreign keys between registered tables form a cycle: %s; the plan follows the registered joins)',
+                           pii_internal.qualified_name(e.dst::regclass), e.conname, pii_internal.qualified_name(e.src::regclass),
+                           (select pg_catalog.string_agg(pg_catalog.format('%s (%s -> %s)', coalesce(x.conname::text, 'unenforced join'),
+                                                                           pii_internal.qualified_name(x.src::regclass), pii_internal.qualified_name(x.dst::regclass)),
+                                                         ', ' order by x.conname, x.src)
+                            from pii_internal.plan_edges() x where x.cycle operator(pg_catalog.=) e.cycle)),
+         pg_catalog.format('Alter %s to ON DELETE CASCADE / SET NULL or DEFERRABLE INITIALLY DEFERRED, or %s.', e.conname,
+                           case when mode = 'delete' then 'erase with mode => erase'
+                                else pg_catalog.format('register %s with on_erase => anonymize', pii_internal.qualified_name(e.dst::regclass)) end)
+  from pii_internal.plan_edges() e
+  join pg_catalog.pg_constraint c on c.conrelid = e.src and c.conname = e.conname and c.contype = 'f'
+  join plan ps on ps.relid = e.src
+  join plan pd on pd.relid = e.dst
+  where e.cycle is not null and not e.registered_join and c.confdeltype in ('a', 'r') and not c.condeferred
+    and pd.action = 'delete' and ps.ord > pd.ord
   order by 1, 2;
 end
 $$;
@@ -975,7 +1064,7 @@ as $$
   union all
   select 'warning', pii_internal.qualified_name(t.relid), pii_internal.column_name(t.relid, coalesce(t.subject_attnum, t.parent_fk_attnum)),
          pg_catalog.format('unenforced join to %s: no foreign key backs it, so Lethe cannot tell who else owns these rows',
-                           pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s)))),
+                           pii_internal.qualified_name(coalesce(t.parent_relid, (select s.relid from pii.subject_table s where s.kind = t.kind)))),
          'Add the foreign key and register the table again, or keep the override knowingly'
   from live t
   where t.unenforced_join
@@ -1001,7 +1090,7 @@ as $$
   from pii_internal.guard_problems() g
   order by 1, 2, 3
 $$;
-comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();';
+comment on function pii.lint() is 'Lists registry problems: dropped tables and columns, unindexed subject columns, anonymize tables with nothing to erase, missing privileges, table owners Lethe cannot act for, missing or disabled guards, unenforced joins, erasure plans that would violate a constraint (by constraint name, with the fix; in a foreign-key cycle, naming the cycle''s constraints), unindexed foreign keys into tables whose rows may be shared. Example: select * from pii.lint();';
 
 -- A registered table that is dropped leaves the registry with it (and so do the tables
 -- registered through it, which lost their path to the subject).

@@ -36,6 +36,21 @@ as $$
 $$;
 comment on function pii_internal.subject_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.subject_hash(scope, key) under the install key (pii_internal.hmac_sql).';
 
+-- The tombstone bucket (pii_internal.tombstones.bucket) as SQL text over scope and key
+-- expressions: 24 bits of hashtextextended over the subject hash's message, seeded with 64
+-- bits derived from the install key (read by the statement, never bound). A guard computes
+-- it for every distinct key and the HMAC only for keys whose bucket a tombstone has.
+create or replace function pii_internal.bucket_sql(scope_sql text, key_sql text) returns text
+language sql immutable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format(
+    'pg_catalog.int4(pg_catalog.hashtextextended(coalesce(%s, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s, '
+    '(select (''x'' operator(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(s.inner_key operator(pg_catalog.||) ''\x6275636b6574''::pg_catalog.bytea), 1, 8), ''hex''))::pg_catalog.bit(64)::pg_catalog.int8 '
+    'from pii_internal.secret s)) operator(pg_catalog.&) 16777215)', scope_sql, key_sql)
+$$;
+comment on function pii_internal.bucket_sql(text, text) is 'Internal. SQL text of a subject''s tombstone bucket: 24 bits of a hash of (scope, key) seeded from the install key.';
+
 -- The pseudonym of a value as SQL text: 'anon_', 96 bits of its HMAC and a 32-bit keyed
 -- tag of those bits (for uuid columns, the same 128 bits as a version-8 UUID). The key is
 -- the pseudonym key (pii_internal.pseudonym_key, bound as $3/$4), never the install key:
@@ -113,15 +128,19 @@ revoke all on pii_internal.tombstones from public;
 -- Whether a type (format_type text, domains resolved to their base type) is the citext
 -- extension's case-insensitive text.
 create or replace function pii_internal.is_citext(type_name text) returns boolean
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select exists (
-    select from pg_catalog.pg_type ty
-    join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
-    join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
-    join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
-    where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+begin
+  return (
+    select exists (
+      select from pg_catalog.pg_type ty
+      join pg_catalog.pg_type base on base.oid = case when ty.typtype = 'd' then ty.typbasetype else ty.oid end
+      join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_type'::regclass and d.objid = base.oid and d.deptype = 'e'
+      join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'citext'
+      where ty.oid = pg_catalog.to_regtype(type_name) and base.typname = 'citext')
+  );
+end
 $$;
 comment on function pii_internal.is_citext(text) is 'Internal. Whether a type is (a domain over) the citext extension''s type.';
 
@@ -130,12 +149,16 @@ comment on function pii_internal.is_citext(text) is 'Internal. Whether a type is
 -- keys its lower case, which is what citext's own = compares (Bob@X.example and
 -- bob@x.example are one person). key_type is the column's format_type text.
 create or replace function pii_internal.key_text_sql(value_sql text, key_type text) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select case when pii_internal.is_citext(key_type)
-              then 'pg_catalog.lower((' || value_sql || ')::text)'
-              else '(' || value_sql || ')::text' end
+begin
+  return (
+    select case when pii_internal.is_citext(key_type)
+                then 'pg_catalog.lower((' || value_sql || ')::text)'
+                else '(' || value_sql || ')::text' end
+  );
+end
 $$;
 comment on function pii_internal.key_text_sql(text, text) is 'Internal. SQL text of a key''s canonical text form (lower case for citext keys), as hashed and compared.';
 
@@ -143,15 +166,19 @@ comment on function pii_internal.key_text_sql(text, text) is 'Internal. SQL text
 -- citext): under Lethe's pinned search_path a bare = on an extension type resolves to
 -- pg_catalog's text =, which compares case-sensitively.
 create or replace function pii_internal.key_equality_sql(key_type text) returns text
-language sql stable strict
+language plpgsql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select coalesce(
-    (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
-     from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
-     where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
-     limit 1),
-    'operator(pg_catalog.=)')
+begin
+  return (
+    select coalesce(
+      (select pg_catalog.format('operator(%I.%s)', n.nspname, o.oprname)
+       from pg_catalog.pg_operator o join pg_catalog.pg_namespace n on n.oid = o.oprnamespace
+       where o.oprname = '=' and o.oprleft = pg_catalog.to_regtype(key_type) and o.oprright = o.oprleft
+       limit 1),
+      'operator(pg_catalog.=)')
+  );
+end
 $$;
 comment on function pii_internal.key_equality_sql(text) is 'Internal. The schema-qualified = of a key type (its own, e.g. citext''s), for statements under the pinned search_path.';
 
@@ -264,21 +291,38 @@ $$;
 comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
 -- Records subjects as asked-to-be-forgotten; guards act on them from now on.
-create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text)
+create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] default null)
 returns bigint
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with ins as (
-    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind)
-    select h, p, flag_subjects.request_id, flag_subjects.kind from unnest(hashes, pseudonyms) as u (h, p)
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+    select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
     on conflict (subject_hash) do update
-      set request_id = coalesce(t.request_id, excluded.request_id)
+      set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
     returning 1
   )
   select pg_catalog.count(*) from ins
 $$;
-comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text) is 'Internal. Inserts tombstones (keyed hashes) for subjects of a kind; idempotent.';
+comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text, integer[]) is 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.';
+
+-- The tombstone buckets (pii_internal.bucket_sql under the kind's prefix) of canonical
+-- keys and scopes, in their order.
+create or replace function pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[]) returns integer[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  result integer[];
+begin
+  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
+                            pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
+    into result using subject_keys, scopes;
+  return result;
+end
+$$;
+comment on function pii_internal.subject_buckets(text, text[], text[]) is 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.';
 
 -- Marks subjects erased by this transaction: one write per tombstone (inserted or
 -- updated erased), never a flag followed by an update. With a request's filed_snapshot
@@ -287,25 +331,26 @@ comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text) is '
 -- locked) in the order of hashes, which callers sort, so overlapping requests queue up
 -- instead of deadlocking. Returns the subjects to erase now, in hash order.
 create or replace function pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid default null,
-                                                    filed_snapshot pg_snapshot default null, kind text default null)
+                                                    filed_snapshot pg_snapshot default null, kind text default null,
+                                                    buckets integer[] default null)
 returns bytea[]
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with marked as (
-    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind)
-    select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind
-    from unnest(hashes, pseudonyms) as u (h, p)
+    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
+    select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
+    from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
     on conflict (subject_hash) do update
       set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
-          request_id = coalesce(excluded.request_id, t.request_id)
+          request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
       where mark_erased.filed_snapshot is null or t.erased_xact is null
          or pg_catalog.pg_visible_in_snapshot(t.erased_xact, mark_erased.filed_snapshot)
     returning t.subject_hash
   )
   select coalesce(pg_catalog.array_agg(m.subject_hash order by m.subject_hash), '{}') from marked m
 $$;
-comment on function pii_internal.mark_erased(bytea[], text[], uuid, pg_snapshot, text) is 'Internal. Inserts or updates tombstones as erased by this transaction in one write each (a chunk skips subjects an erasure in flight at filing time covers); returns the subjects to erase now.';
+comment on function pii_internal.mark_erased(bytea[], text[], uuid, pg_snapshot, text, integer[]) is 'Internal. Inserts or updates tombstones as erased by this transaction in one write each (a chunk skips subjects an erasure in flight at filing time covers); returns the subjects to erase now.';
 
 create or replace function pii.was_erased(subject_key text, scope text default null, kind text default null)
 returns table (erased boolean, flagged_at timestamptz, erased_at timestamptz, request_id uuid)

@@ -126,7 +126,9 @@ comment on function pii_internal.check_tree_owner(regclass) is 'Internal. Refuse
 -- key (only bound when the statement computes or tests pseudonyms; never the install key: the
 -- owner's code runs inside the statement and a plan can show its parameters, e.g. with
 -- debug_print_plan), $5 rows as text of the table's row type (guards, or values to look for),
--- $6/$7/$8 the (key, table oid, scope) pairs a legal hold keeps (pii_internal.held_pairs).
+-- $6/$7/$8 the (key, table oid, scope) pairs a legal hold keeps (pii_internal.held_pairs), or,
+-- for a referenced table's capture and statement, $6/$8 the keys and scopes of subjects erased
+-- before whose rows also reference its rows (pii_internal.erased_co_owners).
 -- returns_keys: the statement selects (keys text[], scopes text[]); otherwise its row count.
 create or replace function pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean,
                                                  keys text[], scopes text[], new_rows text[] default null,

@@ -8,7 +8,7 @@
 -- How the rows of tbl (alias t) reach their subject: the registered parents to join
 -- (FROM-list, aliases p1, p2, …), the join conditions, and the expressions holding the
 -- subject key and scope on the table that has the key.
-create or replace function pii_internal.subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
+create or replace function pii_internal.build_subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
                                     out scope_sql text, out key_type text, out scope_type text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -45,7 +45,24 @@ begin
     scope_type := pii_internal.column_type(cur, reg.scope_attnum);
   end if;
 end
-$$;-- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
+$$;
+comment on function pii_internal.build_subject_key_sql(regclass) is 'Internal. Generates what pii_internal.subject_key_sql returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache).
+create or replace function pii_internal.subject_key_sql(tbl regclass, out from_list text, out join_sql text, out key_sql text,
+                                    out scope_sql text, out key_type text, out scope_type text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_key:%s', tbl::oid), pg_catalog.format(
+    '(select array[x.from_list, x.join_sql, x.key_sql, x.scope_sql, x.key_type, x.scope_type] from pii_internal.build_subject_key_sql(%s) x)', tbl::oid));
+begin
+  from_list := p[1]; join_sql := p[2]; key_sql := p[3]; scope_sql := p[4]; key_type := p[5]; scope_type := p[6];
+end
+$$;
+
+-- Re-ingestion guards (F11): erased subjects must not come back with the next sync.
 -- Statement-level AFTER triggers with transition tables check a whole INSERT, UPDATE,
 -- upsert or COPY at once: the distinct subjects carrying PII are hashed (not every row)
 -- and probed against the tombstones; an empty tombstone table costs one probe.
@@ -78,7 +95,7 @@ comment on function pii_internal.rewrites_pii_key(regclass) is 'Internal. Whethe
 
 -- SQL predicate: row t of a registered table is fully erased ('false' for tables whose
 -- rows are deleted on erasure: any row of an erased subject is a trace).
-create or replace function pii_internal.row_erased_sql(tbl regclass, action text) returns text
+create or replace function pii_internal.build_row_erased_sql(tbl regclass, action text) returns text
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -98,29 +115,45 @@ as $$
       where t.relid = tbl and pii_internal.rewrites_pii_key(t.relid)
     ) x where x.pred is not null), 'true') end
 $$;
+comment on function pii_internal.build_row_erased_sql(regclass, text) is 'Internal. Generates what pii_internal.row_erased_sql returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache).
+create or replace function pii_internal.row_erased_sql(tbl regclass, action text) returns text
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return (pii_internal.cached_sql(pg_catalog.format('row_erased:%s:%s', tbl::oid, action),
+                                  pg_catalog.format('array[pii_internal.build_row_erased_sql(%s, %L)]', tbl::oid, action)))[1];
+end
+$$;
 comment on function pii_internal.row_erased_sql(regclass, text) is 'Internal. SQL predicate: the row (alias t) holds no PII under the registry''s rules (exactly what erasure would change is already as erasure leaves it).';
 
 -- What erasure does to a table's rows in mode erase: its own on_erase, or delete when an
 -- ancestor's rows are deleted.
 create or replace function pii_internal.erase_action(tbl regclass) returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive chain as (
-    select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
-    union all
-    select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
-  )
-  select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
-              when exists (select from chain where chain.on_erase = 'delete') then 'delete'
-              else 'anonymize' end
+begin
+  return (
+    with recursive chain as (
+      select t.relid, t.parent_relid, t.on_erase from pii.tables t where t.relid = tbl
+      union all
+      select p.relid, p.parent_relid, p.on_erase from pii.tables p join chain on p.relid = chain.parent_relid
+    )
+    select case when exists (select from pii.subject_table s where s.relid = tbl) then 'anonymize'
+                when exists (select from chain where chain.on_erase = 'delete') then 'delete'
+                else 'anonymize' end
+  );
+end
 $$;
 comment on function pii_internal.erase_action(regclass) is 'Internal. anonymize or delete: what erasure (mode erase) does to the table''s rows.';
 comment on function pii_internal.subject_key_sql(regclass) is 'Internal. Parents to join, join conditions, and the subject key/scope expressions for a registered table (alias t).';
 
 -- FROM-list and WHERE clause that select the rows of tbl (alias t) belonging to the
 -- subjects bound as $1 (keys) and $2 (scopes).
-create or replace function pii_internal.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+create or replace function pii_internal.build_subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -162,6 +195,20 @@ begin
   where_sql := pg_catalog.array_to_string(conds, ' and ');
 end
 $$;
+comment on function pii_internal.build_subject_rows_sql(regclass) is 'Internal. Generates what pii_internal.subject_rows_sql returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache).
+create or replace function pii_internal.subject_rows_sql(tbl regclass, out from_list text, out where_sql text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  p text[] := pii_internal.cached_sql(pg_catalog.format('subject_rows:%s', tbl::oid),
+                                      pg_catalog.format('(select array[x.from_list, x.where_sql] from pii_internal.build_subject_rows_sql(%s) x)', tbl::oid));
+begin
+  from_list := p[1]; where_sql := p[2];
+end
+$$;
 comment on function pii_internal.subject_rows_sql(regclass) is 'Internal. FROM-list and WHERE clause selecting a registered table''s rows (alias t) that belong to the subjects bound as $1/$2.';
 
 -- The SQL expression a column takes on erasure (NULL when its rule is keep): the erase_sql
@@ -198,9 +245,11 @@ comment on function pii_internal.erase_set_list(regclass) is 'Internal. SET list
 -- SQL predicate: row t of a table registered as referenced by its parent (address, which
 -- customer.address_id references) belongs to the subjects bound as $1/$2 alone: no row
 -- references it through any foreign key into the table, except rows of a registered table
--- that themselves belong to those subjects (found by the subject rows of that table, by
--- tableoid and ctid). 'true' when shared => erase or the table is not such a table.
--- Anti-joins, one per foreign key; pii.lint() lists the ones without an index.
+-- of the same kind that themselves belong to those subjects, or to subjects of the kind
+-- erased before, bound as $6/$8 (pii_internal.erased_co_owners); such rows are found by the
+-- subject rows of that table, by tableoid and ctid. Rows of another kind's tables count as
+-- owners, like rows of unregistered tables. 'true' when shared => erase or the table is not
+-- such a table. Anti-joins, one per foreign key; pii.lint() lists the ones without an index.
 create or replace function pii_internal.exclusively_owned_sql(tbl regclass) returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -222,13 +271,16 @@ begin
     select pg_catalog.string_agg(pg_catalog.format('%I.%I operator(pg_catalog.=) t.%I', alias, pii_internal.column_name(f.referencing, u.a),
                                                    pii_internal.column_name(tbl, u.b)), ' and ')
       into cond from unnest(f.conkey, f.confkey) as u (a, b);
-    if exists (select from pii.tables t where t.relid = f.referencing) then
-      -- Inside, t is the referencing table again (the subject rows' own alias).
+    if exists (select from pii.tables t, pii.tables x where t.relid = f.referencing and x.relid = tbl and t.kind = x.kind) then
+      -- Inside, t is the referencing table again (the subject rows' own alias): rows of the
+      -- subjects being erased ($1/$2) or of subjects erased before ($6/$8, the same SQL).
       inner_rows := pii_internal.subject_rows_sql(f.referencing);
-      cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where %s and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
+      cond := cond || pg_catalog.format(' and not exists (select from %s as t%s where ((%s) or (%s)) and t.tableoid operator(pg_catalog.=) %I.tableoid and t.ctid operator(pg_catalog.=) %I.ctid)',
                                         pii_internal.qualified_name(f.referencing),
                                         case when inner_rows.from_list = '' then '' else ', ' || inner_rows.from_list end,
-                                        inner_rows.where_sql, alias, alias);
+                                        inner_rows.where_sql,
+                                        pg_catalog.regexp_replace(pg_catalog.regexp_replace(inner_rows.where_sql, '\$1(?![0-9])', '$6', 'g'), '\$2(?![0-9])', '$8', 'g'),
+                                        alias, alias);
     end if;
     conds := conds || pg_catalog.format('not exists (select from %s as %I where %s)', pii_internal.qualified_name(f.referencing), alias, cond);
     -- A placeholder the referencing rows are set to on erasure (set:<id>) is theirs all.
@@ -241,7 +293,63 @@ begin
   return coalesce(pg_catalog.array_to_string(conds, ' and '), 'true');
 end
 $$;
-comment on function pii_internal.exclusively_owned_sql(regclass) is 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of the subjects bound as $1/$2 (shared => keep); true otherwise.';
+comment on function pii_internal.exclusively_owned_sql(regclass) is 'Internal. SQL predicate: a row (alias t) of a referenced table is referenced only by rows of its kind''s subjects bound as $1/$2 or erased before ($6/$8) (shared => keep); true otherwise.';
+
+-- The subjects erased before (in another batch) whose rows in registered tables of tbl's
+-- kind reference the rows of tbl the subjects bound as subject_keys/scopes reach: by rule
+-- zero such a row belongs to nobody alive, so it does not make a row shared. The deputy
+-- reads who references the reached rows (keys as text, through each referencing table's
+-- path to its subject; one SELECT per foreign key, UNION, by the foreign key's index); the
+-- keys are hashed here and kept when their tombstone is marked erased (a subject allowed
+-- back has none, and is an owner again). Empty when no registered table of the kind
+-- references tbl, or tbl is shared => erase.
+create or replace function pii_internal.erased_co_owners(tbl regclass, subject_keys text[], scopes text[],
+                                                         out keys text[], out key_scopes text[])
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reach record := pii_internal.subject_rows_sql(tbl);
+  tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
+  selects text[];
+  found record;
+  sec pii_internal.secret;
+begin
+  keys := '{}';
+  select pg_catalog.array_agg(pg_catalog.format(
+           'select %s as k, %s as s from %s as t%s where %s(%s) in (select %s from %s as t%s where %s)',
+           pii_internal.key_text_sql(path.key_sql, path.key_type), coalesce(path.scope_sql || '::text', 'null::text'),
+           pii_internal.qualified_name(f.referencing), case when path.from_list = '' then '' else ', ' || path.from_list end,
+           case when path.join_sql = '' then '' else path.join_sql || ' and ' end,
+           (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(f.referencing, u.a)), ', ' order by u.i)
+            from unnest(f.conkey) with ordinality as u (a, i)),
+           (select pg_catalog.string_agg(pg_catalog.format('t.%I', pii_internal.column_name(tbl, u.b)), ', ' order by u.i)
+            from unnest(f.confkey) with ordinality as u (b, i)),
+           pii_internal.qualified_name(tbl), case when reach.from_list = '' then '' else ', ' || reach.from_list end, reach.where_sql)
+         order by f.conname)
+    into selects
+  from pii_internal.shared_row_references() f
+  join pii.tables r on r.relid = f.referencing and r.kind operator(pg_catalog.=) tbl_kind
+  cross join lateral pii_internal.subject_key_sql(f.referencing) path
+  where f.referenced = tbl;
+  if selects is null then
+    return;
+  end if;
+  found := pii_internal.as_owner(tbl, pg_catalog.format('select coalesce(pg_catalog.array_agg(x.k), ''{}''), pg_catalog.array_agg(x.s) from (%s) as x',
+                                                        pg_catalog.array_to_string(selects, ' union ')),
+                                 true, subject_keys, scopes);
+  if pg_catalog.cardinality(found.found_keys) = 0 then
+    return;
+  end if;
+  select * into sec from pii_internal.secret;
+  execute pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
+       where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
+    pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
+    into keys, key_scopes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key;
+end
+$$;
+comment on function pii_internal.erased_co_owners(regclass, text[], text[]) is 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.';
 
 -- One statement per registered table, in execution order: the order of the foreign keys
 -- between registered tables (and of the registered joins), referencing rows before the
@@ -250,7 +358,7 @@ comment on function pii_internal.exclusively_owned_sql(regclass) is 'Internal. S
 -- deleted too. A table its parent references (address) is reached by the keys a capture
 -- statement selects before the plan runs (its parent's rows may be deleted by then), bound
 -- as $5, and only rows no one else references are changed (exclusively_owned_sql).
-create or replace function pii_internal.erase_plan(mode text)
+create or replace function pii_internal.build_erase_plan(mode text)
 returns table (relid regclass, table_name text, action text, depth integer, statement text, capture text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -271,16 +379,10 @@ begin
       select c.relid, tree.depth + 1, tree.deletes or c.on_erase = 'delete'
       from pii.tables c join tree on c.parent_relid = tree.relid
     ),
-    -- referencing -> referenced, between registered tables.
+    -- referencing -> referenced, between registered tables. In a cycle only the registered
+    -- joins order (they never form one); pii.lint() names the cycle's constraints.
     edges (src, dst) as (
-      select c.conrelid, c.confrelid from pg_catalog.pg_constraint c
-      where c.contype = 'f' and c.conparentid = 0 and c.conrelid <> c.confrelid
-        and c.conrelid in (select tree.relid::oid from tree) and c.confrelid in (select tree.relid::oid from tree)
-      union
-      select case when t.link_referenced then t.parent_relid::oid else t.relid::oid end,
-             case when t.link_referenced then t.relid::oid else coalesce(t.parent_relid, s.relid)::oid end
-      from pii.tables t join pii.subject_table s on s.kind = t.kind
-      where t.relid <> s.relid
+      select e.src, e.dst from pii_internal.plan_edges() e where e.cycle is null or e.registered_join
     ),
     -- How far a table is above the tables nothing registered references further: it runs
     -- before every table it references.
@@ -331,6 +433,25 @@ begin
     end if;
     return next;
   end loop;
+end
+$$;
+comment on function pii_internal.build_erase_plan(text) is 'Internal. Generates the steps pii_internal.erase_plan returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache), as one jsonb array of the steps.
+create or replace function pii_internal.erase_plan(mode text)
+returns table (relid regclass, table_name text, action text, depth integer, statement text, capture text)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return query
+  select x.relid::regclass, x.table_name, x.action, x.depth, x.statement, x.capture
+  from pg_catalog.jsonb_to_recordset((pii_internal.cached_sql(pg_catalog.format('erase_plan:%s', mode), pg_catalog.format(
+         $q$array[(select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('relid', p.relid::oid, 'table_name', p.table_name,
+                    'action', p.action, 'depth', p.depth, 'statement', p.statement, 'capture', p.capture, 'ord', p.ord) order by p.ord), '[]')::text
+                   from pii_internal.build_erase_plan(%L) with ordinality as p (relid, table_name, action, depth, statement, capture, ord))]$q$,
+         mode)))[1]::jsonb) as x (relid oid, table_name text, action text, depth integer, statement text, capture text, ord bigint)
+  order by x.ord;
 end
 $$;
 comment on function pii_internal.erase_plan(text) is 'Internal. The statements an erasure runs, in order (referencing rows before referenced ones), with the capture statement of tables their parent references; select * from pii_internal.erase_plan(''erase'') shows them.';
@@ -422,6 +543,9 @@ declare
   statements text[];
   captures text[];
   owned text[] := '{}';
+  others record;
+  other_keys text[] := '{}';
+  other_scopes text[] := '{}';
   captured record;
   rows_sql record;
   n bigint;
@@ -448,7 +572,11 @@ begin
     for i in 1 .. coalesce(pg_catalog.cardinality(relids), 0) loop
       shared_kept[i] := 0;
       if captures[i] is not null then
-        captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes);
+        -- Rows of subjects erased before (another batch) do not make a row shared.
+        others := pii_internal.erased_co_owners(relids[i], subject_keys, scopes);
+        other_keys[i] := others.keys::text;
+        other_scopes[i] := others.key_scopes::text;
+        captured := pii_internal.as_owner(relids[i], captures[i], true, subject_keys, scopes, null, others.keys, null, others.key_scopes);
         owned[i] := captured.found_keys::text;
         shared_kept[i] := pg_catalog.cardinality(captured.found_scopes);
       end if;
@@ -458,7 +586,8 @@ begin
         n := pg_catalog.cardinality(owned[i]::text[]);
       elsif captures[i] is not null then
         n := case when actions[i] = 'delete' and coalesce(pg_catalog.cardinality(held_keys), 0) > 0 then 0
-                  else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[])).n end;
+                  else (pii_internal.as_owner(relids[i], statements[i], false, subject_keys, scopes, owned[i]::text[],
+                                              other_keys[i]::text[], null, other_scopes[i]::text[])).n end;
       elsif count_only then
         -- count(*), not the rows: nothing is materialised, and the planner may count in parallel.
         rows_sql := pii_internal.subject_rows_sql(relids[i]);
@@ -486,6 +615,19 @@ end
 $$;
 comment on function pii_internal.run_erase_plan(text, text[], text[], boolean, text[], oid[], text[], regclass[], text) is 'Internal. Runs (or counts the rows of) pii_internal.erase_plan''s statements over the tables of a kind (NULL: the only kind) for canonical subjects through the table owners'' deputies, captures of referenced tables first: per step its table, rows changed and shared rows kept; an application error is raised again without its text.';
 
+-- The first problem of pii_internal.plan_problems(mode) as (table, constraint, problem,
+-- hint), empty when the plan can run; cached per plan generation (48_plan_cache).
+create or replace function pii_internal.plan_problem(mode text) returns text[]
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return pii_internal.cached_sql(pg_catalog.format('plan_problem:%s', mode), pg_catalog.format(
+    $q$coalesce((select array[p.table_name, p.constraint_name, p.problem, p.hint] from pii_internal.plan_problems(%L) p limit 1), '{}')$q$, mode));
+end
+$$;
+comment on function pii_internal.plan_problem(text) is 'Internal. The first problem pii_internal.plan_problems finds for a mode (table, constraint, problem, hint), empty when the plan can run.';
+
 -- Erases already-resolved subjects (canonical keys and scopes). Returns the statements'
 -- row counts in execution order and which subjects exist in the subject table
 -- ('<scope>' || chr(31) || '<key>'). Loops over tables, never over subjects.
@@ -496,14 +638,14 @@ language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  problem record;
+  problem text[];
   held record;
 begin
   perform pii_internal.check_erase_mode(mode);
   -- A plan that would violate a constraint is refused before anything changes.
-  select * into problem from pii_internal.plan_problems(mode) limit 1;
-  if problem.table_name is not null then
-    raise exception 'erasure (mode %) cannot run: %', mode, problem.problem using errcode = '55000', hint = problem.hint, constraint = problem.constraint_name;
+  problem := pii_internal.plan_problem(mode);
+  if pg_catalog.cardinality(problem) > 0 then
+    raise exception 'erasure (mode %) cannot run: %', mode, problem[3] using errcode = '55000', hint = problem[4], constraint = problem[2];
   end if;
   matched := pii_internal.matched_subjects(subject_keys, scopes, kind);
   -- Rows under a legal hold are minimised instead of deleted (empty while no hold is active).
@@ -553,7 +695,7 @@ begin
   from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
 
   -- Tombstoned (and marked erased) before the statements run, so guards see them.
-  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_);
+  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
   result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(

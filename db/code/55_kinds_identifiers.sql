@@ -56,17 +56,32 @@ comment on function pii_internal.subject_kind(text) is 'Internal. The subject ta
 -- The subject hash of a kind as SQL text: the first kind an install registered hashes
 -- (scope, key) as before; a later kind's scope is prefixed with its hash_prefix, so two
 -- kinds' subjects with the same key are two subjects.
+create or replace function pii_internal.kind_scope_sql(kind text, scope_sql text) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
+              else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end
+  from pii.subject_table s where s.kind operator(pg_catalog.=) kind_scope_sql.kind
+$$;
+comment on function pii_internal.kind_scope_sql(text, text) is 'Internal. SQL text of the scope a kind''s subjects are hashed with (the kind''s hash_prefix before it).';
+
 create or replace function pii_internal.kind_hash_sql(kind text, scope_sql text, key_sql text) returns text
 language sql stable strict
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select pii_internal.subject_hash_sql(
-           case when s.hash_prefix operator(pg_catalog.=) '' then scope_sql
-                else pg_catalog.format('(%L operator(pg_catalog.||) coalesce(%s, ''''))', s.hash_prefix, scope_sql) end,
-           key_sql)
-  from pii.subject_table s where s.kind operator(pg_catalog.=) kind_hash_sql.kind
+  select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
 $$;
 comment on function pii_internal.kind_hash_sql(text, text, text) is 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.';
+
+-- The same for a subject's tombstone bucket (pii_internal.bucket_sql).
+create or replace function pii_internal.kind_bucket_sql(kind text, scope_sql text, key_sql text) returns text
+language sql stable strict
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pii_internal.bucket_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
+$$;
+comment on function pii_internal.kind_bucket_sql(text, text, text) is 'Internal. SQL text of a kind''s tombstone bucket (pii_internal.bucket_sql with the kind''s prefix).';
 
 -- Every registered table belongs to one kind: its parent's, the subject table's own, or,
 -- for a table registered by a subject column, the kind of the subject table that column's
@@ -259,11 +274,12 @@ comment on function pii_internal.tombstone_identifiers(text, text[], text[]) is 
 -- normalised value) of erased persons of the table's kind, each distinct value hashed once
 -- and probed by the primary key of pii_internal.identifier_tombstones. On the kind's subject table
 -- the rows carrying them are the erased person under a new key: their keys are merged into
--- the key hits of pii_internal.guard_hits (such a row carries PII), with their hashes.
+-- the key hits of pii_internal.guard_hits (such a row carries PII), with their hashes and
+-- tombstone buckets.
 create or replace function pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[],
                                                         hit_keys text[], hit_scopes text[], hit_pii boolean[],
                                                         out keys text[], out scopes text[], out pii boolean[],
-                                                        out pairs text[], out new_hashes bytea[])
+                                                        out pairs text[], out new_hashes bytea[], out new_buckets integer[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -275,7 +291,7 @@ declare
   sec pii_internal.secret;
   is_subject boolean;
 begin
-  keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}';
+  keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
   select * into reg from pii.tables t where t.relid = tbl;
   values_sql := pii_internal.identifier_values_sql(tbl);
   if values_sql is null or not exists (select from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) reg.kind) then
@@ -310,11 +326,13 @@ begin
             merged as (select h.k, h.s, h.p from unnest($6::text[], $7::text[], $8::boolean[]) as h (k, s, p)
                        union all select hit.k, hit.s, true from hit)
        select coalesce((select pg_catalog.array_agg(e.v) from erased e), '{}'),
-              coalesce((select pg_catalog.array_agg(%s) from hit), '{}'),
+              coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
+              coalesce((select pg_catalog.array_agg(%s order by hit.k, hit.s) from hit), '{}'),
               coalesce(pg_catalog.array_agg(m.k), '{}'), coalesce(pg_catalog.array_agg(m.s), '{}'), coalesce(pg_catalog.array_agg(m.p), '{}')
        from (select merged.k, merged.s, pg_catalog.bool_or(merged.p) as p from merged group by 1, 2) m$q$,
-    pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'))
-    into pairs, new_hashes, keys, scopes, pii
+    pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
+    pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
+    into pairs, new_hashes, new_buckets, keys, scopes, pii
     using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
 end
 $$;

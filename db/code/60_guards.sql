@@ -45,25 +45,127 @@ comment on function pii_internal.wait_for_erasures() is 'Internal. Guards wait h
 -- store updating its address), so the guard never attributes it to an erased subject.
 -- 'true' for other tables and shared => erase.
 create or replace function pii_internal.guard_owned_sql(tbl regclass) returns text
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return (
+    select coalesce(pg_catalog.string_agg(
+             case when f.referencing = t.parent_relid and f.conname = t.link_fk
+                  then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
+                                         pii_internal.qualified_name(f.referencing), c.cond)
+                  else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
+             ' and ' order by f.conname), 'true')
+    from pii.tables t
+    join pii_internal.shared_row_references() f on f.referenced = t.relid
+    cross join lateral (
+      select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
+                                                     pii_internal.column_name(tbl, u.b)), ' and ') as cond
+      from unnest(f.conkey, f.confkey) as u (a, b)
+    ) c
+    where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+  );
+end
+$$;
+comment on function pii_internal.guard_owned_sql(regclass) is 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).';
+
+-- The columns of registered table tbl that a guard looks at in the rows written to it: the
+-- registered PII columns (their erased state), identifiers, the subject key, scope and
+-- foreign key to the registered parent, the key registered children refer to, the primary
+-- key where rows may be dropped by it (skip mode, identifiers, a subject table whose key
+-- is PII) and the columns other tables' foreign keys reference (shared
+-- rows). The other columns of built-in types (a payload, timestamps) leave the trigger as
+-- NULL: nothing reads them, and the deputy parses only what is read. Columns of any other
+-- type (a domain, which may refuse NULL; an enum, citext) always leave as they are.
+create or replace function pii_internal.guard_columns(tbl regclass, mode text) returns name[]
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  select coalesce(pg_catalog.string_agg(
-           case when f.referencing = t.parent_relid and f.conname = t.link_fk
-                then pg_catalog.format('(select pg_catalog.count(*) from (select from %s as r where %s limit 2) as z) operator(pg_catalog.<) 2',
-                                       pii_internal.qualified_name(f.referencing), c.cond)
-                else pg_catalog.format('not exists (select from %s as r where %s)', pii_internal.qualified_name(f.referencing), c.cond) end,
-           ' and ' order by f.conname), 'true')
-  from pii.tables t
-  join pii_internal.shared_row_references() f on f.referenced = t.relid
-  cross join lateral (
-    select pg_catalog.string_agg(pg_catalog.format('r.%I operator(pg_catalog.=) t.%I', pii_internal.column_name(f.referencing, u.a),
-                                                   pii_internal.column_name(tbl, u.b)), ' and ') as cond
-    from unnest(f.conkey, f.confkey) as u (a, b)
-  ) c
-  where t.relid = tbl and t.link_referenced and t.shared = 'keep'
+  select coalesce(pg_catalog.array_agg(a.attname order by a.attnum), '{}')
+  from pg_catalog.pg_attribute a
+  join pg_catalog.pg_type ty on ty.oid = a.atttypid
+  where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped
+    and (ty.typnamespace operator(pg_catalog.<>) 'pg_catalog'::regnamespace
+         or a.attnum in (select c.attnum from pii.columns c where c.relid = tbl and c.erase operator(pg_catalog.<>) 'keep')
+         or a.attnum in (select i.attnum from pii.identifiers i where i.relid = tbl)
+         or a.attnum in (select x from pii.tables t, unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) x where t.relid = tbl)
+         or a.attnum in (select s.key_attnum from pii.subject_table s where s.relid = tbl)
+         or a.attnum in (select s.scope_attnum from pii.subject_table s where s.relid = tbl)
+         or a.attnum in (select c.parent_key_attnum from pii.tables c where c.parent_relid = tbl)
+         or a.attnum in (select unnest(k.conkey) from pg_catalog.pg_constraint k
+                         where k.conrelid = tbl and k.contype = 'p'
+                           and (mode operator(pg_catalog.=) 'skip' or exists (select from pii.identifiers i where i.relid = tbl)
+                                or exists (select from pii.subject_table s where s.relid = tbl and s.key_is_pii)))
+         or a.attnum in (select unnest(k.confkey) from pg_catalog.pg_constraint k where k.confrelid = tbl and k.contype = 'f'))
 $$;
-comment on function pii_internal.guard_owned_sql(regclass) is 'Internal. SQL predicate: a written row (alias t) of a referenced table belongs to one parent row alone (guards leave shared rows to their other owners).';
+comment on function pii_internal.guard_columns(regclass, text) is 'Internal. The columns of a registered table whose values a guard reads in written rows (the rest of built-in types are sent to the deputy as NULL).';
+
+-- SQL (over alias t, a row of table rel in the tree of registered table tbl) of the row a
+-- guard in mode sends to the deputy, as text: record_out (output functions only, never a cast) of
+-- the row with the columns guard_columns does not list NULL. The deputy reads it back as
+-- rel's row type.
+create or replace function pii_internal.guard_row_text_sql(tbl regclass, rel regclass, mode text) returns text
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(%s)))',
+           pg_catalog.string_agg(case when g.n is not null then pg_catalog.format('t.%I', a.attname) else 'null' end, ', ' order by a.attnum))
+  from pg_catalog.pg_attribute a
+  left join unnest(pii_internal.guard_columns(tbl, mode)) as g (n) on g.n operator(pg_catalog.=) a.attname
+  where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+$$;
+comment on function pii_internal.guard_row_text_sql(regclass, regclass, text) is 'Internal. SQL text of a written row as a guard sends it to the deputy: record_out of the columns it reads, the others NULL.';
+
+-- Whether a guard on registered table tbl reads nothing of the written rows but the subject
+-- column (and scope), of built-in types whose equal values have one text form (integers,
+-- uuid, text and varchar under the default, C or POSIX collation: no domain, no table
+-- owner's cast or collation), so that it may take them from the transition table itself
+-- (guard_keys_in_place_sql): a table linked directly to its subject, whose rows are
+-- deleted on erasure (every row of a subject is a trace) while no legal hold may keep one
+-- minimised, with no registered children, no identifier columns and no rows shared with
+-- other tables.
+create or replace function pii_internal.guard_reads_in_place(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce((
+    select t.subject_attnum is not null
+       and pii_internal.erase_action(tbl) operator(pg_catalog.=) 'delete'
+       and not exists (select from pii.legal_holds h where h.released_at is null)
+       and not exists (select from pii.tables c where c.parent_relid = tbl)
+       and not exists (select from pii.identifiers i where i.relid = tbl)
+       and not exists (select from pii.subject_table s where s.relid = tbl)
+       and pii_internal.guard_owned_sql(tbl) operator(pg_catalog.=) 'true'
+       and not exists (select from pg_catalog.pg_attribute a
+                       where a.attrelid = tbl and a.attnum in (t.subject_attnum, t.scope_attnum)
+                         and (a.atttypid not in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                                                 'pg_catalog.uuid'::regtype, 'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+                              or a.attcollation not in (0, 100, 950, 951)))
+    from pii.tables t where t.relid = tbl), false)
+$$;
+comment on function pii_internal.guard_reads_in_place(regclass) is 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.';
+
+-- Where guard_reads_in_place: SQL selecting the distinct subjects of the transition table
+-- lethe_new_rows (each one carries PII, flag 1), as guard_candidates_sql does, compared in
+-- the key's own type before any is turned into text.
+create or replace function pii_internal.guard_keys_in_place_sql(tbl regclass) returns text
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  reg pii.tables;
+begin
+  select * into reg from pii.tables t where t.relid = tbl;
+  return pg_catalog.format(
+    $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
+       from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
+    pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+    case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+    pii_internal.column_name(tbl, reg.subject_attnum),
+    case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+end
+$$;
+comment on function pii_internal.guard_keys_in_place_sql(regclass) is 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).';
 
 -- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
 -- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
@@ -116,7 +218,11 @@ comment on function pii_internal.guard_candidates_sql(regclass, text, text) is '
 
 -- Lethe's half: which candidates (guard_candidates_sql) of registered table tbl are
 -- tombstoned, each hashed once, and whether one of their rows carries PII (a minimised row
--- does unless a legal hold keeps the subject's rows in tbl).
+-- does unless a legal hold keeps the subject's rows in tbl). Many candidates (a bulk write)
+-- are first narrowed to those whose tombstone bucket (pii_internal.bucket_sql) some
+-- tombstone has, so that only those are hashed; not while a tombstone without a bucket is
+-- left, nor when the tombstones far outnumber the candidates (hashing them is cheaper than
+-- reading every bucket).
 create or replace function pii_internal.guard_hits(tbl regclass, candidate_keys text[], candidate_scopes text[],
                                                    out keys text[], out scopes text[], out pii boolean[])
 language plpgsql stable
@@ -124,7 +230,16 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   sec pii_internal.secret;
+  kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
+  n integer := pg_catalog.cardinality(candidate_keys);
+  prefilter text := 'true';
 begin
+  if n >= 1000
+     and n * 20 >= (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass)
+     and not exists (select from pii_internal.tombstones t where t.bucket is null) then
+    prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                   pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
+  end if;
   select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
@@ -133,9 +248,9 @@ begin
                 where a.subject_hash = tb.subject_hash and (a.tables is null or $5::oid operator(pg_catalog.=) any (a.tables::oid[]))))), '{}')
        from (select c.s, pg_catalog.substr(c.k, 2) as k, pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '1') as pii,
                     pg_catalog.bool_or(pg_catalog.left(c.k, 1) operator(pg_catalog.=) '2') as minimised
-             from unnest($1::text[], $2::text[]) as c (k, s) group by 1, 2) as h
+             from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
        join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
-    pii_internal.kind_hash_sql((select t.kind from pii.tables t where t.relid = tbl), 'h.s', 'h.k'))
+    prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
     into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
 end
 $$;
@@ -156,9 +271,13 @@ begin
   if pg_catalog.cardinality(keys) = 0 then
     return 0;
   end if;
-  held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
   select coalesce(pg_catalog.array_agg(s), '{}') into only_tables
   from pii_internal.registered_subtree(tbl) s where case when s = tbl then self else children end;
+  if pg_catalog.cardinality(only_tables) = 0 then
+    -- No registered children: no plan to build.
+    return 0;
+  end if;
+  held := pii_internal.held_pairs(keys, scopes, (select t.kind from pii.tables t where t.relid = tbl));
   return (select coalesce(pg_catalog.sum(n), 0)::bigint
           from unnest((pii_internal.run_erase_plan('erase', keys, scopes, false, held.held_keys, held.held_tables, held.held_scopes, only_tables,
                                                    (select t.kind from pii.tables t where t.relid = tbl))).rows_affected) n);
@@ -181,6 +300,8 @@ declare
   moved text[];
   row_type text;
   candidates record;
+  cand_keys text[];
+  cand_scopes text[];
   idents record;
   pii_keys text[];
   pii_scopes text[];
@@ -199,16 +320,6 @@ begin
   end if;
   select * into subj from pii.subject_table s where s.kind = reg.kind;
 
-  -- The new rows leave the trigger as text (record_out: output functions only, never a
-  -- cast), and the table owner's deputy reads them back as the table's row type and selects
-  -- the subjects of rows that carry PII and, where tables are registered beneath this one,
-  -- of rows that newly link to their subject (inserted, or moved to another subject or
-  -- parent). Domain checks, casts and policies on the
-  -- table run as its owner, never as Lethe. (Lethe's own erasures pass through here too:
-  -- the rows they leave carry no PII, and they move nothing.) Lethe then hashes each
-  -- subject once and probes the tombstones, on text only.
-  select coalesce(pg_catalog.array_agg(pg_catalog.textin(pg_catalog.record_out(t))), '{}') into new_rows from lethe_new_rows t;
-  row_type := pii_internal.qualified_name(tg_relid);
   link_col := pii_internal.column_name(reg.relid, coalesce(reg.subject_attnum, reg.parent_fk_attnum));
   if not exists (select from pii.tables c where c.parent_relid = reg.relid) then
     link_sql := 'false';
@@ -226,17 +337,39 @@ begin
     link_sql := case when pg_catalog.cardinality(moved) = 0 then 'false'
                      else pg_catalog.format('pg_catalog.textin(pg_catalog.record_out(row(t.%I))) in (select pg_catalog.unnest($1::text[]))', link_col) end;
   end if;
-  candidates := pii_internal.as_owner(reg.relid,
-    pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
-    true, moved, null, new_rows);
-  hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
+  row_type := pii_internal.qualified_name(tg_relid);
+  if reg.guard_mode <> 'skip' and pii_internal.guard_reads_in_place(reg.relid) then
+    -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
+    -- a built-in type is read: their text is taken here (pg_catalog's output functions),
+    -- each distinct value once, and no row leaves the trigger.
+    execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+  else
+    -- The new rows leave the trigger as text (record_out: output functions only, never a
+    -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
+    -- neither printed nor parsed), each distinct row once, and the table owner's deputy
+    -- reads them back as the table's row type and selects the subjects of rows that carry
+    -- PII and, where tables are registered beneath this one, of rows that newly link to
+    -- their subject (inserted, or moved to another subject or parent). Domain checks, casts
+    -- and policies on the table run as its owner, never as Lethe. (Lethe's own erasures
+    -- pass through here too: the rows they leave carry no PII, and they move nothing.)
+    -- Lethe then hashes each subject once and probes the tombstones, on text only.
+    execute pg_catalog.format('select coalesce(pg_catalog.array_agg(r.v), ''{}'') from (select distinct %s as v from lethe_new_rows as t) as r',
+                              pii_internal.guard_row_text_sql(reg.relid, tg_relid, reg.guard_mode))
+      into new_rows;
+    candidates := pii_internal.as_owner(reg.relid,
+      pii_internal.guard_candidates_sql(reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), link_sql),
+      true, moved, null, new_rows);
+    cand_keys := candidates.found_keys;
+    cand_scopes := candidates.found_scopes;
+  end if;
+  hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
   -- An erased person written again under a new key, known by an identifier (email, phone):
   -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
   -- only the rows carrying the identifier are theirs.
   idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                          hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(idents.new_hashes) > 0 then
-    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
     hits := idents;
   elsif pg_catalog.cardinality(idents.pairs) > 0 then
     n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -322,7 +455,7 @@ begin
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
   idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(idents.new_hashes) > 0 then
-    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind);
+    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
     hits := idents;
   elsif pg_catalog.cardinality(idents.pairs) > 0 then
     -- The rows are already in the tree: erase those carrying the identifiers (or refuse).

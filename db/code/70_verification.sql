@@ -441,6 +441,40 @@ end
 $$;
 comment on function pii_internal.subject_residuals(bytea[], text[], text, text, uuid) is 'Internal. Steps of pii.verify_erasure and pii.verify_erasure_keys after the subjects are known: found again, recorded identifiers still there, rows not in their erased state.';
 
+-- Verification of one chunk of a request, in the chunk's transaction right after its
+-- erasure (issue 13: verified as erased, not in a pass over every subject at the end). The
+-- chunk's subjects are known by key, so they are not found again by hash (a scan of the
+-- whole subject table); with a PII key, by their pseudonyms too, as find_subjects_again
+-- does. The same checks as pii.verify_erasure: vault entries, recorded identifiers still
+-- there, rows not in their erased state. Returns how many traces remain, rows a legal hold
+-- keeps left out.
+create or replace function pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[],
+                                                        hashes bytea[], pseudonyms text[]) returns bigint
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  subj pii.subject_table := pii_internal.subject_kind(kind);
+  k text[] := keys;
+  s text[] := scopes;
+  h bytea[] := hashes;
+begin
+  if subj.key_is_pii then
+    k := keys || pseudonyms;
+    s := scopes || scopes;
+    h := hashes || hashes;
+  end if;
+  return (select pg_catalog.count(*) from (
+            select v.detail from pii_internal.vault_residuals(hashes) v
+            union all
+            select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
+            union all
+            select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind) r) x
+          where x.detail not like 'held until %');
+end
+$$;
+comment on function pii_internal.chunk_residuals(uuid, text, text, text[], text[], bytea[], text[]) is 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them; rows a legal hold keeps left out.';
+
 create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable security definer

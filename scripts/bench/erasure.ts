@@ -261,6 +261,8 @@ export interface CommittedRequestResult {
   residuals: number | null;
   rowsAffected: Record<string, number>;
   usedWorker: boolean;
+  /** graphile-worker concurrency: chunks of the request processed at once. */
+  workers: number;
 }
 
 /**
@@ -272,8 +274,9 @@ export async function benchCommittedRequest(
   url: string,
   keys: string[],
   log: (s: string) => void,
+  workers = 1,
 ): Promise<CommittedRequestResult> {
-  const worker = await runWorker({ connectionString: url, concurrency: 1, pollInterval: 500, log: () => {} });
+  const worker = await runWorker({ connectionString: url, concurrency: workers, pollInterval: 500, log: () => {} });
   try {
     await db.query('checkpoint');
     const t0 = process.hrtime.bigint();
@@ -307,7 +310,7 @@ export async function benchCommittedRequest(
       [requestId],
     );
     const a = rows[0]!;
-    log(`request ${requestId}: ${status} in ${seconds.toFixed(2)} s (${a.chunks} chunks)`);
+    log(`request ${requestId}: ${status} in ${seconds.toFixed(2)} s (${a.chunks} chunks, ${workers} worker(s))`);
     return {
       requestId,
       seconds,
@@ -319,6 +322,7 @@ export async function benchCommittedRequest(
       residuals: a.residuals,
       rowsAffected: a.rows_affected,
       usedWorker: true,
+      workers,
     };
   } finally {
     await worker.stop();
@@ -326,29 +330,81 @@ export async function benchCommittedRequest(
 }
 
 export interface VerifyResult {
+  /** pii.verify_erasure of the whole request, on demand (after the request is done). */
   samples: number[];
   median: number;
   residuals: number;
+  /**
+   * The verification the request path itself does: each chunk checks its subjects right
+   * after erasing them (pii_internal.chunk_residuals); seconds summed over the chunks, per run.
+   */
+  chunkSamples: number[];
+  chunkMedian: number;
+  chunks: number;
 }
 
-/** Item 3: pii.verify_erasure on the committed request (read-only, so simply repeated). */
+/**
+ * Item 3: verification of the committed request (read-only, so simply repeated): per chunk
+ * as the chunks do it (the same subjects in slices of pii.settings.chunk_size, timed and
+ * summed), and the whole request on demand with pii.verify_erasure.
+ */
 export async function benchVerify(
   db: pg.Client,
   requestId: string,
+  keys: string[],
   runs: number,
   log: (s: string) => void,
 ): Promise<VerifyResult> {
+  const { rows: cfg } = await db.query<{ size: number; mode: string; kind: string }>(
+    `select s.chunk_size as size, r.mode, coalesce(r.kind, (pii_internal.subject_kind(null)).kind) as kind
+       from pii.settings s, pii.requests r where r.id = $1`,
+    [requestId],
+  );
+  const { size, mode, kind } = cfg[0]!;
+  const chunks: unknown[][] = [];
+  for (let i = 0; i < keys.length; i += size) {
+    const { rows } = await db.query<{ k: string[]; s: (string | null)[]; h: Buffer[]; p: (string | null)[] }>(
+      `select array_agg(subject_key) as k, array_agg(scope) as s, array_agg(subject_hash) as h, array_agg(pseudonym) as p
+         from pii_internal.resolve_subjects($1::text[], kind => $2)`,
+      [keys.slice(i, i + size), kind],
+    );
+    chunks.push([requestId, mode, kind, rows[0]!.k, rows[0]!.s, rows[0]!.h, rows[0]!.p]);
+  }
   const samples: number[] = [];
+  const chunkSamples: number[] = [];
   let residuals = 0;
   for (let i = 0; i < runs; i++) {
+    let chunkSeconds = 0;
+    let chunkResiduals = 0;
+    for (const params of chunks) {
+      const c = await timed(() =>
+        db.query<{ n: string }>(
+          'select pii_internal.chunk_residuals($1, $2, $3, $4::text[], $5::text[], $6::bytea[], $7::text[]) as n',
+          params,
+        ),
+      );
+      chunkSeconds += c.seconds;
+      chunkResiduals += Number(c.value.rows[0]!.n);
+    }
+    chunkSamples.push(chunkSeconds);
     const r = await timed(() =>
       db.query<{ n: string }>('select count(*) as n from pii.verify_erasure($1::uuid)', [requestId]),
     );
     residuals = Number(r.value.rows[0]!.n);
     samples.push(r.seconds);
-    log(`verify ${i + 1}/${runs}: ${r.seconds.toFixed(2)} s, ${residuals} residual(s)`);
+    log(
+      `verify ${i + 1}/${runs}: per chunk ${chunkSeconds.toFixed(2)} s over ${chunks.length} chunk(s) (${chunkResiduals} residual(s)), ` +
+        `pii.verify_erasure ${r.seconds.toFixed(2)} s, ${residuals} residual(s)`,
+    );
   }
-  return { samples, median: median(samples), residuals };
+  return {
+    samples,
+    median: median(samples),
+    residuals,
+    chunkSamples,
+    chunkMedian: median(chunkSamples),
+    chunks: chunks.length,
+  };
 }
 
 export interface SingleResult {

@@ -9,6 +9,11 @@
 // The rows go to a partition of their own (November 2026), created by the benchmark the
 // way an application adds next month's partition; TRUNCATE of that partition restores the
 // table between runs without touching the 20 million existing rows.
+//
+// A third side, alternating with the other two: the same guarded COPY with identifier
+// tombstones in place (issue 12): crm.customers.email registered as an identifier and one
+// email identifier tombstone per tombstoned subject, as erasures of identified subjects
+// leave them. crm.events holds no identifier, so its guard must not pay for them.
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -24,6 +29,10 @@ export interface GuardResult {
   unguarded: number[];
   guardedMedian: number;
   unguardedMedian: number;
+  /** Identifier tombstones in place on the third side, and its runs. */
+  identifierTombstones: number;
+  withIdentifiers: number[];
+  withIdentifiersMedian: number;
   /** Rows of tombstoned subjects among the COPYed rows, and how many the guards removed. */
   tombstonedRows: number;
   scrubbedRows: number;
@@ -133,6 +142,46 @@ export async function benchGuards(
     }
   };
 
+  // The identifier tombstones of the third side, kept aside between its runs.
+  const { rows: kindRows } = await db.query<{ kind: string; hash_sql: string; registered: boolean }>(
+    `select s.kind, pii_internal.identifier_hash_sql(s.kind, 'x.v') as hash_sql,
+            exists (select from pii.identifiers i where i.relid = 'crm.customers'::regclass) as registered
+       from pii.subject_table s where s.relid = 'crm.customers'::regclass`,
+  );
+  const { kind, hash_sql: hashSql, registered } = kindRows[0]!;
+  if (!registered) await db.query(`select pii.register_identifier('crm.customers', 'email', 'email')`);
+  await db.query(`drop table if exists bench.identifier_tombstones`);
+  await db.query(
+    `create table bench.identifier_tombstones as
+       select $1::text as kind, ${hashSql} as identifier_hash, x.h as subject_hash, 'email'::text as identifier
+         from (select 'email' || chr(31) || 'customer' || c.id || '@example.com' as v, pii_internal.subject_hash(null, c.id::text) as h
+                 from crm.customers c) x
+         join pii_internal.tombstones t on t.subject_hash = x.h`,
+    [kind],
+  );
+  const identifierTombstones = Number(
+    (await db.query<{ n: string }>('select count(*) as n from bench.identifier_tombstones')).rows[0]!.n,
+  );
+  const setIdentifiers = async (on: boolean) => {
+    await db.query(
+      on
+        ? `insert into pii_internal.identifier_tombstones (kind, identifier_hash, subject_hash, identifier)
+             select * from bench.identifier_tombstones on conflict do nothing`
+        : `delete from pii_internal.identifier_tombstones i using bench.identifier_tombstones b
+            where i.kind = b.kind and i.identifier_hash = b.identifier_hash and i.subject_hash = b.subject_hash`,
+    );
+  };
+  type Side = 'guarded' | 'identifiers' | 'unguarded';
+  const copySide = async (side: Side) => {
+    if (side !== 'identifiers') return copyOnce(side === 'guarded');
+    await setIdentifiers(true);
+    try {
+      return await copyOnce(true);
+    } finally {
+      await setIdentifiers(false);
+    }
+  };
+
   // Warm-up (not timed): also tells how many rows the guards remove.
   await copyOnce(false);
   const { rows: hits } = await db.query<{ n: string }>(
@@ -142,15 +191,17 @@ export async function benchGuards(
   await copyOnce(true);
   const { rows: left } = await db.query<{ n: string }>('select count(*) as n from crm.events_2026_11');
 
-  const guarded: number[] = [];
-  const unguarded: number[] = [];
+  const runs: Record<Side, number[]> = { guarded: [], identifiers: [], unguarded: [] };
   for (let round = 0; round < opts.pairs; round++) {
-    for (const side of roundOrder(['guarded', 'unguarded'] as const, round)) {
-      const s = await copyOnce(side === 'guarded');
-      (side === 'guarded' ? guarded : unguarded).push(s);
-      log(`round ${round + 1}/${opts.pairs}: COPY ${side.padEnd(9)} ${s.toFixed(2)} s`);
+    for (const side of roundOrder(['guarded', 'identifiers', 'unguarded'] as const, round)) {
+      const s = await copySide(side);
+      runs[side].push(s);
+      log(`round ${round + 1}/${opts.pairs}: COPY ${side.padEnd(11)} ${s.toFixed(2)} s`);
     }
   }
+  await db.query('drop table bench.identifier_tombstones');
+  if (!registered) await db.query(`select pii.unregister_identifier('crm.customers', 'email')`);
+  const { guarded, unguarded } = runs;
 
   let statements: StatementStat[] = [];
   if (opts.pgss) {
@@ -166,6 +217,9 @@ export async function benchGuards(
     unguarded,
     guardedMedian: median(guarded),
     unguardedMedian: median(unguarded),
+    identifierTombstones,
+    withIdentifiers: runs.identifiers,
+    withIdentifiersMedian: median(runs.identifiers),
     tombstonedRows: Number(hits[0]!.n),
     scrubbedRows: opts.rows - Number(left[0]!.n),
     statements,

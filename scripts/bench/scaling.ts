@@ -15,6 +15,8 @@ export interface ScalingPoint {
 
 export interface ScalingResult {
   points: ScalingPoint[];
+  /** pii.settings.max_keys_per_call for the run, when the largest size is above the install's limit (restored afterwards). */
+  maxKeysPerCall?: number;
 }
 
 /** The subject counts at this scale: the issue's at scale 1, proportional below, at most half the customers. */
@@ -35,17 +37,28 @@ export async function benchScaling(
     [Math.max(...sizes)],
   );
   const ids = rows.map((r) => r.id);
+  // One pii.erase_subjects call per size: above the install's keys-per-call limit (100,000
+  // by default) the limit is raised for the run and put back afterwards.
+  const largest = Math.max(...sizes);
+  const { rows: cfg } = await db.query<{ n: number }>('select max_keys_per_call as n from pii.settings');
+  const limit = cfg[0]!.n;
+  const raised = largest > limit;
+  if (raised) await db.query('update pii.settings set max_keys_per_call = $1', [largest]);
   const points: ScalingPoint[] = [];
-  for (const n of sizes) {
-    const keys = ids.slice(0, n);
-    const erase = await eraser.run('lethe', keys);
-    await eraser.restore();
-    const request = await eraser.run('request', keys);
-    await eraser.restore();
-    log(
-      `scaling: ${n} subjects: erase_subjects ${erase.seconds.toFixed(2)} s, request path ${request.seconds.toFixed(2)} s`,
-    );
-    points.push({ subjects: n, eraseSeconds: erase.seconds, requestSeconds: request.seconds });
+  try {
+    for (const n of sizes) {
+      const keys = ids.slice(0, n);
+      const erase = await eraser.run('lethe', keys);
+      await eraser.restore();
+      const request = await eraser.run('request', keys);
+      await eraser.restore();
+      log(
+        `scaling: ${n} subjects: erase_subjects ${erase.seconds.toFixed(2)} s, request path ${request.seconds.toFixed(2)} s`,
+      );
+      points.push({ subjects: n, eraseSeconds: erase.seconds, requestSeconds: request.seconds });
+    }
+  } finally {
+    if (raised) await db.query('update pii.settings set max_keys_per_call = $1', [limit]);
   }
-  return { points };
+  return raised ? { points, maxKeysPerCall: largest } : { points };
 }

@@ -240,6 +240,8 @@ export interface SubjectSets {
   capped: string[];
   /** Single-subject erasures: other subjects, never in bulk. */
   single: string[];
+  /** As many subjects as bulk, in neither: the committed request with two workers (empty when the dataset is too small). */
+  parallel: string[];
 }
 
 /**
@@ -253,12 +255,18 @@ export async function pickSubjects(
 ): Promise<SubjectSets> {
   const { rows } = await db.query<{ id: string }>(
     `select id::text as id from crm.customers order by hashint8extended(id, 20261126), id limit $1`,
-    [sizes.bulk + sizes.single],
+    [2 * sizes.bulk + sizes.single],
   );
   const ids = rows.map((r) => r.id);
   if (ids.length < sizes.bulk + sizes.single) {
     throw new Error(`the dataset has ${ids.length} customers; the benchmark needs ${sizes.bulk + sizes.single}`);
   }
   const bulk = ids.slice(0, sizes.bulk);
-  return { bulk, capped: bulk.slice(0, Math.min(sizes.capped, bulk.length)), single: ids.slice(sizes.bulk) };
+  const parallel = ids.slice(sizes.bulk + sizes.single);
+  return {
+    bulk,
+    capped: bulk.slice(0, Math.min(sizes.capped, bulk.length)),
+    single: ids.slice(sizes.bulk, sizes.bulk + sizes.single),
+    parallel: parallel.length === sizes.bulk ? parallel : [],
+  };
 }
