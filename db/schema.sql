@@ -774,7 +774,6 @@ function pii.allow_return_identifier(text,text,text) owner <owner>
     declare
       subj pii.subject_table := pii_internal.subject_kind(kind);
       normaliser_ text;
-      sec pii_internal.secret;
       h bytea;
       n bigint;
     begin
@@ -787,10 +786,9 @@ function pii.allow_return_identifier(text,text,text) owner <owner>
       if normaliser_ is null then
         raise exception 'no identifier "%" is registered for kind "%"', identifier, subj.kind using errcode = '22023';
       end if;
-      select * into sec from pii_internal.secret;
       execute pg_catalog.format('select %s', pii_internal.identifier_hash_sql(subj.kind,
                 pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)', identifier, pii_internal.normalised_sql(normaliser_, '$1'))))
-        into h using value, null::text, sec.inner_key, sec.outer_key;
+        into h using value, null::text, null::bytea, null::bytea;
       delete from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) subj.kind and it.identifier_hash operator(pg_catalog.=) h;
       get diagnostics n = row_count;
       if n > 0 then
@@ -2408,7 +2406,6 @@ function pii.restore_check(jsonb) owner <owner>
     AS $function$
     declare
       subj pii.subject_table;
-      sec pii_internal.secret;
       sid text := pii.secret_id();
       parsed pii.erasure_ledger[];
       ledger record;
@@ -2429,7 +2426,6 @@ function pii.restore_check(jsonb) owner <owner>
       if subj.relid is null then
         raise exception 'no subject table is registered yet' using errcode = '55000';
       end if;
-      select * into sec from pii_internal.secret;
       parsed := pii_internal.parse_ledger_entries(entries);
 
       -- 1. The ledger itself continues where the external copy ends.
@@ -2450,22 +2446,14 @@ function pii.restore_check(jsonb) owner <owner>
             group by e.subject_hash) s;
       hashes := coalesce(hashes, '{}');
 
-      -- 3. Who is back, in every kind: hash every key of each kind's subject table once (a
-      --    kind's hashes carry its prefix, so a hash names its kind), join the ledger's
-      --    hashes. One statement: one SELECT per kind, UNION ALL.
-      execute pg_catalog.format(
-        $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s), pg_catalog.array_agg(x.kind)
-           from (%s) x
-           join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-        (select pg_catalog.string_agg(pg_catalog.format(
-                  'select %s as h, t.k, t.s, %L::text as kind from (select %s as s, r.%I::text as k from %s r) t',
-                  pii_internal.kind_hash_sql(s.kind, 't.s', 't.k'), s.kind,
-                  case when s.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end,
-                  pii_internal.column_name(s.relid, s.key_attnum), pii_internal.qualified_name(s.relid)),
-                ' union all ' order by s.kind)
-         from pii.subject_table s))
+      -- 3. Who is back, in every kind: each kind's subject table is read once with its owner's
+      --    rights (a cast or policy of theirs is their code) and its keys hashed here, in their
+      --    canonical form (pii_internal.subjects_by_hash); a kind's hashes carry its prefix.
+      select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.sc), pg_catalog.array_agg(s.kind)
         into found_hashes, found_keys, found_scopes, found_kinds
-        using hashes, null::text, sec.inner_key, sec.outer_key;
+      from pii.subject_table s
+      cross join lateral pii_internal.subjects_by_hash(hashes, s.kind) f
+      cross join lateral unnest(f.found_hashes, f.subject_keys, f.scopes) as x (h, k, sc);
       found_hashes := coalesce(found_hashes, '{}');
 
       -- What the database already reflects, per subject.
@@ -2782,6 +2770,8 @@ function pii.security_lint() owner <owner>
       select * from pii_internal.lint_guards()
       union all
       select * from pii_internal.lint_pii_readers()
+      union all
+      select * from pii_internal.lint_mixed_owners()
       order by 1, 2, 3
     $function$
   grant EXECUTE to pii_admin
@@ -2792,7 +2782,8 @@ are superusers, masked readers with privileged Lethe roles, missing masked views
 not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
 guards (erased people could come back), and application views, materialized views and SECURITY DEFINER functions
 over registered PII (or columns discovery flags by name) that roles other than their owner and pii_admin may read or
-execute (error when PUBLIC or a masked reader may). Severity error means raw PII is
+execute (error when PUBLIC or a masked reader may), and registered tables owned by another role than their kind''s
+subject table (warning: one owner''s code runs in the erasure of the other''s rows). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = ''error'';'
 
 function pii.set_guard(regclass,text) owner <owner>
@@ -3094,6 +3085,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       distinct_kinds text[];
       tokens text[];
       tokenized bigint;
+      canonical record;
     begin
       if subject_keys is null or kinds is null or "values" is null then
         raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -3129,6 +3121,15 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       if pg_catalog.cardinality(scopes) = 1 and n > 1 then
         scopes := pg_catalog.array_fill(scopes[1], array[n]);
       end if;
+      -- Keys and scopes in canonical text, cast with the subject table owner's rights (a cast
+      -- or domain check of theirs is their code, never run as Lethe's owner).
+      begin
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
+      exception when data_exception then
+        -- Names the position of the bad key or scope, never its value.
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
+        raise;
+      end;
       -- The KEK: FOR SHARE, so that a rotation (FOR UPDATE) waits for this call and a call
       -- that waited for a rotation sees the new KEK, never wrapping a key under the old one.
       -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
@@ -3156,8 +3157,8 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
                         case when tb.subject_hash is null
                              then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t
                  from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i)
-                 cross join lateral (select (u.k::%3$s)::text as k, %4$s as s) c
-                 cross join lateral (select %5$s as h) h
+                 cross join lateral (select u.k, u.s) c
+                 cross join lateral (select %3$s as h) h
                  left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                  left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
                  cross join lateral (select case when vk.deterministic then pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 24)
@@ -3179,7 +3180,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
                  select u.t, u.h, u.kind, y.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(u.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
                  from u cross join lateral (select pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv) y
                  join keys on keys.h operator(pg_catalog.=) u.h
-                 %6$s)
+                 %4$s)
              select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
             pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) b.b$s$),
             pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
@@ -3189,25 +3190,17 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
                               when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                               when 'trim' then pg_catalog.btrim(u.v)
                               else u.v end$s$),
-            pii_internal.column_type(subj.relid, subj.key_attnum),
-            case when subj.scope_attnum is null then 'null::text'
-                 else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
             pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
             -- A deterministic token asked for twice belongs to its first subject in input order.
             case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
                  then 'order by u.i on conflict (token) do nothing' else '' end)
             into tokens, tokenized
-            using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), kinds, "values";
+            using canonical.found_keys, canonical.found_scopes, kinds, "values";
           exit;
-        exception
-          when unique_violation then
-            if attempt = 3 then
-              raise;
-            end if;
-          when data_exception then
-            -- Names the position of the bad key or scope, never its value.
-            perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
+        exception when unique_violation then
+          if attempt = 3 then
             raise;
+          end if;
         end;
       end loop;
 
@@ -3404,11 +3397,9 @@ function pii.verify_audit_chain() owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
     begin
-      select * into sec from pii_internal.secret;
       -- Placeholders, not format(): the query has format() calls of its own. $1 is this
-      -- database's secret id, $3/$4 its key (hashing in C, set-based).
+      -- database's secret id (hashing in C, set-based; the key is read in the statement).
       return query execute pg_catalog.replace(pg_catalog.replace($q$
       with links as (
         -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
@@ -3454,7 +3445,7 @@ function pii.verify_audit_chain() owner <owner>
         '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
         '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
           'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
-        using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+        using pii.secret_id(), null::text, null::bytea, null::bytea;
     end
     $function$
   grant EXECUTE to pii_auditor
@@ -3651,12 +3642,10 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sec pii_internal.secret;
     begin
       if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
         return 0;
       end if;
-      select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
         $q$with kinds as (
@@ -3682,7 +3671,7 @@ function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],t
            from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
            where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
         pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
-        using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash,
+        using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
               entry_mode, entry_request_id, pii.secret_id();
       return pg_catalog.cardinality(subject_hashes);
     end
@@ -3698,16 +3687,27 @@ function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[]
     AS $function$
     declare
       pk pii_internal.pseudonym_key;
+      changed_setting text;
       hashes boolean := pg_catalog.strpos(statement, '$3') > 0;
-      deputy text := pii_internal.deputy((select c.relowner::regrole from pg_catalog.pg_class c where c.oid = tbl));
+      owner pg_catalog.regrole := (select c.relowner::pg_catalog.regrole from pg_catalog.pg_class c where c.oid operator(pg_catalog.=) tbl);
+      deputy text := pii_internal.deputy(owner);
     begin
+      perform pii_internal.stash_session_keks();
       perform pii_internal.check_tree_owner(tbl);
       if hashes then
         select * into pk from pii_internal.pseudonym_key;
       end if;
-      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
-        into n, found_keys, found_scopes
+      execute pg_catalog.format('select d.n, d.found_keys, d.found_scopes, d.changed_setting from %s($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) d', deputy)
+        into n, found_keys, found_scopes, changed_setting
         using statement, returns_keys, keys, scopes, pk.inner_key, pk.outer_key, new_rows, held_keys, held_tables, held_scopes;
+      -- The owner's code changed a setting (search_path, say): nothing more runs under it (not
+      -- even an unqualified type name here); the error rolls it back.
+      if changed_setting is not null then
+        raise exception 'code of role % (a trigger, rule, check, default or policy of %) changed the setting % during a statement of Lethe',
+          owner, pii_internal.qualified_name(tbl), changed_setting
+          using errcode = '42501',
+                hint = 'Code on registered tables must not change session settings (set_config, SET): the change would apply to Lethe''s next statements and to the caller''s session.';
+      end if;
     end
     $function$
   comment 'Internal. Runs one of Lethe''s statements on a table through its owner''s deputy: the row count, or the (keys, scopes) it selected.'
@@ -4021,6 +4021,28 @@ function pii_internal.cached_sql(text,text) owner <owner>
     $function$
   comment 'Internal. SQL parts generated from the registry, cached per plan generation: the cached parts of a name, or the result of evaluating Lethe''s build expression (then cached).'
 
+function pii_internal.canonical_subjects(pii.subject_table,text[],text[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.canonical_subjects(subj pii.subject_table, subject_keys text[], scopes text[], OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      key_type text := pii_internal.column_type(subj.relid, subj.key_attnum);
+      scope_type text := case when subj.scope_attnum is not null then pii_internal.column_type(subj.relid, subj.scope_attnum) end;
+      canonical record;
+    begin
+      canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+        $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+           from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+        pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+        true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[coalesce(pg_catalog.cardinality(subject_keys), 0)])));
+      found_keys := canonical.found_keys;
+      found_scopes := canonical.found_scopes;
+    end
+    $function$
+  comment 'Internal. Keys and scopes, by position, cast through their column types with the subject table owner''s rights, in canonical text.'
+
 function pii_internal.capture_identifiers(text[],text[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.capture_identifiers(subject_keys text[], scopes text[], kind text, OUT current_keys text[], OUT current_scopes text[], OUT hashes bytea[], OUT identifiers text[])
      RETURNS record
@@ -4128,7 +4150,7 @@ function pii_internal.chain_hash_sql(text,text) owner <owner>
       select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
                                                      chain, content_sql))
     $function$
-  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.'
+  comment 'Internal. SQL text computing pii_internal.chain_hash(chain, content); reads the install key in the statement, never bound.'
 
 function pii_internal.check_erase_mode(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.check_erase_mode(mode text)
@@ -4629,9 +4651,14 @@ function pii_internal.deputy(regrole) owner <owner>
       existing_fn regprocedure;
       current_shape boolean;
       args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
+      -- Deputies made by an earlier version lack the settings check: made again.
+      version constant text := 'lethe deputy: settings checked, deferred triggers fired';
+      names text[];
+      settings text;
     begin
       select p.proowner::regrole, p.oid::regprocedure,
              '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
+               and pg_catalog.strpos(p.prosrc, version) > 0
         into existing, existing_fn, current_shape
       from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -4643,6 +4670,7 @@ function pii_internal.deputy(regrole) owner <owner>
       perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
       select p.proowner::regrole, p.oid::regprocedure,
              '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
+               and pg_catalog.strpos(p.prosrc, version) > 0
         into existing, existing_fn, current_shape
       from pg_catalog.pg_proc p
       where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -4658,15 +4686,27 @@ function pii_internal.deputy(regrole) owner <owner>
         -- older version's parameters or settings: start over.
         execute pg_catalog.format('drop function %s', existing_fn);
       end if;
+      names := pii_internal.deputy_settings(owner);
+      select pg_catalog.format('array[%s]::text[]',
+               pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
+        into settings from pg_catalog.unnest(names) n;
+      -- After the statement the owner's code may have changed search_path: everything the
+      -- deputy evaluates from then on is schema-qualified, operators too.
       execute pg_catalog.format($f$
         create function pii_internal.%I(statement text, returns_keys boolean, keys text[], scopes text[],
                                         inner_key bytea, outer_key bytea, new_rows text[],
                                         held_keys text[], held_tables oid[], held_scopes text[],
-                                        out n bigint, out found_keys text[], out found_scopes text[])
+                                        out n bigint, out found_keys text[], out found_scopes text[],
+                                        out changed_setting text)
         language plpgsql security definer
         set search_path = pg_catalog, pg_temp
         set debug_print_plan = off
         as $body$
+        -- %s
+        declare
+          before constant text[] := %s;
+          after text[];
+          deferred record;
         begin
           if returns_keys then
             execute statement into found_keys, found_scopes using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
@@ -4674,9 +4714,30 @@ function pii_internal.deputy(regrole) owner <owner>
             execute statement using keys, scopes, inner_key, outer_key, new_rows, held_keys, held_tables, held_scopes;
             get diagnostics n = row_count;
           end if;
+          -- Deferred constraint triggers the statement queued fire now, as the owner, not at the
+          -- caller's COMMIT as the caller (foreign keys check as their tables' owners anyway).
+          for deferred in
+            select pg_catalog.format('%%I.%%I', ns.nspname, k.conname) as name, k.condeferred
+            from pg_catalog.pg_constraint k join pg_catalog.pg_namespace ns on ns.oid operator(pg_catalog.=) k.connamespace
+            where k.contype operator(pg_catalog.=) 't' and k.condeferrable
+          loop
+            execute pg_catalog.format('set constraints %%s immediate', deferred.name);
+            if deferred.condeferred then
+              execute pg_catalog.format('set constraints %%s deferred', deferred.name);
+            end if;
+          end loop;
+          after := %s;
+          if not (before operator(pg_catalog.=) after) then
+            for i in 1 .. pg_catalog.array_length(before, 1) loop
+              if not (array[before[i]] operator(pg_catalog.=) array[after[i]]) then
+                changed_setting := (%L::text[])[i];
+                return;
+              end if;
+            end loop;
+          end if;
         end
         $body$
-      $f$, fname);
+      $f$, fname, version, settings, settings, names);
       execute pg_catalog.format('comment on function pii_internal.%I%s is %L', fname, args,
         pg_catalog.format('Internal. Lethe''s deputy for tables owned by %s: runs Lethe''s statements on them with their owner''s rights (EXECUTE: Lethe''s owner only).', owner));
       execute pg_catalog.format('revoke all on function pii_internal.%I%s from public', fname, args);
@@ -4693,6 +4754,31 @@ function pii_internal.deputy(regrole) owner <owner>
     end
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
+
+function pii_internal.deputy_settings(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.deputy_settings(owner regrole)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      names text[];
+    begin
+      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
+        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
+                   where s.context operator(pg_catalog.=) 'user'
+                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
+          into names using owner::oid;
+      else
+        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
+        where s.context operator(pg_catalog.=) 'user'
+           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
+      end if;
+      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
+    end
+    $function$
+  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.discovery_by_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
@@ -5331,7 +5417,6 @@ function pii_internal.erased_co_owners(regclass,text[],text[]) owner <owner>
       tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
       selects text[];
       found record;
-      sec pii_internal.secret;
     begin
       keys := '{}';
       select pg_catalog.array_agg(pg_catalog.format(
@@ -5359,12 +5444,11 @@ function pii_internal.erased_co_owners(regclass,text[],text[]) owner <owner>
       if pg_catalog.cardinality(found.found_keys) = 0 then
         return;
       end if;
-      select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
            where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
         pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
-        into keys, key_scopes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key;
+        into keys, key_scopes using found.found_keys, found.found_scopes;
     end
     $function$
   comment 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.'
@@ -5732,7 +5816,6 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      sec pii_internal.secret;
       kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
       n integer := pg_catalog.cardinality(candidate_keys);
       prefilter text := 'true';
@@ -5743,7 +5826,6 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
         prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
                                        pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
       end if;
-      select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
                   coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
@@ -5754,7 +5836,7 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
                  from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
            join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
         prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
-        into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
+        into keys, scopes, pii using candidate_keys, candidate_scopes, null::bytea, null::bytea, tbl;
     end
     $function$
   comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).'
@@ -6307,7 +6389,7 @@ function pii_internal.identifier_hash_sql(text,text) owner <owner>
     AS $function$
       select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s', 'identifier' || pg_catalog.chr(31) || kind, pair_sql))
     $function$
-  comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.'
+  comment 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value); reads the install key in the statement, never bound.'
 
 function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[],boolean[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.identifier_hits(tbl regclass, owner_tbl regclass, source text, new_rows text[], hit_keys text[], hit_scopes text[], hit_pii boolean[], OUT keys text[], OUT scopes text[], OUT pii boolean[], OUT pairs text[], OUT new_hashes bytea[], OUT new_buckets integer[])
@@ -6320,7 +6402,6 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       values_sql text;
       path record;
       found_ record;
-      sec pii_internal.secret;
       is_subject boolean;
     begin
       keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
@@ -6345,7 +6426,6 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
       if pg_catalog.cardinality(found_.found_keys) = 0 then
         return;
       end if;
-      select * into sec from pii_internal.secret;
       execute pg_catalog.format(
         $q$with c as (select u.k, u.v from unnest($1::text[], $2::text[]) as u (k, v)),
                 erased as (select d.v from (select distinct c.v from c) d
@@ -6365,7 +6445,7 @@ function pii_internal.identifier_hits(regclass,regclass,text,text[],text[],text[
         pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
         pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
         into pairs, new_hashes, new_buckets, keys, scopes, pii
-        using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
+        using found_.found_keys, found_.found_scopes, null::bytea, null::bytea, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
     end
     $function$
   comment 'Internal. The erased persons'' identifier values among a guard''s written rows (keyed hash probe by index); on a subject table, also the rows'' keys (merged into the key hits) and their subject hashes.'
@@ -6582,7 +6662,7 @@ function pii_internal.kind_hash_sql(text,text,text) owner <owner>
     AS $function$
       select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
     $function$
-  comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.'
+  comment 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix); reads the install key in the statement, never bound.'
 
 function pii_internal.kind_list() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.kind_list()
@@ -6771,6 +6851,25 @@ function pii_internal.lint_masking() owner <owner>
       from pii.unclassified_columns() u join reg on reg.name = u.table_name
     $function$
   comment 'Internal. security_lint step: masked views missing or readable by PUBLIC, RLS, event triggers, schema public, unclassified columns.'
+
+function pii_internal.lint_mixed_owners() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.lint_mixed_owners()
+     RETURNS TABLE(severity text, object text, problem text, hint text)
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select 'warning', pii_internal.qualified_name(t.relid),
+             pg_catalog.format('owned by %s, but subject table %s (kind %s) is owned by %s: code of one owner runs during every erasure of the other''s rows (each with its own rights; it sees whom Lethe erases and can make the erasure fail)',
+                               c.relowner::regrole, pii_internal.qualified_name(s.relid), s.kind, sc.relowner::regrole),
+             pg_catalog.format('alter table %s owner to %s; -- or accept that these owners trust each other', pii_internal.qualified_name(t.relid), sc.relowner::regrole)
+      from pii.tables t
+      join pii.subject_table s on s.kind operator(pg_catalog.=) t.kind
+      join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) t.relid::oid
+      join pg_catalog.pg_class sc on sc.oid operator(pg_catalog.=) s.relid::oid
+      where c.relowner operator(pg_catalog.<>) sc.relowner
+    $function$
+  comment 'Internal. security_lint step: registered tables owned by another role than their kind''s subject table.'
 
 function pii_internal.lint_pii_columns() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.lint_pii_columns()
@@ -7151,8 +7250,9 @@ function pii_internal.masked_readers() owner <owner>
       select r.oid, r.rolname
       from pg_catalog.pg_roles r join members on members.oid = r.oid
       where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+        and pg_catalog.has_database_privilege(r.oid, pg_catalog.current_database(), 'CONNECT')
     $function$
-  comment 'Internal. Login (and other) roles that are masked readers by explicit grants.'
+  comment 'Internal. Login (and other) roles that are masked readers by explicit grants and may connect to this database.'
 
 function pii_internal.masked_view_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.masked_view_name(tbl regclass)
@@ -8297,7 +8397,6 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
     declare
       canonical record;
       subj pii.subject_table;
-      sec pii_internal.secret;
       n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
       max_keys integer;
       key_type text;
@@ -8339,16 +8438,9 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
         scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
       end if;
       key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-      select * into sec from pii_internal.secret;
 
       begin
-        -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
-        -- is their code, never run as Lethe. Lethe only hashes the canonical text.
-        canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-          $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
-             from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-          pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
-          true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
         return query execute pg_catalog.format(
           -- Joined by position, not subscripted: a subscript of a text[] walks the array.
           $q$select r.s, r.k, %s, p.p, r.i
@@ -8357,7 +8449,7 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
                    group by c.s, c.k) r
              left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
           pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
-          using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+          using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
                 case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
       exception when data_exception then
         -- Name the position, never the value: keys are personal data.
@@ -8391,12 +8483,10 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     AS $function$
     declare
       head pii_internal.chain_heads;
-      sec pii_internal.secret;
       sid text := pii.secret_id();
       bad bigint;
     begin
       restored := 0;
-      select * into sec from pii_internal.secret;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       select pg_catalog.count(*) into conflicts
       from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -8414,7 +8504,7 @@ function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
               or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
         pii_internal.chain_hash_sql('erasure_ledger',
           'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
-        into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
+        into bad using parsed, sid, null::bytea, null::bytea, head.seq, head.last_hash;
       if bad is not null then
         raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
           hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
@@ -8638,6 +8728,42 @@ function pii_internal.safe_error_text(text,text,text) owner <owner>
     $function$
   comment 'Internal. An error''s text as Lethe may show it: its own RAISE''s message, otherwise SQLSTATE and the keyed hash of the message.'
 
+function pii_internal.session_kek(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.session_kek(setting text)
+     RETURNS text
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      perform pii_internal.stash_session_keks();
+      if not pii_internal.session_kek_table() then
+        return null;
+      end if;
+      return (select k.value from pg_temp.lethe_session_keks k where k.name operator(pg_catalog.=) setting);
+    end
+    $function$
+  comment 'Internal. The value the session brought in a lethe.vault_* setting (its startup options), or NULL.'
+
+function pii_internal.session_kek_table() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.session_kek_table()
+     RETURNS boolean
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      tbl_owner oid := (select c.relowner from pg_catalog.pg_class c
+                        where c.oid operator(pg_catalog.=) pg_catalog.to_regclass('pg_temp.lethe_session_keks'));
+    begin
+      if tbl_owner is not null and tbl_owner operator(pg_catalog.<>) current_user::pg_catalog.regrole::oid then
+        raise exception 'pg_temp.lethe_session_keks belongs to another role: Lethe keeps the session''s KEKs there'
+          using errcode = '42501', hint = 'Drop that temporary table, or use a new session.';
+      end if;
+      return tbl_owner is not null;
+    end
+    $function$
+  comment 'Internal. Whether this session has Lethe''s table of KEKs taken from its settings (42501 if another role made one of that name).'
+
 function pii_internal.set_table_kind() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.set_table_kind()
      RETURNS trigger
@@ -8702,6 +8828,30 @@ function pii_internal.shared_row_references() owner <owner>
       where t.link_referenced and exists (select from pg_catalog.pg_class x where x.oid = t.relid)
     $function$
   comment 'Internal. The foreign keys into tables registered as referenced by their parent (whose rows may be shared), with their columns and whether an index leads with them.'
+
+function pii_internal.stash_session_keks() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.stash_session_keks()
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      held text[] := (select pg_catalog.array_agg(n) from pg_catalog.unnest(array['lethe.vault_kek', 'lethe.vault_new_kek']) n
+                      where coalesce(pg_catalog.current_setting(n, true), '') operator(pg_catalog.<>) '');
+    begin
+      if held is null then
+        return;
+      end if;
+      if not pii_internal.session_kek_table() then
+        create temporary table lethe_session_keks (name text primary key, value text not null);
+      end if;
+      insert into pg_temp.lethe_session_keks as k (name, value)
+      select n, pg_catalog.current_setting(n) from pg_catalog.unnest(held) n
+      on conflict (name) do update set value = excluded.value;
+      perform pg_catalog.set_config(n, '', false) from pg_catalog.unnest(held) n;
+    end
+    $function$
+  comment 'Internal. Moves the session''s lethe.vault_kek / lethe.vault_new_kek settings into a temporary table only Lethe''s owner may read, before any table owner''s code runs in the session.'
 
 function pii_internal.strategy_argument_ok(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.strategy_argument_ok(form text, argument text)
@@ -9009,11 +9159,10 @@ function pii_internal.vault_kek_setting(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_kek_setting(setting text)
      RETURNS bytea
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare
-      given text := pg_catalog.current_setting(setting, true);
+      given text := pii_internal.session_kek(setting);
     begin
       if given is null or given = '' then
         return null;
@@ -9030,7 +9179,6 @@ function pii_internal.vault_open_kek() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_open_kek()
      RETURNS bytea
      LANGUAGE plpgsql
-     STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     declare

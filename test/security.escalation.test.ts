@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
+import { vaultKekOptions } from '../src/piiApi/vaultKek.js';
 import { migrate } from '../src/db/migrate.js';
 import { expectPgError, loadFixture } from './helpers/fixtures.js';
 import { admin, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
@@ -416,6 +417,63 @@ describe('1b. reading a registered table never runs the owner code as Lethe', ()
     expect((await a.operator.query(`select * from pii.verify_erasure($1)`, [id])).rows).toEqual([]);
     await expectRanAsOwnerOnly(a);
   });
+
+  it("owner's cast to text runs during pii.tokenize (the key and scope cast to their column types) as the owner only", async () => {
+    const a = await castingOwner();
+    await a.db.query(`select pii.set_token_kind('email')`);
+    await a.db.query(`truncate own.ran`);
+    const { rows } = await a.db.query(`select pii.tokenize('2', 'email', 'new@example.com', scope => 'eu') as t`);
+    expect(rows[0].t).toMatch(/^tok_/);
+    await expectRanAsOwnerOnly(a);
+  });
+
+  it("owner's cast reads the vault's external KEK from the PII API session's settings during pii.tokenize", async () => {
+    const a = await castingOwner();
+    const kek = randomBytes(32).toString('hex');
+    const session = async (keks: { current?: string; next?: string }, sql: string): Promise<any[]> => {
+      const c = new pg.Client({ connectionString: a.db.url, options: vaultKekOptions(keks, undefined) });
+      await c.connect();
+      try {
+        return (await c.query(sql)).rows;
+      } finally {
+        await c.end();
+      }
+    };
+    await a.db.query(`select pii.set_token_kind('email')`);
+    await session({ next: kek }, `select * from pii.vault_rotate_kek('external')`);
+    await a.as.query(`create or replace function own.tenant_text(t own.tenant) returns text language plpgsql as $f$
+      begin
+        insert into own.loot values (current_user, pg_catalog.current_setting('lethe.vault_kek', true));
+        insert into own.loot values (current_user, pg_catalog.current_setting('lethe.vault_new_kek', true));
+        return t::name::text;
+      end
+      $f$`);
+    const rows = await session(
+      { current: kek, next: randomBytes(32).toString('hex') },
+      `select pii.tokenize('2', 'email', 'new@example.com', scope => 'eu') as t`,
+    );
+    expect(rows[0].t).toMatch(/^tok_/);
+    const { rows: loot } = await a.db.query(`select who, coalesce(secret, '') as secret from own.loot`);
+    expect(loot.length).toBeGreaterThan(0); // the owner's code ran in that session
+    expect(loot.filter((l) => l.secret !== '')).toEqual([]);
+  });
+
+  it("owner's cast to text runs during pii.restore_check (every key of the subject table hashed) as the owner only", async () => {
+    const a = await castingOwner();
+    await a.operator.query(`select * from pii.erase_subjects(array['2'], scopes => array['eu'])`);
+    const entries = (
+      await a.db.query(`select pg_catalog.jsonb_agg(entry order by seq) as e from pii.ledger_entries_after(0)`)
+    ).rows[0].e;
+    // Subject 2 is back (a restore from before the erasure): restore_check finds it again.
+    await a.db.query(`update own.people set email = 'person2@example.com' where id = 2`);
+    await a.db.query(`truncate own.ran`);
+    const { rows } = await a.db.query(
+      `select subjects::int, replayed::int, already_erased::int from pii.restore_check($1)`,
+      [JSON.stringify(entries)],
+    );
+    expect(rows).toEqual([{ subjects: 1, replayed: 0, already_erased: 1 }]);
+    await expectRanAsOwnerOnly(a);
+  });
 });
 
 describe("1d. a partition owned by another role never runs its code with the parent owner's rights", () => {
@@ -462,12 +520,151 @@ describe("1d. a partition owned by another role never runs its code with the par
   });
 });
 
+describe('1f. tables of one subject tree owned by different roles are reported', () => {
+  it("security_lint warns about a registered table whose owner is not the subject table's, naming both", async () => {
+    const a = await ownedTable();
+    const mixed = async () =>
+      (await a.db.query(`select severity, problem, hint from pii.security_lint() where object = 'own.notes'`)).rows;
+    expect(await mixed()).toEqual([
+      {
+        severity: 'warning',
+        problem: expect.stringMatching(
+          new RegExp(
+            `^owned by ${a.owner}, but subject table app\\.customers \\(kind \\w+\\) is owned by \\w+: code of one owner runs during every erasure`,
+          ),
+        ),
+        hint: expect.stringMatching(/^alter table own\.notes owner to \w+;/),
+      },
+    ]);
+    await a.db.query(`alter table own.notes owner to current_user`);
+    expect(await mixed()).toEqual([]);
+  });
+});
+
+describe("1e. code a deputy runs cannot change the settings of Lethe's later statements, nor run later", () => {
+  /**
+   * The owner's trigger own.set_it() calls set_config(name, value, local) while Lethe's
+   * statement updates own.notes. A function's SET clause does not undo a plain SET made
+   * inside it (PostgreSQL keeps it past the function's exit), and SET LOCAL of a setting
+   * the function does not pin lasts to the end of the transaction.
+   */
+  async function settingTrigger(a: Owned, name: string, value: string, local: boolean): Promise<void> {
+    await a.as.query(`
+      create function own.set_it() returns trigger language plpgsql as $f$
+      begin
+        perform pg_catalog.set_config(${pg.escapeLiteral(name)}, ${pg.escapeLiteral(value)}, ${local});
+        return new;
+      end
+      $f$;
+      create trigger set_it before update on own.notes for each row execute function own.set_it()`);
+  }
+
+  it("a trigger's set_config('search_path', 'own, pg_catalog', false) during erase_subjects: the operator's next query would run the owner's = operator as the operator", async () => {
+    const a = await ownedTable();
+    await a.as.query(`
+      create function own.eq(x text, y text) returns boolean language plpgsql as $f$
+      begin
+        insert into own.ran values (current_user);
+        return x operator(pg_catalog.=) y;
+      end
+      $f$;
+      create operator own.= (leftarg = text, rightarg = text, function = own.eq);
+      grant usage on schema own to public`);
+    await settingTrigger(a, 'search_path', 'own, pg_catalog', false);
+    const before = (await a.operator.query(`show search_path`)).rows[0].search_path;
+    await expectPgError(
+      a.operator.query(`select * from pii.erase_subjects(array['1'])`),
+      '42501',
+      /changed the setting search_path/,
+    );
+    expect((await a.operator.query(`show search_path`)).rows[0].search_path).toBe(before);
+    await a.operator.query(`select 1 where 'x'::text = 'x'::text`);
+    expect((await a.db.query(`select who from own.ran`)).rows).toEqual([]);
+    expect(await notesLeft(a, 1)).toBe(1); // refused whole
+  });
+
+  it("a trigger's set_config('search_path', …) during the worker chunk (process_request_chunk)", async () => {
+    const a = await ownedTable();
+    await settingTrigger(a, 'search_path', 'own, pg_catalog', false);
+    const id = (await a.operator.query(`select pii.request_erasure(array['2']) as id`)).rows[0].id;
+    await expectPgError(
+      a.operator.query(`select pii.process_request_chunk($1) as n`, [id]),
+      '42501',
+      /changed the setting search_path/,
+    );
+    expect(await notesLeft(a, 2)).toBe(1);
+  });
+
+  it.each([
+    // Text forms of keys and values (hashes, tombstones, pseudonyms) change with the date style.
+    ['DateStyle', 'SQL, DMY', true],
+    // Bound parameters (the operator's subject keys) in the server log when a statement fails.
+    ['log_parameter_max_length_on_error', '-1', false],
+    // Index scans that return a subset: erasure and verification miss rows.
+    ['gin_fuzzy_search_limit', '1', true],
+    ['lock_timeout', '1', true],
+    ['row_security', 'off', false],
+    // Lethe's own flag: skips the masking event triggers for the rest of the session.
+    ['lethe.masking_rebuild', 'on', false],
+  ])(
+    'a trigger setting %s = %s (local: %s) during erase_subjects is refused and undone',
+    async (name, value, local) => {
+      const a = await ownedTable();
+      await settingTrigger(a, name, value, local);
+      // A custom setting, once set, stays defined (as '') after a rollback: Lethe reads '' as off.
+      const show = async (): Promise<string> =>
+        (await a.operator.query(`select coalesce(current_setting($1, true), '') as v`, [name])).rows[0].v;
+      const before = await show();
+      await a.operator.query('begin');
+      await expectPgError(
+        a.operator.query(`select * from pii.erase_subjects(array['1'])`),
+        '42501',
+        new RegExp(`changed the setting ${name}`),
+      );
+      await a.operator.query('rollback');
+      expect(await show()).toBe(before);
+      expect(await notesLeft(a, 1)).toBe(1);
+    },
+  );
+
+  it("a deferred constraint trigger queued by erase_subjects fires at the operator's commit as the operator", async () => {
+    const a = await ownedTable();
+    // USAGE for all: so that the trigger, fired as someone else, gets as far as own.pwn().
+    await a.as.query(`grant usage on schema own to public;
+                      create constraint trigger pwn after update on own.notes deferrable initially deferred
+                      for each row execute function own.pwn_trigger()`);
+    await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
+    expect(await notesLeft(a, 1)).toBe(0);
+    await expectRanAsOwnerOnly(a);
+  });
+
+  it('a deferred constraint trigger of another table the owner writes from an immediate trigger, during the worker chunk', async () => {
+    const a = await ownedTable();
+    await a.as.query(`
+      grant usage on schema own to public;
+      create table own.side (id bigint);
+      create constraint trigger pwn after insert on own.side deferrable initially deferred
+        for each row execute function own.pwn_trigger();
+      create function own.touch() returns trigger language plpgsql as $f$
+      begin
+        insert into own.side values (1);
+        return new;
+      end
+      $f$;
+      create trigger touch before update on own.notes for each row execute function own.touch()`);
+    const id = (await a.operator.query(`select pii.request_erasure(array['2']) as id`)).rows[0].id;
+    while ((await a.operator.query(`select pii.process_request_chunk($1) as n`, [id])).rows[0].n > 0);
+    expect(await notesLeft(a, 2)).toBe(0);
+    await expectRanAsOwnerOnly(a);
+  });
+});
+
 describe("1c. no key of Lethe shows in a plan, and statements run with an owner's rights never hold the install key", () => {
   /** The bytes of a key as debug_print_plan prints a bytea constant (signed decimals). */
   const planBytes = (hex: string): string =>
     [...Buffer.from(hex, 'hex').subarray(0, 16)].map((b) => (b > 127 ? b - 256 : b)).join(' ');
 
-  it("debug_print_plan turned on by the owner's trigger (in the operator's session) or by a writer whose row the guard scrubs shows no key in Lethe's plans", async () => {
+  it("debug_print_plan turned on by the operator, by the owner's trigger (refused) or by a writer whose row the guard scrubs shows no key in Lethe's plans", async () => {
     const a = await ownedTable({ noteRule: 'pseudonym' });
     await a.as.query(`
       create function own.show_plans() returns trigger language plpgsql as $f$
@@ -483,6 +680,14 @@ describe("1c. no key of Lethe shows in a plan, and statements run with an owner'
       notices.push(`${n.message ?? ''} ${n.detail ?? ''}`);
     a.operator.on('notice', collect);
     a.as.on('notice', collect);
+    // The owner's trigger may not change the operator's settings (1e): refused, and undone.
+    await expectPgError(
+      a.operator.query(`select * from pii.erase_subjects(array['1'])`),
+      '42501',
+      /changed the setting (client_min_messages|debug_print_plan)/,
+    );
+    await a.as.query(`drop trigger show_plans on own.notes`);
+    await a.operator.query(`set debug_print_plan = on; set client_min_messages = log`);
     await a.operator.query(`select * from pii.erase_subjects(array['1'])`);
     await a.operator.query(`select * from pii.erase_subjects(array['2'])`);
     // The writer's own session: its insert of an erased subject fires the guard's scrub.
@@ -634,6 +839,15 @@ describe('4. a masked reader cannot read around the masks', () => {
       rows.some((r) => r.object.includes(member.name) && /pg_read_all_data/.test(r.problem)),
       text,
     ).toBe(true);
+    // Roles are the cluster's: a reader that may not connect to this database reads nothing
+    // of it (it is another database's reader), so this database's lint does not report it.
+    await db.query(`revoke connect on database ${db.name} from public;
+                    grant connect on database ${db.name} to ${member.name}`);
+    const after = JSON.stringify(
+      (await db.query(`select object from pii.security_lint() where severity = 'error'`)).rows,
+    );
+    expect(after).not.toContain(creator.name);
+    expect(after).toContain(member.name);
   });
 });
 

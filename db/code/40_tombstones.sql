@@ -192,6 +192,31 @@ as $$
 $$;
 comment on function pii_internal.key_position(integer, bigint[]) is 'Internal. Names a key in an error message by position (or CSV row), never by value.';
 
+-- Keys (and scopes), one per position, in canonical text: cast through the key and scope
+-- column types with the subject table owner's rights (a domain's CHECK or a cast on the key
+-- type is their code, never run as Lethe), the key in pii_internal.key_text_sql's form.
+-- Lethe only hashes what comes back. A bad key raises data_exception (22xxx).
+create or replace function pii_internal.canonical_subjects(subj pii.subject_table, subject_keys text[], scopes text[],
+                                                           out found_keys text[], out found_scopes text[])
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  key_type text := pii_internal.column_type(subj.relid, subj.key_attnum);
+  scope_type text := case when subj.scope_attnum is not null then pii_internal.column_type(subj.relid, subj.scope_attnum) end;
+  canonical record;
+begin
+  canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
+    $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
+       from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
+    pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
+    true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[coalesce(pg_catalog.cardinality(subject_keys), 0)])));
+  found_keys := canonical.found_keys;
+  found_scopes := canonical.found_scopes;
+end
+$$;
+comment on function pii_internal.canonical_subjects(pii.subject_table, text[], text[]) is 'Internal. Keys and scopes, by position, cast through their column types with the subject table owner''s rights, in canonical text.';
+
 -- Resolves keys (and scopes) as callers give them to canonical text (cast through the
 -- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
 -- subject), deduplicated, with their hashes. Validates everything first.
@@ -204,7 +229,6 @@ as $$
 declare
   canonical record;
   subj pii.subject_table;
-  sec pii_internal.secret;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   max_keys integer;
   key_type text;
@@ -246,16 +270,9 @@ begin
     scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
   end if;
   key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-  select * into sec from pii_internal.secret;
 
   begin
-    -- Cast with the subject table owner's rights: a domain's CHECK or a cast on the key type
-    -- is their code, never run as Lethe. Lethe only hashes the canonical text.
-    canonical := pii_internal.as_owner(subj.relid, pg_catalog.format(
-      $q$select pg_catalog.array_agg(%s order by u.i), pg_catalog.array_agg(%s order by u.i)
-         from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)$q$,
-      pii_internal.key_text_sql(pg_catalog.format('u.k::%s', key_type), key_type), case when scope_type is null then 'null::text' else pg_catalog.format('(u.s::%s)::text', scope_type) end),
-      true, subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])));
+    canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
     return query execute pg_catalog.format(
       -- Joined by position, not subscripted: a subscript of a text[] walks the array.
       $q$select r.s, r.k, %s, p.p, r.i
@@ -264,7 +281,7 @@ begin
                group by c.s, c.k) r
          left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
       pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
-      using canonical.found_keys, canonical.found_scopes, sec.inner_key, sec.outer_key,
+      using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
             case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
   exception when data_exception then
     -- Name the position, never the value: keys are personal data.

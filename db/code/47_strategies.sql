@@ -29,7 +29,7 @@
 --   %1$s the column (alias t: t."email")     %2$s its type (a domain stays the domain)
 --   %3$s its base type (domains resolved)   %4$L the argument
 --   %5$L the argument's keys as text[] (form keys)
---   %6$s the column's pseudonym (SQL; the install key bound as $3/$4)
+--   %6$s the column's pseudonym (SQL; the pseudonym key bound as $3/$4)
 --   %7$s "the column is a Lethe pseudonym" (SQL predicate, same key)
 -- (%6$s and %7$s are built only when the template uses them; a literal % is written %%.)
 

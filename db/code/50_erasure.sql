@@ -3,7 +3,7 @@
 -- The erasure engine (F2-F7): for a batch of subjects, one set-based statement per
 -- registered table, deepest child first, the subject table last. Statements are built
 -- from the registry with format('%I'/'%L') and bound to parameters:
---   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the HMAC key.
+--   $1 text[] subject keys, $2 text[] scopes (parallel), $3/$4 the pseudonym key (pii_internal.as_owner).
 
 -- How the rows of tbl (alias t) reach their subject: the registered parents to join
 -- (FROM-list, aliases p1, p2, …), the join conditions, and the expressions holding the
@@ -313,7 +313,6 @@ declare
   tbl_kind text := (select t.kind from pii.tables t where t.relid = tbl and t.shared = 'keep');
   selects text[];
   found record;
-  sec pii_internal.secret;
 begin
   keys := '{}';
   select pg_catalog.array_agg(pg_catalog.format(
@@ -341,12 +340,11 @@ begin
   if pg_catalog.cardinality(found.found_keys) = 0 then
     return;
   end if;
-  select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(u.k), '{}'), pg_catalog.array_agg(u.s) from unnest($1::text[], $2::text[]) as u (k, s)
        where exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) %s and tb.erased_at is not null)$q$,
     pii_internal.kind_hash_sql(tbl_kind, 'u.s', 'u.k'))
-    into keys, key_scopes using found.found_keys, found.found_scopes, sec.inner_key, sec.outer_key;
+    into keys, key_scopes using found.found_keys, found.found_scopes;
 end
 $$;
 comment on function pii_internal.erased_co_owners(regclass, text[], text[]) is 'Internal. Keys and scopes of subjects erased before whose rows of registered tables of the kind reference the rows of a referenced table the given subjects reach: bound as $6/$8 of its capture and statement, they do not make a row shared.';

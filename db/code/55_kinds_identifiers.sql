@@ -72,7 +72,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select pii_internal.subject_hash_sql(pii_internal.kind_scope_sql(kind, scope_sql), key_sql)
 $$;
-comment on function pii_internal.kind_hash_sql(text, text, text) is 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix), install key bound as $3/$4.';
+comment on function pii_internal.kind_hash_sql(text, text, text) is 'Internal. SQL text of a kind''s subject hash (pii_internal.subject_hash with the kind''s prefix); reads the install key in the statement, never bound.';
 
 -- The same for a subject's tombstone bucket (pii_internal.bucket_sql).
 create or replace function pii_internal.kind_bucket_sql(kind text, scope_sql text, key_sql text) returns text
@@ -167,7 +167,7 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
   select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s', 'identifier' || pg_catalog.chr(31) || kind, pair_sql))
 $$;
-comment on function pii_internal.identifier_hash_sql(text, text) is 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value), install key bound as $3/$4.';
+comment on function pii_internal.identifier_hash_sql(text, text) is 'Internal. SQL text of an identifier''s keyed hash (kind, identifier, normalised value); reads the install key in the statement, never bound.';
 
 create or replace function pii.register_identifier(tbl regclass, col name, normaliser text, identifier text default null)
 returns void
@@ -288,7 +288,6 @@ declare
   values_sql text;
   path record;
   found_ record;
-  sec pii_internal.secret;
   is_subject boolean;
 begin
   keys := hit_keys; scopes := hit_scopes; pii := hit_pii; pairs := '{}'; new_hashes := '{}'; new_buckets := '{}';
@@ -313,7 +312,6 @@ begin
   if pg_catalog.cardinality(found_.found_keys) = 0 then
     return;
   end if;
-  select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$with c as (select u.k, u.v from unnest($1::text[], $2::text[]) as u (k, v)),
             erased as (select d.v from (select distinct c.v from c) d
@@ -333,7 +331,7 @@ begin
     pii_internal.identifier_hash_sql(reg.kind, 'd.v'), pii_internal.kind_hash_sql(reg.kind, 'hit.s', 'hit.k'),
     pii_internal.kind_bucket_sql(reg.kind, 'hit.s', 'hit.k'))
     into pairs, new_hashes, new_buckets, keys, scopes, pii
-    using found_.found_keys, found_.found_scopes, sec.inner_key, sec.outer_key, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
+    using found_.found_keys, found_.found_scopes, null::bytea, null::bytea, reg.kind, hit_keys, hit_scopes, hit_pii, is_subject;
 end
 $$;
 comment on function pii_internal.identifier_hits(regclass, regclass, text, text[], text[], text[], boolean[]) is 'Internal. The erased persons'' identifier values among a guard''s written rows (keyed hash probe by index); on a subject table, also the rows'' keys (merged into the key hits) and their subject hashes.';
@@ -389,7 +387,6 @@ as $$
 declare
   subj pii.subject_table := pii_internal.subject_kind(kind);
   normaliser_ text;
-  sec pii_internal.secret;
   h bytea;
   n bigint;
 begin
@@ -402,10 +399,9 @@ begin
   if normaliser_ is null then
     raise exception 'no identifier "%" is registered for kind "%"', identifier, subj.kind using errcode = '22023';
   end if;
-  select * into sec from pii_internal.secret;
   execute pg_catalog.format('select %s', pii_internal.identifier_hash_sql(subj.kind,
             pg_catalog.format('(%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s)', identifier, pii_internal.normalised_sql(normaliser_, '$1'))))
-    into h using value, null::text, sec.inner_key, sec.outer_key;
+    into h using value, null::text, null::bytea, null::bytea;
   delete from pii_internal.identifier_tombstones it where it.kind operator(pg_catalog.=) subj.kind and it.identifier_hash operator(pg_catalog.=) h;
   get diagnostics n = row_count;
   if n > 0 then

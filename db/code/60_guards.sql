@@ -229,7 +229,6 @@ language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii_internal.secret;
   kind_ text := (select t.kind from pii.tables t where t.relid = tbl);
   n integer := pg_catalog.cardinality(candidate_keys);
   prefilter text := 'true';
@@ -240,7 +239,6 @@ begin
     prefilter := pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
                                    pii_internal.kind_bucket_sql(kind_, 'c.s', 'pg_catalog.substr(c.k, 2)'));
   end if;
-  select * into sec from pii_internal.secret;
   execute pg_catalog.format(
     $q$select coalesce(pg_catalog.array_agg(h.k), '{}'), coalesce(pg_catalog.array_agg(h.s), '{}'),
               coalesce(pg_catalog.array_agg(h.pii or (h.minimised and not exists (
@@ -251,7 +249,7 @@ begin
              from unnest($1::text[], $2::text[]) as c (k, s) where %s group by 1, 2) as h
        join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
     prefilter, pii_internal.kind_hash_sql(kind_, 'h.s', 'h.k'))
-    into keys, scopes, pii using candidate_keys, candidate_scopes, sec.inner_key, sec.outer_key, tbl;
+    into keys, scopes, pii using candidate_keys, candidate_scopes, null::bytea, null::bytea, tbl;
 end
 $$;
 comment on function pii_internal.guard_hits(regclass, text[], text[]) is 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).';

@@ -28,7 +28,7 @@ as $$
 $$;
 comment on function pii_internal.chain_hash(text, jsonb) is 'Internal. Keyed hash of a chain entry''s canonical content.';
 
--- The same as SQL text over a content expression, with the install key bound as $3/$4
+-- The same as SQL text over a content expression, reading the install key in the statement
 -- (see pii_internal.hmac_sql): set-based statements hash in C, not one function call
 -- (and one query of pii_internal.secret) per entry.
 create or replace function pii_internal.chain_hash_sql(chain text, content_sql text) returns text
@@ -38,7 +38,7 @@ as $$
   select pii_internal.hmac_sql(pg_catalog.format('%L operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) (%s)::text',
                                                  chain, content_sql))
 $$;
-comment on function pii_internal.chain_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.chain_hash(chain, content) with the install key bound as $3/$4.';
+comment on function pii_internal.chain_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.chain_hash(chain, content); reads the install key in the statement, never bound.';
 
 -- Canonical content (jsonb text is normalised; times as epoch, bytes as hex, so neither
 -- TimeZone, DateStyle nor bytea_output changes it).
@@ -108,12 +108,10 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
-  sec pii_internal.secret;
 begin
   if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
     return 0;
   end if;
-  select * into sec from pii_internal.secret;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   execute pg_catalog.format(
     $q$with kinds as (
@@ -139,7 +137,7 @@ begin
        from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
        where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
     pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
-    using subject_hashes, erased_ats, sec.inner_key, sec.outer_key, head.seq, head.last_hash,
+    using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
           entry_mode, entry_request_id, pii.secret_id();
   return pg_catalog.cardinality(subject_hashes);
 end
@@ -216,11 +214,9 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  sec pii_internal.secret;
 begin
-  select * into sec from pii_internal.secret;
   -- Placeholders, not format(): the query has format() calls of its own. $1 is this
-  -- database's secret id, $3/$4 its key (hashing in C, set-based).
+  -- database's secret id (hashing in C, set-based; the key is read in the statement).
   return query execute pg_catalog.replace(pg_catalog.replace($q$
   with links as (
     -- Entries made under another secret (before a rotation) can be linked, not re-hashed.
@@ -266,7 +262,7 @@ begin
     '{audit_hash}', pii_internal.chain_hash_sql('audit', 'pii_internal.audit_entry_content(a)')),
     '{ledger_hash}', pii_internal.chain_hash_sql('erasure_ledger',
       'pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode, l.request_id, l.erased_at, l.secret_id)'))
-    using pii.secret_id(), null::text, sec.inner_key, sec.outer_key;
+    using pii.secret_id(), null::text, null::bytea, null::bytea;
 end
 $$;
 comment on function pii.verify_audit_chain() is
@@ -381,12 +377,10 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   head pii_internal.chain_heads;
-  sec pii_internal.secret;
   sid text := pii.secret_id();
   bad bigint;
 begin
   restored := 0;
-  select * into sec from pii_internal.secret;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   select pg_catalog.count(*) into conflicts
   from pg_catalog.unnest(parsed) e join pii.erasure_ledger l on l.seq operator(pg_catalog.=) e.seq
@@ -404,7 +398,7 @@ begin
           or (o.secret_id operator(pg_catalog.=) $2 and o.entry_hash operator(pg_catalog.<>) %s)$q$,
     pii_internal.chain_hash_sql('erasure_ledger',
       'pii_internal.ledger_entry_content(o.seq, o.subject_hash, o.identifier_hashes, o.kind, o.scoped, o.mode, o.request_id, o.erased_at, o.secret_id)'))
-    into bad using parsed, sid, sec.inner_key, sec.outer_key, head.seq, head.last_hash;
+    into bad using parsed, sid, null::bytea, null::bytea, head.seq, head.last_hash;
   if bad is not null then
     raise exception 'ledger entry seq % does not continue the chain (missing, altered or out of order)', bad using errcode = '22023',
       hint = 'The ledger files were changed or are incomplete: compare them with another copy, and run pii.verify_audit_chain() where the ledger was written.';
@@ -430,7 +424,6 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   subj pii.subject_table;
-  sec pii_internal.secret;
   sid text := pii.secret_id();
   parsed pii.erasure_ledger[];
   ledger record;
@@ -451,7 +444,6 @@ begin
   if subj.relid is null then
     raise exception 'no subject table is registered yet' using errcode = '55000';
   end if;
-  select * into sec from pii_internal.secret;
   parsed := pii_internal.parse_ledger_entries(entries);
 
   -- 1. The ledger itself continues where the external copy ends.
@@ -472,22 +464,14 @@ begin
         group by e.subject_hash) s;
   hashes := coalesce(hashes, '{}');
 
-  -- 3. Who is back, in every kind: hash every key of each kind's subject table once (a
-  --    kind's hashes carry its prefix, so a hash names its kind), join the ledger's
-  --    hashes. One statement: one SELECT per kind, UNION ALL.
-  execute pg_catalog.format(
-    $q$select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.s), pg_catalog.array_agg(x.kind)
-       from (%s) x
-       join pg_catalog.unnest($1) as c (h) on c.h operator(pg_catalog.=) x.h$q$,
-    (select pg_catalog.string_agg(pg_catalog.format(
-              'select %s as h, t.k, t.s, %L::text as kind from (select %s as s, r.%I::text as k from %s r) t',
-              pii_internal.kind_hash_sql(s.kind, 't.s', 't.k'), s.kind,
-              case when s.scope_attnum is null then 'null::text' else pg_catalog.format('r.%I::text', pii_internal.column_name(s.relid, s.scope_attnum)) end,
-              pii_internal.column_name(s.relid, s.key_attnum), pii_internal.qualified_name(s.relid)),
-            ' union all ' order by s.kind)
-     from pii.subject_table s))
+  -- 3. Who is back, in every kind: each kind's subject table is read once with its owner's
+  --    rights (a cast or policy of theirs is their code) and its keys hashed here, in their
+  --    canonical form (pii_internal.subjects_by_hash); a kind's hashes carry its prefix.
+  select pg_catalog.array_agg(x.h), pg_catalog.array_agg(x.k), pg_catalog.array_agg(x.sc), pg_catalog.array_agg(s.kind)
     into found_hashes, found_keys, found_scopes, found_kinds
-    using hashes, null::text, sec.inner_key, sec.outer_key;
+  from pii.subject_table s
+  cross join lateral pii_internal.subjects_by_hash(hashes, s.kind) f
+  cross join lateral unnest(f.found_hashes, f.subject_keys, f.scopes) as x (h, k, sc);
   found_hashes := coalesce(found_hashes, '{}');
 
   -- What the database already reflects, per subject.

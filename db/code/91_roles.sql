@@ -193,7 +193,9 @@ $$;
 comment on function pii_internal.lint_registered_tables() is 'Internal. Registered tables that exist, with their qualified names.';
 
 -- Members of pii_masked_reader through explicit grants (pg_has_role would count every
--- superuser as a member of everything), group roles left out.
+-- superuser as a member of everything), group roles left out. Roles are the cluster's, but
+-- only those that may CONNECT to this database read its masked views: a reader of another
+-- database is that database's concern.
 create or replace function pii_internal.masked_readers()
 returns table (oid oid, rolname name)
 language sql stable
@@ -207,8 +209,9 @@ as $$
   select r.oid, r.rolname
   from pg_catalog.pg_roles r join members on members.oid = r.oid
   where not (r.rolname::text operator(pg_catalog.=) any (pii_internal.group_roles()))
+    and pg_catalog.has_database_privilege(r.oid, pg_catalog.current_database(), 'CONNECT')
 $$;
-comment on function pii_internal.masked_readers() is 'Internal. Login (and other) roles that are masked readers by explicit grants.';
+comment on function pii_internal.masked_readers() is 'Internal. Login (and other) roles that are masked readers by explicit grants and may connect to this database.';
 
 -- security_lint step: PUBLIC or a masked reader reaching a registered table directly.
 create or replace function pii_internal.lint_registered_table_access()
@@ -349,6 +352,27 @@ as $$
   from pii_internal.guard_problems() g
 $$;
 comment on function pii_internal.lint_guards() is 'Internal. security_lint step: missing or disabled re-ingestion guards.';
+
+-- security_lint step: a subject kind's registered tables owned by different roles. Each
+-- statement runs with its own table's owner's rights, but in the same erasure (and the same
+-- guarded write, which scrubs the children): one owner's code (triggers, checks, rules) runs
+-- in every erasure of the other's data and sees whom it erases, can make it fail, or slow it.
+create or replace function pii_internal.lint_mixed_owners()
+returns table (severity text, object text, problem text, hint text)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select 'warning', pii_internal.qualified_name(t.relid),
+         pg_catalog.format('owned by %s, but subject table %s (kind %s) is owned by %s: code of one owner runs during every erasure of the other''s rows (each with its own rights; it sees whom Lethe erases and can make the erasure fail)',
+                           c.relowner::regrole, pii_internal.qualified_name(s.relid), s.kind, sc.relowner::regrole),
+         pg_catalog.format('alter table %s owner to %s; -- or accept that these owners trust each other', pii_internal.qualified_name(t.relid), sc.relowner::regrole)
+  from pii.tables t
+  join pii.subject_table s on s.kind operator(pg_catalog.=) t.kind
+  join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) t.relid::oid
+  join pg_catalog.pg_class sc on sc.oid operator(pg_catalog.=) s.relid::oid
+  where c.relowner operator(pg_catalog.<>) sc.relowner
+$$;
+comment on function pii_internal.lint_mixed_owners() is 'Internal. security_lint step: registered tables owned by another role than their kind''s subject table.';
 
 -- Columns that hold personal data for security_lint: registered columns not classified as
 -- not PII, and columns of other tables whose names pii.discover's name rules flag (cheap:
@@ -498,6 +522,8 @@ as $$
   select * from pii_internal.lint_guards()
   union all
   select * from pii_internal.lint_pii_readers()
+  union all
+  select * from pii_internal.lint_mixed_owners()
   order by 1, 2, 3
 $$;
 comment on function pii.security_lint() is
@@ -507,7 +533,8 @@ are superusers, masked readers with privileged Lethe roles, missing masked views
 not apply, missing event triggers, CREATE on schema public, unclassified columns, missing or disabled re-ingestion
 guards (erased people could come back), and application views, materialized views and SECURITY DEFINER functions
 over registered PII (or columns discovery flags by name) that roles other than their owner and pii_admin may read or
-execute (error when PUBLIC or a masked reader may). Severity error means raw PII is
+execute (error when PUBLIC or a masked reader may), and registered tables owned by another role than their kind's
+subject table (warning: one owner's code runs in the erasure of the other's rows). Severity error means raw PII is
 reachable. Example: select * from pii.security_lint() where severity = 'error';$$;
 
 revoke execute on all functions in schema pii, pii_internal from public;

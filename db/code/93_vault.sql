@@ -7,12 +7,14 @@
 -- LETHE_VAULT_KEK / --kek-file for lethe pii-api), which no log line records, and which
 -- only that session can read. Never SET it: log_statement logs SET statements.
 -- A setting's KEK, or NULL when the session has none; the error never quotes the setting.
+-- Read through pii_internal.session_kek (45_deputies.sql): moved out of the settings before
+-- any table owner's code runs in the session.
 create or replace function pii_internal.vault_kek_setting(setting text) returns bytea
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
-  given text := pg_catalog.current_setting(setting, true);
+  given text := pii_internal.session_kek(setting);
 begin
   if given is null or given = '' then
     return null;
@@ -28,7 +30,7 @@ comment on function pii_internal.vault_kek_setting(text) is 'Internal. The 256-b
 -- The KEK this statement uses: the embedded one, or the session's, checked against
 -- kek_check so that a wrong KEK fails at once instead of wrapping keys nobody can open.
 create or replace function pii_internal.vault_open_kek() returns bytea
-language plpgsql stable
+language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
@@ -84,7 +86,9 @@ begin
 -- Tokenizes values, set-based. Inputs are parallel arrays; scopes is one scope for all or
 -- one per value (scoped installs); subject_kind names the subjects' kind (NULL: the install's
 -- only kind). Subjects are hashed as the rest of Lethe does (keys cast through the kind's key
--- column type, the kind's hash), so erasure of that kind finds their entries and data keys. A subject with a
+-- column type with the subject table owner's rights, in canonical form:
+-- pii_internal.canonical_subjects; the kind's hash), so erasure of that kind finds their
+-- entries and data keys. A subject with a
 -- tombstone (asked to be forgotten) gets no entry and a NULL token. Randomness: one
 -- gen_random_bytes(32) seed per statement, expanded with SHA-256 (seed || position for the
 -- tokens' 96 bits, seed || subject hash for new data keys): pgcrypto's generator costs
@@ -103,6 +107,7 @@ declare
   distinct_kinds text[];
   tokens text[];
   tokenized bigint;
+  canonical record;
 begin
   if subject_keys is null or kinds is null or "values" is null then
     raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -138,6 +143,15 @@ begin
   if pg_catalog.cardinality(scopes) = 1 and n > 1 then
     scopes := pg_catalog.array_fill(scopes[1], array[n]);
   end if;
+  -- Keys and scopes in canonical text, cast with the subject table owner's rights (a cast
+  -- or domain check of theirs is their code, never run as Lethe's owner).
+  begin
+    canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
+  exception when data_exception then
+    -- Names the position of the bad key or scope, never its value.
+    perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
+    raise;
+  end;
   -- The KEK: FOR SHARE, so that a rotation (FOR UPDATE) waits for this call and a call
   -- that waited for a rotation sees the new KEK, never wrapping a key under the old one.
   -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
@@ -165,8 +179,8 @@ begin
                     case when tb.subject_hash is null
                          then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t
              from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i)
-             cross join lateral (select (u.k::%3$s)::text as k, %4$s as s) c
-             cross join lateral (select %5$s as h) h
+             cross join lateral (select u.k, u.s) c
+             cross join lateral (select %3$s as h) h
              left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
              left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
              cross join lateral (select case when vk.deterministic then pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 24)
@@ -188,7 +202,7 @@ begin
              select u.t, u.h, u.kind, y.iv operator(pg_catalog.||) @crypto@.encrypt_iv(pg_catalog.convert_to(u.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
              from u cross join lateral (select pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv) y
              join keys on keys.h operator(pg_catalog.=) u.h
-             %6$s)
+             %4$s)
          select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
         pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) b.b$s$),
         pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
@@ -198,25 +212,17 @@ begin
                           when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
                           when 'trim' then pg_catalog.btrim(u.v)
                           else u.v end$s$),
-        pii_internal.column_type(subj.relid, subj.key_attnum),
-        case when subj.scope_attnum is null then 'null::text'
-             else pg_catalog.format('(u.s::%s)::text', pii_internal.column_type(subj.relid, subj.scope_attnum)) end,
         pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
         -- A deterministic token asked for twice belongs to its first subject in input order.
         case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
              then 'order by u.i on conflict (token) do nothing' else '' end)
         into tokens, tokenized
-        using subject_keys, coalesce(scopes, pg_catalog.array_fill(null::text, array[n])), kinds, "values";
+        using canonical.found_keys, canonical.found_scopes, kinds, "values";
       exit;
-    exception
-      when unique_violation then
-        if attempt = 3 then
-          raise;
-        end if;
-      when data_exception then
-        -- Names the position of the bad key or scope, never its value.
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
+    exception when unique_violation then
+      if attempt = 3 then
         raise;
+      end if;
     end;
   end loop;
 
