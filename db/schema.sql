@@ -1663,8 +1663,11 @@ function pii.place_hold(text[],text,date,regclass[],text,text[]) owner <owner>
         raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
       end if;
 
+      -- The kind resolved (NULL: the only kind), so the expiry job still knows it once the
+      -- install has several.
       insert into pii.legal_holds (reason, held_until, tables, kind, subjects)
-      values (pg_catalog.btrim(reason), until, (select pg_catalog.array_agg(distinct t.x) from unnest(tables) as t (x)), kind,
+      values (pg_catalog.btrim(reason), until, (select pg_catalog.array_agg(distinct t.x) from unnest(tables) as t (x)),
+              (pii_internal.subject_kind(kind)).kind,
               pg_catalog.cardinality(hashes))
       returning id into hold_id;
       insert into pii.hold_subjects (subject_hash, hold_id) select h, hold_id from unnest(hashes) as u (h);
@@ -2864,7 +2867,9 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
       cur pii.retention_policy_versions;
       v integer;
     begin
-      perform pii_internal.check_kind(kind);
+      -- The kind resolved (NULL: the only kind): the policy keeps meaning it once the install
+      -- has several.
+      kind := (pii_internal.subject_kind(kind)).kind;
       if name is null or name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
         raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
           using errcode = '22023';
@@ -4649,7 +4654,7 @@ function pii_internal.deputy(regrole) owner <owner>
       current_shape boolean;
       args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
       -- Deputies made by an earlier version lack the settings check: made again.
-      version constant text := 'lethe deputy: settings checked, deferred triggers fired, not Lethe''s own';
+      version constant text := 'lethe deputy: settings checked, deferred application triggers fired';
       names text[];
       settings text;
     begin
@@ -4683,7 +4688,7 @@ function pii_internal.deputy(regrole) owner <owner>
         -- older version's parameters or settings: start over.
         execute pg_catalog.format('drop function %s', existing_fn);
       end if;
-      names := pii_internal.deputy_settings(owner);
+      names := pii_internal.owner_settable_settings(owner);
       select pg_catalog.format('array[%s]::text[]',
                pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
         into settings from pg_catalog.unnest(names) n;
@@ -4713,12 +4718,13 @@ function pii_internal.deputy(regrole) owner <owner>
           end if;
           -- Deferred constraint triggers the statement queued fire now, as the owner, not at the
           -- caller's COMMIT as the caller (foreign keys check as their tables' owners anyway).
-          -- Lethe's own (the plan cache's build at commit) are Lethe's, and stay deferred.
+          -- Lethe's own (the plan cache's build at commit) stay Lethe's: no other role can create
+          -- one in its schemas, and the owner may not even name them.
           for deferred in
             select pg_catalog.format('%%I.%%I', ns.nspname, k.conname) as name, k.condeferred
             from pg_catalog.pg_constraint k join pg_catalog.pg_namespace ns on ns.oid operator(pg_catalog.=) k.connamespace
             where k.contype operator(pg_catalog.=) 't' and k.condeferrable
-              and ns.nspname operator(pg_catalog.<>) all (array['pii', 'pii_internal']::name[])
+              and ns.nspname operator(pg_catalog.<>) all (array['pii', 'pii_internal', 'masked'])
           loop
             execute pg_catalog.format('set constraints %%s immediate', deferred.name);
             if deferred.condeferred then
@@ -4753,31 +4759,6 @@ function pii_internal.deputy(regrole) owner <owner>
     end
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
-
-function pii_internal.deputy_settings(regrole) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.deputy_settings(owner regrole)
-     RETURNS text[]
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      names text[];
-    begin
-      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
-        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
-                   where s.context operator(pg_catalog.=) 'user'
-                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
-          into names using owner::oid;
-      else
-        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
-        where s.context operator(pg_catalog.=) 'user'
-           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
-      end if;
-      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
-    end
-    $function$
-  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.discovery_by_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
@@ -7684,6 +7665,31 @@ function pii_internal.normalised_sql(text,text) owner <owner>
         else value_sql end)
     $function$
   comment 'Internal. SQL text of a value under an identifier normaliser: email / lower_trim lower(btrim()), trim btrim(), phone digits only, exact as is; empty is NULL.'
+
+function pii_internal.owner_settable_settings(regrole) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.owner_settable_settings(owner regrole)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      names text[];
+    begin
+      if pg_catalog.current_setting('server_version_num')::integer >= 150000 then
+        execute $q$select pg_catalog.array_agg(s.name::text order by s.name) from pg_catalog.pg_settings s
+                   where s.context operator(pg_catalog.=) 'user'
+                      or (s.context operator(pg_catalog.=) 'superuser' and pg_catalog.has_parameter_privilege($1, s.name, 'SET'))$q$
+          into names using owner::oid;
+      else
+        select pg_catalog.array_agg(s.name::text order by s.name) into names from pg_catalog.pg_settings s
+        where s.context operator(pg_catalog.=) 'user'
+           or (s.context operator(pg_catalog.=) 'superuser' and (select r.rolsuper from pg_catalog.pg_roles r where r.oid operator(pg_catalog.=) owner::oid));
+      end if;
+      return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
+    end
+    $function$
+  comment 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.'
 
 function pii_internal.parse_ledger_entries(jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.parse_ledger_entries(entries jsonb)

@@ -96,3 +96,29 @@ describe('pii.request_erasure_from_query with a kind', () => {
     expect(await checksum()).toBe(before);
   });
 });
+
+describe('a policy and a hold made while the install had one kind', () => {
+  let one: TestDatabase;
+  beforeAll(async () => {
+    one = await createTestDatabase('retention_one_kind');
+    await loadFixture(one, 'rentalShop.sql');
+    await one.query(`
+      select pii.register_subject_table('shop.customer', 'customer_id', kind => 'customer');
+      select pii.register_column('shop.customer', 'email', 'null');`);
+  });
+  afterAll(() => one?.drop());
+
+  it('keep meaning that kind once a second kind is registered', async () => {
+    await one.query(`select pii.set_retention_policy('old-customers', $1, 10)`, [customerQuery]);
+    await one.query(`select pii.place_hold(array['1'], 'invoices', current_date + 400)`);
+    await one.query(`
+      select pii.register_subject_table('shop.staff', 'staff_id', kind => 'staff');
+      select pii.register_column('shop.staff', 'email', 'null');`);
+    expect((await one.query(`select kind from pii.retention_policies`)).rows).toEqual([{ kind: 'customer' }]);
+    expect((await one.query(`select kind from pii.holds`)).rows).toEqual([{ kind: 'customer' }]);
+    const { rows } = await one.query(
+      `select candidates, held, rows_to_change from pii.preview_retention('old-customers')`,
+    );
+    expect(rows).toEqual([{ candidates: '1', held: '1', rows_to_change: { 'shop.customer': 1 } }]);
+  });
+});

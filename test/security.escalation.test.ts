@@ -270,7 +270,7 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
     expect(await notesLeft(a, 1)).toBe(0);
     await expectRanAsOwnerOnly(a);
   });
-  it('a trigger on a table of another owner, Lethe installed without SUPERUSER: refused until Lethe may act for the owner, then run as that owner', async () => {
+  it('a trigger and a row level security policy on a table of another owner, Lethe installed without SUPERUSER: refused until Lethe may act for the owner, then run as that owner (erasure, request, verification, discovery, restore_check, guard)', async () => {
     // A managed-service install: the database owner (no SUPERUSER) runs migrate; the
     // application's tables belong to another login.
     const tag = randomBytes(4).toString('hex');
@@ -326,6 +326,41 @@ describe('1. a table owner with no Lethe role gains nothing from code Lethe runs
         { email: null },
         { email: 'bob@example.com' },
       ]);
+
+      // A row level security policy calling the owner's code runs with the rights of whoever
+      // reads the table: Lethe's owner (no SUPERUSER, no BYPASSRLS, not the table's owner)
+      // must never read it itself. FORCE: the owner's deputy runs it too, as the owner.
+      await app.query(`
+        truncate app.loot;
+        create function app.pol() returns boolean language plpgsql as $f$
+        begin
+          begin
+            insert into app.loot select current_user, pg_catalog.encode(s.inner_key, 'hex') from pii_internal.secret s;
+          exception when others then
+            insert into app.loot values (current_user, null);
+          end;
+          return true;
+        end
+        $f$;
+        alter table app.people enable row level security, force row level security;
+        create policy pwn on app.people using (app.pol()) with check (app.pol());`);
+      await lethe.query(`select * from pii.erase_subjects(array['2'])`);
+      const id = (await lethe.query(`select pii.request_erasure(array['1']) as id`)).rows[0].id;
+      while ((await lethe.query(`select pii.process_request_chunk($1) as n`, [id])).rows[0].n > 0);
+      await lethe.query(`select pii.finish_request($1)`, [id]);
+      await lethe.query(`select * from pii.verify_erasure($1)`, [id]);
+      await lethe.query(`select * from pii.discover()`);
+      const entries = (
+        await lethe.query(`select pg_catalog.jsonb_agg(entry order by seq) as e from pii.ledger_entries_after(0)`)
+      ).rows[0].e;
+      const check = await lethe.query(`select subjects::int from pii.restore_check($1)`, [JSON.stringify(entries)]);
+      expect(check.rows).toEqual([{ subjects: 2 }]);
+      await app.query(
+        `insert into app.people values (2, 'bob@example.com') on conflict (id) do update set email = excluded.email`,
+      );
+      expect((await app.query(`select email from app.people where id = 2`)).rows).toEqual([{ email: null }]);
+      const { rows: ran } = await app.query(`select distinct who, secret is not null as got_key from app.loot`);
+      expect(ran).toEqual([{ who: appOwner, got_key: false }]);
     } finally {
       await lethe.end().catch(() => undefined);
       await app.end().catch(() => undefined);

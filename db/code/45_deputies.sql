@@ -32,7 +32,7 @@
 -- context user, and a superuser-context one it was granted SET on), and Lethe's own lethe.*
 -- settings. The deputy evaluates an array of their values before and after its statement;
 -- the list is fixed when the deputy is made (a deputy of an earlier version is made again).
-create or replace function pii_internal.deputy_settings(owner regrole) returns text[]
+create or replace function pii_internal.owner_settable_settings(owner regrole) returns text[]
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -52,7 +52,7 @@ begin
   return names || array['lethe.masking_rebuild', 'lethe.vault_kek', 'lethe.vault_new_kek'];
 end
 $$;
-comment on function pii_internal.deputy_settings(regrole) is 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.';
+comment on function pii_internal.owner_settable_settings(regrole) is 'Internal. The settings a deputy checks: every one the table owner may change, and Lethe''s lethe.* settings.';
 
 create or replace function pii_internal.deputy(owner regrole) returns text
 language plpgsql
@@ -65,7 +65,7 @@ declare
   current_shape boolean;
   args constant text := '(text, boolean, text[], text[], bytea, bytea, text[], text[], oid[], text[])';
   -- Deputies made by an earlier version lack the settings check: made again.
-  version constant text := 'lethe deputy: settings checked, deferred triggers fired, not Lethe''s own';
+  version constant text := 'lethe deputy: settings checked, deferred application triggers fired';
   names text[];
   settings text;
 begin
@@ -99,7 +99,7 @@ begin
     -- older version's parameters or settings: start over.
     execute pg_catalog.format('drop function %s', existing_fn);
   end if;
-  names := pii_internal.deputy_settings(owner);
+  names := pii_internal.owner_settable_settings(owner);
   select pg_catalog.format('array[%s]::text[]',
            pg_catalog.string_agg(pg_catalog.format('pg_catalog.current_setting(%L, true)', n), ', '))
     into settings from pg_catalog.unnest(names) n;
@@ -129,12 +129,13 @@ begin
       end if;
       -- Deferred constraint triggers the statement queued fire now, as the owner, not at the
       -- caller's COMMIT as the caller (foreign keys check as their tables' owners anyway).
-      -- Lethe's own (the plan cache's build at commit) are Lethe's, and stay deferred.
+      -- Lethe's own (the plan cache's build at commit) stay Lethe's: no other role can create
+      -- one in its schemas, and the owner may not even name them.
       for deferred in
         select pg_catalog.format('%%I.%%I', ns.nspname, k.conname) as name, k.condeferred
         from pg_catalog.pg_constraint k join pg_catalog.pg_namespace ns on ns.oid operator(pg_catalog.=) k.connamespace
         where k.contype operator(pg_catalog.=) 't' and k.condeferrable
-          and ns.nspname operator(pg_catalog.<>) all (array['pii', 'pii_internal']::name[])
+          and ns.nspname operator(pg_catalog.<>) all (array['pii', 'pii_internal', 'masked'])
       loop
         execute pg_catalog.format('set constraints %%s immediate', deferred.name);
         if deferred.condeferred then

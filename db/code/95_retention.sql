@@ -318,8 +318,11 @@ begin
     raise exception 'a legal hold needs at least one subject key' using errcode = '22023';
   end if;
 
+  -- The kind resolved (NULL: the only kind), so the expiry job still knows it once the
+  -- install has several.
   insert into pii.legal_holds (reason, held_until, tables, kind, subjects)
-  values (pg_catalog.btrim(reason), until, (select pg_catalog.array_agg(distinct t.x) from unnest(tables) as t (x)), kind,
+  values (pg_catalog.btrim(reason), until, (select pg_catalog.array_agg(distinct t.x) from unnest(tables) as t (x)),
+          (pii_internal.subject_kind(kind)).kind,
           pg_catalog.cardinality(hashes))
   returning id into hold_id;
   insert into pii.hold_subjects (subject_hash, hold_id) select h, hold_id from unnest(hashes) as u (h);
@@ -534,7 +537,9 @@ declare
   cur pii.retention_policy_versions;
   v integer;
 begin
-  perform pii_internal.check_kind(kind);
+  -- The kind resolved (NULL: the only kind): the policy keeps meaning it once the install
+  -- has several.
+  kind := (pii_internal.subject_kind(kind)).kind;
   if name is null or name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
     raise exception 'policy name must be 1-63 characters of a-z, 0-9, _ . - (starting with a letter or digit), not "%"', name
       using errcode = '22023';
