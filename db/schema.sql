@@ -1840,6 +1840,45 @@ function pii.query_erasure_step(text[],text[],integer,text,text,text,boolean) ow
   grant EXECUTE to pii_operator
   comment 'Step of pii.request_erasure_from_query, which runs the query with the caller''s rights and passes the keys here: kind, limit, dry run (count and rows per table) or one request. Example: select * from pii.query_erasure_step(array[''42''], null, 10, null, null, ''erase'', true);'
 
+function pii.reapply_erasure(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.reapply_erasure(kind text DEFAULT NULL::text)
+     RETURNS TABLE(table_name text, rows_affected bigint, shared_kept bigint)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      subj pii.subject_table := pii_internal.subject_kind(kind);
+      batch integer := (select s.max_keys_per_call from pii.settings s);
+      found record;
+      n integer;
+    begin
+      select f.subject_keys, f.scopes into found
+      from pii_internal.subjects_by_hash(
+             array(select tb.subject_hash from pii_internal.tombstones tb
+                   where tb.kind operator(pg_catalog.=) subj.kind and tb.erased_at is not null), subj.kind) f;
+      n := coalesce(pg_catalog.cardinality(found.subject_keys), 0);
+      if n operator(pg_catalog.=) 0 then
+        return;
+      end if;
+      return query
+        select r.table_name, pg_catalog.sum(r.rows_affected)::bigint, pg_catalog.sum(r.shared_kept)::bigint
+        from pg_catalog.generate_series(0, (n - 1) / batch) as b (i)
+        cross join lateral pii.erase_subjects(found.subject_keys[b.i * batch + 1 : (b.i + 1) * batch],
+                                              case when subj.scope_attnum is not null then found.scopes[b.i * batch + 1 : (b.i + 1) * batch] end,
+                                              'erase', subj.kind) r
+        group by r.table_name
+        order by r.table_name;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Erases again, under the current registry, every erased subject of a kind whose subject row is still there (on_erase
+anonymize): after registering a column later, or after upgrading from 0.1.0, whose pseudonyms (untagged) verification
+reports as residuals. Subjects are found by their tombstones'' keyed hashes; batches of pii.settings.max_keys_per_call,
+each a pii.erase_subjects call (audited, in the ledger). Rows per table changed. kind may be omitted with one kind.
+Example: select * from pii.reapply_erasure();  -- then pii.verify_erasure(request) is empty again'
+
 function pii.record_ledger_export(bigint,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.record_ledger_export(exported_seq bigint, target text, error text DEFAULT NULL::text)
      RETURNS void

@@ -233,6 +233,23 @@ describe(`upgrade from the ${RELEASE} release`, () => {
       { erased: true },
     ]);
 
+    // Values 0.1.0 pseudonymised (before 0013's pseudonym key, untagged) are not taken as
+    // erased, so verification reports them; pii.reapply_erasure erases those subjects again.
+    const residualTables = async () =>
+      (await client.query(`select distinct table_name, column_name from pii.verify_erasure($1)`, [id])).rows;
+    expect(await residualTables()).toEqual([{ table_name: 'app.orders', column_name: 'shipping_name' }]);
+    const legacy = (await client.query(`select shipping_name from app.orders where id = 2`)).rows[0].shipping_name;
+    const reapplied = (await client.query(`select table_name, rows_affected from pii.reapply_erasure('customers')`))
+      .rows;
+    expect(reapplied).toContainEqual({ table_name: 'app.orders', rows_affected: '2' }); // orders 2 and 3 (the scrub above redid 1)
+    expect(await residualTables()).toEqual([]);
+    const now = (await client.query(`select shipping_name from app.orders where id = 2`)).rows[0].shipping_name;
+    expect(now).toMatch(/^anon_[0-9a-f]{32}$/);
+    expect(now).not.toBe(legacy);
+    expect((await client.query(`select * from pii.reapply_erasure('customers') where rows_affected > 0`)).rows).toEqual(
+      [],
+    );
+
     // 0016: erasure_completed jobs are off until opted in; columns of unregistered tables
     // can be classified as not PII.
     expect((await client.query(`select erasure_completed_jobs as on from pii.settings`)).rows).toEqual([{ on: false }]);

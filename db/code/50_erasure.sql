@@ -721,3 +721,51 @@ Example: select * from pii.erase_subjects(array['42', '43']); select * from pii.
 
 revoke execute on all functions in schema pii, pii_internal from public;
 grant execute on function pii.erase_subjects(text[], text[], text, text) to pii_operator;
+
+-- Erases again, under the current registry, every erased subject of a kind whose row is
+-- still in the subject table (erased with on_erase anonymize): a column registered after
+-- the erasure, or a value pseudonymised by 0.1.0 (before migration 0013's pseudonym key:
+-- untagged, so verification and guards do not take it as erased), is erased now. The
+-- subjects are found by their tombstones' hashes (every key of the subject table read with
+-- its owner's rights and hashed, pii_internal.subjects_by_hash), never by a key Lethe kept;
+-- they are erased in batches of pii.settings.max_keys_per_call, each one pii.erase_subjects
+-- (audited, in the ledger). Subjects whose row is gone (delete) or whose key was itself
+-- erased (key_is_pii) cannot be found again.
+create or replace function pii.reapply_erasure(kind text default null)
+returns table (table_name text, rows_affected bigint, shared_kept bigint)
+language plpgsql security definer
+set search_path = pg_catalog, pii, pg_temp
+as $$
+#variable_conflict use_column
+declare
+  subj pii.subject_table := pii_internal.subject_kind(kind);
+  batch integer := (select s.max_keys_per_call from pii.settings s);
+  found record;
+  n integer;
+begin
+  select f.subject_keys, f.scopes into found
+  from pii_internal.subjects_by_hash(
+         array(select tb.subject_hash from pii_internal.tombstones tb
+               where tb.kind operator(pg_catalog.=) subj.kind and tb.erased_at is not null), subj.kind) f;
+  n := coalesce(pg_catalog.cardinality(found.subject_keys), 0);
+  if n operator(pg_catalog.=) 0 then
+    return;
+  end if;
+  return query
+    select r.table_name, pg_catalog.sum(r.rows_affected)::bigint, pg_catalog.sum(r.shared_kept)::bigint
+    from pg_catalog.generate_series(0, (n - 1) / batch) as b (i)
+    cross join lateral pii.erase_subjects(found.subject_keys[b.i * batch + 1 : (b.i + 1) * batch],
+                                          case when subj.scope_attnum is not null then found.scopes[b.i * batch + 1 : (b.i + 1) * batch] end,
+                                          'erase', subj.kind) r
+    group by r.table_name
+    order by r.table_name;
+end
+$$;
+comment on function pii.reapply_erasure(text) is
+$$Erases again, under the current registry, every erased subject of a kind whose subject row is still there (on_erase
+anonymize): after registering a column later, or after upgrading from 0.1.0, whose pseudonyms (untagged) verification
+reports as residuals. Subjects are found by their tombstones' keyed hashes; batches of pii.settings.max_keys_per_call,
+each a pii.erase_subjects call (audited, in the ledger). Rows per table changed. kind may be omitted with one kind.
+Example: select * from pii.reapply_erasure();  -- then pii.verify_erasure(request) is empty again$$;
+revoke execute on function pii.reapply_erasure(text) from public;
+grant execute on function pii.reapply_erasure(text) to pii_admin;
