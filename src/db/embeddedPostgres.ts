@@ -35,6 +35,9 @@ const FAST_FLAGS = ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'fu
 // and nothing collides with a system PostgreSQL.
 const NETWORK_FLAGS = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
 const PRELOAD_FLAGS = ['-c', 'shared_preload_libraries=pg_stat_statements'];
+// The test suite runs files in parallel against one cluster, each with its own logins,
+// workers and pools: the default 100 connections ran out on a clean CI run.
+const CONNECTION_FLAGS = ['-c', 'max_connections=300'];
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresHandle> {
   const lines: string[] = [];
@@ -62,7 +65,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
     authMethod: 'scram-sha-256',
     persistent: false,
     createPostgresUser: true,
-    postgresFlags: [...FAST_FLAGS, ...NETWORK_FLAGS, ...(hasPgStatStatements() ? PRELOAD_FLAGS : [])],
+    postgresFlags: [
+      ...FAST_FLAGS,
+      ...NETWORK_FLAGS,
+      ...CONNECTION_FLAGS,
+      ...(hasPgStatStatements() ? PRELOAD_FLAGS : []),
+    ],
     onLog,
     onError: onLog,
   });
