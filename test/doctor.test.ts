@@ -10,7 +10,7 @@ import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { collect, type ProcessResult } from './helpers/collect.js';
 import { loadFixture } from './helpers/fixtures.js';
 import { runSql } from '../src/db/runSql.js';
-import { connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { closeToOtherLogins, connectAs, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
 const suffix = randomBytes(3).toString('hex');
@@ -31,23 +31,11 @@ async function doctor(url: string): Promise<{ code: number | null; checks: any[]
   return { code: r.code, checks: r.stdout ? JSON.parse(r.stdout).checks : [], stderr: r.stderr };
 }
 
-/**
- * Roles are the cluster's: masked readers that other test files make (some with CREATEROLE,
- * on purpose) would be this database's readers too if they could connect, and
- * security_lint would report them. Only this file's logins may connect.
- */
-async function closeDatabase(name: string): Promise<void> {
-  await runSql(
-    inject('adminUrl'),
-    `revoke connect on database ${name} from public; grant connect on database ${name} to ${installer}, ${outsider}`,
-  );
-}
-
 async function scratchDatabase(owner?: string): Promise<string> {
   const name = `lethe_doctor_${randomBytes(4).toString('hex')}`;
   await runSql(inject('adminUrl'), `create database ${name}${owner ? ` owner ${owner}` : ''}`);
   scratch.push(name);
-  await closeDatabase(name);
+  await closeToOtherLogins(name, [installer, outsider]);
   return withDatabaseName(inject('adminUrl'), name);
 }
 
@@ -59,7 +47,7 @@ beforeAll(async () => {
   await db.query(`create role ${installer} login nosuperuser password '${password}'`);
   await db.query(`create role ${outsider} login nosuperuser password '${password}'`);
   await db.query(`create role ${tableOwner} nologin`);
-  await closeDatabase(db.name);
+  await closeToOtherLogins(db.name, [installer, outsider]);
 });
 afterAll(async () => {
   for (const name of scratch) await runSql(inject('adminUrl'), `drop database if exists ${name} with (force)`);

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { collect } from './helpers/collect.js';
+import { closeToOtherLogins } from './helpers/testDatabase.js';
 import { runSql } from '../src/db/runSql.js';
 
 const run = promisify(execFile);
@@ -39,6 +40,7 @@ async function scratchDatabase(): Promise<string> {
   const name = `lethe_package_${randomBytes(4).toString('hex')}`;
   await runSql(inject('adminUrl'), `create database ${name}`);
   scratch.push(name);
+  await closeToOtherLogins(name);
   return withDatabaseName(inject('adminUrl'), name);
 }
 

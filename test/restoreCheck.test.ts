@@ -16,7 +16,7 @@ import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { createDb } from '../src/sql/db.js';
 import { exportLedger } from '../src/worker/exportLedger.js';
 import { expectPgError } from './helpers/fixtures.js';
-import { admin, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
+import { admin, closeToOtherLogins, createTestDatabase, type TestDatabase } from './helpers/testDatabase.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const ledgerDir = mkdtempSync(join(tmpdir(), 'lethe-ledger-'));
@@ -43,6 +43,8 @@ async function copyDatabase(from: string, name: string): Promise<pg.Pool> {
   );
   await admin(`create database ${name} template ${from}`);
   copies.push(name);
+  // lethe doctor must pass on the restore: no other file's hostile readers may connect to it.
+  await closeToOtherLogins(name);
   const pool = new pg.Pool({ connectionString: withDatabaseName(adminUrl, name), max: 3 });
   pool.on('error', () => {});
   pools.push(pool);

@@ -65,6 +65,19 @@ export function connectAs(url: string, role: string, password: string): string {
   return u.toString();
 }
 
+/**
+ * Roles are the cluster's: masked readers that other test files make (some with CREATEROLE or
+ * pg_read_all_data, on purpose) are this database's readers too while they may connect, and
+ * pii.security_lint (so `lethe doctor`) reports them. A test that expects a clean bill of
+ * health closes its database to every login but the ones it names (the admin is superuser).
+ */
+export function closeToOtherLogins(dbName: string, logins: readonly string[] = []): Promise<void> {
+  const grant = logins.length
+    ? `; grant connect on database ${pg.escapeIdentifier(dbName)} to ${logins.map((l) => pg.escapeIdentifier(l)).join(', ')}`
+    : '';
+  return admin(`revoke connect on database ${pg.escapeIdentifier(dbName)} from public${grant}`);
+}
+
 /** Runs one statement as the server's admin role, on the maintenance database. */
 export function admin(sql: string): Promise<void> {
   return runSql(inject('adminUrl'), sql);
