@@ -448,6 +448,14 @@ table pii_internal.migrations owner <owner>
   constraint migrations_pkey PRIMARY KEY (version)
   index CREATE UNIQUE INDEX migrations_pkey ON pii_internal.migrations USING btree (version)
 
+table pii_internal.own_erasure_statements owner <owner>
+  column backend_pid integer not null
+  column relid oid not null
+  column trigger_depth integer not null
+  constraint own_erasure_statements_pkey PRIMARY KEY (backend_pid, relid, trigger_depth)
+  index CREATE UNIQUE INDEX own_erasure_statements_pkey ON pii_internal.own_erasure_statements USING btree (backend_pid, relid, trigger_depth)
+  comment 'Lethe''s own erasure statements while they run (backend, registered table, trigger depth of their statement triggers): their guards return at once. Rows are never committed; owner-only.'
+
 table pii_internal.plan_cache owner <owner>
   column name text not null
   column generation bigint not null
@@ -5357,20 +5365,30 @@ function pii_internal.erase_step(regclass,text,text,text[],text[],text[],oid[],t
     AS $function$
     declare
       stmts record;
-      kept bigint := 0;
+      n bigint := 0;
     begin
+      -- The rows these statements leave are erased: the table's guard, whose statement
+      -- trigger fires one trigger depth below this function, has nothing to check there (see
+      -- pii_internal.own_erasure_statements). An error rolls the row back with the statement.
+      insert into pii_internal.own_erasure_statements (backend_pid, relid, trigger_depth)
+      values (pg_catalog.pg_backend_pid(), tbl, pg_catalog.pg_trigger_depth() operator(pg_catalog.+) 1);
       if action operator(pg_catalog.<>) 'delete' or coalesce(pg_catalog.cardinality(held_keys), 0) = 0 then
-        return (pii_internal.as_owner(tbl, statement, false, subject_keys, scopes)).n;
+        n := (pii_internal.as_owner(tbl, statement, false, subject_keys, scopes)).n;
+      else
+        stmts := pii_internal.held_step_statements(tbl, statement);
+        if stmts.minimise is not null then
+          n := (pii_internal.as_owner(tbl, stmts.minimise, false, subject_keys, scopes, null, held_keys, held_tables, held_scopes)).n;
+        end if;
+        n := n operator(pg_catalog.+) (pii_internal.as_owner(tbl, stmts.delete_others, false, subject_keys, scopes, null,
+                                                            held_keys, held_tables, held_scopes)).n;
       end if;
-      stmts := pii_internal.held_step_statements(tbl, statement);
-      if stmts.minimise is not null then
-        kept := (pii_internal.as_owner(tbl, stmts.minimise, false, subject_keys, scopes, null, held_keys, held_tables, held_scopes)).n;
-      end if;
-      return kept + (pii_internal.as_owner(tbl, stmts.delete_others, false, subject_keys, scopes, null,
-                                           held_keys, held_tables, held_scopes)).n;
+      delete from pii_internal.own_erasure_statements o
+      where o.backend_pid operator(pg_catalog.=) pg_catalog.pg_backend_pid() and o.relid operator(pg_catalog.=) tbl
+        and o.trigger_depth operator(pg_catalog.=) (pg_catalog.pg_trigger_depth() operator(pg_catalog.+) 1);
+      return n;
     end
     $function$
-  comment 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.'
+  comment 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy (its guard is told the rows are Lethe''s own erased ones); rows a legal hold keeps are minimised, not deleted.'
 
 function pii_internal.erase_strategies() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.erase_strategies()
@@ -6094,6 +6112,14 @@ function pii_internal.guard_rows() owner <owner>
       -- Fired on the registered table, or on one of its partitions or inheritance children.
       select r.* into reg from pii.tables r where r.relid = pii_internal.registered_ancestor(tg_relid);
       if reg.relid is null or reg.guard_mode = 'off' then
+        return null;
+      end if;
+      -- Lethe's own erasure statement on this table (pii_internal.erase_step): what it leaves is
+      -- erased. Writes the table owner's triggers make meanwhile fire a depth deeper and are checked.
+      if exists (select from pii_internal.own_erasure_statements o
+                 where o.backend_pid operator(pg_catalog.=) pg_catalog.pg_backend_pid()
+                   and o.relid operator(pg_catalog.=) reg.relid
+                   and o.trigger_depth operator(pg_catalog.=) pg_catalog.pg_trigger_depth()) then
         return null;
       end if;
       select * into subj from pii.subject_table s where s.kind = reg.kind;

@@ -505,20 +505,30 @@ set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   stmts record;
-  kept bigint := 0;
+  n bigint := 0;
 begin
+  -- The rows these statements leave are erased: the table's guard, whose statement
+  -- trigger fires one trigger depth below this function, has nothing to check there (see
+  -- pii_internal.own_erasure_statements). An error rolls the row back with the statement.
+  insert into pii_internal.own_erasure_statements (backend_pid, relid, trigger_depth)
+  values (pg_catalog.pg_backend_pid(), tbl, pg_catalog.pg_trigger_depth() operator(pg_catalog.+) 1);
   if action operator(pg_catalog.<>) 'delete' or coalesce(pg_catalog.cardinality(held_keys), 0) = 0 then
-    return (pii_internal.as_owner(tbl, statement, false, subject_keys, scopes)).n;
+    n := (pii_internal.as_owner(tbl, statement, false, subject_keys, scopes)).n;
+  else
+    stmts := pii_internal.held_step_statements(tbl, statement);
+    if stmts.minimise is not null then
+      n := (pii_internal.as_owner(tbl, stmts.minimise, false, subject_keys, scopes, null, held_keys, held_tables, held_scopes)).n;
+    end if;
+    n := n operator(pg_catalog.+) (pii_internal.as_owner(tbl, stmts.delete_others, false, subject_keys, scopes, null,
+                                                        held_keys, held_tables, held_scopes)).n;
   end if;
-  stmts := pii_internal.held_step_statements(tbl, statement);
-  if stmts.minimise is not null then
-    kept := (pii_internal.as_owner(tbl, stmts.minimise, false, subject_keys, scopes, null, held_keys, held_tables, held_scopes)).n;
-  end if;
-  return kept + (pii_internal.as_owner(tbl, stmts.delete_others, false, subject_keys, scopes, null,
-                                       held_keys, held_tables, held_scopes)).n;
+  delete from pii_internal.own_erasure_statements o
+  where o.backend_pid operator(pg_catalog.=) pg_catalog.pg_backend_pid() and o.relid operator(pg_catalog.=) tbl
+    and o.trigger_depth operator(pg_catalog.=) (pg_catalog.pg_trigger_depth() operator(pg_catalog.+) 1);
+  return n;
 end
 $$;
-comment on function pii_internal.erase_step(regclass, text, text, text[], text[], text[], oid[], text[]) is 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy; rows a legal hold keeps are minimised, not deleted.';
+comment on function pii_internal.erase_step(regclass, text, text, text[], text[], text[], oid[], text[]) is 'Internal. Runs one statement of pii_internal.erase_plan for canonical subjects through the table owner''s deputy (its guard is told the rows are Lethe''s own erased ones); rows a legal hold keeps are minimised, not deleted.';
 
 -- Runs the erasure plan's statements (or its steps on the tables in only_tables) for canonical
 -- subjects, or (count_only) counts the rows each would change (rows already in their erased
