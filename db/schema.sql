@@ -4445,6 +4445,11 @@ function pii_internal.check_tree_owner(regclass) owner <owner>
     declare
       other record;
     begin
+      -- Most tables have no partition or child (relhassubclass stays true once one was added):
+      -- nothing to walk.
+      if not (select c.relhassubclass from pg_catalog.pg_class c where c.oid operator(pg_catalog.=) tbl) then
+        return;
+      end if;
       select m.rel, c.relowner::regrole as member_owner, p.relowner::regrole as table_owner into other
       from pii_internal.guarded_tree(tbl) m (rel)
       join pg_catalog.pg_class c on c.oid = m.rel
