@@ -21,7 +21,7 @@ import {
   writtenSince,
 } from './state.js';
 import { profileStatements, type StatementStat } from './profile.js';
-import { median, quantile, roundOrder, timed } from './stats.js';
+import { median, peakRss, quantile, roundOrder, timed } from './stats.js';
 
 export type Method = 'hand' | 'lethe' | 'request' | 'plpgsql' | 'client';
 
@@ -263,6 +263,8 @@ export interface CommittedRequestResult {
   usedWorker: boolean;
   /** graphile-worker concurrency: chunks of the request processed at once. */
   workers: number;
+  /** Peak resident set of the bench process (which runs the worker) while the request ran. */
+  peakRssMiB: number;
 }
 
 /**
@@ -280,17 +282,21 @@ export async function benchCommittedRequest(
   try {
     await db.query('checkpoint');
     const t0 = process.hrtime.bigint();
-    const call = await timed(() => requestErasure(db, keys));
+    const {
+      peakRssMiB,
+      value: { call, status },
+    } = await peakRss(async () => {
+      const call = await timed(() => requestErasure(db, keys));
+      for (;;) {
+        const { rows } = await db.query<{ status: string }>('select status from pii.request_status($1::uuid)', [
+          call.value,
+        ]);
+        const status = rows[0]!.status;
+        if (status === 'done' || status === 'failed') return { call, status };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
     const requestId = call.value;
-    let status = 'queued';
-    for (;;) {
-      const { rows } = await db.query<{ status: string }>('select status from pii.request_status($1::uuid)', [
-        requestId,
-      ]);
-      status = rows[0]!.status;
-      if (status === 'done' || status === 'failed') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const { rows } = await db.query<{
       created: Date;
@@ -310,7 +316,9 @@ export async function benchCommittedRequest(
       [requestId],
     );
     const a = rows[0]!;
-    log(`request ${requestId}: ${status} in ${seconds.toFixed(2)} s (${a.chunks} chunks, ${workers} worker(s))`);
+    log(
+      `request ${requestId}: ${status} in ${seconds.toFixed(2)} s (${a.chunks} chunks, ${workers} worker(s), peak RSS ${peakRssMiB.toFixed(0)} MiB)`,
+    );
     return {
       requestId,
       seconds,
@@ -323,6 +331,7 @@ export async function benchCommittedRequest(
       rowsAffected: a.rows_affected,
       usedWorker: true,
       workers,
+      peakRssMiB,
     };
   } finally {
     await worker.stop();

@@ -249,6 +249,7 @@ export function renderMarkdown(r: BenchResults): string {
     push(
       `**Committed, through the worker:** ${c.status} in ${fmtSeconds(c.seconds)} (the \`pii.request_erasure\` call ${fmtSeconds(c.requestCallSeconds)}; ` +
         `${c.chunks} chunks, request to last chunk ${fmtSeconds(c.erasingSeconds)}; last chunk to done, i.e. verification, ${fmtSeconds(c.finishingSeconds)}). ` +
+        `Peak resident memory of the process running the worker: ${c.peakRssMiB === undefined ? 'n/a' : `${c.peakRssMiB.toFixed(0)} MiB`}. ` +
         `Residual traces: ${c.residuals ?? 'n/a'}. Rows: ${Object.entries(c.rowsAffected)
           .map(([t, n]) => `${t} ${fmtInt(n)}`)
           .join(', ')}.`,

@@ -58,3 +58,19 @@ export function fmtBytes(n: number): string {
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
   return `${(n / 1024).toFixed(0)} KiB`;
 }
+
+/**
+ * Runs fn while sampling this process's resident set size every 50 ms: the peak, in MiB
+ * (the worker runs in the bench process, so this is the worker's memory plus the bench's).
+ */
+export async function peakRss<T>(fn: () => Promise<T>): Promise<{ peakRssMiB: number; value: T }> {
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return { peakRssMiB: peak / 2 ** 20, value };
+  } finally {
+    clearInterval(sampler);
+  }
+}
