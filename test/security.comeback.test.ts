@@ -468,6 +468,18 @@ describe('13 guards that trust Lethe’s own erasure statements', () => {
   // The guard returns at once for the statement pii.erase_subjects runs on a table (its rows
   // are erased), by a row only Lethe can write (pii_internal.own_erasure_statements). These
   // attacks try to ride on that: forging the row, or writing PII while Lethe's statement runs.
+  /** Erases one customer while the owner's row trigger (timing: 'before' | 'after') runs body. */
+  async function eraseWithOwnerTrigger(key: string, timing: 'before' | 'after', body: string): Promise<void> {
+    await owner.query(`
+      create function app.on_erase() returns trigger language plpgsql as $$ begin ${body} end $$;
+      create trigger on_erase ${timing} update on app.customers for each row execute function app.on_erase()`);
+    try {
+      await operator.query(`select * from pii.erase_subjects(array[$1])`, [key]);
+    } finally {
+      await owner.query(`drop trigger on_erase on app.customers; drop function app.on_erase()`);
+    }
+  }
+
   const piiOrders = async (customer: number) =>
     (
       await crm.query(
@@ -490,23 +502,18 @@ describe('13 guards that trust Lethe’s own erasure statements', () => {
   });
 
   it('13b the owner’s trigger on the erased table writes the subject’s PII into another registered table and back into the same table', async () => {
-    await owner.query(`
-      create function app.rewrite_on_erase() returns trigger language plpgsql as $$
-      begin
-        if old.email is not null and new.email is null then
-          insert into app.orders (id, customer_id, total, shipping_name, shipping_address)
-          values (913100 + new.id, new.id, 1, 'First' || new.id || ' Last' || new.id, new.id || ' High Street');
-          update app.customers set first_name = 'First' || new.id where id = new.id;
-        end if;
-        return null;
-      end $$;
-      create trigger rewrite_on_erase after update on app.customers for each row execute function app.rewrite_on_erase()`);
-    try {
-      await operator.query(`select * from pii.erase_subjects(array['60'])`);
-    } finally {
-      await owner.query(`drop trigger rewrite_on_erase on app.customers; drop function app.rewrite_on_erase()`);
-    }
+    await eraseWithOwnerTrigger(
+      '60',
+      'after',
+      `if old.email is not null and new.email is null then
+         insert into app.orders (id, customer_id, total, shipping_name, shipping_address)
+         values (913100 + new.id, new.id, 1, 'First' || new.id || ' Last' || new.id, new.id || ' High Street');
+         update app.customers set first_name = 'First' || new.id where id = new.id;
+       end if;
+       return null;`,
+    );
     // Both writes are statements of their own (one trigger depth deeper): guarded and scrubbed.
+    expect((await crm.query(`select count(*)::int as n from app.orders where id = 913160`)).rows[0].n).toBe(1);
     expect(await piiOrders(60)).toEqual([]);
     expect((await crm.query(`select email, first_name from app.customers where id = 60`)).rows).toEqual([
       { email: null, first_name: null },
@@ -515,18 +522,7 @@ describe('13 guards that trust Lethe’s own erasure statements', () => {
   });
 
   it('13c the owner’s BEFORE UPDATE row trigger puts PII back into the very rows Lethe erases: verification reports it', async () => {
-    await owner.query(`
-      create function app.keep_name() returns trigger language plpgsql as $$
-      begin
-        new.first_name := old.first_name;
-        return new;
-      end $$;
-      create trigger keep_name before update on app.customers for each row execute function app.keep_name()`);
-    try {
-      await operator.query(`select * from pii.erase_subjects(array['61'])`);
-    } finally {
-      await owner.query(`drop trigger keep_name on app.customers; drop function app.keep_name()`);
-    }
+    await eraseWithOwnerTrigger('61', 'before', `new.first_name := old.first_name; return new;`);
     // Lethe's own statement is not checked again by its guard: the owner's code changed what
     // it wrote, and the erasure's verification names the column (never the value).
     const { rows } = await crm.query(`select table_name, column_name from pii.verify_erasure_keys(array['61'])`);
