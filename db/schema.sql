@@ -577,13 +577,36 @@ table pii_internal.vault_kek owner <owner>
   index CREATE UNIQUE INDEX vault_kek_pkey ON pii_internal.vault_kek USING btree (singleton)
   comment 'Key-encryption key of the vault (AES-256) wrapping every per-subject data key, readable by the Lethe owner only; kek is NULL in external KEK mode (the sessions bring it), kek_check identifies it in both modes.'
 
+table pii_internal.vault_key_store owner <owner>
+  column singleton boolean not null default true
+  column store_id uuid not null
+  column bound_at timestamp with time zone not null default now()
+  column bound_by name not null default SESSION_USER
+  constraint vault_key_store_pkey PRIMARY KEY (singleton)
+  constraint vault_key_store_singleton_check CHECK (singleton)
+  index CREATE UNIQUE INDEX vault_key_store_pkey ON pii_internal.vault_key_store USING btree (singleton)
+  comment 'The separate key store the vault''s data keys live in (one row), by the store''s id; no row: the keys are in this database (pii_internal.vault_keys.wrapped_key).'
+
 table pii_internal.vault_keys owner <owner>
   column subject_hash bytea not null
-  column wrapped_key bytea not null
+  column wrapped_key bytea
   column created_at timestamp with time zone not null default now()
+  column key_id uuid
+    comment 'Id of the subject''s data key in the separate key store (random; NULL when the key is wrapped here).'
+  constraint vault_keys_key_id_key UNIQUE (key_id)
+  constraint vault_keys_one_key CHECK (((wrapped_key IS NULL) <> (key_id IS NULL)))
   constraint vault_keys_pkey PRIMARY KEY (subject_hash)
+  index CREATE UNIQUE INDEX vault_keys_key_id_key ON pii_internal.vault_keys USING btree (key_id)
   index CREATE UNIQUE INDEX vault_keys_pkey ON pii_internal.vault_keys USING btree (subject_hash)
   comment 'Per-subject data keys, wrapped by pii_internal.vault_kek; subjects as keyed hashes (pii.subject_hash). Deleted on erasure.'
+
+table pii_internal.vault_shred_queue owner <owner>
+  column key_id uuid not null
+  column queued_at timestamp with time zone not null default now()
+  constraint vault_shred_queue_pkey PRIMARY KEY (key_id)
+  index CREATE INDEX vault_shred_queue_queued_at_idx ON pii_internal.vault_shred_queue USING btree (queued_at)
+  index CREATE UNIQUE INDEX vault_shred_queue_pkey ON pii_internal.vault_shred_queue USING btree (key_id)
+  comment 'Data-key ids of erased subjects the separate key store has still to destroy (random ids: nothing of the subject).'
 
 -- views
 
@@ -921,6 +944,7 @@ function pii.detokenize(text[],text,text) owner <owner>
     declare
       n integer := coalesce(pg_catalog.cardinality(tokens), 0);
     begin
+      perform pii_internal.vault_refuse_key_store('pii.detokenize');
       if tokens is null then
         raise exception 'tokens must not be NULL' using errcode = '22004';
       end if;
@@ -973,6 +997,38 @@ function pii.detokenize(text[],text,text) owner <owner>
 count, keyed hash of the token list; never tokens or values). purpose (and client) use letters, digits, spaces and
 _.:/#- only. With the KEK outside the database, a batch of only unknown or erased tokens needs none; a resolvable token
 without it fails the batch (55000). pii_dispatcher only. Example: select * from pii.detokenize(array[''tok_…''], ''campaign:4711'');'
+
+function pii.detokenize_ciphertexts(text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.detokenize_ciphertexts(tokens text[], purpose text, client text DEFAULT NULL::text)
+     RETURNS TABLE(token text, kind text, key_id uuid, ciphertext bytea, status text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    begin
+      if pii_internal.vault_key_store_id() is null then
+        raise exception 'the vault keeps its data keys in this database: use pii.detokenize' using errcode = '55000';
+      end if;
+      perform pii_internal.detokenize_audit(tokens, purpose, client);
+      -- One pass in request order, each token's entry and its subject's key id by index probes
+      -- (the tokens through a sub-select, so the planner never hashes the whole vault).
+      return query execute pg_catalog.format(
+        $q$select u.t, e.kind, k.key_id, case when k.key_id is not null then e.ciphertext end,
+                  case when k.key_id is not null then 'ok' when e.subject_hash is not null or %s then 'erased' else 'unknown' end
+           from unnest((select $1::text[])) with ordinality as u (t, i)
+           left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
+           left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
+           order by u.i$q$,
+        pii_internal.vault_token_issued_sql('u.t'))
+        using tokens;
+    end
+    $function$
+  grant EXECUTE to pii_dispatcher
+  comment 'With the vault bound to a key store: one row per token in request order with kind, the data-key id, the ciphertext
+(16-byte IV || AES-256-CBC) and status ok | erased | unknown; the caller gets the keys from the key store and
+decrypts (Lethe''s TypeScript layer and lethe pii-api --key-store-url do). Exactly one audit row per call, as
+pii.detokenize. pii_dispatcher only. Example: select * from pii.detokenize_ciphertexts(array[''tok_…''], ''campaign:4711'');'
 
 function pii.discover(integer) owner <owner>
     CREATE OR REPLACE FUNCTION pii.discover(sample_rows integer DEFAULT 1000)
@@ -2947,6 +3003,105 @@ function pii.store_retention_version(text,text,regtype,integer,text,text,text,bo
   grant EXECUTE to pii_admin
   comment 'Step of pii.set_retention_policy, which validates the query with the caller''s rights first: records a new version when something changed. Called directly it stores the query unchecked, and enforce_retention still runs it only with rights its author has. Use pii.set_retention_policy. Example: select pii.store_retention_version(''inactive-3y'', ''select c.id from app.customers c'', ''bigint'', 100, null, ''erase'', ''daily'', false);'
 
+function pii.store_tokens(text[],text[],uuid[],bytea[],text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.store_tokens(subject_keys text[], kinds text[], key_ids uuid[], ciphertexts bytea[], "values" text[] DEFAULT NULL::text[], scopes text[] DEFAULT NULL::text[], subject_kind text DEFAULT NULL::text)
+     RETURNS TABLE(ordinality bigint, token text)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
+      input record;
+      checked record;
+      bad integer;
+      tokens text[];
+      tokenized bigint;
+    begin
+      if pii_internal.vault_key_store_id() is null then
+        raise exception 'the vault keeps its data keys in this database: use pii.tokenize_many' using errcode = '55000';
+      end if;
+      if subject_keys is null or kinds is null or key_ids is null or ciphertexts is null then
+        raise exception 'subject_keys, kinds, key_ids and ciphertexts must not be NULL' using errcode = '22004';
+      end if;
+      if pg_catalog.cardinality(key_ids) <> n or pg_catalog.cardinality(ciphertexts) <> n
+         or ("values" is not null and pg_catalog.cardinality("values") <> n) then
+        raise exception 'key_ids, ciphertexts and values must have one element per subject key (% keys)', n using errcode = '22023';
+      end if;
+      input := pii_internal.vault_subjects(subject_keys, kinds, scopes, subject_kind);
+      if n = 0 then
+        return;
+      end if;
+      select pg_catalog.min(c.i) into bad from unnest(ciphertexts) with ordinality as c (c, i)
+      where pg_catalog.length(c.c) < 32 or (pg_catalog.length(c.c) - 16) % 16 <> 0;
+      if bad is not null then
+        raise exception 'ciphertext #% is not a 16-byte IV followed by AES-256-CBC blocks', bad using errcode = '22023';
+      end if;
+      -- Per position: the subject's hash, whether it has a tombstone (its key id and ciphertext
+      -- may be NULL: it gets no token), and the first position whose key id is not its
+      -- subject's or lacks its ciphertext (or whose deterministic kind lacks its value).
+      execute pg_catalog.format(
+        $q$with u as (
+             select u.i, %1$s as h, u.kid, u.ct, u.kind, u.v
+             from unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[], $5::text[], $6::text[]) with ordinality as u (k, s, kid, ct, kind, v, i)),
+           c as (
+             select u.i, u.h, tb.subject_hash is not null as gone,
+                    tb.subject_hash is null and (k.key_id is null or u.kid is null or k.key_id operator(pg_catalog.<>) u.kid or u.ct is null) as wrong_key,
+                    tb.subject_hash is null and vk.deterministic and u.v is null as no_value
+             from u left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) u.h
+             left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
+             left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind)
+         select pg_catalog.array_agg(c.h order by c.i) as hashes, pg_catalog.array_agg(c.gone order by c.i) as gone,
+                pg_catalog.min(c.i) filter (where c.wrong_key) as wrong_key, pg_catalog.min(c.i) filter (where c.no_value) as no_value
+         from c$q$,
+        pii_internal.kind_hash_sql((input.subj).kind, 'u.s', 'u.k'))
+        into checked using input.found_keys, input.found_scopes, key_ids, ciphertexts, kinds, "values";
+      if checked.wrong_key is not null then
+        raise exception 'key id #% is not the data key of its subject, or ciphertext #% is missing', checked.wrong_key, checked.wrong_key using errcode = '22023',
+          hint = 'Take the key ids from pii.vault_key_ids for these subjects.';
+      end if;
+      if checked.no_value is not null then
+        raise exception 'value #% is needed: its kind is deterministic (its token is a keyed hash of the value)', checked.no_value using errcode = '22004';
+      end if;
+      -- One statement: the tokens (random: SHA-256 of a per-statement seed from the server's
+      -- strong random source, read by the statement, and the position; deterministic as in
+      -- pii.tokenize_many) and the entries. A deterministic token asked for twice belongs to
+      -- its first subject in input order.
+      execute pg_catalog.format(
+        $q$with u as (
+             select u.i, u.h, u.kind, u.ct,
+                    case when not u.gone then %1$s end as t
+             from unnest($1::bytea[], $2::boolean[], $3::text[], $4::bytea[], $5::text[], $6::text[]) with ordinality as u (h, gone, kind, ct, v, s, i)
+             left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
+             cross join lateral (select case when vk.deterministic then %2$s
+                                             else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(
+                                                    (select pg_catalog.sha256(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                                                                              operator(pg_catalog.||) pg_catalog.uuid_send(pg_catalog.gen_random_uuid())))
+                                                    operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b) b),
+           entries as (
+             insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
+             select u.t, u.h, u.kind, u.ct from u where u.t is not null order by u.i
+             on conflict (token) do nothing)
+         select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
+        pii_internal.vault_token_sql('b.b'),
+        pii_internal.vault_deterministic_bits_sql('u.s', 'u.kind', 'u.v', 'vk.normaliser'))
+        into tokens, tokenized
+        using checked.hashes, checked.gone, kinds, ciphertexts, "values", input.found_scopes;
+      perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
+        'values', n, 'tokenized', tokenized, 'refused_tombstoned', n - tokenized, 'keys', 'key_store'));
+      return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'With the vault bound to a key store: stores values the caller encrypted (16-byte random IV || AES-256-CBC/PKCS under
+the subject''s data key from the store, key ids from pii.vault_key_ids) and returns their tokens in input order, as
+pii.tokenize_many does (NULL for a subject with a tombstone). values are needed only for deterministic kinds (the token
+is a keyed hash of the value); a random kind''s value never reaches the database. pii_operator and pii_admin; Lethe''s
+TypeScript layer calls it (createLethe({ keyStore }).tokenize).
+Example: select * from pii.store_tokens(array[''42''], array[''email''], array[''…''::uuid], array[''\x…''::bytea]);'
+
 function pii.subject_key_types(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.subject_key_types(kind text DEFAULT NULL::text, OUT kind_name text, OUT key_type regtype, OUT scope_type regtype)
      RETURNS record
@@ -3182,6 +3337,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
       -- statement reads it again itself (below).
       perform from pii_internal.vault_kek for share;
+      perform pii_internal.vault_refuse_key_store('pii.tokenize_many');
       perform pii_internal.vault_open_kek();
 
       -- One statement. u: per value its subject's hash (NULL token for a tombstoned subject)
@@ -3385,6 +3541,115 @@ function pii.unregister_table(regclass) owner <owner>
   grant EXECUTE to pii_admin
   comment 'Removes a table and its column rules from the registry; returns false when it was not registered. Example: select pii.unregister_table(''crm.events'');'
 
+function pii.vault_confirm_shreds(uuid[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.vault_confirm_shreds(key_ids uuid[])
+     RETURNS integer
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      n integer;
+    begin
+      if key_ids is null then
+        raise exception 'key_ids must not be NULL' using errcode = '22004';
+      end if;
+      delete from pii_internal.vault_shred_queue q where q.key_id operator(pg_catalog.=) any (key_ids);
+      get diagnostics n = row_count;
+      if n > 0 then
+        perform pii_internal.write_audit('vault_shred', null, pg_catalog.jsonb_build_object('data_keys', n));
+      end if;
+      return n;
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'Records that the key store destroyed these data keys (ids from pii.vault_pending_shreds): they leave the queue and
+one audit row counts them. pii_operator and pii_admin; the worker''s lethe_vault_shred task calls it.
+Example: select pii.vault_confirm_shreds(array[''…''::uuid]);'
+
+function pii.vault_key_ids(text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.vault_key_ids(subject_keys text[], scopes text[] DEFAULT NULL::text[], subject_kind text DEFAULT NULL::text)
+     RETURNS TABLE(ordinality bigint, key_id uuid)
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    #variable_conflict use_column
+    declare
+      input record;
+      key_ids uuid[];
+    begin
+      if pii_internal.vault_key_store_id() is null then
+        raise exception 'the vault keeps its data keys in this database: use pii.tokenize_many' using errcode = '55000';
+      end if;
+      input := pii_internal.vault_subjects(subject_keys, null, scopes, subject_kind);
+      if coalesce(pg_catalog.cardinality(subject_keys), 0) = 0 then
+        return;
+      end if;
+      -- New subjects get a random key id (a concurrent call for the same new subject makes the
+      -- same row: the conflict keeps the first); a tombstoned subject gets none.
+      execute pg_catalog.format(
+        $q$with u as (
+             select u.i, %1$s as h from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)),
+           live as (
+             select distinct u.h from u where not exists (select from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h)),
+           made as (
+             insert into pii_internal.vault_keys (subject_hash, key_id)
+             select l.h, pg_catalog.gen_random_uuid() from live l
+             where not exists (select from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) l.h)
+             on conflict (subject_hash) do nothing
+             returning subject_hash, key_id)
+         select pg_catalog.array_agg(coalesce(m.key_id, k.key_id) order by u.i)
+         from u left join live l on l.h operator(pg_catalog.=) u.h
+         left join made m on m.subject_hash operator(pg_catalog.=) l.h
+         left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) l.h$q$,
+        pii_internal.kind_hash_sql((input.subj).kind, 'u.s', 'u.k'))
+        into key_ids using input.found_keys, input.found_scopes;
+      return query select u.i, u.id from unnest(key_ids) with ordinality as u (id, i);
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_operator
+  comment 'With the vault bound to a key store: each subject''s data-key id, in input order (made for a new subject; NULL for a
+subject with a tombstone). The caller then gets the keys from the key store, encrypts and calls pii.store_tokens;
+Lethe''s TypeScript layer does all three (createLethe({ keyStore }).tokenize). pii_operator and pii_admin.
+Example: select * from pii.vault_key_ids(array[''42'', ''43'']);'
+
+function pii.vault_key_location() owner <owner>
+    CREATE OR REPLACE FUNCTION pii.vault_key_location(OUT location text, OUT store_id uuid)
+     RETURNS record
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select case when s.store_id is null then 'database' else 'key_store' end, s.store_id
+      from (select pii_internal.vault_key_store_id() as store_id) s
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_dispatcher
+  grant EXECUTE to pii_operator
+  comment 'Where the vault''s data keys are: location database (wrapped by the KEK in this database) or key_store (a separate
+key store, store_id its id). Example: select * from pii.vault_key_location();'
+
+function pii.vault_pending_shreds(integer) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.vault_pending_shreds(max_keys integer DEFAULT 1000)
+     RETURNS TABLE(key_id uuid, queued_at timestamp with time zone)
+     LANGUAGE sql
+     STABLE SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select q.key_id, q.queued_at from pii_internal.vault_shred_queue q
+      order by q.queued_at, q.key_id limit greatest(coalesce(max_keys, 1000), 1)
+    $function$
+  grant EXECUTE to pii_admin
+  grant EXECUTE to pii_auditor
+  grant EXECUTE to pii_operator
+  comment 'With the vault bound to a key store: the oldest data-key ids of erased subjects the store has still to destroy
+(random ids, nothing of the subject). The worker''s lethe_vault_shred task destroys them and calls
+pii.vault_confirm_shreds. pii_operator, pii_admin, pii_auditor. Example: select * from pii.vault_pending_shreds(100);'
+
 function pii.vault_rotate_kek(text) owner <owner>
     CREATE OR REPLACE FUNCTION pii.vault_rotate_kek(to_location text DEFAULT NULL::text)
      RETURNS TABLE(kek_location text, rewrapped_keys bigint)
@@ -3435,6 +3700,43 @@ and values do not change and the old KEK opens nothing afterwards. to_location e
 database) or external (the session brings the new KEK as options=-c lethe.vault_new_kek=<hex>, and the current one as
 lethe.vault_kek if that is external too; the database keeps a check value only). Default: where the KEK is now.
 pii_admin only; lethe pii-api kek rotate does it. Example: select * from pii.vault_rotate_kek();'
+
+function pii.vault_use_key_store(uuid) owner <owner>
+    CREATE OR REPLACE FUNCTION pii.vault_use_key_store(store_id uuid)
+     RETURNS void
+     LANGUAGE plpgsql
+     SECURITY DEFINER
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      bound uuid;
+    begin
+      if store_id is null then
+        raise exception 'store_id must not be NULL' using errcode = '22004', hint = 'lethe key-store init prints the store''s id; lethe key-store bind binds it.';
+      end if;
+      -- Waits for tokenize calls holding the KEK (FOR SHARE), so none wraps a key here after the check.
+      perform from pii_internal.vault_kek for update;
+      bound := pii_internal.vault_key_store_id();
+      if bound operator(pg_catalog.=) store_id then
+        return;
+      end if;
+      if bound is not null then
+        raise exception 'the vault is bound to another key store' using errcode = '55000',
+          hint = 'A vault keeps the key store it was bound to: its keys are there.';
+      end if;
+      if exists (select from pii_internal.vault_keys k where k.wrapped_key is not null) then
+        raise exception 'the vault holds data keys in this database already' using errcode = '55000',
+          hint = 'Bind the key store before the first tokenize; moving existing keys into a key store is not supported.';
+      end if;
+      insert into pii_internal.vault_key_store (store_id) values (vault_use_key_store.store_id);
+      perform pii_internal.write_audit('vault_use_key_store', null, pg_catalog.jsonb_build_object('store_id', store_id));
+    end
+    $function$
+  grant EXECUTE to pii_admin
+  comment 'Binds the vault to a separate key store (by the store''s id): from then on the data keys live there, this database
+keeps key ids and ciphertext only, and tokenize/detokenize go through Lethe''s TypeScript layer with the key store.
+Only before the first tokenize (55000 if data keys are here already); binding the same store again does nothing.
+pii_admin only; lethe key-store bind does it. Example: select pii.vault_use_key_store(''0f6c…''::uuid);'
 
 function pii.verify_audit_chain() owner <owner>
     CREATE OR REPLACE FUNCTION pii.verify_audit_chain()
@@ -4811,6 +5113,37 @@ function pii_internal.deputy(regrole) owner <owner>
     end
     $function$
   comment 'Internal. The deputy function of a table owner (created on first use): runs Lethe''s statements with that owner''s rights.'
+
+function pii_internal.detokenize_audit(text[],text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.detokenize_audit(tokens text[], purpose text, client text)
+     RETURNS void
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      n integer := coalesce(pg_catalog.cardinality(tokens), 0);
+    begin
+      if tokens is null then
+        raise exception 'tokens must not be NULL' using errcode = '22004';
+      end if;
+      if n > 1000000 then
+        raise exception '% tokens in one call; the limit is 1000000', n using errcode = '54000', hint = 'Split the batch.';
+      end if;
+      -- Purpose and client are kept in the audit row: a restricted alphabet keeps an e-mail
+      -- address or a phone number (+) out of it.
+      if purpose is null or purpose !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
+        raise exception 'purpose must be 1 to 100 letters, digits, spaces or _.:/#- (e.g. campaign:4711)' using errcode = '22023';
+      end if;
+      if client is not null and client !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
+        raise exception 'client must be 1 to 100 letters, digits, spaces or _.:/#-' using errcode = '22023';
+      end if;
+      perform pii_internal.write_audit('detokenize', null, pg_catalog.jsonb_build_object(
+        'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
+        'purpose', purpose, 'client', client, 'tokens', n,
+        'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
+    end
+    $function$
+  comment 'Internal. Checks a detokenize call''s tokens, purpose and client and writes its one audit row (counts and a keyed hash of the token list).'
 
 function pii_internal.discovery_by_name(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.discovery_by_name(tbl regclass)
@@ -9219,6 +9552,24 @@ function pii_internal.tombstone_identifiers(text,text[],text[]) owner <owner>
     $function$
   comment 'Internal. Writes the keyed hashes of erased subjects'' identifiers (each distinct value hashed once, one statement per table) into pii_internal.identifier_tombstones.'
 
+function pii_internal.vault_deterministic_bits_sql(text,text,text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_deterministic_bits_sql(scope_sql text, kind_sql text, value_sql text, normaliser_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format($s$pg_catalog.left(pg_catalog.encode(%s, 'hex'), 24)$s$, pii_internal.hmac_sql(pg_catalog.format(
+        $s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(%1$s, '')
+           operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %2$s operator(pg_catalog.||) pg_catalog.chr(31)
+           operator(pg_catalog.||) case %4$s
+             when 'email' then pg_catalog.lower(pg_catalog.btrim(%3$s))
+             when 'phone' then pg_catalog.regexp_replace(%3$s, '[^0-9+]', '', 'g')
+             when 'trim' then pg_catalog.btrim(%3$s)
+             else %3$s end$s$, scope_sql, kind_sql, value_sql, normaliser_sql)))
+    $function$
+  comment 'Internal. SQL text of a deterministic token''s 96 bits: keyed hash of scope, kind and normalised value.'
+
 function pii_internal.vault_kek_check(bytea) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_kek_check(kek bytea)
      RETURNS bytea
@@ -9250,6 +9601,17 @@ function pii_internal.vault_kek_setting(text) owner <owner>
     $function$
   comment 'Internal. The 256-bit key a session carries in a lethe.* setting (from its startup options), or NULL.'
 
+function pii_internal.vault_key_store_id() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_key_store_id()
+     RETURNS uuid
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select s.store_id from pii_internal.vault_key_store s
+    $function$
+  comment 'Internal. The id of the separate key store the vault is bound to, or NULL when the data keys are in this database.'
+
 function pii_internal.vault_open_kek() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_open_kek()
      RETURNS bytea
@@ -9279,6 +9641,22 @@ function pii_internal.vault_open_kek() owner <owner>
     $function$
   comment 'Internal. The vault''s KEK: embedded, or the session''s lethe.vault_kek checked against kek_check (55000 without one, 28000 for a wrong one).'
 
+function pii_internal.vault_refuse_key_store(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_refuse_key_store(fn text)
+     RETURNS void
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if pii_internal.vault_key_store_id() is not null then
+        raise exception '%: the vault''s data keys are in a separate key store, not in this database', fn using errcode = '55000',
+          hint = 'Tokenize and detokenize through Lethe''s TypeScript layer with the key store (createLethe({ keyStore }), lethe pii-api --key-store-url): docs/vault.md.';
+      end if;
+    end
+    $function$
+  comment 'Internal. 55000 when the vault is bound to a separate key store (the caller needs the keys in this database).'
+
 function pii_internal.vault_residuals(bytea[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_residuals(subject_hashes bytea[])
      RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
@@ -9290,7 +9668,8 @@ function pii_internal.vault_residuals(bytea[]) owner <owner>
       from (select distinct e.subject_hash as h from unnest(subject_hashes) as u (h)
             join pii_internal.vault_entries e on e.subject_hash operator(pg_catalog.=) u.h) x
       union all
-      select 'pii_internal.vault_keys', 'wrapped_key', pg_catalog.encode(k.subject_hash, 'hex'), 'data key of an erased subject not destroyed'
+      select 'pii_internal.vault_keys', case when k.key_id is null then 'wrapped_key' else 'key_id' end, pg_catalog.encode(k.subject_hash, 'hex'),
+             'data key of an erased subject not destroyed'
       from unnest(subject_hashes) as u (h) join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
     $function$
   comment 'Internal. Vault entries and data keys still held for the given subject hashes; pii.verify_erasure reports them.'
@@ -9312,11 +9691,90 @@ function pii_internal.vault_shred_erased() owner <owner>
         return null;
       end if;
       delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased);
-      delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased);
+      -- A data key in a separate key store: its id is queued, for the store to destroy it
+      -- (db/code/94_vault_key_store.sql).
+      with gone as (delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased) returning k.key_id)
+      insert into pii_internal.vault_shred_queue (key_id) select g.key_id from gone g where g.key_id is not null
+      on conflict (key_id) do nothing;
       return null;
     end
     $function$
   comment 'Internal. Trigger on pii_internal.tombstones: destroys the vault entries and data keys of subjects marked erased, in the same statement.'
+
+function pii_internal.vault_subjects(text[],text[],text[],text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_subjects(subject_keys text[], kinds text[], scopes text[], subject_kind text, OUT subj pii.subject_table, OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
+      bad integer;
+      canonical record;
+    begin
+      if subject_keys is null then
+        raise exception 'subject_keys must not be NULL' using errcode = '22004';
+      end if;
+      if kinds is not null and pg_catalog.cardinality(kinds) <> n then
+        raise exception 'subject_keys and kinds must have one element per value (% keys, % kinds)', n, pg_catalog.cardinality(kinds)
+          using errcode = '22023';
+      end if;
+      -- The pattern on each distinct kind (a batch has one or two); positions only if one fails.
+      if kinds is not null and exists (select from (select distinct k.k from unnest(kinds) as k (k)) d where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
+        select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
+        where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
+        raise exception 'kind #% must be a name of lower-case letters, digits and _ (e.g. email)', bad using errcode = '22023';
+      end if;
+      -- Registered subject table, scoped or not, first key valid; then, only if something is
+      -- wrong further on, the whole batch for an error naming the position.
+      subj := pii_internal.subject_kind(subject_kind);
+      if n = 0 then
+        return;
+      end if;
+      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1], kind => subj.kind);
+      if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
+         or pg_catalog.array_position(scopes, null) is not null then
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
+      end if;
+      if pg_catalog.cardinality(scopes) = 1 and n > 1 then
+        scopes := pg_catalog.array_fill(scopes[1], array[n]);
+      end if;
+      begin
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
+      exception when data_exception then
+        -- Names the position of the bad key or scope, never its value.
+        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
+        raise;
+      end;
+      found_keys := canonical.found_keys;
+      found_scopes := canonical.found_scopes;
+    end
+    $function$
+  comment 'Internal. Checks a tokenizing call''s kinds, keys and scopes (errors name positions) and returns its subject table and the subjects in canonical text by position.'
+
+function pii_internal.vault_token_issued_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_token_issued_sql(token_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format($s$(%1$s ~ '^tok_[0-9a-f]{32}$' and %2$s operator(pg_catalog.=) %1$s)$s$,
+        token_sql, pii_internal.vault_token_sql(pg_catalog.format('pg_catalog.substr(%s, 5, 24)', token_sql)))
+    $function$
+  comment 'Internal. SQL text: the token has the form and the keyed tag of a token this install issued.'
+
+function pii_internal.vault_token_sql(text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.vault_token_sql(bits_sql text)
+     RETURNS text
+     LANGUAGE sql
+     IMMUTABLE STRICT
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.format($s$('tok_' operator(pg_catalog.||) %1$s operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 8))$s$,
+        bits_sql, pii_internal.hmac_sql(pg_catalog.format($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s$s$, bits_sql)))
+    $function$
+  comment 'Internal. SQL text of a token (tok_ + 96 bits + keyed 32-bit tag) over the SQL of its bits.'
 
 function pii_internal.verify_request_subjects(uuid) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.verify_request_subjects(request_id uuid, OUT hashes bytea[], OUT pseudonyms text[])

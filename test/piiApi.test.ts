@@ -3,20 +3,19 @@
 // error status, revocation without restart, one audit row per call, and no value, key or
 // data key anywhere in the server's output or the PostgreSQL log; then the KEK moved out of
 // the database (lethe pii-api kek rotate) and the server given it with --kek-file.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withDatabaseName } from '../src/db/databaseUrl.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../src/db/embeddedPostgres.js';
 import { migrate } from '../src/db/migrate.js';
+import { runLethe, startPiiApi } from './helpers/letheProcess.js';
 import { connectAs } from './helpers/testDatabase.js';
 
-const BIN = fileURLToPath(new URL('../bin/lethe.js', import.meta.url));
 const VALUES = {
   1: { email: 'ada.lovelace@example.com', phone: '+44 20 7946 0958' },
   2: { email: 'grace.hopper@example.net', phone: '+1 202 555 0147' },
@@ -35,14 +34,7 @@ let pingKey: { id: string; key: string };
 let senderPassword: string;
 const tokens: Record<number, { email: string; phone: string }> = {};
 
-function lethe(args: string[], url = adminUrl): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DATABASE_URL: url } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const lethe = (args: string[], url = adminUrl) => runLethe(args, { DATABASE_URL: url });
 
 async function createKey(name: string, scope?: string): Promise<{ id: string; key: string }> {
   const r = await lethe(['pii-api', 'keys', 'create', name, '--json', ...(scope ? ['--scope', scope] : [])]);
@@ -61,35 +53,8 @@ const lookup = (body: unknown, key = dispatcherKey.key) =>
   call('/v1/pii/lookup', { method: 'POST', key, body: JSON.stringify(body) });
 
 /** lethe pii-api as the sender role, on a free port, until killed; its output goes to onOutput. */
-async function startServer(
-  args: string[],
-  onOutput: (d: string) => void,
-): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, [BIN, 'pii-api', '--listen', '127.0.0.1:0', ...args], {
-    env: { ...process.env, DATABASE_URL: connectAs(adminUrl, 'sender', senderPassword) },
-  });
-  let output = '';
-  const collect = (d: Buffer) => {
-    output += d;
-    onOutput(String(d));
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(output);
-      if (m) {
-        clearInterval(timer);
-        resolve(m[1]!);
-      }
-    }, 50);
-    child.once('exit', (code) => {
-      clearInterval(timer);
-      reject(new Error(`pii-api exited with ${code}: ${output}`));
-    });
-  });
-  return { child, base: url };
-}
+const startServer = (args: string[], onOutput: (d: string) => void) =>
+  startPiiApi(args, { DATABASE_URL: connectAs(adminUrl, 'sender', senderPassword) }, onOutput);
 
 async function auditRows(action: string): Promise<number> {
   return Number((await admin.query('select count(*) as n from pii.audit where action = $1', [action])).rows[0].n);

@@ -157,6 +157,7 @@ begin
   -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
   -- statement reads it again itself (below).
   perform from pii_internal.vault_kek for share;
+  perform pii_internal.vault_refuse_key_store('pii.tokenize_many');
   perform pii_internal.vault_open_kek();
 
   -- One statement. u: per value its subject's hash (NULL token for a tombstoned subject)
@@ -242,6 +243,7 @@ as $fn$
 declare
   n integer := coalesce(pg_catalog.cardinality(tokens), 0);
 begin
+  perform pii_internal.vault_refuse_key_store('pii.detokenize');
   if tokens is null then
     raise exception 'tokens must not be NULL' using errcode = '22004';
   end if;
@@ -422,7 +424,11 @@ begin
     return null;
   end if;
   delete from pii_internal.vault_entries v where v.subject_hash operator(pg_catalog.=) any (erased);
-  delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased);
+  -- A data key in a separate key store: its id is queued, for the store to destroy it
+  -- (db/code/94_vault_key_store.sql).
+  with gone as (delete from pii_internal.vault_keys k where k.subject_hash operator(pg_catalog.=) any (erased) returning k.key_id)
+  insert into pii_internal.vault_shred_queue (key_id) select g.key_id from gone g where g.key_id is not null
+  on conflict (key_id) do nothing;
   return null;
 end
 $$;
@@ -446,7 +452,8 @@ as $$
   from (select distinct e.subject_hash as h from unnest(subject_hashes) as u (h)
         join pii_internal.vault_entries e on e.subject_hash operator(pg_catalog.=) u.h) x
   union all
-  select 'pii_internal.vault_keys', 'wrapped_key', pg_catalog.encode(k.subject_hash, 'hex'), 'data key of an erased subject not destroyed'
+  select 'pii_internal.vault_keys', case when k.key_id is null then 'wrapped_key' else 'key_id' end, pg_catalog.encode(k.subject_hash, 'hex'),
+         'data key of an erased subject not destroyed'
   from unnest(subject_hashes) as u (h) join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h
 $$;
 comment on function pii_internal.vault_residuals(bytea[]) is 'Internal. Vault entries and data keys still held for the given subject hashes; pii.verify_erasure reports them.';

@@ -28,8 +28,10 @@ import { type Detokenized, detokenize } from '../sql/detokenize.js';
 import { type TokenizeInput, type TokenizeOptions, tokenizeMany } from '../sql/tokenizeMany.js';
 import { type Residual, verifyErasure } from '../sql/verifyErasure.js';
 import { type WasErased, wasErased, wasErasedHash } from '../sql/wasErased.js';
+import type { KeyStore } from '../vault/keyStore.js';
+import { KeyStoreVault } from '../vault/keyStoreVault.js';
 
-export type LetheOptions =
+export type LetheOptions = (
   | {
       connectionString: string;
       /** Recorded in pii.audit.application. Default 'lethe'. */
@@ -39,7 +41,14 @@ export type LetheOptions =
       /** Server NOTICEs and WARNINGs (e.g. "no index on …" when registering). */
       onNotice?: (notice: ServerNotice) => void;
     }
-  | { pool: pg.Pool };
+  | { pool: pg.Pool }
+) & {
+  /**
+   * The vault's separate key store (docs/vault.md): tokenize and detokenize then bring the
+   * data keys from it and encrypt here; the database holds key ids and ciphertext only.
+   */
+  keyStore?: KeyStore;
+};
 
 export interface WaitOptions {
   /** Give up after this long (LetheError 57014). Default: wait forever. */
@@ -80,10 +89,18 @@ export interface Lethe {
   importCsv(source: string | Readable, opts?: ImportCsvOptions): Promise<ImportReport>;
   /** The view pii.overdue_requests. */
   overdueRequests(): Promise<OverdueRequest[]>;
-  /** pii.tokenize_many (pii_operator): one token per input, in order; NULL for a tombstoned subject. */
+  /**
+   * pii.tokenize_many (pii_operator): one token per input, in order; NULL for a tombstoned subject.
+   * With a keyStore: pii.vault_key_ids, the store's keys, AES here, pii.store_tokens.
+   */
   tokenize(inputs: readonly TokenizeInput[], opts?: TokenizeOptions): Promise<(string | null)[]>;
-  /** pii.detokenize (pii_dispatcher): one result per token, in order; one audit row per call. */
+  /**
+   * pii.detokenize (pii_dispatcher): one result per token, in order; one audit row per call.
+   * With a keyStore: pii.detokenize_ciphertexts, the store's keys, AES here.
+   */
   detokenize(tokens: readonly string[], purpose: string, client?: string): Promise<Detokenized[]>;
+  /** With a keyStore: has it destroy the data keys of erased subjects (the worker does it every minute); returns how many. */
+  shredErasedKeys(): Promise<number>;
   registry: {
     tables(): Promise<RegisteredTable[]>;
     columns(table?: string): Promise<RegisteredColumn[]>;
@@ -132,6 +149,7 @@ export function createLethe(opts: LetheOptions): Lethe {
           opts.onNotice,
         );
   const db = createDb(pool);
+  const keyStoreVault = opts.keyStore && new KeyStoreVault(db, opts.keyStore);
   let closed: Promise<void> | undefined;
 
   return {
@@ -150,8 +168,13 @@ export function createLethe(opts: LetheOptions): Lethe {
     wasErasedHash: (hash) => wasErasedHash(db, hash),
     importCsv: (source, o) => importCsv(pool, source, o),
     overdueRequests: () => overdueRequests(db),
-    tokenize: (inputs, opts) => tokenizeMany(db, inputs, opts),
-    detokenize: (tokens, purpose, client) => detokenize(db, tokens, purpose, client),
+    tokenize: (inputs, o) => (keyStoreVault ? keyStoreVault.tokenize(inputs, o) : tokenizeMany(db, inputs, o)),
+    detokenize: (tokens, purpose, client) =>
+      keyStoreVault ? keyStoreVault.detokenize(tokens, purpose, client) : detokenize(db, tokens, purpose, client),
+    shredErasedKeys: async () => {
+      if (!keyStoreVault) throw new LetheError('no keyStore was given to createLethe', '55000');
+      return keyStoreVault.shredErasedKeys();
+    },
     registry: {
       tables: () => registeredTables(db),
       columns: (t) => registeredColumns(db, t),

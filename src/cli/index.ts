@@ -16,6 +16,7 @@ import { addLintCommand } from './lint.js';
 import { addMigrateCommand } from './migrate.js';
 import { addRestoreCheckCommand } from './restoreCheck.js';
 import { addPiiApiCommand } from './piiApi.js';
+import { addKeyStoreCommand } from './keyStore.js';
 import { addRetentionCommand } from './retention.js';
 import { addSqlCommand } from './sql.js';
 import { addStatusCommand } from './status.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
     addLintCommand,
     addDoctorCommand,
     addPiiApiCommand,
+    addKeyStoreCommand,
     addDemoCommand,
     addAdminCommand,
   ]) {

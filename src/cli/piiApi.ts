@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createDb, createPool } from '../sql/db.js';
+import { keyStoreFromOptions } from './keyStore.js';
 import type { ApiKeyScope } from '../sql/apiKeys.js';
 import { createApiKey } from '../sql/createApiKey.js';
 import { listApiKeys } from '../sql/listApiKeys.js';
@@ -38,38 +39,47 @@ export function addPiiApiCommand(program: Command): void {
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
     .option('--token-ttl <seconds>', 'lifetime of OAuth access tokens', '3600')
     .option('--kek-file <path>', 'the vault KEK when it is held outside the database (else LETHE_VAULT_KEK)')
+    .option(
+      '--key-store-url <url>',
+      "the vault's separate key store, when its data keys live there (else $LETHE_KEY_STORE_URL)",
+    )
     .action(
-      action(async (opts: { listen: string; tokenTtl: string; kekFile?: string }, cmd: Command) => {
-        const { host, port } = listenAddress(opts.listen);
-        const ttl = Number(opts.tokenTtl);
-        if (!Number.isInteger(ttl) || ttl < 60) throw new UsageError('--token-ttl must be an integer of at least 60');
-        const { buildPiiApi } = await import('../piiApi/server.js');
-        const options = vaultKekOptions({ current: currentKek(opts.kekFile) });
-        const pool = createPool({
-          connectionString: databaseUrl(cmd),
-          application_name: 'lethe-pii-api',
-          max: 8,
-          ...(options && { options }),
-        });
-        const app = buildPiiApi({
-          db: createDb(pool),
-          accessLog: (line) => process.stdout.write(`${line}\n`),
-          accessTokenTtl: ttl,
-        });
-        const address = await app.listen({ host, port });
-        info(`[lethe pii-api] listening on ${address} (pid ${process.pid})`);
-        await new Promise<void>((resolve) => {
-          const stop = (signal: NodeJS.Signals) => {
-            info(`[lethe pii-api] ${signal}: stopping`);
-            resolve();
-          };
-          process.once('SIGTERM', stop);
-          process.once('SIGINT', stop);
-        });
-        await app.close();
-        await pool.end();
-        return EXIT.ok;
-      }),
+      action(
+        async (opts: { listen: string; tokenTtl: string; kekFile?: string; keyStoreUrl?: string }, cmd: Command) => {
+          const { host, port } = listenAddress(opts.listen);
+          const ttl = Number(opts.tokenTtl);
+          if (!Number.isInteger(ttl) || ttl < 60) throw new UsageError('--token-ttl must be an integer of at least 60');
+          const { buildPiiApi } = await import('../piiApi/server.js');
+          const options = vaultKekOptions({ current: currentKek(opts.kekFile) });
+          const pool = createPool({
+            connectionString: databaseUrl(cmd),
+            application_name: 'lethe-pii-api',
+            max: 8,
+            ...(options && { options }),
+          });
+          const keyStore = keyStoreFromOptions(opts);
+          const app = buildPiiApi({
+            db: createDb(pool),
+            accessLog: (line) => process.stdout.write(`${line}\n`),
+            accessTokenTtl: ttl,
+            keyStore,
+          });
+          const address = await app.listen({ host, port });
+          info(`[lethe pii-api] listening on ${address} (pid ${process.pid})`);
+          await new Promise<void>((resolve) => {
+            const stop = (signal: NodeJS.Signals) => {
+              info(`[lethe pii-api] ${signal}: stopping`);
+              resolve();
+            };
+            process.once('SIGTERM', stop);
+            process.once('SIGINT', stop);
+          });
+          await app.close();
+          await pool.end();
+          await keyStore?.close();
+          return EXIT.ok;
+        },
+      ),
     );
 
   const keys = piiApi.command('keys').description('PII API keys (stored hashed; a new key is printed once)');

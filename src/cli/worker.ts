@@ -2,11 +2,13 @@
 // flight and exits 0. A second signal exits at once (the chunk rolls back, nothing is lost).
 import type { Command } from 'commander';
 import { action, databaseUrl, EXIT, positiveInt } from './context.js';
+import { keyStoreFromOptions } from './keyStore.js';
 
 interface WorkerOptions {
   concurrency?: string;
   chunkSize?: string;
   ledgerDir?: string;
+  keyStoreUrl?: string;
 }
 
 export function addWorkerCommand(program: Command): void {
@@ -19,11 +21,17 @@ export function addWorkerCommand(program: Command): void {
       '--ledger-dir <dir>',
       'copy the erasure ledger to this directory, outside the database backups (default: $LETHE_LEDGER_DIR)',
     )
+    .option(
+      '--key-store-url <url>',
+      "the vault's separate key store: destroy erased subjects' data keys there (default: $LETHE_KEY_STORE_URL)",
+    )
     .action(
       action(async (opts: WorkerOptions, cmd: Command) => {
         // Loaded on use: graphile-worker and the demo's modules slow every other command's start.
         const { runWorker } = await import('../worker/runWorker.js');
+        const keyStore = keyStoreFromOptions(opts);
         const worker = await runWorker({
+          keyStore,
           connectionString: databaseUrl(cmd),
           concurrency: positiveInt('--concurrency', opts.concurrency),
           chunkSize: positiveInt('--chunk-size', opts.chunkSize),
@@ -51,6 +59,7 @@ export function addWorkerCommand(program: Command): void {
           process.off('SIGTERM', onSignal);
           process.off('SIGINT', onSignal);
         }
+        await keyStore?.close();
         process.stderr.write('[lethe worker] stopped\n');
         return EXIT.ok;
       }),

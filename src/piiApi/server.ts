@@ -2,7 +2,8 @@
 // GET /v1/pii/:token, POST /v1/pii/lookup (1 to 1000 tokens), bearer keys or OAuth 2.0
 // client credentials. Values travel only in response bodies: the access log has the
 // route template, status, token count and latency, and errors never quote input. With the
-// vault's KEK outside the database, the pool's connections carry it (src/piiApi/vaultKek.ts).
+// vault's KEK outside the database, the pool's connections carry it (src/piiApi/vaultKek.ts);
+// with its data keys in a separate key store, values are decrypted here (src/vault/).
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ApiKey } from '../sql/apiKeys.js';
 import { findActiveApiKey } from '../sql/findActiveApiKey.js';
@@ -10,6 +11,8 @@ import type { LetheDb } from '../sql/db.js';
 import { detokenize } from '../sql/detokenize.js';
 import { LetheError, SqlState } from '../sql/errors.js';
 import { AccessTokens } from './accessTokens.js';
+import type { KeyStore } from '../vault/keyStore.js';
+import { KeyStoreVault } from '../vault/keyStoreVault.js';
 
 export const MAX_TOKENS_PER_LOOKUP = 1000;
 const PURPOSE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$';
@@ -35,6 +38,8 @@ export interface PiiApiOptions {
   accessLog: (line: string) => void;
   /** Lifetime of OAuth access tokens, seconds. */
   accessTokenTtl?: number;
+  /** The vault's separate key store, when its data keys live there (docs/vault.md). */
+  keyStore?: KeyStore;
 }
 
 declare module 'fastify' {
@@ -107,9 +112,13 @@ export function buildPiiApi(opts: PiiApiOptions): FastifyInstance {
       return reply.code(403).send({ error: 'forbidden', message: 'this key may not look values up (scope ping)' });
     }
   };
+  const keyStoreVault = opts.keyStore && new KeyStoreVault(opts.db, opts.keyStore);
   const lookup = (req: FastifyRequest, tokens: string[], purpose: string) => {
     req.tokenCount = tokens.length;
-    return detokenize(opts.db, tokens, purpose, `key:${req.apiKey!.id}`);
+    const client = `key:${req.apiKey!.id}`;
+    return keyStoreVault
+      ? keyStoreVault.detokenize(tokens, purpose, client)
+      : detokenize(opts.db, tokens, purpose, client);
   };
 
   app.get<{ Params: { token: string }; Querystring: { purpose?: string } }>(

@@ -10,6 +10,9 @@ import { startLedgerExport } from './exportLedger.js';
 import { LETHE_CRONTAB } from './retention.js';
 import { enableErasureCompletedJobs } from '../sql/enableErasureCompletedJobs.js';
 import { ERASURE_COMPLETED_TASK, letheTasks } from './tasks.js';
+import { VAULT_SHRED_CRONTAB, VAULT_SHRED_TASK, vaultShredTask } from './vaultShred.js';
+import type { KeyStore } from '../vault/keyStore.js';
+import { KeyStoreVault } from '../vault/keyStoreVault.js';
 
 /** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -40,6 +43,11 @@ export interface RunWorkerOptions {
   ledgerDir?: string;
   /** graphile-worker crontab; default LETHE_CRONTAB (retention hourly, legal holds daily). '' for none. */
   crontab?: string;
+  /**
+   * The vault's separate key store: the worker then has it destroy erased subjects' data
+   * keys every minute (lethe_vault_shred, added to the crontab) and once at start.
+   */
+  keyStore?: KeyStore;
   /** Receives log lines (ids and counts only). Default: stderr for info and above. */
   log?: (level: WorkerLogLevel, message: string) => void;
 }
@@ -91,14 +99,26 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
         );
     }
 
+    const crontab = [opts.crontab ?? LETHE_CRONTAB, opts.keyStore ? VAULT_SHRED_CRONTAB : '']
+      .filter(Boolean)
+      .join('\n');
+    // Keys queued while no worker ran are destroyed before the first job.
+    if (opts.keyStore) {
+      const shredded = await new KeyStoreVault(db, opts.keyStore).shredErasedKeys();
+      if (shredded > 0) log('info', `vault: the key store destroyed ${shredded} data key(s) of erased subjects`);
+    }
     const runner = await run({
       pgPool: pool,
       concurrency,
       pollInterval: opts.pollInterval ?? 2000,
-      taskList: { ...opts.tasks, ...letheTasks(db, { chunkSize: opts.chunkSize, parallelChunks: concurrency }) },
+      taskList: {
+        ...opts.tasks,
+        ...letheTasks(db, { chunkSize: opts.chunkSize, parallelChunks: concurrency }),
+        ...(opts.keyStore && { [VAULT_SHRED_TASK]: vaultShredTask(db, opts.keyStore) }),
+      },
       // graphile-worker reads ./crontab when given no crontab (and logs that it found none):
       // '' means no schedule, so it gets an empty list of items instead.
-      ...(opts.crontab === '' ? { parsedCronItems: [] } : { crontab: opts.crontab ?? LETHE_CRONTAB }),
+      ...(crontab === '' ? { parsedCronItems: [] } : { crontab }),
       // Signals are the caller's business (the CLI stops gracefully on SIGTERM/SIGINT);
       // a library must not install process-wide handlers.
       noHandleSignals: true,
