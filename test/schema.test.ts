@@ -39,3 +39,17 @@ it('db/schema.sql matches the installed schema', async (ctx) => {
     'the installed schema drifted from db/schema.sql: run npm run db:dump-schema and commit the result',
   ).toBe(expected);
 });
+
+it('every function of schema pii explains itself in \\df+: a COMMENT with an example', async () => {
+  const { rows } = await db.query<{ fn: string }>(
+    `select p.oid::regprocedure::text as fn from pg_catalog.pg_proc p
+     where p.pronamespace = 'pii'::regnamespace
+       and coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '') !~ 'Example'
+     order by 1`,
+  );
+  expect(rows.map((r) => r.fn)).toEqual([]);
+  const { rows: counted } = await db.query(
+    `select count(*)::int as n from pg_catalog.pg_proc where pronamespace = 'pii'::regnamespace`,
+  );
+  expect(counted[0].n).toBeGreaterThan(50);
+});
