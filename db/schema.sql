@@ -3902,7 +3902,8 @@ function pii_internal.build_plan_cache() owner <owner>
       begin
         perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
         for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
-          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
+          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl),
+                  pii_internal.residual_check(tbl, pii_internal.erase_action(tbl));
         end loop;
       exception when others then
         -- A registry that cannot be planned yet (lint says why): erasure reports it when called.
@@ -3912,6 +3913,40 @@ function pii_internal.build_plan_cache() owner <owner>
     end
     $function$
   comment 'Internal. Deferred trigger: at the commit of a registry or DDL change, caches the erasure plan and the per-table predicates (failures leave the cache to be built on use).'
+
+function pii_internal.build_residual_check(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_residual_check(tbl regclass, action text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      checks record := pii_internal.residual_checks_sql(tbl, action);
+      path record;
+      rows_sql record;
+    begin
+      if checks.checks is null then
+        return '{}';
+      end if;
+      path := pii_internal.subject_key_sql(tbl);
+      rows_sql := pii_internal.subject_rows_sql(tbl);
+      return array[pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
+             from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
+                  lateral (values %s) as x (n, bad)
+             where %s and l.k = %s and %s and x.bad and %s$q$,
+          pii_internal.qualified_name(tbl),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          -- A referenced row others share was kept on purpose (shared => keep): no residual.
+          pii_internal.exclusively_owned_sql(tbl)),
+        checks.columns::text, checks.details::text, checks.key_checks::text];
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.residual_check returns (uncached).'
 
 function pii_internal.build_row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.build_row_erased_sql(tbl regclass, action text)
@@ -8271,32 +8306,16 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],tex
     AS $function$
     declare
       t record;
-      path record;
-      rows_sql record;
       action text;
-      checks record;
+      check_ text[];
       found text[];
     begin
       for t in select r.* from pii.tables r
                where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-        checks := pii_internal.residual_checks_sql(t.relid, action);
-        continue when checks.checks is null;
-        path := pii_internal.subject_key_sql(t.relid);
-        rows_sql := pii_internal.subject_rows_sql(t.relid);
-        found := (pii_internal.as_owner(t.relid, pg_catalog.format(
-          $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
-             from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
-                  lateral (values %s) as x (n, bad)
-             where %s and l.k = %s and %s and x.bad and %s$q$,
-          pii_internal.qualified_name(t.relid),
-          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-          -- A referenced row others share was kept on purpose (shared => keep): no residual.
-          pii_internal.exclusively_owned_sql(t.relid)),
-          true, keys, scopes)).found_keys;
+        check_ := pii_internal.residual_check(t.relid, action);
+        continue when pg_catalog.cardinality(check_) = 0;
+        found := (pii_internal.as_owner(t.relid, check_[1], true, keys, scopes)).found_keys;
         -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
         -- pseudonyms by a join (a hash, not a scan of the array per row).
         return query
@@ -8309,7 +8328,7 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],tex
                  else c.detail end
           from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
           join unnest(keys, found_hashes) with ordinality as l (k, h, i) on l.i = f.i
-          join unnest(checks.columns, checks.details, checks.key_checks) with ordinality as c (col, detail, is_key, n) on c.n = f.n
+          join unnest(check_[2]::text[], check_[3]::text[], check_[4]::boolean[]) with ordinality as c (col, detail, is_key, n) on c.n = f.n
           left join (select distinct p.p from unnest(pseudonyms) as p (p)) as ps on ps.p = l.k
           where not (c.is_key and ps.p is not null);
       end loop;
@@ -8368,6 +8387,19 @@ function pii_internal.registry_changed() owner <owner>
     end
     $function$
   comment 'Internal. Statement trigger on the registry tables: a new plan cache generation.'
+
+function pii_internal.residual_check(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.residual_check(tbl regclass, action text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return pii_internal.cached_sql(pg_catalog.format('residual_check:%s:%s', tbl::text, action),
+                                     pg_catalog.format('pii_internal.build_residual_check(%s, %L)', tbl::oid, action));
+    end
+    $function$
+  comment 'Internal. The deputy''s statement checking a registered table''s rows (mode erase''s action, or delete) for the subjects bound as $1/$2, and its checks'' columns, details and key flags (text arrays); empty when none apply.'
 
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])
