@@ -1791,6 +1791,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       erase_scopes text[];
       now_matched bytea[];
       idents record;
+      delete_state jsonb;
       result record;
       residuals bigint;
     begin
@@ -1822,9 +1823,6 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       if claimed is null then
         return 0;
       end if;
-      update pii.requests r set status = 'running', started_at = coalesce(r.started_at, pg_catalog.now())
-      where r.id = req.id and r.status = 'queued';
-
       -- Tombstones are locked in hash order (claimed is sorted), so overlapping requests queue
       -- up instead of deadlocking; each is written once, marked erased by this chunk.
       to_erase := pii_internal.mark_erased(claimed, pseudonyms, req.id, req.filed_snapshot, req.kind);
@@ -1833,10 +1831,14 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
       idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
+      delete_state := pii_internal.delete_proof_state(req.mode, req.kind);
       result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
-      -- Verified as erased, in this transaction (finish_request adds the chunks up).
-      residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms);
+      -- Verified as erased, in this transaction (finish_request adds the chunks up). Its DELETE
+      -- statements are proven (pii_internal.proven_deleted) for the subjects it erased; those an
+      -- earlier erasure erased are checked.
+      residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms,
+        case when pg_catalog.cardinality(to_erase) = pg_catalog.cardinality(claimed) then pii_internal.proven_deleted(delete_state) else '{}' end);
 
       -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
       select pg_catalog.array_agg(u.h) into now_matched
@@ -1848,9 +1850,14 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
        where i.request_id = req.id and i.subject_hash = any (claimed);
       update pii_internal.request_items i set matched = true
        where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
-      -- Erased counts subjects erased, never keys that matched no subject.
+      -- Erased counts subjects erased, never keys that matched no subject. The request's one row
+      -- is written once, here, at the end (running from the first chunk, started at its start:
+      -- now() is the transaction's): its lock is held until commit, and a chunk running beside
+      -- this one (parallel chunks) waits for it only here, not for the whole of this chunk.
       update pii.requests r
-         set erased = r.erased + (select pg_catalog.count(*) from pii_internal.request_items i
+         set status = case when r.status operator(pg_catalog.=) 'queued' then 'running' else r.status end,
+             started_at = coalesce(r.started_at, pg_catalog.now()),
+             erased = r.erased + (select pg_catalog.count(*) from pii_internal.request_items i
                                   where i.request_id = req.id and i.subject_hash = any (claimed) and i.matched),
              processed = r.processed + pg_catalog.cardinality(claimed),
              held_until = greatest(r.held_until, result.held_until),
@@ -4204,7 +4211,8 @@ function pii_internal.build_plan_cache() owner <owner>
       begin
         perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
         for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
-          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
+          perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl),
+                  pii_internal.residual_check(tbl, pii_internal.erase_action(tbl));
         end loop;
       exception when others then
         -- A registry that cannot be planned yet (lint says why): erasure reports it when called.
@@ -4214,6 +4222,40 @@ function pii_internal.build_plan_cache() owner <owner>
     end
     $function$
   comment 'Internal. Deferred trigger: at the commit of a registry or DDL change, caches the erasure plan and the per-table predicates (failures leave the cache to be built on use).'
+
+function pii_internal.build_residual_check(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.build_residual_check(tbl regclass, action text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      checks record := pii_internal.residual_checks_sql(tbl, action);
+      path record;
+      rows_sql record;
+    begin
+      if checks.checks is null then
+        return '{}';
+      end if;
+      path := pii_internal.subject_key_sql(tbl);
+      rows_sql := pii_internal.subject_rows_sql(tbl);
+      return array[pg_catalog.format(
+          $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
+             from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
+                  lateral (values %s) as x (n, bad)
+             where %s and l.k = %s and %s and x.bad and %s$q$,
+          pii_internal.qualified_name(tbl),
+          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+          checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+          -- A referenced row others share was kept on purpose (shared => keep): no residual.
+          pii_internal.exclusively_owned_sql(tbl)),
+        checks.columns::text, checks.details::text, checks.key_checks::text];
+    end
+    $function$
+  comment 'Internal. Generates what pii_internal.residual_check returns (uncached).'
 
 function pii_internal.build_row_erased_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.build_row_erased_sql(tbl regclass, action text)
@@ -4769,8 +4811,8 @@ function pii_internal.check_tree_owner(regclass) owner <owner>
     $function$
   comment 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.'
 
-function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[], hashes bytea[], pseudonyms text[])
+function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[],regclass[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[], hashes bytea[], pseudonyms text[], deleted regclass[])
      RETURNS bigint
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -4791,11 +4833,11 @@ function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[
                 union all
                 select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
                 union all
-                select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind) r) x
+                select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind, deleted) r) x
               where x.detail not like 'held until %');
     end
     $function$
-  comment 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them; rows a legal hold keeps left out.'
+  comment 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them, tables whose DELETE is proven to have left none (deleted) left out; rows a legal hold keeps left out.'
 
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
@@ -4994,6 +5036,49 @@ function pii_internal.current_retention_version(text) owner <owner>
     end
     $function$
   comment 'Internal. The current version of a policy; 42704 when there is none.'
+
+function pii_internal.delete_may_keep_rows(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.delete_may_keep_rows(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive tree (relid) as (
+        select tbl::oid
+        union
+        select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+      )
+      select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
+                     where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
+          -- tgtype: ROW 1, BEFORE 2, DELETE 8 (disabled ones too: enabling one is a catalog write,
+          -- but the check is cheaper than the doubt).
+          or exists (select from tree join pg_catalog.pg_trigger g on g.tgrelid operator(pg_catalog.=) tree.relid
+                     where g.tgtype::integer operator(pg_catalog.&) 11 operator(pg_catalog.=) 11)
+          or exists (select from tree join pg_catalog.pg_rewrite w on w.ev_class operator(pg_catalog.=) tree.relid)
+    $function$
+  comment 'Internal. Whether a DELETE of a table may keep a row it matches: a BEFORE DELETE row trigger, a rule, row level security or a foreign table on it or its partitions and inheritance children.'
+
+function pii_internal.delete_proof_state(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.delete_proof_state(mode text, kind text)
+     RETURNS jsonb
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      if not pg_catalog.current_setting('track_counts')::boolean or (pii_internal.subject_kind(kind)).key_is_pii then
+        return null;
+      end if;
+      return pg_catalog.jsonb_build_object('catalog', pii_internal.xact_catalog_writes(), 'tables', (
+        select coalesce(pg_catalog.jsonb_object_agg(p.relid::oid::text, pii_internal.xact_rows_written(p.relid)), '{}'::jsonb)
+        from pii_internal.erase_plan(mode) p
+        join pii.tables t on t.relid operator(pg_catalog.=) p.relid
+        where p.action operator(pg_catalog.=) 'delete' and p.capture is null
+          and t.kind operator(pg_catalog.=) (pii_internal.subject_kind(delete_proof_state.kind)).kind
+          and not pii_internal.delete_may_keep_rows(p.relid)));
+    end
+    $function$
+  comment 'Internal. Before a chunk''s erasure: the statistics counters that later prove its DELETE statements left no row (pii_internal.proven_deleted).'
 
 function pii_internal.deputy(regrole) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.deputy(owner regrole)
@@ -8343,6 +8428,20 @@ function pii_internal.plan_problems(text) owner <owner>
     $function$
   comment 'Internal. Registrations whose erasure plan (mode erase or delete) would violate a constraint: the table, the constraint, the problem and the fix.'
 
+function pii_internal.proven_deleted(jsonb) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.proven_deleted(state jsonb)
+     RETURNS regclass[]
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.array_agg(e.key::oid::regclass), '{}')
+      from pg_catalog.jsonb_each_text(state operator(pg_catalog.->) 'tables') e
+      where pg_catalog.current_setting('track_counts')::boolean
+        and (state operator(pg_catalog.->>) 'catalog')::bigint operator(pg_catalog.=) pii_internal.xact_catalog_writes()
+        and e.value::bigint operator(pg_catalog.=) pii_internal.xact_rows_written(e.key::oid::regclass)
+    $function$
+  comment 'Internal. After a chunk''s erasure: the tables of pii_internal.delete_proof_state whose DELETE provably left none of the subjects'' rows (nothing written to them or to the catalogs since).'
+
 function pii_internal.pseudonym_sql(text,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
      RETURNS text
@@ -8595,8 +8694,8 @@ function pii_internal.registered_ancestor(regclass) owner <owner>
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
-function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text)
+function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],text,regclass[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text, deleted regclass[])
      RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
      LANGUAGE plpgsql
      STABLE
@@ -8604,32 +8703,17 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],tex
     AS $function$
     declare
       t record;
-      path record;
-      rows_sql record;
       action text;
-      checks record;
+      check_ text[];
       found text[];
     begin
       for t in select r.* from pii.tables r
                where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-        checks := pii_internal.residual_checks_sql(t.relid, action);
-        continue when checks.checks is null;
-        path := pii_internal.subject_key_sql(t.relid);
-        rows_sql := pii_internal.subject_rows_sql(t.relid);
-        found := (pii_internal.as_owner(t.relid, pg_catalog.format(
-          $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
-             from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
-                  lateral (values %s) as x (n, bad)
-             where %s and l.k = %s and %s and x.bad and %s$q$,
-          pii_internal.qualified_name(t.relid),
-          case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-          checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-          -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-          case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-          -- A referenced row others share was kept on purpose (shared => keep): no residual.
-          pii_internal.exclusively_owned_sql(t.relid)),
-          true, keys, scopes)).found_keys;
+        continue when action = 'delete' and t.relid = any (deleted);
+        check_ := pii_internal.residual_check(t.relid, action);
+        continue when pg_catalog.cardinality(check_) = 0;
+        found := (pii_internal.as_owner(t.relid, check_[1], true, keys, scopes)).found_keys;
         -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
         -- pseudonyms by a join (a hash, not a scan of the array per row).
         return query
@@ -8642,13 +8726,13 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],tex
                  else c.detail end
           from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
           join unnest(keys, found_hashes) with ordinality as l (k, h, i) on l.i = f.i
-          join unnest(checks.columns, checks.details, checks.key_checks) with ordinality as c (col, detail, is_key, n) on c.n = f.n
+          join unnest(check_[2]::text[], check_[3]::text[], check_[4]::boolean[]) with ordinality as c (col, detail, is_key, n) on c.n = f.n
           left join (select distinct p.p from unnest(pseudonyms) as p (p)) as ps on ps.p = l.k
           where not (c.is_key and ps.p is not null);
       end loop;
     end
     $function$
-  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete).'
+  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete), tables whose rows are deleted and known gone (pii_internal.proven_deleted) left out.'
 
 function pii_internal.registered_subtree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
@@ -8701,6 +8785,19 @@ function pii_internal.registry_changed() owner <owner>
     end
     $function$
   comment 'Internal. Statement trigger on the registry tables: a new plan cache generation.'
+
+function pii_internal.residual_check(regclass,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.residual_check(tbl regclass, action text)
+     RETURNS text[]
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    begin
+      return pii_internal.cached_sql(pg_catalog.format('residual_check:%s:%s', tbl::text, action),
+                                     pg_catalog.format('pii_internal.build_residual_check(%s, %L)', tbl::oid, action));
+    end
+    $function$
+  comment 'Internal. The deputy''s statement checking a registered table''s rows (mode erase''s action, or delete) for the subjects bound as $1/$2, and its checks'' columns, details and key flags (text arrays); empty when none apply.'
 
 function pii_internal.residual_checks_sql(regclass,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.residual_checks_sql(tbl regclass, action text, OUT checks text, OUT columns text[], OUT details text[], OUT key_checks boolean[])
@@ -9441,7 +9538,7 @@ function pii_internal.subject_residuals(bytea[],text[],text,text,uuid) owner <ow
       if request_id is not null then
         return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
       end if;
-      return query select * from pii_internal.registered_residuals(mode, found.keys, found.scopes, found.found_hashes, pseudonyms, kind);
+      return query select * from pii_internal.registered_residuals(mode, found.keys, found.scopes, found.found_hashes, pseudonyms, kind, '{}');
     end
     $function$
   comment 'Internal. Steps of pii.verify_erasure and pii.verify_erasure_keys after the subjects are known: found again, recorded identifiers still there, rows not in their erased state.'
@@ -9835,6 +9932,41 @@ function pii_internal.write_audit(text,uuid,jsonb,bytea) owner <owner>
       values (write_audit.action, write_audit.request_id, coalesce(write_audit.details, '{}'::jsonb), write_audit.subject_hash)
     $function$
   comment 'Internal. Appends one audit row; callers pass counts and hashes, never keys or values.'
+
+function pii_internal.xact_catalog_writes() owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.xact_catalog_writes()
+     RETURNS bigint
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c) operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c)
+                            operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c))::bigint
+      from unnest(array['pg_catalog.pg_class', 'pg_catalog.pg_inherits', 'pg_catalog.pg_trigger', 'pg_catalog.pg_rewrite',
+                        'pg_catalog.pg_policy']::regclass[]) as c
+    $function$
+  comment 'Internal. Rows this transaction wrote so far to pg_class, pg_inherits, pg_trigger, pg_rewrite and pg_policy (statistics counters).'
+
+function pii_internal.xact_rows_written(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.xact_rows_written(tbl regclass)
+     RETURNS bigint
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive path (relid) as (
+        select tbl::oid
+        union
+        select t.parent_relid::oid from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
+      ), tree (relid) as (
+        select path.relid from path
+        union
+        select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+      )
+      select pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(tree.relid) operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(tree.relid))::bigint
+      from tree
+    $function$
+  comment 'Internal. Rows this transaction inserted or updated in a table, its partitions and children, and its registered parents (statistics counters).'
 
 -- event triggers
 

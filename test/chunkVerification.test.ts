@@ -59,4 +59,59 @@ describe('verification per chunk', () => {
       { column_name: 'alt_contact' },
     ]);
   });
+
+  // A chunk does not look for its subjects' rows in a table whose rows erasure deletes when
+  // it can prove the DELETE left none (pii_internal.proven_deleted): both ways a row can stay
+  // must still be caught.
+  const rowsNotDeleted = async (id: string) =>
+    (await db.query('select table_name, detail from pii.verify_erasure($1)', [id])).rows;
+
+  it("an owner's BEFORE DELETE row trigger on one partition keeps a row: the chunk reports it", async () => {
+    await db.query(`
+      create function app.keep_event() returns trigger language plpgsql as $$
+        begin if old.customer_id = 9 then return null; end if; return old; end $$;
+      create trigger keep_event before delete on app.events_2026_10 for each row execute function app.keep_event()`);
+    try {
+      const r = await erase(['9']);
+      expect(r).toMatchObject({ status: 'failed', chunk_residuals: [1], residual_count: 1 });
+      expect(await rowsNotDeleted(r.id)).toEqual([{ table_name: 'app.events', detail: 'row not deleted' }]);
+    } finally {
+      await db.query('drop trigger keep_event on app.events_2026_10; drop function app.keep_event()');
+    }
+  });
+
+  it("an owner's AFTER DELETE trigger writes the row back (guard off): the chunk reports it", async () => {
+    await db.query(`
+      select pii.set_guard('app.loyalty_points', 'off');
+      create function app.restore_points() returns trigger language plpgsql as $$
+        begin insert into app.loyalty_points values (old.id + 100000, old.customer_id, old.points, old.reason); return null; end $$;
+      create trigger restore_points after delete on app.loyalty_points for each row execute function app.restore_points()`);
+    try {
+      const r = await erase(['1']);
+      expect(r).toMatchObject({ status: 'failed', chunk_residuals: [1], residual_count: 1 });
+      expect(await rowsNotDeleted(r.id)).toEqual([{ table_name: 'app.loyalty_points', detail: 'row not deleted' }]);
+    } finally {
+      await db.query(`drop trigger restore_points on app.loyalty_points; drop function app.restore_points();
+                      select pii.set_guard('app.loyalty_points', 'scrub')`);
+    }
+  });
+
+  it('a clean chunk proves its DELETE statements instead of looking for the rows', async () => {
+    const c = await db.pool.connect();
+    try {
+      await c.query('begin');
+      const state = (await c.query(`select pii_internal.delete_proof_state('erase', null) as s`)).rows[0].s;
+      await c.query(`select * from pii.erase_subjects(array['2'])`);
+      const proven = (await c.query('select pii_internal.proven_deleted($1)::text[] as p', [state])).rows[0].p;
+      expect([...proven].sort()).toEqual(['app.events', 'app.loyalty_points']);
+      // Any row written to the table afterwards voids the proof.
+      await c.query(`insert into app.loyalty_points values (999001, 2, 1, 'again')`);
+      expect((await c.query('select pii_internal.proven_deleted($1)::text[] as p', [state])).rows[0].p).toEqual([
+        'app.events',
+      ]);
+    } finally {
+      await c.query('rollback');
+      c.release();
+    }
+  });
 });

@@ -106,7 +106,8 @@ end
 $$;
 
 -- The plans a registry needs, built in the bumping transaction at its commit: the erasure
--- plan in mode erase and the per-table predicates the guards and verification use. Nothing
+-- plan in mode erase, the per-table predicates the guards and verification use, and the
+-- per-table checks of verification in mode erase. Nothing
 -- raised here reaches the commit (the cache is then built on first use).
 -- SECURITY DEFINER: it fires at the commit of whoever changed the registry or a registered
 -- table (pii_admin, a table owner with no Lethe role); it only reads the registry and the
@@ -129,7 +130,8 @@ begin
   begin
     perform pii_internal.erase_plan('erase'), pii_internal.plan_problem('erase');
     for tbl in select t.relid from pii.tables t where exists (select from pg_catalog.pg_class c where c.oid = t.relid) order by t.relid::oid loop
-      perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl);
+      perform pii_internal.row_erased_sql(tbl, 'anonymize'), pii_internal.subject_rows_sql(tbl),
+              pii_internal.residual_check(tbl, pii_internal.erase_action(tbl));
     end loop;
   exception when others then
     -- A registry that cannot be planned yet (lint says why): erasure reports it when called.

@@ -363,41 +363,73 @@ as $$
 $$;
 comment on function pii_internal.residual_checks_sql(regclass, text) is 'Internal. Step of pii.verify_erasure: the per-row checks of a registered table (alias t) as a VALUES list of (n, bad), with each check''s column, detail and key flag; NULL when none apply.';
 
+-- The statement the deputy runs to check a registered table's rows for the subjects bound as
+-- $1/$2 (per row: the positions of the subject and of the failing check), with residual_checks_sql's
+-- columns, details and key flags as text: empty when nothing in the table can be a trace.
+create or replace function pii_internal.build_residual_check(tbl regclass, action text) returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  checks record := pii_internal.residual_checks_sql(tbl, action);
+  path record;
+  rows_sql record;
+begin
+  if checks.checks is null then
+    return '{}';
+  end if;
+  path := pii_internal.subject_key_sql(tbl);
+  rows_sql := pii_internal.subject_rows_sql(tbl);
+  return array[pg_catalog.format(
+      $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
+         from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
+              lateral (values %s) as x (n, bad)
+         where %s and l.k = %s and %s and x.bad and %s$q$,
+      pii_internal.qualified_name(tbl),
+      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
+      checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
+      -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
+      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
+      -- A referenced row others share was kept on purpose (shared => keep): no residual.
+      pii_internal.exclusively_owned_sql(tbl)),
+    checks.columns::text, checks.details::text, checks.key_checks::text];
+end
+$$;
+comment on function pii_internal.build_residual_check(regclass, text) is 'Internal. Generates what pii_internal.residual_check returns (uncached).';
+
+-- Cached per plan generation (48_plan_cache): every chunk of a request checks every table.
+create or replace function pii_internal.residual_check(tbl regclass, action text) returns text[]
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  return pii_internal.cached_sql(pg_catalog.format('residual_check:%s:%s', tbl::text, action),
+                                 pg_catalog.format('pii_internal.build_residual_check(%s, %L)', tbl::oid, action));
+end
+$$;
+comment on function pii_internal.residual_check(regclass, text) is 'Internal. The deputy''s statement checking a registered table''s rows (mode erase''s action, or delete) for the subjects bound as $1/$2, and its checks'' columns, details and key flags (text arrays); empty when none apply.';
+
 -- The subjects' rows in every registered table of a kind, against the erased state: the deputy
 -- says which check (by position) fails for which subject (by position); Lethe names them.
-create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text)
+create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text,
+                                                             deleted regclass[])
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   t record;
-  path record;
-  rows_sql record;
   action text;
-  checks record;
+  check_ text[];
   found text[];
 begin
   for t in select r.* from pii.tables r
            where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-    checks := pii_internal.residual_checks_sql(t.relid, action);
-    continue when checks.checks is null;
-    path := pii_internal.subject_key_sql(t.relid);
-    rows_sql := pii_internal.subject_rows_sql(t.relid);
-    found := (pii_internal.as_owner(t.relid, pg_catalog.format(
-      $q$select coalesce(pg_catalog.array_agg(distinct pg_catalog.jsonb_build_array(l.i, x.n)::text), '{}'), null::text[]
-         from %s as t%s, unnest($1::text[], $2::text[]) with ordinality as l (k, s, i),
-              lateral (values %s) as x (n, bad)
-         where %s and l.k = %s and %s and x.bad and %s$q$,
-      pii_internal.qualified_name(t.relid),
-      case when rows_sql.from_list = '' then '' else ', ' || rows_sql.from_list end,
-      checks.checks, rows_sql.where_sql, pii_internal.key_text_sql(path.key_sql, path.key_type),
-      -- Unscoped: no scope test at all (a NULL-safe one made the planner expect one row and loop).
-      case when path.scope_sql is null then 'true' else pg_catalog.format('l.s = (%s)::text', path.scope_sql) end,
-      -- A referenced row others share was kept on purpose (shared => keep): no residual.
-      pii_internal.exclusively_owned_sql(t.relid)),
-      true, keys, scopes)).found_keys;
+    continue when action = 'delete' and t.relid = any (deleted);
+    check_ := pii_internal.residual_check(t.relid, action);
+    continue when pg_catalog.cardinality(check_) = 0;
+    found := (pii_internal.as_owner(t.relid, check_[1], true, keys, scopes)).found_keys;
     -- Subjects joined by position (a subscript of a text[] or bytea[] walks the array), the
     -- pseudonyms by a join (a hash, not a scan of the array per row).
     return query
@@ -410,13 +442,117 @@ begin
              else c.detail end
       from (select (j.j::jsonb ->> 0)::integer as i, (j.j::jsonb ->> 1)::integer as n from unnest(found) as j (j)) f
       join unnest(keys, found_hashes) with ordinality as l (k, h, i) on l.i = f.i
-      join unnest(checks.columns, checks.details, checks.key_checks) with ordinality as c (col, detail, is_key, n) on c.n = f.n
+      join unnest(check_[2]::text[], check_[3]::text[], check_[4]::boolean[]) with ordinality as c (col, detail, is_key, n) on c.n = f.n
       left join (select distinct p.p from unnest(pseudonyms) as p (p)) as ps on ps.p = l.k
       where not (c.is_key and ps.p is not null);
   end loop;
 end
 $$;
-comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[], text) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete).';
+comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[], text, regclass[]) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete), tables whose rows are deleted and known gone (pii_internal.proven_deleted) left out.';
+
+-- Proof that a chunk's DELETE statements left none of its subjects' rows, without looking
+-- for them (issue 13: looking probed every key again through the index entries of the rows
+-- just deleted, as long as the DELETE itself). A DELETE removes every row its WHERE matches
+-- unless something on the table, its partitions or inheritance children keeps one: a BEFORE
+-- DELETE row trigger (it may return NULL), a rule, row level security, a foreign table (its
+-- server decides). With none of those, a subject's row can be there after the DELETE only if
+-- this transaction wrote one since: inserted or updated a row of the table or of a parent
+-- its rows reach their subject through (the owner's triggers on any later statement), or
+-- changed what the table is (a trigger, rule, policy, partition or name: catalog writes).
+-- The transaction's own statistics counters (pg_stat_get_xact_*, which only grow within a
+-- transaction and need track_counts) tell both. Rows another session commits meanwhile are
+-- the guards' (the subjects are flagged), as for a check that reads: it sees only those
+-- committed before it runs. Subjects whose key is PII are also looked for by pseudonym, which
+-- the DELETE does not match: their tables are always checked.
+
+-- Whether a DELETE of tbl may keep a row its WHERE matches (see above).
+create or replace function pii_internal.delete_may_keep_rows(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive tree (relid) as (
+    select tbl::oid
+    union
+    select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+  )
+  select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
+                 where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
+      -- tgtype: ROW 1, BEFORE 2, DELETE 8 (disabled ones too: enabling one is a catalog write,
+      -- but the check is cheaper than the doubt).
+      or exists (select from tree join pg_catalog.pg_trigger g on g.tgrelid operator(pg_catalog.=) tree.relid
+                 where g.tgtype::integer operator(pg_catalog.&) 11 operator(pg_catalog.=) 11)
+      or exists (select from tree join pg_catalog.pg_rewrite w on w.ev_class operator(pg_catalog.=) tree.relid)
+$$;
+comment on function pii_internal.delete_may_keep_rows(regclass) is 'Internal. Whether a DELETE of a table may keep a row it matches: a BEFORE DELETE row trigger, a rule, row level security or a foreign table on it or its partitions and inheritance children.';
+
+-- Rows this transaction inserted or updated so far in tbl, its partitions and inheritance
+-- children, and the registered parents its rows reach their subject through (with theirs).
+create or replace function pii_internal.xact_rows_written(tbl regclass) returns bigint
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive path (relid) as (
+    select tbl::oid
+    union
+    select t.parent_relid::oid from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
+  ), tree (relid) as (
+    select path.relid from path
+    union
+    select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+  )
+  select pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(tree.relid) operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(tree.relid))::bigint
+  from tree
+$$;
+comment on function pii_internal.xact_rows_written(regclass) is 'Internal. Rows this transaction inserted or updated in a table, its partitions and children, and its registered parents (statistics counters).';
+
+-- This transaction's writes so far to the catalogs that say what a table is and what a DELETE
+-- of it runs (names, partitions, triggers, rules, policies).
+create or replace function pii_internal.xact_catalog_writes() returns bigint
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c) operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c)
+                        operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c))::bigint
+  from unnest(array['pg_catalog.pg_class', 'pg_catalog.pg_inherits', 'pg_catalog.pg_trigger', 'pg_catalog.pg_rewrite',
+                    'pg_catalog.pg_policy']::regclass[]) as c
+$$;
+comment on function pii_internal.xact_catalog_writes() is 'Internal. Rows this transaction wrote so far to pg_class, pg_inherits, pg_trigger, pg_rewrite and pg_policy (statistics counters).';
+
+-- Before a chunk's erasure: for each DELETE of the plan (mode, kind) that removes every row
+-- it matches, the rows written so far to its tables, and the catalog writes so far
+-- ({"catalog": n, "tables": {oid: n}}); NULL when the counters are off or the key is PII.
+create or replace function pii_internal.delete_proof_state(mode text, kind text) returns jsonb
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+begin
+  if not pg_catalog.current_setting('track_counts')::boolean or (pii_internal.subject_kind(kind)).key_is_pii then
+    return null;
+  end if;
+  return pg_catalog.jsonb_build_object('catalog', pii_internal.xact_catalog_writes(), 'tables', (
+    select coalesce(pg_catalog.jsonb_object_agg(p.relid::oid::text, pii_internal.xact_rows_written(p.relid)), '{}'::jsonb)
+    from pii_internal.erase_plan(mode) p
+    join pii.tables t on t.relid operator(pg_catalog.=) p.relid
+    where p.action operator(pg_catalog.=) 'delete' and p.capture is null
+      and t.kind operator(pg_catalog.=) (pii_internal.subject_kind(delete_proof_state.kind)).kind
+      and not pii_internal.delete_may_keep_rows(p.relid)));
+end
+$$;
+comment on function pii_internal.delete_proof_state(text, text) is 'Internal. Before a chunk''s erasure: the statistics counters that later prove its DELETE statements left no row (pii_internal.proven_deleted).';
+
+-- After the erasure: the tables of the state whose DELETE left no row of the subjects: no row
+-- written to them and no catalog write since the state was taken.
+create or replace function pii_internal.proven_deleted(state jsonb) returns regclass[]
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.array_agg(e.key::oid::regclass), '{}')
+  from pg_catalog.jsonb_each_text(state operator(pg_catalog.->) 'tables') e
+  where pg_catalog.current_setting('track_counts')::boolean
+    and (state operator(pg_catalog.->>) 'catalog')::bigint operator(pg_catalog.=) pii_internal.xact_catalog_writes()
+    and e.value::bigint operator(pg_catalog.=) pii_internal.xact_rows_written(e.key::oid::regclass)
+$$;
+comment on function pii_internal.proven_deleted(jsonb) is 'Internal. After a chunk''s erasure: the tables of pii_internal.delete_proof_state whose DELETE provably left none of the subjects'' rows (nothing written to them or to the catalogs since).';
 
 -- The residual traces of subjects of a kind, given by keyed hash (and pseudonym, for PII
 -- keys), after an erasure in a mode; request_id names the request whose residual
@@ -436,7 +572,7 @@ begin
   if request_id is not null then
     return query select * from pii_internal.identifier_residuals(request_id, found.keys, found.scopes, found.found_hashes);
   end if;
-  return query select * from pii_internal.registered_residuals(mode, found.keys, found.scopes, found.found_hashes, pseudonyms, kind);
+  return query select * from pii_internal.registered_residuals(mode, found.keys, found.scopes, found.found_hashes, pseudonyms, kind, '{}');
 end
 $$;
 comment on function pii_internal.subject_residuals(bytea[], text[], text, text, uuid) is 'Internal. Steps of pii.verify_erasure and pii.verify_erasure_keys after the subjects are known: found again, recorded identifiers still there, rows not in their erased state.';
@@ -446,10 +582,11 @@ comment on function pii_internal.subject_residuals(bytea[], text[], text, text, 
 -- chunk's subjects are known by key, so they are not found again by hash (a scan of the
 -- whole subject table); with a PII key, by their pseudonyms too, as find_subjects_again
 -- does. The same checks as pii.verify_erasure: vault entries, recorded identifiers still
--- there, rows not in their erased state. Returns how many traces remain, rows a legal hold
+-- there, rows not in their erased state (but for the tables whose DELETE is proven to have
+-- left none, pii_internal.proven_deleted). Returns how many traces remain, rows a legal hold
 -- keeps left out.
 create or replace function pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[],
-                                                        hashes bytea[], pseudonyms text[]) returns bigint
+                                                        hashes bytea[], pseudonyms text[], deleted regclass[]) returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -469,11 +606,11 @@ begin
             union all
             select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
             union all
-            select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind) r) x
+            select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind, deleted) r) x
           where x.detail not like 'held until %');
 end
 $$;
-comment on function pii_internal.chunk_residuals(uuid, text, text, text[], text[], bytea[], text[]) is 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them; rows a legal hold keeps left out.';
+comment on function pii_internal.chunk_residuals(uuid, text, text, text[], text[], bytea[], text[], regclass[]) is 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them, tables whose DELETE is proven to have left none (deleted) left out; rows a legal hold keeps left out.';
 
 create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)

@@ -223,6 +223,7 @@ declare
   erase_scopes text[];
   now_matched bytea[];
   idents record;
+  delete_state jsonb;
   result record;
   residuals bigint;
 begin
@@ -254,9 +255,6 @@ begin
   if claimed is null then
     return 0;
   end if;
-  update pii.requests r set status = 'running', started_at = coalesce(r.started_at, pg_catalog.now())
-  where r.id = req.id and r.status = 'queued';
-
   -- Tombstones are locked in hash order (claimed is sorted), so overlapping requests queue
   -- up instead of deadlocking; each is written once, marked erased by this chunk.
   to_erase := pii_internal.mark_erased(claimed, pseudonyms, req.id, req.filed_snapshot, req.kind);
@@ -265,10 +263,14 @@ begin
   from unnest(claimed, keys, scps) as u (h, k, s) join unnest(to_erase) as e (h) on e.h = u.h;
 
   idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
+  delete_state := pii_internal.delete_proof_state(req.mode, req.kind);
   result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
   perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
-  -- Verified as erased, in this transaction (finish_request adds the chunks up).
-  residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms);
+  -- Verified as erased, in this transaction (finish_request adds the chunks up). Its DELETE
+  -- statements are proven (pii_internal.proven_deleted) for the subjects it erased; those an
+  -- earlier erasure erased are checked.
+  residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms,
+    case when pg_catalog.cardinality(to_erase) = pg_catalog.cardinality(claimed) then pii_internal.proven_deleted(delete_state) else '{}' end);
 
   -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
   select pg_catalog.array_agg(u.h) into now_matched
@@ -280,9 +282,14 @@ begin
    where i.request_id = req.id and i.subject_hash = any (claimed);
   update pii_internal.request_items i set matched = true
    where i.request_id = req.id and i.subject_hash = any (now_matched) and not i.matched;
-  -- Erased counts subjects erased, never keys that matched no subject.
+  -- Erased counts subjects erased, never keys that matched no subject. The request's one row
+  -- is written once, here, at the end (running from the first chunk, started at its start:
+  -- now() is the transaction's): its lock is held until commit, and a chunk running beside
+  -- this one (parallel chunks) waits for it only here, not for the whole of this chunk.
   update pii.requests r
-     set erased = r.erased + (select pg_catalog.count(*) from pii_internal.request_items i
+     set status = case when r.status operator(pg_catalog.=) 'queued' then 'running' else r.status end,
+         started_at = coalesce(r.started_at, pg_catalog.now()),
+         erased = r.erased + (select pg_catalog.count(*) from pii_internal.request_items i
                               where i.request_id = req.id and i.subject_hash = any (claimed) and i.matched),
          processed = r.processed + pg_catalog.cardinality(claimed),
          held_until = greatest(r.held_until, result.held_until),

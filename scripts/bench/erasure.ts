@@ -388,7 +388,7 @@ export async function benchVerify(
     for (const params of chunks) {
       const c = await timed(() =>
         db.query<{ n: string }>(
-          'select pii_internal.chunk_residuals($1, $2, $3, $4::text[], $5::text[], $6::bytea[], $7::text[]) as n',
+          "select pii_internal.chunk_residuals($1, $2, $3, $4::text[], $5::text[], $6::bytea[], $7::text[], '{}') as n",
           params,
         ),
       );
