@@ -283,7 +283,9 @@ begin
                            (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
                   then 'erased'
                 else 'unknown' end
-    from unnest((select tokens)) with ordinality as u (t, i)
+    -- Probed in token order (tokens are hex: byte order is their order in any collation),
+    -- so the index and the entries, inserted in token order, are read sequentially-ish.
+    from (select u.t, u.i from unnest((select tokens)) with ordinality as u (t, i) order by u.t collate pg_catalog."C" offset 0) u
     left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
     left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
     order by u.i;
