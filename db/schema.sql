@@ -985,7 +985,9 @@ function pii.detokenize(text[],text,text) owner <owner>
                                (select s.inner_key from pii_internal.secret s) operator(pg_catalog.||) pg_catalog.convert_to('vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) pg_catalog.substr(u.t, 5, 24), 'UTF8'))), 'hex'), 8)
                       then 'erased'
                     else 'unknown' end
-        from unnest((select tokens)) with ordinality as u (t, i)
+        -- Probed in token order (tokens are hex: byte order is their order in any collation),
+        -- so the index and the entries, inserted in token order, are read sequentially-ish.
+        from (select u.t, u.i from unnest((select tokens)) with ordinality as u (t, i) order by u.t collate pg_catalog."C" offset 0) u
         left join pii_internal.vault_entries e on e.token operator(pg_catalog.=) u.t
         left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) e.subject_hash
         order by u.i;
@@ -3347,50 +3349,51 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       perform pii_internal.vault_refuse_key_store('pii.tokenize_many');
       perform pii_internal.vault_open_kek();
 
-      -- One statement. u: per value its subject's hash (NULL token for a tombstoned subject)
-      -- and its token: 96 bits (random: SHA-256 of a per-statement seed and the position; a
+      -- One statement. u: per value its subject's hash (NULL token for a tombstoned subject),
+      -- its token: 96 bits (random: SHA-256 of a per-statement seed and the position; a
       -- deterministic kind: keyed hash of scope, kind and normalised value) and a 32-bit keyed
-      -- tag of them. Then each subject's data key once (unwrapped if it exists, made and
-      -- wrapped if not), and each value encrypted under it. The IV is the token's own 128 bits:
-      -- unpredictable before the call, never reused under one key. Random tokens cannot
-      -- collide (128 bits); deterministic ones repeat by design (the first subject in input
-      -- order keeps one asked for twice). The KEK and the seeds are read by the statement
-      -- (InitPlans), never bound: a bound value is a constant of the plan, and any session may
-      -- turn on debug_print_plan (docs/security.md). A data key created concurrently for the
-      -- same new subject (two signups of one person at the same moment) is the only conflict
-      -- possible on the keys: then the statement runs again and finds that key.
+      -- tag of them, and its subject's data key: unwrapped if the subject has one, else
+      -- SHA-256 of a per-statement seed and the subject hash, so that every value of a new
+      -- subject derives the same key with no grouping and no join; each new key is wrapped
+      -- and stored once. The IV is the token's own 128 bits: unpredictable before the call,
+      -- never reused under one key. Random tokens cannot collide (128 bits); deterministic
+      -- ones repeat by design (the first subject in input order keeps one asked for twice).
+      -- Both inserts go in index order (entries by token, keys by subject hash: half the
+      -- insertion cost of random order; tokens are hex, so their byte order is their order in
+      -- any collation). The KEK and the seeds are read by the statement (InitPlans), never
+      -- bound: a bound value is a constant of the plan, and any session may turn on
+      -- debug_print_plan (docs/security.md). A data key created concurrently for the same new
+      -- subject (two signups of one person at the same moment) is the only conflict possible
+      -- on the keys: then the statement runs again and finds that key.
       for attempt in 1..3 loop
         begin
           execute pg_catalog.format(
             $q$with u as (
-                 select u.i, u.kind, u.v, h.h,
+                 select u.i, u.kind, u.v, h.h, k.subject_hash is null as fresh,
                         case when tb.subject_hash is null
-                             then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t
+                             then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t,
+                        case when tb.subject_hash is null
+                             then coalesce(pii_crypto.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes'),
+                                           pg_catalog.sha256((select pii_crypto.gen_random_bytes(32)) operator(pg_catalog.||) h.h)) end as dk
                  from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i)
                  cross join lateral (select u.k, u.s) c
                  cross join lateral (select %3$s as h) h
                  left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                  left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
+                 left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) h.h
                  cross join lateral (select case when vk.deterministic then pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 24)
                                                  else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select pii_crypto.gen_random_bytes(32))
                                                                         operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b) b),
-               subjects as (select distinct u.h from u where u.t is not null),
-               held as (
-                 select k.subject_hash as h, pii_crypto.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes') as dk
-                 from subjects s join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) s.h),
-               fresh as (
-                 select s.h, pg_catalog.sha256((select pii_crypto.gen_random_bytes(32)) operator(pg_catalog.||) s.h) as dk from subjects s
-                 where not exists (select from held where held.h operator(pg_catalog.=) s.h)),
                stored as (
                  insert into pii_internal.vault_keys (subject_hash, wrapped_key)
-                 select f.h, pii_crypto.encrypt(f.dk, (select pii_internal.vault_open_kek()), 'aes') from fresh f),
-               keys as (select held.h, held.dk from held union all select fresh.h, fresh.dk from fresh),
+                 select f.h, pii_crypto.encrypt(f.dk, (select pii_internal.vault_open_kek()), 'aes')
+                 from (select distinct on (u.h) u.h, u.dk from u where u.fresh and u.t is not null order by u.h) f),
                entries as (
                  insert into pii_internal.vault_entries (token, subject_hash, kind, ciphertext)
-                 select u.t, u.h, u.kind, y.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(u.v, 'UTF8'), keys.dk, y.iv, 'aes-cbc/pad:pkcs')
+                 select u.t, u.h, u.kind, y.iv operator(pg_catalog.||) pii_crypto.encrypt_iv(pg_catalog.convert_to(u.v, 'UTF8'), u.dk, y.iv, 'aes-cbc/pad:pkcs')
                  from u cross join lateral (select pg_catalog.decode(pg_catalog.substr(u.t, 5), 'hex') as iv) y
-                 join keys on keys.h operator(pg_catalog.=) u.h
-                 %4$s)
+                 where u.t is not null
+                 order by u.t collate pg_catalog."C"%4$s)
              select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
             pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) b.b$s$),
             pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
@@ -3403,7 +3406,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
             pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
             -- A deterministic token asked for twice belongs to its first subject in input order.
             case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
-                 then 'order by u.i on conflict (token) do nothing' else '' end)
+                 then ', u.i on conflict (token) do nothing' else '' end)
             into tokens, tokenized
             using canonical.found_keys, canonical.found_scopes, kinds, "values";
           exit;
