@@ -941,28 +941,9 @@ function pii.detokenize(text[],text,text) owner <owner>
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
     #variable_conflict use_column
-    declare
-      n integer := coalesce(pg_catalog.cardinality(tokens), 0);
     begin
       perform pii_internal.vault_refuse_key_store('pii.detokenize');
-      if tokens is null then
-        raise exception 'tokens must not be NULL' using errcode = '22004';
-      end if;
-      if n > 1000000 then
-        raise exception '% tokens in one call; the limit is 1000000', n using errcode = '54000', hint = 'Split the batch.';
-      end if;
-      -- Purpose and client are kept in the audit row: a restricted alphabet keeps an e-mail
-      -- address or a phone number (+) out of it.
-      if purpose is null or purpose !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
-        raise exception 'purpose must be 1 to 100 letters, digits, spaces or _.:/#- (e.g. campaign:4711)' using errcode = '22023';
-      end if;
-      if client is not null and client !~ '^[A-Za-z0-9][A-Za-z0-9 _.:/#-]{0,99}$' then
-        raise exception 'client must be 1 to 100 letters, digits, spaces or _.:/#-' using errcode = '22023';
-      end if;
-      perform pii_internal.write_audit('detokenize', null, pg_catalog.jsonb_build_object(
-        'role', case when pg_catalog.current_setting('role') = 'none' then session_user::text else pg_catalog.current_setting('role') end,
-        'purpose', purpose, 'client', client, 'tokens', n,
-        'token_list_hash', pg_catalog.encode(pii_internal.hmac('detokenize' || pg_catalog.chr(31) || pg_catalog.array_to_string(tokens, pg_catalog.chr(31), '')), 'hex')));
+      perform pii_internal.detokenize_audit(tokens, purpose, client);
       -- One pass in request order: each token's entry by the token's index, then its subject's
       -- data key by the key's, one unwrap and one decryption per found token, a microsecond
       -- each (cheaper than collecting each subject's key once). The tokens come through a
@@ -3296,7 +3277,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       distinct_kinds text[];
       tokens text[];
       tokenized bigint;
-      canonical record;
+      input record;
     begin
       if subject_keys is null or kinds is null or "values" is null then
         raise exception 'subject_keys, kinds and values must not be NULL' using errcode = '22004';
@@ -3308,39 +3289,15 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
       if n = 0 then
         return;
       end if;
-      -- The pattern on each distinct kind (a batch has one or two); positions only if one fails.
-      distinct_kinds := array(select distinct k.k from unnest(kinds) as k (k));
-      if exists (select from unnest(distinct_kinds) as d (k) where d.k is null or d.k !~ '^[a-z][a-z0-9_]{0,62}$') then
-        select pg_catalog.min(k.i) into bad from unnest(kinds) with ordinality as k (k, i)
-        where k.k is null or k.k !~ '^[a-z][a-z0-9_]{0,62}$';
-      end if;
-      if bad is not null then
-        raise exception 'kind #% must be a name of lower-case letters, digits and _ (e.g. email)', bad using errcode = '22023';
-      end if;
+      -- Kinds, subject table, keys and scopes checked (errors name positions) and in canonical
+      -- text, cast with the subject table owner's rights (db/code/94_vault_key_store.sql).
+      input := pii_internal.vault_subjects(subject_keys, kinds, scopes, subject_kind);
+      subj := input.subj;
       bad := pg_catalog.array_position("values", null);
       if bad is not null then
         raise exception 'value #% is NULL', bad using errcode = '22004';
       end if;
-      -- Registered subject table, scoped or not, first key valid; then, only if something is
-      -- wrong further on, the whole batch for an error naming the position.
-      subj := pii_internal.subject_kind(subject_kind);
-      perform from pii_internal.resolve_subjects(subject_keys[1:1], scopes[1:1], kind => subj.kind);
-      if pg_catalog.cardinality(scopes) not in (1, n) or pg_catalog.array_position(subject_keys, null) is not null
-         or pg_catalog.array_position(scopes, null) is not null then
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
-      end if;
-      if pg_catalog.cardinality(scopes) = 1 and n > 1 then
-        scopes := pg_catalog.array_fill(scopes[1], array[n]);
-      end if;
-      -- Keys and scopes in canonical text, cast with the subject table owner's rights (a cast
-      -- or domain check of theirs is their code, never run as Lethe's owner).
-      begin
-        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
-      exception when data_exception then
-        -- Names the position of the bad key or scope, never its value.
-        perform from pii_internal.resolve_subjects(subject_keys, scopes, n, kind => subj.kind);
-        raise;
-      end;
+      distinct_kinds := array(select distinct k.k from unnest(kinds) as k (k));
       -- The KEK: FOR SHARE, so that a rotation (FOR UPDATE) waits for this call and a call
       -- that waited for a rotation sees the new KEK, never wrapping a key under the old one.
       -- Opened here once, so a missing or wrong KEK fails before anything is computed; the
@@ -3408,7 +3365,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
             case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
                  then ', u.i on conflict (token) do nothing' else '' end)
             into tokens, tokenized
-            using canonical.found_keys, canonical.found_scopes, kinds, "values";
+            using input.found_keys, input.found_scopes, kinds, "values";
           exit;
         exception when unique_violation then
           if attempt = 3 then
