@@ -3328,7 +3328,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
             $q$with u as (
                  select u.i, u.kind, u.v, h.h, k.subject_hash is null as fresh,
                         case when tb.subject_hash is null
-                             then 'tok_' operator(pg_catalog.||) b.b operator(pg_catalog.||) pg_catalog.left(pg_catalog.encode(%1$s, 'hex'), 8) end as t,
+                             then %1$s end as t,
                         case when tb.subject_hash is null
                              then coalesce(pii_crypto.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes'),
                                            pg_catalog.sha256((select pii_crypto.gen_random_bytes(32)) operator(pg_catalog.||) h.h)) end as dk
@@ -3338,7 +3338,7 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
                  left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                  left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
                  left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) h.h
-                 cross join lateral (select case when vk.deterministic then pg_catalog.left(pg_catalog.encode(%2$s, 'hex'), 24)
+                 cross join lateral (select case when vk.deterministic then %2$s
                                                  else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select pii_crypto.gen_random_bytes(32))
                                                                         operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b) b),
                stored as (
@@ -3352,14 +3352,8 @@ function pii.tokenize_many(text[],text[],text[],text[],text) owner <owner>
                  where u.t is not null
                  order by u.t collate pg_catalog."C"%4$s)
              select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
-            pii_internal.hmac_sql($s$'vault_tag' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) b.b$s$),
-            pii_internal.hmac_sql($s$'vault_token' operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) coalesce(c.s, '')
-                            operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.kind operator(pg_catalog.||) pg_catalog.chr(31)
-                            operator(pg_catalog.||) case vk.normaliser
-                              when 'email' then pg_catalog.lower(pg_catalog.btrim(u.v))
-                              when 'phone' then pg_catalog.regexp_replace(u.v, '[^0-9+]', '', 'g')
-                              when 'trim' then pg_catalog.btrim(u.v)
-                              else u.v end$s$),
+            pii_internal.vault_token_sql('b.b'),
+            pii_internal.vault_deterministic_bits_sql('c.s', 'u.kind', 'u.v', 'vk.normaliser'),
             pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
             -- A deterministic token asked for twice belongs to its first subject in input order.
             case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { useKeyStore } from '../sql/useKeyStore.js';
 import { initKeyStore, PostgresKeyStore } from '../vault/keyStore.js';
-import { KeyStoreVault } from '../vault/keyStoreVault.js';
+import { KeyStoreVault, shreddedMessage } from '../vault/keyStoreVault.js';
 import { action, EXIT, globals, info, UsageError, withLethe } from './context.js';
 import { keyValues, print, printJson } from './output.js';
 
@@ -69,7 +69,7 @@ export function addKeyStoreCommand(program: Command): void {
         try {
           const shredded = await withLethe(cmd, (lethe) => new KeyStoreVault(lethe.db, store).shredErasedKeys());
           if (globals(cmd).json) printJson({ shredded });
-          else info(`the key store destroyed ${shredded} data key(s) of erased subjects`);
+          else info(shreddedMessage(shredded));
           return EXIT.ok;
         } finally {
           await store.close();

@@ -2,7 +2,8 @@
 // "Separate key store"). The database resolves subjects, issues tokens, keeps the
 // ciphertext, audits and queues erased key ids; this module brings the keys from the store
 // and does the AES, so no data key ever reaches the database. Three round trips per
-// tokenize batch (key ids, keys, store), two per detokenize batch (ciphertext, keys).
+// tokenize batch (key ids with the deterministic kinds, keys, store), two per detokenize
+// batch (ciphertext, keys).
 import type { Detokenized } from '../sql/detokenize.js';
 import { detokenizeCiphertexts } from '../sql/detokenizeCiphertexts.js';
 import type { LetheDb } from '../sql/db.js';
@@ -15,6 +16,9 @@ import { vaultKeyLocation } from '../sql/vaultKeyLocation.js';
 import { vaultPendingShreds } from '../sql/vaultPendingShreds.js';
 import { decryptValue, encryptValue } from './aes.js';
 import type { KeyStore } from './keyStore.js';
+
+/** The one line the worker and the CLI print after shredding (ids and counts only). */
+export const shreddedMessage = (n: number) => `the key store destroyed ${n} data key(s) of erased subjects`;
 
 export class KeyStoreVault {
   readonly #db: LetheDb;
@@ -49,14 +53,16 @@ export class KeyStoreVault {
     await this.checkBinding();
     if (!inputs.length) return [];
     const scoped = inputs.some((i) => i.scope !== undefined);
-    const keyIds = await vaultKeyIds(
-      this.#db,
-      inputs.map((i) => i.subjectKey),
-      { scopes: scoped ? inputs.map((i) => i.scope ?? null) : undefined, subjectKind: opts.subjectKind },
-    );
+    const [keyIds, deterministic] = await Promise.all([
+      vaultKeyIds(
+        this.#db,
+        inputs.map((i) => i.subjectKey),
+        { scopes: scoped ? inputs.map((i) => i.scope ?? null) : undefined, subjectKind: opts.subjectKind },
+      ),
+      this.#deterministicKinds(),
+    ]);
     const live = keyIds.filter((id): id is string => id !== null);
     const keys = await this.#store.dataKeys(live, { create: true });
-    const deterministic = await this.#deterministicKinds();
     return storeTokens(
       this.#db,
       inputs.map((input, i) => {

@@ -12,7 +12,7 @@ import { enableErasureCompletedJobs } from '../sql/enableErasureCompletedJobs.js
 import { ERASURE_COMPLETED_TASK, letheTasks } from './tasks.js';
 import { VAULT_SHRED_CRONTAB, VAULT_SHRED_TASK, vaultShredTask } from './vaultShred.js';
 import type { KeyStore } from '../vault/keyStore.js';
-import { KeyStoreVault } from '../vault/keyStoreVault.js';
+import { KeyStoreVault, shreddedMessage } from '../vault/keyStoreVault.js';
 
 /** graphile-worker's levels (its LogLevel is a const enum, unusable under isolatedModules). */
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -105,7 +105,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<LetheWorker> {
     // Keys queued while no worker ran are destroyed before the first job.
     if (opts.keyStore) {
       const shredded = await new KeyStoreVault(db, opts.keyStore).shredErasedKeys();
-      if (shredded > 0) log('info', `vault: the key store destroyed ${shredded} data key(s) of erased subjects`);
+      if (shredded > 0) log('info', `vault: ${shreddedMessage(shredded)}`);
     }
     const runner = await run({
       pgPool: pool,

@@ -5,7 +5,7 @@
 import type { Task } from 'graphile-worker';
 import type { LetheDb } from '../sql/db.js';
 import type { KeyStore } from '../vault/keyStore.js';
-import { KeyStoreVault } from '../vault/keyStoreVault.js';
+import { KeyStoreVault, shreddedMessage } from '../vault/keyStoreVault.js';
 
 export const VAULT_SHRED_TASK = 'lethe_vault_shred';
 export const VAULT_SHRED_CRONTAB = `* * * * * ${VAULT_SHRED_TASK} ?jobKey=lethe:vault_shred`;
@@ -14,6 +14,6 @@ export function vaultShredTask(db: LetheDb, keyStore: KeyStore): Task {
   const vault = new KeyStoreVault(db, keyStore);
   return async (_payload, helpers) => {
     const shredded = await vault.shredErasedKeys();
-    if (shredded > 0) helpers.logger.info(`vault: the key store destroyed ${shredded} data key(s) of erased subjects`);
+    if (shredded > 0) helpers.logger.info(`vault: ${shreddedMessage(shredded)}`);
   };
 }
