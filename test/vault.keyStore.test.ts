@@ -242,6 +242,37 @@ describe('tokenize and detokenize with the key store', () => {
     );
     expect(await entries()).toBe(n);
   });
+  it('a ciphertext the operator stored that does not decrypt answers unknown; the rest of the batch resolves', async () => {
+    const signup = await connect(as('signup'));
+    try {
+      const { rows } = await signup.query(`select key_id from pii.vault_key_ids(array['2'])`);
+      const key = (await store.dataKeys([rows[0].key_id])).get(rows[0].key_id)!;
+      // Right shape, wrong key: random blocks whose padding does not check out under the subject's key.
+      const undecryptable = (() => {
+        for (;;) {
+          const candidate = randomBytes(32);
+          const decipher = createDecipheriv('aes-256-cbc', key, candidate.subarray(0, 16));
+          try {
+            decipher.update(candidate.subarray(16));
+            decipher.final();
+          } catch {
+            return candidate;
+          }
+        }
+      })();
+      const stored = await signup.query(
+        `select token from pii.store_tokens(array['2'], array['phone'], $1::uuid[], $2::bytea[])`,
+        [[rows[0].key_id], [undecryptable]],
+      );
+      const bad = stored.rows[0].token as string;
+      expect(await dispatcher.detokenize([bad, tokens[1]!.email], 'campaign:4712')).toEqual([
+        { token: bad, kind: 'phone', value: null, status: 'unknown' },
+        resolved(1)[0],
+      ]);
+    } finally {
+      await signup.end();
+    }
+  });
 });
 
 describe('erasure with the key store', () => {

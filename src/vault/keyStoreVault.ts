@@ -91,9 +91,14 @@ export class KeyStoreVault {
     return found.map((f) => {
       const key = f.keyId ? keys.get(f.keyId) : undefined;
       // A key the store destroyed already (its subject erased meanwhile) reads as erased.
-      if (f.status === 'ok' && key && f.ciphertext)
-        return { token: f.token, kind: f.kind, value: decryptValue(key, f.ciphertext), status: 'ok' };
-      return { token: f.token, kind: f.kind, value: null, status: f.status === 'ok' ? 'erased' : f.status };
+      if (f.status !== 'ok' || !key || !f.ciphertext)
+        return { token: f.token, kind: f.kind, value: null, status: f.status === 'ok' ? 'erased' : f.status };
+      const value = decryptOrNull(key, f.ciphertext);
+      // The operator supplies the ciphertext (pii.store_tokens can check its shape, not its
+      // key): one that does not decrypt answers unknown instead of failing the whole batch.
+      return value === null
+        ? { token: f.token, kind: f.kind, value: null, status: 'unknown' }
+        : { token: f.token, kind: f.kind, value, status: 'ok' };
     });
   }
 
@@ -121,5 +126,13 @@ export class KeyStoreVault {
       .where('deterministic', '=', true)
       .execute();
     return new Set(rows.map((r) => r.kind));
+  }
+}
+
+function decryptOrNull(key: Buffer, ciphertext: Buffer): string | null {
+  try {
+    return decryptValue(key, ciphertext);
+  } catch {
+    return null;
   }
 }
