@@ -156,21 +156,24 @@ begin
     begin
       execute pg_catalog.format(
         $q$with u as (
-             select u.i, u.kind, u.v, h.h, k.subject_hash is null as fresh,
+             select u.i, u.kind, u.v, u.h, k.subject_hash is null as fresh,
                     case when tb.subject_hash is null
                          then %1$s end as t,
                     case when tb.subject_hash is null
                          then coalesce(@crypto@.decrypt(k.wrapped_key, (select pii_internal.vault_open_kek()), 'aes'),
-                                       pg_catalog.sha256((select @crypto@.gen_random_bytes(32)) operator(pg_catalog.||) h.h)) end as dk
-             from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i)
-             cross join lateral (select u.k, u.s) c
-             cross join lateral (select %3$s as h) h
-             left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
-             left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) h.h
-             left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) h.h
-             cross join lateral (select case when vk.deterministic then %2$s
-                                             else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select @crypto@.gen_random_bytes(32))
-                                                                    operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b) b),
+                                       pg_catalog.sha256((select @crypto@.gen_random_bytes(32)) operator(pg_catalog.||) u.h)) end as dk
+             -- Each value's subject hash and token bits computed once (OFFSET 0: not inlined
+             -- into every join condition and expression that uses them).
+             from (select u.i, u.kind, u.v, u.h,
+                          case when vk.deterministic then %2$s
+                               else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select @crypto@.gen_random_bytes(32))
+                                      operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
+                   from (select u.i, u.kind, u.v, u.s, %3$s as h
+                         from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i) offset 0) u
+                   left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
+                   offset 0) u
+             left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) u.h
+             left join pii_internal.vault_keys k on k.subject_hash operator(pg_catalog.=) u.h),
            stored as (
              insert into pii_internal.vault_keys (subject_hash, wrapped_key)
              select f.h, @crypto@.encrypt(f.dk, (select pii_internal.vault_open_kek()), 'aes')
@@ -182,9 +185,9 @@ begin
              where u.t is not null
              order by u.t collate pg_catalog."C"%4$s)
          select pg_catalog.array_agg(u.t order by u.i), pg_catalog.count(u.t) from u$q$,
-        pii_internal.vault_token_sql('b.b'),
-        pii_internal.vault_deterministic_bits_sql('c.s', 'u.kind', 'u.v', 'vk.normaliser'),
-        pii_internal.kind_hash_sql(subj.kind, 'c.s', 'c.k'),
+        pii_internal.vault_token_sql('u.b'),
+        pii_internal.vault_deterministic_bits_sql('u.s', 'u.kind', 'u.v', 'vk.normaliser'),
+        pii_internal.kind_hash_sql(subj.kind, 'u.s', 'u.k'),
         -- A deterministic token asked for twice belongs to its first subject in input order.
         case when exists (select from pii.vault_kinds vk where vk.deterministic and vk.kind operator(pg_catalog.=) any (distinct_kinds))
              then ', u.i on conflict (token) do nothing' else '' end)
