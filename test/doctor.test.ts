@@ -106,6 +106,60 @@ describe('lethe doctor', () => {
     ]);
   });
 
+  it("warns while erased subjects' key ids wait in the key-store shred queue for more than a few minutes", async () => {
+    const vault = await createTestDatabase('doctor_vault');
+    try {
+      await loadFixture(vault, 'vault_signup.sql');
+      expect(byCheck((await doctor(vault.url)).checks, 'vault')).toEqual([
+        {
+          check: 'vault',
+          status: 'ok',
+          detail: 'data keys in this database (crypto-shredding in the erasure transaction)',
+        },
+      ]);
+      // Bound to a key store (by id: doctor reads only this database); two subjects get key ids
+      // and are erased, so the shredding trigger queues their ids in the erasure's transaction.
+      await vault.query(`select pii.vault_use_key_store(gen_random_uuid())`);
+      const { rows } = await vault.query<{ key_id: string }>(
+        `select key_id from pii.vault_key_ids(array['1', '2', '3']) order by ordinality`,
+      );
+      await vault.query(`select count(*) from pii.erase_subjects(array['1', '2'])`);
+      const queued = await vault.query<{ key_id: string }>(
+        `select key_id from pii.vault_pending_shreds() order by key_id`,
+      );
+      expect(queued.rows.map((r) => r.key_id)).toEqual([rows[0]!.key_id, rows[1]!.key_id].sort());
+      // Just queued: the worker drains the queue every minute, nothing to say yet.
+      const fresh = await doctor(vault.url);
+      expect(fresh.code, fresh.stderr).toBe(0);
+      expect(byCheck(fresh.checks, 'vault')).toEqual([
+        expect.objectContaining({
+          status: 'ok',
+          detail: expect.stringMatching(/^data keys in a separate key store; /),
+        }),
+      ]);
+      // Ten minutes later, no worker having drained it: a warning with the count and the fix.
+      await vault.query(`update pii_internal.vault_shred_queue set queued_at = now() - interval '10 minutes'`);
+      const stale = await doctor(vault.url);
+      expect(stale.code, stale.stderr).toBe(0);
+      const [check] = byCheck(stale.checks, 'vault');
+      expect(check).toEqual({
+        check: 'vault',
+        status: 'warn',
+        detail: expect.stringMatching(
+          /^2 data key\(s\) of erased subjects queued for the key store to destroy since \S+Z \(more than 5 minutes\): the keys still exist in the key store/,
+        ),
+        fix: expect.stringContaining('lethe key-store shred'),
+      });
+      // Key ids only: never a subject key or hash.
+      expect(JSON.stringify(check)).not.toMatch(/[0-9a-f]{64}/);
+      // The store confirmed: the queue is empty, the check is ok again.
+      await vault.query(`select pii.vault_confirm_shreds($1::uuid[])`, [queued.rows.map((r) => r.key_id)]);
+      expect(byCheck((await doctor(vault.url)).checks, 'vault')).toEqual([expect.objectContaining({ status: 'ok' })]);
+    } finally {
+      await vault.drop();
+    }
+  });
+
   describe('a non-superuser install (managed services)', () => {
     let installerUrl: string;
     let adminUrl: string;

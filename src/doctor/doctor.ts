@@ -25,6 +25,12 @@ export interface DoctorReport {
   checks: DoctorCheck[];
 }
 
+/**
+ * Key ids queued for the key store to destroy longer than this: the worker's lethe_vault_shred
+ * task, which drains the queue every minute, is not running (or fails).
+ */
+export const SHRED_QUEUE_STALE_MINUTES = 5;
+
 /** Majors the test suite runs on (npm run test:matrix). */
 const TESTED_MAJORS = [14, 15, 16, 17, 18];
 const EVENT_TRIGGERS = [
@@ -59,6 +65,7 @@ export async function runDoctor(databaseUrl: string): Promise<DoctorReport> {
           'select severity, object, problem, hint from pii.security_lint()',
         )),
         ...(await evidenceChecks(client).catch((err: unknown) => [cannotRead('evidence', err)])),
+        await vaultShredQueue(client),
       );
     } else {
       checks.push(await eventTriggerRights(client));
@@ -300,6 +307,44 @@ async function eventTriggerRights(client: pg.Client): Promise<DoctorCheck> {
         detail: `${user} is not a superuser: Lethe installs without its event triggers (masked views and guards do not follow DDL by themselves)`,
         fix: 'fine on managed services; after DDL on a registered table run select * from pii.apply_masking();',
       };
+}
+
+// With the vault's data keys in a separate key store, erasure queues the erased subjects' key
+// ids (pii_internal.vault_shred_queue) and the worker has the store destroy them every minute;
+// until then those keys still exist in the store. Key ids, times and counts only.
+async function vaultShredQueue(client: pg.Client): Promise<DoctorCheck> {
+  let row: { location: string; stale: number; oldest: Date | null };
+  try {
+    // vault_pending_shreds gives the oldest first: of 1001, the stale ones are the first.
+    row = await one(
+      client,
+      `select (select l.location from pii.vault_key_location() l) as location, count(*)::int as stale,
+              min(q.queued_at) as oldest
+       from pii.vault_pending_shreds(1001) q
+       where q.queued_at < pg_catalog.now() - pg_catalog.make_interval(mins => $1::int)`,
+      [SHRED_QUEUE_STALE_MINUTES],
+    );
+  } catch (err) {
+    return cannotRead('vault', err);
+  }
+  if (row.stale > 0)
+    return {
+      check: 'vault',
+      status: 'warn',
+      detail:
+        `${row.stale > 1000 ? 'more than 1000' : row.stale} data key(s) of erased subjects queued for the key store ` +
+        `to destroy since ${row.oldest!.toISOString()} (more than ${SHRED_QUEUE_STALE_MINUTES} minutes): ` +
+        'the keys still exist in the key store (pii.vault_pending_shreds)',
+      fix: 'run lethe worker with the key store (--key-store-url or LETHE_KEY_STORE_URL; its lethe_vault_shred task drains the queue every minute), or once: lethe key-store shred',
+    };
+  return {
+    check: 'vault',
+    status: 'ok',
+    detail:
+      row.location === 'key_store'
+        ? `data keys in a separate key store; no erased subject's key queued for more than ${SHRED_QUEUE_STALE_MINUTES} minutes`
+        : 'data keys in this database (crypto-shredding in the erasure transaction)',
+  };
 }
 
 async function lintFindings(client: pg.Client, check: string, query: string): Promise<DoctorCheck[]> {
