@@ -181,6 +181,29 @@ describe('stop and resume', () => {
     expect(await lethe.getRequest(id)).toMatchObject({ status: 'done', erased: 6, failed: 0 });
   });
 
+  it('with two requests open, concurrency 2 runs two chunks at once in all, not two per request', async () => {
+    await db.query(`update app.switches set sleep_ms = 300`);
+    const first = await lethe.requestErasure(['80', '81', '82']);
+    const second = await lethe.requestErasure(['83', '84', '85']);
+    await start({ chunkSize: 1, concurrency: 2 });
+    let most = 0;
+    await until(
+      async () => {
+        const { rows } = await db.query(
+          `select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and state = 'active' and query like '%process_request_chunk%'
+              and pid <> pg_backend_pid()`,
+        );
+        most = Math.max(most, rows[0].n);
+        return [(await lethe.getRequest(first)).status, (await lethe.getRequest(second)).status];
+      },
+      (s) => s.every((x) => x === 'done' || x === 'failed'),
+    );
+    expect(most).toBe(2);
+    expect(await lethe.getRequest(first)).toMatchObject({ status: 'done', erased: 3, failed: 0 });
+    expect(await lethe.getRequest(second)).toMatchObject({ status: 'done', erased: 3, failed: 0 });
+  });
+
   it('stops between chunks on stop(); the next worker finishes the request', async () => {
     await db.query(`update app.switches set sleep_ms = 150`);
     const keys = Array.from({ length: 30 }, (_, i) => String(40 + i));
