@@ -5992,14 +5992,21 @@ function pii_internal.flag_subjects(bytea[],text[],uuid,text,integer[]) owner <o
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with ins as (
+      with wanted as (
+        select u.h, u.p, u.b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+      ), kept as (
+        select t.subject_hash from wanted w join pii_internal.tombstones t on t.subject_hash operator(pg_catalog.=) w.h
+        where (t.request_id is not null or flag_subjects.request_id is null) and (t.bucket is not null or w.b is null)
+        for key share of t
+      ), ins as (
         insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
-        select h, p, flag_subjects.request_id, flag_subjects.kind, b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+        select w.h, w.p, flag_subjects.request_id, flag_subjects.kind, w.b from wanted w
+        where not exists (select from kept k where k.subject_hash operator(pg_catalog.=) w.h)
         on conflict (subject_hash) do update
           set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
         returning 1
       )
-      select pg_catalog.count(*) from ins
+      select (select pg_catalog.count(*) from ins) operator(pg_catalog.+) (select pg_catalog.count(*) from kept)
     $function$
   comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.'
 

@@ -426,7 +426,7 @@ describe('processing', () => {
       await a.query('begin');
       expect((await a.query('select pii.process_request_chunk($1) as n', [first])).rows[0].n).toBe(2);
       const filed = b.query(`select pii.request_erasure(array['52', '53']) as id`);
-      await sleep(300); // b now waits for a's lock on subject 52's tombstone
+      await sleep(300); // b is filed (or, before flag_subjects locked FOR KEY SHARE, waited for a's chunk)
       await a.query('commit');
       second = (await filed).rows[0].id;
     } finally {
@@ -440,6 +440,61 @@ describe('processing', () => {
       [second],
     );
     expect(rows[0].n).toBe(1);
+  });
+
+  // Filing only flags subjects: it must not wait for another request's chunk erasing the
+  // same subjects (the upsert's row lock did, for the whole chunk; a request filed beside a
+  // large one went chunk by chunk behind it: minutes in the benchmark).
+  it("files a request for subjects another request's chunk is erasing right now without waiting for that chunk", async () => {
+    // The chunk stays in its erasure (tombstones locked, its audit row not yet written) for
+    // 2 s, in this test's transaction only.
+    await db.query(`
+      create function app.slow_chunk() returns trigger language plpgsql as $$
+      begin
+        if current_setting('lethe_test.slow_chunk', true) = 'on' then perform pg_sleep(2); end if;
+        return null;
+      end $$;
+      create trigger slow_chunk before delete on app.loyalty_points for each statement execute function app.slow_chunk();`);
+    const first = await request(['56', '57']);
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    let second: string;
+    try {
+      await a.query('begin');
+      await a.query(`set local lethe_test.slow_chunk = 'on'`);
+      const chunk = a.query('select pii.process_request_chunk($1) as n', [first]);
+      await sleep(500);
+      await b.query('begin');
+      await b.query(`set local lock_timeout = '500ms'`);
+      second = (await b.query(`select pii.request_erasure(array['57', '58']) as id`)).rows[0].id;
+      await b.query('commit');
+      expect((await chunk).rows[0].n).toBe(2);
+      await a.query('commit');
+    } finally {
+      await a.query('rollback').catch(() => undefined);
+      await b.query('rollback').catch(() => undefined);
+      a.release();
+      b.release();
+      await db.query('drop trigger slow_chunk on app.loyalty_points; drop function app.slow_chunk()');
+    }
+    await processAll(first);
+    await processAll(second);
+    expect(await status(first)).toMatchObject({ status: 'done', erased: '2', residual_count: 0 });
+    expect(await status(second)).toMatchObject({ status: 'done', erased: '2', residual_count: 0 });
+    // 57 was erased once, by the chunk in flight when the second request was filed.
+    expect((await db.query('select request_id from pii.was_erased($1)', ['57'])).rows[0].request_id).toBe(first);
+    const { rows } = await db.query(
+      `select sum((details ->> 'erased_now')::int)::int as n from pii.audit where action = 'erase_chunk' and request_id = $1`,
+      [second],
+    );
+    expect(rows[0].n).toBe(1);
+    const { rows: flagged } = await db.query(
+      `select count(*)::int as n from pii_internal.tombstones t
+        where t.subject_hash in (select i.subject_hash from pii_internal.request_items i where i.request_id = $1)
+          and t.bucket is not null and t.request_id is not null`,
+      [second],
+    );
+    expect(flagged[0].n).toBe(2);
   });
 
   it('mode delete removes the subject row and every registered row', async () => {

@@ -69,6 +69,24 @@ async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000
   }
 }
 
+/** Until the requests are finished: the most chunks (process_request_chunk calls) seen active at once. */
+async function mostChunksAtOnce(ids: string[]): Promise<number> {
+  let most = 0;
+  await until(
+    async () => {
+      const { rows } = await db.query(
+        `select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and state = 'active' and query like '%process_request_chunk%'
+            and pid <> pg_backend_pid()`,
+      );
+      most = Math.max(most, rows[0].n);
+      return Promise.all(ids.map(async (id) => (await lethe.getRequest(id)).status));
+    },
+    (statuses) => statuses.every((s) => s === 'done' || s === 'failed'),
+  );
+  return most;
+}
+
 describe('failures', () => {
   it('retries a failing chunk and leaves the request open while attempts remain', async () => {
     await db.query(`update app.switches set fail = true`);
@@ -163,22 +181,19 @@ describe('stop and resume', () => {
     const keys = Array.from({ length: 6 }, (_, i) => String(70 + i));
     const id = await lethe.requestErasure(keys);
     await start({ chunkSize: 1, concurrency: 2 });
-    let most = 0;
-    const watch = until(
-      async () => {
-        const { rows } = await db.query(
-          `select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and state = 'active' and query like '%process_request_chunk%'
-              and pid <> pg_backend_pid()`,
-        );
-        most = Math.max(most, rows[0].n);
-        return (await lethe.getRequest(id)).status;
-      },
-      (status) => status === 'done' || status === 'failed',
-    );
-    await watch;
+    const most = await mostChunksAtOnce([id]);
     expect(most).toBe(2);
     expect(await lethe.getRequest(id)).toMatchObject({ status: 'done', erased: 6, failed: 0 });
+  });
+
+  it('with two requests open, concurrency 2 runs two chunks at once in all, not two per request', async () => {
+    await db.query(`update app.switches set sleep_ms = 300`);
+    const first = await lethe.requestErasure(['80', '81', '82']);
+    const second = await lethe.requestErasure(['83', '84', '85']);
+    await start({ chunkSize: 1, concurrency: 2 });
+    expect(await mostChunksAtOnce([first, second])).toBe(2);
+    expect(await lethe.getRequest(first)).toMatchObject({ status: 'done', erased: 3, failed: 0 });
+    expect(await lethe.getRequest(second)).toMatchObject({ status: 'done', erased: 3, failed: 0 });
   });
 
   it('stops between chunks on stop(); the next worker finishes the request', async () => {

@@ -10,7 +10,7 @@
 // impossible; the rollback keeps A and B strictly comparable.
 import type pg from 'pg';
 import { runWorker } from '../../src/worker/runWorker.js';
-import { HAND_ONE_STATEMENT, HAND_STATEMENTS } from './setup.js';
+import { connect, HAND_ONE_STATEMENT, HAND_STATEMENTS } from './setup.js';
 import {
   currentXid,
   fingerprint,
@@ -265,6 +265,59 @@ export interface CommittedRequestResult {
   workers: number;
   /** Peak resident set of the bench process (which runs the worker) while the request ran. */
   peakRssMiB: number;
+  /** What the worker did besides erasing: its log, retries, failed job runs, and what its sessions waited on. */
+  observed?: WorkerObservation;
+}
+
+export interface WorkerObservation {
+  /** Chunks run again at once after a deadlock or serialization failure (chunkWithRetry). */
+  chunkRetries: number;
+  /** Job runs that failed (graphile-worker then retries with its exponential backoff). */
+  jobFailures: number;
+  /** The worker's warnings and errors, first 20 (ids, counts and SQLSTATEs only). */
+  messages: string[];
+  /** Samples of the worker's sessions (pg_stat_activity every 100 ms): in which state, per sample. */
+  samples: number;
+  /** Session-samples per wait (wait_event_type:wait_event, with the locked relation or tuple for lock waits; 'cpu' when not waiting). */
+  waits: Record<string, number>;
+}
+
+/**
+ * Samples the worker's sessions (application_name lethe-worker) every 100 ms while fn runs:
+ * how many were running or waiting, and on what (for a heavyweight lock, what it is on).
+ */
+async function sampleWorkerWaits<T>(
+  url: string,
+  fn: () => Promise<T>,
+): Promise<{ samples: number; waits: Record<string, number>; value: T }> {
+  const probe = await connect(url);
+  const waits: Record<string, number> = {};
+  let samples = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const { rows } = await probe.query<{ w: string }>(
+        `select case when a.wait_event_type is null then 'cpu'
+                     else a.wait_event_type || ':' || a.wait_event ||
+                          coalesce(' on ' || (select l.locktype || ' ' || coalesce(l.relation::regclass::text, '') ||
+                                                     coalesce(' mode ' || l.mode, '')
+                                                from pg_locks l where l.pid = a.pid and not l.granted limit 1), '') end as w
+           from pg_stat_activity a
+          where a.application_name = 'lethe-worker' and a.state = 'active' and a.query not ilike '%graphile_worker%'`,
+      );
+      samples++;
+      for (const r of rows) waits[r.w] = (waits[r.w] ?? 0) + 1;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    const value = await fn();
+    return { samples, waits, value };
+  } finally {
+    running = false;
+    await loop.catch(() => undefined);
+    await probe.end();
+  }
 }
 
 /**
@@ -278,25 +331,61 @@ export async function benchCommittedRequest(
   log: (s: string) => void,
   workers = 1,
 ): Promise<CommittedRequestResult> {
-  const worker = await runWorker({ connectionString: url, concurrency: workers, pollInterval: 500, log: () => {} });
+  const { rows: open } = await db.query<{ requests: number; items: number }>(
+    `select count(*)::int as requests, coalesce(sum(r.total - r.processed), 0)::int as items
+       from pii.requests r where r.status in ('queued', 'running')`,
+  );
+  if (open[0]!.requests > 0) {
+    // The worker would run their jobs beside this one, on the same cores and often the
+    // same subjects: the time would not be this request's.
+    throw new Error(
+      `${open[0]!.requests} other request(s) are open (${open[0]!.items} pending items); a committed request is timed alone`,
+    );
+  }
+  const messages: string[] = [];
+  let chunkRetries = 0;
+  let jobFailures = 0;
+  const worker = await runWorker({
+    connectionString: url,
+    concurrency: workers,
+    pollInterval: 500,
+    log: (level, message) => {
+      if (level === 'warning' && message.includes('chunk rolled back')) chunkRetries++;
+      if (level === 'error' && /^Failed task/.test(message)) jobFailures++;
+      if ((level === 'warning' || level === 'error') && messages.length < 20) messages.push(`${level}: ${message}`);
+    },
+  });
   try {
     await db.query('checkpoint');
     const t0 = process.hrtime.bigint();
     const {
-      peakRssMiB,
-      value: { call, status },
-    } = await peakRss(async () => {
-      const call = await timed(() => requestErasure(db, keys));
-      for (;;) {
-        const { rows } = await db.query<{ status: string }>('select status from pii.request_status($1::uuid)', [
-          call.value,
-        ]);
-        const status = rows[0]!.status;
-        if (status === 'done' || status === 'failed') return { call, status };
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    });
+      samples,
+      waits,
+      value: {
+        peakRssMiB,
+        value: { call, status },
+      },
+    } = await sampleWorkerWaits(url, () =>
+      peakRss(async () => {
+        const call = await timed(() => requestErasure(db, keys));
+        for (;;) {
+          const { rows } = await db.query<{ status: string }>('select status from pii.request_status($1::uuid)', [
+            call.value,
+          ]);
+          const status = rows[0]!.status;
+          if (status === 'done' || status === 'failed') return { call, status };
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }),
+    );
     const requestId = call.value;
+    const observed: WorkerObservation = {
+      chunkRetries,
+      jobFailures,
+      messages,
+      samples,
+      waits,
+    };
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const { rows } = await db.query<{
       created: Date;
@@ -319,6 +408,15 @@ export async function benchCommittedRequest(
     log(
       `request ${requestId}: ${status} in ${seconds.toFixed(2)} s (${a.chunks} chunks, ${workers} worker(s), peak RSS ${peakRssMiB.toFixed(0)} MiB)`,
     );
+    log(
+      `  worker: ` +
+        `${chunkRetries} chunk retr${chunkRetries === 1 ? 'y' : 'ies'}, ${jobFailures} failed job run(s); ` +
+        `sessions over ${samples} samples: ${Object.entries(waits)
+          .sort((x, y) => y[1] - x[1])
+          .map(([w, n]) => `${w} ${n}`)
+          .join(', ')}`,
+    );
+    for (const m of messages) log(`  worker ${m}`);
     return {
       requestId,
       seconds,
@@ -332,6 +430,7 @@ export async function benchCommittedRequest(
       usedWorker: true,
       workers,
       peakRssMiB,
+      observed,
     };
   } finally {
     await worker.stop();
@@ -350,6 +449,8 @@ export interface VerifyResult {
   chunkSamples: number[];
   chunkMedian: number;
   chunks: number;
+  /** Tables the chunks' DELETE proofs leave out of their check (as in the worker). */
+  provenDeleted?: string[];
 }
 
 /**
@@ -379,6 +480,14 @@ export async function benchVerify(
     );
     chunks.push([requestId, mode, kind, rows[0]!.k, rows[0]!.s, rows[0]!.h, rows[0]!.p]);
   }
+  // The worker's chunk leaves out of its check the tables whose DELETE it proves complete
+  // (pii_internal.proven_deleted of the counters taken before its erasure): the same set here,
+  // taken with nothing written in between, so this times the checks the worker runs.
+  const { rows: proof } = await db.query<{ tables: string[] }>(
+    `select coalesce(pii_internal.proven_deleted(pii_internal.delete_proof_state($1, $2))::text[], '{}') as tables`,
+    [mode, kind],
+  );
+  const provenDeleted = proof[0]!.tables;
   const samples: number[] = [];
   const chunkSamples: number[] = [];
   let residuals = 0;
@@ -388,8 +497,8 @@ export async function benchVerify(
     for (const params of chunks) {
       const c = await timed(() =>
         db.query<{ n: string }>(
-          "select pii_internal.chunk_residuals($1, $2, $3, $4::text[], $5::text[], $6::bytea[], $7::text[], '{}') as n",
-          params,
+          'select pii_internal.chunk_residuals($1, $2, $3, $4::text[], $5::text[], $6::bytea[], $7::text[], $8::regclass[]) as n',
+          [...params, provenDeleted],
         ),
       );
       chunkSeconds += c.seconds;
@@ -402,7 +511,8 @@ export async function benchVerify(
     residuals = Number(r.value.rows[0]!.n);
     samples.push(r.seconds);
     log(
-      `verify ${i + 1}/${runs}: per chunk ${chunkSeconds.toFixed(2)} s over ${chunks.length} chunk(s) (${chunkResiduals} residual(s)), ` +
+      `verify ${i + 1}/${runs}: per chunk ${chunkSeconds.toFixed(2)} s over ${chunks.length} chunk(s) (${chunkResiduals} residual(s); ` +
+        `proven deleted, not checked: ${provenDeleted.join(', ') || 'none'}), ` +
         `pii.verify_erasure ${r.seconds.toFixed(2)} s, ${residuals} residual(s)`,
     );
   }
@@ -413,6 +523,7 @@ export async function benchVerify(
     chunkSamples,
     chunkMedian: median(chunkSamples),
     chunks: chunks.length,
+    provenDeleted,
   };
 }
 

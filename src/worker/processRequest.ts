@@ -22,14 +22,19 @@ export class ShutdownInterruption extends Error {
 export interface ProcessRequestOptions {
   chunkSize?: number;
   /**
-   * Chunks of one request processed at once, each its own transaction on its own
-   * connection (claims use SKIP LOCKED, so they take different items). Default 1.
+   * Chunks processed at once, each its own transaction on its own connection: those of one
+   * request side by side (claims use SKIP LOCKED, so they take different items), and at
+   * most this many in all when several requests run. Default 1.
    */
   parallelChunks?: number;
 }
 
 export function processRequestTask(db: LetheDb, opts: ProcessRequestOptions = {}): Task {
   const parallel = opts.parallelChunks ?? 1;
+  // Shared by every request job of this worker: with two requests open, graphile-worker
+  // runs both jobs (concurrency 2), and each would run its own two chunk loops, four chunk
+  // transactions on two cores and on a pool sized for two. A loop waits here for a slot.
+  const slots = new Slots(parallel);
   return async (payload, helpers) => {
     const requestId = (payload as { requestId?: unknown } | null)?.requestId;
     if (!isRequestId(requestId)) {
@@ -41,12 +46,15 @@ export function processRequestTask(db: LetheDb, opts: ProcessRequestOptions = {}
       let processed = 0;
       const chunkLoop = async () => {
         for (;;) {
-          if (helpers.abortSignal?.aborted) {
-            throw new ShutdownInterruption(
-              `worker shutting down after ${processed} item(s); the request resumes on the next start`,
-            );
-          }
-          const n = await chunkWithRetry(db, requestId, opts.chunkSize, (m) => helpers.logger.warn(m));
+          const n = await slots.run(() => {
+            // Checked once the slot is ours: a loop may have waited for it through a stop.
+            if (helpers.abortSignal?.aborted) {
+              throw new ShutdownInterruption(
+                `worker shutting down after ${processed} item(s); the request resumes on the next start`,
+              );
+            }
+            return chunkWithRetry(db, requestId, opts.chunkSize, (m) => helpers.logger.warn(m));
+          });
           if (n === 0) return;
           processed += n;
           helpers.logger.info(`request ${requestId}: ${processed} item(s) processed`);
@@ -97,6 +105,24 @@ async function chunkWithRetry(
         `request ${requestId}: chunk rolled back (SQLSTATE ${code}), running it again (try ${attempt + 1} of ${CHUNK_TRIES})`,
       );
       await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
+}
+
+/** At most n callers at once; the others wait in arrival order. */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
     }
   }
 }

@@ -22,8 +22,9 @@ export interface RunWorkerOptions {
   /** Use this pool instead of connectionString (not ended by stop()). */
   pool?: pg.Pool;
   /**
-   * Jobs run at once (different requests in parallel), and chunks of one request run at
-   * once (two workers erase one large request on two cores). Default 1.
+   * Jobs run at once (different requests in parallel), and chunks run at once: those of
+   * one request side by side (two workers erase one large request on two cores), at most
+   * this many in all, whatever the number of requests open. Default 1.
    */
   concurrency?: number;
   /** Items per chunk; pii.settings.chunk_size by default. */
