@@ -113,19 +113,24 @@ begin
   -- hash order (see process_request_chunk). Guards act from this moment (the tombstones);
   -- the job runs once this transaction commits.
   execute pg_catalog.format(
+    -- x is sorted once; both inserts read it in that order (a CTE is read back as written).
+    -- The match is compared in the C collation: byte order, no locale rules, for a sort
+    -- or hash of a million keys.
     $q$with x as materialized (
-         select %s as h, r.k, r.s, %s as p, r.r, %s as b, m.x is not null as m
-         from (select c.k, c.s, pg_catalog.min(c.r) as r
-               from unnest($1::text[], $2::text[], $5::bigint[]) as c (k, s, r)
-               group by c.k, c.s) r
-         left join unnest($6::text[]) as m (x)
-           on m.x operator(pg_catalog.=) (coalesce(r.s, '') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) r.k)
+         select y.* from (
+           select %s as h, r.k, r.s, %s as p, r.r, %s as b, m.x is not null as m
+           from (select c.k, c.s, pg_catalog.min(c.r) as r
+                 from unnest($1::text[], $2::text[], $5::bigint[]) as c (k, s, r)
+                 group by c.k, c.s) r
+           left join unnest($6::text[]) as m (x)
+             on m.x operator(pg_catalog.=) (coalesce(r.s, '') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) r.k) collate "C") y
+         order by y.h
        ), items as (
          insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
-         select $7, x.h, x.k, x.s, x.p, x.r, x.m from x order by x.h
+         select $7, x.h, x.k, x.s, x.p, x.r, x.m from x
        ), flagged as (
          insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
-         select x.h, x.p, $7, $8, x.b from x order by x.h
+         select x.h, x.p, $7, $8, x.b from x
          on conflict (subject_hash) do update
            set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
        )
@@ -141,8 +146,11 @@ begin
     -- Chunks start right after commit, long before autovacuum would have looked at the new
     -- rows: without statistics the claim query sorts every pending item instead of
     -- walking the index.
-    analyze pii_internal.request_items;
-    analyze pii_internal.tombstones;
+    -- The columns those plans and the guards' prefilter read (and the row counts, which
+    -- ANALYZE sets whatever the list): sampling every column, keys and pseudonyms included,
+    -- took longer than writing 200,000 items.
+    analyze pii_internal.request_items (request_id, status, matched);
+    analyze pii_internal.tombstones (subject_hash, bucket, kind, erased_at);
   end if;
   perform pii_internal.enqueue_request_job(rid);
   perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
@@ -183,20 +191,27 @@ declare
   rows_ bigint[];
   rid uuid;
   kinds text[];
+  kind_min text;
+  kind_max text;
   mixed boolean;
 begin
   -- No ORDER BY: each item keeps its subject's lowest row (create_request), and an invalid
   -- key is reported by its lowest row (pii_internal.canonical_input).
   select pg_catalog.array_agg(i.subject_key), pg_catalog.array_agg(i.scope), pg_catalog.array_agg(i.row_number),
-         pg_catalog.array_agg(distinct i.kind) filter (where i.kind is not null),
+         pg_catalog.min(i.kind), pg_catalog.max(i.kind),
          pg_catalog.bool_or(i.scope is null) and pg_catalog.bool_or(i.scope is not null)
-    into keys, scps, rows_, kinds, mixed
+    into keys, scps, rows_, kind_min, kind_max, mixed
   from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
   if keys is null then
     raise exception 'import % has no staged rows', import_id using errcode = '22023';
   end if;
   -- One request is one kind: the file's kind column (one value), or the kind argument.
-  if pg_catalog.cardinality(kinds) > 1 then
+  if kind_min is not null then
+    kinds := array[kind_min];
+  end if;
+  if kind_min <> kind_max then
+    select pg_catalog.array_agg(distinct i.kind) into kinds
+    from pii.import_rows i where i.import_id = request_erasure_from_import.import_id and i.kind is not null;
     raise exception 'import %: rows of % kinds (%); a request erases one kind', import_id, pg_catalog.cardinality(kinds), pg_catalog.array_to_string(kinds, ', ')
       using errcode = '22023', hint = 'Split the file by kind, or import each kind with --kind.';
   end if;
