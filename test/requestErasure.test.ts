@@ -586,10 +586,9 @@ describe('pii.request_erasure_from_import', () => {
     );
     const { rows } = await db.query('select pii.request_erasure_from_import($1) as id', [importId]);
     expect(await status(rows[0].id)).toMatchObject({ total: '3', duplicates: '2' });
-    const { rows: items } = await db.query(
-      'select source_row from pii.request_items($1) order by source_row::bigint',
-      [rows[0].id],
-    );
+    const { rows: items } = await db.query('select source_row from pii.request_items($1) order by source_row::bigint', [
+      rows[0].id,
+    ]);
     expect(items.map((i) => i.source_row)).toEqual(['3', '5', '7']);
 
     const bad = randomUUID();
