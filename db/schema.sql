@@ -2350,23 +2350,34 @@ function pii.request_erasure_from_import(uuid,text,text,text,timestamp with time
       rows_ bigint[];
       rid uuid;
       kinds text[];
+      kind_min text;
+      kind_max text;
+      mixed boolean;
     begin
-      select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
-             pg_catalog.array_agg(i.row_number order by i.row_number), pg_catalog.array_agg(distinct i.kind) filter (where i.kind is not null)
-        into keys, scps, rows_, kinds
+      -- No ORDER BY: each item keeps its subject's lowest row (create_request), and an invalid
+      -- key is reported by its lowest row (pii_internal.canonical_input).
+      select pg_catalog.array_agg(i.subject_key), pg_catalog.array_agg(i.scope), pg_catalog.array_agg(i.row_number),
+             pg_catalog.min(i.kind), pg_catalog.max(i.kind),
+             pg_catalog.bool_or(i.scope is null) and pg_catalog.bool_or(i.scope is not null)
+        into keys, scps, rows_, kind_min, kind_max, mixed
       from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
       if keys is null then
         raise exception 'import % has no staged rows', import_id using errcode = '22023';
       end if;
       -- One request is one kind: the file's kind column (one value), or the kind argument.
-      if pg_catalog.cardinality(kinds) > 1 then
+      if kind_min is not null then
+        kinds := array[kind_min];
+      end if;
+      if kind_min <> kind_max then
+        select pg_catalog.array_agg(distinct i.kind) into kinds
+        from pii.import_rows i where i.import_id = request_erasure_from_import.import_id and i.kind is not null;
         raise exception 'import %: rows of % kinds (%); a request erases one kind', import_id, pg_catalog.cardinality(kinds), pg_catalog.array_to_string(kinds, ', ')
           using errcode = '22023', hint = 'Split the file by kind, or import each kind with --kind.';
       end if;
       if kind is not null and kinds is not null and kinds[1] <> kind then
         raise exception 'import %: the rows say kind "%", the call says "%"', import_id, kinds[1], kind using errcode = '22023';
       end if;
-      if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
+      if mixed then
         raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
       end if;
       rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at,
@@ -4371,6 +4382,88 @@ function pii_internal.cached_sql(text,text) owner <owner>
     $function$
   comment 'Internal. SQL parts generated from the registry, cached per plan generation: the cached parts of a name, or the result of evaluating Lethe''s build expression (then cached).'
 
+function pii_internal.canonical_input(pii.subject_table,text[],text[],integer,bigint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.canonical_input(subj pii.subject_table, subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], OUT found_keys text[], OUT found_scopes text[])
+     RETURNS record
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      canonical record;
+      n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
+      max_keys integer;
+      key_type text;
+      scope_type text;
+      bad integer;
+    begin
+      if subject_keys is null then
+        raise exception 'subject_keys must not be NULL' using errcode = '22004';
+      end if;
+      select coalesce(key_limit, s.max_keys_per_call) into max_keys from pii.settings s;
+      if n > max_keys then
+        raise exception '% subject keys in one call; the limit is %', n, max_keys using errcode = '54000',
+          hint = 'Split the batch (pii.settings.max_keys_per_call, max_keys_per_request); pii.request_erasure processes large requests in chunks.';
+      end if;
+      bad := pg_catalog.array_position(subject_keys, null);
+      if bad is not null then
+        raise exception '% is NULL', pii_internal.key_position(bad, source_rows) using errcode = '22004';
+      end if;
+      if subj.scope_attnum is null then
+        if scopes is not null then
+          raise exception 'scopes given, but the subject table % is not scoped', pii_internal.qualified_name(subj.relid) using errcode = '22023';
+        end if;
+      else
+        if scopes is null or pg_catalog.cardinality(scopes) = 0 then
+          raise exception 'the subject table % is scoped by %: scopes are required', pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.scope_attnum)
+            using errcode = '22023', hint = 'Pass one scope for all keys, or one per key.';
+        end if;
+        if pg_catalog.cardinality(scopes) not in (1, n) then
+          raise exception 'scopes has % elements; expected 1 or % (one per key)', pg_catalog.cardinality(scopes), n using errcode = '22023';
+        end if;
+        bad := pg_catalog.array_position(scopes, null);
+        if bad is not null then
+          raise exception 'scope #% is NULL', bad using errcode = '22004';
+        end if;
+        if pg_catalog.cardinality(scopes) = 1 and n > 1 then
+          scopes := pg_catalog.array_fill(scopes[1], array[n]);
+        end if;
+        scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
+      end if;
+      key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
+
+      begin
+        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
+        found_keys := canonical.found_keys;
+        found_scopes := canonical.found_scopes;
+      exception when data_exception then
+        -- Name the position, never the value: keys are personal data. With source rows (a CSV
+        -- import, staged in no particular order) the lowest bad row is named.
+        if source_rows is not null then
+          select pg_catalog.array_agg(u.k order by u.r), pg_catalog.array_agg(u.r order by u.r) into subject_keys, source_rows
+          from unnest(subject_keys, source_rows) as u (k, r);
+        end if;
+        if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
+          bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
+            'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
+            true, subject_keys, null)).found_keys[1]::integer;
+        elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
+          -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
+          select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i
+          where subject_keys[i] !~ case when key_type = 'uuid' then '^\s*\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*$'
+                                        else '^\s*[+-]?[0-9]+\s*$' end;
+        end if;
+        if bad is not null then
+          raise exception '% is not a valid %', pii_internal.key_position(bad, source_rows), key_type using errcode = '22P02';
+        elsif scope_type is not null then
+          raise exception 'subject keys must be valid % and scopes valid %', key_type, scope_type using errcode = '22P02';
+        else
+          raise exception 'subject keys must be valid %', key_type using errcode = '22P02';
+        end if;
+      end;
+    end
+    $function$
+  comment 'Internal. Validates keys and scopes of a subject table as callers give them (NULLs, limit, scope shape) and returns them in canonical text, one per position (pii_internal.canonical_subjects); a bad key is named by position or CSV row.'
+
 function pii_internal.canonical_subjects(pii.subject_table,text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.canonical_subjects(subj pii.subject_table, subject_keys text[], scopes text[], OUT found_keys text[], OUT found_scopes text[])
      RETURNS record
@@ -4892,23 +4985,22 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
      SET work_mem TO '256MB'
+     SET debug_print_plan TO 'off'
     AS $function$
     declare
       cfg pii.settings;
+      subj pii.subject_table;
       key_hash bytea;
       rid uuid;
-      hashes bytea[];
-      keys text[];
-      scps text[];
-      pseudonyms text[];
-      rows_ bigint[];
+      canonical record;
       matched text[];
-      found boolean[];
+      pk pii_internal.pseudonym_key;
+      n_keys bigint := coalesce(pg_catalog.cardinality(subject_keys), 0);
+      n_subjects bigint;
       n_matched bigint;
-      kind_ text;
     begin
       perform pii_internal.check_erase_mode(mode);
-      kind_ := (pii_internal.subject_kind(kind)).kind;
+      subj := pii_internal.subject_kind(kind);
       if source is null or pg_catalog.btrim(source) = '' then
         raise exception 'source must not be empty' using errcode = '22023';
       end if;
@@ -4921,28 +5013,15 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
       end if;
       select * into cfg from pii.settings;
 
-      select coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.subject_key), '{}'),
-             coalesce(pg_catalog.array_agg(r.scope), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}'),
-             coalesce(pg_catalog.array_agg(source_rows[r.first_position]), '{}')
-        into hashes, keys, scps, pseudonyms, rows_
-      from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows, kind_) r;
-      if pg_catalog.cardinality(hashes) = 0 then
+      canonical := pii_internal.canonical_input(subj, subject_keys, scopes, cfg.max_keys_per_request, source_rows);
+      if n_keys = 0 then
         raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
       end if;
-      matched := pii_internal.matched_subjects(keys, scps, kind_);
-      -- One sort, by subject hash: items and tombstones are then written in their index
-      -- order (appends to the right edge of each B-tree instead of random page visits, half
-      -- the cost at a million subjects), and tombstones are locked in hash order (see
-      -- process_request_chunk).
-      select pg_catalog.array_agg(u.h order by u.h), pg_catalog.array_agg(u.k order by u.h), pg_catalog.array_agg(u.s order by u.h),
-             pg_catalog.array_agg(u.p order by u.h), pg_catalog.array_agg(u.r order by u.h), pg_catalog.array_agg(m.x is not null order by u.h)
-        into hashes, keys, scps, pseudonyms, rows_, found
-      from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
-      left join unnest(matched) as m (x) on m.x operator(pg_catalog.=) (coalesce(u.s, '') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.k);
+      matched := pii_internal.matched_subjects(canonical.found_keys, canonical.found_scopes, subj.kind);
 
+      -- Counts are set below, once the subjects are known.
       insert into pii.requests (request_key_hash, source, mode, kind, due_at, total, duplicates)
-      values (key_hash, source, mode, kind_, coalesce(due_at, pg_catalog.now() + cfg.default_due),
-              pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
+      values (key_hash, source, mode, subj.kind, coalesce(due_at, pg_catalog.now() + cfg.default_due), 0, 0)
       on conflict (request_key_hash) do nothing
       returning id into rid;
       if rid is null then
@@ -4950,26 +5029,65 @@ function pii_internal.create_request(text[],text[],bigint[],text,text,text,times
         select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
         return rid;
       end if;
+      if subj.key_is_pii then
+        select * into pk from pii_internal.pseudonym_key;
+      end if;
 
-      insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
-      select rid, u.h, u.k, u.s, u.p, u.r, u.m
-      from unnest(hashes, keys, scps, pseudonyms, rows_, found) as u (h, k, s, p, r, m);
-      n_matched := pg_catalog.cardinality(matched);
-      update pii.requests r set matched = n_matched where r.id = rid;
+      -- One statement, one pass over the subjects: deduplicated (the first CSV row of each),
+      -- hashed and bucketed once, matched, then written as items and tombstones. Both are
+      -- written in subject-hash order (appends to the right edge of each B-tree instead of
+      -- random page visits, half the cost at a million subjects), and tombstones are locked in
+      -- hash order (see process_request_chunk). Guards act from this moment (the tombstones);
+      -- the job runs once this transaction commits.
+      execute pg_catalog.format(
+        -- x is sorted once; both inserts read it in that order (a CTE is read back as written).
+        -- The match is compared in the C collation: byte order, no locale rules, for a sort
+        -- or hash of a million keys.
+        $q$with x as materialized (
+             select y.* from (
+               select %s as h, r.k, r.s, %s as p, r.r, %s as b, m.x is not null as m
+               from (select c.k, c.s, pg_catalog.min(c.r) as r
+                     from unnest($1::text[], $2::text[], $5::bigint[]) as c (k, s, r)
+                     group by c.k, c.s) r
+               left join unnest($6::text[]) as m (x)
+                 on m.x operator(pg_catalog.=) (coalesce(r.s, '') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) r.k) collate "C") y
+             order by y.h
+           ), items as (
+             insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
+             select $7, x.h, x.k, x.s, x.p, x.r, x.m from x
+           ), kept as (
+             -- Flagged already: locked, not rewritten (pii_internal.flag_subjects says why).
+             select t.subject_hash from x join pii_internal.tombstones t on t.subject_hash operator(pg_catalog.=) x.h
+             where t.request_id is not null and (t.bucket is not null or x.b is null)
+             for key share of t
+           ), flagged as (
+             insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+             select x.h, x.p, $7, $8, x.b from x
+             where not exists (select from kept k where k.subject_hash operator(pg_catalog.=) x.h)
+             on conflict (subject_hash) do update
+               set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
+           )
+           select pg_catalog.count(*), pg_catalog.count(*) filter (where x.m) from x$q$,
+        pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'),
+        case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
+        pii_internal.kind_bucket_sql(subj.kind, 'r.s', 'r.k'))
+        into n_subjects, n_matched
+        using canonical.found_keys, canonical.found_scopes, pk.inner_key, pk.outer_key, source_rows, matched, rid, subj.kind;
+      update pii.requests r set total = n_subjects, duplicates = n_keys - n_subjects, matched = n_matched where r.id = rid;
 
-      -- Guards act from this moment; the job runs once this transaction commits.
-      perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
-      if pg_catalog.cardinality(hashes) >= 10000 then
+      if n_subjects >= 10000 then
         -- Chunks start right after commit, long before autovacuum would have looked at the new
         -- rows: without statistics the claim query sorts every pending item instead of
         -- walking the index.
-        analyze pii_internal.request_items;
-        analyze pii_internal.tombstones;
+        -- The columns those plans and the guards' prefilter read (and the row counts, which
+        -- ANALYZE sets whatever the list): sampling every column, keys and pseudonyms included,
+        -- took longer than writing 200,000 items.
+        analyze pii_internal.request_items (request_id, status, matched);
+        analyze pii_internal.tombstones (subject_hash, bucket, kind, erased_at);
       end if;
       perform pii_internal.enqueue_request_job(rid);
       perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
-        'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
-        'duplicates', pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes)));
+        'source', source, 'mode', mode, 'subjects', n_subjects, 'matched', n_matched, 'duplicates', n_keys - n_subjects));
       return rid;
     end
     $function$
@@ -8057,6 +8175,10 @@ function pii_internal.matched_subjects(text[],text[],text) owner <owner>
       matched text[];
     begin
       match := pii_internal.subject_rows_sql(subj.relid);
+      -- The keys are read by the statement ((select $1), an InitPlan), not planned as a constant:
+      -- estimating "= any" over a constant array costs a selectivity call per element (a second
+      -- per million keys of a CSV import) before the index scan starts.
+      match.where_sql := pg_catalog.replace(match.where_sql, 'any ($1::', 'any ((select $1)::');
       -- Read with the subject table owner's rights (casts and policies on it are theirs).
       select d.found_keys into matched from pii_internal.as_owner(subj.relid, pg_catalog.format(
         'select coalesce(pg_catalog.array_agg(coalesce(%s::text, '''') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) %s), ''{}''), null::text[] from %s as t where %s',
@@ -8866,80 +8988,19 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
     declare
       canonical record;
       subj pii.subject_table;
-      n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
-      max_keys integer;
-      key_type text;
-      scope_type text;
-      bad integer;
     begin
       subj := pii_internal.subject_kind(kind);
-      if subject_keys is null then
-        raise exception 'subject_keys must not be NULL' using errcode = '22004';
-      end if;
-      select coalesce(key_limit, s.max_keys_per_call) into max_keys from pii.settings s;
-      if n > max_keys then
-        raise exception '% subject keys in one call; the limit is %', n, max_keys using errcode = '54000',
-          hint = 'Split the batch (pii.settings.max_keys_per_call, max_keys_per_request); pii.request_erasure processes large requests in chunks.';
-      end if;
-      bad := pg_catalog.array_position(subject_keys, null);
-      if bad is not null then
-        raise exception '% is NULL', pii_internal.key_position(bad, source_rows) using errcode = '22004';
-      end if;
-      if subj.scope_attnum is null then
-        if scopes is not null then
-          raise exception 'scopes given, but the subject table % is not scoped', pii_internal.qualified_name(subj.relid) using errcode = '22023';
-        end if;
-      else
-        if scopes is null or pg_catalog.cardinality(scopes) = 0 then
-          raise exception 'the subject table % is scoped by %: scopes are required', pii_internal.qualified_name(subj.relid), pii_internal.column_name(subj.relid, subj.scope_attnum)
-            using errcode = '22023', hint = 'Pass one scope for all keys, or one per key.';
-        end if;
-        if pg_catalog.cardinality(scopes) not in (1, n) then
-          raise exception 'scopes has % elements; expected 1 or % (one per key)', pg_catalog.cardinality(scopes), n using errcode = '22023';
-        end if;
-        bad := pg_catalog.array_position(scopes, null);
-        if bad is not null then
-          raise exception 'scope #% is NULL', bad using errcode = '22004';
-        end if;
-        if pg_catalog.cardinality(scopes) = 1 and n > 1 then
-          scopes := pg_catalog.array_fill(scopes[1], array[n]);
-        end if;
-        scope_type := pii_internal.column_type(subj.relid, subj.scope_attnum);
-      end if;
-      key_type := pii_internal.column_type(subj.relid, subj.key_attnum);
-
-      begin
-        canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
-        return query execute pg_catalog.format(
-          -- Joined by position, not subscripted: a subscript of a text[] walks the array.
-          $q$select r.s, r.k, %s, p.p, r.i
-             from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
-                   from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
-                   group by c.s, c.k) r
-             left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-          pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
-          using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
-                case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
-      exception when data_exception then
-        -- Name the position, never the value: keys are personal data.
-        if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
-          bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
-            'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
-            true, subject_keys, null)).found_keys[1]::integer;
-        elsif key_type in ('bigint', 'integer', 'smallint', 'uuid') then
-          -- Before PostgreSQL 16 (no pg_input_is_valid): the common key types by pattern.
-          select pg_catalog.min(i) into bad from pg_catalog.generate_subscripts(subject_keys, 1) i
-          where subject_keys[i] !~ case when key_type = 'uuid' then '^\s*\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*$'
-                                        else '^\s*[+-]?[0-9]+\s*$' end;
-        end if;
-        if bad is not null then
-          raise exception '% is not a valid %', pii_internal.key_position(bad, source_rows), key_type using errcode = '22P02';
-        elsif scope_type is not null then
-          raise exception 'subject keys must be valid % and scopes valid %', key_type, scope_type using errcode = '22P02';
-        else
-          raise exception 'subject keys must be valid %', key_type using errcode = '22P02';
-        end if;
-      end;
+      canonical := pii_internal.canonical_input(subj, subject_keys, scopes, key_limit, source_rows);
+      return query execute pg_catalog.format(
+        -- Joined by position, not subscripted: a subscript of a text[] walks the array.
+        $q$select r.s, r.k, %s, p.p, r.i
+           from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
+                 from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
+                 group by c.s, c.k) r
+           left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
+        pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
+        using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
+              case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
     end
     $function$
   comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'

@@ -631,6 +631,30 @@ describe('pii.request_erasure_from_import', () => {
     await expectPgError(db.query('select pii.request_erasure_from_import($1)', [importId]), '22P02', /\b3\b/);
   });
 
+  it('rows staged out of order: each item keeps its lowest CSV row, and the lowest bad row is named', async () => {
+    // The staged rows are read without sorting them (a million-row sort per import).
+    const importId = randomUUID();
+    await db.query(
+      `insert into pii.import_rows (import_id, row_number, subject_key)
+       values ($1, 9, '61'), ($1, 8, '62'), ($1, 3, '61'), ($1, 5, ' 62'), ($1, 7, '63')`,
+      [importId],
+    );
+    const { rows } = await db.query('select pii.request_erasure_from_import($1) as id', [importId]);
+    expect(await status(rows[0].id)).toMatchObject({ total: '3', duplicates: '2' });
+    const { rows: items } = await db.query('select source_row from pii.request_items($1) order by source_row::bigint', [
+      rows[0].id,
+    ]);
+    expect(items.map((i) => i.source_row)).toEqual(['3', '5', '7']);
+
+    const bad = randomUUID();
+    await db.query(
+      `insert into pii.import_rows (import_id, row_number, subject_key)
+       values ($1, 12, 'x12'), ($1, 2, '64'), ($1, 11, 'x11'), ($1, 6, 'x6'), ($1, 4, '65')`,
+      [bad],
+    );
+    await expectPgError(db.query('select pii.request_erasure_from_import($1)', [bad]), '22P02', /row 6: /);
+  });
+
   it('accepts rows streamed with COPY into pii.import_rows', async () => {
     const { from: copyFrom } = await import('pg-copy-streams');
     const { pipeline } = await import('node:stream/promises');

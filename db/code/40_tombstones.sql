@@ -217,25 +217,24 @@ end
 $$;
 comment on function pii_internal.canonical_subjects(pii.subject_table, text[], text[]) is 'Internal. Keys and scopes, by position, cast through their column types with the subject table owner''s rights, in canonical text.';
 
--- Resolves keys (and scopes) as callers give them to canonical text (cast through the
--- key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are one
--- subject), deduplicated, with their hashes. Validates everything first.
-create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
-                                      source_rows bigint[] default null, kind text default null)
-returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
+-- Checks keys (and scopes) as callers give them and casts them to canonical text (through
+-- the key and scope column types, so ' 42' and '42', or upper- and lower-case UUIDs, are
+-- one subject), one per position, not deduplicated. Validates everything first; a key the
+-- type refuses is named by position (or CSV row: source_rows), never by value.
+create or replace function pii_internal.canonical_input(subj pii.subject_table, subject_keys text[], scopes text[] default null,
+                                      key_limit integer default null, source_rows bigint[] default null,
+                                      out found_keys text[], out found_scopes text[])
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   canonical record;
-  subj pii.subject_table;
   n integer := coalesce(pg_catalog.cardinality(subject_keys), 0);
   max_keys integer;
   key_type text;
   scope_type text;
   bad integer;
 begin
-  subj := pii_internal.subject_kind(kind);
   if subject_keys is null then
     raise exception 'subject_keys must not be NULL' using errcode = '22004';
   end if;
@@ -273,18 +272,15 @@ begin
 
   begin
     canonical := pii_internal.canonical_subjects(subj, subject_keys, scopes);
-    return query execute pg_catalog.format(
-      -- Joined by position, not subscripted: a subscript of a text[] walks the array.
-      $q$select r.s, r.k, %s, p.p, r.i
-         from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
-               from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
-               group by c.s, c.k) r
-         left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-      pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
-      using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
-            case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
+    found_keys := canonical.found_keys;
+    found_scopes := canonical.found_scopes;
   exception when data_exception then
-    -- Name the position, never the value: keys are personal data.
+    -- Name the position, never the value: keys are personal data. With source rows (a CSV
+    -- import, staged in no particular order) the lowest bad row is named.
+    if source_rows is not null then
+      select pg_catalog.array_agg(u.k order by u.r), pg_catalog.array_agg(u.r order by u.r) into subject_keys, source_rows
+      from unnest(subject_keys, source_rows) as u (k, r);
+    end if;
     if pg_catalog.current_setting('server_version_num')::integer >= 160000 then
       bad := (pii_internal.as_owner(subj.relid, pg_catalog.format(
         'select array[pg_catalog.min(i)::text], null::text[] from pg_catalog.generate_subscripts($1, 1) i where not pg_catalog.pg_input_is_valid($1[i], %L)', key_type),
@@ -303,6 +299,34 @@ begin
       raise exception 'subject keys must be valid %', key_type using errcode = '22P02';
     end if;
   end;
+end
+$$;
+comment on function pii_internal.canonical_input(pii.subject_table, text[], text[], integer, bigint[]) is 'Internal. Validates keys and scopes of a subject table as callers give them (NULLs, limit, scope shape) and returns them in canonical text, one per position (pii_internal.canonical_subjects); a bad key is named by position or CSV row.';
+
+-- Resolves keys (and scopes) as callers give them to canonical text
+-- (pii_internal.canonical_input), deduplicated, with their hashes.
+create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
+                                      source_rows bigint[] default null, kind text default null)
+returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  canonical record;
+  subj pii.subject_table;
+begin
+  subj := pii_internal.subject_kind(kind);
+  canonical := pii_internal.canonical_input(subj, subject_keys, scopes, key_limit, source_rows);
+  return query execute pg_catalog.format(
+    -- Joined by position, not subscripted: a subscript of a text[] walks the array.
+    $q$select r.s, r.k, %s, p.p, r.i
+       from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
+             from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
+             group by c.s, c.k) r
+       left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
+    pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
+    using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
+          case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
 end
 $$;
 comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';

@@ -57,23 +57,23 @@ set search_path = pg_catalog, pii, pg_temp
 -- A million-subject request sorts and joins a few hundred MB of keys and hashes: in
 -- memory, not in temporary files (4MB, the default, spills at 20,000 subjects).
 set work_mem = '256MB'
+-- The pseudonym key is bound into the statement that writes the items (see pii_internal.pseudonyms).
+set debug_print_plan = off
 as $$
 declare
   cfg pii.settings;
+  subj pii.subject_table;
   key_hash bytea;
   rid uuid;
-  hashes bytea[];
-  keys text[];
-  scps text[];
-  pseudonyms text[];
-  rows_ bigint[];
+  canonical record;
   matched text[];
-  found boolean[];
+  pk pii_internal.pseudonym_key;
+  n_keys bigint := coalesce(pg_catalog.cardinality(subject_keys), 0);
+  n_subjects bigint;
   n_matched bigint;
-  kind_ text;
 begin
   perform pii_internal.check_erase_mode(mode);
-  kind_ := (pii_internal.subject_kind(kind)).kind;
+  subj := pii_internal.subject_kind(kind);
   if source is null or pg_catalog.btrim(source) = '' then
     raise exception 'source must not be empty' using errcode = '22023';
   end if;
@@ -86,28 +86,15 @@ begin
   end if;
   select * into cfg from pii.settings;
 
-  select coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.subject_key), '{}'),
-         coalesce(pg_catalog.array_agg(r.scope), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}'),
-         coalesce(pg_catalog.array_agg(source_rows[r.first_position]), '{}')
-    into hashes, keys, scps, pseudonyms, rows_
-  from pii_internal.resolve_subjects(subject_keys, scopes, cfg.max_keys_per_request, source_rows, kind_) r;
-  if pg_catalog.cardinality(hashes) = 0 then
+  canonical := pii_internal.canonical_input(subj, subject_keys, scopes, cfg.max_keys_per_request, source_rows);
+  if n_keys = 0 then
     raise exception 'an erasure request needs at least one subject key' using errcode = '22023';
   end if;
-  matched := pii_internal.matched_subjects(keys, scps, kind_);
-  -- One sort, by subject hash: items and tombstones are then written in their index
-  -- order (appends to the right edge of each B-tree instead of random page visits, half
-  -- the cost at a million subjects), and tombstones are locked in hash order (see
-  -- process_request_chunk).
-  select pg_catalog.array_agg(u.h order by u.h), pg_catalog.array_agg(u.k order by u.h), pg_catalog.array_agg(u.s order by u.h),
-         pg_catalog.array_agg(u.p order by u.h), pg_catalog.array_agg(u.r order by u.h), pg_catalog.array_agg(m.x is not null order by u.h)
-    into hashes, keys, scps, pseudonyms, rows_, found
-  from unnest(hashes, keys, scps, pseudonyms, rows_) as u (h, k, s, p, r)
-  left join unnest(matched) as m (x) on m.x operator(pg_catalog.=) (coalesce(u.s, '') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) u.k);
+  matched := pii_internal.matched_subjects(canonical.found_keys, canonical.found_scopes, subj.kind);
 
+  -- Counts are set below, once the subjects are known.
   insert into pii.requests (request_key_hash, source, mode, kind, due_at, total, duplicates)
-  values (key_hash, source, mode, kind_, coalesce(due_at, pg_catalog.now() + cfg.default_due),
-          pg_catalog.cardinality(hashes), pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes))
+  values (key_hash, source, mode, subj.kind, coalesce(due_at, pg_catalog.now() + cfg.default_due), 0, 0)
   on conflict (request_key_hash) do nothing
   returning id into rid;
   if rid is null then
@@ -115,26 +102,65 @@ begin
     select r.id into rid from pii.requests r where r.request_key_hash = key_hash;
     return rid;
   end if;
+  if subj.key_is_pii then
+    select * into pk from pii_internal.pseudonym_key;
+  end if;
 
-  insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
-  select rid, u.h, u.k, u.s, u.p, u.r, u.m
-  from unnest(hashes, keys, scps, pseudonyms, rows_, found) as u (h, k, s, p, r, m);
-  n_matched := pg_catalog.cardinality(matched);
-  update pii.requests r set matched = n_matched where r.id = rid;
+  -- One statement, one pass over the subjects: deduplicated (the first CSV row of each),
+  -- hashed and bucketed once, matched, then written as items and tombstones. Both are
+  -- written in subject-hash order (appends to the right edge of each B-tree instead of
+  -- random page visits, half the cost at a million subjects), and tombstones are locked in
+  -- hash order (see process_request_chunk). Guards act from this moment (the tombstones);
+  -- the job runs once this transaction commits.
+  execute pg_catalog.format(
+    -- x is sorted once; both inserts read it in that order (a CTE is read back as written).
+    -- The match is compared in the C collation: byte order, no locale rules, for a sort
+    -- or hash of a million keys.
+    $q$with x as materialized (
+         select y.* from (
+           select %s as h, r.k, r.s, %s as p, r.r, %s as b, m.x is not null as m
+           from (select c.k, c.s, pg_catalog.min(c.r) as r
+                 from unnest($1::text[], $2::text[], $5::bigint[]) as c (k, s, r)
+                 group by c.k, c.s) r
+           left join unnest($6::text[]) as m (x)
+             on m.x operator(pg_catalog.=) (coalesce(r.s, '') operator(pg_catalog.||) pg_catalog.chr(31) operator(pg_catalog.||) r.k) collate "C") y
+         order by y.h
+       ), items as (
+         insert into pii_internal.request_items (request_id, subject_hash, subject_key, scope, pseudonym, source_row, matched)
+         select $7, x.h, x.k, x.s, x.p, x.r, x.m from x
+       ), kept as (
+         -- Flagged already: locked, not rewritten (pii_internal.flag_subjects says why).
+         select t.subject_hash from x join pii_internal.tombstones t on t.subject_hash operator(pg_catalog.=) x.h
+         where t.request_id is not null and (t.bucket is not null or x.b is null)
+         for key share of t
+       ), flagged as (
+         insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
+         select x.h, x.p, $7, $8, x.b from x
+         where not exists (select from kept k where k.subject_hash operator(pg_catalog.=) x.h)
+         on conflict (subject_hash) do update
+           set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
+       )
+       select pg_catalog.count(*), pg_catalog.count(*) filter (where x.m) from x$q$,
+    pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'),
+    case when subj.key_is_pii then pii_internal.pseudonym_sql('r.k') else 'null::text' end,
+    pii_internal.kind_bucket_sql(subj.kind, 'r.s', 'r.k'))
+    into n_subjects, n_matched
+    using canonical.found_keys, canonical.found_scopes, pk.inner_key, pk.outer_key, source_rows, matched, rid, subj.kind;
+  update pii.requests r set total = n_subjects, duplicates = n_keys - n_subjects, matched = n_matched where r.id = rid;
 
-  -- Guards act from this moment; the job runs once this transaction commits.
-  perform pii_internal.flag_subjects(hashes, pseudonyms, rid, kind_, pii_internal.subject_buckets(kind_, keys, scps));
-  if pg_catalog.cardinality(hashes) >= 10000 then
+  if n_subjects >= 10000 then
     -- Chunks start right after commit, long before autovacuum would have looked at the new
     -- rows: without statistics the claim query sorts every pending item instead of
     -- walking the index.
-    analyze pii_internal.request_items;
-    analyze pii_internal.tombstones;
+    -- The columns those plans and the guards' prefilter read (and the row counts, which
+    -- ANALYZE sets whatever the list): sampling every column, keys and pseudonyms included,
+    -- took longer than writing 200,000 items.
+    analyze pii_internal.request_items (request_id, status, matched);
+    analyze pii_internal.tombstones (subject_hash, bucket, kind, erased_at);
   end if;
   perform pii_internal.enqueue_request_job(rid);
   perform pii_internal.write_audit('request_erasure', rid, pg_catalog.jsonb_build_object(
-    'source', source, 'mode', mode, 'subjects', pg_catalog.cardinality(hashes), 'matched', n_matched,
-    'duplicates', pg_catalog.cardinality(subject_keys) - pg_catalog.cardinality(hashes)));
+    'source', source, 'mode', mode, 'subjects', n_subjects, 'matched', n_matched, 'duplicates', n_keys - n_subjects));
   return rid;
 end
 $$;
@@ -162,7 +188,7 @@ create or replace function pii.request_erasure_from_import(import_id uuid, reque
 returns uuid
 language plpgsql security definer
 set search_path = pg_catalog, pii, pg_temp
--- As create_request: the file's rows are sorted in memory.
+-- As create_request: the file's rows are aggregated in memory.
 set work_mem = '256MB'
 as $$
 declare
@@ -171,23 +197,34 @@ declare
   rows_ bigint[];
   rid uuid;
   kinds text[];
+  kind_min text;
+  kind_max text;
+  mixed boolean;
 begin
-  select pg_catalog.array_agg(i.subject_key order by i.row_number), pg_catalog.array_agg(i.scope order by i.row_number),
-         pg_catalog.array_agg(i.row_number order by i.row_number), pg_catalog.array_agg(distinct i.kind) filter (where i.kind is not null)
-    into keys, scps, rows_, kinds
+  -- No ORDER BY: each item keeps its subject's lowest row (create_request), and an invalid
+  -- key is reported by its lowest row (pii_internal.canonical_input).
+  select pg_catalog.array_agg(i.subject_key), pg_catalog.array_agg(i.scope), pg_catalog.array_agg(i.row_number),
+         pg_catalog.min(i.kind), pg_catalog.max(i.kind),
+         pg_catalog.bool_or(i.scope is null) and pg_catalog.bool_or(i.scope is not null)
+    into keys, scps, rows_, kind_min, kind_max, mixed
   from pii.import_rows i where i.import_id = request_erasure_from_import.import_id;
   if keys is null then
     raise exception 'import % has no staged rows', import_id using errcode = '22023';
   end if;
   -- One request is one kind: the file's kind column (one value), or the kind argument.
-  if pg_catalog.cardinality(kinds) > 1 then
+  if kind_min is not null then
+    kinds := array[kind_min];
+  end if;
+  if kind_min <> kind_max then
+    select pg_catalog.array_agg(distinct i.kind) into kinds
+    from pii.import_rows i where i.import_id = request_erasure_from_import.import_id and i.kind is not null;
     raise exception 'import %: rows of % kinds (%); a request erases one kind', import_id, pg_catalog.cardinality(kinds), pg_catalog.array_to_string(kinds, ', ')
       using errcode = '22023', hint = 'Split the file by kind, or import each kind with --kind.';
   end if;
   if kind is not null and kinds is not null and kinds[1] <> kind then
     raise exception 'import %: the rows say kind "%", the call says "%"', import_id, kinds[1], kind using errcode = '22023';
   end if;
-  if pg_catalog.array_position(scps, null) is not null and exists (select from unnest(scps) s where s is not null) then
+  if mixed then
     raise exception 'import %: some rows have a scope and some do not', import_id using errcode = '22023';
   end if;
   rid := pii_internal.create_request(keys, case when scps[1] is null then null else scps end, rows_, request_key, source, mode, due_at,
