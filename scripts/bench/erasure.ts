@@ -40,6 +40,11 @@ const RESTORE_VACUUM = [
   'crm.order_items',
   'pii_internal.tombstones',
   'pii.audit',
+  // The ledger's rolled-back appends (one entry per subject): left dead, a single-subject
+  // erasure after the bulk runs took twice as long.
+  'pii.erasure_ledger',
+  'pii_internal.erasure_ledger_pending',
+  'pii_internal.chain_heads',
   'pii.requests',
   'pii_internal.request_items',
   'pii_internal.request_residuals',
