@@ -6457,28 +6457,6 @@ function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,tex
     $function$
   comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
 
-function pii_internal.guard_keys_in_place_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.guard_keys_in_place_sql(tbl regclass)
-     RETURNS text
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      reg pii.tables;
-    begin
-      select * into reg from pii.tables t where t.relid = tbl;
-      return pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
-           from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
-        pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
-        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
-        pii_internal.column_name(tbl, reg.subject_attnum),
-        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
-    end
-    $function$
-  comment 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).'
-
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
      RETURNS event_trigger

@@ -120,7 +120,7 @@ comment on function pii_internal.guard_row_text_sql(regclass, regclass, text) is
 -- column (and scope), of built-in types whose equal values have one text form (integers,
 -- uuid, text and varchar under the default, C or POSIX collation: no domain, no table
 -- owner's cast or collation), so that it may take them from the transition table itself
--- (guard_keys_in_place_sql): a table linked directly to its subject, whose rows are
+-- (guard_hits_in_place_sql): a table linked directly to its subject, whose rows are
 -- deleted on erasure (every row of a subject is a trace) while no legal hold may keep one
 -- minimised, with no registered children, no identifier columns and no rows shared with
 -- other tables.
@@ -145,27 +145,8 @@ as $$
 $$;
 comment on function pii_internal.guard_reads_in_place(regclass) is 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.';
 
--- Where guard_reads_in_place: SQL selecting the distinct subjects of the transition table
--- lethe_new_rows (each one carries PII, flag 1), as guard_candidates_sql does, compared in
--- the key's own type before any is turned into text.
-create or replace function pii_internal.guard_keys_in_place_sql(tbl regclass) returns text
-language plpgsql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-declare
-  reg pii.tables;
-begin
-  select * into reg from pii.tables t where t.relid = tbl;
-  return pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
-       from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
-    pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
-    case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
-    pii_internal.column_name(tbl, reg.subject_attnum),
-    case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
-end
-$$;
-comment on function pii_internal.guard_keys_in_place_sql(regclass) is 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).';
+-- Replaced by guard_hits_in_place_sql (one statement from the transition table to the hits).
+drop function if exists pii_internal.guard_keys_in_place_sql(regclass);
 
 -- Where guard_reads_in_place: SQL of the tombstoned subjects among the rows of the
 -- transition table lethe_new_rows, in one statement (no key array in between): with
