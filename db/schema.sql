@@ -6383,6 +6383,40 @@ function pii_internal.guard_hits(regclass,text[],text[]) owner <owner>
     $function$
   comment 'Internal. The tombstoned subjects among a guard''s candidates, with their carries-PII flags (a minimised row a legal hold keeps carries none).'
 
+function pii_internal.guard_hits_in_place_sql(regclass,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.guard_hits_in_place_sql(tbl regclass, prefilter boolean)
+     RETURNS text
+     LANGUAGE plpgsql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      reg pii.tables;
+      key_type text;
+    begin
+      select * into reg from pii.tables t where t.relid = tbl;
+      key_type := pii_internal.column_type(tbl, reg.subject_attnum);
+      return pg_catalog.format(
+        $q$select coalesce(pg_catalog.array_agg(h.k), '{}') as keys, coalesce(pg_catalog.array_agg(h.s), '{}') as scopes,
+                  coalesce(pg_catalog.array_agg(true), '{}') as pii
+           from (select %s as k, %s as s from (select distinct t.%I as k, %s as s from lethe_new_rows as t where %s) as d) as h
+           join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
+        pii_internal.key_text_sql('d.k', key_type),
+        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
+        pii_internal.column_name(tbl, reg.subject_attnum),
+        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end,
+        case when prefilter
+             then pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                    pii_internal.kind_bucket_sql(reg.kind,
+                                      case when reg.scope_attnum is null then 'null::text'
+                                           else pg_catalog.format('(t.%I)::text', pii_internal.column_name(tbl, reg.scope_attnum)) end,
+                                      pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.subject_attnum)), key_type)))
+             else 'true' end,
+        pii_internal.kind_hash_sql(reg.kind, 'h.s', 'h.k'));
+    end
+    $function$
+  comment 'Internal. SQL of the tombstoned subjects among a guard''s transition table in place (tables where pii_internal.guard_reads_in_place), bucket-prefiltered per row when asked.'
+
 function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_identifier_rows(tbl regclass, row_type text, new_rows text[], pairs text[], mode text, op text)
      RETURNS bigint
@@ -6422,28 +6456,6 @@ function pii_internal.guard_identifier_rows(regclass,text,text[],text[],text,tex
     end
     $function$
   comment 'Internal. Rejects, drops or erases the written rows (of a table other than the subject table) that carry an erased person''s identifier, with the table owner''s rights.'
-
-function pii_internal.guard_keys_in_place_sql(regclass) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.guard_keys_in_place_sql(tbl regclass)
-     RETURNS text
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      reg pii.tables;
-    begin
-      select * into reg from pii.tables t where t.relid = tbl;
-      return pg_catalog.format(
-        $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
-           from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
-        pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
-        case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
-        pii_internal.column_name(tbl, reg.subject_attnum),
-        case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
-    end
-    $function$
-  comment 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).'
 
 function pii_internal.guard_new_partitions() owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.guard_new_partitions()
@@ -6608,6 +6620,8 @@ function pii_internal.guard_rows() owner <owner>
       pii_scopes text[];
       pk_cols text;
       mode text;
+      limit_ bigint;
+      in_place boolean := false;
       n bigint := 0;
     begin
       perform pii_internal.wait_for_erasures();
@@ -6651,7 +6665,15 @@ function pii_internal.guard_rows() owner <owner>
         -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
         -- a built-in type is read: their text is taken here (pg_catalog's output functions),
         -- each distinct value once, and no row leaves the trigger.
-        execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+        -- One statement: the rows' buckets probed first (when the statement wrote at least
+        -- 1,000 rows and a twentieth of the tombstones, and every tombstone has a bucket), then
+        -- the distinct survivors hashed and probed; no key array leaves it but the hits.
+        limit_ := greatest(1000, (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass) operator(pg_catalog./) 20)::bigint;
+        execute pii_internal.guard_hits_in_place_sql(reg.relid,
+                  (select pg_catalog.count(*) from (select from lethe_new_rows limit limit_) as x) >= limit_
+                  and not exists (select from pii_internal.tombstones t where t.bucket is null))
+          into hits;
+        in_place := true;
       else
         -- The new rows leave the trigger as text (record_out: output functions only, never a
         -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
@@ -6671,7 +6693,9 @@ function pii_internal.guard_rows() owner <owner>
         cand_keys := candidates.found_keys;
         cand_scopes := candidates.found_scopes;
       end if;
-      hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
+      if not in_place then
+        hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
+      end if;
       -- An erased person written again under a new key, known by an identifier (email, phone):
       -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
       -- only the rows carrying the identifier are theirs.

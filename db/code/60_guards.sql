@@ -120,7 +120,7 @@ comment on function pii_internal.guard_row_text_sql(regclass, regclass, text) is
 -- column (and scope), of built-in types whose equal values have one text form (integers,
 -- uuid, text and varchar under the default, C or POSIX collation: no domain, no table
 -- owner's cast or collation), so that it may take them from the transition table itself
--- (guard_keys_in_place_sql): a table linked directly to its subject, whose rows are
+-- (guard_hits_in_place_sql): a table linked directly to its subject, whose rows are
 -- deleted on erasure (every row of a subject is a trace) while no legal hold may keep one
 -- minimised, with no registered children, no identifier columns and no rows shared with
 -- other tables.
@@ -145,27 +145,44 @@ as $$
 $$;
 comment on function pii_internal.guard_reads_in_place(regclass) is 'Internal. Whether a guard reads only a built-in subject column (and scope) of the written rows of a table, and so may read them in place instead of through the deputy.';
 
--- Where guard_reads_in_place: SQL selecting the distinct subjects of the transition table
--- lethe_new_rows (each one carries PII, flag 1), as guard_candidates_sql does, compared in
--- the key's own type before any is turned into text.
-create or replace function pii_internal.guard_keys_in_place_sql(tbl regclass) returns text
+-- Replaced by guard_hits_in_place_sql (one statement from the transition table to the hits).
+drop function if exists pii_internal.guard_keys_in_place_sql(regclass);
+
+-- Where guard_reads_in_place: SQL of the tombstoned subjects among the rows of the
+-- transition table lethe_new_rows, in one statement (no key array in between): with
+-- prefilter, only rows whose tombstone bucket (pii_internal.bucket_sql) some tombstone has
+-- go on to the DISTINCT, and only those are hashed (HMAC) and probed. Returns keys,
+-- scopes and pii (true: every row of such a table carries PII), as guard_hits does.
+create or replace function pii_internal.guard_hits_in_place_sql(tbl regclass, prefilter boolean) returns text
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
 declare
   reg pii.tables;
+  key_type text;
 begin
   select * into reg from pii.tables t where t.relid = tbl;
+  key_type := pii_internal.column_type(tbl, reg.subject_attnum);
   return pg_catalog.format(
-    $q$select coalesce(pg_catalog.array_agg('1' operator(pg_catalog.||) %s), '{}'), coalesce(pg_catalog.array_agg(%s), '{}')
-       from (select distinct t.%I as k, %s as s from lethe_new_rows as t) as d$q$,
-    pii_internal.key_text_sql('d.k', pii_internal.column_type(tbl, reg.subject_attnum)),
+    $q$select coalesce(pg_catalog.array_agg(h.k), '{}') as keys, coalesce(pg_catalog.array_agg(h.s), '{}') as scopes,
+              coalesce(pg_catalog.array_agg(true), '{}') as pii
+       from (select %s as k, %s as s from (select distinct t.%I as k, %s as s from lethe_new_rows as t where %s) as d) as h
+       join pii_internal.tombstones as tb on tb.subject_hash = %s$q$,
+    pii_internal.key_text_sql('d.k', key_type),
     case when reg.scope_attnum is null then 'null::text' else '(d.s)::text' end,
     pii_internal.column_name(tbl, reg.subject_attnum),
-    case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end);
+    case when reg.scope_attnum is null then 'null' else pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.scope_attnum)) end,
+    case when prefilter
+         then pg_catalog.format('%s in (select b.bucket from pii_internal.tombstones as b where b.bucket is not null)',
+                                pii_internal.kind_bucket_sql(reg.kind,
+                                  case when reg.scope_attnum is null then 'null::text'
+                                       else pg_catalog.format('(t.%I)::text', pii_internal.column_name(tbl, reg.scope_attnum)) end,
+                                  pii_internal.key_text_sql(pg_catalog.format('t.%I', pii_internal.column_name(tbl, reg.subject_attnum)), key_type)))
+         else 'true' end,
+    pii_internal.kind_hash_sql(reg.kind, 'h.s', 'h.k'));
 end
 $$;
-comment on function pii_internal.guard_keys_in_place_sql(regclass) is 'Internal. SQL selecting the distinct subjects of a guard''s transition table in place (tables where pii_internal.guard_reads_in_place).';
+comment on function pii_internal.guard_hits_in_place_sql(regclass, boolean) is 'Internal. SQL of the tombstoned subjects among a guard''s transition table in place (tables where pii_internal.guard_reads_in_place), bucket-prefiltered per row when asked.';
 
 -- The deputy's half of a guard: SQL selecting, among rows of source (alias t) written to
 -- registered table tbl, the distinct subjects (scope, canonical key text) of rows that
@@ -305,6 +322,8 @@ declare
   pii_scopes text[];
   pk_cols text;
   mode text;
+  limit_ bigint;
+  in_place boolean := false;
   n bigint := 0;
 begin
   perform pii_internal.wait_for_erasures();
@@ -348,7 +367,15 @@ begin
     -- Every row of a subject is a trace, and nothing but the subject column (and scope) of
     -- a built-in type is read: their text is taken here (pg_catalog's output functions),
     -- each distinct value once, and no row leaves the trigger.
-    execute pii_internal.guard_keys_in_place_sql(reg.relid) into cand_keys, cand_scopes;
+    -- One statement: the rows' buckets probed first (when the statement wrote at least
+    -- 1,000 rows and a twentieth of the tombstones, and every tombstone has a bucket), then
+    -- the distinct survivors hashed and probed; no key array leaves it but the hits.
+    limit_ := greatest(1000, (select c.reltuples from pg_catalog.pg_class c where c.oid = 'pii_internal.tombstones'::regclass) operator(pg_catalog./) 20)::bigint;
+    execute pii_internal.guard_hits_in_place_sql(reg.relid,
+              (select pg_catalog.count(*) from (select from lethe_new_rows limit limit_) as x) >= limit_
+              and not exists (select from pii_internal.tombstones t where t.bucket is null))
+      into hits;
+    in_place := true;
   else
     -- The new rows leave the trigger as text (record_out: output functions only, never a
     -- cast), the columns no guard statement reads NULL (guard_row_text_sql: a payload is
@@ -368,7 +395,9 @@ begin
     cand_keys := candidates.found_keys;
     cand_scopes := candidates.found_scopes;
   end if;
-  hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
+  if not in_place then
+    hits := pii_internal.guard_hits(reg.relid, cand_keys, cand_scopes);
+  end if;
   -- An erased person written again under a new key, known by an identifier (email, phone):
   -- on the subject table the new key is theirs (tombstoned, then guarded as one); elsewhere
   -- only the rows carrying the identifier are theirs.
