@@ -6104,29 +6104,28 @@ function pii_internal.fk_columns(regclass,smallint[]) owner <owner>
     $function$
   comment 'Internal. Column names of a foreign key, comma-separated and quoted.'
 
-function pii_internal.flag_subjects(bytea[],text[],uuid,text,integer[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] DEFAULT NULL::integer[])
+function pii_internal.flag_subjects(bytea[],text,integer[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.flag_subjects(hashes bytea[], kind text, buckets integer[] DEFAULT NULL::integer[])
      RETURNS bigint
      LANGUAGE sql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
       with wanted as (
-        select u.h, u.p, u.b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+        select u.h, u.b from unnest(hashes, buckets) as u (h, b)
       ), kept as (
         select t.subject_hash from wanted w join pii_internal.tombstones t on t.subject_hash operator(pg_catalog.=) w.h
-        where (t.request_id is not null or flag_subjects.request_id is null) and (t.bucket is not null or w.b is null)
+        where t.bucket is not null or w.b is null
         for key share of t
       ), ins as (
-        insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
-        select w.h, w.p, flag_subjects.request_id, flag_subjects.kind, w.b from wanted w
+        insert into pii_internal.tombstones as t (subject_hash, kind, bucket)
+        select w.h, flag_subjects.kind, w.b from wanted w
         where not exists (select from kept k where k.subject_hash operator(pg_catalog.=) w.h)
-        on conflict (subject_hash) do update
-          set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
+        on conflict (subject_hash) do update set bucket = coalesce(t.bucket, excluded.bucket)
         returning 1
       )
       select (select pg_catalog.count(*) from ins) operator(pg_catalog.+) (select pg_catalog.count(*) from kept)
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind that a guard found; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -6325,7 +6324,7 @@ function pii_internal.guard_existing_rows(regclass,regclass) owner <owner>
       hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
       idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
+        perform pii_internal.flag_subjects(idents.new_hashes, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
@@ -6702,7 +6701,7 @@ function pii_internal.guard_rows() owner <owner>
       idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                              hits.keys, hits.scopes, hits.pii);
       if pg_catalog.cardinality(idents.new_hashes) > 0 then
-        perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
+        perform pii_internal.flag_subjects(idents.new_hashes, reg.kind, idents.new_buckets);
         hits := idents;
       elsif pg_catalog.cardinality(idents.pairs) > 0 then
         n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);

@@ -426,7 +426,7 @@ describe('processing', () => {
       await a.query('begin');
       expect((await a.query('select pii.process_request_chunk($1) as n', [first])).rows[0].n).toBe(2);
       const filed = b.query(`select pii.request_erasure(array['52', '53']) as id`);
-      await sleep(300); // b is filed (or, before flag_subjects locked FOR KEY SHARE, waited for a's chunk)
+      await sleep(300); // b is filed (or, before filing locked FOR KEY SHARE, waited for a's chunk)
       await a.query('commit');
       second = (await filed).rows[0].id;
     } finally {

@@ -331,37 +331,36 @@ end
 $$;
 comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
 
--- Records subjects as asked-to-be-forgotten; guards act on them from now on. A tombstone
--- that is there already and would not change (it names a request, or none is given, and
--- has its bucket, or none is given) is not written but locked FOR KEY SHARE: that lock does
--- not wait for a chunk erasing the subject right now (a chunk's update changes no key),
--- where the upsert's row lock waited for the whole of that chunk, and a request filed
--- while a larger one ran went chunk by chunk behind the other's chunks (its subjects in
--- the same hash order): minutes for 50,000 subjects beside a 1,000,000-subject request.
--- The lock still keeps pii.allow_return (a delete) from removing such a tombstone before
--- this transaction ends.
-create or replace function pii_internal.flag_subjects(hashes bytea[], pseudonyms text[], request_id uuid, kind text, buckets integer[] default null)
+-- Records subjects as asked-to-be-forgotten (a guard that met an erased person under a new
+-- key); guards act on them from now on. A request's subjects are flagged by the statement
+-- that writes its items (pii_internal.create_request). A tombstone that is there already and
+-- would not change (it has its bucket, or none is given) is not written but locked FOR KEY
+-- SHARE: that lock does not wait for a chunk erasing the subject right now (a chunk's update
+-- changes no key), where an upsert's row lock would wait for the whole of that chunk. The
+-- lock still keeps pii.allow_return (a delete) from removing such a tombstone before this
+-- transaction ends.
+drop function if exists pii_internal.flag_subjects(bytea[], text[], uuid, text, integer[]);
+create or replace function pii_internal.flag_subjects(hashes bytea[], kind text, buckets integer[] default null)
 returns bigint
 language sql
 set search_path = pg_catalog, pii, pg_temp
 as $$
   with wanted as (
-    select u.h, u.p, u.b from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+    select u.h, u.b from unnest(hashes, buckets) as u (h, b)
   ), kept as (
     select t.subject_hash from wanted w join pii_internal.tombstones t on t.subject_hash operator(pg_catalog.=) w.h
-    where (t.request_id is not null or flag_subjects.request_id is null) and (t.bucket is not null or w.b is null)
+    where t.bucket is not null or w.b is null
     for key share of t
   ), ins as (
-    insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, kind, bucket)
-    select w.h, w.p, flag_subjects.request_id, flag_subjects.kind, w.b from wanted w
+    insert into pii_internal.tombstones as t (subject_hash, kind, bucket)
+    select w.h, flag_subjects.kind, w.b from wanted w
     where not exists (select from kept k where k.subject_hash operator(pg_catalog.=) w.h)
-    on conflict (subject_hash) do update
-      set request_id = coalesce(t.request_id, excluded.request_id), bucket = coalesce(t.bucket, excluded.bucket)
+    on conflict (subject_hash) do update set bucket = coalesce(t.bucket, excluded.bucket)
     returning 1
   )
   select (select pg_catalog.count(*) from ins) operator(pg_catalog.+) (select pg_catalog.count(*) from kept)
 $$;
-comment on function pii_internal.flag_subjects(bytea[], text[], uuid, text, integer[]) is 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind; idempotent.';
+comment on function pii_internal.flag_subjects(bytea[], text, integer[]) is 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind that a guard found; idempotent.';
 
 -- The tombstone buckets (pii_internal.bucket_sql under the kind's prefix) of canonical
 -- keys and scopes, in their order.

@@ -404,7 +404,7 @@ begin
   idents := pii_internal.identifier_hits(reg.relid, reg.relid, pg_catalog.format('pg_catalog.unnest($5::text[]::%s[])', row_type), new_rows,
                                          hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(idents.new_hashes) > 0 then
-    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
+    perform pii_internal.flag_subjects(idents.new_hashes, reg.kind, idents.new_buckets);
     hits := idents;
   elsif pg_catalog.cardinality(idents.pairs) > 0 then
     n := pii_internal.guard_identifier_rows(reg.relid, row_type, new_rows, idents.pairs, reg.guard_mode, tg_op);
@@ -490,7 +490,7 @@ begin
   hits := pii_internal.guard_hits(reg.relid, candidates.found_keys, candidates.found_scopes);
   idents := pii_internal.identifier_hits(reg.relid, part, pii_internal.qualified_name(part), null, hits.keys, hits.scopes, hits.pii);
   if pg_catalog.cardinality(idents.new_hashes) > 0 then
-    perform pii_internal.flag_subjects(idents.new_hashes, '{}', null, reg.kind, idents.new_buckets);
+    perform pii_internal.flag_subjects(idents.new_hashes, reg.kind, idents.new_buckets);
     hits := idents;
   elsif pg_catalog.cardinality(idents.pairs) > 0 then
     -- The rows are already in the tree: erase those carrying the identifiers (or refuse).
