@@ -411,8 +411,11 @@ comment on function pii_internal.residual_check(regclass, text) is 'Internal. Th
 
 -- The subjects' rows in every registered table of a kind, against the erased state: the deputy
 -- says which check (by position) fails for which subject (by position); Lethe names them.
-create or replace function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text,
-                                                             deleted regclass[])
+-- Tables in proven (pii_internal.proven_deleted, proven_updated) are left out. (The list was
+-- named deleted until UPDATE statements were proven too: a parameter is renamed by a drop.)
+drop function if exists pii_internal.registered_residuals(text, text[], text[], bytea[], text[], text, regclass[]);
+create function pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text,
+                                                  proven regclass[])
 returns table (table_name text, column_name text, subject_hash text, detail text)
 language plpgsql stable
 set search_path = pg_catalog, pii, pg_temp
@@ -426,7 +429,7 @@ begin
   for t in select r.* from pii.tables r
            where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
     action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-    continue when action = 'delete' and t.relid = any (deleted);
+    continue when t.relid = any (proven);
     check_ := pii_internal.residual_check(t.relid, action);
     continue when pg_catalog.cardinality(check_) = 0;
     found := (pii_internal.as_owner(t.relid, check_[1], true, keys, scopes)).found_keys;
@@ -448,7 +451,7 @@ begin
   end loop;
 end
 $$;
-comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[], text, regclass[]) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete), tables whose rows are deleted and known gone (pii_internal.proven_deleted) left out.';
+comment on function pii_internal.registered_residuals(text, text[], text[], bytea[], text[], text, regclass[]) is 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete), tables whose statements are proven to have left no trace (pii_internal.proven_deleted, proven_updated) left out.';
 
 -- Proof that a chunk's DELETE statements left none of its subjects' rows, without looking
 -- for them (issue 13: looking probed every key again through the index entries of the rows
@@ -465,8 +468,8 @@ comment on function pii_internal.registered_residuals(text, text[], text[], byte
 -- committed before it runs. Subjects whose key is PII are also looked for by pseudonym, which
 -- the DELETE does not match: their tables are always checked.
 
--- Whether a DELETE of tbl may keep a row its WHERE matches (see above).
-create or replace function pii_internal.delete_may_keep_rows(tbl regclass) returns boolean
+-- A table and its partitions and inheritance children (oids).
+create or replace function pii_internal.table_tree(tbl regclass) returns setof oid
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -475,6 +478,30 @@ as $$
     union
     select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
   )
+  select tree.relid from tree
+$$;
+comment on function pii_internal.table_tree(regclass) is 'Internal. A table and its partitions and inheritance children (oids).';
+
+-- A registered table and the registered parents its rows reach their subject through (oids).
+create or replace function pii_internal.registered_path(tbl regclass) returns setof oid
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with recursive path (relid) as (
+    select tbl::oid
+    union
+    select t.parent_relid::oid from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
+  )
+  select path.relid from path
+$$;
+comment on function pii_internal.registered_path(regclass) is 'Internal. A registered table and its registered parents up to the subject (oids).';
+
+-- Whether a DELETE of tbl may keep a row its WHERE matches (see above).
+create or replace function pii_internal.delete_may_keep_rows(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with tree (relid) as (select x.relid from pii_internal.table_tree(tbl) as x (relid))
   select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
                  where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
       -- tgtype: ROW 1, BEFORE 2, DELETE 8 (disabled ones too: enabling one is a catalog write,
@@ -491,14 +518,8 @@ create or replace function pii_internal.xact_rows_written(tbl regclass) returns 
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with recursive path (relid) as (
-    select tbl::oid
-    union
-    select t.parent_relid::oid from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
-  ), tree (relid) as (
-    select path.relid from path
-    union
-    select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+  with tree (relid) as (
+    select distinct x.relid from pii_internal.registered_path(tbl) as p (relid), pii_internal.table_tree(p.relid::regclass) as x (relid)
   )
   select pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(tree.relid) operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(tree.relid))::bigint
   from tree
@@ -554,6 +575,142 @@ as $$
 $$;
 comment on function pii_internal.proven_deleted(jsonb) is 'Internal. After a chunk''s erasure: the tables of pii_internal.delete_proof_state whose DELETE provably left none of the subjects'' rows (nothing written to them or to the catalogs since).';
 
+-- Proof that a chunk's UPDATE statements (anonymise: null, set, pseudonym, jsonb_remove)
+-- left none of its subjects' rows unerased, without reading them again. A table's UPDATE
+-- sets every registered column erasure changes (erase_set_list) on exactly the subjects'
+-- rows (subject_rows_sql, the residual check's WHERE) that are not already erased
+-- (row_erased_sql: the conjunction of the columns' erased predicates, each of which is true
+-- or false, never NULL, for every strategy of 47_strategies; the residual check fails a row
+-- when one of the same predicates is not true). Every strategy's erased value satisfies its
+-- erased predicate when it is written as it is computed. So the rows it matched are erased
+-- afterwards and the rows it did not match already were, unless something changes or hides
+-- a row:
+--   * a BEFORE UPDATE row trigger (it may change NEW or return NULL), a rule, row level
+--     security (rows the UPDATE does not see), a foreign table (its server decides), on the
+--     table, its partitions or inheritance children, or on a registered parent its rows
+--     reach their subject through (the chunk updates the parents too);
+--   * an erased column whose written value is not the computed one: a generated column
+--     (recomputed; PostgreSQL refuses to SET one, so the erasure fails first). Type
+--     modifiers and domains are no such case: the erased value is cast to the column's type
+--     (typmod and domain included) and the erased predicate compares in its base type with
+--     the same modifier (pii_internal.column_base_type), so both sides see the same value;
+--   * a column the rows reach their subject through (subject key, scope, foreign key to the
+--     parent, the parent's key) that the chunk writes or that is generated: after the
+--     parent's own UPDATE other rows could belong to the subject;
+--   * any other write by this transaction: a row inserted in the table or a parent (a moved
+--     partition row is a delete and an insert), a row updated there beyond the chunk's own
+--     statements (an AFTER trigger writing the old value back, a cascade, a later step's
+--     trigger), a catalog write (a new trigger, rule, policy; TRUNCATE writes pg_class).
+-- The statistics counters tell the writes: per table, rows inserted must not grow and rows
+-- updated must grow by exactly the rows the chunk's statement updated there. What cannot be
+-- proven is checked by reading, as before. Rows another session commits meanwhile are the
+-- guards' (see the DELETE proof above).
+
+-- Whether an UPDATE of tbl may leave a row it matches other than its SET makes it, or change
+-- which rows are its subjects' (see above).
+create or replace function pii_internal.update_may_change_rows(tbl regclass) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  with path (relid) as (select p.relid from pii_internal.registered_path(tbl) as p (relid)),
+  tree (relid) as (select distinct x.relid from path, pii_internal.table_tree(path.relid::regclass) as x (relid)),
+  -- The columns the path joins on, on each registered table of it.
+  links (relid, attnum) as (
+    select t.relid::oid, a.attnum
+    from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid,
+         unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) as a (attnum)
+    where a.attnum is not null
+    union
+    select t.parent_relid::oid, t.parent_key_attnum
+    from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
+  ),
+  -- tbl's columns erasure writes.
+  erased (relid, attnum) as (
+    select c.relid::oid, c.attnum from pii.columns c where c.relid operator(pg_catalog.=) tbl and c.erase operator(pg_catalog.<>) 'keep'
+  )
+  select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
+                 where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
+      -- tgtype: ROW 1, BEFORE 2, UPDATE 16 (disabled ones too, as for DELETE).
+      or exists (select from tree join pg_catalog.pg_trigger g on g.tgrelid operator(pg_catalog.=) tree.relid
+                 where g.tgtype::integer operator(pg_catalog.&) 19 operator(pg_catalog.=) 19)
+      or exists (select from tree join pg_catalog.pg_rewrite w on w.ev_class operator(pg_catalog.=) tree.relid)
+      or exists (select from links l join pii.columns c on c.relid::oid operator(pg_catalog.=) l.relid and c.attnum operator(pg_catalog.=) l.attnum
+                 where c.erase operator(pg_catalog.<>) 'keep')
+      -- Recomputed on every UPDATE (PostgreSQL refuses a child's generated column under a
+      -- parent's plain one).
+      or exists (select from (select * from links union select * from erased) m
+                 join pg_catalog.pg_attribute a on a.attrelid operator(pg_catalog.=) m.relid and a.attnum operator(pg_catalog.=) m.attnum
+                 where a.attgenerated operator(pg_catalog.<>) '')
+$$;
+comment on function pii_internal.update_may_change_rows(regclass) is 'Internal. Whether an UPDATE of a registered table may leave a row it matches not as its SET makes it, or change which rows are its subjects'': a BEFORE UPDATE row trigger, a rule, row level security or a foreign table in it or its registered parents (with partitions and children), an erased or path column that is generated, a path column erasure writes.';
+
+-- Rows this transaction inserted and updated so far in a table, its partitions and children.
+create or replace function pii_internal.xact_tree_writes(tbl regclass, out inserted bigint, out updated bigint)
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(x.relid)), 0)::bigint,
+         coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_updated(x.relid)), 0)::bigint
+  from pii_internal.table_tree(tbl) as x (relid)
+$$;
+comment on function pii_internal.xact_tree_writes(regclass) is 'Internal. Rows this transaction inserted and updated so far in a table, its partitions and children (statistics counters).';
+
+-- Before a chunk's erasure (mode erase): the UPDATE statements of the plan (kind) that may be
+-- proven, and the rows inserted and updated so far in them and their registered parents, with
+-- the catalog writes so far ({"catalog": n, "updated": [oid …], "tables": {oid: [ins, upd]}});
+-- NULL when none can be, the counters are off or the key is PII.
+create or replace function pii_internal.update_proof_state(mode text, kind text) returns jsonb
+language plpgsql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+declare
+  candidates oid[];
+begin
+  if mode operator(pg_catalog.<>) 'erase' or not pg_catalog.current_setting('track_counts')::boolean
+     or (pii_internal.subject_kind(kind)).key_is_pii then
+    return null;
+  end if;
+  select pg_catalog.array_agg(p.relid::oid) into candidates
+  from pii_internal.erase_plan(mode) p
+  join pii.tables t on t.relid operator(pg_catalog.=) p.relid
+  where p.action operator(pg_catalog.=) 'anonymize' and p.capture is null
+    and t.kind operator(pg_catalog.=) (pii_internal.subject_kind(update_proof_state.kind)).kind
+    and not pii_internal.update_may_change_rows(p.relid);
+  if candidates is null then
+    return null;
+  end if;
+  return pg_catalog.jsonb_build_object('catalog', pii_internal.xact_catalog_writes(), 'updated', candidates, 'tables', (
+    select pg_catalog.jsonb_object_agg(x.relid::text, pg_catalog.jsonb_build_array(w.inserted, w.updated))
+    from (select distinct r.relid from unnest(candidates) as c (relid), pii_internal.registered_path(c.relid::regclass) as r (relid)) x,
+         pii_internal.xact_tree_writes(x.relid::regclass) w));
+end
+$$;
+comment on function pii_internal.update_proof_state(text, text) is 'Internal. Before a chunk''s erasure: the statistics counters that later prove its UPDATE statements left no row unerased (pii_internal.proven_updated).';
+
+-- After the erasure (its statements' tables and row counts, as erase_resolved returns them):
+-- the tables of the state whose UPDATE left no row of the subjects unerased: no catalog
+-- write, and in the table and each registered parent no row inserted and exactly the rows
+-- the chunk's own statement updated there, since the state was taken.
+create or replace function pii_internal.proven_updated(state jsonb, table_names text[], rows_affected bigint[]) returns regclass[]
+language sql
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select coalesce(pg_catalog.array_agg(u.relid::oid::regclass), '{}')
+  from pg_catalog.jsonb_array_elements_text(state operator(pg_catalog.->) 'updated') as u (relid)
+  where pg_catalog.current_setting('track_counts')::boolean
+    and (state operator(pg_catalog.->>) 'catalog')::bigint operator(pg_catalog.=) pii_internal.xact_catalog_writes()
+    and not exists (
+      select from pii_internal.registered_path(u.relid::oid::regclass) as r (relid),
+                  pii_internal.xact_tree_writes(r.relid::regclass) w,
+                  lateral (select state operator(pg_catalog.->) 'tables' operator(pg_catalog.->) r.relid::text as j) b
+      where b.j is null
+         or w.inserted operator(pg_catalog.<>) (b.j operator(pg_catalog.->>) 0)::bigint
+         or w.updated operator(pg_catalog.<>) ((b.j operator(pg_catalog.->>) 1)::bigint operator(pg_catalog.+) coalesce((
+              select pg_catalog.sum(s.n) from unnest(table_names, rows_affected) as s (name, n)
+              where s.name operator(pg_catalog.=) pii_internal.qualified_name(r.relid::regclass)), 0)))
+$$;
+comment on function pii_internal.proven_updated(jsonb, text[], bigint[]) is 'Internal. After a chunk''s erasure: the tables of pii_internal.update_proof_state whose UPDATE provably left none of the subjects'' rows unerased (only the chunk''s own statements wrote to them and their registered parents, no catalog write).';
+
 -- The residual traces of subjects of a kind, given by keyed hash (and pseudonym, for PII
 -- keys), after an erasure in a mode; request_id names the request whose residual
 -- identifiers were recorded (NULL: none). What verify_erasure and verify_erasure_keys report
@@ -582,11 +739,12 @@ comment on function pii_internal.subject_residuals(bytea[], text[], text, text, 
 -- chunk's subjects are known by key, so they are not found again by hash (a scan of the
 -- whole subject table); with a PII key, by their pseudonyms too, as find_subjects_again
 -- does. The same checks as pii.verify_erasure: vault entries, recorded identifiers still
--- there, rows not in their erased state (but for the tables whose DELETE is proven to have
--- left none, pii_internal.proven_deleted). Returns how many traces remain, rows a legal hold
+-- there, rows not in their erased state (but for the tables whose DELETE or UPDATE is proven
+-- to have left none, pii_internal.proven_deleted and proven_updated). Returns how many traces remain, rows a legal hold
 -- keeps left out.
-create or replace function pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[],
-                                                        hashes bytea[], pseudonyms text[], deleted regclass[]) returns bigint
+drop function if exists pii_internal.chunk_residuals(uuid, text, text, text[], text[], bytea[], text[], regclass[]);
+create function pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[],
+                                             hashes bytea[], pseudonyms text[], proven regclass[]) returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -606,11 +764,11 @@ begin
             union all
             select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
             union all
-            select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind, deleted) r) x
+            select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind, proven) r) x
           where x.detail not like 'held until %');
 end
 $$;
-comment on function pii_internal.chunk_residuals(uuid, text, text, text[], text[], bytea[], text[], regclass[]) is 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them, tables whose DELETE is proven to have left none (deleted) left out; rows a legal hold keeps left out.';
+comment on function pii_internal.chunk_residuals(uuid, text, text, text[], text[], bytea[], text[], regclass[]) is 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them, tables whose DELETE or UPDATE is proven to have left no trace (proven) left out; rows a legal hold keeps left out.';
 
 create or replace function pii.verify_erasure(request_id uuid)
 returns table (table_name text, column_name text, subject_hash text, detail text)

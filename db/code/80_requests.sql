@@ -261,6 +261,7 @@ declare
   now_matched bytea[];
   idents record;
   delete_state jsonb;
+  update_state jsonb;
   result record;
   residuals bigint;
 begin
@@ -301,13 +302,16 @@ begin
 
   idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
   delete_state := pii_internal.delete_proof_state(req.mode, req.kind);
+  update_state := pii_internal.update_proof_state(req.mode, req.kind);
   result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
   perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
   -- Verified as erased, in this transaction (finish_request adds the chunks up). Its DELETE
-  -- statements are proven (pii_internal.proven_deleted) for the subjects it erased; those an
-  -- earlier erasure erased are checked.
+  -- and UPDATE statements are proven (pii_internal.proven_deleted, proven_updated) for the
+  -- subjects it erased; those an earlier erasure erased are checked.
   residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms,
-    case when pg_catalog.cardinality(to_erase) = pg_catalog.cardinality(claimed) then pii_internal.proven_deleted(delete_state) else '{}' end);
+    case when pg_catalog.cardinality(to_erase) = pg_catalog.cardinality(claimed)
+         then pii_internal.proven_deleted(delete_state) || pii_internal.proven_updated(update_state, result.table_names, result.rows_affected)
+         else '{}' end);
 
   -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
   select pg_catalog.array_agg(u.h) into now_matched
