@@ -456,6 +456,8 @@ export interface VerifyResult {
   chunks: number;
   /** Tables the chunks' DELETE proofs leave out of their check (as in the worker). */
   provenDeleted?: string[];
+  /** Tables the chunks' UPDATE proofs leave out of their check (as in the worker). */
+  provenUpdated?: string[];
 }
 
 /**
@@ -485,14 +487,17 @@ export async function benchVerify(
     );
     chunks.push([requestId, mode, kind, rows[0]!.k, rows[0]!.s, rows[0]!.h, rows[0]!.p]);
   }
-  // The worker's chunk leaves out of its check the tables whose DELETE it proves complete
-  // (pii_internal.proven_deleted of the counters taken before its erasure): the same set here,
-  // taken with nothing written in between, so this times the checks the worker runs.
-  const { rows: proof } = await db.query<{ tables: string[] }>(
-    `select coalesce(pii_internal.proven_deleted(pii_internal.delete_proof_state($1, $2))::text[], '{}') as tables`,
+  // The worker's chunk leaves out of its check the tables whose DELETE and UPDATE it proves
+  // complete (pii_internal.proven_deleted and proven_updated of the counters taken before its
+  // erasure): the same sets here, taken with nothing written in between (no statement, no
+  // row), so this times the checks the worker runs.
+  const { rows: proof } = await db.query<{ deleted: string[]; updated: string[] }>(
+    `select coalesce(pii_internal.proven_deleted(pii_internal.delete_proof_state($1, $2))::text[], '{}') as deleted,
+            coalesce(pii_internal.proven_updated(pii_internal.update_proof_state($1, $2), '{}', '{}')::text[], '{}') as updated`,
     [mode, kind],
   );
-  const provenDeleted = proof[0]!.tables;
+  const provenDeleted = proof[0]!.deleted;
+  const provenUpdated = proof[0]!.updated;
   const samples: number[] = [];
   const chunkSamples: number[] = [];
   let residuals = 0;
@@ -503,7 +508,7 @@ export async function benchVerify(
       const c = await timed(() =>
         db.query<{ n: string }>(
           'select pii_internal.chunk_residuals($1, $2, $3, $4::text[], $5::text[], $6::bytea[], $7::text[], $8::regclass[]) as n',
-          [...params, provenDeleted],
+          [...params, [...provenDeleted, ...provenUpdated]],
         ),
       );
       chunkSeconds += c.seconds;
@@ -517,7 +522,7 @@ export async function benchVerify(
     samples.push(r.seconds);
     log(
       `verify ${i + 1}/${runs}: per chunk ${chunkSeconds.toFixed(2)} s over ${chunks.length} chunk(s) (${chunkResiduals} residual(s); ` +
-        `proven deleted, not checked: ${provenDeleted.join(', ') || 'none'}), ` +
+        `proven, not checked: deleted ${provenDeleted.join(', ') || 'none'}; updated ${provenUpdated.join(', ') || 'none'}), ` +
         `pii.verify_erasure ${r.seconds.toFixed(2)} s, ${residuals} residual(s)`,
     );
   }
@@ -529,6 +534,7 @@ export async function benchVerify(
     chunkMedian: median(chunkSamples),
     chunks: chunks.length,
     provenDeleted,
+    provenUpdated,
   };
 }
 

@@ -306,8 +306,9 @@ export function renderMarkdown(r: BenchResults): string {
     if (r.verify.chunkMedian !== undefined) {
       push(
         `Verification as the request path does it: each chunk checks its subjects right after erasing them, by key ` +
-          `(\`pii_internal.chunk_residuals\`, the same checks as \`pii.verify_erasure\` but for the tables whose DELETE the chunk proves ` +
-          `complete, as the worker's chunks do: ${r.verify.provenDeleted?.length ? r.verify.provenDeleted.join(', ') : 'none'}), and \`pii.finish_request\` ` +
+          `(\`pii_internal.chunk_residuals\`, the same checks as \`pii.verify_erasure\` but for the tables whose DELETE or UPDATE the ` +
+          `chunk proves complete, as the worker's chunks do: deleted ${r.verify.provenDeleted?.length ? r.verify.provenDeleted.join(', ') : 'none'}; ` +
+          `updated ${r.verify.provenUpdated?.length ? r.verify.provenUpdated.join(', ') : 'none'}), and \`pii.finish_request\` ` +
           `verifies the whole request again only when a chunk found traces. The same subjects in ${fmtInt(r.verify.chunks)} ` +
           `chunk(s), summed: ${samples(r.verify.chunkSamples)} (median ${fmtSeconds(r.verify.chunkMedian)}), ` +
           `**${fmtRatio(r.verify.chunkMedian / r.bulk.medians.lethe)}** of the erasure (goal <= 0.25x).`,
