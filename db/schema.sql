@@ -1775,6 +1775,7 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
       now_matched bytea[];
       idents record;
       delete_state jsonb;
+      update_state jsonb;
       result record;
       residuals bigint;
     begin
@@ -1815,13 +1816,16 @@ function pii.process_request_chunk(uuid,integer) owner <owner>
 
       idents := pii_internal.capture_identifiers(erase_keys, erase_scopes, req.kind);
       delete_state := pii_internal.delete_proof_state(req.mode, req.kind);
+      update_state := pii_internal.update_proof_state(req.mode, req.kind);
       result := pii_internal.erase_resolved(erase_keys, erase_scopes, req.mode, req.kind);
       perform pii_internal.record_identifier_residuals(req.id, req.mode, idents.current_keys, idents.current_scopes, idents.hashes, idents.identifiers);
       -- Verified as erased, in this transaction (finish_request adds the chunks up). Its DELETE
-      -- statements are proven (pii_internal.proven_deleted) for the subjects it erased; those an
-      -- earlier erasure erased are checked.
+      -- and UPDATE statements are proven (pii_internal.proven_deleted, proven_updated) for the
+      -- subjects it erased; those an earlier erasure erased are checked.
       residuals := pii_internal.chunk_residuals(req.id, req.mode, req.kind, keys, scps, claimed, pseudonyms,
-        case when pg_catalog.cardinality(to_erase) = pg_catalog.cardinality(claimed) then pii_internal.proven_deleted(delete_state) else '{}' end);
+        case when pg_catalog.cardinality(to_erase) = pg_catalog.cardinality(claimed)
+             then pii_internal.proven_deleted(delete_state) || pii_internal.proven_updated(update_state, result.table_names, result.rows_affected)
+             else '{}' end);
 
       -- Index lookups by (request_id, subject_hash) whatever the planner knows of the tables.
       select pg_catalog.array_agg(u.h) into now_matched
@@ -4862,7 +4866,7 @@ function pii_internal.check_tree_owner(regclass) owner <owner>
   comment 'Internal. Refuses (42501) a table whose partitions or inheritance children have another owner: Lethe writes them with the table owner''s rights.'
 
 function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[],regclass[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[], hashes bytea[], pseudonyms text[], deleted regclass[])
+    CREATE OR REPLACE FUNCTION pii_internal.chunk_residuals(request_id uuid, mode text, kind text, keys text[], scopes text[], hashes bytea[], pseudonyms text[], proven regclass[])
      RETURNS bigint
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
@@ -4883,11 +4887,11 @@ function pii_internal.chunk_residuals(uuid,text,text,text[],text[],bytea[],text[
                 union all
                 select i.detail from pii_internal.identifier_residuals(request_id, k, s, h) i
                 union all
-                select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind, deleted) r) x
+                select r.detail from pii_internal.registered_residuals(mode, k, s, h, pseudonyms, subj.kind, proven) r) x
               where x.detail not like 'held until %');
     end
     $function$
-  comment 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them, tables whose DELETE is proven to have left none (deleted) left out; rows a legal hold keeps left out.'
+  comment 'Internal. The residual traces (pii.verify_erasure''s checks) of one chunk''s subjects, known by key, right after the chunk erased them, tables whose DELETE or UPDATE is proven to have left no trace (proven) left out; rows a legal hold keeps left out.'
 
 function pii_internal.column_attnum(regclass,name) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.column_attnum(tbl regclass, col name)
@@ -5119,11 +5123,7 @@ function pii_internal.delete_may_keep_rows(regclass) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive tree (relid) as (
-        select tbl::oid
-        union
-        select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
-      )
+      with tree (relid) as (select x.relid from pii_internal.table_tree(tbl) as x (relid))
       select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
                      where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
           -- tgtype: ROW 1, BEFORE 2, DELETE 8 (disabled ones too: enabling one is a catalog write,
@@ -8551,6 +8551,28 @@ function pii_internal.proven_deleted(jsonb) owner <owner>
     $function$
   comment 'Internal. After a chunk''s erasure: the tables of pii_internal.delete_proof_state whose DELETE provably left none of the subjects'' rows (nothing written to them or to the catalogs since).'
 
+function pii_internal.proven_updated(jsonb,text[],bigint[]) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.proven_updated(state jsonb, table_names text[], rows_affected bigint[])
+     RETURNS regclass[]
+     LANGUAGE sql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.array_agg(u.relid::oid::regclass), '{}')
+      from pg_catalog.jsonb_array_elements_text(state operator(pg_catalog.->) 'updated') as u (relid)
+      where pg_catalog.current_setting('track_counts')::boolean
+        and (state operator(pg_catalog.->>) 'catalog')::bigint operator(pg_catalog.=) pii_internal.xact_catalog_writes()
+        and not exists (
+          select from pii_internal.registered_path(u.relid::oid::regclass) as r (relid),
+                      pii_internal.xact_tree_writes(r.relid::regclass) w,
+                      lateral (select state operator(pg_catalog.->) 'tables' operator(pg_catalog.->) r.relid::text as j) b
+          where b.j is null
+             or w.inserted operator(pg_catalog.<>) (b.j operator(pg_catalog.->>) 0)::bigint
+             or w.updated operator(pg_catalog.<>) ((b.j operator(pg_catalog.->>) 1)::bigint operator(pg_catalog.+) coalesce((
+                  select pg_catalog.sum(s.n) from unnest(table_names, rows_affected) as s (name, n)
+                  where s.name operator(pg_catalog.=) pii_internal.qualified_name(r.relid::regclass)), 0)))
+    $function$
+  comment 'Internal. After a chunk''s erasure: the tables of pii_internal.update_proof_state whose UPDATE provably left none of the subjects'' rows unerased (only the chunk''s own statements wrote to them and their registered parents, no catalog write).'
+
 function pii_internal.pseudonym_sql(text,boolean) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.pseudonym_sql(value_sql text, as_uuid boolean DEFAULT false)
      RETURNS text
@@ -8803,8 +8825,24 @@ function pii_internal.registered_ancestor(regclass) owner <owner>
     $function$
   comment 'Internal. The registered table whose guard covers a table: itself, or its nearest registered ancestor (partitions and inheritance children).'
 
+function pii_internal.registered_path(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.registered_path(tbl regclass)
+     RETURNS SETOF oid
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive path (relid) as (
+        select tbl::oid
+        union
+        select t.parent_relid::oid from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
+      )
+      select path.relid from path
+    $function$
+  comment 'Internal. A registered table and its registered parents up to the subject (oids).'
+
 function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],text,regclass[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text, deleted regclass[])
+    CREATE OR REPLACE FUNCTION pii_internal.registered_residuals(mode text, keys text[], scopes text[], found_hashes bytea[], pseudonyms text[], kind text, proven regclass[])
      RETURNS TABLE(table_name text, column_name text, subject_hash text, detail text)
      LANGUAGE plpgsql
      STABLE
@@ -8819,7 +8857,7 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],tex
       for t in select r.* from pii.tables r
                where r.kind = registered_residuals.kind and exists (select from pg_catalog.pg_class c where c.oid = r.relid) order by r.relid::oid loop
         action := case when mode = 'delete' then 'delete' else pii_internal.erase_action(t.relid) end;
-        continue when action = 'delete' and t.relid = any (deleted);
+        continue when t.relid = any (proven);
         check_ := pii_internal.residual_check(t.relid, action);
         continue when pg_catalog.cardinality(check_) = 0;
         found := (pii_internal.as_owner(t.relid, check_[1], true, keys, scopes)).found_keys;
@@ -8841,7 +8879,7 @@ function pii_internal.registered_residuals(text,text[],text[],bytea[],text[],tex
       end loop;
     end
     $function$
-  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete), tables whose rows are deleted and known gone (pii_internal.proven_deleted) left out.'
+  comment 'Internal. Step of pii.verify_erasure: the subjects'' rows in every registered table of their kind that are not in the state erasure leaves (mode erase or delete), tables whose statements are proven to have left no trace (pii_internal.proven_deleted, proven_updated) left out.'
 
 function pii_internal.registered_subtree(regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.registered_subtree(tbl regclass)
@@ -9654,6 +9692,22 @@ function pii_internal.sync_guard_triggers() owner <owner>
     $function$
   comment 'Internal. Keeps guard triggers in line with pii.tables (registered, guard mode changed, unregistered).'
 
+function pii_internal.table_tree(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.table_tree(tbl regclass)
+     RETURNS SETOF oid
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with recursive tree (relid) as (
+        select tbl::oid
+        union
+        select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+      )
+      select tree.relid from tree
+    $function$
+  comment 'Internal. A table and its partitions and inheritance children (oids).'
+
 function pii_internal.tombstone_identifiers(text,text[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.tombstone_identifiers(kind text, subject_keys text[], scopes text[])
      RETURNS bigint
@@ -9696,6 +9750,75 @@ function pii_internal.tombstone_identifiers(text,text[],text[]) owner <owner>
     end
     $function$
   comment 'Internal. Writes the keyed hashes of erased subjects'' identifiers (each distinct value hashed once, one statement per table) into pii_internal.identifier_tombstones.'
+
+function pii_internal.update_may_change_rows(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.update_may_change_rows(tbl regclass)
+     RETURNS boolean
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      with path (relid) as (select p.relid from pii_internal.registered_path(tbl) as p (relid)),
+      tree (relid) as (select distinct x.relid from path, pii_internal.table_tree(path.relid::regclass) as x (relid)),
+      -- The columns the path joins on, on each registered table of it.
+      links (relid, attnum) as (
+        select t.relid::oid, a.attnum
+        from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid,
+             unnest(array[t.subject_attnum, t.scope_attnum, t.parent_fk_attnum]) as a (attnum)
+        where a.attnum is not null
+        union
+        select t.parent_relid::oid, t.parent_key_attnum
+        from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
+      ),
+      -- tbl's columns erasure writes.
+      erased (relid, attnum) as (
+        select c.relid::oid, c.attnum from pii.columns c where c.relid operator(pg_catalog.=) tbl and c.erase operator(pg_catalog.<>) 'keep'
+      )
+      select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
+                     where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
+          -- tgtype: ROW 1, BEFORE 2, UPDATE 16 (disabled ones too, as for DELETE).
+          or exists (select from tree join pg_catalog.pg_trigger g on g.tgrelid operator(pg_catalog.=) tree.relid
+                     where g.tgtype::integer operator(pg_catalog.&) 19 operator(pg_catalog.=) 19)
+          or exists (select from tree join pg_catalog.pg_rewrite w on w.ev_class operator(pg_catalog.=) tree.relid)
+          or exists (select from links l join pii.columns c on c.relid::oid operator(pg_catalog.=) l.relid and c.attnum operator(pg_catalog.=) l.attnum
+                     where c.erase operator(pg_catalog.<>) 'keep')
+          -- Recomputed on every UPDATE (PostgreSQL refuses a child's generated column under a
+          -- parent's plain one).
+          or exists (select from (select * from links union select * from erased) m
+                     join pg_catalog.pg_attribute a on a.attrelid operator(pg_catalog.=) m.relid and a.attnum operator(pg_catalog.=) m.attnum
+                     where a.attgenerated operator(pg_catalog.<>) '')
+    $function$
+  comment 'Internal. Whether an UPDATE of a registered table may leave a row it matches not as its SET makes it, or change which rows are its subjects'': a BEFORE UPDATE row trigger, a rule, row level security or a foreign table in it or its registered parents (with partitions and children), an erased or path column that is generated, a path column erasure writes.'
+
+function pii_internal.update_proof_state(text,text) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.update_proof_state(mode text, kind text)
+     RETURNS jsonb
+     LANGUAGE plpgsql
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+    declare
+      candidates oid[];
+    begin
+      if mode operator(pg_catalog.<>) 'erase' or not pg_catalog.current_setting('track_counts')::boolean
+         or (pii_internal.subject_kind(kind)).key_is_pii then
+        return null;
+      end if;
+      select pg_catalog.array_agg(p.relid::oid) into candidates
+      from pii_internal.erase_plan(mode) p
+      join pii.tables t on t.relid operator(pg_catalog.=) p.relid
+      where p.action operator(pg_catalog.=) 'anonymize' and p.capture is null
+        and t.kind operator(pg_catalog.=) (pii_internal.subject_kind(update_proof_state.kind)).kind
+        and not pii_internal.update_may_change_rows(p.relid);
+      if candidates is null then
+        return null;
+      end if;
+      return pg_catalog.jsonb_build_object('catalog', pii_internal.xact_catalog_writes(), 'updated', candidates, 'tables', (
+        select pg_catalog.jsonb_object_agg(x.relid::text, pg_catalog.jsonb_build_array(w.inserted, w.updated))
+        from (select distinct r.relid from unnest(candidates) as c (relid), pii_internal.registered_path(c.relid::regclass) as r (relid)) x,
+             pii_internal.xact_tree_writes(x.relid::regclass) w));
+    end
+    $function$
+  comment 'Internal. Before a chunk''s erasure: the statistics counters that later prove its UPDATE statements left no row unerased (pii_internal.proven_updated).'
 
 function pii_internal.vault_deterministic_bits_sql(text,text,text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.vault_deterministic_bits_sql(scope_sql text, kind_sql text, value_sql text, normaliser_sql text)
@@ -10005,19 +10128,26 @@ function pii_internal.xact_rows_written(regclass) owner <owner>
      STABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
-      with recursive path (relid) as (
-        select tbl::oid
-        union
-        select t.parent_relid::oid from pii.tables t join path on t.relid::oid operator(pg_catalog.=) path.relid where t.parent_relid is not null
-      ), tree (relid) as (
-        select path.relid from path
-        union
-        select i.inhrelid from pg_catalog.pg_inherits i join tree on i.inhparent operator(pg_catalog.=) tree.relid
+      with tree (relid) as (
+        select distinct x.relid from pii_internal.registered_path(tbl) as p (relid), pii_internal.table_tree(p.relid::regclass) as x (relid)
       )
       select pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(tree.relid) operator(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(tree.relid))::bigint
       from tree
     $function$
   comment 'Internal. Rows this transaction inserted or updated in a table, its partitions and children, and its registered parents (statistics counters).'
+
+function pii_internal.xact_tree_writes(regclass) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.xact_tree_writes(tbl regclass, OUT inserted bigint, OUT updated bigint)
+     RETURNS record
+     LANGUAGE sql
+     STABLE
+     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+    AS $function$
+      select coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(x.relid)), 0)::bigint,
+             coalesce(pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_updated(x.relid)), 0)::bigint
+      from pii_internal.table_tree(tbl) as x (relid)
+    $function$
+  comment 'Internal. Rows this transaction inserted and updated so far in a table, its partitions and children (statistics counters).'
 
 -- event triggers
 

@@ -148,7 +148,9 @@ describe('verification per chunk: proven UPDATE statements', () => {
     try {
       const r = await erase(['7']);
       expect(r).toMatchObject({ status: 'failed', chunk_residuals: [1] });
-      expect(new Set(r.residuals.map((x: { table_name: string }) => x.table_name))).toEqual(new Set(['app.order_items']));
+      expect(new Set(r.residuals.map((x: { table_name: string }) => x.table_name))).toEqual(
+        new Set(['app.order_items']),
+      );
     } finally {
       await db.query(`drop trigger regift on app.customers; drop function app.regift();
                       select pii.set_guard('app.order_items', 'scrub')`);
