@@ -321,6 +321,44 @@ describe('lethe restore-check', () => {
   });
 });
 
+describe('pii.restore_check refuses malformed ledger entries by position (22023), changing nothing', () => {
+  const variants: [string, (e: any) => void][] = [
+    ['an uppercase subject hash', (e) => (e.subject_hash = e.subject_hash.toUpperCase())],
+    ['a subject hash one digit short', (e) => (e.subject_hash = e.subject_hash.slice(1))],
+    ['an entry hash with a non-hex digit', (e) => (e.entry_hash = 'g' + e.entry_hash.slice(1))],
+    ['no prev_hash key', (e) => delete e.prev_hash],
+    ['a seq with a leading zero', (e) => (e.seq = `0${e.seq}`)],
+    ['a request id with a hyphen moved', (e) => (e.request_id = e.request_id.replace(/^(\w{7})(\w)-/, '$1-$2'))],
+    [
+      'seven fraction digits',
+      (e) => (e.erased_at = e.erased_at.replace(/Z$/, '1Z').replace(/\.(\d+)1Z$/, '.1234567Z')),
+    ],
+    ['an identifier hash that is not hex', (e) => (e.identifier_hashes = ['z'.repeat(64)])],
+    ['an identifier hash that is a number', (e) => (e.identifier_hashes = [12])],
+    ['scoped as a string', (e) => (e.scoped = 'false')],
+  ];
+  for (const [what, change] of variants) {
+    it(what, async () => {
+      const entries = ledgerLines().map((l) => JSON.parse(l));
+      const i = entries.findIndex((e) => e.request_id !== null);
+      change(entries[i]);
+      const count = async () =>
+        (
+          await restored.query(
+            `select (select count(*) from pii_internal.tombstones) + (select count(*) from pii.requests) as n`,
+          )
+        ).rows[0].n;
+      const before = await count();
+      await expectPgError(
+        restored.query(`select * from pii.restore_check($1::jsonb)`, [JSON.stringify(entries)]),
+        '22023',
+        new RegExp(`ledger entry #${i + 1} is malformed`),
+      );
+      expect(await count()).toBe(before);
+    });
+  }
+});
+
 describe('lethe restore-check after the HMAC secret was rotated after the backup', () => {
   it('reports the subjects hashed under the new secret as indeterminate (exit 1) and replays them once the secret is carried over', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lethe-ledger-rot-'));
