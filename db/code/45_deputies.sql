@@ -69,9 +69,11 @@ declare
   names text[];
   settings text;
 begin
+  -- The version is in the body's first line: substr reads only the start of prosrc (a
+  -- compressed, out-of-line value of ~30 kB otherwise decompressed whole on every call).
   select p.proowner::regrole, p.oid::regprocedure,
          '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
-           and pg_catalog.strpos(p.prosrc, version) > 0
+           and pg_catalog.strpos(pg_catalog.substr(p.prosrc, 1, 200), version) > 0
     into existing, existing_fn, current_shape
   from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -83,7 +85,7 @@ begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('lethe.deputy'), owner::oid::integer);
   select p.proowner::regrole, p.oid::regprocedure,
          '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')' = args and p.proconfig @> array['debug_print_plan=off']
-           and pg_catalog.strpos(p.prosrc, version) > 0
+           and pg_catalog.strpos(pg_catalog.substr(p.prosrc, 1, 200), version) > 0
     into existing, existing_fn, current_shape
   from pg_catalog.pg_proc p
   where p.pronamespace = 'pii_internal'::regnamespace and p.proname = fname;
@@ -188,12 +190,20 @@ begin
   if not (select c.relhassubclass from pg_catalog.pg_class c where c.oid operator(pg_catalog.=) tbl) then
     return;
   end if;
-  select m.rel, c.relowner::regrole as member_owner, p.relowner::regrole as table_owner into other
-  from pii_internal.guarded_tree(tbl) m (rel)
-  join pg_catalog.pg_class c on c.oid = m.rel
-  join pg_catalog.pg_class p on p.oid = tbl
-  where c.relowner <> p.relowner
-  order by m.rel::oid
+  -- pii_internal.guarded_tree's walk, inlined (this runs before every statement Lethe runs
+  -- on a partitioned table: one query, not a set-returning PL/pgSQL call per statement).
+  with recursive down (relid) as (
+    select tbl::oid
+    union
+    select i.inhrelid from pg_catalog.pg_inherits i join down on i.inhparent operator(pg_catalog.=) down.relid
+    where not exists (select from pii.tables t where t.relid::oid operator(pg_catalog.=) i.inhrelid)
+  )
+  select m.relid::regclass as rel, c.relowner::regrole as member_owner, p.relowner::regrole as table_owner into other
+  from down m
+  join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) m.relid
+  join pg_catalog.pg_class p on p.oid operator(pg_catalog.=) tbl
+  where c.relowner operator(pg_catalog.<>) p.relowner
+  order by m.relid
   limit 1;
   if other.rel is not null then
     raise exception 'table % (in the tree of %) is owned by %, not by %: Lethe''s statements on % would run its code with %''s rights',

@@ -330,6 +330,14 @@ begin
   if not exists (select from pii_internal.tombstones) then
     return null;
   end if;
+  -- Lethe's own erasure statement on this very table (the marker names the registered
+  -- table, see below): nothing to check, and no need to find the registered ancestor.
+  if exists (select from pii_internal.own_erasure_statements o
+             where o.backend_pid operator(pg_catalog.=) pg_catalog.pg_backend_pid()
+               and o.relid operator(pg_catalog.=) tg_relid
+               and o.trigger_depth operator(pg_catalog.=) pg_catalog.pg_trigger_depth()) then
+    return null;
+  end if;
   -- Fired on the registered table, or on one of its partitions or inheritance children.
   select r.* into reg from pii.tables r where r.relid = pii_internal.registered_ancestor(tg_relid);
   if reg.relid is null or reg.guard_mode = 'off' then
