@@ -1141,6 +1141,7 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       scps text[];
       hashes bytea[];
       pseudonyms text[];
+      buckets integer[];
       result record;
     begin
       perform pii_internal.check_erase_mode(mode);
@@ -1149,13 +1150,15 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
       lock table pii_internal.erasure_lock in share row exclusive mode;
       kind_ := (pii_internal.subject_kind(kind)).kind;
+      -- Each subject hashed and bucketed once, in the pass that resolves it.
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
-             coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
-        into keys, scps, hashes, pseudonyms
-      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
+             coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}'),
+             coalesce(pg_catalog.array_agg(r.bucket), '{}')
+        into keys, scps, hashes, pseudonyms, buckets
+      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_, with_buckets => true) r;
 
       -- Tombstoned (and marked erased) before the statements run, so guards see them.
-      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
+      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, buckets);
       result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
@@ -6164,7 +6167,7 @@ function pii_internal.flag_subjects(bytea[],text,integer[]) owner <owner>
       )
       select (select pg_catalog.count(*) from ins) operator(pg_catalog.+) (select pg_catalog.count(*) from kept)
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind that a guard found; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.kind_bucket_sql) for subjects of a kind that a guard found; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -7638,6 +7641,9 @@ function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text,integer[]
         insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
         select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
         from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+        -- In hash order whatever the caller's: rows are locked in that order, and the primary
+        -- key is written page after page instead of at random.
+        order by u.h
         on conflict (subject_hash) do update
           set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
               request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
@@ -9013,9 +9019,9 @@ function pii_internal.resolve_link(regclass,regclass,name,name,name,boolean,bool
     $function$
   comment 'Internal. The column pair, foreign key and direction of a registered table''s join to its parent; refuses ambiguous (42P09), unbacked (42830) and mistyped (42804) joins.'
 
-function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], kind text DEFAULT NULL::text)
-     RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
+function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], kind text DEFAULT NULL::text, with_buckets boolean DEFAULT false)
+     RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer, bucket integer)
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
@@ -9027,17 +9033,17 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
       canonical := pii_internal.canonical_input(subj, subject_keys, scopes, key_limit, source_rows);
       return query execute pg_catalog.format(
         -- Joined by position, not subscripted: a subscript of a text[] walks the array.
-        $q$select r.s, r.k, %s, p.p, r.i
+        $q$select r.s, r.k, %s, p.p, r.i, case when $6 then %s end
            from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                  from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                  group by c.s, c.k) r
            left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-        pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
+        pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'), pii_internal.kind_bucket_sql(subj.kind, 'r.s', 'r.k'))
         using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
-              case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
+              case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end, with_buckets;
     end
     $function$
-  comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+  comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII), the position where it first appears and, with with_buckets, its tombstone bucket (pii_internal.bucket_sql).'
 
 function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], OUT restored bigint, OUT conflicts bigint)
@@ -9490,24 +9496,6 @@ function pii_internal.strategy_keys(text) owner <owner>
       select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
     $function$
   comment 'Internal. The trimmed keys of a jsonb_remove argument.'
-
-function pii_internal.subject_buckets(text,text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[])
-     RETURNS integer[]
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      result integer[];
-    begin
-      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
-                                pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
-        into result using subject_keys, scopes;
-      return result;
-    end
-    $function$
-  comment 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.'
 
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)
