@@ -55,7 +55,6 @@ table pii.audit owner <owner>
   index CREATE UNIQUE INDEX audit_chain_seq_key ON pii.audit USING btree (chain_seq)
   index CREATE UNIQUE INDEX audit_pkey ON pii.audit USING btree (id)
   trigger CREATE TRIGGER audit_chain BEFORE INSERT ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii_internal.chain_audit_row()
-  trigger CREATE TRIGGER audit_erasure_ledger AFTER INSERT ON pii.audit FOR EACH ROW WHEN (new.action = ANY (ARRAY['erase_subjects'::text, 'erase_chunk'::text, 'allow_return'::text])) EXECUTE FUNCTION pii_internal.ledger_audited_erasure()
   trigger CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON pii.audit FOR EACH STATEMENT EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   trigger CREATE TRIGGER audit_no_update_delete BEFORE DELETE OR UPDATE ON pii.audit FOR EACH ROW EXECUTE FUNCTION pii_internal.audit_is_append_only() -- enabled always
   grant SELECT to pii_auditor
@@ -412,6 +411,7 @@ table pii_internal.erasure_ledger_pending owner <owner>
   column xact xid8 not null
   column subject_hash bytea not null
   column erased_at timestamp with time zone not null
+  column kind text
   comment 'Subjects erased by the current transaction, until its erase_subjects / erase_chunk audit row moves them into pii.erasure_ledger.'
 
 table pii_internal.erasure_lock owner <owner>
@@ -1141,6 +1141,7 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       scps text[];
       hashes bytea[];
       pseudonyms text[];
+      buckets integer[];
       result record;
     begin
       perform pii_internal.check_erase_mode(mode);
@@ -1149,13 +1150,15 @@ function pii.erase_subjects(text[],text[],text,text) owner <owner>
       -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
       lock table pii_internal.erasure_lock in share row exclusive mode;
       kind_ := (pii_internal.subject_kind(kind)).kind;
+      -- Each subject hashed and bucketed once, in the pass that resolves it.
       select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
-             coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
-        into keys, scps, hashes, pseudonyms
-      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
+             coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}'),
+             coalesce(pg_catalog.array_agg(r.bucket), '{}')
+        into keys, scps, hashes, pseudonyms, buckets
+      from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_, with_buckets => true) r;
 
       -- Tombstoned (and marked erased) before the statements run, so guards see them.
-      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
+      perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, buckets);
       result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
       perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(
@@ -3970,51 +3973,82 @@ function pii_internal.announce_request(pii.requests) owner <owner>
     $function$
   comment 'Internal. NOTIFY pii_erasure and, when pii.settings.erasure_completed_jobs is on, an erasure_completed job for a finished request (ids and counts only).'
 
-function pii_internal.append_erasure_ledger(bytea[],timestamp with time zone[],text,uuid) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamp with time zone[], entry_mode text, entry_request_id uuid)
+function pii_internal.append_erasure_ledger(text,uuid,bytea) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.append_erasure_ledger(entry_mode text, entry_request_id uuid, returned_hash bytea DEFAULT NULL::bytea)
      RETURNS bigint
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET work_mem TO '64MB'
     AS $function$
     declare
       head pii_internal.chain_heads;
+      sid text;
+      appended bigint;
     begin
-      if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
+      if returned_hash is null
+         and not exists (select from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()) then
         return 0;
       end if;
+      sid := pii.secret_id();
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
       execute pg_catalog.format(
-        $q$with kinds as (
-             select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
-                    -- The subject's kind and identifier tombstones: a restore re-applies both.
-                    (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
-                    (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
-                     where it.subject_hash operator(pg_catalog.=) u.h) as ih
-             from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
-           ), numbered as (
+        $q$with moved as (
+             delete from pii_internal.erasure_ledger_pending p
+             where $1 is null and p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
+             returning p.subject_hash, p.erased_at, p.kind
+           ), subjects as (
+             select m.subject_hash as h, m.erased_at as t, m.kind as k from moved m
+             union all
+             -- A subject allowed back: its tombstones are gone (no kind, no identifiers).
+             select $1, pg_catalog.now(), null::text where $1 is not null
+           ), kinds as (
              -- Scoped: whether the subject table of the subject's own kind is.
-             select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
-             from kinds k
-           ), hashed as materialized (
-             -- Materialized: the insert reads entry_hash twice (the row's and lag's), and an
-             -- inlined subquery would hash each entry twice.
-             select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
+             select s.kind, s.scope_attnum is not null as sc,
+                    pg_catalog.to_json(s.kind)::text operator(pg_catalog.||) ', ' operator(pg_catalog.||) (s.scope_attnum is not null)::text as kind_text
+             from pii.subject_table s
+           ), numbered as (
+             select $2 operator(pg_catalog.+) pg_catalog.row_number() over (order by s.h) as seq, s.h, s.t, s.k,
+                    -- The subject's identifier tombstones: a restore re-applies them.
+                    case when $7 then (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash)
+                                       from pii_internal.identifier_tombstones it where it.subject_hash operator(pg_catalog.=) s.h) end as ih
+             from subjects s
+           ), described as (
+             select n.seq, n.h, n.t, n.k, n.ih, coalesce(k.sc, false) as sc,
+                    -- = pii_internal.ledger_entry_content(seq, h, ih, k, sc, $4, $5, t, $6)::text
+                    pg_catalog.format('[%%s, "%%s", %%s, %%s%%s%%s%%s', n.seq, pg_catalog.encode(n.h, 'hex'),
+                      case when n.ih is null then 'null'
+                           else (select '[' operator(pg_catalog.||) pg_catalog.string_agg('"' operator(pg_catalog.||) pg_catalog.encode(u.i, 'hex') operator(pg_catalog.||) '"', ', ' order by u.o) operator(pg_catalog.||) ']'
+                                 from unnest(n.ih) with ordinality as u (i, o)) end,
+                      coalesce(k.kind_text, coalesce(pg_catalog.to_json(n.k)::text, 'null') operator(pg_catalog.||) ', false'),
+                      $8::text, pg_catalog.date_part('epoch'::text, n.t)::text, $9::text) as content
+             from numbered n left join kinds k on k.kind operator(pg_catalog.=) n.k
+           ), hashed as (
+             -- OFFSET 0: the insert reads entry_hash twice (the row's and lag's); a subquery
+             -- merged into it would hash each entry twice.
+             select d.*, %s as entry_hash from described d offset 0
            ), ins as (
              insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-             select x.seq, x.h, x.ih, x.k, x.sc, $7, $8, x.t, $9, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+             select x.seq, x.h, x.ih, x.k, x.sc, $4, $5, x.t, $6, pg_catalog.lag(x.entry_hash, 1, $3) over (order by x.seq), x.entry_hash
              from hashed x
              returning erasure_ledger.seq, erasure_ledger.entry_hash
+           ), moved_head as (
+             update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+             from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+             where h.chain operator(pg_catalog.=) 'erasure_ledger'
            )
-           update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
-           from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
-           where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-        pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
-        using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
-              entry_mode, entry_request_id, pii.secret_id();
-      return pg_catalog.cardinality(subject_hashes);
+           select pg_catalog.count(*) from ins$q$,
+        pii_internal.chain_hash_sql('erasure_ledger', 'd.content'))
+        into appended
+        using returned_hash, head.seq, head.last_hash, entry_mode, entry_request_id, sid,
+              exists (select from pii_internal.identifier_tombstones),
+              -- What follows scoped in every entry's content, up to the time: mode and request.
+              pg_catalog.format(', %s, %s, "', pg_catalog.to_json(entry_mode), coalesce(pg_catalog.to_json(entry_request_id)::text, 'null')),
+              -- And after the time: the secret id.
+              pg_catalog.format('", %s]', pg_catalog.to_json(sid));
+      return appended;
     end
     $function$
-  comment 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.'
+  comment 'Internal. Moves the subjects this transaction marked erased (pii_internal.erasure_ledger_pending) into pii.erasure_ledger, one chained entry each (one statement, under the ledger head''s lock); with returned_hash, one ''return'' entry for that subject instead. Mode erase, delete or return; request NULL for direct calls.'
 
 function pii_internal.as_owner(regclass,text,boolean,text[],text[],text[],text[],oid[],text[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.as_owner(tbl regclass, statement text, returns_keys boolean, keys text[], scopes text[], new_rows text[] DEFAULT NULL::text[], held_keys text[] DEFAULT NULL::text[], held_tables oid[] DEFAULT NULL::oid[], held_scopes text[] DEFAULT NULL::text[], OUT n bigint, OUT found_keys text[], OUT found_scopes text[])
@@ -4573,6 +4607,14 @@ function pii_internal.chain_audit_row() owner <owner>
     declare
       head pii_internal.chain_heads;
     begin
+      if new.action operator(pg_catalog.=) 'allow_return' then
+        perform pii_internal.append_erasure_ledger('return', null, new.subject_hash);
+      elsif new.action in ('erase_subjects', 'erase_chunk') then
+        perform pii_internal.append_erasure_ledger(
+          case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
+               else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
+          new.request_id);
+      end if;
       select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
       new.chain_seq := head.seq operator(pg_catalog.+) 1;
       new.prev_hash := head.last_hash;
@@ -4582,7 +4624,7 @@ function pii_internal.chain_audit_row() owner <owner>
       return new;
     end
     $function$
-  comment 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.'
+  comment 'Internal. BEFORE INSERT trigger on pii.audit: appends the ledger entries of an erasure''s (or allow_return''s) audit row, then gives the row its chain number, the previous entry''s hash and its own.'
 
 function pii_internal.chain_hash(text,jsonb) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.chain_hash(chain text, content jsonb)
@@ -6143,7 +6185,7 @@ function pii_internal.flag_subjects(bytea[],text,integer[]) owner <owner>
       )
       select (select pg_catalog.count(*) from ins) operator(pg_catalog.+) (select pg_catalog.count(*) from kept)
     $function$
-  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind that a guard found; idempotent.'
+  comment 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.kind_bucket_sql) for subjects of a kind that a guard found; idempotent.'
 
 function pii_internal.foreign_key_pairs(regclass,regclass) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.foreign_key_pairs(tbl regclass, other regclass)
@@ -6924,14 +6966,14 @@ function pii_internal.hold_erased_for_ledger() owner <owner>
       -- New rows only: a join with old_rows (no statistics on transition tables) can become a
       -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
       -- its audit row is ledgered again, which is what it is.
-      insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
-      select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
+      insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at, kind)
+      select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at, n.kind
       from new_rows n
       where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
       return null;
     end
     $function$
-  comment 'Internal. AFTER INSERT and AFTER UPDATE statement triggers on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.'
+  comment 'Internal. AFTER INSERT and AFTER UPDATE statement triggers on pii_internal.tombstones: subjects marked erased (with their kind) wait in pii_internal.erasure_ledger_pending for their audit row.'
 
 function pii_internal.hold_expiry_subjects(bytea[],text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.hold_expiry_subjects(hashes bytea[], kind text, OUT subject_keys text[], OUT scopes text[])
@@ -7287,34 +7329,6 @@ function pii_internal.kind_scope_sql(text,text) owner <owner>
     $function$
   comment 'Internal. SQL text of the scope a kind''s subjects are hashed with (the kind''s hash_prefix before it).'
 
-function pii_internal.ledger_audited_erasure() owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.ledger_audited_erasure()
-     RETURNS trigger
-     LANGUAGE plpgsql
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      hashes bytea[];
-      times timestamptz[];
-    begin
-      if new.action operator(pg_catalog.=) 'allow_return' then
-        perform pii_internal.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
-        return null;
-      end if;
-      with moved as (
-        delete from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
-        returning p.subject_hash, p.erased_at
-      )
-      select pg_catalog.array_agg(m.subject_hash), pg_catalog.array_agg(m.erased_at) into hashes, times from moved m;
-      perform pii_internal.append_erasure_ledger(hashes, times,
-        case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
-             else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
-        new.request_id);
-      return null;
-    end
-    $function$
-  comment 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.'
-
 function pii_internal.ledger_entry_content(bigint,bytea,bytea[],text,boolean,text,uuid,timestamp with time zone,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.ledger_entry_content(seq bigint, subject_hash bytea, identifier_hashes bytea[], kind text, scoped boolean, mode text, request_id uuid, erased_at timestamp with time zone, secret_id text)
      RETURNS jsonb
@@ -7653,6 +7667,9 @@ function pii_internal.mark_erased(bytea[],text[],uuid,pg_snapshot,text,integer[]
         insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
         select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
         from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+        -- In hash order whatever the caller's: rows are locked in that order, and the primary
+        -- key is written page after page instead of at random.
+        order by u.h
         on conflict (subject_hash) do update
           set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
               request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)
@@ -9082,9 +9099,9 @@ function pii_internal.resolve_link(regclass,regclass,name,name,name,boolean,bool
     $function$
   comment 'Internal. The column pair, foreign key and direction of a registered table''s join to its parent; refuses ambiguous (42P09), unbacked (42830) and mistyped (42804) joins.'
 
-function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], kind text DEFAULT NULL::text)
-     RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
+function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text,boolean) owner <owner>
+    CREATE OR REPLACE FUNCTION pii_internal.resolve_subjects(subject_keys text[], scopes text[] DEFAULT NULL::text[], key_limit integer DEFAULT NULL::integer, source_rows bigint[] DEFAULT NULL::bigint[], kind text DEFAULT NULL::text, with_buckets boolean DEFAULT false)
+     RETURNS TABLE(scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer, bucket integer)
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
     AS $function$
@@ -9096,17 +9113,17 @@ function pii_internal.resolve_subjects(text[],text[],integer,bigint[],text) owne
       canonical := pii_internal.canonical_input(subj, subject_keys, scopes, key_limit, source_rows);
       return query execute pg_catalog.format(
         -- Joined by position, not subscripted: a subscript of a text[] walks the array.
-        $q$select r.s, r.k, %s, p.p, r.i
+        $q$select r.s, r.k, %s, p.p, r.i, case when $6 then %s end
            from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
                  from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
                  group by c.s, c.k) r
            left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-        pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
+        pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'), pii_internal.kind_bucket_sql(subj.kind, 'r.s', 'r.k'))
         using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
-              case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
+              case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end, with_buckets;
     end
     $function$
-  comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.'
+  comment 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII), the position where it first appears and, with with_buckets, its tombstone bucket (pii_internal.bucket_sql).'
 
 function pii_internal.restore_ledger_entries(pii.erasure_ledger[]) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.restore_ledger_entries(parsed pii.erasure_ledger[], OUT restored bigint, OUT conflicts bigint)
@@ -9559,24 +9576,6 @@ function pii_internal.strategy_keys(text) owner <owner>
       select pg_catalog.array_agg(pg_catalog.btrim(k)) from pg_catalog.unnest(pg_catalog.string_to_array(argument, ',')) k
     $function$
   comment 'Internal. The trimmed keys of a jsonb_remove argument.'
-
-function pii_internal.subject_buckets(text,text[],text[]) owner <owner>
-    CREATE OR REPLACE FUNCTION pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[])
-     RETURNS integer[]
-     LANGUAGE plpgsql
-     STABLE
-     SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
-    AS $function$
-    declare
-      result integer[];
-    begin
-      execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
-                                pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
-        into result using subject_keys, scopes;
-      return result;
-    end
-    $function$
-  comment 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.'
 
 function pii_internal.subject_hash(text,text) owner <owner>
     CREATE OR REPLACE FUNCTION pii_internal.subject_hash(scope text, subject_key text)

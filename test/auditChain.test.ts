@@ -124,4 +124,25 @@ describe('pii.verify_audit_chain', () => {
     const { rows } = await db.query(`select count(*)::int as n, max(seq)::int as last from pii.erasure_ledger`);
     expect(rows[0].n).toBe(rows[0].last);
   });
+
+  it('keeps both chains valid when direct erasures, request chunks and allow_return run at once', async () => {
+    const { rows: req } = await db.query(`select pii.request_erasure(array['50', '51', '52', '53']) as id`);
+    const chunks = async () => {
+      while ((await db.query(`select pii.process_request_chunk($1, 1) as n`, [req[0].id])).rows[0].n > 0);
+    };
+    await Promise.all([
+      chunks(),
+      chunks(),
+      ...['54', '55', '56'].map((k) => db.query(`select * from pii.erase_subjects(array[$1])`, [k])),
+      db.query(`select pii.allow_return('30')`),
+    ]);
+    expect((await db.query(`select * from pii.verify_audit_chain()`)).rows).toEqual([]);
+    const { rows } = await db.query(
+      `select count(*) filter (where mode = 'return')::int as returns, count(*) filter (where request_id = $1)::int as by_request,
+              count(*)::int as n, max(seq)::int as last from pii.erasure_ledger`,
+      [req[0].id],
+    );
+    expect(rows[0]).toMatchObject({ returns: 1, by_request: 4 });
+    expect(rows[0].n).toBe(rows[0].last);
+  });
 });

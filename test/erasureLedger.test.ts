@@ -143,3 +143,43 @@ describe('pii.ledger_entries_after', () => {
     expect(rows[0].entry.erased_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
   });
 });
+
+describe("the ledger entries' hashes", () => {
+  // The append writes each entry's content as text (not through jsonb); verify_audit_chain and
+  // restore_check re-hash it with pii_internal.ledger_entry_content. Both must agree byte for byte,
+  // for every kind of entry: direct and by request, erase, delete and return, with identifier
+  // hashes, a scoped kind and a kind name that JSON has to escape.
+  it('are the keyed hashes of pii_internal.ledger_entry_content, for every entry written', async () => {
+    const kind = `it's "β"\\ kind`;
+    await db.query(`create schema ledger_kind;
+      create table ledger_kind.people (store integer, id integer, email text, primary key (store, id));
+      insert into ledger_kind.people values (1, 1, 'Ann@Example.org'), (1, 2, 'bo@example.org');`);
+    await db.query(
+      `select pii.register_subject_table('ledger_kind.people', 'id', kind => $1, scope_column => 'store')`,
+      [kind],
+    );
+    await db.query(`select pii.register_column('ledger_kind.people', 'email', 'null')`);
+    await db.query(`select pii.register_identifier('ledger_kind.people', 'email', 'email')`);
+    await db.query(`select * from pii.erase_subjects(array['1', '2'], array['1'], kind => $1)`, [kind]);
+    const { rows: weird } = await db.query(
+      `select scoped, cardinality(identifier_hashes) as n from pii.erasure_ledger where kind = $1 order by seq`,
+      [kind],
+    );
+    expect(weird).toEqual([
+      { scoped: true, n: 1 },
+      { scoped: true, n: 1 },
+    ]);
+    const { rows } = await db.query(
+      `select count(*)::int as n,
+              count(*) filter (where l.entry_hash <> pii_internal.chain_hash('erasure_ledger',
+                pii_internal.ledger_entry_content(l.seq, l.subject_hash, l.identifier_hashes, l.kind, l.scoped, l.mode,
+                                                  l.request_id, l.erased_at, l.secret_id)))::int as wrong,
+              count(distinct l.mode)::int as modes, count(l.request_id)::int as by_request
+       from pii.erasure_ledger l`,
+    );
+    expect(rows[0]).toMatchObject({ wrong: 0, modes: 3 });
+    expect(rows[0].by_request).toBeGreaterThan(0);
+    expect(rows[0].n).toBeGreaterThan(10);
+    expect((await db.query(`select * from pii.verify_audit_chain()`)).rows).toEqual([]);
+  });
+});

@@ -304,10 +304,12 @@ $$;
 comment on function pii_internal.canonical_input(pii.subject_table, text[], text[], integer, bigint[]) is 'Internal. Validates keys and scopes of a subject table as callers give them (NULLs, limit, scope shape) and returns them in canonical text, one per position (pii_internal.canonical_subjects); a bad key is named by position or CSV row.';
 
 -- Resolves keys (and scopes) as callers give them to canonical text
--- (pii_internal.canonical_input), deduplicated, with their hashes.
+-- (pii_internal.canonical_input), deduplicated, with their hashes and, when asked (an
+-- erasure writes them on the tombstones), their tombstone buckets: one pass over the keys.
+drop function if exists pii_internal.resolve_subjects(text[], text[], integer, bigint[], text);
 create or replace function pii_internal.resolve_subjects(subject_keys text[], scopes text[] default null, key_limit integer default null,
-                                      source_rows bigint[] default null, kind text default null)
-returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer)
+                                      source_rows bigint[] default null, kind text default null, with_buckets boolean default false)
+returns table (scope text, subject_key text, subject_hash bytea, pseudonym text, first_position integer, bucket integer)
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
 as $$
@@ -319,17 +321,17 @@ begin
   canonical := pii_internal.canonical_input(subj, subject_keys, scopes, key_limit, source_rows);
   return query execute pg_catalog.format(
     -- Joined by position, not subscripted: a subscript of a text[] walks the array.
-    $q$select r.s, r.k, %s, p.p, r.i
+    $q$select r.s, r.k, %s, p.p, r.i, case when $6 then %s end
        from (select c.s, c.k, pg_catalog.min(c.i)::integer as i
              from unnest($1::text[], $2::text[]) with ordinality as c (k, s, i)
              group by c.s, c.k) r
        left join unnest($5::text[]) with ordinality as p (p, i) on p.i = r.i$q$,
-    pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'))
+    pii_internal.kind_hash_sql(subj.kind, 'r.s', 'r.k'), pii_internal.kind_bucket_sql(subj.kind, 'r.s', 'r.k'))
     using canonical.found_keys, canonical.found_scopes, null::bytea, null::bytea,
-          case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end;
+          case when subj.key_is_pii then pii_internal.pseudonyms(canonical.found_keys) end, with_buckets;
 end
 $$;
-comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII) and the position where it first appears.';
+comment on function pii_internal.resolve_subjects(text[], text[], integer, bigint[], text, boolean) is 'Internal. Validates and canonicalises subject keys and scopes of a kind (NULL: the only kind); returns each distinct subject with its keyed hash (and pseudonym when the key is PII), the position where it first appears and, with with_buckets, its tombstone bucket (pii_internal.bucket_sql).';
 
 -- Records subjects as asked-to-be-forgotten (a guard that met an erased person under a new
 -- key); guards act on them from now on. A request's subjects are flagged by the statement
@@ -360,31 +362,17 @@ as $$
   )
   select (select pg_catalog.count(*) from ins) operator(pg_catalog.+) (select pg_catalog.count(*) from kept)
 $$;
-comment on function pii_internal.flag_subjects(bytea[], text, integer[]) is 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.subject_buckets) for subjects of a kind that a guard found; idempotent.';
+comment on function pii_internal.flag_subjects(bytea[], text, integer[]) is 'Internal. Inserts tombstones (keyed hashes, with their buckets where known: pii_internal.kind_bucket_sql) for subjects of a kind that a guard found; idempotent.';
 
--- The tombstone buckets (pii_internal.bucket_sql under the kind's prefix) of canonical
--- keys and scopes, in their order.
-create or replace function pii_internal.subject_buckets(kind text, subject_keys text[], scopes text[]) returns integer[]
-language plpgsql stable
-set search_path = pg_catalog, pii, pg_temp
-as $$
-declare
-  result integer[];
-begin
-  execute pg_catalog.format('select coalesce(pg_catalog.array_agg(%s order by u.i), ''{}'') from unnest($1::text[], $2::text[]) with ordinality as u (k, s, i)',
-                            pii_internal.kind_bucket_sql(kind, 'u.s', 'u.k'))
-    into result using subject_keys, scopes;
-  return result;
-end
-$$;
-comment on function pii_internal.subject_buckets(text, text[], text[]) is 'Internal. The tombstone buckets of canonical subject keys (and scopes) of a kind, in order.';
+-- Its one caller, erase_subjects, gets the buckets from pii_internal.resolve_subjects now.
+drop function if exists pii_internal.subject_buckets(text, text[], text[]);
 
 -- Marks subjects erased by this transaction: one write per tombstone (inserted or
 -- updated erased), never a flag followed by an update. With a request's filed_snapshot
 -- (a chunk), a subject that an erasure not yet committed when the request was filed has
 -- marked is left to that erasure: not written, not returned. Rows are written (and
--- locked) in the order of hashes, which callers sort, so overlapping requests queue up
--- instead of deadlocking. Returns the subjects to erase now, in hash order.
+-- locked) in the order of hashes, so overlapping requests queue up instead of
+-- deadlocking. Returns the subjects to erase now, in hash order.
 create or replace function pii_internal.mark_erased(hashes bytea[], pseudonyms text[], request_id uuid default null,
                                                     filed_snapshot pg_snapshot default null, kind text default null,
                                                     buckets integer[] default null)
@@ -396,6 +384,9 @@ as $$
     insert into pii_internal.tombstones as t (subject_hash, pseudonym, request_id, erased_at, erased_xact, kind, bucket)
     select u.h, u.p, mark_erased.request_id, pg_catalog.now(), pg_catalog.pg_current_xact_id(), mark_erased.kind, u.b
     from unnest(hashes, pseudonyms, buckets) as u (h, p, b)
+    -- In hash order whatever the caller's: rows are locked in that order, and the primary
+    -- key is written page after page instead of at random.
+    order by u.h
     on conflict (subject_hash) do update
       set erased_at = excluded.erased_at, erased_xact = excluded.erased_xact,
           request_id = coalesce(excluded.request_id, t.request_id), bucket = coalesce(t.bucket, excluded.bucket)

@@ -695,6 +695,7 @@ declare
   scps text[];
   hashes bytea[];
   pseudonyms text[];
+  buckets integer[];
   result record;
 begin
   perform pii_internal.check_erase_mode(mode);
@@ -703,13 +704,15 @@ begin
   -- transaction ends (their guards then see its tombstones). See wait_for_erasures.
   lock table pii_internal.erasure_lock in share row exclusive mode;
   kind_ := (pii_internal.subject_kind(kind)).kind;
+  -- Each subject hashed and bucketed once, in the pass that resolves it.
   select coalesce(pg_catalog.array_agg(r.subject_key), '{}'), coalesce(pg_catalog.array_agg(r.scope), '{}'),
-         coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}')
-    into keys, scps, hashes, pseudonyms
-  from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_) r;
+         coalesce(pg_catalog.array_agg(r.subject_hash), '{}'), coalesce(pg_catalog.array_agg(r.pseudonym), '{}'),
+         coalesce(pg_catalog.array_agg(r.bucket), '{}')
+    into keys, scps, hashes, pseudonyms, buckets
+  from pii_internal.resolve_subjects(subject_keys, scopes, kind => kind_, with_buckets => true) r;
 
   -- Tombstoned (and marked erased) before the statements run, so guards see them.
-  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, pii_internal.subject_buckets(kind_, keys, scps));
+  perform pii_internal.mark_erased(hashes, pseudonyms, null, null, kind_, buckets);
   result := pii_internal.erase_resolved(keys, scps, mode, kind_);
 
   perform pii_internal.write_audit('erase_subjects', null, pg_catalog.jsonb_build_object(

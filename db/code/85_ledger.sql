@@ -78,7 +78,11 @@ as $$
 $$;
 comment on function pii_internal.ledger_entry_json(pii.erasure_ledger) is 'Internal. A ledger entry as the JSON object written to the external ledger files.';
 
--- Audit rows: numbered and linked under the head's row lock.
+-- Audit rows: numbered and linked under the head's row lock. The audit row of an erasure
+-- (erase_subjects, erase_chunk) or of allow_return says how its subjects went: they are
+-- appended to the ledger first, so the audit head is locked only for this one row (not
+-- while the ledger's entries are hashed), and every append takes the ledger head before
+-- the audit head, as restore_check does.
 create or replace function pii_internal.chain_audit_row() returns trigger
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
@@ -86,6 +90,14 @@ as $$
 declare
   head pii_internal.chain_heads;
 begin
+  if new.action operator(pg_catalog.=) 'allow_return' then
+    perform pii_internal.append_erasure_ledger('return', null, new.subject_hash);
+  elsif new.action in ('erase_subjects', 'erase_chunk') then
+    perform pii_internal.append_erasure_ledger(
+      case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
+           else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
+      new.request_id);
+  end if;
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'audit' for update;
   new.chain_seq := head.seq operator(pg_catalog.+) 1;
   new.prev_hash := head.last_hash;
@@ -95,56 +107,97 @@ begin
   return new;
 end
 $$;
-comment on function pii_internal.chain_audit_row() is 'Internal. BEFORE INSERT trigger on pii.audit: gives the row its chain number, the previous entry''s hash and its own.';
+comment on function pii_internal.chain_audit_row() is 'Internal. BEFORE INSERT trigger on pii.audit: appends the ledger entries of an erasure''s (or allow_return''s) audit row, then gives the row its chain number, the previous entry''s hash and its own.';
 
 create or replace trigger audit_chain before insert on pii.audit
   for each row execute function pii_internal.chain_audit_row();
+-- The ledger used to be appended by an AFTER trigger, under the audit head's lock.
+drop trigger if exists audit_erasure_ledger on pii.audit;
+drop function if exists pii_internal.ledger_audited_erasure();
 
--- Appends one entry per subject (hashes and the times their tombstones were marked erased).
-create or replace function pii_internal.append_erasure_ledger(subject_hashes bytea[], erased_ats timestamptz[], entry_mode text, entry_request_id uuid)
+-- Appends one chained entry per subject that this transaction's statements marked erased
+-- (pii_internal.erasure_ledger_pending, moved in the same statement), or one 'return' entry
+-- for returned_hash. One statement, set-based, under the ledger head's lock. Each entry's
+-- content is the text of pii_internal.ledger_entry_content (jsonb's canonical output, which
+-- pii.verify_audit_chain re-hashes) written directly: what every entry of the append shares
+-- (mode, request, secret id; kind and scoped per kind) is rendered once, not per entry, and
+-- no jsonb is built per entry. Identifier tombstones are looked up only when there are any.
+create or replace function pii_internal.append_erasure_ledger(entry_mode text, entry_request_id uuid, returned_hash bytea default null)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
+-- Two sorts of every entry (by hash, then by seq for the links): in memory, not on disk.
+set work_mem = '64MB'
 as $$
 declare
   head pii_internal.chain_heads;
+  sid text;
+  appended bigint;
 begin
-  if coalesce(pg_catalog.cardinality(subject_hashes), 0) operator(pg_catalog.=) 0 then
+  if returned_hash is null
+     and not exists (select from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()) then
     return 0;
   end if;
+  sid := pii.secret_id();
   select * into head from pii_internal.chain_heads h where h.chain operator(pg_catalog.=) 'erasure_ledger' for update;
   execute pg_catalog.format(
-    $q$with kinds as (
-         select $5 operator(pg_catalog.+) pg_catalog.row_number() over (order by u.h) as seq, u.h, u.t,
-                -- The subject's kind and identifier tombstones: a restore re-applies both.
-                (select tb.kind from pii_internal.tombstones tb where tb.subject_hash operator(pg_catalog.=) u.h) as k,
-                (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash) from pii_internal.identifier_tombstones it
-                 where it.subject_hash operator(pg_catalog.=) u.h) as ih
-         from unnest($1::bytea[], $2::timestamptz[]) as u (h, t)
-       ), numbered as (
+    $q$with moved as (
+         delete from pii_internal.erasure_ledger_pending p
+         where $1 is null and p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
+         returning p.subject_hash, p.erased_at, p.kind
+       ), subjects as (
+         select m.subject_hash as h, m.erased_at as t, m.kind as k from moved m
+         union all
+         -- A subject allowed back: its tombstones are gone (no kind, no identifiers).
+         select $1, pg_catalog.now(), null::text where $1 is not null
+       ), kinds as (
          -- Scoped: whether the subject table of the subject's own kind is.
-         select k.*, coalesce((select s.scope_attnum is not null from pii.subject_table s where s.kind operator(pg_catalog.=) k.k), false) as sc
-         from kinds k
-       ), hashed as materialized (
-         -- Materialized: the insert reads entry_hash twice (the row's and lag's), and an
-         -- inlined subquery would hash each entry twice.
-         select n.seq, n.h, n.t, n.k, n.ih, n.sc, %s as entry_hash from numbered n
+         select s.kind, s.scope_attnum is not null as sc,
+                pg_catalog.to_json(s.kind)::text operator(pg_catalog.||) ', ' operator(pg_catalog.||) (s.scope_attnum is not null)::text as kind_text
+         from pii.subject_table s
+       ), numbered as (
+         select $2 operator(pg_catalog.+) pg_catalog.row_number() over (order by s.h) as seq, s.h, s.t, s.k,
+                -- The subject's identifier tombstones: a restore re-applies them.
+                case when $7 then (select pg_catalog.array_agg(it.identifier_hash order by it.identifier_hash)
+                                   from pii_internal.identifier_tombstones it where it.subject_hash operator(pg_catalog.=) s.h) end as ih
+         from subjects s
+       ), described as (
+         select n.seq, n.h, n.t, n.k, n.ih, coalesce(k.sc, false) as sc,
+                -- = pii_internal.ledger_entry_content(seq, h, ih, k, sc, $4, $5, t, $6)::text
+                pg_catalog.format('[%%s, "%%s", %%s, %%s%%s%%s%%s', n.seq, pg_catalog.encode(n.h, 'hex'),
+                  case when n.ih is null then 'null'
+                       else (select '[' operator(pg_catalog.||) pg_catalog.string_agg('"' operator(pg_catalog.||) pg_catalog.encode(u.i, 'hex') operator(pg_catalog.||) '"', ', ' order by u.o) operator(pg_catalog.||) ']'
+                             from unnest(n.ih) with ordinality as u (i, o)) end,
+                  coalesce(k.kind_text, coalesce(pg_catalog.to_json(n.k)::text, 'null') operator(pg_catalog.||) ', false'),
+                  $8::text, pg_catalog.date_part('epoch'::text, n.t)::text, $9::text) as content
+         from numbered n left join kinds k on k.kind operator(pg_catalog.=) n.k
+       ), hashed as (
+         -- OFFSET 0: the insert reads entry_hash twice (the row's and lag's); a subquery
+         -- merged into it would hash each entry twice.
+         select d.*, %s as entry_hash from described d offset 0
        ), ins as (
          insert into pii.erasure_ledger (seq, subject_hash, identifier_hashes, kind, scoped, mode, request_id, erased_at, secret_id, prev_hash, entry_hash)
-         select x.seq, x.h, x.ih, x.k, x.sc, $7, $8, x.t, $9, pg_catalog.lag(x.entry_hash, 1, $6) over (order by x.seq), x.entry_hash
+         select x.seq, x.h, x.ih, x.k, x.sc, $4, $5, x.t, $6, pg_catalog.lag(x.entry_hash, 1, $3) over (order by x.seq), x.entry_hash
          from hashed x
          returning erasure_ledger.seq, erasure_ledger.entry_hash
+       ), moved_head as (
+         update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
+         from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
+         where h.chain operator(pg_catalog.=) 'erasure_ledger'
        )
-       update pii_internal.chain_heads h set seq = l.seq, last_hash = l.entry_hash
-       from (select i.seq, i.entry_hash from ins i order by i.seq desc limit 1) l
-       where h.chain operator(pg_catalog.=) 'erasure_ledger'$q$,
-    pii_internal.chain_hash_sql('erasure_ledger', 'pii_internal.ledger_entry_content(n.seq, n.h, n.ih, n.k, n.sc, $7, $8, n.t, $9)'))
-    using subject_hashes, erased_ats, null::bytea, null::bytea, head.seq, head.last_hash,
-          entry_mode, entry_request_id, pii.secret_id();
-  return pg_catalog.cardinality(subject_hashes);
+       select pg_catalog.count(*) from ins$q$,
+    pii_internal.chain_hash_sql('erasure_ledger', 'd.content'))
+    into appended
+    using returned_hash, head.seq, head.last_hash, entry_mode, entry_request_id, sid,
+          exists (select from pii_internal.identifier_tombstones),
+          -- What follows scoped in every entry's content, up to the time: mode and request.
+          pg_catalog.format(', %s, %s, "', pg_catalog.to_json(entry_mode), coalesce(pg_catalog.to_json(entry_request_id)::text, 'null')),
+          -- And after the time: the secret id.
+          pg_catalog.format('", %s]', pg_catalog.to_json(sid));
+  return appended;
 end
 $$;
-comment on function pii_internal.append_erasure_ledger(bytea[], timestamptz[], text, uuid) is 'Internal. Appends one chained ledger entry per subject hash (set-based, under the ledger head''s lock). Mode erase, delete or return; request NULL for direct calls.';
+comment on function pii_internal.append_erasure_ledger(text, uuid, bytea) is 'Internal. Moves the subjects this transaction marked erased (pii_internal.erasure_ledger_pending) into pii.erasure_ledger, one chained entry each (one statement, under the ledger head''s lock); with returned_hash, one ''return'' entry for that subject instead. Mode erase, delete or return; request NULL for direct calls.';
 
 -- Tombstones marked erased by this statement (erased_xact set to this transaction).
 create or replace function pii_internal.hold_erased_for_ledger() returns trigger
@@ -155,14 +208,14 @@ begin
   -- New rows only: a join with old_rows (no statistics on transition tables) can become a
   -- nested loop over 50,000 x 50,000 rows. A second erasure in the same transaction after
   -- its audit row is ledgered again, which is what it is.
-  insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at)
-  select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at
+  insert into pii_internal.erasure_ledger_pending (xact, subject_hash, erased_at, kind)
+  select pg_catalog.pg_current_xact_id(), n.subject_hash, n.erased_at, n.kind
   from new_rows n
   where n.erased_xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id() and n.erased_at is not null;
   return null;
 end
 $$;
-comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER INSERT and AFTER UPDATE statement triggers on pii_internal.tombstones: subjects marked erased wait in pii_internal.erasure_ledger_pending for their audit row.';
+comment on function pii_internal.hold_erased_for_ledger() is 'Internal. AFTER INSERT and AFTER UPDATE statement triggers on pii_internal.tombstones: subjects marked erased (with their kind) wait in pii_internal.erasure_ledger_pending for their audit row.';
 
 create or replace trigger tombstones_erasure_ledger after update on pii_internal.tombstones
   referencing new table as new_rows
@@ -171,37 +224,6 @@ create or replace trigger tombstones_erasure_ledger after update on pii_internal
 create or replace trigger tombstones_erasure_ledger_insert after insert on pii_internal.tombstones
   referencing new table as new_rows
   for each statement execute function pii_internal.hold_erased_for_ledger();
-
--- The audit row of an erasure (or of allow_return) says how: append the ledger entries.
-create or replace function pii_internal.ledger_audited_erasure() returns trigger
-language plpgsql
-set search_path = pg_catalog, pii, pg_temp
-as $$
-declare
-  hashes bytea[];
-  times timestamptz[];
-begin
-  if new.action operator(pg_catalog.=) 'allow_return' then
-    perform pii_internal.append_erasure_ledger(array[new.subject_hash], array[pg_catalog.now()], 'return', null);
-    return null;
-  end if;
-  with moved as (
-    delete from pii_internal.erasure_ledger_pending p where p.xact operator(pg_catalog.=) pg_catalog.pg_current_xact_id()
-    returning p.subject_hash, p.erased_at
-  )
-  select pg_catalog.array_agg(m.subject_hash), pg_catalog.array_agg(m.erased_at) into hashes, times from moved m;
-  perform pii_internal.append_erasure_ledger(hashes, times,
-    case when new.action operator(pg_catalog.=) 'erase_subjects' then new.details operator(pg_catalog.->>) 'mode'
-         else (select r.mode from pii.requests r where r.id operator(pg_catalog.=) new.request_id) end,
-    new.request_id);
-  return null;
-end
-$$;
-comment on function pii_internal.ledger_audited_erasure() is 'Internal. AFTER INSERT trigger on pii.audit (erase_subjects, erase_chunk, allow_return): moves this transaction''s erased subjects into pii.erasure_ledger with the mode and request.';
-
-create or replace trigger audit_erasure_ledger after insert on pii.audit
-  for each row when (new.action in ('erase_subjects', 'erase_chunk', 'allow_return'))
-  execute function pii_internal.ledger_audited_erasure();
 
 create or replace trigger erasure_ledger_no_update_delete before update or delete on pii.erasure_ledger
   for each row execute function pii_internal.audit_is_append_only();
