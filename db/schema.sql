@@ -3978,6 +3978,7 @@ function pii_internal.append_erasure_ledger(text,uuid,bytea) owner <owner>
      RETURNS bigint
      LANGUAGE plpgsql
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET extra_float_digits TO '1'
      SET work_mem TO '64MB'
     AS $function$
     declare
@@ -4090,6 +4091,7 @@ function pii_internal.audit_entry_content(pii.audit) owner <owner>
      LANGUAGE sql
      IMMUTABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET extra_float_digits TO '1'
     AS $function$
       select pg_catalog.jsonb_build_array(a.chain_seq, a.id, pg_catalog.date_part('epoch'::text, a.at)::text, a.actor, a.application,
                                           a.action, a.request_id, pg_catalog.encode(a.subject_hash, 'hex'), a.details)
@@ -7335,6 +7337,7 @@ function pii_internal.ledger_entry_content(bigint,bytea,bytea[],text,boolean,tex
      LANGUAGE sql
      IMMUTABLE
      SET search_path TO 'pg_catalog', 'pii', 'pg_temp'
+     SET extra_float_digits TO '1'
     AS $function$
       select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
                                           case when identifier_hashes is not null then

@@ -145,4 +145,19 @@ describe('pii.verify_audit_chain', () => {
     expect(rows[0]).toMatchObject({ returns: 1, by_request: 4 });
     expect(rows[0].n).toBe(rows[0].last);
   });
+
+  it('keeps both chains valid when the erasing session set extra_float_digits = 0 (times hashed as every session renders them)', async () => {
+    // With extra_float_digits <= 0 an epoch with microseconds prints rounded to 15 digits, so
+    // a hash taken from the session's rendering would not match the verifier's. Three
+    // transactions: three times, of which at least one needs the sixteenth digit (1 - 10^-3).
+    const client: pg.PoolClient = await db.pool.connect();
+    try {
+      await client.query('set extra_float_digits = 0');
+      for (const k of ['60', '61', '62']) await client.query(`select * from pii.erase_subjects(array[$1])`, [k]);
+    } finally {
+      await client.query('reset extra_float_digits');
+      client.release();
+    }
+    expect((await db.query(`select * from pii.verify_audit_chain()`)).rows).toEqual([]);
+  });
 });

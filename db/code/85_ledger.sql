@@ -41,10 +41,12 @@ $$;
 comment on function pii_internal.chain_hash_sql(text, text) is 'Internal. SQL text computing pii_internal.chain_hash(chain, content); reads the install key in the statement, never bound.';
 
 -- Canonical content (jsonb text is normalised; times as epoch, bytes as hex, so neither
--- TimeZone, DateStyle nor bytea_output changes it).
+-- TimeZone, DateStyle nor bytea_output changes it; extra_float_digits pinned, because at 0
+-- or below an epoch with microseconds prints rounded to 15 digits).
 create or replace function pii_internal.audit_entry_content(a pii.audit) returns jsonb
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
+set extra_float_digits = 1
 as $$
   select pg_catalog.jsonb_build_array(a.chain_seq, a.id, pg_catalog.date_part('epoch'::text, a.at)::text, a.actor, a.application,
                                       a.action, a.request_id, pg_catalog.encode(a.subject_hash, 'hex'), a.details)
@@ -56,6 +58,7 @@ create or replace function pii_internal.ledger_entry_content(seq bigint, subject
 returns jsonb
 language sql immutable
 set search_path = pg_catalog, pii, pg_temp
+set extra_float_digits = 1
 as $$
   select pg_catalog.jsonb_build_array(seq, pg_catalog.encode(subject_hash, 'hex'),
                                       case when identifier_hashes is not null then
@@ -126,6 +129,7 @@ create or replace function pii_internal.append_erasure_ledger(entry_mode text, e
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pii, pg_temp
+set extra_float_digits = 1
 -- Two sorts of every entry (by hash, then by seq for the links): in memory, not on disk.
 set work_mem = '64MB'
 as $$
