@@ -498,19 +498,31 @@ as $$
 $$;
 comment on function pii_internal.registered_path(regclass) is 'Internal. A registered table and its registered parents up to the subject (oids).';
 
+-- Whether a statement on these tables may not leave the rows it matches as it makes them: a
+-- foreign table or row level security, a rule, or a ROW BEFORE trigger of the statement's
+-- event (trigger_event: tgtype bit, DELETE 8, UPDATE 16; disabled ones too: enabling one is
+-- a catalog write, but the check is cheaper than the doubt).
+create or replace function pii_internal.tree_may_alter_rows(relids oid[], trigger_event integer) returns boolean
+language sql stable
+set search_path = pg_catalog, pii, pg_temp
+as $$
+  select exists (select from pg_catalog.pg_class c
+                 where c.oid operator(pg_catalog.=) any (relids)
+                   and (c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity))
+      -- tgtype: ROW 1, BEFORE 2.
+      or exists (select from pg_catalog.pg_trigger g
+                 where g.tgrelid operator(pg_catalog.=) any (relids)
+                   and g.tgtype::integer operator(pg_catalog.&) (3 operator(pg_catalog.|) trigger_event) operator(pg_catalog.=) (3 operator(pg_catalog.|) trigger_event))
+      or exists (select from pg_catalog.pg_rewrite w where w.ev_class operator(pg_catalog.=) any (relids))
+$$;
+comment on function pii_internal.tree_may_alter_rows(oid[], integer) is 'Internal. Whether a statement on these tables may leave a row it matches other than it makes it: a foreign table, row level security, a rule or a ROW BEFORE trigger of the event (8 DELETE, 16 UPDATE).';
+
 -- Whether a DELETE of tbl may keep a row its WHERE matches (see above).
 create or replace function pii_internal.delete_may_keep_rows(tbl regclass) returns boolean
 language sql stable
 set search_path = pg_catalog, pii, pg_temp
 as $$
-  with tree (relid) as (select x.relid from pii_internal.table_tree(tbl) as x (relid))
-  select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
-                 where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
-      -- tgtype: ROW 1, BEFORE 2, DELETE 8 (disabled ones too: enabling one is a catalog write,
-      -- but the check is cheaper than the doubt).
-      or exists (select from tree join pg_catalog.pg_trigger g on g.tgrelid operator(pg_catalog.=) tree.relid
-                 where g.tgtype::integer operator(pg_catalog.&) 11 operator(pg_catalog.=) 11)
-      or exists (select from tree join pg_catalog.pg_rewrite w on w.ev_class operator(pg_catalog.=) tree.relid)
+  select pii_internal.tree_may_alter_rows(array(select x.relid from pii_internal.table_tree(tbl) as x (relid)), 8)
 $$;
 comment on function pii_internal.delete_may_keep_rows(regclass) is 'Internal. Whether a DELETE of a table may keep a row it matches: a BEFORE DELETE row trigger, a rule, row level security or a foreign table on it or its partitions and inheritance children.';
 
@@ -630,12 +642,7 @@ as $$
   erased (relid, attnum) as (
     select c.relid::oid, c.attnum from pii.columns c where c.relid operator(pg_catalog.=) tbl and c.erase operator(pg_catalog.<>) 'keep'
   )
-  select exists (select from tree join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) tree.relid
-                 where c.relkind operator(pg_catalog.<>) all (array['r', 'p']::"char"[]) or c.relrowsecurity)
-      -- tgtype: ROW 1, BEFORE 2, UPDATE 16 (disabled ones too, as for DELETE).
-      or exists (select from tree join pg_catalog.pg_trigger g on g.tgrelid operator(pg_catalog.=) tree.relid
-                 where g.tgtype::integer operator(pg_catalog.&) 19 operator(pg_catalog.=) 19)
-      or exists (select from tree join pg_catalog.pg_rewrite w on w.ev_class operator(pg_catalog.=) tree.relid)
+  select pii_internal.tree_may_alter_rows(array(select tree.relid from tree), 16)
       or exists (select from links l join pii.columns c on c.relid::oid operator(pg_catalog.=) l.relid and c.attnum operator(pg_catalog.=) l.attnum
                  where c.erase operator(pg_catalog.<>) 'keep')
       -- Recomputed on every UPDATE (PostgreSQL refuses a child's generated column under a
