@@ -286,7 +286,7 @@ table pii.retention_runs owner <owner>
 table pii.settings owner <owner>
   column singleton boolean not null default true
   column default_due interval not null default '24:00:00'::interval
-  column chunk_size integer not null default 5000
+  column chunk_size integer not null default 25000
   column max_keys_per_call integer not null default 100000
   column max_keys_per_request integer not null default 1000000
   column privacy_by_default boolean not null default true

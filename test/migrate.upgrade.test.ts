@@ -253,6 +253,8 @@ describe(`upgrade from the ${RELEASE} release`, () => {
     // 0016: erasure_completed jobs are off until opted in; columns of unregistered tables
     // can be classified as not PII.
     expect((await client.query(`select erasure_completed_jobs as on from pii.settings`)).rows).toEqual([{ on: false }]);
+    // 0033: the release's default chunk size (5,000) becomes the new one.
+    expect((await client.query(`select chunk_size from pii.settings`)).rows).toEqual([{ chunk_size: 25000 }]);
     await client.query(`create table app.category (id int primary key, name text);
                         select pii.mark_not_pii('app.category', 'name');`);
     expect((await client.query(`select relid::text, attnum from pii.not_pii_columns`)).rows).toEqual([

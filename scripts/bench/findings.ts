@@ -152,12 +152,19 @@ export function findings(r: BenchResults): string {
     if (chunked.length && single.every(Number.isFinite)) {
       const chunkedMs = chunked.reduce((a, x) => a + x.totalMs, 0);
       const singleMs = single.reduce((a, x) => a + x, 0);
+      const chunks = rs.find((x) => DML.test(x.query) && x.calls > 1)?.calls ?? 1;
+      lines.push(
+        `- Chunked, the DML costs ${sec(chunkedMs)} in ${chunks} chunks of \`pii.settings.chunk_size\` against ` +
+          `${sec(singleMs)} for the same statements run once over all the subjects: a subject's rows lie scattered over ` +
+          "its tables' pages, so every chunk plans each statement, descends every partition's index and reads the pages " +
+          'it shares with the other chunks again.',
+      );
       fixes.push(
-        `**Fewer, larger chunks** (\`pii.settings.chunk_size\`, 5,000 by default): every chunk plans and runs each ` +
-          "statement again, descends every partition's index again and re-reads heap pages it shares with other chunks: the " +
-          `chunked DML costs ${sec(chunkedMs)} against ${sec(singleMs)} for the same statements run once over all the subjects. ` +
-          'A default in the tens of thousands, or chunks sized by the rows they touch rather than by subjects, keeps transactions ' +
-          'bounded without paying this ten times.',
+        '**Chunks cut by table, not by subject** (`pii.process_request_chunk`): no split of randomly placed subjects ' +
+          'gives chunks disjoint pages, so any chunking by subject reads the shared pages once per chunk. One statement ' +
+          "per table over all of the request's subjects, each table a transaction of its own (the tombstones already keep " +
+          'the subjects out meanwhile), reads each page once and lets two workers erase two tables at once; the price is ' +
+          'that a subject is erased table by table instead of all at once, so the proof and the rollback become per table.',
       );
     }
     const verify = find(rs, /pii\.verify_erasure/);
