@@ -460,6 +460,31 @@ export function renderMarkdown(r: BenchResults): string {
   } else push('_not run_');
   push('');
 
+  push('## 9. Restore replay');
+  push('');
+  if (r.restore) {
+    const x = r.restore;
+    const side = (name: 'original' | 'replay') => x.runs.filter((run) => run.side === name);
+    push(
+      `The backup is a \`CREATE DATABASE … TEMPLATE\` copy of the database before the committed erasure. Each run gets a fresh copy of ` +
+        `it (not timed, then a CHECKPOINT) and a worker: the original erasure of the ${fmtInt(x.subjects)} subjects (\`pii.request_erasure\` ` +
+        `to done), or \`pii.restore_check\` with the ledger the first original wrote (${fmtInt(x.ledgerEntries)} entries, read back from ` +
+        `the exporter's directory) and its replay request to done; the two alternate, medians reported. The original is timed on a copy ` +
+        `too, not taken from item 2: an erasure of this size reads most pages of crm.events and its index from outside shared_buffers, ` +
+        `so its time follows the OS page cache, and the long-lived database's pages were hot from the sections before (they erased and ` +
+        `rolled back the same subjects) while a restored copy's are not.`,
+    );
+    push('');
+    push(
+      `Original: ${samples(side('original').map((run) => run.seconds))} (median ${fmtSeconds(x.originalSeconds)}); replay: ` +
+        `${samples(side('replay').map((run) => run.seconds))}, of which restore_check ${samples(side('replay').map((run) => run.restoreCheckSeconds))} ` +
+        `(medians ${fmtSeconds(x.restoreCheckSeconds)} + ${fmtSeconds(x.replaySeconds)} of requests): ${fmtRatio(x.ratio)}. Blocks read from ` +
+        `outside shared_buffers per run (pg_stat_database): original ${side('original').map((run) => fmtInt(run.blocksRead)).join(', ')}; ` +
+        `replay ${side('replay').map((run) => fmtInt(run.blocksRead)).join(', ')}.`,
+    );
+  } else push('_not run_');
+  push('');
+
   push('## 11. How cost grows with work');
   push('');
   if (r.scaling) {

@@ -289,7 +289,7 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
     const x = r.restore;
     rows.push({
       item: '9',
-      measure: `replay of ${fmtInt(x.subjects)} restored subjects (restore_check ${fmtSeconds(x.restoreCheckSeconds)} + requests) vs the original request`,
+      measure: `replay of ${fmtInt(x.subjects)} restored subjects (restore_check ${fmtSeconds(x.restoreCheckSeconds)} + requests) vs the original request, each on a fresh copy of the backup`,
       ours: fmtSeconds(x.restoreCheckSeconds + x.replaySeconds),
       baseline: fmtSeconds(x.originalSeconds),
       ratio: fmtRatio(x.ratio),
