@@ -5,6 +5,7 @@ import { findings } from './findings.js';
 import type { StatementStat } from './profile.js';
 import { type BenchResults, summaryRows } from './results.js';
 import { EMBEDDED_SETTINGS, HAND_ONE_STATEMENT, HAND_STATEMENTS, REGISTER_SQL } from './setup.js';
+import type { RestoreReplayResult } from './restoreReplay.js';
 import type { RowsWritten } from './state.js';
 import { fmtBytes, fmtInt, fmtMs, fmtRatio, fmtSeconds } from './stats.js';
 
@@ -464,7 +465,9 @@ export function renderMarkdown(r: BenchResults): string {
   push('');
   if (r.restore) {
     const x = r.restore;
-    const side = (name: 'original' | 'replay') => x.runs.filter((run) => run.side === name);
+    // Results saved before item 9 timed both sides on copies have no runs (--render of an old file).
+    const runs: RestoreReplayResult['runs'] = (x as Partial<RestoreReplayResult>).runs ?? [];
+    const side = (name: 'original' | 'replay') => runs.filter((run) => run.side === name);
     push(
       `The backup is a \`CREATE DATABASE … TEMPLATE\` copy of the database before the committed erasure. Each run gets a fresh copy of ` +
         `it (not timed, then a CHECKPOINT) and a worker: the original erasure of the ${fmtInt(x.subjects)} subjects (\`pii.request_erasure\` ` +
