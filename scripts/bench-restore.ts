@@ -1,10 +1,9 @@
-// npm run bench:restore [-- --scale 0.05 --database-url URL]
-// Item 8 of npm run bench alone (scripts/bench/restoreReplay.ts) on a fresh demo CRM:
+// npm run bench:restore [-- --scale 0.05 --rounds 3 --database-url URL]
+// Item 9 of npm run bench alone (scripts/bench/restoreReplay.ts) on a fresh demo CRM:
 // 50,000 subjects at scale 1, proportionally fewer below. Prints the figures as JSON.
 import { parseArgs } from 'node:util';
 import { resolveDatabaseUrl } from '../src/db/databaseUrl.js';
-import { withDatabaseName } from '../src/db/databaseUrl.js';
-import { benchRestoreReplay, copyDatabase, databaseName, dropDatabase, workedRequests } from './bench/restoreReplay.js';
+import { benchRestoreReplay } from './bench/restoreReplay.js';
 import { buildDataset, openBenchDatabase, pickSubjects, withClient } from './bench/setup.js';
 
 function log(s: string) {
@@ -12,29 +11,32 @@ function log(s: string) {
 }
 
 const { values } = parseArgs({
-  options: { scale: { type: 'string', default: '1' }, 'database-url': { type: 'string' } },
+  options: {
+    scale: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
+    'database-url': { type: 'string' },
+  },
 });
 const scale = Number(values.scale);
 if (!Number.isFinite(scale) || scale <= 0 || scale > 100) {
   console.error(`--scale must be a number in (0, 100], got "${values.scale}"`);
   process.exit(2);
 }
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) {
+  console.error(`--rounds must be an integer from 1 to 50, got "${values.rounds}"`);
+  process.exit(2);
+}
 const bench = await openBenchDatabase({ databaseUrl: resolveDatabaseUrl(values['database-url']), log });
-const backup = `${databaseName(bench.url)}_backup`;
 try {
   const dataset = await buildDataset(bench.url, scale, log);
   log(`dataset built in ${dataset.seconds.toFixed(1)} s`);
   const customers = Math.max(1, Math.round(1_000_000 * scale));
   const n = Math.max(5, Math.min(Math.round(50_000 * scale), Math.floor(customers / 2)));
   const { bulk } = await withClient(bench.url, (c) => pickSubjects(c, { bulk: n, capped: 0, single: 0 }));
-  await copyDatabase(bench.url, backup);
-  const original = await workedRequests(bench.url, (pool) =>
-    pool.query(`select pii.request_erasure($1::text[], source => 'bench')`, [bulk]),
-  );
-  log(`original erasure of ${n} subjects: ${original.toFixed(2)} s`);
-  const result = await benchRestoreReplay(withDatabaseName(bench.url, backup), bench.url, n, original, log);
+  // The dataset itself is the backup: every run erases a fresh copy of it.
+  const result = await benchRestoreReplay(bench.url, bulk, rounds, log);
   console.log(JSON.stringify(result, null, 2));
 } finally {
-  await dropDatabase(bench.url, backup);
   await bench.close();
 }

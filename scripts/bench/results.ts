@@ -289,8 +289,8 @@ export function summaryRows(r: BenchResults): SummaryRow[] {
     const x = r.restore;
     rows.push({
       item: '9',
-      measure: `replay of ${fmtInt(x.subjects)} restored subjects (restore_check ${fmtSeconds(x.restoreCheckSeconds)} + requests) vs the original request`,
-      ours: fmtSeconds(x.restoreCheckSeconds + x.replaySeconds),
+      measure: `replay of ${fmtInt(x.subjects)} restored subjects (restore_check ${fmtSeconds(x.restoreCheckSeconds)} + requests) vs the original request, each on a fresh copy of the backup`,
+      ours: fmtSeconds(x.replayTotalSeconds),
       baseline: fmtSeconds(x.originalSeconds),
       ratio: fmtRatio(x.ratio),
       goal: '<= 1.10x time',
