@@ -249,3 +249,34 @@ describe('pii.verify_erasure', () => {
     expect((await db.query('select pii.finish_request($1) as s', [id])).rows[0].s).toBe('done');
   });
 });
+
+describe('pii_internal.subjects_by_hash with a scoped subject table', () => {
+  let scoped: TestDatabase;
+  beforeAll(async () => {
+    scoped = await createTestDatabase('verify_erasure_scoped');
+    await scoped.query(`
+      create schema sc;
+      create table sc.members (tenant text not null, id bigint not null, email text, primary key (tenant, id));
+      insert into sc.members values ('a', 1, 'one@a.example'), ('b', 1, 'one@b.example'), ('a', 2, 'two@a.example');
+      select pii.register_subject_table('sc.members', 'id', scope_column => 'tenant');
+      select pii.register_column('sc.members', 'email', 'null');
+      select * from pii.erase_subjects(array['1', '2'], array['b', 'a']);`);
+  });
+  afterAll(() => scoped?.drop());
+
+  it('finds each (scope, key) through the buckets, and by hashing every key while a tombstone has none', async () => {
+    const byHash = async () =>
+      (
+        await scoped.query(
+          `select f.subject_keys as keys, f.scopes from pii_internal.subjects_by_hash(
+             array[pii_internal.subject_hash('b', '1'), pii_internal.subject_hash('a', '2')], null) f`,
+        )
+      ).rows[0];
+    const sorted = (r: { keys: string[]; scopes: string[] }) => r.keys.map((k, i) => `${r.scopes[i]}/${k}`).sort();
+    expect(sorted(await byHash())).toEqual(['a/2', 'b/1']);
+    await scoped.query(
+      `update pii_internal.tombstones set bucket = null where subject_hash = pii_internal.subject_hash('b', '1')`,
+    );
+    expect(sorted(await byHash())).toEqual(['a/2', 'b/1']);
+  });
+});
