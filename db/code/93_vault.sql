@@ -168,8 +168,14 @@ begin
                           case when vk.deterministic then %2$s
                                else pg_catalog.left(pg_catalog.encode(pg_catalog.sha256((select @crypto@.gen_random_bytes(32))
                                       operator(pg_catalog.||) pg_catalog.int8send(u.i)), 'hex'), 24) end as b
+                   -- The arrays unnested in the select list (ProjectSet, in lockstep: they
+                   -- have one element per value), not in FROM: a function scan in FROM
+                   -- stores all its rows in a tuplestore first, on disk past work_mem.
                    from (select u.i, u.kind, u.v, u.s, %3$s as h
-                         from unnest($1, $2, $3, $4) with ordinality as u (k, s, kind, v, i) offset 0) u
+                         from (select pg_catalog.unnest($1) as k, pg_catalog.unnest($2) as s, pg_catalog.unnest($3) as kind,
+                                      pg_catalog.unnest($4) as v, pg_catalog.generate_series(1::bigint, pg_catalog.cardinality($3)) as i
+                               offset 0) u
+                         offset 0) u
                    left join pii.vault_kinds vk on vk.kind operator(pg_catalog.=) u.kind
                    offset 0) u
              left join pii_internal.tombstones tb on tb.subject_hash operator(pg_catalog.=) u.h
@@ -203,7 +209,8 @@ begin
 
   perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
     'values', n, 'tokenized', tokenized, 'refused_tombstoned', n - tokenized));
-  return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
+  -- In the select list (ProjectSet): unnest in FROM would store every row in a tuplestore first.
+  return query select pg_catalog.generate_series(1::bigint, pg_catalog.cardinality(tokens)), pg_catalog.unnest(tokens);
 end
 $fn$;
 

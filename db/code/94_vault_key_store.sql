@@ -342,7 +342,8 @@ begin
     using checked.hashes, checked.gone, kinds, ciphertexts, "values", input.found_scopes;
   perform pii_internal.write_audit('tokenize', null, pg_catalog.jsonb_build_object(
     'values', n, 'tokenized', tokenized, 'refused_tombstoned', n - tokenized, 'keys', 'key_store'));
-  return query select u.i, u.t from unnest(tokens) with ordinality as u (t, i);
+  -- In the select list (ProjectSet): unnest in FROM would store every row in a tuplestore first.
+  return query select pg_catalog.generate_series(1::bigint, pg_catalog.cardinality(tokens)), pg_catalog.unnest(tokens);
 end
 $fn$;
 comment on function pii.store_tokens(text[], text[], uuid[], bytea[], text[], text[], text) is
