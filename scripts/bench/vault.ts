@@ -30,8 +30,10 @@ export interface VaultResult {
   withoutShreddingMedian: number;
 }
 
+// c.id, not id: "order by id" would sort by the output column (id::text), pairing the
+// keys ('1', '10', '100', ...) with the emails of other customers.
 const TOKENIZE_SQL = `select count(*) from pii.tokenize_many(
-  array(select id::text from crm.customers where email is not null order by id limit $1),
+  array(select c.id::text from crm.customers as c where c.email is not null order by c.id limit $1),
   array_fill('email'::text, array[least($1, (select count(*) from crm.customers where email is not null))::int]),
   array(select email from crm.customers where email is not null order by id limit $1))`;
 
