@@ -497,6 +497,50 @@ describe('processing', () => {
     expect(flagged[0].n).toBe(2);
   });
 
+  // Subjects with no tombstone in the statement's snapshot get a plain INSERT; a tombstone
+  // committed after the snapshot by another transaction (a request filed beside this one)
+  // must not fail the request with unique_violation: it is filed as if that tombstone had
+  // been there (kept, not rewritten).
+  it('files a request whose subject another transaction flags and commits while it is filed', async () => {
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    let first: string;
+    let second: string;
+    try {
+      await a.query('begin');
+      first = (await a.query(`select pii.request_erasure(array['74']) as id`)).rows[0].id;
+      // b's snapshot does not see a's tombstone for 74: its insert waits for a, which then commits.
+      const filed = b.query(`select pii.request_erasure(array['74', '75']) as id`);
+      await sleep(300);
+      await a.query('commit');
+      second = (await filed).rows[0].id;
+    } finally {
+      await a.query('rollback').catch(() => undefined);
+      a.release();
+      b.release();
+    }
+    expect(await status(second)).toMatchObject({ status: 'queued', total: '2', matched: '2', duplicates: '0' });
+    const { rows } = await db.query(
+      `select t.request_id, t.bucket is not null as bucketed
+       from unnest(array['74', '75']) with ordinality as u (k, n)
+       join pii_internal.tombstones t on t.subject_hash = pii_internal.subject_hash('', u.k) order by u.n`,
+    );
+    // 74 stays flagged by the first request (not rewritten); 75 is the second's.
+    expect(rows).toEqual([
+      { request_id: first, bucketed: true },
+      { request_id: second, bucketed: true },
+    ]);
+    expect(
+      (await db.query('select count(*)::int as n from pii_internal.request_items where request_id = $1', [second]))
+        .rows[0].n,
+    ).toBe(2);
+    await processAll(first);
+    await processAll(second);
+    expect(await status(first)).toMatchObject({ status: 'done', erased: '1', residual_count: 0 });
+    expect(await status(second)).toMatchObject({ status: 'done', erased: '2', residual_count: 0 });
+    expect((await db.query('select request_id from pii.was_erased($1)', ['75'])).rows[0].request_id).toBe(second);
+  });
+
   it('mode delete removes the subject row and every registered row', async () => {
     const id = await request(['36'], { mode: 'delete' });
     await processAll(id);
