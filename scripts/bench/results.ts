@@ -346,8 +346,9 @@ function vaultRows(v: VaultResult): SummaryRow[] {
       item: '8',
       measure: `pii.tokenize_many of ${fmtInt(v.tokenized)} values in one statement`,
       ours: `${fmtInt(perSecond)} values/s`,
-      baseline: '-',
-      ratio: '-',
+      // Older saved results have no floor.
+      baseline: v.tokenizeFloorMedian ? `${fmtInt(v.tokenized / v.tokenizeFloorMedian)} values/s` : '-',
+      ratio: v.tokenizeFloorMedian ? fmtRatio(v.tokenizeMedian / v.tokenizeFloorMedian) : '-',
       goal: '>= 50,000 values/s',
       verdict: verdict(perSecond >= 50_000),
     },
