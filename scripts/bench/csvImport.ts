@@ -13,7 +13,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { importCsv } from '../../src/csv/importCsv.js';
 import { createPool } from '../../src/sql/db.js';
-import { median, roundOrder, timed } from './stats.js';
+import { median, peakRss, roundOrder, timed } from './stats.js';
 
 export interface CsvImportResult {
   rows: number;
@@ -32,6 +32,8 @@ export interface CsvImportResult {
     stagingRowsPerSecond?: number;
     subjects: number;
     matched: number;
+    /** Peak resident memory of the bench process while the importer ran (it runs in it). */
+    peakRssMiB?: number;
   };
   importerError?: string;
 }
@@ -112,7 +114,7 @@ export async function benchCsvImport(
       parts.push(`${lines.join('\n')}\n`);
     }
     writeFileSync(file, parts.join(''));
-    const report = await importCsv(pool, file, { source: 'bench' });
+    const { peakRssMiB, value: report } = await peakRss(() => importCsv(pool, file, { source: 'bench' }));
     const r = report as typeof report & { stagingSeconds?: number; stagingRowsPerSecond?: number };
     result.importer = {
       seconds: r.seconds,
@@ -121,10 +123,12 @@ export async function benchCsvImport(
       stagingRowsPerSecond: r.stagingRowsPerSecond,
       subjects: r.subjects,
       matched: r.matched,
+      peakRssMiB,
     };
     log(
       `csv: importer ${r.rowsRead} rows in ${r.seconds.toFixed(2)} s` +
-        (r.stagingSeconds ? ` (staged in ${r.stagingSeconds.toFixed(2)} s)` : ''),
+        (r.stagingSeconds ? ` (staged in ${r.stagingSeconds.toFixed(2)} s)` : '') +
+        `, peak RSS ${peakRssMiB.toFixed(0)} MiB`,
     );
   } catch (err) {
     result.importerError = (err as Error).message;

@@ -452,7 +452,12 @@ export function renderMarkdown(r: BenchResults): string {
           `${fmtInt(c.importer.rowsPerSecond)} rows/s` +
           (c.importer.stagingSeconds
             ? `; staging alone ${fmtSeconds(c.importer.stagingSeconds)}, ${fmtInt(c.rows / c.importer.stagingSeconds)} rows/s.`
-            : '.'),
+            : '.') +
+          // Older saved results have no peak.
+          (c.importer.peakRssMiB === undefined
+            ? ''
+            : ` Peak resident memory of the process running the importer: ${c.importer.peakRssMiB.toFixed(0)} MiB, the bench's own ` +
+              `data and V8's uncollected garbage included (docs/admin.md measures the importer in a process of its own, heap capped).`),
       );
     } else if (c.importerError) {
       push('');
