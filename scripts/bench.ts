@@ -305,7 +305,7 @@ async function main(): Promise<number> {
 
     // Before item 9: its copies of the backup (six at scale 1, each erased) evict the
     // database's pages from the OS page cache, and the 2-worker request timed after them
-    // waited on reads (44 s instead of 26 s, IO:DataFileRead most of its samples).
+    // waited on reads (44 s, IO:DataFileRead most of its samples; 6.9-7.5 s before them).
     await section('request', async () => {
       if (!subjects.parallel.length) return;
       log('2. request + 2 workers (two chunks at once), committed, on as many other subjects');

@@ -35,11 +35,14 @@ export interface VaultResult {
 }
 
 // c.id, not id: "order by id" would sort by the output column (id::text), pairing the
-// keys ('1', '10', '100', ...) with the emails of other customers.
+// keys ('1', '10', '100', ...) with the emails of other customers. Both statements below
+// take these arrays.
+const KEYS_SQL = `array(select c.id::text from crm.customers as c where c.email is not null order by c.id limit $1)`;
+const EMAILS_SQL = `array(select email from crm.customers where email is not null order by id limit $1)`;
 const TOKENIZE_SQL = `select count(*) from pii.tokenize_many(
-  array(select c.id::text from crm.customers as c where c.email is not null order by c.id limit $1),
+  ${KEYS_SQL},
   array_fill('email'::text, array[least($1, (select count(*) from crm.customers where email is not null))::int]),
-  array(select email from crm.customers where email is not null order by id limit $1))`;
+  ${EMAILS_SQL})`;
 
 // The floor: what one would write by hand in one statement, with pgcrypto as the vault
 // uses it. A keyed subject hash (HMAC-SHA256) per value, a random data key per distinct
@@ -47,7 +50,7 @@ const TOKENIZE_SQL = `select count(*) from pii.tokenize_many(
 // encrypted with AES-CBC under its subject's key; keys and entries inserted. None of the
 // vault's checks: no tombstone probe, no kinds, no existing keys, no keyed tag, no audit.
 // The tables are created in the rolled-back transaction (empty each round, as the vault
-// is); $2 is the schema pgcrypto is installed in.
+// is); crypto is the (quoted) schema pgcrypto is installed in.
 const TOKENIZE_FLOOR_TABLES = `
   create schema if not exists bench;
   create table bench.floor_keys (subject_hash bytea primary key, wrapped_key bytea not null);
@@ -57,9 +60,7 @@ const TOKENIZE_FLOOR_TABLES = `
 function tokenizeFloorSql(crypto: string): string {
   return `with v as materialized (
     select v.k, v.kind, v.v, ${crypto}.hmac(convert_to(v.k, 'UTF8'), (select ${crypto}.gen_random_bytes(32)), 'sha256') as h
-    from (select unnest(array(select c.id::text from crm.customers as c where c.email is not null order by c.id limit $1)) as k,
-                 'email'::text as kind,
-                 unnest(array(select email from crm.customers where email is not null order by id limit $1)) as v) v),
+    from (select unnest(${KEYS_SQL}) as k, 'email'::text as kind, unnest(${EMAILS_SQL}) as v) v),
   dk as materialized (select d.h, ${crypto}.gen_random_bytes(32) as dk from (select distinct h from v) d),
   kek as (select ${crypto}.gen_random_bytes(32) as kek),
   stored as (insert into bench.floor_keys select dk.h, ${crypto}.encrypt(dk.dk, (select kek from kek), 'aes') from dk),
